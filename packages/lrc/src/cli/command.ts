@@ -1,0 +1,15 @@
+// The shape every `lrc` subcommand has. Each lives in its own file under ../commands/ and is listed in
+// ../cli.ts. `run` returns the process exit code; it throws UsageError for bad flags and any Error with a
+// one-line message (naming the file or field) for bad input; cli.ts prints it and exits 1.
+
+import type { FlagSpecs, ParsedFlags } from "./args.js";
+
+export interface Command {
+  /** e.g. "tokenize" or "tokenizer train" */
+  readonly name: string;
+  readonly summary: string;
+  /** Extra help text printed after the flag table (examples, notes). */
+  readonly details?: string;
+  readonly flags: FlagSpecs;
+  run(flags: ParsedFlags): Promise<number>;
+}
