@@ -1,0 +1,37 @@
+// Data types: float32 (training), float64 (gradient checks), int32 (indices).
+
+export type DType = "float32" | "float64" | "int32";
+
+export type TypedArray = Float32Array | Float64Array | Int32Array;
+export type FloatArray = Float32Array | Float64Array;
+
+export function isFloat(dtype: DType): boolean {
+  return dtype !== "int32";
+}
+
+export function arrayFor(dtype: DType, n: number): TypedArray {
+  switch (dtype) {
+    case "float32":
+      return new Float32Array(n);
+    case "float64":
+      return new Float64Array(n);
+    case "int32":
+      return new Int32Array(n);
+    default:
+      return dtype satisfies never;
+  }
+}
+
+export function dtypeOf(a: TypedArray): DType {
+  if (a instanceof Float32Array) return "float32";
+  if (a instanceof Float64Array) return "float64";
+  return "int32";
+}
+
+/** The dtype of a binary op's result: equal dtypes only (no silent promotion), ints promote with floats. */
+export function resultDType(op: string, a: DType, b: DType): DType {
+  if (a === b) return a;
+  if (a === "int32") return b;
+  if (b === "int32") return a;
+  throw new TypeError(`${op}: dtype mismatch ${a} vs ${b} (cast one with .astype())`);
+}

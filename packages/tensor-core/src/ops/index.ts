@@ -1,0 +1,6 @@
+// Every op as a free function.
+export * from "./elementwise.js";
+export * from "./reduce.js";
+export * from "./movement.js";
+export * from "./matmul.js";
+export * from "./nn.js";

@@ -1,0 +1,172 @@
+// Optimisers (PyTorch semantics), gradient clipping and learning-rate schedules. Parameters are updated in
+// place; optimiser state is plain typed arrays that can be saved and restored bit for bit.
+
+import { adamwUpdate } from "../backend/cpu/kernels.js";
+import type { FloatArray } from "../dtype.js";
+import { fmt } from "../shape.js";
+import type { Tensor } from "../tensor.js";
+
+function gradsOf(op: string, params: readonly Tensor[], grads?: ReadonlyArray<Tensor | null>): Array<Tensor | null> {
+  if (grads !== undefined && grads.length !== params.length)
+    throw new RangeError(`${op}: ${grads.length} gradients for ${params.length} parameters`);
+  return params.map((p, i) => {
+    const g = grads !== undefined ? grads[i]! : p.grad;
+    if (g !== null && (g.size !== p.size || g.dtype !== p.dtype))
+      throw new RangeError(`${op}: gradient ${g.dtype}${fmt(g.shape)} does not match parameter ${i} ${p.dtype}${fmt(p.shape)}`);
+    return g;
+  });
+}
+
+export interface AdamWOptions {
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+}
+
+export interface AdamWState {
+  step: number;
+  m: Float32Array[] | Float64Array[];
+  v: Float32Array[] | Float64Array[];
+}
+
+/** AdamW (decoupled weight decay, bias correction), exactly torch.optim.AdamW. */
+export class AdamW {
+  lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  step_ = 0;
+  private m: FloatArray[];
+  private v: FloatArray[];
+
+  constructor(readonly params: readonly Tensor[], opts: AdamWOptions = {}) {
+    this.lr = opts.lr ?? 1e-3;
+    this.beta1 = opts.beta1 ?? 0.9;
+    this.beta2 = opts.beta2 ?? 0.999;
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 0.01;
+    for (const p of params) if (p.dtype === "int32") throw new TypeError("AdamW: int32 parameters cannot be optimised");
+    const make = (p: Tensor): FloatArray => (p.dtype === "float64" ? new Float64Array(p.size) : new Float32Array(p.size));
+    this.m = params.map(make);
+    this.v = params.map(make);
+  }
+
+  /** One update with the given gradients (default: each parameter's `.grad`; null skips a parameter). */
+  step(grads?: ReadonlyArray<Tensor | null>): void {
+    const gs = gradsOf("AdamW", this.params, grads);
+    this.step_++;
+    const hyper = { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.step_ };
+    this.params.forEach((p, i) => {
+      const g = gs[i];
+      if (g === null || g === undefined) return;
+      adamwUpdate(p.buf as FloatArray, g.buf as FloatArray, this.m[i]!, this.v[i]!, p.size, hyper);
+    });
+  }
+
+  state(): AdamWState {
+    return { step: this.step_, m: this.m.map((a) => a.slice()), v: this.v.map((a) => a.slice()) } as AdamWState;
+  }
+
+  loadState(s: AdamWState): void {
+    if (s.m.length !== this.params.length || s.v.length !== this.params.length)
+      throw new RangeError(`AdamW.loadState: state has ${s.m.length} slots for ${this.params.length} parameters`);
+    s.m.forEach((a, i) => {
+      if (a.length !== this.params[i]!.size || s.v[i]!.length !== a.length)
+        throw new RangeError(`AdamW.loadState: slot ${i} has ${a.length} values for a parameter of ${this.params[i]!.size}`);
+      this.m[i]!.set(a);
+      this.v[i]!.set(s.v[i]!);
+    });
+    this.step_ = s.step;
+  }
+}
+
+export interface SGDOptions {
+  lr?: number;
+  momentum?: number;
+  weightDecay?: number;
+}
+
+/** SGD with optional momentum and (coupled, L2) weight decay, as torch.optim.SGD. */
+export class SGD {
+  lr: number;
+  readonly momentum: number;
+  readonly weightDecay: number;
+  private buf: Array<FloatArray | null>;
+
+  constructor(readonly params: readonly Tensor[], opts: SGDOptions = {}) {
+    this.lr = opts.lr ?? 1e-2;
+    this.momentum = opts.momentum ?? 0;
+    this.weightDecay = opts.weightDecay ?? 0;
+    this.buf = params.map(() => null);
+  }
+
+  step(grads?: ReadonlyArray<Tensor | null>): void {
+    const gs = gradsOf("SGD", this.params, grads);
+    this.params.forEach((p, i) => {
+      const g = gs[i];
+      if (g === null || g === undefined) return;
+      const w = p.buf, gb = g.buf;
+      const n = p.size;
+      let b = this.buf[i] ?? null;
+      if (this.momentum !== 0 && b === null) {
+        b = p.dtype === "float64" ? new Float64Array(n) : new Float32Array(n);
+        for (let j = 0; j < n; j++) b[j] = gb[j]! + this.weightDecay * w[j]!;
+        this.buf[i] = b;
+        for (let j = 0; j < n; j++) w[j] -= this.lr * b[j]!;
+        return;
+      }
+      for (let j = 0; j < n; j++) {
+        let d = gb[j]! + this.weightDecay * w[j]!;
+        if (b !== null) {
+          b[j] = this.momentum * b[j]! + d;
+          d = b[j]!;
+        }
+        w[j] -= this.lr * d;
+      }
+    });
+  }
+}
+
+/**
+ * Scales gradients in place so their global L2 norm is at most maxNorm (torch clip_grad_norm_). Returns the
+ * norm before clipping. Non-finite norms are returned unchanged (and nothing is scaled) so the caller can stop.
+ */
+export function clipGradNorm(grads: ReadonlyArray<Tensor | null>, maxNorm: number): number {
+  let sq = 0;
+  for (const g of grads) {
+    if (g === null) continue;
+    const b = g.buf;
+    for (let i = 0; i < b.length; i++) sq += b[i]! * b[i]!;
+  }
+  const norm = Math.sqrt(sq);
+  if (!Number.isFinite(norm)) return norm;
+  const coef = maxNorm / (norm + 1e-6);
+  if (coef < 1)
+    for (const g of grads) {
+      if (g === null) continue;
+      const b = g.buf;
+      for (let i = 0; i < b.length; i++) b[i] *= coef;
+    }
+  return norm;
+}
+
+export type Schedule = (step: number) => number;
+
+/** Learning-rate schedules: functions from the 0-based step to the learning rate. */
+export const schedules = {
+  constant: (lr: number): Schedule => () => lr,
+  /** Linear warmup from 0 over `warmup` steps, then linear decay to 0 at `total` (HF get_linear_schedule_with_warmup). */
+  warmupLinear: (lr: number, warmup: number, total: number): Schedule => (step) => {
+    if (step < warmup) return (lr * step) / Math.max(1, warmup);
+    return lr * Math.max(0, (total - step) / Math.max(1, total - warmup));
+  },
+  /** Linear warmup, then cosine decay to `minLr` at `total` (HF get_cosine_schedule_with_warmup with a floor). */
+  warmupCosine: (lr: number, warmup: number, total: number, minLr = 0): Schedule => (step) => {
+    if (step < warmup) return (lr * step) / Math.max(1, warmup);
+    const p = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
+    return minLr + (lr - minLr) * 0.5 * (1 + Math.cos(Math.PI * p));
+  },
+};
