@@ -1,0 +1,108 @@
+/** Causal GQA attention: forward vs reference, backward vs finite differences, thread-count independence. */
+import { afterAll, describe, expect, it } from "vitest";
+import { attentionBackward, attentionForward } from "./attention.js";
+import { finiteDiff, maxAbsDiff, refAttention } from "./reference.js";
+import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  };
+}
+
+function rand64(n: number, seed: number): Float64Array {
+  const r = rng(seed);
+  return Float64Array.from({ length: n }, () => r() * 2);
+}
+
+interface Dims { B: number; H: number; Hkv: number; T: number; S: number; dh: number; offset: number }
+
+function inputs(d: Dims, seed: number): { q: Float64Array; k: Float64Array; v: Float64Array } {
+  return {
+    q: rand64(d.B * d.H * d.T * d.dh, seed),
+    k: rand64(d.B * d.Hkv * d.S * d.dh, seed + 1),
+    v: rand64(d.B * d.Hkv * d.S * d.dh, seed + 2),
+  };
+}
+
+describe("attention", () => {
+  afterAll(() => {
+    setThreadCount(1);
+    shutdownPool();
+  });
+
+  it("forward matches the reference for GQA ratios 1/2/4, offsets, odd sizes, both dtypes", () => {
+    setThreadCount(1);
+    for (const Hkv of [4, 2, 1]) {
+      for (const [T, offset, dh] of [[1, 0, 3], [7, 0, 5], [5, 4, 8], [70, 3, 17]] as const) {
+        const d = { B: 2, H: 4, Hkv, T, S: T + offset, dh, offset };
+        const { q, k, v } = inputs(d, T * 10 + Hkv);
+        const scale = 1 / Math.sqrt(dh);
+        const want = refAttention({ ...d, q, k, v, scale });
+        for (const F of [Float64Array, Float32Array]) {
+          const out = new F(q.length), lse = new F(d.B * d.H * T);
+          attentionForward({ ...d, q: F.from(q), k: F.from(k), v: F.from(v), out, lse, scale });
+          const tol = F === Float64Array ? 1e-12 : 2e-5;
+          expect(maxAbsDiff(out, want.out)).toBeLessThan(tol);
+          expect(maxAbsDiff(lse, want.lse)).toBeLessThan(tol);
+        }
+      }
+    }
+  });
+
+  it("backward matches finite differences for dq, dk, dv (GQA, offset)", () => {
+    setThreadCount(1);
+    for (const [Hkv, T, offset] of [[2, 4, 0], [1, 3, 2], [4, 5, 1]] as const) {
+      const d = { B: 2, H: 4, Hkv, T, S: T + offset, dh: 3, offset };
+      const { q, k, v } = inputs(d, 100 + Hkv);
+      const scale = 0.7;
+      const dout = rand64(q.length, 200);
+      const out = new Float64Array(q.length), lse = new Float64Array(d.B * d.H * T);
+      attentionForward({ ...d, q, k, v, out, lse, scale });
+      const dq = new Float64Array(q.length), dk = new Float64Array(k.length).fill(5), dv = new Float64Array(v.length);
+      attentionBackward({ ...d, q, k, v, out, lse, scale, dout, dq, dk, dv });
+      const f = (qq: Float64Array, kk: Float64Array, vv: Float64Array): Float64Array =>
+        refAttention({ ...d, q: qq, k: kk, v: vv, scale }).out;
+      expect(maxAbsDiff(dq, finiteDiff((z) => f(z, k, v), q, dout))).toBeLessThan(1e-7);
+      expect(maxAbsDiff(dk, finiteDiff((z) => f(q, z, v), k, dout))).toBeLessThan(1e-7);
+      expect(maxAbsDiff(dv, finiteDiff((z) => f(q, k, z), v, dout))).toBeLessThan(1e-7);
+    }
+  });
+
+  it("gives bit-identical results with 1 and 2 threads", () => {
+    const d = { B: 2, H: 4, Hkv: 2, T: 66, S: 66, dh: 16, offset: 0 };
+    const { q, k, v } = inputs(d, 300);
+    const dout = Float32Array.from(rand64(q.length, 301));
+    const run = (): Float32Array[] => {
+      const out = new Float32Array(q.length), lse = new Float32Array(d.B * d.H * d.T);
+      const dq = new Float32Array(q.length), dk = new Float32Array(k.length), dv = new Float32Array(v.length);
+      const args = { ...d, q: Float32Array.from(q), k: Float32Array.from(k), v: Float32Array.from(v), scale: 0.25 };
+      attentionForward({ ...args, out, lse });
+      attentionBackward({ ...args, out, lse, dout, dq, dk, dv });
+      return [out, lse, dq, dk, dv];
+    };
+    setThreadCount(1);
+    const serial = run();
+    setThreadCount(2);
+    setParallelThreshold(0);
+    let helped = false;
+    for (let rep = 0; rep < 6 && !helped; rep++) {
+      const parallel = run();
+      const info = lastParallelRun();
+      expect(info?.kind).toBe("attnBwd");
+      helped = info !== null && info.localItems < info.items;
+      for (let i = 0; i < serial.length; i++) expect(Array.from(parallel[i]!)).toEqual(Array.from(serial[i]!));
+    }
+    expect(helped).toBe(true);
+    setThreadCount(1);
+  });
+
+  it("rejects bad head counts and offsets", () => {
+    const a = new Float32Array(64);
+    const base = { q: a, k: a, v: a, out: a, lse: a, B: 1, H: 3, Hkv: 2, T: 2, S: 2, dh: 2, scale: 1, offset: 0 };
+    expect(() => attentionForward(base)).toThrow(/multiple of Hkv/);
+    expect(() => attentionForward({ ...base, H: 2, offset: 1 })).toThrow(/exceeds S/);
+  });
+});

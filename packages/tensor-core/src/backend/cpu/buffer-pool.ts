@@ -1,0 +1,164 @@
+/**
+ * Size-bucketed pool of typed-array buffers for kernel outputs and scratch.
+ *
+ * `acquire(dtype, n)` returns a view of exactly `n` elements over a buffer whose byte size is the next power of two
+ * (at least 64 bytes). Buffers of `SHARED_MIN_BYTES` or more are `SharedArrayBuffer`s (when the runtime has them),
+ * so the worker pool can hand them to threads without copying (`acquireShared` gives a shared one of any size). `acquire` does NOT zero the memory (a reused buffer
+ * holds whatever its last user wrote); `acquireZeroed` does (and skips the fill for a fresh, already-zero buffer).
+ * `release(arr)` puts the buffer back on its bucket's free list, unless that would exceed the cached-bytes limit
+ * (`setBufferPoolLimit`, default 512 MiB), in which case the buffer is left to the garbage collector. Releasing an
+ * array the pool did not create is a no-op returning false; releasing one twice throws.
+ *
+ * Why: a fresh page-touched 16 MB Float32Array costs tens of milliseconds on a small VM; reuse costs ~nothing.
+ */
+
+export type PoolDtype = "float32" | "float64" | "int32";
+export type PoolArray = Float32Array | Float64Array | Int32Array;
+
+/** Buffers at least this large are SharedArrayBuffer-backed. */
+export const SHARED_MIN_BYTES = 1 << 16;
+const MIN_BUCKET_BYTES = 64;
+
+const hasShared = typeof SharedArrayBuffer === "function";
+/** Free lists keyed by bucket bytes; shared buffers use the negated size as key. */
+const freeLists = new Map<number, ArrayBufferLike[]>();
+const owned = new WeakSet<ArrayBufferLike>();
+const idle = new WeakSet<ArrayBufferLike>();
+let cachedBytes = 0;
+let limitBytes = 512 * 1024 * 1024;
+
+function elementBytes(dtype: PoolDtype): number {
+  switch (dtype) {
+    case "float32":
+    case "int32":
+      return 4;
+    case "float64":
+      return 8;
+    default:
+      throw new TypeError(`buffer-pool: unknown dtype ${String(dtype satisfies never)}`);
+  }
+}
+
+function view(dtype: PoolDtype, buffer: ArrayBufferLike, n: number): PoolArray {
+  switch (dtype) {
+    case "float32":
+      return new Float32Array(buffer, 0, n);
+    case "float64":
+      return new Float64Array(buffer, 0, n);
+    case "int32":
+      return new Int32Array(buffer, 0, n);
+    default:
+      throw new TypeError(`buffer-pool: unknown dtype ${String(dtype satisfies never)}`);
+  }
+}
+
+function bucketBytes(bytes: number): number {
+  let b = MIN_BUCKET_BYTES;
+  while (b < bytes) b *= 2;
+  return b;
+}
+
+function listKey(buffer: ArrayBufferLike): number {
+  return hasShared && buffer instanceof SharedArrayBuffer ? -buffer.byteLength : buffer.byteLength;
+}
+
+function take(dtype: PoolDtype, n: number, forceShared: boolean): { arr: PoolArray; fresh: boolean } {
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RangeError(`buffer-pool: element count must be a non-negative integer, got ${n}`);
+  }
+  const bytes = bucketBytes(n * elementBytes(dtype));
+  const shared = hasShared && (forceShared || bytes >= SHARED_MIN_BYTES);
+  const list = freeLists.get(shared ? -bytes : bytes);
+  const reused = list !== undefined ? list.pop() : undefined;
+  if (reused !== undefined) {
+    idle.delete(reused);
+    cachedBytes -= bytes;
+    return { arr: view(dtype, reused, n), fresh: false };
+  }
+  const buffer: ArrayBufferLike = shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+  owned.add(buffer);
+  return { arr: view(dtype, buffer, n), fresh: true };
+}
+
+/** A pooled array of `n` elements; contents are unspecified (not zeroed). */
+export function acquire(dtype: "float32", n: number): Float32Array;
+export function acquire(dtype: "float64", n: number): Float64Array;
+export function acquire(dtype: "int32", n: number): Int32Array;
+export function acquire(dtype: PoolDtype, n: number): PoolArray;
+export function acquire(dtype: PoolDtype, n: number): PoolArray {
+  return take(dtype, n, false).arr;
+}
+
+/**
+ * Like `acquire`, but always SharedArrayBuffer-backed whatever the size (throws where the runtime has no
+ * SharedArrayBuffer). Used for scratch handed to the worker pool.
+ */
+export function acquireShared(dtype: "float32", n: number): Float32Array;
+export function acquireShared(dtype: "float64", n: number): Float64Array;
+export function acquireShared(dtype: "int32", n: number): Int32Array;
+export function acquireShared(dtype: PoolDtype, n: number): PoolArray;
+export function acquireShared(dtype: PoolDtype, n: number): PoolArray {
+  if (!hasShared) throw new Error("buffer-pool: acquireShared needs SharedArrayBuffer, which this runtime lacks");
+  return take(dtype, n, true).arr;
+}
+
+/** A pooled array of `n` zeros. */
+export function acquireZeroed(dtype: "float32", n: number): Float32Array;
+export function acquireZeroed(dtype: "float64", n: number): Float64Array;
+export function acquireZeroed(dtype: "int32", n: number): Int32Array;
+export function acquireZeroed(dtype: PoolDtype, n: number): PoolArray;
+export function acquireZeroed(dtype: PoolDtype, n: number): PoolArray {
+  const { arr, fresh } = take(dtype, n, false);
+  if (!fresh) arr.fill(0);
+  return arr;
+}
+
+/**
+ * Returns `arr`'s buffer to the pool. The caller must not use `arr` (or any other view of its buffer) afterwards.
+ * Returns true when the pool took the buffer back (cached or dropped over the limit), false for a foreign array.
+ */
+export function release(arr: PoolArray): boolean {
+  const buffer = arr.buffer;
+  if (!owned.has(buffer)) return false;
+  if (idle.has(buffer)) {
+    throw new Error("buffer-pool: release() called twice for the same buffer (it is already in the pool)");
+  }
+  const bytes = buffer.byteLength;
+  if (cachedBytes + bytes > limitBytes) {
+    owned.delete(buffer);
+    return true;
+  }
+  const key = listKey(buffer);
+  let list = freeLists.get(key);
+  if (list === undefined) {
+    list = [];
+    freeLists.set(key, list);
+  }
+  list.push(buffer);
+  idle.add(buffer);
+  cachedBytes += bytes;
+  return true;
+}
+
+/** True when `arr` lives in a SharedArrayBuffer (usable by the worker pool without a copy). */
+export function isShared(arr: { buffer: ArrayBufferLike }): boolean {
+  return hasShared && arr.buffer instanceof SharedArrayBuffer;
+}
+
+/** Sets the most bytes the free lists may hold (evicting nothing already cached beyond it until cleared). */
+export function setBufferPoolLimit(bytes: number): void {
+  if (!(bytes >= 0)) throw new RangeError(`buffer-pool: limit must be >= 0 bytes, got ${bytes}`);
+  limitBytes = bytes;
+}
+
+/** Drops every cached buffer. */
+export function clearBufferPool(): void {
+  for (const list of freeLists.values()) for (const buffer of list) idle.delete(buffer);
+  freeLists.clear();
+  cachedBytes = 0;
+}
+
+/** Bytes currently cached in the free lists, and the limit. */
+export function bufferPoolStats(): { cachedBytes: number; limitBytes: number } {
+  return { cachedBytes, limitBytes };
+}

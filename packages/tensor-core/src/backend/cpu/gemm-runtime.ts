@@ -1,0 +1,335 @@
+/**
+ * The blocked gemm engine shared by the calling thread and the pool workers.
+ *
+ * `createGemmRuntime` is deliberately self-contained (it references nothing outside its own body), because the
+ * worker pool embeds `createGemmRuntime.toString()` into the worker source: the same code, with the same
+ * blocking and summation order, runs on every thread, so a parallel gemm is bit-identical to a serial one.
+ *
+ * Work is cut into output tiles (batch item, NC-wide column block, MC-tall row block), numbered so consecutive
+ * tiles share a packed B panel. A thread repeatedly `claim()`s the next tile number (a plain counter serially, an
+ * `Atomics.add` on a shared counter in parallel) and for each tile:
+ *   1. packs op(B)[:, jc:jc+NC] for all of k into NR-wide panels (skipped when the previous tile used the same),
+ *   2. for each KC-deep slice: packs op(A)[ic:ic+MC, pc:pc+KC] into MR-tall panels and runs the MR x NR
+ *      micro-kernel over every (row panel, column panel) pair, accumulating into a zeroed MC x NC tile,
+ *   3. writes alpha * tile (+ C when accumulating) back into C.
+ * Packing reads A and B in whichever order is contiguous for the transpose flags, so the micro-kernel always
+ * sees the same layout and all four transpose combinations run at the same speed.
+ *
+ * float32 runs the WebAssembly SIMD micro-kernel (f32 accumulation, wasm-gemm.ts) when the bytes are given;
+ * float64 (and float32 without wasm) runs an unrolled 4 x 8 JavaScript micro-kernel over float64 panels.
+ */
+
+/** Float storage the kernels accept. */
+export type Float = Float32Array | Float64Array;
+
+/** A fully-resolved gemm description (see `gemm` in gemm.ts for the meaning of each field). */
+export interface GemmJob {
+  a: Float;
+  b: Float;
+  c: Float;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  strideA: number;
+  strideB: number;
+  strideC: number;
+  offsetA: number;
+  offsetB: number;
+  offsetC: number;
+  accumulate: boolean;
+  alpha: number;
+  /**
+   * Rows per output tile (a multiple of 4, at most 128; default 128). Smaller tiles give the worker pool more
+   * pieces; the result does not depend on it (per-element summation order is fixed by the k blocking).
+   */
+  tileM?: number;
+}
+
+export interface GemmRuntime {
+  /** Number of tiles `runTiles` will hand out for this job. */
+  tileCount(job: GemmJob): number;
+  /** Runs tiles while `claim()` returns a number below `tileCount(job)`. */
+  runTiles(job: GemmJob, claim: () => number): void;
+  /** True when float32 uses the WebAssembly SIMD micro-kernel. */
+  readonly wasm: boolean;
+}
+
+/** The slice of the WebAssembly JS API used here (the ES2022 lib the project compiles against lacks it). */
+export interface WasmMemoryLike {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+
+export interface WasmApiLike {
+  Memory: new (descriptor: { initial: number }) => WasmMemoryLike;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+  validate(bytes: Uint8Array): boolean;
+}
+
+export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
+  const MR = 4;
+  const NR = 8;
+  const KC = 256;
+  const MC = 128;
+  const NC = 512;
+  const PAGE = 65536;
+
+  // ---- WebAssembly float32 path: [A pack MC*KC][C tile MC*NC][B pack k*NC] floats in linear memory.
+  const A0 = 0;
+  const C0 = MC * KC;
+  const B0 = C0 + MC * NC;
+  const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApiLike }).WebAssembly;
+  let memory: WasmMemoryLike | null = null;
+  let mk: ((a: number, b: number, c: number, kc: number, ldc: number) => void) | null = null;
+  let heap = new Float32Array(0);
+  if (wasmBytes !== null && wasmApi !== undefined) {
+    try {
+      memory = new wasmApi.Memory({ initial: Math.ceil(((B0 + 1024 * NC) * 4) / PAGE) });
+      const instance = new wasmApi.Instance(new wasmApi.Module(wasmBytes), { env: { mem: memory } });
+      mk = instance.exports["mk"] as (a: number, b: number, c: number, kc: number, ldc: number) => void;
+      heap = new Float32Array(memory.buffer);
+    } catch {
+      memory = null;
+      mk = null;
+    }
+  }
+
+  function ensureHeap(floats: number): void {
+    if (memory === null) return;
+    const bytes = floats * 4;
+    if (memory.buffer.byteLength < bytes) {
+      memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / PAGE));
+    }
+    if (heap.buffer !== memory.buffer || heap.length * 4 !== memory.buffer.byteLength) {
+      heap = new Float32Array(memory.buffer);
+    }
+  }
+
+  // ---- JavaScript float64 path scratch.
+  const packA64 = new Float64Array(MC * KC);
+  let packB64 = new Float64Array(1024 * NC);
+  const tile64 = new Float64Array(MC * NC);
+
+  /** Packs op(A)[ic:ic+mc, pc:pc+kc] into MR-tall panels at dst[d0], zero-padding rows past mc. */
+  function packA(
+    a: Float, aBase: number, transA: boolean, m: number, k: number,
+    ic: number, mc: number, pc: number, kc: number, dst: Float, d0: number,
+  ): void {
+    const panels = Math.ceil(mc / MR);
+    for (let q = 0; q < panels; q++) {
+      const base = d0 + q * kc * MR;
+      const i0 = ic + q * MR;
+      const rows = Math.min(MR, ic + mc - i0);
+      if (transA) {
+        // A stored [k, m]: element (i, p) at p*m + i, so the MR rows of one k step are contiguous.
+        for (let p = 0; p < kc; p++) {
+          const src = aBase + (pc + p) * m + i0;
+          const d = base + p * MR;
+          if (rows === MR) {
+            dst[d] = a[src];
+            dst[d + 1] = a[src + 1];
+            dst[d + 2] = a[src + 2];
+            dst[d + 3] = a[src + 3];
+          } else {
+            for (let r = 0; r < MR; r++) dst[d + r] = r < rows ? a[src + r] : 0;
+          }
+        }
+      } else {
+        // A stored [m, k]: each row is contiguous along k.
+        for (let r = 0; r < MR; r++) {
+          if (r < rows) {
+            const src = aBase + (i0 + r) * k + pc;
+            for (let p = 0; p < kc; p++) dst[base + p * MR + r] = a[src + p];
+          } else {
+            for (let p = 0; p < kc; p++) dst[base + p * MR + r] = 0;
+          }
+        }
+      }
+    }
+  }
+
+  /** Packs op(B)[pc:pc+kc, jc:jc+nc] into NR-wide panels at dst[d0], zero-padding columns past nc. */
+  function packB(
+    b: Float, bBase: number, transB: boolean, n: number, k: number,
+    jc: number, nc: number, pc: number, kc: number, dst: Float, d0: number,
+  ): void {
+    const panels = Math.ceil(nc / NR);
+    for (let q = 0; q < panels; q++) {
+      const base = d0 + q * kc * NR;
+      const j0 = jc + q * NR;
+      const cols = Math.min(NR, jc + nc - j0);
+      if (transB) {
+        // B stored [n, k]: each column of op(B) is contiguous along k.
+        for (let r = 0; r < NR; r++) {
+          if (r < cols) {
+            const src = bBase + (j0 + r) * k + pc;
+            for (let p = 0; p < kc; p++) dst[base + p * NR + r] = b[src + p];
+          } else {
+            for (let p = 0; p < kc; p++) dst[base + p * NR + r] = 0;
+          }
+        }
+      } else {
+        for (let p = 0; p < kc; p++) {
+          const src = bBase + (pc + p) * n + j0;
+          const d = base + p * NR;
+          if (cols === NR) {
+            dst[d] = b[src];
+            dst[d + 1] = b[src + 1];
+            dst[d + 2] = b[src + 2];
+            dst[d + 3] = b[src + 3];
+            dst[d + 4] = b[src + 4];
+            dst[d + 5] = b[src + 5];
+            dst[d + 6] = b[src + 6];
+            dst[d + 7] = b[src + 7];
+          } else {
+            for (let r = 0; r < NR; r++) dst[d + r] = r < cols ? b[src + r] : 0;
+          }
+        }
+      }
+    }
+  }
+
+  /** JavaScript 4 x 8 micro-kernel: C[4 x 8] (row stride ldc, at co) += Ap[kc][4] * Bp[kc][8]. */
+  function microJs(
+    ap: Float64Array, ao: number, bp: Float64Array, bo: number, kc: number,
+    c: Float64Array, co: number, ldc: number,
+  ): void {
+    let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c06 = 0, c07 = 0;
+    let c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0, c16 = 0, c17 = 0;
+    let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c24 = 0, c25 = 0, c26 = 0, c27 = 0;
+    let c30 = 0, c31 = 0, c32 = 0, c33 = 0, c34 = 0, c35 = 0, c36 = 0, c37 = 0;
+    for (let p = 0; p < kc; p++) {
+      const a0 = ap[ao], a1 = ap[ao + 1], a2 = ap[ao + 2], a3 = ap[ao + 3];
+      const b0 = bp[bo], b1 = bp[bo + 1], b2 = bp[bo + 2], b3 = bp[bo + 3];
+      const b4 = bp[bo + 4], b5 = bp[bo + 5], b6 = bp[bo + 6], b7 = bp[bo + 7];
+      c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+      c04 += a0 * b4; c05 += a0 * b5; c06 += a0 * b6; c07 += a0 * b7;
+      c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+      c14 += a1 * b4; c15 += a1 * b5; c16 += a1 * b6; c17 += a1 * b7;
+      c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+      c24 += a2 * b4; c25 += a2 * b5; c26 += a2 * b6; c27 += a2 * b7;
+      c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+      c34 += a3 * b4; c35 += a3 * b5; c36 += a3 * b6; c37 += a3 * b7;
+      ao += 4;
+      bo += 8;
+    }
+    c[co] += c00; c[co + 1] += c01; c[co + 2] += c02; c[co + 3] += c03;
+    c[co + 4] += c04; c[co + 5] += c05; c[co + 6] += c06; c[co + 7] += c07;
+    co += ldc;
+    c[co] += c10; c[co + 1] += c11; c[co + 2] += c12; c[co + 3] += c13;
+    c[co + 4] += c14; c[co + 5] += c15; c[co + 6] += c16; c[co + 7] += c17;
+    co += ldc;
+    c[co] += c20; c[co + 1] += c21; c[co + 2] += c22; c[co + 3] += c23;
+    c[co + 4] += c24; c[co + 5] += c25; c[co + 6] += c26; c[co + 7] += c27;
+    co += ldc;
+    c[co] += c30; c[co + 1] += c31; c[co + 2] += c32; c[co + 3] += c33;
+    c[co + 4] += c34; c[co + 5] += c35; c[co + 6] += c36; c[co + 7] += c37;
+  }
+
+  /** Writes alpha * tile (+ C when accumulating) into C rows [ic, ic+mc), columns [jc, jc+nc). */
+  function writeBack(
+    tile: Float, t0: number, ld: number, c: Float, cBase: number, n: number,
+    ic: number, mc: number, jc: number, nc: number, alpha: number, accumulate: boolean,
+  ): void {
+    for (let i = 0; i < mc; i++) {
+      const src = t0 + i * ld;
+      const dst = cBase + (ic + i) * n + jc;
+      if (accumulate) {
+        if (alpha === 1) for (let j = 0; j < nc; j++) c[dst + j] = tile[src + j] + c[dst + j];
+        else for (let j = 0; j < nc; j++) c[dst + j] = alpha * tile[src + j] + c[dst + j];
+      } else if (alpha === 1) {
+        for (let j = 0; j < nc; j++) c[dst + j] = tile[src + j];
+      } else {
+        for (let j = 0; j < nc; j++) c[dst + j] = alpha * tile[src + j];
+      }
+    }
+  }
+
+  function tileRows(job: GemmJob): number {
+    const t = job.tileM;
+    return t !== undefined && t > 0 && t < MC ? Math.ceil(t / MR) * MR : MC;
+  }
+
+  function tileCount(job: GemmJob): number {
+    if (job.batch === 0 || job.m === 0 || job.n === 0) return 0;
+    return job.batch * Math.ceil(job.n / NC) * Math.ceil(job.m / tileRows(job));
+  }
+
+  function runTiles(job: GemmJob, claim: () => number): void {
+    const { a, b, c, m, n, k, transA, transB } = job;
+    const TM = tileRows(job);
+    const nIc = Math.ceil(m / TM);
+    const nJc = Math.ceil(n / NC);
+    const perBatch = nIc * nJc;
+    const total = tileCount(job);
+    const useWasm = mk !== null && c instanceof Float32Array;
+    let packedKey = -1;
+    for (let t = claim(); t < total; t = claim()) {
+      const bi = Math.floor(t / perBatch);
+      const rem = t - bi * perBatch;
+      const jcI = Math.floor(rem / nIc);
+      const icI = rem - jcI * nIc;
+      const ic = icI * TM;
+      const jc = jcI * NC;
+      const mc = Math.min(TM, m - ic);
+      const nc = Math.min(NC, n - jc);
+      const ncPad = Math.ceil(nc / NR) * NR;
+      const mcPad = Math.ceil(mc / MR) * MR;
+      const aBase = job.offsetA + bi * job.strideA;
+      const bBase = job.offsetB + bi * job.strideB;
+      const cBase = job.offsetC + bi * job.strideC;
+      const key = (job.strideB === 0 ? 0 : bi) * nJc + jcI;
+      if (useWasm) {
+        if (key !== packedKey) {
+          ensureHeap(B0 + k * ncPad);
+          for (let pc = 0; pc < k; pc += KC) {
+            packB(b, bBase, transB, n, k, jc, nc, pc, Math.min(KC, k - pc), heap, B0 + pc * ncPad);
+          }
+          packedKey = key;
+        }
+        const h = heap;
+        const run = mk as (a: number, b: number, c: number, kc: number, ldc: number) => void;
+        h.fill(0, C0, C0 + mcPad * ncPad);
+        for (let pc = 0; pc < k; pc += KC) {
+          const kc = Math.min(KC, k - pc);
+          packA(a, aBase, transA, m, k, ic, mc, pc, kc, h, A0);
+          const bSlice = B0 + pc * ncPad;
+          for (let jr = 0; jr < ncPad; jr += NR) {
+            const bo = (bSlice + jr * kc) * 4;
+            for (let ir = 0; ir < mcPad; ir += MR) {
+              run((A0 + ir * kc) * 4, bo, (C0 + ir * ncPad + jr) * 4, kc, ncPad * 4);
+            }
+          }
+        }
+        writeBack(h, C0, ncPad, c, cBase, n, ic, mc, jc, nc, job.alpha, job.accumulate);
+      } else {
+        if (key !== packedKey) {
+          if (packB64.length < k * ncPad) packB64 = new Float64Array(k * ncPad);
+          for (let pc = 0; pc < k; pc += KC) {
+            packB(b, bBase, transB, n, k, jc, nc, pc, Math.min(KC, k - pc), packB64, pc * ncPad);
+          }
+          packedKey = key;
+        }
+        tile64.fill(0, 0, mcPad * ncPad);
+        for (let pc = 0; pc < k; pc += KC) {
+          const kc = Math.min(KC, k - pc);
+          packA(a, aBase, transA, m, k, ic, mc, pc, kc, packA64, 0);
+          const bSlice = pc * ncPad;
+          for (let jr = 0; jr < ncPad; jr += NR) {
+            const bo = bSlice + jr * kc;
+            for (let ir = 0; ir < mcPad; ir += MR) {
+              microJs(packA64, ir * kc, packB64, bo, kc, tile64, ir * ncPad + jr, ncPad);
+            }
+          }
+        }
+        writeBack(tile64, 0, ncPad, c, cBase, n, ic, mc, jc, nc, job.alpha, job.accumulate);
+      }
+    }
+  }
+
+  return { tileCount, runTiles, wasm: mk !== null };
+}

@@ -1,0 +1,182 @@
+/** gemm against the naive reference: sizes, transposes, broadcasting, accumulate, dtypes, threads. */
+import fc from "fast-check";
+import { afterAll, describe, expect, it } from "vitest";
+import { acquire } from "./buffer-pool.js";
+import { gemm, gemmUsesWasm, type GemmParams } from "./gemm.js";
+import { createGemmRuntime, type Float } from "./gemm-runtime.js";
+import { maxAbsDiff, refGemm } from "./reference.js";
+import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
+
+const SIZES = [1, 3, 7, 17, 33, 65, 129];
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  };
+}
+
+function filled(F: Float32ArrayConstructor | Float64ArrayConstructor, n: number, r: () => number, shared = false): Float {
+  const arr = shared ? (F === Float32Array ? acquire("float32", n) : acquire("float64", n)) : new F(n);
+  for (let i = 0; i < n; i++) arr[i] = r();
+  return arr;
+}
+
+interface Case {
+  m: number; n: number; k: number; batch: number; transA: boolean; transB: boolean;
+  bcastA: boolean; bcastB: boolean; accumulate: boolean; alpha: number; f32: boolean; offset: number; gap: number;
+}
+
+function makeCase(c: Case, seed: number, shared = false): GemmParams {
+  const r = rng(seed);
+  const F = c.f32 ? Float32Array : Float64Array;
+  const strideA = c.bcastA ? 0 : c.m * c.k;
+  const strideB = c.bcastB ? 0 : c.k * c.n;
+  const strideC = c.m * c.n + c.gap;
+  return {
+    a: filled(F, c.offset + Math.max(1, c.bcastA ? 1 : c.batch) * c.m * c.k, r, shared),
+    b: filled(F, c.offset + Math.max(1, c.bcastB ? 1 : c.batch) * c.k * c.n, r, shared),
+    c: filled(F, c.offset + c.batch * strideC, r, shared),
+    batch: c.batch, m: c.m, n: c.n, k: c.k, transA: c.transA, transB: c.transB,
+    strideA, strideB, strideC, offsetA: c.offset, offsetB: c.offset, offsetC: c.offset,
+    accumulate: c.accumulate, alpha: c.alpha,
+  };
+}
+
+function tolerance(p: GemmParams): number {
+  return p.c instanceof Float32Array ? 2e-6 * (p.k + 4) : 1e-12 * (p.k + 4);
+}
+
+function check(p: GemmParams): void {
+  const want = refGemm(p);
+  gemm(p);
+  expect(maxAbsDiff(p.c, want)).toBeLessThanOrEqual(tolerance(p));
+}
+
+const caseArb = fc.record({
+  m: fc.constantFrom(...SIZES), n: fc.constantFrom(...SIZES), k: fc.constantFrom(0, ...SIZES),
+  batch: fc.integer({ min: 1, max: 3 }), transA: fc.boolean(), transB: fc.boolean(),
+  bcastA: fc.boolean(), bcastB: fc.boolean(), accumulate: fc.boolean(),
+  alpha: fc.constantFrom(1, 0.5, -2), f32: fc.boolean(), offset: fc.constantFrom(0, 5), gap: fc.constantFrom(0, 3),
+});
+
+describe("gemm", () => {
+  afterAll(() => {
+    setThreadCount(1);
+    shutdownPool();
+  });
+
+  it("uses the WebAssembly SIMD micro-kernel for float32 on Node", () => {
+    expect(gemmUsesWasm()).toBe(true);
+  });
+
+  it("matches the reference over random shapes, transposes, broadcasts and dtypes (property)", () => {
+    setThreadCount(1);
+    fc.assert(fc.property(caseArb, fc.integer(), (c, seed) => check(makeCase(c, seed))), {
+      seed: 42, numRuns: 120,
+    });
+  });
+
+  it("matches the reference across block boundaries for every transpose combination", () => {
+    setThreadCount(1);
+    for (const f32 of [true, false]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          check(makeCase({
+            m: 131, n: 521, k: 260, batch: 1, transA, transB, bcastA: false, bcastB: false,
+            accumulate: true, alpha: 1, f32, offset: 0, gap: 0,
+          }, 7));
+        }
+      }
+    }
+  });
+
+  it("handles matrix-vector shapes and k = 0", () => {
+    setThreadCount(1);
+    for (const [m, n, k] of [[1, 300, 70], [300, 1, 70], [1, 1, 1000]] as const) {
+      check(makeCase({ m, n, k, batch: 2, transA: true, transB: false, bcastA: false, bcastB: true,
+        accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 }, 3));
+    }
+    const p = makeCase({ m: 5, n: 6, k: 0, batch: 2, transA: false, transB: false, bcastA: false, bcastB: false,
+      accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 }, 1);
+    gemm(p);
+    expect(Array.from(p.c)).toEqual(new Array(60).fill(0));
+  });
+
+  it("JavaScript float32 fallback (no wasm) matches the reference", () => {
+    const rt = createGemmRuntime(null);
+    expect(rt.wasm).toBe(false);
+    const p = makeCase({ m: 70, n: 33, k: 300, batch: 2, transA: true, transB: true, bcastA: false, bcastB: false,
+      accumulate: true, alpha: 0.5, f32: true, offset: 2, gap: 1 }, 9);
+    const want = refGemm(p);
+    let next = 0;
+    rt.runTiles({ ...p, offsetA: 2, offsetB: 2, offsetC: 2, accumulate: true, alpha: 0.5 }, () => next++);
+    expect(maxAbsDiff(p.c, want)).toBeLessThan(1e-4);
+  });
+
+  it("is bit-identical with 1 and 2 threads (shared and non-shared operands)", () => {
+    for (const f32 of [true, false]) {
+      for (const shared of [false, true]) {
+        for (const c of [
+          { m: 300, n: 200, k: 270, batch: 1, transA: false, transB: true, bcastA: false, bcastB: false },
+          { m: 65, n: 129, k: 33, batch: 5, transA: true, transB: false, bcastA: false, bcastB: true },
+        ]) {
+          const base = { ...c, accumulate: true, alpha: 0.75, f32, offset: 3, gap: 2 };
+          setThreadCount(1);
+          const p1 = makeCase(base, 11, shared);
+          gemm(p1);
+          setThreadCount(2);
+          setParallelThreshold(0);
+          const p2 = makeCase(base, 11, shared);
+          gemm(p2);
+          expect(Array.from(p2.c)).toEqual(Array.from(p1.c));
+          expect(maxAbsDiff(p2.c, refGemm(makeCase(base, 11)))).toBeLessThan(tolerance(p2));
+          const run = lastParallelRun();
+          expect(run?.kind).toBe("gemm");
+          expect(run?.helpers).toBe(1);
+        }
+      }
+    }
+    setThreadCount(1);
+  });
+
+  it("really spreads tiles over the worker", () => {
+    setThreadCount(2);
+    setParallelThreshold(0);
+    const p = makeCase({ m: 512, n: 512, k: 512, batch: 1, transA: false, transB: false, bcastA: false,
+      bcastB: false, accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 }, 5, true);
+    let helped = false;
+    for (let i = 0; i < 20 && !helped; i++) {
+      gemm(p);
+      const run = lastParallelRun();
+      helped = run !== null && run.localItems < run.items;
+    }
+    expect(helped).toBe(true);
+    setThreadCount(1);
+  });
+
+  it("tile height does not change the result (bits)", () => {
+    const rt = createGemmRuntime(null);
+    const c = { m: 150, n: 40, k: 300, batch: 1, transA: false, transB: true, bcastA: false, bcastB: false,
+      accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 };
+    const results = [undefined, 16, 52].map((tileM) => {
+      const p = makeCase(c, 21);
+      const job = { ...p, offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1, ...(tileM ? { tileM } : {}) };
+      let next = 0;
+      rt.runTiles(job, () => next++);
+      return Array.from(p.c);
+    });
+    expect(results[1]).toEqual(results[0]);
+    expect(results[2]).toEqual(results[0]);
+  });
+
+  it("rejects mismatched dtypes, short arrays and overlapping output", () => {
+    const a = new Float32Array(6), b = new Float32Array(6), c = new Float32Array(4);
+    const base = { a, b, c, batch: 1, m: 2, n: 2, k: 3, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0 };
+    expect(() => gemm({ ...base, b: new Float64Array(6) })).toThrow(/all be Float32Array/);
+    expect(() => gemm({ ...base, c: new Float32Array(3) })).toThrow(/c needs 4 elements/);
+    expect(() => gemm({ ...base, c: a.subarray(0, 4) })).toThrow(/must not overlap/);
+    expect(() => gemm({ ...base, m: -1 })).toThrow(/m must be a non-negative integer/);
+  });
+});

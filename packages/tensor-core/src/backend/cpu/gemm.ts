@@ -1,0 +1,178 @@
+/**
+ * Batched matrix multiply, the one matmul kernel behind forward (A B) and backward (A^T B, A B^T):
+ *
+ *   C_i = alpha * op(A_i) @ op(B_i)  (+ C_i when accumulate)      for i < batch
+ *
+ * op(A) is [m, k] (A stored [k, m] when transA), op(B) is [k, n] (B stored [n, k] when transB), C_i is [m, n];
+ * all row-major contiguous. strideX is the element distance between batch items (0 broadcasts one matrix over the
+ * batch), offsetX the element offset of item 0. The blocked engine is gemm-runtime.ts.
+ *
+ * Parallelism: above `getParallelThreshold()` flops (and with more than one thread) output tiles are spread over
+ * the worker pool. Operands that are not SharedArrayBuffer-backed are first COPIED into pooled shared scratch
+ * (and C copied back), so any caller gets the parallel path; pass pool arrays (buffer-pool.ts) to skip the copies.
+ * The result is bit-identical to the single-thread result (same blocking and summation order per element).
+ */
+import { acquireShared, isShared, release } from "./buffer-pool.js";
+import { createGemmRuntime, type Float, type GemmJob, type GemmRuntime } from "./gemm-runtime.js";
+import { getParallelThreshold, getThreadCount, poolAvailable, runParallel } from "./worker-pool.js";
+import { gemmWasmBytes } from "./wasm-gemm.js";
+
+export interface GemmParams {
+  a: Float;
+  b: Float;
+  c: Float;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  strideA: number;
+  strideB: number;
+  strideC: number;
+  offsetA?: number;
+  offsetB?: number;
+  offsetC?: number;
+  accumulate?: boolean;
+  alpha?: number;
+}
+
+let runtime: GemmRuntime | null = null;
+
+/** The calling thread's gemm engine (shared with the attention kernels). */
+export function gemmRuntime(): GemmRuntime {
+  if (runtime === null) runtime = createGemmRuntime(gemmWasmBytes());
+  return runtime;
+}
+
+/** True when float32 gemm runs the WebAssembly SIMD micro-kernel on this runtime. */
+export function gemmUsesWasm(): boolean {
+  return gemmRuntime().wasm;
+}
+
+function checkDim(name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 0) throw new RangeError(`gemm: ${name} must be a non-negative integer, got ${v}`);
+}
+
+function span(batch: number, stride: number, size: number): number {
+  return batch === 0 || size === 0 ? 0 : (batch - 1) * stride + size;
+}
+
+function checkExtent(name: string, arr: Float, offset: number, batch: number, stride: number, size: number): void {
+  const end = offset + span(batch, stride, size);
+  if (end > arr.length) {
+    throw new RangeError(
+      `gemm: ${name} needs ${end} elements (offset ${offset}, batch ${batch}, stride ${stride}, ` +
+        `matrix ${size}) but has ${arr.length}`,
+    );
+  }
+}
+
+function overlaps(x: Float, xOff: number, xLen: number, c: Float, cOff: number, cLen: number): boolean {
+  if (x.buffer !== c.buffer || xLen === 0 || cLen === 0) return false;
+  const xs = x.byteOffset + xOff * x.BYTES_PER_ELEMENT;
+  const cs = c.byteOffset + cOff * c.BYTES_PER_ELEMENT;
+  return xs < cs + cLen * c.BYTES_PER_ELEMENT && cs < xs + xLen * x.BYTES_PER_ELEMENT;
+}
+
+function sharedCopy(src: Float, offset: number, len: number): Float {
+  const dst = src instanceof Float32Array ? acquireShared("float32", len) : acquireShared("float64", len);
+  dst.set(src.subarray(offset, offset + len));
+  return dst;
+}
+
+/** C = alpha * op(A) @ op(B) (+ C), batched; see the file header. */
+export function gemm(p: GemmParams): void {
+  const { a, b, c, batch, m, n, k } = p;
+  checkDim("batch", batch);
+  checkDim("m", m);
+  checkDim("n", n);
+  checkDim("k", k);
+  checkDim("strideA", p.strideA);
+  checkDim("strideB", p.strideB);
+  checkDim("strideC", p.strideC);
+  const offsetA = p.offsetA ?? 0;
+  const offsetB = p.offsetB ?? 0;
+  const offsetC = p.offsetC ?? 0;
+  checkDim("offsetA", offsetA);
+  checkDim("offsetB", offsetB);
+  checkDim("offsetC", offsetC);
+  const isF32 = c instanceof Float32Array;
+  if (a instanceof Float32Array !== isF32 || b instanceof Float32Array !== isF32) {
+    throw new TypeError("gemm: a, b and c must all be Float32Array or all be Float64Array");
+  }
+  if (batch > 1 && p.strideC < m * n) {
+    throw new RangeError(`gemm: strideC ${p.strideC} < m*n = ${m * n}; batch outputs would overlap`);
+  }
+  checkExtent("a", a, offsetA, batch, p.strideA, m * k);
+  checkExtent("b", b, offsetB, batch, p.strideB, k * n);
+  checkExtent("c", c, offsetC, batch, p.strideC, m * n);
+  const lenA = span(batch, p.strideA, m * k);
+  const lenB = span(batch, p.strideB, k * n);
+  const lenC = span(batch, p.strideC, m * n);
+  if (overlaps(a, offsetA, lenA, c, offsetC, lenC) || overlaps(b, offsetB, lenB, c, offsetC, lenC)) {
+    throw new RangeError("gemm: c must not overlap a or b");
+  }
+  const alpha = p.alpha ?? 1;
+  const accumulate = p.accumulate ?? false;
+  if (batch === 0 || m === 0 || n === 0) return;
+
+  const rt = gemmRuntime();
+  const job: GemmJob = {
+    a, b, c, batch, m, n, k,
+    transA: p.transA,
+    transB: p.transB,
+    strideA: p.strideA,
+    strideB: p.strideB,
+    strideC: p.strideC,
+    offsetA, offsetB, offsetC, accumulate, alpha,
+  };
+  const flops = 2 * batch * m * n * k;
+  const threads = getThreadCount();
+  const parallel = threads > 1 && flops >= getParallelThreshold();
+  if (parallel) {
+    // Cut rows finer when the default 128-row tiles would leave threads idle (aim for 2 tiles per thread).
+    const perRowBlock = batch * Math.ceil(n / 512);
+    const wantBlocks = Math.ceil((2 * threads) / perRowBlock);
+    if (Math.ceil(m / 128) < wantBlocks) job.tileM = Math.max(16, Math.ceil(m / wantBlocks / 4) * 4);
+  }
+  const tiles = rt.tileCount(job);
+  if (!parallel || tiles < 2 || !poolAvailable()) {
+    let next = 0;
+    rt.runTiles(job, () => next++);
+    return;
+  }
+  // Parallel: make every operand shared (copying the used range when it is not).
+  const scratch: Float[] = [];
+  if (!isShared(a)) {
+    job.a = sharedCopy(a, offsetA, lenA);
+    job.offsetA = 0;
+    scratch.push(job.a);
+  }
+  if (!isShared(b)) {
+    job.b = sharedCopy(b, offsetB, lenB);
+    job.offsetB = 0;
+    scratch.push(job.b);
+  }
+  const copyC = !isShared(c);
+  if (copyC) {
+    job.c = accumulate ? sharedCopy(c, offsetC, lenC) : isF32 ? acquireShared("float32", lenC) : acquireShared("float64", lenC);
+    job.offsetC = 0;
+  }
+  try {
+    runParallel("gemm", job, tiles, (claim) => rt.runTiles(job, claim));
+    if (copyC) {
+      // Copy back only the m*n blocks: gaps between batch items (strideC > m*n) are not ours to touch.
+      if (batch === 1 || p.strideC === m * n) c.set(job.c.subarray(0, lenC), offsetC);
+      else {
+        for (let i = 0; i < batch; i++) {
+          const o = i * p.strideC;
+          c.set(job.c.subarray(o, o + m * n), offsetC + o);
+        }
+      }
+    }
+  } finally {
+    if (copyC) release(job.c);
+    for (const s of scratch) release(s);
+  }
+}

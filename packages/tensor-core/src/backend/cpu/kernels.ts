@@ -1,0 +1,49 @@
+/**
+ * Barrel of the cpu backend's kernels: pure synchronous functions over typed arrays, no Tensor dependency.
+ * gemm (blocked, WebAssembly SIMD for float32, worker-parallel), attention, fused row kernels, AdamW, the worker
+ * pool controls and the buffer pool.
+ */
+export type { Float } from "./gemm-runtime.js";
+export { gemm, gemmUsesWasm, type GemmParams } from "./gemm.js";
+export {
+  attentionForward,
+  attentionBackward,
+  type AttentionForwardParams,
+  type AttentionBackwardParams,
+} from "./attention.js";
+export {
+  softmaxRows,
+  logSoftmaxRows,
+  softmaxRowsBackward,
+  logSoftmaxRowsBackward,
+  crossEntropyForward,
+  crossEntropyBackward,
+  klDivForward,
+  klDivBackward,
+  rmsNormForward,
+  rmsNormBackward,
+  ropeForward,
+} from "./rows.js";
+export { adamwUpdate, type AdamWOptions } from "./adamw.js";
+export {
+  getThreadCount,
+  setThreadCount,
+  getParallelThreshold,
+  setParallelThreshold,
+  shutdownPool,
+  lastParallelRun,
+  type ParallelRunInfo,
+} from "./worker-pool.js";
+export {
+  acquire,
+  acquireZeroed,
+  acquireShared,
+  release,
+  isShared,
+  setBufferPoolLimit,
+  clearBufferPool,
+  bufferPoolStats,
+  SHARED_MIN_BYTES,
+  type PoolDtype,
+  type PoolArray,
+} from "./buffer-pool.js";

@@ -1,0 +1,201 @@
+/** Row kernels against the naive reference, and their backward passes against finite differences. */
+import { describe, expect, it } from "vitest";
+import {
+  crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward, logSoftmaxRows, logSoftmaxRowsBackward,
+  rmsNormBackward, rmsNormForward, ropeForward, softmaxRows, softmaxRowsBackward,
+} from "./rows.js";
+import {
+  finiteDiff, maxAbsDiff, refCrossEntropy, refKl, refLogSoftmax, refRmsNorm, refRope, refSoftmax,
+} from "./reference.js";
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  };
+}
+
+function rand64(n: number, seed: number, scale = 4): Float64Array {
+  const r = rng(seed);
+  return Float64Array.from({ length: n }, () => r() * scale);
+}
+
+const SHAPES: [number, number][] = [[1, 1], [3, 7], [5, 17], [2, 129]];
+
+describe("softmax / log-softmax", () => {
+  it("forward matches the reference in float32 and float64", () => {
+    for (const [rows, cols] of SHAPES) {
+      const x = rand64(rows * cols, rows + cols, 20);
+      for (const F of [Float32Array, Float64Array]) {
+        const xs = F.from(x);
+        const out = new F(rows * cols);
+        softmaxRows(xs, out, rows, cols);
+        expect(maxAbsDiff(out, refSoftmax(xs, rows, cols))).toBeLessThan(F === Float32Array ? 1e-6 : 1e-14);
+        logSoftmaxRows(xs, out, rows, cols);
+        expect(maxAbsDiff(out, refLogSoftmax(xs, rows, cols))).toBeLessThan(F === Float32Array ? 1e-5 : 1e-13);
+      }
+    }
+  });
+
+  it("is stable for huge logits and works in place", () => {
+    const x = new Float32Array([1000, 1001, -1000, 1002]);
+    softmaxRows(x, x, 1, 4);
+    expect(maxAbsDiff(x, refSoftmax([1000, 1001, -1000, 1002], 1, 4))).toBeLessThan(1e-6);
+  });
+
+  it("backward matches finite differences", () => {
+    const rows = 3, cols = 7;
+    const x = rand64(rows * cols, 1);
+    const w = rand64(rows * cols, 2);
+    const y = new Float64Array(rows * cols);
+    const dx = new Float64Array(rows * cols);
+    softmaxRows(x, y, rows, cols);
+    softmaxRowsBackward(y, w, dx, rows, cols);
+    expect(maxAbsDiff(dx, finiteDiff((z) => refSoftmax(z, rows, cols), x, w))).toBeLessThan(1e-7);
+    logSoftmaxRows(x, y, rows, cols);
+    logSoftmaxRowsBackward(y, w, dx, rows, cols);
+    expect(maxAbsDiff(dx, finiteDiff((z) => refLogSoftmax(z, rows, cols), x, w))).toBeLessThan(1e-7);
+  });
+});
+
+describe("cross-entropy", () => {
+  const rows = 6, vocab = 17, ignore = -100;
+  const targets = Int32Array.from([3, ignore, 0, 16, 5, ignore]);
+
+  it("forward matches the reference, ignores rows, counts valid rows", () => {
+    const x = rand64(rows * vocab, 3, 10);
+    for (const F of [Float32Array, Float64Array]) {
+      const loss = new F(rows), lse = new F(rows);
+      const count = crossEntropyForward(F.from(x), targets, rows, vocab, ignore, loss, lse);
+      expect(count).toBe(4);
+      expect(maxAbsDiff(loss, refCrossEntropy(F.from(x), targets, rows, vocab, ignore))).toBeLessThan(2e-6);
+      expect(loss[1]).toBe(0);
+    }
+  });
+
+  it("backward matches finite differences and zeroes ignored rows", () => {
+    const x = rand64(rows * vocab, 4);
+    const g = rand64(rows, 5);
+    const loss = new Float64Array(rows), lse = new Float64Array(rows), dx = new Float64Array(rows * vocab).fill(9);
+    crossEntropyForward(x, targets, rows, vocab, ignore, loss, lse);
+    crossEntropyBackward(x, targets, lse, g, dx, rows, vocab, ignore);
+    expect(maxAbsDiff(dx, finiteDiff((z) => refCrossEntropy(z, targets, rows, vocab, ignore), x, g))).toBeLessThan(1e-7);
+    expect(Array.from(dx.subarray(vocab, 2 * vocab))).toEqual(new Array(vocab).fill(0));
+  });
+
+  it("throws a RangeError naming the row for a bad target", () => {
+    const x = new Float32Array(2 * 4);
+    const out = new Float32Array(2);
+    expect(() => crossEntropyForward(x, Int32Array.from([1, 4]), 2, 4, -100, out, out.slice())).toThrow(
+      /row 1 is 4, outside \[0, 4\)/,
+    );
+    expect(() => crossEntropyBackward(x, Int32Array.from([-1, 0]), out, out, x.slice(), 2, 4, -100)).toThrow(
+      /row 0 is -1/,
+    );
+  });
+});
+
+describe("KL divergence with temperature", () => {
+  const rows = 4, vocab = 9;
+  for (const tau of [1, 2.5]) {
+    it(`forward and both gradients match (tau ${tau})`, () => {
+      const t = rand64(rows * vocab, 6, 6), s = rand64(rows * vocab, 7, 6), g = rand64(rows, 8);
+      const kl = new Float64Array(rows);
+      klDivForward(t, s, rows, vocab, tau, kl);
+      expect(maxAbsDiff(kl, refKl(t, s, rows, vocab, tau))).toBeLessThan(1e-12);
+      const kl32 = new Float32Array(rows);
+      klDivForward(Float32Array.from(t), Float32Array.from(s), rows, vocab, tau, kl32);
+      expect(maxAbsDiff(kl32, refKl(Float32Array.from(t), Float32Array.from(s), rows, vocab, tau))).toBeLessThan(1e-6);
+      const ds = new Float64Array(rows * vocab), dt = new Float64Array(rows * vocab);
+      klDivBackward(t, s, rows, vocab, tau, g, ds, dt);
+      expect(maxAbsDiff(ds, finiteDiff((z) => refKl(t, z, rows, vocab, tau), s, g))).toBeLessThan(1e-7);
+      expect(maxAbsDiff(dt, finiteDiff((z) => refKl(z, s, rows, vocab, tau), t, g))).toBeLessThan(1e-7);
+    });
+  }
+
+  it("rejects a non-positive temperature", () => {
+    const a = new Float32Array(4);
+    expect(() => klDivForward(a, a, 1, 4, 0, a)).toThrow(/temperature must be a positive/);
+  });
+});
+
+describe("rmsNorm", () => {
+  const eps = 1e-6;
+  it("forward matches the reference (odd dims, both dtypes) and saves rstd", () => {
+    for (const [rows, dim] of SHAPES) {
+      const x = rand64(rows * dim, dim), w = rand64(dim, dim + 1);
+      for (const F of [Float32Array, Float64Array]) {
+        const out = new F(rows * dim), rstd = new F(rows);
+        rmsNormForward(F.from(x), F.from(w), out, rstd, rows, dim, eps);
+        expect(maxAbsDiff(out, refRmsNorm(F.from(x), F.from(w), rows, dim, eps))).toBeLessThan(
+          F === Float32Array ? 5e-6 : 1e-13,
+        );
+      }
+    }
+  });
+
+  it("float32 follows HF rounding: each step rounded to float32", () => {
+    const x = Float32Array.from([0.1, -0.7, 1.3]), w = Float32Array.from([1.5, 0.25, -2]);
+    const out = new Float32Array(3), rstd = new Float32Array(1);
+    rmsNormForward(x, w, out, rstd, 1, 3, eps);
+    const f = Math.fround;
+    const rs = f(1 / Math.sqrt(f(f((x[0]! ** 2 + x[1]! ** 2 + x[2]! ** 2) / 3) + eps)));
+    expect(rstd[0]).toBe(rs);
+    expect(Array.from(out)).toEqual(Array.from(x, (v, i) => f(w[i]! * f(v * rs))));
+  });
+
+  it("backward matches finite differences for x and w", () => {
+    const rows = 3, dim = 7;
+    const x = rand64(rows * dim, 9), w = rand64(dim, 10), dy = rand64(rows * dim, 11);
+    const out = new Float64Array(rows * dim), rstd = new Float64Array(rows);
+    rmsNormForward(x, w, out, rstd, rows, dim, eps);
+    const dx = new Float64Array(rows * dim), dw = new Float64Array(dim);
+    rmsNormBackward(dy, x, w, rstd, dx, dw, rows, dim);
+    expect(maxAbsDiff(dx, finiteDiff((z) => refRmsNorm(z, w, rows, dim, eps), x, dy))).toBeLessThan(1e-7);
+    expect(maxAbsDiff(dw, finiteDiff((z) => refRmsNorm(x, z, rows, dim, eps), w, dy))).toBeLessThan(1e-7);
+  });
+});
+
+describe("rope", () => {
+  function tables(P: number, dh: number): { cos: Float64Array; sin: Float64Array } {
+    const cos = new Float64Array(P * dh), sin = new Float64Array(P * dh);
+    for (let p = 0; p < P; p++) {
+      for (let i = 0; i < dh / 2; i++) {
+        const ang = p / 10000 ** ((2 * i) / dh);
+        cos[p * dh + i] = cos[p * dh + i + dh / 2] = Math.cos(ang);
+        sin[p * dh + i] = sin[p * dh + i + dh / 2] = Math.sin(ang);
+      }
+    }
+    return { cos, sin };
+  }
+
+  it("forward matches the reference, with a position offset, in both dtypes", () => {
+    const outer = 3, T = 5, dh = 8, off = 4;
+    const { cos, sin } = tables(T + off, dh);
+    const x = rand64(outer * T * dh, 12);
+    for (const F of [Float32Array, Float64Array]) {
+      const out = new F(outer * T * dh);
+      ropeForward(F.from(x), F.from(cos), F.from(sin), out, outer, T, dh, false, off);
+      expect(maxAbsDiff(out, refRope(F.from(x), F.from(cos), F.from(sin), outer, T, dh, off))).toBeLessThan(1e-6);
+    }
+  });
+
+  it("inverse undoes forward and is the backward (finite differences)", () => {
+    const outer = 2, T = 3, dh = 6;
+    const { cos, sin } = tables(T, dh);
+    const x = rand64(outer * T * dh, 13), dy = rand64(outer * T * dh, 14);
+    const y = new Float64Array(x.length), back = new Float64Array(x.length);
+    ropeForward(x, cos, sin, y, outer, T, dh, false);
+    ropeForward(y, cos, sin, back, outer, T, dh, true);
+    expect(maxAbsDiff(back, x)).toBeLessThan(1e-12);
+    const dx = new Float64Array(x.length);
+    ropeForward(dy, cos, sin, dx, outer, T, dh, true);
+    expect(maxAbsDiff(dx, finiteDiff((z) => refRope(z, cos, sin, outer, T, dh), x, dy))).toBeLessThan(1e-7);
+  });
+
+  it("rejects an odd head dim", () => {
+    const a = new Float32Array(9);
+    expect(() => ropeForward(a, a, a, a, 1, 3, 3, false)).toThrow(/dh must be even/);
+  });
+});

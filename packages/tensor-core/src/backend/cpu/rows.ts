@@ -1,0 +1,328 @@
+/**
+ * Fused row kernels: softmax / log-softmax (and backward), softmax cross-entropy, temperature KL divergence,
+ * RMSNorm (HF semantics), and rotary position embedding (HF rotate-half layout).
+ *
+ * Every kernel takes row-major contiguous Float32Array or Float64Array buffers and loops over rows of length
+ * `cols` / `vocab` / `dim`. Sums run in float64 (JavaScript numbers) whatever the storage, with max-subtraction
+ * before every exp. Inputs and outputs may alias (in-place) where noted. Errors name the kernel and the field.
+ */
+import type { Float } from "./gemm-runtime.js";
+
+function need(fn: string, name: string, arr: { length: number }, n: number): void {
+  if (arr.length < n) throw new RangeError(`${fn}: ${name} needs ${n} elements, has ${arr.length}`);
+}
+
+function dims(fn: string, values: Record<string, number>): void {
+  for (const [name, v] of Object.entries(values)) {
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${fn}: ${name} must be a non-negative integer, got ${v}`);
+  }
+}
+
+/** out[r] = softmax(x[r]); out may alias x. */
+export function softmaxRows(x: Float, out: Float, rows: number, cols: number): void {
+  dims("softmaxRows", { rows, cols });
+  need("softmaxRows", "x", x, rows * cols);
+  need("softmaxRows", "out", out, rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    let max = -Infinity;
+    for (let j = 0; j < cols; j++) if (x[o + j] > max) max = x[o + j];
+    let sum = 0;
+    for (let j = 0; j < cols; j++) {
+      const e = Math.exp(x[o + j] - max);
+      out[o + j] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    for (let j = 0; j < cols; j++) out[o + j] *= inv;
+  }
+}
+
+/** out[r] = log_softmax(x[r]) = x - logsumexp(x); out may alias x. */
+export function logSoftmaxRows(x: Float, out: Float, rows: number, cols: number): void {
+  dims("logSoftmaxRows", { rows, cols });
+  need("logSoftmaxRows", "x", x, rows * cols);
+  need("logSoftmaxRows", "out", out, rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    const lse = rowLse(x, o, cols, 1);
+    for (let j = 0; j < cols; j++) out[o + j] = x[o + j] - lse;
+  }
+}
+
+/** dx = y * (dy - sum(dy * y)) per row, y = softmax output; dx may alias dy. */
+export function softmaxRowsBackward(y: Float, dy: Float, dx: Float, rows: number, cols: number): void {
+  dims("softmaxRowsBackward", { rows, cols });
+  need("softmaxRowsBackward", "y", y, rows * cols);
+  need("softmaxRowsBackward", "dy", dy, rows * cols);
+  need("softmaxRowsBackward", "dx", dx, rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    let dot = 0;
+    for (let j = 0; j < cols; j++) dot += dy[o + j] * y[o + j];
+    for (let j = 0; j < cols; j++) dx[o + j] = y[o + j] * (dy[o + j] - dot);
+  }
+}
+
+/** dx = dy - exp(y) * sum(dy) per row, y = log-softmax output; dx may alias dy. */
+export function logSoftmaxRowsBackward(y: Float, dy: Float, dx: Float, rows: number, cols: number): void {
+  dims("logSoftmaxRowsBackward", { rows, cols });
+  need("logSoftmaxRowsBackward", "y", y, rows * cols);
+  need("logSoftmaxRowsBackward", "dy", dy, rows * cols);
+  need("logSoftmaxRowsBackward", "dx", dx, rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    let sum = 0;
+    for (let j = 0; j < cols; j++) sum += dy[o + j];
+    for (let j = 0; j < cols; j++) dx[o + j] = dy[o + j] - Math.exp(y[o + j]) * sum;
+  }
+}
+
+/** log(sum_j exp(x[o + j] * invT)), max-subtracted. */
+function rowLse(x: Float, o: number, cols: number, invT: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < cols; j++) {
+    const z = x[o + j] * invT;
+    if (z > max) max = z;
+  }
+  if (max === -Infinity || max === Infinity) return max;
+  let sum = 0;
+  for (let j = 0; j < cols; j++) sum += Math.exp(x[o + j] * invT - max);
+  return max + Math.log(sum);
+}
+
+function checkTarget(fn: string, targets: Int32Array, r: number, vocab: number, ignoreIndex: number): boolean {
+  const t = targets[r];
+  if (t === ignoreIndex) return false;
+  if (!(t >= 0 && t < vocab)) {
+    throw new RangeError(`${fn}: target at row ${r} is ${t}, outside [0, ${vocab}) and not ignoreIndex ${ignoreIndex}`);
+  }
+  return true;
+}
+
+/**
+ * Softmax cross-entropy per row: lossPerRow[r] = logsumexp(logits[r]) - logits[r, targets[r]] (0 for rows whose
+ * target is ignoreIndex), lse[r] = logsumexp(logits[r]) for every row. Returns the number of non-ignored rows.
+ * Throws a RangeError naming the row for a target outside [0, vocab) that is not ignoreIndex.
+ */
+export function crossEntropyForward(
+  logits: Float, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number,
+  lossPerRow: Float, lse: Float,
+): number {
+  const fn = "crossEntropyForward";
+  dims(fn, { rows, vocab });
+  need(fn, "logits", logits, rows * vocab);
+  need(fn, "targets", targets, rows);
+  need(fn, "lossPerRow", lossPerRow, rows);
+  need(fn, "lse", lse, rows);
+  let count = 0;
+  for (let r = 0; r < rows; r++) {
+    const used = checkTarget(fn, targets, r, vocab, ignoreIndex);
+    const l = rowLse(logits, r * vocab, vocab, 1);
+    lse[r] = l;
+    if (used) {
+      lossPerRow[r] = l - logits[r * vocab + targets[r]];
+      count++;
+    } else {
+      lossPerRow[r] = 0;
+    }
+  }
+  return count;
+}
+
+/** dlogits[r] = (softmax(logits[r]) - onehot(targets[r])) * gradPerRow[r]; zero for ignored rows. */
+export function crossEntropyBackward(
+  logits: Float, targets: Int32Array, lse: Float, gradPerRow: Float, dlogits: Float,
+  rows: number, vocab: number, ignoreIndex: number,
+): void {
+  const fn = "crossEntropyBackward";
+  dims(fn, { rows, vocab });
+  need(fn, "logits", logits, rows * vocab);
+  need(fn, "targets", targets, rows);
+  need(fn, "lse", lse, rows);
+  need(fn, "gradPerRow", gradPerRow, rows);
+  need(fn, "dlogits", dlogits, rows * vocab);
+  for (let r = 0; r < rows; r++) {
+    const o = r * vocab;
+    if (!checkTarget(fn, targets, r, vocab, ignoreIndex)) {
+      dlogits.fill(0, o, o + vocab);
+      continue;
+    }
+    const g = gradPerRow[r];
+    const l = lse[r];
+    for (let j = 0; j < vocab; j++) dlogits[o + j] = Math.exp(logits[o + j] - l) * g;
+    dlogits[o + targets[r]] -= g;
+  }
+}
+
+function checkTemperature(fn: string, temperature: number): void {
+  if (!(temperature > 0) || !Number.isFinite(temperature)) {
+    throw new RangeError(`${fn}: temperature must be a positive finite number, got ${temperature}`);
+  }
+}
+
+/** klPerRow[r] = sum_v pT (log pT - log pS), p = softmax(z / temperature), T = teacher, S = student. */
+export function klDivForward(
+  teacher: Float, student: Float, rows: number, vocab: number, temperature: number, klPerRow: Float,
+): void {
+  const fn = "klDivForward";
+  dims(fn, { rows, vocab });
+  checkTemperature(fn, temperature);
+  need(fn, "teacher", teacher, rows * vocab);
+  need(fn, "student", student, rows * vocab);
+  need(fn, "klPerRow", klPerRow, rows);
+  const invT = 1 / temperature;
+  for (let r = 0; r < rows; r++) {
+    const o = r * vocab;
+    const lseT = rowLse(teacher, o, vocab, invT);
+    const lseS = rowLse(student, o, vocab, invT);
+    let kl = 0;
+    for (let j = 0; j < vocab; j++) {
+      const logPT = teacher[o + j] * invT - lseT;
+      const logPS = student[o + j] * invT - lseS;
+      const pT = Math.exp(logPT);
+      if (pT > 0) kl += pT * (logPT - logPS);
+    }
+    klPerRow[r] = kl;
+  }
+}
+
+/**
+ * Gradients of klPerRow (see klDivForward) scaled by gradPerRow[r]:
+ *   dStudent = g / temperature * (pS - pT)
+ *   dTeacher = g / temperature * pT * ((log pT - log pS) - KL_row)        (skipped when dTeacher is null)
+ */
+export function klDivBackward(
+  teacher: Float, student: Float, rows: number, vocab: number, temperature: number, gradPerRow: Float,
+  dStudent: Float | null, dTeacher: Float | null,
+): void {
+  const fn = "klDivBackward";
+  dims(fn, { rows, vocab });
+  checkTemperature(fn, temperature);
+  need(fn, "teacher", teacher, rows * vocab);
+  need(fn, "student", student, rows * vocab);
+  need(fn, "gradPerRow", gradPerRow, rows);
+  if (dStudent !== null) need(fn, "dStudent", dStudent, rows * vocab);
+  if (dTeacher !== null) need(fn, "dTeacher", dTeacher, rows * vocab);
+  const invT = 1 / temperature;
+  for (let r = 0; r < rows; r++) {
+    const o = r * vocab;
+    const lseT = rowLse(teacher, o, vocab, invT);
+    const lseS = rowLse(student, o, vocab, invT);
+    const gs = gradPerRow[r] * invT;
+    if (dTeacher !== null) {
+      let kl = 0;
+      for (let j = 0; j < vocab; j++) {
+        const logPT = teacher[o + j] * invT - lseT;
+        const pT = Math.exp(logPT);
+        if (pT > 0) kl += pT * (logPT - (student[o + j] * invT - lseS));
+      }
+      for (let j = 0; j < vocab; j++) {
+        const logPT = teacher[o + j] * invT - lseT;
+        const pT = Math.exp(logPT);
+        dTeacher[o + j] = pT > 0 ? gs * pT * (logPT - (student[o + j] * invT - lseS) - kl) : 0;
+      }
+    }
+    if (dStudent !== null) {
+      for (let j = 0; j < vocab; j++) {
+        const pT = Math.exp(teacher[o + j] * invT - lseT);
+        const pS = Math.exp(student[o + j] * invT - lseS);
+        dStudent[o + j] = gs * (pS - pT);
+      }
+    }
+  }
+}
+
+/**
+ * RMSNorm as HF transformers computes it: variance = mean(x^2); n = x * rsqrt(variance + eps); out = w * n,
+ * with float32 rounding at each of those steps when the storage is float32. Saves rstd[r] = rsqrt(var + eps).
+ * out may alias x.
+ */
+export function rmsNormForward(
+  x: Float, w: Float, out: Float, rstd: Float, rows: number, dim: number, eps: number,
+): void {
+  const fn = "rmsNormForward";
+  dims(fn, { rows, dim });
+  need(fn, "x", x, rows * dim);
+  need(fn, "w", w, dim);
+  need(fn, "out", out, rows * dim);
+  need(fn, "rstd", rstd, rows);
+  const f32 = x instanceof Float32Array;
+  const fr = Math.fround;
+  for (let r = 0; r < rows; r++) {
+    const o = r * dim;
+    let ss = 0;
+    for (let j = 0; j < dim; j++) ss += x[o + j] * x[o + j];
+    if (f32) {
+      const rs = fr(1 / Math.sqrt(fr(fr(ss / dim) + eps)));
+      rstd[r] = rs;
+      for (let j = 0; j < dim; j++) out[o + j] = w[j] * fr(x[o + j] * rs);
+    } else {
+      const rs = 1 / Math.sqrt(ss / dim + eps);
+      rstd[r] = rs;
+      for (let j = 0; j < dim; j++) out[o + j] = w[j] * (x[o + j] * rs);
+    }
+  }
+}
+
+/**
+ * RMSNorm backward. With g = w * dy and r = rstd[row]:
+ *   dx = r * g - r^3 * x * sum(g * x) / dim
+ *   dw = sum over rows of dy * (x * r)          (OVERWRITES dw; skipped when dw is null)
+ */
+export function rmsNormBackward(
+  dy: Float, x: Float, w: Float, rstd: Float, dx: Float, dw: Float | null, rows: number, dim: number,
+): void {
+  const fn = "rmsNormBackward";
+  dims(fn, { rows, dim });
+  need(fn, "dy", dy, rows * dim);
+  need(fn, "x", x, rows * dim);
+  need(fn, "w", w, dim);
+  need(fn, "rstd", rstd, rows);
+  need(fn, "dx", dx, rows * dim);
+  if (dw !== null) need(fn, "dw", dw, dim);
+  const acc = dw !== null ? new Float64Array(dim) : null;
+  for (let r = 0; r < rows; r++) {
+    const o = r * dim;
+    const rs = rstd[r];
+    let sgx = 0;
+    for (let j = 0; j < dim; j++) sgx += w[j] * dy[o + j] * x[o + j];
+    const c = (rs * rs * rs * sgx) / dim;
+    if (acc !== null) for (let j = 0; j < dim; j++) acc[j] += dy[o + j] * (x[o + j] * rs);
+    for (let j = 0; j < dim; j++) dx[o + j] = rs * w[j] * dy[o + j] - c * x[o + j];
+  }
+  if (dw !== null && acc !== null) for (let j = 0; j < dim; j++) dw[j] = acc[j];
+}
+
+/**
+ * Rotary embedding in HF's rotate-half layout: x [outer, T, dh], cos/sin [*, dh] indexed by position
+ * posOffset + t, out = x * cos + rotate_half(x) * sin with rotate_half(x) = concat(-x[dh/2:], x[:dh/2]).
+ * inverse = true rotates by -sin, which is also the backward (dx from dy), given HF's cos/sin whose two halves are
+ * equal. out may alias x.
+ */
+export function ropeForward(
+  x: Float, cos: Float, sin: Float, out: Float, outer: number, T: number, dh: number, inverse: boolean,
+  posOffset = 0,
+): void {
+  const fn = "ropeForward";
+  dims(fn, { outer, T, dh, posOffset });
+  if (dh % 2 !== 0) throw new RangeError(`${fn}: dh must be even, got ${dh}`);
+  need(fn, "x", x, outer * T * dh);
+  need(fn, "out", out, outer * T * dh);
+  need(fn, "cos", cos, (posOffset + T) * dh);
+  need(fn, "sin", sin, (posOffset + T) * dh);
+  const half = dh / 2;
+  const sign = inverse ? -1 : 1;
+  for (let o = 0; o < outer; o++) {
+    for (let t = 0; t < T; t++) {
+      const base = (o * T + t) * dh;
+      const cb = (posOffset + t) * dh;
+      for (let i = 0; i < half; i++) {
+        const x1 = x[base + i];
+        const x2 = x[base + i + half];
+        out[base + i] = x1 * cos[cb + i] - x2 * (sign * sin[cb + i]);
+        out[base + i + half] = x2 * cos[cb + i + half] + x1 * (sign * sin[cb + i + half]);
+      }
+    }
+  }
+}

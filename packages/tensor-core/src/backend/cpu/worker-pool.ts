@@ -1,0 +1,229 @@
+/**
+ * A synchronous worker pool for the cpu kernels (Node `worker_threads` + SharedArrayBuffer + Atomics).
+ *
+ * Size: `LRC_THREADS` if set (1 = no workers), else min(os.availableParallelism(), 8) threads in total, the calling
+ * thread included (so a 2-core machine gets one worker). Workers are created lazily on the first parallel call,
+ * from a source string (`new Worker(src, { eval: true })`) that embeds `createGemmRuntime.toString()` and
+ * `createAttentionRuntime.toString()`, so the pool works the same from .ts (tsx, vitest) and from compiled dist,
+ * and every thread runs the exact code of the calling thread. Workers are `unref()`ed: they never keep the
+ * process alive.
+ *
+ * A parallel call posts one task to each worker it needs, then the calling thread joins in: every thread claims
+ * work items from a shared counter (`Atomics.add`) until none are left, and the caller blocks in `Atomics.wait`
+ * until each worker has reported done, so the call stays synchronous. Operands must be SharedArrayBuffer-backed
+ * (the kernels' entry points copy anything else into pooled shared scratch first).
+ *
+ * Outside Node (no `process.getBuiltinModule`, no `worker_threads`) or without SharedArrayBuffer the pool has
+ * size 1 and everything runs on the calling thread.
+ */
+import type { Worker as NodeWorker } from "node:worker_threads";
+import { createAttentionRuntime } from "./attention-runtime.js";
+import { createGemmRuntime } from "./gemm-runtime.js";
+import { gemmWasmBytes } from "./wasm-gemm.js";
+
+/** Task kinds a worker understands. */
+export type TaskKind = "gemm" | "attnFwd" | "attnBwd";
+
+const MAX_DEFAULT_THREADS = 8;
+const MESSAGE_CHARS = 2000;
+
+interface NodeProcessLike {
+  env?: Record<string, string | undefined>;
+  getBuiltinModule?: (id: string) => unknown;
+}
+
+function nodeProcess(): NodeProcessLike | undefined {
+  return (globalThis as { process?: NodeProcessLike }).process;
+}
+
+function defaultThreads(): number {
+  const env = nodeProcess()?.env?.["LRC_THREADS"];
+  if (env !== undefined && env !== "") {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(`LRC_THREADS must be a positive integer, got "${env}"`);
+    }
+    return n;
+  }
+  const os = nodeProcess()?.getBuiltinModule?.("node:os") as
+    | { availableParallelism?: () => number; cpus: () => unknown[] }
+    | undefined;
+  if (os === undefined) return 1;
+  const cores = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(cores, MAX_DEFAULT_THREADS));
+}
+
+let threadCount = defaultThreads();
+/** Minimum flop count (2*batch*m*n*k) for a gemm to go parallel (~160^3); from bench-gemm.ts on a 2-core VM. */
+let gemmThreshold = 1 << 23;
+
+interface Pool {
+  workers: NodeWorker[];
+  ctrl: Int32Array;
+  message: Uint16Array;
+}
+
+let pool: Pool | null = null;
+
+/** What the last parallel call did (for tests and diagnostics). */
+export interface ParallelRunInfo {
+  kind: TaskKind;
+  items: number;
+  helpers: number;
+  /** Items the calling thread ran itself. */
+  localItems: number;
+}
+
+let lastRun: ParallelRunInfo | null = null;
+
+/** The last parallel call's split, or null if none ran on the pool yet. */
+export function lastParallelRun(): ParallelRunInfo | null {
+  return lastRun;
+}
+
+function workerSource(): string {
+  return `"use strict";
+var __name = function (f) { return f; };
+const { parentPort, workerData } = require("node:worker_threads");
+const createGemmRuntime = (${createGemmRuntime.toString()});
+const createAttentionRuntime = (${createAttentionRuntime.toString()});
+const gemm = createGemmRuntime(workerData.wasm);
+const attention = createAttentionRuntime(gemm);
+const ctrl = new Int32Array(workerData.ctrl, 0, 4);
+const message = new Uint16Array(workerData.ctrl, 16, ${MESSAGE_CHARS});
+const claim = () => Atomics.add(ctrl, 0, 1);
+parentPort.on("message", (task) => {
+  try {
+    if (task.kind === "gemm") gemm.runTiles(task.job, claim);
+    else if (task.kind === "attnFwd") attention.forwardItems(task.job, claim);
+    else if (task.kind === "attnBwd") attention.backwardItems(task.job, claim);
+    else throw new Error("unknown task kind " + task.kind);
+  } catch (e) {
+    const text = String((e && e.stack) || e).slice(0, ${MESSAGE_CHARS - 1});
+    if (Atomics.compareExchange(ctrl, 2, 0, 1) === 0) {
+      for (let i = 0; i < text.length; i++) message[i] = text.charCodeAt(i);
+      message[text.length] = 0;
+    }
+    Atomics.store(ctrl, 0, 0x3fffffff);
+  }
+  Atomics.add(ctrl, 1, 1);
+  Atomics.notify(ctrl, 1);
+});
+`;
+}
+
+function createPool(workerCount: number): Pool | null {
+  const wt = nodeProcess()?.getBuiltinModule?.("node:worker_threads") as
+    | typeof import("node:worker_threads")
+    | undefined;
+  if (wt === undefined || typeof SharedArrayBuffer !== "function" || typeof Atomics.wait !== "function") {
+    return null;
+  }
+  const sab = new SharedArrayBuffer(16 + 2 * MESSAGE_CHARS);
+  const src = workerSource();
+  const wasm = gemmWasmBytes();
+  const workers: NodeWorker[] = [];
+  for (let i = 0; i < workerCount; i++) {
+    const w = new wt.Worker(src, { eval: true, workerData: { wasm, ctrl: sab } });
+    w.unref();
+    workers.push(w);
+  }
+  return { workers, ctrl: new Int32Array(sab, 0, 4), message: new Uint16Array(sab, 16, MESSAGE_CHARS) };
+}
+
+/** Total threads (calling thread included) parallel kernels use. */
+export function getThreadCount(): number {
+  return threadCount;
+}
+
+/** Sets the total thread count (1 = never use workers); an existing pool of another size is shut down. */
+export function setThreadCount(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setThreadCount: need a positive integer, got ${n}`);
+  if (n !== threadCount) {
+    shutdownPool();
+    threadCount = n;
+  }
+}
+
+/** Minimum gemm flop count (2*batch*m*n*k) that runs on the pool. */
+export function getParallelThreshold(): number {
+  return gemmThreshold;
+}
+
+/** Sets the minimum gemm flop count that runs on the pool (0 = always, useful in tests). */
+export function setParallelThreshold(flops: number): void {
+  if (!(flops >= 0)) throw new RangeError(`setParallelThreshold: need flops >= 0, got ${flops}`);
+  gemmThreshold = flops;
+}
+
+/** Terminates the workers (they are recreated on the next parallel call). */
+export function shutdownPool(): void {
+  if (pool === null) return;
+  for (const w of pool.workers) void w.terminate();
+  pool = null;
+}
+
+/** True when a parallel call can run on more than the calling thread. */
+export function poolAvailable(): boolean {
+  if (threadCount <= 1) return false;
+  if (pool === null) pool = createPool(threadCount - 1);
+  if (pool === null) threadCount = 1;
+  return pool !== null;
+}
+
+/**
+ * Runs `items` work items of `kind` on up to `threadCount` threads: each worker gets `job` (whose typed arrays
+ * must be SharedArrayBuffer-backed) and the calling thread runs `runLocal` with the same shared claim counter.
+ * Returns when every item is done; rethrows the first failure.
+ */
+export function runParallel(
+  kind: TaskKind,
+  job: object,
+  items: number,
+  runLocal: (claim: () => number) => void,
+): void {
+  if (!poolAvailable() || pool === null) {
+    let next = 0;
+    runLocal(() => next++);
+    return;
+  }
+  for (const [key, value] of Object.entries(job)) {
+    if (ArrayBuffer.isView(value) && !(value.buffer instanceof SharedArrayBuffer)) {
+      throw new TypeError(`worker-pool: ${kind} job field ${key} is not SharedArrayBuffer-backed`);
+    }
+  }
+  const { workers, ctrl, message } = pool;
+  const helpers = Math.min(workers.length, items - 1);
+  Atomics.store(ctrl, 0, 0);
+  Atomics.store(ctrl, 1, 0);
+  Atomics.store(ctrl, 2, 0);
+  for (let i = 0; i < helpers; i++) workers[i]!.postMessage({ kind, job });
+  let localError: unknown = null;
+  let localItems = 0;
+  try {
+    runLocal(() => {
+      const item = Atomics.add(ctrl, 0, 1);
+      if (item < items) localItems++;
+      return item;
+    });
+  } catch (e) {
+    localError = e;
+    Atomics.store(ctrl, 0, 0x3fffffff);
+  }
+  const started = Date.now();
+  for (;;) {
+    const done = Atomics.load(ctrl, 1);
+    if (done >= helpers) break;
+    if (Atomics.wait(ctrl, 1, done, 1000) === "timed-out" && Date.now() - started > 600_000) {
+      shutdownPool();
+      throw new Error(`worker-pool: ${kind} workers did not finish within 600 s; the pool was shut down`);
+    }
+  }
+  lastRun = { kind, items, helpers, localItems };
+  if (localError !== null) throw localError;
+  if (Atomics.load(ctrl, 2) !== 0) {
+    let text = "";
+    for (let i = 0; i < message.length && message[i] !== 0; i++) text += String.fromCharCode(message[i]!);
+    throw new Error(`worker-pool: a ${kind} worker failed: ${text}`);
+  }
+}
