@@ -143,9 +143,9 @@ describe("matmul", () => {
   });
   prop("1-D cases", (seed) => {
     const r = rng(seed);
-    expectOk(checkGrad(O.matmul, [randT([3], r), randT([3, 4], r)], r));
-    expectOk(checkGrad(O.matmul, [randT([2, 4, 3], r), randT([3], r)], r));
-    expectOk(checkGrad(O.matmul, [randT([5], r), randT([5], r)], r));
+    expectOk(checkGrad((a, b) => O.matmul(a, b), [randT([3], r), randT([3, 4], r)], r));
+    expectOk(checkGrad((a, b) => O.matmul(a, b), [randT([2, 4, 3], r), randT([3], r)], r));
+    expectOk(checkGrad((a, b) => O.matmul(a, b), [randT([5], r), randT([5], r)], r));
   });
 });
 

@@ -1,0 +1,85 @@
+// `lrc tokenizer train` and `lrc tokenize` end to end on temp files, in-process through `main`: the output is a
+// manifest + shards the reader accepts; bad input exits 1 with a one-line message naming the file.
+
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { loadTokenizer, openShards, readManifest, readSplitTokens } from "@lrc-ts/data";
+import { main } from "../cli.js";
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-cli-tokenize-"));
+const corpus = path.join(root, "corpus");
+const tokJson = path.join(root, "tok", "tokenizer.json");
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+afterEach(() => vi.restoreAllMocks());
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
+  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
+  const code = await main(argv);
+  vi.restoreAllMocks();
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+const texts = Array.from({ length: 12 }, (_, i) => `Story ${i}. Once upon a time the ${i % 2 ? "cat" : "dog"} went to town ${i} times.\n`);
+
+beforeAll(async () => {
+  fs.mkdirSync(path.join(corpus, "sub"), { recursive: true });
+  texts.slice(0, 4).forEach((t, i) => fs.writeFileSync(path.join(corpus, `a${i}.txt`), t));
+  fs.writeFileSync(path.join(corpus, "sub", "b.jsonl"), texts.slice(4).map((t) => JSON.stringify({ text: t, id: 1 })).join("\n") + "\n");
+  fs.writeFileSync(path.join(corpus, "ignored.csv"), "x,y\n");
+  const r = await run(["tokenizer", "train", "--input", corpus, "--vocab-size", "300", "--out", tokJson, "--min-frequency", "1"]);
+  expect(r.err).toBe("");
+  expect(r.code).toBe(0);
+});
+
+describe("lrc tokenizer train", () => {
+  it("writes a loadable tokenizer.json", () => {
+    const t = loadTokenizer(tokJson);
+    expect(t.vocabSize).toBe(300);
+    expect(t.decode(t.encode(texts[3]!))).toBe(texts[3]);
+  });
+});
+
+describe("lrc tokenize", () => {
+  it("turns .txt and .jsonl files into shards the reader accepts", async () => {
+    const out = path.join(root, "shards");
+    const r = await run(["tokenize", "--tokenizer", tokJson, "--input", `${corpus}/*.txt,${corpus}/**/*.jsonl`, "--out", out, "--val-fraction", "0.25", "--shard-tokens", "40", "--json"]);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.out);
+    expect(summary.train.documents + summary.val.documents).toBe(12);
+    const m = readManifest(out);
+    expect(m.shards.length).toBeGreaterThan(2);
+    const t = loadTokenizer(tokJson);
+    const all = [...t.decode(readSplitTokens(out, "train")).split("<|endoftext|>"), ...t.decode(readSplitTokens(out, "val")).split("<|endoftext|>")];
+    expect(all.filter((s) => s.length > 0).sort()).toEqual([...texts].sort());
+    const reader = openShards(out, { seqLen: 8, batchSize: 2, expectTokenizerHash: t.hash });
+    expect(reader.next().shape).toEqual([2, 8]);
+    reader.close();
+  });
+
+  const bad: [string, (dir: string) => string[], RegExp][] = [
+    ["a missing input file", (d) => [path.join(d, "missing.txt")], /missing\.txt: no such file or directory/],
+    ["a jsonl line without the text field", (d) => (fs.writeFileSync(path.join(d, "x.jsonl"), '{"text":"ok"}\n{"body":"no"}\n'), [path.join(d, "x.jsonl")]), /x\.jsonl: line 2: no "text" field/],
+    ["bad JSON", (d) => (fs.writeFileSync(path.join(d, "y.jsonl"), '{"text":"ok"}\n\n{"text": "a",\n'), [path.join(d, "y.jsonl")]), /y\.jsonl: line 3: invalid JSON/],
+    ["an unsupported file type", (d) => (fs.writeFileSync(path.join(d, "z.csv"), "a"), [path.join(d, "z.csv")]), /z\.csv: unsupported input type '\.csv'/],
+  ];
+  it.each(bad)("exits 1 with a one-line message for %s", async (_name, make, pattern) => {
+    const dir = fs.mkdtempSync(path.join(root, "bad-"));
+    const out = path.join(dir, "out");
+    const r = await run(["tokenize", "--tokenizer", tokJson, "--input", make(dir).join(","), "--out", out]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(pattern);
+    expect(r.err.split("\n")).toHaveLength(1);
+    expect(fs.existsSync(path.join(out, "manifest.json"))).toBe(false);
+  });
+
+  it("exits 1 naming a missing tokenizer", async () => {
+    const r = await run(["tokenize", "--tokenizer", path.join(root, "none.json"), "--input", corpus, "--out", path.join(root, "o")]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^lrc tokenize: .*none\.json: no such tokenizer/);
+  });
+});

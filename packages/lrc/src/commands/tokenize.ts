@@ -1,0 +1,114 @@
+// `lrc tokenize`: text files (.txt/.md documents, .jsonl lines with a text field) to a token shard directory
+// with a manifest, through @lrc-ts/data. Documents are joined with the tokenizer's end-of-text token and
+// assigned to train or val by a seeded per-document choice. Progress goes to stderr, the summary to stdout.
+
+import fs from "node:fs";
+import { expandInputs, loadTokenizer, readDocuments, writeTextPieces, type WriteProgress } from "@lrc-ts/data";
+import type { Command } from "../cli/command.js";
+
+function human(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return String(n);
+}
+
+function clock(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** One-line progress bar on stderr (only when it is a terminal). */
+function progressBar(totalBytes: number): (p: WriteProgress) => void {
+  const tty = process.stderr.isTTY === true;
+  return (p) => {
+    if (!tty) return;
+    const frac = totalBytes > 0 ? Math.min(1, p.bytes / totalBytes) : 0;
+    const width = 24;
+    const filled = Math.round(frac * width);
+    const mbs = p.elapsedMs > 0 ? p.bytes / 1e6 / (p.elapsedMs / 1000) : 0;
+    const line =
+      `tokenize [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%  ` +
+      `${human(p.tokens)} tokens  ${human(p.documents)} docs  ${mbs.toFixed(1)} MB/s  ${clock(p.elapsedMs)}`;
+    process.stderr.write(`\r${line}\x1b[K`);
+  };
+}
+
+export const tokenizeCommand: Command = {
+  name: "tokenize",
+  summary: "tokenize text files into train/val token shards with a manifest",
+  flags: {
+    tokenizer: { kind: "string", required: true, help: "tokenizer.json, or a model directory holding one" },
+    input: { kind: "list", required: true, help: "input files, directories or globs (.txt/.md = one document, .jsonl = one per line)" },
+    out: { kind: "string", required: true, help: "output shard directory" },
+    "val-fraction": { kind: "number", default: 0.01, help: "fraction of documents sent to the val split" },
+    "shard-tokens": { kind: "int", default: 100_000_000, help: "tokens per shard file" },
+    seed: { kind: "int", default: 0, help: "seed of the per-document train/val choice" },
+    "text-field": { kind: "string", default: "text", help: "JSONL field holding the text" },
+    "eos-token": { kind: "string", help: "end-of-text token to join documents with (default: found in the tokenizer)" },
+    json: { kind: "boolean", help: "print the summary as JSON" },
+  },
+  details: [
+    "examples:",
+    "  lrc tokenize --tokenizer models/Qwen2.5-0.5B --input corpus/ --out data/shards",
+    "  lrc tokenize --tokenizer tok.json --input 'books/**/*.txt,web.jsonl' --out shards --val-fraction 0.005",
+  ].join("\n"),
+  async run(flags) {
+    const valFraction = flags["val-fraction"] as number;
+    if (!(valFraction >= 0 && valFraction <= 1)) throw new Error(`--val-fraction must be in [0, 1], got ${valFraction}`);
+    const shardTokens = flags["shard-tokens"] as number;
+    if (shardTokens < 1) throw new Error(`--shard-tokens must be positive, got ${shardTokens}`);
+    const eosToken = flags["eos-token"] as string | undefined;
+    const tokenizer = loadTokenizer(flags.tokenizer as string, eosToken !== undefined ? { eosToken } : {});
+    const files = expandInputs(flags.input as string[]);
+    const totalBytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
+    const out = flags.out as string;
+    const bar = progressBar(totalBytes);
+    const start = Date.now();
+    let last: WriteProgress | null = null;
+    const manifest = await writeTextPieces(
+      {
+        tokenizer,
+        out,
+        valFraction,
+        shardTokens,
+        seed: flags.seed as number,
+        onProgress: (p) => {
+          last = p;
+          bar(p);
+        },
+      },
+      [{ pieces: readDocuments(files, { textField: flags["text-field"] as string }), split: "auto" }],
+    );
+    if (process.stderr.isTTY) process.stderr.write("\n");
+    const seconds = (Date.now() - start) / 1000;
+    const bytes = (last as WriteProgress | null)?.bytes ?? 0;
+    const { train, val } = manifest.splits;
+    const summary = {
+      out,
+      files: files.length,
+      tokenizerHash: manifest.tokenizer.hash,
+      eosId: manifest.eosId,
+      eosToken: manifest.tokenizer.eosToken,
+      vocabSize: manifest.vocabSize,
+      dtype: manifest.dtype,
+      train,
+      val,
+      seconds,
+      mbPerSecond: seconds > 0 ? bytes / 1e6 / seconds : 0,
+      tokensPerSecond: seconds > 0 ? (train.tokens + val.tokens) / seconds : 0,
+    };
+    if (flags.json) console.log(JSON.stringify(summary));
+    else {
+      console.log(
+        `wrote ${out}: train ${human(train.tokens)} tokens / ${train.documents} docs / ${train.shards} shards, ` +
+          `val ${human(val.tokens)} tokens / ${val.documents} docs / ${val.shards} shards ` +
+          `(${manifest.dtype}, vocab ${manifest.vocabSize}, eos ${manifest.eosId}) in ${seconds.toFixed(1)} s, ` +
+          `${summary.mbPerSecond.toFixed(1)} MB/s`,
+      );
+      if (valFraction > 0 && val.documents === 0)
+        console.error(`lrc tokenize: warning: --val-fraction ${valFraction} sent no document to val (only ${train.documents} documents)`);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,57 @@
+// `lrc tokenizer train`: a byte-level BPE tokenizer (GPT-2 regex, <|endoftext|>) trained on text files and
+// written as a standard Hugging Face tokenizer.json, through @lrc-ts/data.
+
+import { trainBpeTokenizer, writeTokenizerJson } from "@lrc-ts/data";
+import type { Command } from "../cli/command.js";
+
+export const tokenizerTrainCommand: Command = {
+  name: "tokenizer train",
+  summary: "train a byte-level BPE tokenizer and write tokenizer.json",
+  flags: {
+    input: { kind: "list", required: true, help: "input files, directories or globs (.txt/.md/.jsonl)" },
+    "vocab-size": { kind: "int", required: true, help: "vocabulary size: 256 bytes + merges + <|endoftext|>" },
+    out: { kind: "string", required: true, help: "tokenizer.json to write" },
+    "min-frequency": { kind: "int", default: 2, help: "stop merging when the best pair is rarer than this" },
+    "text-field": { kind: "string", default: "text", help: "JSONL field holding the text" },
+    json: { kind: "boolean", help: "print the summary as JSON" },
+  },
+  details: "example:\n  lrc tokenizer train --input corpus/ --vocab-size 8192 --out tokenizer.json",
+  async run(flags) {
+    const vocabSize = flags["vocab-size"] as number;
+    if (vocabSize < 257) throw new Error(`--vocab-size must be at least 257 (256 bytes + <|endoftext|>), got ${vocabSize}`);
+    const tty = process.stderr.isTTY === true;
+    const trained = await trainBpeTokenizer({
+      files: flags.input as string[],
+      vocabSize,
+      minFrequency: flags["min-frequency"] as number,
+      textField: flags["text-field"] as string,
+      onProgress: (p) => {
+        if (!tty) return;
+        const what = p.phase === "count" ? `counting words: ${((p.bytes ?? 0) / 1e6).toFixed(1)} MB` : `merges ${p.merges}/${p.mergesWanted}`;
+        process.stderr.write(`\rtokenizer train: ${what}\x1b[K`);
+      },
+    });
+    if (tty) process.stderr.write("\n");
+    const out = flags.out as string;
+    writeTokenizerJson(out, trained.json);
+    const s = trained.stats;
+    const summary = {
+      out,
+      vocabSize: trained.vocabSize,
+      merges: trained.merges.length,
+      bytes: s.bytes,
+      uniqueWords: s.uniqueWords,
+      seconds: (s.countMs + s.mergeMs) / 1000,
+    };
+    if (flags.json) console.log(JSON.stringify(summary));
+    else {
+      console.log(
+        `wrote ${out}: vocab ${trained.vocabSize} (${trained.merges.length} merges) from ${(s.bytes / 1e6).toFixed(1)} MB, ` +
+          `${s.uniqueWords} distinct words, in ${summary.seconds.toFixed(1)} s`,
+      );
+      if (trained.vocabSize < vocabSize)
+        console.error(`lrc tokenizer train: warning: stopped at vocab ${trained.vocabSize} < ${vocabSize}: no pair occurs --min-frequency times`);
+    }
+    return 0;
+  },
+};
