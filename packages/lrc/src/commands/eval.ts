@@ -1,0 +1,104 @@
+// `lrc eval`: mean next-token loss (nats) and perplexity of an HF model directory on a text file (tokenized
+// with the model's own tokenizer.json, no special tokens added) or on a token shard split (the shard
+// directory's windows, checked against the model's tokenizer when it has one). Windows hold at most
+// max_position_embeddings tokens. Progress goes to stderr (on a terminal), the result to stdout.
+
+import fs from "node:fs";
+import path from "node:path";
+import { evalWindows, loadTokenizer, readManifest, verifyTokenizer } from "@lrc-ts/data";
+import type { Split } from "@lrc-ts/data";
+import { evaluate, evaluateBatches, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
+import type { EvalResult } from "@lrc-ts/nn";
+import { setBackend } from "@lrc-ts/tensor-core";
+import { UsageError } from "../cli/args.js";
+import type { Command } from "../cli/command.js";
+
+function progress(label: string): (done: number, total: number) => void {
+  const tty = process.stderr.isTTY === true;
+  const start = Date.now();
+  return (done, total) => {
+    if (!tty) return;
+    const s = (Date.now() - start) / 1000;
+    const pct = total > 0 ? ((100 * done) / total).toFixed(0) : "?";
+    process.stderr.write(`\r${label} ${done}/${total} tokens (${pct}%)  ${(done / Math.max(s, 1e-3)).toFixed(0)} tok/s\x1b[K`);
+  };
+}
+
+export const evalCommand: Command = {
+  name: "eval",
+  summary: "mean next-token loss and perplexity of a model on a text file or a shard split",
+  flags: {
+    model: { kind: "string", required: true, help: "HF model directory (config.json, model.safetensors, tokenizer.json)" },
+    text: { kind: "string", help: "UTF-8 text file to score, tokenized with the model's tokenizer.json" },
+    data: { kind: "string", help: "token shard directory (from lrc tokenize) to score instead of --text" },
+    split: { kind: "string", default: "val", help: "shard split with --data: train or val" },
+    window: { kind: "int", help: "tokens per window (default and maximum: max_position_embeddings)" },
+    "batch-size": { kind: "int", default: 1, help: "windows per forward pass" },
+    backend: { kind: "string", help: "tensor backend (cpu or gpu; default: LRC_BACKEND or the fastest available)" },
+    json: { kind: "boolean", help: "print one JSON object {loss, perplexity, tokens}" },
+  },
+  details: [
+    "examples:",
+    "  lrc eval --model models/Qwen2.5-0.5B --text wiki.txt",
+    "  lrc eval --model out/student --data data/shards --split val --window 512 --json",
+  ].join("\n"),
+  async run(flags) {
+    const dir = flags.model as string;
+    const text = flags.text as string | undefined;
+    const data = flags.data as string | undefined;
+    if ((text === undefined) === (data === undefined)) throw new UsageError("give exactly one of --text <file> or --data <shard dir>");
+    const split = flags.split as string;
+    if (split !== "train" && split !== "val") throw new UsageError(`--split must be train or val, got '${split}'`);
+    const batchSize = flags["batch-size"] as number;
+    if (batchSize < 1) throw new UsageError(`--batch-size must be positive, got ${batchSize}`);
+    const window = flags.window as number | undefined;
+    if (window !== undefined && window < 1) throw new UsageError(`--window must be positive, got ${window}`);
+    if (flags.backend !== undefined) setBackend(flags.backend as string);
+
+    // Cheap checks first (directory, config.json, tokenizer), then the weights.
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: no such model directory`);
+    readConfigFile(path.join(dir, "config.json"));
+    const tokenizer = text !== undefined ? loadTokenizer(dir) : null;
+    let body = "";
+    if (text !== undefined) {
+      try {
+        body = fs.readFileSync(text, "utf8");
+      } catch (e) {
+        throw new Error(`${text}: cannot read text file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
+    const model = await loadCausalLM(dir);
+    const cfg = model.config;
+    const maxPos = cfg.max_position_embeddings;
+    if (window !== undefined && window > maxPos)
+      throw new Error(`--window ${window} exceeds max_position_embeddings ${maxPos} of ${path.join(dir, "config.json")}`);
+    const bar = progress("eval");
+    let result: EvalResult;
+    if (tokenizer !== null && text !== undefined) {
+      const ids = tokenizer.encode(body);
+      if (ids.length < 2) throw new Error(`${text}: has ${ids.length} token${ids.length === 1 ? "" : "s"}; at least 2 are needed to score next-token predictions`);
+      const maxId = ids.reduce((m, x) => Math.max(m, x), 0);
+      if (maxId >= cfg.vocab_size)
+        throw new Error(`${tokenizer.path ?? dir}: produces token id ${maxId}, outside vocab_size ${cfg.vocab_size} of ${path.join(dir, "config.json")}`);
+      result = evaluate(model, ids, { window: window ?? maxPos, batchSize, onProgress: bar });
+    } else {
+      const manifest = readManifest(data!);
+      if (manifest.vocabSize > cfg.vocab_size)
+        throw new Error(`${path.join(data!, "manifest.json")}: vocabSize ${manifest.vocabSize} exceeds vocab_size ${cfg.vocab_size} of ${path.join(dir, "config.json")}`);
+      if (fs.existsSync(path.join(dir, "tokenizer.json"))) verifyTokenizer(data!, dir);
+      const n = manifest.splits[split as Split].tokens;
+      if (n < 2) throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens; at least 2 are needed`);
+      const seqLen = window ?? Math.min(maxPos, n - 1);
+      if (n - 1 < seqLen)
+        throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens, too few for one window of ${seqLen}; pass a smaller --window`);
+      const total = Math.floor((n - 1) / seqLen) * seqLen;
+      result = evaluateBatches(model, evalWindows(data!, { split: split as Split, seqLen, batchSize }), {
+        onProgress: (d) => bar(d, total),
+      });
+    }
+    if (process.stderr.isTTY === true) process.stderr.write("\r\x1b[K");
+    if (flags.json) console.log(JSON.stringify({ loss: result.loss, perplexity: result.perplexity, tokens: result.tokens }));
+    else console.log(`loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(3)}  tokens ${result.tokens}`);
+    return 0;
+  },
+};

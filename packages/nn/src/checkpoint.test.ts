@@ -1,0 +1,194 @@
+// Model directories: save -> load round trips (tied and untied, F32/F16/BF16 weights, sharded index),
+// atomic replacement, tokenizer files copied, and every bad-input case failing with a message that names
+// the file and the tensor or field.
+
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { noGrad, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
+import type { SafetensorsTensorInput } from "@lrc-ts/tensor-core";
+import { afterAll, describe, expect, it } from "vitest";
+import { CheckpointError, checkpointTensors, loadCausalLM, saveCausalLM } from "./checkpoint.js";
+import { configToJson } from "./config.js";
+import { CausalLM } from "./models/causal-lm.js";
+import { tinyLlama, tinyQwen } from "./testing-internal/tiny.js";
+
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "nn-ckpt-"));
+afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
+let n = 0;
+const tmpDir = () => path.join(tmpRoot, `m${n++}`);
+
+const IDS = [[3, 1, 4, 1, 5, 9, 2, 6], [5, 3, 5, 8, 9, 7, 9, 3]];
+
+/** Writes a model dir by hand: config + the given tensors. */
+function writeDir(dir: string, model: CausalLM, tensors: Array<[string, SafetensorsTensorInput]>, config?: Record<string, unknown>): void {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config ?? configToJson(model.config)));
+  writeSafetensorsFileSync(path.join(dir, "model.safetensors"), tensors, { format: "pt" });
+}
+
+describe("save -> load", () => {
+  it.each([["tied qwen2", tinyQwen()], ["untied llama with biases", tinyLlama()]])("%s gives identical logits", async (_, cfg) => {
+    const m = new CausalLM(cfg, { seed: 7, std: 0.3 });
+    const dir = tmpDir();
+    await saveCausalLM(m, dir);
+    expect(fs.readdirSync(dir).sort()).toEqual(["config.json", "model.safetensors"]);
+    const back = await loadCausalLM(dir);
+    expect(back.config).toEqual({ ...m.config, extra: { ...m.config.extra, torch_dtype: "float32" } });
+    expect([...noGrad(() => back.logits(IDS)).buf]).toEqual([...noGrad(() => m.logits(IDS)).buf]);
+    expect(back.namedParameters().map(([k]) => k)).toEqual(m.namedParameters().map(([k]) => k));
+  });
+
+  it("a float64 model saves as F32 and loads as float64 on request", async () => {
+    const m = new CausalLM(tinyQwen(), { seed: 1, dtype: "float64" });
+    const dir = tmpDir();
+    await saveCausalLM(m, dir);
+    const back = await loadCausalLM(dir, { dtype: "float64" });
+    expect(back.model.norm.weight.dtype).toBe("float64");
+    const w = m.model.layers.items[0]!.self_attn.q_proj.weight.buf;
+    expect([...back.model.layers.items[0]!.self_attn.q_proj.weight.buf]).toEqual([...w].map(Math.fround));
+  });
+
+  it("replaces an existing directory atomically and copies tokenizer files", async () => {
+    const src = tmpDir();
+    fs.mkdirSync(src);
+    for (const f of ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]) fs.writeFileSync(path.join(src, f), `{"f":"${f}"}`);
+    fs.writeFileSync(path.join(src, "unrelated.txt"), "x");
+    const dir = tmpDir();
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, "stale.bin"), "old");
+    const m = new CausalLM(tinyQwen(), { seed: 2 });
+    await saveCausalLM(m, dir, { tokenizerFrom: src, configOverrides: { eos_token_id: 5 } });
+    expect(fs.readdirSync(dir).sort()).toEqual(["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")).eos_token_id).toBe(5);
+    // no temporary directories left behind
+    expect(fs.readdirSync(tmpRoot).filter((f) => f.startsWith("."))).toEqual([]);
+  });
+
+  it("loads F16 and BF16 weights (converted to float32)", async () => {
+    const m = new CausalLM(tinyLlama(), { seed: 3, std: 0.3 });
+    for (const dtype of ["F16", "BF16"] as const) {
+      const dir = tmpDir();
+      writeDir(dir, m, checkpointTensors(m).map(([k, t]) => [k, { ...t, dtype }]));
+      const back = await loadCausalLM(dir);
+      const a = back.model.layers.items[1]!.mlp.up_proj.weight.buf, b = m.model.layers.items[1]!.mlp.up_proj.weight.buf;
+      let maxRel = 0;
+      for (let i = 0; i < a.length; i++) maxRel = Math.max(maxRel, Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), 1e-3));
+      expect(maxRel).toBeGreaterThan(0);
+      expect(maxRel).toBeLessThan(dtype === "F16" ? 1e-3 : 8e-3);
+    }
+  });
+
+  it("a tied checkpoint that also holds lm_head.weight loads", async () => {
+    const m = new CausalLM(tinyQwen(), { seed: 4 });
+    const dir = tmpDir();
+    const ts = checkpointTensors(m);
+    writeDir(dir, m, [...ts, ["lm_head.weight", ts[0]![1]]]);
+    const back = await loadCausalLM(dir);
+    expect(back.lm_head.weight).toBe(back.model.embed_tokens.weight);
+    expect([...noGrad(() => back.logits(IDS)).buf]).toEqual([...noGrad(() => m.logits(IDS)).buf]);
+  });
+
+  it("the sharded fixture equals the single-file one", async () => {
+    const a = await loadCausalLM(path.join(FIXTURES, "llama-gqa-llama3rope-f32"));
+    const b = await loadCausalLM(path.join(FIXTURES, "llama-gqa-llama3rope-f32-sharded"));
+    expect([...noGrad(() => b.logits([[1, 2, 3]])).buf]).toEqual([...noGrad(() => a.logits([[1, 2, 3]])).buf]);
+  });
+});
+
+describe("bad model directories", () => {
+  const m = new CausalLM(tinyLlama(), { seed: 5 });
+  const good = checkpointTensors(m);
+
+  const expectError = async (dir: string, re: RegExp) => {
+    await expect(loadCausalLM(dir)).rejects.toThrow(re);
+  };
+
+  it("missing tensor", async () => {
+    const dir = tmpDir();
+    writeDir(dir, m, good.filter(([k]) => k !== "model.layers.1.self_attn.k_proj.bias"));
+    await expectError(dir, new RegExp(`${dir}/model\\.safetensors: missing tensor "model\\.layers\\.1\\.self_attn\\.k_proj\\.bias"`));
+  });
+
+  it("extra tensor", async () => {
+    const dir = tmpDir();
+    writeDir(dir, m, [...good, ["model.layers.2.mlp.up_proj.weight", good[1]![1]]]);
+    await expectError(dir, new RegExp(`${dir}/model\\.safetensors: unexpected tensor "model\\.layers\\.2\\.mlp\\.up_proj\\.weight"`));
+  });
+
+  it("wrong shape", async () => {
+    const dir = tmpDir();
+    writeDir(dir, m, good.map(([k, t]) => [k, k === "model.norm.weight" ? { shape: [3, 4], data: t.data } : t]));
+    await expectError(dir, /model\.safetensors: tensor "model\.norm\.weight" has shape \[3, 4\], expected \[12\]/);
+  });
+
+  it("untied checkpoint without lm_head.weight", async () => {
+    const dir = tmpDir();
+    writeDir(dir, m, good.filter(([k]) => k !== "lm_head.weight"));
+    await expectError(dir, /model\.safetensors: missing tensor "lm_head\.weight"/);
+  });
+
+  it("corrupt safetensors", async () => {
+    const dir = tmpDir();
+    writeDir(dir, m, good);
+    const f = path.join(dir, "model.safetensors");
+    fs.truncateSync(f, fs.statSync(f).size - 10);
+    await expectError(dir, new RegExp(`^${f.replace(/\./g, "\\.")}: `));
+    fs.writeFileSync(f, "garbage");
+    await expectError(dir, new RegExp(`${f.replace(/\./g, "\\.")}: file is 7 bytes`));
+  });
+
+  it("int tensor where a float weight belongs", async () => {
+    const dir = tmpDir();
+    writeDir(dir, m, good.map(([k, t]) => [k, k === "model.norm.weight" ? { shape: t.shape, data: new Int32Array(t.data.length) } : t]));
+    await expectError(dir, /tensor "model\.norm\.weight" has dtype I32/);
+  });
+
+  it("unsupported rope_scaling and architecture in config.json", async () => {
+    const dir = tmpDir();
+    writeDir(dir, m, good, { ...configToJson(m.config), rope_scaling: { rope_type: "dynamic", factor: 2 } });
+    await expectError(dir, new RegExp(`${dir}/config\\.json: rope_scaling\\.rope_type: unsupported rope scaling "dynamic"`));
+    writeDir(dir, m, good, { ...configToJson(m.config), architectures: ["GPT2LMHeadModel"], model_type: "gpt2" });
+    await expectError(dir, new RegExp(`${dir}/config\\.json: architectures: unsupported architecture "GPT2LMHeadModel"`));
+  });
+
+  it("no config, no weights, no directory", async () => {
+    const dir = tmpDir();
+    fs.mkdirSync(dir);
+    await expectError(dir, new RegExp(`${dir}/config\\.json: no such file`));
+    fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(configToJson(m.config)));
+    await expectError(dir, new RegExp(`${dir}/model\\.safetensors: no such file \\(and no model\\.safetensors\\.index\\.json\\)`));
+    fs.writeFileSync(path.join(dir, "pytorch_model.bin"), "");
+    await expectError(dir, /found pytorch_model\.bin, which is not supported/);
+    await expectError(path.join(dir, "nope"), /nope: no such model directory/);
+    await expect(loadCausalLM(dir)).rejects.toBeInstanceOf(CheckpointError);
+  });
+
+  it("sharded index problems name the shard or index", async () => {
+    const src = path.join(FIXTURES, "llama-gqa-llama3rope-f32-sharded");
+    const dir = tmpDir();
+    fs.cpSync(src, dir, { recursive: true });
+    const indexFile = path.join(dir, "model.safetensors.index.json");
+    const index = JSON.parse(fs.readFileSync(indexFile, "utf8"));
+    // a tensor listed for the wrong shard
+    const moved = { ...index, weight_map: { ...index.weight_map, "model.norm.weight": "model-00001-of-00002.safetensors" } };
+    fs.writeFileSync(indexFile, JSON.stringify(moved));
+    await expectError(dir, /model-00001-of-00002\.safetensors: missing tensor "model\.norm\.weight" \(listed in model\.safetensors\.index\.json\)/);
+    // an unknown name in the index
+    fs.writeFileSync(indexFile, JSON.stringify({ ...index, weight_map: { ...index.weight_map, "model.extra": "model-00002-of-00002.safetensors" } }));
+    await expectError(dir, /model-00002-of-00002\.safetensors: unexpected tensor "model\.extra"/);
+    // a missing shard file
+    fs.rmSync(path.join(dir, "model-00002-of-00002.safetensors"));
+    fs.writeFileSync(indexFile, JSON.stringify(index));
+    await expectError(dir, /model-00002-of-00002\.safetensors: shard listed in model\.safetensors\.index\.json .* does not exist/);
+    // a name missing from the index
+    const { ["model.norm.weight"]: _drop, ...rest } = index.weight_map;
+    fs.cpSync(path.join(src, "model-00002-of-00002.safetensors"), path.join(dir, "model-00002-of-00002.safetensors"));
+    fs.writeFileSync(indexFile, JSON.stringify({ ...index, weight_map: rest }));
+    await expectError(dir, new RegExp(`${indexFile.replace(/\./g, "\\.")}: missing tensor "model\\.norm\\.weight"`));
+    fs.writeFileSync(indexFile, "{");
+    await expectError(dir, /model\.safetensors\.index\.json: invalid JSON/);
+  });
+});

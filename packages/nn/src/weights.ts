@@ -1,0 +1,75 @@
+// The checkpoint-name mapping: HF parameter names <-> the functional core's weight objects. A name map, not
+// a translation table: `model.layers.{i}.self_attn.q_proj.weight` is `layers[i].qW`, and so on.
+
+import type { Tensor } from "@lrc-ts/tensor-core";
+import type { CausalLMConfig } from "./config.js";
+import { oBias, qkvBias } from "./config.js";
+import type { CausalLMWeights, LayerWeights } from "./functional.js";
+import { StateDictError } from "./module.js";
+
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** The HF name of each LayerWeights field, relative to `model.layers.{i}.`. */
+export const LAYER_WEIGHT_NAMES: Readonly<Record<keyof LayerWeights, string>> = {
+  inputNorm: "input_layernorm.weight",
+  qW: "self_attn.q_proj.weight",
+  qB: "self_attn.q_proj.bias",
+  kW: "self_attn.k_proj.weight",
+  kB: "self_attn.k_proj.bias",
+  vW: "self_attn.v_proj.weight",
+  vB: "self_attn.v_proj.bias",
+  oW: "self_attn.o_proj.weight",
+  oB: "self_attn.o_proj.bias",
+  postNorm: "post_attention_layernorm.weight",
+  gateW: "mlp.gate_proj.weight",
+  upW: "mlp.up_proj.weight",
+  downW: "mlp.down_proj.weight",
+};
+
+/** The LayerWeights fields a config has (biases only where the architecture has them). */
+export function layerWeightKeys(cfg: CausalLMConfig): Array<keyof LayerWeights> {
+  const keys: Array<keyof LayerWeights> = ["inputNorm", "qW", "kW", "vW", "oW", "postNorm", "gateW", "upW", "downW"];
+  if (qkvBias(cfg)) keys.push("qB", "kB", "vB");
+  if (oBias(cfg)) keys.push("oB");
+  return keys;
+}
+
+/**
+ * Weight objects from HF-named tensors (a state dict or a loaded checkpoint). Every expected name must be
+ * present; `lm_head.weight` falls back to the embedding when the config is tied.
+ */
+export function weightsFromStateDict(sd: Readonly<Record<string, Tensor>>, cfg: CausalLMConfig, source = "state dict"): CausalLMWeights {
+  const get = (name: string): Tensor => {
+    const t = sd[name];
+    if (t === undefined) throw new StateDictError(`${source}: missing tensor "${name}"`);
+    return t;
+  };
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const l: Partial<Writable<LayerWeights>> = {};
+    for (const k of layerWeightKeys(cfg)) l[k] = get(`model.layers.${i}.${LAYER_WEIGHT_NAMES[k]}`);
+    layers.push(l as LayerWeights);
+  }
+  const embed = get("model.embed_tokens.weight");
+  return {
+    embed,
+    layers,
+    finalNorm: get("model.norm.weight"),
+    lmHead: cfg.tie_word_embeddings ? (sd["lm_head.weight"] ?? embed) : get("lm_head.weight"),
+  };
+}
+
+/** HF-named tensors from weight objects (the inverse; `lm_head.weight` omitted when tied). */
+export function stateDictFromWeights(w: CausalLMWeights, cfg: CausalLMConfig): Record<string, Tensor> {
+  const out: Record<string, Tensor> = { "model.embed_tokens.weight": w.embed };
+  w.layers.forEach((l, i) => {
+    for (const k of layerWeightKeys(cfg)) {
+      const t = l[k];
+      if (t === undefined) throw new StateDictError(`stateDictFromWeights: layers[${i}].${k} is missing (${cfg.model_type} has it)`);
+      out[`model.layers.${i}.${LAYER_WEIGHT_NAMES[k]}`] = t;
+    }
+  });
+  out["model.norm.weight"] = w.finalNorm;
+  if (!cfg.tie_word_embeddings) out["lm_head.weight"] = w.lmHead;
+  return out;
+}
