@@ -1,4 +1,17 @@
 // The table of `lrc` subcommands, one module each.
 import type { Command } from "../cli/command.js";
+import { distillCommand } from "./distill.js";
+import { evalCommand } from "./eval.js";
+import { generateCommand } from "./generate.js";
+import { pretrainCommand } from "./pretrain.js";
+import { tokenizeCommand } from "./tokenize.js";
+import { tokenizerTrainCommand } from "./tokenizer-train.js";
 
-export const commands: Command[] = [];
+export const commands: Command[] = [
+  distillCommand,
+  evalCommand,
+  generateCommand,
+  pretrainCommand,
+  tokenizeCommand,
+  tokenizerTrainCommand,
+];

@@ -1,0 +1,40 @@
+// `lrc pretrain`: train a Qwen2/Llama model from random init (HF init: N(0, initializer_range²), norms 1)
+// with next-token CE, or CE + KL(τ) from a teacher (plain knowledge distillation, the baseline). Writes
+// <out>/model/ (HF directory), metrics.jsonl, loss.svg and checkpoints/ like `lrc distill`.
+
+import type { Command } from "../cli/command.js";
+import { pretrain } from "../run.js";
+import { report, trainFlags, trainOptions } from "./train-flags.js";
+
+export const pretrainCommand: Command = {
+  name: "pretrain",
+  summary: "train a model from random init (CE, or CE + KL from --teacher)",
+  flags: {
+    config: { kind: "string", required: true, help: "HF config.json of the model to train (Qwen2ForCausalLM or LlamaForCausalLM)" },
+    ...trainFlags,
+    teacher: { kind: "string", help: "teacher model directory for plain KD (adds KL(teacher || model) at --temperature)" },
+    temperature: { kind: "number", default: 1, help: "KD temperature (with --teacher)" },
+    "kl-weight": { kind: "number", default: 1, help: "weight of the KL term (with --teacher)" },
+    tokenizer: { kind: "string", help: "tokenizer.json (or a directory with tokenizer files) to copy into the export" },
+    "init-std": { kind: "number", help: "init std (default: the config's initializer_range, else 0.02)" },
+  },
+  details: [
+    "examples:",
+    "  lrc pretrain --config teacher-config.json --data shards --out runs/teacher --steps 2000 --tokenizer tok/tokenizer.json",
+    "  lrc pretrain --config student-config.json --data shards --out runs/kd --tokens 1000000 --teacher runs/teacher/model --temperature 2",
+  ].join("\n"),
+  async run(flags) {
+    const opt: Record<string, unknown> = {
+      ...trainOptions(flags),
+      config: flags.config as string,
+      teacher: flags.teacher,
+      temperature: flags.temperature,
+      klWeight: flags["kl-weight"],
+      tokenizer: flags.tokenizer,
+      initStd: flags["init-std"],
+    };
+    for (const k of Object.keys(opt)) if (opt[k] === undefined) delete opt[k];
+    const r = await pretrain(opt as unknown as Parameters<typeof pretrain>[0]);
+    return report("pretrain", r, flags);
+  },
+};

@@ -1,0 +1,83 @@
+// Flags shared by the training commands (`lrc distill`, `lrc pretrain`) and their translation into
+// TrainRunOptions. With --json the final line on stdout is one JSON object; everything else is on stderr.
+
+import { setBackend } from "@lrc-ts/tensor-core";
+import type { FlagSpecs, ParsedFlags } from "../cli/args.js";
+import { UsageError } from "../cli/args.js";
+import type { RunResult, TrainRunOptions } from "../run.js";
+
+export const trainFlags: FlagSpecs = {
+  data: { kind: "string", required: true, help: "token shard directory (lrc tokenize output)" },
+  out: { kind: "string", required: true, help: "run directory: metrics.jsonl, loss.svg, checkpoints/ and the exported model" },
+  steps: { kind: "int", help: "optimizer steps (or --tokens)" },
+  tokens: { kind: "int", help: "training tokens; steps = ceil(tokens / (batch-size * seq-len * grad-accum))" },
+  "batch-size": { kind: "int", default: 8, help: "sequences per micro-batch" },
+  "seq-len": { kind: "int", default: 128, help: "tokens per sequence" },
+  "grad-accum": { kind: "int", default: 1, help: "micro-batches per optimizer step" },
+  lr: { kind: "number", help: "peak learning rate (distill 1e-4 as the paper; pretrain 1e-3)" },
+  "weight-decay": { kind: "number", default: 0, help: "AdamW weight decay" },
+  schedule: { kind: "string", default: "linear", help: "linear | cosine | constant (after warmup)" },
+  warmup: { kind: "number", default: 0.005, help: "warmup as a fraction of the steps (at least 1 step when > 0)" },
+  "warmup-steps": { kind: "int", help: "warmup steps (overrides --warmup)" },
+  clip: { kind: "number", default: 1, help: "gradient-norm clip (0: off)" },
+  "eval-every": { kind: "int", default: 0, help: "evaluate on the val split every N steps (0: only at the end)" },
+  "eval-batches": { kind: "int", default: 8, help: "val batches per evaluation" },
+  "save-every": { kind: "int", default: 0, help: "checkpoint every N steps (0: only at the end)" },
+  "keep-checkpoints": { kind: "int", default: 2, help: "complete checkpoints kept" },
+  resume: { kind: "boolean", help: "continue from the latest checkpoint in --out" },
+  seed: { kind: "int", default: 0, help: "seed of the data order and the initialisation" },
+  backend: { kind: "string", help: "tensor backend: cpu | gpu (default: LRC_BACKEND or the fastest available)" },
+  "no-progress": { kind: "boolean", help: "no progress line on stderr" },
+  json: { kind: "boolean", help: "print a JSON summary as the last line on stdout" },
+};
+
+function positive(flags: ParsedFlags, name: string, allowZero = false): number | undefined {
+  const v = flags[name] as number | undefined;
+  if (v === undefined) return undefined;
+  if (!(allowZero ? v >= 0 : v > 0)) throw new UsageError(`--${name} must be ${allowZero ? ">= 0" : "> 0"}, got ${v}`);
+  return v;
+}
+
+/** The trainer-related options from the flags. */
+export function trainOptions(flags: ParsedFlags): TrainRunOptions {
+  if (flags.backend !== undefined) setBackend(flags.backend as string);
+  if (flags.steps === undefined && flags.tokens === undefined) throw new UsageError("give the run length: --steps or --tokens");
+  if (flags.steps !== undefined && flags.tokens !== undefined) throw new UsageError("give --steps or --tokens, not both");
+  const schedule = flags.schedule as string;
+  if (schedule !== "linear" && schedule !== "cosine" && schedule !== "constant")
+    throw new UsageError(`--schedule must be linear, cosine or constant, got '${schedule}'`);
+  const warmup = flags.warmup as number;
+  if (!(warmup >= 0 && warmup < 1)) throw new UsageError(`--warmup must be a fraction in [0, 1), got ${warmup}`);
+  const o: Record<string, unknown> = {
+    data: flags.data, out: flags.out, steps: positive(flags, "steps"), tokens: positive(flags, "tokens"),
+    batchSize: positive(flags, "batch-size"), seqLen: positive(flags, "seq-len"), gradAccum: positive(flags, "grad-accum"),
+    lr: positive(flags, "lr"), weightDecay: positive(flags, "weight-decay", true), schedule, warmupFraction: warmup,
+    warmupSteps: positive(flags, "warmup-steps", true), gradClip: positive(flags, "clip", true),
+    evalEvery: positive(flags, "eval-every", true), evalBatches: positive(flags, "eval-batches"), saveEvery: positive(flags, "save-every", true),
+    keepCheckpoints: positive(flags, "keep-checkpoints"), resume: flags.resume === true, seed: flags.seed,
+    progress: flags["no-progress"] !== true, handleSigint: true,
+  };
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o as unknown as TrainRunOptions;
+}
+
+/** Prints the run summary (stderr) and, with --json, the JSON line (stdout). Returns the exit code. */
+export function report(command: string, r: RunResult, flags: ParsedFlags): number {
+  const f = (v: number | undefined) => (v === undefined ? "-" : v.toFixed(4));
+  const lines = [
+    `${command}: ${r.interrupted ? "interrupted" : "done"} at step ${r.steps}: ${r.tokens.toLocaleString("en-US")} tokens, ` +
+      `${Math.round(r.tokensPerSecond)} tokens/s, ${r.elapsedSeconds.toFixed(1)} s`,
+    `  final loss ${f(r.final.total)}  ce ${f(r.final.ce)}${r.final.kl !== undefined ? `  kl ${f(r.final.kl)}` : ""}${r.final.clone !== undefined ? `  clone ${f(r.final.clone)}` : ""}`,
+  ];
+  if (r.val !== null) lines.push(`  val loss ${f(r.val.loss)}  ppl ${r.val.perplexity.toFixed(2)}${r.val.teacherLoss !== null ? `  (teacher ${f(r.val.teacherLoss)})` : ""}`);
+  if (r.exported !== null) lines.push(`  model written to ${r.exported}`);
+  process.stderr.write(`${lines.join("\n")}\n`);
+  if (flags.json === true)
+    console.log(
+      JSON.stringify({
+        command, steps: r.steps, interrupted: r.interrupted, losses: r.final, val: r.val, tokens: r.tokens,
+        tokens_per_s: r.tokensPerSecond, elapsed_s: r.elapsedSeconds, trainable: r.trainable, exported: r.exported,
+      }),
+    );
+  return r.interrupted ? 130 : 0;
+}

@@ -1,0 +1,176 @@
+// The LRC loss (docs/lrc-method.md §2), every term named so the log can show each:
+//
+//   L = w_ce · CE(z_S, y) + w_kl · KL_τ(p_T ‖ p_S) + α · Σ_i Σ_m MSE_{i,m}
+//
+// - CE: student next-token cross-entropy, mean over the counted positions (torch `cross_entropy`).
+// - KL: forward KL(p_T ‖ p_S) with p = softmax(z / τ) on both sides over the full vocabulary and every
+//   position, summed over positions and vocabulary and divided by the number of sequences B (torch
+//   `F.kl_div(..., log_target=True, reduction="batchmean")` on [B, T, V]); no τ² factor. Default τ = 40.
+// - Clone terms per layer i (torch `nn.MSELoss()`: mean over all elements; a plain sum over layers):
+//     q, k, v     MSE(h_S, h_T) of the projections before RoPE (biases included)      (B, T, H·dh | Hkv·dh)
+//     gate, up    MSE(h_S, h_T) before SiLU                                           (B, T, F)
+//     o  paper:     MSE(o_S, o_T P_o)            in R^d   (P §3.2)
+//        reference: MSE(c_S W_oᵀ, c_T W_oᵀ)      in R^D through the teacher's W_o, before P_o (R `attn-out-sim-loss`)
+//     down        MSE(y_S, y_T P_down)  in R^d, gradient through both sides (no stop-gradient)
+// The teacher forward runs with grad mode off; its activations are constants.
+
+import { causalLMForward } from "@lrc-ts/nn";
+import type { CausalLMWeights, LayerCapture } from "@lrc-ts/nn";
+import { add, crossEntropy, klDivergence, matmul, mse, mul, noGrad, reshape, tensor } from "@lrc-ts/tensor-core";
+import type { Tensor } from "@lrc-ts/tensor-core";
+import type { MatrixName, ProjectionParams, Projections } from "./projection.js";
+import { MATRICES, projName } from "./projection.js";
+
+export type AttnOutForm = "paper" | "reference";
+
+export interface LossOptions {
+  /** Weight α of the clone loss (default 0.5, P Tab.10 for LRC-1.7B/4B). 0 disables it. */
+  readonly alpha?: number;
+  /** KL temperature τ (default 40). */
+  readonly temperature?: number;
+  /** Attention-out clone term (default "reference", the form that trained the released checkpoints). */
+  readonly attnOut?: AttnOutForm;
+  /** Clone terms to use (default all seven). */
+  readonly cloneTerms?: readonly MatrixName[];
+  /** Layers whose clone terms are used (default all). */
+  readonly cloneLayers?: readonly number[];
+  /** Layers whose clone terms are dropped (R's `ban_layers`). */
+  readonly banLayers?: readonly number[];
+  /** Weight of the KL term (default 1; 0 skips it). */
+  readonly klWeight?: number;
+  /** Weight of the CE term (default 1; 0 skips it). */
+  readonly ceWeight?: number;
+}
+
+/** A batch: int32 ids (B, T) and next-token targets (B, T); a target of -100 is ignored by CE. */
+export interface TokenBatch {
+  readonly inputs: Tensor;
+  readonly targets: Tensor;
+}
+
+/** The loss and its parts. Tensors stay on the tape (use `total` for backward). */
+export interface LrcLoss {
+  readonly total: Tensor;
+  readonly ce: Tensor | null;
+  readonly kl: Tensor | null;
+  /** Σ of the clone terms, before α. */
+  readonly clone: Tensor | null;
+  /** "layers.{i}.{q,k,v,o,gate,up,down}" -> MSE. */
+  readonly terms: Record<string, Tensor>;
+  readonly studentLogits: Tensor;
+  readonly teacherLogits: Tensor;
+}
+
+/** Resolved loss options. */
+export interface ResolvedLossOptions {
+  readonly alpha: number;
+  readonly temperature: number;
+  readonly attnOut: AttnOutForm;
+  readonly cloneTerms: readonly MatrixName[];
+  readonly cloneLayers: readonly number[];
+  readonly klWeight: number;
+  readonly ceWeight: number;
+}
+
+export function resolveLossOptions(o: LossOptions, numLayers: number): ResolvedLossOptions {
+  const terms = o.cloneTerms ?? MATRICES;
+  for (const t of terms)
+    if (!(MATRICES as readonly string[]).includes(t)) throw new RangeError(`cloneTerms: unknown term "${t}" (known: ${MATRICES.join(", ")})`);
+  const layers = o.cloneLayers ?? Array.from({ length: numLayers }, (_, i) => i);
+  for (const i of [...layers, ...(o.banLayers ?? [])])
+    if (!Number.isInteger(i) || i < 0 || i >= numLayers) throw new RangeError(`clone layer ${i} is out of range (the teacher has ${numLayers} layers)`);
+  const banned = new Set(o.banLayers ?? []);
+  const attnOut = o.attnOut ?? "reference";
+  if (attnOut !== "paper" && attnOut !== "reference") throw new RangeError(`attnOut must be "paper" or "reference", got ${JSON.stringify(attnOut)}`);
+  const r: ResolvedLossOptions = {
+    alpha: o.alpha ?? 0.5,
+    temperature: o.temperature ?? 40,
+    attnOut,
+    cloneTerms: [...new Set(terms)],
+    cloneLayers: [...new Set(layers)].filter((i) => !banned.has(i)).sort((a, b) => a - b),
+    klWeight: o.klWeight ?? 1,
+    ceWeight: o.ceWeight ?? 1,
+  };
+  for (const [k, v] of [["alpha", r.alpha], ["klWeight", r.klWeight], ["ceWeight", r.ceWeight]] as const)
+    if (!(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${k} must be a finite number >= 0, got ${v}`);
+  if (!(r.temperature > 0) || !Number.isFinite(r.temperature)) throw new RangeError(`temperature must be > 0, got ${r.temperature}`);
+  return r;
+}
+
+/** x (B, T, in) @ w[out, in]ᵀ (+ b) -> (B, T, out), torch.nn.functional.linear. */
+function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
+  const [B, T, n] = x.shape as [number, number, number];
+  const y = matmul(reshape(x, [B * T, n]), w, { transB: true }); // (B·T, out)
+  return reshape(b === undefined ? y : add(y, b), [B, T, w.shape[0]!]);
+}
+
+/** x (B, T, D) @ P (D, d) -> (B, T, d). */
+function project(x: Tensor, p: Tensor): Tensor {
+  const [B, T, D] = x.shape as [number, number, number];
+  return reshape(matmul(reshape(x, [B * T, D]), p), [B, T, p.shape[1]!]);
+}
+
+/** The seven clone terms of one layer (those asked for). */
+export function layerCloneTerms(
+  i: number,
+  s: LayerCapture,
+  t: LayerCapture,
+  params: ProjectionParams,
+  teacher: CausalLMWeights,
+  opts: Pick<ResolvedLossOptions, "attnOut" | "cloneTerms">,
+): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const m of opts.cloneTerms) {
+    let v: Tensor;
+    switch (m) {
+      case "q": v = mse(s.q, t.q); break;
+      case "k": v = mse(s.k, t.k); break;
+      case "v": v = mse(s.v, t.v); break;
+      case "gate": v = mse(s.gate, t.gate); break;
+      case "up": v = mse(s.up, t.up); break;
+      case "o":
+        if (opts.attnOut === "paper") v = mse(s.attnOut, project(t.attnOut, params[projName(i, "o")]!));
+        else {
+          // c_S W_oᵀ (+ b_o) vs the teacher's o_proj output c_T W_oᵀ (+ b_o): a shared bias cancels.
+          const l = teacher.layers[i]!;
+          v = mse(linear(s.attnContext, l.oW, l.oB), t.attnOut);
+        }
+        break;
+      case "down": v = mse(s.mlpOut, project(t.mlpOut, params[projName(i, "down")]!)); break;
+    }
+    out[projName(i, m)] = v;
+  }
+  return out;
+}
+
+/** Sums tensors (null for none). */
+function sumAll(ts: readonly Tensor[]): Tensor | null {
+  let acc: Tensor | null = null;
+  for (const t of ts) acc = acc === null ? t : add(acc, t);
+  return acc;
+}
+
+/**
+ * The full LRC loss for one batch with the given trainable tensors (default: the live ones). The teacher
+ * forward runs under noGrad; the student forward records the tape.
+ */
+export function lrcLoss(p: Projections, batch: TokenBatch, opts: ResolvedLossOptions, params: ProjectionParams = p.params): LrcLoss {
+  const needCaptures = opts.alpha > 0 && opts.cloneTerms.length > 0 && opts.cloneLayers.length > 0;
+  const teacher = noGrad(() => causalLMForward(p.teacher, p.teacherConfig, batch.inputs, { capture: needCaptures }));
+  const sw = p.studentWeights(params);
+  const student = causalLMForward(sw, p.studentConfig, batch.inputs, { capture: needCaptures, eps: p.studentEps });
+  const zS = student.logits!, zT = teacher.logits!;
+  const terms: Record<string, Tensor> = {};
+  if (needCaptures)
+    for (const i of opts.cloneLayers)
+      Object.assign(terms, layerCloneTerms(i, student.captures![i]!, teacher.captures![i]!, params, p.teacher, opts));
+  const clone = sumAll(Object.values(terms));
+  const ce = opts.ceWeight > 0 ? crossEntropy(zS, batch.targets) : null;
+  const kl = opts.klWeight > 0 ? klDivergence(zT, zS, { temperature: opts.temperature, reduction: "batchmean" }) : null;
+  const parts: Tensor[] = [];
+  if (ce !== null) parts.push(opts.ceWeight === 1 ? ce : mul(ce, opts.ceWeight));
+  if (kl !== null) parts.push(opts.klWeight === 1 ? kl : mul(kl, opts.klWeight));
+  if (clone !== null) parts.push(mul(clone, opts.alpha));
+  const total = sumAll(parts) ?? tensor(0, [], { dtype: zS.dtype });
+  return { total, ce, kl, clone, terms, studentLogits: zS, teacherLogits: zT };
+}

@@ -1,0 +1,95 @@
+// The run's metrics: one JSON object per line in metrics.jsonl (a "train" row per step with every loss
+// term, lr, gradient norm, tokens, tokens/s and elapsed time; an "eval" row per evaluation) and an SVG plot
+// of the curves next to it (./plot.ts). A resumed run drops the rows after its checkpoint and appends.
+
+import fs from "node:fs";
+import type { EvalMetrics, StepMetrics } from "./trainer.js";
+import { lossPlotSvg } from "./plot.js";
+import type { Series } from "./plot.js";
+
+export interface TrainRow {
+  readonly type: "train";
+  readonly step: number;
+  readonly losses: Record<string, number>;
+  readonly lr: number;
+  readonly grad_norm: number;
+  readonly tokens: number;
+  readonly tokens_per_s: number;
+  readonly elapsed_s: number;
+}
+
+export interface EvalRow {
+  readonly type: "eval";
+  readonly step: number;
+  readonly val_loss: number;
+  readonly val_ppl: number;
+  readonly val_tokens: number;
+  readonly teacher_val_loss: number | null;
+}
+
+export type MetricsRow = TrainRow | EvalRow;
+
+/** Reads a metrics.jsonl file (missing file: no rows; a torn last line from a crash is skipped). */
+export function readMetrics(file: string): MetricsRow[] {
+  if (!fs.existsSync(file)) return [];
+  const rows: MetricsRow[] = [];
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    if (line.trim() === "") continue;
+    try {
+      rows.push(JSON.parse(line) as MetricsRow);
+    } catch {
+      // a line cut short by a kill; everything before it is intact
+    }
+  }
+  return rows;
+}
+
+export class MetricsLog {
+  private rows: MetricsRow[] = [];
+
+  constructor(readonly file: string, readonly plotFile: string) {}
+
+  reset(): void {
+    this.rows = [];
+    fs.writeFileSync(this.file, "");
+  }
+
+  /** Keeps the rows up to `step` (a resumed run) and rewrites the file. */
+  truncateAfter(step: number): void {
+    this.rows = readMetrics(this.file).filter((r) => r.step <= step);
+    fs.writeFileSync(this.file, this.rows.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  }
+
+  private append(r: MetricsRow): void {
+    this.rows.push(r);
+    fs.appendFileSync(this.file, `${JSON.stringify(r)}\n`);
+  }
+
+  train(m: StepMetrics): void {
+    this.append({
+      type: "train", step: m.step, losses: m.losses, lr: m.lr, grad_norm: m.gradNorm, tokens: m.tokens,
+      tokens_per_s: Math.round(m.tokensPerSecond * 10) / 10, elapsed_s: Math.round(m.elapsedSeconds * 1000) / 1000,
+    });
+  }
+
+  eval(e: EvalMetrics): void {
+    this.append({ type: "eval", step: e.step, val_loss: e.loss, val_ppl: e.perplexity, val_tokens: e.tokens, teacher_val_loss: e.teacherLoss });
+  }
+
+  /** Writes the SVG plot of the curves so far. */
+  plot(title = "loss"): void {
+    const train = this.rows.filter((r): r is TrainRow => r.type === "train");
+    const evals = this.rows.filter((r): r is EvalRow => r.type === "eval");
+    const series: Series[] = [];
+    for (const key of ["total", "ce", "kl", "clone"]) {
+      const pts = train.filter((r) => r.losses[key] !== undefined).map((r) => [r.step, r.losses[key]!] as const);
+      if (pts.length > 0) series.push({ name: `train ${key}`, points: pts });
+    }
+    if (evals.length > 0) series.push({ name: "val ce", points: evals.map((r) => [r.step, r.val_loss] as const), markers: true });
+    const teacher = evals.find((r) => r.teacher_val_loss !== null)?.teacher_val_loss;
+    const svg = lossPlotSvg(series, { title, ...(teacher !== undefined && teacher !== null ? { reference: { name: "teacher val ce", value: teacher } } : {}) });
+    const tmp = `${this.plotFile}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, svg);
+    fs.renameSync(tmp, this.plotFile);
+  }
+}

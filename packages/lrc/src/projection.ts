@@ -1,0 +1,240 @@
+// Low-Rank Clone: the frozen teacher, the trainable projections and student RMSNorm gains, and the student
+// weights generated from them every step (docs/lrc-method.md §1.2–§1.7).
+//
+// Every teacher matrix keeps its shape except the residual side, which a D x d projection maps to d:
+//   embed_S = E P_emb (V x d)        q/k/v_S = W P (out x d)        o_S = P_oᵀ W_o (d x H·dh)
+//   gate/up_S = W P (F x d)          down_S = P_downᵀ W_down (d x F)  lm_S = W_lm P_lm (V x d)
+// P_lm is P_emb when the projection is tied (the default for a tied teacher, R's `tie_word_emb_proj=1`).
+// Qwen2 q/k/v biases (and a Llama o bias) are copied unchanged. The student gains are fresh vectors of
+// size d (init 1). Because the student weights are recomputed from the teacher's on the tape, gradients
+// reach each P through the teacher's matrices; the teacher itself never requires grad.
+//
+// Trainable tensor names (the native checkpoint layout, also the golden fixture's):
+//   embed, lm_head (untied only), layers.{i}.{q,k,v,o,gate,up,down}        [D, d]
+//   layers.{i}.input_layernorm, layers.{i}.post_attention_layernorm, norm   [d]
+
+import { CausalLM, configToJson, parseConfig } from "@lrc-ts/nn";
+import type { CausalLMConfig, CausalLMWeights, LayerWeights } from "@lrc-ts/nn";
+import { Rng, full, matmul, noGrad, randn, tensor } from "@lrc-ts/tensor-core";
+import type { DType, Tensor } from "@lrc-ts/tensor-core";
+
+/** The seven per-layer matrices that get a projection. */
+export const MATRICES = ["q", "k", "v", "o", "gate", "up", "down"] as const;
+export type MatrixName = (typeof MATRICES)[number];
+
+/** A teacher: an nn CausalLM, or its weights and config. */
+export type Teacher = CausalLM | { readonly weights: CausalLMWeights; readonly config: CausalLMConfig };
+
+export interface ProjectionOptions {
+  /** Student hidden size d (required). */
+  readonly hiddenSize: number;
+  /** Seed of the N(0, initStd²) projection init (default 0). */
+  readonly seed?: number;
+  /** Standard deviation of the projection init (default 0.02, R's `reinit_weight`). */
+  readonly initStd?: number;
+  /**
+   * Use P_emb for the LM head too (R's `tie_word_emb_proj`). Default: the teacher's tie_word_embeddings.
+   */
+  readonly tieLmHeadProjection?: boolean;
+  /**
+   * RMSNorm epsilon of the student, used in training and written to the folded config (default: the
+   * teacher's rms_norm_eps). R trains with `target_rms_norm_eps` = 1e-5; pass 1e-5 to match it exactly.
+   */
+  readonly studentEps?: number;
+}
+
+/** name -> tensor of every trainable tensor (see the header for the names). */
+export type ProjectionParams = Record<string, Tensor>;
+
+/** The teacher's weights and config, whatever form it was given in. */
+export function teacherParts(teacher: Teacher): { weights: CausalLMWeights; config: CausalLMConfig } {
+  if (teacher instanceof CausalLM) return { weights: teacher.weights(), config: teacher.config };
+  return { weights: teacher.weights, config: teacher.config };
+}
+
+/** Every tensor of a weights object (the tied head once). */
+export function weightTensors(w: CausalLMWeights): Tensor[] {
+  const out = new Set<Tensor>([w.embed, w.finalNorm, w.lmHead]);
+  for (const l of w.layers)
+    for (const t of [l.inputNorm, l.qW, l.qB, l.kW, l.kB, l.vW, l.vB, l.oW, l.oB, l.postNorm, l.gateW, l.upW, l.downW])
+      if (t !== undefined) out.add(t);
+  return [...out];
+}
+
+/** The projection of matrix m of layer i. */
+export function projName(i: number, m: MatrixName): string {
+  return `layers.${i}.${m}`;
+}
+
+/**
+ * The config of the folded student (§1.7): the teacher's, with hidden_size d, an explicit head_dim, the
+ * student eps and tie_word_embeddings set when the student's head is its embedding.
+ */
+export function studentConfig(teacher: CausalLMConfig, d: number, tied: boolean, eps: number): CausalLMConfig {
+  return parseConfig(
+    configToJson(teacher, { hidden_size: d, head_dim: teacher.head_dim, tie_word_embeddings: tied, rms_norm_eps: eps }),
+    "student config",
+  );
+}
+
+/**
+ * The trainable state of a Low-Rank Clone and the student weights it generates. The loss lives in
+ * ./losses.ts, the wrapper class with options in ./lrc.ts.
+ */
+export class Projections {
+  readonly teacher: CausalLMWeights;
+  readonly teacherConfig: CausalLMConfig;
+  /** Student config (hidden_size d, explicit head_dim, student eps, tie flag of the student). */
+  readonly studentConfig: CausalLMConfig;
+  readonly hiddenSize: number;
+  readonly tieLmHeadProjection: boolean;
+  /** Whether the student's LM head is its embedding (teacher tied and projection tied). */
+  readonly studentTied: boolean;
+  readonly studentEps: number;
+  readonly params: ProjectionParams;
+  readonly dtype: DType;
+
+  constructor(teacher: Teacher, opts: ProjectionOptions) {
+    const { weights, config } = teacherParts(teacher);
+    const d = opts.hiddenSize;
+    if (!Number.isInteger(d) || d < 1) throw new RangeError(`LowRankClone: hiddenSize must be a positive integer, got ${d}`);
+    for (const t of weightTensors(weights)) {
+      t.requiresGrad = false;
+      t.grad = null;
+    }
+    this.teacher = weights;
+    this.teacherConfig = config;
+    this.hiddenSize = d;
+    this.dtype = weights.embed.dtype;
+    const teacherTied = config.tie_word_embeddings || weights.lmHead === weights.embed;
+    this.tieLmHeadProjection = opts.tieLmHeadProjection ?? teacherTied;
+    this.studentTied = teacherTied && this.tieLmHeadProjection;
+    this.studentEps = opts.studentEps ?? config.rms_norm_eps;
+    if (!(this.studentEps > 0)) throw new RangeError(`LowRankClone: studentEps must be > 0, got ${this.studentEps}`);
+    this.studentConfig = studentConfig(config, d, this.studentTied, this.studentEps);
+    const D = config.hidden_size;
+    const rng = new Rng(opts.seed ?? 0);
+    const std = opts.initStd ?? 0.02;
+    const proj = (): Tensor => randn([D, d], { rng, std, dtype: this.dtype, requiresGrad: true });
+    const gain = (): Tensor => full([d], 1, { dtype: this.dtype, requiresGrad: true });
+    const p: ProjectionParams = {};
+    p.embed = proj();
+    for (let i = 0; i < config.num_hidden_layers; i++) for (const m of MATRICES) p[projName(i, m)] = proj();
+    if (!this.tieLmHeadProjection) p.lm_head = proj();
+    for (let i = 0; i < config.num_hidden_layers; i++) {
+      p[`layers.${i}.input_layernorm`] = gain();
+      p[`layers.${i}.post_attention_layernorm`] = gain();
+    }
+    p.norm = gain();
+    this.params = p;
+  }
+
+  /** Trainable tensor names, in a fixed order (the optimiser's slot order). */
+  names(): string[] {
+    return Object.keys(this.params);
+  }
+
+  /** Total number of trainable values (7·D·d + 2d per layer, + D·d (+ D·d untied) + d). */
+  numTrainable(): number {
+    return Object.values(this.params).reduce((s, t) => s + t.size, 0);
+  }
+
+  /** Copies values into the trainable tensors (names and shapes checked; missing names are an error). */
+  load(values: Record<string, Tensor | Float32Array | Float64Array>, source = "projections"): void {
+    for (const name of this.names())
+      if (!(name in values)) throw new RangeError(`${source}: missing tensor "${name}"`);
+    for (const name of Object.keys(values))
+      if (!(name in this.params)) throw new RangeError(`${source}: unexpected tensor "${name}" (not a trainable tensor of this clone)`);
+    for (const [name, v] of Object.entries(values)) {
+      const dst = this.params[name]!;
+      const src = ArrayBuffer.isView(v) ? v : (v as Tensor).buf;
+      if (!ArrayBuffer.isView(v) && (v as Tensor).shape.join() !== dst.shape.join())
+        throw new RangeError(`${source}: tensor "${name}" has shape [${(v as Tensor).shape.join(", ")}], expected [${dst.shape.join(", ")}]`);
+      if (src.length !== dst.size) throw new RangeError(`${source}: tensor "${name}" has ${src.length} values, expected ${dst.size}`);
+      dst.buf.set(src);
+    }
+  }
+
+  /**
+   * The student's weights from the teacher's and `params` (default: the live trainable tensors), on the
+   * tape when grad mode is on.
+   */
+  studentWeights(params: ProjectionParams = this.params): CausalLMWeights {
+    const T = this.teacher;
+    const P = (n: string): Tensor => {
+      const t = params[n];
+      if (t === undefined) throw new RangeError(`LowRankClone: no trainable tensor "${n}"`);
+      return t;
+    };
+    const embed = matmul(T.embed, P("embed")); // (V, d)
+    const lmP = this.tieLmHeadProjection ? P("embed") : P("lm_head");
+    const lmHead = this.studentTied ? embed : matmul(T.lmHead, lmP); // (V, d)
+    const layers: LayerWeights[] = T.layers.map((l, i) => {
+      const w: Record<string, Tensor> = {
+        inputNorm: P(`layers.${i}.input_layernorm`),
+        postNorm: P(`layers.${i}.post_attention_layernorm`),
+        qW: matmul(l.qW, P(projName(i, "q"))), // (H·dh, d)
+        kW: matmul(l.kW, P(projName(i, "k"))), // (Hkv·dh, d)
+        vW: matmul(l.vW, P(projName(i, "v"))), // (Hkv·dh, d)
+        oW: matmul(P(projName(i, "o")), l.oW, { transA: true }), // (d, H·dh)
+        gateW: matmul(l.gateW, P(projName(i, "gate"))), // (F, d)
+        upW: matmul(l.upW, P(projName(i, "up"))), // (F, d)
+        downW: matmul(P(projName(i, "down")), l.downW, { transA: true }), // (d, F)
+      };
+      if (l.qB !== undefined) w.qB = l.qB;
+      if (l.kB !== undefined) w.kB = l.kB;
+      if (l.vB !== undefined) w.vB = l.vB;
+      if (l.oB !== undefined) {
+        // A Llama o_proj bias lives in D; the student's is P_oᵀ b_o (what the folded o_proj must add).
+        w.oB = matmul(l.oB, P(projName(i, "o"))); // (d)
+      }
+      return w as unknown as LayerWeights;
+    });
+    return { embed, layers, finalNorm: P("norm"), lmHead };
+  }
+
+  /**
+   * Materialises the student (§1.7) as a plain nn CausalLM whose logits equal the training graph's:
+   * hidden_size d, explicit head_dim, the student eps, tied when the student head is its embedding.
+   */
+  fold(): CausalLM {
+    const model = new CausalLM(this.studentConfig, { dtype: this.dtype, init: "zeros" });
+    noGrad(() => {
+      const w = this.studentWeights();
+      const dst = model.weights();
+      const copy = (to: Tensor, from: Tensor) => to.buf.set(from.buf);
+      copy(dst.embed, w.embed);
+      if (!this.studentTied) copy(dst.lmHead, w.lmHead);
+      copy(dst.finalNorm, w.finalNorm);
+      w.layers.forEach((l, i) => {
+        const o = dst.layers[i]!;
+        for (const k of ["inputNorm", "postNorm", "qW", "qB", "kW", "kB", "vW", "vB", "oW", "oB", "gateW", "upW", "downW"] as const) {
+          const from = l[k], to = o[k];
+          if ((from === undefined) !== (to === undefined))
+            throw new Error(`fold: layer ${i} ${k} is ${from === undefined ? "absent" : "present"} in the student but not in the folded model`);
+          if (from !== undefined && to !== undefined) copy(to, from);
+        }
+      });
+    });
+    model.freeze();
+    return model;
+  }
+}
+
+/** An identity-like projection set for tests and sanity checks: P = I (d = D), gains = the teacher's. */
+export function identityValues(p: Projections): Record<string, Tensor> {
+  const D = p.teacherConfig.hidden_size;
+  if (p.hiddenSize !== D) throw new RangeError(`identityValues: needs d = D (${D}), got d = ${p.hiddenSize}`);
+  const eye = new Float64Array(D * D);
+  for (let i = 0; i < D; i++) eye[i * D + i] = 1;
+  const out: Record<string, Tensor> = {};
+  for (const name of p.names()) {
+    if (p.params[name]!.rank === 2) out[name] = tensor(eye, [D, D], { dtype: p.dtype });
+  }
+  p.teacher.layers.forEach((l, i) => {
+    out[`layers.${i}.input_layernorm`] = l.inputNorm;
+    out[`layers.${i}.post_attention_layernorm`] = l.postNorm;
+  });
+  out.norm = p.teacher.finalNorm;
+  return out;
+}

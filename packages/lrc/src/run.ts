@@ -1,0 +1,182 @@
+// `distill(options)` and `pretrain(options)`: what `lrc distill` / `lrc pretrain` run, callable in-process
+// (examples/distill-qwen does). Each opens the shard directory, builds the task, runs the Trainer in
+// `<out>/` (metrics.jsonl, loss.svg, checkpoints/) and exports the model as an HF directory
+// (`<out>/student/` for distill, `<out>/model/` for pretrain).
+
+import fs from "node:fs";
+import path from "node:path";
+import { CausalLM, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
+import type { CausalLMConfig } from "@lrc-ts/nn";
+import { openShards, readManifest, windowCount } from "@lrc-ts/data";
+import { LowRankClone } from "./lrc.js";
+import type { LowRankCloneOptions } from "./lrc.js";
+import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
+import type { TrainTask } from "./task.js";
+import { Trainer } from "./trainer.js";
+import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
+
+export interface TrainRunOptions {
+  /** Shard directory (`lrc tokenize` output). */
+  readonly data: string;
+  /** Run directory. */
+  readonly out: string;
+  /** Optimizer steps; or give `tokens` (steps = ceil(tokens / (batchSize · seqLen · gradAccum))). */
+  readonly steps?: number;
+  readonly tokens?: number;
+  /** Sequences per micro-batch (default 8). */
+  readonly batchSize?: number;
+  /** Tokens per sequence (default 128). */
+  readonly seqLen?: number;
+  readonly gradAccum?: number;
+  readonly lr?: number;
+  readonly weightDecay?: number;
+  readonly schedule?: "linear" | "cosine" | "constant";
+  readonly warmupFraction?: number;
+  readonly warmupSteps?: number;
+  readonly gradClip?: number;
+  /** Evaluate on the val split every N steps (0: only at the end; default 0). */
+  readonly evalEvery?: number;
+  /** Val batches per evaluation (default 8). */
+  readonly evalBatches?: number;
+  /** Checkpoint every N steps (0: only at the end; default 0). */
+  readonly saveEvery?: number;
+  readonly keepCheckpoints?: number;
+  readonly resume?: boolean;
+  /** Seed of the data order and the initialisation (default 0). */
+  readonly seed?: number;
+  /** Progress line on stderr (default true). */
+  readonly progress?: boolean;
+  readonly handleSigint?: boolean;
+  readonly onStep?: (m: StepMetrics) => void;
+  readonly log?: (line: string) => void;
+  /** Test hook (see TrainerConfig.beforeStep). */
+  readonly beforeStep?: (step: number) => void;
+}
+
+export interface DistillOptions extends TrainRunOptions, Omit<LowRankCloneOptions, "seed"> {
+  /** Teacher model directory (HF layout), or a loaded CausalLM (then give tokenizerFrom to copy a tokenizer). */
+  readonly teacher: string | CausalLM;
+  /** Directory whose tokenizer files go into the export (default: the teacher directory). */
+  readonly tokenizerFrom?: string;
+}
+
+export interface PretrainOptions extends TrainRunOptions {
+  /** config.json path or a resolved config. */
+  readonly config: string | CausalLMConfig;
+  /** Init std (default: the config's initializer_range, else 0.02). */
+  readonly initStd?: number;
+  /** Teacher directory for plain KD (CE + KL). */
+  readonly teacher?: string | CausalLM;
+  /** KD temperature (default 1). */
+  readonly temperature?: number;
+  readonly klWeight?: number;
+  /** tokenizer.json file or a directory holding the tokenizer files, copied into the export. */
+  readonly tokenizer?: string;
+}
+
+export interface RunResult {
+  readonly steps: number;
+  readonly interrupted: boolean;
+  /** Mean of each loss term over the last steps. */
+  readonly final: Record<string, number>;
+  readonly val: EvalMetrics | null;
+  readonly tokens: number;
+  readonly tokensPerSecond: number;
+  readonly elapsedSeconds: number;
+  /** The exported HF directory (null when interrupted). */
+  readonly exported: string | null;
+  readonly trainable: number;
+}
+
+function resolveSteps(o: TrainRunOptions, B: number, T: number): number {
+  const accum = o.gradAccum ?? 1;
+  if (o.steps !== undefined && o.tokens !== undefined) throw new RangeError("give either steps or tokens, not both");
+  const steps = o.steps ?? (o.tokens !== undefined ? Math.ceil(o.tokens / (B * T * accum)) : undefined);
+  if (steps === undefined) throw new RangeError("give the run length: steps or tokens");
+  if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`steps must be a positive integer, got ${steps}`);
+  return steps;
+}
+
+async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, vocab: number, defaultLr: number, describe: Record<string, unknown>): Promise<RunResult> {
+  const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
+  const manifest = readManifest(o.data);
+  if (manifest.vocabSize > vocab)
+    throw new RangeError(`${path.join(o.data, "manifest.json")}: the shards' vocabulary (${manifest.vocabSize}) is larger than the model's vocab_size ${vocab}`);
+  const steps = resolveSteps(o, B, T);
+  const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
+  try {
+    const hasVal = windowCount(manifest.splits.val.tokens, T) > 0;
+    const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+    if (!hasVal) log(`note: ${o.data} has no val split of at least ${T + 1} tokens; skipping evaluation`);
+    const val = hasVal ? valSource(o.data, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8 }) : null;
+    const cfg: TrainerConfig = {
+      steps, outDir: o.out, lr: o.lr ?? defaultLr, describe,
+      ...pick(o, ["weightDecay", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
+    };
+    const trainer = new Trainer(task, readerSource(reader), val, cfg);
+    const r = await trainer.run();
+    let exported: string | null = null;
+    if (!r.interrupted) {
+      await task.export(exportDir, tokenizerFrom !== undefined ? { tokenizerFrom } : {});
+      exported = exportDir;
+    }
+    return {
+      steps: r.step, interrupted: r.interrupted, final: r.final, val: r.lastEval, tokens: r.tokens, tokensPerSecond: r.tokensPerSecond,
+      elapsedSeconds: r.elapsedSeconds, exported, trainable: trainer.params.reduce((s, p) => s + p.size, 0),
+    };
+  } finally {
+    reader.close();
+  }
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+/** Low-Rank Clone training from a teacher directory; exports `<out>/student/`. */
+export async function distill(o: DistillOptions): Promise<RunResult> {
+  const teacher = typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
+  const tokenizerFrom = o.tokenizerFrom ?? (typeof o.teacher === "string" ? o.teacher : undefined);
+  const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
+  const clone = new LowRankClone(teacher, { ...cloneOpts, hiddenSize: o.hiddenSize, seed: o.seed ?? 0 });
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const tc = teacher.config, sc = clone.studentConfig;
+  log(
+    `distill: teacher ${tc.model_type} D=${tc.hidden_size} L=${tc.num_hidden_layers} H=${tc.num_attention_heads}/${tc.num_key_value_heads} ` +
+      `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
+      `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
+  );
+  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc.vocab_size, 1e-4, {});
+}
+
+/** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
+export async function pretrain(o: PretrainOptions): Promise<RunResult> {
+  const config = typeof o.config === "string" ? readConfigFile(o.config) : o.config;
+  const model = new CausalLM(config, { seed: o.seed ?? 0, ...(o.initStd !== undefined ? { std: o.initStd } : {}) });
+  const teacher = o.teacher === undefined ? null : typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
+  const task = new LmTask(model, {
+    teacher, ...(o.temperature !== undefined ? { temperature: o.temperature } : {}), ...(o.klWeight !== undefined ? { klWeight: o.klWeight } : {}),
+  });
+  let tokenizerFrom: string | undefined;
+  if (o.tokenizer !== undefined) {
+    if (!fs.existsSync(o.tokenizer)) throw new Error(`${o.tokenizer}: no such tokenizer file or directory`);
+    tokenizerFrom = fs.statSync(o.tokenizer).isDirectory() ? o.tokenizer : stageTokenizer(o.tokenizer, o.out);
+  } else if (typeof o.teacher === "string") tokenizerFrom = o.teacher;
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  log(
+    `pretrain: ${config.model_type} d=${config.hidden_size} L=${config.num_hidden_layers} H=${config.num_attention_heads}/${config.num_key_value_heads} ` +
+      `F=${config.intermediate_size} V=${config.vocab_size} (${model.numParameters().toLocaleString("en-US")} parameters)` +
+      (teacher !== null ? `, KD from a teacher at tau ${task.temperature}` : ""),
+  );
+  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, config.vocab_size, 1e-3, { initStd: o.initStd ?? null });
+}
+
+/** A lone tokenizer.json goes into a small staging directory so saveCausalLM can copy it. */
+function stageTokenizer(file: string, out: string): string {
+  const dir = path.join(out, ".tokenizer");
+  fs.mkdirSync(dir, { recursive: true });
+  fs.copyFileSync(file, path.join(dir, "tokenizer.json"));
+  return dir;
+}

@@ -1,0 +1,293 @@
+// The trainer end to end on a tiny synthetic corpus: pretrain a teacher, distill it (every loss term
+// falls), metrics/plot/checkpoint/export files, kill -9 + --resume = the uninterrupted run byte for byte,
+// Ctrl-C (checkpoint, exit 130), a NaN stopping the run with a message naming the term and step while the
+// last checkpoint stays intact, gradient accumulation, the learning-rate schedule, and the reference-layout
+// checkpoint round trip.
+
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { causalLMForward, loadCausalLM } from "@lrc-ts/nn";
+import { matmul, mse, noGrad, tensor } from "@lrc-ts/tensor-core";
+import { openShards } from "@lrc-ts/data";
+import { LowRankClone } from "./lrc.js";
+import { distill, pretrain } from "./run.js";
+import { readMetrics } from "./metrics.js";
+import type { TrainRow } from "./metrics.js";
+import { LrcTask, readerSource } from "./task.js";
+import { learningRate, NonFiniteError, Trainer, warmupStepsFor } from "./trainer.js";
+import { spawnCli, tinyConfigJson, waitFor, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-trainer-"));
+const data = path.join(root, "shards");
+const teacherRun = path.join(root, "teacher");
+const teacherDir = path.join(teacherRun, "model");
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+const quiet = { progress: false, log: () => {} } as const;
+
+beforeAll(async () => {
+  writeMarkovShards(data, { vocab: 64, trainTokens: 6000, valTokens: 600 });
+  writeJson(path.join(root, "teacher-config.json"), tinyConfigJson({ hidden: 32, vocab: 64 }));
+  fs.writeFileSync(path.join(root, "tokenizer.json"), "{}\n");
+  const r = await pretrain({
+    config: path.join(root, "teacher-config.json"), data, out: teacherRun, steps: 150, batchSize: 8, seqLen: 16, lr: 1e-2,
+    warmupSteps: 10, tokenizer: path.join(root, "tokenizer.json"), ...quiet,
+  });
+  expect(r.final.ce!).toBeLessThan(2.2); // ln 64 = 4.16; the chain's entropy is about 0.8
+});
+
+const distillBase = { teacher: teacherDir, hiddenSize: 16, data, batchSize: 4, seqLen: 16, lr: 5e-3, warmupSteps: 2, alpha: 0.5, temperature: 2 };
+
+describe("pretrain (teacher, scratch baseline)", () => {
+  it("exports a loadable HF directory with the tokenizer and a val curve", async () => {
+    const m = await loadCausalLM(teacherDir);
+    expect(m.config.hidden_size).toBe(32);
+    expect(fs.existsSync(path.join(teacherDir, "tokenizer.json"))).toBe(true);
+    const rows = readMetrics(path.join(teacherRun, "metrics.jsonl"));
+    expect(rows.filter((r) => r.type === "eval")).toHaveLength(1);
+    const train = rows.filter((r): r is TrainRow => r.type === "train");
+    expect(train).toHaveLength(150);
+    expect(train[0]!.losses.ce).toBeGreaterThan(3.9);
+  });
+
+  it("plain KD from a teacher: CE + KL(τ) on a from-scratch student, both falling", async () => {
+    writeJson(path.join(root, "student-config.json"), tinyConfigJson({ hidden: 16, vocab: 64 }));
+    const out = path.join(root, "kd");
+    const r = await pretrain({
+      config: path.join(root, "student-config.json"), teacher: teacherDir, temperature: 2, data, out, steps: 40, batchSize: 4, seqLen: 16,
+      lr: 1e-2, warmupSteps: 2, ...quiet,
+    });
+    expect(Object.keys(r.final).sort()).toEqual(["ce", "kl", "total"]);
+    expect(r.val!.teacherLoss).toBeGreaterThan(0);
+    const train = readMetrics(path.join(out, "metrics.jsonl")).filter((x): x is TrainRow => x.type === "train");
+    for (const k of ["ce", "kl", "total"]) expect(train.slice(-5).reduce((s, x) => s + x.losses[k]!, 0)).toBeLessThan(train.slice(0, 5).reduce((s, x) => s + x.losses[k]!, 0));
+    expect(fs.existsSync(path.join(out, "model", "tokenizer.json"))).toBe(true);
+  });
+});
+
+describe("distill", () => {
+  const out = path.join(root, "distill");
+  let result: Awaited<ReturnType<typeof distill>>;
+  beforeAll(async () => {
+    result = await distill({ ...distillBase, out, steps: 60, evalEvery: 30, saveEvery: 20, ...quiet });
+  });
+
+  it("every loss term decreases (mean of the first 5 steps vs the last 5); FFN-out relative to its scale", async () => {
+    const train = readMetrics(path.join(out, "metrics.jsonl")).filter((r): r is TrainRow => r.type === "train");
+    expect(train).toHaveLength(60);
+    const keys = Object.keys(train[0]!.losses);
+    expect(keys).toEqual(expect.arrayContaining(["total", "ce", "kl", "clone", "layers.0.q", "layers.1.down", "layers.1.o"]));
+    expect(keys).toHaveLength(4 + 14);
+    const mean = (rows: TrainRow[], k: string) => rows.reduce((s, r) => s + r.losses[k]!, 0) / rows.length;
+    // MSE(y_S, y_T P_down) scales with P_down, which grows from its N(0, 0.02²) init, so its raw value can
+    // rise while the fit improves; it is checked below relative to the size of its target.
+    for (const k of keys.filter((k) => !k.endsWith(".down")))
+      expect(mean(train.slice(-5), k), k).toBeLessThan(mean(train.slice(0, 5), k));
+    const teacher = await loadCausalLM(teacherDir);
+    const before = new LowRankClone(teacher, { hiddenSize: 16, temperature: 2 });
+    const after = new LowRankClone(teacher, { hiddenSize: 16, temperature: 2 });
+    await after.loadProjections(path.join(out, "checkpoints", "step-00000060", "trainable.safetensors"));
+    const batch = openShards(data, { seqLen: 16, batchSize: 4, split: "val" });
+    const b = batch.next();
+    batch.close();
+    const relDown = (c: LowRankClone) =>
+      noGrad(() => {
+        const ids = tensor(b.inputs, [4, 16], { dtype: "int32" });
+        const s = causalLMForward(c.studentWeights(), c.studentConfig, ids, { capture: true, eps: c.projections.studentEps });
+        const t = causalLMForward(c.teacherWeights, c.teacherConfig, ids, { capture: true });
+        return [0, 1].map((i) => {
+          const target = matmul(t.captures![i]!.mlpOut.reshape([64, 32]), c.params[`layers.${i}.down`]!);
+          return mse(s.captures![i]!.mlpOut.reshape([64, 16]), target).item() / target.square().mean().item();
+        });
+      });
+    const r0 = relDown(before), r1 = relDown(after);
+    // Layer 0 fits quickly; the last layer's FFN input drifts furthest from the teacher's at d = D/2 and
+    // fits slowly (about 0.8-1.1 of its start after 60-120 steps), so it is checked through the mean.
+    expect(r1[0]!, "layers.0.down relative error").toBeLessThan(0.8 * r0[0]!);
+    expect((r1[0]! + r1[1]!) / 2, "mean down relative error").toBeLessThan(0.95 * ((r0[0]! + r0[1]!) / 2));
+    for (const r of train) {
+      expect(r.lr).toBeGreaterThan(0);
+      expect(r.grad_norm).toBeGreaterThan(0);
+      expect(r.tokens).toBe(r.step * 4 * 16);
+    }
+  });
+
+  it("writes the student, the plot, eval rows and checkpoints", async () => {
+    const student = await loadCausalLM(path.join(out, "student"));
+    expect(student.config.hidden_size).toBe(16);
+    expect(student.config.head_dim).toBe(8);
+    expect(fs.existsSync(path.join(out, "student", "tokenizer.json"))).toBe(true);
+    const svg = fs.readFileSync(path.join(out, "loss.svg"), "utf8");
+    expect(svg).toMatch(/^<svg/);
+    expect(svg).toContain("train clone");
+    expect(svg).toContain("val ce");
+    const evals = readMetrics(path.join(out, "metrics.jsonl")).filter((r) => r.type === "eval");
+    expect(evals.map((e) => e.step)).toEqual([30, 60]);
+    expect(evals[0]!.type === "eval" && evals[0]!.teacher_val_loss).toBeGreaterThan(0);
+    expect(result.val!.loss).toBeCloseTo(evals[1]!.type === "eval" ? evals[1]!.val_loss : NaN, 10);
+    const ck = fs.readdirSync(path.join(out, "checkpoints")).sort();
+    expect(ck).toEqual(["latest", "step-00000040", "step-00000060"]);
+    expect(fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim()).toBe("step-00000060");
+  });
+
+  it("refuses to overwrite a run without --resume, and a resume with different flags", async () => {
+    await expect(distill({ ...distillBase, out, steps: 60, ...quiet })).rejects.toThrow(/pass --resume/);
+    await expect(distill({ ...distillBase, out, steps: 60, alpha: 0.2, resume: true, ...quiet })).rejects.toThrow(/different configuration \(differs in: task\)/);
+  });
+});
+
+describe("resume", () => {
+  it("kill -9 after a checkpoint, then --resume: the same final weights as an uninterrupted run", async () => {
+    const steps = 40;
+    const args = (out: string) => [
+      "distill", "--teacher", teacherDir, "--hidden-size", "16", "--data", data, "--out", out, "--steps", String(steps), "--batch-size", "4",
+      "--seq-len", "16", "--lr", "5e-3", "--warmup-steps", "2", "--temperature", "2", "--save-every", "3", "--no-progress",
+    ];
+    const full = path.join(root, "resume-full");
+    const a = spawnCli(args(full));
+    expect((await a.exit).code, a.stderr()).toBe(0);
+
+    const killed = path.join(root, "resume-killed");
+    const b = spawnCli(args(killed));
+    const latest = path.join(killed, "checkpoints", "latest");
+    // Wait for a checkpoint past a varying step (2-5 checkpoints in), then SIGKILL mid-run.
+    const target = 3 * (2 + (Date.now() % 4));
+    await waitFor(() => fs.existsSync(latest) && Number(fs.readFileSync(latest, "utf8").trim().slice(5)) >= target, 60_000, "a checkpoint");
+    b.child.kill("SIGKILL");
+    const ex = await b.exit;
+    expect(ex.signal).toBe("SIGKILL");
+    expect(fs.existsSync(path.join(killed, "student"))).toBe(false);
+
+    const c = spawnCli([...args(killed), "--resume", "--json"]);
+    const ec = await c.exit;
+    expect(ec.code, c.stderr()).toBe(0);
+    expect(c.stderr()).toMatch(/resumed from .*step-\d{8} \(step \d+ of 40\)/);
+    const summary = JSON.parse(c.stdout().trim().split("\n").pop()!);
+    expect(summary).toMatchObject({ command: "distill", steps: 40, interrupted: false, tokens: 40 * 4 * 16 });
+    for (const f of ["student/model.safetensors", "checkpoints/step-00000040/trainable.safetensors", "checkpoints/step-00000040/optimizer.safetensors"]) {
+      const x = fs.readFileSync(path.join(full, f)), y = fs.readFileSync(path.join(killed, f));
+      expect(Buffer.compare(x, y), f).toBe(0);
+    }
+    const steps1 = readMetrics(path.join(killed, "metrics.jsonl")).filter((r) => r.type === "train").map((r) => r.step);
+    expect(steps1).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+  });
+
+  it("Ctrl-C saves a checkpoint and exits 130", async () => {
+    const out = path.join(root, "sigint");
+    const p = spawnCli(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--data", data, "--out", out, "--steps", "100000",
+      "--batch-size", "2", "--seq-len", "8", "--save-every", "5", "--no-progress"]);
+    await waitFor(() => fs.existsSync(path.join(out, "checkpoints", "latest")), 60_000, "the first checkpoint");
+    p.child.kill("SIGINT");
+    const ex = await p.exit;
+    expect(ex.code, p.stderr()).toBe(130);
+    const latest = fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim();
+    const rows = readMetrics(path.join(out, "metrics.jsonl"));
+    expect(latest).toBe(`step-${String(rows[rows.length - 1]!.step).padStart(8, "0")}`);
+    expect(p.stderr()).toMatch(/resume with --resume/);
+  });
+});
+
+describe("non-finite values", () => {
+  it("a NaN teacher weight stops the run naming the term and step; the last checkpoint is untouched", async () => {
+    const teacher = await loadCausalLM(teacherDir);
+    const clone = new LowRankClone(teacher, { hiddenSize: 16, temperature: 2 });
+    const out = path.join(root, "nan");
+    const reader = openShards(data, { seqLen: 16, batchSize: 2 });
+    let snapshot: Buffer | null = null;
+    const ckFile = path.join(out, "checkpoints", "step-00000005", "trainable.safetensors");
+    const trainer = new Trainer(new LrcTask(clone), readerSource(reader), null, {
+      outDir: out, steps: 20, saveEvery: 5, lr: 1e-3, progress: false, log: () => {},
+      beforeStep: (step) => {
+        if (step === 7) {
+          snapshot = fs.readFileSync(ckFile);
+          clone.teacherWeights.layers[1]!.gateW.buf[3] = NaN;
+        }
+      },
+    });
+    const err = await trainer.run().catch((e: unknown) => e);
+    reader.close();
+    expect(err).toBeInstanceOf(NonFiniteError);
+    expect((err as Error).message).toBe("step 7: loss term layers.1.gate is NaN");
+    expect(fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim()).toBe("step-00000005");
+    expect(Buffer.compare(fs.readFileSync(ckFile), snapshot!)).toBe(0);
+    expect(fs.readdirSync(path.join(out, "checkpoints")).filter((n) => n.startsWith("step-"))).toEqual(["step-00000005"]);
+  });
+
+  it("the CLI exits 1 with the message", async () => {
+    const bad = path.join(root, "bad-teacher");
+    fs.cpSync(teacherDir, bad, { recursive: true });
+    const teacher = await loadCausalLM(bad);
+    const st = teacher.stateDict();
+    st["model.layers.0.mlp.up_proj.weight"]!.buf[0] = Infinity;
+    const { saveCausalLM } = await import("@lrc-ts/nn");
+    await saveCausalLM(teacher, bad);
+    const p = spawnCli(["distill", "--teacher", bad, "--hidden-size", "16", "--data", data, "--out", path.join(root, "nan-cli"), "--steps", "3",
+      "--batch-size", "2", "--seq-len", "8", "--no-progress"]);
+    const ex = await p.exit;
+    expect(ex.code).toBe(1);
+    expect(p.stderr()).toMatch(/lrc distill: step 1: loss term layers\.0\.up is (NaN|[+-]Inf)/);
+  });
+});
+
+describe("trainer details", () => {
+  it("gradient accumulation of 2 x B/2 equals one batch of B", async () => {
+    const teacher = await loadCausalLM(teacherDir);
+    const run = async (B: number, accum: number, out: string) => {
+      const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2, seed: 5 });
+      const reader = openShards(data, { seqLen: 16, batchSize: B });
+      const t = new Trainer(new LrcTask(clone), readerSource(reader), null, { outDir: out, steps: 3, gradAccum: accum, lr: 1e-2, progress: false, log: () => {} });
+      await t.run();
+      reader.close();
+      return clone.params;
+    };
+    const a = await run(4, 1, path.join(root, "acc1")), b = await run(2, 2, path.join(root, "acc2"));
+    for (const [n, t] of Object.entries(a)) {
+      const u = b[n]!.buf;
+      let maxDiff = 0;
+      t.buf.forEach((x, i) => (maxDiff = Math.max(maxDiff, Math.abs(x - u[i]!))));
+      expect(maxDiff, n).toBeLessThan(1e-5);
+    }
+  });
+
+  it("learning rate: warmup never 0, linear decay, cosine; warmup fraction 0.005 rounds to at least 1 step", () => {
+    expect(warmupStepsFor({ steps: 100 })).toBe(1);
+    expect(warmupStepsFor({ steps: 1000 })).toBe(5);
+    expect(warmupStepsFor({ steps: 100, warmupFraction: 0 })).toBe(0);
+    expect(learningRate(0, 100, 1, 4, "linear")).toBeCloseTo(0.25);
+    expect(learningRate(3, 100, 1, 4, "linear")).toBeCloseTo(1);
+    expect(learningRate(4, 100, 1, 4, "linear")).toBeCloseTo(1);
+    expect(learningRate(52, 100, 1, 4, "linear")).toBeCloseTo(0.5);
+    expect(learningRate(99, 100, 1, 4, "linear")).toBeGreaterThan(0);
+    expect(learningRate(52, 100, 1, 4, "cosine")).toBeCloseTo(0.5);
+    expect(learningRate(50, 100, 1, 4, "constant")).toBe(1);
+  });
+});
+
+describe("reference-layout checkpoint (CURRENTF/LowRankClone zoom_* / target_* names)", () => {
+  it("round-trips and stores the documented transposes", async () => {
+    const { readSafetensorsFileSync } = await import("@lrc-ts/tensor-core");
+    const teacher = await loadCausalLM(teacherDir);
+    for (const tie of [true, false]) {
+      const a = new LowRankClone(teacher, { hiddenSize: 16, seed: 1, tieLmHeadProjection: tie, initStd: 0.5 });
+      const file = path.join(root, `ref-${tie}.safetensors`);
+      await a.saveReferenceCheckpoint(file);
+      const st = readSafetensorsFileSync(file);
+      expect(st.info("model.zoom.weight").shape).toEqual([16, 32]);
+      expect(st.info("model.layers.1.self_attn.zoom_q.weight").shape).toEqual([32, 16]);
+      expect(st.info("model.layers.1.self_attn.zoom_down.weight").shape).toEqual([16, 32]);
+      expect(st.info("model.layers.0.mlp.zoom_down.weight").shape).toEqual([16, 32]);
+      expect(st.info("model.target_norm.weight").shape).toEqual([16]);
+      expect(st.has("zoom_down.weight")).toBe(!tie);
+      // zoom_gate.weight = P_gateᵀ: element [j, k] = P[k, j]
+      const P = a.params["layers.0.gate"]!.buf, Z = st.readFloat32("model.layers.0.mlp.zoom_gate.weight");
+      expect(Z[2 * 32 + 5]).toBe(P[5 * 16 + 2]);
+      expect(st.readFloat32("model.layers.0.self_attn.zoom_k.weight")[5 * 16 + 2]).toBe(a.params["layers.0.k"]!.buf[5 * 16 + 2]);
+      const b = new LowRankClone(teacher, { hiddenSize: 16, seed: 2, tieLmHeadProjection: tie });
+      await b.loadReferenceCheckpoint(file);
+      for (const [n, t] of Object.entries(a.params)) expect(Buffer.compare(Buffer.from(t.buf.buffer, t.buf.byteOffset, t.buf.byteLength), Buffer.from(b.params[n]!.buf.buffer, b.params[n]!.buf.byteOffset, b.params[n]!.buf.byteLength)), n).toBe(0);
+      const c = new LowRankClone(teacher, { hiddenSize: 16, tieLmHeadProjection: !tie });
+      await expect(c.loadReferenceCheckpoint(file)).rejects.toThrow(tie ? /missing tensor "zoom_down.weight"/ : /unexpected projection tensor "zoom_down.weight"/);
+    }
+  });
+});
