@@ -1,12 +1,26 @@
 // Reference-counted storage behind tensors. Views (reshape, detach) share a Storage; when the last tensor
 // using it is disposed the buffer goes back to the pool, so a training step's intermediates are reused by
 // the next step instead of being reallocated (a fresh, page-touched 16 MB Float32Array costs ~50 ms here).
+//
+// A Storage holds a host buffer, a device buffer (a GPU.js texture, see backend/gpujs), or both. When both
+// are present they hold the same values. Reading values (`hostCopy`) downloads lazily and keeps the device
+// copy; handing out the mutable host buffer (`Tensor.buf`) makes the host copy authoritative and frees the
+// device copy, so in-place host writes can never be shadowed by a stale texture.
 
 import type { DType, TypedArray } from "./dtype.js";
 import { acquire, acquireZeroed, release } from "./backend/cpu/buffer-pool.js";
 
+/** A buffer owned by a device backend (a GPU.js pipeline texture or typed-array result). */
+export interface DeviceBuffer {
+  /** Writes the first `n` values into `out` (float32 on the device; converted to out's type). */
+  download(out: TypedArray, n: number): void;
+  /** Releases the device memory (texture.delete()). Called exactly once. */
+  free(): void;
+}
+
 export class Storage {
   refs = 1;
+  device: DeviceBuffer | null = null;
   constructor(public data: TypedArray | null) {}
 }
 
@@ -20,9 +34,32 @@ export function allocZeros(dtype: DType, n: number): TypedArray {
   return acquireZeroed(dtype, n);
 }
 
+/** Downloads a device-only storage into a host buffer (kept alongside the device copy). */
+export function syncHost(s: Storage, dtype: DType, n: number): TypedArray {
+  if (s.data !== null) return s.data;
+  const dev = s.device;
+  if (dev === null) throw new Error("internal: syncHost on a released storage");
+  const host = acquire(dtype, n);
+  dev.download(host, n);
+  s.data = host;
+  return host;
+}
+
+/** Makes the host copy the only copy (before a caller may write it in place). */
+export function dropDevice(s: Storage): void {
+  const dev = s.device;
+  if (dev !== null) {
+    s.device = null;
+    dev.free();
+  }
+}
+
 export function releaseStorage(s: Storage): void {
-  if (--s.refs === 0 && s.data !== null) {
-    release(s.data);
-    s.data = null;
+  if (--s.refs === 0) {
+    if (s.data !== null) {
+      release(s.data);
+      s.data = null;
+    }
+    if (s.device !== null) dropDevice(s);
   }
 }

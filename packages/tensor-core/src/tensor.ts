@@ -2,12 +2,14 @@
 // function in ./ops (one definition with its VJP beside it); the methods here are thin aliases.
 
 import type { DType, TypedArray } from "./dtype.js";
-import { arrayFor, dtypeOf } from "./dtype.js";
+import { dtypeOf } from "./dtype.js";
+import { SHARED_MIN_BYTES, isShared } from "./backend/cpu/buffer-pool.js";
 import type { Node } from "./autodiff/tape.js";
 import { backprop } from "./autodiff/tape.js";
 import type { Shape } from "./shape.js";
 import { checkShape, fmt, sizeOf } from "./shape.js";
-import { Storage, allocDirty, releaseStorage } from "./storage.js";
+import type { DeviceBuffer } from "./storage.js";
+import { Storage, allocDirty, dropDevice, releaseStorage, syncHost } from "./storage.js";
 import * as ops from "./ops/index.js";
 import type { Rng } from "./random.js";
 
@@ -38,10 +40,20 @@ export class Tensor {
     if (top !== undefined) top.push(this);
   }
 
-  /** @internal Wraps a fresh buffer (ownership passes to the tensor). */
+  /**
+   * @internal Wraps a fresh buffer (ownership passes to the tensor). A large buffer that is not in shared
+   * memory (e.g. read from a file) is copied once into a pooled shared one, so the worker-thread kernels can
+   * use it without copying it on every call.
+   */
   static fromBuffer(buf: TypedArray, shape: Shape): Tensor {
     if (buf.length !== sizeOf(shape)) throw new RangeError(`internal: buffer of ${buf.length} for shape ${fmt(shape)}`);
-    return new Tensor(new Storage(buf), shape, dtypeOf(buf));
+    const dtype = dtypeOf(buf);
+    if (buf.byteLength >= SHARED_MIN_BYTES && !isShared(buf)) {
+      const shared = allocDirty(dtype, buf.length);
+      shared.set(buf);
+      return new Tensor(new Storage(shared), shape, dtype);
+    }
+    return new Tensor(new Storage(buf), shape, dtype);
   }
 
   /** @internal A tensor of the given shape whose buffer the caller fills completely. */
@@ -57,25 +69,48 @@ export class Tensor {
     return this.shape.length;
   }
 
-  get disposed(): boolean {
-    return this.storage === null || this.storage.data === null;
+  /** @internal A tensor whose values live on a device (the gpu backend); the host copy is made on demand. */
+  static fromDevice(dev: DeviceBuffer, shape: Shape, dtype: DType): Tensor {
+    const s = new Storage(null);
+    s.device = dev;
+    return new Tensor(s, shape, dtype);
   }
 
-  /** @internal The backing buffer (read-only by convention; length === size). */
+  get disposed(): boolean {
+    return this.storage === null || (this.storage.data === null && this.storage.device === null);
+  }
+
+  /**
+   * @internal The backing host buffer (length === size). For a device-resident tensor this downloads and
+   * frees the device copy, since the caller may write the buffer in place.
+   */
   get buf(): TypedArray {
-    const d = this.storage?.data;
+    const s = this.storage;
+    if (s !== null && s.device !== null) {
+      syncHost(s, this.dtype, this.size);
+      dropDevice(s);
+    }
+    const d = s?.data;
     if (d === null || d === undefined) throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed`);
     return d.length === this.size ? d : d.subarray(0, this.size);
   }
 
-  /** A copy of the values as a typed array. */
+  /** @internal The values for reading only: downloads a device tensor but keeps its device copy. */
+  peek(): TypedArray {
+    const s = this.storage;
+    if (s === null || (s.data === null && s.device === null)) throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed`);
+    const d = syncHost(s, this.dtype, this.size);
+    return d.length === this.size ? d : d.subarray(0, this.size);
+  }
+
+  /** A copy of the values as a typed array (downloads from the device when the tensor lives there). */
   data(): TypedArray {
-    return this.buf.slice();
+    return this.peek().slice();
   }
 
   /** Nested JS arrays (a number for rank 0). */
   toArray(): unknown {
-    const b = this.buf;
+    const b = this.peek();
     const build = (dim: number, off: number): unknown => {
       if (dim === this.shape.length) return b[off];
       const n = this.shape[dim]!;
@@ -88,7 +123,7 @@ export class Tensor {
   /** The single value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new RangeError(`item(): tensor has ${this.size} elements, shape ${fmt(this.shape)}`);
-    return this.buf[0]!;
+    return this.peek()[0]!;
   }
 
   /** Backpropagates from this tensor, accumulating `.grad` on every leaf that requires grad. */
@@ -105,7 +140,7 @@ export class Tensor {
   /** @internal A tensor sharing this one's storage with another shape of the same size (no tape). */
   view(shape: Shape): Tensor {
     const s = this.storage;
-    if (s === null || s.data === null) throw new Error(`tensor ${this.id} was disposed`);
+    if (s === null || (s.data === null && s.device === null)) throw new Error(`tensor ${this.id} was disposed`);
     if (sizeOf(shape) !== this.size) throw new RangeError(`internal: view ${fmt(shape)} of ${fmt(this.shape)}`);
     s.refs++;
     return new Tensor(s, shape, this.dtype);
@@ -256,7 +291,7 @@ export function tensor(data: Nested | TypedArray | readonly number[], shape?: re
     const expect = inferShape(data as Nested);
     if (shape === undefined && sizeOf(expect) !== flat.length) throw new RangeError("tensor: ragged nested array");
   }
-  const buf = arrayFor(dtype, flat.length);
+  const buf = allocDirty(dtype, flat.length);
   for (let i = 0; i < flat.length; i++) buf[i] = flat[i]!;
   const t = Tensor.fromBuffer(buf, sh);
   t.requiresGrad = opts.requiresGrad ?? false;

@@ -4,6 +4,7 @@
 
 import { isFloat, resultDType } from "../dtype.js";
 import { record } from "../autodiff/tape.js";
+import { gpuOps } from "../backend/backend.js";
 import type { BinaryKernel, UnaryKernel } from "../backend/cpu/elementwise.js";
 import { binary as binaryKernel, powScalar, unary as unaryKernel, where as whereKernel } from "../backend/cpu/elementwise.js";
 import { broadcastShapes, shapeEq } from "../shape.js";
@@ -36,11 +37,15 @@ const unaryVjps: { [K in UnaryOp]: ((dy: Tensor, x: Tensor, y: Tensor) => Tensor
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   if (!isFloat(x.dtype) && op !== "neg" && op !== "abs" && op !== "sign" && op !== "square" && op !== "relu")
     throw new TypeError(`${op}: expects a float tensor, got ${x.dtype}`);
-  const out = Tensor.empty(x.shape, x.dtype);
-  unaryKernel(op, x.buf, out.buf, x.size);
+  let out = gpuOps === null ? null : gpuOps.unary(op, x);
+  if (out === null) {
+    out = Tensor.empty(x.shape, x.dtype);
+    unaryKernel(op, x.buf, out.buf, x.size);
+  }
+  const y = out;
   const vjp = unaryVjps[op];
   if (vjp === null) return out;
-  return record(op, out, [x], (dy) => [vjp(dy, x, out)]);
+  return record(op, out, [x], (dy) => [vjp(dy, x, y)]);
 }
 
 export const neg = (x: Tensor): Tensor => unaryOp("neg", x);
@@ -60,8 +65,11 @@ export const reciprocal = (x: Tensor): Tensor => unaryOp("reciprocal", x);
 /** x ** p for a scalar exponent p. */
 export function pow(x: Tensor, p: number): Tensor {
   if (!isFloat(x.dtype)) throw new TypeError(`pow: expects a float tensor, got ${x.dtype}`);
-  const out = Tensor.empty(x.shape, x.dtype);
-  powScalar(x.buf, p, out.buf, x.size);
+  let out = gpuOps === null ? null : gpuOps.pow(x, p);
+  if (out === null) {
+    out = Tensor.empty(x.shape, x.dtype);
+    powScalar(x.buf, p, out.buf, x.size);
+  }
   // d x^p = p x^(p-1)
   return record("pow", out, [x], (dy) => [mul(dy, mul(pow(x, p - 1), p))]);
 }
@@ -95,12 +103,16 @@ function binaryOp(op: BinaryOp, a0: Tensor | number, b0: Tensor | number): Tenso
   const b = asTensor(b0, a);
   const dtype = resultDType(op, a.dtype, b.dtype);
   const shape = broadcastShapes(op, a.shape, b.shape);
-  const out = Tensor.empty(shape, dtype);
-  binaryKernel(op, a.buf, a.shape, b.buf, b.shape, out.buf, shape);
+  let out = gpuOps === null ? null : gpuOps.binary(op, a, b, shape);
+  if (out === null) {
+    out = Tensor.empty(shape, dtype);
+    binaryKernel(op, a.buf, a.shape, b.buf, b.shape, out.buf, shape);
+  }
+  const y = out;
   const vjp = binaryVjps[op];
   if (vjp === null) return out;
   return record(op, out, [a, b], (dy) => {
-    const [da, db] = vjp(dy, a, b, out);
+    const [da, db] = vjp(dy, a, b, y);
     return [da && unbroadcast(da, a), db && unbroadcast(db, b)];
   });
 }
@@ -134,6 +146,7 @@ export function where(cond: Tensor, a0: Tensor | number, b0: Tensor | number): T
   const c = shapeEq(cond.shape, shape) ? cond : broadcastTo(cond, shape);
   const ae = shapeEq(a.shape, shape) ? a : broadcastTo(a, shape);
   const be = shapeEq(b.shape, shape) ? b : broadcastTo(b, shape);
+  if (gpuOps !== null) gpuOps.note("where", "cpu");
   const out = Tensor.empty(shape, dtype);
   whereKernel(c.buf, ae.buf, be.buf, out.buf, out.size);
   // d where = (dy where cond, dy where not cond)
@@ -146,6 +159,7 @@ export function where(cond: Tensor, a0: Tensor | number, b0: Tensor | number): T
 /** Converts to another dtype (float to int truncates toward zero). The gradient is cast back. */
 export function astype(x: Tensor, dtype: Tensor["dtype"]): Tensor {
   if (x.dtype === dtype) return x;
+  if (gpuOps !== null) gpuOps.note("astype", "cpu");
   const out = Tensor.empty(x.shape, dtype);
   const src = x.buf, dst = out.buf;
   if (dtype === "int32") for (let i = 0; i < src.length; i++) dst[i] = Math.trunc(src[i]!);

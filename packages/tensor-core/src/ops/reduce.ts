@@ -3,6 +3,7 @@
 
 import { isFloat } from "../dtype.js";
 import { record } from "../autodiff/tape.js";
+import { gpuOps } from "../backend/backend.js";
 import type { ReduceKernel } from "../backend/cpu/reduce.js";
 import { reduce as reduceKernel } from "../backend/cpu/reduce.js";
 import { fmt, normAxes, normAxis, sizeOf } from "../shape.js";
@@ -22,8 +23,11 @@ function reduceRaw(op: ReduceKernel, x: Tensor, axes: readonly number[], keepdim
     if (r === 0 && op !== "sum") throw new RangeError(`${op}: cannot reduce an empty axis ${a} of ${fmt(x.shape)}`);
     const nextShape = [...shape];
     nextShape[a] = 1;
-    const out = Tensor.empty(nextShape, x.dtype);
-    reduceKernel(op, cur.buf, out.buf, outer, r, inner);
+    let out = gpuOps === null ? null : gpuOps.reduce(op, cur, outer, r, inner, nextShape);
+    if (out === null) {
+      out = Tensor.empty(nextShape, x.dtype);
+      reduceKernel(op, cur.buf, out.buf, outer, r, inner);
+    }
     if (cur !== x) cur.dispose();
     cur = out;
     shape = nextShape;
@@ -74,7 +78,8 @@ export const min = (x: Tensor, axes?: number | readonly number[], keepdims = fal
 export function logsumexp(x: Tensor, axes?: number | readonly number[], keepdims = false): Tensor {
   const ax = normAxes("logsumexp", axes, x.rank);
   const m = reduceRaw("max", x, ax, true); // no tape: a constant shift
-  const mSafe = m.buf.some((v) => !Number.isFinite(v)) ? Tensor.fromBuffer(m.buf.map((v) => (Number.isFinite(v) ? v : 0)), m.shape) : m;
+  const mv = m.peek();
+  const mSafe = mv.some((v) => !Number.isFinite(v)) ? Tensor.fromBuffer(mv.map((v) => (Number.isFinite(v) ? v : 0)), m.shape) : m;
   const s = log(sum(exp(sub(x, mSafe)), ax, true));
   const r = add(s, mSafe);
   return keepdims ? r : reshape(r, x.shape.filter((_, i) => !ax.includes(i)));
@@ -86,8 +91,9 @@ export function argmax(x: Tensor, axis = -1): Tensor {
   const outer = sizeOf(x.shape.slice(0, a));
   const r = x.shape[a]!;
   const inner = sizeOf(x.shape.slice(a + 1));
+  if (gpuOps !== null) gpuOps.note("argmax", "cpu");
   const out = Tensor.empty(x.shape.filter((_, i) => i !== a), "int32");
-  const b = x.buf, o = out.buf;
+  const b = x.peek(), o = out.buf;
   for (let p = 0; p < outer; p++)
     for (let q = 0; q < inner; q++) {
       let best = 0, bv = -Infinity;

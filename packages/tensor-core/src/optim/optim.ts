@@ -1,6 +1,8 @@
 // Optimisers (PyTorch semantics), gradient clipping and learning-rate schedules. Parameters are updated in
 // place; optimiser state is plain typed arrays that can be saved and restored bit for bit.
 
+import { gpuOps } from "../backend/backend.js";
+import type { AdamWSlot } from "../backend/gpujs/ops.js";
 import { adamwUpdate } from "../backend/cpu/kernels.js";
 import type { FloatArray } from "../dtype.js";
 import { fmt } from "../shape.js";
@@ -41,6 +43,8 @@ export class AdamW {
   step_ = 0;
   private m: FloatArray[];
   private v: FloatArray[];
+  /** Moments held on the device by the gpu backend (synced into m / v by `state()`). */
+  private dev: Array<AdamWSlot | null>;
 
   constructor(readonly params: readonly Tensor[], opts: AdamWOptions = {}) {
     this.lr = opts.lr ?? 1e-3;
@@ -52,6 +56,7 @@ export class AdamW {
     const make = (p: Tensor): FloatArray => (p.dtype === "float64" ? new Float64Array(p.size) : new Float32Array(p.size));
     this.m = params.map(make);
     this.v = params.map(make);
+    this.dev = params.map(() => null);
   }
 
   /** One update with the given gradients (default: each parameter's `.grad`; null skips a parameter). */
@@ -62,15 +67,36 @@ export class AdamW {
     this.params.forEach((p, i) => {
       const g = gs[i];
       if (g === null || g === undefined) return;
+      if (gpuOps !== null) {
+        const slot = gpuOps.adamw(p, g, this.dev[i]!, this.m[i]!, this.v[i]!, hyper);
+        if (slot !== null) {
+          this.dev[i] = slot;
+          return;
+        }
+      }
+      this.syncMoments(i);
       adamwUpdate(p.buf as FloatArray, g.buf as FloatArray, this.m[i]!, this.v[i]!, p.size, hyper);
     });
   }
 
+  /** Moves device-held moments of parameter i back into m / v (host becomes the only copy). */
+  private syncMoments(i: number): void {
+    const d = this.dev[i];
+    if (d === null || d === undefined) return;
+    d.m.download(this.m[i]!, this.m[i]!.length);
+    d.v.download(this.v[i]!, this.v[i]!.length);
+    d.m.free();
+    d.v.free();
+    this.dev[i] = null;
+  }
+
   state(): AdamWState {
+    this.params.forEach((_, i) => this.syncMoments(i));
     return { step: this.step_, m: this.m.map((a) => a.slice()), v: this.v.map((a) => a.slice()) } as AdamWState;
   }
 
   loadState(s: AdamWState): void {
+    this.params.forEach((_, i) => this.syncMoments(i));
     if (s.m.length !== this.params.length || s.v.length !== this.params.length)
       throw new RangeError(`AdamW.loadState: state has ${s.m.length} slots for ${this.params.length} parameters`);
     s.m.forEach((a, i) => {

@@ -85,12 +85,14 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
   const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApiLike }).WebAssembly;
   let memory: WasmMemoryLike | null = null;
   let mk: ((a: number, b: number, c: number, kc: number, ldc: number) => void) | null = null;
+  let mb: ((a: number, b: number, c: number, kc: number, mcPad: number, ncPad: number) => void) | null = null;
   let heap = new Float32Array(0);
   if (wasmBytes !== null && wasmApi !== undefined) {
     try {
       memory = new wasmApi.Memory({ initial: Math.ceil(((B0 + 1024 * NC) * 4) / PAGE) });
       const instance = new wasmApi.Instance(new wasmApi.Module(wasmBytes), { env: { mem: memory } });
       mk = instance.exports["mk"] as (a: number, b: number, c: number, kc: number, ldc: number) => void;
+      mb = (instance.exports["mb"] as typeof mb) ?? null;
       heap = new Float32Array(memory.buffer);
     } catch {
       memory = null;
@@ -298,10 +300,13 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
           const kc = Math.min(KC, k - pc);
           packA(a, aBase, transA, m, k, ic, mc, pc, kc, h, A0);
           const bSlice = B0 + pc * ncPad;
-          for (let jr = 0; jr < ncPad; jr += NR) {
-            const bo = (bSlice + jr * kc) * 4;
-            for (let ir = 0; ir < mcPad; ir += MR) {
-              run((A0 + ir * kc) * 4, bo, (C0 + ir * ncPad + jr) * 4, kc, ncPad * 4);
+          if (mb !== null) mb(A0 * 4, bSlice * 4, C0 * 4, kc, mcPad, ncPad);
+          else {
+            for (let jr = 0; jr < ncPad; jr += NR) {
+              const bo = (bSlice + jr * kc) * 4;
+              for (let ir = 0; ir < mcPad; ir += MR) {
+                run((A0 + ir * kc) * 4, bo, (C0 + ir * ncPad + jr) * 4, kc, ncPad * 4);
+              }
             }
           }
         }

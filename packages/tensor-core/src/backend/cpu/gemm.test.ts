@@ -6,6 +6,8 @@ import { gemm, gemmUsesWasm, type GemmParams } from "./gemm.js";
 import { createGemmRuntime, type Float } from "./gemm-runtime.js";
 import { maxAbsDiff, refGemm } from "./reference.js";
 import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
+import { hasRelaxedSimd } from "./wasm-features.js";
+import { buildGemmWasm, gemmUsesRelaxedSimd } from "./wasm-gemm.js";
 
 const SIZES = [1, 3, 7, 17, 33, 65, 129];
 
@@ -102,6 +104,22 @@ describe("gemm", () => {
       accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 }, 1);
     gemm(p);
     expect(Array.from(p.c)).toEqual(new Array(60).fill(0));
+  });
+
+  it("plain-SIMD and relaxed-SIMD (fused multiply-add) micro-kernels both match the reference", () => {
+    expect(gemmUsesRelaxedSimd()).toBe(hasRelaxedSimd());
+    for (const fma of hasRelaxedSimd() ? [false, true] : [false]) {
+      const rt = createGemmRuntime(buildGemmWasm(4, 8, fma));
+      expect(rt.wasm).toBe(true);
+      for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+        const p = makeCase({ m: 37, n: 45, k: 300, batch: 2, transA, transB, bcastA: false, bcastB: true,
+          accumulate: true, alpha: 0.5, f32: true, offset: 1, gap: 2 }, 13);
+        const want = refGemm(p);
+        let next = 0;
+        rt.runTiles({ ...p, offsetA: 1, offsetB: 1, offsetC: 1, accumulate: true, alpha: 0.5 }, () => next++);
+        expect(maxAbsDiff(p.c, want)).toBeLessThan(tolerance(p));
+      }
+    }
   });
 
   it("JavaScript float32 fallback (no wasm) matches the reference", () => {

@@ -5,6 +5,8 @@
  */
 export type { Float } from "./gemm-runtime.js";
 export { gemm, gemmUsesWasm, type GemmParams } from "./gemm.js";
+export { gemmUsesRelaxedSimd } from "./wasm-gemm.js";
+export { hasSimd, hasRelaxedSimd } from "./wasm-features.js";
 export {
   attentionForward,
   attentionBackward,

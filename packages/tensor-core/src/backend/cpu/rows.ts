@@ -5,8 +5,20 @@
  * Every kernel takes row-major contiguous Float32Array or Float64Array buffers and loops over rows of length
  * `cols` / `vocab` / `dim`. Sums run in float64 (JavaScript numbers) whatever the storage, with max-subtraction
  * before every exp. Inputs and outputs may alias (in-place) where noted. Errors name the kernel and the field.
+ *
+ * Float32 softmax, cross-entropy, KL and log-sum-exp rows run on the WebAssembly SIMD vector kernels (rows-wasm.ts)
+ * when available; the loops here are the reference and the fallback (float64, rows with non-finite values, no
+ * wasm).
  */
 import type { Float } from "./gemm-runtime.js";
+import { expRowsWasm, klGradRowsWasm, klRowsWasm, lseRowsWasm, softmaxRowsWasm } from "./rows-wasm.js";
+import { vectorKernels, type VectorKernels } from "./wasm-vector.js";
+
+/** The wasm vector kernels when every array is float32 and they are available. */
+function f32Kernels(...arrays: (Float | null)[]): VectorKernels | null {
+  for (const a of arrays) if (a !== null && !(a instanceof Float32Array)) return null;
+  return vectorKernels();
+}
 
 function need(fn: string, name: string, arr: { length: number }, n: number): void {
   if (arr.length < n) throw new RangeError(`${fn}: ${name} needs ${n} elements, has ${arr.length}`);
@@ -23,19 +35,25 @@ export function softmaxRows(x: Float, out: Float, rows: number, cols: number): v
   dims("softmaxRows", { rows, cols });
   need("softmaxRows", "x", x, rows * cols);
   need("softmaxRows", "out", out, rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    let max = -Infinity;
-    for (let j = 0; j < cols; j++) if (x[o + j] > max) max = x[o + j];
-    let sum = 0;
-    for (let j = 0; j < cols; j++) {
-      const e = Math.exp(x[o + j] - max);
-      out[o + j] = e;
-      sum += e;
-    }
-    const inv = 1 / sum;
-    for (let j = 0; j < cols; j++) out[o + j] *= inv;
+  const k = f32Kernels(x, out);
+  if (k !== null) {
+    softmaxRowsWasm(k, x as Float32Array, out as Float32Array, rows, cols, (r) => softmaxRow(x, out, r * cols, cols));
+    return;
   }
+  for (let r = 0; r < rows; r++) softmaxRow(x, out, r * cols, cols);
+}
+
+function softmaxRow(x: Float, out: Float, o: number, cols: number): void {
+  let max = -Infinity;
+  for (let j = 0; j < cols; j++) if (x[o + j] > max) max = x[o + j];
+  let sum = 0;
+  for (let j = 0; j < cols; j++) {
+    const e = Math.exp(x[o + j] - max);
+    out[o + j] = e;
+    sum += e;
+  }
+  const inv = 1 / sum;
+  for (let j = 0; j < cols; j++) out[o + j] *= inv;
 }
 
 /** out[r] = log_softmax(x[r]) = x - logsumexp(x); out may alias x. */
@@ -43,11 +61,21 @@ export function logSoftmaxRows(x: Float, out: Float, rows: number, cols: number)
   dims("logSoftmaxRows", { rows, cols });
   need("logSoftmaxRows", "x", x, rows * cols);
   need("logSoftmaxRows", "out", out, rows * cols);
+  const lse = lseRows(x, rows, cols, 1);
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
-    const lse = rowLse(x, o, cols, 1);
-    for (let j = 0; j < cols; j++) out[o + j] = x[o + j] - lse;
+    const l = lse[r]!;
+    for (let j = 0; j < cols; j++) out[o + j] = x[o + j] - l;
   }
+}
+
+/** logsumexp(x[r] * invT) of every row (wasm for float32 when available). */
+function lseRows(x: Float, rows: number, cols: number, invT: number): Float64Array {
+  const lse = new Float64Array(rows);
+  const k = f32Kernels(x);
+  if (k !== null) lseRowsWasm(k, x as Float32Array, rows, cols, invT, lse, (r) => rowLse(x, r * cols, cols, invT));
+  else for (let r = 0; r < rows; r++) lse[r] = rowLse(x, r * cols, cols, invT);
+  return lse;
 }
 
 /** dx = y * (dy - sum(dy * y)) per row, y = softmax output; dx may alias dy. */
@@ -116,9 +144,11 @@ export function crossEntropyForward(
   need(fn, "lossPerRow", lossPerRow, rows);
   need(fn, "lse", lse, rows);
   let count = 0;
+  for (let r = 0; r < rows; r++) checkTarget(fn, targets, r, vocab, ignoreIndex);
+  const rowLses = lseRows(logits, rows, vocab, 1);
   for (let r = 0; r < rows; r++) {
-    const used = checkTarget(fn, targets, r, vocab, ignoreIndex);
-    const l = rowLse(logits, r * vocab, vocab, 1);
+    const used = targets[r] !== ignoreIndex;
+    const l = rowLses[r]!;
     lse[r] = l;
     if (used) {
       lossPerRow[r] = l - logits[r * vocab + targets[r]];
@@ -142,17 +172,24 @@ export function crossEntropyBackward(
   need(fn, "lse", lse, rows);
   need(fn, "gradPerRow", gradPerRow, rows);
   need(fn, "dlogits", dlogits, rows * vocab);
-  for (let r = 0; r < rows; r++) {
+  const used = new Uint8Array(rows);
+  for (let r = 0; r < rows; r++) used[r] = checkTarget(fn, targets, r, vocab, ignoreIndex) ? 1 : 0;
+  const row = (r: number): void => {
     const o = r * vocab;
-    if (!checkTarget(fn, targets, r, vocab, ignoreIndex)) {
-      dlogits.fill(0, o, o + vocab);
-      continue;
-    }
     const g = gradPerRow[r];
     const l = lse[r];
     for (let j = 0; j < vocab; j++) dlogits[o + j] = Math.exp(logits[o + j] - l) * g;
-    dlogits[o + targets[r]] -= g;
+  };
+  const k = f32Kernels(logits, lse, gradPerRow, dlogits);
+  if (k !== null) {
+    expRowsWasm(k, logits as Float32Array, lse, gradPerRow, dlogits as Float32Array, rows, vocab, (r) => used[r] === 1, row);
+  } else {
+    for (let r = 0; r < rows; r++) {
+      if (used[r] === 1) row(r);
+      else dlogits.fill(0, r * vocab, (r + 1) * vocab);
+    }
   }
+  for (let r = 0; r < rows; r++) if (used[r] === 1) dlogits[r * vocab + targets[r]] -= gradPerRow[r];
 }
 
 function checkTemperature(fn: string, temperature: number): void {
@@ -172,7 +209,7 @@ export function klDivForward(
   need(fn, "student", student, rows * vocab);
   need(fn, "klPerRow", klPerRow, rows);
   const invT = 1 / temperature;
-  for (let r = 0; r < rows; r++) {
+  const row = (r: number): number => {
     const o = r * vocab;
     const lseT = rowLse(teacher, o, vocab, invT);
     const lseS = rowLse(student, o, vocab, invT);
@@ -183,8 +220,11 @@ export function klDivForward(
       const pT = Math.exp(logPT);
       if (pT > 0) kl += pT * (logPT - logPS);
     }
-    klPerRow[r] = kl;
-  }
+    return kl;
+  };
+  const k = f32Kernels(teacher, student);
+  if (k !== null) klRowsWasm(k, teacher as Float32Array, student as Float32Array, rows, vocab, invT, klPerRow, row);
+  else for (let r = 0; r < rows; r++) klPerRow[r] = row(r);
 }
 
 /**
@@ -205,7 +245,7 @@ export function klDivBackward(
   if (dStudent !== null) need(fn, "dStudent", dStudent, rows * vocab);
   if (dTeacher !== null) need(fn, "dTeacher", dTeacher, rows * vocab);
   const invT = 1 / temperature;
-  for (let r = 0; r < rows; r++) {
+  const row = (r: number): void => {
     const o = r * vocab;
     const lseT = rowLse(teacher, o, vocab, invT);
     const lseS = rowLse(student, o, vocab, invT);
@@ -230,7 +270,14 @@ export function klDivBackward(
         dStudent[o + j] = gs * (pS - pT);
       }
     }
+  };
+  const k = dTeacher === null && dStudent !== null ? f32Kernels(teacher, student, dStudent, gradPerRow) : null;
+  if (k !== null && dStudent !== null) {
+    klGradRowsWasm(k, teacher as Float32Array, student as Float32Array, rows, vocab, invT, gradPerRow,
+      dStudent as Float32Array, row);
+    return;
   }
+  for (let r = 0; r < rows; r++) row(r);
 }
 
 /**

@@ -1,0 +1,119 @@
+/**
+ * Fused elementwise kernels behind the fused ops (ops/nn.ts): SwiGLU forward/backward in one pass each, and the MSE
+ * sum of squared differences and its gradient. Each has a TypeScript loop (the reference; float64 and the no-wasm
+ * fallback) and, for float32, a WebAssembly SIMD path (wasm-vector.ts) that streams the operands through the
+ * module's memory in L2-sized chunks. Results depend only on the element (sums: on the fixed chunk order), never
+ * on threads.
+ */
+import type { Float } from "./gemm-runtime.js";
+import { copyIn, copyOut, layout, rowPtr } from "./rows-wasm.js";
+import { vectorKernels, type VectorKernels } from "./wasm-vector.js";
+
+/** Elements per chunk for streaming kernels. */
+const CHUNK = 1 << 14;
+
+function f32Kernels(...arrays: Float[]): VectorKernels | null {
+  for (const a of arrays) if (!(a instanceof Float32Array)) return null;
+  return vectorKernels();
+}
+
+function need(fn: string, name: string, arr: { length: number }, n: number): void {
+  if (arr.length < n) throw new RangeError(`${fn}: ${name} needs ${n} elements, has ${arr.length}`);
+}
+
+/** Runs `body(k, j0, len)` over [0, n) in chunks, with `regions` operand regions of CHUNK floats laid out. */
+function chunks(k: VectorKernels, regions: number, n: number, body: (j0: number, len: number, L: ReturnType<typeof layout>) => void): void {
+  const L = layout(k, regions, CHUNK, 1);
+  for (let j0 = 0; j0 < n; j0 += CHUNK) body(j0, Math.min(CHUNK, n - j0), L);
+}
+
+/** out = silu(g) * u = g * sigmoid(g) * u. */
+export function swigluForward(g: Float, u: Float, out: Float, n: number): void {
+  need("swigluForward", "g", g, n);
+  need("swigluForward", "u", u, n);
+  need("swigluForward", "out", out, n);
+  const k = f32Kernels(g, u, out);
+  if (k !== null) {
+    chunks(k, 3, n, (j0, len, L) => {
+      copyIn(k, L, 0, (g as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+      copyIn(k, L, 1, (u as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+      k.swiglu(rowPtr(L, 0, 0), rowPtr(L, 1, 0), rowPtr(L, 2, 0), len);
+      copyOut(k, L, 2, (out as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+    });
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const x = g[i]!;
+    out[i] = (x / (1 + Math.exp(-x))) * u[i]!;
+  }
+}
+
+/** With s = sigmoid(g): du = dy * g * s, dg = dy * u * s * (1 + g * (1 - s)). */
+export function swigluBackward(g: Float, u: Float, dy: Float, dg: Float, du: Float, n: number): void {
+  for (const [name, a] of [["g", g], ["u", u], ["dy", dy], ["dg", dg], ["du", du]] as const) need("swigluBackward", name, a, n);
+  const k = f32Kernels(g, u, dy, dg, du);
+  if (k !== null) {
+    chunks(k, 3, n, (j0, len, L) => {
+      copyIn(k, L, 0, (g as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+      copyIn(k, L, 1, (u as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+      copyIn(k, L, 2, (dy as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+      k.swiglub(rowPtr(L, 0, 0), rowPtr(L, 1, 0), rowPtr(L, 2, 0), len);
+      copyOut(k, L, 0, (dg as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+      copyOut(k, L, 1, (du as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+    });
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const x = g[i]!;
+    const s = 1 / (1 + Math.exp(-x));
+    const ds = dy[i]! * s;
+    du[i] = ds * x;
+    dg[i] = ds * u[i]! * (1 + x * (1 - s));
+  }
+}
+
+/** sum over i < n of (a[i] - b[i])^2, accumulated in float64. */
+export function sqDiffSum(a: Float, b: Float, n: number): number {
+  need("sqDiffSum", "a", a, n);
+  need("sqDiffSum", "b", b, n);
+  const k = f32Kernels(a, b);
+  if (k !== null) {
+    let total = 0;
+    chunks(k, 2, n, (j0, len, L) => {
+      copyIn(k, L, 0, (a as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+      copyIn(k, L, 1, (b as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+      total += k.sqdiff(rowPtr(L, 0, 0), rowPtr(L, 1, 0), len);
+    });
+    return total;
+  }
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    s += d * d;
+  }
+  return s;
+}
+
+/** da = c * (a - b), db = -da (either may be null to skip it). */
+export function diffScale(a: Float, b: Float, c: number, da: Float | null, db: Float | null, n: number): void {
+  need("diffScale", "a", a, n);
+  need("diffScale", "b", b, n);
+  if (da !== null) need("diffScale", "da", da, n);
+  if (db !== null) need("diffScale", "db", db, n);
+  const k = f32Kernels(a, b, ...(da === null ? [] : [da]), ...(db === null ? [] : [db]));
+  if (k !== null) {
+    chunks(k, 2, n, (j0, len, L) => {
+      copyIn(k, L, 0, (a as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+      copyIn(k, L, 1, (b as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+      k.diffscale(rowPtr(L, 0, 0), rowPtr(L, 1, 0), len, c);
+      if (da !== null) copyOut(k, L, 0, (da as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+      if (db !== null) copyOut(k, L, 1, (db as Float32Array).subarray(j0, j0 + len), 0, 1, len);
+    });
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const d = c * (a[i]! - b[i]!);
+    if (da !== null) da[i] = d;
+    if (db !== null) db[i] = -d;
+  }
+}

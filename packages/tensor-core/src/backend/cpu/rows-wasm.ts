@@ -1,0 +1,202 @@
+/**
+ * Float32 row kernels on the WebAssembly SIMD vector module (wasm-vector.ts): log-sum-exp rows, softmax, the
+ * cross-entropy backward and the temperature-KL forward / student backward. rows.ts calls these for Float32Array
+ * data when the module is available and keeps its TypeScript loops as the reference and fallback (float64, no
+ * wasm, LRC_NO_WASM=1). Rows go through the module's memory in chunks of about CHUNK floats per operand. A row
+ * holding a non-finite value (±Infinity, NaN) is handed back to the TypeScript reference (`fallbackRow`), so masking
+ * with -Infinity keeps its exact semantics.
+ */
+import { DATA, SCRATCH, type VectorKernels } from "./wasm-vector.js";
+
+/** Floats per operand region (128 KiB: a few regions stay in L2). */
+const CHUNK = 1 << 15;
+
+/** Region layout for `regions` operands of rows of `cols` floats. */
+export interface Layout {
+  stride: number;
+  rowsPerChunk: number;
+  /** Byte offset of region j is DATA + j * regionBytes. */
+  regionBytes: number;
+}
+
+export function layout(k: VectorKernels, regions: number, cols: number, rowsHint = Infinity): Layout {
+  const stride = Math.ceil(cols / 4) * 4;
+  const rowsPerChunk = Math.max(1, Math.min(rowsHint, Math.floor(CHUNK / Math.max(stride, 1))));
+  const regionBytes = rowsPerChunk * stride * 4;
+  k.ensure(DATA + regions * regionBytes);
+  return { stride, rowsPerChunk, regionBytes };
+}
+
+/** Copies rows [r0, r1) of a [rows, cols] array into region `j`. */
+export function copyIn(k: VectorKernels, L: Layout, j: number, src: Float32Array, r0: number, r1: number, cols: number): void {
+  const base = (DATA + j * L.regionBytes) >> 2;
+  if (L.stride === cols) k.heap.set(src.subarray(r0 * cols, r1 * cols), base);
+  else for (let r = r0; r < r1; r++) k.heap.set(src.subarray(r * cols, (r + 1) * cols), base + (r - r0) * L.stride);
+}
+
+/** Copies region `j` back into rows [r0, r1) of dst. */
+export function copyOut(k: VectorKernels, L: Layout, j: number, dst: Float32Array, r0: number, r1: number, cols: number): void {
+  const base = (DATA + j * L.regionBytes) >> 2;
+  if (L.stride === cols) dst.set(k.heap.subarray(base, base + (r1 - r0) * cols), r0 * cols);
+  else for (let r = r0; r < r1; r++) {
+    const o = base + (r - r0) * L.stride;
+    dst.set(k.heap.subarray(o, o + cols), r * cols);
+  }
+}
+
+/** Byte offset of row r (chunk-relative index) in region j. */
+export function rowPtr(L: Layout, j: number, r: number): number {
+  return DATA + j * L.regionBytes + r * L.stride * 4;
+}
+
+/** max and min of a row already in memory; null when either is not finite. */
+function finiteMax(k: VectorKernels, p: number, cols: number): number | null {
+  const max = k.maxmin(p, cols);
+  const min = k.heap[SCRATCH >> 2]!;
+  return Number.isFinite(max) && Number.isFinite(min) ? max : null;
+}
+
+/** Shift (max * invT, rounded to float32 as the kernel sees it) and logsumexp(x * invT) of a finite row. */
+function lseOf(k: VectorKernels, p: number, cols: number, invT: number, max: number): { sh: number; lse: number } {
+  const sh = Math.fround(max * invT);
+  return { sh, lse: sh + Math.log(k.sumexp(p, cols, invT, sh)) };
+}
+
+/**
+ * lse[r] = log sum_j exp(x[r, j] * invT) for every row; rows with non-finite values get `fallbackRow(r)`.
+ */
+export function lseRowsWasm(
+  k: VectorKernels, x: Float32Array, rows: number, cols: number, invT: number,
+  lse: { [i: number]: number }, fallbackRow: (r: number) => number,
+): void {
+  if (cols === 0) {
+    for (let r = 0; r < rows; r++) lse[r] = fallbackRow(r);
+    return;
+  }
+  const L = layout(k, 1, cols, rows);
+  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
+    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
+    copyIn(k, L, 0, x, r0, r1, cols);
+    for (let r = r0; r < r1; r++) {
+      const p = rowPtr(L, 0, r - r0);
+      const max = finiteMax(k, p, cols);
+      lse[r] = max === null ? fallbackRow(r) : lseOf(k, p, cols, invT, max).lse;
+    }
+  }
+}
+
+/** out = softmax(x) per row (out may alias x); non-finite rows go to `fallbackRow(r)`. */
+export function softmaxRowsWasm(
+  k: VectorKernels, x: Float32Array, out: Float32Array, rows: number, cols: number, fallbackRow: (r: number) => void,
+): void {
+  if (cols === 0) return;
+  const L = layout(k, 1, cols, rows);
+  const bad: number[] = [];
+  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
+    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
+    copyIn(k, L, 0, x, r0, r1, cols);
+    for (let r = r0; r < r1; r++) {
+      const p = rowPtr(L, 0, r - r0);
+      const max = finiteMax(k, p, cols);
+      if (max === null) bad.push(r);
+      else {
+        const sum = k.sumexp(p, cols, 1, max);
+        k.expaff(p, p, cols, 1, max, 1 / sum);
+      }
+    }
+    copyOut(k, L, 0, out, r0, r1, cols);
+    for (const r of bad) fallbackRow(r);
+    bad.length = 0;
+  }
+}
+
+/**
+ * dlogits[r] = exp(logits[r] - lse[r]) * g[r] for rows with use(r) true and a finite lse; zero for rows with
+ * use(r) false; `fallbackRow(r)` for the rest. The caller subtracts g at the target.
+ */
+export function expRowsWasm(
+  k: VectorKernels, logits: Float32Array, lse: { [i: number]: number }, g: { [i: number]: number },
+  dlogits: Float32Array, rows: number, cols: number, use: (r: number) => boolean, fallbackRow: (r: number) => void,
+): void {
+  if (cols === 0) return;
+  const L = layout(k, 1, cols, rows);
+  const bad: number[] = [];
+  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
+    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
+    copyIn(k, L, 0, logits, r0, r1, cols);
+    for (let r = r0; r < r1; r++) {
+      const p = rowPtr(L, 0, r - r0);
+      if (!use(r)) {
+        const o = p >> 2;
+        k.heap.fill(0, o, o + cols);
+      } else {
+        // exp(x - lse) g = exp(x - max) (g exp(max - lse)): shifting by the row's own (exact) max keeps float32
+        // precision for large logits
+        const max = Number.isFinite(lse[r]!) ? finiteMax(k, p, cols) : null;
+        if (max === null) bad.push(r);
+        else k.expaff(p, p, cols, 1, max, g[r]! * Math.exp(max - lse[r]!));
+      }
+    }
+    copyOut(k, L, 0, dlogits, r0, r1, cols);
+    for (const r of bad) fallbackRow(r);
+    bad.length = 0;
+  }
+}
+
+/** klPerRow[r] = KL(softmax(t/T) || softmax(s/T)); rows with non-finite values go to `fallbackRow(r)`. */
+export function klRowsWasm(
+  k: VectorKernels, teacher: Float32Array, student: Float32Array, rows: number, cols: number, invT: number,
+  klPerRow: { [i: number]: number }, fallbackRow: (r: number) => number,
+): void {
+  if (cols === 0) {
+    for (let r = 0; r < rows; r++) klPerRow[r] = fallbackRow(r);
+    return;
+  }
+  const L = layout(k, 2, cols, rows);
+  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
+    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
+    copyIn(k, L, 0, teacher, r0, r1, cols);
+    copyIn(k, L, 1, student, r0, r1, cols);
+    for (let r = r0; r < r1; r++) {
+      const pt = rowPtr(L, 0, r - r0), ps = rowPtr(L, 1, r - r0);
+      const mt = finiteMax(k, pt, cols);
+      const ms = mt === null ? null : finiteMax(k, ps, cols);
+      if (mt === null || ms === null) {
+        klPerRow[r] = fallbackRow(r);
+        continue;
+      }
+      const T = lseOf(k, pt, cols, invT, mt), S = lseOf(k, ps, cols, invT, ms);
+      klPerRow[r] = k.klrow(pt, ps, cols, invT, T.sh, Math.exp(T.sh - T.lse), T.lse - S.lse);
+    }
+  }
+}
+
+/** dStudent[r] = g[r] / T * (pS - pT); rows with non-finite values go to `fallbackRow(r)`. */
+export function klGradRowsWasm(
+  k: VectorKernels, teacher: Float32Array, student: Float32Array, rows: number, cols: number, invT: number,
+  g: { [i: number]: number }, dStudent: Float32Array, fallbackRow: (r: number) => void,
+): void {
+  if (cols === 0) return;
+  const L = layout(k, 3, cols, rows);
+  const bad: number[] = [];
+  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
+    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
+    copyIn(k, L, 0, teacher, r0, r1, cols);
+    copyIn(k, L, 1, student, r0, r1, cols);
+    for (let r = r0; r < r1; r++) {
+      const pt = rowPtr(L, 0, r - r0), ps = rowPtr(L, 1, r - r0), pd = rowPtr(L, 2, r - r0);
+      const mt = finiteMax(k, pt, cols);
+      const ms = mt === null ? null : finiteMax(k, ps, cols);
+      if (mt === null || ms === null) {
+        bad.push(r);
+        continue;
+      }
+      const T = lseOf(k, pt, cols, invT, mt), S = lseOf(k, ps, cols, invT, ms);
+      const gs = g[r]! * invT;
+      k.klgrad(pt, ps, pd, cols, invT, T.sh, gs * Math.exp(T.sh - T.lse), S.sh, gs * Math.exp(S.sh - S.lse));
+    }
+    copyOut(k, L, 2, dStudent, r0, r1, cols);
+    for (const r of bad) fallbackRow(r);
+    bad.length = 0;
+  }
+}

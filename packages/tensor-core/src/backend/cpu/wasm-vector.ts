@@ -1,0 +1,387 @@
+/**
+ * WebAssembly SIMD vector kernels generated at run time (wasm-builder.ts): the exp-bound row work of softmax,
+ * cross-entropy and temperature KL, the fused SwiGLU and MSE passes, and AdamW, all float32.
+ *
+ * exp is a f32x4 Cephes-style polynomial (range reduction by n = round(x log2 e), a degree-6 polynomial on
+ * |r| <= ln2/2, 2^n built in the exponent bits; ~2 ulp), with x clamped to [-87.3, 88]: exp of anything below is
+ * ~1e-38 instead of 0, which callers only feed after max-subtraction (or as sigmoid's exp(-x)). Sums accumulate in
+ * f64x2 lanes. Rows whose length is not a multiple of 4 end in a partial vector whose extra lanes are masked out of
+ * every sum and max (the mask table sits at the start of memory); elementwise kernels also compute the extra lanes
+ * (the caller pads its buffers) and the caller ignores them.
+ *
+ * The kernels work on this module's own memory: callers (rows.ts, fused.ts, adamw.ts) copy operands in, in chunks
+ * that stay in L2, run the kernel and copy results out. Everything here is deterministic: a row's result depends
+ * only on that row, never on chunking or threads.
+ */
+import { buildModule, F32, F64, Fn, I32, Op, S, V128 } from "./wasm-builder.js";
+import { hasSimd, wasmApi } from "./wasm-features.js";
+import type { WasmMemoryLike } from "./gemm-runtime.js";
+
+/** Byte offset of the lane-mask table (masks[r] keeps the first r lanes, r = 1..3). */
+const MASKS = 0;
+/** Byte offset of scalar side outputs (min of maxmin). */
+export const SCRATCH = 64;
+/** First byte of the data regions. */
+export const DATA = 128;
+
+const LOG2E = 1.4426950408889634;
+const EXP_HI = 88.0;
+const EXP_LO = -87.33654;
+const C1 = 0.693359375;
+const C2 = -2.12194440e-4;
+const P = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1];
+
+/** Pushes exp(x) for the v128 local x (clobbered), using v128 locals n and r. */
+function emitExp(f: Fn, x: number, n: number, r: number): void {
+  f.get(x).f32x4(EXP_HI).simd(S.f32x4Min).f32x4(EXP_LO).simd(S.f32x4Max).set(x);
+  f.get(x).f32x4(LOG2E).simd(S.f32x4Mul).simd(S.f32x4Nearest).set(n);
+  f.get(x).get(n).f32x4(C1).simd(S.f32x4Mul).simd(S.f32x4Sub).get(n).f32x4(C2).simd(S.f32x4Mul).simd(S.f32x4Sub).set(r);
+  f.f32x4(P[0]!);
+  for (let i = 1; i < P.length; i++) f.get(r).simd(S.f32x4Mul).f32x4(P[i]!).simd(S.f32x4Add);
+  f.get(r).simd(S.f32x4Mul).get(r).simd(S.f32x4Mul).get(r).simd(S.f32x4Add).f32x4(1).simd(S.f32x4Add);
+  f.get(n).simd(S.i32x4TruncSatF32x4S).i32x4(127).simd(S.i32x4Add).i32(23).simd(S.i32x4Shl);
+  f.simd(S.f32x4Mul);
+}
+
+/** acc0 += promote(lo lanes of v), acc1 += promote(hi lanes of v), v a v128 local. */
+function emitAccF64(f: Fn, v: number, acc0: number, acc1: number): void {
+  f.get(acc0).get(v).simd(S.f64x2PromoteLow).simd(S.f64x2Add).set(acc0);
+  f.get(acc1).get(v).get(v).shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
+  f.simd(S.f64x2PromoteLow).simd(S.f64x2Add).set(acc1);
+}
+
+/** Pushes the f64 sum of all four lanes of acc0 + acc1. */
+function emitSumF64(f: Fn, acc0: number, acc1: number): void {
+  f.get(acc0).get(acc1).simd(S.f64x2Add).set(acc0);
+  f.get(acc0).simd(S.f64x2ExtractLane, 0).get(acc0).simd(S.f64x2ExtractLane, 1).op(Op.f64Add);
+}
+
+/** Pushes the tail mask for `rem` (i32 local, 1..3) lanes. */
+function emitMask(f: Fn, rem: number): void {
+  f.get(rem).i32(4).op(Op.i32Shl).load(MASKS);
+}
+
+/**
+ * A row loop over `n` f32 elements: `body(i, masked)` is emitted once for full vectors (i = byte offset of the
+ * vector) and once for the final partial vector (masked = true), which runs when n % 4 != 0.
+ */
+function rowLoop(f: Fn, n: number, body: (i: number, masked: boolean, rem: number) => void): void {
+  const i = f.local(I32);
+  const end = f.local(I32);
+  const rem = f.local(I32);
+  f.get(n).i32(-4).op(Op.i32And).i32(4).op(Op.i32Mul).set(end);
+  f.get(n).i32(3).op(Op.i32And).set(rem);
+  f.i32(0).set(i);
+  f.forLoop(i, end, 16, () => body(i, false, rem));
+  f.get(rem).op(Op.if, 0x40);
+  body(i, true, rem);
+  f.op(Op.end);
+}
+
+/** maxmin(p, n) -> max over p[0..n) (f32, NaN-propagating); min stored at SCRATCH. n >= 1. */
+function buildMaxMin(): Fn {
+  const f = new Fn("maxmin", [I32, I32], [F32]);
+  const [p, n] = [0, 1];
+  const mx = f.local(V128), mn = f.local(V128), v = f.local(V128);
+  f.f32x4(-Infinity).set(mx).f32x4(Infinity).set(mn);
+  rowLoop(f, n, (i, masked, rem) => {
+    f.get(p).get(i).op(Op.i32Add).load().set(v);
+    if (masked) {
+      f.get(v).f32x4(-Infinity);
+      emitMask(f, rem);
+      f.simd(S.bitselect).get(mx).simd(S.f32x4Max).set(mx);
+      f.get(v).f32x4(Infinity);
+      emitMask(f, rem);
+      f.simd(S.bitselect).get(mn).simd(S.f32x4Min).set(mn);
+    } else {
+      f.get(v).get(mx).simd(S.f32x4Max).set(mx);
+      f.get(v).get(mn).simd(S.f32x4Min).set(mn);
+    }
+  });
+  // store min
+  f.i32(SCRATCH);
+  f.get(mn).simd(S.f32x4ExtractLane, 0).get(mn).simd(S.f32x4ExtractLane, 1).op(Op.f32Min);
+  f.get(mn).simd(S.f32x4ExtractLane, 2).get(mn).simd(S.f32x4ExtractLane, 3).op(Op.f32Min).op(Op.f32Min);
+  f.op(Op.f32Store, 2, 0);
+  f.get(mx).simd(S.f32x4ExtractLane, 0).get(mx).simd(S.f32x4ExtractLane, 1).op(Op.f32Max);
+  f.get(mx).simd(S.f32x4ExtractLane, 2).get(mx).simd(S.f32x4ExtractLane, 3).op(Op.f32Max).op(Op.f32Max);
+  return f;
+}
+
+/** sumexp(p, n, scale, shift) -> sum of exp(p[i] * scale - shift) (f64 accumulation). */
+function buildSumExp(): Fn {
+  const f = new Fn("sumexp", [I32, I32, F32, F32], [F64]);
+  const [p, n, scale, shift] = [0, 1, 2, 3];
+  const sc = f.local(V128), sh = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128);
+  const a0 = f.local(V128), a1 = f.local(V128);
+  f.get(scale).simd(S.f32x4Splat).set(sc).get(shift).simd(S.f32x4Splat).set(sh);
+  rowLoop(f, n, (i, masked, rem) => {
+    f.get(p).get(i).op(Op.i32Add).load().get(sc).simd(S.f32x4Mul).get(sh).simd(S.f32x4Sub).set(x);
+    emitExp(f, x, nn, r);
+    if (masked) {
+      emitMask(f, rem);
+      f.simd(S.and);
+    }
+    f.set(x);
+    emitAccF64(f, x, a0, a1);
+  });
+  emitSumF64(f, a0, a1);
+  return f;
+}
+
+/** expaff(src, dst, n, scale, shift, mul): dst[i] = exp(src[i] * scale - shift) * mul (whole vectors). */
+function buildExpAff(): Fn {
+  const f = new Fn("expaff", [I32, I32, I32, F32, F32, F32], []);
+  const [src, dst, n, scale, shift, mul] = [0, 1, 2, 3, 4, 5];
+  const sc = f.local(V128), sh = f.local(V128), mu = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128);
+  f.get(scale).simd(S.f32x4Splat).set(sc).get(shift).simd(S.f32x4Splat).set(sh).get(mul).simd(S.f32x4Splat).set(mu);
+  rowLoop(f, n, (i) => {
+    f.get(src).get(i).op(Op.i32Add).load().get(sc).simd(S.f32x4Mul).get(sh).simd(S.f32x4Sub).set(x);
+    f.get(dst).get(i).op(Op.i32Add);
+    emitExp(f, x, nn, r);
+    f.get(mu).simd(S.f32x4Mul).store();
+  });
+  return f;
+}
+
+/**
+ * klrow(t, s, n, invT, shT, mT, d) -> sum of pT ((t - s) invT - d) with pT = exp(t invT - shT) mT; the caller
+ * passes shT = max(t) invT, mT = exp(shT - lseT) and d = lseT - lseS (computed in float64).
+ */
+function buildKlRow(): Fn {
+  const f = new Fn("klrow", [I32, I32, I32, F32, F32, F32, F32], [F64]);
+  const [t, s, n, invT, shT, mT, d] = [0, 1, 2, 3, 4, 5, 6];
+  const it = f.local(V128), sh = f.local(V128), mv = f.local(V128), dv = f.local(V128);
+  const tv = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128), a0 = f.local(V128), a1 = f.local(V128);
+  f.get(invT).simd(S.f32x4Splat).set(it).get(shT).simd(S.f32x4Splat).set(sh);
+  f.get(mT).simd(S.f32x4Splat).set(mv).get(d).simd(S.f32x4Splat).set(dv);
+  rowLoop(f, n, (i, masked, rem) => {
+    f.get(t).get(i).op(Op.i32Add).load().get(it).simd(S.f32x4Mul).tee(tv).get(sh).simd(S.f32x4Sub).set(x);
+    emitExp(f, x, nn, r);
+    f.get(mv).simd(S.f32x4Mul);
+    f.get(tv).get(s).get(i).op(Op.i32Add).load().get(it).simd(S.f32x4Mul).simd(S.f32x4Sub).get(dv).simd(S.f32x4Sub);
+    f.simd(S.f32x4Mul);
+    if (masked) {
+      emitMask(f, rem);
+      f.simd(S.and);
+    }
+    f.set(x);
+    emitAccF64(f, x, a0, a1);
+  });
+  emitSumF64(f, a0, a1);
+  return f;
+}
+
+/**
+ * klgrad(t, s, dst, n, invT, shT, mT, shS, mS): dst = exp(s invT - shS) mS - exp(t invT - shT) mT, i.e. the
+ * caller's g / T (pS - pT) with mX = g / T exp(shX - lseX) folded in.
+ */
+function buildKlGrad(): Fn {
+  const f = new Fn("klgrad", [I32, I32, I32, I32, F32, F32, F32, F32, F32], []);
+  const [t, s, dst, n, invT, shT, mT, shS, mS] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const it = f.local(V128), hT = f.local(V128), vT = f.local(V128), hS = f.local(V128), vS = f.local(V128);
+  const x = f.local(V128), y = f.local(V128), nn = f.local(V128), r = f.local(V128), ps = f.local(V128);
+  f.get(invT).simd(S.f32x4Splat).set(it).get(shT).simd(S.f32x4Splat).set(hT).get(mT).simd(S.f32x4Splat).set(vT);
+  f.get(shS).simd(S.f32x4Splat).set(hS).get(mS).simd(S.f32x4Splat).set(vS);
+  rowLoop(f, n, (i) => {
+    f.get(s).get(i).op(Op.i32Add).load().get(it).simd(S.f32x4Mul).get(hS).simd(S.f32x4Sub).set(x);
+    f.get(t).get(i).op(Op.i32Add).load().get(it).simd(S.f32x4Mul).get(hT).simd(S.f32x4Sub).set(y);
+    emitExp(f, x, nn, r);
+    f.get(vS).simd(S.f32x4Mul).set(ps);
+    f.get(dst).get(i).op(Op.i32Add);
+    f.get(ps);
+    emitExp(f, y, nn, r);
+    f.get(vT).simd(S.f32x4Mul);
+    f.simd(S.f32x4Sub).store();
+  });
+  return f;
+}
+
+/** Pushes sigmoid(g) = 1 / (1 + exp(-g)) for the v128 local g (kept), using scratch locals x, n, r. */
+function emitSigmoid(f: Fn, g: number, x: number, n: number, r: number): void {
+  f.f32x4(1);
+  f.get(g).simd(S.f32x4Neg).set(x);
+  f.f32x4(1);
+  emitExp(f, x, n, r);
+  f.simd(S.f32x4Add).simd(S.f32x4Div);
+}
+
+/** swiglu(g, u, out, n): out = g sigmoid(g) u. */
+function buildSwiglu(): Fn {
+  const f = new Fn("swiglu", [I32, I32, I32, I32], []);
+  const [g, u, out, n] = [0, 1, 2, 3];
+  const gv = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128);
+  rowLoop(f, n, (i) => {
+    f.get(g).get(i).op(Op.i32Add).load().set(gv);
+    f.get(out).get(i).op(Op.i32Add);
+    emitSigmoid(f, gv, x, nn, r);
+    f.get(gv).simd(S.f32x4Mul);
+    f.get(u).get(i).op(Op.i32Add).load().simd(S.f32x4Mul).store();
+  });
+  return f;
+}
+
+/** swiglub(g, u, dy, n): with s = sigmoid(g): du = dy g s -> u's slot, dg = dy u s (1 + g (1 - s)) -> g's slot. */
+function buildSwigluBackward(): Fn {
+  const f = new Fn("swiglub", [I32, I32, I32, I32], []);
+  const [g, u, dy, n] = [0, 1, 2, 3];
+  const gv = f.local(V128), uv = f.local(V128), dv = f.local(V128), s = f.local(V128);
+  const x = f.local(V128), nn = f.local(V128), r = f.local(V128), ds = f.local(V128);
+  rowLoop(f, n, (i) => {
+    f.get(g).get(i).op(Op.i32Add).load().set(gv);
+    f.get(u).get(i).op(Op.i32Add).load().set(uv);
+    f.get(dy).get(i).op(Op.i32Add).load().set(dv);
+    emitSigmoid(f, gv, x, nn, r);
+    f.set(s);
+    // ds = dy * s
+    f.get(dv).get(s).simd(S.f32x4Mul).set(ds);
+    // du = ds * g
+    f.get(u).get(i).op(Op.i32Add).get(ds).get(gv).simd(S.f32x4Mul).store();
+    // dg = ds * u * (1 + g * (1 - s))
+    f.get(g).get(i).op(Op.i32Add);
+    f.get(ds).get(uv).simd(S.f32x4Mul);
+    f.f32x4(1).get(gv).f32x4(1).get(s).simd(S.f32x4Sub).simd(S.f32x4Mul).simd(S.f32x4Add);
+    f.simd(S.f32x4Mul).store();
+  });
+  return f;
+}
+
+/** sqdiff(a, b, n) -> sum of (a - b)^2 (f64 accumulation). */
+function buildSqDiff(): Fn {
+  const f = new Fn("sqdiff", [I32, I32, I32], [F64]);
+  const [a, b, n] = [0, 1, 2];
+  const d = f.local(V128), a0 = f.local(V128), a1 = f.local(V128);
+  rowLoop(f, n, (i, masked, rem) => {
+    f.get(a).get(i).op(Op.i32Add).load().get(b).get(i).op(Op.i32Add).load().simd(S.f32x4Sub).tee(d).get(d).simd(S.f32x4Mul);
+    if (masked) {
+      emitMask(f, rem);
+      f.simd(S.and);
+    }
+    f.set(d);
+    emitAccF64(f, d, a0, a1);
+  });
+  emitSumF64(f, a0, a1);
+  return f;
+}
+
+/** diffscale(a, b, n, c): a = c (a - b), b = -a (in place). */
+function buildDiffScale(): Fn {
+  const f = new Fn("diffscale", [I32, I32, I32, F32], []);
+  const [a, b, n, c] = [0, 1, 2, 3];
+  const cv = f.local(V128), d = f.local(V128);
+  f.get(c).simd(S.f32x4Splat).set(cv);
+  rowLoop(f, n, (i) => {
+    f.get(a).get(i).op(Op.i32Add).load().get(b).get(i).op(Op.i32Add).load().simd(S.f32x4Sub).get(cv).simd(S.f32x4Mul).set(d);
+    f.get(a).get(i).op(Op.i32Add).get(d).store();
+    f.get(b).get(i).op(Op.i32Add).get(d).simd(S.f32x4Neg).store();
+  });
+  return f;
+}
+
+/**
+ * adamw(p, g, m, v, n, decay, w1, beta1, beta2, w2, stepSize, bc2Sqrt, eps, lowWeight): the adamw.ts update in
+ * float32 arithmetic (torch's op order: decay, lerp, v, sqrt(v)/bc2 + eps, addcdiv).
+ */
+function buildAdamW(): Fn {
+  const f = new Fn("adamw", [I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, I32], []);
+  const [p, g, m, v, n, decay, w1, beta1, beta2, w2, stepSize, bc2, eps, low] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+  const vs = [decay, w1, beta1, beta2, w2, stepSize, bc2, eps].map((s) => {
+    const l = f.local(V128);
+    f.get(s).simd(S.f32x4Splat).set(l);
+    return l;
+  });
+  const [D, W1, B1, B2, W2, SS, BC, EP] = vs as [number, number, number, number, number, number, number, number];
+  const gv = f.local(V128), mv = f.local(V128), vv = f.local(V128), pv = f.local(V128);
+  const loop = (lowWeight: boolean): void =>
+    rowLoop(f, n, (i) => {
+      f.get(g).get(i).op(Op.i32Add).load().set(gv);
+      f.get(m).get(i).op(Op.i32Add).load().set(mv);
+      f.get(p).get(i).op(Op.i32Add).load().get(D).simd(S.f32x4Mul).set(pv);
+      // m = lowWeight ? m + w1 (g - m) : g - (g - m) beta1
+      if (lowWeight) f.get(mv).get(W1).get(gv).get(mv).simd(S.f32x4Sub).simd(S.f32x4Mul).simd(S.f32x4Add);
+      else f.get(gv).get(gv).get(mv).simd(S.f32x4Sub).get(B1).simd(S.f32x4Mul).simd(S.f32x4Sub);
+      f.set(mv);
+      f.get(m).get(i).op(Op.i32Add).get(mv).store();
+      // v = v beta2 + (w2 g) g
+      f.get(v).get(i).op(Op.i32Add).load().get(B2).simd(S.f32x4Mul).get(W2).get(gv).simd(S.f32x4Mul).get(gv).simd(S.f32x4Mul);
+      f.simd(S.f32x4Add).set(vv);
+      f.get(v).get(i).op(Op.i32Add).get(vv).store();
+      // p = p - (stepSize m) / (sqrt(v) / bc2 + eps)
+      f.get(p).get(i).op(Op.i32Add);
+      f.get(pv).get(SS).get(mv).simd(S.f32x4Mul);
+      f.get(vv).simd(S.f32x4Sqrt).get(BC).simd(S.f32x4Div).get(EP).simd(S.f32x4Add);
+      f.simd(S.f32x4Div).simd(S.f32x4Sub).store();
+    });
+  f.get(low).op(Op.if, 0x40);
+  loop(true);
+  f.op(Op.else);
+  loop(false);
+  f.op(Op.end);
+  return f;
+}
+
+/** Builds the whole module's bytes. */
+export function buildVectorWasm(): Uint8Array {
+  return buildModule([
+    buildMaxMin(), buildSumExp(), buildExpAff(), buildKlRow(), buildKlGrad(), buildSwiglu(), buildSwigluBackward(),
+    buildSqDiff(), buildDiffScale(), buildAdamW(),
+  ]);
+}
+
+/** The instantiated kernels plus a growable float32 view of their memory. */
+export interface VectorKernels {
+  /** Float32 view of the memory (re-fetch after `ensure`). */
+  heap: Float32Array;
+  /** Grows memory so that byte offsets below `bytes` are valid; refreshes `heap`. */
+  ensure(bytes: number): void;
+  maxmin(p: number, n: number): number;
+  sumexp(p: number, n: number, scale: number, shift: number): number;
+  expaff(src: number, dst: number, n: number, scale: number, shift: number, mul: number): void;
+  klrow(t: number, s: number, n: number, invT: number, shT: number, mT: number, d: number): number;
+  klgrad(t: number, s: number, dst: number, n: number, invT: number, shT: number, mT: number, shS: number, mS: number): void;
+  swiglu(g: number, u: number, out: number, n: number): void;
+  swiglub(g: number, u: number, dy: number, n: number): void;
+  sqdiff(a: number, b: number, n: number): number;
+  diffscale(a: number, b: number, n: number, c: number): void;
+  adamw(
+    p: number, g: number, m: number, v: number, n: number, decay: number, w1: number, beta1: number, beta2: number,
+    w2: number, stepSize: number, bc2Sqrt: number, eps: number, lowWeight: number,
+  ): void;
+}
+
+let instance: VectorKernels | null | undefined;
+let forcedOff = false;
+
+/** Turns the wasm vector kernels off (true) or back on, e.g. to test the TypeScript reference paths. */
+export function setVectorWasmDisabled(off: boolean): void {
+  forcedOff = off;
+}
+
+/** The vector kernels, or null when WebAssembly SIMD is unavailable, disabled, or failed to build. */
+export function vectorKernels(): VectorKernels | null {
+  if (forcedOff) return null;
+  if (instance !== undefined) return instance;
+  instance = null;
+  const api = wasmApi();
+  if (api === undefined || !hasSimd()) return instance;
+  try {
+    const memory: WasmMemoryLike = new api.Memory({ initial: 16 });
+    const ex = new api.Instance(new api.Module(buildVectorWasm()), { env: { mem: memory } }).exports;
+    const k = ex as unknown as Omit<VectorKernels, "heap" | "ensure">;
+    const kernels: VectorKernels = {
+      ...k,
+      heap: new Float32Array(memory.buffer),
+      ensure(bytes: number): void {
+        const have = memory.buffer.byteLength;
+        if (have < bytes) memory.grow(Math.ceil((bytes - have) / 65536));
+        if (kernels.heap.buffer !== memory.buffer) kernels.heap = new Float32Array(memory.buffer);
+      },
+    };
+    const masks = new Int32Array(memory.buffer, MASKS, 16);
+    for (let r = 0; r < 4; r++) for (let l = 0; l < 4; l++) masks[r * 4 + l] = l < r ? -1 : 0;
+    instance = kernels;
+  } catch {
+    instance = null;
+  }
+  return instance;
+}

@@ -1,0 +1,567 @@
+// The gpu backend's op implementations: each takes Tensors, makes sure the inputs are on the device
+// (`dev`, the one place that uploads), runs a GPU.js kernel generated for this op and shape signature
+// (constants baked into the source, compiled once and cached by the runtime) and returns a device-resident
+// Tensor. A method returns null when it does not handle the case (float64, int operands, empty tensors);
+// the op then runs its cpu kernel, whose `.buf` reads download the inputs (the one place that downloads).
+// Every dispatch is counted per op and backend for `backendReport()`.
+//
+// Numerics: kernels read and write float32 (GL textures with precision 'single', WebAssembly f32).
+// Reductions use blocked sums (blocks of 64 summed separately, then combined); softmax, log-softmax,
+// cross-entropy, KL and attention subtract the row max before exponentiating.
+
+import type { DType } from "../../dtype.js";
+import { release } from "../cpu/buffer-pool.js";
+import { Tensor } from "../../tensor.js";
+import type { GpuBuffer, GpuRuntime } from "./runtime.js";
+
+/** A float literal for generated kernel source. */
+function lit(v: number): string {
+  if (Number.isNaN(v)) return "(0.0 / 0.0)";
+  if (!Number.isFinite(v)) return v > 0 ? "1e38" : "-1e38";
+  const s = String(v);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}
+
+/** Source lines splitting flat index `v` into coordinates `c0..` of `shape` (floats, exact below 2^24). */
+function coords(v: string, shape: readonly number[], prefix: string): string {
+  const lines: string[] = [`let ${prefix}r = ${v};`];
+  let stride = shape.reduce((a, b) => a * b, 1);
+  shape.forEach((d, i) => {
+    stride /= d;
+    lines.push(`const ${prefix}${i} = Math.floor((${prefix}r + 0.5) / ${lit(stride)});`, `${prefix}r = ${prefix}r - ${prefix}${i} * ${lit(stride)};`);
+  });
+  return lines.join("\n");
+}
+
+function dot(prefix: string, strides: readonly number[]): string {
+  const terms = strides.map((s, i) => (s === 0 ? null : `${prefix}${i} * ${lit(s)}`)).filter((t) => t !== null);
+  // A constant index has no GPU.js GL overload; keep the thread index in it.
+  return terms.length === 0 ? "(i * 0.0)" : terms.join(" + ");
+}
+
+function stridesOf(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) { s[i] = acc; acc *= shape[i]!; }
+  return s;
+}
+
+/** Blocked sum over j in [0, n): `term` is an expression in j. */
+function blockedSum(acc: string, n: number, term: string): string {
+  if (n <= 64) return `let ${acc} = 0.0;\nfor (let jj = 0; jj < ${n}; jj++) { const j = jj + 0.0; ${acc} = ${acc} + (${term}); }`;
+  const blocks = Math.ceil(n / 64);
+  return `let ${acc} = 0.0;
+for (let bb = 0; bb < ${blocks}; bb++) {
+  let part = 0.0;
+  for (let jj = 0; jj < 64; jj++) {
+    const j = bb * 64.0 + jj;
+    if (j < ${lit(n)}) { part = part + (${term}); }
+  }
+  ${acc} = ${acc} + part;
+}`;
+}
+
+/** Max over j in [0, n) of an expression in j. */
+function rowMax(acc: string, n: number, term: string): string {
+  return `let ${acc} = -1e38;\nfor (let jj = 0; jj < ${n}; jj++) { const j = jj + 0.0; ${acc} = Math.max(${acc}, ${term}); }`;
+}
+
+const unarySrc: Record<string, string> = {
+  neg: "-x", exp: "Math.exp(x)", log: "Math.log(x)", sqrt: "Math.sqrt(x)", rsqrt: "1.0 / Math.sqrt(x)",
+  abs: "Math.abs(x)", tanh: "Math.tanh(x)", sigmoid: "1.0 / (1.0 + Math.exp(-x))", silu: "x / (1.0 + Math.exp(-x))",
+  relu: "Math.max(x, 0.0)", sign: "(x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : 0.0))", square: "x * x", reciprocal: "1.0 / x",
+};
+
+const binarySrc: Record<string, string> = {
+  add: "a + b", sub: "a - b", mul: "a * b", div: "a / b", maximum: "Math.max(a, b)", minimum: "Math.min(a, b)",
+  eq: "(a == b ? 1.0 : 0.0)", ne: "(a != b ? 1.0 : 0.0)", lt: "(a < b ? 1.0 : 0.0)", le: "(a <= b ? 1.0 : 0.0)",
+  gt: "(a > b ? 1.0 : 0.0)", ge: "(a >= b ? 1.0 : 0.0)",
+};
+
+export type Placement = "gpu" | "cpu";
+
+export interface AdamWHyper {
+  lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number;
+}
+
+/** Optimiser moments kept on the device between steps. */
+export interface AdamWSlot { m: GpuBuffer; v: GpuBuffer }
+
+export class GpuOps {
+  /** op -> backend -> count. */
+  readonly counts = new Map<string, { gpu: number; cpu: number }>();
+
+  constructor(readonly rt: GpuRuntime) {}
+
+  note(op: string, where: Placement): void {
+    let c = this.counts.get(op);
+    if (c === undefined) this.counts.set(op, (c = { gpu: 0, cpu: 0 }));
+    c[where]++;
+  }
+
+  /** The device handle of t, uploading its host values on first use (kept until the host copy is taken). */
+  private dev(t: Tensor): unknown {
+    const s = t.storage;
+    if (s === null || (s.data === null && s.device === null)) throw new Error(`tensor ${t.id} was disposed`);
+    if (s.device === null) s.device = this.rt.upload(s.data!, t.size);
+    return (s.device as GpuBuffer).handle;
+  }
+
+  private ok(op: string, ...ts: Tensor[]): boolean {
+    for (const t of ts)
+      if (t.size === 0 || (t.dtype !== "float32" && t.dtype !== "int32")) {
+        this.note(op, "cpu");
+        return false;
+      }
+    this.note(op, "gpu");
+    return true;
+  }
+
+  private out(key: string, shape: readonly number[], dtype: DType, src: () => string, args: readonly unknown[]): Tensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    return Tensor.fromDevice(this.rt.run(`${key}|${n}`, n, src, args), shape, dtype);
+  }
+
+  unary(op: string, x: Tensor): Tensor | null {
+    if (x.dtype !== "float32" || !this.ok(op, x)) return null;
+    const e = unarySrc[op];
+    if (e === undefined) return null;
+    return this.out(`unary:${op}`, x.shape, "float32", () => `function (a) { const x = a[this.thread.x]; return ${e}; }`, [this.dev(x)]);
+  }
+
+  pow(x: Tensor, p: number): Tensor | null {
+    if (x.dtype !== "float32" || !this.ok("pow", x)) return null;
+    const body = p === 2 ? "x * x" : p === 1 ? "x" : p === 0.5 ? "Math.sqrt(x)" : `Math.pow(x, ${lit(p)})`;
+    return this.out(`pow:${p}`, x.shape, "float32", () => `function (a) { const x = a[this.thread.x]; return ${body}; }`, [this.dev(x)]);
+  }
+
+  binary(op: string, a: Tensor, b: Tensor, shape: readonly number[]): Tensor | null {
+    if (a.dtype !== "float32" || b.dtype !== "float32" || !this.ok(op, a, b)) return null;
+    const e = binarySrc[op]!;
+    const R = shape.length;
+    const st = (t: Tensor): number[] => {
+      const pad = [...new Array<number>(R - t.rank).fill(1), ...t.shape];
+      const s = stridesOf(pad);
+      return pad.map((d, i) => (d === 1 && shape[i] !== 1 ? 0 : s[i]!));
+    };
+    const sa = st(a), sb = st(b);
+    const key = `binary:${op}:${shape.join(",")}:${sa.join(",")}:${sb.join(",")}`;
+    const same = (t: Tensor): boolean => t.size === shape.reduce((p, q) => p * q, 1);
+    const src = (): string => {
+      const ia = same(a) ? "i" : a.size === 1 ? "(i * 0.0)" : dot("c", sa);
+      const ib = same(b) ? "i" : b.size === 1 ? "(i * 0.0)" : dot("c", sb);
+      return `function (A, B) {
+        const i = this.thread.x + 0.0;
+        ${same(a) && same(b) ? "" : coords("i", shape, "c")}
+        const a = A[${ia}]; const b = B[${ib}];
+        return ${e};
+      }`;
+    };
+    return this.out(key, shape, "float32", src, [this.dev(a), this.dev(b)]);
+  }
+
+  /** Gathers x at offset + sum(c_d * srcStrides_d) for each coordinate c of outShape (permute, broadcast, slice). */
+  strided(op: string, x: Tensor, offset: number, srcStrides: readonly number[], outShape: readonly number[]): Tensor | null {
+    if (x.dtype !== "float32" || !this.ok(op, x) || outShape.includes(0)) return null;
+    const key = `strided:${outShape.join(",")}:${srcStrides.join(",")}:${offset}`;
+    return this.out(key, outShape, x.dtype, () => `function (X) {
+      const i = this.thread.x + 0.0;
+      ${coords("i", outShape, "c")}
+      return X[${lit(offset)} + ${dot("c", srcStrides)}];
+    }`, [this.dev(x)]);
+  }
+
+  /** dy (the slice of x at starts) placed into zeros of x's shape: the VJP of slice. */
+  slicePad(dy: Tensor, xShape: readonly number[], starts: readonly number[]): Tensor | null {
+    if (dy.dtype !== "float32" || !this.ok("slice.vjp", dy)) return null;
+    const ds = stridesOf(dy.shape);
+    const key = `slicePad:${xShape.join(",")}:${dy.shape.join(",")}:${starts.join(",")}`;
+    const inside = dy.shape.map((d, i) => `c${i} >= ${lit(starts[i]!)} && c${i} < ${lit(starts[i]! + d)}`).join(" && ");
+    const src = dy.shape.map((_, i) => `(c${i} - ${lit(starts[i]!)}) * ${lit(ds[i]!)}`).join(" + ");
+    return this.out(key, xShape, "float32", () => `function (D) {
+      const i = this.thread.x + 0.0;
+      ${coords("i", xShape, "c")}
+      if (${inside}) { return D[${src}]; }
+      return 0.0;
+    }`, [this.dev(dy)]);
+  }
+
+  reduce(op: "sum" | "max" | "min", x: Tensor, outer: number, r: number, inner: number, outShape: readonly number[]): Tensor | null {
+    if (x.dtype !== "float32" || r === 0 || !this.ok(op, x)) return null;
+    const term = `X[(o * ${lit(r)} + j) * ${lit(inner)} + q]`;
+    const body = op === "sum" ? blockedSum("acc", r, term)
+      : `let acc = X[o * ${lit(r * inner)} + q];\nfor (let jj = 1; jj < ${r}; jj++) { const j = jj + 0.0; acc = Math.${op}(acc, ${term}); }`;
+    return this.out(`reduce:${op}:${outer}:${r}:${inner}`, outShape, "float32", () => `function (X) {
+      const i = this.thread.x + 0.0;
+      const o = Math.floor((i + 0.5) / ${lit(inner)});
+      const q = i - o * ${lit(inner)};
+      ${body}
+      return acc;
+    }`, [this.dev(x)]);
+  }
+
+  gemm(a: Tensor, b: Tensor, p: { batch: number; m: number; n: number; k: number; transA: boolean; transB: boolean; strideA: number; strideB: number }, outShape: readonly number[]): Tensor | null {
+    if (a.dtype !== "float32" || b.dtype !== "float32" || p.k === 0 || !this.ok("matmul", a, b)) return null;
+    const { m, n, k, transA, transB, strideA, strideB } = p;
+    const aIdx = transA ? `aoff + j * ${lit(m)} + row` : `aoff + row * ${lit(k)} + j`;
+    const bIdx = transB ? `boff + col * ${lit(k)} + j` : `boff + j * ${lit(n)} + col`;
+    const key = `gemm:${p.batch}:${m}:${n}:${k}:${transA}:${transB}:${strideA}:${strideB}`;
+    return this.out(key, outShape, "float32", () => `function (A, B) {
+      const i = this.thread.x + 0.0;
+      const bi = Math.floor((i + 0.5) / ${lit(m * n)});
+      const rem = i - bi * ${lit(m * n)};
+      const row = Math.floor((rem + 0.5) / ${lit(n)});
+      const col = rem - row * ${lit(n)};
+      const aoff = bi * ${lit(strideA)};
+      const boff = bi * ${lit(strideB)};
+      ${blockedSum("acc", k, `A[${aIdx}] * B[${bIdx}]`)}
+      return acc;
+    }`, [this.dev(a), this.dev(b)]);
+  }
+
+  /** Row statistics first (one thread per row), then one thread per element: O(cols) work per element. */
+  softmax(x: Tensor, log: boolean): Tensor | null {
+    if (x.dtype !== "float32" || !this.ok(log ? "logSoftmax" : "softmax", x)) return null;
+    const cols = x.shape[x.rank - 1]!, rows = x.size / cols;
+    const lse = this.rowLse("softmax", x, rows, cols, 1);
+    const ret = log ? "X[i] - L[r]" : "Math.exp(X[i] - L[r])";
+    const out = this.out(`softmax:${log}:${cols}`, x.shape, "float32", () => `function (X, L) {
+      const i = this.thread.x + 0.0;
+      const r = Math.floor((i + 0.5) / ${lit(cols)});
+      return ${ret};
+    }`, [this.dev(x), this.dev(lse)]);
+    lse.dispose();
+    return out;
+  }
+
+  /** softmax: dx = y (dy - sum(dy y)); logSoftmax: dx = dy - exp(y) sum(dy). */
+  softmaxBackward(y: Tensor, dy: Tensor, log: boolean): Tensor | null {
+    if (y.dtype !== "float32" || dy.dtype !== "float32" || !this.ok(log ? "logSoftmax.vjp" : "softmax.vjp", y, dy)) return null;
+    const cols = y.shape[y.rank - 1]!, rows = y.size / cols;
+    const term = log ? "D[base + j]" : "D[base + j] * Y[base + j]";
+    const rowSum = this.out(`softmaxBwdRow:${log}:${cols}`, [rows], "float32", () => `function (Y, D) {
+      const base = (this.thread.x + 0.0) * ${lit(cols)};
+      ${blockedSum("s", cols, term)}
+      return s;
+    }`, [this.dev(y), this.dev(dy)]);
+    const ret = log ? "D[i] - Math.exp(Y[i]) * S[r]" : "Y[i] * (D[i] - S[r])";
+    const dx = this.out(`softmaxBwd:${log}:${cols}`, y.shape, "float32", () => `function (Y, D, S) {
+      const i = this.thread.x + 0.0;
+      const r = Math.floor((i + 0.5) / ${lit(cols)});
+      return ${ret};
+    }`, [this.dev(y), this.dev(dy), this.dev(rowSum)]);
+    rowSum.dispose();
+    return dx;
+  }
+
+  rmsNorm(x: Tensor, w: Tensor, eps: number, rows: number, dim: number): [Tensor, Tensor] | null {
+    if (x.dtype !== "float32" || w.dtype !== "float32" || !this.ok("rmsNorm", x, w)) return null;
+    const rstd = this.out(`rmsRstd:${dim}:${eps}`, [rows], "float32", () => `function (X) {
+      const base = (this.thread.x + 0.0) * ${lit(dim)};
+      ${blockedSum("ss", dim, "X[base + j] * X[base + j]")}
+      return 1.0 / Math.sqrt(ss / ${lit(dim)} + ${lit(eps)});
+    }`, [this.dev(x)]);
+    const out = this.out(`rmsOut:${dim}`, x.shape, "float32", () => `function (X, W, R) {
+      const i = this.thread.x + 0.0;
+      const r = Math.floor((i + 0.5) / ${lit(dim)});
+      const c = i - r * ${lit(dim)};
+      return W[c] * (X[i] * R[r]);
+    }`, [this.dev(x), this.dev(w), this.dev(rstd)]);
+    return [out, rstd];
+  }
+
+  /** dx = rstd (w dy - x rstd^2 mean(w dy x)), dw = sum_rows(dy x rstd). */
+  rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, rows: number, dim: number): [Tensor, Tensor] | null {
+    if (dy.dtype !== "float32" || !this.ok("rmsNorm.vjp", dy, x, w, rstd)) return null;
+    const dx = this.out(`rmsDx:${dim}`, x.shape, "float32", () => `function (D, X, W, R) {
+      const i = this.thread.x + 0.0;
+      const r = Math.floor((i + 0.5) / ${lit(dim)});
+      const c = i - r * ${lit(dim)};
+      const base = r * ${lit(dim)};
+      ${blockedSum("s", dim, "W[j] * D[base + j] * X[base + j]")}
+      const rs = R[r];
+      return rs * (W[c] * D[i] - X[i] * rs * rs * (s / ${lit(dim)}));
+    }`, [this.dev(dy), this.dev(x), this.dev(w), this.dev(rstd)]);
+    const dw = this.out(`rmsDw:${rows}:${dim}`, w.shape, "float32", () => `function (D, X, R) {
+      const c = this.thread.x + 0.0;
+      ${blockedSum("s", rows, `D[j * ${lit(dim)} + c] * X[j * ${lit(dim)} + c] * R[j]`)}
+      return s;
+    }`, [this.dev(dy), this.dev(x), this.dev(rstd)]);
+    return [dx, dw];
+  }
+
+  rope(x: Tensor, cos: Tensor, sin: Tensor, T: number, dh: number, inverse: boolean): Tensor | null {
+    if (x.dtype !== "float32" || !this.ok(inverse ? "rope.vjp" : "rope", x, cos, sin)) return null;
+    const half = dh / 2, sg = inverse ? "-" : "";
+    return this.out(`rope:${T}:${dh}:${inverse}`, x.shape, "float32", () => `function (X, C, S) {
+      const i = this.thread.x + 0.0;
+      const row = Math.floor((i + 0.5) / ${lit(dh)});
+      const c = i - row * ${lit(dh)};
+      const t = row - Math.floor((row + 0.5) / ${lit(T)}) * ${lit(T)};
+      const ci = t * ${lit(dh)} + c;
+      let rot = 0.0;
+      if (c < ${lit(half)}) { rot = -X[i + ${lit(half)}]; } else { rot = X[i - ${lit(half)}]; }
+      return X[i] * C[ci] + rot * (${sg}S[ci]);
+    }`, [this.dev(x), this.dev(cos), this.dev(sin)]);
+  }
+
+  /** Scores and the kv head of (b, h): shared source for the attention kernels. */
+  private attnPrelude(d: AttnDims, idx: string, withS: boolean): string {
+    const { H, T, S, dh, G, Hkv } = d;
+    return `
+      const bh = Math.floor((${idx} + 0.5) / ${lit(withS ? T * S : T)});
+      const t = Math.floor(((${idx} - bh * ${lit(withS ? T * S : T)}) + 0.5) / ${lit(withS ? S : 1)});
+      const b = Math.floor((bh + 0.5) / ${lit(H)});
+      const h = bh - b * ${lit(H)};
+      const kvh = b * ${lit(Hkv)} + Math.floor((h + 0.5) / ${lit(G)});
+      const qb = (bh * ${lit(T)} + t) * ${lit(dh)};
+      const lim = ${lit(d.offset)} + t;`;
+  }
+
+  /** Statements computing `sc` = scale * q_t . k_s. */
+  private score(d: AttnDims, s: string): string {
+    return `let sc = 0.0;
+      const ko = (kvh * ${lit(d.S)} + ${s}) * ${lit(d.dh)};
+      for (let e = 0; e < ${d.dh}; e++) { sc = sc + Q[qb + e] * K[ko + e]; }
+      sc = sc * ${lit(d.scale)};`;
+  }
+
+  private attnRun(key: string, shape: readonly number[], d: AttnDims, body: string, args: readonly unknown[], params: string): Tensor {
+    const dk = `attn:${key}:${d.B}:${d.H}:${d.Hkv}:${d.T}:${d.S}:${d.dh}:${d.scale}:${d.offset}`;
+    return this.out(dk, shape, "float32", () => `function (${params}) {
+      ${body}
+    }`, args);
+  }
+
+  private attnLse(q: Tensor, k: Tensor, d: AttnDims): Tensor {
+    const body = `const i = this.thread.x + 0.0;
+      ${this.attnPrelude(d, "i", false)}
+      let mx = -1e38;
+      for (let ss = 0; ss < ${d.S}; ss++) { const s = ss + 0.0; if (s <= lim) { ${this.score(d, "s")} mx = Math.max(mx, sc); } }
+      let sum = 0.0;
+      for (let ss = 0; ss < ${d.S}; ss++) { const s = ss + 0.0; if (s <= lim) { ${this.score(d, "s")} sum = sum + Math.exp(sc - mx); } }
+      return mx + Math.log(sum);`;
+    return this.attnRun("lse", [d.B, d.H, d.T], d, body, [this.dev(q), this.dev(k)], "Q, K");
+  }
+
+  /** P[b, h, t, s] = exp(score - lse) under the causal mask. */
+  private attnP(q: Tensor, k: Tensor, lse: Tensor, d: AttnDims): Tensor {
+    const body = `const i = this.thread.x + 0.0;
+      ${this.attnPrelude(d, "i", true)}
+      const s = i - Math.floor((i + 0.5) / ${lit(d.S)}) * ${lit(d.S)};
+      if (s > lim) { return 0.0; }
+      ${this.score(d, "s")}
+      return Math.exp(sc - L[bh * ${lit(d.T)} + t]);`;
+    return this.attnRun("p", [d.B, d.H, d.T, d.S], d, body, [this.dev(q), this.dev(k), this.dev(lse)], "Q, K, L");
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, d: AttnDims): [Tensor, Tensor] | null {
+    if (q.dtype !== "float32" || !this.ok("causalAttention", q, k, v)) return null;
+    const lse = this.attnLse(q, k, d);
+    const p = this.attnP(q, k, lse, d);
+    const { T, S, dh, Hkv, H, G } = d;
+    const out = this.out(`attnOut:${d.B}:${H}:${Hkv}:${T}:${S}:${dh}:${G}`, q.shape, "float32", () => `function (P, V) {
+      const i = this.thread.x + 0.0;
+      const row = Math.floor((i + 0.5) / ${lit(dh)});
+      const e = i - row * ${lit(dh)};
+      const bh = Math.floor((row + 0.5) / ${lit(T)});
+      const b = Math.floor((bh + 0.5) / ${lit(H)});
+      const kvh = b * ${lit(Hkv)} + Math.floor(((bh - b * ${lit(H)}) + 0.5) / ${lit(G)});
+      ${blockedSum("acc", S, `P[row * ${lit(S)} + j] * V[(kvh * ${lit(S)} + j) * ${lit(dh)} + e]`)}
+      return acc;
+    }`, [this.dev(p), this.dev(v)]);
+    p.dispose();
+    return [out, lse];
+  }
+
+  attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dy: Tensor, d: AttnDims): [Tensor, Tensor, Tensor] | null {
+    if (dy.dtype !== "float32" || !this.ok("causalAttention.vjp", q, k, v, out, lse, dy)) return null;
+    const { B, H, Hkv, T, S, dh, G, scale } = d;
+    const sig = `${B}:${H}:${Hkv}:${T}:${S}:${dh}:${G}:${scale}`;
+    const p = this.attnP(q, k, lse, d);
+    // Dt[b, h, t] = sum_e dy * out
+    const Dt = this.out(`attnD:${sig}`, [B, H, T], "float32", () => `function (Y, O) {
+      const base = (this.thread.x + 0.0) * ${lit(dh)};
+      ${blockedSum("acc", dh, "Y[base + j] * O[base + j]")}
+      return acc;
+    }`, [this.dev(dy), this.dev(out)]);
+    // dS[b, h, t, s] = P (dy . v_s - Dt)
+    const dS = this.out(`attnDS:${sig}`, [B, H, T, S], "float32", () => `function (P, Y, V, Dt) {
+      const i = this.thread.x + 0.0;
+      const row = Math.floor((i + 0.5) / ${lit(S)});
+      const s = i - row * ${lit(S)};
+      const bh = Math.floor((row + 0.5) / ${lit(T)});
+      const b = Math.floor((bh + 0.5) / ${lit(H)});
+      const kvh = b * ${lit(Hkv)} + Math.floor(((bh - b * ${lit(H)}) + 0.5) / ${lit(G)});
+      ${blockedSum("dp", dh, `Y[row * ${lit(dh)} + j] * V[(kvh * ${lit(S)} + s) * ${lit(dh)} + j]`)}
+      return P[i] * (dp - Dt[row]);
+    }`, [this.dev(p), this.dev(dy), this.dev(v), this.dev(Dt)]);
+    // dq[b, h, t, e] = scale sum_s dS k
+    const dq = this.out(`attnDq:${sig}`, q.shape, "float32", () => `function (DS, K) {
+      const i = this.thread.x + 0.0;
+      const row = Math.floor((i + 0.5) / ${lit(dh)});
+      const e = i - row * ${lit(dh)};
+      const bh = Math.floor((row + 0.5) / ${lit(T)});
+      const b = Math.floor((bh + 0.5) / ${lit(H)});
+      const kvh = b * ${lit(Hkv)} + Math.floor(((bh - b * ${lit(H)}) + 0.5) / ${lit(G)});
+      ${blockedSum("acc", S, `DS[row * ${lit(S)} + j] * K[(kvh * ${lit(S)} + j) * ${lit(dh)} + e]`)}
+      return ${lit(scale)} * acc;
+    }`, [this.dev(dS), this.dev(k)]);
+    // dk[b, kvh, s, e] = scale sum_{h in group, t} dS q;  dv[b, kvh, s, e] = sum_{h in group, t} P dy
+    const kvSrc = (W: string, scaled: boolean): string => `function (${W}, X) {
+      const i = this.thread.x + 0.0;
+      const row = Math.floor((i + 0.5) / ${lit(dh)});
+      const e = i - row * ${lit(dh)};
+      const kvh = Math.floor((row + 0.5) / ${lit(S)});
+      const s = row - kvh * ${lit(S)};
+      const b = Math.floor((kvh + 0.5) / ${lit(Hkv)});
+      const h0 = b * ${lit(H)} + (kvh - b * ${lit(Hkv)}) * ${lit(G)};
+      let acc = 0.0;
+      for (let gg = 0; gg < ${G}; gg++) {
+        const bh = h0 + gg;
+        ${blockedSum("part", T, `${W}[(bh * ${lit(T)} + j) * ${lit(S)} + s] * X[(bh * ${lit(T)} + j) * ${lit(dh)} + e]`)}
+        acc = acc + part;
+      }
+      return ${scaled ? `${lit(scale)} * acc` : "acc"};
+    }`;
+    const dk = this.out(`attnDk:${sig}`, k.shape, "float32", () => kvSrc("DS", true), [this.dev(dS), this.dev(q)]);
+    const dv = this.out(`attnDv:${sig}`, v.shape, "float32", () => kvSrc("P", false), [this.dev(p), this.dev(dy)]);
+    p.dispose(); Dt.dispose(); dS.dispose();
+    return [dq, dk, dv];
+  }
+
+  private rowLse(key: string, x: Tensor, rows: number, V: number, invT: number): Tensor {
+    return this.out(`rowLse:${key}:${V}:${invT}`, [rows], "float32", () => `function (X) {
+      const base = (this.thread.x + 0.0) * ${lit(V)};
+      ${rowMax("mx", V, `X[base + j] * ${lit(invT)}`)}
+      ${blockedSum("s", V, `Math.exp(X[base + j] * ${lit(invT)} - mx)`)}
+      return mx + Math.log(s);
+    }`, [this.dev(x)]);
+  }
+
+  crossEntropy(logits: Tensor, targets: Tensor, rows: number, V: number, ignore: number): [Tensor, Tensor] | null {
+    if (logits.dtype !== "float32" || !this.ok("crossEntropy", logits, targets)) return null;
+    const lse = this.rowLse("ce", logits, rows, V, 1);
+    const per = this.out(`ceRow:${V}:${ignore}`, targets.shape, "float32", () => `function (X, Tg, L) {
+      const r = this.thread.x + 0.0;
+      const t = Tg[r];
+      if (t == ${lit(ignore)}) { return 0.0; }
+      return L[r] - X[r * ${lit(V)} + t];
+    }`, [this.dev(logits), this.dev(targets), this.dev(lse)]);
+    return [per, lse];
+  }
+
+  crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dy: Tensor, V: number, ignore: number): Tensor | null {
+    if (dy.dtype !== "float32" || !this.ok("crossEntropy.vjp", logits, targets, lse, dy)) return null;
+    return this.out(`ceBwd:${V}:${ignore}`, logits.shape, "float32", () => `function (X, Tg, L, D) {
+      const i = this.thread.x + 0.0;
+      const r = Math.floor((i + 0.5) / ${lit(V)});
+      const c = i - r * ${lit(V)};
+      const t = Tg[r];
+      if (t == ${lit(ignore)}) { return 0.0; }
+      let p = Math.exp(X[i] - L[r]);
+      if (c == t) { p = p - 1.0; }
+      return p * D[r];
+    }`, [this.dev(logits), this.dev(targets), this.dev(lse), this.dev(dy)]);
+  }
+
+  klDiv(teacher: Tensor, student: Tensor, rows: number, V: number, tau: number, rowShape: readonly number[]): { kl: Tensor; lseT: Tensor; lseS: Tensor } | null {
+    if (student.dtype !== "float32" || teacher.dtype !== "float32" || !this.ok("klDivergence", teacher, student)) return null;
+    const invT = 1 / tau;
+    const lseT = this.rowLse("klT", teacher, rows, V, invT);
+    const lseS = this.rowLse("klS", student, rows, V, invT);
+    const kl = this.out(`klRow:${V}:${invT}`, rowShape, "float32", () => `function (Tt, Ss, LT, LS) {
+      const r = this.thread.x + 0.0;
+      const base = r * ${lit(V)};
+      const lt = LT[r];
+      const ls = LS[r];
+      ${blockedSum("acc", V, `(Math.exp(Tt[base + j] * ${lit(invT)} - lt) > 0.0 ? Math.exp(Tt[base + j] * ${lit(invT)} - lt) * ((Tt[base + j] * ${lit(invT)} - lt) - (Ss[base + j] * ${lit(invT)} - ls)) : 0.0)`)}
+      return acc;
+    }`, [this.dev(teacher), this.dev(student), this.dev(lseT), this.dev(lseS)]);
+    return { kl, lseT, lseS };
+  }
+
+  /** dS = g/tau (pS - pT); dT = g/tau pT ((log pT - log pS) - kl_row). */
+  klDivBackward(teacher: Tensor, student: Tensor, lseT: Tensor, lseS: Tensor, kl: Tensor, dy: Tensor, V: number, tau: number, wantTeacher: boolean): [Tensor | null, Tensor] | null {
+    if (dy.dtype !== "float32" || !this.ok("klDivergence.vjp", teacher, student, dy)) return null;
+    const invT = 1 / tau;
+    const pre = `const i = this.thread.x + 0.0;
+      const r = Math.floor((i + 0.5) / ${lit(V)});
+      const lpt = Tt[i] * ${lit(invT)} - LT[r];
+      const lps = Ss[i] * ${lit(invT)} - LS[r];
+      const pt = Math.exp(lpt);
+      const g = D[r] * ${lit(invT)};`;
+    const args = [this.dev(teacher), this.dev(student), this.dev(lseT), this.dev(lseS), this.dev(kl), this.dev(dy)];
+    const dS = this.out(`klDS:${V}:${invT}`, student.shape, "float32", () => `function (Tt, Ss, LT, LS, KL, D) {
+      ${pre}
+      return g * (Math.exp(lps) - pt);
+    }`, args);
+    const dT = wantTeacher ? this.out(`klDT:${V}:${invT}`, teacher.shape, "float32", () => `function (Tt, Ss, LT, LS, KL, D) {
+      ${pre}
+      if (pt > 0.0) { return g * pt * (lpt - lps - KL[r]); }
+      return 0.0;
+    }`, args) : null;
+    return [dT, dS];
+  }
+
+  gather(x: Tensor, idx: Tensor, cols: number, outShape: readonly number[]): Tensor | null {
+    if (x.dtype !== "float32" || !this.ok("gather", x, idx)) return null;
+    return this.out(`gather:${cols}`, outShape, "float32", () => `function (X, I) {
+      const i = this.thread.x + 0.0;
+      const r = Math.floor((i + 0.5) / ${lit(cols)});
+      const c = i - r * ${lit(cols)};
+      return X[I[r] * ${lit(cols)} + c];
+    }`, [this.dev(x), this.dev(idx)]);
+  }
+
+  /** dx[v, c] = sum over positions i with idx[i] = v of dy[i, c] (gather-style, one thread per output). */
+  scatterAdd(dy: Tensor, idx: Tensor, xShape: readonly number[], cols: number): Tensor | null {
+    if (dy.dtype !== "float32" || !this.ok("gather.vjp", dy, idx)) return null;
+    const N = idx.size;
+    return this.out(`scatterAdd:${N}:${cols}`, xShape, "float32", () => `function (D, I) {
+      const i = this.thread.x + 0.0;
+      const v = Math.floor((i + 0.5) / ${lit(cols)});
+      const c = i - v * ${lit(cols)};
+      ${blockedSum("acc", N, `(I[j] == v ? D[j * ${lit(cols)} + c] : 0.0)`)}
+      return acc;
+    }`, [this.dev(dy), this.dev(idx)]);
+  }
+
+  /**
+   * One AdamW step on the device (torch.optim.AdamW order of operations); replaces the parameter's device
+   * buffer and the moments. Returns the slot to pass next time, or null when the cpu path must run.
+   */
+  adamw(p: Tensor, g: Tensor, slot: AdamWSlot | null, mHost: ArrayLike<number>, vHost: ArrayLike<number>, o: AdamWHyper): AdamWSlot | null {
+    if (p.dtype !== "float32" || g.dtype !== "float32" || !this.ok("adamw", p, g)) return null;
+    const n = p.size;
+    const s = slot ?? { m: this.rt.upload(mHost, n), v: this.rt.upload(vHost, n) };
+    const w1 = 1 - o.beta1, w2 = 1 - o.beta2;
+    const decay = 1 - o.lr * o.weightDecay;
+    const stepSize = o.lr / (1 - o.beta1 ** o.step);
+    const bc2Sqrt = Math.sqrt(1 - o.beta2 ** o.step);
+    const mExpr = w1 < 0.5 ? `mi + ${lit(w1)} * (gi - mi)` : `gi - (gi - mi) * ${lit(o.beta1)}`;
+    const gh = this.dev(g);
+    const m2 = this.rt.run(`adamM:${n}:${o.beta1}`, n, () => `function (M, G) { const mi = M[this.thread.x]; const gi = G[this.thread.x]; return ${mExpr}; }`, [s.m.handle, gh]);
+    const v2 = this.rt.run(`adamV:${n}:${o.beta2}`, n, () => `function (V, G) { const gi = G[this.thread.x]; return V[this.thread.x] * ${lit(o.beta2)} + ${lit(w2)} * gi * gi; }`, [s.v.handle, gh]);
+    const p2 = this.rt.run(`adamP:${n}:${o.eps}`, n, () => `function (P, M, V, decay, stepSize, bc2Sqrt) {
+      const pi = P[this.thread.x] * decay;
+      return pi - (stepSize * M[this.thread.x]) / (Math.sqrt(V[this.thread.x]) / bc2Sqrt + ${lit(o.eps)});
+    }`, [this.dev(p), m2.handle, v2.handle, decay, stepSize, bc2Sqrt]);
+    s.m.free(); s.v.free();
+    const st = p.storage!;
+    const old = st.device;
+    st.device = p2;
+    old?.free();
+    if (st.data !== null) { release(st.data); st.data = null; }
+    return { m: m2, v: v2 };
+  }
+
+  /** Per-op counts, sorted by op name. */
+  report(): Array<{ op: string; gpu: number; cpu: number }> {
+    return [...this.counts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([op, c]) => ({ op, ...c }));
+  }
+}
+
+export interface AttnDims {
+  B: number; H: number; Hkv: number; T: number; S: number; dh: number; G: number; scale: number; offset: number;
+}

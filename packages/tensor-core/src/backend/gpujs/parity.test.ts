@@ -1,0 +1,228 @@
+// Backend parity (issue 8): every gpu op and its gradient against cpu on small random shapes (odd sizes
+// included), in the GPU.js mode named by LRC_GPU_TEST_MODE (default webasm: no native dependency; `gl`
+// runs under `xvfb-run -a`). A mode that cannot start fails the suite with the reason; nothing is skipped.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Tensor } from "../../tensor.js";
+import { scope, tensor } from "../../tensor.js";
+import { rng as makeRng } from "../../random.js";
+import * as ops from "../../ops/index.js";
+import { AdamW } from "../../optim/optim.js";
+import type { GpuMode } from "./runtime.js";
+import { backendReport, getBackend, initBackend, setBackend } from "../backend.js";
+import { valueAndGrad } from "../../autodiff/grad.js";
+
+const mode = (process.env.LRC_GPU_TEST_MODE ?? "webasm") as GpuMode;
+const tol = { webasm: 2e-4, gl: 2e-3, cpu: 1e-5, webgpu: 2e-3 }[mode];
+
+/** Runs fn on cpu and on gpu with the same host inputs; returns the values (host copies) of both. */
+function both(fn: () => Tensor[]): [Float32Array[], Float32Array[]] {
+  setBackend("cpu");
+  const c = scope(() => fn().map((t) => Float32Array.from(t.data())));
+  setBackend("gpu");
+  const g = scope(() => fn().map((t) => Float32Array.from(t.data())));
+  setBackend("cpu");
+  return [c, g];
+}
+
+function close(name: string, cpu: Float32Array[], gpu: Float32Array[], t = tol): void {
+  expect(gpu.length).toBe(cpu.length);
+  cpu.forEach((c, i) => {
+    const g = gpu[i]!;
+    expect(g.length, `${name} output ${i} length`).toBe(c.length);
+    let worst = 0;
+    for (let j = 0; j < c.length; j++) worst = Math.max(worst, Math.abs(g[j]! - c[j]!) / (1 + Math.abs(c[j]!)));
+    expect(worst, `${name} output ${i}: max relative difference`).toBeLessThan(t);
+  });
+}
+
+const r = makeRng(8);
+function rnd(shape: number[], scale = 1): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const b = new Float32Array(n);
+  for (let i = 0; i < n; i++) b[i] = scale * r.normal();
+  return tensor(b, shape);
+}
+
+/** Forward value and gradients of sum(f(xs) * w) with respect to every input, on one backend. */
+function withGrads(f: (...xs: Tensor[]) => Tensor, xs: Tensor[]): Tensor[] {
+  const lf = (...a: Tensor[]): Tensor => {
+    const y = f(...a);
+    return ops.sum(ops.mul(y, wFor(y.shape)));
+  };
+  const [v, gs] = valueAndGrad(lf, xs.map((_, i) => i))(...xs);
+  return [v, ...(gs as Tensor[])];
+}
+const weights = new Map<string, Float32Array>();
+function wFor(shape: readonly number[]): Tensor {
+  const key = shape.join(",");
+  let w = weights.get(key);
+  if (w === undefined) {
+    w = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < w.length; i++) w[i] = Math.sin(i + 1);
+    weights.set(key, w);
+  }
+  return tensor(w, [...shape]);
+}
+
+describe(`gpu backend parity (GPU.js ${mode})`, () => {
+  beforeAll(async () => {
+    const info = await initBackend("gpu", { mode });
+    expect(info.mode).toBe(mode);
+    setBackend("cpu");
+  }, 60_000);
+  afterAll(() => setBackend("cpu"));
+
+  it("reports the mode and kernel class that ran", () => {
+    setBackend("gpu");
+    const d = getBackend();
+    setBackend("cpu");
+    expect(d.description).toMatch(mode === "gl" ? /HeadlessGLKernel/ : mode === "webasm" ? /WebAssemblyKernel/ : /Kernel/);
+    if (mode === "webasm") expect(d.software).toBe(true);
+  });
+
+  const unary = ["neg", "exp", "tanh", "sigmoid", "silu", "relu", "square", "abs"] as const;
+  it.each(unary)("unary %s and its gradient", (op) => {
+    const x = rnd([3, 5]);
+    close(op, ...both(() => withGrads((a) => ops[op](a), [x])));
+  });
+
+  it("log, sqrt, rsqrt, reciprocal, pow on positive inputs", () => {
+    const x = ops.add(ops.abs(rnd([7])), 0.5);
+    for (const f of [ops.log, ops.sqrt, ops.rsqrt, ops.reciprocal, (a: Tensor) => ops.pow(a, 1.5)])
+      close("positive unary", ...both(() => withGrads(f, [x])));
+  });
+
+  const binary = ["add", "sub", "mul", "div", "maximum", "minimum"] as const;
+  it.each(binary)("binary %s with broadcasting and its gradient", (op) => {
+    const a = rnd([2, 3, 5]), b = ops.add(ops.abs(rnd([3, 1])), 0.5);
+    close(op, ...both(() => withGrads((x, y) => ops[op](x, y), [a, b])));
+    close(`${op} scalar`, ...both(() => withGrads((x) => ops[op](x, 1.5), [a])));
+  });
+
+  it("comparisons", () => {
+    const a = rnd([4, 3]), b = rnd([3]);
+    close("cmp", ...both(() => [ops.lt(a, b), ops.ge(a, b), ops.eq(a, a)]));
+  });
+
+  it("reductions over axes (sum, mean, max, min, logsumexp) and gradients, including long blocked sums", () => {
+    const x = rnd([3, 4, 5]);
+    close("sum", ...both(() => withGrads((a) => ops.sum(a, [0, 2]), [x])));
+    close("mean", ...both(() => withGrads((a) => ops.mean(a, 1, true), [x])));
+    close("max", ...both(() => withGrads((a) => ops.max(a, -1), [x])));
+    close("min", ...both(() => withGrads((a) => ops.min(a, 0), [x])));
+    close("logsumexp", ...both(() => withGrads((a) => ops.logsumexp(a, -1), [x])));
+    const long = rnd([2, 300]);
+    close("sum long", ...both(() => [ops.sum(long, -1)]));
+  });
+
+  it("matmul: batched, broadcast batch, transposes, vectors, and gradients", () => {
+    const a = rnd([2, 3, 5]), b = rnd([5, 7]), bt = rnd([2, 7, 5]), at = rnd([2, 5, 3]);
+    close("matmul", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a, b])));
+    close("matmul transB", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transB: true }), [a, bt])));
+    close("matmul transA", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transA: true }), [at, b])));
+    close("matmul both", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transA: true, transB: true }), [at, bt])));
+    const vec = rnd([5]);
+    close("matvec", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a, vec])));
+    const k = rnd([3, 130]), k2 = rnd([130, 2]);
+    close("matmul long k", ...both(() => [ops.matmul(k, k2)]));
+  });
+
+  it("movement: permute, transpose, broadcastTo, slice, reshape and gradients", () => {
+    const x = rnd([2, 3, 5]);
+    close("permute", ...both(() => withGrads((a) => ops.permute(a, [2, 0, 1]), [x])));
+    close("broadcastTo", ...both(() => withGrads((a) => ops.broadcastTo(a, [4, 2, 3, 5]), [x])));
+    close("slice", ...both(() => withGrads((a) => ops.slice(a, [1, 1, 2], [2, 3, 5]), [x])));
+    close("reshape+transpose", ...both(() => withGrads((a) => ops.transpose(ops.reshape(a, [6, 5])), [x])));
+  });
+
+  it("softmax and logSoftmax (last and middle axis) with gradients, large logits stay finite", () => {
+    const x = rnd([3, 4, 7], 3);
+    close("softmax", ...both(() => withGrads((a) => ops.softmax(a), [x])));
+    close("softmax axis 1", ...both(() => withGrads((a) => ops.softmax(a, 1), [x])));
+    close("logSoftmax", ...both(() => withGrads((a) => ops.logSoftmax(a), [x])));
+    const big = ops.mul(rnd([2, 5]), 80);
+    close("logSoftmax big", ...both(() => [ops.logSoftmax(big)]));
+  });
+
+  it("rmsNorm and its gradient", () => {
+    const x = rnd([3, 5, 6]), w = rnd([6]);
+    close("rmsNorm", ...both(() => withGrads((a, b) => ops.rmsNorm(a, b, 1e-6), [x, w])));
+  });
+
+  it("rope and its gradient", () => {
+    const T = 5, dh = 6;
+    const cb = new Float32Array(T * dh), sb = new Float32Array(T * dh);
+    for (let t = 0; t < T; t++) for (let i = 0; i < dh / 2; i++) {
+      const ang = t / 10 ** (i / 3);
+      cb[t * dh + i] = cb[t * dh + i + dh / 2] = Math.cos(ang);
+      sb[t * dh + i] = sb[t * dh + i + dh / 2] = Math.sin(ang);
+    }
+    const cos = tensor(cb, [T, dh]), sin = tensor(sb, [T, dh]);
+    const x = rnd([2, 3, T, dh]);
+    close("rope", ...both(() => withGrads((a) => ops.rope(a, cos, sin), [x])));
+  });
+
+  it("causalAttention (GQA, offset) and its gradients", () => {
+    const q = rnd([2, 4, 3, 4]), k = rnd([2, 2, 5, 4]), v = rnd([2, 2, 5, 4]);
+    close("attention", ...both(() => withGrads((a, b, c) => ops.causalAttention(a, b, c), [q, k, v])));
+  });
+
+  it("crossEntropy (ignoreIndex), klDivergence (temperature), mse with gradients", () => {
+    const logits = rnd([2, 3, 7], 2);
+    const targets = tensor(new Int32Array([1, 6, -100, 0, 3, 3]), [2, 3]);
+    close("crossEntropy", ...both(() => withGrads((a) => ops.crossEntropy(a, targets), [logits])));
+    const t = rnd([2, 3, 7], 2);
+    close("klDivergence", ...both(() => withGrads((a, b) => ops.klDivergence(a, b, { temperature: 2 }), [t, logits])));
+    close("mse", ...both(() => withGrads((a, b) => ops.mse(a, b), [t, logits])));
+  });
+
+  it("embedding gather and its scatter-add gradient (repeated ids)", () => {
+    const w = rnd([7, 5]);
+    const ids = tensor(new Int32Array([0, 3, 3, 6, 1, 3]), [2, 3]);
+    close("embedding", ...both(() => withGrads((a) => ops.embedding(a, ids), [w])));
+    setBackend("gpu");
+    expect(() => ops.embedding(w, tensor(new Int32Array([7]), [1]))).toThrow(/out of range/);
+    setBackend("cpu");
+  });
+
+  it("AdamW update matches cpu over 3 steps", () => {
+    const p0 = rnd([5, 3]);
+    const run = (): Float32Array[] => {
+      const p = tensor(p0.data(), [5, 3]);
+      p.requiresGrad = true;
+      const opt = new AdamW([p], { lr: 0.1, weightDecay: 0.1 });
+      for (let s = 0; s < 3; s++) {
+        const g = tensor(Float32Array.from({ length: 15 }, (_, i) => Math.cos(i + s)), [5, 3]);
+        opt.step([g]);
+      }
+      const st = opt.state();
+      return [Float32Array.from(p.data()), Float32Array.from(st.m[0]!), Float32Array.from(st.v[0]!)];
+    };
+    setBackend("cpu");
+    const c = run();
+    setBackend("gpu");
+    const g = run();
+    setBackend("cpu");
+    close("adamw", c, g);
+  });
+
+  it("data stays on the device between kernels and the report lists where ops ran", () => {
+    setBackend("gpu");
+    const before = backendReport().device!;
+    const y = scope(() => {
+      const x = rnd([4, 6]);
+      const z = ops.softmax(ops.matmul(ops.tanh(x), x, { transB: true }));
+      expect(z.storage!.data).toBeNull(); // still device-only
+      return ops.sum(z, -1);
+    });
+    const after = backendReport().device!;
+    expect(after.downloads).toBe(before.downloads);
+    expect(Array.from(y.data()).every((v) => Math.abs(v - 1) < 1e-4)).toBe(true);
+    expect(backendReport().device!.downloads).toBe(before.downloads + 1);
+    y.dispose();
+    const rep = backendReport().ops;
+    expect(rep.find((o) => o.op === "matmul")!.gpu).toBeGreaterThan(0);
+    setBackend("cpu");
+  });
+});

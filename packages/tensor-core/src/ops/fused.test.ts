@@ -1,0 +1,104 @@
+// The fused ops (fusedSwiglu, fusedMse, and swiglu / mse that run them) against their composite forms: gradient
+// properties against finite differences in float64 on random shapes, forward values and gradients against the
+// composite ops in float32 (the WebAssembly SIMD path) and float64, and the TypeScript fallback against the wasm
+// path.
+import fc from "fast-check";
+import { afterEach, describe, expect, test } from "vitest";
+import { setVectorWasmDisabled } from "../backend/cpu/wasm-vector.js";
+import { checkGrad } from "../testing.js";
+import { Tensor, tensor } from "../tensor.js";
+import { rng } from "../random.js";
+import { valueAndGrad } from "../autodiff/grad.js";
+import * as O from "./index.js";
+
+const shapeArb = fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 0, maxLength: 3 });
+
+function randT(shape: readonly number[], seed: number, dtype: "float32" | "float64", scale = 3): Tensor {
+  const r = rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const d = new Float64Array(n);
+  for (let i = 0; i < n; i++) d[i] = scale * (2 * r.uniform() - 1);
+  return tensor(d, shape, { dtype });
+}
+
+const compositeSwiglu = (g: Tensor, u: Tensor): Tensor => O.mul(O.silu(g), u);
+const compositeMse = (a: Tensor, b: Tensor): Tensor => O.mean(O.square(O.sub(a, b)));
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** Value and both gradients of sum(f(a, b) * w) (a fixed random weighting). */
+function valueAndGrads(fn: (a: Tensor, b: Tensor) => Tensor, a: Tensor, b: Tensor, w: Tensor): [Float64Array, Float64Array, Float64Array] {
+  const [v, [ga, gb]] = valueAndGrad((x: Tensor, y: Tensor) => O.sum(O.mul(fn(x, y), w)))(a, b);
+  return [Float64Array.from(v.buf), Float64Array.from(ga!.buf), Float64Array.from(gb!.buf)];
+}
+
+afterEach(() => setVectorWasmDisabled(false));
+
+describe("fused ops: gradients against finite differences (float64)", () => {
+  for (const [name, fn] of [["fusedSwiglu", O.fusedSwiglu], ["fusedMse", O.fusedMse], ["swiglu", O.swiglu], ["mse", O.mse]] as const)
+    test(name, () => {
+      fc.assert(
+        fc.property(shapeArb, fc.integer({ min: 0, max: 1 << 30 }), (shape, seed) => {
+          const r = rng(seed);
+          const res = checkGrad(fn, [randT(shape, seed, "float64"), randT(shape, seed + 1, "float64")], r);
+          if (!res.ok) throw new Error(`analytic ${res.analytic} vs numeric ${res.numeric}`);
+        }),
+        { numRuns: 30, seed: 9 },
+      );
+    });
+});
+
+describe("fused ops against the composite ops", () => {
+  const cases = [
+    ["swiglu", O.fusedSwiglu, compositeSwiglu],
+    ["mse", O.fusedMse, compositeMse],
+  ] as const;
+  for (const [name, fused, composite] of cases)
+    for (const dtype of ["float32", "float64"] as const)
+      test(`${name} ${dtype}: value and gradients (odd sizes, chunk boundaries)`, () => {
+        for (const shape of [[1], [3], [7, 5], [2, 3, 11], [16385], [3, 12289]]) {
+          const seed = shape.reduce((a, b) => a * 31 + b, 7);
+          const a = randT(shape, seed, dtype, 12), b = randT(shape, seed + 1, dtype, 12);
+          const w = randT(name === "mse" ? [] : shape, seed + 2, dtype);
+          const got = valueAndGrads(fused, a, b, w);
+          const want = valueAndGrads(composite, a, b, w);
+          const tol = dtype === "float32" ? 2e-5 : 1e-12;
+          for (let i = 0; i < 3; i++) {
+            const scale = Math.max(1, ...Array.from(want[i]!, Math.abs));
+            expect(maxDiff(got[i]!, want[i]!) / scale).toBeLessThan(tol);
+          }
+        }
+      });
+
+  test("swiglu handles extreme gates (exp overflow / underflow) like the composite", () => {
+    const g = tensor([-200, -88, -30, 0, 30, 88, 200, 1e-30], [8]);
+    const u = tensor([1, 2, 3, 4, 5, 6, 7, 8], [8]);
+    const got = O.fusedSwiglu(g, u).buf, want = compositeSwiglu(g, u).buf;
+    for (let i = 0; i < 8; i++) expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want[i]!)));
+  });
+
+  test("the TypeScript fallback agrees with the wasm path (float32)", () => {
+    const a = randT([5, 1001], 3, "float32", 6), b = randT([5, 1001], 4, "float32", 6), w = randT([5, 1001], 5, "float32");
+    for (const fn of [O.fusedSwiglu, O.fusedMse]) {
+      const ww = fn === O.fusedMse ? tensor(0.7, []) : w;
+      const wasm = valueAndGrads(fn, a, b, ww);
+      setVectorWasmDisabled(true);
+      const js = valueAndGrads(fn, a, b, ww);
+      setVectorWasmDisabled(false);
+      for (let i = 0; i < 3; i++) expect(maxDiff(wasm[i]!, js[i]!)).toBeLessThan(2e-5 * Math.max(1, ...Array.from(js[i]!, Math.abs)));
+    }
+  });
+
+  test("mse skips the gradient of an input that does not require it, and rejects shape / dtype mismatches", () => {
+    const a = randT([4, 3], 1, "float32"), b = randT([4, 3], 2, "float32");
+    const [, [ga]] = valueAndGrad((x: Tensor) => O.fusedMse(x, b))(a);
+    const want = O.mul(O.sub(a, b), 2 / 12);
+    expect(maxDiff(ga!.buf, want.buf)).toBeLessThan(1e-6);
+    expect(() => O.fusedMse(a, randT([3, 4], 3, "float32"))).toThrow(/mse: shapes \[4, 3\] and \[3, 4\] differ/);
+    expect(() => O.fusedSwiglu(a, randT([4, 3], 3, "float64"))).toThrow(/swiglu: dtype mismatch/);
+  });
+});
