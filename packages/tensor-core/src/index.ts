@@ -1,18 +1,5 @@
 // @lrc-ts/tensor-core: eager tensors with tape autodiff, fast CPU kernels, optimisers and safetensors.
+// Node entry point: the platform-neutral API (./browser.ts) plus the safetensors file helpers.
 
-export type { DType, TypedArray, FloatArray } from "./dtype.js";
-export type { Shape } from "./shape.js";
-export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, arange, randn, rand, scope, keep } from "./tensor.js";
-export type { TensorOptions, RandomOptions } from "./tensor.js";
-export { Rng, rng } from "./random.js";
-export type { RngState } from "./random.js";
-export { noGrad, isGradEnabled } from "./autodiff/tape.js";
-export { valueAndGrad, grad } from "./autodiff/grad.js";
-export * from "./ops/index.js";
-export { setBackend, getBackend, initBackendFromEnv, initBackend, initBackendFromEnvAsync, backendReport, resetBackendReport } from "./backend/backend.js";
-export type { BackendInfo, BackendName, BackendReport, GpuMode, InitBackendOptions } from "./backend/backend.js";
-export * as optim from "./optim/optim.js";
-export { AdamW, SGD, clipGradNorm, schedules } from "./optim/optim.js";
-export type { AdamWOptions, AdamWState, SGDOptions, Schedule } from "./optim/optim.js";
-export * from "./safetensors.js";
+export * from "./browser.js";
 export * from "./safetensors-node.js";

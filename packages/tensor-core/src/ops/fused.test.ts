@@ -5,6 +5,7 @@
 import fc from "fast-check";
 import { afterEach, describe, expect, test } from "vitest";
 import { setVectorWasmDisabled } from "../backend/cpu/wasm-vector.js";
+import { getParallelThreshold, getThreadCount, setParallelThreshold, setThreadCount, shutdownPool } from "../backend/cpu/worker-pool.js";
 import { checkGrad } from "../testing.js";
 import { Tensor, tensor } from "../tensor.js";
 import { rng } from "../random.js";
@@ -100,5 +101,54 @@ describe("fused ops against the composite ops", () => {
     expect(maxDiff(ga!.buf, want.buf)).toBeLessThan(1e-6);
     expect(() => O.fusedMse(a, randT([3, 4], 3, "float32"))).toThrow(/mse: shapes \[4, 3\] and \[3, 4\] differ/);
     expect(() => O.fusedSwiglu(a, randT([4, 3], 3, "float64"))).toThrow(/swiglu: dtype mismatch/);
+  });
+});
+
+describe("determinism across thread counts", () => {
+  test("a small decoder-block step (matmul, rmsNorm, rope, attention, swiglu, cross-entropy, mse) is bit-identical with 1 and 2 threads", () => {
+    const B = 2, T = 33, D = 40, H = 4, Hkv = 2, dh = 10, F = 56, V = 97;
+    const params = [
+      randT([D, D], 1, "float32", 0.3), randT([Hkv * dh, D], 2, "float32", 0.3), randT([Hkv * dh, D], 3, "float32", 0.3),
+      randT([F, D], 4, "float32", 0.3), randT([F, D], 5, "float32", 0.3), randT([V, F], 6, "float32", 0.3),
+      randT([D], 7, "float32", 1),
+    ];
+    const x = randT([B * T, D], 8, "float32", 1);
+    const ids = tensor(Array.from({ length: B * T }, (_, i) => (i * 31) % V), [B * T], { dtype: "int32" });
+    const half = dh / 2;
+    const cos = new Float32Array(T * dh), sin = new Float32Array(T * dh);
+    for (let t = 0; t < T; t++)
+      for (let i = 0; i < half; i++) {
+        cos[t * dh + i] = cos[t * dh + half + i] = Math.cos(t / 10 ** (i / half));
+        sin[t * dh + i] = sin[t * dh + half + i] = Math.sin(t / 10 ** (i / half));
+      }
+    const cosT = tensor(cos, [T, dh]), sinT = tensor(sin, [T, dh]);
+    const loss = (wq: Tensor, wk: Tensor, wv: Tensor, wg: Tensor, wu: Tensor, wo: Tensor, g: Tensor): Tensor => {
+      const a = O.rmsNorm(x, g, 1e-6);
+      const heads = (t: Tensor, n: number): Tensor => O.permute(O.reshape(t, [B, T, n, dh]), [0, 2, 1, 3]);
+      const q = O.rope(heads(O.matmul(a, wq, { transB: true }), H), cosT, sinT);
+      const k = O.rope(heads(O.matmul(a, wk, { transB: true }), Hkv), cosT, sinT);
+      const v = heads(O.matmul(a, wv, { transB: true }), Hkv);
+      const ctx = O.reshape(O.permute(O.causalAttention(q, k, v), [0, 2, 1, 3]), [B * T, D]);
+      const h = O.add(x, ctx);
+      const m = O.swiglu(O.matmul(h, wg, { transB: true }), O.matmul(h, wu, { transB: true }));
+      const logits = O.matmul(m, wo, { transB: true });
+      return O.add(O.crossEntropy(logits, ids), O.mse(h, x));
+    };
+    const run = (threads: number): number[][] => {
+      setThreadCount(threads);
+      const [v, gs] = valueAndGrad(loss)(...(params as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]));
+      return [Array.from(v.buf), ...gs.map((g) => Array.from(g.buf))];
+    };
+    const threshold = getParallelThreshold(), threads = getThreadCount();
+    try {
+      const one = run(1);
+      setParallelThreshold(0);
+      const two = run(2);
+      expect(two).toEqual(one);
+    } finally {
+      setParallelThreshold(threshold);
+      shutdownPool();
+      setThreadCount(threads);
+    }
   });
 });

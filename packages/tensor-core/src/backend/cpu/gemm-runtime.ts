@@ -78,14 +78,23 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
   const NC = 512;
   const PAGE = 65536;
 
-  // ---- WebAssembly float32 path: [A pack MC*KC][C tile MC*NC][B pack k*NC] floats in linear memory.
+  // ---- WebAssembly float32 path, floats in linear memory:
+  //   [A pack MC*KC (+16)][C tile MC*NC][raw operand copy KC*NC (+16)][B pack k*NC (+16)]
+  // Operands are copied (memcpy) into the raw region and packed by the module's pa / pb; the +16 leave room for
+  // the packers' overrun past a slice (see wasm-gemm.ts).
   const A0 = 0;
-  const C0 = MC * KC;
-  const B0 = C0 + MC * NC;
+  const C0 = MC * KC + 16;
+  const RAW0 = C0 + MC * NC;
+  const B0 = RAW0 + KC * NC + 16;
   const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApiLike }).WebAssembly;
   let memory: WasmMemoryLike | null = null;
   let mk: ((a: number, b: number, c: number, kc: number, ldc: number) => void) | null = null;
   let mb: ((a: number, b: number, c: number, kc: number, mcPad: number, ncPad: number) => void) | null = null;
+  type Pack = (raw: number, dst: number, pad: number, kc: number, trans: number, ld: number) => void;
+  let pa: Pack | null = null;
+  let pb: Pack | null = null;
+  let scale: ((p: number, n: number, alpha: number) => void) | null = null;
+  let axpy: ((x: number, y: number, n: number, alpha: number) => void) | null = null;
   let heap = new Float32Array(0);
   if (wasmBytes !== null && wasmApi !== undefined) {
     try {
@@ -93,6 +102,10 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
       const instance = new wasmApi.Instance(new wasmApi.Module(wasmBytes), { env: { mem: memory } });
       mk = instance.exports["mk"] as (a: number, b: number, c: number, kc: number, ldc: number) => void;
       mb = (instance.exports["mb"] as typeof mb) ?? null;
+      pa = (instance.exports["pa"] as typeof pa) ?? null;
+      pb = (instance.exports["pb"] as typeof pb) ?? null;
+      scale = (instance.exports["scale"] as typeof scale) ?? null;
+      axpy = (instance.exports["axpy"] as typeof axpy) ?? null;
       heap = new Float32Array(memory.buffer);
     } catch {
       memory = null;
@@ -108,6 +121,60 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
     }
     if (heap.buffer !== memory.buffer || heap.length * 4 !== memory.buffer.byteLength) {
       heap = new Float32Array(memory.buffer);
+    }
+  }
+
+  /** Packs op(A)[ic:ic+mc, pc:pc+kc] into the A panels via a raw copy and the module's packer. */
+  function packAWasm(
+    a: Float32Array, aBase: number, transA: boolean, m: number, k: number,
+    ic: number, mc: number, mcPad: number, pc: number, kc: number,
+  ): void {
+    const h = heap;
+    const run = pa as Pack;
+    if (!transA) {
+      // A [m, k]: raw rows along k, ld = kcPad
+      const kcPad = Math.ceil(kc / 4) * 4;
+      if (kc === k && kcPad === k) h.set(a.subarray(aBase + ic * k, aBase + (ic + mc) * k), RAW0);
+      else for (let r = 0; r < mc; r++) {
+        const src = aBase + (ic + r) * k + pc;
+        h.set(a.subarray(src, src + kc), RAW0 + r * kcPad);
+      }
+      run(RAW0 * 4, A0 * 4, mcPad, kc, 0, kcPad);
+    } else {
+      // A [k, m]: raw k-major rows, ld = mcPad
+      if (mc === m && mcPad === m) h.set(a.subarray(aBase + pc * m, aBase + (pc + kc) * m), RAW0);
+      else for (let p = 0; p < kc; p++) {
+        const src = aBase + (pc + p) * m + ic;
+        h.set(a.subarray(src, src + mc), RAW0 + p * mcPad);
+      }
+      run(RAW0 * 4, A0 * 4, mcPad, kc, 1, mcPad);
+    }
+  }
+
+  /** Packs op(B)[pc:pc+kc, jc:jc+nc] into NR-wide panels at dst (floats) via a raw copy. */
+  function packBWasm(
+    b: Float32Array, bBase: number, transB: boolean, n: number, k: number,
+    jc: number, nc: number, ncPad: number, pc: number, kc: number, dst: number,
+  ): void {
+    const h = heap;
+    const run = pb as Pack;
+    if (!transB) {
+      // B [k, n]: raw k-major rows, ld = ncPad
+      if (nc === n && ncPad === n) h.set(b.subarray(bBase + pc * n, bBase + (pc + kc) * n), RAW0);
+      else for (let p = 0; p < kc; p++) {
+        const src = bBase + (pc + p) * n + jc;
+        h.set(b.subarray(src, src + nc), RAW0 + p * ncPad);
+      }
+      run(RAW0 * 4, dst * 4, ncPad, kc, 1, ncPad);
+    } else {
+      // B [n, k]: raw rows along k, ld = kcPad
+      const kcPad = Math.ceil(kc / 4) * 4;
+      if (kc === k && kcPad === k) h.set(b.subarray(bBase + jc * k, bBase + (jc + nc) * k), RAW0);
+      else for (let c = 0; c < nc; c++) {
+        const src = bBase + (jc + c) * k + pc;
+        h.set(b.subarray(src, src + kc), RAW0 + c * kcPad);
+      }
+      run(RAW0 * 4, dst * 4, ncPad, kc, 0, kcPad);
     }
   }
 
@@ -286,10 +353,13 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
       const cBase = job.offsetC + bi * job.strideC;
       const key = (job.strideB === 0 ? 0 : bi) * nJc + jcI;
       if (useWasm) {
+        const wasmPack = pa !== null && pb !== null && mb !== null && scale !== null;
         if (key !== packedKey) {
-          ensureHeap(B0 + k * ncPad);
+          ensureHeap(B0 + k * ncPad + 16);
           for (let pc = 0; pc < k; pc += KC) {
-            packB(b, bBase, transB, n, k, jc, nc, pc, Math.min(KC, k - pc), heap, B0 + pc * ncPad);
+            const kc = Math.min(KC, k - pc);
+            if (wasmPack) packBWasm(b as Float32Array, bBase, transB, n, k, jc, nc, ncPad, pc, kc, B0 + pc * ncPad);
+            else packB(b, bBase, transB, n, k, jc, nc, pc, kc, heap, B0 + pc * ncPad);
           }
           packedKey = key;
         }
@@ -298,7 +368,8 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
         h.fill(0, C0, C0 + mcPad * ncPad);
         for (let pc = 0; pc < k; pc += KC) {
           const kc = Math.min(KC, k - pc);
-          packA(a, aBase, transA, m, k, ic, mc, pc, kc, h, A0);
+          if (wasmPack) packAWasm(a as Float32Array, aBase, transA, m, k, ic, mc, mcPad, pc, kc);
+          else packA(a, aBase, transA, m, k, ic, mc, pc, kc, h, A0);
           const bSlice = B0 + pc * ncPad;
           if (mb !== null) mb(A0 * 4, bSlice * 4, C0 * 4, kc, mcPad, ncPad);
           else {
@@ -310,7 +381,25 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
             }
           }
         }
-        writeBack(h, C0, ncPad, c, cBase, n, ic, mc, jc, nc, job.alpha, job.accumulate);
+        if (wasmPack && !job.accumulate) {
+          // alpha in the module, then one memcpy per row
+          if (job.alpha !== 1) (scale as (p: number, n: number, alpha: number) => void)(C0 * 4, mcPad * ncPad, job.alpha);
+          for (let i = 0; i < mc; i++) {
+            const src = C0 + i * ncPad;
+            c.set(h.subarray(src, src + nc), cBase + (ic + i) * n + jc);
+          }
+        } else if (wasmPack && axpy !== null) {
+          // C rows into the raw region, raw = alpha * tile + raw in the module, then back (one memcpy per row)
+          for (let i = 0; i < mc; i++) {
+            const dst = cBase + (ic + i) * n + jc;
+            h.set((c as Float32Array).subarray(dst, dst + nc), RAW0 + i * ncPad);
+          }
+          axpy(C0 * 4, RAW0 * 4, mcPad * ncPad, job.alpha);
+          for (let i = 0; i < mc; i++) {
+            const src = RAW0 + i * ncPad;
+            c.set(h.subarray(src, src + nc), cBase + (ic + i) * n + jc);
+          }
+        } else writeBack(h, C0, ncPad, c, cBase, n, ic, mc, jc, nc, job.alpha, job.accumulate);
       } else {
         if (key !== packedKey) {
           if (packB64.length < k * ncPad) packB64 = new Float64Array(k * ncPad);

@@ -15,7 +15,7 @@
  * registers allocatable, and 12 accumulators (6 x 8, 4 x 12) spill and run at half speed.
  */
 
-import { buildModule, Fn, I32, Op, sleb, uleb, V128 } from "./wasm-builder.js";
+import { buildModule, F32, Fn, I32, Op, S, sleb, uleb, V128 } from "./wasm-builder.js";
 import { hasRelaxedSimd, hasSimd, wasmApi } from "./wasm-features.js";
 
 /** Rows of the register tile. */
@@ -99,10 +99,10 @@ export function buildGemmWasm(mr: number = WASM_MR, nr: number = WASM_NR, fma = 
   const mk = new Fn("mk", [I32, I32, I32, I32, I32], []);
   for (let i = 0; i < nLocals; i++) mk.local(V128);
   mk.op(...code);
-  return buildModule([mk, buildMacroKernel(mr, nr), buildPack("pa", mr), buildPack("pb", nr), buildScale()]);
+  return buildModule([mk, buildMacroKernel(mr, nr), buildPack("pa", mr), buildPack("pb", nr), buildScale(), buildAxpy()]);
 }
 
-/** Float lane l of operand o (0 or 1) as i8x16.shuffle byte lanes. */
+/** Float lanes (0-3 first operand, 4-7 second) as i8x16.shuffle byte lanes. */
 function lanes(...ls: number[]): number[] {
   return ls.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
 }
@@ -118,11 +118,9 @@ function lanes(...ls: number[]): number[] {
 function buildPack(exportName: string, w: number): Fn {
   const f = new Fn(exportName, [I32, I32, I32, I32, I32, I32], []);
   const [raw, dst, pad, kc, trans, ld] = [0, 1, 2, 3, 4, 5];
-  const q = f.local(I32), p = f.local(I32), src = f.local(I32), out = f.local(I32), c = f.local(I32);
+  const q = f.local(I32), p = f.local(I32), src = f.local(I32), out = f.local(I32);
   const r0 = f.local(V128), r1 = f.local(V128), r2 = f.local(V128), r3 = f.local(V128);
   const t0 = f.local(V128), t1 = f.local(V128), t2 = f.local(V128), t3 = f.local(V128);
-  const kcw = f.local(I32);
-  f.get(kc).i32(4 * w).op(Op.i32Mul).set(kcw); // bytes per panel
   f.get(trans).op(Op.if, 0x40);
   // k-major: dst panel q, step p <- raw row p, columns q w .. q w + w
   f.i32(0).set(q);
@@ -137,11 +135,32 @@ function buildPack(exportName: string, w: number): Fn {
     });
   });
   f.op(Op.else);
-  // row-major along k: for each 4-row group c of the panel, 4 x 4 transposes over p
+  // rows along k: for each 4-row group g of a panel, 4 x 4 shuffle transposes, 4 steps of p at a time
+  const s0 = f.local(I32), s1 = f.local(I32), s2 = f.local(I32), s3 = f.local(I32), ldb = f.local(I32);
+  f.get(ld).i32(4).op(Op.i32Mul).set(ldb);
   f.i32(0).set(q);
   f.forLoop(q, pad, w, () => {
-    f.i32(0).set(c);
-    f.forLoop(c, f.local(I32) - 0 || w, 4, () => undefined);
+    for (let g = 0; g < w / 4; g++) {
+      f.get(raw).get(q).i32(4 * g).op(Op.i32Add).get(ldb).op(Op.i32Mul).op(Op.i32Add).set(s0);
+      f.get(s0).get(ldb).op(Op.i32Add).set(s1);
+      f.get(s1).get(ldb).op(Op.i32Add).set(s2);
+      f.get(s2).get(ldb).op(Op.i32Add).set(s3);
+      f.get(dst).get(q).get(kc).op(Op.i32Mul).i32(4).op(Op.i32Mul).op(Op.i32Add).i32(16 * g).op(Op.i32Add).set(out);
+      f.i32(0).set(p);
+      f.forLoop(p, kc, 4, () => {
+        f.get(s0).load().set(r0).get(s1).load().set(r1).get(s2).load().set(r2).get(s3).load().set(r3);
+        f.get(r0).get(r1).shuffle(lanes(0, 4, 1, 5)).set(t0);
+        f.get(r2).get(r3).shuffle(lanes(0, 4, 1, 5)).set(t1);
+        f.get(r0).get(r1).shuffle(lanes(2, 6, 3, 7)).set(t2);
+        f.get(r2).get(r3).shuffle(lanes(2, 6, 3, 7)).set(t3);
+        f.get(out).get(t0).get(t1).shuffle(lanes(0, 1, 4, 5)).store(0);
+        f.get(out).get(t0).get(t1).shuffle(lanes(2, 3, 6, 7)).store(4 * w);
+        f.get(out).get(t2).get(t3).shuffle(lanes(0, 1, 4, 5)).store(8 * w);
+        f.get(out).get(t2).get(t3).shuffle(lanes(2, 3, 6, 7)).store(12 * w);
+        for (const sp of [s0, s1, s2, s3]) f.inc(sp, 16);
+        f.inc(out, 16 * w);
+      });
+    }
   });
   f.op(Op.end);
   return f;
@@ -167,6 +186,34 @@ function buildMacroKernel(mr: number, nr: number): Fn {
       f.get(kc).get(ncPad).i32(4).op(Op.i32Mul);
       f.op(0x10, 0); // call mk
     });
+  });
+  return f;
+}
+
+/** `scale(p, n, alpha)`: p[i] *= alpha for i < n (n a multiple of 4). */
+function buildScale(): Fn {
+  const f = new Fn("scale", [I32, I32, F32], []);
+  const [p, n, alpha] = [0, 1, 2];
+  const av = f.local(V128), i = f.local(I32), end = f.local(I32);
+  f.get(alpha).simd(S.f32x4Splat).set(av);
+  f.get(p).set(i).get(p).get(n).i32(4).op(Op.i32Mul).op(Op.i32Add).set(end);
+  f.forLoop(i, end, 16, () => {
+    f.get(i).get(i).load().get(av).simd(S.f32x4Mul).store();
+  });
+  return f;
+}
+
+/** `axpy(x, y, n, alpha)`: y[i] = alpha * x[i] + y[i] for i < n (n a multiple of 4). */
+function buildAxpy(): Fn {
+  const f = new Fn("axpy", [I32, I32, I32, F32], []);
+  const [x, y, n, alpha] = [0, 1, 2, 3];
+  const av = f.local(V128), i = f.local(I32), end = f.local(I32);
+  f.get(alpha).simd(S.f32x4Splat).set(av);
+  f.i32(0).set(i).get(n).i32(4).op(Op.i32Mul).set(end);
+  f.forLoop(i, end, 16, () => {
+    f.get(y).get(i).op(Op.i32Add);
+    f.get(x).get(i).op(Op.i32Add).load().get(av).simd(S.f32x4Mul);
+    f.get(y).get(i).op(Op.i32Add).load().simd(S.f32x4Add).store();
   });
   return f;
 }

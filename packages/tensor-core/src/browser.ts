@@ -1,0 +1,21 @@
+// @lrc-ts/tensor-core, platform-neutral entry point: everything except the Node file helpers of
+// ./safetensors-node.ts (readSafetensorsFile, writeSafetensorsFile...). Bundlers that set the "browser"
+// condition resolve the package here; Node resolves ./index.ts, which re-exports this plus the file helpers.
+// Nothing reachable from here imports a Node module (the cpu worker pool finds worker_threads at run time
+// through process.getBuiltinModule and runs on one thread where there is none).
+
+export type { DType, TypedArray, FloatArray } from "./dtype.js";
+export type { Shape } from "./shape.js";
+export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, arange, randn, rand, scope, keep } from "./tensor.js";
+export type { TensorOptions, RandomOptions } from "./tensor.js";
+export { Rng, rng } from "./random.js";
+export type { RngState } from "./random.js";
+export { noGrad, isGradEnabled } from "./autodiff/tape.js";
+export { valueAndGrad, grad } from "./autodiff/grad.js";
+export * from "./ops/index.js";
+export { setBackend, getBackend, initBackendFromEnv, initBackend, initBackendFromEnvAsync, backendReport, resetBackendReport } from "./backend/backend.js";
+export type { BackendInfo, BackendName, BackendReport, GpuMode, InitBackendOptions } from "./backend/backend.js";
+export * as optim from "./optim/optim.js";
+export { AdamW, SGD, clipGradNorm, schedules } from "./optim/optim.js";
+export type { AdamWOptions, AdamWState, SGDOptions, Schedule } from "./optim/optim.js";
+export * from "./safetensors.js";
