@@ -17,31 +17,12 @@ import { FNV1A32_INIT, fnv1a32Update } from "./checksum.js";
 import { decodeHeader, dtypeBytes, hex32, HEADER_BYTES } from "./shard-format.js";
 import { MANIFEST_FILE, readManifest, type Manifest, type ShardEntry, type Split } from "./manifest.js";
 import { epochPermutation } from "./sampler.js";
-import { sha256Hex, type TextTokenizer } from "./tokenizer.js";
+import { sha256Hex, type TextTokenizer } from "./tokenizer-json.js";
+import { windowCount } from "./token-windows.js";
+import type { Batch, ReaderState } from "./token-windows.js";
 
-export interface Batch {
-  /** Row-major [B, T] token ids. */
-  readonly inputs: Int32Array;
-  /** inputs shifted left by one: targets[b, t] = token after inputs[b, t]. */
-  readonly targets: Int32Array;
-  readonly shape: readonly [number, number];
-  /** Epoch of this batch and its index within the epoch. */
-  readonly epoch: number;
-  readonly step: number;
-}
-
-/** A JSON-serialisable reader cursor: store it in a checkpoint, give it to `restore` to resume. */
-export interface ReaderState {
-  readonly version: 1;
-  readonly split: Split;
-  readonly seed: number;
-  readonly epoch: number;
-  /** Windows of this epoch already served (a multiple of batchSize). */
-  readonly position: number;
-  readonly seqLen: number;
-  readonly batchSize: number;
-  readonly numWindows: number;
-}
+export type { Batch, ReaderState } from "./token-windows.js";
+export { windowCount } from "./token-windows.js";
 
 export interface OpenSplitOptions {
   /** Default "train". */
@@ -210,11 +191,6 @@ function openSplit(dir: string, options: OpenSplitOptions): SplitFiles {
 
 function positiveInt(x: number, what: string, dir: string): void {
   if (!Number.isSafeInteger(x) || x < 1) throw new DataError(dir, "input", `${what} must be a positive integer, got ${x}`);
-}
-
-/** The number of non-overlapping (seqLen+1)-token windows in a stream of `tokens` tokens. */
-export function windowCount(tokens: number, seqLen: number): number {
-  return tokens > seqLen ? Math.floor((tokens - 1) / seqLen) : 0;
 }
 
 /** A resumable, seeded stream of [B, T] batches over one split. Close it to release file descriptors. */

@@ -18,8 +18,7 @@
 // and W_down_S = zoom_down(W_downᵀ)ᵀ = zoom_down.weight·W_down (= P_downᵀ W_down). R saves in bf16 by
 // default; we write F32 (or BF16 on request) and read F32/F16/BF16.
 
-import { readSafetensorsFile, writeSafetensorsFile } from "@lrc-ts/tensor-core";
-import type { SafetensorsFloatDType, SafetensorsTensorInput } from "@lrc-ts/tensor-core";
+import type { SafetensorsFile, SafetensorsTensorInput } from "@lrc-ts/tensor-core";
 import type { Projections } from "./projection.js";
 
 interface Entry {
@@ -69,18 +68,13 @@ export function toReferenceTensors(p: Projections): Array<[string, SafetensorsTe
   });
 }
 
-/** Writes the trainable tensors as a reference-layout safetensors file (what R's trainer saves). */
-export async function saveReferenceCheckpoint(p: Projections, file: string, opts: { dtype?: SafetensorsFloatDType } = {}): Promise<void> {
-  await writeSafetensorsFile(file, toReferenceTensors(p), { format: "pt" }, opts.dtype !== undefined ? { dtype: opts.dtype } : {});
-}
-
 /**
- * Loads a reference-layout safetensors file into the clone's trainable tensors. Every expected tensor must
- * be present with its shape; tensors of other modules (a full CoTrainLM state dict) are ignored, other
- * `zoom`/`target` tensors are an error (a different architecture variant, e.g. IO attention).
+ * Loads a parsed reference-layout safetensors file (named `file` in errors) into the clone's trainable
+ * tensors. Every expected tensor must be present with its shape; tensors of other modules (a full CoTrainLM
+ * state dict) are ignored, other `zoom`/`target` tensors are an error (a different architecture variant,
+ * e.g. IO attention).
  */
-export async function loadReferenceCheckpoint(p: Projections, file: string): Promise<void> {
-  const st = await readSafetensorsFile(file);
+export function loadReferenceTensors(p: Projections, st: SafetensorsFile, file: string): void {
   const layout = referenceLayout(p);
   const known = new Set(layout.map((e) => e.ref));
   const stray = st.names().filter((n) => (n.includes("zoom") || n.includes("target_")) && !known.has(n));

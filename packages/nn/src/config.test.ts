@@ -5,7 +5,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, configToJson, oBias, parseConfig, qkvBias, readConfigFile } from "./config.js";
+import { ConfigError, configToJson, oBias, parseConfig, qkvBias } from "./config.js";
+import { readConfigFile } from "./config-file.js";
 import { ropeInverseFrequencies } from "./layers/rope.js";
 
 const qwen = {

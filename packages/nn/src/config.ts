@@ -9,8 +9,6 @@
 //   Qwen2: q/k/v always have a bias, o_proj never; `use_sliding_window` (must be false here).
 // Everything else (RMSNorm, rotate-half RoPE, GQA, SwiGLU, tied/untied head, explicit `head_dim`) is shared.
 
-import { readFileSync } from "node:fs";
-
 export type Architecture = "qwen2" | "llama";
 
 /** `rope_scaling` of type "llama3" (transformers `_compute_llama3_parameters`). */
@@ -217,24 +215,6 @@ function parseRopeScaling(raw: unknown, field: string, fail: (field: string, msg
   if (s.high_freq_factor <= s.low_freq_factor)
     fail(`${field}.high_freq_factor`, `${s.high_freq_factor} must exceed low_freq_factor ${s.low_freq_factor}`);
   return s;
-}
-
-/** Reads and validates `<file>` (a config.json path). */
-export function readConfigFile(file: string): CausalLMConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ConfigError(`${file}: ${code === "ENOENT" ? "no such file (a model directory needs a config.json)" : `cannot read: ${(e as Error).message}`}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`${file}: invalid JSON: ${(e as Error).message}`);
-  }
-  return parseConfig(json, file);
 }
 
 /**

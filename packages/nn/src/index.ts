@@ -1,38 +1,9 @@
 // @lrc-ts/nn: Qwen2 / Llama causal language models with exactly the math of HF transformers: a functional
 // core over plain weight objects (what LRC's students run), Module classes with HF parameter names, HF
 // config and checkpoint load/save, KV-cache generation, evaluation and activation capture.
+// Node entry point: the platform-neutral API (./browser.ts) plus model directories on disk.
 
-export { ConfigError, parseConfig, readConfigFile, makeConfig, configToJson, qkvBias, oBias, architectureClass } from "./config.js";
-export type { Architecture, CausalLMConfig, RopeScaling, Llama3RopeScaling } from "./config.js";
-export { Module, StateDictError } from "./module.js";
-export type { StateDict, LoadStateDictOptions, ModuleOptions } from "./module.js";
-export {
-  linear, mlpForward, attentionForward, decoderLayerForward, causalLMForward, checkWeights,
-} from "./functional.js";
-export type {
-  LayerWeights, CausalLMWeights, LayerCapture, LayerKV, KVCache, LayerForwardOptions, LayerForwardResult,
-  CausalLMForwardOptions, CausalLMForwardResult,
-} from "./functional.js";
-export { Linear } from "./layers/linear.js";
-export type { LinearOptions } from "./layers/linear.js";
-export { Embedding } from "./layers/embedding.js";
-export { RMSNorm } from "./layers/rms-norm.js";
-export { RotaryEmbedding, rotaryEmbedding, ropeInverseFrequencies } from "./layers/rope.js";
-export type { RopeTables } from "./layers/rope.js";
-export { Attention } from "./layers/attention.js";
-export type { AttentionWeights } from "./layers/attention.js";
-export { MLP } from "./layers/mlp.js";
-export { DecoderLayer } from "./layers/decoder-layer.js";
-export type { InitOptions } from "./layers/init.js";
-export { CausalLM, DecoderModel, ModuleList, idsTensor } from "./models/causal-lm.js";
-export type { CausalLMOptions } from "./models/causal-lm.js";
-export {
-  loadCausalLM, saveCausalLM, resolveWeightFiles, checkpointTensors, CheckpointError, CONFIG_FILE, WEIGHTS_FILE,
-  WEIGHTS_INDEX_FILE, TOKENIZER_FILES,
-} from "./checkpoint.js";
-export type { LoadOptions, SaveOptions } from "./checkpoint.js";
-export { generate, sampleToken, configStopTokens } from "./generate.js";
-export type { GenerateOptions, GenerateResult, SamplingOptions, LanguageModel } from "./generate.js";
-export { evaluate, evaluateBatches, batchNll } from "./evaluate.js";
-export type { EvaluateOptions, EvalResult, TokenBatch } from "./evaluate.js";
-export { weightsFromStateDict, stateDictFromWeights, layerWeightKeys, LAYER_WEIGHT_NAMES } from "./weights.js";
+export * from "./browser.js";
+export { readConfigFile } from "./config-file.js";
+export { loadCausalLM, saveCausalLM, resolveWeightFiles, readModelFiles } from "./checkpoint.js";
+export type { SaveOptions } from "./checkpoint.js";

@@ -1,0 +1,97 @@
+// The training worker: picks the tensor-core backend ("auto": GPU.js on WebGL2 through an OffscreenCanvas
+// when the browser has a hardware WebGL2, else the cpu kernels, which beat a software rasteriser such as
+// SwiftShader by far; WebGPU is reported, but GPU.js's WebGPU kernels are asynchronous, which this eager
+// engine cannot use; "gl", "webasm" and "cpu" force one), runs the DistillSession step by step, and posts every step's losses, the
+// evaluations and samples, and finally the exported student's files. Between steps it yields to the event
+// loop so a "stop" message is seen.
+
+import { backendReport, getBackend, initBackend, setBackend } from "@lrc-ts/tensor-core";
+import type { BackendReportMsg, FromWorker, ToWorker } from "../src/protocol.js";
+import { DistillSession } from "../src/session.js";
+
+const post = (m: FromWorker) => (self as unknown as Worker).postMessage(m);
+let stopRequested = false;
+
+/** The WebGL2 renderer's name (unmasked where the browser allows), or null without WebGL2 in this worker. */
+function glRenderer(): string | null {
+  if (typeof OffscreenCanvas === "undefined") return null;
+  const gl = new OffscreenCanvas(1, 1).getContext("webgl2");
+  if (gl === null) return null;
+  const ext = gl.getExtension("WEBGL_debug_renderer_info");
+  const name = String(gl.getParameter(ext !== null ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  gl.getExtension("WEBGL_lose_context")?.loseContext();
+  return name;
+}
+
+const SOFTWARE_GL = /swiftshader|llvmpipe|softpipe|lavapipe|software/i;
+
+async function chooseBackend(choice: string): Promise<BackendReportMsg> {
+  const t0 = performance.now();
+  const notes: string[] = [];
+  const renderer = glRenderer();
+  const softwareGl = renderer !== null && SOFTWARE_GL.test(renderer);
+  if (!(typeof navigator !== "undefined" && "gpu" in navigator)) notes.push("no WebGPU (navigator.gpu) in this worker");
+  if (choice === "cpu") setBackend("cpu");
+  else if (choice === "auto") {
+    if (softwareGl) {
+      notes.push('this WebGL2 is a software rasteriser, slower than the cpu kernels (choose "GPU.js WebGL2" to use it anyway)');
+      setBackend("cpu");
+    } else {
+      try {
+        const info = await initBackend("gpu", { mode: "auto" });
+        if (info.software === true) {
+          notes.push(`GPU.js found no GPU mode (${info.description}); the cpu kernels are used instead`);
+          setBackend("cpu");
+        }
+      } catch (e) {
+        notes.push(`GPU.js: ${(e as Error).message}`);
+        setBackend("cpu");
+      }
+    }
+  } else {
+    await initBackend("gpu", { mode: choice as "gl" | "webasm" });
+  }
+  const b = getBackend();
+  return { description: b.description, name: b.name, mode: b.mode ?? null, renderer, notes, seconds: (performance.now() - t0) / 1000 };
+}
+
+const pause = () => new Promise<void>((r) => setTimeout(r, 0));
+
+async function run(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
+  const t0 = performance.now();
+  post({ type: "status", text: "starting the backend" });
+  post({ type: "backend", backend: await chooseBackend(msg.backend) });
+  post({ type: "status", text: "loading the teacher and tokenizing the corpus" });
+  const session = await DistillSession.create(new Map(msg.teacher), msg.corpus, msg.options);
+  const teacherSample = session.sampleTeacher(msg.prompt);
+  post({ type: "ready", info: session.info, teacherSample, seconds: (performance.now() - t0) / 1000 });
+  const evaluate = () => {
+    const e = session.evaluate();
+    post({ type: "eval", step: session.step, loss: e.loss, teacherLoss: e.teacherLoss });
+  };
+  evaluate();
+  post({ type: "sample", step: 0, text: session.sampleStudent(msg.prompt) });
+  while (!session.done && !stopRequested) {
+    post({ type: "step", report: session.next() });
+    const s = session.step;
+    if (s % msg.evalEvery === 0 || session.done) evaluate();
+    if (s % msg.sampleEvery === 0 || session.done) post({ type: "sample", step: s, text: session.sampleStudent(msg.prompt) });
+    await pause();
+  }
+  if (stopRequested && session.step % msg.evalEvery !== 0) evaluate();
+  const files = [...session.exportFiles()];
+  const report = backendReport();
+  const fallbacks = report.ops.filter((o) => o.cpu > 0).map((o) => `${o.op} x${o.cpu}`);
+  if (report.backend.name === "gpu") post({ type: "status", text: `ops that ran on cpu: ${fallbacks.join(", ") || "none"}` });
+  post({ type: "done", step: session.step, stopped: stopRequested, files, seconds: (performance.now() - t0) / 1000 });
+}
+
+self.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const msg = ev.data;
+  if (msg.type === "stop") {
+    stopRequested = true;
+    return;
+  }
+  stopRequested = false;
+  run(msg).catch((e: unknown) => post({ type: "error", message: e instanceof Error ? e.message : String(e) }));
+};

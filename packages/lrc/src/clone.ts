@@ -1,0 +1,136 @@
+// LowRankClone, platform-neutral: the public object of the method. It owns the frozen teacher, the
+// projections and student gains (./projection.ts), computes the named loss (./losses.ts), folds the student
+// into a plain nn CausalLM, and gives the student's HF files and the trainable tensors (our layout and the
+// reference implementation's, ./reference-layout.ts) as bytes in memory. The Node class of ./lrc.ts adds
+// the directory and file methods (exportStudent, saveProjections, ...) on top.
+
+import { serializeCausalLM } from "@lrc-ts/nn";
+import type { CausalLM, CausalLMConfig, CausalLMWeights } from "@lrc-ts/nn";
+import { parseSafetensors, serializeSafetensors, tensor } from "@lrc-ts/tensor-core";
+import type { SafetensorsFile, SafetensorsFloatDType, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
+import type { LossOptions, LrcLoss, ResolvedLossOptions } from "./losses.js";
+import { lrcLoss, resolveLossOptions } from "./losses.js";
+import type { ProjectionOptions, ProjectionParams, Teacher } from "./projection.js";
+import { Projections } from "./projection.js";
+import { loadReferenceTensors, toReferenceTensors } from "./reference-layout.js";
+
+export interface LowRankCloneOptions extends ProjectionOptions, LossOptions {}
+
+/** A batch as the data reader gives it: row-major int32 [B, T] ids and next-token targets. */
+export interface IdBatch {
+  readonly inputs: Int32Array | Tensor;
+  readonly targets: Int32Array | Tensor;
+  /** [B, T]; required with Int32Array inputs. */
+  readonly shape?: readonly [number, number];
+}
+
+function asIds(x: Int32Array | Tensor, shape: readonly [number, number] | undefined, what: string): Tensor {
+  if (!(x instanceof Int32Array)) return x;
+  if (shape === undefined) throw new TypeError(`LowRankClone: ${what} is an Int32Array, so the batch needs a shape [B, T]`);
+  return tensor(x, [...shape], { dtype: "int32" });
+}
+
+export class LowRankClone {
+  readonly projections: Projections;
+  readonly loss: ResolvedLossOptions;
+
+  constructor(teacher: Teacher, options: LowRankCloneOptions) {
+    this.projections = new Projections(teacher, options);
+    this.loss = resolveLossOptions(options, this.projections.teacherConfig.num_hidden_layers);
+  }
+
+  get teacherConfig(): CausalLMConfig {
+    return this.projections.teacherConfig;
+  }
+  /** The folded student's config. */
+  get studentConfig(): CausalLMConfig {
+    return this.projections.studentConfig;
+  }
+  get teacherWeights(): CausalLMWeights {
+    return this.projections.teacher;
+  }
+  /** The trainable tensors by name (live). */
+  get params(): ProjectionParams {
+    return this.projections.params;
+  }
+  /** The trainable tensors in a fixed order. */
+  parameters(): Tensor[] {
+    return Object.values(this.projections.params);
+  }
+  numTrainable(): number {
+    return this.projections.numTrainable();
+  }
+
+  /**
+   * Runs teacher (no grad) and student (on the tape) on one batch and returns every loss term. `params`
+   * substitutes trainable tensors (finite-difference checks).
+   */
+  forward(batch: IdBatch, params?: ProjectionParams): LrcLoss {
+    const inputs = asIds(batch.inputs, batch.shape, "inputs");
+    const targets = asIds(batch.targets, batch.shape, "targets");
+    return lrcLoss(this.projections, { inputs, targets }, this.loss, params ?? this.projections.params);
+  }
+
+  /** The student's weights generated from the teacher (on the tape when grad mode is on). */
+  studentWeights(params?: ProjectionParams): CausalLMWeights {
+    return this.projections.studentWeights(params);
+  }
+
+  /** The student as a plain CausalLM (hidden_size d, explicit head_dim) with the training graph's logits. */
+  fold(): CausalLM {
+    return this.projections.fold();
+  }
+
+  /**
+   * Folds the student and returns its HF model files in memory (config.json, model.safetensors, plus the
+   * given tokenizer files): what `exportStudent` writes, for a browser download.
+   */
+  exportStudentFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Map<string, Uint8Array> {
+    const model = this.fold();
+    try {
+      return serializeCausalLM(model, opts.tokenizerFiles !== undefined ? { tokenizerFiles: opts.tokenizerFiles } : {});
+    } finally {
+      model.dispose();
+    }
+  }
+
+  /** The trainable tensors (our names, F32) as `saveProjections` writes them, with the file metadata. */
+  projectionTensors(): { tensors: Array<readonly [string, SafetensorsTensorInput]>; metadata: Record<string, string> } {
+    const tensors = Object.entries(this.params).map(([n, t]) => [n, { shape: [...t.shape], data: Float32Array.from(t.buf) }] as const);
+    return { tensors, metadata: { format: "lrc-ts", hidden_size: String(this.projections.hiddenSize) } };
+  }
+
+  /** The trainable tensors as safetensors bytes (the file `saveProjections` writes). */
+  projectionsFile(): Uint8Array {
+    const { tensors, metadata } = this.projectionTensors();
+    return serializeSafetensors(tensors, metadata);
+  }
+
+  /** Sets the trainable tensors from a parsed safetensors file written by saveProjections (names and shapes checked). */
+  loadProjectionsFrom(st: SafetensorsFile, source: string): void {
+    const values: Record<string, Float32Array> = {};
+    for (const n of st.names()) {
+      const want = this.params[n];
+      const shape = st.info(n).shape;
+      if (want !== undefined && shape.join() !== want.shape.join())
+        throw new RangeError(`${source}: tensor "${n}" has shape [${shape.join(", ")}], expected [${want.shape.join(", ")}]`);
+      values[n] = st.readFloat32(n);
+    }
+    this.projections.load(values, source);
+  }
+
+  /** Reads trainable tensors from safetensors bytes (see loadProjectionsFrom). */
+  loadProjectionsFile(bytes: Uint8Array, source = "<projections>"): void {
+    this.loadProjectionsFrom(parseSafetensors(bytes, source), source);
+  }
+
+  /** The trainable tensors in the reference implementation's `zoom_*` / `target_*` layout, as safetensors bytes. */
+  referenceCheckpointFile(opts: { dtype?: SafetensorsFloatDType } = {}): Uint8Array {
+    return serializeSafetensors(toReferenceTensors(this.projections), { format: "pt" }, opts.dtype !== undefined ? { dtype: opts.dtype } : {});
+  }
+
+  /** Reads a reference-layout checkpoint from safetensors bytes into the projections. */
+  loadReferenceCheckpointFile(bytes: Uint8Array, source = "<reference checkpoint>"): void {
+    loadReferenceTensors(this.projections, parseSafetensors(bytes, source), source);
+  }
+}

@@ -1,0 +1,201 @@
+// What the trainer trains, platform-neutral: a task turns a batch into named loss terms and says which
+// tensors are trainable, what to evaluate and what to export (as in-memory HF files). Two tasks share the
+// one trainer:
+//   LrcTask      Low-Rank Clone (CE + KL + α Σ clone terms), trainable = projections + student gains
+//   LmTask       a plain CausalLM from scratch: CE, or CE + KL(τ) from a frozen teacher (plain KD)
+// plus data adapters over tokens in memory (a TokenWindowReader as the batch source, a token stream as the
+// eval source). ./task.ts (Node) adds export to a directory and the shard-directory adapters.
+
+import { evaluateBatches, serializeCausalLM } from "@lrc-ts/nn";
+import type { CausalLM, LanguageModel } from "@lrc-ts/nn";
+import { add, crossEntropy, klDivergence, mul, noGrad, scope, tensor } from "@lrc-ts/tensor-core";
+import type { Tensor } from "@lrc-ts/tensor-core";
+import { tokenWindows } from "@lrc-ts/data";
+import type { ReaderState, TokenArray, TokenWindowReader } from "@lrc-ts/data";
+import type { LowRankClone } from "./clone.js";
+
+/** One training batch: row-major int32 [B, T] ids and next-token targets. */
+export interface Batch {
+  readonly inputs: Int32Array;
+  readonly targets: Int32Array;
+  readonly shape: readonly [number, number];
+}
+
+/** Named scalar tensors; `total` is what backward runs from. */
+export interface TaskLoss {
+  readonly total: Tensor;
+  /** ce, kl, clone and each clone term ("layers.{i}.{m}"), as present. */
+  readonly parts: Record<string, Tensor>;
+}
+
+export interface TrainTask {
+  /** Short label for the progress line ("distill", "pretrain"). */
+  readonly label: string;
+  /** Trainable tensors by name, in a fixed order. */
+  params(): Record<string, Tensor>;
+  /** The loss of one batch, on the tape. */
+  loss(batch: Batch): TaskLoss;
+  /** The model to evaluate (its current weights). */
+  evalModel(): LanguageModel;
+  /** The teacher, evaluated once for reference. */
+  teacherEvalModel?(): LanguageModel | null;
+  /** The trained model's HF files in memory (config.json, model.safetensors, the given tokenizer files). */
+  exportFiles?(opts?: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> }): Map<string, Uint8Array>;
+  /** What must match on resume (options that change the math). */
+  describe(): Record<string, unknown>;
+}
+
+export interface BatchSource {
+  next(): Batch;
+  state(): ReaderState;
+  restore(s: ReaderState): void;
+  describe(): Record<string, unknown>;
+}
+
+export interface EvalSource {
+  evaluate(model: LanguageModel): { loss: number; tokens: number };
+}
+
+function ids(b: Batch, which: "inputs" | "targets"): Tensor {
+  return tensor(b[which], [...b.shape], { dtype: "int32" });
+}
+
+/** Low-Rank Clone as a training task. */
+export class LrcTask implements TrainTask {
+  readonly label = "distill";
+  constructor(readonly clone: LowRankClone) {}
+
+  params(): Record<string, Tensor> {
+    return this.clone.params;
+  }
+
+  loss(batch: Batch): TaskLoss {
+    const r = this.clone.forward({ inputs: ids(batch, "inputs"), targets: ids(batch, "targets") });
+    const parts: Record<string, Tensor> = {};
+    if (r.ce !== null) parts.ce = r.ce;
+    if (r.kl !== null) parts.kl = r.kl;
+    if (r.clone !== null) parts.clone = r.clone;
+    Object.assign(parts, r.terms);
+    return { total: r.total, parts };
+  }
+
+  evalModel(): LanguageModel {
+    const clone = this.clone;
+    // Materialised once per batch under noGrad (batchNll calls weights() inside its own scope).
+    return { config: clone.studentConfig, weights: () => noGrad(() => clone.studentWeights()) };
+  }
+
+  teacherEvalModel(): LanguageModel {
+    const w = this.clone.teacherWeights;
+    return { config: this.clone.teacherConfig, weights: () => w };
+  }
+
+  exportFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Map<string, Uint8Array> {
+    return this.clone.exportStudentFiles(opts);
+  }
+
+  describe(): Record<string, unknown> {
+    const p = this.clone.projections;
+    return {
+      kind: "lrc", hiddenSize: p.hiddenSize, studentEps: p.studentEps, tieLmHeadProjection: p.tieLmHeadProjection,
+      loss: this.clone.loss, teacher: { ...p.teacherConfig, extra: undefined },
+    };
+  }
+}
+
+export interface LmTaskOptions {
+  /** A frozen teacher for plain KD (CE + klWeight · KL_τ). */
+  readonly teacher?: CausalLM | null;
+  /** KL temperature (default 1 for plain KD). */
+  readonly temperature?: number;
+  /** Weight of the KL term (default 1). */
+  readonly klWeight?: number;
+  /** Weight of the CE term (default 1). */
+  readonly ceWeight?: number;
+}
+
+/** A plain CausalLM trained with CE (pretraining, the from-scratch baseline) or CE + KL (plain KD). */
+export class LmTask implements TrainTask {
+  readonly label: string;
+  readonly teacher: CausalLM | null;
+  readonly temperature: number;
+  readonly klWeight: number;
+  readonly ceWeight: number;
+
+  constructor(readonly model: CausalLM, opts: LmTaskOptions = {}) {
+    this.teacher = opts.teacher ?? null;
+    this.temperature = opts.temperature ?? 1;
+    this.klWeight = opts.klWeight ?? 1;
+    this.ceWeight = opts.ceWeight ?? 1;
+    this.label = this.teacher === null ? "pretrain" : "kd";
+    if (this.teacher !== null) {
+      this.teacher.freeze();
+      if (this.teacher.config.vocab_size !== model.config.vocab_size)
+        throw new RangeError(`KD: teacher vocab_size ${this.teacher.config.vocab_size} differs from the student's ${model.config.vocab_size}`);
+    }
+    model.unfreeze();
+  }
+
+  params(): Record<string, Tensor> {
+    return Object.fromEntries(this.model.namedParameters());
+  }
+
+  loss(batch: Batch): TaskLoss {
+    const inputs = ids(batch, "inputs");
+    const logits = this.model.forward(inputs).logits!;
+    const parts: Record<string, Tensor> = {};
+    const terms: Tensor[] = [];
+    if (this.ceWeight > 0) {
+      parts.ce = crossEntropy(logits, ids(batch, "targets"));
+      terms.push(this.ceWeight === 1 ? parts.ce : mul(parts.ce, this.ceWeight));
+    }
+    if (this.teacher !== null && this.klWeight > 0) {
+      const teacher = this.teacher;
+      const zT = noGrad(() => teacher.forward(inputs).logits!);
+      parts.kl = klDivergence(zT, logits, { temperature: this.temperature, reduction: "batchmean" });
+      terms.push(this.klWeight === 1 ? parts.kl : mul(parts.kl, this.klWeight));
+    }
+    if (terms.length === 0) throw new RangeError("LmTask: both the CE and the KL weight are 0 (nothing to train on)");
+    const total = terms.reduce((a, b) => add(a, b));
+    return { total, parts };
+  }
+
+  evalModel(): LanguageModel {
+    return this.model;
+  }
+
+  teacherEvalModel(): LanguageModel | null {
+    return this.teacher;
+  }
+
+  exportFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Map<string, Uint8Array> {
+    return serializeCausalLM(this.model, opts.tokenizerFiles !== undefined ? { tokenizerFiles: opts.tokenizerFiles } : {});
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      kind: this.label, config: { ...this.model.config, extra: undefined }, temperature: this.temperature, klWeight: this.klWeight,
+      ceWeight: this.ceWeight, teacher: this.teacher === null ? null : { ...this.teacher.config, extra: undefined },
+    };
+  }
+}
+
+/** A reader over tokens in memory as the trainer's batch source. */
+export function windowSource(reader: TokenWindowReader): BatchSource {
+  return {
+    next: () => {
+      const b = reader.next();
+      return { inputs: b.inputs, targets: b.targets, shape: b.shape };
+    },
+    state: () => reader.state(),
+    restore: (s) => reader.restore(s),
+    describe: () => ({ seqLen: reader.seqLen, batchSize: reader.batchSize, seed: reader.seed, windows: reader.numWindows }),
+  };
+}
+
+/** The first `maxBatches` batches of windows of a token stream in memory (in order) as the eval source. */
+export function tokenEvalSource(tokens: TokenArray, opts: { seqLen: number; batchSize: number; maxBatches: number }): EvalSource {
+  return {
+    evaluate: (model) => scope(() => evaluateBatches(model, tokenWindows(tokens, opts))),
+  };
+}

@@ -1,0 +1,198 @@
+// The platform-neutral core of the one trainer behind `distill`, `pretrain` and plain KD: a task
+// (./task-core.ts) says which tensors train and how a batch becomes named loss terms; TrainerCore does
+// AdamW (torch semantics) with warmup then linear (or cosine) decay, gradient accumulation, global-norm
+// clipping, evaluation (the teacher's once, cached) and a stop at the first non-finite loss term or
+// gradient norm, one step at a time, with no files (a browser drives it step by step). The Node Trainer
+// (./trainer.ts) adds the run loop with JSONL metrics, the progress line, the SVG plot, atomic checkpoints,
+// bit-exact resume and Ctrl-C.
+//
+// One step reads top to bottom in `step1()`: lr from the schedule; per micro-batch, inside a tensor-core
+// scope, loss -> finiteness check -> backward -> add the gradients (scaled by 1/accum) into persistent
+// accumulators; clip; AdamW.
+
+import { AdamW, Rng, clipGradNorm, full, keep, scope } from "@lrc-ts/tensor-core";
+import type { FloatArray, Tensor } from "@lrc-ts/tensor-core";
+import { sha256Hex } from "@lrc-ts/data";
+import type { Batch, BatchSource, EvalSource, TaskLoss, TrainTask } from "./task-core.js";
+
+/** The trainer's settings that change the math (the Node Trainer adds the run directory, logging, ...). */
+export interface TrainerCoreConfig {
+  /** Optimizer steps to run in total (a resumed run continues to this). */
+  readonly steps: number;
+  /** Peak learning rate (default 1e-4, the LRC paper's). */
+  readonly lr?: number;
+  readonly weightDecay?: number;
+  readonly beta1?: number;
+  readonly beta2?: number;
+  readonly adamEps?: number;
+  /** "linear" (default: warmup then linear decay, LRC's), "cosine", or "constant" (after warmup). */
+  readonly schedule?: "linear" | "cosine" | "constant";
+  /** Warmup as a fraction of the steps (default 0.005, LRC's), at least one step when > 0. */
+  readonly warmupFraction?: number;
+  /** Warmup steps (overrides warmupFraction). */
+  readonly warmupSteps?: number;
+  /** Global gradient-norm clip (default 1.0; 0 disables). */
+  readonly gradClip?: number;
+  /** Micro-batches per optimizer step (default 1). */
+  readonly gradAccum?: number;
+  /** Evaluate every N steps (0: only at the end; default 0). */
+  readonly evalEvery?: number;
+  /** Seed of the trainer's RNG (saved in checkpoints). */
+  readonly seed?: number;
+  /** Extra configuration folded into the checkpoint's config hash (the task's options). */
+  readonly describe?: Record<string, unknown>;
+}
+
+export interface StepMetrics {
+  readonly step: number;
+  readonly totalSteps: number;
+  /** Named scalars: total, ce, kl, clone and every clone term. */
+  readonly losses: Record<string, number>;
+  readonly lr: number;
+  readonly gradNorm: number;
+  readonly tokens: number;
+  readonly tokensPerSecond: number;
+  readonly elapsedSeconds: number;
+}
+
+export interface EvalMetrics {
+  readonly step: number;
+  readonly loss: number;
+  readonly perplexity: number;
+  readonly tokens: number;
+  readonly teacherLoss: number | null;
+}
+
+/** A non-finite loss term or gradient norm; the message names the step and the term. */
+export class NonFiniteError extends Error {
+  override readonly name = "NonFiniteError";
+  constructor(readonly step: number, readonly term: string, readonly value: number) {
+    super(`step ${step}: ${term === "gradient norm" ? "gradient norm" : `loss term ${term}`} is ${Number.isNaN(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf"}`);
+  }
+}
+
+/** The learning rate at 0-based step s: linear warmup over W steps (never 0), then decay. */
+export function learningRate(s: number, total: number, peak: number, warmup: number, kind: "linear" | "cosine" | "constant"): number {
+  if (s < warmup) return (peak * (s + 1)) / warmup;
+  const span = Math.max(1, total - warmup);
+  const p = (s - warmup) / span; // 0 at the end of warmup, (span-1)/span at the last step
+  if (kind === "constant") return peak;
+  if (kind === "linear") return peak * (1 - p);
+  return peak * 0.5 * (1 + Math.cos(Math.PI * p));
+}
+
+export function warmupStepsFor(cfg: Pick<TrainerCoreConfig, "steps" | "warmupSteps" | "warmupFraction">): number {
+  if (cfg.warmupSteps !== undefined) return Math.max(0, Math.min(cfg.steps, Math.floor(cfg.warmupSteps)));
+  const f = cfg.warmupFraction ?? 0.005;
+  if (!(f >= 0 && f < 1)) throw new RangeError(`warmup fraction must be in [0, 1), got ${f}`);
+  return f === 0 ? 0 : Math.max(1, Math.round(f * cfg.steps));
+}
+
+export function stableJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(",")}]`;
+  if (v !== null && typeof v === "object")
+    return `{${Object.keys(v as object).sort().map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`).join(",")}}`;
+  return JSON.stringify(v) ?? "null";
+}
+
+export class TrainerCore {
+  readonly task: TrainTask;
+  readonly train: BatchSource;
+  readonly val: EvalSource | null;
+  readonly cfg: TrainerCoreConfig;
+  readonly names: string[];
+  readonly params: Tensor[];
+  readonly optimizer: AdamW;
+  rng: Rng;
+  /** The configuration that must match on resume, and its hash. */
+  readonly identity: Record<string, unknown>;
+  readonly configHash: string;
+  private readonly accum: Tensor[];
+  private readonly warmup: number;
+  step = 0;
+  tokens = 0;
+  protected teacherVal: number | null = null;
+  protected lastEval: EvalMetrics | null = null;
+
+  constructor(task: TrainTask, train: BatchSource, val: EvalSource | null, cfg: TrainerCoreConfig) {
+    if (!Number.isInteger(cfg.steps) || cfg.steps < 1) throw new RangeError(`steps must be a positive integer, got ${cfg.steps}`);
+    const accum = cfg.gradAccum ?? 1;
+    if (!Number.isInteger(accum) || accum < 1) throw new RangeError(`gradAccum must be a positive integer, got ${accum}`);
+    this.task = task;
+    this.train = train;
+    this.val = val;
+    this.cfg = cfg;
+    const named = task.params();
+    this.names = Object.keys(named);
+    this.params = Object.values(named);
+    this.optimizer = new AdamW(this.params, {
+      lr: cfg.lr ?? 1e-4, weightDecay: cfg.weightDecay ?? 0, beta1: cfg.beta1 ?? 0.9, beta2: cfg.beta2 ?? 0.999, eps: cfg.adamEps ?? 1e-8,
+    });
+    this.accum = this.params.map((p) => keep(full(p.shape, 0, { dtype: p.dtype })));
+    this.rng = new Rng(cfg.seed ?? 0);
+    this.warmup = warmupStepsFor(cfg);
+    this.identity = JSON.parse(JSON.stringify({
+      task: task.describe(),
+      params: this.names.map((n, i) => [n, this.params[i]!.shape]),
+      steps: cfg.steps, lr: cfg.lr ?? 1e-4, weightDecay: cfg.weightDecay ?? 0, betas: [cfg.beta1 ?? 0.9, cfg.beta2 ?? 0.999],
+      adamEps: cfg.adamEps ?? 1e-8, schedule: cfg.schedule ?? "linear", warmup: this.warmup, gradClip: cfg.gradClip ?? 1,
+      gradAccum: accum, seed: cfg.seed ?? 0, batch: train.describe(), extra: cfg.describe ?? null,
+    })) as Record<string, unknown>;
+    this.configHash = sha256Hex(new TextEncoder().encode(stableJson(this.identity))).slice(0, 16);
+  }
+
+  /** Mean loss / perplexity of the task's model on the val source (teacher's once, cached). */
+  evaluate(): EvalMetrics | null {
+    if (this.val === null) return null;
+    const r = this.val.evaluate(this.task.evalModel());
+    if (this.teacherVal === null) {
+      const tm = this.task.teacherEvalModel?.() ?? null;
+      if (tm !== null) this.teacherVal = this.val.evaluate(tm).loss;
+    }
+    const m: EvalMetrics = { step: this.step, loss: r.loss, perplexity: Math.exp(r.loss), tokens: r.tokens, teacherLoss: this.teacherVal };
+    this.lastEval = m;
+    return m;
+  }
+
+  /** One optimizer step (gradAccum micro-batches). Returns its metrics (mean over micro-batches). */
+  step1(): { losses: Record<string, number>; lr: number; gradNorm: number; tokens: number } {
+    const stepNo = this.step + 1;
+    const lr = learningRate(this.step, this.cfg.steps, this.cfg.lr ?? 1e-4, this.warmup, this.cfg.schedule ?? "linear");
+    this.optimizer.lr = lr;
+    const accum = this.cfg.gradAccum ?? 1;
+    for (const a of this.accum) a.buf.fill(0);
+    const sums: Record<string, number> = {};
+    let tokens = 0;
+    for (let micro = 0; micro < accum; micro++) {
+      const batch: Batch = this.train.next();
+      tokens += batch.inputs.length;
+      scope(() => {
+        const l: TaskLoss = this.task.loss(batch);
+        const values: Record<string, number> = { total: l.total.item() };
+        for (const [k, t] of Object.entries(l.parts)) values[k] = t.item();
+        // Name the most specific term first: clone terms, then ce/kl/clone, then the total.
+        const order = [...Object.keys(l.parts).filter((k) => k.startsWith("layers.")), ...Object.keys(l.parts).filter((k) => !k.startsWith("layers.")), "total"];
+        for (const k of order) if (!Number.isFinite(values[k]!)) throw new NonFiniteError(stepNo, k, values[k]!);
+        for (const [k, v] of Object.entries(values)) sums[k] = (sums[k] ?? 0) + v / accum;
+        l.total.backward();
+        this.params.forEach((p, i) => {
+          const g = p.grad;
+          if (g === null) return;
+          const a = this.accum[i]!.buf as FloatArray, gb = g.buf;
+          if (accum === 1) a.set(gb);
+          else for (let j = 0; j < a.length; j++) a[j] += gb[j]! / accum;
+          g.dispose();
+          p.grad = null;
+        });
+        return null;
+      });
+    }
+    const clip = this.cfg.gradClip ?? 1;
+    const gradNorm = clipGradNorm(this.accum, clip > 0 ? clip : Infinity);
+    if (!Number.isFinite(gradNorm)) throw new NonFiniteError(stepNo, "gradient norm", gradNorm);
+    this.optimizer.step(this.accum);
+    this.step = stepNo;
+    this.tokens += tokens;
+    return { losses: sums, lr, gradNorm, tokens };
+  }
+}
