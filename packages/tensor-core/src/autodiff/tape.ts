@@ -3,8 +3,17 @@
 // inputs and a VJP closure; `backward` walks the nodes in reverse topological order and accumulates
 // cotangents (fan-out is handled by adding). VJPs are written in tensor ops, so they run on every backend;
 // they run with grad mode off (no higher-order derivatives).
+//
+// Memory: each VJP runs inside its own `scope`, so its temporaries are freed as soon as it returns, and a
+// cotangent is disposed once its node has consumed it (or once it has been summed into a fan-out total), unless
+// it is still referenced: the same tensor object may be the pending cotangent of several inputs (add's VJP
+// returns dy twice), be returned to a target, or become a leaf's `.grad`. Only tensors created during this
+// backward pass are ever disposed here (ids at or above the first id made inside it), so a VJP that returns a
+// forward tensor or the caller's seed never loses it; views share reference-counted storage, so disposing a
+// cotangent whose view lives on (reshape's VJP) keeps the data.
 
 import type { Tensor } from "../tensor.js";
+import { scope } from "../tensor.js";
 
 export type Vjp = (dy: Tensor) => ReadonlyArray<Tensor | null>;
 
@@ -81,8 +90,28 @@ export function backprop(
   keep: (t: Tensor) => void,
 ): Array<Tensor | null> {
   const grads = new Map<Tensor, Tensor>();
-  grads.set(root, seed);
+  /** How many pending `grads` entries hold each cotangent object. */
+  const uses = new Map<Tensor, number>();
   const targetSet = new Set(targets);
+  // Everything a VJP closure can capture existed when root was made; the seed may be newer (valueAndGrad's).
+  const firstId = Math.max(root.id, seed.id) + 1;
+  const hold = (g: Tensor): void => void uses.set(g, (uses.get(g) ?? 0) + 1);
+  /** Drops one hold on g; frees g when nothing holds it any more and it was made during this pass. */
+  const release = (g: Tensor): void => {
+    const n = (uses.get(g) ?? 0) - 1;
+    if (n > 0) {
+      uses.set(g, n);
+      return;
+    }
+    uses.delete(g);
+    if (g.id >= firstId && !g.kept) g.dispose();
+  };
+  /** Frees a fresh tensor that nothing holds (a VJP output nobody needs). */
+  const dropUnheld = (g: Tensor): void => {
+    if (!uses.has(g) && g.id >= firstId && !g.kept) g.dispose();
+  };
+  grads.set(root, seed);
+  hold(seed);
   noGrad(() => {
     for (const t of topoOrder(root)) {
       const g = grads.get(t);
@@ -90,20 +119,43 @@ export function backprop(
       const node = t.node;
       if (node === null) {
         if (accumulate && !targetSet.has(t)) {
-          t.grad = t.grad === null ? g : add(t.grad, g);
+          grads.delete(t);
+          if (t.grad === null) {
+            t.grad = g;
+            keep(g);
+            release(g);
+          } else {
+            t.grad = add(t.grad, g);
+            release(g);
+          }
           keep(t.grad);
         }
         continue;
       }
-      const gs = node.vjp(g);
+      const gs = scope(() => node.vjp(g));
       for (let i = 0; i < node.inputs.length; i++) {
         const x = node.inputs[i]!;
         const gx = gs[i];
-        if (!x.requiresGrad || gx === null || gx === undefined) continue;
+        if (gx === null || gx === undefined) continue;
+        if (!x.requiresGrad) continue;
         if (gx.dtype !== x.dtype || gx.shape.length !== x.shape.length || gx.shape.some((d, k) => d !== x.shape[k]))
           throw new Error(`internal: VJP of ${node.op} returned ${gx.dtype}[${gx.shape}] for input ${x.dtype}[${x.shape}]`);
         const prev = grads.get(x);
-        grads.set(x, prev === undefined ? gx : add(prev, gx));
+        if (prev === undefined) {
+          grads.set(x, gx);
+          hold(gx);
+        } else {
+          const total = add(prev, gx);
+          grads.set(x, total);
+          hold(total);
+          release(prev);
+          dropUnheld(gx);
+        }
+      }
+      for (const gx of gs) if (gx !== null && gx !== undefined && gx !== g) dropUnheld(gx);
+      if (!targetSet.has(t)) {
+        grads.delete(t);
+        release(g);
       }
     }
   });

@@ -1,0 +1,82 @@
+// The tape's memory behaviour: cotangents are disposed once consumed, VJP temporaries die with their VJP, and the
+// aliasing cases (one cotangent object for two inputs, a tensor used twice, leaves accumulating `.grad`, targets,
+// the caller's seed) keep every tensor that is still needed. Gradients must equal the analytic ones.
+import { describe, expect, it } from "vitest";
+import { Tensor, scope, tensor } from "../tensor.js";
+import { valueAndGrad } from "./grad.js";
+import * as O from "../ops/index.js";
+
+function close(a: ArrayLike<number>, b: ArrayLike<number>): void {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; i++) expect(a[i]!).toBeCloseTo(b[i]!, 5);
+}
+
+describe("tape: freeing cotangents", () => {
+  it("gives correct gradients when one cotangent object feeds two inputs (x + x, add's shared dy)", () => {
+    const x = tensor([1, 2, 3], [3]);
+    const [, [g]] = valueAndGrad((a: Tensor) => O.sum(O.mul(O.add(a, a), O.add(a, 1))))(x);
+    // d/da sum(2a (a + 1)) = 4a + 2
+    close(g!.buf, [6, 10, 14]);
+  });
+
+  it("keeps a cotangent shared by a leaf .grad and a pending intermediate", () => {
+    scope(() => {
+      const w = tensor([1, -2, 3], [3], { requiresGrad: true });
+      // y = w + w*w: add's VJP hands the same dy to w (leaf) and to w*w (intermediate)
+      const y = O.add(w, O.mul(w, w));
+      O.sum(O.mul(y, y)).backward();
+      const wv = [1, -2, 3];
+      close(w.grad!.buf, wv.map((v) => 2 * (v + v * v) * (1 + 2 * v)));
+      expect(w.grad!.disposed).toBe(false);
+    });
+  });
+
+  it("accumulates .grad over two backward calls and never disposes the caller's seed", () => {
+    const w = tensor([0.5, 1.5], [2], { requiresGrad: true });
+    const seed = tensor([1, 2], [2]);
+    const y = O.mul(O.exp(w), 3);
+    y.backward(seed);
+    y.backward(seed);
+    expect(seed.disposed).toBe(false);
+    close(w.grad!.buf, [0.5, 1.5].map((v, i) => 2 * (i + 1) * 3 * Math.exp(v)));
+    expect(y.disposed).toBe(false);
+  });
+
+  it("returns target gradients intact when a target's cotangent is shared", () => {
+    const a = tensor([1, 2], [2]), b = tensor([3, 4], [2]);
+    const [, [ga, gb]] = valueAndGrad((x: Tensor, y: Tensor) => O.sum(O.add(x, y)))(a, b);
+    expect(ga!.disposed).toBe(false);
+    expect(gb!.disposed).toBe(false);
+    close(ga!.buf, [1, 1]);
+    close(gb!.buf, [1, 1]);
+  });
+
+  it("disposes every consumed cotangent by the end of the pass (only the seed and the results survive)", () => {
+    const x = tensor(new Float32Array(64).fill(0.5), [64]);
+    const depth = 12;
+    const seen: Tensor[] = [];
+    scope(() => {
+      const [, [g]] = valueAndGrad((a: Tensor) => {
+        let h = a;
+        for (let i = 0; i < depth; i++) h = O.tanh(O.add(O.mul(h, 1.01), h));
+        const loss = O.sum(h);
+        const visited = new Set<Tensor>();
+        const stack: Tensor[] = [loss];
+        while (stack.length > 0) {
+          const t = stack.pop()!;
+          if (visited.has(t) || t.node === null) continue;
+          visited.add(t);
+          const node = t.node;
+          const inner = node.vjp;
+          t.node = { op: node.op, inputs: node.inputs, vjp: (dy) => (seen.push(dy), inner(dy)) };
+          stack.push(...node.inputs);
+        }
+        return loss;
+      })(x);
+      expect(g!.disposed).toBe(false);
+      expect(seen.length).toBeGreaterThan(3 * depth);
+      // the seed (made before the pass) is the only cotangent left alive
+      expect(seen.filter((t) => !t.disposed).length).toBe(1);
+    });
+  });
+});
