@@ -1,0 +1,72 @@
+// Command-line flags of `pnpm bench` (benchmarks/run.ts).
+
+export interface BenchArgs {
+  /** Write benchmarks/results/<date>-<machine>.json. */
+  json: boolean;
+  /** Rewrite the results table in benchmarks/README.md. */
+  readme: boolean;
+  /** Case-insensitive substrings; a case runs when its label contains any of them (all run when empty). */
+  filters: string[];
+  quick: boolean;
+  /** Thread counts for the multi-threaded implementations (lrc-ts, tfjs-wasm); default 1 and all cores. */
+  threads: number[] | null;
+  /** PyTorch reference results (JSON from /work/shared/reference/torch_llama.py --json) to show beside ours. */
+  torchJson: string[];
+  help: boolean;
+}
+
+export const USAGE = `Usage: pnpm bench [options]
+
+Runs the tinybench suites (kernels, gradients, e2e) for lrc-ts and TensorFlow.js (cpu and wasm backends),
+each implementation and thread count in its own child process, and prints the results.
+
+Options:
+  --json               write benchmarks/results/<YYYY-MM-DD>-<machine>.json
+  --readme             rewrite the results table in benchmarks/README.md
+  --filter <text>      run only cases whose label contains <text> (case-insensitive; repeatable, OR'ed).
+                       A label looks like "kernels/matmul 1024x1024x1024 NN lrc-ts@2t".
+  --quick              shorter time per case (250 ms, at least 2 samples) for a fast look
+  --threads <list>     thread counts for lrc-ts and tfjs-wasm, e.g. "1,2" (default: 1 and all cores)
+  --torch-json <file>  add a PyTorch reference result file (repeatable; label taken from the file)
+  -h, --help           show this help
+`;
+
+export function parseArgs(argv: readonly string[]): BenchArgs {
+  const args: BenchArgs = { json: false, readme: false, filters: [], quick: false, threads: null, torchJson: [], help: false };
+  const value = (i: number, flag: string): string => {
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith("--")) throw new Error(`pnpm bench: ${flag} needs a value`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    switch (a) {
+      case "--json": args.json = true; break;
+      case "--readme": args.readme = true; break;
+      case "--quick": args.quick = true; break;
+      case "-h": case "--help": args.help = true; break;
+      case "--filter": args.filters.push(value(i, a).toLowerCase()); i++; break;
+      case "--torch-json": args.torchJson.push(value(i, a)); i++; break;
+      case "--threads": {
+        const v = value(i, a);
+        i++;
+        const list = v.split(",").map((s) => Number(s.trim()));
+        if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1 || n > 64))
+          throw new Error(`pnpm bench: --threads must be a comma-separated list of integers in 1..64, got "${v}"`);
+        args.threads = [...new Set(list)].sort((x, y) => x - y);
+        break;
+      }
+      default:
+        // pnpm passes a literal "--" through when called as `pnpm bench -- --json`.
+        if (a === "--") break;
+        throw new Error(`pnpm bench: unknown option "${a}" (see --help)`);
+    }
+  }
+  return args;
+}
+
+export function matchesFilters(label: string, filters: readonly string[]): boolean {
+  if (filters.length === 0) return true;
+  const l = label.toLowerCase();
+  return filters.some((f) => l.includes(f));
+}

@@ -1,0 +1,62 @@
+// lrc-ts kernel cases through the public @lrc-ts/tensor-core API: matmul with transpose flags, fused causal
+// attention, rmsNorm, softmax cross-entropy and the AdamW update. Backward passes go through valueAndGrad
+// of <out, dy>, exactly as the TF.js side does with tf.grads.
+
+import { AdamW, causalAttention, crossEntropy, matmul, mul, randn, rmsNorm, rng, scope, sum, tensor, valueAndGrad } from "@lrc-ts/tensor-core";
+import type { Tensor } from "@lrc-ts/tensor-core";
+import type { CaseSpec } from "../cases.js";
+import type { Prepared } from "../impl.js";
+import { SkipCase } from "../impl.js";
+
+const disposeAll = (...ts: Tensor[]): (() => void) => () => {
+  for (const t of ts) t.dispose();
+};
+
+/** Random int32 class ids in [0, vocab). */
+export function randomTargets(rows: number, vocab: number, seed: number): Tensor {
+  const r = rng(seed);
+  const ids = new Int32Array(rows);
+  for (let i = 0; i < rows; i++) ids[i] = Math.floor(r.uniform() * vocab);
+  return tensor(ids, [rows]);
+}
+
+export function prepareKernel(spec: CaseSpec): Prepared {
+  const r = rng(42);
+  switch (spec.kind) {
+    case "matmul": {
+      const { m, k, n, transA, transB } = spec;
+      const a = randn(transA ? [k, m] : [m, k], { rng: r });
+      const b = randn(transB ? [n, k] : [k, n], { rng: r });
+      return { run: () => scope(() => void matmul(a, b, { transA, transB })), dispose: disposeAll(a, b) };
+    }
+    case "attention": {
+      const { B, H, Hkv, T, dh, backward } = spec;
+      const q = randn([B, H, T, dh], { rng: r }), k = randn([B, Hkv, T, dh], { rng: r }), v = randn([B, Hkv, T, dh], { rng: r });
+      if (!backward) return { run: () => scope(() => void causalAttention(q, k, v)), dispose: disposeAll(q, k, v) };
+      const dy = randn([B, H, T, dh], { rng: r });
+      const step = valueAndGrad((q: Tensor, k: Tensor, v: Tensor) => sum(mul(causalAttention(q, k, v), dy)));
+      return { run: () => scope(() => void step(q, k, v)), dispose: disposeAll(q, k, v, dy) };
+    }
+    case "rmsNorm": {
+      const { rows, dim, backward } = spec;
+      const x = randn([rows, dim], { rng: r }), w = randn([dim], { rng: r });
+      if (!backward) return { run: () => scope(() => void rmsNorm(x, w, 1e-6)), dispose: disposeAll(x, w) };
+      const dy = randn([rows, dim], { rng: r });
+      const step = valueAndGrad((x: Tensor, w: Tensor) => sum(mul(rmsNorm(x, w, 1e-6), dy)));
+      return { run: () => scope(() => void step(x, w)), dispose: disposeAll(x, w, dy) };
+    }
+    case "softmaxCE": {
+      const logits = randn([spec.rows, spec.vocab], { rng: r });
+      const targets = randomTargets(spec.rows, spec.vocab, 7);
+      const step = valueAndGrad((l: Tensor, t: Tensor) => crossEntropy(l, t), 0);
+      return { run: () => scope(() => void step(logits, targets)), dispose: disposeAll(logits, targets) };
+    }
+    case "adamw": {
+      const p = randn([spec.params], { rng: r, std: 0.02 }), g = randn([spec.params], { rng: r, std: 1e-3 });
+      const opt = new AdamW([p], { lr: 1e-3, weightDecay: 0.01 });
+      return { run: () => opt.step([g]), dispose: disposeAll(p, g) };
+    }
+    default:
+      throw new SkipCase(`not a kernel case: ${spec.kind}`);
+  }
+}

@@ -1,0 +1,54 @@
+// The real training steps of @lrc-ts/lrc: `Trainer.step1()` (forward, loss, backward, gradient clipping,
+// AdamW) of a pretraining LmTask and of an LRC distillation LrcTask, on synthetic token batches. Loaded
+// lazily by ./index.ts, so a missing or broken lrc skips (distill) or falls back (pretrain) instead of
+// failing the run.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { CausalLM } from "@lrc-ts/nn";
+import { LmTask, LowRankClone, LrcTask, Trainer } from "@lrc-ts/lrc";
+import type { BatchSource, TrainTask } from "@lrc-ts/lrc";
+import type { CaseSpec } from "../cases.js";
+import type { Prepared } from "../impl.js";
+import { SkipCase } from "../impl.js";
+import { nnConfig, syntheticTokens } from "./models.js";
+
+/** Synthetic batches as a trainer batch source (the data pipeline is not what is measured). */
+function syntheticSource(vocab: number, batch: number, seq: number, seed: number): BatchSource {
+  let n = 0;
+  return {
+    next: () => ({ ...syntheticTokens(vocab, batch, seq, seed + n++), shape: [batch, seq] }),
+    state: () => ({ version: 1, split: "train", seed, epoch: 0, position: n * batch, seqLen: seq, batchSize: batch, numWindows: 0 }),
+    restore: () => {
+      throw new Error("benchmarks: the synthetic batch source cannot be restored");
+    },
+    describe: () => ({ synthetic: true, batch, seq, seed }),
+  };
+}
+
+function trainerStep(task: TrainTask, source: BatchSource, note: string): Prepared {
+  const outDir = mkdtempSync(path.join(os.tmpdir(), "lrc-bench-trainer-"));
+  const trainer = new Trainer(task, source, null, {
+    steps: 1_000_000, lr: 1e-3, weightDecay: 0.1, schedule: "constant", warmupSteps: 0, outDir, progress: false, log: () => {},
+  });
+  return { run: () => void trainer.step1(), dispose: () => rmSync(outDir, { recursive: true, force: true }), note };
+}
+
+export function prepareTrainingCase(spec: CaseSpec): Prepared {
+  switch (spec.kind) {
+    case "pretrain": {
+      const { model: d, batch: B, seq: T } = spec;
+      const model = new CausalLM(nnConfig(d, T), { seed: 1 });
+      return trainerStep(new LmTask(model), syntheticSource(d.vocab, B, T, 4), "lrc Trainer.step1 (LmTask: CE, grad clip 1.0, AdamW)");
+    }
+    case "distill": {
+      const { teacher: t, student: s, batch: B, seq: T } = spec;
+      const teacher = new CausalLM(nnConfig(t, T), { seed: 1 });
+      const clone = new LowRankClone(teacher, { hiddenSize: s.hidden, seed: 2 });
+      return trainerStep(new LrcTask(clone), syntheticSource(t.vocab, B, T, 5), "lrc Trainer.step1 (LrcTask: CE + KL + clone terms, grad clip 1.0, AdamW)");
+    }
+    default:
+      throw new SkipCase(`not a training case: ${spec.kind}`);
+  }
+}

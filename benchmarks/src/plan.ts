@@ -1,0 +1,52 @@
+// Which implementation runs which case with how many threads, grouped into child processes: one per
+// (suite, implementation, threads) for kernels and gradients, and one per e2e case so that each e2e case's
+// peak RSS is its own process's.
+
+import type { BenchCase, CaseSpec, Suite } from "./cases.js";
+import { matchesFilters } from "./cli.js";
+import type { Impl } from "./results.js";
+
+export const IMPLS: readonly Impl[] = ["lrc-ts", "tfjs-cpu", "tfjs-wasm"];
+
+export interface Group {
+  suite: Suite;
+  impl: Impl;
+  threads: number;
+  /** Case names (within suite) this child runs, in catalogue order. */
+  cases: string[];
+}
+
+/**
+ * What each implementation can run. TF.js has no gradient checker and no LRC distillation step, and runs
+ * the pretraining step for Llama only: its Qwen2 deltas (q/k/v biases, tied head) change little, and each
+ * TF.js step takes tens of seconds.
+ */
+export function supports(impl: Impl, spec: CaseSpec): boolean {
+  if (impl === "lrc-ts") return true;
+  if (spec.kind === "pretrain") return spec.model.arch === "llama";
+  return spec.kind !== "gradCheck" && spec.kind !== "distill";
+}
+
+/** Thread counts an implementation is run with: tfjs-cpu is single-threaded JavaScript. */
+export function threadsFor(impl: Impl, threads: readonly number[]): number[] {
+  return impl === "tfjs-cpu" ? [1] : [...threads];
+}
+
+export const caseLabel = (suite: string, name: string, impl: Impl, threads: number): string =>
+  `${suite}/${name} ${impl}@${threads}t`;
+
+export function planGroups(cases: readonly BenchCase[], threads: readonly number[], filters: readonly string[]): Group[] {
+  const groups: Group[] = [];
+  const suites: Suite[] = ["kernels", "gradients", "e2e"];
+  for (const suite of suites)
+    for (const impl of IMPLS)
+      for (const t of threadsFor(impl, threads)) {
+        const names = cases
+          .filter((c) => c.suite === suite && supports(impl, c.spec) && matchesFilters(caseLabel(suite, c.name, impl, t), filters))
+          .map((c) => c.name);
+        if (names.length === 0) continue;
+        if (suite === "e2e") for (const n of names) groups.push({ suite, impl, threads: t, cases: [n] });
+        else groups.push({ suite, impl, threads: t, cases: names });
+      }
+  return groups;
+}
