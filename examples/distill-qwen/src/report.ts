@@ -207,6 +207,6 @@ export function renderCurveSvg(r: RunReport): string {
       { name: "LRC student", points: r.lrcCurve.map((p) => [p.tokens, Math.exp(p.loss)] as const), markers: true },
       { name: "from scratch", points: r.baselineCurve.map((p) => [p.tokens, Math.exp(p.loss)] as const), markers: true },
     ],
-    { title: "validation perplexity vs training tokens", reference: { name: "teacher", value: r.teacher.valPerplexity } },
+    { title: "validation perplexity vs training tokens", xLabel: "training tokens", yLabel: "val perplexity", reference: { name: "teacher", value: r.teacher.valPerplexity } },
   );
 }

@@ -13,6 +13,19 @@ export interface PlotOptions {
   readonly width?: number;
   readonly height?: number;
   readonly reference?: { readonly name: string; readonly value: number };
+  /** Axis titles (default "step" and "loss"). */
+  readonly xLabel?: string;
+  readonly yLabel?: string;
+}
+
+/** About four round values between lo and hi (linear). */
+function linearTicks(lo: number, hi: number): number[] {
+  const raw = (hi - lo) / 5;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((k) => k * mag).find((st) => st >= raw) ?? 10 * mag;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
 }
 
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"];
@@ -24,7 +37,9 @@ function esc(s: string): string {
 function fmt(v: number): string {
   if (v === 0) return "0";
   const a = Math.abs(v);
-  if (a >= 1e4 || a < 1e-3) return v.toExponential(0);
+  if (a >= 1e6) return `${Number((v / 1e6).toPrecision(3))}M`;
+  if (a >= 1e4) return `${Number((v / 1e3).toPrecision(3))}k`;
+  if (a < 1e-3) return v.toExponential(0);
   return String(Number(v.toPrecision(3)));
 }
 
@@ -60,16 +75,17 @@ export function lossPlotSvg(series: readonly Series[], opts: PlotOptions = {}): 
   const sy = (y: number) => m.t + ph - ((tf(y) - yLo) / (yHi - yLo)) * ph;
   // Axes and grid.
   out.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
-  const yTicks: number[] = [];
+  let yTicks: number[] = [];
   if (logY) {
     for (let e = Math.floor(yLo); e <= Math.ceil(yHi); e++)
       for (const k of yHi - yLo < 1.5 ? [1, 2, 5] : [1]) {
         const v = k * 10 ** e;
         if (Math.log10(v) >= yLo && Math.log10(v) <= yHi) yTicks.push(v);
       }
+    // A range narrower than the 1-2-5 grid: round linear values inside it.
+    if (yTicks.length < 3) yTicks = linearTicks(10 ** yLo, 10 ** yHi).filter((v) => v > 0);
   } else {
-    const step = 10 ** Math.floor(Math.log10((yHi - yLo) / 4));
-    for (let v = Math.ceil(yLo / step) * step; v <= yHi; v += step) yTicks.push(v);
+    yTicks = linearTicks(yLo, yHi);
   }
   for (const v of yTicks) {
     const y = sy(v).toFixed(1);
@@ -82,8 +98,8 @@ export function lossPlotSvg(series: readonly Series[], opts: PlotOptions = {}): 
     out.push(`<line x1="${x}" x2="${x}" y1="${m.t}" y2="${m.t + ph}" stroke="#f3f3f3"/>`);
     out.push(`<text x="${x}" y="${m.t + ph + 16}" text-anchor="middle">${fmt(v)}</text>`);
   }
-  out.push(`<text x="${m.l + pw / 2}" y="${H - 8}" text-anchor="middle">step</text>`);
-  out.push(`<text x="14" y="${m.t + ph / 2}" text-anchor="middle" transform="rotate(-90 14 ${m.t + ph / 2})">loss${logY ? " (log scale)" : ""}</text>`);
+  out.push(`<text x="${m.l + pw / 2}" y="${H - 8}" text-anchor="middle">${esc(opts.xLabel ?? "step")}</text>`);
+  out.push(`<text x="14" y="${m.t + ph / 2}" text-anchor="middle" transform="rotate(-90 14 ${m.t + ph / 2})">${esc(opts.yLabel ?? "loss")}${logY ? " (log scale)" : ""}</text>`);
   // Curves.
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length]!;
