@@ -1,6 +1,7 @@
 /** Causal GQA attention: forward vs reference, backward vs finite differences, thread-count independence. */
 import { afterAll, describe, expect, it } from "vitest";
-import { attentionBackward, attentionForward } from "./attention.js";
+import { attentionBackward, attentionForward, attentionUsesWasm } from "./attention.js";
+import { hasSimd } from "./wasm-features.js";
 import { finiteDiff, maxAbsDiff, refAttention } from "./reference.js";
 import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
 
@@ -68,6 +69,36 @@ describe("attention", () => {
       expect(maxAbsDiff(dq, finiteDiff((z) => f(z, k, v), q, dout))).toBeLessThan(1e-7);
       expect(maxAbsDiff(dk, finiteDiff((z) => f(q, z, v), k, dout))).toBeLessThan(1e-7);
       expect(maxAbsDiff(dv, finiteDiff((z) => f(q, k, z), v, dout))).toBeLessThan(1e-7);
+    }
+  });
+
+  it("float32 (wasm kernels: key blocks, query tiles, padding) matches the float64 path, forward and backward", () => {
+    setThreadCount(1);
+    expect(attentionUsesWasm()).toBe(hasSimd());
+    const cases: [number, number, number, number][] = [
+      // [Hkv, T, offset, dh]: decode step over several key blocks, odd dh, two query tiles x two key blocks
+      [2, 1, 300, 5], [4, 70, 3, 17], [1, 150, 140, 64], [2, 33, 0, 8], [1, 3, 0, 1],
+    ];
+    for (const [Hkv, T, offset, dh] of cases) {
+      const d = { B: 2, H: 4, Hkv, T, S: T + offset, dh, offset };
+      const { q, k, v } = inputs(d, 7 * T + dh);
+      const dout = rand64(q.length, 11 * T);
+      const scale = 1 / Math.sqrt(dh);
+      const run = <F extends Float32Array | Float64Array>(A: { from(x: ArrayLike<number>): F; new (n: number): F }): F[] => {
+        const out = new A(q.length), lse = new A(d.B * d.H * T);
+        const dq = new A(q.length), dk = new A(k.length), dv = new A(v.length);
+        const args = { ...d, q: A.from(q), k: A.from(k), v: A.from(v), scale };
+        attentionForward({ ...args, out, lse });
+        attentionBackward({ ...args, out, lse, dout: A.from(dout), dq, dk, dv });
+        return [out, lse, dq, dk, dv];
+      };
+      const want = run(Float64Array);
+      const got = run(Float32Array);
+      const names = ["out", "lse", "dq", "dk", "dv"];
+      for (let i = 0; i < want.length; i++) {
+        const mag = Math.max(1, ...Array.from(want[i]!, Math.abs));
+        expect(maxAbsDiff(got[i]!, want[i]!) / mag, `${names[i]} Hkv=${Hkv} T=${T} offset=${offset} dh=${dh}`).toBeLessThan(3e-5);
+      }
     }
   });
 

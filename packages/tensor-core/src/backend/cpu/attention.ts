@@ -11,6 +11,7 @@ import { acquireShared, isShared, release } from "./buffer-pool.js";
 import { createAttentionRuntime, type AttentionJob, type AttentionRuntime } from "./attention-runtime.js";
 import type { Float } from "./gemm-runtime.js";
 import { gemmRuntime } from "./gemm.js";
+import { attentionWasmBytes } from "./wasm-attention.js";
 import { getParallelThreshold, getThreadCount, poolAvailable, runParallel } from "./worker-pool.js";
 
 export interface AttentionForwardParams {
@@ -39,8 +40,13 @@ export interface AttentionBackwardParams extends AttentionForwardParams {
 let runtime: AttentionRuntime | null = null;
 
 function getRuntime(): AttentionRuntime {
-  if (runtime === null) runtime = createAttentionRuntime(gemmRuntime());
+  if (runtime === null) runtime = createAttentionRuntime(gemmRuntime(), attentionWasmBytes());
   return runtime;
+}
+
+/** True when float32 attention runs the WebAssembly kernels (wasm-attention.ts) on this thread. */
+export function attentionUsesWasm(): boolean {
+  return getRuntime().wasm;
 }
 
 function checkShapes(fn: string, p: AttentionForwardParams, arrays: Record<string, Float>): void {

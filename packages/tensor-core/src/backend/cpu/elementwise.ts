@@ -1,10 +1,13 @@
 // CPU elementwise kernels: unary maps and broadcasting binary ops. One loop per op (a switch outside the
 // loop, never a per-element closure), with fast paths for equal shapes, a scalar operand and a broadcast
-// row (the bias / gain pattern), and a general strided odometer otherwise.
+// row (the bias / gain pattern), and a general strided odometer otherwise. Float32 add / sub / mul / div on those
+// fast paths run on WebAssembly SIMD (elementwise-wasm.ts) from WASM_MIN elements, bit-identical to the loops.
 
 import type { TypedArray } from "../../dtype.js";
 import type { Shape } from "../../shape.js";
 import { broadcastStrides } from "../../shape.js";
+import { binaryWasm } from "./elementwise-wasm.js";
+import { vectorKernels, type BinaryWasmOp } from "./wasm-vector.js";
 
 export type UnaryKernel =
   | "neg" | "exp" | "log" | "sqrt" | "rsqrt" | "abs" | "tanh" | "sigmoid" | "silu" | "relu" | "sign"
@@ -67,6 +70,7 @@ export function binary(op: BinaryKernel, a: TypedArray, aShape: Shape, b: TypedA
   const n = out.length;
   const na = a.length, nb = b.length;
   if (n === 0) return;
+  if (n >= WASM_MIN && binaryF32Wasm(op, a, aShape, b, bShape, out, outShape)) return;
   if (na === n && nb === n) return run(op, a, 0, 1, b, 0, 1, out, 0, n);
   if (nb === 1 && na === n) return run(op, a, 0, 1, b, 0, 0, out, 0, n);
   if (na === 1 && nb === n) return run(op, a, 0, 0, b, 0, 1, out, 0, n);
@@ -100,6 +104,29 @@ export function binary(op: BinaryKernel, a: TypedArray, aShape: Shape, b: TypedA
       idx[d] = 0;
     }
   }
+}
+
+/** Below this many elements the TypeScript loop wins (no copies through wasm memory). */
+const WASM_MIN = 2048;
+
+function isWasmOp(op: BinaryKernel): op is BinaryWasmOp {
+  return op === "add" || op === "sub" || op === "mul" || op === "div";
+}
+
+/** The float32 wasm fast paths (equal shapes, scalar, broadcast row of a multiple of 4); false when none applies. */
+function binaryF32Wasm(op: BinaryKernel, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, out: TypedArray, outShape: Shape): boolean {
+  if (!isWasmOp(op) || !(a instanceof Float32Array) || !(b instanceof Float32Array) || !(out instanceof Float32Array)) return false;
+  const n = out.length, na = a.length, nb = b.length;
+  let which: "both" | "a" | "b";
+  let row = 0;
+  if (na === n && nb === n) which = "both";
+  else if (na === n && (nb === 1 || (nb % 4 === 0 && nb > 0 && n % nb === 0 && isSuffix(bShape, outShape)))) [which, row] = ["a", nb];
+  else if (nb === n && (na === 1 || (na % 4 === 0 && na > 0 && n % na === 0 && isSuffix(aShape, outShape)))) [which, row] = ["b", na];
+  else return false;
+  const k = vectorKernels();
+  if (k === null) return false;
+  binaryWasm(k, op, a, b, out, n, which, row);
+  return true;
 }
 
 function isSuffix(s: Shape, full: Shape): boolean {

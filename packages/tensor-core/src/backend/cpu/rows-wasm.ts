@@ -200,3 +200,77 @@ export function klGradRowsWasm(
     bad.length = 0;
   }
 }
+
+/** RMSNorm forward (rows.ts semantics: float64 mean square, float32-rounded rstd, out = (x rstd) w in float32). */
+export function rmsNormForwardWasm(
+  k: VectorKernels, x: Float32Array, w: Float32Array, out: Float32Array, rstd: Float32Array, rows: number, dim: number,
+  eps: number,
+): void {
+  const L = layout(k, 2, dim, rows);
+  const wp = DATA + 2 * L.regionBytes;
+  k.ensure(wp + L.stride * 4);
+  k.heap.set(w.subarray(0, dim), wp >> 2);
+  const fr = Math.fround;
+  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
+    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
+    copyIn(k, L, 0, x, r0, r1, dim);
+    for (let r = r0; r < r1; r++) {
+      const p = rowPtr(L, 0, r - r0);
+      const rs = fr(1 / Math.sqrt(fr(fr(k.sumsq(p, dim) / dim) + eps)));
+      rstd[r] = rs;
+      k.rmsout(p, wp, rowPtr(L, 1, r - r0), dim, rs);
+    }
+    copyOut(k, L, 1, out, r0, r1, dim);
+  }
+}
+
+/** RMSNorm backward (rows.ts's formulas in float32 arithmetic, row sums and dw in float64); dw is overwritten. */
+export function rmsNormBackwardWasm(
+  k: VectorKernels, dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, dx: Float32Array,
+  dw: Float32Array | null, rows: number, dim: number,
+): void {
+  const L = layout(k, 3, dim, rows);
+  const wp = DATA + 3 * L.regionBytes;
+  const accp = wp + L.stride * 4;
+  k.ensure(accp + L.stride * 8);
+  k.heap.set(w.subarray(0, dim), wp >> 2);
+  const acc = new Float64Array(k.heap.buffer, accp, L.stride);
+  acc.fill(0);
+  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
+    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
+    copyIn(k, L, 0, dy, r0, r1, dim);
+    copyIn(k, L, 1, x, r0, r1, dim);
+    for (let r = r0; r < r1; r++) {
+      const pdy = rowPtr(L, 0, r - r0), px = rowPtr(L, 1, r - r0);
+      const rs = rstd[r]!;
+      const c = (rs * rs * rs * k.dot3(wp, pdy, px, dim)) / dim;
+      k.rmsbwd(wp, pdy, px, rowPtr(L, 2, r - r0), dw === null ? 0 : accp, dim, rs, c);
+    }
+    copyOut(k, L, 2, dx, r0, r1, dim);
+  }
+  if (dw !== null) for (let j = 0; j < dim; j++) dw[j] = acc[j]!;
+}
+
+/**
+ * Rotary embedding of `outer * T` rows of dh floats (dh / 2 a multiple of 4), row r at table position
+ * posOffset + r mod T; sign -1 is the inverse rotation. out may alias x.
+ */
+export function ropeWasm(
+  k: VectorKernels, x: Float32Array, cos: Float32Array, sin: Float32Array, out: Float32Array, outer: number, T: number,
+  dh: number, sign: number, posOffset: number,
+): void {
+  const n = outer * T;
+  if (n === 0) return;
+  const L = layout(k, 1, dh, n);
+  const cp = DATA + L.regionBytes, sp = cp + T * dh * 4;
+  k.ensure(sp + T * dh * 4);
+  k.heap.set(cos.subarray(posOffset * dh, (posOffset + T) * dh), cp >> 2);
+  k.heap.set(sin.subarray(posOffset * dh, (posOffset + T) * dh), sp >> 2);
+  for (let r0 = 0; r0 < n; r0 += L.rowsPerChunk) {
+    const r1 = Math.min(n, r0 + L.rowsPerChunk);
+    copyIn(k, L, 0, x, r0, r1, dh);
+    const p = rowPtr(L, 0, 0);
+    k.rope(p, cp, sp, p, r1 - r0, T, r0 % T, dh, sign);
+    copyOut(k, L, 0, out, r0, r1, dh);
+  }
+}

@@ -7,6 +7,18 @@ import {
 import {
   finiteDiff, maxAbsDiff, refCrossEntropy, refKl, refLogSoftmax, refRmsNorm, refRope, refSoftmax,
 } from "./reference.js";
+import { hasSimd } from "./wasm-features.js";
+import { setVectorWasmDisabled, vectorKernels } from "./wasm-vector.js";
+
+/** Runs fn with the wasm vector kernels off (the TypeScript reference path), then turns them back on. */
+function withoutWasm<T>(fn: () => T): T {
+  setVectorWasmDisabled(true);
+  try {
+    return fn();
+  } finally {
+    setVectorWasmDisabled(false);
+  }
+}
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -157,7 +169,58 @@ describe("rmsNorm", () => {
   });
 });
 
+describe("rmsNorm float32 wasm kernels", () => {
+  const eps = 1e-5;
+  it("forward and backward match the TypeScript path (odd dims, several chunks, dw skipped)", () => {
+    expect(vectorKernels() !== null).toBe(hasSimd());
+    for (const [rows, dim] of [[1, 1], [5, 17], [3, 256], [300, 130], [2, 40000]] as const) {
+      const x = Float32Array.from(rand64(rows * dim, dim)), w = Float32Array.from(rand64(dim, dim + 1));
+      const dy = Float32Array.from(rand64(rows * dim, dim + 2));
+      const run = (): Float32Array[] => {
+        const out = new Float32Array(rows * dim), rstd = new Float32Array(rows);
+        rmsNormForward(x, w, out, rstd, rows, dim, eps);
+        const dx = new Float32Array(rows * dim), dw = new Float32Array(dim), dx2 = new Float32Array(rows * dim);
+        rmsNormBackward(dy, x, w, rstd, dx, dw, rows, dim);
+        rmsNormBackward(dy, x, w, rstd, dx2, null, rows, dim);
+        return [out, rstd, dx, dw, dx2];
+      };
+      const want = withoutWasm(run);
+      const got = run();
+      for (let i = 0; i < want.length; i++) {
+        const mag = Math.max(1, ...Array.from(want[i]!, Math.abs));
+        expect(maxAbsDiff(got[i]!, want[i]!) / mag, `output ${i} [${rows}, ${dim}]`).toBeLessThan(2e-6);
+      }
+      // out = (x rstd) w exactly as the reference rounds it, given the same rstd
+      for (let j = 0; j < Math.min(dim, 64); j++) expect(got[0]![j]).toBe(Math.fround(w[j]! * Math.fround(x[j]! * got[1]![0]!)));
+    }
+  });
+});
+
 describe("rope", () => {
+  it("float32 wasm kernel matches the TypeScript path (offset, inverse, in place, several chunks)", () => {
+    const f32 = (a: Float64Array): Float32Array => Float32Array.from(a);
+    for (const [outer, T, dh, off] of [[3, 5, 8, 4], [33, 128, 64, 0], [2, 7, 16, 9], [1, 1, 24, 0]] as const) {
+      const P = T + off;
+      const cos = new Float32Array(P * dh), sin = new Float32Array(P * dh);
+      for (let p = 0; p < P; p++) {
+        for (let i = 0; i < dh / 2; i++) {
+          const ang = p / 10000 ** ((2 * i) / dh);
+          cos[p * dh + i] = cos[p * dh + i + dh / 2] = Math.cos(ang);
+          sin[p * dh + i] = sin[p * dh + i + dh / 2] = Math.sin(ang);
+        }
+      }
+      const x = f32(rand64(outer * T * dh, outer + T));
+      for (const inverse of [false, true]) {
+        const want = new Float32Array(x.length), got = new Float32Array(x.length), inPlace = x.slice();
+        withoutWasm(() => ropeForward(x, cos, sin, want, outer, T, dh, inverse, off));
+        ropeForward(x, cos, sin, got, outer, T, dh, inverse, off);
+        ropeForward(inPlace, cos, sin, inPlace, outer, T, dh, inverse, off);
+        expect(maxAbsDiff(got, want)).toBeLessThan(4e-6);
+        expect(Array.from(inPlace)).toEqual(Array.from(got));
+      }
+    }
+  });
+
   function tables(P: number, dh: number): { cos: Float64Array; sin: Float64Array } {
     const cos = new Float64Array(P * dh), sin = new Float64Array(P * dh);
     for (let p = 0; p < P; p++) {

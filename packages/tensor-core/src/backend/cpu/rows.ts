@@ -6,12 +6,15 @@
  * `cols` / `vocab` / `dim`. Sums run in float64 (JavaScript numbers) whatever the storage, with max-subtraction
  * before every exp. Inputs and outputs may alias (in-place) where noted. Errors name the kernel and the field.
  *
- * Float32 softmax, cross-entropy, KL and log-sum-exp rows run on the WebAssembly SIMD vector kernels (rows-wasm.ts)
- * when available; the loops here are the reference and the fallback (float64, rows with non-finite values, no
- * wasm).
+ * Float32 softmax, cross-entropy, KL, log-sum-exp, RMSNorm and rope rows run on the WebAssembly SIMD vector kernels
+ * (rows-wasm.ts) when available (rope when dh / 2 is a multiple of 4); the loops here are the reference and the
+ * fallback (float64, rows with non-finite values, no wasm).
  */
 import type { Float } from "./gemm-runtime.js";
-import { expRowsWasm, klGradRowsWasm, klRowsWasm, lseRowsWasm, softmaxRowsWasm } from "./rows-wasm.js";
+import {
+  expRowsWasm, klGradRowsWasm, klRowsWasm, lseRowsWasm, rmsNormBackwardWasm, rmsNormForwardWasm, ropeWasm,
+  softmaxRowsWasm,
+} from "./rows-wasm.js";
 import { vectorKernels, type VectorKernels } from "./wasm-vector.js";
 
 /** The wasm vector kernels when every array is float32 and they are available. */
@@ -294,6 +297,11 @@ export function rmsNormForward(
   need(fn, "w", w, dim);
   need(fn, "out", out, rows * dim);
   need(fn, "rstd", rstd, rows);
+  const k = dim > 0 ? f32Kernels(x, w, out, rstd) : null;
+  if (k !== null) {
+    rmsNormForwardWasm(k, x as Float32Array, w as Float32Array, out as Float32Array, rstd as Float32Array, rows, dim, eps);
+    return;
+  }
   const f32 = x instanceof Float32Array;
   const fr = Math.fround;
   for (let r = 0; r < rows; r++) {
@@ -328,6 +336,14 @@ export function rmsNormBackward(
   need(fn, "rstd", rstd, rows);
   need(fn, "dx", dx, rows * dim);
   if (dw !== null) need(fn, "dw", dw, dim);
+  const k = dim > 0 ? f32Kernels(dy, x, w, rstd, dx, dw) : null;
+  if (k !== null) {
+    rmsNormBackwardWasm(
+      k, dy as Float32Array, x as Float32Array, w as Float32Array, rstd as Float32Array, dx as Float32Array,
+      dw as Float32Array | null, rows, dim,
+    );
+    return;
+  }
   const acc = dw !== null ? new Float64Array(dim) : null;
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
@@ -360,6 +376,11 @@ export function ropeForward(
   need(fn, "sin", sin, (posOffset + T) * dh);
   const half = dh / 2;
   const sign = inverse ? -1 : 1;
+  const k = half % 4 === 0 ? f32Kernels(x, cos, sin, out) : null;
+  if (k !== null) {
+    ropeWasm(k, x as Float32Array, cos as Float32Array, sin as Float32Array, out as Float32Array, outer, T, dh, sign, posOffset);
+    return;
+  }
   for (let o = 0; o < outer; o++) {
     for (let t = 0; t < T; t++) {
       const base = (o * T + t) * dh;

@@ -1,6 +1,7 @@
 /**
  * WebAssembly SIMD vector kernels generated at run time (wasm-builder.ts): the exp-bound row work of softmax,
- * cross-entropy and temperature KL, the fused SwiGLU and MSE passes, and AdamW, all float32.
+ * cross-entropy and temperature KL, the fused SwiGLU and MSE passes, AdamW, RMSNorm (forward and backward) and
+ * rotary embedding, and the binary add / sub / mul / div, all float32.
  *
  * exp is a f32x4 Cephes-style polynomial (range reduction by n = round(x log2 e), a degree-6 polynomial on
  * |r| <= ln2/2, 2^n built in the exponent bits; ~2 ulp), with x clamped to [-87.3, 88]: exp of anything below is
@@ -32,7 +33,7 @@ const C2 = -2.12194440e-4;
 const P = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1];
 
 /** Pushes exp(x) for the v128 local x (clobbered), using v128 locals n and r. */
-function emitExp(f: Fn, x: number, n: number, r: number): void {
+export function emitExp(f: Fn, x: number, n: number, r: number): void {
   f.get(x).f32x4(EXP_HI).simd(S.f32x4Min).f32x4(EXP_LO).simd(S.f32x4Max).set(x);
   f.get(x).f32x4(LOG2E).simd(S.f32x4Mul).simd(S.f32x4Nearest).set(n);
   f.get(x).get(n).f32x4(C1).simd(S.f32x4Mul).simd(S.f32x4Sub).get(n).f32x4(C2).simd(S.f32x4Mul).simd(S.f32x4Sub).set(r);
@@ -44,14 +45,14 @@ function emitExp(f: Fn, x: number, n: number, r: number): void {
 }
 
 /** acc0 += promote(lo lanes of v), acc1 += promote(hi lanes of v), v a v128 local. */
-function emitAccF64(f: Fn, v: number, acc0: number, acc1: number): void {
+export function emitAccF64(f: Fn, v: number, acc0: number, acc1: number): void {
   f.get(acc0).get(v).simd(S.f64x2PromoteLow).simd(S.f64x2Add).set(acc0);
   f.get(acc1).get(v).get(v).shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
   f.simd(S.f64x2PromoteLow).simd(S.f64x2Add).set(acc1);
 }
 
 /** Pushes the f64 sum of all four lanes of acc0 + acc1. */
-function emitSumF64(f: Fn, acc0: number, acc1: number): void {
+export function emitSumF64(f: Fn, acc0: number, acc1: number): void {
   f.get(acc0).get(acc1).simd(S.f64x2Add).set(acc0);
   f.get(acc0).simd(S.f64x2ExtractLane, 0).get(acc0).simd(S.f64x2ExtractLane, 1).op(Op.f64Add);
 }
@@ -320,11 +321,179 @@ function buildAdamW(): Fn {
   return f;
 }
 
+/** acc0 += promote(lo lanes of v)^2, acc1 += promote(hi lanes of v)^2 (f64 products of f32 values are exact). */
+function emitAccSqF64(f: Fn, v: number, t: number, acc0: number, acc1: number): void {
+  f.get(v).simd(S.f64x2PromoteLow).tee(t).get(t).simd(S.f64x2Mul).get(acc0).simd(S.f64x2Add).set(acc0);
+  f.get(v).get(v).shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
+  f.simd(S.f64x2PromoteLow).tee(t).get(t).simd(S.f64x2Mul).get(acc1).simd(S.f64x2Add).set(acc1);
+}
+
+/** sumsq(p, n) -> sum of p[i]^2 (f64 accumulation): RMSNorm's mean square. */
+function buildSumSq(): Fn {
+  const f = new Fn("sumsq", [I32, I32], [F64]);
+  const [p, n] = [0, 1];
+  const v = f.local(V128), t = f.local(V128), a0 = f.local(V128), a1 = f.local(V128);
+  rowLoop(f, n, (i, masked, rem) => {
+    f.get(p).get(i).op(Op.i32Add).load();
+    if (masked) {
+      emitMask(f, rem);
+      f.simd(S.and);
+    }
+    f.set(v);
+    emitAccSqF64(f, v, t, a0, a1);
+  });
+  emitSumF64(f, a0, a1);
+  return f;
+}
+
+/** rmsout(x, w, out, n, rs): out = (x rs) w, RMSNorm's output in float32 arithmetic (whole vectors). */
+function buildRmsOut(): Fn {
+  const f = new Fn("rmsout", [I32, I32, I32, I32, F32], []);
+  const [x, w, out, n, rs] = [0, 1, 2, 3, 4];
+  const rv = f.local(V128);
+  f.get(rs).simd(S.f32x4Splat).set(rv);
+  rowLoop(f, n, (i) => {
+    f.get(out).get(i).op(Op.i32Add);
+    f.get(x).get(i).op(Op.i32Add).load().get(rv).simd(S.f32x4Mul).get(w).get(i).op(Op.i32Add).load().simd(S.f32x4Mul);
+    f.store();
+  });
+  return f;
+}
+
+/** dot3(w, dy, x, n) -> sum of (w dy) x (f32 product w dy, the rest in f64): RMSNorm backward's row sum. */
+function buildDot3(): Fn {
+  const f = new Fn("dot3", [I32, I32, I32, I32], [F64]);
+  const [w, dy, x, n] = [0, 1, 2, 3];
+  const g = f.local(V128), xv = f.local(V128), a0 = f.local(V128), a1 = f.local(V128);
+  const hi = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+  rowLoop(f, n, (i, masked, rem) => {
+    f.get(w).get(i).op(Op.i32Add).load().get(dy).get(i).op(Op.i32Add).load().simd(S.f32x4Mul);
+    if (masked) {
+      emitMask(f, rem);
+      f.simd(S.and);
+    }
+    f.set(g);
+    f.get(x).get(i).op(Op.i32Add).load();
+    if (masked) {
+      emitMask(f, rem);
+      f.simd(S.and);
+    }
+    f.set(xv);
+    f.get(a0).get(g).simd(S.f64x2PromoteLow).get(xv).simd(S.f64x2PromoteLow).simd(S.f64x2Mul).simd(S.f64x2Add).set(a0);
+    f.get(a1).get(g).get(g).shuffle(hi).simd(S.f64x2PromoteLow).get(xv).get(xv).shuffle(hi).simd(S.f64x2PromoteLow);
+    f.simd(S.f64x2Mul).simd(S.f64x2Add).set(a1);
+  });
+  emitSumF64(f, a0, a1);
+  return f;
+}
+
+/**
+ * rmsbwd(w, dy, x, dx, acc, n, rs, c): dx = (rs w) dy - c x (float32 arithmetic, whole vectors); when acc != 0,
+ * the float64 array at acc (n doubles, padded to vectors) += dy (x rs): RMSNorm's weight gradient.
+ */
+function buildRmsBwd(): Fn {
+  const f = new Fn("rmsbwd", [I32, I32, I32, I32, I32, I32, F32, F32], []);
+  const [w, dy, x, dx, acc, n, rs, c] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const rv = f.local(V128), cv = f.local(V128), dyv = f.local(V128), xv = f.local(V128), t = f.local(V128), pa = f.local(I32);
+  f.get(rs).simd(S.f32x4Splat).set(rv).get(c).simd(S.f32x4Splat).set(cv);
+  rowLoop(f, n, (i) => {
+    f.get(dy).get(i).op(Op.i32Add).load().set(dyv);
+    f.get(x).get(i).op(Op.i32Add).load().set(xv);
+    f.get(dx).get(i).op(Op.i32Add);
+    f.get(rv).get(w).get(i).op(Op.i32Add).load().simd(S.f32x4Mul).get(dyv).simd(S.f32x4Mul);
+    f.get(cv).get(xv).simd(S.f32x4Mul).simd(S.f32x4Sub).store();
+    f.get(acc).op(Op.if, 0x40);
+    f.get(dyv).get(xv).get(rv).simd(S.f32x4Mul).simd(S.f32x4Mul).set(t);
+    f.get(acc).get(i).i32(2).op(Op.i32Mul).op(Op.i32Add).set(pa);
+    f.get(pa).get(pa).load(0).get(t).simd(S.f64x2PromoteLow).simd(S.f64x2Add).store(0);
+    f.get(pa).get(pa).load(16).get(t).get(t).shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
+    f.simd(S.f64x2PromoteLow).simd(S.f64x2Add).store(16);
+    f.op(Op.end);
+  });
+  return f;
+}
+
+/**
+ * rope(x, cs, sn, out, rows, T, t0, dh, sign): for each of `rows` rows of dh floats (row r at position
+ * (t0 + r) mod T of the [T, dh] cos/sin tables), out = x cos + rotate_half(x) sin sign, rotate_half(x) =
+ * concat(-x2, x1). dh / 2 must be a multiple of 4. out may alias x.
+ */
+function buildRope(): Fn {
+  const f = new Fn("rope", [I32, I32, I32, I32, I32, I32, I32, I32, F32], []);
+  const [x, cs, sn, out, rows, T, t0, dh, sign] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const r = f.local(I32), t = f.local(I32), i = f.local(I32), half = f.local(I32), px = f.local(I32), po = f.local(I32);
+  const pc = f.local(I32), ps = f.local(I32), sg = f.local(V128), x1 = f.local(V128), x2 = f.local(V128);
+  f.get(sign).simd(S.f32x4Splat).set(sg);
+  f.get(dh).i32(2).op(Op.i32Mul).set(half); // half row in bytes
+  f.get(t0).set(t);
+  f.i32(0).set(r);
+  f.forLoop(r, rows, 1, () => {
+    f.get(x).get(r).get(dh).op(Op.i32Mul).i32(4).op(Op.i32Mul).op(Op.i32Add).set(px);
+    f.get(out).get(r).get(dh).op(Op.i32Mul).i32(4).op(Op.i32Mul).op(Op.i32Add).set(po);
+    f.get(cs).get(t).get(dh).op(Op.i32Mul).i32(4).op(Op.i32Mul).op(Op.i32Add).set(pc);
+    f.get(sn).get(t).get(dh).op(Op.i32Mul).i32(4).op(Op.i32Mul).op(Op.i32Add).set(ps);
+    f.i32(0).set(i);
+    f.forLoop(i, half, 16, () => {
+      f.get(px).get(i).op(Op.i32Add).load().set(x1);
+      f.get(px).get(i).op(Op.i32Add).get(half).op(Op.i32Add).load().set(x2);
+      // out1 = x1 c1 - x2 (sign s1)
+      f.get(po).get(i).op(Op.i32Add);
+      f.get(x1).get(pc).get(i).op(Op.i32Add).load().simd(S.f32x4Mul);
+      f.get(x2).get(sg).get(ps).get(i).op(Op.i32Add).load().simd(S.f32x4Mul).simd(S.f32x4Mul).simd(S.f32x4Sub).store();
+      // out2 = x2 c2 + x1 (sign s2)
+      f.get(po).get(i).op(Op.i32Add).get(half).op(Op.i32Add);
+      f.get(x2).get(pc).get(i).op(Op.i32Add).get(half).op(Op.i32Add).load().simd(S.f32x4Mul);
+      f.get(x1).get(sg).get(ps).get(i).op(Op.i32Add).get(half).op(Op.i32Add).load().simd(S.f32x4Mul).simd(S.f32x4Mul);
+      f.simd(S.f32x4Add).store();
+    });
+    // t = (t + 1) mod T
+    f.get(t).i32(1).op(Op.i32Add).set(t);
+    f.get(t).get(T).op(Op.i32GeS).op(Op.if, 0x40).i32(0).set(t).op(Op.end);
+  });
+  return f;
+}
+
+/** The elementwise binary ops with a wasm kernel (float32 results equal the TypeScript loop's exactly). */
+export const BINARY_WASM_OPS = { add: S.f32x4Add, sub: S.f32x4Sub, mul: S.f32x4Mul, div: S.f32x4Div } as const;
+export type BinaryWasmOp = keyof typeof BINARY_WASM_OPS;
+
+/**
+ * b<op>(a, b, out, n, mode): out = a op b over n floats (whole vectors); mode 0: both are arrays, 1: b is one
+ * scalar (splat), 2: a is one scalar.
+ */
+function buildBinary(name: BinaryWasmOp): Fn {
+  const f = new Fn(`b${name}`, [I32, I32, I32, I32, I32], []);
+  const [a, b, out, n, mode] = [0, 1, 2, 3, 4];
+  const sv = f.local(V128);
+  const loop = (m: 0 | 1 | 2): void =>
+    rowLoop(f, n, (i) => {
+      f.get(out).get(i).op(Op.i32Add);
+      if (m === 2) f.get(sv);
+      else f.get(a).get(i).op(Op.i32Add).load();
+      if (m === 1) f.get(sv);
+      else f.get(b).get(i).op(Op.i32Add).load();
+      f.simd(BINARY_WASM_OPS[name]).store();
+    });
+  f.get(mode).op(Op.if, 0x40);
+  f.get(mode).i32(1).op(Op.i32Eq).op(Op.if, 0x40);
+  f.get(b).simd(S.load32Splat, 2, 0).set(sv);
+  loop(1);
+  f.op(Op.else);
+  f.get(a).simd(S.load32Splat, 2, 0).set(sv);
+  loop(2);
+  f.op(Op.end);
+  f.op(Op.else);
+  loop(0);
+  f.op(Op.end);
+  return f;
+}
+
 /** Builds the whole module's bytes. */
 export function buildVectorWasm(): Uint8Array {
   return buildModule([
     buildMaxMin(), buildSumExp(), buildExpAff(), buildKlRow(), buildKlGrad(), buildSwiglu(), buildSwigluBackward(),
-    buildSqDiff(), buildDiffScale(), buildAdamW(),
+    buildSqDiff(), buildDiffScale(), buildAdamW(), buildSumSq(), buildRmsOut(), buildDot3(), buildRmsBwd(), buildRope(),
+    ...(Object.keys(BINARY_WASM_OPS) as BinaryWasmOp[]).map(buildBinary),
   ]);
 }
 
@@ -347,6 +516,15 @@ export interface VectorKernels {
     p: number, g: number, m: number, v: number, n: number, decay: number, w1: number, beta1: number, beta2: number,
     w2: number, stepSize: number, bc2Sqrt: number, eps: number, lowWeight: number,
   ): void;
+  sumsq(p: number, n: number): number;
+  rmsout(x: number, w: number, out: number, n: number, rs: number): void;
+  dot3(w: number, dy: number, x: number, n: number): number;
+  rmsbwd(w: number, dy: number, x: number, dx: number, acc: number, n: number, rs: number, c: number): void;
+  rope(x: number, cs: number, sn: number, out: number, rows: number, T: number, t0: number, dh: number, sign: number): void;
+  badd(a: number, b: number, out: number, n: number, mode: number): void;
+  bsub(a: number, b: number, out: number, n: number, mode: number): void;
+  bmul(a: number, b: number, out: number, n: number, mode: number): void;
+  bdiv(a: number, b: number, out: number, n: number, mode: number): void;
 }
 
 let instance: VectorKernels | null | undefined;

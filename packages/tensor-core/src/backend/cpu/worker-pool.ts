@@ -19,6 +19,7 @@
 import type { Worker as NodeWorker } from "node:worker_threads";
 import { createAttentionRuntime } from "./attention-runtime.js";
 import { createGemmRuntime } from "./gemm-runtime.js";
+import { attentionWasmBytes } from "./wasm-attention.js";
 import { gemmWasmBytes } from "./wasm-gemm.js";
 
 /** Task kinds a worker understands. */
@@ -88,7 +89,7 @@ const { parentPort, workerData } = require("node:worker_threads");
 const createGemmRuntime = (${createGemmRuntime.toString()});
 const createAttentionRuntime = (${createAttentionRuntime.toString()});
 const gemm = createGemmRuntime(workerData.wasm);
-const attention = createAttentionRuntime(gemm);
+const attention = createAttentionRuntime(gemm, workerData.attnWasm);
 const ctrl = new Int32Array(workerData.ctrl, 0, 4);
 const message = new Uint16Array(workerData.ctrl, 16, ${MESSAGE_CHARS});
 const claim = () => Atomics.add(ctrl, 0, 1);
@@ -122,9 +123,10 @@ function createPool(workerCount: number): Pool | null {
   const sab = new SharedArrayBuffer(16 + 2 * MESSAGE_CHARS);
   const src = workerSource();
   const wasm = gemmWasmBytes();
+  const attnWasm = attentionWasmBytes();
   const workers: NodeWorker[] = [];
   for (let i = 0; i < workerCount; i++) {
-    const w = new wt.Worker(src, { eval: true, workerData: { wasm, ctrl: sab } });
+    const w = new wt.Worker(src, { eval: true, workerData: { wasm, attnWasm, ctrl: sab } });
     w.unref();
     workers.push(w);
   }
