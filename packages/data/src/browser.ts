@@ -50,3 +50,4 @@ export {
   type TokenArray,
   type TokenWindowOptions,
 } from "./token-windows.js";
+export { WindowBatcher, type WindowBatcherInit, type ReadWindow } from "./window-batcher.js";

@@ -4,7 +4,9 @@
 // boundaries); a batch is B windows, inputs = first T tokens of each, targets = last T. Each epoch visits the
 // windows in a seeded Fisher-Yates order that is a pure function of (seed, epoch); the windows that do not
 // fill a last whole batch are skipped for that epoch (a different few each epoch). Reads go by file offset
-// (fs.readSync on open descriptors), so memory stays flat however big the corpus.
+// (fs.readSync on open descriptors), so memory stays flat however big the corpus. The epoch order, batching
+// and cursor are WindowBatcher's (./window-batcher.ts), shared with the in-memory TokenWindowReader; this
+// file supplies the reads from shard files.
 //
 // On open every shard is checked against the manifest (size, header, count) and, unless `verify: false`,
 // its payload is streamed once to check the checksum and that every id is < vocab size. Problems are
@@ -16,13 +18,12 @@ import { DataError } from "./errors.js";
 import { FNV1A32_INIT, fnv1a32Update } from "./checksum.js";
 import { decodeHeader, dtypeBytes, hex32, HEADER_BYTES } from "./shard-format.js";
 import { MANIFEST_FILE, readManifest, type Manifest, type ShardEntry, type Split } from "./manifest.js";
-import { epochPermutation } from "./sampler.js";
 import { sha256Hex, type TextTokenizer } from "./tokenizer-json.js";
-import { windowCount } from "./token-windows.js";
-import type { Batch, ReaderState } from "./token-windows.js";
+import { positiveInt, sequentialBatches, windowCount, WindowBatcher } from "./window-batcher.js";
+import type { Batch } from "./window-batcher.js";
 
-export type { Batch, ReaderState } from "./token-windows.js";
-export { windowCount } from "./token-windows.js";
+export type { Batch, ReaderState } from "./window-batcher.js";
+export { windowCount } from "./window-batcher.js";
 
 export interface OpenSplitOptions {
   /** Default "train". */
@@ -189,48 +190,36 @@ function openSplit(dir: string, options: OpenSplitOptions): SplitFiles {
   return new SplitFiles(dir, manifest, options.split ?? "train", options.verify ?? true);
 }
 
-function positiveInt(x: number, what: string, dir: string): void {
-  if (!Number.isSafeInteger(x) || x < 1) throw new DataError(dir, "input", `${what} must be a positive integer, got ${x}`);
-}
-
-/** A resumable, seeded stream of [B, T] batches over one split. Close it to release file descriptors. */
-export class ShardReader implements Iterable<Batch> {
+/**
+ * A resumable, seeded stream of [B, T] batches over one split (epochs, order and cursor: WindowBatcher).
+ * Close it to release file descriptors.
+ */
+export class ShardReader extends WindowBatcher {
   readonly manifest: Manifest;
-  readonly split: Split;
-  readonly seqLen: number;
-  readonly batchSize: number;
-  readonly seed: number;
-  /** Windows in the split and tokens in its stream. */
-  readonly numWindows: number;
-  readonly tokens: number;
-  readonly batchesPerEpoch: number;
   private readonly files: SplitFiles;
-  private epochNow: number;
-  private position = 0;
-  private perm: Uint32Array | null = null;
-  private permEpoch = -1;
 
   constructor(dir: string, options: OpenShardsOptions) {
     positiveInt(options.seqLen, "seqLen", dir);
     positiveInt(options.batchSize, "batchSize", dir);
-    this.files = openSplit(dir, options);
-    this.manifest = this.files.manifest;
-    this.split = this.files.split;
-    this.seqLen = options.seqLen;
-    this.batchSize = options.batchSize;
-    this.seed = (options.seed ?? 0) >>> 0;
-    this.epochNow = options.epoch ?? 0;
-    this.tokens = this.files.tokens;
-    this.numWindows = windowCount(this.tokens, this.seqLen);
-    this.batchesPerEpoch = Math.floor(this.numWindows / this.batchSize);
-    if (this.batchesPerEpoch === 0) {
-      this.files.close();
-      throw new DataError(
-        dir,
-        "input",
-        `${this.split} split has ${this.tokens} tokens = ${this.numWindows} windows of ${this.seqLen}+1, fewer than one batch of ${this.batchSize}`,
-      );
+    const files = openSplit(dir, options);
+    try {
+      super({
+        split: files.split,
+        seqLen: options.seqLen,
+        batchSize: options.batchSize,
+        seed: options.seed,
+        epoch: options.epoch,
+        tokens: files.tokens,
+        kind: "split",
+        where: dir,
+        stateWhere: path.join(dir, MANIFEST_FILE),
+      });
+    } catch (e) {
+      files.close();
+      throw e;
     }
+    this.files = files;
+    this.manifest = files.manifest;
   }
 
   get vocabSize(): number {
@@ -239,86 +228,13 @@ export class ShardReader implements Iterable<Batch> {
   get eosId(): number {
     return this.manifest.eosId;
   }
-  /** The epoch the next batch comes from (after the last batch of an epoch, the one just finished). */
-  get epoch(): number {
-    return this.epochNow;
-  }
 
-  private permutation(): Uint32Array {
-    if (this.perm === null || this.permEpoch !== this.epochNow) {
-      this.perm = epochPermutation(this.numWindows, this.seed, this.epochNow);
-      this.permEpoch = this.epochNow;
-    }
-    return this.perm;
-  }
-
-  /** The next batch; after the last batch of an epoch it moves on to the next epoch. */
-  next(): Batch {
-    if (this.position >= this.batchesPerEpoch * this.batchSize) {
-      this.epochNow++;
-      this.position = 0;
-    }
-    const perm = this.permutation();
-    const B = this.batchSize;
-    const T = this.seqLen;
-    const inputs = new Int32Array(B * T);
-    const targets = new Int32Array(B * T);
-    const window = new Int32Array(T + 1);
-    for (let b = 0; b < B; b++) {
-      const w = perm[this.position + b]!;
-      this.files.read(w * T, T + 1, window, 0);
-      inputs.set(window.subarray(0, T), b * T);
-      targets.set(window.subarray(1), b * T);
-    }
-    const step = this.position / B;
-    this.position += B;
-    return { inputs, targets, shape: [B, T], epoch: this.epochNow, step };
-  }
-
-  /** The remaining batches of the current epoch (then stops; a following `next()` starts the next epoch). */
-  *[Symbol.iterator](): Generator<Batch> {
-    while (this.position < this.batchesPerEpoch * this.batchSize) yield this.next();
+  protected readWindow(start: number, len: number, dst: Int32Array, dstOffset: number): void {
+    this.files.read(start, len, dst, dstOffset);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
     yield* this[Symbol.iterator]();
-  }
-
-  state(): ReaderState {
-    return {
-      version: 1,
-      split: this.split,
-      seed: this.seed,
-      epoch: this.epochNow,
-      position: this.position,
-      seqLen: this.seqLen,
-      batchSize: this.batchSize,
-      numWindows: this.numWindows,
-    };
-  }
-
-  /** Resumes from a `state()`; fails if it was taken on a different split, shape or dataset size. */
-  restore(state: ReaderState): void {
-    const where = path.join(this.files.dir, MANIFEST_FILE);
-    const s = state as unknown as Record<string, unknown>;
-    if (typeof s !== "object" || s === null || s.version !== 1) throw new DataError(where, "state", "reader state has no version 1 marker");
-    for (const [key, mine] of [
-      ["split", this.split],
-      ["seqLen", this.seqLen],
-      ["batchSize", this.batchSize],
-      ["numWindows", this.numWindows],
-    ] as const)
-      if (s[key] !== mine)
-        throw new DataError(where, "state", `reader state was taken with ${key} ${JSON.stringify(s[key])}, this reader has ${JSON.stringify(mine)}`);
-    const { seed, epoch, position } = state;
-    if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) throw new DataError(where, "state", `bad seed ${seed} in reader state`);
-    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new DataError(where, "state", `bad epoch ${epoch} in reader state`);
-    if (!Number.isSafeInteger(position) || position < 0 || position % this.batchSize !== 0 || position > this.batchesPerEpoch * this.batchSize)
-      throw new DataError(where, "state", `bad position ${position} in reader state`);
-    (this as { seed: number }).seed = seed;
-    this.epochNow = epoch;
-    this.position = position;
-    this.perm = null;
   }
 
   close(): void {
@@ -356,22 +272,7 @@ export function* evalWindows(dir: string, options: EvalWindowsOptions): Generato
   positiveInt(options.batchSize, "batchSize", dir);
   const files = openSplit(dir, { ...options, split: options.split ?? "val" });
   try {
-    const T = options.seqLen;
-    const n = windowCount(files.tokens, T);
-    const window = new Int32Array(T + 1);
-    let step = 0;
-    for (let first = 0; first < n; first += options.batchSize, step++) {
-      if (options.maxBatches !== undefined && step >= options.maxBatches) return;
-      const B = Math.min(options.batchSize, n - first);
-      const inputs = new Int32Array(B * T);
-      const targets = new Int32Array(B * T);
-      for (let b = 0; b < B; b++) {
-        files.read((first + b) * T, T + 1, window, 0);
-        inputs.set(window.subarray(0, T), b * T);
-        targets.set(window.subarray(1), b * T);
-      }
-      yield { inputs, targets, shape: [B, T], epoch: 0, step };
-    }
+    yield* sequentialBatches(windowCount(files.tokens, options.seqLen), (s, n, dst, o) => files.read(s, n, dst, o), options);
   } finally {
     files.close();
   }

@@ -3,15 +3,16 @@
 // one trainer:
 //   LrcTask      Low-Rank Clone (CE + KL + α Σ clone terms), trainable = projections + student gains
 //   LmTask       a plain CausalLM from scratch: CE, or CE + KL(τ) from a frozen teacher (plain KD)
-// plus data adapters over tokens in memory (a TokenWindowReader as the batch source, a token stream as the
-// eval source). ./task.ts (Node) adds export to a directory and the shard-directory adapters.
+// plus data adapters: any WindowBatcher (a TokenWindowReader over tokens in memory, or Node's ShardReader)
+// as the batch source, a token stream in memory as the eval source. ./task.ts (Node) adds export to a
+// directory and the shard-directory adapters.
 
 import { evaluateBatches, serializeCausalLM } from "@lrc-ts/nn";
 import type { CausalLM, LanguageModel } from "@lrc-ts/nn";
 import { add, crossEntropy, klDivergence, mul, noGrad, scope, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import { tokenWindows } from "@lrc-ts/data";
-import type { ReaderState, TokenArray, TokenWindowReader } from "@lrc-ts/data";
+import type { ReaderState, TokenArray, WindowBatcher } from "@lrc-ts/data";
 import type { LowRankClone } from "./clone.js";
 
 /** One training batch: row-major int32 [B, T] ids and next-token targets. */
@@ -180,8 +181,8 @@ export class LmTask implements TrainTask {
   }
 }
 
-/** A reader over tokens in memory as the trainer's batch source. */
-export function windowSource(reader: TokenWindowReader): BatchSource {
+/** A batch reader (a TokenWindowReader over tokens in memory, a ShardReader over shards) as the trainer's batch source. */
+export function windowSource(reader: WindowBatcher): BatchSource {
   return {
     next: () => {
       const b = reader.next();

@@ -7,7 +7,7 @@ import { scope } from "@lrc-ts/tensor-core";
 import { evalWindows } from "@lrc-ts/data";
 import type { ShardReader } from "@lrc-ts/data";
 import type { LowRankClone } from "./lrc.js";
-import { LmTask as LmTaskBase, LrcTask as LrcTaskBase } from "./task-core.js";
+import { LmTask as LmTaskBase, LrcTask as LrcTaskBase, windowSource } from "./task-core.js";
 import type { BatchSource, EvalSource, TrainTask as TrainTaskBase } from "./task-core.js";
 
 export type { Batch, BatchSource, EvalSource, LmTaskOptions, TaskLoss } from "./task-core.js";
@@ -37,18 +37,8 @@ export class LmTask extends LmTaskBase implements TrainTask {
   }
 }
 
-/** A shard reader as the trainer's batch source. */
-export function readerSource(reader: ShardReader): BatchSource {
-  return {
-    next: () => {
-      const b = reader.next();
-      return { inputs: b.inputs, targets: b.targets, shape: b.shape };
-    },
-    state: () => reader.state(),
-    restore: (s) => reader.restore(s),
-    describe: () => ({ seqLen: reader.seqLen, batchSize: reader.batchSize, seed: reader.seed, windows: reader.numWindows }),
-  };
-}
+/** A shard reader as the trainer's batch source: windowSource under its Node name (a ShardReader is a WindowBatcher). */
+export const readerSource: (reader: ShardReader) => BatchSource = windowSource;
 
 /** The first `maxBatches` batches of a shard directory's val split as the eval source. */
 export function valSource(dir: string, opts: { seqLen: number; batchSize: number; maxBatches: number }): EvalSource {

@@ -35,50 +35,41 @@ function alongAxis(x: Tensor, axis: number, fn: (x: Tensor) => Tensor, op: strin
   return transpose(fn(transpose(x, a, -1)), a, -1);
 }
 
-/** softmax along an axis (default last). */
-export function softmax(x: Tensor, axis = -1): Tensor {
-  requireFloat("softmax", x);
+/**
+ * softmax, or log(softmax) when `log`, along an axis: the GPU kernel when there is one, else the CPU row kernels.
+ * Backward: softmax dx = y * (dy - sum(dy * y)); logSoftmax dx = dy - exp(y) * sum(dy).
+ */
+function softmaxAlong(x: Tensor, axis: number, log: boolean): Tensor {
+  const name = log ? "logSoftmax" : "softmax";
+  const forward = log ? logSoftmaxRows : softmaxRows;
+  const backward = log ? logSoftmaxRowsBackward : softmaxRowsBackward;
+  requireFloat(name, x);
   return alongAxis(x, axis, (x) => {
     const cols = x.shape[x.rank - 1]!, rows = x.size / Math.max(cols, 1);
-    let out = gpuOps === null ? null : gpuOps.softmax(x, false);
+    let out = gpuOps === null ? null : gpuOps.softmax(x, log);
     if (out === null) {
       out = Tensor.empty(x.shape, x.dtype);
-      softmaxRows(f(x), f(out), rows, cols);
+      forward(f(x), f(out), rows, cols);
     }
     const y = out;
-    // dx = y * (dy - sum(dy * y))
-    return record("softmax", out, [x], (dy) => {
-      const g = gpuOps === null ? null : gpuOps.softmaxBackward(y, dy, false);
+    return record(name, out, [x], (dy) => {
+      const g = gpuOps === null ? null : gpuOps.softmaxBackward(y, dy, log);
       if (g !== null) return [g];
-      const out = y;
       const dx = Tensor.empty(x.shape, x.dtype);
-      softmaxRowsBackward(f(out), f(dy), f(dx), rows, cols);
+      backward(f(y), f(dy), f(dx), rows, cols);
       return [dx];
     });
-  }, "softmax");
+  }, name);
+}
+
+/** softmax along an axis (default last). */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return softmaxAlong(x, axis, false);
 }
 
 /** log(softmax(x)) along an axis (default last), computed stably. */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
-  requireFloat("logSoftmax", x);
-  return alongAxis(x, axis, (x) => {
-    const cols = x.shape[x.rank - 1]!, rows = x.size / Math.max(cols, 1);
-    let out = gpuOps === null ? null : gpuOps.softmax(x, true);
-    if (out === null) {
-      out = Tensor.empty(x.shape, x.dtype);
-      logSoftmaxRows(f(x), f(out), rows, cols);
-    }
-    const y = out;
-    // dx = dy - exp(y) * sum(dy)
-    return record("logSoftmax", out, [x], (dy) => {
-      const g = gpuOps === null ? null : gpuOps.softmaxBackward(y, dy, true);
-      if (g !== null) return [g];
-      const out = y;
-      const dx = Tensor.empty(x.shape, x.dtype);
-      logSoftmaxRowsBackward(f(out), f(dy), f(dx), rows, cols);
-      return [dx];
-    });
-  }, "logSoftmax");
+  return softmaxAlong(x, axis, true);
 }
 
 /**

@@ -62,6 +62,13 @@ function emitMask(f: Fn, rem: number): void {
   f.get(rem).i32(4).op(Op.i32Shl).load(MASKS);
 }
 
+/** On the final partial vector (masked), zeroes the lanes of the vector on the stack that lie past n. */
+function emitZeroTail(f: Fn, masked: boolean, rem: number): void {
+  if (!masked) return;
+  emitMask(f, rem);
+  f.simd(S.and);
+}
+
 /**
  * A row loop over `n` f32 elements: `body(i, masked)` is emitted once for full vectors (i = byte offset of the
  * vector) and once for the final partial vector (masked = true), which runs when n % 4 != 0.
@@ -119,10 +126,7 @@ function buildSumExp(): Fn {
   rowLoop(f, n, (i, masked, rem) => {
     f.get(p).get(i).op(Op.i32Add).load().get(sc).simd(S.f32x4Mul).get(sh).simd(S.f32x4Sub).set(x);
     emitExp(f, x, nn, r);
-    if (masked) {
-      emitMask(f, rem);
-      f.simd(S.and);
-    }
+    emitZeroTail(f, masked, rem);
     f.set(x);
     emitAccF64(f, x, a0, a1);
   });
@@ -162,10 +166,7 @@ function buildKlRow(): Fn {
     f.get(mv).simd(S.f32x4Mul);
     f.get(tv).get(s).get(i).op(Op.i32Add).load().get(it).simd(S.f32x4Mul).simd(S.f32x4Sub).get(dv).simd(S.f32x4Sub);
     f.simd(S.f32x4Mul);
-    if (masked) {
-      emitMask(f, rem);
-      f.simd(S.and);
-    }
+    emitZeroTail(f, masked, rem);
     f.set(x);
     emitAccF64(f, x, a0, a1);
   });
@@ -254,10 +255,7 @@ function buildSqDiff(): Fn {
   const d = f.local(V128), a0 = f.local(V128), a1 = f.local(V128);
   rowLoop(f, n, (i, masked, rem) => {
     f.get(a).get(i).op(Op.i32Add).load().get(b).get(i).op(Op.i32Add).load().simd(S.f32x4Sub).tee(d).get(d).simd(S.f32x4Mul);
-    if (masked) {
-      emitMask(f, rem);
-      f.simd(S.and);
-    }
+    emitZeroTail(f, masked, rem);
     f.set(d);
     emitAccF64(f, d, a0, a1);
   });
@@ -335,10 +333,7 @@ function buildSumSq(): Fn {
   const v = f.local(V128), t = f.local(V128), a0 = f.local(V128), a1 = f.local(V128);
   rowLoop(f, n, (i, masked, rem) => {
     f.get(p).get(i).op(Op.i32Add).load();
-    if (masked) {
-      emitMask(f, rem);
-      f.simd(S.and);
-    }
+    emitZeroTail(f, masked, rem);
     f.set(v);
     emitAccSqF64(f, v, t, a0, a1);
   });
@@ -368,16 +363,10 @@ function buildDot3(): Fn {
   const hi = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
   rowLoop(f, n, (i, masked, rem) => {
     f.get(w).get(i).op(Op.i32Add).load().get(dy).get(i).op(Op.i32Add).load().simd(S.f32x4Mul);
-    if (masked) {
-      emitMask(f, rem);
-      f.simd(S.and);
-    }
+    emitZeroTail(f, masked, rem);
     f.set(g);
     f.get(x).get(i).op(Op.i32Add).load();
-    if (masked) {
-      emitMask(f, rem);
-      f.simd(S.and);
-    }
+    emitZeroTail(f, masked, rem);
     f.set(xv);
     f.get(a0).get(g).simd(S.f64x2PromoteLow).get(xv).simd(S.f64x2PromoteLow).simd(S.f64x2Mul).simd(S.f64x2Add).set(a0);
     f.get(a1).get(g).get(g).shuffle(hi).simd(S.f64x2PromoteLow).get(xv).get(xv).shuffle(hi).simd(S.f64x2PromoteLow);

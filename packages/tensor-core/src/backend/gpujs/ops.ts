@@ -318,6 +318,20 @@ export class GpuOps {
       const lim = ${lit(d.offset)} + t;`;
   }
 
+  /**
+   * For a kernel over rows of the [B, H, T] query positions (`cols` outputs a row): `i` (the output index),
+   * `row`, the column `col`, `bh` = b * H + h, `b`, and the kv head `kvh` of (b, h).
+   */
+  private rowHead(d: AttnDims, col: string, cols: number): string {
+    const { H, Hkv, T, G } = d;
+    return `const i = this.thread.x + 0.0;
+      const row = Math.floor((i + 0.5) / ${lit(cols)});
+      const ${col} = i - row * ${lit(cols)};
+      const bh = Math.floor((row + 0.5) / ${lit(T)});
+      const b = Math.floor((bh + 0.5) / ${lit(H)});
+      const kvh = b * ${lit(Hkv)} + Math.floor(((bh - b * ${lit(H)}) + 0.5) / ${lit(G)});`;
+  }
+
   /** Statements computing `sc` = scale * q_t . k_s. */
   private score(d: AttnDims, s: string): string {
     return `let sc = 0.0;
@@ -361,12 +375,7 @@ export class GpuOps {
     const p = this.attnP(q, k, lse, d);
     const { T, S, dh, Hkv, H, G } = d;
     const out = this.out(`attnOut:${d.B}:${H}:${Hkv}:${T}:${S}:${dh}:${G}`, q.shape, "float32", () => `function (P, V) {
-      const i = this.thread.x + 0.0;
-      const row = Math.floor((i + 0.5) / ${lit(dh)});
-      const e = i - row * ${lit(dh)};
-      const bh = Math.floor((row + 0.5) / ${lit(T)});
-      const b = Math.floor((bh + 0.5) / ${lit(H)});
-      const kvh = b * ${lit(Hkv)} + Math.floor(((bh - b * ${lit(H)}) + 0.5) / ${lit(G)});
+      ${this.rowHead(d, "e", dh)}
       ${blockedSum("acc", S, `P[row * ${lit(S)} + j] * V[(kvh * ${lit(S)} + j) * ${lit(dh)} + e]`)}
       return acc;
     }`, [this.dev(p), this.dev(v)]);
@@ -387,23 +396,13 @@ export class GpuOps {
     }`, [this.dev(dy), this.dev(out)]);
     // dS[b, h, t, s] = P (dy . v_s - Dt)
     const dS = this.out(`attnDS:${sig}`, [B, H, T, S], "float32", () => `function (P, Y, V, Dt) {
-      const i = this.thread.x + 0.0;
-      const row = Math.floor((i + 0.5) / ${lit(S)});
-      const s = i - row * ${lit(S)};
-      const bh = Math.floor((row + 0.5) / ${lit(T)});
-      const b = Math.floor((bh + 0.5) / ${lit(H)});
-      const kvh = b * ${lit(Hkv)} + Math.floor(((bh - b * ${lit(H)}) + 0.5) / ${lit(G)});
+      ${this.rowHead(d, "s", S)}
       ${blockedSum("dp", dh, `Y[row * ${lit(dh)} + j] * V[(kvh * ${lit(S)} + s) * ${lit(dh)} + j]`)}
       return P[i] * (dp - Dt[row]);
     }`, [this.dev(p), this.dev(dy), this.dev(v), this.dev(Dt)]);
     // dq[b, h, t, e] = scale sum_s dS k
     const dq = this.out(`attnDq:${sig}`, q.shape, "float32", () => `function (DS, K) {
-      const i = this.thread.x + 0.0;
-      const row = Math.floor((i + 0.5) / ${lit(dh)});
-      const e = i - row * ${lit(dh)};
-      const bh = Math.floor((row + 0.5) / ${lit(T)});
-      const b = Math.floor((bh + 0.5) / ${lit(H)});
-      const kvh = b * ${lit(Hkv)} + Math.floor(((bh - b * ${lit(H)}) + 0.5) / ${lit(G)});
+      ${this.rowHead(d, "e", dh)}
       ${blockedSum("acc", S, `DS[row * ${lit(S)} + j] * K[(kvh * ${lit(S)} + j) * ${lit(dh)} + e]`)}
       return ${lit(scale)} * acc;
     }`, [this.dev(dS), this.dev(k)]);
