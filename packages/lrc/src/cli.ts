@@ -5,6 +5,7 @@
 import { formatFlags, parseFlags, UsageError } from "./cli/args.js";
 import type { Command } from "./cli/command.js";
 import { commands } from "./commands/index.js";
+import { initBackend, initBackendFromEnvAsync } from "@lrc-ts/tensor-core";
 
 function usage(): string {
   const w = Math.max(...commands.map((c) => c.name.length), 8) + 2;
@@ -42,7 +43,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   try {
-    return await match.run(parseFlags(rest, match.flags));
+    const flags = parseFlags(rest, match.flags);
+    // The one place a backend is chosen: --backend, else LRC_BACKEND (the gpu backend loads GPU.js
+    // asynchronously and verifies which mode really runs; it says so on stderr).
+    if (typeof flags.backend === "string") {
+      const info = await initBackend(flags.backend);
+      console.error(`lrc backend: ${info.description}`);
+    } else await initBackendFromEnvAsync(process.env);
+    return await match.run(flags);
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`lrc ${match.name}: ${e.message}\n(see lrc ${match.name} --help)`);

@@ -9,7 +9,6 @@ import { evalWindows, loadTokenizer, readManifest, verifyTokenizer } from "@lrc-
 import type { Split } from "@lrc-ts/data";
 import { evaluate, evaluateBatches, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import type { EvalResult } from "@lrc-ts/nn";
-import { setBackend } from "@lrc-ts/tensor-core";
 import { UsageError } from "../cli/args.js";
 import type { Command } from "../cli/command.js";
 
@@ -53,7 +52,6 @@ export const evalCommand: Command = {
     if (batchSize < 1) throw new UsageError(`--batch-size must be positive, got ${batchSize}`);
     const window = flags.window as number | undefined;
     if (window !== undefined && window < 1) throw new UsageError(`--window must be positive, got ${window}`);
-    if (flags.backend !== undefined) setBackend(flags.backend as string);
 
     // Cheap checks first (directory, config.json, tokenizer), then the weights.
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: no such model directory`);

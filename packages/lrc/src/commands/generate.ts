@@ -9,7 +9,6 @@ import path from "node:path";
 import { loadTokenizer } from "@lrc-ts/data";
 import type { TextTokenizer } from "@lrc-ts/data";
 import { configStopTokens, generate, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
-import { setBackend } from "@lrc-ts/tensor-core";
 import { UsageError } from "../cli/args.js";
 import type { Command } from "../cli/command.js";
 
@@ -93,7 +92,6 @@ export const generateCommand: Command = {
     if (temperature < 0) throw new UsageError(`--temperature must be >= 0, got ${temperature}`);
     if (topK < 0) throw new UsageError(`--top-k must be >= 0, got ${topK}`);
     if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${topP}`);
-    if (flags.backend !== undefined) setBackend(flags.backend as string);
 
     // Cheap checks first (directory, config.json, tokenizer), then the weights.
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: no such model directory`);

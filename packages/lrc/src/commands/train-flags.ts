@@ -1,7 +1,6 @@
 // Flags shared by the training commands (`lrc distill`, `lrc pretrain`) and their translation into
 // TrainRunOptions. With --json the final line on stdout is one JSON object; everything else is on stderr.
 
-import { setBackend } from "@lrc-ts/tensor-core";
 import type { FlagSpecs, ParsedFlags } from "../cli/args.js";
 import { UsageError } from "../cli/args.js";
 import type { RunResult, TrainRunOptions } from "../run.js";
@@ -40,7 +39,6 @@ function positive(flags: ParsedFlags, name: string, allowZero = false): number |
 
 /** The trainer-related options from the flags. */
 export function trainOptions(flags: ParsedFlags): TrainRunOptions {
-  if (flags.backend !== undefined) setBackend(flags.backend as string);
   if (flags.steps === undefined && flags.tokens === undefined) throw new UsageError("give the run length: --steps or --tokens");
   if (flags.steps !== undefined && flags.tokens !== undefined) throw new UsageError("give --steps or --tokens, not both");
   const schedule = flags.schedule as string;
