@@ -46,7 +46,17 @@ export interface GemmJob {
    * pieces; the result does not depend on it (per-element summation order is fixed by the k blocking).
    */
   tileM?: number;
+  /** Columns per output tile (a multiple of 8, at most 512; default 512); like tileM, no effect on the result. */
+  tileN?: number;
+  /**
+   * Diagnostics only (scripts/gemm-scaling.ts): when set, every tile t writes TRACE_FIELDS floats at t * 5:
+   * thread id, start, after B pack, end (ms since the time origin, comparable across threads), A-pack ms.
+   */
+  trace?: Float64Array;
 }
+
+/** Floats per tile in `GemmJob.trace`. */
+export const TRACE_FIELDS = 5;
 
 export interface GemmRuntime {
   /** Number of tiles `runTiles` will hand out for this job. */
@@ -323,29 +333,46 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
     return t !== undefined && t > 0 && t < MC ? Math.ceil(t / MR) * MR : MC;
   }
 
+  function tileCols(job: GemmJob): number {
+    const t = job.tileN;
+    return t !== undefined && t > 0 && t < NC ? Math.ceil(t / NR) * NR : NC;
+  }
+
   function tileCount(job: GemmJob): number {
     if (job.batch === 0 || job.m === 0 || job.n === 0) return 0;
-    return job.batch * Math.ceil(job.n / NC) * Math.ceil(job.m / tileRows(job));
+    return job.batch * Math.ceil(job.n / tileCols(job)) * Math.ceil(job.m / tileRows(job));
   }
 
   function runTiles(job: GemmJob, claim: () => number): void {
     const { a, b, c, m, n, k, transA, transB } = job;
     const TM = tileRows(job);
+    const TN = tileCols(job);
     const nIc = Math.ceil(m / TM);
-    const nJc = Math.ceil(n / NC);
+    const nJc = Math.ceil(n / TN);
     const perBatch = nIc * nJc;
     const total = tileCount(job);
     const useWasm = mk !== null && c instanceof Float32Array;
     let packedKey = -1;
+    const trace = job.trace;
+    const clock = (globalThis as unknown as { performance: { now(): number; timeOrigin: number } }).performance;
+    const tid = trace === undefined ? 0 :
+      ((globalThis as unknown as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
+        ?.getBuiltinModule?.("node:worker_threads") as { threadId?: number } | undefined)?.threadId ?? 0;
+    let aPackMs = 0;
     for (let t = claim(); t < total; t = claim()) {
+      if (trace !== undefined) {
+        trace[t * 5] = tid;
+        trace[t * 5 + 1] = clock.timeOrigin + clock.now();
+        aPackMs = 0;
+      }
       const bi = Math.floor(t / perBatch);
       const rem = t - bi * perBatch;
       const jcI = Math.floor(rem / nIc);
       const icI = rem - jcI * nIc;
       const ic = icI * TM;
-      const jc = jcI * NC;
+      const jc = jcI * TN;
       const mc = Math.min(TM, m - ic);
-      const nc = Math.min(NC, n - jc);
+      const nc = Math.min(TN, n - jc);
       const ncPad = Math.ceil(nc / NR) * NR;
       const mcPad = Math.ceil(mc / MR) * MR;
       const aBase = job.offsetA + bi * job.strideA;
@@ -363,13 +390,16 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
           }
           packedKey = key;
         }
+        if (trace !== undefined) trace[t * 5 + 2] = clock.timeOrigin + clock.now();
         const h = heap;
         const run = mk as (a: number, b: number, c: number, kc: number, ldc: number) => void;
         h.fill(0, C0, C0 + mcPad * ncPad);
         for (let pc = 0; pc < k; pc += KC) {
           const kc = Math.min(KC, k - pc);
+          const pa0 = trace !== undefined ? clock.now() : 0;
           if (wasmPack) packAWasm(a as Float32Array, aBase, transA, m, k, ic, mc, mcPad, pc, kc);
           else packA(a, aBase, transA, m, k, ic, mc, pc, kc, h, A0);
+          if (trace !== undefined) aPackMs += clock.now() - pa0;
           const bSlice = B0 + pc * ncPad;
           if (mb !== null) mb(A0 * 4, bSlice * 4, C0 * 4, kc, mcPad, ncPad);
           else {
@@ -400,6 +430,10 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
             c.set(h.subarray(src, src + nc), cBase + (ic + i) * n + jc);
           }
         } else writeBack(h, C0, ncPad, c, cBase, n, ic, mc, jc, nc, job.alpha, job.accumulate);
+        if (trace !== undefined) {
+          trace[t * 5 + 3] = clock.timeOrigin + clock.now();
+          trace[t * 5 + 4] = aPackMs;
+        }
       } else {
         if (key !== packedKey) {
           if (packB64.length < k * ncPad) packB64 = new Float64Array(k * ncPad);

@@ -7,7 +7,7 @@ import { createGemmRuntime, type Float } from "./gemm-runtime.js";
 import { maxAbsDiff, refGemm } from "./reference.js";
 import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
 import { hasRelaxedSimd } from "./wasm-features.js";
-import { buildGemmWasm, gemmUsesRelaxedSimd } from "./wasm-gemm.js";
+import { buildGemmWasm, gemmUsesRelaxedSimd, gemmWasmBytes } from "./wasm-gemm.js";
 
 const SIZES = [1, 3, 7, 17, 33, 65, 129];
 
@@ -187,6 +187,39 @@ describe("gemm", () => {
     });
     expect(results[1]).toEqual(results[0]);
     expect(results[2]).toEqual(results[0]);
+  });
+
+  it("tile width does not change the result (bits), wasm and JavaScript, every transpose combination", () => {
+    for (const rt of [createGemmRuntime(gemmWasmBytes()), createGemmRuntime(null)]) {
+      for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+        const c = { m: 40, n: 704, k: 300, batch: 1, transA, transB, bcastA: false, bcastB: false,
+          accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 };
+        const results = [undefined, 352, 120].map((tileN) => {
+          const p = makeCase(c, 23);
+          const job = { ...p, offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1, ...(tileN ? { tileN } : {}) };
+          let next = 0;
+          rt.runTiles(job, () => next++);
+          return Array.from(p.c);
+        });
+        expect(results[1]).toEqual(results[0]);
+        expect(results[2]).toEqual(results[0]);
+      }
+    }
+  });
+
+  it("is bit-identical with 1 and 2 threads when n is cut into equal column blocks (n > 512)", () => {
+    const base = { m: 36, n: 704, k: 270, batch: 1, transA: true, transB: true, bcastA: false, bcastB: false,
+      accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 };
+    setThreadCount(1);
+    const p1 = makeCase(base, 31, true);
+    gemm(p1);
+    setThreadCount(2);
+    setParallelThreshold(0);
+    const p2 = makeCase(base, 31, true);
+    gemm(p2);
+    expect(lastParallelRun()?.items).toBeGreaterThan(1);
+    expect(Array.from(p2.c)).toEqual(Array.from(p1.c));
+    setThreadCount(1);
   });
 
   it("rejects mismatched dtypes, short arrays and overlapping output", () => {

@@ -39,6 +39,8 @@ export interface GemmParams {
   offsetC?: number;
   accumulate?: boolean;
   alpha?: number;
+  /** Diagnostics: per-tile timing record (see `GemmJob.trace`); must be shared and hold 5 floats per tile. */
+  trace?: Float64Array;
 }
 
 let runtime: GemmRuntime | null = null;
@@ -131,12 +133,17 @@ export function gemm(p: GemmParams): void {
     strideC: p.strideC,
     offsetA, offsetB, offsetC, accumulate, alpha,
   };
+  if (p.trace !== undefined) job.trace = p.trace;
   const flops = 2 * batch * m * n * k;
   const threads = getThreadCount();
   const parallel = threads > 1 && flops >= getParallelThreshold() && m > 1 && n > 1;
   if (parallel) {
+    // Equal-width column blocks (704 columns: 2 x 352 instead of 512 + 192), so tiles cost the same and the last
+    // tiles claimed do not leave one thread finishing a big tile while the other idles.
+    const colBlocks = Math.ceil(n / 512);
+    if (colBlocks > 1) job.tileN = Math.ceil(n / colBlocks / 8) * 8;
     // Cut rows finer when the default 128-row tiles would leave threads idle (aim for 2 tiles per thread).
-    const perRowBlock = batch * Math.ceil(n / 512);
+    const perRowBlock = batch * colBlocks;
     const wantBlocks = Math.ceil((2 * threads) / perRowBlock);
     if (Math.ceil(m / 128) < wantBlocks) job.tileM = Math.max(16, Math.ceil(m / wantBlocks / 4) * 4);
   }
