@@ -121,24 +121,27 @@ export function createAttentionRuntime(gemm: GemmRuntime, wasmBytes: Uint8Array 
     else for (let r = 0; r < rows; r++) dst.set(h.subarray(src + r * dhp, src + r * dhp + dh), base + r * dh);
   }
 
+  /** A forward work item is one (batch, query head): its kv head g and the offsets of its q/out, k/v and lse rows. */
+  function forwardItem(job: AttentionJob, item: number): { b: number; g: number; qBase: number; kBase: number; lBase: number } {
+    const { H, Hkv, T, S, dh } = job;
+    const b = Math.floor(item / H);
+    const h = item - b * H;
+    const g = Math.floor(h / (H / Hkv));
+    return { b, g, qBase: (b * H + h) * T * dh, kBase: (b * Hkv + g) * S * dh, lBase: (b * H + h) * T };
+  }
+
   function forwardWasm(job: AttentionJob, claim: () => number): void {
     const k = kern as AttnWasm;
     const { B, H, Hkv, T, S, dh, scale, offset } = job;
     const q = job.q as Float32Array, kk = job.k as Float32Array, v = job.v as Float32Array;
     const out = job.out as Float32Array, lse = job.lse as Float32Array;
-    const rep = H / Hkv;
     const dhp = up(dh, 8), Sp = up(S, 8);
     const KT = 0, VV = KT + dhp * Sp, QB = VV + Sp * dhp, OB = QB + QT * dhp, SC = OB + QT * dhp;
     ensure(SC + QT * KB);
     const m = new Float64Array(QT), l = new Float64Array(QT);
     let cachedKv = -1;
     for (let item = claim(); item < B * H; item = claim()) {
-      const b = Math.floor(item / H);
-      const h = item - b * H;
-      const g = Math.floor(h / rep);
-      const qBase = (b * H + h) * T * dh;
-      const kBase = (b * Hkv + g) * S * dh;
-      const lBase = (b * H + h) * T;
+      const { b, g, qBase, kBase, lBase } = forwardItem(job, item);
       if (cachedKv !== b * Hkv + g) {
         cachedKv = b * Hkv + g;
         putTransposed(kk, kBase, S, dh, KT, dhp, Sp);
@@ -275,17 +278,11 @@ export function createAttentionRuntime(gemm: GemmRuntime, wasmBytes: Uint8Array 
 
   function forwardItems(job: AttentionJob, claim: () => number): void {
     if (kern !== null && job.q instanceof Float32Array) return forwardWasm(job, claim);
-    const { q, k, v, out, lse, B, H, Hkv, T, S, dh, scale, offset } = job;
+    const { q, k, v, out, lse, B, H, T, S, dh, scale, offset } = job;
     const f32 = q instanceof Float32Array;
-    const rep = H / Hkv;
     const s = scratch(f32, QT * S, 0);
     for (let item = claim(); item < B * H; item = claim()) {
-      const b = Math.floor(item / H);
-      const h = item - b * H;
-      const g = Math.floor(h / rep);
-      const qBase = (b * H + h) * T * dh;
-      const kBase = (b * Hkv + g) * S * dh;
-      const lBase = (b * H + h) * T;
+      const { qBase, kBase, lBase } = forwardItem(job, item);
       for (let t0 = 0; t0 < T; t0 += QT) {
         const rows = Math.min(QT, T - t0);
         const L = Math.min(S, offset + t0 + rows);
