@@ -8,6 +8,11 @@
 // Numerics: kernels read and write float32 (GL textures with precision 'single', WebAssembly f32).
 // Reductions use blocked sums (blocks of 64 summed separately, then combined); softmax, log-softmax,
 // cross-entropy, KL and attention subtract the row max before exponentiating.
+//
+// Work layout: a statistic of a row (log-sum-exp, rmsNorm's mean(w dy x), softmax's sum(dy y)) is computed
+// once by a row kernel (one thread per row) and read by the elementwise kernel that follows, never
+// recomputed per element. Matmuls from `tileMinWork` on compute a 2x2 tile of outputs per thread
+// (`gemmTiled`), summing in the same order as the one-output kernel.
 
 import type { DType } from "../../dtype.js";
 import { release } from "../cpu/buffer-pool.js";
@@ -46,18 +51,37 @@ function stridesOf(shape: readonly number[]): number[] {
   return s;
 }
 
-/** Blocked sum over j in [0, n): `term` is an expression in j. */
-function blockedSum(acc: string, n: number, term: string): string {
-  if (n <= 64) return `let ${acc} = 0.0;\nfor (let jj = 0; jj < ${n}; jj++) { const j = jj + 0.0; ${acc} = ${acc} + (${term}); }`;
+/** Blocked sum over j in [0, n): `term` is an expression in j, after the statements `pre` (locals for it). */
+function blockedSum(acc: string, n: number, term: string, pre = ""): string {
+  if (n <= 64) return `let ${acc} = 0.0;\nfor (let jj = 0; jj < ${n}; jj++) { const j = jj + 0.0; ${pre} ${acc} = ${acc} + (${term}); }`;
   const blocks = Math.ceil(n / 64);
   return `let ${acc} = 0.0;
 for (let bb = 0; bb < ${blocks}; bb++) {
   let part = 0.0;
   for (let jj = 0; jj < 64; jj++) {
     const j = bb * 64.0 + jj;
-    if (j < ${lit(n)}) { part = part + (${term}); }
+    if (j < ${lit(n)}) { ${pre} part = part + (${term}); }
   }
   ${acc} = ${acc} + part;
+}`;
+}
+
+/**
+ * Blocked sums of several accumulators over j in [0, n), blocks of `block` steps: `body` (statements in
+ * `j`) adds into the block partials `p<acc>`. With one step per k index and blocks of 64 this sums in the
+ * same order as `blockedSum`; the last block is guarded only when n is not a multiple of the block.
+ */
+function blockedSums(accs: readonly string[], n: number, block: number, j: string, body: string): string {
+  const blocks = Math.ceil(n / block);
+  const guarded = n % block === 0 ? body : `if (${j} < ${lit(n)}) {\n      ${body}\n    }`;
+  return `${accs.map((a) => `let ${a} = 0.0;`).join(" ")}
+for (let bb = 0; bb < ${blocks}; bb++) {
+  ${accs.map((a) => `let p${a} = 0.0;`).join(" ")}
+  for (let jj = 0; jj < ${block}; jj++) {
+    const ${j} = bb * ${lit(block)} + jj;
+    ${guarded}
+  }
+  ${accs.map((a) => `${a} = ${a} + p${a};`).join(" ")}
 }`;
 }
 
@@ -200,8 +224,15 @@ export class GpuOps {
     }`, [this.dev(x)]);
   }
 
-  gemm(a: Tensor, b: Tensor, p: { batch: number; m: number; n: number; k: number; transA: boolean; transB: boolean; strideA: number; strideB: number }, outShape: readonly number[]): Tensor | null {
+  /**
+   * Work (batch * m * n * k) from which a matmul runs the tiled kernels; smaller ones run one output per
+   * thread in a single kernel (fewer launches). Tests set 0 to drive the tiled path on small shapes.
+   */
+  tileMinWork = 1 << 15;
+
+  gemm(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[]): Tensor | null {
     if (a.dtype !== "float32" || b.dtype !== "float32" || p.k === 0 || !this.ok("matmul", a, b)) return null;
+    if (p.batch * p.m * p.n * p.k >= this.tileMinWork && p.m * p.n > 1) return this.gemmTiled(a, b, p, outShape);
     const { m, n, k, transA, transB, strideA, strideB } = p;
     const aIdx = transA ? `aoff + j * ${lit(m)} + row` : `aoff + row * ${lit(k)} + j`;
     const bIdx = transB ? `boff + col * ${lit(k)} + j` : `boff + j * ${lit(n)} + col`;
@@ -217,6 +248,96 @@ export class GpuOps {
       ${blockedSum("acc", k, `A[${aIdx}] * B[${bIdx}]`)}
       return acc;
     }`, [this.dev(a), this.dev(b)]);
+  }
+
+  /**
+   * Tiled matmul: each thread computes a 2x2 tile of C (rows r0, r0+1, columns c0, c0+1) and returns it as
+   * `Array(4)`, so a k-step reads 2 values of A and 2 of B for 4 multiply-adds instead of 8 reads; a second
+   * kernel puts the tiles in row-major order. Each output's sum runs in the same order and with the same
+   * blocks of 64 as the one-output kernel, so the results are the same. Tiles past an odd edge read the last
+   * row/column again (clamped) and are dropped by the untile kernel.
+   * - webasm: output [n/2, m/2, batch], so the tile's rows (thread.y) are uniform across the 4 SIMD lanes
+   *   (thread.x): A is read with one scalar load per row, B with one 4-lane gather per column.
+   * - gl: the inputs are first packed 4 k-values to a texel (A along its rows, B along its columns, zeros past
+   *   k, transposes and batch strides resolved there), so one texture fetch serves 4 k-steps: 4 fetches per
+   *   16 multiply-adds.
+   */
+  private gemmTiled(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[]): Tensor {
+    const { batch, m, n, k, transA, transB, strideA, strideB } = p;
+    const m2 = Math.ceil(m / 2), n2 = Math.ceil(n / 2);
+    const sig = `${batch}:${m}:${n}:${k}:${transA}:${transB}:${strideA}:${strideB}`;
+    const aAt = (off: string, r: string, j: string): string => (transA ? `${off} + ${j} * ${lit(m)} + ${r}` : `${off} + ${r} * ${lit(k)} + ${j}`);
+    const bAt = (off: string, j: string, c: string): string => (transB ? `${off} + ${c} * ${lit(k)} + ${j}` : `${off} + ${j} * ${lit(n)} + ${c}`);
+    const accs = ["s00", "s01", "s10", "s11"];
+    const edges = `const r1 = Math.min(r0 + 1.0, ${lit(m - 1)});
+      const c1 = Math.min(c0 + 1.0, ${lit(n - 1)});`;
+    let tiles: GpuBuffer;
+    if (!this.rt.textures) {
+      tiles = this.rt.runShaped(`gemmTile:${sig}`, [n2, m2, batch], () => `function (A, B) {
+        const c0 = this.thread.x * 2.0;
+        const r0 = this.thread.y * 2.0;
+        const bi = this.thread.z + 0.0;
+        ${edges}
+        const aoff = bi * ${lit(strideA)};
+        const boff = bi * ${lit(strideB)};
+        ${blockedSums(accs, k, 64, "j", `const a0 = A[${aAt("aoff", "r0", "j")}]; const a1 = A[${aAt("aoff", "r1", "j")}];
+          const b0 = B[${bAt("boff", "j", "c0")}]; const b1 = B[${bAt("boff", "j", "c1")}];
+          ps00 = ps00 + a0 * b0; ps01 = ps01 + a0 * b1; ps10 = ps10 + a1 * b0; ps11 = ps11 + a1 * b1;`)}
+        return [s00, s01, s10, s11];
+      }`, [this.dev(a), this.dev(b)]);
+    } else {
+      const k4 = Math.ceil(k / 4);
+      const batchA = strideA === 0 ? 1 : batch, batchB = strideB === 0 ? 1 : batch;
+      const pack = (X: string, rows: number, stride: number, at: (off: string, r: string, j: string) => string): string => `function (${X}) {
+        const i = this.thread.x + 0.0;
+        const bi = Math.floor((i + 0.5) / ${lit(rows * k4)});
+        const rem = i - bi * ${lit(rows * k4)};
+        const r = Math.floor((rem + 0.5) / ${lit(k4)});
+        const j = (rem - r * ${lit(k4)}) * 4.0;
+        const off = bi * ${lit(stride)};
+        ${[0, 1, 2, 3].map((q) => `let v${q} = 0.0; if (j + ${q}.0 < ${lit(k)}) { v${q} = ${X}[${at("off", "r", `(j + ${q}.0)`)}]; }`).join("\n        ")}
+        return [v0, v1, v2, v3];
+      }`;
+      const pa = this.rt.runShaped(`gemmPackA:${batchA}:${m}:${k}:${transA}:${strideA}`, [batchA * m * k4], () => pack("A", m, strideA, aAt), [this.dev(a)]);
+      const pb = this.rt.runShaped(`gemmPackB:${batchB}:${n}:${k}:${transB}:${strideB}`, [batchB * n * k4], () => pack("B", n, strideB, (off, c, j) => bAt(off, j, c)), [this.dev(b)]);
+      const mads = (x: string, y: string, acc: string): string => [0, 1, 2, 3].map((q) => `p${acc} = p${acc} + ${x}[${q}] * ${y}[${q}];`).join(" ");
+      tiles = this.rt.runShaped(`gemmTile:${sig}`, [batch * m2 * n2], () => `function (A4, B4) {
+        const i = this.thread.x + 0.0;
+        const bi = Math.floor((i + 0.5) / ${lit(m2 * n2)});
+        const rem = i - bi * ${lit(m2 * n2)};
+        const rb = Math.floor((rem + 0.5) / ${lit(n2)});
+        const r0 = rb * 2.0;
+        const c0 = (rem - rb * ${lit(n2)}) * 2.0;
+        ${edges}
+        const abase = ${batchA === 1 ? "0.0" : `bi * ${lit(m)}`};
+        const bbase = ${batchB === 1 ? "0.0" : `bi * ${lit(n)}`};
+        const a0o = (abase + r0) * ${lit(k4)};
+        const a1o = (abase + r1) * ${lit(k4)};
+        const b0o = (bbase + c0) * ${lit(k4)};
+        const b1o = (bbase + c1) * ${lit(k4)};
+        ${blockedSums(accs, k4, 16, "j4", `const a0 = A4[a0o + j4]; const a1 = A4[a1o + j4]; const b0 = B4[b0o + j4]; const b1 = B4[b1o + j4];
+          ${mads("a0", "b0", "s00")} ${mads("a0", "b1", "s01")} ${mads("a1", "b0", "s10")} ${mads("a1", "b1", "s11")}`)}
+        return [s00, s01, s10, s11];
+      }`, [pa.handle, pb.handle]);
+      pa.free(); pb.free();
+    }
+    const pick = this.rt.textures
+      ? "const v = T[q];\n      if (c < 0.5) { return v[0]; }\n      if (c < 1.5) { return v[1]; }\n      if (c < 2.5) { return v[2]; }\n      return v[3];"
+      : "return T[q * 4.0 + c];";
+    const out = this.out(`gemmUntile:${batch}:${m}:${n}`, outShape, "float32", () => `function (T) {
+      const i = this.thread.x + 0.0;
+      const bi = Math.floor((i + 0.5) / ${lit(m * n)});
+      const rem = i - bi * ${lit(m * n)};
+      const row = Math.floor((rem + 0.5) / ${lit(n)});
+      const col = rem - row * ${lit(n)};
+      const rb = Math.floor((row + 0.5) / 2.0);
+      const cb = Math.floor((col + 0.5) / 2.0);
+      const q = (bi * ${lit(m2)} + rb) * ${lit(n2)} + cb;
+      const c = (row - rb * 2.0) * 2.0 + (col - cb * 2.0);
+      ${pick}
+    }`, [tiles.handle]);
+    tiles.free();
+    return out;
   }
 
   /** Row statistics first (one thread per row), then one thread per element: O(cols) work per element. */
@@ -270,18 +391,25 @@ export class GpuOps {
     return [out, rstd];
   }
 
-  /** dx = rstd (w dy - x rstd^2 mean(w dy x)), dw = sum_rows(dy x rstd). */
+  /**
+   * dx = rstd (w dy - x rstd^2 mean(w dy x)), dw = sum_rows(dy x rstd). The row statistic mean(w dy x) is
+   * computed once per row (one thread per row), then read by the one-thread-per-element dx kernel.
+   */
   rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, rows: number, dim: number): [Tensor, Tensor] | null {
     if (dy.dtype !== "float32" || !this.ok("rmsNorm.vjp", dy, x, w, rstd)) return null;
-    const dx = this.out(`rmsDx:${dim}`, x.shape, "float32", () => `function (D, X, W, R) {
+    const rowDot = this.out(`rmsRowDot:${dim}`, [rows], "float32", () => `function (D, X, W) {
+      const base = (this.thread.x + 0.0) * ${lit(dim)};
+      ${blockedSum("s", dim, "W[j] * D[base + j] * X[base + j]")}
+      return s / ${lit(dim)};
+    }`, [this.dev(dy), this.dev(x), this.dev(w)]);
+    const dx = this.out(`rmsDx:${dim}`, x.shape, "float32", () => `function (D, X, W, R, M) {
       const i = this.thread.x + 0.0;
       const r = Math.floor((i + 0.5) / ${lit(dim)});
       const c = i - r * ${lit(dim)};
-      const base = r * ${lit(dim)};
-      ${blockedSum("s", dim, "W[j] * D[base + j] * X[base + j]")}
       const rs = R[r];
-      return rs * (W[c] * D[i] - X[i] * rs * rs * (s / ${lit(dim)}));
-    }`, [this.dev(dy), this.dev(x), this.dev(w), this.dev(rstd)]);
+      return rs * (W[c] * D[i] - X[i] * rs * rs * M[r]);
+    }`, [this.dev(dy), this.dev(x), this.dev(w), this.dev(rstd), this.dev(rowDot)]);
+    rowDot.dispose();
     const dw = this.out(`rmsDw:${rows}:${dim}`, w.shape, "float32", () => `function (D, X, R) {
       const c = this.thread.x + 0.0;
       ${blockedSum("s", rows, `D[j * ${lit(dim)} + c] * X[j * ${lit(dim)} + c] * R[j]`)}
@@ -347,18 +475,18 @@ export class GpuOps {
     }`, args);
   }
 
-  private attnLse(q: Tensor, k: Tensor, d: AttnDims): Tensor {
+  /** Scores [b, h, t, s] = scale q_t . k_s, one thread each; masked ones are -1e38 (their exp is 0). */
+  private attnScores(q: Tensor, k: Tensor, d: AttnDims): Tensor {
     const body = `const i = this.thread.x + 0.0;
-      ${this.attnPrelude(d, "i", false)}
-      let mx = -1e38;
-      for (let ss = 0; ss < ${d.S}; ss++) { const s = ss + 0.0; if (s <= lim) { ${this.score(d, "s")} mx = Math.max(mx, sc); } }
-      let sum = 0.0;
-      for (let ss = 0; ss < ${d.S}; ss++) { const s = ss + 0.0; if (s <= lim) { ${this.score(d, "s")} sum = sum + Math.exp(sc - mx); } }
-      return mx + Math.log(sum);`;
-    return this.attnRun("lse", [d.B, d.H, d.T], d, body, [this.dev(q), this.dev(k)], "Q, K");
+      ${this.attnPrelude(d, "i", true)}
+      const s = i - Math.floor((i + 0.5) / ${lit(d.S)}) * ${lit(d.S)};
+      if (s > lim) { return -1e38; }
+      ${this.score(d, "s")}
+      return sc;`;
+    return this.attnRun("scores", [d.B, d.H, d.T, d.S], d, body, [this.dev(q), this.dev(k)], "Q, K");
   }
 
-  /** P[b, h, t, s] = exp(score - lse) under the causal mask. */
+  /** P[b, h, t, s] = exp(score - lse) under the causal mask, the score recomputed (backward). */
   private attnP(q: Tensor, k: Tensor, lse: Tensor, d: AttnDims): Tensor {
     const body = `const i = this.thread.x + 0.0;
       ${this.attnPrelude(d, "i", true)}
@@ -369,10 +497,23 @@ export class GpuOps {
     return this.attnRun("p", [d.B, d.H, d.T, d.S], d, body, [this.dev(q), this.dev(k), this.dev(lse)], "Q, K, L");
   }
 
+  /**
+   * Forward: the scores once (one thread per (b, h, t, s)), the row statistic lse once per query row (a row
+   * kernel: max, then a blocked sum of exp), P = exp(scores - lse) elementwise, then out = P v.
+   */
   attention(q: Tensor, k: Tensor, v: Tensor, d: AttnDims): [Tensor, Tensor] | null {
     if (q.dtype !== "float32" || !this.ok("causalAttention", q, k, v)) return null;
-    const lse = this.attnLse(q, k, d);
-    const p = this.attnP(q, k, lse, d);
+    const scores = this.attnScores(q, k, d);
+    const lse = this.rowLse("attn", scores, d.B * d.H * d.T, d.S, 1, [d.B, d.H, d.T]);
+    const p = this.out(`attnPfromScores:${d.T * d.S}:${d.S}:${d.T}:${d.offset}`, scores.shape, "float32", () => `function (Sc, L) {
+      const i = this.thread.x + 0.0;
+      const row = Math.floor((i + 0.5) / ${lit(d.S)});
+      const s = i - row * ${lit(d.S)};
+      const t = row - Math.floor((row + 0.5) / ${lit(d.T)}) * ${lit(d.T)};
+      if (s > ${lit(d.offset)} + t) { return 0.0; }
+      return Math.exp(Sc[i] - L[row]);
+    }`, [this.dev(scores), this.dev(lse)]);
+    scores.dispose();
     const { T, S, dh, Hkv, H, G } = d;
     const out = this.out(`attnOut:${d.B}:${H}:${Hkv}:${T}:${S}:${dh}:${G}`, q.shape, "float32", () => `function (P, V) {
       ${this.rowHead(d, "e", dh)}
@@ -429,8 +570,9 @@ export class GpuOps {
     return [dq, dk, dv];
   }
 
-  private rowLse(key: string, x: Tensor, rows: number, V: number, invT: number): Tensor {
-    return this.out(`rowLse:${key}:${V}:${invT}`, [rows], "float32", () => `function (X) {
+  /** Per row of V values: max + log(blocked sum of exp(x invT - max)), as a tensor of `shape` (rows values). */
+  private rowLse(key: string, x: Tensor, rows: number, V: number, invT: number, shape: readonly number[] = [rows]): Tensor {
+    return this.out(`rowLse:${key}:${V}:${invT}`, shape, "float32", () => `function (X) {
       const base = (this.thread.x + 0.0) * ${lit(V)};
       ${rowMax("mx", V, `X[base + j] * ${lit(invT)}`)}
       ${blockedSum("s", V, `Math.exp(X[base + j] * ${lit(invT)} - mx)`)}
@@ -474,7 +616,7 @@ export class GpuOps {
       const base = r * ${lit(V)};
       const lt = LT[r];
       const ls = LS[r];
-      ${blockedSum("acc", V, `(Math.exp(Tt[base + j] * ${lit(invT)} - lt) > 0.0 ? Math.exp(Tt[base + j] * ${lit(invT)} - lt) * ((Tt[base + j] * ${lit(invT)} - lt) - (Ss[base + j] * ${lit(invT)} - ls)) : 0.0)`)}
+      ${blockedSum("acc", V, "(pt > 0.0 ? pt * (lpt - (Ss[base + j] * " + lit(invT) + " - ls)) : 0.0)", `const lpt = Tt[base + j] * ${lit(invT)} - lt; const pt = Math.exp(lpt);`)}
       return acc;
     }`, [this.dev(teacher), this.dev(student), this.dev(lseT), this.dev(lseS)]);
     return { kl, lseT, lseS };
@@ -559,6 +701,10 @@ export class GpuOps {
   report(): Array<{ op: string; gpu: number; cpu: number }> {
     return [...this.counts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([op, c]) => ({ op, ...c }));
   }
+}
+
+export interface GemmDims {
+  batch: number; m: number; n: number; k: number; transA: boolean; transB: boolean; strideA: number; strideB: number;
 }
 
 export interface AttnDims {

@@ -1,6 +1,8 @@
 // Backend parity (issue 8): every gpu op and its gradient against cpu on small random shapes (odd sizes
 // included), in the GPU.js mode named by LRC_GPU_TEST_MODE (default webasm: no native dependency; `gl`
 // runs under `xvfb-run -a`). A mode that cannot start fails the suite with the reason; nothing is skipped.
+// The tiled matmul is forced on small odd shapes (tileMinWork = 0), and the row-statistic kernels are run on
+// rows longer than one 64-block.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../../tensor.js";
@@ -9,10 +11,19 @@ import { rng as makeRng } from "../../random.js";
 import * as ops from "../../ops/index.js";
 import { AdamW } from "../../optim/optim.js";
 import type { GpuMode } from "./runtime.js";
-import { backendReport, getBackend, initBackend, setBackend } from "../backend.js";
+import type { GpuOps } from "./ops.js";
+import { backendReport, getBackend, gpuOps, initBackend, setBackend } from "../backend.js";
 import { valueAndGrad } from "../../autodiff/grad.js";
 
 const mode = (process.env.LRC_GPU_TEST_MODE ?? "webasm") as GpuMode;
+/** The started gpu backend's ops (to set its tiling threshold). */
+function gpu(): GpuOps {
+  setBackend("gpu");
+  const g = gpuOps!;
+  setBackend("cpu");
+  return g;
+}
+
 const tol = { webasm: 2e-4, gl: 2e-3, cpu: 1e-5, webgpu: 2e-3 }[mode];
 
 /** Runs fn on cpu and on gpu with the same host inputs; returns the values (host copies) of both. */
@@ -128,6 +139,65 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
     close("matmul long k", ...both(() => [ops.matmul(k, k2)]));
   });
 
+  describe("tiled matmul (2x2 tiles per thread, forced on small shapes)", () => {
+    let saved = 0;
+    beforeAll(() => {
+      saved = gpu().tileMinWork;
+      gpu().tileMinWork = 0;
+    });
+    afterAll(() => {
+      gpu().tileMinWork = saved;
+    });
+
+    // [m, n, k]: odd rows and columns (edge tiles), single rows/columns, k not a multiple of 4 (gl packing),
+    // k of exactly one block, k over several blocks with and without a ragged last block.
+    const shapes = [[5, 7, 3], [1, 9, 6], [9, 1, 5], [2, 2, 1], [7, 6, 64], [3, 5, 130], [6, 3, 128]] as const;
+    it.each(shapes)("m=%i n=%i k=%i, all transposes, with gradients", (m, n, k) => {
+      const a = rnd([m, k]), b = rnd([k, n]), at = rnd([k, m]), bt = rnd([n, k]);
+      close("tiled", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a, b])));
+      close("tiled transA", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transA: true }), [at, b])));
+      close("tiled transB", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transB: true }), [a, bt])));
+      close("tiled both", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transA: true, transB: true }), [at, bt])));
+    });
+
+    it("batched, with a broadcast (shared) operand on either side and partial broadcasting, with gradients", () => {
+      const a = rnd([3, 5, 7]), b = rnd([3, 7, 3]), shared = rnd([7, 3]), sharedA = rnd([5, 7]), a4 = rnd([2, 1, 5, 7]), b4 = rnd([1, 3, 7, 3]);
+      close("batched", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a, b])));
+      close("shared B", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a, shared])));
+      close("shared A", ...both(() => withGrads((x, y) => ops.matmul(x, y), [sharedA, b])));
+      close("partial broadcast", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a4, b4])));
+      const q = rnd([2, 3, 9, 5]), kk = rnd([2, 3, 11, 5]);
+      close("attention-like q k^T", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transB: true }), [q, kk])));
+    });
+
+    it("sums in the same order as the one-output-per-thread kernel: float32 blocks of 64, blocks added in order", () => {
+      const [B, m, n, k] = [3, 13, 11, 150];
+      const a = rnd([B, m, k]), b = rnd([k, n]);
+      const av = a.data(), bv = b.data();
+      const f = Math.fround, want = new Float32Array(B * m * n);
+      for (let i = 0; i < B * m; i++) for (let c = 0; c < n; c++) {
+        let acc = 0;
+        for (let j0 = 0; j0 < k; j0 += 64) {
+          let part = 0;
+          for (let j = j0; j < Math.min(k, j0 + 64); j++) part = f(part + f(av[i * k + j]! * bv[j * n + c]!));
+          acc = f(acc + part);
+        }
+        want[i * n + c] = acc;
+      }
+      setBackend("gpu");
+      const tiled = Float32Array.from(ops.matmul(a, b).data());
+      gpu().tileMinWork = Infinity;
+      setBackend("gpu");
+      const plain = Float32Array.from(ops.matmul(a, b).data());
+      gpu().tileMinWork = 0;
+      let worst = 0;
+      for (let i = 0; i < want.length; i++)
+        worst = Math.max(worst, Math.abs(tiled[i]! - want[i]!) / (1 + Math.abs(want[i]!)), Math.abs(plain[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
+      // webasm is IEEE float32 without contraction: bit-identical; a GLSL compiler may fuse multiply-adds.
+      expect(worst).toBeLessThanOrEqual(mode === "webasm" ? 0 : 1e-6);
+    });
+  });
+
   it("movement: permute, transpose, broadcastTo, slice, reshape and gradients", () => {
     const x = rnd([2, 3, 5]);
     close("permute", ...both(() => withGrads((a) => ops.permute(a, [2, 0, 1]), [x])));
@@ -175,6 +245,19 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
     const t = rnd([2, 3, 7], 2);
     close("klDivergence", ...both(() => withGrads((a, b) => ops.klDivergence(a, b, { temperature: 2 }), [t, logits])));
     close("mse", ...both(() => withGrads((a, b) => ops.mse(a, b), [t, logits])));
+  });
+
+  it("row-statistic kernels on odd rows longer than one 64-block: rmsNorm, attention, crossEntropy, klDivergence, softmax", () => {
+    const x = rnd([5, 67]), w = rnd([67]);
+    close("rmsNorm long rows", ...both(() => withGrads((a, b) => ops.rmsNorm(a, b, 1e-6), [x, w])));
+    const q = rnd([1, 4, 7, 3]), k = rnd([1, 2, 70, 3], 2), v = rnd([1, 2, 70, 3]);
+    close("attention S=70, offset 63", ...both(() => withGrads((a, b, c) => ops.causalAttention(a, b, c), [q, k, v])));
+    close("attention S=70, offset 30 (masked tail)", ...both(() => withGrads((a, b, c) => ops.causalAttention(a, b, c, { offset: 30 }), [q, k, v])));
+    const logits = rnd([3, 67], 3), teacher = rnd([3, 67], 3);
+    const targets = tensor(new Int32Array([66, -100, 0]), [3]);
+    close("crossEntropy V=67", ...both(() => withGrads((a) => ops.crossEntropy(a, targets), [logits])));
+    close("klDivergence V=67", ...both(() => withGrads((a, b) => ops.klDivergence(a, b, { temperature: 0.7 }), [teacher, logits])));
+    close("softmax V=67", ...both(() => withGrads((a) => ops.softmax(a), [logits])));
   });
 
   it("embedding gather and its scatter-add gradient (repeated ids)", () => {

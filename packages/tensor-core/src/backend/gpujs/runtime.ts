@@ -77,10 +77,19 @@ export class GpuRuntime {
    * values and returns the result as a device buffer. Arguments are device handles or numbers.
    */
   run(key: string, n: number, source: () => string, args: readonly unknown[]): GpuBuffer {
+    return this.runShaped(key, [n], source, args);
+  }
+
+  /**
+   * Like `run`, over a GPU.js output of 1 to 3 dimensions (x first). A kernel may return `Array(4)`; its
+   * result then holds 4 values per thread (an `ArrayTexture(4)` in gl; in webasm and cpu the flat
+   * Float32Array of the values, thread-major, which is how every other kernel here reads it).
+   */
+  runShaped(key: string, output: readonly number[], source: () => string, args: readonly unknown[]): GpuBuffer {
     let k = this.kernels.get(key);
     const fresh = k === undefined;
     if (k === undefined) {
-      k = this.gpu.createKernel(source(), { output: [n], pipeline: true, immutable: true, precision: "single", tactic: "precision" });
+      k = this.gpu.createKernel(source(), { output: [...output], pipeline: true, immutable: true, precision: "single", tactic: "precision" });
       this.kernels.set(key, k);
       this.stats.kernelsCompiled++;
     }
@@ -108,7 +117,7 @@ export class GpuRuntime {
 
   private wrap(handle: unknown): GpuBuffer {
     this.stats.liveBuffers++;
-    return new GpuBuffer(this, handle);
+    return new GpuBuffer(this, Array.isArray(handle) ? flatView(handle) : handle);
   }
 
   private checkClass(key: string, k: GpuJsKernel): void {
@@ -128,6 +137,29 @@ export class GpuRuntime {
     this.kernels.clear();
     this.gpu.destroy();
   }
+}
+
+/**
+ * The flat Float32Array behind a webasm/cpu result of several dimensions or of `Array(n)` values. GPU.js's
+ * webasm backend returns nested arrays of subarrays of one row-major buffer, so this is then a view; results
+ * whose leaves are separate arrays (GPU.js's cpu mode) are copied in order.
+ */
+function flatView(nested: unknown[]): Float32Array {
+  const leaves: Float32Array[] = [];
+  const walk = (a: unknown): void => {
+    if (Array.isArray(a)) for (const x of a) walk(x);
+    else if (a instanceof Float32Array) leaves.push(a);
+    else throw new Error(`internal: a GPU.js result holds a ${typeof a}, not a Float32Array`);
+  };
+  walk(nested);
+  const first = leaves[0]!, last = leaves[leaves.length - 1]!;
+  const count = leaves.reduce((s, l) => s + l.length, 0);
+  if (last.buffer === first.buffer && last.byteOffset + last.byteLength === first.byteOffset + 4 * count)
+    return new Float32Array(first.buffer, first.byteOffset, count);
+  const out = new Float32Array(count);
+  let o = 0;
+  for (const l of leaves) { out.set(l, o); o += l.length; }
+  return out;
 }
 
 /** A pipeline output: a GPU.js texture (gl) or a Float32Array (webasm, cpu). */
