@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { causalLMForward, loadCausalLM } from "@lrc-ts/nn";
-import { matmul, mse, noGrad, tensor } from "@lrc-ts/tensor-core";
+import { bufferPoolStats, matmul, mse, noGrad, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
 import { openShards } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import { distill, pretrain } from "./run.js";
@@ -247,6 +247,27 @@ describe("trainer details", () => {
       let maxDiff = 0;
       t.buf.forEach((x, i) => (maxDiff = Math.max(maxDiff, Math.abs(x - u[i]!))));
       expect(maxDiff, n).toBeLessThan(1e-5);
+    }
+  });
+
+  it("a distill step in steady state allocates no fresh buffers; a pool limit below the working set does", async () => {
+    const teacher = await loadCausalLM(teacherDir);
+    const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2, seed: 5 });
+    const reader = openShards(data, { seqLen: 16, batchSize: 4 });
+    const t = new Trainer(new LrcTask(clone), readerSource(reader), null, { outDir: path.join(root, "steady"), steps: 100, lr: 1e-2, ...quiet });
+    const freshOver = (steps: number): number => {
+      const before = bufferPoolStats().freshBytes;
+      for (let i = 0; i < steps; i++) t.step1();
+      return bufferPoolStats().freshBytes - before;
+    };
+    try {
+      expect(freshOver(2)).toBeGreaterThan(0); // the first steps fill the pool
+      expect(freshOver(3)).toBe(0);
+      setBufferPoolLimit(0); // nothing cached: every step allocates again
+      expect(freshOver(2)).toBeGreaterThan(0);
+    } finally {
+      setBufferPoolLimit(4 * 1024 ** 3);
+      reader.close();
     }
   });
 

@@ -4,6 +4,10 @@
 import type { TypedArray } from "../../dtype.js";
 import type { Shape } from "../../shape.js";
 import { stridesOf } from "../../shape.js";
+import { DATA, vectorKernels } from "./wasm-vector.js";
+
+/** Below this many elements the JavaScript loop is as fast as a round trip through the wasm memory. */
+const WASM_COPY_MIN = 4096;
 
 /** out = x.permute(perm): out dim i is x dim perm[i]. */
 export function permute(x: TypedArray, shape: Shape, perm: readonly number[], out: TypedArray): void {
@@ -13,11 +17,63 @@ export function permute(x: TypedArray, shape: Shape, perm: readonly number[], ou
   stridedCopy(x, 0, src, out, outShape);
 }
 
+/**
+ * Collapses a strided view to at most 4 dims (dropping size-1 dims, merging a dim into the next when it steps
+ * exactly over it), padded at the front with size-1 dims; null when more than 4 remain or a stride is negative.
+ */
+function collapse4(shape: Shape, strides: readonly number[]): { n: number[]; s: number[] } | null {
+  const n: number[] = [];
+  const s: number[] = [];
+  for (let d = 0; d < shape.length; d++) {
+    if (strides[d]! < 0) return null;
+    if (shape[d] === 1) continue;
+    const last = n.length - 1;
+    if (last >= 0 && s[last] === strides[d]! * shape[d]!) {
+      n[last] = n[last]! * shape[d]!;
+      s[last] = strides[d]!;
+    } else {
+      n.push(shape[d]!);
+      s.push(strides[d]!);
+    }
+  }
+  if (n.length > 4) return null;
+  while (n.length < 4) {
+    n.unshift(1);
+    s.unshift(0);
+  }
+  return { n, s };
+}
+
+/**
+ * Float32 strided copy through the wasm vector module (its `scopy` kernel): the source extent is copied into the
+ * module's memory, gathered there, and copied out. JavaScript element loops over float32 arrays run at ~2 ns per
+ * element here; this is ~4x faster for a head transpose. Returns false when it does not apply.
+ */
+function stridedCopyWasm(x: Float32Array, offset: number, src: readonly number[], out: Float32Array, outShape: Shape): boolean {
+  const k = vectorKernels();
+  if (k === null) return false;
+  const c = collapse4(outShape, src);
+  if (c === null) return false;
+  let extent = 1;
+  for (let d = 0; d < 4; d++) extent += (c.n[d]! - 1) * c.s[d]!;
+  const n = out.length;
+  if (extent > 4 * n || offset + extent > x.length) return false;
+  const dst = DATA + Math.ceil(extent / 4) * 16;
+  k.ensure(dst + n * 4);
+  k.heap.set(x.subarray(offset, offset + extent), DATA >> 2);
+  k.scopy(DATA, dst, c.n[0]!, c.n[1]!, c.n[2]!, c.n[3]!, c.s[0]!, c.s[1]!, c.s[2]!, c.s[3]!);
+  out.set(k.heap.subarray(dst >> 2, (dst >> 2) + n));
+  return true;
+}
+
 /** Copies a strided view of x (starting at `offset`, strides `src` over `outShape`) into contiguous out. */
 export function stridedCopy(x: TypedArray, offset: number, src: readonly number[], out: TypedArray, outShape: Shape): void {
   const rank = outShape.length;
   const n = out.length;
   if (n === 0) return;
+  if (n >= WASM_COPY_MIN && x instanceof Float32Array && out instanceof Float32Array && stridedCopyWasm(x, offset, src, out, outShape)) {
+    return;
+  }
   if (rank === 0) {
     out[0] = x[offset]!;
     return;

@@ -28,7 +28,7 @@ const I32X4_LT_S = 0x39;
 
 /** Pushes a v128 constant of the four i32 lanes. */
 function i32x4Lanes(f: Fn, lanes: [number, number, number, number]): void {
-  f.simd(S.const, ...new Uint8Array(new Int32Array(lanes).buffer));
+  f.v128([...new Uint8Array(new Int32Array(lanes).buffer)]);
 }
 
 /** Pushes min(local x, local y) (signed i32). */

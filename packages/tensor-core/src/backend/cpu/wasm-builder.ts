@@ -67,7 +67,7 @@ export const S = {
 export const Op = {
   block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, return: 0x0f,
   drop: 0x1a, select: 0x1b,
-  get: 0x20, set: 0x21, tee: 0x22,
+  get: 0x20, set: 0x21, tee: 0x22, globalGet: 0x23,
   i32Load: 0x28, f32Load: 0x2a, f32Store: 0x38,
   i32Const: 0x41, f32Const: 0x43, f64Const: 0x44,
   i32Eqz: 0x45, i32Eq: 0x46, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32GeS: 0x4e, i32GeU: 0x4f,
@@ -79,6 +79,8 @@ export const Op = {
 /** One function under construction: params are locals 0..n-1; `local()` adds more. */
 export class Fn {
   readonly code: number[] = [];
+  /** Positions in `code` of global-index placeholders for v128 constants (see `v128`). */
+  readonly constRefs: { at: number; bytes: number[] }[] = [];
   private readonly extra: ValType[] = [];
 
   constructor(readonly exportName: string, readonly params: readonly ValType[], readonly results: readonly ValType[]) {}
@@ -133,16 +135,27 @@ export class Fn {
     return this.simd(S.store, 4, ...uleb(offset));
   }
 
+  /**
+   * Pushes a v128 constant (16 bytes). It is emitted as `global.get` of an immutable module global holding the
+   * value, not as `v128.const`: V8 (11.x) rematerialises every `v128.const` at each use inside a loop with three
+   * instructions through a general-purpose register, which made the exp polynomial ~1.5x slower; a global is one
+   * load. The index is a 5-byte padded LEB placeholder that `buildModule` fills in.
+   */
+  v128(bytes: readonly number[]): this {
+    if (bytes.length !== 16) throw new RangeError(`wasm-builder: a v128 constant has 16 bytes, got ${bytes.length}`);
+    this.op(Op.globalGet);
+    this.constRefs.push({ at: this.code.length, bytes: [...bytes] });
+    return this.op(0x80, 0x80, 0x80, 0x80, 0x00);
+  }
+
   /** A v128 constant of four equal f32 lanes. */
   f32x4(v: number): this {
-    const b = new Uint8Array(new Float32Array([v, v, v, v]).buffer);
-    return this.simd(S.const, ...b);
+    return this.v128([...new Uint8Array(new Float32Array([v, v, v, v]).buffer)]);
   }
 
   /** A v128 constant of four equal i32 lanes. */
   i32x4(v: number): this {
-    const b = new Uint8Array(new Int32Array([v, v, v, v]).buffer);
-    return this.simd(S.const, ...b);
+    return this.v128([...new Uint8Array(new Int32Array([v, v, v, v]).buffer)]);
   }
 
   /** i8x16.shuffle of the two operands with lane bytes `lanes`. */
@@ -182,14 +195,32 @@ export class Fn {
   }
 }
 
-/** A module importing `env.mem` (min `pages`) and exporting every function under its name. */
+/**
+ * A module importing `env.mem` (min `pages`) and exporting every function under its name. Every distinct v128
+ * constant of the functions becomes one immutable global, and the functions' placeholders get its index.
+ */
 export function buildModule(fns: readonly Fn[], pages = 1): Uint8Array {
   const types = fns.map((f) => [0x60, ...vec(f.params.map((p) => [p])), ...vec(f.results.map((r) => [r]))]);
+  const globals = new Map<string, number>();
+  for (const f of fns) {
+    for (const ref of f.constRefs) {
+      const key = ref.bytes.join(",");
+      let index = globals.get(key);
+      if (index === undefined) {
+        index = globals.size;
+        globals.set(key, index);
+      }
+      // padded 5-byte LEB128 of the index
+      for (let b = 0; b < 5; b++) f.code[ref.at + b] = ((index >>> (7 * b)) & 0x7f) | (b < 4 ? 0x80 : 0);
+    }
+  }
+  const globalEntries = [...globals.keys()].map((key) => [V128, 0x00, 0xfd, S.const, ...key.split(",").map(Number), Op.end]);
   const bytes = [
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vec(types)),
     ...section(2, vec([[...name("env"), ...name("mem"), 0x02, 0x00, ...uleb(pages)]])),
     ...section(3, vec(fns.map((_, i) => uleb(i)))),
+    ...(globalEntries.length > 0 ? section(6, vec(globalEntries)) : []),
     ...section(7, vec(fns.map((f, i) => [...name(f.exportName), 0x00, ...uleb(i)]))),
     ...section(10, vec(fns.map((f) => f.body()))),
   ];

@@ -31,16 +31,26 @@ const EXP_LO = -87.33654;
 const C1 = 0.693359375;
 const C2 = -2.12194440e-4;
 const P = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1];
+/** 1.5 * 2^23: adding it rounds to an integer n (ties to even, like f32x4.nearest) held in the low mantissa bits. */
+const ROUND_BIAS = 12582912;
 
-/** Pushes exp(x) for the v128 local x (clobbered), using v128 locals n and r. */
+/**
+ * Pushes exp(x) for the v128 local x (clobbered), using v128 locals n and r. Cephes' expf: x = n ln2 + r with
+ * n = nearest(x log2e), a degree-5 polynomial for exp(r), times 2^n built in the exponent bits. The clamp uses
+ * pmin / pmax (one instruction each; NaN still propagates since the comparisons are false for NaN), and n comes
+ * from the float rounding trick: the bits of x log2e + ROUND_BIAS are 0x4B400000 + n, and 0x4B400000 is a multiple of
+ * 512, so (bits + 127) << 23 is 2^n's bits (n + 127 lies in [1, 254] after the clamp) — the same values as nearest
+ * and trunc_sat, bit for bit, without V8's multi-instruction sequences for f32x4.min/max and i32x4.trunc_sat.
+ */
 export function emitExp(f: Fn, x: number, n: number, r: number): void {
-  f.get(x).f32x4(EXP_HI).simd(S.f32x4Min).f32x4(EXP_LO).simd(S.f32x4Max).set(x);
-  f.get(x).f32x4(LOG2E).simd(S.f32x4Mul).simd(S.f32x4Nearest).set(n);
-  f.get(x).get(n).f32x4(C1).simd(S.f32x4Mul).simd(S.f32x4Sub).get(n).f32x4(C2).simd(S.f32x4Mul).simd(S.f32x4Sub).set(r);
+  f.get(x).f32x4(EXP_HI).simd(S.f32x4Pmin).f32x4(EXP_LO).simd(S.f32x4Pmax).set(x);
+  f.get(x).f32x4(LOG2E).simd(S.f32x4Mul).f32x4(ROUND_BIAS).simd(S.f32x4Add).set(n);
+  f.get(n).f32x4(ROUND_BIAS).simd(S.f32x4Sub).set(r);
+  f.get(x).get(r).f32x4(C1).simd(S.f32x4Mul).simd(S.f32x4Sub).get(r).f32x4(C2).simd(S.f32x4Mul).simd(S.f32x4Sub).set(r);
   f.f32x4(P[0]!);
   for (let i = 1; i < P.length; i++) f.get(r).simd(S.f32x4Mul).f32x4(P[i]!).simd(S.f32x4Add);
   f.get(r).simd(S.f32x4Mul).get(r).simd(S.f32x4Mul).get(r).simd(S.f32x4Add).f32x4(1).simd(S.f32x4Add);
-  f.get(n).simd(S.i32x4TruncSatF32x4S).i32x4(127).simd(S.i32x4Add).i32(23).simd(S.i32x4Shl);
+  f.get(n).i32x4(127).simd(S.i32x4Add).i32(23).simd(S.i32x4Shl);
   f.simd(S.f32x4Mul);
 }
 
@@ -86,33 +96,52 @@ function rowLoop(f: Fn, n: number, body: (i: number, masked: boolean, rem: numbe
   f.op(Op.end);
 }
 
-/** maxmin(p, n) -> max over p[0..n) (f32, NaN-propagating); min stored at SCRATCH. n >= 1. */
+/**
+ * maxmin(p, n) -> max over p[0..n) (f32, NaN-propagating); min stored at SCRATCH. n >= 1. Four independent
+ * max/min accumulators over 16-float blocks: V8's NaN-correct f32x4.max/min is a ~7-instruction dependent sequence,
+ * so a single accumulator chain ran at ~1 ns per float; max and min do not depend on the order.
+ */
 function buildMaxMin(): Fn {
   const f = new Fn("maxmin", [I32, I32], [F32]);
   const [p, n] = [0, 1];
-  const mx = f.local(V128), mn = f.local(V128), v = f.local(V128);
-  f.f32x4(-Infinity).set(mx).f32x4(Infinity).set(mn);
-  rowLoop(f, n, (i, masked, rem) => {
-    f.get(p).get(i).op(Op.i32Add).load().set(v);
-    if (masked) {
-      f.get(v).f32x4(-Infinity);
-      emitMask(f, rem);
-      f.simd(S.bitselect).get(mx).simd(S.f32x4Max).set(mx);
-      f.get(v).f32x4(Infinity);
-      emitMask(f, rem);
-      f.simd(S.bitselect).get(mn).simd(S.f32x4Min).set(mn);
-    } else {
-      f.get(v).get(mx).simd(S.f32x4Max).set(mx);
-      f.get(v).get(mn).simd(S.f32x4Min).set(mn);
-    }
+  const U = 4;
+  const mx = Array.from({ length: U }, () => f.local(V128));
+  const mn = Array.from({ length: U }, () => f.local(V128));
+  const v = f.local(V128), i = f.local(I32), end = f.local(I32), rem = f.local(I32);
+  for (let u = 0; u < U; u++) f.f32x4(-Infinity).set(mx[u]!).f32x4(Infinity).set(mn[u]!);
+  const acc = (u: number, offset: number): void => {
+    f.get(p).get(i).op(Op.i32Add).load(offset).set(v);
+    f.get(v).get(mx[u]!).simd(S.f32x4Max).set(mx[u]!);
+    f.get(v).get(mn[u]!).simd(S.f32x4Min).set(mn[u]!);
+  };
+  f.i32(0).set(i);
+  f.get(n).i32(-16).op(Op.i32And).i32(4).op(Op.i32Mul).set(end);
+  f.forLoop(i, end, 64, () => {
+    for (let u = 0; u < U; u++) acc(u, 16 * u);
   });
+  f.get(n).i32(-4).op(Op.i32And).i32(4).op(Op.i32Mul).set(end);
+  f.forLoop(i, end, 16, () => acc(0, 0));
+  f.get(n).i32(3).op(Op.i32And).set(rem);
+  f.get(rem).op(Op.if, 0x40);
+  f.get(p).get(i).op(Op.i32Add).load().set(v);
+  f.get(v).f32x4(-Infinity);
+  emitMask(f, rem);
+  f.simd(S.bitselect).get(mx[0]!).simd(S.f32x4Max).set(mx[0]!);
+  f.get(v).f32x4(Infinity);
+  emitMask(f, rem);
+  f.simd(S.bitselect).get(mn[0]!).simd(S.f32x4Min).set(mn[0]!);
+  f.op(Op.end);
+  for (let u = 1; u < U; u++) {
+    f.get(mx[0]!).get(mx[u]!).simd(S.f32x4Max).set(mx[0]!);
+    f.get(mn[0]!).get(mn[u]!).simd(S.f32x4Min).set(mn[0]!);
+  }
   // store min
   f.i32(SCRATCH);
-  f.get(mn).simd(S.f32x4ExtractLane, 0).get(mn).simd(S.f32x4ExtractLane, 1).op(Op.f32Min);
-  f.get(mn).simd(S.f32x4ExtractLane, 2).get(mn).simd(S.f32x4ExtractLane, 3).op(Op.f32Min).op(Op.f32Min);
+  f.get(mn[0]!).simd(S.f32x4ExtractLane, 0).get(mn[0]!).simd(S.f32x4ExtractLane, 1).op(Op.f32Min);
+  f.get(mn[0]!).simd(S.f32x4ExtractLane, 2).get(mn[0]!).simd(S.f32x4ExtractLane, 3).op(Op.f32Min).op(Op.f32Min);
   f.op(Op.f32Store, 2, 0);
-  f.get(mx).simd(S.f32x4ExtractLane, 0).get(mx).simd(S.f32x4ExtractLane, 1).op(Op.f32Max);
-  f.get(mx).simd(S.f32x4ExtractLane, 2).get(mx).simd(S.f32x4ExtractLane, 3).op(Op.f32Max).op(Op.f32Max);
+  f.get(mx[0]!).simd(S.f32x4ExtractLane, 0).get(mx[0]!).simd(S.f32x4ExtractLane, 1).op(Op.f32Max);
+  f.get(mx[0]!).simd(S.f32x4ExtractLane, 2).get(mx[0]!).simd(S.f32x4ExtractLane, 3).op(Op.f32Max).op(Op.f32Max);
   return f;
 }
 
@@ -477,11 +506,54 @@ function buildBinary(name: BinaryWasmOp): Fn {
   return f;
 }
 
+/**
+ * scopy(src, dst, n0, n1, n2, n3, s0, s1, s2, s3): dst, contiguous [n0, n1, n2, n3], gets
+ * src[i0 s0 + i1 s1 + i2 s2 + i3 s3] (strides in floats, non-negative). With s3 = 1 the innermost runs are copied
+ * four floats at a time; otherwise element by element. The permute / strided-copy kernel of movement.ts.
+ */
+function buildStridedCopy(): Fn {
+  const f = new Fn("scopy", [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32], []);
+  const [src, dst, n0, n1, n2, n3, s0, s1, s2, s3] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const i0 = f.local(I32), i1 = f.local(I32), i2 = f.local(I32), i3 = f.local(I32);
+  const p = f.local(I32), q = f.local(I32), out = f.local(I32), vend = f.local(I32), step = f.local(I32);
+  f.get(dst).set(out);
+  f.get(n3).i32(-4).op(Op.i32And).set(vend);
+  f.get(s3).i32(4).op(Op.i32Mul).set(step);
+  f.i32(0).set(i0);
+  f.forLoop(i0, n0, 1, () => {
+    f.i32(0).set(i1);
+    f.forLoop(i1, n1, 1, () => {
+      f.i32(0).set(i2);
+      f.forLoop(i2, n2, 1, () => {
+        // p = src + 4 (i0 s0 + i1 s1 + i2 s2)
+        f.get(i0).get(s0).op(Op.i32Mul).get(i1).get(s1).op(Op.i32Mul).op(Op.i32Add);
+        f.get(i2).get(s2).op(Op.i32Mul).op(Op.i32Add).i32(4).op(Op.i32Mul).get(src).op(Op.i32Add).set(p);
+        f.i32(0).set(i3);
+        f.get(s3).i32(1).op(Op.i32Eq).op(Op.if, 0x40);
+        f.forLoop(i3, vend, 4, () => {
+          f.get(i3).i32(4).op(Op.i32Mul).set(q);
+          f.get(out).get(q).op(Op.i32Add).get(p).get(q).op(Op.i32Add).load().store();
+        });
+        f.op(Op.end);
+        f.get(p).get(i3).get(step).op(Op.i32Mul).op(Op.i32Add).set(p);
+        f.forLoop(i3, n3, 1, () => {
+          f.get(out).get(i3).i32(4).op(Op.i32Mul).op(Op.i32Add);
+          f.get(p).op(Op.f32Load, 2, 0).op(Op.f32Store, 2, 0);
+          f.get(p).get(step).op(Op.i32Add).set(p);
+        });
+        f.get(out).get(n3).i32(4).op(Op.i32Mul).op(Op.i32Add).set(out);
+      });
+    });
+  });
+  return f;
+}
+
 /** Builds the whole module's bytes. */
 export function buildVectorWasm(): Uint8Array {
   return buildModule([
     buildMaxMin(), buildSumExp(), buildExpAff(), buildKlRow(), buildKlGrad(), buildSwiglu(), buildSwigluBackward(),
     buildSqDiff(), buildDiffScale(), buildAdamW(), buildSumSq(), buildRmsOut(), buildDot3(), buildRmsBwd(), buildRope(),
+    buildStridedCopy(),
     ...(Object.keys(BINARY_WASM_OPS) as BinaryWasmOp[]).map(buildBinary),
   ]);
 }
@@ -510,6 +582,7 @@ export interface VectorKernels {
   dot3(w: number, dy: number, x: number, n: number): number;
   rmsbwd(w: number, dy: number, x: number, dx: number, acc: number, n: number, rs: number, c: number): void;
   rope(x: number, cs: number, sn: number, out: number, rows: number, T: number, t0: number, dh: number, sign: number): void;
+  scopy(src: number, dst: number, n0: number, n1: number, n2: number, n3: number, s0: number, s1: number, s2: number, s3: number): void;
   badd(a: number, b: number, out: number, n: number, mode: number): void;
   bsub(a: number, b: number, out: number, n: number, mode: number): void;
   bmul(a: number, b: number, out: number, n: number, mode: number): void;
