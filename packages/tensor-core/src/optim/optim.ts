@@ -3,7 +3,7 @@
 
 import { gpuOps } from "../backend/backend.js";
 import type { AdamWSlot } from "../backend/gpujs/ops.js";
-import { adamwUpdate } from "../backend/cpu/kernels.js";
+import { adamwUpdate, scaleInPlace, sumSquares } from "../backend/cpu/kernels.js";
 import type { FloatArray } from "../dtype.js";
 import { fmt } from "../shape.js";
 import type { Tensor } from "../tensor.js";
@@ -162,20 +162,11 @@ export class SGD {
  */
 export function clipGradNorm(grads: ReadonlyArray<Tensor | null>, maxNorm: number): number {
   let sq = 0;
-  for (const g of grads) {
-    if (g === null) continue;
-    const b = g.buf;
-    for (let i = 0; i < b.length; i++) sq += b[i]! * b[i]!;
-  }
+  for (const g of grads) if (g !== null) sq += sumSquares(g.buf as FloatArray, g.size);
   const norm = Math.sqrt(sq);
   if (!Number.isFinite(norm)) return norm;
   const coef = maxNorm / (norm + 1e-6);
-  if (coef < 1)
-    for (const g of grads) {
-      if (g === null) continue;
-      const b = g.buf;
-      for (let i = 0; i < b.length; i++) b[i] *= coef;
-    }
+  if (coef < 1) for (const g of grads) if (g !== null) scaleInPlace(g.buf as FloatArray, g.size, coef);
   return norm;
 }
 

@@ -27,6 +27,7 @@ export {
   ropeForward,
 } from "./rows.js";
 export { adamwUpdate, type AdamWOptions } from "./adamw.js";
+export { scaleInPlace, sumSquares } from "./fused.js";
 export {
   getThreadCount,
   setThreadCount,

@@ -232,37 +232,40 @@ export class GpuOps {
 
   gemm(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[]): Tensor | null {
     if (a.dtype !== "float32" || b.dtype !== "float32" || p.k === 0 || !this.ok("matmul", a, b)) return null;
-    if (p.batch * p.m * p.n * p.k >= this.tileMinWork && p.m * p.n > 1) return this.gemmTiled(a, b, p, outShape);
+    return this.matmul(a, b, p, outShape, null, this.tiles(p));
+  }
+
+  /** Whether a matmul of these dimensions runs the tiled kernels. */
+  private tiles(p: GemmDims): boolean {
+    return p.batch * p.m * p.n * p.k >= this.tileMinWork && p.m * p.n > 1;
+  }
+
+  /**
+   * C = A B (dims p) through the one-output-per-thread kernel or, when `tiled`, `gemmTiled`; `epi` (optional)
+   * turns each sum into the output value (see `GemmEpilogue`).
+   */
+  private matmul(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[], epi: GemmEpilogue | null, tiled: boolean): Tensor {
+    if (tiled) return this.gemmTiled(a, b, p, outShape, epi);
     const { m, n, k, transA, transB, strideA, strideB } = p;
     const aIdx = transA ? `aoff + j * ${lit(m)} + row` : `aoff + row * ${lit(k)} + j`;
     const bIdx = transB ? `boff + col * ${lit(k)} + j` : `boff + j * ${lit(n)} + col`;
-    const key = `gemm:${p.batch}:${m}:${n}:${k}:${transA}:${transB}:${strideA}:${strideB}`;
-    return this.out(key, outShape, "float32", () => `function (A, B) {
+    const key = `gemm:${p.batch}:${m}:${n}:${k}:${transA}:${transB}:${strideA}:${strideB}${epi === null ? "" : `:${epi.key}`}`;
+    return this.out(key, outShape, "float32", () => `function (A, B${epiParams(epi)}) {
       const i = this.thread.x + 0.0;
       const bi = Math.floor((i + 0.5) / ${lit(m * n)});
       const rem = i - bi * ${lit(m * n)};
       const row = Math.floor((rem + 0.5) / ${lit(n)});
       const col = rem - row * ${lit(n)};
+      const gr = bi * ${lit(m)} + row;
+      ${epi?.pre ?? ""}
       const aoff = bi * ${lit(strideA)};
       const boff = bi * ${lit(strideB)};
       ${blockedSum("acc", k, `A[${aIdx}] * B[${bIdx}]`)}
-      return acc;
-    }`, [this.dev(a), this.dev(b)]);
+      ${epi === null ? "return acc;" : epi.post("acc")}
+    }`, [this.dev(a), this.dev(b), ...(epi?.args ?? [])]);
   }
 
-  /**
-   * Tiled matmul: each thread computes a 2x2 tile of C (rows r0, r0+1, columns c0, c0+1) and returns it as
-   * `Array(4)`, so a k-step reads 2 values of A and 2 of B for 4 multiply-adds instead of 8 reads; a second
-   * kernel puts the tiles in row-major order. Each output's sum runs in the same order and with the same
-   * blocks of 64 as the one-output kernel, so the results are the same. Tiles past an odd edge read the last
-   * row/column again (clamped) and are dropped by the untile kernel.
-   * - webasm: output [n/2, m/2, batch], so the tile's rows (thread.y) are uniform across the 4 SIMD lanes
-   *   (thread.x): A is read with one scalar load per row, B with one 4-lane gather per column.
-   * - gl: the inputs are first packed 4 k-values to a texel (A along its rows, B along its columns, zeros past
-   *   k, transposes and batch strides resolved there), so one texture fetch serves 4 k-steps: 4 fetches per
-   *   16 multiply-adds.
-   */
-  private gemmTiled(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[]): Tensor {
+  private gemmTiled(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[], epi: GemmEpilogue | null): Tensor {
     const { batch, m, n, k, transA, transB, strideA, strideB } = p;
     const m2 = Math.ceil(m / 2), n2 = Math.ceil(n / 2);
     const sig = `${batch}:${m}:${n}:${k}:${transA}:${transB}:${strideA}:${strideB}`;
@@ -322,20 +325,23 @@ export class GpuOps {
       pa.free(); pb.free();
     }
     const pick = this.rt.textures
-      ? "const v = T[q];\n      if (c < 0.5) { return v[0]; }\n      if (c < 1.5) { return v[1]; }\n      if (c < 2.5) { return v[2]; }\n      return v[3];"
-      : "return T[q * 4.0 + c];";
-    const out = this.out(`gemmUntile:${batch}:${m}:${n}`, outShape, "float32", () => `function (T) {
+      ? "const tv = T[q];\n      let v = tv[3];\n      if (c < 0.5) { v = tv[0]; } else if (c < 1.5) { v = tv[1]; } else if (c < 2.5) { v = tv[2]; }"
+      : "const v = T[q * 4.0 + c];";
+    const out = this.out(`gemmUntile:${batch}:${m}:${n}${epi === null ? "" : `:${epi.key}`}`, outShape, "float32", () => `function (T${epiParams(epi)}) {
       const i = this.thread.x + 0.0;
       const bi = Math.floor((i + 0.5) / ${lit(m * n)});
       const rem = i - bi * ${lit(m * n)};
       const row = Math.floor((rem + 0.5) / ${lit(n)});
       const col = rem - row * ${lit(n)};
+      const gr = bi * ${lit(m)} + row;
+      ${epi?.pre ?? ""}
       const rb = Math.floor((row + 0.5) / 2.0);
       const cb = Math.floor((col + 0.5) / 2.0);
       const q = (bi * ${lit(m2)} + rb) * ${lit(n2)} + cb;
       const c = (row - rb * 2.0) * 2.0 + (col - cb * 2.0);
       ${pick}
-    }`, [tiles.handle]);
+      ${epi === null ? "return v;" : epi.post("v")}
+    }`, [tiles.handle, ...(epi?.args ?? [])]);
     tiles.free();
     return out;
   }
@@ -433,140 +439,102 @@ export class GpuOps {
     }`, [this.dev(x), this.dev(cos), this.dev(sin)]);
   }
 
-  /** Scores and the kv head of (b, h): shared source for the attention kernels. */
-  private attnPrelude(d: AttnDims, idx: string, withS: boolean): string {
-    const { H, T, S, dh, G, Hkv } = d;
-    return `
-      const bh = Math.floor((${idx} + 0.5) / ${lit(withS ? T * S : T)});
-      const t = Math.floor(((${idx} - bh * ${lit(withS ? T * S : T)}) + 0.5) / ${lit(withS ? S : 1)});
-      const b = Math.floor((bh + 0.5) / ${lit(H)});
-      const h = bh - b * ${lit(H)};
-      const kvh = b * ${lit(Hkv)} + Math.floor((h + 0.5) / ${lit(G)});
-      const qb = (bh * ${lit(T)} + t) * ${lit(dh)};
-      const lim = ${lit(d.offset)} + t;`;
-  }
-
   /**
-   * For a kernel over rows of the [B, H, T] query positions (`cols` outputs a row): `i` (the output index),
-   * `row`, the column `col`, `bh` = b * H + h, `b`, and the kv head `kvh` of (b, h).
+   * Whether attention's matmuls run the tiled kernels when their work reaches `tileMinWork` (otherwise one
+   * output per thread, the same sums with the same epilogues). Measured at B 2, H 4, Hkv 2, T 128, dh 32.
    */
-  private rowHead(d: AttnDims, col: string, cols: number): string {
-    const { H, Hkv, T, G } = d;
-    return `const i = this.thread.x + 0.0;
-      const row = Math.floor((i + 0.5) / ${lit(cols)});
-      const ${col} = i - row * ${lit(cols)};
-      const bh = Math.floor((row + 0.5) / ${lit(T)});
-      const b = Math.floor((bh + 0.5) / ${lit(H)});
-      const kvh = b * ${lit(Hkv)} + Math.floor(((bh - b * ${lit(H)}) + 0.5) / ${lit(G)});`;
+  attnTiles = true;
+
+  /**
+   * The dims of attention's matmuls as batched gemms over the B * Hkv kv heads: the G query heads sharing
+   * a kv head are consecutive in [B, H, T, ...], so their G * T rows form one matrix per kv head and k, v
+   * are read in place (no broadcast, no copy). The output of a [G T, ...] product is then laid out as
+   * [B, H, T, ...], and `gr` (the row over all batches) is the query row b * H T + h T + t.
+   * - rows: [G T, x] (q, dy, P, dS rows) times [y, x]^T (k, v): scores q k^T and dy v^T;
+   * - mix: [G T, S] (P, dS) times [S, dh] (v, k): P v and dS k;
+   * - back: [G T, S]^T (P, dS) times [G T, dh] (dy, q): P^T dy and dS^T q, summed over the group's G T rows.
+   */
+  private attnGemms(d: AttnDims): { rows: GemmDims; mix: GemmDims; back: GemmDims } {
+    const { B, Hkv, G, T, S, dh } = d;
+    const batch = B * Hkv, GT = G * T;
+    return {
+      rows: { batch, m: GT, n: S, k: dh, transA: false, transB: true, strideA: GT * dh, strideB: S * dh },
+      mix: { batch, m: GT, n: dh, k: S, transA: false, transB: false, strideA: GT * S, strideB: S * dh },
+      back: { batch, m: S, n: dh, k: GT, transA: true, transB: false, strideA: GT * S, strideB: GT * dh },
+    };
   }
 
-  /** Statements computing `sc` = scale * q_t . k_s. */
-  private score(d: AttnDims, s: string): string {
-    return `let sc = 0.0;
-      const ko = (kvh * ${lit(d.S)} + ${s}) * ${lit(d.dh)};
-      for (let e = 0; e < ${d.dh}; e++) { sc = sc + Q[qb + e] * K[ko + e]; }
-      sc = sc * ${lit(d.scale)};`;
+  /** The causal mask as an epilogue `pre`: returns `masked` for key positions s (= col) past offset + t. */
+  private attnMask(d: AttnDims, masked: string): string {
+    return `const tq = gr - Math.floor((gr + 0.5) / ${lit(d.T)}) * ${lit(d.T)};
+      if (col > ${lit(d.offset)} + tq) { return ${masked}; }`;
   }
 
-  private attnRun(key: string, shape: readonly number[], d: AttnDims, body: string, args: readonly unknown[], params: string): Tensor {
-    const dk = `attn:${key}:${d.B}:${d.H}:${d.Hkv}:${d.T}:${d.S}:${d.dh}:${d.scale}:${d.offset}`;
-    return this.out(dk, shape, "float32", () => `function (${params}) {
-      ${body}
-    }`, args);
+  private attnGemm(a: Tensor, b: Tensor, p: GemmDims, shape: readonly number[], epi: GemmEpilogue | null): Tensor {
+    return this.matmul(a, b, p, shape, epi, this.attnTiles && this.tiles(p));
   }
 
-  /** Scores [b, h, t, s] = scale q_t . k_s, one thread each; masked ones are -1e38 (their exp is 0). */
-  private attnScores(q: Tensor, k: Tensor, d: AttnDims): Tensor {
-    const body = `const i = this.thread.x + 0.0;
-      ${this.attnPrelude(d, "i", true)}
-      const s = i - Math.floor((i + 0.5) / ${lit(d.S)}) * ${lit(d.S)};
-      if (s > lim) { return -1e38; }
-      ${this.score(d, "s")}
-      return sc;`;
-    return this.attnRun("scores", [d.B, d.H, d.T, d.S], d, body, [this.dev(q), this.dev(k)], "Q, K");
-  }
-
-  /** P[b, h, t, s] = exp(score - lse) under the causal mask, the score recomputed (backward). */
-  private attnP(q: Tensor, k: Tensor, lse: Tensor, d: AttnDims): Tensor {
-    const body = `const i = this.thread.x + 0.0;
-      ${this.attnPrelude(d, "i", true)}
-      const s = i - Math.floor((i + 0.5) / ${lit(d.S)}) * ${lit(d.S)};
-      if (s > lim) { return 0.0; }
-      ${this.score(d, "s")}
-      return Math.exp(sc - L[bh * ${lit(d.T)} + t]);`;
-    return this.attnRun("p", [d.B, d.H, d.T, d.S], d, body, [this.dev(q), this.dev(k), this.dev(lse)], "Q, K, L");
+  /** Scaled "multiply by the softmax scale" epilogue (dq, dk). */
+  private scaled(d: AttnDims): GemmEpilogue {
+    return { key: `scale:${d.scale}`, params: [], args: [], pre: "", post: (v) => `return ${lit(d.scale)} * ${v};` };
   }
 
   /**
-   * Forward: the scores once (one thread per (b, h, t, s)), the row statistic lse once per query row (a row
-   * kernel: max, then a blocked sum of exp), P = exp(scores - lse) elementwise, then out = P v.
+   * Forward: the scores S = scale q k^T (masked ones -1e38, whose exp is 0), the row statistic lse once per
+   * query row (a row kernel: max, then a blocked sum of exp), P = exp(scores - lse) elementwise (masked
+   * ones exactly 0), then out = P v.
    */
   attention(q: Tensor, k: Tensor, v: Tensor, d: AttnDims): [Tensor, Tensor] | null {
     if (q.dtype !== "float32" || !this.ok("causalAttention", q, k, v)) return null;
-    const scores = this.attnScores(q, k, d);
-    const lse = this.rowLse("attn", scores, d.B * d.H * d.T, d.S, 1, [d.B, d.H, d.T]);
-    const p = this.out(`attnPfromScores:${d.T * d.S}:${d.S}:${d.T}:${d.offset}`, scores.shape, "float32", () => `function (Sc, L) {
+    const { B, H, T, S, scale, offset } = d;
+    const g = this.attnGemms(d);
+    const scores = this.attnGemm(q, k, g.rows, [B, H, T, S], {
+      key: `attnScores:${T}:${scale}:${offset}`, params: [], args: [], pre: this.attnMask(d, "-1e38"), post: (x) => `return ${x} * ${lit(scale)};`,
+    });
+    const lse = this.rowLse("attn", scores, B * H * T, S, 1, [B, H, T]);
+    const p = this.out(`attnPfromScores:${T * S}:${S}:${T}:${offset}`, scores.shape, "float32", () => `function (Sc, L) {
       const i = this.thread.x + 0.0;
-      const row = Math.floor((i + 0.5) / ${lit(d.S)});
-      const s = i - row * ${lit(d.S)};
-      const t = row - Math.floor((row + 0.5) / ${lit(d.T)}) * ${lit(d.T)};
-      if (s > ${lit(d.offset)} + t) { return 0.0; }
+      const row = Math.floor((i + 0.5) / ${lit(S)});
+      const s = i - row * ${lit(S)};
+      const t = row - Math.floor((row + 0.5) / ${lit(T)}) * ${lit(T)};
+      if (s > ${lit(offset)} + t) { return 0.0; }
       return Math.exp(Sc[i] - L[row]);
     }`, [this.dev(scores), this.dev(lse)]);
     scores.dispose();
-    const { T, S, dh, Hkv, H, G } = d;
-    const out = this.out(`attnOut:${d.B}:${H}:${Hkv}:${T}:${S}:${dh}:${G}`, q.shape, "float32", () => `function (P, V) {
-      ${this.rowHead(d, "e", dh)}
-      ${blockedSum("acc", S, `P[row * ${lit(S)} + j] * V[(kvh * ${lit(S)} + j) * ${lit(dh)} + e]`)}
-      return acc;
-    }`, [this.dev(p), this.dev(v)]);
+    const out = this.attnGemm(p, v, g.mix, q.shape, null);
     p.dispose();
     return [out, lse];
   }
 
+  /**
+   * Backward: P = exp(scale q k^T - lse) recomputed (masked ones exactly 0), Dt = rowsum(dy out),
+   * dS = P (dy v^T - Dt), dq = scale dS k, dk = scale dS^T q, dv = P^T dy (the last two summed over the
+   * G query heads of each kv head).
+   */
   attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dy: Tensor, d: AttnDims): [Tensor, Tensor, Tensor] | null {
     if (dy.dtype !== "float32" || !this.ok("causalAttention.vjp", q, k, v, out, lse, dy)) return null;
-    const { B, H, Hkv, T, S, dh, G, scale } = d;
-    const sig = `${B}:${H}:${Hkv}:${T}:${S}:${dh}:${G}:${scale}`;
-    const p = this.attnP(q, k, lse, d);
+    const { B, H, T, S, dh, scale, offset } = d;
+    const g = this.attnGemms(d);
+    const p = this.attnGemm(q, k, g.rows, [B, H, T, S], {
+      key: `attnP:${T}:${scale}:${offset}`, params: ["L"], args: [this.dev(lse)], pre: this.attnMask(d, "0.0"),
+      post: (x) => `return Math.exp(${x} * ${lit(scale)} - L[gr]);`,
+    });
     // Dt[b, h, t] = sum_e dy * out
-    const Dt = this.out(`attnD:${sig}`, [B, H, T], "float32", () => `function (Y, O) {
+    const Dt = this.out(`attnD:${dh}`, [B, H, T], "float32", () => `function (Y, O) {
       const base = (this.thread.x + 0.0) * ${lit(dh)};
       ${blockedSum("acc", dh, "Y[base + j] * O[base + j]")}
       return acc;
     }`, [this.dev(dy), this.dev(out)]);
-    // dS[b, h, t, s] = P (dy . v_s - Dt)
-    const dS = this.out(`attnDS:${sig}`, [B, H, T, S], "float32", () => `function (P, Y, V, Dt) {
-      ${this.rowHead(d, "s", S)}
-      ${blockedSum("dp", dh, `Y[row * ${lit(dh)} + j] * V[(kvh * ${lit(S)} + s) * ${lit(dh)} + j]`)}
-      return P[i] * (dp - Dt[row]);
-    }`, [this.dev(p), this.dev(dy), this.dev(v), this.dev(Dt)]);
-    // dq[b, h, t, e] = scale sum_s dS k
-    const dq = this.out(`attnDq:${sig}`, q.shape, "float32", () => `function (DS, K) {
-      ${this.rowHead(d, "e", dh)}
-      ${blockedSum("acc", S, `DS[row * ${lit(S)} + j] * K[(kvh * ${lit(S)} + j) * ${lit(dh)} + e]`)}
-      return ${lit(scale)} * acc;
-    }`, [this.dev(dS), this.dev(k)]);
-    // dk[b, kvh, s, e] = scale sum_{h in group, t} dS q;  dv[b, kvh, s, e] = sum_{h in group, t} P dy
-    const kvSrc = (W: string, scaled: boolean): string => `function (${W}, X) {
-      const i = this.thread.x + 0.0;
-      const row = Math.floor((i + 0.5) / ${lit(dh)});
-      const e = i - row * ${lit(dh)};
-      const kvh = Math.floor((row + 0.5) / ${lit(S)});
-      const s = row - kvh * ${lit(S)};
-      const b = Math.floor((kvh + 0.5) / ${lit(Hkv)});
-      const h0 = b * ${lit(H)} + (kvh - b * ${lit(Hkv)}) * ${lit(G)};
-      let acc = 0.0;
-      for (let gg = 0; gg < ${G}; gg++) {
-        const bh = h0 + gg;
-        ${blockedSum("part", T, `${W}[(bh * ${lit(T)} + j) * ${lit(S)} + s] * X[(bh * ${lit(T)} + j) * ${lit(dh)} + e]`)}
-        acc = acc + part;
-      }
-      return ${scaled ? `${lit(scale)} * acc` : "acc"};
-    }`;
-    const dk = this.out(`attnDk:${sig}`, k.shape, "float32", () => kvSrc("DS", true), [this.dev(dS), this.dev(q)]);
-    const dv = this.out(`attnDv:${sig}`, v.shape, "float32", () => kvSrc("P", false), [this.dev(p), this.dev(dy)]);
-    p.dispose(); Dt.dispose(); dS.dispose();
+    const dS = this.attnGemm(dy, v, g.rows, [B, H, T, S], {
+      key: `attnDS:${T}:${offset}`, params: ["P", "Dt"], args: [this.dev(p), this.dev(Dt)], pre: this.attnMask(d, "0.0"),
+      post: (x) => `return P[i] * (${x} - Dt[gr]);`,
+    });
+    Dt.dispose();
+    const dq = this.attnGemm(dS, k, g.mix, q.shape, this.scaled(d));
+    const dk = this.attnGemm(dS, q, g.back, k.shape, this.scaled(d));
+    dS.dispose();
+    const dv = this.attnGemm(p, dy, g.back, v.shape, null);
+    p.dispose();
     return [dq, dk, dv];
   }
 
@@ -655,17 +623,38 @@ export class GpuOps {
     }`, [this.dev(x), this.dev(idx)]);
   }
 
-  /** dx[v, c] = sum over positions i with idx[i] = v of dy[i, c] (gather-style, one thread per output). */
+  /**
+   * dx[v, c] = sum over positions i with idx[i] = v of dy[i, c], in ascending i (the cpu kernel's order).
+   * The ids are read on the host (they are small: one per token) and sorted by row with a stable counting
+   * sort into a CSR: `pos` lists the positions row by row, ascending within a row, and row v's positions are
+   * pos[off[v] .. off[v + 1]). Each output thread (v, c) then sums only its own range, so the work is
+   * V * cols reads of the offsets plus N * cols additions, instead of V * cols * N tests. The loop's bound is
+   * the largest row count rounded up to a power of two (fewer kernel variants); it stops at the row's count.
+   */
   scatterAdd(dy: Tensor, idx: Tensor, xShape: readonly number[], cols: number): Tensor | null {
     if (dy.dtype !== "float32" || !this.ok("gather.vjp", dy, idx)) return null;
-    const N = idx.size;
-    return this.out(`scatterAdd:${N}:${cols}`, xShape, "float32", () => `function (D, I) {
-      const i = this.thread.x + 0.0;
-      const v = Math.floor((i + 0.5) / ${lit(cols)});
-      const c = i - v * ${lit(cols)};
-      ${blockedSum("acc", N, `(I[j] == v ? D[j * ${lit(cols)} + c] : 0.0)`)}
-      return acc;
-    }`, [this.dev(dy), this.dev(idx)]);
+    const { off, pos, maxCount } = rowIndex(idx.peek(), xShape[0]!);
+    const V = off.length - 1;
+    const loop = 2 ** Math.ceil(Math.log2(maxCount));
+    const O = this.rt.upload(off, V + 1), P = this.rt.upload(pos, pos.length);
+    try {
+      return this.out(`scatterAddCsr:${cols}:${loop}`, xShape, "float32", () => `function (D, O, P) {
+        const i = this.thread.x + 0.0;
+        const v = Math.floor((i + 0.5) / ${lit(cols)});
+        const c = i - v * ${lit(cols)};
+        const start = O[v];
+        const count = O[v + 1.0] - start;
+        let acc = 0.0;
+        for (let jj = 0; jj < ${loop}; jj++) {
+          const j = jj + 0.0;
+          if (j >= count) { break; }
+          acc = acc + D[P[start + j] * ${lit(cols)} + c];
+        }
+        return acc;
+      }`, [this.dev(dy), O.handle, P.handle]);
+    } finally {
+      O.free(); P.free();
+    }
   }
 
   /**
@@ -701,6 +690,51 @@ export class GpuOps {
   report(): Array<{ op: string; gpu: number; cpu: number }> {
     return [...this.counts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([op, c]) => ({ op, ...c }));
   }
+}
+
+/**
+ * The positions of `ids` grouped by row (a stable counting sort): row v's positions, ascending, are
+ * pos[off[v] .. off[v + 1]); `maxCount` is the largest number of positions of one row.
+ */
+export function rowIndex(ids: ArrayLike<number>, rows: number): { off: Int32Array; pos: Int32Array; maxCount: number } {
+  const off = new Int32Array(rows + 1);
+  for (let i = 0; i < ids.length; i++) {
+    const v = ids[i]!;
+    if (!(v >= 0 && v < rows && Number.isInteger(v))) throw new RangeError(`gather.vjp: index ${v} at position ${i} is out of range [0, ${rows})`);
+    off[v + 1] = off[v + 1]! + 1;
+  }
+  let maxCount = 0;
+  for (let v = 0; v < rows; v++) {
+    maxCount = Math.max(maxCount, off[v + 1]!);
+    off[v + 1] = off[v + 1]! + off[v]!;
+  }
+  const next = off.slice(0, rows);
+  const pos = new Int32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) {
+    const v = ids[i]!;
+    pos[next[v]!] = i;
+    next[v] = next[v]! + 1;
+  }
+  return { off, pos, maxCount };
+}
+
+/**
+ * What a matmul's output kernel does with each sum, fused into it (the attention kernels' masks, scales
+ * and exponentials). In scope: `i` (the flat output index), `bi` (the batch), `row`, `col`, and
+ * `gr` = bi * m + row (the row over all batches). `pre` runs before the sum is computed or read and may
+ * return early (a masked output); `post(v)` returns the output from the sum `v`. `params` name the extra
+ * kernel arguments `args` (device handles); `key` tells the variants apart in the kernel cache.
+ */
+interface GemmEpilogue {
+  key: string;
+  params: readonly string[];
+  args: readonly unknown[];
+  pre: string;
+  post: (v: string) => string;
+}
+
+function epiParams(epi: GemmEpilogue | null): string {
+  return epi === null ? "" : epi.params.map((q) => `, ${q}`).join("");
 }
 
 export interface GemmDims {
