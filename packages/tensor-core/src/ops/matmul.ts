@@ -65,12 +65,24 @@ function matmulNd(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tenso
   }
   // With C = op(A) op(B):  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC; each case below is that identity
   // rewritten with transpose flags so no transpose is materialised.
+  // Only the gradients the tape will use are computed: with a frozen operand (LRC's teacher weights in
+  // W_student = W_teacher P) its product would be a full matmul thrown away.
   return record("matmul", out, [a, b], (dy) => {
-    let da: Tensor, db: Tensor;
-    if (!transA && !transB) { da = matmulNd(dy, b, false, true); db = matmulNd(a, dy, true, false); }
-    else if (transA && !transB) { da = matmulNd(b, dy, false, true); db = matmulNd(a, dy, false, false); }
-    else if (!transA && transB) { da = matmulNd(dy, b, false, false); db = matmulNd(dy, a, true, false); }
-    else { da = matmulNd(b, dy, true, true); db = matmulNd(dy, a, true, true); }
-    return [sumTo(da, a.shape), sumTo(db, b.shape)];
+    let da: Tensor | null = null, db: Tensor | null = null;
+    const needA = a.requiresGrad, needB = b.requiresGrad;
+    if (!transA && !transB) {
+      if (needA) da = matmulNd(dy, b, false, true);
+      if (needB) db = matmulNd(a, dy, true, false);
+    } else if (transA && !transB) {
+      if (needA) da = matmulNd(b, dy, false, true);
+      if (needB) db = matmulNd(a, dy, false, false);
+    } else if (!transA && transB) {
+      if (needA) da = matmulNd(dy, b, false, false);
+      if (needB) db = matmulNd(dy, a, true, false);
+    } else {
+      if (needA) da = matmulNd(b, dy, true, true);
+      if (needB) db = matmulNd(dy, a, true, true);
+    }
+    return [da === null ? null : sumTo(da, a.shape), db === null ? null : sumTo(db, b.shape)];
   });
 }

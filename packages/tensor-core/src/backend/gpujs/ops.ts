@@ -51,16 +51,22 @@ function stridesOf(shape: readonly number[]): number[] {
   return s;
 }
 
-/** Blocked sum over j in [0, n): `term` is an expression in j, after the statements `pre` (locals for it). */
-function blockedSum(acc: string, n: number, term: string, pre = ""): string {
-  if (n <= 64) return `let ${acc} = 0.0;\nfor (let jj = 0; jj < ${n}; jj++) { const j = jj + 0.0; ${pre} ${acc} = ${acc} + (${term}); }`;
+/**
+ * Blocked sum over j in [0, n): `term` is an expression in j, after the statements `pre` (locals for it).
+ * `end` (optional, an expression <= n) stops the sum early: the terms from `end` on must be exactly zero,
+ * so skipping them leaves the result unchanged. `acc` must not be `part` (the block partial).
+ */
+function blockedSum(acc: string, n: number, term: string, pre = "", end: string | null = null): string {
+  const stop = end === null ? "" : `if (j >= ${end}) { break; }`;
+  if (n <= 64) return `let ${acc} = 0.0;\nfor (let jj = 0; jj < ${n}; jj++) { const j = jj + 0.0; ${stop} ${pre} ${acc} = ${acc} + (${term}); }`;
   const blocks = Math.ceil(n / 64);
   return `let ${acc} = 0.0;
 for (let bb = 0; bb < ${blocks}; bb++) {
+  ${end === null ? "" : `if (bb * 64.0 >= ${end}) { break; }`}
   let part = 0.0;
   for (let jj = 0; jj < 64; jj++) {
     const j = bb * 64.0 + jj;
-    if (j < ${lit(n)}) { ${pre} part = part + (${term}); }
+    if (j < ${end ?? lit(n)}) { ${pre} part = part + (${term}); }
   }
   ${acc} = ${acc} + part;
 }`;
@@ -70,12 +76,14 @@ for (let bb = 0; bb < ${blocks}; bb++) {
  * Blocked sums of several accumulators over j in [0, n), blocks of `block` steps: `body` (statements in
  * `j`) adds into the block partials `p<acc>`. With one step per k index and blocks of 64 this sums in the
  * same order as `blockedSum`; the last block is guarded only when n is not a multiple of the block.
+ * `end` (optional, an expression <= n) stops early, as in `blockedSum`.
  */
-function blockedSums(accs: readonly string[], n: number, block: number, j: string, body: string): string {
+function blockedSums(accs: readonly string[], n: number, block: number, j: string, body: string, end: string | null = null): string {
   const blocks = Math.ceil(n / block);
-  const guarded = n % block === 0 ? body : `if (${j} < ${lit(n)}) {\n      ${body}\n    }`;
+  const guarded = n % block === 0 && end === null ? body : `if (${j} < ${end ?? lit(n)}) {\n      ${body}\n    }`;
   return `${accs.map((a) => `let ${a} = 0.0;`).join(" ")}
 for (let bb = 0; bb < ${blocks}; bb++) {
+  ${end === null ? "" : `if (bb * ${lit(block)} >= ${end}) { break; }`}
   ${accs.map((a) => `let p${a} = 0.0;`).join(" ")}
   for (let jj = 0; jj < ${block}; jj++) {
     const ${j} = bb * ${lit(block)} + jj;
@@ -245,11 +253,13 @@ export class GpuOps {
    * turns each sum into the output value (see `GemmEpilogue`).
    */
   private matmul(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[], epi: GemmEpilogue | null, tiled: boolean): Tensor {
+    if (epi?.causal && p.m % epi.causal.T !== 0) throw new Error(`internal: a causal matmul's rows (${p.m}) are not whole sequences of ${epi.causal.T}`);
     if (tiled) return this.gemmTiled(a, b, p, outShape, epi);
     const { m, n, k, transA, transB, strideA, strideB } = p;
     const aIdx = transA ? `aoff + j * ${lit(m)} + row` : `aoff + row * ${lit(k)} + j`;
     const bIdx = transB ? `boff + col * ${lit(k)} + j` : `boff + j * ${lit(n)} + col`;
-    const key = `gemm:${p.batch}:${m}:${n}:${k}:${transA}:${transB}:${strideA}:${strideB}${epi === null ? "" : `:${epi.key}`}`;
+    const causalK = epi?.causal?.on === "k";
+    const key = `gemm:${p.batch}:${m}:${n}:${k}:${transA}:${transB}:${strideA}:${strideB}${epiKey(epi)}`;
     return this.out(key, outShape, "float32", () => `function (A, B${epiParams(epi)}) {
       const i = this.thread.x + 0.0;
       const bi = Math.floor((i + 0.5) / ${lit(m * n)});
@@ -260,7 +270,8 @@ export class GpuOps {
       ${epi?.pre ?? ""}
       const aoff = bi * ${lit(strideA)};
       const boff = bi * ${lit(strideB)};
-      ${blockedSum("acc", k, `A[${aIdx}] * B[${bIdx}]`)}
+      ${causalK ? `const kEnd = Math.min(${lit(k)}, ${causalLim(epi!, "row")} + 1.0);` : ""}
+      ${blockedSum("acc", k, `A[${aIdx}] * B[${bIdx}]`, "", causalK ? "kEnd" : null)}
       ${epi === null ? "return acc;" : epi.post("acc")}
     }`, [this.dev(a), this.dev(b), ...(epi?.args ?? [])]);
   }
@@ -268,12 +279,17 @@ export class GpuOps {
   private gemmTiled(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[], epi: GemmEpilogue | null): Tensor {
     const { batch, m, n, k, transA, transB, strideA, strideB } = p;
     const m2 = Math.ceil(m / 2), n2 = Math.ceil(n / 2);
-    const sig = `${batch}:${m}:${n}:${k}:${transA}:${transB}:${strideA}:${strideB}`;
+    const sig = `${batch}:${m}:${n}:${k}:${transA}:${transB}:${strideA}:${strideB}${epi?.causal ? `:${epi.causal.on}:${epi.causal.T}:${epi.causal.offset}` : ""}`;
     const aAt = (off: string, r: string, j: string): string => (transA ? `${off} + ${j} * ${lit(m)} + ${r}` : `${off} + ${r} * ${lit(k)} + ${j}`);
     const bAt = (off: string, j: string, c: string): string => (transB ? `${off} + ${c} * ${lit(k)} + ${j}` : `${off} + ${j} * ${lit(n)} + ${c}`);
     const accs = ["s00", "s01", "s10", "s11"];
+    const causal = epi?.causal ?? null;
+    // The causal limit of the tile's two rows (they may be the last and first rows of two sequences).
     const edges = `const r1 = Math.min(r0 + 1.0, ${lit(m - 1)});
-      const c1 = Math.min(c0 + 1.0, ${lit(n - 1)});`;
+      const c1 = Math.min(c0 + 1.0, ${lit(n - 1)});
+      ${causal === null ? "" : `const lim = Math.max(${causalLim(epi!, "r0")}, ${causalLim(epi!, "r1")});`}
+      ${causal?.on === "cols" ? "if (c0 > lim) { return [0.0, 0.0, 0.0, 0.0]; }" : ""}`;
+    const kEnd = causal?.on === "k" ? `Math.min(${lit(k)}, lim + 1.0)` : null;
     let tiles: GpuBuffer;
     if (!this.rt.textures) {
       tiles = this.rt.runShaped(`gemmTile:${sig}`, [n2, m2, batch], () => `function (A, B) {
@@ -283,9 +299,10 @@ export class GpuOps {
         ${edges}
         const aoff = bi * ${lit(strideA)};
         const boff = bi * ${lit(strideB)};
+        ${kEnd === null ? "" : `const kEnd = ${kEnd};`}
         ${blockedSums(accs, k, 64, "j", `const a0 = A[${aAt("aoff", "r0", "j")}]; const a1 = A[${aAt("aoff", "r1", "j")}];
           const b0 = B[${bAt("boff", "j", "c0")}]; const b1 = B[${bAt("boff", "j", "c1")}];
-          ps00 = ps00 + a0 * b0; ps01 = ps01 + a0 * b1; ps10 = ps10 + a1 * b0; ps11 = ps11 + a1 * b1;`)}
+          ps00 = ps00 + a0 * b0; ps01 = ps01 + a0 * b1; ps10 = ps10 + a1 * b0; ps11 = ps11 + a1 * b1;`, kEnd === null ? null : "kEnd")}
         return [s00, s01, s10, s11];
       }`, [this.dev(a), this.dev(b)]);
     } else {
@@ -318,8 +335,9 @@ export class GpuOps {
         const a1o = (abase + r1) * ${lit(k4)};
         const b0o = (bbase + c0) * ${lit(k4)};
         const b1o = (bbase + c1) * ${lit(k4)};
+        ${kEnd === null ? "" : `const k4End = Math.floor((${kEnd} + 3.0) / 4.0);`}
         ${blockedSums(accs, k4, 16, "j4", `const a0 = A4[a0o + j4]; const a1 = A4[a1o + j4]; const b0 = B4[b0o + j4]; const b1 = B4[b1o + j4];
-          ${mads("a0", "b0", "s00")} ${mads("a0", "b1", "s01")} ${mads("a1", "b0", "s10")} ${mads("a1", "b1", "s11")}`)}
+          ${mads("a0", "b0", "s00")} ${mads("a0", "b1", "s01")} ${mads("a1", "b0", "s10")} ${mads("a1", "b1", "s11")}`, kEnd === null ? null : "k4End")}
         return [s00, s01, s10, s11];
       }`, [pa.handle, pb.handle]);
       pa.free(); pb.free();
@@ -327,7 +345,7 @@ export class GpuOps {
     const pick = this.rt.textures
       ? "const tv = T[q];\n      let v = tv[3];\n      if (c < 0.5) { v = tv[0]; } else if (c < 1.5) { v = tv[1]; } else if (c < 2.5) { v = tv[2]; }"
       : "const v = T[q * 4.0 + c];";
-    const out = this.out(`gemmUntile:${batch}:${m}:${n}${epi === null ? "" : `:${epi.key}`}`, outShape, "float32", () => `function (T${epiParams(epi)}) {
+    const out = this.out(`gemmUntile:${batch}:${m}:${n}${epiKey(epi)}`, outShape, "float32", () => `function (T${epiParams(epi)}) {
       const i = this.thread.x + 0.0;
       const bi = Math.floor((i + 0.5) / ${lit(m * n)});
       const rem = i - bi * ${lit(m * n)};
@@ -490,6 +508,7 @@ export class GpuOps {
     const g = this.attnGemms(d);
     const scores = this.attnGemm(q, k, g.rows, [B, H, T, S], {
       key: `attnScores:${T}:${scale}:${offset}`, params: [], args: [], pre: this.attnMask(d, "-1e38"), post: (x) => `return ${x} * ${lit(scale)};`,
+      causal: { on: "cols", T, offset },
     });
     const lse = this.rowLse("attn", scores, B * H * T, S, 1, [B, H, T]);
     const p = this.out(`attnPfromScores:${T * S}:${S}:${T}:${offset}`, scores.shape, "float32", () => `function (Sc, L) {
@@ -501,7 +520,7 @@ export class GpuOps {
       return Math.exp(Sc[i] - L[row]);
     }`, [this.dev(scores), this.dev(lse)]);
     scores.dispose();
-    const out = this.attnGemm(p, v, g.mix, q.shape, null);
+    const out = this.attnGemm(p, v, g.mix, q.shape, { key: "", params: [], args: [], pre: "", post: (x) => `return ${x};`, causal: { on: "k", T, offset } });
     p.dispose();
     return [out, lse];
   }
@@ -517,7 +536,7 @@ export class GpuOps {
     const g = this.attnGemms(d);
     const p = this.attnGemm(q, k, g.rows, [B, H, T, S], {
       key: `attnP:${T}:${scale}:${offset}`, params: ["L"], args: [this.dev(lse)], pre: this.attnMask(d, "0.0"),
-      post: (x) => `return Math.exp(${x} * ${lit(scale)} - L[gr]);`,
+      post: (x) => `return Math.exp(${x} * ${lit(scale)} - L[gr]);`, causal: { on: "cols", T, offset },
     });
     // Dt[b, h, t] = sum_e dy * out
     const Dt = this.out(`attnD:${dh}`, [B, H, T], "float32", () => `function (Y, O) {
@@ -527,10 +546,10 @@ export class GpuOps {
     }`, [this.dev(dy), this.dev(out)]);
     const dS = this.attnGemm(dy, v, g.rows, [B, H, T, S], {
       key: `attnDS:${T}:${offset}`, params: ["P", "Dt"], args: [this.dev(p), this.dev(Dt)], pre: this.attnMask(d, "0.0"),
-      post: (x) => `return P[i] * (${x} - Dt[gr]);`,
+      post: (x) => `return P[i] * (${x} - Dt[gr]);`, causal: { on: "cols", T, offset },
     });
     Dt.dispose();
-    const dq = this.attnGemm(dS, k, g.mix, q.shape, this.scaled(d));
+    const dq = this.attnGemm(dS, k, g.mix, q.shape, { ...this.scaled(d), causal: { on: "k", T, offset } });
     const dk = this.attnGemm(dS, q, g.back, k.shape, this.scaled(d));
     dS.dispose();
     const dv = this.attnGemm(p, dy, g.back, v.shape, null);
@@ -724,6 +743,12 @@ export function rowIndex(ids: ArrayLike<number>, rows: number): { off: Int32Arra
  * `gr` = bi * m + row (the row over all batches). `pre` runs before the sum is computed or read and may
  * return early (a masked output); `post(v)` returns the output from the sum `v`. `params` name the extra
  * kernel arguments `args` (device handles); `key` tells the variants apart in the kernel cache.
+ *
+ * `causal` (attention's mask; m must be whole sequences of T rows, row r being query position t = r mod T):
+ * - on "cols": the outputs with col > offset + t are masked (`pre` returns their value); the tiled kernel
+ *   skips tiles whose outputs are all masked;
+ * - on "k": the terms with k index > offset + t are exactly zero (A holds masked probabilities), so the
+ *   sums stop there; the result is the same as the full sum.
  */
 interface GemmEpilogue {
   key: string;
@@ -731,10 +756,23 @@ interface GemmEpilogue {
   args: readonly unknown[];
   pre: string;
   post: (v: string) => string;
+  causal?: { on: "cols" | "k"; T: number; offset: number };
 }
 
 function epiParams(epi: GemmEpilogue | null): string {
   return epi === null ? "" : epi.params.map((q) => `, ${q}`).join("");
+}
+
+function epiKey(epi: GemmEpilogue | null): string {
+  if (epi === null) return "";
+  const c = epi.causal;
+  return `:${epi.key}${c === undefined ? "" : `:${c.on}:${c.T}:${c.offset}`}`;
+}
+
+/** The causal limit offset + (r mod T) of a row expression r, as kernel source. */
+function causalLim(epi: GemmEpilogue, r: string): string {
+  const { T, offset } = epi.causal!;
+  return `(${lit(offset)} + ${r} - Math.floor((${r} + 0.5) / ${lit(T)}) * ${lit(T)})`;
 }
 
 export interface GemmDims {
