@@ -2,7 +2,8 @@
 // included), in the GPU.js mode named by LRC_GPU_TEST_MODE (default webasm: no native dependency; `gl`
 // runs under `xvfb-run -a`). A mode that cannot start fails the suite with the reason; nothing is skipped.
 // The tiled matmul is forced on small odd shapes (tileMinWork = 0), and the row-statistic kernels are run on
-// rows longer than one 64-block.
+// rows longer than one 64-block. Attention's matmuls run both ways (one output per thread and tiled, with
+// the causal mask fused), and the embedding gradient's CSR scatter-add runs on a 5,000-row vocabulary.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Tensor } from "../../tensor.js";
@@ -12,6 +13,7 @@ import * as ops from "../../ops/index.js";
 import { AdamW } from "../../optim/optim.js";
 import type { GpuMode } from "./runtime.js";
 import type { GpuOps } from "./ops.js";
+import { rowIndex } from "./ops.js";
 import { backendReport, getBackend, gpuOps, initBackend, setBackend } from "../backend.js";
 import { valueAndGrad } from "../../autodiff/grad.js";
 
@@ -267,6 +269,84 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
     setBackend("gpu");
     expect(() => ops.embedding(w, tensor(new Int32Array([7]), [1]))).toThrow(/out of range/);
     setBackend("cpu");
+  });
+
+  describe("attention's matmuls: one output per thread and tiled (mask fused, causal skips)", () => {
+    let saved = 0;
+    beforeAll(() => {
+      saved = gpu().tileMinWork;
+    });
+    afterAll(() => {
+      gpu().tileMinWork = saved;
+    });
+    const paths = [["tiled", 0], ["one output per thread", Infinity]] as const;
+
+    // [B, H, Hkv, T, S, dh, offset]: G = 3 with odd T (2x2 tiles straddle two sequences), a masked tail
+    // (S > offset + T), G = 1, T and S past one 64-block (blocked sums over S and over the G T rows of dk, dv).
+    const cases = [[1, 3, 1, 5, 5, 3, 0], [2, 4, 2, 7, 12, 5, 2], [1, 2, 2, 9, 13, 6, 4], [1, 2, 1, 70, 71, 4, 1]] as const;
+    for (const [path, minWork] of paths)
+      it.each(cases)(`${path}: B=%i H=%i Hkv=%i T=%i S=%i dh=%i offset=%i, with gradients`, (B, H, Hkv, T, S, dh, offset) => {
+        gpu().tileMinWork = minWork;
+        const q = rnd([B, H, T, dh]), k = rnd([B, Hkv, S, dh]), v = rnd([B, Hkv, S, dh]);
+        close("attention", ...both(() => withGrads((a, b, c) => ops.causalAttention(a, b, c, { offset }), [q, k, v])));
+      });
+
+    it.each(paths)("%s: masked probabilities are exactly 0 (keys no query sees hold 1e30 and get zero gradients)", (_, minWork) => {
+      gpu().tileMinWork = minWork;
+      const [B, H, Hkv, T, S, dh, offset] = [2, 4, 2, 7, 12, 5, 2];
+      const seen = offset + T; // keys from here on are masked for every query
+      const q = rnd([B, H, T, dh]);
+      const huge = (): Tensor => {
+        const x = rnd([B, Hkv, S, dh]).data();
+        for (let i = 0; i < x.length; i++) if (Math.floor(i / dh) % S >= seen) x[i] = 1e30;
+        return tensor(x, [B, Hkv, S, dh]);
+      };
+      const k = huge(), v = huge();
+      const [c, g] = both(() => withGrads((a, b, cc) => ops.causalAttention(a, b, cc, { offset }), [q, k, v]));
+      close("attention with huge masked keys", c, g);
+      for (const grad of [g[2]!, g[3]!]) // dk, dv
+        for (let i = 0; i < grad.length; i++) if (Math.floor(i / dh) % S >= seen) expect(grad[i]).toBe(0);
+    });
+  });
+
+  describe("embedding gradient: scatter-add over a CSR of the ids", () => {
+    it("rowIndex lists each row's positions in ascending order and rejects ids out of range", () => {
+      const { off, pos, maxCount } = rowIndex(new Int32Array([3, 0, 3, 5, 0, 3]), 6);
+      expect(Array.from(off)).toEqual([0, 2, 2, 2, 5, 5, 6]);
+      expect(Array.from(pos)).toEqual([1, 4, 0, 2, 5, 3]);
+      expect(maxCount).toBe(3);
+      expect(() => rowIndex(new Int32Array([0, 6]), 6)).toThrow(/index 6 at position 1 is out of range \[0, 6\)/);
+      expect(() => rowIndex(new Int32Array([-1]), 6)).toThrow(/out of range/);
+    });
+
+    /** The gpu scatter-add of dy rows at ids against the cpu kernel's order (ascending position, float32 adds). */
+    function checkScatter(ids: Int32Array, V: number, cols: number): void {
+      const N = ids.length;
+      const dy = rnd([N, cols]), dyv = dy.data();
+      const want = new Float32Array(V * cols);
+      for (let i = 0; i < N; i++) for (let c = 0; c < cols; c++) want[ids[i]! * cols + c] += dyv[i * cols + c]!;
+      setBackend("gpu");
+      const got = Float32Array.from(gpu().scatterAdd(dy, tensor(ids, [N]), [V, cols], cols)!.data());
+      setBackend("cpu");
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
+      // webasm adds in IEEE float32 like the cpu kernel: bit-identical.
+      expect(worst).toBeLessThanOrEqual(mode === "webasm" ? 0 : 1e-6);
+    }
+
+    it.each([16, 3])("V=5000, N=64, cols=%i: repeated ids, the first and last rows, a hot row; sums in ascending position order", (cols) => {
+      const V = 5000, N = 64;
+      const ids = new Int32Array(N);
+      for (let i = 0; i < N; i++) ids[i] = i % 3 === 0 ? 1234 : Math.floor(r.uniform() * V); // a hot row (22 hits)
+      ids[5] = 0; ids[9] = V - 1; ids[40] = 0; ids[63] = V - 1; ids[62] = 7; ids[61] = 7;
+      checkScatter(ids, V, cols);
+      const w = rnd([V, cols]), idt = tensor(ids, [4, 16]);
+      close("embedding V=5000", ...both(() => withGrads((a) => ops.embedding(a, idt), [w])));
+    });
+
+    it("one row hit by all of 1,500 positions (a loop bound of 2,048), next to empty rows", () => {
+      checkScatter(new Int32Array(1500).fill(2), 5, 5);
+    });
   });
 
   it("AdamW update matches cpu over 3 steps", () => {
