@@ -3,7 +3,6 @@
 // and with --json / --readme writes benchmarks/results/<date>-<machine>.json / the README table.
 
 import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -11,10 +10,10 @@ import { fileURLToPath } from "node:url";
 import { allCases } from "./src/cases.js";
 import type { ChildOutput, ChildPlan } from "./src/child.js";
 import { parseArgs, USAGE } from "./src/cli.js";
-import type { BenchArgs } from "./src/cli.js";
+import type { BenchArgs, GpuModeArg } from "./src/cli.js";
 import { machineInfo } from "./src/machine.js";
 import type { Group } from "./src/plan.js";
-import { planGroups } from "./src/plan.js";
+import { needsXvfb, planGroups } from "./src/plan.js";
 import { renderReport, replaceReadmeSection } from "./src/report.js";
 import { findBaseline, findRegressions, mergeResults, parseResults, REGRESSION_THRESHOLD } from "./src/results.js";
 import type { BenchRecord, ExternalRef, ResultsFile, SkipRecord } from "./src/results.js";
@@ -27,25 +26,49 @@ const CHILD = path.join(HERE, "src", "child.ts");
 /** A child that runs longer than this is killed and its remaining cases reported as skipped. */
 const CHILD_TIMEOUT_MS = 30 * 60 * 1000;
 
-/** The running child, killed with us on Ctrl-C / SIGTERM so that no benchmark keeps running orphaned. */
-let current: ChildProcess | null = null;
+/**
+ * Kills the running child, and under xvfb-run its whole process group (xvfb-run, Xvfb and node), so
+ * that no benchmark keeps running orphaned.
+ */
+let killCurrent: (() => void) | null = null;
 for (const sig of ["SIGINT", "SIGTERM"] as const)
   process.on(sig, () => {
-    current?.kill("SIGKILL");
+    killCurrent?.();
     process.exit(130);
   });
 
-function runChild(group: Group, quick: boolean, tmp: string, index: number): Promise<ChildOutput> {
+/** Whether an executable of this name is on PATH. */
+function onPath(name: string): boolean {
+  return (process.env["PATH"] ?? "").split(path.delimiter).some((dir) => dir !== "" && existsSync(path.join(dir, name)));
+}
+
+function runChild(group: Group, quick: boolean, gpuMode: GpuModeArg, tmp: string, index: number): Promise<ChildOutput> {
   const out = path.join(tmp, `group-${index}.json`);
-  const plan: ChildPlan = { group, quick, out };
-  const env = { ...process.env, LRC_BENCH_PLAN: JSON.stringify(plan), LRC_THREADS: String(group.threads) };
+  const plan: ChildPlan = { group, quick, out, gpuMode };
+  const env: NodeJS.ProcessEnv = { ...process.env, LRC_BENCH_PLAN: JSON.stringify(plan), LRC_THREADS: String(group.threads) };
+  const node = [...process.execArgv, CHILD];
+  // gl needs an X display: without one, the gpu child runs under `xvfb-run -a` (its own process group).
+  const xvfb = needsXvfb(group.impl, gpuMode, process.env, onPath("xvfb-run"));
+  if (xvfb) env["LRC_BENCH_XVFB"] = "1";
+  else delete env["LRC_BENCH_XVFB"];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, CHILD], { env, stdio: ["ignore", "inherit", "inherit"] });
-    current = child;
-    const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_TIMEOUT_MS);
+    const child = xvfb
+      ? spawn("xvfb-run", ["-a", process.execPath, ...node], { env, stdio: ["ignore", "inherit", "inherit"], detached: true })
+      : spawn(process.execPath, node, { env, stdio: ["ignore", "inherit", "inherit"] });
+    const kill = (): void => {
+      if (xvfb && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {
+          // the group is gone already
+        }
+      } else child.kill("SIGKILL");
+    };
+    killCurrent = kill;
+    const timer = setTimeout(kill, CHILD_TIMEOUT_MS);
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
-      current = null;
+      killCurrent = null;
       const result: ChildOutput = existsSync(out)
         ? (JSON.parse(readFileSync(out, "utf8")) as ChildOutput)
         : { description: "", records: [], skipped: [], maxRssMiB: 0 };
@@ -82,6 +105,7 @@ function commandLine(args: BenchArgs): string {
   const parts = ["pnpm bench"];
   if (args.quick) parts.push("--quick");
   if (args.threads !== null) parts.push(`--threads ${args.threads.join(",")}`);
+  if (args.gpuMode !== "auto") parts.push(`--gpu-mode ${args.gpuMode}`);
   for (const f of args.filters) parts.push(`--filter ${JSON.stringify(f)}`);
   if (args.json) parts.push("--json");
   if (args.readme) parts.push("--readme");
@@ -119,7 +143,7 @@ async function main(): Promise<number> {
   const records: BenchRecord[] = [], skipped: SkipRecord[] = [], notes: string[] = [];
   try {
     for (const [i, g] of groups.entries()) {
-      const res = await runChild(g, args.quick, tmp, i);
+      const res = await runChild(g, args.quick, args.gpuMode, tmp, i);
       records.push(...res.records);
       skipped.push(...res.skipped);
       const note = `${g.impl}@${g.threads}t: ${res.description}`;

@@ -7,6 +7,7 @@ import { allCases } from "./cases.js";
 import { measure, measureOptions } from "./harness.js";
 import type { Implementation } from "./impl.js";
 import { SkipCase } from "./impl.js";
+import type { GpuModeArg } from "./cli.js";
 import type { Group } from "./plan.js";
 import type { BenchRecord, SkipRecord } from "./results.js";
 
@@ -14,6 +15,8 @@ export interface ChildPlan {
   group: Group;
   quick: boolean;
   out: string;
+  /** GPU.js mode for lrc-ts-gpu. */
+  gpuMode: GpuModeArg;
 }
 
 export interface ChildOutput {
@@ -25,8 +28,9 @@ export interface ChildOutput {
 
 const fmtMs = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms >= 1 ? ms.toFixed(2) : ms.toFixed(3));
 
-async function loadImplementation(group: Group): Promise<Implementation> {
+async function loadImplementation(group: Group, gpuMode: GpuModeArg): Promise<Implementation> {
   if (group.impl === "lrc-ts") return (await import("./lrcts/index.js")).lrcTs;
+  if (group.impl === "lrc-ts-gpu") return (await import("./lrcts-gpu/index.js")).lrcTsGpu(gpuMode);
   return (await import("./tfjs/index.js")).tfjsImplementation(group.impl === "tfjs-wasm" ? "wasm" : "cpu");
 }
 
@@ -48,7 +52,7 @@ async function main(): Promise<void> {
 
   let impl: Implementation;
   try {
-    impl = await loadImplementation(group);
+    impl = await loadImplementation(group, plan.gpuMode);
     out.description = await impl.init(group.threads);
   } catch (e) {
     for (const name of group.cases) skip(name, `${group.impl} unavailable: ${(e as Error).message}`);
@@ -74,11 +78,20 @@ async function main(): Promise<void> {
       if (c.tokens !== undefined) rec.tokensPerSec = c.tokens / (m.medianMs / 1000);
       if (group.suite === "e2e") rec.peakRssMiB = process.resourceUsage().maxRSS / 1024;
       if (prepared.note !== undefined) rec.note = prepared.note;
+      const tr = prepared.transfers;
+      if (tr !== undefined) {
+        const up = measure(tr.upload, opts), down = measure(tr.download, opts);
+        rec.gpu = {
+          mode: tr.mode, uploadMs: up.medianMs, downloadMs: down.medianMs, uploadBytes: tr.uploadBytes, downloadBytes: tr.downloadBytes,
+          device: tr.device, software: tr.software,
+        };
+      }
       out.records.push(rec);
       const extra = [
         rec.gflops !== undefined ? `${rec.gflops.toFixed(1)} GFLOP/s` : "",
         rec.tokensPerSec !== undefined ? `${rec.tokensPerSec.toFixed(0)} tok/s` : "",
         rec.peakRssMiB !== undefined ? `peak RSS ${rec.peakRssMiB.toFixed(0)} MiB` : "",
+        rec.gpu !== undefined ? `compute; upload ${fmtMs(rec.gpu.uploadMs)} ms, download ${fmtMs(rec.gpu.downloadMs)} ms` : "",
       ].filter((s) => s !== "").join(", ");
       console.log(`  ${fmtMs(m.medianMs).padStart(8)} ms  ${name}${extra === "" ? "" : `  (${extra})`}  [n=${m.samples}, ±${m.rmePct.toFixed(1)}%]`);
     } catch (e) {

@@ -1,5 +1,8 @@
 // Command-line flags of `pnpm bench` (benchmarks/run.ts).
 
+export const GPU_MODES = ["auto", "gl", "webasm"] as const;
+export type GpuModeArg = (typeof GPU_MODES)[number];
+
 export interface BenchArgs {
   /** Write benchmarks/results/<date>-<machine>.json. */
   json: boolean;
@@ -10,6 +13,8 @@ export interface BenchArgs {
   quick: boolean;
   /** Thread counts for the multi-threaded implementations (lrc-ts, tfjs-wasm); default 1 and all cores. */
   threads: number[] | null;
+  /** GPU.js mode for lrc-ts-gpu: "auto" (gl where an X display or xvfb-run exists and gl loads, else webasm). */
+  gpuMode: GpuModeArg;
   /** PyTorch reference results (JSON from /work/shared/reference/torch_llama.py --json) to show beside ours. */
   torchJson: string[];
   help: boolean;
@@ -17,22 +22,27 @@ export interface BenchArgs {
 
 export const USAGE = `Usage: pnpm bench [options]
 
-Runs the tinybench suites (kernels, gradients, e2e) for lrc-ts and TensorFlow.js (cpu and wasm backends),
-each implementation and thread count in its own child process, and prints the results.
+Runs the tinybench suites (kernels, gradients, e2e) for lrc-ts (cpu backend; gpu backend for the kernels)
+and TensorFlow.js (cpu and wasm backends), each implementation and thread count in its own child process,
+and prints the results.
 
 Options:
   --json               write benchmarks/results/<YYYY-MM-DD>-<machine>.json
   --readme             rewrite the results table in benchmarks/README.md
   --filter <text>      run only cases whose label contains <text> (case-insensitive; repeatable, OR'ed).
-                       A label looks like "kernels/matmul 1024x1024x1024 NN lrc-ts@2t".
+                       A label looks like "kernels/matmul 1024x1024x1024 NN lrc-ts@2t" (the gpu
+                       backend: "... lrc-ts-gpu@1t").
   --quick              shorter time per case (250 ms, at least 2 samples) for a fast look
   --threads <list>     thread counts for lrc-ts and tfjs-wasm, e.g. "1,2" (default: 1 and all cores)
+  --gpu-mode <mode>    GPU.js mode of the lrc-ts-gpu column: auto (default: gl when the gl package loads and
+                       an X display is set, or under \`xvfb-run -a\` when DISPLAY is unset; else webasm), gl,
+                       or webasm
   --torch-json <file>  add a PyTorch reference result file (repeatable; label taken from the file)
   -h, --help           show this help
 `;
 
 export function parseArgs(argv: readonly string[]): BenchArgs {
-  const args: BenchArgs = { json: false, readme: false, filters: [], quick: false, threads: null, torchJson: [], help: false };
+  const args: BenchArgs = { json: false, readme: false, filters: [], quick: false, threads: null, gpuMode: "auto", torchJson: [], help: false };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith("--")) throw new Error(`pnpm bench: ${flag} needs a value`);
@@ -47,6 +57,14 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       case "-h": case "--help": args.help = true; break;
       case "--filter": args.filters.push(value(i, a).toLowerCase()); i++; break;
       case "--torch-json": args.torchJson.push(value(i, a)); i++; break;
+      case "--gpu-mode": {
+        const v = value(i, a);
+        i++;
+        const mode = GPU_MODES.find((m) => m === v);
+        if (mode === undefined) throw new Error(`pnpm bench: --gpu-mode must be one of ${GPU_MODES.join(", ")}, got "${v}"`);
+        args.gpuMode = mode;
+        break;
+      }
       case "--threads": {
         const v = value(i, a);
         i++;

@@ -1,5 +1,6 @@
-// The contract between the child runner and an implementation (lrc-ts or TF.js): set up once for a thread
-// count, then turn each case into a synchronous, self-cleaning function to time.
+// The contract between the child runner and an implementation (lrc-ts, lrc-ts-gpu or TF.js): set up once
+// for a thread count, then turn each case into a synchronous, self-cleaning function to time (and, for a
+// device implementation, its host <-> device transfers to time apart).
 
 import type { BenchCase } from "./cases.js";
 
@@ -10,6 +11,22 @@ export interface Prepared {
   dispose?: () => void;
   /** Shown in the table (e.g. "Adam, no weight decay"). */
   note?: string;
+  /** Device implementations: `run` is the compute alone (inputs already on the device, results not read). */
+  transfers?: Transfers;
+}
+
+/** A device implementation's transfers of one case, each timed by its own tinybench run. */
+export interface Transfers {
+  /** Copies the case's inputs host -> device and waits until the copies are done; frees them again. */
+  upload: () => void;
+  /** Copies the results of one `run` (computed once, kept until dispose) device -> host. */
+  download: () => void;
+  uploadBytes: number;
+  downloadBytes: number;
+  /** The GPU.js mode, the device as seen by the run, and whether it is software (see results.ts GpuTiming). */
+  mode: string;
+  device: string;
+  software: boolean;
 }
 
 export interface Implementation {

@@ -1,12 +1,17 @@
 // Which implementation runs which case with how many threads, grouped into child processes: one per
 // (suite, implementation, threads) for kernels and gradients, and one per e2e case so that each e2e case's
-// peak RSS is its own process's.
+// peak RSS is its own process's. Also how a child is started: the lrc-ts-gpu child under `xvfb-run -a`
+// when GPU.js's gl mode may run and there is no X display.
 
 import type { BenchCase, CaseSpec, Suite } from "./cases.js";
 import { matchesFilters } from "./cli.js";
+import type { GpuModeArg } from "./cli.js";
 import type { Impl } from "./results.js";
 
-export const IMPLS: readonly Impl[] = ["lrc-ts", "tfjs-cpu", "tfjs-wasm"];
+export const IMPLS: readonly Impl[] = ["lrc-ts", "lrc-ts-gpu", "tfjs-cpu", "tfjs-wasm"];
+
+/** The kernel cases; the only ones lrc-ts-gpu runs (its prepare skips, with the reason, those it cannot). */
+const KERNEL_KINDS: ReadonlySet<CaseSpec["kind"]> = new Set(["matmul", "attention", "rmsNorm", "softmaxCE", "adamw"]);
 
 export interface Group {
   suite: Suite;
@@ -19,17 +24,22 @@ export interface Group {
 /**
  * What each implementation can run. TF.js has no gradient checker and no LRC distillation step, and runs
  * the pretraining step for Llama only: its Qwen2 deltas (q/k/v biases, tied head) change little, and each
- * TF.js step takes tens of seconds.
+ * TF.js step takes tens of seconds. lrc-ts-gpu runs the kernel suite: the gpu backend's point of comparison
+ * is the single kernel with its transfers (the gradients and e2e suites stay on the cpu backend).
  */
 export function supports(impl: Impl, spec: CaseSpec): boolean {
   if (impl === "lrc-ts") return true;
+  if (impl === "lrc-ts-gpu") return KERNEL_KINDS.has(spec.kind);
   if (spec.kind === "pretrain") return spec.model.arch === "llama";
   return spec.kind !== "gradCheck" && spec.kind !== "distill";
 }
 
-/** Thread counts an implementation is run with: tfjs-cpu is single-threaded JavaScript. */
+/**
+ * Thread counts an implementation is run with: tfjs-cpu is single-threaded JavaScript, and lrc-ts-gpu's
+ * kernels run on the device (GPU.js calls are synchronous and single-threaded on the host).
+ */
 export function threadsFor(impl: Impl, threads: readonly number[]): number[] {
-  return impl === "tfjs-cpu" ? [1] : [...threads];
+  return impl === "tfjs-cpu" || impl === "lrc-ts-gpu" ? [1] : [...threads];
 }
 
 export const caseLabel = (suite: string, name: string, impl: Impl, threads: number): string =>
@@ -49,4 +59,13 @@ export function planGroups(cases: readonly BenchCase[], threads: readonly number
         else groups.push({ suite, impl, threads: t, cases: names });
       }
   return groups;
+}
+
+/**
+ * Whether a group's child must be started under `xvfb-run -a`: lrc-ts-gpu in a mode that may use gl, when
+ * DISPLAY is unset and xvfb-run exists (without it, auto mode falls back to webasm and an explicit gl
+ * mode fails with the reason).
+ */
+export function needsXvfb(impl: Impl, gpuMode: GpuModeArg, env: Readonly<Record<string, string | undefined>>, hasXvfbRun: boolean): boolean {
+  return impl === "lrc-ts-gpu" && gpuMode !== "webasm" && (env["DISPLAY"] ?? "") === "" && hasXvfbRun;
 }

@@ -1,6 +1,8 @@
 // Markdown tables of a run (printed to the console and written into benchmarks/README.md): one table per
 // suite, a column per implementation and thread count, and ratio columns (TF.js time / lrc-ts time, so
-// above 1x means lrc-ts is faster).
+// above 1x means lrc-ts is faster); the gpu backend's column is its compute time, and its upload, compute
+// and download times have a table of their own, which says on what device they ran and, unless that was a
+// real GPU, that GPU speed is unmeasured.
 
 import type { Suite } from "./cases.js";
 import { describeMachine } from "./machine.js";
@@ -9,7 +11,7 @@ import type { BenchRecord, Impl, ResultsFile } from "./results.js";
 export const README_START = "<!-- bench-results:start -->";
 export const README_END = "<!-- bench-results:end -->";
 
-const IMPL_ORDER: Record<Impl, number> = { "lrc-ts": 0, "tfjs-wasm": 1, "tfjs-cpu": 2 };
+const IMPL_ORDER: Record<Impl, number> = { "lrc-ts": 0, "lrc-ts-gpu": 1, "tfjs-wasm": 2, "tfjs-cpu": 3 };
 
 function fmtNum(x: number, digits: number): string {
   return x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -53,12 +55,56 @@ export function suiteTable(records: readonly BenchRecord[], suite: Suite): strin
   }
   if (lrcThreads.includes(1) && cols.some((c) => c.impl === "tfjs-cpu"))
     ratioCols.push({ title: "vs tfjs-cpu 1t", other: { impl: "tfjs-cpu", threads: 1 }, ours: { impl: "lrc-ts", threads: 1 } });
-  const header = ["case", ...cols.map((c) => `${c.impl} ${c.threads}t`), ...ratioCols.map((c) => c.title)];
+  const title = (c: Column): string => {
+    if (c.impl !== "lrc-ts-gpu") return `${c.impl} ${c.threads}t`;
+    const modes = [...new Set(rs.filter((r) => r.impl === c.impl && r.gpu !== undefined).map((r) => r.gpu!.mode))];
+    return `${c.impl}${modes.length > 0 ? ` ${modes.join("/")}` : ""} (compute)`;
+  };
+  const header = ["case", ...cols.map(title), ...ratioCols.map((c) => c.title)];
   const lines = [`| ${header.join(" | ")} |`, `|${header.map((_, i) => (i === 0 ? " --- " : " ---: ")).join("|")}|`];
   for (const c of cases) {
     const row = [c, ...cols.map((col) => cell(get(c, col.impl, col.threads), suite))];
     for (const rc of ratioCols) row.push(ratio(get(c, rc.other.impl, rc.other.threads), get(c, rc.ours.impl, rc.ours.threads)));
     lines.push(`| ${row.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+const fmtMiB = (bytes: number): string => `${fmtNum(bytes / 2 ** 20, bytes < 2 ** 20 ? 2 : 1)} MiB`;
+
+/**
+ * The gpu backend's kernel cases with upload, compute and download apart (and the cpu backend's time
+ * beside them), headed by what ran where; "" when no record has gpu timings.
+ */
+export function gpuTable(records: readonly BenchRecord[]): string {
+  const rs = records.filter((r) => r.gpu !== undefined);
+  if (rs.length === 0) return "";
+  const runs = [...new Set(rs.map((r) => `GPU.js ${r.gpu!.mode} on ${r.gpu!.device}`))];
+  const software = rs.every((r) => r.gpu!.software);
+  const lines = [
+    `lrc-ts-gpu ran ${runs.join("; and ")}.`,
+    software
+      ? "**GPU speed is unmeasured**: these kernels ran on the CPU (GPU.js in software), so they measure the gpu backend's overheads, not a GPU. See \"The gpu column on a real GPU\" in benchmarks/README.md for the command to run on a machine with one."
+      : rs.some((r) => r.gpu!.software)
+        ? "Some rows ran in software (on the CPU); the others on the GPU named above."
+        : "These rows ran on the GPU named above.",
+    "",
+  ];
+  const multi = new Set(rs.map((r) => r.gpu!.mode)).size > 1;
+  const header = ["case", ...(multi ? ["mode"] : []), "upload", "compute", "download", "upload + compute + download", "lrc-ts 1t (cpu backend)"];
+  lines.push(`| ${header.join(" | ")} |`, `|${header.map((_, i) => (i === 0 ? " --- " : " ---: ")).join("|")}|`);
+  for (const r of rs) {
+    const g = r.gpu!;
+    const cpu = records.find((c) => c.suite === r.suite && c.case === r.case && c.impl === "lrc-ts" && c.threads === 1);
+    lines.push(`| ${[
+      r.case,
+      ...(multi ? [g.mode] : []),
+      `${fmtMs(g.uploadMs)} (${fmtMiB(g.uploadBytes)})`,
+      fmtMs(r.medianMs),
+      `${fmtMs(g.downloadMs)} (${fmtMiB(g.downloadBytes)})`,
+      fmtMs(g.uploadMs + r.medianMs + g.downloadMs),
+      cpu === undefined ? "–" : fmtMs(cpu.medianMs),
+    ].join(" | ")} |`);
   }
   return lines.join("\n");
 }
@@ -78,6 +124,11 @@ export function renderReport(res: ResultsFile): string {
   for (const suite of ["kernels", "gradients", "e2e"] as const) {
     const t = suiteTable(res.records, suite);
     if (t !== "") out.push(`### ${SUITE_TITLES[suite]}\n\n${t}`);
+    if (suite !== "kernels" || t === "") continue;
+    const g = gpuTable(res.records);
+    out.push(g !== ""
+      ? `### GPU backend: upload · compute · download (median times)\n\n${g}`
+      : "GPU backend (lrc-ts-gpu): not in this run, so GPU speed is unmeasured here.");
   }
   if (res.external.length > 0) {
     const lines = ["| reference | compare with | threads | tokens/s | peak RSS |", "| --- | --- | ---: | ---: | ---: |"];
@@ -85,11 +136,19 @@ export function renderReport(res: ResultsFile): string {
       lines.push(`| ${e.label} | ${e.comparesTo} | ${e.threads} | ${fmtNum(e.tokensPerSec, 0)} | ${e.peakRssMiB !== undefined ? `${fmtNum(e.peakRssMiB, 0)} MiB` : "–"} |`);
     out.push(`### External references (same machine, not run by this harness)\n\n${lines.join("\n")}`);
   }
-  // Per-case notes, grouped: one line per implementation and note, naming the cases it applies to.
-  const byNote = new Map<string, string[]>();
-  for (const r of res.records)
-    if (r.note !== undefined) byNote.set(`${r.impl}: ${r.note}`, [...(byNote.get(`${r.impl}: ${r.note}`) ?? []), `${r.suite}/${r.case}`]);
-  const notes = [...res.notes, ...[...byNote].map(([note, cases]) => `${note} (${[...new Set(cases)].join("; ")})`)];
+  // Per-case notes, grouped: one line per implementation and note, naming the cases it applies to (or
+  // saying "all" when it applies to every case that implementation ran).
+  const byNote = new Map<string, { impl: Impl; cases: Set<string> }>();
+  for (const r of res.records) {
+    if (r.note === undefined) continue;
+    const key = `${r.impl}: ${r.note}`;
+    const entry = byNote.get(key) ?? { impl: r.impl, cases: new Set<string>() };
+    entry.cases.add(`${r.suite}/${r.case}`);
+    byNote.set(key, entry);
+  }
+  const casesOf = (impl: Impl): number => new Set(res.records.filter((r) => r.impl === impl).map((r) => `${r.suite}/${r.case}`)).size;
+  const notes = [...res.notes, ...[...byNote].map(([key, { impl, cases }]) =>
+    `${key} (${cases.size > 1 && cases.size === casesOf(impl) ? `all ${cases.size} ${impl} cases` : [...cases].join("; ")})`)];
   if (notes.length > 0) out.push(`Notes:\n\n${notes.map((n) => `- ${n}`).join("\n")}`);
   if (res.skipped.length > 0)
     out.push(`Skipped:\n\n${res.skipped.map((s) => `- ${s.suite}/${s.case} ${s.impl}@${s.threads}t: ${s.reason}`).join("\n")}`);

@@ -1,17 +1,23 @@
 // Unit tests of the pure parts of the harness: the regression comparison, results-file validation,
-// flag parsing, case filtering and the README section replacement. No benchmark runs here.
+// flag parsing, case filtering, how the gpu child is started, the report (the gpu backend's upload /
+// compute / download table included) and the README section replacement. No benchmark runs here.
 
 import { describe, expect, it } from "vitest";
 import { allCases } from "./cases.js";
 import { parseArgs } from "./cli.js";
 import { sanitize } from "./machine.js";
-import { planGroups } from "./plan.js";
-import { README_END, README_START, replaceReadmeSection, suiteTable } from "./report.js";
+import { needsXvfb, planGroups } from "./plan.js";
+import { gpuTable, README_END, README_START, renderReport, replaceReadmeSection, suiteTable } from "./report.js";
 import { findRegressions, mergeResults, parseResults, recordKey } from "./results.js";
-import type { BenchRecord, ResultsFile } from "./results.js";
+import type { BenchRecord, GpuTiming, ResultsFile } from "./results.js";
 
 const rec = (name: string, medianMs: number, impl: BenchRecord["impl"] = "lrc-ts", threads = 1): BenchRecord => ({
   suite: "kernels", case: name, impl, threads, medianMs, meanMs: medianMs, minMs: medianMs, rmePct: 1, samples: 10,
+});
+
+const gpuRec = (name: string, computeMs: number, gpu: Partial<GpuTiming> = {}): BenchRecord => ({
+  ...rec(name, computeMs, "lrc-ts-gpu", 1),
+  gpu: { mode: "gl", uploadMs: 2, downloadMs: 3, uploadBytes: 8 * 2 ** 20, downloadBytes: 4 * 2 ** 20, device: "ANGLE on Mesa swrast_dri.so", software: true, ...gpu },
 });
 
 describe("findRegressions", () => {
@@ -30,6 +36,12 @@ describe("findRegressions", () => {
     expect(findRegressions(base, now).map((r) => r.key)).toEqual([recordKey(rec("a", 0, "lrc-ts", 2))]);
   });
 
+  it("does not compare gpu cases run in another GPU.js mode or on another device", () => {
+    const base = [gpuRec("a", 10), gpuRec("b", 10), gpuRec("c", 10)];
+    const now = [gpuRec("a", 50, { mode: "webasm" }), gpuRec("b", 50, { device: "NVIDIA H200" }), gpuRec("c", 50)];
+    expect(findRegressions(base, now).map((r) => r.key)).toEqual([recordKey(gpuRec("c", 0))]);
+  });
+
   it("sorts the worst drop first and honours a custom threshold", () => {
     const regs = findRegressions([rec("a", 10), rec("b", 10)], [rec("a", 15), rec("b", 40)], 0.1);
     expect(regs.map((r) => r.key)).toEqual([recordKey(rec("b", 0)), recordKey(rec("a", 0))]);
@@ -45,6 +57,11 @@ describe("parseResults", () => {
     expect(() => parseResults("{", "f.json")).toThrow(/f\.json: not valid JSON/);
     expect(() => parseResults(JSON.stringify({ ...good, schema: 2 }), "f.json")).toThrow(/f\.json: field "schema"/);
     expect(() => parseResults(JSON.stringify({ ...good, records: [{ case: "a" }] }), "f.json")).toThrow(/records\[0\]/);
+  });
+  it("accepts gpu timings and rejects malformed ones", () => {
+    expect(parseResults(JSON.stringify({ ...good, records: [gpuRec("a", 1)] }), "f.json").records[0]!.gpu?.uploadMs).toBe(2);
+    const bad = { ...gpuRec("a", 1), gpu: { mode: "gl", uploadMs: "2" } };
+    expect(() => parseResults(JSON.stringify({ ...good, records: [rec("b", 1), bad] }), "f.json")).toThrow(/f\.json: records\[1\]\.gpu needs/);
   });
 });
 
@@ -74,6 +91,11 @@ describe("parseArgs", () => {
     expect(() => parseArgs(["--fast"])).toThrow(/unknown option "--fast"/);
     expect(() => parseArgs(["--filter"])).toThrow(/--filter needs a value/);
     expect(() => parseArgs(["--threads", "0"])).toThrow(/--threads must be/);
+    expect(() => parseArgs(["--gpu-mode", "webgpu"])).toThrow(/--gpu-mode must be one of auto, gl, webasm, got "webgpu"/);
+  });
+  it("takes the GPU.js mode, auto by default", () => {
+    expect(parseArgs([]).gpuMode).toBe("auto");
+    expect(parseArgs(["--gpu-mode", "webasm"]).gpuMode).toBe("webasm");
   });
 });
 
@@ -88,6 +110,21 @@ describe("planGroups", () => {
     const groups = planGroups(allCases(), [1], ["checkgrad", "distill"]);
     expect(groups.map((g) => g.impl)).toEqual(["lrc-ts", "lrc-ts"]);
   });
+  it("runs lrc-ts-gpu on the kernel suite only, in one child at one thread", () => {
+    const groups = planGroups(allCases(), [1, 2], ["lrc-ts-gpu"]);
+    const kernels = allCases().filter((c) => c.suite === "kernels").map((c) => c.name);
+    expect(groups).toEqual([{ suite: "kernels", impl: "lrc-ts-gpu", threads: 1, cases: kernels }]);
+    // "lrc-ts@" still selects the cpu backend alone.
+    expect(new Set(planGroups(allCases(), [1], ["lrc-ts@"]).map((g) => g.impl))).toEqual(new Set(["lrc-ts"]));
+  });
+  it("starts the gpu child under xvfb-run only when gl may run and there is no display", () => {
+    expect(needsXvfb("lrc-ts-gpu", "auto", {}, true)).toBe(true);
+    expect(needsXvfb("lrc-ts-gpu", "gl", { DISPLAY: "" }, true)).toBe(true);
+    expect(needsXvfb("lrc-ts-gpu", "gl", { DISPLAY: ":0" }, true)).toBe(false);
+    expect(needsXvfb("lrc-ts-gpu", "webasm", {}, true)).toBe(false);
+    expect(needsXvfb("lrc-ts-gpu", "auto", {}, false)).toBe(false);
+    expect(needsXvfb("lrc-ts", "auto", {}, true)).toBe(false);
+  });
   it("case names are unique within a suite", () => {
     const names = allCases().map((c) => `${c.suite}/${c.name}`);
     expect(new Set(names).size).toBe(names.length);
@@ -98,6 +135,31 @@ describe("report", () => {
   it("puts ratios as TF.js time over lrc-ts time", () => {
     const table = suiteTable([rec("m", 10, "lrc-ts", 1), rec("m", 25, "tfjs-wasm", 1)], "kernels");
     expect(table).toContain("| m | 10.0 ms | 25.0 ms | 2.50× |");
+  });
+  it("shows the gpu column as compute, titled with its mode, and no ratio for it", () => {
+    const table = suiteTable([rec("m", 10, "lrc-ts", 1), gpuRec("m", 40), rec("m", 25, "tfjs-wasm", 1)], "kernels");
+    expect(table.split("\n")[0]).toBe("| case | lrc-ts 1t | lrc-ts-gpu gl (compute) | tfjs-wasm 1t | vs tfjs-wasm 1t |");
+    expect(table).toContain("| m | 10.0 ms | 40.0 ms | 25.0 ms | 2.50× |");
+  });
+  it("reports upload, compute and download apart, and says GPU speed is unmeasured on software", () => {
+    const t = gpuTable([rec("m", 10, "lrc-ts", 1), gpuRec("m", 40)]);
+    expect(t).toContain("lrc-ts-gpu ran GPU.js gl on ANGLE on Mesa swrast_dri.so.");
+    expect(t).toContain("**GPU speed is unmeasured**");
+    expect(t).toContain("| m | 2.00 ms (8.0 MiB) | 40.0 ms | 3.00 ms (4.0 MiB) | 45.0 ms | 10.0 ms |");
+    const real = gpuTable([gpuRec("m", 1, { device: "NVIDIA H200", software: false })]);
+    expect(real).toContain("GPU.js gl on NVIDIA H200");
+    expect(real).not.toContain("unmeasured");
+    expect(gpuTable([rec("m", 10)])).toBe("");
+  });
+  it("says GPU speed is unmeasured when a kernel report has no gpu run", () => {
+    const res: ResultsFile = {
+      schema: 1, date: "2026-01-01", machine: { id: "m", cpu: "c", cores: 2, memoryGiB: 1, node: "v20", platform: "linux" },
+      command: "pnpm bench", quick: false, records: [rec("m", 10)], skipped: [], notes: [], external: [],
+    };
+    expect(renderReport(res)).toContain("GPU backend (lrc-ts-gpu): not in this run, so GPU speed is unmeasured here.");
+    const withGpu = renderReport({ ...res, records: [rec("m", 10), { ...gpuRec("m", 40), note: "compute only" }, { ...gpuRec("n", 40), note: "compute only" }] });
+    expect(withGpu).toContain("### GPU backend: upload · compute · download");
+    expect(withGpu).toContain("- lrc-ts-gpu: compute only (all 2 lrc-ts-gpu cases)");
   });
   it("replaces only the generated README section", () => {
     const readme = `intro\n${README_START}\nold\n${README_END}\noutro\n`;

@@ -7,7 +7,26 @@ import * as path from "node:path";
 import type { Suite } from "./cases.js";
 import type { MachineInfo } from "./machine.js";
 
-export type Impl = "lrc-ts" | "tfjs-cpu" | "tfjs-wasm";
+export type Impl = "lrc-ts" | "lrc-ts-gpu" | "tfjs-cpu" | "tfjs-wasm";
+
+/**
+ * A device implementation's transfers, timed apart from the compute in `medianMs` (medians of their own
+ * tinybench runs), and what the device was.
+ */
+export interface GpuTiming {
+  /** The GPU.js mode that ran ("gl", "webasm"). */
+  mode: string;
+  /** Host -> device copy of the case's inputs, in ms. */
+  uploadMs: number;
+  /** Device -> host copy of the case's results, in ms. */
+  downloadMs: number;
+  uploadBytes: number;
+  downloadBytes: number;
+  /** The device as the run saw it (renderer, driver), e.g. "ANGLE on Mesa swrast_dri.so (llvmpipe)". */
+  device: string;
+  /** The kernels ran on the CPU (webasm, or a software rasteriser): GPU speed is not what was measured. */
+  software: boolean;
+}
 
 export interface BenchRecord {
   suite: Suite;
@@ -24,6 +43,8 @@ export interface BenchRecord {
   /** Peak resident set size of the process that ran this case alone (e2e cases), in MiB. */
   peakRssMiB?: number;
   note?: string;
+  /** lrc-ts-gpu only: medianMs is the compute; the transfers and the device are here. */
+  gpu?: GpuTiming;
 }
 
 export interface SkipRecord {
@@ -73,7 +94,8 @@ export interface Regression {
 
 /**
  * Cases whose throughput fell by more than `threshold` against the baseline (matched by suite, case,
- * implementation and threads; cases missing on either side are ignored).
+ * implementation and threads; cases missing on either side, and gpu cases run in another GPU.js mode or
+ * on another device, are ignored).
  */
 export function findRegressions(base: readonly BenchRecord[], current: readonly BenchRecord[], threshold = REGRESSION_THRESHOLD): Regression[] {
   const baseByKey = new Map(base.map((r) => [recordKey(r), r] as const));
@@ -81,6 +103,7 @@ export function findRegressions(base: readonly BenchRecord[], current: readonly 
   for (const r of current) {
     const b = baseByKey.get(recordKey(r));
     if (b === undefined || !(b.medianMs > 0) || !(r.medianMs > 0)) continue;
+    if (b.gpu?.mode !== r.gpu?.mode || b.gpu?.device !== r.gpu?.device) continue;
     const drop = 1 - b.medianMs / r.medianMs;
     if (drop > threshold) out.push({ key: recordKey(r), baseMs: b.medianMs, newMs: r.medianMs, drop });
   }
@@ -117,9 +140,13 @@ export function parseResults(text: string, file: string): ResultsFile {
   const o = v as Partial<ResultsFile>;
   if (o === null || typeof o !== "object" || o.schema !== 1) throw new Error(`${file}: field "schema" must be 1`);
   if (!Array.isArray(o.records)) throw new Error(`${file}: field "records" must be an array`);
-  for (const [i, r] of o.records.entries())
+  for (const [i, r] of o.records.entries()) {
     if (typeof r?.case !== "string" || typeof r.medianMs !== "number" || typeof r.threads !== "number")
       throw new Error(`${file}: records[${i}] needs string "case", number "medianMs" and number "threads"`);
+    const g = r.gpu;
+    if (g !== undefined && (typeof g?.mode !== "string" || typeof g.uploadMs !== "number" || typeof g.downloadMs !== "number" || typeof g.software !== "boolean"))
+      throw new Error(`${file}: records[${i}].gpu needs string "mode", numbers "uploadMs" and "downloadMs" and boolean "software"`);
+  }
   if (typeof o.machine?.id !== "string") throw new Error(`${file}: field "machine.id" must be a string`);
   return o as ResultsFile;
 }

@@ -1,0 +1,100 @@
+// Tests of the lrc-ts-gpu implementation: the GL driver classification that decides whether a run says
+// "software, GPU speed unmeasured", and small cases end to end in the GPU.js mode named by
+// LRC_GPU_TEST_MODE (default webasm, no native dependency; `gl` runs under `xvfb-run -a`, as tensor-core's
+// gpu tests do): the device results match the cpu backend, and the upload / download hooks move what they
+// claim to.
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { backendReport, matmul, setBackend } from "@lrc-ts/tensor-core";
+import type { BenchCase } from "../cases.js";
+import type { GpuModeArg } from "../cli.js";
+import { SkipCase } from "../impl.js";
+import { classifyGlDriver } from "./device.js";
+import { deviceCase, lrcTsGpu } from "./index.js";
+
+describe("classifyGlDriver", () => {
+  const mesaSw = ["/usr/lib/x86_64-linux-gnu/libLLVM-15.so.1", "/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so", "/usr/lib/x86_64-linux-gnu/libGLX_mesa.so.0.0.0"];
+  it("calls Mesa's swrast (llvmpipe) software and names it", () => {
+    const r = classifyGlDriver('WebGL renderer "ANGLE"', mesaSw, true);
+    expect(r.software).toBe(true);
+    expect(r.device).toBe("WebGL renderer \"ANGLE\" on Mesa swrast_dri.so with LLVM (llvmpipe): software rendering on the CPU; X display from xvfb-run (Xvfb offers only Mesa's software GLX)");
+  });
+  it("trusts a software renderer string even without the libraries", () => {
+    expect(classifyGlDriver("Mesa llvmpipe (LLVM 15.0.6, 256 bits)", null, false).software).toBe(true);
+  });
+  it("treats a hardware driver as a GPU, unless the display is Xvfb", () => {
+    const nv = ["/usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0", "/usr/lib/x86_64-linux-gnu/libnvidia-glcore.so.550.54"];
+    expect(classifyGlDriver("NVIDIA H200", nv, false)).toEqual({ device: "NVIDIA H200 on libGLX_nvidia.so.0, libnvidia-glcore.so.550.54", software: false });
+    expect(classifyGlDriver("AMD", ["/usr/lib/dri/radeonsi_dri.so", "/usr/lib/dri/swrast_dri.so"], false).software).toBe(false);
+    expect(classifyGlDriver("NVIDIA H200", nv, true).software).toBe(true);
+  });
+  it("says when it cannot tell", () => {
+    expect(classifyGlDriver("ANGLE", null, false).device).toContain("no /proc/self/maps to identify the GL driver; not verified to be a GPU");
+  });
+});
+
+const mode = (process.env["LRC_GPU_TEST_MODE"] ?? "webasm") as GpuModeArg;
+
+describe(`lrc-ts-gpu on GPU.js ${mode}`, () => {
+  const impl = lrcTsGpu(mode);
+  let description = "";
+  beforeAll(async () => {
+    description = await impl.init(1);
+  });
+  afterAll(() => setBackend("cpu"));
+
+  it("says which mode runs and that it is software", () => {
+    // This suite runs where there is no GPU: webasm, or gl on Mesa's software rasteriser under Xvfb.
+    expect(description).toMatch(mode === "webasm"
+      ? /^gpu: GPU\.js webasm .*device: the CPU \(WebAssembly kernels, one thread\) \(GPU speed unmeasured on this machine\)/
+      : /^gpu: GPU\.js gl \(HeadlessGLKernel\).*device: WebGL renderer "ANGLE".* on Mesa swrast_dri\.so.*: software rendering on the CPU.*\(GPU speed unmeasured on this machine\)/);
+  });
+
+  it("computes on the device what the cpu backend computes", () => {
+    const spec = { kind: "matmul", m: 5, k: 7, n: 3, transA: true, transB: false } as const;
+    const dc = deviceCase(spec);
+    const [out] = dc.compute();
+    const gpu = out!.data();
+    setBackend("cpu");
+    const [a, b] = dc.inputs;
+    const want = matmul(a!, b!, { transA: true }).data();
+    setBackend("gpu");
+    for (const t of [out!, ...dc.inputs]) t.dispose();
+    expect(gpu).toHaveLength(15);
+    expect(Math.max(...Array.from(gpu, (v, i) => Math.abs(v - want[i]!)))).toBeLessThan(mode === "webasm" ? 1e-4 : 2e-3);
+  });
+
+  it("times upload and download as the transfers of the inputs and the results", async () => {
+    const c: BenchCase = { suite: "kernels", name: "tiny attention", spec: { kind: "attention", backward: true, B: 1, H: 2, Hkv: 1, T: 4, dh: 8 } };
+    const live0 = backendReport().device!.liveBuffers;
+    const p = await impl.prepare(c);
+    try {
+      const tr = p.transfers!;
+      // q [1,2,4,8], k and v [1,1,4,8], dy [1,2,4,8] up; dq, dk, dv down.
+      expect(tr.uploadBytes).toBe(4 * (64 + 32 + 32 + 64));
+      expect(tr.downloadBytes).toBe(4 * (64 + 32 + 32));
+      expect(tr).toMatchObject({ mode, software: true });
+      expect(p.note).toMatch(/^column = compute only/);
+      const dev = (): { uploads: number; downloads: number } => backendReport().device!;
+      const before = dev();
+      p.run();
+      expect(dev().uploads - before.uploads).toBeLessThanOrEqual(1); // at most valueAndGrad's scalar seed
+      expect(dev().downloads).toBe(before.downloads);
+      const mid = dev();
+      tr.upload();
+      expect(dev().uploads - mid.uploads).toBe(4);
+      tr.download();
+      expect(dev().downloads - mid.downloads).toBe(3);
+    } finally {
+      p.dispose?.();
+    }
+    // Inputs, intermediates and the kept results are all freed again.
+    expect(backendReport().device!.liveBuffers).toBe(live0);
+  });
+
+  it("skips what is not a kernel case, saying why", async () => {
+    const c = { suite: "gradients", name: "x", spec: { kind: "gradCheck", B: 1, T: 2, D: 4, H: 2, Hkv: 1 } } as const satisfies BenchCase;
+    await expect(impl.prepare(c)).rejects.toThrow(SkipCase);
+    await expect(impl.prepare(c)).rejects.toThrow(/runs the kernel suite only \(gradCheck/);
+  });
+});

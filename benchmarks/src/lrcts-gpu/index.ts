@@ -1,0 +1,156 @@
+// lrc-ts-gpu: the kernel cases on tensor-core's gpu backend (GPU.js kernels), each timed in three parts:
+// upload (the inputs host -> device, through the backend's own upload), compute (the same ops as the lrc-ts
+// column, on inputs already on the device, waited for with gl.finish() in gl mode, results not read back)
+// and download (one run's results device -> host). Shapes and seeds are the lrc-ts column's.
+//
+// The mode is the one asked for (--gpu-mode; auto: gl when an X display is set and gl loads, else
+// webasm); which one ran, the device it ran on and whether that is software (it always is on a machine
+// without a GPU) go into every record and the child's description.
+
+import { AdamW, backendReport, causalAttention, crossEntropy, initBackend, matmul, mul, randn, resetBackendReport, rmsNorm, rng, scope, sum, valueAndGrad } from "@lrc-ts/tensor-core";
+import type { Tensor } from "@lrc-ts/tensor-core";
+import type { CaseSpec, BenchCase } from "../cases.js";
+import type { GpuModeArg } from "../cli.js";
+import type { Implementation, Prepared } from "../impl.js";
+import { SkipCase } from "../impl.js";
+import { randomTargets } from "../lrcts/kernels.js";
+import type { DeviceInfo } from "./device.js";
+import { deviceBuffer, deviceInfo, runtime } from "./device.js";
+
+/** A kernel case as device work: host inputs (uploaded by the first compute and kept there) and the ops. */
+interface DeviceCase {
+  inputs: Tensor[];
+  /** Runs the case's kernels; returns the results to download (device-resident tensors). */
+  compute: () => Tensor[];
+}
+
+export function deviceCase(spec: CaseSpec): DeviceCase {
+  const r = rng(42);
+  switch (spec.kind) {
+    case "matmul": {
+      const { m, k, n, transA, transB } = spec;
+      const a = randn(transA ? [k, m] : [m, k], { rng: r });
+      const b = randn(transB ? [n, k] : [k, n], { rng: r });
+      return { inputs: [a, b], compute: () => [matmul(a, b, { transA, transB })] };
+    }
+    case "attention": {
+      const { B, H, Hkv, T, dh, backward } = spec;
+      const q = randn([B, H, T, dh], { rng: r }), k = randn([B, Hkv, T, dh], { rng: r }), v = randn([B, Hkv, T, dh], { rng: r });
+      if (!backward) return { inputs: [q, k, v], compute: () => [causalAttention(q, k, v)] };
+      const dy = randn([B, H, T, dh], { rng: r });
+      const step = valueAndGrad((q: Tensor, k: Tensor, v: Tensor) => sum(mul(causalAttention(q, k, v), dy)));
+      return { inputs: [q, k, v, dy], compute: () => step(q, k, v)[1] };
+    }
+    case "rmsNorm": {
+      const { rows, dim, backward } = spec;
+      const x = randn([rows, dim], { rng: r }), w = randn([dim], { rng: r });
+      if (!backward) return { inputs: [x, w], compute: () => [rmsNorm(x, w, 1e-6)] };
+      const dy = randn([rows, dim], { rng: r });
+      const step = valueAndGrad((x: Tensor, w: Tensor) => sum(mul(rmsNorm(x, w, 1e-6), dy)));
+      return { inputs: [x, w, dy], compute: () => step(x, w)[1] };
+    }
+    case "softmaxCE": {
+      const logits = randn([spec.rows, spec.vocab], { rng: r });
+      const targets = randomTargets(spec.rows, spec.vocab, 7);
+      const step = valueAndGrad((l: Tensor, t: Tensor) => crossEntropy(l, t), 0);
+      return { inputs: [logits, targets], compute: () => step(logits, targets)[1] };
+    }
+    case "adamw": {
+      const p = randn([spec.params], { rng: r, std: 0.02 }), g = randn([spec.params], { rng: r, std: 1e-3 });
+      const opt = new AdamW([p], { lr: 1e-3, weightDecay: 0.01 });
+      // The result is the updated parameter (the moments stay on the device, as in training).
+      return { inputs: [p, g], compute: () => { opt.step([g]); return [p]; } };
+    }
+    default:
+      throw new SkipCase(`the gpu backend runs the kernel suite only (${spec.kind} is not a kernel case)`);
+  }
+}
+
+const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 3 : 1)} MiB`;
+
+function computeNote(info: DeviceInfo): string {
+  return info.mode === "gl"
+    ? "column = compute only: inputs already on the device, kernels waited for with gl.finish(), results not read back; upload and download in the GPU table"
+    : `column = compute only (GPU.js ${info.mode} runs on the CPU and is synchronous: each kernel call copies its arguments into and its result out of WebAssembly memory, which is part of compute; upload and download, in the GPU table, are the backend's host-side copies)`;
+}
+
+/** Builds the case, runs it once (compiles its kernels, uploads its inputs) and wires the three timings. */
+function prepareOnDevice(c: BenchCase, info: DeviceInfo): Prepared {
+  const dc = deviceCase(c.spec);
+  const hosts = dc.inputs.map((t) => t.data());
+  const rt = runtime();
+  const timed = (): void =>
+    scope(() => {
+      dc.compute();
+      info.finish();
+    });
+  let held: Tensor[] = [];
+  const disposeAll = (): void => {
+    for (const t of [...held, ...dc.inputs]) t.dispose();
+  };
+  try {
+    timed();
+    // The second run is what every timed run looks like: count its host <-> device traffic and fallbacks.
+    resetBackendReport();
+    const before = { ...rt.stats };
+    held = scope(() => {
+      const results = dc.compute();
+      info.finish();
+      return results;
+    });
+    const up = rt.stats.uploadBytes - before.uploadBytes, down = rt.stats.downloadBytes - before.downloadBytes;
+    const onHost = held.filter((t) => deviceBuffer(t) === null).length;
+    if (onHost > 0) throw new Error(`${onHost} of its ${held.length} results came back on the host (their op ran on the cpu backend)`);
+    const fallbacks = backendReport().ops.filter((o) => o.cpu > 0).map((o) => `${o.op} ×${o.cpu}`);
+    const notes = [computeNote(info)];
+    if (fallbacks.length > 0) notes.push(`ran on the cpu backend (fallback): ${fallbacks.join(", ")}`);
+    if (up + down > 1024) notes.push(`compute itself moves ${MiB(up)} up and ${MiB(down)} down per run`);
+    const results = held;
+    const outs = results.map((t) => (t.dtype === "int32" ? new Int32Array(t.size) : new Float32Array(t.size)));
+    return {
+      run: timed,
+      dispose: disposeAll,
+      note: notes.join("; "),
+      transfers: {
+        upload: () => {
+          const bufs = hosts.map((h) => rt.upload(h, h.length));
+          info.finish();
+          for (const b of bufs) b.free();
+        },
+        download: () => results.forEach((t, i) => deviceBuffer(t)!.download(outs[i]!, t.size)),
+        uploadBytes: hosts.reduce((s, h) => s + 4 * h.length, 0),
+        downloadBytes: results.reduce((s, t) => s + 4 * t.size, 0),
+        mode: info.mode,
+        device: info.device,
+        software: info.software,
+      },
+    };
+  } catch (e) {
+    disposeAll();
+    throw new SkipCase(`the gpu backend cannot run it in GPU.js ${info.mode}: ${firstLine(e)}`);
+  }
+}
+
+/** The lrc-ts-gpu implementation in the given GPU.js mode ("auto": gl where it starts, else webasm). */
+export function lrcTsGpu(mode: GpuModeArg): Implementation {
+  let info: DeviceInfo | null = null;
+  return {
+    async init(threads: number): Promise<string> {
+      const backend = await initBackend("gpu", { mode }).catch((e: unknown) => {
+        const display = process.env["DISPLAY"] ?? "";
+        const hint = mode === "gl" && display !== "" && process.env["LRC_BENCH_XVFB"] !== "1"
+          ? ` (DISPLAY is "${display}": headless-gl needs a working X display there; unset DISPLAY to have pnpm bench start xvfb-run -a, or use --gpu-mode webasm)`
+          : "";
+        throw new Error(`${firstLine(e)}${hint}`);
+      });
+      info = deviceInfo(process.env["LRC_BENCH_XVFB"] === "1");
+      const speed = info.software ? "GPU speed unmeasured on this machine" : "a GPU";
+      return `${backend.description}; device: ${info.device} (${speed}); --gpu-mode ${mode}; LRC_THREADS=${threads} for cpu fallbacks`;
+    },
+    async prepare(c: BenchCase): Promise<Prepared> {
+      if (info === null) throw new Error("lrc-ts-gpu: prepare before init");
+      return prepareOnDevice(c, info);
+    },
+  };
+}
