@@ -55,6 +55,19 @@ function stridesOf(shape: readonly number[]): number[] {
 }
 
 /**
+ * Kernel source decoding the flat output index of a batched [batch, m, n] product into batch item `bi`, `row`,
+ * `col` and the global row `gr` = bi * m + row (the gemm output and untile kernels share it).
+ */
+function outputIndex(m: number, n: number): string {
+  return `const i = this.thread.x + 0.0;
+      const bi = Math.floor((i + 0.5) / ${lit(m * n)});
+      const rem = i - bi * ${lit(m * n)};
+      const row = Math.floor((rem + 0.5) / ${lit(n)});
+      const col = rem - row * ${lit(n)};
+      const gr = bi * ${lit(m)} + row;`;
+}
+
+/**
  * Blocked sum over j in [0, n): `term` is an expression in j, after the statements `pre` (locals for it).
  * `end` (optional, an expression <= n) stops the sum early: the terms from `end` on must be exactly zero,
  * so skipping them leaves the result unchanged. `acc` must not be `part` (the block partial).
@@ -264,12 +277,7 @@ export class GpuOps {
     const causalK = epi?.causal?.on === "k";
     const key = `gemm:${p.batch}:${m}:${n}:${k}:${transA}:${transB}:${strideA}:${strideB}${epiKey(epi)}`;
     return this.out(key, outShape, "float32", () => `function (A, B${epiParams(epi)}) {
-      const i = this.thread.x + 0.0;
-      const bi = Math.floor((i + 0.5) / ${lit(m * n)});
-      const rem = i - bi * ${lit(m * n)};
-      const row = Math.floor((rem + 0.5) / ${lit(n)});
-      const col = rem - row * ${lit(n)};
-      const gr = bi * ${lit(m)} + row;
+      ${outputIndex(m, n)}
       ${epi?.pre ?? ""}
       const aoff = bi * ${lit(strideA)};
       const boff = bi * ${lit(strideB)};
@@ -352,12 +360,7 @@ export class GpuOps {
       ? "const tv = T[q];\n      let v = tv[3];\n      if (c < 0.5) { v = tv[0]; } else if (c < 1.5) { v = tv[1]; } else if (c < 2.5) { v = tv[2]; }"
       : "const v = T[q * 4.0 + c];";
     const out = this.out(`gemmUntile:${batch}:${m}:${n}${epiKey(epi)}`, outShape, "float32", () => `function (T${epiParams(epi)}) {
-      const i = this.thread.x + 0.0;
-      const bi = Math.floor((i + 0.5) / ${lit(m * n)});
-      const rem = i - bi * ${lit(m * n)};
-      const row = Math.floor((rem + 0.5) / ${lit(n)});
-      const col = rem - row * ${lit(n)};
-      const gr = bi * ${lit(m)} + row;
+      ${outputIndex(m, n)}
       ${epi?.pre ?? ""}
       const rb = Math.floor((row + 0.5) / 2.0);
       const cb = Math.floor((col + 0.5) / 2.0);
