@@ -1,35 +1,29 @@
-// Tests of the lrc-ts-gpu implementation: the GL driver classification that decides whether a run says
-// "software, GPU speed unmeasured", and small cases end to end in the GPU.js mode named by
-// LRC_GPU_TEST_MODE (default webasm, no native dependency; `gl` runs under `xvfb-run -a`, as tensor-core's
-// gpu tests do): the device results match the cpu backend, and the upload / download hooks move what they
-// claim to.
+// Tests of the lrc-ts-gpu implementation: the device record a run carries (tensor-core's `gpuDeviceInfo()`,
+// whose GL driver classification is tested in tensor-core, plus the xvfb-run note), and small cases end to end
+// in the GPU.js mode named by LRC_GPU_TEST_MODE (default webasm, no native dependency; `gl` runs under
+// `xvfb-run -a`, as tensor-core's gpu tests do): the device results match the cpu backend, and the upload /
+// download hooks move what they claim to.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backendReport, matmul, setBackend } from "@lrc-ts/tensor-core";
+import type { GpuDeviceInfo } from "@lrc-ts/tensor-core";
 import type { BenchCase } from "../cases.js";
 import type { GpuModeArg } from "../cli.js";
 import { SkipCase } from "../impl.js";
-import { classifyGlDriver } from "./device.js";
-import { deviceCase, lrcTsGpu } from "./index.js";
+import { benchDevice, deviceCase, lrcTsGpu } from "./index.js";
 
-describe("classifyGlDriver", () => {
-  const mesaSw = ["/usr/lib/x86_64-linux-gnu/libLLVM-15.so.1", "/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so", "/usr/lib/x86_64-linux-gnu/libGLX_mesa.so.0.0.0"];
-  it("calls Mesa's swrast (llvmpipe) software and names it", () => {
-    const r = classifyGlDriver('WebGL renderer "ANGLE"', mesaSw, true);
-    expect(r.software).toBe(true);
-    expect(r.device).toBe("WebGL renderer \"ANGLE\" on Mesa swrast_dri.so with LLVM (llvmpipe): software rendering on the CPU; X display from xvfb-run (Xvfb offers only Mesa's software GLX)");
+describe("benchDevice", () => {
+  const gl = { renderer: "ANGLE", vendor: "stack-gl", version: "WebGL 1.0 stack-gl 8.1.6", unmaskedRenderer: null, unmaskedVendor: null };
+  const nvidia: GpuDeviceInfo = { mode: "gl", device: 'WebGL "ANGLE" via libGLX_nvidia.so.0: hardware GPU driver', software: false, gl, driver: ["libGLX_nvidia.so.0"] };
+  it("keeps tensor-core's identification on a real display", () => {
+    expect(benchDevice(nvidia, false)).toEqual({ mode: "gl", device: nvidia.device, software: false, xvfbNote: "" });
   });
-  it("trusts a software renderer string even without the libraries", () => {
-    expect(classifyGlDriver("Mesa llvmpipe (LLVM 15.0.6, 256 bits)", null, false).software).toBe(true);
-  });
-  it("treats a hardware driver as a GPU, unless the display is Xvfb", () => {
-    const nv = ["/usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0", "/usr/lib/x86_64-linux-gnu/libnvidia-glcore.so.550.54"];
-    expect(classifyGlDriver("NVIDIA H200", nv, false)).toEqual({ device: "NVIDIA H200 on libGLX_nvidia.so.0, libnvidia-glcore.so.550.54", software: false });
-    expect(classifyGlDriver("AMD", ["/usr/lib/dri/radeonsi_dri.so", "/usr/lib/dri/swrast_dri.so"], false).software).toBe(false);
-    expect(classifyGlDriver("NVIDIA H200", nv, true).software).toBe(true);
-  });
-  it("says when it cannot tell", () => {
-    expect(classifyGlDriver("ANGLE", null, false).device).toContain("no /proc/self/maps to identify the GL driver; not verified to be a GPU");
+  it("says the display is Xvfb, and that this is software, when run.ts started xvfb-run", () => {
+    const d = benchDevice(nvidia, true);
+    expect(d.software).toBe(true);
+    expect(d.device).toBe(`${nvidia.device}; X display from xvfb-run (Xvfb offers only Mesa's software GLX)`);
+    const webasm: GpuDeviceInfo = { mode: "webasm", device: "the CPU", software: true, gl: null, driver: null };
+    expect(benchDevice(webasm, true)).toEqual({ mode: "webasm", device: "the CPU", software: true, xvfbNote: "" });
   });
 });
 
@@ -46,8 +40,8 @@ describe(`lrc-ts-gpu on GPU.js ${mode}`, () => {
   it("says which mode runs and that it is software", () => {
     // This suite runs where there is no GPU: webasm, or gl on Mesa's software rasteriser under Xvfb.
     expect(description).toMatch(mode === "webasm"
-      ? /^gpu: GPU\.js webasm .*device: the CPU \(WebAssembly kernels, one thread\) \(GPU speed unmeasured on this machine\)/
-      : /^gpu: GPU\.js gl \(HeadlessGLKernel\).*device: WebGL renderer "ANGLE".* on Mesa swrast_dri\.so.*: software rendering on the CPU.*\(GPU speed unmeasured on this machine\)/);
+      ? /^gpu: GPU\.js webasm \(WebAssemblyKernel\) on the CPU \(GPU\.js WebAssembly kernels, one thread\): software, not a GPU.* \(GPU speed unmeasured on this machine\)/
+      : /^gpu: GPU\.js gl \(HeadlessGLKernel\) on WebGL "ANGLE" .*via Mesa swrast_dri\.so.*: software rendering on the CPU.*\(GPU speed unmeasured on this machine\)/);
   });
 
   it("computes on the device what the cpu backend computes", () => {

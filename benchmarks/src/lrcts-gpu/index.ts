@@ -1,21 +1,20 @@
 // lrc-ts-gpu: the kernel cases on tensor-core's gpu backend (GPU.js kernels), each timed in three parts:
-// upload (the inputs host -> device, through the backend's own upload), compute (the same ops as the lrc-ts
-// column, on inputs already on the device, waited for with gl.finish() in gl mode, results not read back)
-// and download (one run's results device -> host). Shapes and seeds are the lrc-ts column's.
+// upload (the inputs host -> device, `gpuUpload`), compute (the same ops as the lrc-ts column, on inputs
+// already on the device, waited for with `gpuFinish()` (gl.finish() in gl mode), results not read back) and
+// download (one run's results device -> host, `gpuDownload`). Shapes and seeds are the lrc-ts column's.
+// Only tensor-core's public API is used; what the device is comes from `gpuDeviceInfo()`.
 //
 // The mode is the one asked for (--gpu-mode; auto: gl when an X display is set and gl loads, else
 // webasm); which one ran, the device it ran on and whether that is software (it always is on a machine
 // without a GPU) go into every record and the child's description.
 
-import { AdamW, backendReport, causalAttention, crossEntropy, initBackend, matmul, mul, randn, resetBackendReport, rmsNorm, rng, scope, sum, valueAndGrad } from "@lrc-ts/tensor-core";
-import type { Tensor } from "@lrc-ts/tensor-core";
+import { AdamW, backendReport, causalAttention, crossEntropy, gpuDeviceInfo, gpuDownload, gpuFinish, gpuUpload, initBackend, matmul, mul, randn, resetBackendReport, rmsNorm, rng, scope, sum, tensor, valueAndGrad } from "@lrc-ts/tensor-core";
+import type { GpuDeviceInfo, Tensor } from "@lrc-ts/tensor-core";
 import type { CaseSpec, BenchCase } from "../cases.js";
 import type { GpuModeArg } from "../cli.js";
 import type { Implementation, Prepared } from "../impl.js";
 import { SkipCase } from "../impl.js";
 import { randomTargets } from "../lrcts/kernels.js";
-import type { DeviceInfo } from "./device.js";
-import { deviceBuffer, deviceInfo, runtime } from "./device.js";
 
 /** A kernel case as device work: host inputs (uploaded by the first compute and kept there) and the ops. */
 interface DeviceCase {
@@ -69,57 +68,76 @@ export function deviceCase(spec: CaseSpec): DeviceCase {
 const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
 const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 3 : 1)} MiB`;
 
-function computeNote(info: DeviceInfo): string {
+/** The device as this harness ran it: tensor-core's identification, plus that run.ts started Xvfb. */
+export interface BenchDevice {
+  mode: GpuDeviceInfo["mode"];
+  device: string;
+  software: boolean;
+  /** "" or "; X display from xvfb-run (...)": what the device line adds to tensor-core's. */
+  xvfbNote: string;
+}
+
+/**
+ * The device record of a run: `gpuDeviceInfo()`, and when run.ts started the child under xvfb-run
+ * (LRC_BENCH_XVFB=1) in gl mode a note saying so, with software forced (Xvfb offers only Mesa's software GLX).
+ */
+export function benchDevice(info: GpuDeviceInfo, underXvfb: boolean): BenchDevice {
+  if (!underXvfb || info.mode !== "gl") return { mode: info.mode, device: info.device, software: info.software, xvfbNote: "" };
+  const xvfbNote = "; X display from xvfb-run (Xvfb offers only Mesa's software GLX)";
+  return { mode: info.mode, device: `${info.device}${xvfbNote}`, software: true, xvfbNote };
+}
+
+function computeNote(info: BenchDevice): string {
   return info.mode === "gl"
     ? "column = compute only: inputs already on the device, kernels waited for with gl.finish(), results not read back; upload and download in the GPU table"
     : `column = compute only (GPU.js ${info.mode} runs on the CPU and is synchronous: each kernel call copies its arguments into and its result out of WebAssembly memory, which is part of compute; upload and download, in the GPU table, are the backend's host-side copies)`;
 }
 
 /** Builds the case, runs it once (compiles its kernels, uploads its inputs) and wires the three timings. */
-function prepareOnDevice(c: BenchCase, info: DeviceInfo): Prepared {
+function prepareOnDevice(c: BenchCase, info: BenchDevice): Prepared {
   const dc = deviceCase(c.spec);
-  const hosts = dc.inputs.map((t) => t.data());
-  const rt = runtime();
+  // Host copies of the inputs, for the upload timing: each gpuUpload replaces the previous device copy.
+  const uploads = dc.inputs.map((t) => tensor(t.data(), t.shape));
   const timed = (): void =>
     scope(() => {
       dc.compute();
-      info.finish();
+      gpuFinish();
     });
   let held: Tensor[] = [];
   const disposeAll = (): void => {
-    for (const t of [...held, ...dc.inputs]) t.dispose();
+    for (const t of [...held, ...dc.inputs, ...uploads]) t.dispose();
   };
   try {
     timed();
     // The second run is what every timed run looks like: count its host <-> device traffic and fallbacks.
     resetBackendReport();
-    const before = { ...rt.stats };
+    const before = backendReport().device!;
     held = scope(() => {
       const results = dc.compute();
-      info.finish();
+      gpuFinish();
       return results;
     });
-    const up = rt.stats.uploadBytes - before.uploadBytes, down = rt.stats.downloadBytes - before.downloadBytes;
-    const onHost = held.filter((t) => deviceBuffer(t) === null).length;
-    if (onHost > 0) throw new Error(`${onHost} of its ${held.length} results came back on the host (their op ran on the cpu backend)`);
+    const after = backendReport().device!;
+    const up = after.uploadBytes - before.uploadBytes, down = after.downloadBytes - before.downloadBytes;
     const fallbacks = backendReport().ops.filter((o) => o.cpu > 0).map((o) => `${o.op} ×${o.cpu}`);
+    const results = held;
+    const outs = results.map((t) => (t.dtype === "int32" ? new Int32Array(t.size) : new Float32Array(t.size)));
+    // Throws, naming the tensor, when a result came back on the host (its op ran on the cpu backend).
+    results.forEach((t, i) => gpuDownload(t, outs[i]));
     const notes = [computeNote(info)];
     if (fallbacks.length > 0) notes.push(`ran on the cpu backend (fallback): ${fallbacks.join(", ")}`);
     if (up + down > 1024) notes.push(`compute itself moves ${MiB(up)} up and ${MiB(down)} down per run`);
-    const results = held;
-    const outs = results.map((t) => (t.dtype === "int32" ? new Int32Array(t.size) : new Float32Array(t.size)));
     return {
       run: timed,
       dispose: disposeAll,
       note: notes.join("; "),
       transfers: {
         upload: () => {
-          const bufs = hosts.map((h) => rt.upload(h, h.length));
-          info.finish();
-          for (const b of bufs) b.free();
+          for (const t of uploads) gpuUpload(t);
+          gpuFinish();
         },
-        download: () => results.forEach((t, i) => deviceBuffer(t)!.download(outs[i]!, t.size)),
-        uploadBytes: hosts.reduce((s, h) => s + 4 * h.length, 0),
+        download: () => results.forEach((t, i) => gpuDownload(t, outs[i])),
+        uploadBytes: uploads.reduce((s, t) => s + 4 * t.size, 0),
         downloadBytes: results.reduce((s, t) => s + 4 * t.size, 0),
         mode: info.mode,
         device: info.device,
@@ -134,7 +152,7 @@ function prepareOnDevice(c: BenchCase, info: DeviceInfo): Prepared {
 
 /** The lrc-ts-gpu implementation in the given GPU.js mode ("auto": gl where it starts, else webasm). */
 export function lrcTsGpu(mode: GpuModeArg): Implementation {
-  let info: DeviceInfo | null = null;
+  let info: BenchDevice | null = null;
   return {
     async init(threads: number): Promise<string> {
       const backend = await initBackend("gpu", { mode }).catch((e: unknown) => {
@@ -144,9 +162,9 @@ export function lrcTsGpu(mode: GpuModeArg): Implementation {
           : "";
         throw new Error(`${firstLine(e)}${hint}`);
       });
-      info = deviceInfo(process.env["LRC_BENCH_XVFB"] === "1");
+      info = benchDevice(gpuDeviceInfo(), process.env["LRC_BENCH_XVFB"] === "1");
       const speed = info.software ? "GPU speed unmeasured on this machine" : "a GPU";
-      return `${backend.description}; device: ${info.device} (${speed}); --gpu-mode ${mode}; LRC_THREADS=${threads} for cpu fallbacks`;
+      return `${backend.description}${info.xvfbNote} (${speed}); --gpu-mode ${mode}; LRC_THREADS=${threads} for cpu fallbacks`;
     },
     async prepare(c: BenchCase): Promise<Prepared> {
       if (info === null) throw new Error("lrc-ts-gpu: prepare before init");

@@ -3,12 +3,17 @@
 // (backend/gpujs); GPU.js is imported only by `initBackend("gpu")`, so cpu-only users never load it. An op
 // the gpu backend does not handle runs its cpu kernel, its inputs downloaded by `Tensor.buf`; while the gpu
 // backend is active every dispatch is counted per op and backend (`backendReport()`).
+//
+// Timing hooks for device work (benchmarks, profiling): `gpuUpload` / `gpuDownload` move one tensor's values
+// host <-> device now, `gpuFinish` waits for queued GPU work, `gpuDeviceInfo` says what the kernels run on.
 
+import type { TypedArray } from "../dtype.js";
+import type { Tensor } from "../tensor.js";
 import type { GpuOps } from "./gpujs/ops.js";
-import type { GpuMode } from "./gpujs/runtime.js";
+import type { GpuDeviceInfo, GpuMode, GlStrings } from "./gpujs/runtime.js";
 
 export type BackendName = "cpu" | "gpu";
-export type { GpuMode };
+export type { GpuMode, GpuDeviceInfo, GlStrings };
 
 export interface BackendInfo {
   readonly name: BackendName;
@@ -16,7 +21,10 @@ export interface BackendInfo {
   readonly description: string;
   /** gpu only: the GPU.js mode that runs, and whether it is a software implementation. */
   readonly mode?: Exclude<GpuMode, "webgpu">;
+  /** gpu only: true when the kernels run on the CPU (webasm, cpu, or gl on a software rasteriser such as llvmpipe). */
   readonly software?: boolean;
+  /** gpu only: the renderer and GL driver the kernels run on, in one line (see `gpuDeviceInfo()`). */
+  readonly device?: string;
 }
 
 let current: BackendName = "cpu";
@@ -76,7 +84,8 @@ export function getBackend(): BackendInfo {
       name: "gpu",
       mode: rt.mode,
       software: rt.software,
-      description: `gpu: GPU.js ${rt.mode} (${rt.kernelClass}${rt.software ? ", software: kernels run on the CPU" : ""})${skipped}`,
+      device: rt.device.device,
+      description: `gpu: GPU.js ${rt.mode} (${rt.kernelClass}) on ${rt.device.device}${skipped}`,
     };
   }
   return { name: current, description: describeCpu() };
@@ -98,6 +107,61 @@ export function backendReport(): BackendReport {
 
 export function resetBackendReport(): void {
   gpuInstance?.counts.clear();
+}
+
+/** The started gpu backend (active or not); throws naming the caller when it has not been started. */
+function startedGpu(caller: string): GpuOps {
+  if (gpuInstance === null) throw new Error(`${caller}: the gpu backend has not been started (await initBackend("gpu") first)`);
+  return gpuInstance;
+}
+
+/**
+ * Copies a tensor's host values to the gpu backend's device now (a float32 or int32 tensor), so that the
+ * next kernel reads them there instead of uploading them itself. A device copy the tensor already has is
+ * replaced (both hold the same values), so every call is one host -> device copy; a tensor whose values live
+ * only on the device is left as it is. In gl mode the copy may still be queued: `gpuFinish()` waits for it.
+ */
+export function gpuUpload(t: Tensor): void {
+  const rt = startedGpu("gpuUpload").rt;
+  const s = t.storage;
+  if (s === null || (s.data === null && s.device === null)) throw new Error(`gpuUpload: tensor ${t.id} [${t.shape.join(", ")}] was disposed`);
+  if (s.data === null) return;
+  if (t.dtype !== "float32" && t.dtype !== "int32")
+    throw new Error(`gpuUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the gpu backend keeps only float32 and int32 tensors on the device`);
+  const old = s.device;
+  s.device = rt.upload(s.data, t.size);
+  old?.free();
+}
+
+/**
+ * Copies a tensor's device values to the host now, into `out` (at least t.size long; a new Int32Array or
+ * Float32Array of t.size when omitted), and returns it. Unlike `t.data()` it neither keeps a host copy in the
+ * tensor nor reads one it has, so every call is one device -> host copy. Throws when the tensor has no
+ * device copy (its op ran on the cpu backend, or its host buffer was taken for writing).
+ */
+export function gpuDownload(t: Tensor, out?: TypedArray): TypedArray {
+  startedGpu("gpuDownload");
+  const s = t.storage;
+  if (s === null || (s.data === null && s.device === null)) throw new Error(`gpuDownload: tensor ${t.id} [${t.shape.join(", ")}] was disposed`);
+  if (s.device === null)
+    throw new Error(`gpuDownload: tensor ${t.id} [${t.shape.join(", ")}] has no device copy (its values live on the host: its op ran on the cpu backend, or its buffer was taken for writing)`);
+  const dst = out ?? (t.dtype === "int32" ? new Int32Array(t.size) : new Float32Array(t.size));
+  if (dst.length < t.size) throw new RangeError(`gpuDownload: out holds ${dst.length} values, tensor ${t.id} has ${t.size}`);
+  s.device.download(dst, t.size);
+  return dst;
+}
+
+/**
+ * Waits until all GPU work queued so far (kernels, uploads) has finished: `gl.finish()` in gl mode; a no-op
+ * in webasm and cpu modes, whose kernels are synchronous. For timing compute apart from transfers.
+ */
+export function gpuFinish(): void {
+  startedGpu("gpuFinish").rt.finish();
+}
+
+/** What the started gpu backend's kernels run on: mode, renderer strings, GL driver, and whether it is software. */
+export function gpuDeviceInfo(): GpuDeviceInfo {
+  return startedGpu("gpuDeviceInfo").rt.device;
 }
 
 let describeCpu = (): string => "cpu: TypeScript kernels";

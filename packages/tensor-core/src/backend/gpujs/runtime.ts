@@ -8,6 +8,13 @@
 // which needs the native `gl` package and an X display; `webgl2` in a browser), webasm (GPU.js's
 // WebAssembly backend: software). GPU.js's `cpu` mode is available only on explicit request (it accumulates
 // in float64, unlike every other mode). Precision is always 'single'.
+//
+// After the probe, the runtime identifies the device (`GpuDeviceInfo`): the WebGL context's renderer strings
+// (unmasked through WEBGL_debug_renderer_info where the context offers it; headless-gl says only "ANGLE")
+// and, in Node on Linux, the GL driver library mapped into the process (/proc/self/maps, read through
+// `process.getBuiltinModule("node:fs")` at run time, so this file imports no Node module and loads in a
+// browser). `classifyGlDevice` tells a software rasteriser (Mesa swrast/llvmpipe/softpipe, SwiftShader) from
+// a hardware driver; webasm and cpu are always software.
 
 import type { TypedArray } from "../../dtype.js";
 import type { DeviceBuffer } from "../../storage.js";
@@ -23,6 +30,8 @@ interface GpuJsKernel {
 interface GpuJsInstance {
   createKernel(source: string, settings: Record<string, unknown>): GpuJsKernel;
   destroy(): void;
+  /** gl modes: the WebGL context every kernel of this instance draws into (set by the first kernel). */
+  context?: unknown;
 }
 interface GpuJsClass {
   new (settings: { mode: string }): GpuJsInstance;
@@ -51,11 +60,48 @@ export interface RuntimeStats {
   downloadBytes: number;
 }
 
+/** The slice of a WebGL context (headless-gl's or a browser's) used to identify the device and wait on it. */
+interface GlContext {
+  finish(): void;
+  getParameter(p: number): unknown;
+  getExtension(name: string): unknown;
+  readonly RENDERER: number;
+  readonly VENDOR: number;
+  readonly VERSION: number;
+}
+
+/** A WebGL context's identification strings. */
+export interface GlStrings {
+  renderer: string;
+  vendor: string;
+  version: string;
+  /** From WEBGL_debug_renderer_info; null where the context does not offer it (headless-gl, Firefox). */
+  unmaskedRenderer: string | null;
+  unmaskedVendor: string | null;
+}
+
+/** What the gpu backend's kernels run on. */
+export interface GpuDeviceInfo {
+  /** The GPU.js mode that runs. */
+  readonly mode: Exclude<GpuMode, "webgpu">;
+  /** One line naming the renderer and the GL driver, ending in what that is (e.g. "software rendering on the CPU"). */
+  readonly device: string;
+  /** True when the kernels run on the CPU: webasm, cpu, or gl on a software rasteriser (llvmpipe, SwiftShader). */
+  readonly software: boolean;
+  /** gl only: the WebGL context's strings; null in the other modes. */
+  readonly gl: GlStrings | null;
+  /** gl only: the GL driver libraries mapped into the process (file names); null where they cannot be read. */
+  readonly driver: readonly string[] | null;
+}
+
 export class GpuRuntime {
   readonly stats: RuntimeStats = { liveBuffers: 0, kernelsCompiled: 0, kernelCalls: 0, uploads: 0, uploadBytes: 0, downloads: 0, downloadBytes: 0 };
   private readonly kernels = new Map<string, GpuJsKernel>();
   /** Whether kernel outputs are textures (gl) or host typed arrays (webasm, cpu). */
   readonly textures: boolean;
+
+  /** The renderer and driver the kernels run on. */
+  readonly device: GpuDeviceInfo;
 
   constructor(
     private readonly gpu: GpuJsInstance,
@@ -63,13 +109,21 @@ export class GpuRuntime {
     readonly kernelClass: string,
     /** Every mode tried before this one and why it was not used. */
     readonly skipped: readonly string[],
+    /** gl mode: the context the kernels draw into. */
+    private readonly gl: GlContext | null = null,
   ) {
     this.textures = mode === "gl";
+    this.device = identifyDevice(mode, gl);
   }
 
-  /** True when the kernels run on the CPU (webasm, cpu) or on Mesa's software rasteriser cannot be told apart. */
+  /** True when the kernels run on the CPU: webasm, cpu, or gl on a software rasteriser. */
   get software(): boolean {
-    return this.mode !== "gl";
+    return this.device.software;
+  }
+
+  /** Waits until every kernel queued so far has finished (gl.finish(); the other modes are synchronous). */
+  finish(): void {
+    this.gl?.finish();
   }
 
   /**
@@ -208,11 +262,101 @@ function runProbe(GPU: GpuJsClass, gpuMode: string, mode: Exclude<GpuMode, "webg
     }
     if (!(raw instanceof Float32Array)) (raw as TextureLike).delete();
     k.destroy?.();
-    return new GpuRuntime(gpu, mode, ran, skipped);
+    return new GpuRuntime(gpu, mode, ran, skipped, mode === "gl" ? glContextOf(gpu) : null);
   } catch (e) {
     gpu.destroy();
     throw e;
   }
+}
+
+/** The WebGL context of a gl-mode GPU.js instance that has run a kernel. */
+function glContextOf(gpu: GpuJsInstance): GlContext {
+  const ctx = gpu.context as Partial<GlContext> | null | undefined;
+  if (ctx === null || ctx === undefined || typeof ctx.finish !== "function" || typeof ctx.getParameter !== "function" || typeof ctx.getExtension !== "function")
+    throw new Error(`GPU.js gave no WebGL context after the probe kernel (context: ${String(ctx)})`);
+  return ctx as GlContext;
+}
+
+function glStrings(gl: GlContext): GlStrings {
+  const str = (v: unknown): string => (v === null || v === undefined ? "" : String(v));
+  const dbg = gl.getExtension("WEBGL_debug_renderer_info") as { UNMASKED_RENDERER_WEBGL: number; UNMASKED_VENDOR_WEBGL: number } | null;
+  return {
+    renderer: str(gl.getParameter(gl.RENDERER)),
+    vendor: str(gl.getParameter(gl.VENDOR)),
+    version: str(gl.getParameter(gl.VERSION)),
+    unmaskedRenderer: dbg ? str(gl.getParameter(dbg.UNMASKED_RENDERER_WEBGL)) : null,
+    unmaskedVendor: dbg ? str(gl.getParameter(dbg.UNMASKED_VENDOR_WEBGL)) : null,
+  };
+}
+
+interface NodeProcessLike {
+  platform?: string;
+  getBuiltinModule?: (id: string) => unknown;
+}
+
+/**
+ * The shared objects mapped into this process (Linux /proc/self/maps, read through node:fs found at run time);
+ * null outside Node, off Linux, or where the file cannot be read.
+ */
+function mappedLibraries(): string[] | null {
+  const proc = (globalThis as { process?: NodeProcessLike }).process;
+  if (proc?.platform !== "linux") return null;
+  const fs = proc.getBuiltinModule?.("node:fs") as { readFileSync?: (path: string, enc: "utf8") => string } | undefined;
+  if (typeof fs?.readFileSync !== "function") return null;
+  let maps: string;
+  try {
+    maps = fs.readFileSync("/proc/self/maps", "utf8");
+  } catch {
+    return null;
+  }
+  const paths = maps.split("\n").map((l) => l.trim().split(/\s+/)[5] ?? "");
+  return [...new Set(paths.filter((p) => /\.so(\.|$)/.test(p)))];
+}
+
+const SOFTWARE_RENDERER = /llvmpipe|softpipe|lavapipe|swiftshader|swrast|software|basic render driver/i;
+const SOFTWARE_DRI = /^(kms_)?swrast_dri\.so/;
+
+/**
+ * Classifies a WebGL device from its strings and the libraries mapped into the process (full paths or file
+ * names; null where they cannot be read): software when a renderer string names a software rasteriser
+ * (llvmpipe, softpipe, lavapipe, SwiftShader, swrast, Microsoft Basic Render Driver) or when Mesa's
+ * swrast_dri.so is the only GL driver loaded; hardware when a Mesa hardware DRI driver (radeonsi_dri.so,
+ * iris_dri.so, ...) or NVIDIA's GL libraries are loaded, or when an unmasked renderer names another device;
+ * otherwise unidentified (software false, and the device line says it is not verified to be a GPU).
+ */
+export function classifyGlDevice(gl: GlStrings, libs: readonly string[] | null): { device: string; software: boolean; driver: string[] | null } {
+  const names = (libs ?? []).map((p) => p.slice(p.lastIndexOf("/") + 1));
+  const dri = names.filter((n) => /_dri\.so/.test(n));
+  const swDri = dri.filter((n) => SOFTWARE_DRI.test(n));
+  const hwDri = dri.filter((n) => !SOFTWARE_DRI.test(n));
+  const nvidia = names.filter((n) => /^lib(GLX|EGL|GLESv2)_nvidia\.so|^libnvidia-(glcore|eglcore|glsi)\.so/.test(n));
+  const llvm = names.some((n) => /^libLLVM/.test(n));
+  const driver = libs === null ? null : [...hwDri, ...nvidia, ...swDri];
+  const r = gl.unmaskedRenderer ?? gl.renderer;
+  const v = gl.unmaskedVendor ?? gl.vendor;
+  const what = `WebGL "${r}" (${[v, gl.version].filter((x) => x !== "").join(", ")})`;
+  const sw = (how: string): { device: string; software: boolean; driver: string[] | null } =>
+    ({ device: `${what}${how}: software rendering on the CPU`, software: true, driver });
+  const swrast = swDri.length > 0 ? ` via Mesa ${swDri.join(", ")}${llvm ? " with LLVM (llvmpipe)" : ""}` : "";
+  if ([gl.renderer, gl.vendor, gl.unmaskedRenderer ?? "", gl.unmaskedVendor ?? ""].some((x) => SOFTWARE_RENDERER.test(x))) return sw(swrast);
+  if (hwDri.length > 0 || nvidia.length > 0)
+    return { device: `${what} via ${[...hwDri, ...nvidia].join(", ")}: hardware GPU driver`, software: false, driver };
+  if (swDri.length > 0) return sw(swrast);
+  if (gl.unmaskedRenderer !== null && gl.unmaskedRenderer !== "")
+    return { device: `${what}: a hardware renderer by its name (GL driver library not identified)`, software: false, driver };
+  const why = libs === null ? "no /proc/self/maps to read" : "no known GL driver library is loaded";
+  return { device: `${what} (GL driver not identified: ${why}; not verified to be a GPU)`, software: false, driver };
+}
+
+/** Identifies what a runtime's kernels run on (gl: from its context and the loaded driver). */
+function identifyDevice(mode: Exclude<GpuMode, "webgpu">, gl: GlContext | null): GpuDeviceInfo {
+  if (mode === "webasm")
+    return { mode, device: "the CPU (GPU.js WebAssembly kernels, one thread): software, not a GPU", software: true, gl: null, driver: null };
+  if (mode === "cpu")
+    return { mode, device: "the CPU (GPU.js JavaScript kernels, float64 accumulation): software, not a GPU", software: true, gl: null, driver: null };
+  if (gl === null) throw new Error("internal: a gl-mode runtime without its WebGL context");
+  const strings = glStrings(gl);
+  return { mode, gl: strings, ...classifyGlDevice(strings, mappedLibraries()) };
 }
 
 async function loadGpuJs(): Promise<GpuJsClass> {
