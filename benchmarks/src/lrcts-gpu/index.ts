@@ -8,62 +8,13 @@
 // webasm); which one ran, the device it ran on and whether that is software (it always is on a machine
 // without a GPU) go into every record and the child's description.
 
-import { AdamW, backendReport, causalAttention, crossEntropy, gpuDeviceInfo, gpuDownload, gpuFinish, gpuUpload, initBackend, matmul, mul, randn, resetBackendReport, rmsNorm, rng, scope, sum, tensor, valueAndGrad } from "@lrc-ts/tensor-core";
+import { backendReport, gpuDeviceInfo, gpuDownload, gpuFinish, gpuUpload, initBackend, resetBackendReport, scope, tensor } from "@lrc-ts/tensor-core";
 import type { GpuDeviceInfo, Tensor } from "@lrc-ts/tensor-core";
-import type { CaseSpec, BenchCase } from "../cases.js";
+import type { BenchCase } from "../cases.js";
 import type { GpuModeArg } from "../cli.js";
 import type { Implementation, Prepared } from "../impl.js";
 import { SkipCase } from "../impl.js";
-import { randomTargets } from "../lrcts/kernels.js";
-
-/** A kernel case as device work: host inputs (uploaded by the first compute and kept there) and the ops. */
-interface DeviceCase {
-  inputs: Tensor[];
-  /** Runs the case's kernels; returns the results to download (device-resident tensors). */
-  compute: () => Tensor[];
-}
-
-export function deviceCase(spec: CaseSpec): DeviceCase {
-  const r = rng(42);
-  switch (spec.kind) {
-    case "matmul": {
-      const { m, k, n, transA, transB } = spec;
-      const a = randn(transA ? [k, m] : [m, k], { rng: r });
-      const b = randn(transB ? [n, k] : [k, n], { rng: r });
-      return { inputs: [a, b], compute: () => [matmul(a, b, { transA, transB })] };
-    }
-    case "attention": {
-      const { B, H, Hkv, T, dh, backward } = spec;
-      const q = randn([B, H, T, dh], { rng: r }), k = randn([B, Hkv, T, dh], { rng: r }), v = randn([B, Hkv, T, dh], { rng: r });
-      if (!backward) return { inputs: [q, k, v], compute: () => [causalAttention(q, k, v)] };
-      const dy = randn([B, H, T, dh], { rng: r });
-      const step = valueAndGrad((q: Tensor, k: Tensor, v: Tensor) => sum(mul(causalAttention(q, k, v), dy)));
-      return { inputs: [q, k, v, dy], compute: () => step(q, k, v)[1] };
-    }
-    case "rmsNorm": {
-      const { rows, dim, backward } = spec;
-      const x = randn([rows, dim], { rng: r }), w = randn([dim], { rng: r });
-      if (!backward) return { inputs: [x, w], compute: () => [rmsNorm(x, w, 1e-6)] };
-      const dy = randn([rows, dim], { rng: r });
-      const step = valueAndGrad((x: Tensor, w: Tensor) => sum(mul(rmsNorm(x, w, 1e-6), dy)));
-      return { inputs: [x, w, dy], compute: () => step(x, w)[1] };
-    }
-    case "softmaxCE": {
-      const logits = randn([spec.rows, spec.vocab], { rng: r });
-      const targets = randomTargets(spec.rows, spec.vocab, 7);
-      const step = valueAndGrad((l: Tensor, t: Tensor) => crossEntropy(l, t), 0);
-      return { inputs: [logits, targets], compute: () => step(logits, targets)[1] };
-    }
-    case "adamw": {
-      const p = randn([spec.params], { rng: r, std: 0.02 }), g = randn([spec.params], { rng: r, std: 1e-3 });
-      const opt = new AdamW([p], { lr: 1e-3, weightDecay: 0.01 });
-      // The result is the updated parameter (the moments stay on the device, as in training).
-      return { inputs: [p, g], compute: () => { opt.step([g]); return [p]; } };
-    }
-    default:
-      throw new SkipCase(`the gpu backend runs the kernel suite only (${spec.kind} is not a kernel case)`);
-  }
-}
+import { kernelWork } from "../lrcts/kernels.js";
 
 const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
 const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 3 : 1)} MiB`;
@@ -95,7 +46,7 @@ function computeNote(info: BenchDevice): string {
 
 /** Builds the case, runs it once (compiles its kernels, uploads its inputs) and wires the three timings. */
 function prepareOnDevice(c: BenchCase, info: BenchDevice): Prepared {
-  const dc = deviceCase(c.spec);
+  const dc = kernelWork(c.spec);
   // Host copies of the inputs, for the upload timing: each gpuUpload replaces the previous device copy.
   const uploads = dc.inputs.map((t) => tensor(t.data(), t.shape));
   const timed = (): void =>

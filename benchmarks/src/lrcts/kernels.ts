@@ -20,43 +20,64 @@ export function randomTargets(rows: number, vocab: number, seed: number): Tensor
   return tensor(ids, [rows]);
 }
 
-export function prepareKernel(spec: CaseSpec): Prepared {
+/**
+ * A kernel case as work on tensors: its inputs and the ops, returning the results (for the gpu column, which
+ * downloads them). The cpu column and the gpu column (../lrcts-gpu) run exactly this, same shapes and seeds.
+ */
+export interface KernelWork {
+  inputs: Tensor[];
+  compute: () => Tensor[];
+}
+
+export function kernelWork(spec: CaseSpec): KernelWork {
   const r = rng(42);
   switch (spec.kind) {
     case "matmul": {
       const { m, k, n, transA, transB } = spec;
       const a = randn(transA ? [k, m] : [m, k], { rng: r });
       const b = randn(transB ? [n, k] : [k, n], { rng: r });
-      return { run: () => scope(() => void matmul(a, b, { transA, transB })), dispose: disposeAll(a, b) };
+      return { inputs: [a, b], compute: () => [matmul(a, b, { transA, transB })] };
     }
     case "attention": {
       const { B, H, Hkv, T, dh, backward } = spec;
       const q = randn([B, H, T, dh], { rng: r }), k = randn([B, Hkv, T, dh], { rng: r }), v = randn([B, Hkv, T, dh], { rng: r });
-      if (!backward) return { run: () => scope(() => void causalAttention(q, k, v)), dispose: disposeAll(q, k, v) };
+      if (!backward) return { inputs: [q, k, v], compute: () => [causalAttention(q, k, v)] };
       const dy = randn([B, H, T, dh], { rng: r });
       const step = valueAndGrad((q: Tensor, k: Tensor, v: Tensor) => sum(mul(causalAttention(q, k, v), dy)));
-      return { run: () => scope(() => void step(q, k, v)), dispose: disposeAll(q, k, v, dy) };
+      return { inputs: [q, k, v, dy], compute: () => step(q, k, v)[1] };
     }
     case "rmsNorm": {
       const { rows, dim, backward } = spec;
       const x = randn([rows, dim], { rng: r }), w = randn([dim], { rng: r });
-      if (!backward) return { run: () => scope(() => void rmsNorm(x, w, 1e-6)), dispose: disposeAll(x, w) };
+      if (!backward) return { inputs: [x, w], compute: () => [rmsNorm(x, w, 1e-6)] };
       const dy = randn([rows, dim], { rng: r });
       const step = valueAndGrad((x: Tensor, w: Tensor) => sum(mul(rmsNorm(x, w, 1e-6), dy)));
-      return { run: () => scope(() => void step(x, w)), dispose: disposeAll(x, w, dy) };
+      return { inputs: [x, w, dy], compute: () => step(x, w)[1] };
     }
     case "softmaxCE": {
       const logits = randn([spec.rows, spec.vocab], { rng: r });
       const targets = randomTargets(spec.rows, spec.vocab, 7);
       const step = valueAndGrad((l: Tensor, t: Tensor) => crossEntropy(l, t), 0);
-      return { run: () => scope(() => void step(logits, targets)), dispose: disposeAll(logits, targets) };
+      return { inputs: [logits, targets], compute: () => step(logits, targets)[1] };
     }
     case "adamw": {
       const p = randn([spec.params], { rng: r, std: 0.02 }), g = randn([spec.params], { rng: r, std: 1e-3 });
       const opt = new AdamW([p], { lr: 1e-3, weightDecay: 0.01 });
-      return { run: () => opt.step([g]), dispose: disposeAll(p, g) };
+      // The result is the updated parameter (the moments stay where the optimizer keeps them, as in training).
+      return {
+        inputs: [p, g],
+        compute: () => {
+          opt.step([g]);
+          return [p];
+        },
+      };
     }
     default:
       throw new SkipCase(`not a kernel case: ${spec.kind}`);
   }
+}
+
+export function prepareKernel(spec: CaseSpec): Prepared {
+  const work = kernelWork(spec);
+  return { run: () => scope(() => void work.compute()), dispose: disposeAll(...work.inputs) };
 }
