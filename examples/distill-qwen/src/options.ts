@@ -1,5 +1,5 @@
 // Command-line flags of the example and the two embedded presets: the default run (minutes on a 2-core
-// laptop) and `--quick` (a ~1-minute smoke run CI exercises). A preset fixes every size and budget; the
+// laptop) and `--quick` (a smoke run of a few seconds that CI exercises). A preset fixes every size and budget; the
 // flags override a few of them. Token budgets are whole optimizer steps of batchSize x seqLen tokens.
 
 import { parseArgs } from "node:util";
@@ -131,7 +131,7 @@ split, a small Qwen2 teacher is pretrained on it (cached in .lrc-cache/ at the r
 run skips it), then the LRC student (hidden size D/2) and the from-scratch baseline are trained and compared.
 
 flags:
-  --quick                 a ~1-minute smoke run (tiny sizes, a corpus subset)
+  --quick                 a smoke run of a few seconds (tiny sizes, a corpus subset)
   --teacher <dir>         distil this Hugging Face model directory (config.json, model.safetensors or a sharded
                           index, tokenizer.json) instead, e.g. Qwen2.5-0.5B-Instruct; needs --data
   --data <paths>          with --teacher: text to train on (.txt/.md files = one document each, .jsonl = one per
