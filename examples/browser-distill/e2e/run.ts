@@ -23,6 +23,7 @@ import type { Page } from "playwright-core";
 import { loadCausalLMFromFiles } from "@lrc-ts/nn";
 import { parseSafetensors } from "@lrc-ts/tensor-core";
 import { serveStatic } from "./server.js";
+import type { DemoState } from "../src/protocol.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const exampleDir = path.join(here, "..");
@@ -41,18 +42,6 @@ const hidden = 32;
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(`e2e check failed: ${what}`);
   console.log(`ok: ${what}`);
-}
-
-interface PageState {
-  phase: string;
-  backend: { description: string; name: string; mode: string | null; renderer: string | null; notes: string[]; seconds: number } | null;
-  steps: Array<{ step: number; losses: Record<string, number>; tokensPerSecond: number; seconds: number }>;
-  evals: Array<{ step: number; loss: number; teacherLoss: number | null }>;
-  samples: Array<{ step: number; text: string }>;
-  teacherSample: string | null;
-  downloads: string[];
-  error: string | null;
-  seconds: number | null;
 }
 
 async function main(): Promise<void> {
@@ -81,7 +70,7 @@ async function main(): Promise<void> {
     const summaries: Record<string, unknown>[] = [];
     for (const [i, run] of runs.entries()) summaries.push(await runOnce(page, server.url, run.backend, run.steps, i === 0 ? "screenshot.png" : `screenshot-${run.backend}.png`));
     // The same run on two backends (GPU.js WebGL2 and the cpu kernels) must give nearly the same losses.
-    const byBackend = new Map(summaries.map((r) => [`${(r.backend as PageState["backend"])!.name}:${String(r.steps)}`, r]));
+    const byBackend = new Map(summaries.map((r) => [`${(r.backend as DemoState["backend"])!.name}:${String(r.steps)}`, r]));
     for (const run of runs) {
       const gpu = byBackend.get(`gpu:${run.steps}`), cpu = byBackend.get(`cpu:${run.steps}`);
       if (gpu === undefined || cpu === undefined) continue;
@@ -110,11 +99,11 @@ async function runOnce(page: Page, url: string, backend: string, steps: number, 
   const tStart = Date.now();
   await page.click("#start");
   await page.waitForFunction(() => {
-    const s = (window as unknown as { lrcDemo: PageState }).lrcDemo;
+    const s = (window as unknown as { lrcDemo: DemoState }).lrcDemo;
     return s.phase === "done" || s.phase === "error";
   }, undefined, { timeout: timeoutMs, polling: 500 });
   const trainMs = Date.now() - tStart;
-  const state = await page.evaluate(() => (window as unknown as { lrcDemo: PageState }).lrcDemo);
+  const state = await page.evaluate(() => (window as unknown as { lrcDemo: DemoState }).lrcDemo);
   await page.screenshot({ path: path.join(results, screenshot), fullPage: true });
   if (state.error !== null) throw new Error(`the page reported an error: ${state.error}`);
   const b = state.backend!;
@@ -127,7 +116,7 @@ async function runOnce(page: Page, url: string, backend: string, steps: number, 
   }
 
   check(state.steps.length === steps, `ran ${steps} steps (got ${state.steps.length})`);
-  const mean = (rows: PageState["steps"], k: string) => rows.reduce((a, r) => a + r.losses[k]!, 0) / rows.length;
+  const mean = (rows: DemoState["steps"], k: string) => rows.reduce((a, r) => a + r.losses[k]!, 0) / rows.length;
   const head = state.steps.slice(0, 5), tail = state.steps.slice(-5);
   for (const k of ["total", "kl", "ce"])
     check(mean(tail, k) < mean(head, k), `train ${k} falls: ${mean(head, k).toFixed(4)} (first 5 steps) -> ${mean(tail, k).toFixed(4)} (last 5)`);

@@ -42,3 +42,17 @@ export type FromWorker =
   | { readonly type: "sample"; readonly step: number; readonly text: string }
   | { readonly type: "done"; readonly step: number; readonly stopped: boolean; readonly files: ReadonlyArray<readonly [string, Uint8Array]>; readonly seconds: number }
   | { readonly type: "error"; readonly message: string };
+
+/** The page's state, kept in `window.lrcDemo` for the end-to-end test (web/main.ts writes it, e2e/run.ts reads it). */
+export interface DemoState {
+  phase: "idle" | "loading" | "running" | "done" | "error";
+  backend: BackendReportMsg | null;
+  info: SessionInfo | null;
+  steps: StepReport[];
+  evals: Array<{ step: number; loss: number; teacherLoss: number | null }>;
+  samples: Array<{ step: number; text: string }>;
+  teacherSample: string | null;
+  downloads: string[];
+  error: string | null;
+  seconds: number | null;
+}

@@ -5,21 +5,8 @@
 
 import { lossPlotSvg } from "@lrc-ts/lrc";
 import type { Series } from "@lrc-ts/lrc";
-import type { BackendChoice, BackendReportMsg, FromWorker, ToWorker } from "../src/protocol.js";
-import type { SessionInfo, SessionOptions, StepReport } from "../src/session.js";
-
-interface DemoState {
-  phase: "idle" | "loading" | "running" | "done" | "error";
-  backend: BackendReportMsg | null;
-  info: SessionInfo | null;
-  steps: StepReport[];
-  evals: Array<{ step: number; loss: number; teacherLoss: number | null }>;
-  samples: Array<{ step: number; text: string }>;
-  teacherSample: string | null;
-  downloads: string[];
-  error: string | null;
-  seconds: number | null;
-}
+import type { BackendChoice, DemoState, FromWorker, ToWorker } from "../src/protocol.js";
+import type { SessionOptions } from "../src/session.js";
 
 const state: DemoState = {
   phase: "idle", backend: null, info: null, steps: [], evals: [], samples: [], teacherSample: null, downloads: [], error: null, seconds: null,
