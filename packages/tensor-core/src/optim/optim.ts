@@ -53,7 +53,13 @@ export class AdamW {
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0.01;
     for (const p of params) if (p.dtype === "int32") throw new TypeError("AdamW: int32 parameters cannot be optimised");
-    const make = (p: Tensor): FloatArray => (p.dtype === "float64" ? new Float64Array(p.size) : new Float32Array(p.size));
+    // Moments live in SharedArrayBuffers (where the runtime has them) so the cpu AdamW kernel can split large
+    // updates over the worker pool.
+    const make = (p: Tensor): FloatArray => {
+      const bytes = p.size * (p.dtype === "float64" ? 8 : 4);
+      const buf = typeof SharedArrayBuffer === "function" ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+      return p.dtype === "float64" ? new Float64Array(buf) : new Float32Array(buf);
+    };
     this.m = params.map(make);
     this.v = params.map(make);
     this.dev = params.map(() => null);

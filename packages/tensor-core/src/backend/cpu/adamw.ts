@@ -10,14 +10,12 @@
  * float32 before the update, as PyTorch's separate `mul_` does.
  *
  * Float32 storage runs a WebAssembly SIMD kernel (wasm-vector.ts) in float32 arithmetic with that op order,
- * streaming param, grad, m and v through the module's memory in chunks; the loop below is the reference and the
- * fallback (float64, no wasm). The two agree to float32 rounding.
+ * streaming param, grad, m and v through the module's memory in chunks on the row runtime (rows-runtime.ts; on
+ * the worker pool when the arrays are shared and large); the loop below is the reference and the fallback
+ * (float64, no wasm). The two agree to float32 rounding.
  */
 import type { Float } from "./gemm-runtime.js";
-import { copyIn, copyOut, layout, rowPtr } from "./rows-wasm.js";
-import { vectorKernels } from "./wasm-vector.js";
-
-const CHUNK = 1 << 14;
+import { rowsRuntime, runRows } from "./rows-dispatch.js";
 
 export interface AdamWOptions {
   lr: number;
@@ -46,17 +44,11 @@ export function adamwUpdate(param: Float, grad: Float, m: Float, v: Float, n: nu
   const w2 = 1 - beta2;
   const f32 = param instanceof Float32Array;
   const lowWeight = w1 < 0.5;
-  const k = f32 && grad instanceof Float32Array && m instanceof Float32Array && v instanceof Float32Array ? vectorKernels() : null;
-  if (k !== null) {
-    const L = layout(k, 4, CHUNK, 1);
-    const arrays = [param, grad, m, v] as Float32Array[];
-    for (let j0 = 0; j0 < n; j0 += CHUNK) {
-      const len = Math.min(CHUNK, n - j0);
-      for (let r = 0; r < 4; r++) copyIn(k, L, r, arrays[r]!.subarray(j0, j0 + len), 0, 1, len);
-      k.adamw(rowPtr(L, 0, 0), rowPtr(L, 1, 0), rowPtr(L, 2, 0), rowPtr(L, 3, 0), len, decay, w1, beta1, beta2, w2,
-        stepSize, bc2Sqrt, eps, lowWeight ? 1 : 0);
-      for (const r of [0, 2, 3]) copyOut(k, L, r, arrays[r]!.subarray(j0, j0 + len), 0, 1, len);
-    }
+  const rt = f32 && grad instanceof Float32Array && m instanceof Float32Array && v instanceof Float32Array ? rowsRuntime() : null;
+  if (rt !== null) {
+    const hyper = [decay, w1, beta1, beta2, w2, stepSize, bc2Sqrt, eps, lowWeight ? 1 : 0];
+    const job = { kind: "adamw", param: param as Float32Array, grad: grad as Float32Array, m: m as Float32Array, v: v as Float32Array, n, hyper } as const;
+    runRows(rt, job, n);
     return;
   }
   for (let i = 0; i < n; i++) {

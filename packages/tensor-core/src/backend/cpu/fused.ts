@@ -1,12 +1,14 @@
 /**
- * Fused elementwise kernels behind the fused ops (ops/nn.ts): SwiGLU forward/backward in one pass each, the MSE
- * sum of squared differences and its gradient, and the sum of squares of gradient clipping (optim.ts). Each has a TypeScript loop (the reference; float64 and the no-wasm
- * fallback) and, for float32, a WebAssembly SIMD path (wasm-vector.ts) that streams the operands through the
- * module's memory in L2-sized chunks. Results depend only on the element (sums: on the fixed chunk order), never
+ * Fused elementwise kernels behind the fused ops (ops/nn.ts): SwiGLU forward/backward in one pass each (float32 on
+ * the row runtime, rows-runtime.ts, spread over the worker pool), the MSE sum of squared differences and its
+ * gradient, and the sum of squares of gradient clipping (optim.ts). Each has a TypeScript loop (the reference;
+ * float64 and the no-wasm fallback) and, for float32, a WebAssembly SIMD path (wasm-vector.ts) that streams the
+ * operands through the module's memory in L2-sized chunks. Results depend only on the element (sums: on the fixed chunk order), never
  * on threads.
  */
 import type { Float } from "./gemm-runtime.js";
 import { copyIn, copyOut, layout, rowPtr } from "./rows-wasm.js";
+import { rowsRuntime, runRows } from "./rows-dispatch.js";
 import { SCRATCH, vectorKernels, type VectorKernels } from "./wasm-vector.js";
 
 /** Elements per chunk for streaming kernels. */
@@ -32,14 +34,9 @@ export function swigluForward(g: Float, u: Float, out: Float, n: number): void {
   need("swigluForward", "g", g, n);
   need("swigluForward", "u", u, n);
   need("swigluForward", "out", out, n);
-  const k = f32Kernels(g, u, out);
-  if (k !== null) {
-    chunks(k, 3, n, (j0, len, L) => {
-      copyIn(k, L, 0, (g as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      copyIn(k, L, 1, (u as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      k.swiglu(rowPtr(L, 0, 0), rowPtr(L, 1, 0), rowPtr(L, 2, 0), len);
-      copyOut(k, L, 2, (out as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-    });
+  const rt = f32Kernels(g, u, out) !== null ? rowsRuntime() : null;
+  if (rt !== null) {
+    runRows(rt, { kind: "swiglu", gate: g as Float32Array, up: u as Float32Array, out: out as Float32Array, n }, n);
     return;
   }
   for (let i = 0; i < n; i++) {
@@ -51,16 +48,13 @@ export function swigluForward(g: Float, u: Float, out: Float, n: number): void {
 /** With s = sigmoid(g): du = dy * g * s, dg = dy * u * s * (1 + g * (1 - s)). */
 export function swigluBackward(g: Float, u: Float, dy: Float, dg: Float, du: Float, n: number): void {
   for (const [name, a] of [["g", g], ["u", u], ["dy", dy], ["dg", dg], ["du", du]] as const) need("swigluBackward", name, a, n);
-  const k = f32Kernels(g, u, dy, dg, du);
-  if (k !== null) {
-    chunks(k, 3, n, (j0, len, L) => {
-      copyIn(k, L, 0, (g as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      copyIn(k, L, 1, (u as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      copyIn(k, L, 2, (dy as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      k.swiglub(rowPtr(L, 0, 0), rowPtr(L, 1, 0), rowPtr(L, 2, 0), len);
-      copyOut(k, L, 0, (dg as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      copyOut(k, L, 1, (du as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-    });
+  const rt = f32Kernels(g, u, dy, dg, du) !== null ? rowsRuntime() : null;
+  if (rt !== null) {
+    const job = {
+      kind: "swigluGrad", gate: g as Float32Array, up: u as Float32Array, dy: dy as Float32Array,
+      dGate: dg as Float32Array, dUp: du as Float32Array, n,
+    } as const;
+    runRows(rt, job, n);
     return;
   }
   for (let i = 0; i < n; i++) {

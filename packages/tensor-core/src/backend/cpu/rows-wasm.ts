@@ -1,7 +1,7 @@
 /**
- * Float32 row kernels on the WebAssembly SIMD vector module (wasm-vector.ts): log-sum-exp rows, softmax, the
- * cross-entropy backward and the temperature-KL forward / student backward. rows.ts calls these for Float32Array
- * data when the module is available and keeps its TypeScript loops as the reference and fallback (float64, no
+ * Float32 row kernels on the WebAssembly SIMD vector module (wasm-vector.ts): log-sum-exp rows, softmax, and the
+ * temperature-KL forward / student backward (cross-entropy's rows run in rows-runtime.ts, on the worker pool).
+ * rows.ts calls these for Float32Array data when the module is available and keeps its TypeScript loops as the reference and fallback (float64, no
  * wasm, LRC_NO_WASM=1). Rows go through the module's memory in chunks of about CHUNK floats per operand. A row
  * holding a non-finite value (±Infinity, NaN) is handed back to the TypeScript reference (`fallbackRow`), so masking
  * with -Infinity keeps its exact semantics.
@@ -105,39 +105,6 @@ export function softmaxRowsWasm(
       }
     }
     copyOut(k, L, 0, out, r0, r1, cols);
-    for (const r of bad) fallbackRow(r);
-    bad.length = 0;
-  }
-}
-
-/**
- * dlogits[r] = exp(logits[r] - lse[r]) * g[r] for rows with use(r) true and a finite lse; zero for rows with
- * use(r) false; `fallbackRow(r)` for the rest. The caller subtracts g at the target.
- */
-export function expRowsWasm(
-  k: VectorKernels, logits: Float32Array, lse: { [i: number]: number }, g: { [i: number]: number },
-  dlogits: Float32Array, rows: number, cols: number, use: (r: number) => boolean, fallbackRow: (r: number) => void,
-): void {
-  if (cols === 0) return;
-  const L = layout(k, 1, cols, rows);
-  const bad: number[] = [];
-  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
-    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
-    copyIn(k, L, 0, logits, r0, r1, cols);
-    for (let r = r0; r < r1; r++) {
-      const p = rowPtr(L, 0, r - r0);
-      if (!use(r)) {
-        const o = p >> 2;
-        k.heap.fill(0, o, o + cols);
-      } else {
-        // exp(x - lse) g = exp(x - max) (g exp(max - lse)): shifting by the row's own (exact) max keeps float32
-        // precision for large logits
-        const max = Number.isFinite(lse[r]!) ? finiteMax(k, p, cols) : null;
-        if (max === null) bad.push(r);
-        else k.expaff(p, p, cols, 1, max, g[r]! * Math.exp(max - lse[r]!));
-      }
-    }
-    copyOut(k, L, 0, dlogits, r0, r1, cols);
     for (const r of bad) fallbackRow(r);
     bad.length = 0;
   }

@@ -11,9 +11,10 @@
  * fallback (float64, rows with non-finite values, no wasm).
  */
 import type { Float } from "./gemm-runtime.js";
+import { acquireShared, release } from "./buffer-pool.js";
+import { rowsRuntime, runRows } from "./rows-dispatch.js";
 import {
-  expRowsWasm, klGradRowsWasm, klRowsWasm, lseRowsWasm, rmsNormBackwardWasm, rmsNormForwardWasm, ropeWasm,
-  softmaxRowsWasm,
+  klGradRowsWasm, klRowsWasm, lseRowsWasm, rmsNormBackwardWasm, rmsNormForwardWasm, ropeWasm, softmaxRowsWasm,
 } from "./rows-wasm.js";
 import { vectorKernels, type VectorKernels } from "./wasm-vector.js";
 
@@ -148,7 +149,17 @@ export function crossEntropyForward(
   need(fn, "lse", lse, rows);
   let count = 0;
   for (let r = 0; r < rows; r++) checkTarget(fn, targets, r, vocab, ignoreIndex);
-  const rowLses = lseRows(logits, rows, vocab, 1);
+  const rt = logits instanceof Float32Array && vocab > 0 ? rowsRuntime() : null;
+  let rowLses: Float64Array;
+  const scratch: (Float64Array | Int32Array)[] = [];
+  if (rt !== null) {
+    // the row runtime (worker pool when large): flagged non-finite rows get the TypeScript reference
+    rowLses = acquireShared("float64", rows);
+    const bad = acquireShared("int32", rows).fill(0);
+    scratch.push(rowLses, bad);
+    runRows(rt, { kind: "ceLse", x: logits as Float32Array, rows, cols: vocab, lse: rowLses, bad }, rows * vocab);
+    for (let r = 0; r < rows; r++) if (bad[r] === 1) rowLses[r] = rowLse(logits, r * vocab, vocab, 1);
+  } else rowLses = lseRows(logits, rows, vocab, 1);
   for (let r = 0; r < rows; r++) {
     const used = targets[r] !== ignoreIndex;
     const l = rowLses[r]!;
@@ -160,6 +171,7 @@ export function crossEntropyForward(
       lossPerRow[r] = 0;
     }
   }
+  for (const a of scratch) release(a);
   return count;
 }
 
@@ -183,9 +195,23 @@ export function crossEntropyBackward(
     const l = lse[r];
     for (let j = 0; j < vocab; j++) dlogits[o + j] = Math.exp(logits[o + j] - l) * g;
   };
-  const k = f32Kernels(logits, lse, gradPerRow, dlogits);
-  if (k !== null) {
-    expRowsWasm(k, logits as Float32Array, lse, gradPerRow, dlogits as Float32Array, rows, vocab, (r) => used[r] === 1, row);
+  const rt = logits instanceof Float32Array && dlogits instanceof Float32Array && vocab > 0 ? rowsRuntime() : null;
+  if (rt !== null) {
+    // the row runtime (worker pool when large): flagged rows (non-finite values or lse) get the reference
+    const lse64 = acquireShared("float64", rows), g64 = acquireShared("float64", rows);
+    const use = acquireShared("int32", rows), bad = acquireShared("int32", rows).fill(0);
+    for (let r = 0; r < rows; r++) {
+      lse64[r] = lse[r]!;
+      g64[r] = gradPerRow[r]!;
+      use[r] = used[r]!;
+    }
+    try {
+      const job = { kind: "ceGrad", x: logits as Float32Array, dx: dlogits as Float32Array, rows, cols: vocab, lse: lse64, g: g64, use, bad } as const;
+      runRows(rt, job, rows * vocab);
+      for (let r = 0; r < rows; r++) if (bad[r] === 1) row(r);
+    } finally {
+      for (const a of [lse64, g64, use, bad]) release(a);
+    }
   } else {
     for (let r = 0; r < rows; r++) {
       if (used[r] === 1) row(r);

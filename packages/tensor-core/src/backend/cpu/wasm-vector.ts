@@ -19,11 +19,13 @@ import { hasSimd, wasmApi } from "./wasm-features.js";
 import type { WasmMemoryLike } from "./gemm-runtime.js";
 
 /** Byte offset of the lane-mask table (masks[r] keeps the first r lanes, r = 1..3). */
-const MASKS = 0;
+export const MASKS = 0;
 /** Byte offset of scalar side outputs (min of maxmin). */
 export const SCRATCH = 64;
 /** First byte of the data regions. */
 export const DATA = 128;
+/** The memory layout above, for the row runtime (rows-runtime.ts) that loads this module on every thread. */
+export const VECTOR_LAYOUT = { masks: MASKS, scratch: SCRATCH, data: DATA } as const;
 
 const LOG2E = 1.4426950408889634;
 const EXP_HI = 88.0;
@@ -597,16 +599,33 @@ export function setVectorWasmDisabled(off: boolean): void {
   forcedOff = off;
 }
 
+let bytes: Uint8Array | null | undefined;
+
+/** The module's bytes (built once), or null without WebAssembly SIMD; the worker pool's row runtime loads them too. */
+export function vectorWasmBytes(): Uint8Array | null {
+  if (bytes !== undefined) return bytes;
+  bytes = null;
+  if (wasmApi() === undefined || !hasSimd()) return bytes;
+  try {
+    const b = buildVectorWasm();
+    if (wasmApi()?.validate(b) === true) bytes = b;
+  } catch {
+    bytes = null;
+  }
+  return bytes;
+}
+
 /** The vector kernels, or null when WebAssembly SIMD is unavailable, disabled, or failed to build. */
 export function vectorKernels(): VectorKernels | null {
   if (forcedOff) return null;
   if (instance !== undefined) return instance;
   instance = null;
   const api = wasmApi();
-  if (api === undefined || !hasSimd()) return instance;
+  const b = vectorWasmBytes();
+  if (api === undefined || b === null) return instance;
   try {
     const memory: WasmMemoryLike = new api.Memory({ initial: 16 });
-    const ex = new api.Instance(new api.Module(buildVectorWasm()), { env: { mem: memory } }).exports;
+    const ex = new api.Instance(new api.Module(b), { env: { mem: memory } }).exports;
     const k = ex as unknown as Omit<VectorKernels, "heap" | "ensure">;
     const kernels: VectorKernels = {
       ...k,

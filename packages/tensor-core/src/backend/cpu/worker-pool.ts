@@ -3,8 +3,8 @@
  *
  * Size: `LRC_THREADS` if set (1 = no workers), else min(os.availableParallelism(), 8) threads in total, the calling
  * thread included (so a 2-core machine gets one worker). Workers are created lazily on the first parallel call,
- * from a source string (`new Worker(src, { eval: true })`) that embeds `createGemmRuntime.toString()` and
- * `createAttentionRuntime.toString()`, so the pool works the same from .ts (tsx, vitest) and from compiled dist,
+ * from a source string (`new Worker(src, { eval: true })`) that embeds `createGemmRuntime.toString()`,
+ * `createAttentionRuntime.toString()` and `createRowsRuntime.toString()`, so the pool works the same from .ts (tsx, vitest) and from compiled dist,
  * and every thread runs the exact code of the calling thread. Workers are `unref()`ed: they never keep the
  * process alive.
  *
@@ -23,11 +23,13 @@
 import type { Worker as NodeWorker } from "node:worker_threads";
 import { createAttentionRuntime } from "./attention-runtime.js";
 import { createGemmRuntime } from "./gemm-runtime.js";
+import { createRowsRuntime } from "./rows-runtime.js";
 import { attentionWasmBytes } from "./wasm-attention.js";
 import { gemmWasmBytes } from "./wasm-gemm.js";
+import { VECTOR_LAYOUT, vectorWasmBytes } from "./wasm-vector.js";
 
 /** Task kinds a worker understands. */
-export type TaskKind = "gemm" | "attnFwd" | "attnBwd";
+export type TaskKind = "gemm" | "attnFwd" | "attnBwd" | "rows";
 
 const MAX_DEFAULT_THREADS = 8;
 const MESSAGE_CHARS = 2000;
@@ -95,8 +97,10 @@ var __name = function (f) { return f; };
 const { workerData, receiveMessageOnPort } = require("node:worker_threads");
 const createGemmRuntime = (${createGemmRuntime.toString()});
 const createAttentionRuntime = (${createAttentionRuntime.toString()});
+const createRowsRuntime = (${createRowsRuntime.toString()});
 const gemm = createGemmRuntime(workerData.wasm);
 const attention = createAttentionRuntime(gemm, workerData.attnWasm);
+const rows = createRowsRuntime(workerData.vecWasm, workerData.vecLayout);
 const ctrl = new Int32Array(workerData.ctrl, 0, 4);
 const message = new Uint16Array(workerData.ctrl, 16, ${MESSAGE_CHARS});
 const port = workerData.port;
@@ -106,6 +110,7 @@ function handle(task) {
     if (task.kind === "gemm") gemm.runTiles(task.job, claim);
     else if (task.kind === "attnFwd") attention.forwardItems(task.job, claim);
     else if (task.kind === "attnBwd") attention.backwardItems(task.job, claim);
+    else if (task.kind === "rows") rows.runItems(task.job, claim);
     else throw new Error("unknown task kind " + task.kind);
   } catch (e) {
     const text = String((e && e.stack) || e).slice(0, ${MESSAGE_CHARS - 1});
@@ -141,13 +146,14 @@ function createPool(workerCount: number): Pool | null {
   const src = workerSource();
   const wasm = gemmWasmBytes();
   const attnWasm = attentionWasmBytes();
+  const vecWasm = vectorWasmBytes();
   const workers: NodeWorker[] = [];
   const ports: Pool["ports"] = [];
   for (let i = 0; i < workerCount; i++) {
     const { port1, port2 } = new wt.MessageChannel();
     const w = new wt.Worker(src, {
       eval: true,
-      workerData: { wasm, attnWasm, ctrl: sab, port: port2 },
+      workerData: { wasm, attnWasm, vecWasm, vecLayout: VECTOR_LAYOUT, ctrl: sab, port: port2 },
       transferList: [port2],
     });
     w.unref();

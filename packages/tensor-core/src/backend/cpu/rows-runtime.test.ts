@@ -1,0 +1,124 @@
+/**
+ * The row runtime (cross-entropy rows, SwiGLU) on the worker pool: results bit-identical on 1 and 2 threads, rows
+ * with -Infinity / NaN handed to the TypeScript reference, ignored rows zero, and agreement with the float64
+ * reference; with the wasm vector kernels off the TypeScript loops run instead.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { adamwUpdate } from "./adamw.js";
+import { acquireShared } from "./buffer-pool.js";
+import { swigluBackward, swigluForward } from "./fused.js";
+import { maxAbsDiff, refCrossEntropy } from "./reference.js";
+import { crossEntropyBackward, crossEntropyForward } from "./rows.js";
+import { rowsRuntime } from "./rows-dispatch.js";
+import { hasSimd } from "./wasm-features.js";
+import { setVectorWasmDisabled } from "./wasm-vector.js";
+import { getParallelThreshold, getThreadCount, lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
+
+const threads0 = getThreadCount(), threshold0 = getParallelThreshold();
+afterEach(() => {
+  setParallelThreshold(threshold0);
+  shutdownPool();
+  setThreadCount(threads0);
+  setVectorWasmDisabled(false);
+});
+
+function shared(n: number, seed: number, scale = 6): Float32Array {
+  const a = acquireShared("float32", n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    a[i] = (s / 2 ** 32 - 0.5) * scale;
+  }
+  return a;
+}
+
+const ROWS = 300, V = 1001; // 300 x 1001 floats: ten work items of 32 rows (rows padded to 1004 floats)
+
+function crossEntropyCase(threads: number): { loss: number[]; lse: number[]; grad: number[] } {
+  setThreadCount(threads);
+  setParallelThreshold(0);
+  const logits = shared(ROWS * V, 1);
+  logits[5 * V + 17] = -Infinity; // a masked logit: the TypeScript reference runs that row
+  logits[9 * V + 3] = NaN; // a NaN row
+  const targets = Int32Array.from({ length: ROWS }, (_, r) => (r * 37) % V);
+  targets[7] = -100; // ignored
+  const loss = new Float32Array(ROWS), lse = new Float32Array(ROWS);
+  crossEntropyForward(logits, targets, ROWS, V, -100, loss, lse);
+  const g = Float32Array.from({ length: ROWS }, (_, r) => 1 / ROWS + r * 1e-5);
+  const grad = acquireShared("float32", ROWS * V);
+  crossEntropyBackward(logits, targets, lse, g, grad, ROWS, V, -100);
+  return { loss: Array.from(loss), lse: Array.from(lse), grad: Array.from(grad) };
+}
+
+describe("row runtime on the worker pool", () => {
+  it("cross-entropy forward and backward: bit-identical on 1 and 2 threads, the parallel path really ran", () => {
+    expect(rowsRuntime() !== null).toBe(hasSimd());
+    const one = crossEntropyCase(1);
+    const two = crossEntropyCase(2);
+    if (hasSimd()) expect(lastParallelRun()?.kind).toBe("rows");
+    expect(two.loss).toEqual(one.loss);
+    expect(two.lse).toEqual(one.lse);
+    expect(two.grad).toEqual(one.grad);
+    // the NaN row stays NaN, the ignored row has zero loss and zero gradient, the masked logit gets gradient 0
+    expect(Number.isNaN(two.loss[9])).toBe(true);
+    expect(two.loss[7]).toBe(0);
+    expect(two.grad.slice(7 * V, 8 * V).every((v) => v === 0)).toBe(true);
+    expect(two.grad[5 * V + 17]).toBe(0);
+  });
+
+  it("cross-entropy agrees with the float64 reference (finite rows) and with the TypeScript path", () => {
+    const { loss, grad } = crossEntropyCase(2);
+    const logits = shared(ROWS * V, 1);
+    const targets = Int32Array.from({ length: ROWS }, (_, r) => (r * 37) % V);
+    const ref = refCrossEntropy(Float64Array.from(logits), targets, ROWS, V, -100);
+    const finite = (r: number): boolean => r !== 5 && r !== 9 && r !== 7;
+    for (let r = 0; r < ROWS; r++) if (finite(r)) expect(Math.abs(loss[r]! - ref[r]!), `row ${r}`).toBeLessThan(1e-5);
+    setVectorWasmDisabled(true); // the TypeScript loops
+    const plain = crossEntropyCase(2);
+    let worst = 0;
+    for (let i = 0; i < grad.length; i++) {
+      if (Math.floor(i / V) === 9) continue; // NaN row
+      worst = Math.max(worst, Math.abs(grad[i]! - plain.grad[i]!) / Math.max(Math.abs(plain.grad[i]!), 1e-12));
+    }
+    expect(worst).toBeLessThan(1e-5);
+  });
+
+  it("SwiGLU forward and backward: bit-identical on 1 and 2 threads, and equal to the TypeScript loops within float32", () => {
+    const n = 100_003;
+    const run = (threads: number): number[][] => {
+      setThreadCount(threads);
+      setParallelThreshold(0);
+      const g = shared(n, 2), u = shared(n, 3), dy = shared(n, 4);
+      const out = acquireShared("float32", n), dg = acquireShared("float32", n), du = acquireShared("float32", n);
+      swigluForward(g, u, out, n);
+      swigluBackward(g, u, dy, dg, du, n);
+      return [Array.from(out), Array.from(dg), Array.from(du)];
+    };
+    const one = run(1), two = run(2);
+    expect(two).toEqual(one);
+    setVectorWasmDisabled(true);
+    const plain = run(1);
+    for (let i = 0; i < 3; i++) expect(maxAbsDiff(Float64Array.from(plain[i]!), Float64Array.from(two[i]!))).toBeLessThan(1e-4);
+  });
+
+  it("AdamW: bit-identical on 1 and 2 threads, and equal to the TypeScript loop within float32", () => {
+    const n = 70_001;
+    const opts = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 3 };
+    const run = (threads: number): number[][] => {
+      setThreadCount(threads);
+      setParallelThreshold(0);
+      const p = shared(n, 5, 0.1), g = shared(n, 6, 0.01), m = shared(n, 7, 0.001), v = shared(n, 8, 1e-4);
+      for (let i = 0; i < n; i++) v[i] = Math.abs(v[i]!);
+      adamwUpdate(p, g, m, v, n, opts);
+      return [Array.from(p), Array.from(m), Array.from(v)];
+    };
+    const one = run(1);
+    shutdownPool();
+    const two = run(2);
+    if (hasSimd()) expect(lastParallelRun()).toMatchObject({ kind: "rows", items: 3 });
+    expect(two).toEqual(one);
+    setVectorWasmDisabled(true);
+    const plain = run(1);
+    for (let i = 0; i < 3; i++) expect(maxAbsDiff(Float64Array.from(plain[i]!), Float64Array.from(two[i]!))).toBeLessThan(1e-6);
+  });
+});

@@ -1,0 +1,225 @@
+/**
+ * The float32 row / elementwise kernels that run on the worker pool: softmax cross-entropy (the log-sum-exp of
+ * every row, and the gradient rows exp(x - lse) g), SwiGLU forward and backward, and the AdamW update, on the WebAssembly vector
+ * module (wasm-vector.ts). Like gemm-runtime.ts, `createRowsRuntime` references nothing outside its own body: the
+ * worker pool embeds `createRowsRuntime.toString()`, each thread instantiates the module with its own memory, and
+ * the calling thread runs the same code, so results do not depend on the thread count (every row and element is
+ * computed by the same instructions whichever thread claims it).
+ *
+ * Work items are row chunks (cross-entropy: about CHUNK floats of rows each) or element chunks (SwiGLU, AdamW:
+ * CHUNK elements). A thread claims an item, copies its rows into its module memory, runs the kernels there and writes
+ * the results back. Rows holding a non-finite value are not computed here: they are flagged in `bad`, and the
+ * caller runs its TypeScript reference on them (so -Infinity masking keeps its exact semantics).
+ */
+
+/** One parallel row job (all typed arrays SharedArrayBuffer-backed when it runs on the pool). */
+export type RowsJob =
+  | {
+      /** lse[r] = logsumexp(x[r]) for rows [0, rows); bad[r] = 1 for a row with a non-finite value. */
+      readonly kind: "ceLse";
+      readonly x: Float32Array;
+      readonly rows: number;
+      readonly cols: number;
+      readonly lse: Float64Array;
+      readonly bad: Int32Array;
+    }
+  | {
+      /**
+       * dx[r] = exp(x[r] - lse[r]) g[r] for rows with use[r] = 1 (computed as exp(x - max) (g exp(max - lse)), the
+       * row's own max keeping float32 precision), zero for use[r] = 0; bad[r] = 1 (dx row untouched) for a row
+       * with a non-finite value or lse.
+       */
+      readonly kind: "ceGrad";
+      readonly x: Float32Array;
+      readonly dx: Float32Array;
+      readonly rows: number;
+      readonly cols: number;
+      readonly lse: Float64Array;
+      readonly g: Float64Array;
+      readonly use: Int32Array;
+      readonly bad: Int32Array;
+    }
+  | {
+      /** out = silu(gate) * up over n elements. */
+      readonly kind: "swiglu";
+      readonly gate: Float32Array;
+      readonly up: Float32Array;
+      readonly out: Float32Array;
+      readonly n: number;
+    }
+  | {
+      /** The AdamW update of adamw.ts in place over n elements of param, m, v (grad read only). */
+      readonly kind: "adamw";
+      readonly param: Float32Array;
+      readonly grad: Float32Array;
+      readonly m: Float32Array;
+      readonly v: Float32Array;
+      readonly n: number;
+      /** decay, w1, beta1, beta2, w2, stepSize, bc2Sqrt, eps, lowWeight (the vector module's `adamw` arguments). */
+      readonly hyper: readonly number[];
+    }
+  | {
+      /** With s = sigmoid(gate): dUp = dy gate s, dGate = dy up s (1 + gate (1 - s)). */
+      readonly kind: "swigluGrad";
+      readonly gate: Float32Array;
+      readonly up: Float32Array;
+      readonly dy: Float32Array;
+      readonly dGate: Float32Array;
+      readonly dUp: Float32Array;
+      readonly n: number;
+    };
+
+/** Byte offsets of the vector module's memory layout (wasm-vector.ts's MASKS, SCRATCH and DATA). */
+export interface VectorLayout {
+  readonly masks: number;
+  readonly scratch: number;
+  readonly data: number;
+}
+
+export interface RowsRuntime {
+  /** False when the module could not be instantiated (no WebAssembly SIMD): callers use their TypeScript paths. */
+  readonly wasm: boolean;
+  /** Work items of `job`. */
+  itemCount(job: RowsJob): number;
+  /** Runs items while `claim()` returns a number below `itemCount(job)`. */
+  runItems(job: RowsJob, claim: () => number): void;
+}
+
+export function createRowsRuntime(vectorBytes: Uint8Array | null, layout: VectorLayout): RowsRuntime {
+  /** Floats per operand region of an item. */
+  const CHUNK = 1 << 15;
+  const PAGE = 65536;
+  interface Exports {
+    maxmin(p: number, n: number): number;
+    sumexp(p: number, n: number, scale: number, shift: number): number;
+    expaff(src: number, dst: number, n: number, scale: number, shift: number, mul: number): void;
+    swiglu(g: number, u: number, out: number, n: number): void;
+    swiglub(g: number, u: number, dy: number, n: number): void;
+    adamw(p: number, g: number, m: number, v: number, n: number, ...hyper: number[]): void;
+  }
+  interface MemoryLike {
+    readonly buffer: ArrayBuffer;
+    grow(pages: number): number;
+  }
+  const api = (globalThis as unknown as {
+    WebAssembly?: {
+      Memory: new (d: { initial: number }) => MemoryLike;
+      Module: new (bytes: Uint8Array) => object;
+      Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+    };
+  }).WebAssembly;
+  let memory: MemoryLike | null = null;
+  let k: Exports | null = null;
+  let heap = new Float32Array(0);
+  if (vectorBytes !== null && api !== undefined) {
+    try {
+      memory = new api.Memory({ initial: Math.ceil((layout.data + 4 * CHUNK * 4) / PAGE) + 1 });
+      k = new api.Instance(new api.Module(vectorBytes), { env: { mem: memory } }).exports as unknown as Exports;
+      const masks = new Int32Array(memory.buffer, layout.masks, 16);
+      for (let r = 0; r < 4; r++) for (let l = 0; l < 4; l++) masks[r * 4 + l] = l < r ? -1 : 0;
+      heap = new Float32Array(memory.buffer);
+    } catch {
+      memory = null;
+      k = null;
+    }
+  }
+
+  function ensure(bytes: number): void {
+    if (memory === null) return;
+    const have = memory.buffer.byteLength;
+    if (have < bytes) memory.grow(Math.ceil((bytes - have) / PAGE));
+    if (heap.buffer !== memory.buffer) heap = new Float32Array(memory.buffer);
+  }
+
+  /** Rows per item for rows of `cols` floats (a row is padded to a multiple of 4 floats). */
+  function rowsPerItem(cols: number): number {
+    return Math.max(1, Math.floor(CHUNK / (Math.ceil(cols / 4) * 4)));
+  }
+
+  function itemCount(job: RowsJob): number {
+    if (job.kind === "ceLse" || job.kind === "ceGrad") return Math.ceil(job.rows / rowsPerItem(job.cols));
+    return Math.ceil(job.n / CHUNK);
+  }
+
+  /** Copies rows [r0, r1) of x into the data region (row stride `stride` floats). */
+  function rowsIn(x: Float32Array, r0: number, r1: number, cols: number, stride: number): void {
+    const base = layout.data >> 2;
+    if (stride === cols) heap.set(x.subarray(r0 * cols, r1 * cols), base);
+    else for (let r = r0; r < r1; r++) heap.set(x.subarray(r * cols, (r + 1) * cols), base + (r - r0) * stride);
+  }
+
+  /** The row's max when the row at byte offset p is finite (max and min finite), else null. */
+  function finiteMax(kk: Exports, p: number, cols: number): number | null {
+    const max = kk.maxmin(p, cols);
+    const min = heap[layout.scratch >> 2]!;
+    return Number.isFinite(max) && Number.isFinite(min) ? max : null;
+  }
+
+  function runItems(job: RowsJob, claim: () => number): void {
+    const kk = k;
+    if (kk === null) throw new Error("rows runtime: the WebAssembly vector module is not available");
+    const total = itemCount(job);
+    if (job.kind === "ceLse" || job.kind === "ceGrad") {
+      const { x, rows, cols } = job;
+      const stride = Math.ceil(cols / 4) * 4;
+      const per = rowsPerItem(cols);
+      ensure(layout.data + per * stride * 4 + 64);
+      for (let t = claim(); t < total; t = claim()) {
+        const r0 = t * per, r1 = Math.min(rows, r0 + per);
+        rowsIn(x, r0, r1, cols, stride);
+        for (let r = r0; r < r1; r++) {
+          const p = layout.data + (r - r0) * stride * 4;
+          if (job.kind === "ceLse") {
+            const max = finiteMax(kk, p, cols);
+            if (max === null) job.bad[r] = 1;
+            else {
+              const sh = Math.fround(max);
+              job.lse[r] = sh + Math.log(kk.sumexp(p, cols, 1, sh));
+            }
+          } else if (job.use[r] === 0) {
+            heap.fill(0, p >> 2, (p >> 2) + cols);
+          } else {
+            const lse = job.lse[r]!;
+            const max = Number.isFinite(lse) ? finiteMax(kk, p, cols) : null;
+            if (max === null) job.bad[r] = 1;
+            else kk.expaff(p, p, cols, 1, max, job.g[r]! * Math.exp(max - lse));
+          }
+        }
+        if (job.kind === "ceGrad") {
+          const base = layout.data >> 2;
+          for (let r = r0; r < r1; r++) {
+            if (job.bad[r] === 1) continue;
+            const o = base + (r - r0) * stride;
+            job.dx.set(heap.subarray(o, o + cols), r * cols);
+          }
+        }
+      }
+      return;
+    }
+    ensure(layout.data + 4 * CHUNK * 4 + 64);
+    const reg = (j: number): number => layout.data + j * CHUNK * 4;
+    for (let t = claim(); t < total; t = claim()) {
+      const j0 = t * CHUNK, len = Math.min(CHUNK, job.n - j0);
+      if (job.kind === "adamw") {
+        const arrays = [job.param, job.grad, job.m, job.v];
+        for (let j = 0; j < 4; j++) heap.set(arrays[j]!.subarray(j0, j0 + len), reg(j) >> 2);
+        kk.adamw(reg(0), reg(1), reg(2), reg(3), len, ...job.hyper);
+        for (const j of [0, 2, 3]) arrays[j]!.set(heap.subarray(reg(j) >> 2, (reg(j) >> 2) + len), j0);
+        continue;
+      }
+      heap.set(job.gate.subarray(j0, j0 + len), reg(0) >> 2);
+      heap.set(job.up.subarray(j0, j0 + len), reg(1) >> 2);
+      if (job.kind === "swiglu") {
+        kk.swiglu(reg(0), reg(1), reg(2), len);
+        job.out.set(heap.subarray(reg(2) >> 2, (reg(2) >> 2) + len), j0);
+      } else {
+        heap.set(job.dy.subarray(j0, j0 + len), reg(2) >> 2);
+        kk.swiglub(reg(0), reg(1), reg(2), len);
+        job.dGate.set(heap.subarray(reg(0) >> 2, (reg(0) >> 2) + len), j0);
+        job.dUp.set(heap.subarray(reg(1) >> 2, (reg(1) >> 2) + len), j0);
+      }
+    }
+  }
+
+  return { wasm: k !== null, itemCount, runItems };
+}
