@@ -110,6 +110,18 @@ export function acquireShared(dtype: PoolDtype, n: number): PoolArray {
   return take(dtype, n, true).arr;
 }
 
+/**
+ * Scratch for a job that may run on the worker pool: SharedArrayBuffer-backed where the runtime has
+ * SharedArrayBuffer (any size), else an ordinary pooled buffer (a browser page without cross-origin isolation,
+ * where the pool is not used anyway).
+ */
+export function acquireForWorkers(dtype: "float64", n: number): Float64Array;
+export function acquireForWorkers(dtype: "int32", n: number): Int32Array;
+export function acquireForWorkers(dtype: PoolDtype, n: number): PoolArray;
+export function acquireForWorkers(dtype: PoolDtype, n: number): PoolArray {
+  return take(dtype, n, hasShared).arr;
+}
+
 /** A pooled array of `n` zeros. */
 export function acquireZeroed(dtype: "float32", n: number): Float32Array;
 export function acquireZeroed(dtype: "float64", n: number): Float64Array;

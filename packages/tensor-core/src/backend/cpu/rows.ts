@@ -11,7 +11,7 @@
  * fallback (float64, rows with non-finite values, no wasm).
  */
 import type { Float } from "./gemm-runtime.js";
-import { acquireShared, release } from "./buffer-pool.js";
+import { acquireForWorkers, release } from "./buffer-pool.js";
 import { rowsRuntime, runRows } from "./rows-dispatch.js";
 import {
   klGradRowsWasm, klRowsWasm, lseRowsWasm, rmsNormBackwardWasm, rmsNormForwardWasm, ropeWasm, softmaxRowsWasm,
@@ -154,8 +154,8 @@ export function crossEntropyForward(
   const scratch: (Float64Array | Int32Array)[] = [];
   if (rt !== null) {
     // the row runtime (worker pool when large): flagged non-finite rows get the TypeScript reference
-    rowLses = acquireShared("float64", rows);
-    const bad = acquireShared("int32", rows).fill(0);
+    rowLses = acquireForWorkers("float64", rows);
+    const bad = acquireForWorkers("int32", rows).fill(0);
     scratch.push(rowLses, bad);
     runRows(rt, { kind: "ceLse", x: logits as Float32Array, rows, cols: vocab, lse: rowLses, bad }, rows * vocab);
     for (let r = 0; r < rows; r++) if (bad[r] === 1) rowLses[r] = rowLse(logits, r * vocab, vocab, 1);
@@ -198,8 +198,8 @@ export function crossEntropyBackward(
   const rt = logits instanceof Float32Array && dlogits instanceof Float32Array && vocab > 0 ? rowsRuntime() : null;
   if (rt !== null) {
     // the row runtime (worker pool when large): flagged rows (non-finite values or lse) get the reference
-    const lse64 = acquireShared("float64", rows), g64 = acquireShared("float64", rows);
-    const use = acquireShared("int32", rows), bad = acquireShared("int32", rows).fill(0);
+    const lse64 = acquireForWorkers("float64", rows), g64 = acquireForWorkers("float64", rows);
+    const use = acquireForWorkers("int32", rows), bad = acquireForWorkers("int32", rows).fill(0);
     for (let r = 0; r < rows; r++) {
       lse64[r] = lse[r]!;
       g64[r] = gradPerRow[r]!;
