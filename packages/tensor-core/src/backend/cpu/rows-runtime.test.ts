@@ -8,7 +8,7 @@ import { adamwUpdate } from "./adamw.js";
 import { acquireShared } from "./buffer-pool.js";
 import { swigluBackward, swigluForward } from "./fused.js";
 import { maxAbsDiff, refCrossEntropy } from "./reference.js";
-import { crossEntropyBackward, crossEntropyForward } from "./rows.js";
+import { crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward } from "./rows.js";
 import { rowsRuntime } from "./rows-dispatch.js";
 import { hasSimd } from "./wasm-features.js";
 import { setVectorWasmDisabled } from "./wasm-vector.js";
@@ -120,5 +120,30 @@ describe("row runtime on the worker pool", () => {
     setVectorWasmDisabled(true);
     const plain = run(1);
     for (let i = 0; i < 3; i++) expect(maxAbsDiff(Float64Array.from(plain[i]!), Float64Array.from(two[i]!))).toBeLessThan(1e-6);
+  });
+
+  it("temperature KL rows and student gradient: bit-identical on 1 and 2 threads, non-finite rows to the reference", () => {
+    const run = (threads: number): number[][] => {
+      setThreadCount(threads);
+      setParallelThreshold(0);
+      const t = shared(ROWS * V, 11), st = shared(ROWS * V, 12);
+      st[4 * V + 2] = -Infinity; // a masked student logit: that row goes to the TypeScript reference
+      const kl = new Float64Array(ROWS);
+      klDivForward(t, st, ROWS, V, 2, kl);
+      const g = Float32Array.from({ length: ROWS }, (_, r) => 1 + r / ROWS);
+      const d = acquireShared("float32", ROWS * V);
+      klDivBackward(t, st, ROWS, V, 2, g, d, null);
+      return [Array.from(kl), Array.from(d)];
+    };
+    const one = run(1), two = run(2);
+    if (hasSimd()) expect(lastParallelRun()?.kind).toBe("rows");
+    expect(two).toEqual(one);
+    expect(two[0]![4]).toBe(Infinity); // KL against a zero student probability
+    setVectorWasmDisabled(true);
+    const plain = run(1);
+    let worst = 0;
+    for (let r = 0; r < ROWS; r++) if (r !== 4) worst = Math.max(worst, Math.abs(plain[0]![r]! - two[0]![r]!) / Math.max(plain[0]![r]!, 1e-6));
+    expect(worst).toBeLessThan(1e-4);
+    expect(maxAbsDiff(Float64Array.from(plain[1]!), Float64Array.from(two[1]!))).toBeLessThan(1e-6);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * The float32 row / elementwise kernels that run on the worker pool: softmax cross-entropy (the log-sum-exp of
- * every row, and the gradient rows exp(x - lse) g), SwiGLU forward and backward, and the AdamW update, on the WebAssembly vector
+ * every row, and the gradient rows exp(x - lse) g), the temperature KL rows and their student gradient, SwiGLU
+ * forward and backward, and the AdamW update, on the WebAssembly vector
  * module (wasm-vector.ts). Like gemm-runtime.ts, `createRowsRuntime` references nothing outside its own body: the
  * worker pool embeds `createRowsRuntime.toString()`, each thread instantiates the module with its own memory, and
  * the calling thread runs the same code, so results do not depend on the thread count (every row and element is
@@ -11,6 +12,22 @@
  * the results back. Rows holding a non-finite value are not computed here: they are flagged in `bad`, and the
  * caller runs its TypeScript reference on them (so -Infinity masking keeps its exact semantics).
  */
+
+/**
+ * The temperature-KL rows: kl[r] = KL(softmax(teacher[r] invT) || softmax(student[r] invT)) ("kl"), or the gradient
+ * rows dStudent[r] = g[r] invT (pS - pT) ("klGrad"); bad[r] = 1 (row untouched) for a row with a non-finite value.
+ */
+export interface KlRows {
+  readonly teacher: Float32Array;
+  readonly student: Float32Array;
+  readonly rows: number;
+  readonly cols: number;
+  readonly invT: number;
+  readonly kl: Float64Array | null;
+  readonly g: Float64Array | null;
+  readonly dStudent: Float32Array | null;
+  readonly bad: Int32Array;
+}
 
 /** One parallel row job (all typed arrays SharedArrayBuffer-backed when it runs on the pool). */
 export type RowsJob =
@@ -39,6 +56,8 @@ export type RowsJob =
       readonly use: Int32Array;
       readonly bad: Int32Array;
     }
+  | (KlRows & { readonly kind: "kl" })
+  | (KlRows & { readonly kind: "klGrad" })
   | {
       /** out = silu(gate) * up over n elements. */
       readonly kind: "swiglu";
@@ -96,6 +115,8 @@ export function createRowsRuntime(vectorBytes: Uint8Array | null, layout: Vector
     swiglu(g: number, u: number, out: number, n: number): void;
     swiglub(g: number, u: number, dy: number, n: number): void;
     adamw(p: number, g: number, m: number, v: number, n: number, ...hyper: number[]): void;
+    klrow(t: number, s: number, n: number, invT: number, shT: number, mT: number, d: number): number;
+    klgrad(t: number, s: number, dst: number, n: number, invT: number, shT: number, mT: number, shS: number, mS: number): void;
   }
   interface MemoryLike {
     readonly buffer: ArrayBuffer;
@@ -137,13 +158,15 @@ export function createRowsRuntime(vectorBytes: Uint8Array | null, layout: Vector
   }
 
   function itemCount(job: RowsJob): number {
-    if (job.kind === "ceLse" || job.kind === "ceGrad") return Math.ceil(job.rows / rowsPerItem(job.cols));
+    if (job.kind === "ceLse" || job.kind === "ceGrad" || job.kind === "kl" || job.kind === "klGrad") {
+      return Math.ceil(job.rows / rowsPerItem(job.cols));
+    }
     return Math.ceil(job.n / CHUNK);
   }
 
-  /** Copies rows [r0, r1) of x into the data region (row stride `stride` floats). */
-  function rowsIn(x: Float32Array, r0: number, r1: number, cols: number, stride: number): void {
-    const base = layout.data >> 2;
+  /** Copies rows [r0, r1) of x into the data region at byte offset `at` (row stride `stride` floats). */
+  function rowsIn(x: Float32Array, r0: number, r1: number, cols: number, stride: number, at = layout.data): void {
+    const base = at >> 2;
     if (stride === cols) heap.set(x.subarray(r0 * cols, r1 * cols), base);
     else for (let r = r0; r < r1; r++) heap.set(x.subarray(r * cols, (r + 1) * cols), base + (r - r0) * stride);
   }
@@ -155,10 +178,46 @@ export function createRowsRuntime(vectorBytes: Uint8Array | null, layout: Vector
     return Number.isFinite(max) && Number.isFinite(min) ? max : null;
   }
 
+  /** Shift (max invT rounded to float32) and log-sum-exp of a finite row at byte offset p. */
+  function lseOf(kk: Exports, p: number, cols: number, invT: number, max: number): { sh: number; lse: number } {
+    const sh = Math.fround(max * invT);
+    return { sh, lse: sh + Math.log(kk.sumexp(p, cols, invT, sh)) };
+  }
+
   function runItems(job: RowsJob, claim: () => number): void {
     const kk = k;
     if (kk === null) throw new Error("rows runtime: the WebAssembly vector module is not available");
     const total = itemCount(job);
+    if (job.kind === "kl" || job.kind === "klGrad") {
+      // regions: teacher rows, student rows, gradient rows (klGrad), each `per` rows of `stride` floats
+      const { rows, cols, invT } = job;
+      const stride = Math.ceil(cols / 4) * 4;
+      const per = rowsPerItem(cols);
+      const region = per * stride * 4;
+      ensure(layout.data + 3 * region + 64);
+      for (let t = claim(); t < total; t = claim()) {
+        const r0 = t * per, r1 = Math.min(rows, r0 + per);
+        rowsIn(job.teacher, r0, r1, cols, stride, layout.data);
+        rowsIn(job.student, r0, r1, cols, stride, layout.data + region);
+        for (let r = r0; r < r1; r++) {
+          const pt = layout.data + (r - r0) * stride * 4, ps = pt + region, pd = ps + region;
+          const mt = finiteMax(kk, pt, cols);
+          const ms = mt === null ? null : finiteMax(kk, ps, cols);
+          if (mt === null || ms === null) {
+            job.bad[r] = 1;
+            continue;
+          }
+          const T = lseOf(kk, pt, cols, invT, mt), S = lseOf(kk, ps, cols, invT, ms);
+          if (job.kind === "kl") job.kl![r] = kk.klrow(pt, ps, cols, invT, T.sh, Math.exp(T.sh - T.lse), T.lse - S.lse);
+          else {
+            const gs = job.g![r]! * invT;
+            kk.klgrad(pt, ps, pd, cols, invT, T.sh, gs * Math.exp(T.sh - T.lse), S.sh, gs * Math.exp(S.sh - S.lse));
+            job.dStudent!.set(heap.subarray(pd >> 2, (pd >> 2) + cols), r * cols);
+          }
+        }
+      }
+      return;
+    }
     if (job.kind === "ceLse" || job.kind === "ceGrad") {
       const { x, rows, cols } = job;
       const stride = Math.ceil(cols / 4) * 4;

@@ -1,6 +1,6 @@
 /**
- * Float32 row kernels on the WebAssembly SIMD vector module (wasm-vector.ts): log-sum-exp rows, softmax, and the
- * temperature-KL forward / student backward (cross-entropy's rows run in rows-runtime.ts, on the worker pool).
+ * Float32 row kernels on the WebAssembly SIMD vector module (wasm-vector.ts): log-sum-exp rows, softmax, RMSNorm
+ * and rope (cross-entropy and KL rows run in rows-runtime.ts, on the worker pool).
  * rows.ts calls these for Float32Array data when the module is available and keeps its TypeScript loops as the reference and fallback (float64, no
  * wasm, LRC_NO_WASM=1). Rows go through the module's memory in chunks of about CHUNK floats per operand. A row
  * holding a non-finite value (±Infinity, NaN) is handed back to the TypeScript reference (`fallbackRow`), so masking
@@ -105,64 +105,6 @@ export function softmaxRowsWasm(
       }
     }
     copyOut(k, L, 0, out, r0, r1, cols);
-    for (const r of bad) fallbackRow(r);
-    bad.length = 0;
-  }
-}
-
-/** klPerRow[r] = KL(softmax(t/T) || softmax(s/T)); rows with non-finite values go to `fallbackRow(r)`. */
-export function klRowsWasm(
-  k: VectorKernels, teacher: Float32Array, student: Float32Array, rows: number, cols: number, invT: number,
-  klPerRow: { [i: number]: number }, fallbackRow: (r: number) => number,
-): void {
-  if (cols === 0) {
-    for (let r = 0; r < rows; r++) klPerRow[r] = fallbackRow(r);
-    return;
-  }
-  const L = layout(k, 2, cols, rows);
-  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
-    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
-    copyIn(k, L, 0, teacher, r0, r1, cols);
-    copyIn(k, L, 1, student, r0, r1, cols);
-    for (let r = r0; r < r1; r++) {
-      const pt = rowPtr(L, 0, r - r0), ps = rowPtr(L, 1, r - r0);
-      const mt = finiteMax(k, pt, cols);
-      const ms = mt === null ? null : finiteMax(k, ps, cols);
-      if (mt === null || ms === null) {
-        klPerRow[r] = fallbackRow(r);
-        continue;
-      }
-      const T = lseOf(k, pt, cols, invT, mt), S = lseOf(k, ps, cols, invT, ms);
-      klPerRow[r] = k.klrow(pt, ps, cols, invT, T.sh, Math.exp(T.sh - T.lse), T.lse - S.lse);
-    }
-  }
-}
-
-/** dStudent[r] = g[r] / T * (pS - pT); rows with non-finite values go to `fallbackRow(r)`. */
-export function klGradRowsWasm(
-  k: VectorKernels, teacher: Float32Array, student: Float32Array, rows: number, cols: number, invT: number,
-  g: { [i: number]: number }, dStudent: Float32Array, fallbackRow: (r: number) => void,
-): void {
-  if (cols === 0) return;
-  const L = layout(k, 3, cols, rows);
-  const bad: number[] = [];
-  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
-    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
-    copyIn(k, L, 0, teacher, r0, r1, cols);
-    copyIn(k, L, 1, student, r0, r1, cols);
-    for (let r = r0; r < r1; r++) {
-      const pt = rowPtr(L, 0, r - r0), ps = rowPtr(L, 1, r - r0), pd = rowPtr(L, 2, r - r0);
-      const mt = finiteMax(k, pt, cols);
-      const ms = mt === null ? null : finiteMax(k, ps, cols);
-      if (mt === null || ms === null) {
-        bad.push(r);
-        continue;
-      }
-      const T = lseOf(k, pt, cols, invT, mt), S = lseOf(k, ps, cols, invT, ms);
-      const gs = g[r]! * invT;
-      k.klgrad(pt, ps, pd, cols, invT, T.sh, gs * Math.exp(T.sh - T.lse), S.sh, gs * Math.exp(S.sh - S.lse));
-    }
-    copyOut(k, L, 2, dStudent, r0, r1, cols);
     for (const r of bad) fallbackRow(r);
     bad.length = 0;
   }

@@ -13,9 +13,7 @@
 import type { Float } from "./gemm-runtime.js";
 import { acquireForWorkers, release } from "./buffer-pool.js";
 import { rowsRuntime, runRows } from "./rows-dispatch.js";
-import {
-  klGradRowsWasm, klRowsWasm, lseRowsWasm, rmsNormBackwardWasm, rmsNormForwardWasm, ropeWasm, softmaxRowsWasm,
-} from "./rows-wasm.js";
+import { lseRowsWasm, rmsNormBackwardWasm, rmsNormForwardWasm, ropeWasm, softmaxRowsWasm } from "./rows-wasm.js";
 import { vectorKernels, type VectorKernels } from "./wasm-vector.js";
 
 /** The wasm vector kernels when every array is float32 and they are available. */
@@ -251,9 +249,21 @@ export function klDivForward(
     }
     return kl;
   };
-  const k = f32Kernels(teacher, student);
-  if (k !== null) klRowsWasm(k, teacher as Float32Array, student as Float32Array, rows, vocab, invT, klPerRow, row);
-  else for (let r = 0; r < rows; r++) klPerRow[r] = row(r);
+  const rt = teacher instanceof Float32Array && student instanceof Float32Array && vocab > 0 ? rowsRuntime() : null;
+  if (rt === null) {
+    for (let r = 0; r < rows; r++) klPerRow[r] = row(r);
+    return;
+  }
+  // the row runtime (worker pool when large): flagged non-finite rows get the TypeScript reference
+  const kl = acquireForWorkers("float64", rows), bad = acquireForWorkers("int32", rows).fill(0);
+  try {
+    const job = { kind: "kl", teacher: teacher as Float32Array, student: student as Float32Array, rows, cols: vocab, invT, kl, g: null, dStudent: null, bad } as const;
+    runRows(rt, job, 2 * rows * vocab);
+    for (let r = 0; r < rows; r++) klPerRow[r] = bad[r] === 1 ? row(r) : kl[r]!;
+  } finally {
+    release(kl);
+    release(bad);
+  }
 }
 
 /**
@@ -300,13 +310,23 @@ export function klDivBackward(
       }
     }
   };
-  const k = dTeacher === null && dStudent !== null ? f32Kernels(teacher, student, dStudent, gradPerRow) : null;
-  if (k !== null && dStudent !== null) {
-    klGradRowsWasm(k, teacher as Float32Array, student as Float32Array, rows, vocab, invT, gradPerRow,
-      dStudent as Float32Array, row);
+  const rt = dTeacher === null && dStudent instanceof Float32Array && teacher instanceof Float32Array &&
+    student instanceof Float32Array && vocab > 0 ? rowsRuntime() : null;
+  if (rt === null || !(dStudent instanceof Float32Array)) {
+    for (let r = 0; r < rows; r++) row(r);
     return;
   }
-  for (let r = 0; r < rows; r++) row(r);
+  // the row runtime (worker pool when large): flagged non-finite rows get the TypeScript reference
+  const g = acquireForWorkers("float64", rows), bad = acquireForWorkers("int32", rows).fill(0);
+  try {
+    for (let r = 0; r < rows; r++) g[r] = gradPerRow[r]!;
+    const job = { kind: "klGrad", teacher: teacher as Float32Array, student: student as Float32Array, rows, cols: vocab, invT, kl: null, g, dStudent, bad } as const;
+    runRows(rt, job, 2 * rows * vocab);
+    for (let r = 0; r < rows; r++) if (bad[r] === 1) row(r);
+  } finally {
+    release(g);
+    release(bad);
+  }
 }
 
 /**
