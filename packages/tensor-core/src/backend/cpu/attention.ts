@@ -14,21 +14,8 @@ import { gemmRuntime } from "./gemm.js";
 import { attentionWasmBytes } from "./wasm-attention.js";
 import { getParallelThreshold, getThreadCount, poolAvailable, runParallel } from "./worker-pool.js";
 
-export interface AttentionForwardParams {
-  q: Float;
-  k: Float;
-  v: Float;
-  out: Float;
-  lse: Float;
-  B: number;
-  H: number;
-  Hkv: number;
-  T: number;
-  S: number;
-  dh: number;
-  scale: number;
-  offset: number;
-}
+/** A forward call: the runtime's job without the gradient arrays (see the file header for the shapes). */
+export type AttentionForwardParams = Omit<AttentionJob, "dout" | "dq" | "dk" | "dv">;
 
 export interface AttentionBackwardParams extends AttentionForwardParams {
   dout: Float;

@@ -21,27 +21,14 @@ import { createGemmRuntime, type Float, type GemmJob, type GemmRuntime } from ".
 import { getParallelThreshold, getThreadCount, poolAvailable, runParallel } from "./worker-pool.js";
 import { gemmWasmBytes } from "./wasm-gemm.js";
 
-export interface GemmParams {
-  a: Float;
-  b: Float;
-  c: Float;
-  batch: number;
-  m: number;
-  n: number;
-  k: number;
-  transA: boolean;
-  transB: boolean;
-  strideA: number;
-  strideB: number;
-  strideC: number;
-  offsetA?: number;
-  offsetB?: number;
-  offsetC?: number;
-  accumulate?: boolean;
-  alpha?: number;
-  /** Diagnostics: per-tile timing record (see `GemmJob.trace`); must be shared and hold 5 floats per tile. */
-  trace?: Float64Array;
-}
+/** Optional with a default: offsets 0, accumulate false, alpha 1. */
+type GemmDefaults = "offsetA" | "offsetB" | "offsetC" | "accumulate" | "alpha";
+
+/**
+ * A gemm call (the file header says what each field means): the runtime's `GemmJob` with the defaulted fields
+ * optional and the tile sizes left to `gemm`.
+ */
+export type GemmParams = Omit<GemmJob, GemmDefaults | "tileM" | "tileN"> & Partial<Pick<GemmJob, GemmDefaults>>;
 
 let runtime: GemmRuntime | null = null;
 
