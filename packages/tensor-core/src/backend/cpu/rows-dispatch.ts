@@ -5,7 +5,7 @@
  */
 import { createRowsRuntime, type RowsJob, type RowsRuntime } from "./rows-runtime.js";
 import { VECTOR_LAYOUT, vectorKernels, vectorWasmBytes } from "./wasm-vector.js";
-import { getParallelThreshold, getThreadCount, poolAvailable, runParallel } from "./worker-pool.js";
+import { getParallelThreshold, getThreadCount, poolAvailable, runParallel, unsharedField } from "./worker-pool.js";
 
 /**
  * A row job counts as this many gemm flops per element against the pool's threshold (`getParallelThreshold()`,
@@ -26,15 +26,10 @@ export function rowsRuntime(): RowsRuntime | null {
   return runtime;
 }
 
-function allShared(job: RowsJob): boolean {
-  for (const v of Object.values(job)) if (ArrayBuffer.isView(v) && !(v.buffer instanceof SharedArrayBuffer)) return false;
-  return true;
-}
-
 /** Runs `job` (`elements` = its size in floats) with `rt`; on the pool when it pays and can. */
 export function runRows(rt: RowsRuntime, job: RowsJob, elements: number): void {
   const items = rt.itemCount(job);
-  if (getThreadCount() > 1 && items > 1 && elements * FLOPS_PER_ELEMENT >= getParallelThreshold() && allShared(job) && poolAvailable()) {
+  if (getThreadCount() > 1 && items > 1 && elements * FLOPS_PER_ELEMENT >= getParallelThreshold() && unsharedField(job) === null && poolAvailable()) {
     runParallel("rows", job, items, (claim) => rt.runItems(job, claim));
     return;
   }

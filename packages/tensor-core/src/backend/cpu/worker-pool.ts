@@ -205,6 +205,14 @@ export function poolAvailable(): boolean {
   return pool !== null;
 }
 
+/** The first typed-array field of `job` that is not SharedArrayBuffer-backed (so no worker can see it), or null. */
+export function unsharedField(job: object): string | null {
+  for (const [key, value] of Object.entries(job)) {
+    if (ArrayBuffer.isView(value) && !(value.buffer instanceof SharedArrayBuffer)) return key;
+  }
+  return null;
+}
+
 /**
  * Runs `items` work items of `kind` on up to `threadCount` threads: each worker gets `job` (whose typed arrays
  * must be SharedArrayBuffer-backed) and the calling thread runs `runLocal` with the same shared claim counter.
@@ -221,11 +229,8 @@ export function runParallel(
     runLocal(() => next++);
     return;
   }
-  for (const [key, value] of Object.entries(job)) {
-    if (ArrayBuffer.isView(value) && !(value.buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError(`worker-pool: ${kind} job field ${key} is not SharedArrayBuffer-backed`);
-    }
-  }
+  const unshared = unsharedField(job);
+  if (unshared !== null) throw new TypeError(`worker-pool: ${kind} job field ${unshared} is not SharedArrayBuffer-backed`);
   const { workers, ports, ctrl, message } = pool;
   const helpers = Math.min(workers.length, items - 1);
   Atomics.store(ctrl, 0, 0);
