@@ -1,10 +1,10 @@
 /**
  * Fused elementwise kernels behind the fused ops (ops/nn.ts): SwiGLU forward/backward in one pass each (float32 on
  * the row runtime, rows-runtime.ts, spread over the worker pool), the MSE sum of squared differences and its
- * gradient, and the sum of squares of gradient clipping (optim.ts). Each has a TypeScript loop (the reference;
- * float64 and the no-wasm fallback) and, for float32, a WebAssembly SIMD path (wasm-vector.ts) that streams the
- * operands through the module's memory in L2-sized chunks. Results depend only on the element (sums: on the fixed chunk order), never
- * on threads.
+ * gradient, and the sum of squares and scaling of gradient clipping (optim.ts). Each has a TypeScript loop (the
+ * reference; float64 and the no-wasm fallback) and, for float32, a WebAssembly SIMD path (wasm-vector.ts) that
+ * streams the operands through the module's memory in L2-sized chunks. Results depend only on the element (sums:
+ * on the fixed chunk order), never on threads.
  */
 import type { Float } from "./gemm-runtime.js";
 import { copyIn, copyOut, layout, rowPtr } from "./rows-wasm.js";

@@ -1,43 +1,47 @@
 /**
- * The float32 row / elementwise kernels that run on the worker pool: softmax cross-entropy (the log-sum-exp of
- * every row, and the gradient rows exp(x - lse) g), the temperature KL rows and their student gradient, SwiGLU
- * forward and backward, and the AdamW update, on the WebAssembly vector
- * module (wasm-vector.ts). Like gemm-runtime.ts, `createRowsRuntime` references nothing outside its own body: the
- * worker pool embeds `createRowsRuntime.toString()`, each thread instantiates the module with its own memory, and
- * the calling thread runs the same code, so results do not depend on the thread count (every row and element is
- * computed by the same instructions whichever thread claims it).
+ * The float32 row / elementwise kernels that run on the worker pool: log-sum-exp rows (log-softmax, cross-entropy),
+ * softmax rows, the cross-entropy gradient rows exp(x - lse) g, the temperature-KL rows and their student
+ * gradient, SwiGLU forward and backward, and the AdamW update, on the WebAssembly vector module (wasm-vector.ts).
+ * Like gemm-runtime.ts, `createRowsRuntime` references nothing outside its own body: the worker pool embeds
+ * `createRowsRuntime.toString()`, each thread instantiates the module with its own memory, and the calling thread
+ * runs the same code, so results do not depend on the thread count (every row and element is computed by the same
+ * instructions whichever thread claims it).
  *
- * Work items are row chunks (cross-entropy: about CHUNK floats of rows each) or element chunks (SwiGLU, AdamW:
- * CHUNK elements). A thread claims an item, copies its rows into its module memory, runs the kernels there and writes
- * the results back. Rows holding a non-finite value are not computed here: they are flagged in `bad`, and the
- * caller runs its TypeScript reference on them (so -Infinity masking keeps its exact semantics).
+ * Work items are row chunks (about CHUNK floats of rows each) or element chunks (SwiGLU, AdamW: CHUNK elements). A
+ * thread claims an item, copies its rows into its module memory, runs the kernels there and writes the results
+ * back. Rows holding a non-finite value are not computed here: they are flagged in `bad`, and the caller runs its
+ * TypeScript reference on them (so -Infinity masking keeps its exact semantics).
  */
 
-/**
- * The temperature-KL rows: kl[r] = KL(softmax(teacher[r] invT) || softmax(student[r] invT)) ("kl"), or the gradient
- * rows dStudent[r] = g[r] invT (pS - pT) ("klGrad"); bad[r] = 1 (row untouched) for a row with a non-finite value.
- */
-export interface KlRows {
+/** The rows of a temperature-KL job; bad[r] = 1 (row untouched) for a row with a non-finite value. */
+interface KlRows {
   readonly teacher: Float32Array;
   readonly student: Float32Array;
   readonly rows: number;
   readonly cols: number;
   readonly invT: number;
-  readonly kl: Float64Array | null;
-  readonly g: Float64Array | null;
-  readonly dStudent: Float32Array | null;
   readonly bad: Int32Array;
 }
 
 /** One parallel row job (all typed arrays SharedArrayBuffer-backed when it runs on the pool). */
 export type RowsJob =
   | {
-      /** lse[r] = logsumexp(x[r]) for rows [0, rows); bad[r] = 1 for a row with a non-finite value. */
-      readonly kind: "ceLse";
+      /** lse[r] = logsumexp(x[r] invT) for rows [0, rows); bad[r] = 1 for a row with a non-finite value. */
+      readonly kind: "lse";
       readonly x: Float32Array;
       readonly rows: number;
       readonly cols: number;
+      readonly invT: number;
       readonly lse: Float64Array;
+      readonly bad: Int32Array;
+    }
+  | {
+      /** out[r] = softmax(x[r]) (out may alias x); bad[r] = 1 (out row untouched) for a row with a non-finite value. */
+      readonly kind: "softmax";
+      readonly x: Float32Array;
+      readonly out: Float32Array;
+      readonly rows: number;
+      readonly cols: number;
       readonly bad: Int32Array;
     }
   | {
@@ -56,8 +60,17 @@ export type RowsJob =
       readonly use: Int32Array;
       readonly bad: Int32Array;
     }
-  | (KlRows & { readonly kind: "kl" })
-  | (KlRows & { readonly kind: "klGrad" })
+  | (KlRows & {
+      /** kl[r] = KL(softmax(teacher[r] invT) || softmax(student[r] invT)). */
+      readonly kind: "kl";
+      readonly kl: Float64Array;
+    })
+  | (KlRows & {
+      /** dStudent[r] = g[r] invT (pS - pT). */
+      readonly kind: "klGrad";
+      readonly g: Float64Array;
+      readonly dStudent: Float32Array;
+    })
   | {
       /** out = silu(gate) * up over n elements. */
       readonly kind: "swiglu";
@@ -158,7 +171,7 @@ export function createRowsRuntime(vectorBytes: Uint8Array | null, layout: Vector
   }
 
   function itemCount(job: RowsJob): number {
-    if (job.kind === "ceLse" || job.kind === "ceGrad" || job.kind === "kl" || job.kind === "klGrad") {
+    if (job.kind === "lse" || job.kind === "softmax" || job.kind === "ceGrad" || job.kind === "kl" || job.kind === "klGrad") {
       return Math.ceil(job.rows / rowsPerItem(job.cols));
     }
     return Math.ceil(job.n / CHUNK);
@@ -208,17 +221,17 @@ export function createRowsRuntime(vectorBytes: Uint8Array | null, layout: Vector
             continue;
           }
           const T = lseOf(kk, pt, cols, invT, mt), S = lseOf(kk, ps, cols, invT, ms);
-          if (job.kind === "kl") job.kl![r] = kk.klrow(pt, ps, cols, invT, T.sh, Math.exp(T.sh - T.lse), T.lse - S.lse);
+          if (job.kind === "kl") job.kl[r] = kk.klrow(pt, ps, cols, invT, T.sh, Math.exp(T.sh - T.lse), T.lse - S.lse);
           else {
-            const gs = job.g![r]! * invT;
+            const gs = job.g[r]! * invT;
             kk.klgrad(pt, ps, pd, cols, invT, T.sh, gs * Math.exp(T.sh - T.lse), S.sh, gs * Math.exp(S.sh - S.lse));
-            job.dStudent!.set(heap.subarray(pd >> 2, (pd >> 2) + cols), r * cols);
+            job.dStudent.set(heap.subarray(pd >> 2, (pd >> 2) + cols), r * cols);
           }
         }
       }
       return;
     }
-    if (job.kind === "ceLse" || job.kind === "ceGrad") {
+    if (job.kind === "lse" || job.kind === "softmax" || job.kind === "ceGrad") {
       const { x, rows, cols } = job;
       const stride = Math.ceil(cols / 4) * 4;
       const per = rowsPerItem(cols);
@@ -228,29 +241,23 @@ export function createRowsRuntime(vectorBytes: Uint8Array | null, layout: Vector
         rowsIn(x, r0, r1, cols, stride);
         for (let r = r0; r < r1; r++) {
           const p = layout.data + (r - r0) * stride * 4;
-          if (job.kind === "ceLse") {
-            const max = finiteMax(kk, p, cols);
-            if (max === null) job.bad[r] = 1;
-            else {
-              const sh = Math.fround(max);
-              job.lse[r] = sh + Math.log(kk.sumexp(p, cols, 1, sh));
-            }
-          } else if (job.use[r] === 0) {
+          if (job.kind === "ceGrad" && job.use[r] === 0) {
             heap.fill(0, p >> 2, (p >> 2) + cols);
-          } else {
-            const lse = job.lse[r]!;
-            const max = Number.isFinite(lse) ? finiteMax(kk, p, cols) : null;
-            if (max === null) job.bad[r] = 1;
-            else kk.expaff(p, p, cols, 1, max, job.g[r]! * Math.exp(max - lse));
+            continue;
           }
+          const max = job.kind !== "ceGrad" || Number.isFinite(job.lse[r]) ? finiteMax(kk, p, cols) : null;
+          if (max === null) job.bad[r] = 1;
+          else if (job.kind === "lse") job.lse[r] = lseOf(kk, p, cols, job.invT, max).lse;
+          else if (job.kind === "softmax") kk.expaff(p, p, cols, 1, max, 1 / kk.sumexp(p, cols, 1, max));
+          else kk.expaff(p, p, cols, 1, max, job.g[r]! * Math.exp(max - job.lse[r]!));
         }
-        if (job.kind === "ceGrad") {
-          const base = layout.data >> 2;
-          for (let r = r0; r < r1; r++) {
-            if (job.bad[r] === 1) continue;
-            const o = base + (r - r0) * stride;
-            job.dx.set(heap.subarray(o, o + cols), r * cols);
-          }
+        if (job.kind === "lse") continue;
+        const out = job.kind === "softmax" ? job.out : job.dx;
+        const base = layout.data >> 2;
+        for (let r = r0; r < r1; r++) {
+          if (job.bad[r] === 1) continue;
+          const o = base + (r - r0) * stride;
+          out.set(heap.subarray(o, o + cols), r * cols);
         }
       }
       return;

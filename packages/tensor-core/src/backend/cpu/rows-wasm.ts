@@ -1,12 +1,11 @@
 /**
- * Float32 row kernels on the WebAssembly SIMD vector module (wasm-vector.ts): log-sum-exp rows, softmax, RMSNorm
- * and rope (cross-entropy and KL rows run in rows-runtime.ts, on the worker pool).
- * rows.ts calls these for Float32Array data when the module is available and keeps its TypeScript loops as the reference and fallback (float64, no
- * wasm, LRC_NO_WASM=1). Rows go through the module's memory in chunks of about CHUNK floats per operand. A row
- * holding a non-finite value (±Infinity, NaN) is handed back to the TypeScript reference (`fallbackRow`), so masking
- * with -Infinity keeps its exact semantics.
+ * Float32 RMSNorm and rope rows on the WebAssembly SIMD vector module (wasm-vector.ts), and the chunked copy-in /
+ * copy-out helpers the streaming kernels of fused.ts share. rows.ts calls these for Float32Array data when the
+ * module is available and keeps its TypeScript loops as the reference and fallback (float64, no wasm,
+ * LRC_NO_WASM=1); rows go through the module's memory in chunks of about CHUNK floats per operand. Softmax,
+ * log-sum-exp, cross-entropy and KL rows run in rows-runtime.ts instead, on the worker pool.
  */
-import { DATA, SCRATCH, type VectorKernels } from "./wasm-vector.js";
+import { DATA, type VectorKernels } from "./wasm-vector.js";
 
 /** Floats per operand region (128 KiB: a few regions stay in L2). */
 const CHUNK = 1 << 15;
@@ -47,67 +46,6 @@ export function copyOut(k: VectorKernels, L: Layout, j: number, dst: Float32Arra
 /** Byte offset of row r (chunk-relative index) in region j. */
 export function rowPtr(L: Layout, j: number, r: number): number {
   return DATA + j * L.regionBytes + r * L.stride * 4;
-}
-
-/** max and min of a row already in memory; null when either is not finite. */
-function finiteMax(k: VectorKernels, p: number, cols: number): number | null {
-  const max = k.maxmin(p, cols);
-  const min = k.heap[SCRATCH >> 2]!;
-  return Number.isFinite(max) && Number.isFinite(min) ? max : null;
-}
-
-/** Shift (max * invT, rounded to float32 as the kernel sees it) and logsumexp(x * invT) of a finite row. */
-function lseOf(k: VectorKernels, p: number, cols: number, invT: number, max: number): { sh: number; lse: number } {
-  const sh = Math.fround(max * invT);
-  return { sh, lse: sh + Math.log(k.sumexp(p, cols, invT, sh)) };
-}
-
-/**
- * lse[r] = log sum_j exp(x[r, j] * invT) for every row; rows with non-finite values get `fallbackRow(r)`.
- */
-export function lseRowsWasm(
-  k: VectorKernels, x: Float32Array, rows: number, cols: number, invT: number,
-  lse: { [i: number]: number }, fallbackRow: (r: number) => number,
-): void {
-  if (cols === 0) {
-    for (let r = 0; r < rows; r++) lse[r] = fallbackRow(r);
-    return;
-  }
-  const L = layout(k, 1, cols, rows);
-  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
-    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
-    copyIn(k, L, 0, x, r0, r1, cols);
-    for (let r = r0; r < r1; r++) {
-      const p = rowPtr(L, 0, r - r0);
-      const max = finiteMax(k, p, cols);
-      lse[r] = max === null ? fallbackRow(r) : lseOf(k, p, cols, invT, max).lse;
-    }
-  }
-}
-
-/** out = softmax(x) per row (out may alias x); non-finite rows go to `fallbackRow(r)`. */
-export function softmaxRowsWasm(
-  k: VectorKernels, x: Float32Array, out: Float32Array, rows: number, cols: number, fallbackRow: (r: number) => void,
-): void {
-  if (cols === 0) return;
-  const L = layout(k, 1, cols, rows);
-  const bad: number[] = [];
-  for (let r0 = 0; r0 < rows; r0 += L.rowsPerChunk) {
-    const r1 = Math.min(rows, r0 + L.rowsPerChunk);
-    copyIn(k, L, 0, x, r0, r1, cols);
-    for (let r = r0; r < r1; r++) {
-      const p = rowPtr(L, 0, r - r0);
-      const max = finiteMax(k, p, cols);
-      if (max === null) bad.push(r);
-      else {
-        const sum = k.sumexp(p, cols, 1, max);
-        k.expaff(p, p, cols, 1, max, 1 / sum);
-      }
-    }
-    copyOut(k, L, 0, out, r0, r1, cols);
-    for (const r of bad) fallbackRow(r);
-    bad.length = 0;
-  }
 }
 
 /** RMSNorm forward (rows.ts semantics: float64 mean square, float32-rounded rstd, out = (x rstd) w in float32). */

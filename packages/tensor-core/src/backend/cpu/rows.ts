@@ -6,20 +6,43 @@
  * `cols` / `vocab` / `dim`. Sums run in float64 (JavaScript numbers) whatever the storage, with max-subtraction
  * before every exp. Inputs and outputs may alias (in-place) where noted. Errors name the kernel and the field.
  *
- * Float32 softmax, cross-entropy, KL, log-sum-exp, RMSNorm and rope rows run on the WebAssembly SIMD vector kernels
- * (rows-wasm.ts) when available (rope when dh / 2 is a multiple of 4); the loops here are the reference and the
- * fallback (float64, rows with non-finite values, no wasm).
+ * Float32 softmax, log-sum-exp, cross-entropy and KL rows run on the row runtime (rows-runtime.ts: WebAssembly SIMD,
+ * on the worker pool when large), RMSNorm and rope on the vector kernels of rows-wasm.ts (rope when dh / 2 is a
+ * multiple of 4); the loops here are the reference and the fallback (float64, rows with non-finite values, no wasm).
  */
 import type { Float } from "./gemm-runtime.js";
 import { acquireForWorkers, release } from "./buffer-pool.js";
 import { rowsRuntime, runRows } from "./rows-dispatch.js";
-import { lseRowsWasm, rmsNormBackwardWasm, rmsNormForwardWasm, ropeWasm, softmaxRowsWasm } from "./rows-wasm.js";
+import type { RowsJob, RowsRuntime } from "./rows-runtime.js";
+import { rmsNormBackwardWasm, rmsNormForwardWasm, ropeWasm } from "./rows-wasm.js";
 import { vectorKernels, type VectorKernels } from "./wasm-vector.js";
 
 /** The wasm vector kernels when every array is float32 and they are available. */
 function f32Kernels(...arrays: (Float | null)[]): VectorKernels | null {
   for (const a of arrays) if (a !== null && !(a instanceof Float32Array)) return null;
   return vectorKernels();
+}
+
+/** The row runtime when every array is float32 and rows are non-empty, else null (the TypeScript loops run). */
+function f32Rows(cols: number, ...arrays: (Float | null)[]): RowsRuntime | null {
+  if (cols === 0) return null;
+  for (const a of arrays) if (a !== null && !(a instanceof Float32Array)) return null;
+  return rowsRuntime();
+}
+
+/**
+ * Runs the row-runtime job `job(bad)` (on the worker pool when large; `bad` zeroed here) and then `fallback(r)` on
+ * the calling thread for every row the job flagged (non-finite values: the TypeScript reference keeps their exact
+ * semantics).
+ */
+function runFlagged(rt: RowsRuntime, rows: number, elements: number, job: (bad: Int32Array) => RowsJob, fallback: (r: number) => void): void {
+  const bad = acquireForWorkers("int32", rows).fill(0);
+  try {
+    runRows(rt, job(bad), elements);
+    for (let r = 0; r < rows; r++) if (bad[r] === 1) fallback(r);
+  } finally {
+    release(bad);
+  }
 }
 
 function need(fn: string, name: string, arr: { length: number }, n: number): void {
@@ -37,9 +60,10 @@ export function softmaxRows(x: Float, out: Float, rows: number, cols: number): v
   dims("softmaxRows", { rows, cols });
   need("softmaxRows", "x", x, rows * cols);
   need("softmaxRows", "out", out, rows * cols);
-  const k = f32Kernels(x, out);
-  if (k !== null) {
-    softmaxRowsWasm(k, x as Float32Array, out as Float32Array, rows, cols, (r) => softmaxRow(x, out, r * cols, cols));
+  const rt = f32Rows(cols, x, out);
+  if (rt !== null) {
+    const [xf, of] = [x as Float32Array, out as Float32Array];
+    runFlagged(rt, rows, rows * cols, (bad) => ({ kind: "softmax", x: xf, out: of, rows, cols, bad }), (r) => softmaxRow(x, out, r * cols, cols));
     return;
   }
   for (let r = 0; r < rows; r++) softmaxRow(x, out, r * cols, cols);
@@ -63,20 +87,23 @@ export function logSoftmaxRows(x: Float, out: Float, rows: number, cols: number)
   dims("logSoftmaxRows", { rows, cols });
   need("logSoftmaxRows", "x", x, rows * cols);
   need("logSoftmaxRows", "out", out, rows * cols);
-  const lse = lseRows(x, rows, cols, 1);
+  const lse = lseRows(x, rows, cols);
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     const l = lse[r]!;
     for (let j = 0; j < cols; j++) out[o + j] = x[o + j] - l;
   }
+  release(lse);
 }
 
-/** logsumexp(x[r] * invT) of every row (wasm for float32 when available). */
-function lseRows(x: Float, rows: number, cols: number, invT: number): Float64Array {
-  const lse = new Float64Array(rows);
-  const k = f32Kernels(x);
-  if (k !== null) lseRowsWasm(k, x as Float32Array, rows, cols, invT, lse, (r) => rowLse(x, r * cols, cols, invT));
-  else for (let r = 0; r < rows; r++) lse[r] = rowLse(x, r * cols, cols, invT);
+/** logsumexp(x[r]) of every row, in a pooled array the caller releases (the row runtime for float32). */
+function lseRows(x: Float, rows: number, cols: number): Float64Array {
+  const lse = acquireForWorkers("float64", rows);
+  const rt = f32Rows(cols, x);
+  if (rt !== null) {
+    const xf = x as Float32Array;
+    runFlagged(rt, rows, rows * cols, (bad) => ({ kind: "lse", x: xf, rows, cols, invT: 1, lse, bad }), (r) => (lse[r] = rowLse(x, r * cols, cols, 1)));
+  } else for (let r = 0; r < rows; r++) lse[r] = rowLse(x, r * cols, cols, 1);
   return lse;
 }
 
@@ -147,17 +174,7 @@ export function crossEntropyForward(
   need(fn, "lse", lse, rows);
   let count = 0;
   for (let r = 0; r < rows; r++) checkTarget(fn, targets, r, vocab, ignoreIndex);
-  const rt = logits instanceof Float32Array && vocab > 0 ? rowsRuntime() : null;
-  let rowLses: Float64Array;
-  const scratch: (Float64Array | Int32Array)[] = [];
-  if (rt !== null) {
-    // the row runtime (worker pool when large): flagged non-finite rows get the TypeScript reference
-    rowLses = acquireForWorkers("float64", rows);
-    const bad = acquireForWorkers("int32", rows).fill(0);
-    scratch.push(rowLses, bad);
-    runRows(rt, { kind: "ceLse", x: logits as Float32Array, rows, cols: vocab, lse: rowLses, bad }, rows * vocab);
-    for (let r = 0; r < rows; r++) if (bad[r] === 1) rowLses[r] = rowLse(logits, r * vocab, vocab, 1);
-  } else rowLses = lseRows(logits, rows, vocab, 1);
+  const rowLses = lseRows(logits, rows, vocab);
   for (let r = 0; r < rows; r++) {
     const used = targets[r] !== ignoreIndex;
     const l = rowLses[r]!;
@@ -169,7 +186,7 @@ export function crossEntropyForward(
       lossPerRow[r] = 0;
     }
   }
-  for (const a of scratch) release(a);
+  release(rowLses);
   return count;
 }
 
@@ -185,38 +202,39 @@ export function crossEntropyBackward(
   need(fn, "lse", lse, rows);
   need(fn, "gradPerRow", gradPerRow, rows);
   need(fn, "dlogits", dlogits, rows * vocab);
-  const used = new Uint8Array(rows);
-  for (let r = 0; r < rows; r++) used[r] = checkTarget(fn, targets, r, vocab, ignoreIndex) ? 1 : 0;
-  const row = (r: number): void => {
-    const o = r * vocab;
-    const g = gradPerRow[r];
-    const l = lse[r];
-    for (let j = 0; j < vocab; j++) dlogits[o + j] = Math.exp(logits[o + j] - l) * g;
-  };
-  const rt = logits instanceof Float32Array && dlogits instanceof Float32Array && vocab > 0 ? rowsRuntime() : null;
-  if (rt !== null) {
-    // the row runtime (worker pool when large): flagged rows (non-finite values or lse) get the reference
-    const lse64 = acquireForWorkers("float64", rows), g64 = acquireForWorkers("float64", rows);
-    const use = acquireForWorkers("int32", rows), bad = acquireForWorkers("int32", rows).fill(0);
-    for (let r = 0; r < rows; r++) {
-      lse64[r] = lse[r]!;
-      g64[r] = gradPerRow[r]!;
-      use[r] = used[r]!;
+  const used = acquireForWorkers("int32", rows);
+  try {
+    for (let r = 0; r < rows; r++) used[r] = checkTarget(fn, targets, r, vocab, ignoreIndex) ? 1 : 0;
+    const row = (r: number): void => {
+      const o = r * vocab;
+      const g = gradPerRow[r];
+      const l = lse[r];
+      for (let j = 0; j < vocab; j++) dlogits[o + j] = Math.exp(logits[o + j] - l) * g;
+    };
+    const rt = f32Rows(vocab, logits, dlogits);
+    if (rt !== null) {
+      const lse64 = acquireForWorkers("float64", rows), g64 = acquireForWorkers("float64", rows);
+      for (let r = 0; r < rows; r++) {
+        lse64[r] = lse[r]!;
+        g64[r] = gradPerRow[r]!;
+      }
+      const [x, dx] = [logits as Float32Array, dlogits as Float32Array];
+      try {
+        runFlagged(rt, rows, rows * vocab, (bad) => ({ kind: "ceGrad", x, dx, rows, cols: vocab, lse: lse64, g: g64, use: used, bad }), row);
+      } finally {
+        release(lse64);
+        release(g64);
+      }
+    } else {
+      for (let r = 0; r < rows; r++) {
+        if (used[r] === 1) row(r);
+        else dlogits.fill(0, r * vocab, (r + 1) * vocab);
+      }
     }
-    try {
-      const job = { kind: "ceGrad", x: logits as Float32Array, dx: dlogits as Float32Array, rows, cols: vocab, lse: lse64, g: g64, use, bad } as const;
-      runRows(rt, job, rows * vocab);
-      for (let r = 0; r < rows; r++) if (bad[r] === 1) row(r);
-    } finally {
-      for (const a of [lse64, g64, use, bad]) release(a);
-    }
-  } else {
-    for (let r = 0; r < rows; r++) {
-      if (used[r] === 1) row(r);
-      else dlogits.fill(0, r * vocab, (r + 1) * vocab);
-    }
+    for (let r = 0; r < rows; r++) if (used[r] === 1) dlogits[r * vocab + targets[r]] -= gradPerRow[r];
+  } finally {
+    release(used);
   }
-  for (let r = 0; r < rows; r++) if (used[r] === 1) dlogits[r * vocab + targets[r]] -= gradPerRow[r];
 }
 
 function checkTemperature(fn: string, temperature: number): void {
@@ -249,20 +267,18 @@ export function klDivForward(
     }
     return kl;
   };
-  const rt = teacher instanceof Float32Array && student instanceof Float32Array && vocab > 0 ? rowsRuntime() : null;
+  const rt = f32Rows(vocab, teacher, student);
   if (rt === null) {
     for (let r = 0; r < rows; r++) klPerRow[r] = row(r);
     return;
   }
-  // the row runtime (worker pool when large): flagged non-finite rows get the TypeScript reference
-  const kl = acquireForWorkers("float64", rows), bad = acquireForWorkers("int32", rows).fill(0);
+  const kl = acquireForWorkers("float64", rows);
+  const [t, st] = [teacher as Float32Array, student as Float32Array];
   try {
-    const job = { kind: "kl", teacher: teacher as Float32Array, student: student as Float32Array, rows, cols: vocab, invT, kl, g: null, dStudent: null, bad } as const;
-    runRows(rt, job, 2 * rows * vocab);
-    for (let r = 0; r < rows; r++) klPerRow[r] = bad[r] === 1 ? row(r) : kl[r]!;
+    runFlagged(rt, rows, 2 * rows * vocab, (bad) => ({ kind: "kl", teacher: t, student: st, rows, cols: vocab, invT, kl, bad }), (r) => (kl[r] = row(r)));
+    for (let r = 0; r < rows; r++) klPerRow[r] = kl[r]!;
   } finally {
     release(kl);
-    release(bad);
   }
 }
 
@@ -310,22 +326,18 @@ export function klDivBackward(
       }
     }
   };
-  const rt = dTeacher === null && dStudent instanceof Float32Array && teacher instanceof Float32Array &&
-    student instanceof Float32Array && vocab > 0 ? rowsRuntime() : null;
-  if (rt === null || !(dStudent instanceof Float32Array)) {
+  const rt = dTeacher === null && dStudent !== null ? f32Rows(vocab, teacher, student, dStudent) : null;
+  if (rt === null) {
     for (let r = 0; r < rows; r++) row(r);
     return;
   }
-  // the row runtime (worker pool when large): flagged non-finite rows get the TypeScript reference
-  const g = acquireForWorkers("float64", rows), bad = acquireForWorkers("int32", rows).fill(0);
+  const g = acquireForWorkers("float64", rows);
+  for (let r = 0; r < rows; r++) g[r] = gradPerRow[r]!;
+  const [t, st, ds] = [teacher as Float32Array, student as Float32Array, dStudent as Float32Array];
   try {
-    for (let r = 0; r < rows; r++) g[r] = gradPerRow[r]!;
-    const job = { kind: "klGrad", teacher: teacher as Float32Array, student: student as Float32Array, rows, cols: vocab, invT, kl: null, g, dStudent, bad } as const;
-    runRows(rt, job, 2 * rows * vocab);
-    for (let r = 0; r < rows; r++) if (bad[r] === 1) row(r);
+    runFlagged(rt, rows, 2 * rows * vocab, (bad) => ({ kind: "klGrad", teacher: t, student: st, rows, cols: vocab, invT, g, dStudent: ds, bad }), row);
   } finally {
     release(g);
-    release(bad);
   }
 }
 
