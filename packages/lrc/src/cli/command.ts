@@ -2,7 +2,13 @@
 // ../cli.ts. `run` returns the process exit code; it throws UsageError for bad flags and any Error with a
 // one-line message (naming the file or field) for bad input; cli.ts prints it and exits 1.
 
-import type { FlagSpecs, ParsedFlags } from "./args.js";
+import type { FlagSpec, FlagSpecs, ParsedFlags } from "./args.js";
+
+/** `--backend`, for commands that run models; cli.ts reads it (else LRC_BACKEND) before the command runs. */
+export const backendFlag: FlagSpec = {
+  kind: "string",
+  help: "tensor backend: cpu | gpu (default: LRC_BACKEND or the fastest available)",
+};
 
 export interface Command {
   /** e.g. "tokenize" or "tokenizer train" */

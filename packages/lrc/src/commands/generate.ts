@@ -10,7 +10,7 @@ import { loadTokenizer } from "@lrc-ts/data";
 import type { TextTokenizer } from "@lrc-ts/data";
 import { configStopTokens, generate, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
-import type { Command } from "../cli/command.js";
+import { backendFlag, type Command } from "../cli/command.js";
 
 function readJson(file: string): Record<string, unknown> | null {
   if (!fs.existsSync(file)) return null;
@@ -74,7 +74,7 @@ export const generateCommand: Command = {
     "top-k": { kind: "int", default: 50, help: "sample among the k most likely tokens (0 = all)" },
     "top-p": { kind: "number", default: 0.95, help: "sample among the most likely tokens holding this probability mass (1 = all)" },
     seed: { kind: "int", default: 0, help: "sampling seed" },
-    backend: { kind: "string", help: "tensor backend (cpu or gpu; default: LRC_BACKEND or the fastest available)" },
+    backend: backendFlag,
     json: { kind: "boolean", help: "print one JSON object {text, tokens, stopReason} instead of streaming" },
   },
   details: [

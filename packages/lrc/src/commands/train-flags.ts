@@ -3,6 +3,7 @@
 
 import type { FlagSpecs, ParsedFlags } from "../cli/args.js";
 import { UsageError } from "../cli/args.js";
+import { backendFlag } from "../cli/command.js";
 import type { RunResult, TrainRunOptions } from "../run.js";
 
 export const trainFlags: FlagSpecs = {
@@ -25,7 +26,7 @@ export const trainFlags: FlagSpecs = {
   "keep-checkpoints": { kind: "int", default: 2, help: "complete checkpoints kept" },
   resume: { kind: "boolean", help: "continue from the latest checkpoint in --out" },
   seed: { kind: "int", default: 0, help: "seed of the data order and the initialisation" },
-  backend: { kind: "string", help: "tensor backend: cpu | gpu (default: LRC_BACKEND or the fastest available)" },
+  backend: backendFlag,
   "no-progress": { kind: "boolean", help: "no progress line on stderr" },
   json: { kind: "boolean", help: "print a JSON summary as the last line on stdout" },
 };
