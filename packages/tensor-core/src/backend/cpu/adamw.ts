@@ -16,6 +16,7 @@
  */
 import type { Float } from "./gemm-runtime.js";
 import { rowsRuntime, runRows } from "./rows-dispatch.js";
+import type { AdamWHyper } from "./rows-runtime.js";
 
 export interface AdamWOptions {
   lr: number;
@@ -46,7 +47,7 @@ export function adamwUpdate(param: Float, grad: Float, m: Float, v: Float, n: nu
   const lowWeight = w1 < 0.5;
   const rt = f32 && grad instanceof Float32Array && m instanceof Float32Array && v instanceof Float32Array ? rowsRuntime() : null;
   if (rt !== null) {
-    const hyper = [decay, w1, beta1, beta2, w2, stepSize, bc2Sqrt, eps, lowWeight ? 1 : 0];
+    const hyper: AdamWHyper = [decay, w1, beta1, beta2, w2, stepSize, bc2Sqrt, eps, lowWeight ? 1 : 0];
     const job = { kind: "adamw", param: param as Float32Array, grad: grad as Float32Array, m: m as Float32Array, v: v as Float32Array, n, hyper } as const;
     runRows(rt, job, n);
     return;

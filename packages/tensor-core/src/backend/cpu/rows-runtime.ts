@@ -13,6 +13,14 @@
  * TypeScript reference on them (so -Infinity masking keeps its exact semantics).
  */
 
+import type { WasmApiLike, WasmMemoryLike } from "./gemm-runtime.js";
+import type { VectorKernels } from "./wasm-vector.js";
+
+/** The trailing arguments of the vector module's `adamw` (after p, g, m, v, n). */
+export type AdamWHyper = VectorKernels["adamw"] extends (p: number, g: number, m: number, v: number, n: number, ...rest: infer R) => void
+  ? R
+  : never;
+
 /** The rows of a temperature-KL job; bad[r] = 1 (row untouched) for a row with a non-finite value. */
 interface KlRows {
   readonly teacher: Float32Array;
@@ -88,7 +96,7 @@ export type RowsJob =
       readonly v: Float32Array;
       readonly n: number;
       /** decay, w1, beta1, beta2, w2, stepSize, bc2Sqrt, eps, lowWeight (the vector module's `adamw` arguments). */
-      readonly hyper: readonly number[];
+      readonly hyper: AdamWHyper;
     }
   | {
       /** With s = sigmoid(gate): dUp = dy gate s, dGate = dy up s (1 + gate (1 - s)). */
@@ -121,28 +129,9 @@ export function createRowsRuntime(vectorBytes: Uint8Array | null, layout: Vector
   /** Floats per operand region of an item. */
   const CHUNK = 1 << 15;
   const PAGE = 65536;
-  interface Exports {
-    maxmin(p: number, n: number): number;
-    sumexp(p: number, n: number, scale: number, shift: number): number;
-    expaff(src: number, dst: number, n: number, scale: number, shift: number, mul: number): void;
-    swiglu(g: number, u: number, out: number, n: number): void;
-    swiglub(g: number, u: number, dy: number, n: number): void;
-    adamw(p: number, g: number, m: number, v: number, n: number, ...hyper: number[]): void;
-    klrow(t: number, s: number, n: number, invT: number, shT: number, mT: number, d: number): number;
-    klgrad(t: number, s: number, dst: number, n: number, invT: number, shT: number, mT: number, shS: number, mS: number): void;
-  }
-  interface MemoryLike {
-    readonly buffer: ArrayBuffer;
-    grow(pages: number): number;
-  }
-  const api = (globalThis as unknown as {
-    WebAssembly?: {
-      Memory: new (d: { initial: number }) => MemoryLike;
-      Module: new (bytes: Uint8Array) => object;
-      Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-    };
-  }).WebAssembly;
-  let memory: MemoryLike | null = null;
+  type Exports = Pick<VectorKernels, "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad">;
+  const api = (globalThis as unknown as { WebAssembly?: WasmApiLike }).WebAssembly;
+  let memory: WasmMemoryLike | null = null;
   let k: Exports | null = null;
   let heap = new Float32Array(0);
   if (vectorBytes !== null && api !== undefined) {
