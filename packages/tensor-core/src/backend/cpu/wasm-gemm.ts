@@ -15,7 +15,7 @@
  * registers allocatable, and 12 accumulators (6 x 8, 4 x 12) spill and run at half speed.
  */
 
-import { buildModule, F32, Fn, I32, Op, S, sleb, uleb, V128 } from "./wasm-builder.js";
+import { buildModule, F32, Fn, I32, Op, S, uleb, V128 } from "./wasm-builder.js";
 import { hasRelaxedSimd, hasSimd, wasmApi } from "./wasm-features.js";
 
 /** Rows of the register tile. */
@@ -31,75 +31,29 @@ export function buildGemmWasm(mr: number = WASM_MR, nr: number = WASM_NR, fma = 
   const acc = (i: number, j: number): number => 5 + i * nv + j;
   const bv = (j: number): number => 5 + mr * nv + j;
   const av = 5 + mr * nv + nv;
-  const nLocals = mr * nv + nv + 1;
-  const code: number[] = [];
-  const get = (i: number): void => void code.push(0x20, ...uleb(i));
-  const set = (i: number): void => void code.push(0x21, ...uleb(i));
-  const simd = (op: number, ...imm: number[]): void => void code.push(0xfd, ...uleb(op), ...imm);
-  const V128_LOAD = 0x00;
-  const V128_STORE = 0x0b;
-  const LOAD32_SPLAT = 0x09;
-  const F32X4_ADD = 0xe4;
-  const F32X4_MUL = 0xe6;
-  const F32X4_RELAXED_MADD = 0x105;
-
-  code.push(0x02, 0x40, 0x03, 0x40); // block { loop {
-  get(3);
-  code.push(0x45, 0x0d, 1); // br_if (kc == 0) out of the block
-  for (let j = 0; j < nv; j++) {
-    get(1);
-    simd(V128_LOAD, 4, ...uleb(16 * j));
-    set(bv(j));
-  }
+  const f = new Fn("mk", [I32, I32, I32, I32, I32], []);
+  for (let i = 0; i < mr * nv + nv + 1; i++) f.local(V128);
+  f.op(Op.block, 0x40, Op.loop, 0x40);
+  f.get(3).op(Op.i32Eqz, Op.brIf, 1); // kc == 0: out of the block
+  for (let j = 0; j < nv; j++) f.get(1).load(16 * j).set(bv(j));
   for (let i = 0; i < mr; i++) {
-    get(0);
-    simd(LOAD32_SPLAT, 2, ...uleb(4 * i));
-    set(av);
+    f.get(0).simd(S.load32Splat, 2, ...uleb(4 * i)).set(av);
     for (let j = 0; j < nv; j++) {
-      if (fma) {
-        // relaxed_madd(a, b, c) = a * b + c
-        get(av);
-        get(bv(j));
-        get(acc(i, j));
-        simd(F32X4_RELAXED_MADD);
-      } else {
-        get(acc(i, j));
-        get(av);
-        get(bv(j));
-        simd(F32X4_MUL);
-        simd(F32X4_ADD);
-      }
-      set(acc(i, j));
+      // relaxed_madd(a, b, c) = a * b + c
+      if (fma) f.get(av).get(bv(j)).get(acc(i, j)).simd(S.f32x4RelaxedMadd);
+      else f.get(acc(i, j)).get(av).get(bv(j)).simd(S.f32x4Mul).simd(S.f32x4Add);
+      f.set(acc(i, j));
     }
   }
-  get(0);
-  code.push(0x41, ...sleb(4 * mr), 0x6a);
-  set(0);
-  get(1);
-  code.push(0x41, ...sleb(4 * nr), 0x6a);
-  set(1);
-  get(3);
-  code.push(0x41, 1, 0x6b);
-  set(3);
-  code.push(0x0c, 0, 0x0b, 0x0b); // br loop; } }
+  f.get(0).i32(4 * mr).op(Op.i32Add).set(0);
+  f.get(1).i32(4 * nr).op(Op.i32Add).set(1);
+  f.get(3).i32(1).op(Op.i32Sub).set(3);
+  f.op(Op.br, 0, Op.end, Op.end); // br loop; } }
   for (let i = 0; i < mr; i++) {
-    for (let j = 0; j < nv; j++) {
-      get(2);
-      get(2);
-      simd(V128_LOAD, 4, ...uleb(16 * j));
-      get(acc(i, j));
-      simd(F32X4_ADD);
-      simd(V128_STORE, 4, ...uleb(16 * j));
-    }
-    get(2);
-    get(4);
-    code.push(0x6a);
-    set(2);
+    for (let j = 0; j < nv; j++) f.get(2).get(2).load(16 * j).get(acc(i, j)).simd(S.f32x4Add).store(16 * j);
+    f.get(2).get(4).op(Op.i32Add).set(2);
   }
-  const mk = new Fn("mk", [I32, I32, I32, I32, I32], []);
-  for (let i = 0; i < nLocals; i++) mk.local(V128);
-  mk.op(...code);
-  return buildModule([mk, buildMacroKernel(mr, nr), buildPack("pa", mr), buildPack("pb", nr), buildScale(), buildAxpy()]);
+  return buildModule([f, buildMacroKernel(mr, nr), buildPack("pa", mr), buildPack("pb", nr), buildScale(), buildAxpy()]);
 }
 
 /** Float lanes (0-3 first operand, 4-7 second) as i8x16.shuffle byte lanes. */
