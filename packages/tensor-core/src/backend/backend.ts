@@ -115,6 +115,13 @@ function startedGpu(caller: string): GpuOps {
   return gpuInstance;
 }
 
+/** A tensor's storage, holding values on the host or the device; throws naming the caller when it was disposed. */
+function liveStorage(caller: string, t: Tensor): NonNullable<Tensor["storage"]> {
+  const s = t.storage;
+  if (s === null || (s.data === null && s.device === null)) throw new Error(`${caller}: tensor ${t.id} [${t.shape.join(", ")}] was disposed`);
+  return s;
+}
+
 /**
  * Copies a tensor's host values to the gpu backend's device now (a float32 or int32 tensor), so that the
  * next kernel reads them there instead of uploading them itself. A device copy the tensor already has is
@@ -123,8 +130,7 @@ function startedGpu(caller: string): GpuOps {
  */
 export function gpuUpload(t: Tensor): void {
   const rt = startedGpu("gpuUpload").rt;
-  const s = t.storage;
-  if (s === null || (s.data === null && s.device === null)) throw new Error(`gpuUpload: tensor ${t.id} [${t.shape.join(", ")}] was disposed`);
+  const s = liveStorage("gpuUpload", t);
   if (s.data === null) return;
   if (t.dtype !== "float32" && t.dtype !== "int32")
     throw new Error(`gpuUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the gpu backend keeps only float32 and int32 tensors on the device`);
@@ -141,8 +147,7 @@ export function gpuUpload(t: Tensor): void {
  */
 export function gpuDownload(t: Tensor, out?: TypedArray): TypedArray {
   startedGpu("gpuDownload");
-  const s = t.storage;
-  if (s === null || (s.data === null && s.device === null)) throw new Error(`gpuDownload: tensor ${t.id} [${t.shape.join(", ")}] was disposed`);
+  const s = liveStorage("gpuDownload", t);
   if (s.device === null)
     throw new Error(`gpuDownload: tensor ${t.id} [${t.shape.join(", ")}] has no device copy (its values live on the host: its op ran on the cpu backend, or its buffer was taken for writing)`);
   const dst = out ?? (t.dtype === "int32" ? new Int32Array(t.size) : new Float32Array(t.size));
