@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       continue;
     }
     try {
-      const m = measure(prepared.run, opts);
+      const m = await measure(prepared.run, opts);
       const rec: BenchRecord = { suite: group.suite, case: name, impl: group.impl, threads: group.threads, ...m };
       if (c.flops !== undefined) rec.gflops = c.flops / (m.medianMs * 1e6);
       if (c.tokens !== undefined) rec.tokensPerSec = c.tokens / (m.medianMs / 1000);
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
       if (prepared.note !== undefined) rec.note = prepared.note;
       const tr = prepared.transfers;
       if (tr !== undefined) {
-        const up = measure(tr.upload, opts), down = measure(tr.download, opts);
+        const up = await measure(tr.upload, opts), down = await measure(tr.download, opts);
         rec.gpu = {
           mode: tr.mode, uploadMs: up.medianMs, downloadMs: down.medianMs, uploadBytes: tr.uploadBytes, downloadBytes: tr.downloadBytes,
           device: tr.device, software: tr.software,

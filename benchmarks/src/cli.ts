@@ -1,6 +1,6 @@
 // Command-line flags of `pnpm bench` (benchmarks/run.ts).
 
-export const GPU_MODES = ["auto", "gl", "webasm"] as const;
+export const GPU_MODES = ["auto", "gl", "webasm", "webgpu"] as const;
 export type GpuModeArg = (typeof GPU_MODES)[number];
 
 export interface BenchArgs {
@@ -36,7 +36,7 @@ Options:
   --threads <list>     thread counts for lrc-ts and tfjs-wasm, e.g. "1,2" (default: 1 and all cores)
   --gpu-mode <mode>    GPU.js mode of the lrc-ts-gpu column: auto (default: gl when the gl package loads and
                        an X display is set, or under \`xvfb-run -a\` when DISPLAY is unset; else webasm), gl,
-                       or webasm
+                       webasm, or webgpu (Dawn in Node: the \`webgpu\` package and a Vulkan driver)
   --torch-json <file>  add a PyTorch reference result file (repeatable; label taken from the file)
   -h, --help           show this help
 `;

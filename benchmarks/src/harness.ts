@@ -32,13 +32,16 @@ export function measureOptions(quick: boolean, suite: Suite): MeasureOptions {
 }
 
 /**
- * Times fn (synchronous, self-contained: it must release what it allocates) with tinybench. The first
- * call is untimed and doubles as JIT warm-up and cost estimate; tinybench's own warm-up is skipped for
- * calls slower than 300 ms.
+ * Times fn (self-contained: it must release what it allocates; synchronous, or returning a promise that
+ * resolves when its work is done) with tinybench. The first call is untimed and doubles as JIT warm-up and
+ * cost estimate; tinybench's own warm-up is skipped for calls slower than 300 ms. A function that returned a
+ * promise on that call is timed by tinybench's async runner (each call awaited), any other by its sync one.
  */
-export function measure(fn: () => void, opts: MeasureOptions): Measurement {
+export async function measure(fn: () => void | Promise<void>, opts: MeasureOptions): Promise<Measurement> {
   const t0 = performance.now();
-  fn();
+  const first = fn();
+  const isAsync = first instanceof Promise;
+  if (isAsync) await first;
   const firstMs = performance.now() - t0;
   const slow = firstMs > 300;
   // Multi-second calls (TF.js training steps) get fewer samples so a full run stays within tens of minutes.
@@ -52,7 +55,7 @@ export function measure(fn: () => void, opts: MeasureOptions): Measurement {
     throws: true,
   });
   bench.add("case", fn);
-  const [task] = bench.runSync();
+  const [task] = isAsync ? await bench.run() : bench.runSync();
   const result = task?.result;
   if (result === undefined || (result.state !== "completed" && result.state !== "aborted-with-statistics"))
     throw new Error(`harness: tinybench did not complete (state ${result?.state ?? "none"})`);

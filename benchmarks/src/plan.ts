@@ -67,5 +67,5 @@ export function planGroups(cases: readonly BenchCase[], threads: readonly number
  * mode fails with the reason).
  */
 export function needsXvfb(impl: Impl, gpuMode: GpuModeArg, env: Readonly<Record<string, string | undefined>>, hasXvfbRun: boolean): boolean {
-  return impl === "lrc-ts-gpu" && gpuMode !== "webasm" && (env["DISPLAY"] ?? "") === "" && hasXvfbRun;
+  return impl === "lrc-ts-gpu" && (gpuMode === "gl" || gpuMode === "auto") && (env["DISPLAY"] ?? "") === "" && hasXvfbRun;
 }

@@ -91,7 +91,8 @@ describe("parseArgs", () => {
     expect(() => parseArgs(["--fast"])).toThrow(/unknown option "--fast"/);
     expect(() => parseArgs(["--filter"])).toThrow(/--filter needs a value/);
     expect(() => parseArgs(["--threads", "0"])).toThrow(/--threads must be/);
-    expect(() => parseArgs(["--gpu-mode", "webgpu"])).toThrow(/--gpu-mode must be one of auto, gl, webasm, got "webgpu"/);
+    expect(() => parseArgs(["--gpu-mode", "vulkan"])).toThrow(/--gpu-mode must be one of auto, gl, webasm, webgpu, got "vulkan"/);
+    expect(parseArgs(["--gpu-mode", "webgpu"]).gpuMode).toBe("webgpu");
   });
   it("takes the GPU.js mode, auto by default", () => {
     expect(parseArgs([]).gpuMode).toBe("auto");
@@ -122,6 +123,7 @@ describe("planGroups", () => {
     expect(needsXvfb("lrc-ts-gpu", "gl", { DISPLAY: "" }, true)).toBe(true);
     expect(needsXvfb("lrc-ts-gpu", "gl", { DISPLAY: ":0" }, true)).toBe(false);
     expect(needsXvfb("lrc-ts-gpu", "webasm", {}, true)).toBe(false);
+    expect(needsXvfb("lrc-ts-gpu", "webgpu", {}, true)).toBe(false);
     expect(needsXvfb("lrc-ts-gpu", "auto", {}, false)).toBe(false);
     expect(needsXvfb("lrc-ts", "auto", {}, true)).toBe(false);
   });

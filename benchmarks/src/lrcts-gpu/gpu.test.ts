@@ -5,7 +5,7 @@
 // download hooks move what they claim to.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendReport, matmul, setBackend } from "@lrc-ts/tensor-core";
+import { backendReport, gpuFinish, matmul, setBackend } from "@lrc-ts/tensor-core";
 import type { GpuDeviceInfo } from "@lrc-ts/tensor-core";
 import type { BenchCase } from "../cases.js";
 import type { GpuModeArg } from "../cli.js";
@@ -40,16 +40,18 @@ describe(`lrc-ts-gpu on GPU.js ${mode}`, () => {
 
   it("says which mode runs and that it is software", () => {
     // This suite runs where there is no GPU: webasm, or gl on Mesa's software rasteriser under Xvfb.
-    expect(description).toMatch(mode === "webasm"
-      ? /^gpu: GPU\.js webasm \(WebAssemblyKernel\) on the CPU \(GPU\.js WebAssembly kernels, one thread\): software, not a GPU.* \(GPU speed unmeasured on this machine\)/
-      : /^gpu: GPU\.js gl \(HeadlessGLKernel\) on WebGL "ANGLE" .*via Mesa swrast_dri\.so.*: software rendering on the CPU.*\(GPU speed unmeasured on this machine\)/);
+    expect(description).toMatch({
+      webasm: /^gpu: GPU\.js webasm \(WebAssemblyKernel\) on the CPU \(GPU\.js WebAssembly kernels, one thread\): software, not a GPU.* \(GPU speed unmeasured on this machine\)/,
+      gl: /^gpu: GPU\.js gl \(HeadlessGLKernel\) on WebGL "ANGLE" .*via Mesa swrast_dri\.so.*: software rendering on the CPU.*\(GPU speed unmeasured on this machine\)/,
+      webgpu: /^gpu: GPU\.js webgpu \(WebGPUKernel\) on WebGPU adapter llvmpipe.*: software rendering on the CPU.*\(GPU speed unmeasured on this machine\)/,
+    }[mode as "webasm" | "gl" | "webgpu"]);
   });
 
-  it("computes on the device what the cpu backend computes", () => {
+  it("computes on the device what the cpu backend computes", async () => {
     const spec = { kind: "matmul", m: 5, k: 7, n: 3, transA: true, transB: false } as const;
     const dc = kernelWork(spec);
     const [out] = dc.compute();
-    const gpu = out!.data();
+    const gpu = await out!.dataAsync();
     setBackend("cpu");
     const [a, b] = dc.inputs;
     const want = matmul(a!, b!, { transA: true }).data();
@@ -72,17 +74,18 @@ describe(`lrc-ts-gpu on GPU.js ${mode}`, () => {
       expect(p.note).toMatch(/^column = compute only/);
       const dev = (): { uploads: number; downloads: number } => backendReport().device!;
       const before = dev();
-      p.run();
+      await p.run();
       expect(dev().uploads - before.uploads).toBeLessThanOrEqual(1); // at most valueAndGrad's scalar seed
       expect(dev().downloads).toBe(before.downloads);
       const mid = dev();
-      tr.upload();
+      await tr.upload();
       expect(dev().uploads - mid.uploads).toBe(4);
-      tr.download();
+      await tr.download();
       expect(dev().downloads - mid.downloads).toBe(3);
     } finally {
       p.dispose?.();
     }
+    await gpuFinish(); // webgpu deletes a buffer once the kernels reading it were submitted
     // Inputs, intermediates and the kept results are all freed again.
     expect(backendReport().device!.liveBuffers).toBe(live0);
   });

@@ -1,7 +1,8 @@
 // lrc-ts-gpu: the kernel cases on tensor-core's gpu backend (GPU.js kernels), each timed in three parts:
 // upload (the inputs host -> device, `gpuUpload`), compute (the same ops as the lrc-ts column, on inputs
-// already on the device, waited for with `gpuFinish()` (gl.finish() in gl mode), results not read back) and
-// download (one run's results device -> host, `gpuDownload`). Shapes and seeds are the lrc-ts column's.
+// already on the device, waited for with `gpuFinish()`: gl.finish() in gl mode, the queue idle in webgpu;
+// results not read back) and download (one run's results device -> host, `gpuDownload`). Shapes and seeds
+// are the lrc-ts column's.
 // Only tensor-core's public API is used; what the device is comes from `gpuDeviceInfo()`.
 //
 // The mode is the one asked for (--gpu-mode; auto: gl when an X display is set and gl loads, else
@@ -39,42 +40,44 @@ export function benchDevice(info: GpuDeviceInfo, underXvfb: boolean): BenchDevic
 }
 
 function computeNote(info: BenchDevice): string {
-  return info.mode === "gl"
-    ? "column = compute only: inputs already on the device, kernels waited for with gl.finish(), results not read back; upload and download in the GPU table"
+  const waited = info.mode === "gl" ? "gl.finish()" : info.mode === "webgpu" ? "gpuFinish() (every kernel submitted, the queue idle)" : null;
+  return waited !== null
+    ? `column = compute only: inputs already on the device, kernels waited for with ${waited}, results not read back; upload and download in the GPU table`
     : `column = compute only (GPU.js ${info.mode} runs on the CPU and is synchronous: each kernel call copies its arguments into and its result out of WebAssembly memory, which is part of compute; upload and download, in the GPU table, are the backend's host-side copies)`;
 }
 
 /** Builds the case, runs it once (compiles its kernels, uploads its inputs) and wires the three timings. */
-function prepareOnDevice(c: BenchCase, info: BenchDevice): Prepared {
+async function prepareOnDevice(c: BenchCase, info: BenchDevice): Promise<Prepared> {
   const dc = kernelWork(c.spec);
   // Host copies of the inputs, for the upload timing: each gpuUpload replaces the previous device copy.
   const uploads = dc.inputs.map((t) => tensor(t.data(), t.shape));
-  const timed = (): void =>
+  const timed = async (): Promise<void> => {
     scope(() => {
       dc.compute();
-      gpuFinish();
     });
+    await gpuFinish();
+  };
   let held: Tensor[] = [];
   const disposeAll = (): void => {
     for (const t of [...held, ...dc.inputs, ...uploads]) t.dispose();
   };
   try {
-    timed();
+    await timed();
     // The second run is what every timed run looks like: count its host <-> device traffic and fallbacks.
     resetBackendReport();
     const before = backendReport().device!;
-    held = scope(() => {
-      const results = dc.compute();
-      gpuFinish();
-      return results;
-    });
+    held = scope(() => dc.compute());
+    await gpuFinish();
     const after = backendReport().device!;
     const up = after.uploadBytes - before.uploadBytes, down = after.downloadBytes - before.downloadBytes;
     const fallbacks = backendReport().ops.filter((o) => o.cpu > 0).map((o) => `${o.op} ×${o.cpu}`);
     const results = held;
     const outs = results.map((t) => (t.dtype === "int32" ? new Int32Array(t.size) : new Float32Array(t.size)));
     // Throws, naming the tensor, when a result came back on the host (its op ran on the cpu backend).
-    results.forEach((t, i) => gpuDownload(t, outs[i]));
+    const download = async (): Promise<void> => {
+      for (let i = 0; i < results.length; i++) await gpuDownload(results[i]!, outs[i]);
+    };
+    await download();
     const notes = [computeNote(info)];
     if (fallbacks.length > 0) notes.push(`ran on the cpu backend (fallback): ${fallbacks.join(", ")}`);
     if (up + down > 1024) notes.push(`compute itself moves ${MiB(up)} up and ${MiB(down)} down per run`);
@@ -83,11 +86,11 @@ function prepareOnDevice(c: BenchCase, info: BenchDevice): Prepared {
       dispose: disposeAll,
       note: notes.join("; "),
       transfers: {
-        upload: () => {
+        upload: async () => {
           for (const t of uploads) gpuUpload(t);
-          gpuFinish();
+          await gpuFinish();
         },
-        download: () => results.forEach((t, i) => gpuDownload(t, outs[i])),
+        download,
         uploadBytes: uploads.reduce((s, t) => s + 4 * t.size, 0),
         downloadBytes: results.reduce((s, t) => s + 4 * t.size, 0),
         mode: info.mode,

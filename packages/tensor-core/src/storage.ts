@@ -14,6 +14,8 @@ import { acquire, acquireZeroed, release } from "./backend/cpu/buffer-pool.js";
 export interface DeviceBuffer {
   /** Writes the first `n` values into `out` (float32 on the device; converted to out's type). */
   download(out: TypedArray, n: number): void;
+  /** Like download, for devices that read back only asynchronously (WebGPU); the others may call download. */
+  downloadAsync(out: TypedArray, n: number): Promise<void>;
   /** Releases the device memory (texture.delete()). Called exactly once. */
   free(): void;
 }
@@ -41,6 +43,27 @@ export function syncHost(s: Storage, dtype: DType, n: number): TypedArray {
   if (dev === null) throw new Error("internal: syncHost on a released storage");
   const host = acquire(dtype, n);
   dev.download(host, n);
+  s.data = host;
+  return host;
+}
+
+/** Like syncHost, awaiting the device's asynchronous read (WebGPU); null when the storage was released meanwhile. */
+export async function syncHostAsync(s: Storage, dtype: DType, n: number): Promise<TypedArray | null> {
+  if (s.data !== null) return s.data;
+  const dev = s.device;
+  if (dev === null) throw new Error("internal: syncHostAsync on a released storage");
+  const host = acquire(dtype, n);
+  try {
+    await dev.downloadAsync(host, n);
+  } catch (e) {
+    release(host);
+    throw e;
+  }
+  if (s.data !== null || s.device === null) {
+    // read twice concurrently, or released while the read was in flight: keep what is there
+    release(host);
+    return s.data;
+  }
   s.data = host;
   return host;
 }

@@ -87,6 +87,14 @@ describe("reductions", () => {
     expect(l[0]).toBeCloseTo(1000 + Math.log(2), 3);
     expect(l[1]).toBeCloseTo(Math.log(4), 5);
   });
+
+  test("logsumexp of rows with an infinite max: -Infinity rows, +Infinity entries, float64 beyond float32", () => {
+    const inf = Infinity;
+    expect(Array.from(tc.logsumexp(tensor(new Float32Array([-inf, -inf, 1, inf, 0, 2]), [3, 2]), -1).data())).toEqual(
+      [-inf, inf, Math.fround(2 + Math.log1p(Math.exp(-2)))]);
+    const big = tc.logsumexp(tensor(new Float64Array([1e300, 1e300]), [2]), 0).item();
+    expect(big).toBe(1e300 + Math.log(2));
+  });
 });
 
 describe("matmul", () => {

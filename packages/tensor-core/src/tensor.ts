@@ -9,7 +9,7 @@ import { backprop } from "./autodiff/tape.js";
 import type { Shape } from "./shape.js";
 import { checkShape, fmt, sizeOf } from "./shape.js";
 import type { DeviceBuffer } from "./storage.js";
-import { Storage, allocDirty, dropDevice, releaseStorage, syncHost } from "./storage.js";
+import { Storage, allocDirty, dropDevice, releaseStorage, syncHost, syncHostAsync } from "./storage.js";
 import * as ops from "./ops/index.js";
 import type { Rng } from "./random.js";
 
@@ -124,6 +124,24 @@ export class Tensor {
   item(): number {
     if (this.size !== 1) throw new RangeError(`item(): tensor has ${this.size} elements, shape ${fmt(this.shape)}`);
     return this.peek()[0]!;
+  }
+
+  /**
+   * A copy of the values, like data(), awaiting the device's read where it is asynchronous (the gpu backend's
+   * webgpu mode, whose data() throws); on every other backend it resolves to what data() returns.
+   */
+  async dataAsync(): Promise<TypedArray> {
+    const s = this.storage;
+    if (s === null || (s.data === null && s.device === null)) throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed`);
+    if (s.data === null && (await syncHostAsync(s, this.dtype, this.size)) === null)
+      throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed while its values were being read`);
+    return this.data();
+  }
+
+  /** The single value of a one-element tensor, like item(), through dataAsync(). */
+  async itemAsync(): Promise<number> {
+    if (this.size !== 1) throw new RangeError(`itemAsync(): tensor has ${this.size} elements, shape ${fmt(this.shape)}`);
+    return (await this.dataAsync())[0]!;
   }
 
   /** Backpropagates from this tensor, accumulating `.grad` on every leaf that requires grad. */

@@ -20,7 +20,7 @@ export interface BackendInfo {
   /** Human-readable description of what actually runs (e.g. threads, SIMD, the GPU.js mode). */
   readonly description: string;
   /** gpu only: the GPU.js mode that runs, and whether it is a software implementation. */
-  readonly mode?: Exclude<GpuMode, "webgpu">;
+  readonly mode?: GpuMode;
   /** gpu only: true when the kernels run on the CPU (webasm, cpu, or gl on a software rasteriser such as llvmpipe). */
   readonly software?: boolean;
   /** gpu only: the renderer and GL driver the kernels run on, in one line (see `gpuDeviceInfo()`). */
@@ -53,8 +53,13 @@ export function setBackend(name: string): void {
   }
 }
 
+const GPU_MODES: ReadonlyArray<GpuMode | "auto"> = ["auto", "webgpu", "gl", "webasm", "cpu"];
+
 export interface InitBackendOptions {
-  /** GPU.js mode: "auto" (default: webgpu, then gl, then webasm, the first that really works), or one of them. */
+  /**
+   * GPU.js mode: "auto" (default: gl, then webasm, the first that really works), or one of webgpu, gl, webasm,
+   * cpu. webgpu runs only on request: its values are read with `await t.dataAsync()` (data() and item() throw).
+   */
   mode?: GpuMode | "auto";
 }
 
@@ -65,6 +70,7 @@ export async function initBackend(name: string, opts: InitBackendOptions = {}): 
     return getBackend();
   }
   const want = opts.mode ?? "auto";
+  if (!GPU_MODES.includes(want)) throw new Error(`initBackend: unknown GPU.js mode '${String(want)}' (known: ${GPU_MODES.join(", ")})`);
   if (gpuInstance === null || (want !== "auto" && gpuInstance.rt.mode !== want)) {
     const [{ createRuntime }, { GpuOps }] = await Promise.all([import("./gpujs/runtime.js"), import("./gpujs/ops.js")]);
     const rt = await createRuntime(want);
@@ -141,27 +147,30 @@ export function gpuUpload(t: Tensor): void {
 
 /**
  * Copies a tensor's device values to the host now, into `out` (at least t.size long; a new Int32Array or
- * Float32Array of t.size when omitted), and returns it. Unlike `t.data()` it neither keeps a host copy in the
- * tensor nor reads one it has, so every call is one device -> host copy. Throws when the tensor has no
- * device copy (its op ran on the cpu backend, or its host buffer was taken for writing).
+ * Float32Array of t.size when omitted), and resolves to it. Unlike `t.data()` it neither keeps a host copy in
+ * the tensor nor reads one it has, so every call is one device -> host copy. Rejects when the tensor has no
+ * device copy (its op ran on the cpu backend, or its host buffer was taken for writing). Asynchronous because
+ * WebGPU reads are; in the other modes the copy is made before the call returns.
  */
-export function gpuDownload(t: Tensor, out?: TypedArray): TypedArray {
+export async function gpuDownload(t: Tensor, out?: TypedArray): Promise<TypedArray> {
   startedGpu("gpuDownload");
   const s = liveStorage("gpuDownload", t);
   if (s.device === null)
-    throw new Error(`gpuDownload: tensor ${t.id} [${t.shape.join(", ")}] has no device copy (its values live on the host: its op ran on the cpu backend, or its buffer was taken for writing)`);
+    throw new Error(`gpuDownload: tensor ${t.id} [${t.shape.join(", ")}] has no device copy (its values live on the host: its op ran on the cpu backend, or its host buffer was taken for writing)`);
   const dst = out ?? (t.dtype === "int32" ? new Int32Array(t.size) : new Float32Array(t.size));
   if (dst.length < t.size) throw new RangeError(`gpuDownload: out holds ${dst.length} values, tensor ${t.id} has ${t.size}`);
-  s.device.download(dst, t.size);
+  await s.device.downloadAsync(dst, t.size);
   return dst;
 }
 
 /**
- * Waits until all GPU work queued so far (kernels, uploads) has finished: `gl.finish()` in gl mode; a no-op
- * in webasm and cpu modes, whose kernels are synchronous. For timing compute apart from transfers.
+ * Waits until all GPU work queued so far (kernels, uploads) has finished: `gl.finish()` in gl mode (called
+ * before this returns its promise); in webgpu mode until every kernel has been submitted, the queue is idle
+ * and released buffers are deleted, then rejects with the first kernel failure if one happened; webasm and
+ * cpu kernels are synchronous. For timing compute apart from transfers.
  */
-export function gpuFinish(): void {
-  startedGpu("gpuFinish").rt.finish();
+export async function gpuFinish(): Promise<void> {
+  await startedGpu("gpuFinish").rt.finish();
 }
 
 /** What the started gpu backend's kernels run on: mode, renderer strings, GL driver, and whether it is software. */
@@ -191,6 +200,8 @@ export async function initBackendFromEnvAsync(env: Record<string, string | undef
   const want = env.LRC_BACKEND;
   if (want === undefined || want === "") return getBackend();
   const mode = env.LRC_GPU_MODE;
+  if (mode !== undefined && mode !== "" && !GPU_MODES.includes(mode as GpuMode))
+    throw new Error(`LRC_GPU_MODE: unknown GPU.js mode '${mode}' (known: ${GPU_MODES.join(", ")})`);
   const info = await initBackend(want, mode !== undefined && mode !== "" ? { mode: mode as GpuMode } : {});
   log(`lrc backend: ${info.description}`);
   return info;

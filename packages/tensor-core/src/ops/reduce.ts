@@ -8,7 +8,10 @@ import type { ReduceKernel } from "../backend/cpu/reduce.js";
 import { reduce as reduceKernel } from "../backend/cpu/reduce.js";
 import { fmt, normAxes, normAxis, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
-import { add, div, eq, exp, log, mul, sub } from "./elementwise.js";
+import { add, div, eq, exp, log, maximum, minimum, mul, sub } from "./elementwise.js";
+
+/** The largest finite float32. */
+const F32_MAX = 3.4028234663852886e38;
 import { broadcastTo, reshape } from "./movement.js";
 
 /** Raw reduction (no tape): reduces the given sorted axes one at a time. */
@@ -78,8 +81,10 @@ export const min = (x: Tensor, axes?: number | readonly number[], keepdims = fal
 export function logsumexp(x: Tensor, axes?: number | readonly number[], keepdims = false): Tensor {
   const ax = normAxes("logsumexp", axes, x.rank);
   const m = reduceRaw("max", x, ax, true); // no tape: a constant shift
-  const mv = m.peek();
-  const mSafe = mv.some((v) => !Number.isFinite(v)) ? Tensor.fromBuffer(mv.map((v) => (Number.isFinite(v) ? v : 0)), m.shape) : m;
+  // A row of -Infinity (or holding +Infinity) has an infinite max; clamped to the largest finite value of the
+  // dtype, the shift stays finite and the result is still -Infinity (+Infinity), with no read on the host.
+  const big = x.dtype === "float64" ? Number.MAX_VALUE : F32_MAX;
+  const mSafe = minimum(maximum(m, -big), big);
   const s = log(sum(exp(sub(x, mSafe)), ax, true));
   const r = add(s, mSafe);
   return keepdims ? r : reshape(r, x.shape.filter((_, i) => !ax.includes(i)));

@@ -96,6 +96,21 @@ export class AdamW {
     this.dev[i] = null;
   }
 
+  /** Like state(), awaiting the device's reads where they are asynchronous (the gpu backend's webgpu mode). */
+  async stateAsync(): Promise<AdamWState> {
+    for (let i = 0; i < this.params.length; i++) {
+      const d = this.dev[i];
+      if (d === null || d === undefined) continue;
+      await d.m.downloadAsync(this.m[i]!, this.m[i]!.length);
+      await d.v.downloadAsync(this.v[i]!, this.v[i]!.length);
+      if (this.dev[i] !== d) throw new Error("AdamW.stateAsync: step() ran while the moments were being read");
+      d.m.free();
+      d.v.free();
+      this.dev[i] = null;
+    }
+    return this.state();
+  }
+
   state(): AdamWState {
     this.params.forEach((_, i) => this.syncMoments(i));
     return { step: this.step_, m: this.m.map((a) => a.slice()), v: this.v.map((a) => a.slice()) } as AdamWState;

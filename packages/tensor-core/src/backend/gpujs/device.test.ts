@@ -7,9 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tensor } from "../../tensor.js";
 import * as ops from "../../ops/index.js";
-import type { GlStrings, GpuMode } from "./runtime.js";
-import { classifyGlDevice } from "./runtime.js";
-import { backendReport, getBackend, gpuDeviceInfo, gpuDownload, gpuFinish, gpuUpload, initBackend, setBackend } from "../backend.js";
+import type { GlStrings, GpuMode, WebGpuAdapterInfo } from "./runtime.js";
+import { classifyGlDevice, classifyWebGpuAdapter, createRuntime } from "./runtime.js";
+import { backendReport, getBackend, gpuDeviceInfo, gpuDownload, gpuFinish, gpuOps, gpuUpload, initBackend, initBackendFromEnvAsync, setBackend } from "../backend.js";
 
 /** What headless-gl's context says on every driver: ANGLE, no WEBGL_debug_renderer_info. */
 const headless: GlStrings = { renderer: "ANGLE", vendor: "stack-gl", version: "WebGL 1.0 stack-gl 8.1.6", unmaskedRenderer: null, unmaskedVendor: null };
@@ -70,7 +70,28 @@ describe("classifyGlDevice", () => {
   });
 });
 
-const mode = (process.env.LRC_GPU_TEST_MODE ?? "webasm") as Exclude<GpuMode, "webgpu">;
+describe("classifyWebGpuAdapter", () => {
+  /** Dawn's adapter on Mesa 25's lavapipe, as this machine's CI sees it. */
+  const lavapipe: WebGpuAdapterInfo = { vendor: "mesa", architecture: "software", device: "llvmpipe-llvm-15-0-6-256-bits-",
+    description: "llvmpipe: Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6) 0.0.1", isFallbackAdapter: true };
+
+  it("calls a fallback adapter, or one whose strings name a software implementation, software", () => {
+    expect(classifyWebGpuAdapter(lavapipe)).toEqual({
+      device: "WebGPU adapter llvmpipe: Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6) 0.0.1, llvmpipe-llvm-15-0-6-256-bits-, mesa, software: software rendering on the CPU",
+      software: true,
+    });
+    expect(classifyWebGpuAdapter({ ...lavapipe, isFallbackAdapter: null }).software).toBe(true);
+    const swiftshader = { vendor: "google", architecture: "", device: "", description: "SwiftShader Device (Subzero)", isFallbackAdapter: null };
+    expect(classifyWebGpuAdapter(swiftshader).software).toBe(true);
+  });
+
+  it("takes a non-fallback adapter with a hardware name as a GPU, saying it is the adapter's report", () => {
+    const h200 = { vendor: "nvidia", architecture: "hopper", device: "", description: "NVIDIA H200", isFallbackAdapter: false };
+    expect(classifyWebGpuAdapter(h200)).toEqual({ device: "WebGPU adapter NVIDIA H200, nvidia, hopper: a hardware GPU by the adapter's report", software: false });
+  });
+});
+
+const mode = (process.env.LRC_GPU_TEST_MODE ?? "webasm") as GpuMode;
 /** xvfb-run puts its Xauthority file in a directory named xvfb-run.*; Xvfb offers only Mesa's software GL. */
 const underXvfb = /xvfb-run/.test(process.env.XAUTHORITY ?? "");
 
@@ -85,6 +106,12 @@ describe(`gpu device info and timing hooks (GPU.js ${mode})`, () => {
     const d = gpuDeviceInfo();
     expect(b).toMatchObject({ name: "gpu", mode, software: d.software, device: d.device });
     expect(b.description).toContain(d.device);
+    if (mode === "webgpu") {
+      expect(d.webgpu).not.toBeNull();
+      expect(b.description).toMatch(/^gpu: GPU\.js webgpu \(WebGPUKernel\) on WebGPU adapter /);
+      // This machine (and CI): Dawn on Mesa's lavapipe, the Vulkan software rasteriser.
+      if (/llvmpipe|lavapipe/.test(d.webgpu?.description ?? "")) expect(d.software).toBe(true);
+    }
     if (mode === "webasm") {
       expect(d).toEqual({ mode, software: true, gl: null, driver: null, device: "the CPU (GPU.js WebAssembly kernels, one thread): software, not a GPU" });
       expect(b.description).toMatch(/^gpu: GPU\.js webasm \(WebAssemblyKernel\) on the CPU .*: software, not a GPU/);
@@ -101,36 +128,72 @@ describe(`gpu device info and timing hooks (GPU.js ${mode})`, () => {
     }
   });
 
-  it("gpuUpload copies host values to the device once per call; gpuDownload reads them back without caching", () => {
+  it("gpuUpload copies host values to the device once per call; gpuDownload reads them back without caching", async () => {
     const x = tensor(new Float32Array([1.5, -2, 3.25, 7]), [2, 2]);
+    await gpuFinish();
     const before = backendReport().device!;
     gpuUpload(x);
     gpuUpload(x);
-    gpuFinish();
+    await gpuFinish();
     const mid = backendReport().device!;
     expect(mid.uploads - before.uploads).toBe(2);
     expect(mid.liveBuffers - before.liveBuffers).toBe(1); // the second upload replaced the first copy
     const y = ops.mul(x, x); // reads x's device copy: no further upload
     expect(backendReport().device!.uploads).toBe(mid.uploads);
     const out = new Float32Array(4);
-    expect(gpuDownload(y, out)).toBe(out);
+    expect(await gpuDownload(y, out)).toBe(out);
     expect(Array.from(out)).toEqual([2.25, 4, 10.5625, 49]);
-    expect(Array.from(gpuDownload(y))).toEqual([2.25, 4, 10.5625, 49]);
+    expect(Array.from(await gpuDownload(y))).toEqual([2.25, 4, 10.5625, 49]);
     expect(backendReport().device!.downloads - mid.downloads).toBe(2);
     y.dispose();
     x.dispose();
+    await gpuFinish(); // webgpu deletes a buffer once the kernels reading it were submitted
     expect(backendReport().device!.liveBuffers).toBe(before.liveBuffers);
   });
 
-  it("the hooks name what is wrong", () => {
+  it("the hooks name what is wrong", async () => {
     const host = tensor(new Float32Array([1, 2]));
-    expect(() => gpuDownload(host)).toThrow(/gpuDownload: tensor \d+ \[2\] has no device copy/);
+    await expect(gpuDownload(host)).rejects.toThrow(/gpuDownload: tensor \d+ \[2\] has no device copy/);
     gpuUpload(host);
-    expect(() => gpuDownload(host, new Float32Array(1))).toThrow(/out holds 1 values, tensor \d+ has 2/);
+    await expect(gpuDownload(host, new Float32Array(1))).rejects.toThrow(/out holds 1 values, tensor \d+ has 2/);
     host.dispose();
     expect(() => gpuUpload(host)).toThrow(/gpuUpload: tensor \d+ \[2\] was disposed/);
     const f64 = tensor(new Float64Array([1]));
     expect(() => gpuUpload(f64)).toThrow(/is float64; the gpu backend keeps only float32 and int32/);
     f64.dispose();
+  });
+
+  it("a kernel that fails says which, with its source: at the call in the synchronous modes, at the next read or gpuFinish in webgpu", async () => {
+    const rt = gpuOps!.rt;
+    const x = rt.upload(new Float32Array([1, 2, 3]), 3);
+    const bad = (): ReturnType<typeof rt.run> => rt.run("test:bad", 3, () => "function (a) { return notAFunction(a[this.thread.x]); }", [x.handle]);
+    if (mode !== "webgpu") expect(bad).toThrow(/gpu backend: kernel test:bad failed in GPU\.js .*notAFunction/s);
+    else {
+      const out = bad();
+      await expect(out.downloadAsync(new Float32Array(3), 3)).rejects.toThrow(/gpu backend: kernel test:bad failed in GPU\.js webgpu.*notAFunction/s);
+      const again = bad();
+      await expect(gpuFinish()).rejects.toThrow(/kernel test:bad failed/);
+      await gpuFinish(); // thrown once
+      again.free();
+      out.free();
+    }
+    x.free();
+  });
+});
+
+describe("GPU.js mode selection", () => {
+  it("rejects an unknown mode, from initBackend and from LRC_GPU_MODE", async () => {
+    await expect(initBackend("gpu", { mode: "vulkan" as GpuMode })).rejects.toThrow(/initBackend: unknown GPU\.js mode 'vulkan' \(known: auto, webgpu, gl, webasm, cpu\)/);
+    await expect(initBackendFromEnvAsync({ LRC_BACKEND: "gpu", LRC_GPU_MODE: "metal" }, () => {})).rejects.toThrow(/LRC_GPU_MODE: unknown GPU\.js mode 'metal'/);
+    setBackend("cpu");
+  });
+
+  it("auto does not pick webgpu, and says why among the modes not used", async () => {
+    const rt = await createRuntime("auto");
+    rt.destroy();
+    expect(rt.mode).not.toBe("webgpu");
+    // webgpu test runs have navigator.gpu (Dawn) and an adapter; the others have none in Node.
+    expect(rt.skipped[0]).toMatch(mode === "webgpu" ? /^webgpu: a WebGPU adapter answers, but webgpu is used only on request/ : /^webgpu: /);
+    expect(rt.skipped[0]).toMatch(/^webgpu: (used only on request \(mode "webgpu"\): its values are read back asynchronously|no WebGPU adapter|a WebGPU adapter answers)/);
   });
 });

@@ -259,9 +259,12 @@ export class GpuOps {
     return this.matmul(a, b, p, outShape, null, this.tiles(p));
   }
 
-  /** Whether a matmul of these dimensions runs the tiled kernels. */
+  /**
+   * Whether a matmul of these dimensions runs the tiled kernels. Not in webgpu: GPU.js 2.24 cannot pass a
+   * kernel's Array(4) results to another kernel there, and the tiles need that.
+   */
   private tiles(p: GemmDims): boolean {
-    return p.batch * p.m * p.n * p.k >= this.tileMinWork && p.m * p.n > 1;
+    return this.rt.mode !== "webgpu" && p.batch * p.m * p.n * p.k >= this.tileMinWork && p.m * p.n > 1;
   }
 
   /**

@@ -29,13 +29,30 @@ function gpu(): GpuOps {
 const tol = { webasm: 2e-4, gl: 2e-3, cpu: 1e-5, webgpu: 2e-3 }[mode];
 
 /** Runs fn on cpu and on gpu with the same host inputs; returns the values (host copies) of both. */
-function both(fn: () => Tensor[]): [Float32Array[], Float32Array[]] {
+async function both(fn: () => Tensor[]): Promise<[Float32Array[], Float32Array[]]> {
   setBackend("cpu");
   const c = scope(() => fn().map((t) => Float32Array.from(t.data())));
   setBackend("gpu");
-  const g = scope(() => fn().map((t) => Float32Array.from(t.data())));
+  const outs = scope(fn);
   setBackend("cpu");
-  return [c, g];
+  return [c, await values(outs)];
+}
+
+/** Host copies of the values of ts (read asynchronously: webgpu reads no other way), which are then disposed. */
+async function values(ts: Tensor[]): Promise<Float32Array[]> {
+  try {
+    const out: Float32Array[] = [];
+    for (const t of ts) out.push(Float32Array.from(await t.dataAsync()));
+    return out;
+  } finally {
+    for (const t of ts) t.dispose();
+  }
+}
+
+/** close() over both(fn). */
+async function closeBoth(name: string, fn: () => Tensor[], t = tol): Promise<void> {
+  const [c, g] = await both(fn);
+  close(name, c, g, t);
 }
 
 function close(name: string, cpu: Float32Array[], gpu: Float32Array[], t = tol): void {
@@ -86,7 +103,7 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
   }, 60_000);
   afterAll(() => setBackend("cpu"));
 
-  it("reports the mode and kernel class that ran", () => {
+  it("reports the mode and kernel class that ran", async () => {
     setBackend("gpu");
     const d = getBackend();
     setBackend("cpu");
@@ -95,50 +112,50 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
   });
 
   const unary = ["neg", "exp", "tanh", "sigmoid", "silu", "relu", "square", "abs"] as const;
-  it.each(unary)("unary %s and its gradient", (op) => {
+  it.each(unary)("unary %s and its gradient", async (op) => {
     const x = rnd([3, 5]);
-    close(op, ...both(() => withGrads((a) => ops[op](a), [x])));
+    await closeBoth(op, (() => withGrads((a) => ops[op](a), [x])));
   });
 
-  it("log, sqrt, rsqrt, reciprocal, pow on positive inputs", () => {
+  it("log, sqrt, rsqrt, reciprocal, pow on positive inputs", async () => {
     const x = ops.add(ops.abs(rnd([7])), 0.5);
     for (const f of [ops.log, ops.sqrt, ops.rsqrt, ops.reciprocal, (a: Tensor) => ops.pow(a, 1.5)])
-      close("positive unary", ...both(() => withGrads(f, [x])));
+      await closeBoth("positive unary", (() => withGrads(f, [x])));
   });
 
   const binary = ["add", "sub", "mul", "div", "maximum", "minimum"] as const;
-  it.each(binary)("binary %s with broadcasting and its gradient", (op) => {
+  it.each(binary)("binary %s with broadcasting and its gradient", async (op) => {
     const a = rnd([2, 3, 5]), b = ops.add(ops.abs(rnd([3, 1])), 0.5);
-    close(op, ...both(() => withGrads((x, y) => ops[op](x, y), [a, b])));
-    close(`${op} scalar`, ...both(() => withGrads((x) => ops[op](x, 1.5), [a])));
+    await closeBoth(op, (() => withGrads((x, y) => ops[op](x, y), [a, b])));
+    await closeBoth(`${op} scalar`, (() => withGrads((x) => ops[op](x, 1.5), [a])));
   });
 
-  it("comparisons", () => {
+  it("comparisons", async () => {
     const a = rnd([4, 3]), b = rnd([3]);
-    close("cmp", ...both(() => [ops.lt(a, b), ops.ge(a, b), ops.eq(a, a)]));
+    await closeBoth("cmp", (() => [ops.lt(a, b), ops.ge(a, b), ops.eq(a, a)]));
   });
 
-  it("reductions over axes (sum, mean, max, min, logsumexp) and gradients, including long blocked sums", () => {
+  it("reductions over axes (sum, mean, max, min, logsumexp) and gradients, including long blocked sums", async () => {
     const x = rnd([3, 4, 5]);
-    close("sum", ...both(() => withGrads((a) => ops.sum(a, [0, 2]), [x])));
-    close("mean", ...both(() => withGrads((a) => ops.mean(a, 1, true), [x])));
-    close("max", ...both(() => withGrads((a) => ops.max(a, -1), [x])));
-    close("min", ...both(() => withGrads((a) => ops.min(a, 0), [x])));
-    close("logsumexp", ...both(() => withGrads((a) => ops.logsumexp(a, -1), [x])));
+    await closeBoth("sum", (() => withGrads((a) => ops.sum(a, [0, 2]), [x])));
+    await closeBoth("mean", (() => withGrads((a) => ops.mean(a, 1, true), [x])));
+    await closeBoth("max", (() => withGrads((a) => ops.max(a, -1), [x])));
+    await closeBoth("min", (() => withGrads((a) => ops.min(a, 0), [x])));
+    await closeBoth("logsumexp", (() => withGrads((a) => ops.logsumexp(a, -1), [x])));
     const long = rnd([2, 300]);
-    close("sum long", ...both(() => [ops.sum(long, -1)]));
+    await closeBoth("sum long", (() => [ops.sum(long, -1)]));
   });
 
-  it("matmul: batched, broadcast batch, transposes, vectors, and gradients", () => {
+  it("matmul: batched, broadcast batch, transposes, vectors, and gradients", async () => {
     const a = rnd([2, 3, 5]), b = rnd([5, 7]), bt = rnd([2, 7, 5]), at = rnd([2, 5, 3]);
-    close("matmul", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a, b])));
-    close("matmul transB", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transB: true }), [a, bt])));
-    close("matmul transA", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transA: true }), [at, b])));
-    close("matmul both", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transA: true, transB: true }), [at, bt])));
+    await closeBoth("matmul", (() => withGrads((x, y) => ops.matmul(x, y), [a, b])));
+    await closeBoth("matmul transB", (() => withGrads((x, y) => ops.matmul(x, y, { transB: true }), [a, bt])));
+    await closeBoth("matmul transA", (() => withGrads((x, y) => ops.matmul(x, y, { transA: true }), [at, b])));
+    await closeBoth("matmul both", (() => withGrads((x, y) => ops.matmul(x, y, { transA: true, transB: true }), [at, bt])));
     const vec = rnd([5]);
-    close("matvec", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a, vec])));
+    await closeBoth("matvec", (() => withGrads((x, y) => ops.matmul(x, y), [a, vec])));
     const k = rnd([3, 130]), k2 = rnd([130, 2]);
-    close("matmul long k", ...both(() => [ops.matmul(k, k2)]));
+    await closeBoth("matmul long k", (() => [ops.matmul(k, k2)]));
   });
 
   describe("tiled matmul (2x2 tiles per thread, forced on small shapes)", () => {
@@ -154,25 +171,25 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
     // [m, n, k]: odd rows and columns (edge tiles), single rows/columns, k not a multiple of 4 (gl packing),
     // k of exactly one block, k over several blocks with and without a ragged last block.
     const shapes = [[5, 7, 3], [1, 9, 6], [9, 1, 5], [2, 2, 1], [7, 6, 64], [3, 5, 130], [6, 3, 128]] as const;
-    it.each(shapes)("m=%i n=%i k=%i, all transposes, with gradients", (m, n, k) => {
+    it.each(shapes)("m=%i n=%i k=%i, all transposes, with gradients", async (m, n, k) => {
       const a = rnd([m, k]), b = rnd([k, n]), at = rnd([k, m]), bt = rnd([n, k]);
-      close("tiled", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a, b])));
-      close("tiled transA", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transA: true }), [at, b])));
-      close("tiled transB", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transB: true }), [a, bt])));
-      close("tiled both", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transA: true, transB: true }), [at, bt])));
+      await closeBoth("tiled", (() => withGrads((x, y) => ops.matmul(x, y), [a, b])));
+      await closeBoth("tiled transA", (() => withGrads((x, y) => ops.matmul(x, y, { transA: true }), [at, b])));
+      await closeBoth("tiled transB", (() => withGrads((x, y) => ops.matmul(x, y, { transB: true }), [a, bt])));
+      await closeBoth("tiled both", (() => withGrads((x, y) => ops.matmul(x, y, { transA: true, transB: true }), [at, bt])));
     });
 
-    it("batched, with a broadcast (shared) operand on either side and partial broadcasting, with gradients", () => {
+    it("batched, with a broadcast (shared) operand on either side and partial broadcasting, with gradients", async () => {
       const a = rnd([3, 5, 7]), b = rnd([3, 7, 3]), shared = rnd([7, 3]), sharedA = rnd([5, 7]), a4 = rnd([2, 1, 5, 7]), b4 = rnd([1, 3, 7, 3]);
-      close("batched", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a, b])));
-      close("shared B", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a, shared])));
-      close("shared A", ...both(() => withGrads((x, y) => ops.matmul(x, y), [sharedA, b])));
-      close("partial broadcast", ...both(() => withGrads((x, y) => ops.matmul(x, y), [a4, b4])));
+      await closeBoth("batched", (() => withGrads((x, y) => ops.matmul(x, y), [a, b])));
+      await closeBoth("shared B", (() => withGrads((x, y) => ops.matmul(x, y), [a, shared])));
+      await closeBoth("shared A", (() => withGrads((x, y) => ops.matmul(x, y), [sharedA, b])));
+      await closeBoth("partial broadcast", (() => withGrads((x, y) => ops.matmul(x, y), [a4, b4])));
       const q = rnd([2, 3, 9, 5]), kk = rnd([2, 3, 11, 5]);
-      close("attention-like q k^T", ...both(() => withGrads((x, y) => ops.matmul(x, y, { transB: true }), [q, kk])));
+      await closeBoth("attention-like q k^T", (() => withGrads((x, y) => ops.matmul(x, y, { transB: true }), [q, kk])));
     });
 
-    it("sums in the same order as the one-output-per-thread kernel: float32 blocks of 64, blocks added in order", () => {
+    it("sums in the same order as the one-output-per-thread kernel: float32 blocks of 64, blocks added in order", async () => {
       const [B, m, n, k] = [3, 13, 11, 150];
       const a = rnd([B, m, k]), b = rnd([k, n]);
       const av = a.data(), bv = b.data();
@@ -187,10 +204,10 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
         want[i * n + c] = acc;
       }
       setBackend("gpu");
-      const tiled = Float32Array.from(ops.matmul(a, b).data());
+      const [tiled] = await values([ops.matmul(a, b)]);
       gpu().tileMinWork = Infinity;
       setBackend("gpu");
-      const plain = Float32Array.from(ops.matmul(a, b).data());
+      const [plain] = await values([ops.matmul(a, b)]);
       gpu().tileMinWork = 0;
       let worst = 0;
       for (let i = 0; i < want.length; i++)
@@ -200,29 +217,29 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
     });
   });
 
-  it("movement: permute, transpose, broadcastTo, slice, reshape and gradients", () => {
+  it("movement: permute, transpose, broadcastTo, slice, reshape and gradients", async () => {
     const x = rnd([2, 3, 5]);
-    close("permute", ...both(() => withGrads((a) => ops.permute(a, [2, 0, 1]), [x])));
-    close("broadcastTo", ...both(() => withGrads((a) => ops.broadcastTo(a, [4, 2, 3, 5]), [x])));
-    close("slice", ...both(() => withGrads((a) => ops.slice(a, [1, 1, 2], [2, 3, 5]), [x])));
-    close("reshape+transpose", ...both(() => withGrads((a) => ops.transpose(ops.reshape(a, [6, 5])), [x])));
+    await closeBoth("permute", (() => withGrads((a) => ops.permute(a, [2, 0, 1]), [x])));
+    await closeBoth("broadcastTo", (() => withGrads((a) => ops.broadcastTo(a, [4, 2, 3, 5]), [x])));
+    await closeBoth("slice", (() => withGrads((a) => ops.slice(a, [1, 1, 2], [2, 3, 5]), [x])));
+    await closeBoth("reshape+transpose", (() => withGrads((a) => ops.transpose(ops.reshape(a, [6, 5])), [x])));
   });
 
-  it("softmax and logSoftmax (last and middle axis) with gradients, large logits stay finite", () => {
+  it("softmax and logSoftmax (last and middle axis) with gradients, large logits stay finite", async () => {
     const x = rnd([3, 4, 7], 3);
-    close("softmax", ...both(() => withGrads((a) => ops.softmax(a), [x])));
-    close("softmax axis 1", ...both(() => withGrads((a) => ops.softmax(a, 1), [x])));
-    close("logSoftmax", ...both(() => withGrads((a) => ops.logSoftmax(a), [x])));
+    await closeBoth("softmax", (() => withGrads((a) => ops.softmax(a), [x])));
+    await closeBoth("softmax axis 1", (() => withGrads((a) => ops.softmax(a, 1), [x])));
+    await closeBoth("logSoftmax", (() => withGrads((a) => ops.logSoftmax(a), [x])));
     const big = ops.mul(rnd([2, 5]), 80);
-    close("logSoftmax big", ...both(() => [ops.logSoftmax(big)]));
+    await closeBoth("logSoftmax big", (() => [ops.logSoftmax(big)]));
   });
 
-  it("rmsNorm and its gradient", () => {
+  it("rmsNorm and its gradient", async () => {
     const x = rnd([3, 5, 6]), w = rnd([6]);
-    close("rmsNorm", ...both(() => withGrads((a, b) => ops.rmsNorm(a, b, 1e-6), [x, w])));
+    await closeBoth("rmsNorm", (() => withGrads((a, b) => ops.rmsNorm(a, b, 1e-6), [x, w])));
   });
 
-  it("rope and its gradient", () => {
+  it("rope and its gradient", async () => {
     const T = 5, dh = 6;
     const cb = new Float32Array(T * dh), sb = new Float32Array(T * dh);
     for (let t = 0; t < T; t++) for (let i = 0; i < dh / 2; i++) {
@@ -232,40 +249,40 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
     }
     const cos = tensor(cb, [T, dh]), sin = tensor(sb, [T, dh]);
     const x = rnd([2, 3, T, dh]);
-    close("rope", ...both(() => withGrads((a) => ops.rope(a, cos, sin), [x])));
+    await closeBoth("rope", (() => withGrads((a) => ops.rope(a, cos, sin), [x])));
   });
 
-  it("causalAttention (GQA, offset) and its gradients", () => {
+  it("causalAttention (GQA, offset) and its gradients", async () => {
     const q = rnd([2, 4, 3, 4]), k = rnd([2, 2, 5, 4]), v = rnd([2, 2, 5, 4]);
-    close("attention", ...both(() => withGrads((a, b, c) => ops.causalAttention(a, b, c), [q, k, v])));
+    await closeBoth("attention", (() => withGrads((a, b, c) => ops.causalAttention(a, b, c), [q, k, v])));
   });
 
-  it("crossEntropy (ignoreIndex), klDivergence (temperature), mse with gradients", () => {
+  it("crossEntropy (ignoreIndex), klDivergence (temperature), mse with gradients", async () => {
     const logits = rnd([2, 3, 7], 2);
     const targets = tensor(new Int32Array([1, 6, -100, 0, 3, 3]), [2, 3]);
-    close("crossEntropy", ...both(() => withGrads((a) => ops.crossEntropy(a, targets), [logits])));
+    await closeBoth("crossEntropy", (() => withGrads((a) => ops.crossEntropy(a, targets), [logits])));
     const t = rnd([2, 3, 7], 2);
-    close("klDivergence", ...both(() => withGrads((a, b) => ops.klDivergence(a, b, { temperature: 2 }), [t, logits])));
-    close("mse", ...both(() => withGrads((a, b) => ops.mse(a, b), [t, logits])));
+    await closeBoth("klDivergence", (() => withGrads((a, b) => ops.klDivergence(a, b, { temperature: 2 }), [t, logits])));
+    await closeBoth("mse", (() => withGrads((a, b) => ops.mse(a, b), [t, logits])));
   });
 
-  it("row-statistic kernels on odd rows longer than one 64-block: rmsNorm, attention, crossEntropy, klDivergence, softmax", () => {
+  it("row-statistic kernels on odd rows longer than one 64-block: rmsNorm, attention, crossEntropy, klDivergence, softmax", async () => {
     const x = rnd([5, 67]), w = rnd([67]);
-    close("rmsNorm long rows", ...both(() => withGrads((a, b) => ops.rmsNorm(a, b, 1e-6), [x, w])));
+    await closeBoth("rmsNorm long rows", (() => withGrads((a, b) => ops.rmsNorm(a, b, 1e-6), [x, w])));
     const q = rnd([1, 4, 7, 3]), k = rnd([1, 2, 70, 3], 2), v = rnd([1, 2, 70, 3]);
-    close("attention S=70, offset 63", ...both(() => withGrads((a, b, c) => ops.causalAttention(a, b, c), [q, k, v])));
-    close("attention S=70, offset 30 (masked tail)", ...both(() => withGrads((a, b, c) => ops.causalAttention(a, b, c, { offset: 30 }), [q, k, v])));
+    await closeBoth("attention S=70, offset 63", (() => withGrads((a, b, c) => ops.causalAttention(a, b, c), [q, k, v])));
+    await closeBoth("attention S=70, offset 30 (masked tail)", (() => withGrads((a, b, c) => ops.causalAttention(a, b, c, { offset: 30 }), [q, k, v])));
     const logits = rnd([3, 67], 3), teacher = rnd([3, 67], 3);
     const targets = tensor(new Int32Array([66, -100, 0]), [3]);
-    close("crossEntropy V=67", ...both(() => withGrads((a) => ops.crossEntropy(a, targets), [logits])));
-    close("klDivergence V=67", ...both(() => withGrads((a, b) => ops.klDivergence(a, b, { temperature: 0.7 }), [teacher, logits])));
-    close("softmax V=67", ...both(() => withGrads((a) => ops.softmax(a), [logits])));
+    await closeBoth("crossEntropy V=67", (() => withGrads((a) => ops.crossEntropy(a, targets), [logits])));
+    await closeBoth("klDivergence V=67", (() => withGrads((a, b) => ops.klDivergence(a, b, { temperature: 0.7 }), [teacher, logits])));
+    await closeBoth("softmax V=67", (() => withGrads((a) => ops.softmax(a), [logits])));
   });
 
-  it("embedding gather and its scatter-add gradient (repeated ids)", () => {
+  it("embedding gather and its scatter-add gradient (repeated ids)", async () => {
     const w = rnd([7, 5]);
     const ids = tensor(new Int32Array([0, 3, 3, 6, 1, 3]), [2, 3]);
-    close("embedding", ...both(() => withGrads((a) => ops.embedding(a, ids), [w])));
+    await closeBoth("embedding", (() => withGrads((a) => ops.embedding(a, ids), [w])));
     setBackend("gpu");
     expect(() => ops.embedding(w, tensor(new Int32Array([7]), [1]))).toThrow(/out of range/);
     setBackend("cpu");
@@ -285,13 +302,13 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
     // (S > offset + T), G = 1, T and S past one 64-block (blocked sums over S and over the G T rows of dk, dv).
     const cases = [[1, 3, 1, 5, 5, 3, 0], [2, 4, 2, 7, 12, 5, 2], [1, 2, 2, 9, 13, 6, 4], [1, 2, 1, 70, 71, 4, 1]] as const;
     for (const [path, minWork] of paths)
-      it.each(cases)(`${path}: B=%i H=%i Hkv=%i T=%i S=%i dh=%i offset=%i, with gradients`, (B, H, Hkv, T, S, dh, offset) => {
+      it.each(cases)(`${path}: B=%i H=%i Hkv=%i T=%i S=%i dh=%i offset=%i, with gradients`, async (B, H, Hkv, T, S, dh, offset) => {
         gpu().tileMinWork = minWork;
         const q = rnd([B, H, T, dh]), k = rnd([B, Hkv, S, dh]), v = rnd([B, Hkv, S, dh]);
-        close("attention", ...both(() => withGrads((a, b, c) => ops.causalAttention(a, b, c, { offset }), [q, k, v])));
+        await closeBoth("attention", (() => withGrads((a, b, c) => ops.causalAttention(a, b, c, { offset }), [q, k, v])));
       });
 
-    it.each(paths)("%s: masked probabilities are exactly 0 (keys no query sees hold 1e30 and get zero gradients)", (_, minWork) => {
+    it.each(paths)("%s: masked probabilities are exactly 0 (keys no query sees hold 1e30 and get zero gradients)", async (_, minWork) => {
       gpu().tileMinWork = minWork;
       const [B, H, Hkv, T, S, dh, offset] = [2, 4, 2, 7, 12, 5, 2];
       const seen = offset + T; // keys from here on are masked for every query
@@ -302,7 +319,7 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
         return tensor(x, [B, Hkv, S, dh]);
       };
       const k = huge(), v = huge();
-      const [c, g] = both(() => withGrads((a, b, cc) => ops.causalAttention(a, b, cc, { offset }), [q, k, v]));
+      const [c, g] = await both(() => withGrads((a, b, cc) => ops.causalAttention(a, b, cc, { offset }), [q, k, v]));
       close("attention with huge masked keys", c, g);
       for (const grad of [g[2]!, g[3]!]) // dk, dv
         for (let i = 0; i < grad.length; i++) if (Math.floor(i / dh) % S >= seen) expect(grad[i]).toBe(0);
@@ -310,7 +327,7 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
   });
 
   describe("embedding gradient: scatter-add over a CSR of the ids", () => {
-    it("rowIndex lists each row's positions in ascending order and rejects ids out of range", () => {
+    it("rowIndex lists each row's positions in ascending order and rejects ids out of range", async () => {
       const { off, pos, maxCount } = rowIndex(new Int32Array([3, 0, 3, 5, 0, 3]), 6);
       expect(Array.from(off)).toEqual([0, 2, 2, 2, 5, 5, 6]);
       expect(Array.from(pos)).toEqual([1, 4, 0, 2, 5, 3]);
@@ -320,38 +337,39 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
     });
 
     /** The gpu scatter-add of dy rows at ids against the cpu kernel's order (ascending position, float32 adds). */
-    function checkScatter(ids: Int32Array, V: number, cols: number): void {
+    async function checkScatter(ids: Int32Array, V: number, cols: number): Promise<void> {
       const N = ids.length;
       const dy = rnd([N, cols]), dyv = dy.data();
       const want = new Float32Array(V * cols);
       for (let i = 0; i < N; i++) for (let c = 0; c < cols; c++) want[ids[i]! * cols + c] += dyv[i * cols + c]!;
       setBackend("gpu");
-      const got = Float32Array.from(gpu().scatterAdd(dy, tensor(ids, [N]), [V, cols], cols)!.data());
+      const gotT = gpu().scatterAdd(dy, tensor(ids, [N]), [V, cols], cols)!;
       setBackend("cpu");
+      const [got] = await values([gotT]);
       let worst = 0;
       for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
       // webasm adds in IEEE float32 like the cpu kernel: bit-identical.
       expect(worst).toBeLessThanOrEqual(mode === "webasm" ? 0 : 1e-6);
     }
 
-    it.each([16, 3])("V=5000, N=64, cols=%i: repeated ids, the first and last rows, a hot row; sums in ascending position order", (cols) => {
+    it.each([16, 3])("V=5000, N=64, cols=%i: repeated ids, the first and last rows, a hot row; sums in ascending position order", async (cols) => {
       const V = 5000, N = 64;
       const ids = new Int32Array(N);
       for (let i = 0; i < N; i++) ids[i] = i % 3 === 0 ? 1234 : Math.floor(r.uniform() * V); // a hot row (22 hits)
       ids[5] = 0; ids[9] = V - 1; ids[40] = 0; ids[63] = V - 1; ids[62] = 7; ids[61] = 7;
-      checkScatter(ids, V, cols);
+      await checkScatter(ids, V, cols);
       const w = rnd([V, cols]), idt = tensor(ids, [4, 16]);
-      close("embedding V=5000", ...both(() => withGrads((a) => ops.embedding(a, idt), [w])));
+      await closeBoth("embedding V=5000", (() => withGrads((a) => ops.embedding(a, idt), [w])));
     });
 
-    it("one row hit by all of 1,500 positions (a loop bound of 2,048), next to empty rows", () => {
-      checkScatter(new Int32Array(1500).fill(2), 5, 5);
+    it("one row hit by all of 1,500 positions (a loop bound of 2,048), next to empty rows", async () => {
+      await checkScatter(new Int32Array(1500).fill(2), 5, 5);
     });
   });
 
-  it("AdamW update matches cpu over 3 steps", () => {
+  it("AdamW update matches cpu over 3 steps", async () => {
     const p0 = rnd([5, 3]);
-    const run = (): Float32Array[] => {
+    const run = async (): Promise<Float32Array[]> => {
       const p = tensor(p0.data(), [5, 3]);
       p.requiresGrad = true;
       const opt = new AdamW([p], { lr: 0.1, weightDecay: 0.1 });
@@ -359,18 +377,18 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
         const g = tensor(Float32Array.from({ length: 15 }, (_, i) => Math.cos(i + s)), [5, 3]);
         opt.step([g]);
       }
-      const st = opt.state();
-      return [Float32Array.from(p.data()), Float32Array.from(st.m[0]!), Float32Array.from(st.v[0]!)];
+      const st = await opt.stateAsync();
+      return [Float32Array.from(await p.dataAsync()), Float32Array.from(st.m[0]!), Float32Array.from(st.v[0]!)];
     };
     setBackend("cpu");
-    const c = run();
+    const c = await run();
     setBackend("gpu");
-    const g = run();
+    const g = await run();
     setBackend("cpu");
     close("adamw", c, g);
   });
 
-  it("data stays on the device between kernels and the report lists where ops ran", () => {
+  it("data stays on the device between kernels and the report lists where ops ran", async () => {
     setBackend("gpu");
     const before = backendReport().device!;
     const y = scope(() => {
@@ -381,7 +399,7 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
     });
     const after = backendReport().device!;
     expect(after.downloads).toBe(before.downloads);
-    expect(Array.from(y.data()).every((v) => Math.abs(v - 1) < 1e-4)).toBe(true);
+    expect(Array.from(await y.dataAsync()).every((v) => Math.abs(v - 1) < 1e-4)).toBe(true);
     expect(backendReport().device!.downloads).toBe(before.downloads + 1);
     y.dispose();
     const rep = backendReport().ops;

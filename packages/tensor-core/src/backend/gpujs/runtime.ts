@@ -3,11 +3,21 @@
 // that actually ran, caches compiled kernels per (op, shape signature), and wraps pipeline outputs as
 // DeviceBuffers whose lifetime is counted (`liveBuffers`) and ended deterministically (`texture.delete()`).
 //
-// Modes, in auto order: webgpu (needs a real adapter AND synchronous kernels, which GPU.js's WebGPU
-// backend cannot give an eager engine, so it is reported and skipped), gl (GPU.js `headlessgl` in Node,
-// which needs the native `gl` package and an X display; `webgl2` in a browser), webasm (GPU.js's
-// WebAssembly backend: software). GPU.js's `cpu` mode is available only on explicit request (it accumulates
-// in float64, unlike every other mode). Precision is always 'single'.
+// Modes, in auto order: gl (GPU.js `headlessgl` in Node, which needs the native `gl` package and an X
+// display; `webgl2` in a browser), webasm (GPU.js's WebAssembly backend: software). GPU.js's `cpu` mode is
+// available only on explicit request (it accumulates in float64, unlike every other mode). `webgpu` (GPU.js's
+// WGSL compute kernels over storage buffers) runs on explicit request: its kernels complete asynchronously
+// and WebGPU reads values back only asynchronously, so a tensor's values are read with `await
+// t.dataAsync()`, and a caller that reads synchronously (`t.data()`, `t.item()`, an op's cpu fallback)
+// gets an error saying so. `auto` therefore picks only the synchronous modes, as GPU.js itself does, and
+// lists the webgpu adapter it saw among the modes not used. In Node, `navigator.gpu` comes from the
+// `webgpu` package (Dawn; an optional peer dependency, loaded only here). Precision is always 'single'.
+//
+// webgpu kernels are chained on promises: a kernel call waits for its input buffers (Promise.all), then
+// calls the GPU.js kernel, whose queue.submit orders it after its inputs' kernels on the device queue. A
+// buffer released while kernels that read it are still waiting is deleted once they have been submitted.
+// A failed kernel rejects its output, and every kernel that reads it; the first failure is kept and thrown
+// at the next read or `finish()`.
 //
 // After the probe, the runtime identifies the device (`GpuDeviceInfo`): the WebGL context's renderer strings
 // (unmasked through WEBGL_debug_renderer_info where the context offers it; headless-gl says only "ANGLE")
@@ -37,12 +47,31 @@ interface GpuJsClass {
   new (settings: { mode: string }): GpuJsInstance;
   isWebGPUAvailable?: () => Promise<boolean>;
 }
+/** A GPU.js webgpu pipeline result (WebGPUBufferResult): a storage buffer with an async read. */
+interface WebGpuResult {
+  toArray(): Promise<unknown>;
+  delete(): void;
+}
+/** The WebGPU adapter's identification (GPUAdapterInfo). */
+export interface WebGpuAdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** True for a fallback (software) adapter, where the implementation reports it. */
+  isFallbackAdapter: boolean | null;
+}
+interface WebGpuDeviceLike {
+  queue: { onSubmittedWorkDone(): Promise<void> };
+  onuncapturederror: ((e: { error: { message: string } }) => void) | null;
+}
 interface TextureLike {
   toArray(): Float32Array;
   delete(): void;
 }
 
-const kernelClassOf: Record<Exclude<GpuMode, "webgpu">, readonly string[]> = {
+const kernelClassOf: Record<GpuMode, readonly string[]> = {
+  webgpu: ["WebGPUKernel"],
   gl: ["HeadlessGLKernel", "WebGL2Kernel", "WebGLKernel"],
   webasm: ["WebAssemblyKernel"],
   cpu: ["CPUKernel"],
@@ -51,6 +80,7 @@ const kernelClassOf: Record<Exclude<GpuMode, "webgpu">, readonly string[]> = {
 const isNode = typeof process !== "undefined" && typeof process.versions?.node === "string";
 
 export interface RuntimeStats {
+  /** Device buffers not yet deleted (webgpu: a freed buffer counts until the kernels reading it were submitted). */
   liveBuffers: number;
   kernelsCompiled: number;
   kernelCalls: number;
@@ -83,7 +113,7 @@ export interface GlStrings {
 /** What the gpu backend's kernels run on. */
 export interface GpuDeviceInfo {
   /** The GPU.js mode that runs. */
-  readonly mode: Exclude<GpuMode, "webgpu">;
+  readonly mode: GpuMode;
   /** One line naming the renderer and the GL driver, ending in what that is (e.g. "software rendering on the CPU"). */
   readonly device: string;
   /** True when the kernels run on the CPU: webasm, cpu, or gl on a software rasteriser (llvmpipe, SwiftShader). */
@@ -92,28 +122,48 @@ export interface GpuDeviceInfo {
   readonly gl: GlStrings | null;
   /** gl only: the GL driver libraries mapped into the process (file names); null where they cannot be read. */
   readonly driver: readonly string[] | null;
+  /** webgpu only: the adapter's identification; null in the other modes. */
+  readonly webgpu?: WebGpuAdapterInfo | null;
 }
 
 export class GpuRuntime {
   readonly stats: RuntimeStats = { liveBuffers: 0, kernelsCompiled: 0, kernelCalls: 0, uploads: 0, uploadBytes: 0, downloads: 0, downloadBytes: 0 };
   private readonly kernels = new Map<string, GpuJsKernel>();
-  /** Whether kernel outputs are textures (gl) or host typed arrays (webasm, cpu). */
+  /** Whether kernel outputs are textures (gl) or host typed arrays (webasm, cpu); webgpu: storage buffers. */
   readonly textures: boolean;
+  /** webgpu: kernels complete asynchronously and values are read back only asynchronously. */
+  readonly async: boolean;
+  /** webgpu: every kernel call so far, settled (for `finish()`). */
+  private pending: Promise<void> = Promise.resolve();
+  /** webgpu: every buffer deletion so far, done (for `finish()`). */
+  private deletions: Promise<void> = Promise.resolve();
+  /** webgpu: the first kernel failure not yet thrown (at the next read or `finish()`). */
+  private failure: Error | null = null;
 
   /** The renderer and driver the kernels run on. */
   readonly device: GpuDeviceInfo;
 
   constructor(
     private readonly gpu: GpuJsInstance,
-    readonly mode: Exclude<GpuMode, "webgpu">,
+    readonly mode: GpuMode,
     readonly kernelClass: string,
     /** Every mode tried before this one and why it was not used. */
     readonly skipped: readonly string[],
     /** gl mode: the context the kernels draw into. */
     private readonly gl: GlContext | null = null,
+    /** webgpu mode: the device and the adapter's identification. */
+    private readonly wgpu: { device: WebGpuDeviceLike; info: WebGpuAdapterInfo } | null = null,
   ) {
     this.textures = mode === "gl";
-    this.device = identifyDevice(mode, gl);
+    this.async = mode === "webgpu";
+    this.device = identifyDevice(mode, gl, wgpu?.info ?? null);
+    if (wgpu !== null) {
+      const prev = wgpu.device.onuncapturederror;
+      wgpu.device.onuncapturederror = (e) => {
+        this.fail(new Error(`gpu backend: WebGPU error: ${e.error.message}`));
+        prev?.(e);
+      };
+    }
   }
 
   /** True when the kernels run on the CPU: webasm, cpu, or gl on a software rasteriser. */
@@ -121,9 +171,43 @@ export class GpuRuntime {
     return this.device.software;
   }
 
-  /** Waits until every kernel queued so far has finished (gl.finish(); the other modes are synchronous). */
-  finish(): void {
+  /**
+   * Waits until every kernel queued so far has finished: gl.finish() in gl mode; in webgpu mode, until every
+   * kernel call has been submitted and the device queue is idle (then throws the first kernel failure, if
+   * any); the other modes are synchronous.
+   */
+  async finish(): Promise<void> {
     this.gl?.finish();
+    if (this.wgpu !== null) {
+      // until nothing new was queued while waiting (a deletion waits for the kernels reading its buffer)
+      for (;;) {
+        const p = this.pending, d = this.deletions;
+        await p;
+        await this.wgpu.device.queue.onSubmittedWorkDone();
+        await d;
+        if (p === this.pending && d === this.deletions) break;
+      }
+      this.throwFailure();
+    }
+  }
+
+  /** webgpu: a buffer deletion in flight, awaited by `finish()`. */
+  deleteLater(done: Promise<void>): void {
+    this.deletions = Promise.all([this.deletions, done]).then(noop);
+  }
+
+  /** Records a webgpu kernel failure (the first is kept until thrown). */
+  fail(e: Error): void {
+    this.failure ??= e;
+  }
+
+  /** Throws (and clears) the first webgpu kernel failure not yet thrown. */
+  throwFailure(): void {
+    const f = this.failure;
+    if (f !== null) {
+      this.failure = null;
+      throw f;
+    }
   }
 
   /**
@@ -147,6 +231,7 @@ export class GpuRuntime {
       this.kernels.set(key, k);
       this.stats.kernelsCompiled++;
     }
+    if (this.async) return this.runChained(key, k, fresh, source, args);
     let out: unknown;
     try {
       out = k(...args);
@@ -159,13 +244,37 @@ export class GpuRuntime {
     return this.wrap(out);
   }
 
-  /** Copies host values to the device. */
+  /**
+   * webgpu: calls kernel k once its input buffers exist (GPU.js submits it to the device queue in the call),
+   * and returns its output buffer at once, as a promise of the GPU.js result.
+   */
+  private runChained(key: string, k: GpuJsKernel, fresh: boolean, source: () => string, args: readonly unknown[]): GpuBuffer {
+    const inputs = args.filter((a): a is WebGpuRef => a instanceof WebGpuRef);
+    const ready = Promise.all(args.map((a) => (a instanceof WebGpuRef ? a.ready : a))).then(async (vals) => {
+      let out: unknown;
+      try {
+        out = await k(...vals);
+      } catch (e) {
+        this.kernels.delete(key);
+        throw new Error(`gpu backend: kernel ${key} failed in GPU.js webgpu: ${e instanceof Error ? e.message : String(e)}\n${source()}`);
+      }
+      if (fresh) this.checkClass(key, k);
+      return out as WebGpuResult;
+    });
+    this.stats.kernelCalls++;
+    const settled = ready.then(noop, (e: unknown) => this.fail(e instanceof Error ? e : new Error(String(e))));
+    for (const r of inputs) r.usedBy(settled);
+    this.pending = Promise.all([this.pending, settled]).then(noop);
+    return this.wrap(new WebGpuRef(ready));
+  }
+
+  /** Copies host values to the device (webgpu: queued; the values are copied from `host` now). */
   upload(host: ArrayLike<number>, n: number): GpuBuffer {
     this.stats.uploads++;
     this.stats.uploadBytes += 4 * n;
     const f = new Float32Array(n);
     for (let i = 0; i < n; i++) f[i] = host[i]!;
-    if (!this.textures) return this.wrap(f);
+    if (!this.textures && !this.async) return this.wrap(f);
     return this.run(`upload:${n}`, n, () => "function (a) { return a[this.thread.x]; }", [f]);
   }
 
@@ -216,27 +325,84 @@ function flatView(nested: unknown[]): Float32Array {
   return out;
 }
 
-/** A pipeline output: a GPU.js texture (gl) or a Float32Array (webasm, cpu). */
+const noop = (): void => {};
+
+/**
+ * webgpu: a kernel output that may not exist yet. `ready` resolves to the GPU.js result once the kernel has
+ * been submitted (rejects when it failed); `uses` settles once every kernel reading it has been submitted,
+ * so that deleting the buffer never races a kernel still waiting for its other inputs.
+ */
+export class WebGpuRef {
+  private uses: Promise<void> = Promise.resolve();
+  constructor(readonly ready: Promise<WebGpuResult>) {}
+
+  usedBy(call: Promise<void>): void {
+    this.uses = Promise.all([this.uses, call]).then(noop);
+  }
+
+  /** Deletes the buffer once it exists and every kernel reading it has been submitted; resolves after. */
+  release(): Promise<void> {
+    return Promise.all([this.ready, this.uses]).then(([r]) => r.delete(), noop);
+  }
+}
+
+/** A pipeline output: a GPU.js texture (gl), a Float32Array (webasm, cpu) or a WebGpuRef (webgpu). */
 export class GpuBuffer implements DeviceBuffer {
   private freed = false;
   constructor(private readonly rt: GpuRuntime, readonly handle: unknown) {}
 
   download(out: TypedArray, n: number): void {
     if (this.freed) throw new Error("internal: download of a freed device buffer");
+    if (this.handle instanceof WebGpuRef)
+      throw new Error("gpu backend (webgpu): this tensor's values are on the GPU, and WebGPU reads them back only asynchronously: " +
+        "use `await tensor.dataAsync()` (or itemAsync()). Reading them synchronously (data(), item(), or an op that runs on the " +
+        "cpu backend, listed by backendReport()) needs a synchronous mode: gl or webasm");
     const h = this.handle;
     const vals = h instanceof Float32Array ? h : (h as TextureLike).toArray();
-    this.rt.stats.downloads++;
-    this.rt.stats.downloadBytes += 4 * n;
-    if (out instanceof Int32Array) for (let i = 0; i < n; i++) out[i] = Math.round(vals[i]!);
-    else for (let i = 0; i < n; i++) out[i] = vals[i]!;
+    this.count(n);
+    copyOut(vals, out, n);
   }
 
+  async downloadAsync(out: TypedArray, n: number): Promise<void> {
+    if (this.freed) throw new Error("internal: download of a freed device buffer");
+    const h = this.handle;
+    if (!(h instanceof WebGpuRef)) return this.download(out, n);
+    let vals: Float32Array;
+    try {
+      const r = await h.ready;
+      const raw = await r.toArray();
+      vals = raw instanceof Float32Array ? raw : flatView(raw as unknown[]);
+    } catch (e) {
+      this.rt.throwFailure();
+      throw e;
+    }
+    this.rt.throwFailure();
+    this.count(n);
+    copyOut(vals, out, n);
+  }
+
+  private count(n: number): void {
+    this.rt.stats.downloads++;
+    this.rt.stats.downloadBytes += 4 * n;
+  }
+
+  /** Releases the device memory; webgpu: once the kernels reading it have been submitted (liveBuffers counts it until then). */
   free(): void {
     if (this.freed) return;
     this.freed = true;
+    const h = this.handle;
+    if (h instanceof WebGpuRef) {
+      this.rt.deleteLater(h.release().then(() => void this.rt.stats.liveBuffers--));
+      return;
+    }
     this.rt.stats.liveBuffers--;
-    if (!(this.handle instanceof Float32Array)) (this.handle as TextureLike).delete();
+    if (!(h instanceof Float32Array)) (h as TextureLike).delete();
   }
+}
+
+function copyOut(vals: Float32Array, out: TypedArray, n: number): void {
+  if (out instanceof Int32Array) for (let i = 0; i < n; i++) out[i] = Math.round(vals[i]!);
+  else for (let i = 0; i < n; i++) out[i] = vals[i]!;
 }
 
 /** A probe that exercises loops, Math functions and indexing, checked against float64 maths. */
@@ -246,6 +412,21 @@ const probeSource = `function (a) {
   return Math.exp(s * 0.25) + Math.floor(2.5);
 }`;
 
+/** Checks the probe kernel's six values against float64 maths. */
+function checkProbe(input: Float32Array, vals: ArrayLike<number>): void {
+  for (let i = 0; i < 6; i++) {
+    const want = Math.exp(input[Math.floor(i / 2)]! * 6 * 0.25) + 2;
+    if (!(Math.abs(vals[i]! - want) <= 1e-4 * Math.abs(want))) throw new Error(`the probe kernel computed ${vals[i]} instead of ${want}`);
+  }
+}
+
+function probeClass(mode: GpuMode, k: GpuJsKernel): string {
+  const ran = k.kernel?.constructor.name ?? "unknown";
+  if (!kernelClassOf[mode].includes(ran))
+    throw new Error(`the probe kernel ran as ${ran}${k.kernel?.fallbackReason ? ` (${k.kernel.fallbackReason})` : ""}`);
+  return ran;
+}
+
 function runProbe(GPU: GpuJsClass, gpuMode: string, mode: Exclude<GpuMode, "webgpu">, skipped: string[]): GpuRuntime {
   const gpu = new GPU({ mode: gpuMode });
   try {
@@ -253,13 +434,8 @@ function runProbe(GPU: GpuJsClass, gpuMode: string, mode: Exclude<GpuMode, "webg
     const input = new Float32Array([0.5, -1, 0.25]);
     const raw = k(input);
     const vals = raw instanceof Float32Array ? raw : (raw as TextureLike).toArray();
-    const ran = k.kernel?.constructor.name ?? "unknown";
-    if (!kernelClassOf[mode].includes(ran))
-      throw new Error(`the probe kernel ran as ${ran}${k.kernel?.fallbackReason ? ` (${k.kernel.fallbackReason})` : ""}`);
-    for (let i = 0; i < 6; i++) {
-      const want = Math.exp(input[Math.floor(i / 2)]! * 6 * 0.25) + 2;
-      if (!(Math.abs(vals[i]! - want) <= 1e-4 * Math.abs(want))) throw new Error(`the probe kernel computed ${vals[i]} instead of ${want}`);
-    }
+    const ran = probeClass(mode, k);
+    checkProbe(input, vals);
     if (!(raw instanceof Float32Array)) (raw as TextureLike).delete();
     k.destroy?.();
     return new GpuRuntime(gpu, mode, ran, skipped, mode === "gl" ? glContextOf(gpu) : null);
@@ -267,6 +443,78 @@ function runProbe(GPU: GpuJsClass, gpuMode: string, mode: Exclude<GpuMode, "webg
     gpu.destroy();
     throw e;
   }
+}
+
+/** webgpu: the probe, awaited; then the device and adapter GPU.js acquired for it. */
+async function runProbeWebGpu(GPU: GpuJsClass, skipped: string[]): Promise<GpuRuntime> {
+  const gpu = new GPU({ mode: "webgpu" });
+  try {
+    const k = gpu.createKernel(probeSource, { output: [6], pipeline: true, immutable: true, precision: "single" });
+    const input = new Float32Array([0.5, -1, 0.25]);
+    const raw = (await k(input)) as WebGpuResult;
+    const ran = probeClass("webgpu", k);
+    const vals = await raw.toArray();
+    checkProbe(input, vals as Float32Array);
+    raw.delete();
+    const ctx = (k.kernel as { context?: { device?: WebGpuDeviceLike; adapter?: { info?: Partial<WebGpuAdapterInfo>; isFallbackAdapter?: boolean } } }).context;
+    if (ctx?.device === undefined || ctx.adapter === undefined) throw new Error("GPU.js gave no WebGPU device after the probe kernel");
+    const a = ctx.adapter.info ?? {};
+    const info: WebGpuAdapterInfo = {
+      vendor: a.vendor ?? "", architecture: a.architecture ?? "", device: a.device ?? "", description: a.description ?? "",
+      isFallbackAdapter: a.isFallbackAdapter ?? ctx.adapter.isFallbackAdapter ?? null,
+    };
+    k.destroy?.();
+    return new GpuRuntime(gpu, "webgpu", ran, skipped, null, { device: ctx.device, info });
+  } catch (e) {
+    gpu.destroy();
+    throw e;
+  }
+}
+
+/**
+ * Node has no `navigator.gpu`: it comes from the `webgpu` package (Dawn), loaded here only, by a name the
+ * bundlers do not follow. A browser's own navigator.gpu is used as it is.
+ */
+async function ensureNavigatorGpu(): Promise<void> {
+  const g = globalThis as { navigator?: { gpu?: unknown } };
+  if (g.navigator?.gpu !== undefined) return;
+  if (!isNode) throw new Error("no WebGPU in this browser (navigator.gpu is missing)");
+  const name = "webgpu";
+  let mod: { create?: (flags: string[]) => unknown; globals?: Record<string, unknown> };
+  try {
+    mod = (await import(/* @vite-ignore */ name)) as typeof mod;
+  } catch (e) {
+    throw new Error(`Node has no navigator.gpu, and the \`webgpu\` package (Dawn, which provides it) does not load: ${e instanceof Error ? e.message.split("\n")[0] : String(e)} (install it: npm i webgpu@0.6.2)`);
+  }
+  if (typeof mod.create !== "function") throw new Error("the `webgpu` package has no create() export");
+  Object.assign(globalThis, mod.globals ?? {});
+  const gpu = mod.create([]);
+  if (g.navigator === undefined) Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true, writable: true });
+  else Object.defineProperty(g.navigator, "gpu", { value: gpu, configurable: true });
+}
+
+/**
+ * Why auto does not pick webgpu: its values are read back asynchronously, and auto picks a mode where data()
+ * and item() work. Says whether an adapter answers where navigator.gpu already exists (browsers); in Node
+ * it does not load the `webgpu` package for this.
+ */
+async function whyNotAutoWebGpu(GPU: GpuJsClass): Promise<string> {
+  const rule = 'used only on request (mode "webgpu"): its values are read back asynchronously (await tensor.dataAsync()), and auto picks a mode where data() and item() work';
+  const g = globalThis as { navigator?: { gpu?: unknown } };
+  if (g.navigator?.gpu === undefined) return `${rule}${isNode ? " (in Node, navigator.gpu comes from the `webgpu` package)" : "; no navigator.gpu here"}`;
+  const has = GPU.isWebGPUAvailable !== undefined && (await GPU.isWebGPUAvailable().catch(() => false));
+  return has ? `a WebGPU adapter answers, but webgpu is ${rule}` : "no WebGPU adapter (navigator.gpu.requestAdapter() gave none)";
+}
+
+/** Whether a WebGPU adapter answers here (after making navigator.gpu available); the reason when not. */
+async function webGpuAdapter(GPU: GpuJsClass): Promise<string | null> {
+  try {
+    await ensureNavigatorGpu();
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+  const has = GPU.isWebGPUAvailable !== undefined && (await GPU.isWebGPUAvailable().catch(() => false));
+  return has ? null : "no WebGPU adapter (navigator.gpu.requestAdapter() gave none)";
 }
 
 /** The WebGL context of a gl-mode GPU.js instance that has run a kernel. */
@@ -348,8 +596,24 @@ export function classifyGlDevice(gl: GlStrings, libs: readonly string[] | null):
   return { device: `${what} (GL driver not identified: ${why}; not verified to be a GPU)`, software: false, driver };
 }
 
-/** Identifies what a runtime's kernels run on (gl: from its context and the loaded driver). */
-function identifyDevice(mode: Exclude<GpuMode, "webgpu">, gl: GlContext | null): GpuDeviceInfo {
+/**
+ * Classifies a WebGPU adapter: software when it says it is a fallback adapter or when its strings name a
+ * software implementation (lavapipe/llvmpipe, SwiftShader, WARP); otherwise a GPU by the adapter's word.
+ */
+export function classifyWebGpuAdapter(a: WebGpuAdapterInfo): { device: string; software: boolean } {
+  const name = [a.description, a.device, a.vendor, a.architecture].filter((x) => x !== "").join(", ") || "an unnamed adapter";
+  const what = `WebGPU adapter ${name}`;
+  if (a.isFallbackAdapter === true || [a.description, a.device, a.vendor, a.architecture].some((x) => SOFTWARE_RENDERER.test(x) || /^software$|warp/i.test(x)))
+    return { device: `${what}: software rendering on the CPU`, software: true };
+  return { device: `${what}: a hardware GPU by the adapter's report`, software: false };
+}
+
+/** Identifies what a runtime's kernels run on (gl: from its context and the loaded driver; webgpu: the adapter). */
+function identifyDevice(mode: GpuMode, gl: GlContext | null, adapter: WebGpuAdapterInfo | null): GpuDeviceInfo {
+  if (mode === "webgpu") {
+    if (adapter === null) throw new Error("internal: a webgpu runtime without its adapter");
+    return { mode, ...classifyWebGpuAdapter(adapter), gl: null, driver: null, webgpu: adapter };
+  }
   if (mode === "webasm")
     return { mode, device: "the CPU (GPU.js WebAssembly kernels, one thread): software, not a GPU", software: true, gl: null, driver: null };
   if (mode === "cpu")
@@ -367,9 +631,9 @@ async function loadGpuJs(): Promise<GpuJsClass> {
 }
 
 /**
- * Starts GPU.js in the requested mode ("auto": the first of webgpu, gl, webasm that really works). Every
- * mode that was tried and not used is listed, with the reason, in `runtime.skipped`; an explicit mode that
- * cannot start throws with the reason.
+ * Starts GPU.js in the requested mode ("auto": the first of gl, webasm that really works; webgpu only on
+ * request, see the top of this file). Every mode that was tried and not used is listed, with the reason, in
+ * `runtime.skipped`; an explicit mode that cannot start throws with the reason.
  */
 export async function createRuntime(want: GpuMode | "auto"): Promise<GpuRuntime> {
   const GPU = await loadGpuJs();
@@ -378,10 +642,10 @@ export async function createRuntime(want: GpuMode | "auto"): Promise<GpuRuntime>
   for (const mode of order) {
     try {
       if (mode === "webgpu") {
-        const has = GPU.isWebGPUAvailable !== undefined && (await GPU.isWebGPUAvailable().catch(() => false));
-        throw new Error(has
-          ? "a WebGPU adapter exists, but GPU.js WebGPU kernels are asynchronous and this eager engine runs kernels synchronously"
-          : "no WebGPU adapter");
+        if (want === "auto") throw new Error(await whyNotAutoWebGpu(GPU));
+        const why = await webGpuAdapter(GPU);
+        if (why !== null) throw new Error(why);
+        return await runProbeWebGpu(GPU, skipped);
       }
       if (mode === "gl") {
         if (isNode && (process.env.DISPLAY ?? "") === "") throw new Error("no X display (DISPLAY is unset; run under `xvfb-run -a`)");
