@@ -32,7 +32,7 @@ function trainerStep(task: TrainTask, source: BatchSource, note: string): Prepar
   const trainer = new Trainer(task, source, null, {
     steps: 1_000_000, lr: 1e-3, weightDecay: 0.1, schedule: "constant", warmupSteps: 0, outDir, progress: false, log: () => {},
   });
-  return { run: () => void trainer.step1(), dispose: () => rmSync(outDir, { recursive: true, force: true }), note };
+  return { run: async () => void (await trainer.step1()), dispose: () => rmSync(outDir, { recursive: true, force: true }), note };
 }
 
 export function prepareTrainingCase(spec: CaseSpec): Prepared {

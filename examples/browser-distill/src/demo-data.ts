@@ -54,7 +54,7 @@ export async function buildDemo(texts: readonly string[], s: DemoSettings = DEMO
   const trainer = new TrainerCore(new LmTask(teacher), windowSource(reader), null, { steps: s.pretrainSteps, lr: s.lr, warmupSteps: 20, schedule: "cosine" });
   const ce: number[] = [];
   while (trainer.step < s.pretrainSteps) {
-    ce.push(trainer.step1().losses.ce!);
+    ce.push((await trainer.step1()).losses.ce!);
     if (trainer.step % 50 === 0) log(`teacher pretrain step ${trainer.step}/${s.pretrainSteps}: ce ${ce.at(-1)!.toFixed(3)}`);
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

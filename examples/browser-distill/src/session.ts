@@ -137,8 +137,8 @@ export class DistillSession {
   }
 
   /** One optimizer step. */
-  next(): StepReport {
-    const s = this.trainer.step1();
+  async next(): Promise<StepReport> {
+    const s = await this.trainer.step1();
     this.tokensDone += s.tokens;
     const seconds = (Date.now() - this.started) / 1000;
     return {
@@ -148,8 +148,8 @@ export class DistillSession {
   }
 
   /** Student val loss (and the teacher's, computed once). */
-  evaluate(): EvalMetrics {
-    return this.trainer.evaluate()!;
+  async evaluate(): Promise<EvalMetrics> {
+    return (await this.trainer.evaluate())!;
   }
 
   private sampleFrom(model: LanguageModel, prompt: string): string {
@@ -170,7 +170,7 @@ export class DistillSession {
   }
 
   /** The folded student as HF files: config.json, model.safetensors and the teacher's tokenizer files. */
-  exportFiles(): Map<string, Uint8Array> {
+  exportFiles(): Promise<Map<string, Uint8Array>> {
     return this.clone.exportStudentFiles({ tokenizerFiles: this.teacherFiles });
   }
 }

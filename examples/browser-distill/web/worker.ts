@@ -65,21 +65,21 @@ async function run(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
   const session = await DistillSession.create(new Map(msg.teacher), msg.corpus, msg.options);
   const teacherSample = session.sampleTeacher(msg.prompt);
   post({ type: "ready", info: session.info, teacherSample, seconds: (performance.now() - t0) / 1000 });
-  const evaluate = () => {
-    const e = session.evaluate();
+  const evaluate = async (): Promise<void> => {
+    const e = await session.evaluate();
     post({ type: "eval", step: session.step, loss: e.loss, teacherLoss: e.teacherLoss });
   };
-  evaluate();
+  await evaluate();
   post({ type: "sample", step: 0, text: session.sampleStudent(msg.prompt) });
   while (!session.done && !stopRequested) {
-    post({ type: "step", report: session.next() });
+    post({ type: "step", report: await session.next() });
     const s = session.step;
-    if (s % msg.evalEvery === 0 || session.done) evaluate();
+    if (s % msg.evalEvery === 0 || session.done) await evaluate();
     if (s % msg.sampleEvery === 0 || session.done) post({ type: "sample", step: s, text: session.sampleStudent(msg.prompt) });
     await pause();
   }
-  if (stopRequested && session.step % msg.evalEvery !== 0) evaluate();
-  const files = [...session.exportFiles()];
+  if (stopRequested && session.step % msg.evalEvery !== 0) await evaluate();
+  const files = [...(await session.exportFiles())];
   const report = backendReport();
   const fallbacks = report.ops.filter((o) => o.cpu > 0).map((o) => `${o.op} x${o.cpu}`);
   if (report.backend.name === "gpu") post({ type: "status", text: `ops that ran on cpu: ${fallbacks.join(", ") || "none"}` });

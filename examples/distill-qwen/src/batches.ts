@@ -11,7 +11,6 @@ import { evaluateBatches } from "@lrc-ts/nn";
 import type { EvalResult, LanguageModel, TokenBatch } from "@lrc-ts/nn";
 import { readerSource } from "@lrc-ts/lrc";
 import type { Batch, BatchSource, EvalSource } from "@lrc-ts/lrc";
-import { scope } from "@lrc-ts/tensor-core";
 
 /** What a training run reads: the same value gives the same batches in the same order. */
 export interface BatchPlan {
@@ -139,8 +138,8 @@ export function spreadEvalSet(shards: string, opts: { seqLen: number; windows: n
 }
 
 /** Mean NLL and perplexity of a model on the set (no gradient; intermediates freed). */
-export function evaluateOn(set: EvalSet, model: LanguageModel): EvalResult {
-  return scope(() => evaluateBatches(model, set.batches));
+export function evaluateOn(set: EvalSet, model: LanguageModel): Promise<EvalResult> {
+  return evaluateBatches(model, set.batches);
 }
 
 /** The set as the lrc Trainer's eval source. */

@@ -158,10 +158,10 @@ function timedEval(set: EvalSet): EvalSource & { seconds: number } {
   const inner = evalSource(set);
   const timed = {
     seconds: 0,
-    evaluate(model: LanguageModel) {
+    async evaluate(model: LanguageModel) {
       const t0 = performance.now();
       try {
-        return inner.evaluate(model);
+        return await inner.evaluate(model);
       } finally {
         timed.seconds += (performance.now() - t0) / 1000;
       }
@@ -272,9 +272,9 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   await clone.exportStudent(studentDir, { tokenizerFrom: data.tokenizerDir });
   const student = await loadCausalLM(studentDir);
   // The exported student, not the training graph, is what gets reported (and what a user loads).
-  const lrcVal = evaluateOn(evalSet, student);
+  const lrcVal = await evaluateOn(evalSet, student);
   // The trainer scored the teacher on the same set once (its reference line); reuse that.
-  const teacherLoss = lrcRun.lastEval?.teacherLoss ?? evaluateOn(evalSet, teacher).loss;
+  const teacherLoss = lrcRun.lastEval?.teacherLoss ?? (await evaluateOn(evalSet, teacher)).loss;
   const teacherVal = { loss: teacherLoss, perplexity: Math.exp(teacherLoss) };
   endStage("LRC student");
 

@@ -88,9 +88,9 @@ describe("the in-memory path (what the browser example runs)", () => {
     const pre = new TrainerCore(new LmTask(teacher), windowSource(new TokenWindowReader(tokens, { seqLen: 16, batchSize: 8, seed: 1 })), null, {
       steps: 80, lr: 1e-2, warmupSteps: 5,
     });
-    const first = pre.step1().losses.ce!;
+    const first = (await pre.step1()).losses.ce!;
     let last = first;
-    while (pre.step < 80) last = pre.step1().losses.ce!;
+    while (pre.step < 80) last = (await pre.step1()).losses.ce!;
     expect(last).toBeLessThan(first - 1);
     teacher.freeze();
 
@@ -99,20 +99,20 @@ describe("the in-memory path (what the browser example runs)", () => {
     const cfg = { steps: 40, lr: 5e-3, warmupSteps: 2 } as const;
     const source = () => windowSource(new TokenWindowReader(tokens, { seqLen: 16, batchSize: 4, seed: 2 }));
     const trainer = new TrainerCore(new LrcTask(clone), source(), val, cfg);
-    const before = trainer.evaluate()!;
+    const before = (await trainer.evaluate())!;
     const losses: Array<Record<string, number>> = [];
-    while (trainer.step < cfg.steps) losses.push(trainer.step1().losses);
-    const after = trainer.evaluate()!;
+    while (trainer.step < cfg.steps) losses.push((await trainer.step1()).losses);
+    const after = (await trainer.evaluate())!;
     const mean = (rows: typeof losses, k: string) => rows.reduce((s, r) => s + r[k]!, 0) / rows.length;
     for (const k of ["total", "ce", "kl"]) expect(mean(losses.slice(-5), k)).toBeLessThan(mean(losses.slice(0, 5), k));
     expect(after.loss).toBeLessThan(before.loss);
     expect(after.teacherLoss).toBe(before.teacherLoss);
 
-    const files = clone.exportStudentFiles({ tokenizerFiles: new Map([["tokenizer.json", new TextEncoder().encode("{}")]]) });
+    const files = await clone.exportStudentFiles({ tokenizerFiles: new Map([["tokenizer.json", new TextEncoder().encode("{}")]]) });
     expect([...files.keys()].sort()).toEqual(["config.json", "model.safetensors", "tokenizer.json"]);
     expect(JSON.parse(new TextDecoder().decode(files.get("config.json")!)).hidden_size).toBe(16);
     const student = await loadCausalLMFromFiles(files);
-    const folded = clone.fold();
+    const folded = await clone.fold();
     const ids = [[1, 5, 9, 2, 7, 3]];
     const a = noGrad(() => student.logits(ids)).buf, b = noGrad(() => folded.logits(ids)).buf;
     for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i]!, 5);

@@ -50,9 +50,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       const info = await initBackend(flags.backend);
       console.error(`lrc backend: ${info.description}`);
     } else await initBackendFromEnvAsync(process.env);
-    if (getBackend().mode === "webgpu")
-      throw new Error("the gpu backend's webgpu mode reads values back only asynchronously, and lrc reads losses, gradients and " +
-        "evaluation results synchronously every step: use LRC_GPU_MODE=gl or webasm, or the cpu backend");
+    if (match.name === "generate" && getBackend().mode === "webgpu")
+      throw new Error("the gpu backend's webgpu mode reads values back only asynchronously, and generation reads every token's " +
+        "logits synchronously: use LRC_GPU_MODE=gl or webasm, or the cpu backend");
     return await match.run(flags);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -77,7 +77,7 @@ export class LowRankClone {
   }
 
   /** The student as a plain CausalLM (hidden_size d, explicit head_dim) with the training graph's logits. */
-  fold(): CausalLM {
+  fold(): Promise<CausalLM> {
     return this.projections.fold();
   }
 
@@ -85,8 +85,8 @@ export class LowRankClone {
    * Folds the student and returns its HF model files in memory (config.json, model.safetensors, plus the
    * given tokenizer files): what `exportStudent` writes, for a browser download.
    */
-  exportStudentFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Map<string, Uint8Array> {
-    const model = this.fold();
+  async exportStudentFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Promise<Map<string, Uint8Array>> {
+    const model = await this.fold();
     try {
       return serializeCausalLM(model, opts.tokenizerFiles !== undefined ? { tokenizerFiles: opts.tokenizerFiles } : {});
     } finally {

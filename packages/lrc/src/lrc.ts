@@ -24,7 +24,7 @@ export async function loadReferenceCheckpoint(p: Projections, file: string): Pro
 export class LowRankClone extends LowRankCloneBase {
   /** Folds and writes an HF model directory (config.json, model.safetensors, tokenizer files). */
   async exportStudent(dir: string, opts: { tokenizerFrom?: string } = {}): Promise<void> {
-    const model = this.fold();
+    const model = await this.fold();
     try {
       await saveCausalLM(model, dir, opts.tokenizerFrom !== undefined ? { tokenizerFrom: opts.tokenizerFrom } : {});
     } finally {
@@ -34,6 +34,7 @@ export class LowRankClone extends LowRankCloneBase {
 
   /** Writes the trainable tensors (our names) as safetensors. */
   async saveProjections(file: string): Promise<void> {
+    await Promise.all(Object.values(this.params).map((t) => t.toHostAsync()));
     const { tensors, metadata } = this.projectionTensors();
     await writeSafetensorsFile(file, tensors, metadata);
   }

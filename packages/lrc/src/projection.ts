@@ -197,25 +197,26 @@ export class Projections {
    * Materialises the student (§1.7) as a plain nn CausalLM whose logits equal the training graph's:
    * hidden_size d, explicit head_dim, the student eps, tied when the student head is its embedding.
    */
-  fold(): CausalLM {
+  async fold(): Promise<CausalLM> {
     const model = new CausalLM(this.studentConfig, { dtype: this.dtype, init: "zeros" });
-    noGrad(() => {
-      const w = this.studentWeights();
-      const dst = model.weights();
-      const copy = (to: Tensor, from: Tensor) => to.buf.set(from.buf);
-      copy(dst.embed, w.embed);
-      if (!this.studentTied) copy(dst.lmHead, w.lmHead);
-      copy(dst.finalNorm, w.finalNorm);
-      w.layers.forEach((l, i) => {
-        const o = dst.layers[i]!;
-        for (const k of ["inputNorm", "postNorm", "qW", "qB", "kW", "kB", "vW", "vB", "oW", "oB", "gateW", "upW", "downW"] as const) {
-          const from = l[k], to = o[k];
-          if ((from === undefined) !== (to === undefined))
-            throw new Error(`fold: layer ${i} ${k} is ${from === undefined ? "absent" : "present"} in the student but not in the folded model`);
-          if (from !== undefined && to !== undefined) copy(to, from);
-        }
-      });
+    // The student's weights, computed on the active backend; their values are read (asynchronously: the
+    // gpu backend's webgpu mode reads no other way) and copied into the plain model.
+    const pairs: Array<[Tensor, Tensor]> = [];
+    const w = noGrad(() => this.studentWeights());
+    const dst = model.weights();
+    pairs.push([dst.embed, w.embed], [dst.finalNorm, w.finalNorm]);
+    if (!this.studentTied) pairs.push([dst.lmHead, w.lmHead]);
+    w.layers.forEach((l, i) => {
+      const o = dst.layers[i]!;
+      for (const k of ["inputNorm", "postNorm", "qW", "qB", "kW", "kB", "vW", "vB", "oW", "oB", "gateW", "upW", "downW"] as const) {
+        const from = l[k], to = o[k];
+        if ((from === undefined) !== (to === undefined))
+          throw new Error(`fold: layer ${i} ${k} is ${from === undefined ? "absent" : "present"} in the student but not in the folded model`);
+        if (from !== undefined && to !== undefined) pairs.push([to, from]);
+      }
     });
+    await Promise.all(pairs.map(([, from]) => from.toHostAsync()));
+    for (const [to, from] of pairs) to.buf.set(from.buf);
     model.freeze();
     return model;
   }

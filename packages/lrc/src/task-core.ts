@@ -9,7 +9,7 @@
 
 import { evaluateBatches, serializeCausalLM } from "@lrc-ts/nn";
 import type { CausalLM, LanguageModel } from "@lrc-ts/nn";
-import { add, crossEntropy, klDivergence, mul, noGrad, scope, tensor } from "@lrc-ts/tensor-core";
+import { add, crossEntropy, klDivergence, mul, noGrad, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import { tokenWindows } from "@lrc-ts/data";
 import type { ReaderState, TokenArray, WindowBatcher } from "@lrc-ts/data";
@@ -41,7 +41,7 @@ export interface TrainTask {
   /** The teacher, evaluated once for reference. */
   teacherEvalModel?(): LanguageModel | null;
   /** The trained model's HF files in memory (config.json, model.safetensors, the given tokenizer files). */
-  exportFiles?(opts?: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> }): Map<string, Uint8Array>;
+  exportFiles?(opts?: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> }): Promise<Map<string, Uint8Array>>;
   /** What must match on resume (options that change the math). */
   describe(): Record<string, unknown>;
 }
@@ -54,7 +54,8 @@ export interface BatchSource {
 }
 
 export interface EvalSource {
-  evaluate(model: LanguageModel): { loss: number; tokens: number };
+  /** Mean NLL of the model on the held-out windows (async: reads go through itemAsync, which webgpu needs). */
+  evaluate(model: LanguageModel): Promise<{ loss: number; tokens: number }>;
 }
 
 function ids(b: Batch, which: "inputs" | "targets"): Tensor {
@@ -91,7 +92,7 @@ export class LrcTask implements TrainTask {
     return { config: this.clone.teacherConfig, weights: () => w };
   }
 
-  exportFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Map<string, Uint8Array> {
+  exportFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Promise<Map<string, Uint8Array>> {
     return this.clone.exportStudentFiles(opts);
   }
 
@@ -169,8 +170,14 @@ export class LmTask implements TrainTask {
     return this.teacher;
   }
 
-  exportFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Map<string, Uint8Array> {
+  async exportFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Promise<Map<string, Uint8Array>> {
+    await this.weightsToHost();
     return serializeCausalLM(this.model, opts.tokenizerFiles !== undefined ? { tokenizerFiles: opts.tokenizerFiles } : {});
+  }
+
+  /** Reads the model's weights into host copies (the gpu backend's webgpu mode reads only asynchronously). */
+  protected async weightsToHost(): Promise<void> {
+    await Promise.all(this.model.parameters().map((p) => p.toHostAsync()));
   }
 
   describe(): Record<string, unknown> {
@@ -197,6 +204,6 @@ export function windowSource(reader: WindowBatcher): BatchSource {
 /** The first `maxBatches` batches of windows of a token stream in memory (in order) as the eval source. */
 export function tokenEvalSource(tokens: TokenArray, opts: { seqLen: number; batchSize: number; maxBatches: number }): EvalSource {
   return {
-    evaluate: (model) => scope(() => evaluateBatches(model, tokenWindows(tokens, opts))),
+    evaluate: (model) => evaluateBatches(model, tokenWindows(tokens, opts)),
   };
 }

@@ -3,7 +3,6 @@
 // source, the val split as the eval source.
 
 import { evaluateBatches, saveCausalLM } from "@lrc-ts/nn";
-import { scope } from "@lrc-ts/tensor-core";
 import { evalWindows } from "@lrc-ts/data";
 import type { ShardReader } from "@lrc-ts/data";
 import type { LowRankClone } from "./lrc.js";
@@ -33,6 +32,7 @@ export class LrcTask extends LrcTaskBase implements TrainTask {
 /** A plain CausalLM trained with CE (pretraining, the from-scratch baseline) or CE + KL (plain KD). */
 export class LmTask extends LmTaskBase implements TrainTask {
   async export(dir: string, opts: { tokenizerFrom?: string }): Promise<void> {
+    await this.weightsToHost();
     await saveCausalLM(this.model, dir, opts.tokenizerFrom !== undefined ? { tokenizerFrom: opts.tokenizerFrom } : {});
   }
 }
@@ -44,6 +44,6 @@ export const readerSource: (reader: ShardReader) => BatchSource = windowSource;
 export function valSource(dir: string, opts: { seqLen: number; batchSize: number; maxBatches: number }): EvalSource {
   return {
     evaluate: (model) =>
-      scope(() => evaluateBatches(model, evalWindows(dir, { split: "val", seqLen: opts.seqLen, batchSize: opts.batchSize, maxBatches: opts.maxBatches, verify: false }))),
+      evaluateBatches(model, evalWindows(dir, { split: "val", seqLen: opts.seqLen, batchSize: opts.batchSize, maxBatches: opts.maxBatches, verify: false })),
   };
 }

@@ -7,8 +7,8 @@
 // bit-exact resume and Ctrl-C.
 //
 // One step reads top to bottom in `step1()`: lr from the schedule; per micro-batch, inside a tensor-core
-// scope, loss -> finiteness check -> backward -> add the gradients (scaled by 1/accum) into persistent
-// accumulators; clip; AdamW.
+// scope, loss -> backward; then the loss terms and gradients are read (asynchronously, for webgpu) ->
+// finiteness check -> the gradients (scaled by 1/accum) added into persistent accumulators; clip; AdamW.
 
 import { AdamW, Rng, clipGradNorm, full, keep, scope } from "@lrc-ts/tensor-core";
 import type { FloatArray, Tensor } from "@lrc-ts/tensor-core";
@@ -142,20 +142,24 @@ export class TrainerCore {
   }
 
   /** Mean loss / perplexity of the task's model on the val source (teacher's once, cached). */
-  evaluate(): EvalMetrics | null {
+  async evaluate(): Promise<EvalMetrics | null> {
     if (this.val === null) return null;
-    const r = this.val.evaluate(this.task.evalModel());
+    const r = await this.val.evaluate(this.task.evalModel());
     if (this.teacherVal === null) {
       const tm = this.task.teacherEvalModel?.() ?? null;
-      if (tm !== null) this.teacherVal = this.val.evaluate(tm).loss;
+      if (tm !== null) this.teacherVal = (await this.val.evaluate(tm)).loss;
     }
     const m: EvalMetrics = { step: this.step, loss: r.loss, perplexity: Math.exp(r.loss), tokens: r.tokens, teacherLoss: this.teacherVal };
     this.lastEval = m;
     return m;
   }
 
-  /** One optimizer step (gradAccum micro-batches). Returns its metrics (mean over micro-batches). */
-  step1(): { losses: Record<string, number>; lr: number; gradNorm: number; tokens: number } {
+  /**
+   * One optimizer step (gradAccum micro-batches). Returns its metrics (mean over micro-batches). Async: the
+   * loss terms and gradients are read with toHostAsync(), which the gpu backend's webgpu mode needs (it reads
+   * back only asynchronously); on the other backends those reads resolve at once.
+   */
+  async step1(): Promise<{ losses: Record<string, number>; lr: number; gradNorm: number; tokens: number }> {
     const stepNo = this.step + 1;
     const lr = learningRate(this.step, this.cfg.steps, this.cfg.lr ?? 1e-4, this.warmup, this.cfg.schedule ?? "linear");
     this.optimizer.lr = lr;
@@ -166,26 +170,35 @@ export class TrainerCore {
     for (let micro = 0; micro < accum; micro++) {
       const batch: Batch = this.train.next();
       tokens += batch.inputs.length;
-      scope(() => {
+      // Forward and backward in one scope; the loss terms and the gradients escape it, to be read below.
+      const out = scope(() => {
         const l: TaskLoss = this.task.loss(batch);
-        const values: Record<string, number> = { total: l.total.item() };
-        for (const [k, t] of Object.entries(l.parts)) values[k] = t.item();
+        l.total.backward();
+        const grads = this.params.map((p) => {
+          const g = p.grad;
+          p.grad = null;
+          return g;
+        });
+        return { terms: { ...l.parts, total: l.total }, grads };
+      });
+      const held = [...Object.values(out.terms), ...out.grads.filter((g): g is Tensor => g !== null)];
+      try {
+        await Promise.all(held.map((t) => t.toHostAsync()));
+        const values: Record<string, number> = {};
+        for (const [k, t] of Object.entries(out.terms)) values[k] = t.item();
         // Name the most specific term first: clone terms, then ce/kl/clone, then the total.
-        const order = [...Object.keys(l.parts).filter((k) => k.startsWith("layers.")), ...Object.keys(l.parts).filter((k) => !k.startsWith("layers.")), "total"];
+        const order = [...Object.keys(values).filter((k) => k.startsWith("layers.")), ...Object.keys(values).filter((k) => !k.startsWith("layers.") && k !== "total"), "total"];
         for (const k of order) if (!Number.isFinite(values[k]!)) throw new NonFiniteError(stepNo, k, values[k]!);
         for (const [k, v] of Object.entries(values)) sums[k] = (sums[k] ?? 0) + v / accum;
-        l.total.backward();
-        this.params.forEach((p, i) => {
-          const g = p.grad;
+        out.grads.forEach((g, i) => {
           if (g === null) return;
           const a = this.accum[i]!.buf as FloatArray, gb = g.buf;
           if (accum === 1) a.set(gb);
           else for (let j = 0; j < a.length; j++) a[j] += gb[j]! / accum;
-          g.dispose();
-          p.grad = null;
         });
-        return null;
-      });
+      } finally {
+        for (const t of held) t.dispose();
+      }
     }
     const clip = this.cfg.gradClip ?? 1;
     const gradNorm = clipGradNorm(this.accum, clip > 0 ? clip : Infinity);

@@ -255,16 +255,16 @@ describe("trainer details", () => {
     const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2, seed: 5 });
     const reader = openShards(data, { seqLen: 16, batchSize: 4 });
     const t = new Trainer(new LrcTask(clone), readerSource(reader), null, { outDir: path.join(root, "steady"), steps: 100, lr: 1e-2, ...quiet });
-    const freshOver = (steps: number): number => {
+    const freshOver = async (steps: number): Promise<number> => {
       const before = bufferPoolStats().freshBytes;
-      for (let i = 0; i < steps; i++) t.step1();
+      for (let i = 0; i < steps; i++) await t.step1();
       return bufferPoolStats().freshBytes - before;
     };
     try {
-      expect(freshOver(2)).toBeGreaterThan(0); // the first steps fill the pool
-      expect(freshOver(3)).toBe(0);
+      expect(await freshOver(2)).toBeGreaterThan(0); // the first steps fill the pool
+      expect(await freshOver(3)).toBe(0);
       setBufferPoolLimit(0); // nothing cached: every step allocates again
-      expect(freshOver(2)).toBeGreaterThan(0);
+      expect(await freshOver(2)).toBeGreaterThan(0);
     } finally {
       setBufferPoolLimit(4 * 1024 ** 3);
       reader.close();

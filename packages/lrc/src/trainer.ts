@@ -97,13 +97,16 @@ export class Trainer extends TrainerCore {
 
   /** Writes a checkpoint of the current state (atomically). */
   async save(elapsedSeconds: number): Promise<string> {
+    // Host copies of the trained tensors first (the gpu backend's webgpu mode reads only asynchronously).
+    await Promise.all(this.params.map((p) => p.toHostAsync()));
+    const optimizer = await this.optimizer.stateAsync();
     const ck: Omit<TrainerCheckpoint, "dir"> = {
       step: this.step,
       tokens: this.tokens,
       elapsedSeconds,
       configHash: this.configHash,
       config: this.identity,
-      optimizer: this.optimizer.state() as AdamWState,
+      optimizer: optimizer as AdamWState,
       reader: this.train.state(),
       rng: this.rng.state(),
       teacherVal: this.teacherVal,
@@ -143,7 +146,7 @@ export class Trainer extends TrainerCore {
     try {
       while (this.step < cfg.steps && !interrupted) {
         cfg.beforeStep?.(this.step + 1);
-        const s = this.step1();
+        const s = await this.step1();
         const el = elapsed();
         const runSeconds = (Date.now() - t0) / 1000;
         const tps = runSeconds > 0 ? (this.tokens - startTokens) / runSeconds : 0;
@@ -159,7 +162,7 @@ export class Trainer extends TrainerCore {
         progress.update(this.step, s.losses, tps, eta);
         const last = this.step === cfg.steps;
         if ((evalEvery > 0 && this.step % evalEvery === 0) || last) {
-          const e = this.evaluate();
+          const e = await this.evaluate();
           if (e !== null) {
             this.metrics.eval(e);
             progress.note(

@@ -3,9 +3,12 @@
 // max_position_embeddings); window j feeds tokens [jW, jW + W) and predicts [jW + 1, jW + W + 1), so every
 // token but the first is predicted exactly once, with the context of its own window. Each batch runs in
 // noGrad() and scope(), and the LM head + cross-entropy run over row chunks, so memory stays flat however
-// long the text and however large the vocabulary.
+// long the text and however large the vocabulary. The functions are async: a chunk's summed NLL is read with
+// itemAsync(), which the gpu backend's webgpu mode needs (it reads back only asynchronously); on the other
+// backends the reads resolve at once.
 
 import { crossEntropy, noGrad, reshape, scope, slice, tensor } from "@lrc-ts/tensor-core";
+import type { Tensor } from "@lrc-ts/tensor-core";
 import { causalLMForward, linear } from "./functional.js";
 import type { LanguageModel } from "./generate.js";
 
@@ -40,7 +43,7 @@ export interface TokenBatch {
 const MAX_LOGIT_ELEMENTS = 1 << 24;
 
 /** Sum of next-token NLL over one batch (no gradient, intermediates freed). */
-export function batchNll(model: LanguageModel, batch: TokenBatch, eps?: number): number {
+export async function batchNll(model: LanguageModel, batch: TokenBatch, eps?: number): Promise<number> {
   const cfg = model.config;
   const [B, T] = batch.shape;
   if (batch.inputs.length !== B * T || batch.targets.length !== B * T)
@@ -50,7 +53,8 @@ export function batchNll(model: LanguageModel, batch: TokenBatch, eps?: number):
   for (const arr of [batch.inputs, batch.targets])
     for (let i = 0; i < arr.length; i++)
       if (arr[i]! < 0 || arr[i]! >= cfg.vocab_size) throw new RangeError(`batchNll: token ${arr[i]} is outside the vocabulary [0, ${cfg.vocab_size})`);
-  return noGrad(() =>
+  // One summed-NLL scalar per row chunk escapes the scope; the chunk's logits do not.
+  const sums = noGrad(() =>
     scope(() => {
       const w = model.weights();
       const ids = tensor(batch.inputs, [B, T], { dtype: "int32" });
@@ -58,25 +62,32 @@ export function batchNll(model: LanguageModel, batch: TokenBatch, eps?: number):
       const D = r.hidden.shape[2]!;
       const h = reshape(r.hidden, [B * T, D]); // (B*T, D)
       const rows = Math.max(1, Math.floor(MAX_LOGIT_ELEMENTS / cfg.vocab_size));
-      let total = 0;
+      const out: Tensor[] = [];
       for (let s = 0; s < B * T; s += rows) {
         const e = Math.min(B * T, s + rows);
-        total += scope(() => {
+        out.push(scope(() => {
           const logits = linear(slice(h, [s, 0], [e, D]), w.lmHead); // (rows, V)
           const tg = tensor(batch.targets.subarray(s, e), [e - s], { dtype: "int32" });
-          return crossEntropy(logits, tg, { reduction: "sum" }).item();
-        });
+          return crossEntropy(logits, tg, { reduction: "sum" });
+        }));
       }
-      return total;
+      return out;
     }),
   );
+  let total = 0;
+  try {
+    for (const t of sums) total += await t.itemAsync();
+  } finally {
+    for (const t of sums) t.dispose();
+  }
+  return total;
 }
 
 /** Mean NLL over batches (e.g. @lrc-ts/data's evalWindows). */
-export function evaluateBatches(model: LanguageModel, batches: Iterable<TokenBatch>, opts: Pick<EvaluateOptions, "eps" | "onProgress"> = {}): EvalResult {
+export async function evaluateBatches(model: LanguageModel, batches: Iterable<TokenBatch>, opts: Pick<EvaluateOptions, "eps" | "onProgress"> = {}): Promise<EvalResult> {
   let nll = 0, count = 0;
   for (const b of batches) {
-    nll += batchNll(model, b, opts.eps);
+    nll += await batchNll(model, b, opts.eps);
     count += b.shape[0] * b.shape[1];
     opts.onProgress?.(count, count);
   }
@@ -89,7 +100,7 @@ function result(nll: number, count: number): EvalResult {
 }
 
 /** Mean next-token NLL of a token sequence, over windows of at most `window` inputs. */
-export function evaluate(model: LanguageModel, tokens: ArrayLike<number>, opts: EvaluateOptions = {}): EvalResult {
+export async function evaluate(model: LanguageModel, tokens: ArrayLike<number>, opts: EvaluateOptions = {}): Promise<EvalResult> {
   const maxPos = model.config.max_position_embeddings;
   const W = opts.window ?? maxPos;
   if (!Number.isInteger(W) || W < 1) throw new RangeError(`evaluate: window must be a positive integer, got ${W}`);
@@ -110,14 +121,14 @@ export function evaluate(model: LanguageModel, tokens: ArrayLike<number>, opts: 
       inputs.set(all.subarray(s, s + W), b * W);
       targets.set(all.subarray(s + 1, s + W + 1), b * W);
     }
-    nll += batchNll(model, { inputs, targets, shape: [nb, W] }, opts.eps);
+    nll += await batchNll(model, { inputs, targets, shape: [nb, W] }, opts.eps);
     count += nb * W;
     opts.onProgress?.(count, total);
   }
   // The last, shorter window.
   const s = full * W, rest = total - s;
   if (rest > 0) {
-    nll += batchNll(model, { inputs: all.slice(s, s + rest), targets: all.slice(s + 1, s + rest + 1), shape: [1, rest] }, opts.eps);
+    nll += await batchNll(model, { inputs: all.slice(s, s + rest), targets: all.slice(s + 1, s + rest + 1), shape: [1, rest] }, opts.eps);
     count += rest;
     opts.onProgress?.(count, total);
   }

@@ -132,35 +132,35 @@ describe("evaluate", () => {
       return crossEntropy(slice(l, [0, 0], [1, len]), t, { reduction: "sum" }).item();
     });
 
-  it("one window: mean next-token NLL of the whole sequence", () => {
-    const e = evaluate(model, toks);
+  it("one window: mean next-token NLL of the whole sequence", async () => {
+    const e = await evaluate(model, toks);
     expect(e.tokens).toBe(22);
     expect(e.loss).toBeCloseTo(windowSum(0, 22) / 22, 5);
     expect(e.perplexity).toBeCloseTo(Math.exp(e.loss), 6);
   });
 
-  it("windows tile the sequence; batching does not change the result", () => {
+  it("windows tile the sequence; batching does not change the result", async () => {
     const want = (windowSum(0, 5) + windowSum(5, 5) + windowSum(10, 5) + windowSum(15, 5) + windowSum(20, 2)) / 22;
     const progress: number[] = [];
-    const a = evaluate(model, toks, { window: 5, onProgress: (d) => progress.push(d) });
-    const b = evaluate(model, toks, { window: 5, batchSize: 3 });
+    const a = await evaluate(model, toks, { window: 5, onProgress: (d) => progress.push(d) });
+    const b = await evaluate(model, toks, { window: 5, batchSize: 3 });
     expect(a.tokens).toBe(22);
     expect(a.loss).toBeCloseTo(want, 5);
     expect(b.loss).toBeCloseTo(a.loss, 5);
     expect(progress).toEqual([5, 10, 15, 20, 22]);
   });
 
-  it("evaluateBatches over explicit [B, T] batches", () => {
+  it("evaluateBatches over explicit [B, T] batches", async () => {
     const inputs = Int32Array.from([...toks.slice(0, 5), ...toks.slice(5, 10)]);
     const targets = Int32Array.from([...toks.slice(1, 6), ...toks.slice(6, 11)]);
-    const e = evaluateBatches(model, [{ inputs, targets, shape: [2, 5] }]);
+    const e = await evaluateBatches(model, [{ inputs, targets, shape: [2, 5] }]);
     expect(e.tokens).toBe(10);
     expect(e.loss).toBeCloseTo((windowSum(0, 5) + windowSum(5, 5)) / 10, 5);
   });
 
-  it("rejects a window beyond max_position_embeddings and out-of-vocabulary tokens", () => {
-    expect(() => evaluate(model, toks, { window: cfg.max_position_embeddings + 1 })).toThrow(/exceeds max_position_embeddings/);
-    expect(() => evaluate(model, [1, 2, cfg.vocab_size])).toThrow(/outside the vocabulary/);
-    expect(evaluate(model, [1]).tokens).toBe(0);
+  it("rejects a window beyond max_position_embeddings and out-of-vocabulary tokens", async () => {
+    await expect(evaluate(model, toks, { window: cfg.max_position_embeddings + 1 })).rejects.toThrow(/exceeds max_position_embeddings/);
+    await expect(evaluate(model, [1, 2, cfg.vocab_size])).rejects.toThrow(/outside the vocabulary/);
+    expect((await evaluate(model, [1])).tokens).toBe(0);
   });
 });

@@ -127,14 +127,23 @@ export class Tensor {
   }
 
   /**
-   * A copy of the values, like data(), awaiting the device's read where it is asynchronous (the gpu backend's
-   * webgpu mode, whose data() throws); on every other backend it resolves to what data() returns.
+   * Makes the values readable synchronously: where they live only on a device that reads back asynchronously
+   * (the gpu backend's webgpu mode), downloads them into a host copy (the device copy is kept); elsewhere it
+   * resolves at once. Afterwards data(), item() and ops that run on the cpu backend can read this tensor.
    */
-  async dataAsync(): Promise<TypedArray> {
+  async toHostAsync(): Promise<void> {
     const s = this.storage;
     if (s === null || (s.data === null && s.device === null)) throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed`);
     if (s.data === null && (await syncHostAsync(s, this.dtype, this.size)) === null)
       throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed while its values were being read`);
+  }
+
+  /**
+   * A copy of the values, like data(), awaiting the device's read where it is asynchronous (the gpu backend's
+   * webgpu mode, whose data() throws); on every other backend it resolves to what data() returns.
+   */
+  async dataAsync(): Promise<TypedArray> {
+    await this.toHostAsync();
     return this.data();
   }
 

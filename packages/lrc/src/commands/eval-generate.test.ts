@@ -68,7 +68,7 @@ describe("lrc eval", () => {
     const tok = loadTokenizer(modelDir);
     const ids = tok.encode(TEXT);
     expect(tok.decode(ids)).toBe(TEXT);
-    const want = evaluate(await loadCausalLM(modelDir), ids);
+    const want = await evaluate(await loadCausalLM(modelDir), ids);
     expect(got.tokens).toBe(ids.length - 1);
     expect(got.loss).toBeCloseTo(want.loss, 6);
     expect(got.perplexity).toBeCloseTo(Math.exp(got.loss), 6);
@@ -78,7 +78,7 @@ describe("lrc eval", () => {
   it("windows and batches; plain output", async () => {
     const a = await run(["eval", "--model", modelDir, "--text", textFile, "--window", "8", "--batch-size", "3", "--json"]);
     const ids = loadTokenizer(modelDir).encode(TEXT);
-    const want = evaluate(await loadCausalLM(modelDir), ids, { window: 8 });
+    const want = await evaluate(await loadCausalLM(modelDir), ids, { window: 8 });
     expect(JSON.parse(a.out).loss).toBeCloseTo(want.loss, 6);
     const b = await run(["eval", "--model", modelDir, "--text", textFile]);
     expect(b.code).toBe(0);

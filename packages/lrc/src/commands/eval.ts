@@ -78,7 +78,7 @@ export const evalCommand: Command = {
       const maxId = ids.reduce((m, x) => Math.max(m, x), 0);
       if (maxId >= cfg.vocab_size)
         throw new Error(`${tokenizer.path ?? dir}: produces token id ${maxId}, outside vocab_size ${cfg.vocab_size} of ${path.join(dir, "config.json")}`);
-      result = evaluate(model, ids, { window: window ?? maxPos, batchSize, onProgress: bar });
+      result = await evaluate(model, ids, { window: window ?? maxPos, batchSize, onProgress: bar });
     } else {
       const manifest = readManifest(data!);
       if (manifest.vocabSize > cfg.vocab_size)
@@ -90,7 +90,7 @@ export const evalCommand: Command = {
       if (n - 1 < seqLen)
         throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens, too few for one window of ${seqLen}; pass a smaller --window`);
       const total = Math.floor((n - 1) / seqLen) * seqLen;
-      result = evaluateBatches(model, evalWindows(data!, { split: split as Split, seqLen, batchSize }), {
+      result = await evaluateBatches(model, evalWindows(data!, { split: split as Split, seqLen, batchSize }), {
         onProgress: (d) => bar(d, total),
       });
     }

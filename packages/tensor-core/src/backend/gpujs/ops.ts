@@ -155,12 +155,17 @@ export class GpuOps {
     return (s.device as GpuBuffer).handle;
   }
 
-  private ok(op: string, ...ts: Tensor[]): boolean {
-    for (const t of ts)
-      if (t.size === 0 || (t.dtype !== "float32" && t.dtype !== "int32")) {
-        this.note(op, "cpu");
-        return false;
-      }
+  /**
+   * Whether the gpu kernels take these operands: the `f32` ones float32, the others float32 or int32, none
+   * empty. Counts the op as run on gpu, or (when not) on cpu, so that float64 or empty operands show up in
+   * `backendReport()` as cpu fallbacks.
+   */
+  private ok(op: string, f32: readonly Tensor[], ...ts: Tensor[]): boolean {
+    const bad = (t: Tensor, needF32: boolean): boolean => t.size === 0 || (t.dtype !== "float32" && (needF32 || t.dtype !== "int32"));
+    if (f32.some((t) => bad(t, true)) || ts.some((t) => bad(t, false))) {
+      this.note(op, "cpu");
+      return false;
+    }
     this.note(op, "gpu");
     return true;
   }
@@ -171,20 +176,20 @@ export class GpuOps {
   }
 
   unary(op: string, x: Tensor): Tensor | null {
-    if (x.dtype !== "float32" || !this.ok(op, x)) return null;
+    if (!this.ok(op, [x])) return null;
     const e = unarySrc[op];
     if (e === undefined) return null;
     return this.out(`unary:${op}`, x.shape, "float32", () => `function (a) { const x = a[this.thread.x]; return ${e}; }`, [this.dev(x)]);
   }
 
   pow(x: Tensor, p: number): Tensor | null {
-    if (x.dtype !== "float32" || !this.ok("pow", x)) return null;
+    if (!this.ok("pow", [x])) return null;
     const body = p === 2 ? "x * x" : p === 1 ? "x" : p === 0.5 ? "Math.sqrt(x)" : `Math.pow(x, ${lit(p)})`;
     return this.out(`pow:${p}`, x.shape, "float32", () => `function (a) { const x = a[this.thread.x]; return ${body}; }`, [this.dev(x)]);
   }
 
   binary(op: string, a: Tensor, b: Tensor, shape: readonly number[]): Tensor | null {
-    if (a.dtype !== "float32" || b.dtype !== "float32" || !this.ok(op, a, b)) return null;
+    if (!this.ok(op, [a, b])) return null;
     const e = binarySrc[op]!;
     const R = shape.length;
     const st = (t: Tensor): number[] => {
@@ -210,7 +215,7 @@ export class GpuOps {
 
   /** Gathers x at offset + sum(c_d * srcStrides_d) for each coordinate c of outShape (permute, broadcast, slice). */
   strided(op: string, x: Tensor, offset: number, srcStrides: readonly number[], outShape: readonly number[]): Tensor | null {
-    if (x.dtype !== "float32" || !this.ok(op, x) || outShape.includes(0)) return null;
+    if (!this.ok(op, [x]) || outShape.includes(0)) return null;
     const key = `strided:${outShape.join(",")}:${srcStrides.join(",")}:${offset}`;
     return this.out(key, outShape, x.dtype, () => `function (X) {
       const i = this.thread.x + 0.0;
@@ -221,7 +226,7 @@ export class GpuOps {
 
   /** dy (the slice of x at starts) placed into zeros of x's shape: the VJP of slice. */
   slicePad(dy: Tensor, xShape: readonly number[], starts: readonly number[]): Tensor | null {
-    if (dy.dtype !== "float32" || !this.ok("slice.vjp", dy)) return null;
+    if (!this.ok("slice.vjp", [dy])) return null;
     const ds = stridesOf(dy.shape);
     const key = `slicePad:${xShape.join(",")}:${dy.shape.join(",")}:${starts.join(",")}`;
     const inside = dy.shape.map((d, i) => `c${i} >= ${lit(starts[i]!)} && c${i} < ${lit(starts[i]! + d)}`).join(" && ");
@@ -235,7 +240,7 @@ export class GpuOps {
   }
 
   reduce(op: "sum" | "max" | "min", x: Tensor, outer: number, r: number, inner: number, outShape: readonly number[]): Tensor | null {
-    if (x.dtype !== "float32" || r === 0 || !this.ok(op, x)) return null;
+    if (r === 0 || !this.ok(op, [x])) return null;
     const term = `X[(o * ${lit(r)} + j) * ${lit(inner)} + q]`;
     const body = op === "sum" ? blockedSum("acc", r, term)
       : `let acc = X[o * ${lit(r * inner)} + q];\nfor (let jj = 1; jj < ${r}; jj++) { const j = jj + 0.0; acc = Math.${op}(acc, ${term}); }`;
@@ -255,7 +260,7 @@ export class GpuOps {
   tileMinWork = 1 << 15;
 
   gemm(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[]): Tensor | null {
-    if (a.dtype !== "float32" || b.dtype !== "float32" || p.k === 0 || !this.ok("matmul", a, b)) return null;
+    if (p.k === 0 || !this.ok("matmul", [a, b])) return null;
     return this.matmul(a, b, p, outShape, null, this.tiles(p));
   }
 
@@ -378,7 +383,7 @@ export class GpuOps {
 
   /** Row statistics first (one thread per row), then one thread per element: O(cols) work per element. */
   softmax(x: Tensor, log: boolean): Tensor | null {
-    if (x.dtype !== "float32" || !this.ok(log ? "logSoftmax" : "softmax", x)) return null;
+    if (!this.ok(log ? "logSoftmax" : "softmax", [x])) return null;
     const cols = x.shape[x.rank - 1]!, rows = x.size / cols;
     const lse = this.rowLse("softmax", x, rows, cols, 1);
     const ret = log ? "X[i] - L[r]" : "Math.exp(X[i] - L[r])";
@@ -393,7 +398,7 @@ export class GpuOps {
 
   /** softmax: dx = y (dy - sum(dy y)); logSoftmax: dx = dy - exp(y) sum(dy). */
   softmaxBackward(y: Tensor, dy: Tensor, log: boolean): Tensor | null {
-    if (y.dtype !== "float32" || dy.dtype !== "float32" || !this.ok(log ? "logSoftmax.vjp" : "softmax.vjp", y, dy)) return null;
+    if (!this.ok(log ? "logSoftmax.vjp" : "softmax.vjp", [y, dy])) return null;
     const cols = y.shape[y.rank - 1]!, rows = y.size / cols;
     const term = log ? "D[base + j]" : "D[base + j] * Y[base + j]";
     const rowSum = this.out(`softmaxBwdRow:${log}:${cols}`, [rows], "float32", () => `function (Y, D) {
@@ -412,7 +417,7 @@ export class GpuOps {
   }
 
   rmsNorm(x: Tensor, w: Tensor, eps: number, rows: number, dim: number): [Tensor, Tensor] | null {
-    if (x.dtype !== "float32" || w.dtype !== "float32" || !this.ok("rmsNorm", x, w)) return null;
+    if (!this.ok("rmsNorm", [x, w])) return null;
     const rstd = this.out(`rmsRstd:${dim}:${eps}`, [rows], "float32", () => `function (X) {
       const base = (this.thread.x + 0.0) * ${lit(dim)};
       ${blockedSum("ss", dim, "X[base + j] * X[base + j]")}
@@ -432,7 +437,7 @@ export class GpuOps {
    * computed once per row (one thread per row), then read by the one-thread-per-element dx kernel.
    */
   rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, rows: number, dim: number): [Tensor, Tensor] | null {
-    if (dy.dtype !== "float32" || !this.ok("rmsNorm.vjp", dy, x, w, rstd)) return null;
+    if (!this.ok("rmsNorm.vjp", [dy], x, w, rstd)) return null;
     const rowDot = this.out(`rmsRowDot:${dim}`, [rows], "float32", () => `function (D, X, W) {
       const base = (this.thread.x + 0.0) * ${lit(dim)};
       ${blockedSum("s", dim, "W[j] * D[base + j] * X[base + j]")}
@@ -455,7 +460,7 @@ export class GpuOps {
   }
 
   rope(x: Tensor, cos: Tensor, sin: Tensor, T: number, dh: number, inverse: boolean): Tensor | null {
-    if (x.dtype !== "float32" || !this.ok(inverse ? "rope.vjp" : "rope", x, cos, sin)) return null;
+    if (!this.ok(inverse ? "rope.vjp" : "rope", [x], cos, sin)) return null;
     const half = dh / 2, sg = inverse ? "-" : "";
     return this.out(`rope:${T}:${dh}:${inverse}`, x.shape, "float32", () => `function (X, C, S) {
       const i = this.thread.x + 0.0;
@@ -517,7 +522,7 @@ export class GpuOps {
    * ones exactly 0), then out = P v.
    */
   attention(q: Tensor, k: Tensor, v: Tensor, d: AttnDims): [Tensor, Tensor] | null {
-    if (q.dtype !== "float32" || !this.ok("causalAttention", q, k, v)) return null;
+    if (!this.ok("causalAttention", [q], k, v)) return null;
     const { B, H, T, S, scale, offset } = d;
     const g = this.attnGemms(d);
     const scores = this.attnGemm(q, k, g.rows, [B, H, T, S], {
@@ -545,7 +550,7 @@ export class GpuOps {
    * G query heads of each kv head).
    */
   attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dy: Tensor, d: AttnDims): [Tensor, Tensor, Tensor] | null {
-    if (dy.dtype !== "float32" || !this.ok("causalAttention.vjp", q, k, v, out, lse, dy)) return null;
+    if (!this.ok("causalAttention.vjp", [dy], q, k, v, out, lse)) return null;
     const { B, H, T, S, dh, scale, offset } = d;
     const g = this.attnGemms(d);
     const p = this.attnGemm(q, k, g.rows, [B, H, T, S], {
@@ -582,7 +587,7 @@ export class GpuOps {
   }
 
   crossEntropy(logits: Tensor, targets: Tensor, rows: number, V: number, ignore: number): [Tensor, Tensor] | null {
-    if (logits.dtype !== "float32" || !this.ok("crossEntropy", logits, targets)) return null;
+    if (!this.ok("crossEntropy", [logits], targets)) return null;
     const lse = this.rowLse("ce", logits, rows, V, 1);
     const per = this.out(`ceRow:${V}:${ignore}`, targets.shape, "float32", () => `function (X, Tg, L) {
       const r = this.thread.x + 0.0;
@@ -594,7 +599,7 @@ export class GpuOps {
   }
 
   crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dy: Tensor, V: number, ignore: number): Tensor | null {
-    if (dy.dtype !== "float32" || !this.ok("crossEntropy.vjp", logits, targets, lse, dy)) return null;
+    if (!this.ok("crossEntropy.vjp", [dy], logits, targets, lse)) return null;
     return this.out(`ceBwd:${V}:${ignore}`, logits.shape, "float32", () => `function (X, Tg, L, D) {
       const i = this.thread.x + 0.0;
       const r = Math.floor((i + 0.5) / ${lit(V)});
@@ -608,7 +613,7 @@ export class GpuOps {
   }
 
   klDiv(teacher: Tensor, student: Tensor, rows: number, V: number, tau: number, rowShape: readonly number[]): { kl: Tensor; lseT: Tensor; lseS: Tensor } | null {
-    if (student.dtype !== "float32" || teacher.dtype !== "float32" || !this.ok("klDivergence", teacher, student)) return null;
+    if (!this.ok("klDivergence", [teacher, student])) return null;
     const invT = 1 / tau;
     const lseT = this.rowLse("klT", teacher, rows, V, invT);
     const lseS = this.rowLse("klS", student, rows, V, invT);
@@ -625,7 +630,7 @@ export class GpuOps {
 
   /** dS = g/tau (pS - pT); dT = g/tau pT ((log pT - log pS) - kl_row). */
   klDivBackward(teacher: Tensor, student: Tensor, lseT: Tensor, lseS: Tensor, kl: Tensor, dy: Tensor, V: number, tau: number, wantTeacher: boolean): [Tensor | null, Tensor] | null {
-    if (dy.dtype !== "float32" || !this.ok("klDivergence.vjp", teacher, student, dy)) return null;
+    if (!this.ok("klDivergence.vjp", [dy], teacher, student)) return null;
     const invT = 1 / tau;
     const pre = `const i = this.thread.x + 0.0;
       const r = Math.floor((i + 0.5) / ${lit(V)});
@@ -647,7 +652,7 @@ export class GpuOps {
   }
 
   gather(x: Tensor, idx: Tensor, cols: number, outShape: readonly number[]): Tensor | null {
-    if (x.dtype !== "float32" || !this.ok("gather", x, idx)) return null;
+    if (!this.ok("gather", [x], idx)) return null;
     return this.out(`gather:${cols}`, outShape, "float32", () => `function (X, I) {
       const i = this.thread.x + 0.0;
       const r = Math.floor((i + 0.5) / ${lit(cols)});
@@ -665,7 +670,7 @@ export class GpuOps {
    * the largest row count rounded up to a power of two (fewer kernel variants); it stops at the row's count.
    */
   scatterAdd(dy: Tensor, idx: Tensor, xShape: readonly number[], cols: number): Tensor | null {
-    if (dy.dtype !== "float32" || !this.ok("gather.vjp", dy, idx)) return null;
+    if (!this.ok("gather.vjp", [dy], idx)) return null;
     const { off, pos, maxCount } = rowIndex(idx.peek(), xShape[0]!);
     const V = off.length - 1;
     const loop = 2 ** Math.ceil(Math.log2(maxCount));
@@ -705,7 +710,7 @@ export class GpuOps {
    * buffer and the moments. Returns the slot to pass next time, or null when the cpu path must run.
    */
   adamw(p: Tensor, g: Tensor, slot: AdamWSlot | null, mHost: ArrayLike<number>, vHost: ArrayLike<number>, o: AdamWHyper): AdamWSlot | null {
-    if (p.dtype !== "float32" || g.dtype !== "float32" || !this.ok("adamw", p, g)) return null;
+    if (!this.ok("adamw", [p, g])) return null;
     const n = p.size;
     const s = slot ?? { m: this.rt.upload(mHost, n), v: this.rt.upload(vHost, n) };
     const w1 = 1 - o.beta1, w2 = 1 - o.beta2;

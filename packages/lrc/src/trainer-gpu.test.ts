@@ -1,0 +1,77 @@
+// The trainer on tensor-core's gpu backend, in the GPU.js mode named by LRC_GPU_TEST_MODE (default webasm; CI
+// also runs it in `gl` under xvfb-run and in `webgpu` on Dawn + lavapipe, where every read of a value is
+// asynchronous): a tiny teacher pretrained and then LRC-distilled, checkpoints, evaluation and the export
+// included, gives the losses of the same run on cpu, with no op falling back to cpu.
+
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadCausalLM } from "@lrc-ts/nn";
+import type { GpuMode } from "@lrc-ts/tensor-core";
+import { backendReport, initBackend, resetBackendReport, setBackend } from "@lrc-ts/tensor-core";
+import { distill, pretrain } from "./run.js";
+import { tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
+
+const mode = (process.env.LRC_GPU_TEST_MODE ?? "webasm") as GpuMode;
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-trainer-gpu-"));
+const data = path.join(root, "shards");
+const quiet = { progress: false, log: () => {} } as const;
+afterAll(() => {
+  setBackend("cpu");
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+beforeAll(() => {
+  writeMarkovShards(data, { vocab: 64, trainTokens: 6000, valTokens: 600 });
+  writeJson(path.join(root, "teacher-config.json"), tinyConfigJson({ hidden: 32, vocab: 64 }));
+  fs.writeFileSync(path.join(root, "tokenizer.json"), "{}\n");
+});
+
+/** Pretrains a teacher (20 steps) and distills it (10 steps) under `name`, with evaluation and checkpoints. */
+async function run(name: string) {
+  const dir = path.join(root, name);
+  const teacher = await pretrain({
+    config: path.join(root, "teacher-config.json"), data, out: path.join(dir, "teacher"), steps: 20, batchSize: 8, seqLen: 16, lr: 1e-2,
+    warmupSteps: 2, evalEvery: 10, saveEvery: 10, tokenizer: path.join(root, "tokenizer.json"), ...quiet,
+  });
+  const student = await distill({
+    teacher: path.join(dir, "teacher", "model"), hiddenSize: 16, data, batchSize: 4, seqLen: 16, lr: 5e-3, warmupSteps: 2, alpha: 0.5,
+    temperature: 2, out: path.join(dir, "student"), steps: 10, evalEvery: 5, saveEvery: 5, ...quiet,
+  });
+  expect(teacher.exported).not.toBeNull();
+  return { teacher, student };
+}
+
+describe(`the trainer on the gpu backend (GPU.js ${mode})`, () => {
+  it("pretrain + distill give the cpu run's losses, evaluation and exported student; nothing falls back to cpu", async () => {
+    setBackend("cpu");
+    const cpu = await run("cpu");
+    await initBackend("gpu", { mode });
+    resetBackendReport();
+    const gpu = await run("gpu");
+    const report = backendReport();
+    setBackend("cpu");
+    expect(report.backend.mode).toBe(mode);
+    expect(report.ops.filter((o) => o.cpu > 0)).toEqual([]);
+    for (const op of ["matmul", "causalAttention.vjp", "crossEntropy", "klDivergence", "adamw", "gather.vjp"])
+      expect(report.ops.find((o) => o.op === op)?.gpu ?? 0, `${op} ran on gpu`).toBeGreaterThan(0);
+    const tol = mode === "webasm" ? 1e-4 : 2e-3;
+    const close = (what: string, a: number, b: number): void => expect(Math.abs(a - b), `${what}: gpu ${b} vs cpu ${a}`).toBeLessThan(tol * (1 + Math.abs(a)));
+    for (const k of ["ce", "total"]) close(`pretrain ${k}`, cpu.teacher.final[k]!, gpu.teacher.final[k]!);
+    for (const k of ["ce", "kl", "clone", "total"]) close(`distill ${k}`, cpu.student.final[k]!, gpu.student.final[k]!);
+    close("distill val loss", cpu.student.val!.loss, gpu.student.val!.loss);
+    // The exported students (folded on the device, read back) hold the same weights.
+    expect(gpu.student.exported).not.toBeNull();
+    const a = await loadCausalLM(cpu.student.exported!);
+    const b = await loadCausalLM(gpu.student.exported!);
+    const wa = a.parameters(), wb = b.parameters();
+    expect(wb.length).toBe(wa.length);
+    let worst = 0;
+    wa.forEach((t, i) => {
+      const x = t.data(), y = wb[i]!.data();
+      for (let j = 0; j < x.length; j++) worst = Math.max(worst, Math.abs(x[j]! - y[j]!));
+    });
+    expect(worst).toBeLessThan(tol);
+  }, 300_000);
+});
