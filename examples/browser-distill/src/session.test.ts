@@ -35,8 +35,8 @@ describe("DistillSession on a small demo", () => {
     const mean = (r: typeof rows, k: string) => r.reduce((a, x) => a + x[k]!, 0) / r.length;
     for (const k of ["total", "kl", "ce"]) expect(mean(rows.slice(-5), k), k).toBeLessThan(mean(rows.slice(0, 5), k));
     expect(after.loss).toBeLessThan(before.loss);
-    expect(typeof s.sampleStudent("Four score")).toBe("string");
-    expect(typeof s.sampleTeacher("Four score")).toBe("string");
+    expect(typeof (await s.sampleStudent("Four score"))).toBe("string");
+    expect(typeof (await s.sampleTeacher("Four score"))).toBe("string");
     const files = await s.exportFiles();
     expect([...files.keys()].sort()).toEqual(["config.json", "model.safetensors", "tokenizer.json"]);
     const config = JSON.parse(new TextDecoder().decode(files.get("config.json")!));

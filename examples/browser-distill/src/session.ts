@@ -152,20 +152,20 @@ export class DistillSession {
     return (await this.trainer.evaluate())!;
   }
 
-  private sampleFrom(model: LanguageModel, prompt: string): string {
+  private async sampleFrom(model: LanguageModel, prompt: string): Promise<string> {
     const ids = this.tokenizer.encode(prompt);
     if (ids.length === 0) ids.push(this.tokenizer.eosId);
-    const r = generate(model, ids, { ...SAMPLE, seed: this.options.seed, stopTokens: [this.tokenizer.eosId] });
+    const r = await generate(model, ids, { ...SAMPLE, seed: this.options.seed, stopTokens: [this.tokenizer.eosId] });
     return this.tokenizer.decode(r.tokens);
   }
 
   /** A continuation of `prompt` by the student as it is now. */
-  sampleStudent(prompt: string): string {
+  sampleStudent(prompt: string): Promise<string> {
     return this.sampleFrom(this.task.evalModel(), prompt);
   }
 
   /** A continuation of `prompt` by the teacher. */
-  sampleTeacher(prompt: string): string {
+  sampleTeacher(prompt: string): Promise<string> {
     return this.sampleFrom(this.teacher, prompt);
   }
 

@@ -63,19 +63,19 @@ async function run(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
   post({ type: "backend", backend: await chooseBackend(msg.backend) });
   post({ type: "status", text: "loading the teacher and tokenizing the corpus" });
   const session = await DistillSession.create(new Map(msg.teacher), msg.corpus, msg.options);
-  const teacherSample = session.sampleTeacher(msg.prompt);
+  const teacherSample = await session.sampleTeacher(msg.prompt);
   post({ type: "ready", info: session.info, teacherSample, seconds: (performance.now() - t0) / 1000 });
   const evaluate = async (): Promise<void> => {
     const e = await session.evaluate();
     post({ type: "eval", step: session.step, loss: e.loss, teacherLoss: e.teacherLoss });
   };
   await evaluate();
-  post({ type: "sample", step: 0, text: session.sampleStudent(msg.prompt) });
+  post({ type: "sample", step: 0, text: await session.sampleStudent(msg.prompt) });
   while (!session.done && !stopRequested) {
     post({ type: "step", report: await session.next() });
     const s = session.step;
     if (s % msg.evalEvery === 0 || session.done) await evaluate();
-    if (s % msg.sampleEvery === 0 || session.done) post({ type: "sample", step: s, text: session.sampleStudent(msg.prompt) });
+    if (s % msg.sampleEvery === 0 || session.done) post({ type: "sample", step: s, text: await session.sampleStudent(msg.prompt) });
     await pause();
   }
   if (stopRequested && session.step % msg.evalEvery !== 0) await evaluate();

@@ -176,13 +176,15 @@ function evalCurve(metricsFile: string, stepTokens: number): CurvePoint[] {
   return out;
 }
 
-function greedySamples(name: string, model: LanguageModel, tokenizer: TextTokenizer, prompts: readonly string[], maxNew: number): Sample[] {
-  return prompts.map((prompt) => {
+async function greedySamples(name: string, model: LanguageModel, tokenizer: TextTokenizer, prompts: readonly string[], maxNew: number): Promise<Sample[]> {
+  const out: Sample[] = [];
+  for (const prompt of prompts) {
     const ids = tokenizer.encode(prompt);
     const room = model.config.max_position_embeddings - ids.length;
-    const r = generate(model, ids, { maxNewTokens: Math.max(0, Math.min(maxNew, room)), stopTokens: [tokenizer.eosId] });
-    return { model: name, prompt, completion: tokenizer.decode(r.tokens) };
-  });
+    const r = await generate(model, ids, { maxNewTokens: Math.max(0, Math.min(maxNew, room)), stopTokens: [tokenizer.eosId] });
+    out.push({ model: name, prompt, completion: tokenizer.decode(r.tokens) });
+  }
+  return out;
 }
 
 /** CPU seconds (user + system, worker threads included) since `from`. */
@@ -292,10 +294,10 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   try {
     const trainer = new Trainer(new LmTask(baseModel), baseSource, baseEval, {
       steps: baseSteps, lr: p.baselineLr, schedule: "constant", warmupSteps, evalEvery, outDir: baseDir, seed: o.seed, progress, log, keepCheckpoints: 1,
-      onStep: (m) => {
+      onStep: async (m) => {
         if (m.step !== steps) return;
         budgetSeconds = m.elapsedSeconds - baseEval.seconds;
-        baseSamplesAtBudget = greedySamples(`from scratch (${(steps * perStep).toLocaleString("en-US")} tokens)`, baseModel, data.tokenizer, o.prompts, p.sampleTokens);
+        baseSamplesAtBudget = await greedySamples(`from scratch (${(steps * perStep).toLocaleString("en-US")} tokens)`, baseModel, data.tokenizer, o.prompts, p.sampleTokens);
       },
     });
     baseRun = await trainer.run();
@@ -317,10 +319,10 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   const lrcTokens = lrcRun.tokens;
   const efficiency = tokenEfficiency(baseCurve, lrcVal.loss, lrcTokens);
   const samples: Sample[] = [
-    ...greedySamples("teacher", teacher, data.tokenizer, o.prompts, p.sampleTokens),
-    ...greedySamples("LRC student", student, data.tokenizer, o.prompts, p.sampleTokens),
+    ...(await greedySamples("teacher", teacher, data.tokenizer, o.prompts, p.sampleTokens)),
+    ...(await greedySamples("LRC student", student, data.tokenizer, o.prompts, p.sampleTokens)),
     ...baseSamplesAtBudget,
-    ...(multiple > 1 ? greedySamples(`from scratch (${(baseSteps * perStep).toLocaleString("en-US")} tokens)`, baseModel, data.tokenizer, o.prompts, p.sampleTokens) : []),
+    ...(multiple > 1 ? await greedySamples(`from scratch (${(baseSteps * perStep).toLocaleString("en-US")} tokens)`, baseModel, data.tokenizer, o.prompts, p.sampleTokens) : []),
   ];
   const studentParams = student.numParameters();
   const teacherRow: ModelRow = {

@@ -5,7 +5,7 @@
 import { formatFlags, parseFlags, UsageError } from "./cli/args.js";
 import type { Command } from "./cli/command.js";
 import { commands } from "./commands/index.js";
-import { getBackend, initBackend, initBackendFromEnvAsync } from "@lrc-ts/tensor-core";
+import { initBackend, initBackendFromEnvAsync } from "@lrc-ts/tensor-core";
 
 function usage(): string {
   const w = Math.max(...commands.map((c) => c.name.length), 8) + 2;
@@ -50,9 +50,6 @@ export async function main(argv: readonly string[]): Promise<number> {
       const info = await initBackend(flags.backend);
       console.error(`lrc backend: ${info.description}`);
     } else await initBackendFromEnvAsync(process.env);
-    if (match.name === "generate" && getBackend().mode === "webgpu")
-      throw new Error("the gpu backend's webgpu mode reads values back only asynchronously, and generation reads every token's " +
-        "logits synchronously: use LRC_GPU_MODE=gl or webasm, or the cpu backend");
     return await match.run(flags);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -47,7 +47,7 @@ export interface TrainRunOptions {
   /** Progress line on stderr (default true). */
   readonly progress?: boolean;
   readonly handleSigint?: boolean;
-  readonly onStep?: (m: StepMetrics) => void;
+  readonly onStep?: (m: StepMetrics) => void | Promise<void>;
   readonly log?: (line: string) => void;
   /** Test hook (see TrainerConfig.beforeStep). */
   readonly beforeStep?: (step: number) => void;

@@ -1,13 +1,14 @@
 // The trainer on tensor-core's gpu backend, in the GPU.js mode named by LRC_GPU_TEST_MODE (default webasm; CI
 // also runs it in `gl` under xvfb-run and in `webgpu` on Dawn + lavapipe, where every read of a value is
 // asynchronous): a tiny teacher pretrained and then LRC-distilled, checkpoints, evaluation and the export
-// included, gives the losses of the same run on cpu, with no op falling back to cpu.
+// included, gives the losses of the same run on cpu, and its student generates the same greedy tokens, with
+// no op falling back to cpu.
 
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadCausalLM } from "@lrc-ts/nn";
+import { generate, loadCausalLM } from "@lrc-ts/nn";
 import type { GpuMode } from "@lrc-ts/tensor-core";
 import { backendReport, initBackend, resetBackendReport, setBackend } from "@lrc-ts/tensor-core";
 import { distill, pretrain } from "./run.js";
@@ -43,18 +44,29 @@ async function run(name: string) {
   return { teacher, student };
 }
 
+/** 12 greedy tokens of the exported model in `dir`, on the active backend. */
+async function sample(dir: string): Promise<number[]> {
+  const model = await loadCausalLM(dir);
+  return (await generate(model, [1, 2, 3], { maxNewTokens: 12, temperature: 0, stopTokens: [] })).tokens;
+}
+
 describe(`the trainer on the gpu backend (GPU.js ${mode})`, () => {
   it("pretrain + distill give the cpu run's losses, evaluation and exported student; nothing falls back to cpu", async () => {
     setBackend("cpu");
     const cpu = await run("cpu");
+    const cpuTokens = await sample(cpu.student.exported!);
     await initBackend("gpu", { mode });
     resetBackendReport();
     const gpu = await run("gpu");
+    const gpuTokens = await sample(gpu.student.exported!);
     const report = backendReport();
     setBackend("cpu");
+    // Greedy generation with the KV cache (concat on the device, each token's logits read asynchronously).
+    expect(gpuTokens).toHaveLength(12);
+    expect(gpuTokens).toEqual(cpuTokens);
     expect(report.backend.mode).toBe(mode);
     expect(report.ops.filter((o) => o.cpu > 0)).toEqual([]);
-    for (const op of ["matmul", "causalAttention.vjp", "crossEntropy", "klDivergence", "adamw", "gather.vjp"])
+    for (const op of ["matmul", "causalAttention.vjp", "crossEntropy", "klDivergence", "adamw", "gather.vjp", "concat"])
       expect(report.ops.find((o) => o.op === op)?.gpu ?? 0, `${op} ran on gpu`).toBeGreaterThan(0);
     const tol = mode === "webasm" ? 1e-4 : 2e-3;
     const close = (what: string, a: number, b: number): void => expect(Math.abs(a - b), `${what}: gpu ${b} vs cpu ${a}`).toBeLessThan(tol * (1 + Math.abs(a)));

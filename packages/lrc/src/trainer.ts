@@ -31,7 +31,7 @@ export interface TrainerConfig extends TrainerCoreConfig {
   /** Progress line on stderr (default true). */
   readonly progress?: boolean;
   /** Called after every step with its metrics. */
-  readonly onStep?: (m: StepMetrics) => void;
+  readonly onStep?: (m: StepMetrics) => void | Promise<void>;
   /** Free-form log lines (default: stderr). */
   readonly log?: (line: string) => void;
   /** Save a checkpoint and stop on SIGINT (default false; the CLI turns it on). */
@@ -157,7 +157,7 @@ export class Trainer extends TrainerCore {
         recent.push(s.losses);
         if (recent.length > 10) recent.shift();
         this.metrics.train(m);
-        cfg.onStep?.(m);
+        await cfg.onStep?.(m);
         const eta = this.step > startStep ? (runSeconds / (this.step - startStep)) * (cfg.steps - this.step) : NaN;
         progress.update(this.step, s.losses, tps, eta);
         const last = this.step === cfg.steps;

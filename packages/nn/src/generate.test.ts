@@ -74,7 +74,7 @@ describe("generate", () => {
   const cfg = tinyLlama();
   const model = new CausalLM(cfg, { seed: 11, std: 0.5 });
 
-  it("greedy with the KV cache equals a no-cache argmax loop", () => {
+  it("greedy with the KV cache equals a no-cache argmax loop", async () => {
     const prompt = [5, 9, 2, 30];
     const seq = [...prompt];
     noGrad(() => {
@@ -83,38 +83,38 @@ describe("generate", () => {
         seq.push(sampleToken(l.slice([0, seq.length - 1]).buf, {}, rng(0)));
       }
     });
-    const r = generate(model, prompt, { maxNewTokens: 12, stopTokens: [] });
+    const r = await generate(model, prompt, { maxNewTokens: 12, stopTokens: [] });
     expect(r.tokens).toEqual(seq.slice(prompt.length));
     expect(r.stopReason).toBe("length");
   });
 
-  it("sampling is reproducible per seed and streams each token", () => {
+  it("sampling is reproducible per seed and streams each token", async () => {
     const seen: number[] = [];
-    const a = generate(model, [1, 2], { maxNewTokens: 10, temperature: 1.5, topK: 20, topP: 0.95, seed: 4, stopTokens: [], onToken: (t) => void seen.push(t) });
-    const b = generate(model, [1, 2], { maxNewTokens: 10, temperature: 1.5, topK: 20, topP: 0.95, seed: 4, stopTokens: [] });
-    const c = generate(model, [1, 2], { maxNewTokens: 10, temperature: 1.5, topK: 20, topP: 0.95, seed: 5, stopTokens: [] });
+    const a = await generate(model, [1, 2], { maxNewTokens: 10, temperature: 1.5, topK: 20, topP: 0.95, seed: 4, stopTokens: [], onToken: (t) => void seen.push(t) });
+    const b = await generate(model, [1, 2], { maxNewTokens: 10, temperature: 1.5, topK: 20, topP: 0.95, seed: 4, stopTokens: [] });
+    const c = await generate(model, [1, 2], { maxNewTokens: 10, temperature: 1.5, topK: 20, topP: 0.95, seed: 5, stopTokens: [] });
     expect(a.tokens).toEqual(b.tokens);
     expect(seen).toEqual(a.tokens);
     expect(c.tokens).not.toEqual(a.tokens);
   });
 
-  it("stops at a stop token (excluded), on a callback, and at max_position_embeddings", () => {
-    const free = generate(model, [3], { maxNewTokens: 6, stopTokens: [] }).tokens;
+  it("stops at a stop token (excluded), on a callback, and at max_position_embeddings", async () => {
+    const free = (await generate(model, [3], { maxNewTokens: 6, stopTokens: [] })).tokens;
     const stopAt = free[3]!;
     const firstIdx = free.indexOf(stopAt);
-    const r = generate(model, [3], { maxNewTokens: 6, stopTokens: [stopAt] });
+    const r = await generate(model, [3], { maxNewTokens: 6, stopTokens: [stopAt] });
     expect(r).toEqual({ tokens: free.slice(0, firstIdx), stopReason: "stop" });
-    expect(generate(model, [3], { maxNewTokens: 6, stopTokens: [], onToken: (_, i) => i < 1 }).tokens).toEqual(free.slice(0, 2));
+    expect((await generate(model, [3], { maxNewTokens: 6, stopTokens: [], onToken: (_, i) => i < 1 })).tokens).toEqual(free.slice(0, 2));
     const long = Array.from({ length: cfg.max_position_embeddings - 2 }, (_, i) => i % cfg.vocab_size);
-    expect(generate(model, long, { maxNewTokens: 10, stopTokens: [] })).toMatchObject({ stopReason: "context" });
-    expect(generate(model, long, { maxNewTokens: 10, stopTokens: [] }).tokens.length).toBe(2);
+    expect(await generate(model, long, { maxNewTokens: 10, stopTokens: [] })).toMatchObject({ stopReason: "context" });
+    expect((await generate(model, long, { maxNewTokens: 10, stopTokens: [] })).tokens.length).toBe(2);
   });
 
-  it("defaults stop tokens to config eos_token_id and validates the prompt", () => {
+  it("defaults stop tokens to config eos_token_id and validates the prompt", async () => {
     expect(configStopTokens(tinyQwen())).toEqual([2]);
-    expect(() => generate(model, [])).toThrow(/at least one token/);
-    expect(() => generate(model, [cfg.vocab_size])).toThrow(/outside the vocabulary/);
-    expect(() => generate(model, new Array(cfg.max_position_embeddings + 1).fill(0))).toThrow(/max_position_embeddings/);
+    await expect(generate(model, [])).rejects.toThrow(/at least one token/);
+    await expect(generate(model, [cfg.vocab_size])).rejects.toThrow(/outside the vocabulary/);
+    await expect(generate(model, new Array(cfg.max_position_embeddings + 1).fill(0))).rejects.toThrow(/max_position_embeddings/);
   });
 });
 

@@ -100,8 +100,11 @@ function disposeCache(c: KVCache | null): void {
   }
 }
 
-/** Continues `prompt` (token ids) with up to maxNewTokens tokens. Runs without gradients. */
-export function generate(model: LanguageModel, prompt: readonly number[], opts: GenerateOptions = {}): GenerateResult {
+/**
+ * Continues `prompt` (token ids) with up to maxNewTokens tokens. Runs without gradients. Async: each token's
+ * logits are read with toHostAsync(), which the gpu backend's webgpu mode needs; elsewhere it resolves at once.
+ */
+export async function generate(model: LanguageModel, prompt: readonly number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
   const cfg = model.config;
   const maxNew = opts.maxNewTokens ?? 64;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`generate: maxNewTokens must be a non-negative integer, got ${maxNew}`);
@@ -118,17 +121,17 @@ export function generate(model: LanguageModel, prompt: readonly number[], opts: 
     ...(opts.topP !== undefined ? { topP: opts.topP } : {}),
   };
   const out: number[] = [];
-  return noGrad(() => {
-    const w = model.weights();
-    let cache: KVCache | null = null;
-    let input: readonly number[] = prompt;
-    try {
-      for (;;) {
-        if (out.length >= maxNew) return { tokens: out, stopReason: "length" };
-        if (prompt.length + out.length >= maxCtx) return { tokens: out, stopReason: "context" };
-        const ids = input;
-        const prev: KVCache | null = cache;
-        const step: { logits: Tensor; cache: KVCache } = scope(() => {
+  const w = noGrad(() => model.weights());
+  let cache: KVCache | null = null;
+  let input: readonly number[] = prompt;
+  try {
+    for (;;) {
+      if (out.length >= maxNew) return { tokens: out, stopReason: "length" };
+      if (prompt.length + out.length >= maxCtx) return { tokens: out, stopReason: "context" };
+      const ids = input;
+      const prev: KVCache | null = cache;
+      const step: { logits: Tensor; cache: KVCache } = noGrad(() =>
+        scope(() => {
           const r = causalLMForward(w, cfg, tensor(ids, [1, ids.length], { dtype: "int32" }), {
             cache: prev,
             returnCache: true,
@@ -136,18 +139,23 @@ export function generate(model: LanguageModel, prompt: readonly number[], opts: 
             ...(opts.eps !== undefined ? { eps: opts.eps } : {}),
           });
           return { logits: r.logits!, cache: r.cache! };
-        });
-        disposeCache(prev);
-        cache = step.cache;
-        const next = sampleToken(step.logits.buf, sampling, rng);
+        }),
+      );
+      disposeCache(prev);
+      cache = step.cache;
+      let next: number;
+      try {
+        await step.logits.toHostAsync();
+        next = sampleToken(step.logits.peek(), sampling, rng);
+      } finally {
         step.logits.dispose();
-        if (stop.has(next)) return { tokens: out, stopReason: "stop" };
-        out.push(next);
-        if (opts.onToken?.(next, out.length - 1) === false) return { tokens: out, stopReason: "callback" };
-        input = [next];
       }
-    } finally {
-      disposeCache(cache);
+      if (stop.has(next)) return { tokens: out, stopReason: "stop" };
+      out.push(next);
+      if (opts.onToken?.(next, out.length - 1) === false) return { tokens: out, stopReason: "callback" };
+      input = [next];
     }
-  });
+  } finally {
+    disposeCache(cache);
+  }
 }

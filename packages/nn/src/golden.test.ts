@@ -93,7 +93,7 @@ describe.each(manifest.fixtures)("golden $dir", (fx) => {
     const V = model.config.vocab_size;
     const steps: Float32Array[] = [];
     // Capture per-step logits by re-running the same cached decode through the functional core.
-    const res = generate(model, prompt, { maxNewTokens: want.length, stopTokens: [], temperature: 0 });
+    const res = await generate(model, prompt, { maxNewTokens: want.length, stopTokens: [], temperature: 0 });
     expect(res.tokens).toEqual(want);
     expect(res.stopReason).toBe("length");
     // Per-step logits from an explicit prefill + cached decode.

@@ -118,7 +118,7 @@ describe("lrc generate", () => {
     expect(r.code).toBe(0);
     const tok = loadTokenizer(modelDir);
     const model = await loadCausalLM(modelDir);
-    const res = generate(model, tok.encode("the cat"), { maxNewTokens: 8, stopTokens: [2, 0] });
+    const res = await generate(model, tok.encode("the cat"), { maxNewTokens: 8, stopTokens: [2, 0] });
     expect(r.stream).toBe(`${tok.decode(res.tokens)}\n`);
   });
 

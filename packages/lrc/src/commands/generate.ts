@@ -112,7 +112,7 @@ export const generateCommand: Command = {
 
     const json = flags.json === true;
     const out = streamer(tok, (s) => void process.stdout.write(s));
-    const res = generate(model, prompt, {
+    const res = await generate(model, prompt, {
       maxNewTokens: maxTokens,
       temperature,
       topK,

@@ -114,20 +114,24 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   }
   const outShape = [...first.shape];
   outShape[a] = xs.reduce((s, t) => s + t.shape[a]!, 0);
-  if (gpuOps !== null) gpuOps.note("concat", "cpu");
-  const out = Tensor.empty(outShape, first.dtype);
-  const outer = sizeOf(outShape.slice(0, a));
-  const inner = sizeOf(outShape.slice(a + 1));
-  const rowOut = outShape[a]! * inner;
-  let col = 0;
-  const ob = out.buf;
   const offsets: number[] = [];
+  let col = 0;
   for (const t of xs) {
     offsets.push(col);
-    const w = t.shape[a]! * inner;
-    const tb = t.buf;
-    for (let o = 0; o < outer; o++) ob.set(tb.subarray(o * w, o * w + w), o * rowOut + col * inner);
     col += t.shape[a]!;
+  }
+  let out = gpuOps === null ? null : gpuOps.concat(xs, a, outShape);
+  if (out === null) {
+    out = Tensor.empty(outShape, first.dtype);
+    const outer = sizeOf(outShape.slice(0, a));
+    const inner = sizeOf(outShape.slice(a + 1));
+    const rowOut = outShape[a]! * inner;
+    const ob = out.buf;
+    xs.forEach((t, i) => {
+      const w = t.shape[a]! * inner;
+      const tb = t.peek();
+      for (let o = 0; o < outer; o++) ob.set(tb.subarray(o * w, o * w + w), o * rowOut + offsets[i]! * inner);
+    });
   }
   // d concat = the matching slices of dy
   return record("concat", out, xs, (dy) =>

@@ -224,6 +224,35 @@ export class GpuOps {
     }`, [this.dev(x)]);
   }
 
+  /**
+   * xs joined along axis a (float32): each output element reads the input whose span of the axis holds it.
+   * The KV cache of generation grows by one such concat per layer and token.
+   */
+  concat(xs: readonly Tensor[], a: number, outShape: readonly number[]): Tensor | null {
+    if (!this.ok("concat", xs)) return null;
+    const inner = outShape.slice(a + 1).reduce((p, q) => p * q, 1);
+    const rowOut = outShape[a]! * inner;
+    const key = `concat:${a}:${xs.map((t) => t.shape.join("x")).join(",")}`;
+    const src = (): string => {
+      let off = 0;
+      const reads = xs.map((t, k) => {
+        const lo = off, w = t.shape[a]! * inner;
+        off += t.shape[a]!;
+        const read = `X${k}[o * ${lit(w)} + (c - ${lit(lo)}) * ${lit(inner)} + q]`;
+        return k === xs.length - 1 ? `return ${read};` : `if (c < ${lit(off)}) { return ${read}; }`;
+      });
+      return `function (${xs.map((_, k) => `X${k}`).join(", ")}) {
+        const i = this.thread.x + 0.0;
+        const o = Math.floor((i + 0.5) / ${lit(rowOut)});
+        const r = i - o * ${lit(rowOut)};
+        const c = Math.floor((r + 0.5) / ${lit(inner)});
+        const q = r - c * ${lit(inner)};
+        ${reads.join("\n        ")}
+      }`;
+    };
+    return this.out(key, outShape, "float32", src, xs.map((t) => this.dev(t)));
+  }
+
   /** dy (the slice of x at starts) placed into zeros of x's shape: the VJP of slice. */
   slicePad(dy: Tensor, xShape: readonly number[], starts: readonly number[]): Tensor | null {
     if (!this.ok("slice.vjp", [dy])) return null;

@@ -225,6 +225,21 @@ describe(`gpu backend parity (GPU.js ${mode})`, () => {
     await closeBoth("reshape+transpose", (() => withGrads((a) => ops.transpose(ops.reshape(a, [6, 5])), [x])));
   });
 
+  it("concat along the first, a middle and the last axis (2 and 3 inputs, odd sizes) and its gradient, on the gpu", async () => {
+    const a = rnd([2, 3, 5]), b = rnd([2, 1, 5]), c = rnd([2, 4, 5]), d = rnd([1, 3, 5]), e = rnd([2, 3, 2]);
+    await closeBoth("concat axis 1", (() => withGrads((x, y, z) => ops.concat([x, y, z], 1), [a, b, c])));
+    await closeBoth("concat axis 0", (() => withGrads((x, y) => ops.concat([x, y], 0), [a, d])));
+    await closeBoth("concat axis 2", (() => withGrads((x, y) => ops.concat([x, y], -1), [a, e])));
+    const before = backendReport().ops.find((o) => o.op === "concat");
+    setBackend("gpu");
+    const [v] = await values([ops.concat([tensor([1, 2]), tensor([3]), tensor([4, 5, 6])])]);
+    setBackend("cpu");
+    expect(Array.from(v!)).toEqual([1, 2, 3, 4, 5, 6]);
+    const after = backendReport().ops.find((o) => o.op === "concat")!;
+    expect(after.gpu - (before?.gpu ?? 0)).toBe(1);
+    expect(after.cpu - (before?.cpu ?? 0)).toBe(0);
+  });
+
   it("softmax and logSoftmax (last and middle axis) with gradients, large logits stay finite", async () => {
     const x = rnd([3, 4, 7], 3);
     await closeBoth("softmax", (() => withGrads((a) => ops.softmax(a), [x])));
