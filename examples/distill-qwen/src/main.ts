@@ -2,7 +2,7 @@
 // runs the pipeline (./pipeline.ts) and prints the summary; errors print one clear line and exit 1.
 
 import path from "node:path";
-import { initBackendFromEnv } from "@lrc-ts/tensor-core";
+import { initBackendFromEnvAsync } from "@lrc-ts/tensor-core";
 import { repoRoot } from "./cache.js";
 import { DEFAULT_PRESET, HELP, HUB_PRESET, QUICK_PRESET, SAMPLE_PROMPTS, UsageError, parseCli } from "./options.js";
 import { runDistillQwen } from "./pipeline.js";
@@ -22,7 +22,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  initBackendFromEnv(process.env);
+  await initBackendFromEnvAsync(process.env, () => {}); // the pipeline's first line names the backend
   const preset = cli.teacher !== null ? HUB_PRESET : cli.quick ? QUICK_PRESET : DEFAULT_PRESET;
   // `pnpm --filter ... start` runs in the example's directory; INIT_CWD is where the user typed the command.
   const base = process.env.INIT_CWD ?? process.cwd();

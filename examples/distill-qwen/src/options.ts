@@ -146,6 +146,11 @@ flags:
   --prompt <text>         a sample prompt (repeatable; default "Fellow citizens", "The Congress", "Our economy")
   --seed <n>              seed of initialisation and batch order (default 0)
   --help                  this text
+
+environment:
+  LRC_THREADS=<n>         cpu worker threads (default: all cores)
+  LRC_BACKEND=gpu         run on tensor-core's GPU.js kernels; LRC_GPU_MODE=gl|webasm|webgpu picks the mode
+                          (webgpu in Node needs the \`webgpu\` package and a GPU driver; default: gl, else webasm)
 `;
 
 function positiveInt(name: string, raw: string | undefined): number | null {
