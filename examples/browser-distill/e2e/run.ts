@@ -30,9 +30,9 @@ const exampleDir = path.join(here, "..");
 const dist = path.join(exampleDir, "dist");
 const results = path.join(exampleDir, "test-results");
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const runs = (process.env.E2E_RUNS ?? "gl:30,auto:30").split(",").map((r) => {
+const runs = (process.env.E2E_RUNS ?? "gl:30,webgpu:30,auto:30").split(",").map((r) => {
   const [backend, steps] = r.split(":");
-  if (!["gl", "auto", "webasm", "cpu"].includes(backend!) || !(Number(steps) >= 10)) throw new Error(`E2E_RUNS: bad run "${r}" (want backend:steps, steps >= 10)`);
+  if (!["gl", "webgpu", "auto", "webasm", "cpu"].includes(backend!) || !(Number(steps) >= 10)) throw new Error(`E2E_RUNS: bad run "${r}" (want backend:steps, steps >= 10)`);
   return { backend: backend!, steps: Number(steps) };
 });
 const gl = process.env.E2E_GL ?? "swiftshader";
@@ -56,6 +56,8 @@ async function main(): Promise<void> {
     "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
     "--disable-dev-shm-usage",
     ...(gl === "off" ? ["--disable-gpu"] : ["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"]),
+    // WebGPU in headless Chromium: Dawn on SwiftShader (a software adapter) once it is enabled.
+    "--enable-unsafe-webgpu",
   ];
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath, headless: true, args, acceptDownloads: true, viewport: { width: 1280, height: 1000 },
@@ -69,15 +71,16 @@ async function main(): Promise<void> {
     console.log(`chromium ${version}; page ${server.url}; gl ${gl}; runs ${runs.map((r) => `${r.backend}:${r.steps}`).join(", ")}`);
     const summaries: Record<string, unknown>[] = [];
     for (const [i, run] of runs.entries()) summaries.push(await runOnce(page, server.url, run.backend, run.steps, i === 0 ? "screenshot.png" : `screenshot-${run.backend}.png`));
-    // The same run on two backends (GPU.js WebGL2 and the cpu kernels) must give nearly the same losses.
-    const byBackend = new Map(summaries.map((r) => [`${(r.backend as DemoState["backend"])!.name}:${String(r.steps)}`, r]));
-    for (const run of runs) {
-      const gpu = byBackend.get(`gpu:${run.steps}`), cpu = byBackend.get(`cpu:${run.steps}`);
-      if (gpu === undefined || cpu === undefined) continue;
-      const a = (gpu.lastLoss as Record<string, number>).total!, c = (cpu.lastLoss as Record<string, number>).total!;
-      check(Math.abs(a - c) <= 0.02 * Math.abs(c), `gpu and cpu agree after ${run.steps} steps: total ${a.toFixed(4)} vs ${c.toFixed(4)}`);
-      break;
-    }
+    // The same run on GPU.js (WebGL2, WebGPU) and on the cpu kernels must give nearly the same losses.
+    const ran = (r: Record<string, unknown>): string => {
+      const b = (r.backend as DemoState["backend"])!;
+      return b.name === "cpu" ? "cpu" : `gpu ${b.mode ?? ""}`;
+    };
+    for (const cpu of summaries.filter((r) => ran(r) === "cpu"))
+      for (const gpu of summaries.filter((r) => ran(r) !== "cpu" && r.steps === cpu.steps)) {
+        const a = (gpu.lastLoss as Record<string, number>).total!, c = (cpu.lastLoss as Record<string, number>).total!;
+        check(Math.abs(a - c) <= 0.02 * Math.abs(c), `${ran(gpu)} and cpu agree after ${String(cpu.steps)} steps: total ${a.toFixed(4)} vs ${c.toFixed(4)}`);
+      }
     const summary = { chromium: version, gl, runs: summaries, totalSeconds: (Date.now() - t0) / 1000 };
     fs.writeFileSync(path.join(results, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
     console.log(`e2e passed in ${summary.totalSeconds.toFixed(1)} s; screenshots and summary.json in ${path.relative(process.cwd(), results)}`);
@@ -109,10 +112,13 @@ async function runOnce(page: Page, url: string, backend: string, steps: number, 
   const b = state.backend!;
   console.log(`backend: ${b.description}; WebGL2 renderer: ${b.renderer ?? "none"} (${b.notes.join("; ") || "no notes"}; started in ${b.seconds.toFixed(2)} s)`);
   if (backend === "gl") check(b.name === "gpu" && b.mode === "gl", `GPU.js WebGL2 ran the kernels (${b.description})`);
+  if (backend === "webgpu") check(b.name === "gpu" && b.mode === "webgpu", `GPU.js WebGPU ran the kernels (${b.description})`);
   if (backend === "auto") {
-    // Software WebGL2 (or none): the cpu kernels; hardware WebGL2: GPU.js, unless it failed (then a note says why).
+    // Software WebGPU and WebGL2 (SwiftShader here): the cpu kernels, saying why; hardware: GPU.js, unless it
+    // failed (then a note says why).
     const software = b.renderer === null || /swiftshader|llvmpipe|softpipe|lavapipe|software/i.test(b.renderer);
     check(software ? b.name === "cpu" : b.name === "gpu" || b.notes.length > 0, `auto chose ${b.name} for WebGL2 renderer ${b.renderer ?? "none"}`);
+    if (software) check(b.notes.some((n) => /WebGPU/.test(n)), `auto says why not WebGPU (${b.notes.join("; ")})`);
   }
 
   check(state.steps.length === steps, `ran ${steps} steps (got ${state.steps.length})`);

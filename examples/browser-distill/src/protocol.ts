@@ -3,8 +3,8 @@
 
 import type { SessionInfo, SessionOptions, StepReport } from "./session.js";
 
-/** "auto": GPU.js on the GPU (WebGL2; WebGPU when GPU.js can run it synchronously) when there is a hardware one, else the cpu backend. */
-export type BackendChoice = "auto" | "gl" | "webasm" | "cpu";
+/** "auto": GPU.js on the GPU (WebGPU, else WebGL2) when there is a hardware one, else the cpu backend. */
+export type BackendChoice = "auto" | "webgpu" | "gl" | "webasm" | "cpu";
 
 export type ToWorker =
   | {

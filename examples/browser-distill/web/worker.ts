@@ -1,9 +1,9 @@
-// The training worker: picks the tensor-core backend ("auto": GPU.js on WebGL2 through an OffscreenCanvas
-// when the browser has a hardware WebGL2, else the cpu kernels, which beat a software rasteriser such as
-// SwiftShader by far; WebGPU is reported, but GPU.js's WebGPU kernels are asynchronous, which this eager
-// engine cannot use; "gl", "webasm" and "cpu" force one), runs the DistillSession step by step, and posts every step's losses, the
-// evaluations and samples, and finally the exported student's files. Between steps it yields to the event
-// loop so a "stop" message is seen.
+// The training worker: picks the tensor-core backend ("auto": GPU.js on WebGPU when the browser has a
+// hardware adapter, else on WebGL2 through an OffscreenCanvas when its WebGL2 is hardware, else the cpu
+// kernels, which beat a software rasteriser such as SwiftShader by far; "webgpu", "gl", "webasm" and "cpu"
+// force one), runs the DistillSession step by step (the session reads values asynchronously, which WebGPU
+// needs), and posts every step's losses, the evaluations and samples, and finally the exported student's
+// files. Between steps it yields to the event loop so a "stop" message is seen.
 
 import { backendReport, getBackend, initBackend, setBackend } from "@lrc-ts/tensor-core";
 import type { BackendReportMsg, FromWorker, ToWorker } from "../src/protocol.js";
@@ -30,26 +30,37 @@ async function chooseBackend(choice: string): Promise<BackendReportMsg> {
   const notes: string[] = [];
   const renderer = glRenderer();
   const softwareGl = renderer !== null && SOFTWARE_GL.test(renderer);
-  if (!(typeof navigator !== "undefined" && "gpu" in navigator)) notes.push("no WebGPU (navigator.gpu) in this worker");
+  const hasWebGpu = typeof navigator !== "undefined" && "gpu" in navigator;
+  if (!hasWebGpu) notes.push("no WebGPU (navigator.gpu) in this worker");
   if (choice === "cpu") setBackend("cpu");
   else if (choice === "auto") {
-    if (softwareGl) {
-      notes.push('this WebGL2 is a software rasteriser, slower than the cpu kernels (choose "GPU.js WebGL2" to use it anyway)');
-      setBackend("cpu");
-    } else {
+    let chosen = false;
+    if (hasWebGpu) {
       try {
-        const info = await initBackend("gpu", { mode: "auto" });
-        if (info.software === true) {
-          notes.push(`GPU.js found no GPU mode (${info.description}); the cpu kernels are used instead`);
-          setBackend("cpu");
-        }
+        const info = await initBackend("gpu", { mode: "webgpu" });
+        if (info.software === true) notes.push(`the WebGPU adapter is software (${info.device ?? info.description})`);
+        else chosen = true;
       } catch (e) {
-        notes.push(`GPU.js: ${(e as Error).message}`);
-        setBackend("cpu");
+        notes.push(`GPU.js WebGPU: ${(e as Error).message}`);
       }
     }
+    if (!chosen && softwareGl) {
+      notes.push('this WebGL2 is a software rasteriser, slower than the cpu kernels (choose "GPU.js WebGL2" to use it anyway)');
+    } else if (!chosen) {
+      try {
+        const info = await initBackend("gpu", { mode: "gl" });
+        if (info.software === true) notes.push(`GPU.js WebGL2 runs in software (${info.description})`);
+        else chosen = true;
+      } catch (e) {
+        notes.push(`GPU.js WebGL2: ${(e as Error).message}`);
+      }
+    }
+    if (!chosen) {
+      notes.push("the cpu kernels are used");
+      setBackend("cpu");
+    }
   } else {
-    await initBackend("gpu", { mode: choice as "gl" | "webasm" });
+    await initBackend("gpu", { mode: choice as "webgpu" | "gl" | "webasm" });
   }
   const b = getBackend();
   return { description: b.description, name: b.name, mode: b.mode ?? null, renderer, notes, seconds: (performance.now() - t0) / 1000 };
