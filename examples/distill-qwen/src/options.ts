@@ -150,7 +150,8 @@ flags:
 environment:
   LRC_THREADS=<n>         cpu worker threads (default: all cores)
   LRC_BACKEND=gpu         run on tensor-core's GPU.js kernels; LRC_GPU_MODE=gl|webasm|webgpu picks the mode
-                          (webgpu in Node needs the \`webgpu\` package and a GPU driver; default: gl, else webasm)
+                          (webgpu in Node needs the \`webgpu\` package; default: webgpu on a GPU adapter, else
+                          gl, else webasm)
 `;
 
 function positiveInt(name: string, raw: string | undefined): number | null {

@@ -45,11 +45,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const flags = parseFlags(rest, match.flags);
     // The one place a backend is chosen: --backend, else LRC_BACKEND (the gpu backend loads GPU.js
-    // asynchronously and verifies which mode really runs; it says so on stderr).
+    // asynchronously and verifies which mode really runs; it says so on stderr). lrc reads values
+    // asynchronously, so auto may take WebGPU where its adapter is a GPU.
     if (typeof flags.backend === "string") {
-      const info = await initBackend(flags.backend);
+      const info = await initBackend(flags.backend, { asyncReads: true });
       console.error(`lrc backend: ${info.description}`);
-    } else await initBackendFromEnvAsync(process.env);
+    } else await initBackendFromEnvAsync(process.env, console.error, { asyncReads: true });
     return await match.run(flags);
   } catch (e) {
     if (e instanceof UsageError) {

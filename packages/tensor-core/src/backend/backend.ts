@@ -61,6 +61,11 @@ export interface InitBackendOptions {
    * cpu. webgpu runs only on request: its values are read with `await t.dataAsync()` (data() and item() throw).
    */
   mode?: GpuMode | "auto";
+  /**
+   * The caller reads values with dataAsync / itemAsync / toHostAsync (as lrc's trainer, nn's evaluate and
+   * generate do): "auto" may then take WebGPU first, when its adapter is a GPU rather than a software one.
+   */
+  asyncReads?: boolean;
 }
 
 /** Selects a backend; for "gpu" loads GPU.js, starts and verifies the mode. Resolves to what runs. */
@@ -73,7 +78,7 @@ export async function initBackend(name: string, opts: InitBackendOptions = {}): 
   if (!GPU_MODES.includes(want)) throw new Error(`initBackend: unknown GPU.js mode '${String(want)}' (known: ${GPU_MODES.join(", ")})`);
   if (gpuInstance === null || (want !== "auto" && gpuInstance.rt.mode !== want)) {
     const [{ createRuntime }, { GpuOps }] = await Promise.all([import("./gpujs/runtime.js"), import("./gpujs/ops.js")]);
-    const rt = await createRuntime(want);
+    const rt = await createRuntime(want, { asyncReads: opts.asyncReads === true });
     gpuInstance?.rt.destroy();
     gpuInstance = new GpuOps(rt);
   }
@@ -196,13 +201,17 @@ export function initBackendFromEnv(env: Record<string, string | undefined>): Bac
  * Applies LRC_BACKEND (and LRC_GPU_MODE) from the environment, gpu included, and prints what runs (for gpu:
  * the mode, and that it is software when it is).
  */
-export async function initBackendFromEnvAsync(env: Record<string, string | undefined>, log: (line: string) => void = console.error): Promise<BackendInfo> {
+export async function initBackendFromEnvAsync(
+  env: Record<string, string | undefined>,
+  log: (line: string) => void = console.error,
+  opts: Pick<InitBackendOptions, "asyncReads"> = {},
+): Promise<BackendInfo> {
   const want = env.LRC_BACKEND;
   if (want === undefined || want === "") return getBackend();
   const mode = env.LRC_GPU_MODE;
   if (mode !== undefined && mode !== "" && !GPU_MODES.includes(mode as GpuMode))
     throw new Error(`LRC_GPU_MODE: unknown GPU.js mode '${mode}' (known: ${GPU_MODES.join(", ")})`);
-  const info = await initBackend(want, mode !== undefined && mode !== "" ? { mode: mode as GpuMode } : {});
+  const info = await initBackend(want, { ...opts, ...(mode !== undefined && mode !== "" ? { mode: mode as GpuMode } : {}) });
   log(`lrc backend: ${info.description}`);
   return info;
 }

@@ -188,6 +188,15 @@ describe("GPU.js mode selection", () => {
     setBackend("cpu");
   });
 
+  it("auto with asyncReads takes WebGPU only on a GPU adapter: here (none, or lavapipe) it says why not", async () => {
+    const rt = await createRuntime("auto", { asyncReads: true });
+    rt.destroy();
+    expect(rt.mode).not.toBe("webgpu");
+    expect(rt.skipped[0]).toMatch(mode === "webgpu"
+      ? /^webgpu: its adapter is software \(WebGPU adapter llvmpipe.*\), and auto takes WebGPU only on a GPU$/
+      : /^webgpu: (no WebGPU adapter|Node has no navigator\.gpu)/);
+  });
+
   it("auto does not pick webgpu, and says why among the modes not used", async () => {
     const rt = await createRuntime("auto");
     rt.destroy();

@@ -10,7 +10,8 @@
 // and WebGPU reads values back only asynchronously, so a tensor's values are read with `await
 // t.dataAsync()`, and a caller that reads synchronously (`t.data()`, `t.item()`, an op's cpu fallback)
 // gets an error saying so. `auto` therefore picks only the synchronous modes, as GPU.js itself does, and
-// lists the webgpu adapter it saw among the modes not used. In Node, `navigator.gpu` comes from the
+// lists the webgpu adapter it saw among the modes not used, unless the caller says it reads asynchronously
+// (`asyncReads`): then auto takes WebGPU first when its adapter is a GPU (not a software one). In Node, `navigator.gpu` comes from the
 // `webgpu` package (Dawn; an optional peer dependency, loaded only here). Precision is always 'single'.
 //
 // webgpu kernels are chained on promises: a kernel call waits for its input buffers (Promise.all), then
@@ -632,20 +633,26 @@ async function loadGpuJs(): Promise<GpuJsClass> {
 
 /**
  * Starts GPU.js in the requested mode ("auto": the first of gl, webasm that really works; webgpu only on
- * request, see the top of this file). Every mode that was tried and not used is listed, with the reason, in
+ * request, see the top of this file, or in auto when the caller reads asynchronously (`asyncReads`) and the
+ * adapter is hardware). Every mode that was tried and not used is listed, with the reason, in
  * `runtime.skipped`; an explicit mode that cannot start throws with the reason.
  */
-export async function createRuntime(want: GpuMode | "auto"): Promise<GpuRuntime> {
+export async function createRuntime(want: GpuMode | "auto", opts: { asyncReads?: boolean } = {}): Promise<GpuRuntime> {
   const GPU = await loadGpuJs();
   const order: GpuMode[] = want === "auto" ? ["webgpu", "gl", "webasm"] : [want];
   const skipped: string[] = [];
   for (const mode of order) {
     try {
       if (mode === "webgpu") {
-        if (want === "auto") throw new Error(await whyNotAutoWebGpu(GPU));
+        if (want === "auto" && opts.asyncReads !== true) throw new Error(await whyNotAutoWebGpu(GPU));
         const why = await webGpuAdapter(GPU);
         if (why !== null) throw new Error(why);
-        return await runProbeWebGpu(GPU, skipped);
+        const rt = await runProbeWebGpu(GPU, skipped);
+        if (want === "auto" && rt.software) {
+          rt.destroy();
+          throw new Error(`its adapter is software (${rt.device.device}), and auto takes WebGPU only on a GPU`);
+        }
+        return rt;
       }
       if (mode === "gl") {
         if (isNode && (process.env.DISPLAY ?? "") === "") throw new Error("no X display (DISPLAY is unset; run under `xvfb-run -a`)");
