@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import type { Page } from "playwright-core";
 import { loadCausalLMFromFiles } from "@lrc-ts/nn";
-import { parseSafetensors } from "@lrc-ts/tensor-core";
+import { isSoftwareRenderer, parseSafetensors } from "@lrc-ts/tensor-core";
 import { serveStatic } from "./server.js";
 import type { DemoState } from "../src/protocol.js";
 
@@ -116,7 +116,7 @@ async function runOnce(page: Page, url: string, backend: string, steps: number, 
   if (backend === "auto") {
     // Software WebGPU and WebGL2 (SwiftShader here): the cpu kernels, saying why; hardware: GPU.js, unless it
     // failed (then a note says why).
-    const software = b.renderer === null || /swiftshader|llvmpipe|softpipe|lavapipe|software/i.test(b.renderer);
+    const software = b.renderer === null || isSoftwareRenderer(b.renderer);
     check(software ? b.name === "cpu" : b.name === "gpu" || b.notes.length > 0, `auto chose ${b.name} for WebGL2 renderer ${b.renderer ?? "none"}`);
     if (software) check(b.notes.some((n) => /WebGPU/.test(n)), `auto says why not WebGPU (${b.notes.join("; ")})`);
   }

@@ -5,7 +5,7 @@
 // needs), and posts every step's losses, the evaluations and samples, and finally the exported student's
 // files. Between steps it yields to the event loop so a "stop" message is seen.
 
-import { backendReport, getBackend, initBackend, setBackend } from "@lrc-ts/tensor-core";
+import { backendReport, getBackend, initBackend, isSoftwareRenderer, setBackend } from "@lrc-ts/tensor-core";
 import type { BackendReportMsg, FromWorker, ToWorker } from "../src/protocol.js";
 import { DistillSession } from "../src/session.js";
 
@@ -23,13 +23,12 @@ function glRenderer(): string | null {
   return name;
 }
 
-const SOFTWARE_GL = /swiftshader|llvmpipe|softpipe|lavapipe|software/i;
 
 async function chooseBackend(choice: string): Promise<BackendReportMsg> {
   const t0 = performance.now();
   const notes: string[] = [];
   const renderer = glRenderer();
-  const softwareGl = renderer !== null && SOFTWARE_GL.test(renderer);
+  const softwareGl = renderer !== null && isSoftwareRenderer(renderer);
   const hasWebGpu = typeof navigator !== "undefined" && "gpu" in navigator;
   if (!hasWebGpu) notes.push("no WebGPU (navigator.gpu) in this worker");
   if (choice === "cpu") setBackend("cpu");

@@ -15,6 +15,7 @@ export { valueAndGrad, grad } from "./autodiff/grad.js";
 export * from "./ops/index.js";
 export { setBackend, getBackend, initBackendFromEnv, initBackend, initBackendFromEnvAsync, backendReport, resetBackendReport } from "./backend/backend.js";
 export { gpuUpload, gpuDownload, gpuFinish, gpuDeviceInfo } from "./backend/backend.js";
+export { isSoftwareRenderer } from "./backend/gpujs/software.js";
 export type { BackendInfo, BackendName, BackendReport, GpuMode, GpuDeviceInfo, GlStrings, InitBackendOptions } from "./backend/backend.js";
 export * as optim from "./optim/optim.js";
 export { AdamW, SGD, clipGradNorm, schedules } from "./optim/optim.js";

@@ -9,6 +9,7 @@ import { tensor } from "../../tensor.js";
 import * as ops from "../../ops/index.js";
 import type { GlStrings, GpuMode, WebGpuAdapterInfo } from "./runtime.js";
 import { classifyGlDevice, classifyWebGpuAdapter, createRuntime } from "./runtime.js";
+import { isSoftwareRenderer } from "./software.js";
 import { backendReport, getBackend, gpuDeviceInfo, gpuDownload, gpuFinish, gpuOps, gpuUpload, initBackend, initBackendFromEnvAsync, setBackend } from "../backend.js";
 
 /** What headless-gl's context says on every driver: ANGLE, no WEBGL_debug_renderer_info. */
@@ -67,6 +68,15 @@ describe("classifyGlDevice", () => {
     const r = classifyGlDevice(headless, [`${lib}libdrm_intel.so.1.0.0`, `${lib}libGL.so.1.7.0`]);
     expect(r.device).toContain("no known GL driver library is loaded; not verified to be a GPU");
     expect(r.driver).toEqual([]);
+  });
+});
+
+describe("isSoftwareRenderer", () => {
+  it("names Mesa's, Google's and Microsoft's software rasterisers, and no GPU", () => {
+    for (const s of ["llvmpipe (LLVM 15.0.6, 256 bits)", "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero) (0x0000C0DE)), SwiftShader driver)",
+      "Microsoft Basic Render Driver", "lavapipe", "softpipe"]) expect(isSoftwareRenderer(s), s).toBe(true);
+    for (const s of ["ANGLE (NVIDIA, NVIDIA GeForce RTX 4090 Direct3D11 vs_5_0 ps_5_0)", "AMD Radeon Pro 5500M OpenGL Engine", "Apple M2", "ANGLE"])
+      expect(isSoftwareRenderer(s), s).toBe(false);
   });
 });
 

@@ -29,6 +29,7 @@
 
 import type { TypedArray } from "../../dtype.js";
 import type { DeviceBuffer } from "../../storage.js";
+import { isSoftwareRenderer } from "./software.js";
 
 export type GpuMode = "webgpu" | "gl" | "webasm" | "cpu";
 
@@ -562,7 +563,6 @@ function mappedLibraries(): string[] | null {
   return [...new Set(paths.filter((p) => /\.so(\.|$)/.test(p)))];
 }
 
-const SOFTWARE_RENDERER = /llvmpipe|softpipe|lavapipe|swiftshader|swrast|software|basic render driver/i;
 const SOFTWARE_DRI = /^(kms_)?swrast_dri\.so/;
 
 /**
@@ -587,7 +587,7 @@ export function classifyGlDevice(gl: GlStrings, libs: readonly string[] | null):
   const sw = (how: string): { device: string; software: boolean; driver: string[] | null } =>
     ({ device: `${what}${how}: software rendering on the CPU`, software: true, driver });
   const swrast = swDri.length > 0 ? ` via Mesa ${swDri.join(", ")}${llvm ? " with LLVM (llvmpipe)" : ""}` : "";
-  if ([gl.renderer, gl.vendor, gl.unmaskedRenderer ?? "", gl.unmaskedVendor ?? ""].some((x) => SOFTWARE_RENDERER.test(x))) return sw(swrast);
+  if ([gl.renderer, gl.vendor, gl.unmaskedRenderer ?? "", gl.unmaskedVendor ?? ""].some(isSoftwareRenderer)) return sw(swrast);
   if (hwDri.length > 0 || nvidia.length > 0)
     return { device: `${what} via ${[...hwDri, ...nvidia].join(", ")}: hardware GPU driver`, software: false, driver };
   if (swDri.length > 0) return sw(swrast);
@@ -604,7 +604,7 @@ export function classifyGlDevice(gl: GlStrings, libs: readonly string[] | null):
 export function classifyWebGpuAdapter(a: WebGpuAdapterInfo): { device: string; software: boolean } {
   const name = [a.description, a.device, a.vendor, a.architecture].filter((x) => x !== "").join(", ") || "an unnamed adapter";
   const what = `WebGPU adapter ${name}`;
-  if (a.isFallbackAdapter === true || [a.description, a.device, a.vendor, a.architecture].some((x) => SOFTWARE_RENDERER.test(x) || /^software$|warp/i.test(x)))
+  if (a.isFallbackAdapter === true || [a.description, a.device, a.vendor, a.architecture].some((x) => isSoftwareRenderer(x) || /\bwarp\b/i.test(x)))
     return { device: `${what}: software rendering on the CPU`, software: true };
   return { device: `${what}: a hardware GPU by the adapter's report`, software: false };
 }
