@@ -133,8 +133,6 @@ export class GpuRuntime {
   private readonly kernels = new Map<string, GpuJsKernel>();
   /** Whether kernel outputs are textures (gl) or host typed arrays (webasm, cpu); webgpu: storage buffers. */
   readonly textures: boolean;
-  /** webgpu: kernels complete asynchronously and values are read back only asynchronously. */
-  readonly async: boolean;
   /** webgpu: every kernel call so far, settled (for `finish()`). */
   private pending: Promise<void> = Promise.resolve();
   /** webgpu: every buffer deletion so far, done (for `finish()`). */
@@ -153,11 +151,10 @@ export class GpuRuntime {
     readonly skipped: readonly string[],
     /** gl mode: the context the kernels draw into. */
     private readonly gl: GlContext | null = null,
-    /** webgpu mode: the device and the adapter's identification. */
+    /** webgpu mode (its kernels complete asynchronously): the device and the adapter's identification. */
     private readonly wgpu: { device: WebGpuDeviceLike; info: WebGpuAdapterInfo } | null = null,
   ) {
     this.textures = mode === "gl";
-    this.async = mode === "webgpu";
     this.device = identifyDevice(mode, gl, wgpu?.info ?? null);
     if (wgpu !== null) {
       const prev = wgpu.device.onuncapturederror;
@@ -233,7 +230,7 @@ export class GpuRuntime {
       this.kernels.set(key, k);
       this.stats.kernelsCompiled++;
     }
-    if (this.async) return this.runChained(key, k, fresh, source, args);
+    if (this.wgpu !== null) return this.runChained(key, k, fresh, source, args);
     let out: unknown;
     try {
       out = k(...args);
@@ -276,7 +273,7 @@ export class GpuRuntime {
     this.stats.uploadBytes += 4 * n;
     const f = new Float32Array(n);
     for (let i = 0; i < n; i++) f[i] = host[i]!;
-    if (!this.textures && !this.async) return this.wrap(f);
+    if (!this.textures && this.wgpu === null) return this.wrap(f); // webasm, cpu: kernels take host arrays
     return this.run(`upload:${n}`, n, () => "function (a) { return a[this.thread.x]; }", [f]);
   }
 
@@ -501,11 +498,10 @@ async function ensureNavigatorGpu(): Promise<void> {
  * it does not load the `webgpu` package for this.
  */
 async function whyNotAutoWebGpu(GPU: GpuJsClass): Promise<string> {
-  const rule = 'used only on request (mode "webgpu"): its values are read back asynchronously (await tensor.dataAsync()), and auto picks a mode where data() and item() work';
+  const rule = 'used only on request (mode "webgpu"): its values are read back asynchronously (await tensor.dataAsync()), and auto picks a mode where data() and item() work unless the caller passes asyncReads: true';
   const g = globalThis as { navigator?: { gpu?: unknown } };
   if (g.navigator?.gpu === undefined) return `${rule}${isNode ? " (in Node, navigator.gpu comes from the `webgpu` package)" : "; no navigator.gpu here"}`;
-  const has = GPU.isWebGPUAvailable !== undefined && (await GPU.isWebGPUAvailable().catch(() => false));
-  return has ? `a WebGPU adapter answers, but webgpu is ${rule}` : "no WebGPU adapter (navigator.gpu.requestAdapter() gave none)";
+  return (await adapterAnswers(GPU)) ? `a WebGPU adapter answers, but webgpu is ${rule}` : NO_ADAPTER;
 }
 
 /** Whether a WebGPU adapter answers here (after making navigator.gpu available); the reason when not. */
@@ -515,8 +511,14 @@ async function webGpuAdapter(GPU: GpuJsClass): Promise<string | null> {
   } catch (e) {
     return e instanceof Error ? e.message : String(e);
   }
-  const has = GPU.isWebGPUAvailable !== undefined && (await GPU.isWebGPUAvailable().catch(() => false));
-  return has ? null : "no WebGPU adapter (navigator.gpu.requestAdapter() gave none)";
+  return (await adapterAnswers(GPU)) ? null : NO_ADAPTER;
+}
+
+const NO_ADAPTER = "no WebGPU adapter (navigator.gpu.requestAdapter() gave none)";
+
+/** Whether navigator.gpu (which must exist) hands out an adapter. */
+async function adapterAnswers(GPU: GpuJsClass): Promise<boolean> {
+  return GPU.isWebGPUAvailable !== undefined && (await GPU.isWebGPUAvailable().catch(() => false));
 }
 
 /** The WebGL context of a gl-mode GPU.js instance that has run a kernel. */
