@@ -174,17 +174,23 @@ describe("gemm", () => {
     setThreadCount(1);
   });
 
-  it("tile height does not change the result (bits)", () => {
-    const rt = createGemmRuntime(null);
-    const c = { m: 150, n: 40, k: 300, batch: 1, transA: false, transB: true, bcastA: false, bcastB: false,
-      accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 };
-    const results = [undefined, 16, 52].map((tileM) => {
-      const p = makeCase(c, 21);
-      const job = { ...p, offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1, ...(tileM ? { tileM } : {}) };
+  /** The case's result (as numbers) for each tile size of `tile` (undefined: the runtime's default). */
+  function resultsPerTile(rt: ReturnType<typeof createGemmRuntime>, c: Case, seed: number,
+    tile: "tileM" | "tileN", sizes: ReadonlyArray<number | undefined>): number[][] {
+    return sizes.map((size) => {
+      const p = makeCase(c, seed);
+      const job = { ...p, offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1, ...(size ? { [tile]: size } : {}) };
       let next = 0;
       rt.runTiles(job, () => next++);
       return Array.from(p.c);
     });
+  }
+
+  it("tile height does not change the result (bits)", () => {
+    const rt = createGemmRuntime(null);
+    const c = { m: 150, n: 40, k: 300, batch: 1, transA: false, transB: true, bcastA: false, bcastB: false,
+      accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 };
+    const results = resultsPerTile(rt, c, 21, "tileM", [undefined, 16, 52]);
     expect(results[1]).toEqual(results[0]);
     expect(results[2]).toEqual(results[0]);
   });
@@ -194,13 +200,7 @@ describe("gemm", () => {
       for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
         const c = { m: 40, n: 704, k: 300, batch: 1, transA, transB, bcastA: false, bcastB: false,
           accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 };
-        const results = [undefined, 352, 120].map((tileN) => {
-          const p = makeCase(c, 23);
-          const job = { ...p, offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1, ...(tileN ? { tileN } : {}) };
-          let next = 0;
-          rt.runTiles(job, () => next++);
-          return Array.from(p.c);
-        });
+        const results = resultsPerTile(rt, c, 23, "tileN", [undefined, 352, 120]);
         expect(results[1]).toEqual(results[0]);
         expect(results[2]).toEqual(results[0]);
       }

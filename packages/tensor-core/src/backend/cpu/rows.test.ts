@@ -200,15 +200,8 @@ describe("rope", () => {
   it("float32 wasm kernel matches the TypeScript path (offset, inverse, in place, several chunks)", () => {
     const f32 = (a: Float64Array): Float32Array => Float32Array.from(a);
     for (const [outer, T, dh, off] of [[3, 5, 8, 4], [33, 128, 64, 0], [2, 7, 16, 9], [1, 1, 24, 0]] as const) {
-      const P = T + off;
-      const cos = new Float32Array(P * dh), sin = new Float32Array(P * dh);
-      for (let p = 0; p < P; p++) {
-        for (let i = 0; i < dh / 2; i++) {
-          const ang = p / 10000 ** ((2 * i) / dh);
-          cos[p * dh + i] = cos[p * dh + i + dh / 2] = Math.cos(ang);
-          sin[p * dh + i] = sin[p * dh + i + dh / 2] = Math.sin(ang);
-        }
-      }
+      const t64 = tables(T + off, dh);
+      const cos = f32(t64.cos), sin = f32(t64.sin);
       const x = f32(rand64(outer * T * dh, outer + T));
       for (const inverse of [false, true]) {
         const want = new Float32Array(x.length), got = new Float32Array(x.length), inPlace = x.slice();
