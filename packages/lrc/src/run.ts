@@ -12,7 +12,9 @@ import { LowRankClone } from "./lrc.js";
 import type { LowRankCloneOptions } from "./lrc.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
 import type { TrainTask } from "./task.js";
-import { Trainer } from "./trainer.js";
+import { Trainer, TrainerCore } from "./trainer.js";
+import { estimateMemory, parameterCount } from "./plan.js";
+import type { MemoryEstimate, RunShape } from "./plan.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
 
 export interface TrainRunOptions {
@@ -97,11 +99,10 @@ function resolveSteps(o: TrainRunOptions, B: number, T: number): number {
   return steps;
 }
 
-async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, vocab: number, defaultLr: number, describe: Record<string, unknown>): Promise<RunResult> {
+async function runTask(p: PreparedTask, o: TrainRunOptions): Promise<RunResult> {
+  const { task, exportDir, tokenizerFrom, defaultLr, describe } = p;
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
-  const manifest = readManifest(o.data);
-  if (manifest.vocabSize > vocab)
-    throw new RangeError(`${path.join(o.data, "manifest.json")}: the shards' vocabulary (${manifest.vocabSize}) is larger than the model's vocab_size ${vocab}`);
+  const manifest = readDataManifest(o.data, p.shape.student.vocab_size);
   const steps = resolveSteps(o, B, T);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
@@ -129,14 +130,35 @@ async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, t
   }
 }
 
+/** The shard directory's manifest, checked against the model's vocabulary. */
+function readDataManifest(data: string, vocab: number): ReturnType<typeof readManifest> {
+  const manifest = readManifest(data);
+  if (manifest.vocabSize > vocab)
+    throw new RangeError(`${path.join(data, "manifest.json")}: the shards' vocabulary (${manifest.vocabSize}) is larger than the model's vocab_size ${vocab}`);
+  return manifest;
+}
+
 function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
   const out: Partial<Pick<T, K>> = {};
   for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
   return out;
 }
 
-/** Low-Rank Clone training from a teacher directory; exports `<out>/student/`. */
-export async function distill(o: DistillOptions): Promise<RunResult> {
+/** A task ready to train: what runTask and dryRun need beyond the options. */
+interface PreparedTask {
+  readonly task: TrainTask;
+  readonly exportDir: string;
+  readonly tokenizerFrom: string | undefined;
+  readonly defaultLr: number;
+  readonly describe: Record<string, unknown>;
+  readonly shape: Omit<RunShape, "batchSize" | "seqLen">;
+}
+
+function bytesOf(m: CausalLM): number {
+  return m.namedParameters().reduce((a, [, t]) => a + t.buf.byteLength, 0);
+}
+
+async function distillTask(o: DistillOptions): Promise<PreparedTask> {
   const teacher = typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
   const tokenizerFrom = o.tokenizerFrom ?? (typeof o.teacher === "string" ? o.teacher : undefined);
   const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
@@ -148,11 +170,18 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
-  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc.vocab_size, 1e-4, {});
+  return {
+    task: new LrcTask(clone), exportDir: path.join(o.out, "student"), tokenizerFrom, defaultLr: 1e-4, describe: {},
+    shape: { teacher: tc, teacherBytes: bytesOf(teacher), student: sc, trainable: clone.numTrainable(), generated: true },
+  };
 }
 
-/** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
-export async function pretrain(o: PretrainOptions): Promise<RunResult> {
+/** Low-Rank Clone training from a teacher directory; exports `<out>/student/`. */
+export async function distill(o: DistillOptions): Promise<RunResult> {
+  return runTask(await distillTask(o), o);
+}
+
+async function pretrainTask(o: PretrainOptions): Promise<PreparedTask> {
   const config = typeof o.config === "string" ? readConfigFile(o.config) : o.config;
   const model = new CausalLM(config, { seed: o.seed ?? 0, ...(o.initStd !== undefined ? { std: o.initStd } : {}) });
   const teacher = o.teacher === undefined ? null : typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
@@ -170,7 +199,78 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
       `F=${config.intermediate_size} V=${config.vocab_size} (${model.numParameters().toLocaleString("en-US")} parameters)` +
       (teacher !== null ? `, KD from a teacher at tau ${task.temperature}` : ""),
   );
-  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, config.vocab_size, 1e-3, { initStd: o.initStd ?? null });
+  return {
+    task, exportDir: path.join(o.out, "model"), tokenizerFrom, defaultLr: 1e-3, describe: { initStd: o.initStd ?? null },
+    shape: { teacher: teacher?.config ?? null, teacherBytes: teacher === null ? 0 : bytesOf(teacher), student: config, trainable: model.numParameters(), generated: false },
+  };
+}
+
+/** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
+export async function pretrain(o: PretrainOptions): Promise<RunResult> {
+  return runTask(await pretrainTask(o), o);
+}
+
+export interface DryRunResult {
+  readonly parameters: { readonly teacher: number | null; readonly student: number; readonly trainable: number };
+  readonly memory: MemoryEstimate;
+  /** Wall time of each timed step (the first includes warm-up: buffer allocation, JIT). */
+  readonly stepSeconds: number[];
+  readonly tokensPerStep: number;
+  /** From the last timed step. */
+  readonly tokensPerSecond: number;
+  /** The run's steps and tokens (from --steps or --tokens) and its estimated duration at that speed. */
+  readonly steps: number;
+  readonly tokens: number;
+  readonly etaSeconds: number;
+  /** Peak resident set size of this process so far (after the timed steps). */
+  readonly peakRssBytes: number;
+}
+
+/** Steps `dryRun` times. */
+export const DRY_RUN_STEPS = 2;
+
+/**
+ * The plan of a run without running it: parameters, the memory estimate, and DRY_RUN_STEPS timed optimizer
+ * steps on the first batches of the data (nothing is written to `out`).
+ */
+async function dryRun(p: PreparedTask, o: TrainRunOptions): Promise<DryRunResult> {
+  const B = o.batchSize ?? 8, T = o.seqLen ?? 128, accum = o.gradAccum ?? 1;
+  readDataManifest(o.data, p.shape.student.vocab_size);
+  const steps = resolveSteps(o, B, T);
+  const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
+  try {
+    const core = new TrainerCore(p.task, readerSource(reader), null, {
+      steps, lr: o.lr ?? p.defaultLr, ...pick(o, ["weightDecay", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "seed"]),
+    });
+    const stepSeconds: number[] = [];
+    for (let i = 0; i < DRY_RUN_STEPS; i++) {
+      const t0 = performance.now();
+      await core.step1();
+      stepSeconds.push((performance.now() - t0) / 1000);
+    }
+    const tokensPerStep = B * T * accum;
+    const last = stepSeconds.at(-1)!;
+    return {
+      parameters: {
+        teacher: p.shape.teacher === null ? null : parameterCount(p.shape.teacher), student: parameterCount(p.shape.student), trainable: p.shape.trainable,
+      },
+      memory: estimateMemory({ ...p.shape, batchSize: B, seqLen: T }),
+      stepSeconds, tokensPerStep, tokensPerSecond: tokensPerStep / last, steps, tokens: steps * tokensPerStep, etaSeconds: steps * last,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    };
+  } finally {
+    reader.close();
+  }
+}
+
+/** `distill`'s plan: parameters, memory by part, and two timed steps (`lrc distill --dry-run`). */
+export async function distillDryRun(o: DistillOptions): Promise<DryRunResult> {
+  return dryRun(await distillTask(o), o);
+}
+
+/** `pretrain`'s plan (`lrc pretrain --dry-run`). */
+export async function pretrainDryRun(o: PretrainOptions): Promise<DryRunResult> {
+  return dryRun(await pretrainTask(o), o);
 }
 
 /** A lone tokenizer.json goes into a small staging directory so saveCausalLM can copy it. */

@@ -6,8 +6,8 @@ import type { Command } from "../cli/command.js";
 import { UsageError } from "../cli/args.js";
 import { MATRICES } from "../projection.js";
 import type { MatrixName } from "../projection.js";
-import { distill } from "../run.js";
-import { report, trainFlags, trainOptions } from "./train-flags.js";
+import { distill, distillDryRun } from "../run.js";
+import { report, reportDryRun, trainFlags, trainOptions } from "./train-flags.js";
 
 function layerList(v: unknown, flag: string): number[] | undefined {
   if (v === undefined) return undefined;
@@ -71,6 +71,7 @@ export const distillCommand: Command = {
       initStd: flags["init-std"],
     };
     for (const k of Object.keys(opt)) if (opt[k] === undefined) delete opt[k];
+    if (flags["dry-run"] === true) return reportDryRun("distill", await distillDryRun(opt as unknown as Parameters<typeof distillDryRun>[0]), flags);
     const r = await distill(opt as unknown as Parameters<typeof distill>[0]);
     return report("distill", r, flags);
   },

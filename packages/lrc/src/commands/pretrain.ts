@@ -3,8 +3,8 @@
 // <out>/model/ (HF directory), metrics.jsonl, loss.svg and checkpoints/ like `lrc distill`.
 
 import type { Command } from "../cli/command.js";
-import { pretrain } from "../run.js";
-import { report, trainFlags, trainOptions } from "./train-flags.js";
+import { pretrain, pretrainDryRun } from "../run.js";
+import { report, reportDryRun, trainFlags, trainOptions } from "./train-flags.js";
 
 export const pretrainCommand: Command = {
   name: "pretrain",
@@ -34,6 +34,7 @@ export const pretrainCommand: Command = {
       initStd: flags["init-std"],
     };
     for (const k of Object.keys(opt)) if (opt[k] === undefined) delete opt[k];
+    if (flags["dry-run"] === true) return reportDryRun("pretrain", await pretrainDryRun(opt as unknown as Parameters<typeof pretrainDryRun>[0]), flags);
     const r = await pretrain(opt as unknown as Parameters<typeof pretrain>[0]);
     return report("pretrain", r, flags);
   },

@@ -4,7 +4,7 @@
 import type { FlagSpecs, ParsedFlags } from "../cli/args.js";
 import { UsageError } from "../cli/args.js";
 import { backendFlag } from "../cli/command.js";
-import type { RunResult, TrainRunOptions } from "../run.js";
+import type { DryRunResult, RunResult, TrainRunOptions } from "../run.js";
 
 export const trainFlags: FlagSpecs = {
   data: { kind: "string", required: true, help: "token shard directory (lrc tokenize output)" },
@@ -29,6 +29,7 @@ export const trainFlags: FlagSpecs = {
   backend: backendFlag,
   "no-progress": { kind: "boolean", help: "no progress line on stderr" },
   json: { kind: "boolean", help: "print a JSON summary as the last line on stdout" },
+  "dry-run": { kind: "boolean", help: "print the plan (parameters, memory by part), time 2 steps, print tokens/s and the ETA; train nothing" },
 };
 
 function positive(flags: ParsedFlags, name: string, allowZero = false): number | undefined {
@@ -79,4 +80,31 @@ export function report(command: string, r: RunResult, flags: ParsedFlags): numbe
       }),
     );
   return r.interrupted ? 130 : 0;
+}
+
+/** Prints a dry run's plan (stdout; --json: one JSON object). Returns the exit code. */
+export function reportDryRun(command: string, r: DryRunResult, flags: ParsedFlags): number {
+  if (flags.json === true) {
+    console.log(JSON.stringify({ command, dryRun: true, ...r }));
+    return 0;
+  }
+  const M = (n: number) => `${(n / 1e6).toFixed(1)}M`;
+  const G = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  const m = r.memory;
+  const duration = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
+  console.log(
+    [
+      `${command} --dry-run: the plan (nothing trained or written)`,
+      `parameters: ${r.parameters.teacher !== null ? `teacher ${M(r.parameters.teacher)}, ` : ""}student ${M(r.parameters.student)}, trainable ${M(r.parameters.trainable)}`,
+      `memory estimate: ${G(m.total)} in all`,
+      ...([
+        ["teacher weights", m.teacherWeights], ["student weights", m.studentWeights], ["trainable values", m.trainable],
+        ["gradients", m.gradients], ["optimizer state", m.optimizer], ["activations", m.activations], ["logits", m.logits],
+      ] as const).map(([k, v]) => `  ${k.padEnd(17)}${G(v)}`),
+      `timed ${r.stepSeconds.length} steps of ${r.tokensPerStep.toLocaleString("en-US")} tokens: ${r.stepSeconds.map((s) => `${s.toFixed(2)} s`).join(", ")} ` +
+        `-> ${Math.round(r.tokensPerSecond)} tokens/s (last step); peak RSS ${G(r.peakRssBytes)}`,
+      `run: ${r.steps.toLocaleString("en-US")} steps, ${r.tokens.toLocaleString("en-US")} tokens -> ETA ${duration(r.etaSeconds)}`,
+    ].join("\n"),
+  );
+  return 0;
 }

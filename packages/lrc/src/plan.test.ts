@@ -1,0 +1,114 @@
+// The run plan: parameter counts of the real Qwen2.5 shapes, the memory estimate against the formula worked
+// by hand for a tiny shape, and `lrc distill --dry-run` / `lrc pretrain --dry-run` end to end (the plan and
+// the timing lines, nothing written to --out, and --json agreeing with the library and a real run).
+
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { initCheckpoint, parseConfig, readConfigFile } from "@lrc-ts/nn";
+import { main } from "./cli.js";
+import { estimateMemory, layerActivationValues, parameterCount, teacherCaptureValues } from "./plan.js";
+import { distill } from "./run.js";
+import { REPO_ROOT, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-plan-"));
+const data = path.join(root, "shards");
+const teacherDir = path.join(root, "teacher");
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+afterEach(() => vi.restoreAllMocks());
+
+const teacherJson = tinyConfigJson({ hidden: 32, vocab: 64 }); // D 32, F 64, 2 layers, 4/2 heads of 8, tied
+beforeAll(() => {
+  writeMarkovShards(data, { vocab: 64, trainTokens: 3000, valTokens: 300 });
+  initCheckpoint(parseConfig(teacherJson), teacherDir, { seed: 1 });
+  writeJson(path.join(root, "config.json"), tinyConfigJson({ hidden: 16, vocab: 64 }));
+});
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
+  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
+  vi.spyOn(process.stderr, "write").mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
+  const code = await main(argv);
+  vi.restoreAllMocks();
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+describe("the estimate", () => {
+  it("counts the published parameters of Qwen2.5-0.5B and 1.5B", () => {
+    const shared = path.join(REPO_ROOT, "..", "shared", "configs");
+    const cfg = (f: string) => readConfigFile(path.join(shared, f));
+    expect(parameterCount(cfg("qwen2.5-0.5b.json"))).toBe(494_032_768);
+    expect(parameterCount(cfg("qwen2.5-1.5b.json"))).toBe(1_543_714_304);
+  });
+
+  it("equals the formula worked by hand for a tiny LRC shape (B 2, T 8)", () => {
+    const teacher = parseConfig(teacherJson);
+    const student = parseConfig({ ...teacherJson, hidden_size: 16, head_dim: 8 });
+    // student layer: 3·16 + 2·(4 + 2·2)·8 + 4·8 + 16 + 3·64 + 16 = 432; teacher capture: (4 + 4)·8 + 2·64 + 2·32 = 256
+    expect(layerActivationValues(student)).toBe(432);
+    expect(teacherCaptureValues(teacher)).toBe(256);
+    // teacher: 64·32 + 2·(1024+32 + 512+16 + 512+16 + 1024 + 3·2048 + 64) + 32; student likewise at d = 16
+    expect(parameterCount(teacher)).toBe(20_768);
+    expect(parameterCount(student)).toBe(10_448);
+    const m = estimateMemory({ teacher, teacherBytes: 20_768 * 2, student, trainable: 1000, generated: true, batchSize: 2, seqLen: 8 });
+    expect(m).toEqual({
+      teacherWeights: 41_536, // as loaded (here: 2 bytes a value)
+      studentWeights: 10_448 * 4,
+      trainable: 4000,
+      gradients: 8000, // gradient + accumulator
+      optimizer: 8000, // AdamW m and v
+      activations: (16 * 432 * 2 + 16 * 256 * 2) * 4, // N = 16 tokens, 2 layers, student + teacher capture
+      logits: 6 * 16 * 64 * 4, // six [N, V] tensors with a teacher
+      total: 41_536 + 41_792 + 4000 + 8000 + 8000 + 88_064 + 24_576,
+    });
+    // pretraining: no teacher, no generated weights; three [N, V] tensors, the model's own activations only
+    const p = estimateMemory({ teacher: null, teacherBytes: 0, student, trainable: 10_448, generated: false, batchSize: 2, seqLen: 8 });
+    expect(p.teacherWeights + p.trainable).toBe(0);
+    expect(p.optimizer).toBe(10_448 * 8);
+    expect(p.activations).toBe(16 * 432 * 2 * 4);
+    expect(p.logits).toBe(3 * 16 * 64 * 4);
+  });
+});
+
+describe("--dry-run", () => {
+  const flags = ["--data", data, "--batch-size", "2", "--seq-len", "8", "--no-progress"];
+
+  it("lrc distill --dry-run prints the plan and 2 timed steps, writes nothing", async () => {
+    const out = path.join(root, "never");
+    const r = await run(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--out", out, "--tokens", "16000", ...flags, "--dry-run"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^distill --dry-run: the plan/);
+    expect(r.out).toMatch(/parameters: teacher 0\.0M, student 0\.0M, trainable 0\.0M/);
+    for (const part of ["teacher weights", "student weights", "trainable values", "gradients", "optimizer state", "activations", "logits"])
+      expect(r.out).toMatch(new RegExp(`^  ${part} +\\d+\\.\\d\\d GiB$`, "m"));
+    expect(r.out).toMatch(/^timed 2 steps of 16 tokens: \d+\.\d\d s, \d+\.\d\d s -> \d+ tokens\/s \(last step\); peak RSS \d+\.\d\d GiB$/m);
+    expect(r.out).toMatch(/^run: 1,000 steps, 16,000 tokens -> ETA \d+\.\d (s|min|h)$/m);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it("--json agrees with the library: the teacher as loaded, the trainable values of a real run, ETA = steps x last step", async () => {
+    const r = await run(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--out", path.join(root, "never"), "--steps", "50", ...flags, "--dry-run", "--json"]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    const real = await distill({ teacher: teacherDir, hiddenSize: 16, data, out: path.join(root, "real"), steps: 1, batchSize: 2, seqLen: 8, progress: false, log: () => {} });
+    expect(j).toMatchObject({ command: "distill", dryRun: true, steps: 50, tokens: 800, tokensPerStep: 16, parameters: { teacher: 20_768, student: 10_448, trainable: real.trainable } });
+    expect(j.memory.teacherWeights).toBe(20_768 * 4);
+    expect(j.memory.total).toBe(Object.entries(j.memory).filter(([k]) => k !== "total").reduce((a, [, v]) => a + (v as number), 0));
+    expect(j.stepSeconds).toHaveLength(2);
+    expect(j.etaSeconds).toBeCloseTo(50 * j.stepSeconds[1], 9);
+    expect(j.tokensPerSecond).toBeCloseTo(16 / j.stepSeconds[1], 6);
+    expect(j.peakRssBytes).toBeGreaterThan(10 * 2 ** 20);
+  });
+
+  it("lrc pretrain --dry-run: the model is the trainable values, no teacher", async () => {
+    const r = await run(["pretrain", "--config", path.join(root, "config.json"), "--out", path.join(root, "never2"), "--steps", "10", ...flags, "--dry-run", "--json"]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    // d 16, F 32, heads of 4: 64·16 + 2·(256+16 + 128+8 + 128+8 + 256 + 3·512 + 32) + 16
+    expect(j).toMatchObject({ command: "pretrain", parameters: { teacher: null, student: 5776, trainable: 5776 } });
+    expect(j.memory.teacherWeights).toBe(0);
+    expect(fs.existsSync(path.join(root, "never2"))).toBe(false);
+  });
+});

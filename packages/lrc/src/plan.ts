@@ -1,0 +1,93 @@
+// The plan of a training run that `lrc distill --dry-run` / `lrc pretrain --dry-run` print before any
+// training: parameter counts and the memory the step needs, by part. The estimate is a formula over the
+// configs and the batch (f32 values, 4 bytes, except the teacher's weights, counted as loaded); the dry
+// run prints the measured peak RSS of two timed steps beside it.
+
+import type { CausalLMConfig } from "@lrc-ts/nn";
+import { parameterSpecs } from "@lrc-ts/nn";
+
+/** Bytes of one f32 value. */
+const F32 = 4;
+
+/**
+ * [B·T, V]-sized tensors live at once at the step's peak: the model's logits, its log-softmax, and the
+ * logits' gradient; with a teacher, also the teacher's logits and both softmaxes at the temperature.
+ */
+export function liveLogitTensors(withTeacher: boolean): number {
+  return withTeacher ? 6 : 3;
+}
+
+/** Parameters of a config (a tied head counted once), from `parameterSpecs`. */
+export function parameterCount(cfg: CausalLMConfig): number {
+  return parameterSpecs(cfg).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+}
+
+/**
+ * Values per token and layer a decoder layer keeps for its backward pass: the residual input and the two
+ * normed inputs (3·D), q/k/v before and after RoPE (2·(H + 2·Hkv)·dh), the attention context (H·dh) and its
+ * projection (D), gate, up and their SwiGLU product (3·F) and the MLP output (D).
+ */
+export function layerActivationValues(cfg: CausalLMConfig): number {
+  const D = cfg.hidden_size, F = cfg.intermediate_size, dh = cfg.head_dim;
+  const H = cfg.num_attention_heads, Hkv = cfg.num_key_value_heads;
+  return 3 * D + 2 * (H + 2 * Hkv) * dh + H * dh + D + 3 * F + D;
+}
+
+/**
+ * Values per token and layer LRC keeps of the teacher (run without a tape): the activations the clone loss
+ * compares against, q, k, v, the attention output, gate, up and the layer's hidden state.
+ */
+export function teacherCaptureValues(cfg: CausalLMConfig): number {
+  const dh = cfg.head_dim;
+  return (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * dh + 2 * cfg.intermediate_size + 2 * cfg.hidden_size;
+}
+
+export interface RunShape {
+  /** The frozen teacher (LRC, or plain KD), or null. */
+  readonly teacher: CausalLMConfig | null;
+  /** Bytes of the teacher's weights as loaded (its dtype in memory). */
+  readonly teacherBytes: number;
+  /** The student: for LRC the generated (folded) student, for pretraining the model itself. */
+  readonly student: CausalLMConfig;
+  /** Values the optimizer trains. */
+  readonly trainable: number;
+  /** True for LRC: the student's weights are generated from the trainable projections every step. */
+  readonly generated: boolean;
+  readonly batchSize: number;
+  readonly seqLen: number;
+}
+
+/** Estimated bytes by part of one training step. */
+export interface MemoryEstimate {
+  readonly teacherWeights: number;
+  /** LRC: the generated student weights (W_T P) of the step; pretraining: the model (also the trainable values). */
+  readonly studentWeights: number;
+  /** LRC's projections and student norms (0 for pretraining: they are the student weights). */
+  readonly trainable: number;
+  /** The step's gradients plus the trainer's accumulators. */
+  readonly gradients: number;
+  /** AdamW's two moments. */
+  readonly optimizer: number;
+  /** What the layers keep for the backward pass (and LRC's captured teacher activations). */
+  readonly activations: number;
+  /** The [B·T, V] tensors of the LM head and the losses. */
+  readonly logits: number;
+  readonly total: number;
+}
+
+/** The memory estimate of a step of this shape (see the functions above for each term). */
+export function estimateMemory(s: RunShape): MemoryEstimate {
+  const N = s.batchSize * s.seqLen;
+  const studentParams = parameterCount(s.student);
+  const teacherActs = s.teacher !== null && s.generated ? N * teacherCaptureValues(s.teacher) * s.teacher.num_hidden_layers : 0;
+  const parts = {
+    teacherWeights: s.teacher !== null ? s.teacherBytes : 0,
+    studentWeights: studentParams * F32,
+    trainable: s.generated ? s.trainable * F32 : 0,
+    gradients: 2 * s.trainable * F32,
+    optimizer: 2 * s.trainable * F32,
+    activations: (N * layerActivationValues(s.student) * s.student.num_hidden_layers + teacherActs) * F32,
+    logits: liveLogitTensors(s.teacher !== null) * N * s.student.vocab_size * F32,
+  };
+  return { ...parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
+}
