@@ -2,14 +2,14 @@
 // (src/child.ts), then prints the tables, warns about regressions against the last committed results file,
 // and with --json / --readme writes benchmarks/results/<date>-<machine>.json / the README table.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { allCases } from "./src/cases.js";
 import type { ChildOutput, ChildPlan } from "./src/child.js";
-import { parseArgs, USAGE } from "./src/cli.js";
+import { DEFAULT_MAX_RSS_GB, parseArgs, USAGE } from "./src/cli.js";
 import type { BenchArgs, GpuModeArg } from "./src/cli.js";
 import { machineInfo } from "./src/machine.js";
 import type { Group } from "./src/plan.js";
@@ -25,6 +25,36 @@ const CHILD = path.join(HERE, "src", "child.ts");
 
 /** A child that runs longer than this is killed and its remaining cases reported as skipped. */
 const CHILD_TIMEOUT_MS = 30 * 60 * 1000;
+/** PyTorch's reference LRC step (run for the real-shape cases when torch imports). */
+const TORCH_LRC = process.env["LRC_TORCH_REFERENCE"] ?? path.resolve(HERE, "..", "..", "shared", "reference", "torch_lrc_distill.py");
+const PYTHON = process.env["LRC_BENCH_PYTHON"] ?? "/usr/bin/python3";
+
+/** Resident set size of a live process in bytes (Linux /proc), or null. */
+function rssOf(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m === null ? null : Number(m[1]) * 1024;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Kills the child when its RSS passes `capBytes` (polled every second), so a case that outgrows the machine
+ * is reported instead of taking the machine's other processes down with the OOM killer. Returns a stop
+ * function and whether it fired.
+ */
+function rssCap(pid: number | undefined, capBytes: number, kill: () => void): { stop: () => void; fired: () => boolean } {
+  let fired = false;
+  const timer = setInterval(() => {
+    const rss = pid === undefined ? null : rssOf(pid);
+    if (rss !== null && rss > capBytes) {
+      fired = true;
+      kill();
+    }
+  }, 1000);
+  return { stop: () => clearInterval(timer), fired: () => fired };
+}
 
 /**
  * Kills the running child, and under xvfb-run its whole process group (xvfb-run, Xvfb and node), so
@@ -42,7 +72,7 @@ function onPath(name: string): boolean {
   return (process.env["PATH"] ?? "").split(path.delimiter).some((dir) => dir !== "" && existsSync(path.join(dir, name)));
 }
 
-function runChild(group: Group, quick: boolean, gpuMode: GpuModeArg, tmp: string, index: number): Promise<ChildOutput> {
+function runChild(group: Group, quick: boolean, gpuMode: GpuModeArg, tmp: string, index: number, maxRssBytes: number): Promise<ChildOutput> {
   const out = path.join(tmp, `group-${index}.json`);
   const plan: ChildPlan = { group, quick, out, gpuMode };
   const env: NodeJS.ProcessEnv = { ...process.env, LRC_BENCH_PLAN: JSON.stringify(plan), LRC_THREADS: String(group.threads) };
@@ -66,19 +96,89 @@ function runChild(group: Group, quick: boolean, gpuMode: GpuModeArg, tmp: string
     };
     killCurrent = kill;
     const timer = setTimeout(kill, CHILD_TIMEOUT_MS);
+    const cap = rssCap(child.pid, maxRssBytes, kill);
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
+      cap.stop();
       killCurrent = null;
       const result: ChildOutput = existsSync(out)
         ? (JSON.parse(readFileSync(out, "utf8")) as ChildOutput)
         : { description: "", records: [], skipped: [], maxRssMiB: 0 };
       const done = new Set([...result.records.map((r) => r.case), ...result.skipped.map((s) => s.case)]);
-      const why = signal !== null ? `child killed by ${signal}${signal === "SIGKILL" ? " (timeout or out of memory)" : ""}` : `child exited with code ${code}`;
+      const why = cap.fired()
+        ? `killed when its RSS passed the ${fmtGiB(maxRssBytes)} cap (--max-rss-gb)`
+        : signal !== null ? `child killed by ${signal}${signal === "SIGKILL" ? " (timeout or out of memory)" : ""}` : `child exited with code ${code}`;
       for (const name of group.cases)
         if (!done.has(name)) result.skipped.push({ suite: group.suite, case: name, impl: group.impl, threads: group.threads, reason: why });
       resolve(result);
     });
   });
+}
+
+const fmtGiB = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+
+/** Whether `python` imports torch (the PyTorch column runs only then). */
+function torchVersion(): string | null {
+  try {
+    return execFileSync(PYTHON, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The PyTorch side of a real-shape case: /work/shared/reference/torch_lrc_distill.py at the same sizes, in its
+ * own process (under the same RSS cap), one untimed warm-up step and two timed ones; its JSON becomes a record.
+ */
+function runTorchChild(group: Group, tmp: string, index: number, maxRssBytes: number): Promise<ChildOutput> {
+  const result: ChildOutput = { description: "", records: [], skipped: [], maxRssMiB: 0 };
+  const skipAll = (reason: string): ChildOutput => {
+    for (const name of group.cases) result.skipped.push({ suite: group.suite, case: name, impl: group.impl, threads: group.threads, reason });
+    return result;
+  };
+  const version = torchVersion();
+  if (version === null) return Promise.resolve(skipAll(`PyTorch not installed (${PYTHON} cannot import torch)`));
+  if (!existsSync(TORCH_LRC)) return Promise.resolve(skipAll(`${TORCH_LRC} not found (set LRC_TORCH_REFERENCE)`));
+  const byName = new Map(allCases().map((c) => [c.name, c] as const));
+  return group.cases.reduce(async (prev, name, k) => {
+    await prev;
+    const spec = byName.get(name)!.spec;
+    if (spec.kind !== "realShape") return skipAll(`pytorch runs only the real-shape cases`);
+    const t = spec.teacher, out = path.join(tmp, `torch-${index}-${k}.json`);
+    const args = [
+      TORCH_LRC, "--vocab", t.vocab, "--layers", t.layers, "--teacher-hidden", t.hidden, "--teacher-heads", t.heads, "--teacher-kv", t.kvHeads,
+      "--teacher-ffn", t.ffn, "--head-dim", t.hidden / t.heads, "--student-hidden", spec.studentHidden, ...(t.tied ? ["--tie"] : []),
+      "--batch", spec.batch, "--seq", spec.seq, "--threads", group.threads, "--warmup", 1, "--steps", 2, "--json", out,
+    ].map(String);
+    // torch uses OpenBLAS: its core-type overrides of this VM pick a slower kernel (see README, PyTorch reference).
+    const env = { ...process.env };
+    delete env["OPENBLAS_CORETYPE"];
+    delete env["OPENBLAS_L2_SIZE"];
+    const child = spawn(PYTHON, args, { env, stdio: ["ignore", "inherit", "inherit"] });
+    const kill = (): void => void child.kill("SIGKILL");
+    killCurrent = kill;
+    const timer = setTimeout(kill, CHILD_TIMEOUT_MS);
+    const cap = rssCap(child.pid, maxRssBytes, kill);
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+    clearTimeout(timer);
+    cap.stop();
+    killCurrent = null;
+    if (cap.fired() || code !== 0 || !existsSync(out)) {
+      const reason = cap.fired() ? `killed when its RSS passed the ${fmtGiB(maxRssBytes)} cap (--max-rss-gb)` : `torch_lrc_distill.py exited with code ${code}`;
+      result.skipped.push({ suite: group.suite, case: name, impl: group.impl, threads: group.threads, reason });
+      return result;
+    }
+    const o = JSON.parse(readFileSync(out, "utf8")) as { total_step_ms: { median: number; mean?: number; min: number }; tok_s_median: number; peak_rss_mb: number };
+    const tot = o.total_step_ms;
+    result.description = `torch ${version}, ${path.basename(TORCH_LRC)} (fp32 teacher, KL + clone loss, AdamW)`;
+    result.records.push({
+      suite: group.suite, case: name, impl: "pytorch", threads: group.threads, medianMs: tot.median, meanMs: tot.mean ?? tot.median, minMs: tot.min,
+      rmePct: 0, samples: 2, tokensPerSec: o.tok_s_median, peakRssMiB: o.peak_rss_mb,
+      note: "torch_lrc_distill.py: fp32 teacher built in memory, KL + clone loss (no CE), AdamW; 1 warm-up + 2 timed steps",
+    });
+    console.log(`  ${(tot.median / 1000).toFixed(1)} s  ${name} pytorch@${group.threads}t  (${o.tok_s_median.toFixed(1)} tok/s, peak RSS ${o.peak_rss_mb.toFixed(0)} MiB)`);
+    return result;
+  }, Promise.resolve(result));
 }
 
 /** Reads a PyTorch reference result (torch_llama.py or torch_lrc_distill.py --json). */
@@ -110,6 +210,7 @@ function commandLine(args: BenchArgs): string {
   if (args.json) parts.push("--json");
   if (args.readme) parts.push("--readme");
   for (const t of args.torchJson) parts.push(`--torch-json ${path.basename(t)}`);
+  if (args.maxRssGb !== DEFAULT_MAX_RSS_GB) parts.push(`--max-rss-gb ${args.maxRssGb}`);
   return parts.join(" ");
 }
 
@@ -143,7 +244,8 @@ async function main(): Promise<number> {
   const records: BenchRecord[] = [], skipped: SkipRecord[] = [], notes: string[] = [];
   try {
     for (const [i, g] of groups.entries()) {
-      const res = await runChild(g, args.quick, args.gpuMode, tmp, i);
+      const maxRss = args.maxRssGb * 2 ** 30;
+      const res = g.impl === "pytorch" ? await runTorchChild(g, tmp, i, maxRss) : await runChild(g, args.quick, args.gpuMode, tmp, i, maxRss);
       records.push(...res.records);
       skipped.push(...res.skipped);
       const note = `${g.impl}@${g.threads}t: ${res.description}`;

@@ -27,7 +27,8 @@ export type CaseSpec =
   | { kind: "modelGrad"; model: ModelDims; batch: number; seq: number }
   | { kind: "gradCheck"; B: number; T: number; D: number; H: number; Hkv: number }
   | { kind: "pretrain"; model: ModelDims; batch: number; seq: number }
-  | { kind: "distill"; teacher: ModelDims; student: ModelDims; batch: number; seq: number };
+  | { kind: "distill"; teacher: ModelDims; student: ModelDims; batch: number; seq: number }
+  | { kind: "realShape"; teacher: ModelDims; studentHidden: number; batch: number; seq: number };
 
 export interface BenchCase {
   suite: Suite;
@@ -45,6 +46,10 @@ export const ANCHOR_LLAMA: ModelDims = { arch: "llama", vocab: 4096, hidden: 256
 export const ANCHOR_QWEN2: ModelDims = { ...ANCHOR_LLAMA, arch: "qwen2", tied: true };
 export const TEACHER_QWEN2: ModelDims = { arch: "qwen2", vocab: 4096, hidden: 512, layers: 4, heads: 8, kvHeads: 4, ffn: 1408, tied: true };
 export const STUDENT_QWEN2: ModelDims = { ...ANCHOR_QWEN2 };
+/** Qwen2.5-0.5B's shape (/work/shared/configs/qwen2.5-0.5b.json): 494M parameters, head_dim 64. */
+export const QWEN25_05B: ModelDims = { arch: "qwen2", vocab: 151_936, hidden: 896, layers: 24, heads: 14, kvHeads: 2, ffn: 4864, tied: true };
+/** Case names of the real-shape group start with this; only a --filter naming it runs them (many GB each). */
+export const REAL_SHAPE = "real-shape";
 export const BATCH = 8;
 export const SEQ = 128;
 
@@ -139,5 +144,15 @@ export function allCases(): BenchCase[] {
     spec: { kind: "distill", teacher: TEACHER_QWEN2, student: STUDENT_QWEN2, batch: BATCH, seq: SEQ },
     tokens,
   });
+  // Real-shape LRC steps (issue 16): the Qwen2.5-0.5B teacher, its first 4 layers and all 24, into d = D/2.
+  for (const layers of [4, 24]) {
+    const teacher = { ...QWEN25_05B, layers };
+    cases.push({
+      suite: "e2e",
+      name: `${REAL_SHAPE} distill step Qwen2.5-0.5B L${layers} -> d${teacher.hidden / 2} 4x256`,
+      spec: { kind: "realShape", teacher, studentHidden: teacher.hidden / 2, batch: 4, seq: 256 },
+      tokens: 4 * 256,
+    });
+  }
   return cases;
 }

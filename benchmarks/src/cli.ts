@@ -17,8 +17,12 @@ export interface BenchArgs {
   gpuMode: GpuModeArg;
   /** PyTorch reference results (JSON from /work/shared/reference/torch_llama.py --json) to show beside ours. */
   torchJson: string[];
+  /** Kill a child whose RSS passes this many GiB (the case is reported as skipped with the reason). */
+  maxRssGb: number;
   help: boolean;
 }
+
+export const DEFAULT_MAX_RSS_GB = 16;
 
 export const USAGE = `Usage: pnpm bench [options]
 
@@ -38,11 +42,18 @@ Options:
                        an X display is set, or under \`xvfb-run -a\` when DISPLAY is unset; else webasm), gl,
                        webasm, or webgpu (Dawn in Node: the \`webgpu\` package and a Vulkan driver)
   --torch-json <file>  add a PyTorch reference result file (repeatable; label taken from the file)
+  --max-rss-gb <n>     kill a case's child process when its RSS passes n GiB (default ${DEFAULT_MAX_RSS_GB}); the case
+                       is reported as skipped with the reason
+
+The real-shape group (e2e "real-shape distill step ..."; Qwen2.5-0.5B's shape, many GB each) runs only when a
+filter names it: flock /tmp/lrc-bigmem.lock pnpm bench --filter real-shape --threads 2. Its PyTorch column runs
+/work/shared/reference/torch_lrc_distill.py (LRC_TORCH_REFERENCE) with /usr/bin/python3 (LRC_BENCH_PYTHON)
+when torch imports.
   -h, --help           show this help
 `;
 
 export function parseArgs(argv: readonly string[]): BenchArgs {
-  const args: BenchArgs = { json: false, readme: false, filters: [], quick: false, threads: null, gpuMode: "auto", torchJson: [], help: false };
+  const args: BenchArgs = { json: false, readme: false, filters: [], quick: false, threads: null, gpuMode: "auto", torchJson: [], maxRssGb: DEFAULT_MAX_RSS_GB, help: false };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith("--")) throw new Error(`pnpm bench: ${flag} needs a value`);
@@ -57,6 +68,13 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
       case "-h": case "--help": args.help = true; break;
       case "--filter": args.filters.push(value(i, a).toLowerCase()); i++; break;
       case "--torch-json": args.torchJson.push(value(i, a)); i++; break;
+      case "--max-rss-gb": {
+        const v = Number(value(i, a));
+        i++;
+        if (!(v > 0)) throw new Error(`pnpm bench: --max-rss-gb must be a positive number, got "${argv[i]}"`);
+        args.maxRssGb = v;
+        break;
+      }
       case "--gpu-mode": {
         const v = value(i, a);
         i++;

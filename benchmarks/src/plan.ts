@@ -3,12 +3,13 @@
 // peak RSS is its own process's. Also how a child is started: the lrc-ts-gpu child under `xvfb-run -a`
 // when GPU.js's gl mode may run and there is no X display.
 
+import { REAL_SHAPE } from "./cases.js";
 import type { BenchCase, CaseSpec, Suite } from "./cases.js";
 import { matchesFilters } from "./cli.js";
 import type { GpuModeArg } from "./cli.js";
 import type { Impl } from "./results.js";
 
-export const IMPLS: readonly Impl[] = ["lrc-ts", "lrc-ts-gpu", "tfjs-cpu", "tfjs-wasm"];
+export const IMPLS: readonly Impl[] = ["lrc-ts", "lrc-ts-gpu", "tfjs-cpu", "tfjs-wasm", "pytorch"];
 
 /** The kernel cases; the only ones lrc-ts-gpu runs (its prepare skips, with the reason, those it cannot). */
 const KERNEL_KINDS: ReadonlySet<CaseSpec["kind"]> = new Set(["matmul", "attention", "rmsNorm", "softmaxCE", "adamw"]);
@@ -25,9 +26,12 @@ export interface Group {
  * What each implementation can run. TF.js has no gradient checker and no LRC distillation step, and runs
  * the pretraining step for Llama only: its Qwen2 deltas (q/k/v biases, tied head) change little, and each
  * TF.js step takes tens of seconds. lrc-ts-gpu runs the kernel suite: the gpu backend's point of comparison
- * is the single kernel with its transfers (the gradients and e2e suites stay on the cpu backend).
+ * is the single kernel with its transfers (the gradients and e2e suites stay on the cpu backend). The
+ * real-shape distill steps run on lrc-ts and on PyTorch (the reference script, when torch is installed).
  */
 export function supports(impl: Impl, spec: CaseSpec): boolean {
+  if (spec.kind === "realShape") return impl === "lrc-ts" || impl === "pytorch";
+  if (impl === "pytorch") return false;
   if (impl === "lrc-ts") return true;
   if (impl === "lrc-ts-gpu") return KERNEL_KINDS.has(spec.kind);
   if (spec.kind === "pretrain") return spec.model.arch === "llama";
@@ -45,8 +49,14 @@ export function threadsFor(impl: Impl, threads: readonly number[]): number[] {
 export const caseLabel = (suite: string, name: string, impl: Impl, threads: number): string =>
   `${suite}/${name} ${impl}@${threads}t`;
 
+/**
+ * The groups to run. The real-shape cases (many GB and minutes each) run only when a filter names them
+ * (`--filter real-shape`), never as part of a plain `pnpm bench`.
+ */
 export function planGroups(cases: readonly BenchCase[], threads: readonly number[], filters: readonly string[]): Group[] {
   const groups: Group[] = [];
+  const wantRealShape = filters.some((f) => f.includes(REAL_SHAPE));
+  cases = cases.filter((c) => wantRealShape || !c.name.startsWith(REAL_SHAPE));
   const suites: Suite[] = ["kernels", "gradients", "e2e"];
   for (const suite of suites)
     for (const impl of IMPLS)

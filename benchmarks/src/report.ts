@@ -11,7 +11,7 @@ import type { BenchRecord, Impl, ResultsFile } from "./results.js";
 export const README_START = "<!-- bench-results:start -->";
 export const README_END = "<!-- bench-results:end -->";
 
-const IMPL_ORDER: Record<Impl, number> = { "lrc-ts": 0, "lrc-ts-gpu": 1, "tfjs-wasm": 2, "tfjs-cpu": 3 };
+const IMPL_ORDER: Record<Impl, number> = { "lrc-ts": 0, "lrc-ts-gpu": 1, "tfjs-wasm": 2, "tfjs-cpu": 3, pytorch: 4 };
 
 function fmtNum(x: number, digits: number): string {
   return x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -55,6 +55,9 @@ export function suiteTable(records: readonly BenchRecord[], suite: Suite): strin
   }
   if (lrcThreads.includes(1) && cols.some((c) => c.impl === "tfjs-cpu"))
     ratioCols.push({ title: "vs tfjs-cpu 1t", other: { impl: "tfjs-cpu", threads: 1 }, ours: { impl: "lrc-ts", threads: 1 } });
+  for (const t of lrcThreads)
+    if (cols.some((c) => c.impl === "pytorch" && c.threads === t))
+      ratioCols.push({ title: `vs pytorch ${t}t`, other: { impl: "pytorch", threads: t }, ours: { impl: "lrc-ts", threads: t } });
   const title = (c: Column): string => {
     if (c.impl !== "lrc-ts-gpu") return `${c.impl} ${c.threads}t`;
     const modes = [...new Set(rs.filter((r) => r.impl === c.impl && r.gpu !== undefined).map((r) => r.gpu!.mode))];
@@ -120,7 +123,7 @@ export function renderReport(res: ResultsFile): string {
   const out: string[] = [];
   out.push(`Machine: ${describeMachine(res.machine)} (id \`${res.machine.id}\`). Date: ${res.date}.`);
   out.push(`Command: \`${res.command}\`${res.quick ? " (quick mode: short time per case, noisier)" : ""}.`);
-  out.push("Ratios are TF.js time / lrc-ts time at the same thread count: above 1× means lrc-ts is faster.");
+  out.push("Ratios are TF.js (or PyTorch) time / lrc-ts time at the same thread count: above 1× means lrc-ts is faster.");
   for (const suite of ["kernels", "gradients", "e2e"] as const) {
     const t = suiteTable(res.records, suite);
     if (t !== "") out.push(`### ${SUITE_TITLES[suite]}\n\n${t}`);

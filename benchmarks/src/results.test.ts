@@ -111,6 +111,23 @@ describe("planGroups", () => {
     const groups = planGroups(allCases(), [1], ["checkgrad", "distill"]);
     expect(groups.map((g) => g.impl)).toEqual(["lrc-ts", "lrc-ts"]);
   });
+  it("runs the real-shape cases only when a filter names them: lrc-ts and pytorch, each case in its own process", () => {
+    expect(planGroups(allCases(), [2], []).some((g) => g.cases.some((c) => c.startsWith("real-shape")))).toBe(false);
+    expect(planGroups(allCases(), [2], ["e2e/"]).some((g) => g.cases.some((c) => c.startsWith("real-shape")))).toBe(false);
+    const groups = planGroups(allCases(), [2], ["real-shape"]);
+    expect(groups.map((g) => `${g.impl}@${g.threads} ${g.cases.join(",")}`)).toEqual([
+      "lrc-ts@2 real-shape distill step Qwen2.5-0.5B L4 -> d448 4x256",
+      "lrc-ts@2 real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256",
+      "pytorch@2 real-shape distill step Qwen2.5-0.5B L4 -> d448 4x256",
+      "pytorch@2 real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256",
+    ]);
+    expect(planGroups(allCases(), [2], ["real-shape distill step qwen2.5-0.5b l4 "]).map((g) => g.impl)).toEqual(["lrc-ts", "pytorch"]);
+  });
+  it("--max-rss-gb", () => {
+    expect(parseArgs([]).maxRssGb).toBe(16);
+    expect(parseArgs(["--max-rss-gb", "10"]).maxRssGb).toBe(10);
+    expect(() => parseArgs(["--max-rss-gb", "0"])).toThrow(/--max-rss-gb must be a positive number/);
+  });
   it("runs lrc-ts-gpu on the kernel suite only, in one child at one thread", () => {
     const groups = planGroups(allCases(), [1, 2], ["lrc-ts-gpu"]);
     const kernels = allCases().filter((c) => c.suite === "kernels").map((c) => c.name);

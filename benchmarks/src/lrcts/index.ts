@@ -18,7 +18,7 @@ async function prepareModelCase(c: BenchCase): Promise<Prepared> {
   } catch (e) {
     throw new SkipCase(`nn not available yet: ${firstLine(e)}`);
   }
-  if (c.spec.kind !== "pretrain" && c.spec.kind !== "distill") return models.prepareModelCase(c);
+  if (c.spec.kind !== "pretrain" && c.spec.kind !== "distill" && c.spec.kind !== "realShape") return models.prepareModelCase(c);
   let training: typeof import("./training.js");
   try {
     training = await import("./training.js");
@@ -27,7 +27,7 @@ async function prepareModelCase(c: BenchCase): Promise<Prepared> {
     if (c.spec.kind === "pretrain") return models.prepareModelCase(c);
     throw new SkipCase(`lrc not available yet: ${firstLine(e)}`);
   }
-  return training.prepareTrainingCase(c.spec);
+  return c.spec.kind === "realShape" ? training.prepareRealShapeCase(c.spec) : training.prepareTrainingCase(c.spec);
 }
 
 export const lrcTs: Implementation = {

@@ -3,10 +3,10 @@
 // lazily by ./index.ts, so a missing or broken lrc skips (distill) or falls back (pretrain) instead of
 // failing the run.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { CausalLM } from "@lrc-ts/nn";
+import { CausalLM, initCheckpoint, loadCausalLM } from "@lrc-ts/nn";
 import { LmTask, LowRankClone, LrcTask, Trainer } from "@lrc-ts/lrc";
 import type { BatchSource, TrainTask } from "@lrc-ts/lrc";
 import type { CaseSpec } from "../cases.js";
@@ -48,7 +48,25 @@ export function prepareTrainingCase(spec: CaseSpec): Prepared {
       const clone = new LowRankClone(teacher, { hiddenSize: s.hidden, seed: 2 });
       return trainerStep(new LrcTask(clone), syntheticSource(t.vocab, B, T, 5), "lrc Trainer.step1 (LrcTask: CE + KL + clone terms, grad clip 1.0, AdamW)");
     }
+    case "realShape":
+      throw new SkipCase("real-shape cases are prepared by prepareRealShapeCase (async)");
     default:
       throw new SkipCase(`not a training case: ${spec.kind}`);
   }
+}
+
+/**
+ * A real-shape LRC step as a user runs it: the teacher is a random BF16 HF checkpoint (`lrc init`'s
+ * initCheckpoint; written once into the temp directory and reused) loaded with loadCausalLM, so the teacher
+ * is held however the engine holds a loaded checkpoint.
+ */
+export async function prepareRealShapeCase(spec: CaseSpec): Promise<Prepared> {
+  if (spec.kind !== "realShape") throw new SkipCase(`not a real-shape case: ${spec.kind}`);
+  const { teacher: t, studentHidden, batch: B, seq: T } = spec;
+  const config = nnConfig(t, T);
+  const dir = path.join(os.tmpdir(), "lrc-bench-real-shape", `qwen2-V${t.vocab}-D${t.hidden}-L${t.layers}-H${t.heads}-${t.kvHeads}-F${t.ffn}-bf16`);
+  if (!existsSync(dir)) initCheckpoint(config, dir, { dtype: "BF16", seed: 1 });
+  const teacher = await loadCausalLM(dir);
+  const clone = new LowRankClone(teacher, { hiddenSize: studentHidden, seed: 2 });
+  return trainerStep(new LrcTask(clone), syntheticSource(t.vocab, B, T, 5), "lrc Trainer.step1 (LrcTask: CE + KL + clone terms, grad clip 1.0, AdamW), teacher loaded from a BF16 checkpoint");
 }

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadTokenizer, writeShards } from "@lrc-ts/data";
 import { evaluate, generate, loadCausalLM } from "@lrc-ts/nn";
+import { bufferPoolStats } from "@lrc-ts/tensor-core";
 import { main } from "../cli.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -73,6 +74,19 @@ describe("lrc eval", () => {
     expect(got.loss).toBeCloseTo(want.loss, 6);
     expect(got.perplexity).toBeCloseTo(Math.exp(got.loss), 6);
     expect(got.loss).toBeGreaterThan(0);
+    const speed = JSON.parse(r.out) as { seconds: number; tokens_per_s: number; peak_rss_bytes: number };
+    expect(speed.seconds).toBeGreaterThan(0);
+    expect(speed.tokens_per_s).toBeCloseTo(got.tokens / speed.seconds, 6);
+    expect(speed.peak_rss_bytes).toBeGreaterThan(2 ** 20);
+  });
+
+  it("memory is flat in the number of tokens: once warm, scoring 20 windows allocates no fresh buffers", async () => {
+    const model = await loadCausalLM(modelDir);
+    const ids = Array.from({ length: 16 * 20 + 1 }, (_, i) => (i * 7) % 96);
+    await evaluate(model, ids.slice(0, 33), { window: 16 }); // fills the buffer pool
+    const before = bufferPoolStats().freshBytes;
+    await evaluate(model, ids, { window: 16 });
+    expect(bufferPoolStats().freshBytes - before).toBe(0);
   });
 
   it("windows and batches; plain output", async () => {
@@ -82,7 +96,7 @@ describe("lrc eval", () => {
     expect(JSON.parse(a.out).loss).toBeCloseTo(want.loss, 6);
     const b = await run(["eval", "--model", modelDir, "--text", textFile]);
     expect(b.code).toBe(0);
-    expect(b.out).toMatch(/^loss \d+\.\d{4} {2}perplexity \d+\.\d{3} {2}tokens \d+$/);
+    expect(b.out).toMatch(/^loss \d+\.\d{4} {2}perplexity \d+\.\d{3} {2}tokens \d+ {2}\(\d+\.\d s, \d+ tokens\/s, peak RSS \d+\.\d\d GiB\)$/);
   });
 
   it("--data scores a shard split", async () => {

@@ -1,7 +1,9 @@
 // `lrc eval`: mean next-token loss (nats) and perplexity of an HF model directory on a text file (tokenized
 // with the model's own tokenizer.json, no special tokens added) or on a token shard split (the shard
 // directory's windows, checked against the model's tokenizer when it has one). Windows hold at most
-// max_position_embeddings tokens. Progress goes to stderr (on a terminal), the result to stdout.
+// max_position_embeddings tokens. Progress goes to stderr (on a terminal), the result to stdout, with the
+// scoring speed (tokens/s, after loading) and the process's peak RSS. Memory is flat in the number of tokens:
+// windows are read and scored a batch at a time, and the LM head + CE run over row chunks (nn's evaluate).
 
 import fs from "node:fs";
 import path from "node:path";
@@ -34,7 +36,7 @@ export const evalCommand: Command = {
     window: { kind: "int", help: "tokens per window (default and maximum: max_position_embeddings)" },
     "batch-size": { kind: "int", default: 1, help: "windows per forward pass" },
     backend: backendFlag,
-    json: { kind: "boolean", help: "print one JSON object {loss, perplexity, tokens}" },
+    json: { kind: "boolean", help: "print one JSON object {loss, perplexity, tokens, seconds, tokens_per_s, peak_rss_bytes}" },
   },
   details: [
     "examples:",
@@ -71,6 +73,7 @@ export const evalCommand: Command = {
     if (window !== undefined && window > maxPos)
       throw new Error(`--window ${window} exceeds max_position_embeddings ${maxPos} of ${path.join(dir, "config.json")}`);
     const bar = progress("eval");
+    const t0 = performance.now(); // scoring only: the model is loaded
     let result: EvalResult;
     if (tokenizer !== null && text !== undefined) {
       const ids = tokenizer.encode(body);
@@ -94,9 +97,17 @@ export const evalCommand: Command = {
         onProgress: (d) => bar(d, total),
       });
     }
+    const seconds = (performance.now() - t0) / 1000;
+    const tokensPerSecond = result.tokens / Math.max(seconds, 1e-9);
+    const peakRss = process.resourceUsage().maxRSS * 1024;
     if (process.stderr.isTTY === true) process.stderr.write("\r\x1b[K");
-    if (flags.json) console.log(JSON.stringify({ loss: result.loss, perplexity: result.perplexity, tokens: result.tokens }));
-    else console.log(`loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(3)}  tokens ${result.tokens}`);
+    if (flags.json)
+      console.log(JSON.stringify({ loss: result.loss, perplexity: result.perplexity, tokens: result.tokens, seconds, tokens_per_s: tokensPerSecond, peak_rss_bytes: peakRss }));
+    else
+      console.log(
+        `loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(3)}  tokens ${result.tokens}  ` +
+          `(${seconds.toFixed(1)} s, ${tokensPerSecond.toFixed(0)} tokens/s, peak RSS ${(peakRss / 2 ** 30).toFixed(2)} GiB)`,
+      );
     return 0;
   },
 };
