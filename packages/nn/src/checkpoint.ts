@@ -5,7 +5,9 @@
 //
 // Saving writes config.json, model.safetensors (F32, tied head omitted, as `save_pretrained` does) and the
 // tokenizer files of another model directory, into a temporary directory next to the target that is then
-// renamed into place, so a crash never leaves a half-written model.
+// renamed into place, so a crash never leaves a half-written model. `initCheckpoint` writes a random
+// checkpoint of a config the same way, without building the model: one tensor drawn and encoded at a time,
+// sharded with an index above a size limit as `save_pretrained` does.
 
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
