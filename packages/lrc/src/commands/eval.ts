@@ -42,6 +42,9 @@ export const evalCommand: Command = {
     "examples:",
     "  lrc eval --model models/Qwen2.5-0.5B --text wiki.txt",
     "  lrc eval --model out/student --data data/shards --split val --window 512 --json",
+    "",
+    "Memory is flat in the number of tokens (a batch of windows at a time, the LM head over row chunks) and",
+    "grows with --window x --batch-size: a Qwen2.5 model's default window is 32,768 tokens, so pass --window.",
   ].join("\n"),
   async run(flags) {
     const dir = flags.model as string;
