@@ -6,13 +6,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { noGrad, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
+import { bf16BitsToFloat32, float32BitsToBF16Bits, noGrad, readSafetensorsFileSync, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import type { SafetensorsTensorInput } from "@lrc-ts/tensor-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { CheckpointError, checkpointTensors, loadCausalLM, saveCausalLM } from "./checkpoint.js";
+import { CheckpointError, checkpointTensors, initCheckpoint, loadCausalLM, saveCausalLM } from "./checkpoint.js";
 import { configToJson } from "./config.js";
 import { CausalLM } from "./models/causal-lm.js";
 import { tinyLlama, tinyQwen } from "./testing-internal/tiny.js";
+import { parameterSpecs } from "./weights.js";
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "nn-ckpt-"));
@@ -190,5 +191,99 @@ describe("bad model directories", () => {
     await expectError(dir, new RegExp(`${indexFile.replace(/\./g, "\\.")}: missing tensor "model\\.norm\\.weight"`));
     fs.writeFileSync(indexFile, "{");
     await expectError(dir, /model\.safetensors\.index\.json: invalid JSON/);
+  });
+});
+
+describe("initCheckpoint (a random HF checkpoint written tensor by tensor)", () => {
+  const cases = [["tied qwen2", tinyQwen({ vocab_size: 300, hidden_size: 32 })], ["untied llama with biases", tinyLlama()]] as const;
+
+  it.each(cases)("%s: parameterSpecs lists CausalLM's parameters, in order, with HF's init rule", (_, cfg) => {
+    const m = new CausalLM(cfg, { seed: 1 });
+    const specs = parameterSpecs(cfg);
+    expect(specs.map((s) => [s.name, [...s.shape]])).toEqual(m.namedParameters().map(([n, t]) => [n, [...t.shape]]));
+    for (const s of specs) {
+      const t = m.namedParameters().find(([n]) => n === s.name)![1];
+      if (s.init === "ones") expect([...t.buf].every((v) => v === 1)).toBe(true);
+      if (s.init === "zeros") expect([...t.buf].every((v) => v === 0)).toBe(true);
+      if (s.init === "normal") expect(new Set(t.buf).size).toBeGreaterThan(t.size / 2);
+    }
+  });
+
+  it.each(cases)("%s: F32 weights equal new CausalLM(config, { seed })", async (_, cfg) => {
+    const dir = tmpDir();
+    const r = initCheckpoint(cfg, dir, { seed: 5 });
+    expect(fs.readdirSync(dir).sort()).toEqual(["config.json", "model.safetensors"]);
+    expect(r.files).toEqual([path.join(dir, "model.safetensors")]);
+    const want = new CausalLM(cfg, { seed: 5 });
+    expect(r.parameters).toBe(want.namedParameters().reduce((a, [, t]) => a + t.size, 0));
+    expect(r.bytes).toBe(4 * r.parameters);
+    const back = await loadCausalLM(dir);
+    for (const [n, t] of want.namedParameters()) expect([...back.namedParameters().find(([m]) => m === n)![1].buf], n).toEqual([...t.buf]);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")).torch_dtype).toBe("float32");
+  });
+
+  it("BF16: the CausalLM weights rounded to bf16, torch_dtype bfloat16, std from initializer_range", async () => {
+    const cfg = tinyQwen({ vocab_size: 2000, hidden_size: 32 });
+    const cfgWithRange = { ...cfg, extra: { ...cfg.extra, initializer_range: 0.5 } };
+    const dir = tmpDir();
+    const r = initCheckpoint(cfgWithRange, dir, { seed: 2, dtype: "BF16" });
+    expect(r.bytes).toBe(2 * r.parameters);
+    const st = readSafetensorsFileSync(path.join(dir, "model.safetensors"));
+    expect(st.names().every((n) => st.info(n).dtype === "BF16")).toBe(true);
+    const want = new CausalLM(cfgWithRange, { seed: 2 });
+    for (const [n, t] of want.namedParameters())
+      expect([...st.readFloat32(n)], n).toEqual([...t.buf].map((v) => bf16BitsToFloat32(float32BitsToBF16Bits(new Uint32Array(new Float32Array([v]).buffer)[0]!))));
+    const embed = st.readFloat32("model.embed_tokens.weight");
+    const mean = embed.reduce((a, v) => a + v, 0) / embed.length;
+    const sd = Math.sqrt(embed.reduce((a, v) => a + (v - mean) ** 2, 0) / embed.length);
+    expect(Math.abs(mean)).toBeLessThan(0.02);
+    expect(sd).toBeGreaterThan(0.48);
+    expect(sd).toBeLessThan(0.52);
+    const config = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
+    expect(config.torch_dtype).toBe("bfloat16");
+    expect(config.initializer_range).toBe(0.5);
+    expect((await loadCausalLM(dir)).config.vocab_size).toBe(2000);
+  });
+
+  it("shards above maxShardBytes as HF does (greedy, index with total_size) and loads the same", async () => {
+    const cfg = tinyLlama();
+    const one = tmpDir(), many = tmpDir();
+    initCheckpoint(cfg, one, { seed: 9 });
+    const max = 2000;
+    const r = initCheckpoint(cfg, many, { seed: 9, maxShardBytes: max });
+    const index = JSON.parse(fs.readFileSync(path.join(many, "model.safetensors.index.json"), "utf8"));
+    const n = r.files.length;
+    expect(n).toBeGreaterThan(2);
+    expect(r.files.map((f) => path.basename(f))).toEqual(Array.from({ length: n }, (_, i) => `model-0000${i + 1}-of-0000${n}.safetensors`));
+    expect(index.metadata.total_size).toBe(r.bytes);
+    expect(Object.keys(index.weight_map)).toEqual(Object.keys(index.weight_map).sort());
+    expect(new Set(Object.values(index.weight_map)).size).toBe(n);
+    const specs = parameterSpecs(cfg);
+    for (const f of r.files) {
+      const st = readSafetensorsFileSync(f);
+      const bytes = st.names().reduce((a, name) => a + 4 * st.info(name).shape.reduce((x, y) => x * y, 1), 0);
+      // over the limit only when one tensor alone is (the embedding, 48 x 12 x 4 = 2304 bytes)
+      expect(bytes <= max || st.names().length === 1).toBe(true);
+      expect(st.names()).toEqual(specs.filter((s) => index.weight_map[s.name] === path.basename(f)).map((s) => s.name));
+    }
+    const [a, b] = [await loadCausalLM(one), await loadCausalLM(many)];
+    expect([...noGrad(() => b.logits(IDS)).buf]).toEqual([...noGrad(() => a.logits(IDS)).buf]);
+  });
+
+  it("copies a tokenizer file or directory, replaces the target whole, and names a missing tokenizer", () => {
+    const dir = tmpDir();
+    const tok = path.join(tmpRoot, "tok.json");
+    fs.writeFileSync(tok, "{}");
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, "stale.bin"), "x");
+    initCheckpoint(tinyQwen(), dir, { tokenizer: tok });
+    expect(fs.readdirSync(dir).sort()).toEqual(["config.json", "model.safetensors", "tokenizer.json"]);
+    const dir2 = tmpDir();
+    initCheckpoint(tinyQwen(), dir2, { tokenizer: dir });
+    expect(fs.readdirSync(dir2).sort()).toEqual(["config.json", "model.safetensors", "tokenizer.json"]);
+    const dir3 = tmpDir();
+    expect(() => initCheckpoint(tinyQwen(), dir3, { tokenizer: path.join(tmpRoot, "nope.json") })).toThrow(/nope\.json: no such tokenizer file or directory/);
+    expect(fs.existsSync(dir3)).toBe(false);
+    expect(fs.readdirSync(tmpRoot).filter((f) => f.includes(".tmp-"))).toEqual([]);
   });
 });

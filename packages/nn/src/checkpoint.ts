@@ -10,7 +10,11 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { readSafetensorsFile, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
+import { Rng, SAFETENSORS_DTYPE_SIZE, readSafetensorsFile, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
+import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
+import type { CausalLMConfig } from "./config.js";
+import { parameterSpecs } from "./weights.js";
+import type { ParameterSpec } from "./weights.js";
 import { readConfigFile } from "./config-file.js";
 import type { CausalLM } from "./models/causal-lm.js";
 import {
@@ -62,6 +66,15 @@ export interface SaveOptions {
  * model.safetensors (F32) and, with `tokenizerFrom`, the tokenizer files found there.
  */
 export async function saveCausalLM(model: CausalLM, dir: string, opts: SaveOptions = {}): Promise<void> {
+  writeModelDir(dir, (tmp) => {
+    fs.writeFileSync(path.join(tmp, CONFIG_FILE), configFileText(model.config, opts.configOverrides));
+    writeSafetensorsFileSync(path.join(tmp, WEIGHTS_FILE), checkpointTensors(model), { format: "pt" });
+    if (opts.tokenizerFrom !== undefined) copyTokenizerFiles(opts.tokenizerFrom, tmp);
+  });
+}
+
+/** Fills a temporary directory next to `dir` with `fill`, then renames it over `dir` (replacing it whole). */
+function writeModelDir(dir: string, fill: (tmp: string) => void): void {
   const target = path.resolve(dir);
   const parent = path.dirname(target);
   fs.mkdirSync(parent, { recursive: true });
@@ -69,15 +82,7 @@ export async function saveCausalLM(model: CausalLM, dir: string, opts: SaveOptio
   const tmp = path.join(parent, `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
   fs.mkdirSync(tmp);
   try {
-    fs.writeFileSync(path.join(tmp, CONFIG_FILE), configFileText(model.config, opts.configOverrides));
-    writeSafetensorsFileSync(path.join(tmp, WEIGHTS_FILE), checkpointTensors(model), { format: "pt" });
-    if (opts.tokenizerFrom !== undefined) {
-      if (!fs.existsSync(opts.tokenizerFrom)) throw new CheckpointError(`${opts.tokenizerFrom}: tokenizerFrom directory does not exist`);
-      for (const f of TOKENIZER_FILES) {
-        const src = path.join(opts.tokenizerFrom, f);
-        if (fs.existsSync(src)) fs.copyFileSync(src, path.join(tmp, f));
-      }
-    }
+    fill(tmp);
     if (fs.existsSync(target)) {
       const old = `${tmp}.old`;
       fs.renameSync(target, old);
@@ -90,6 +95,99 @@ export async function saveCausalLM(model: CausalLM, dir: string, opts: SaveOptio
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** Copies the tokenizer files of directory `from` into `to`; a lone file is copied as tokenizer.json. */
+function copyTokenizerFiles(from: string, to: string): void {
+  if (!fs.existsSync(from)) throw new CheckpointError(`${from}: no such tokenizer file or directory`);
+  if (!fs.statSync(from).isDirectory()) {
+    fs.copyFileSync(from, path.join(to, "tokenizer.json"));
+    return;
+  }
+  for (const f of TOKENIZER_FILES) {
+    const src = path.join(from, f);
+    if (fs.existsSync(src)) fs.copyFileSync(src, path.join(to, f));
+  }
+}
+
+/** HF's default `max_shard_size` of `save_pretrained` ("5GB"). */
+export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
+
+export interface InitCheckpointOptions {
+  /** On-disk dtype of the weights (default F32); config.json's torch_dtype says the same. */
+  readonly dtype?: SafetensorsFloatDType;
+  /** Seed of the random weights (default 0): the same weights as `new CausalLM(config, { seed })`. */
+  readonly seed?: number;
+  /** Standard deviation of the random weights (default: the config's initializer_range, else 0.02). */
+  readonly std?: number;
+  /** A tokenizer.json, or a directory whose tokenizer files are copied. */
+  readonly tokenizer?: string;
+  /** Above this many bytes of weights, shards `model-0000i-of-0000n.safetensors` plus an index (HF's layout). */
+  readonly maxShardBytes?: number;
+}
+
+export interface InitCheckpointResult {
+  /** The weight files written (one model.safetensors, or the shards). */
+  readonly files: string[];
+  readonly parameters: number;
+  /** Bytes of tensor data (the index's total_size). */
+  readonly bytes: number;
+}
+
+const TORCH_DTYPE: Readonly<Record<SafetensorsFloatDType, string>> = { F32: "float32", F16: "float16", BF16: "bfloat16" };
+
+/**
+ * Writes a randomly initialised HF checkpoint of `config` at `dir` (atomically) with HF's `_init_weights`:
+ * Linear and Embedding weights ~ N(0, std²), RMSNorm gains 1, biases 0. The weights are drawn and encoded one
+ * tensor at a time, so memory holds one f32 tensor, never the model.
+ */
+export function initCheckpoint(config: CausalLMConfig, dir: string, opts: InitCheckpointOptions = {}): InitCheckpointResult {
+  const dtype = opts.dtype ?? "F32";
+  const range = config.extra.initializer_range;
+  const std = opts.std ?? (typeof range === "number" && range > 0 ? range : 0.02);
+  const rng = new Rng(opts.seed ?? 0);
+  const maxShard = opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
+  const specs = parameterSpecs(config);
+  const bytesOf = (s: ParameterSpec) => s.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPE_SIZE[dtype];
+  // HF's greedy split: a tensor that would overflow the current (non-empty) shard starts the next one.
+  const shards: ParameterSpec[][] = [[]];
+  let size = 0;
+  for (const s of specs) {
+    if (size + bytesOf(s) > maxShard && shards.at(-1)!.length > 0) {
+      shards.push([]);
+      size = 0;
+    }
+    shards.at(-1)!.push(s);
+    size += bytesOf(s);
+  }
+  const names = shards.length === 1 ? [WEIGHTS_FILE] : shards.map((_, i) => `model-${String(i + 1).padStart(5, "0")}-of-${String(shards.length).padStart(5, "0")}.safetensors`);
+  const produce = (s: ParameterSpec) => (): Float32Array => {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(n);
+    if (s.init === "ones") out.fill(1);
+    else if (s.init === "normal") for (let i = 0; i < n; i++) out[i] = std * rng.normal();
+    return out;
+  };
+  writeModelDir(dir, (tmp) => {
+    const dtypeKey = "dtype" in config.extra ? "dtype" : "torch_dtype";
+    fs.writeFileSync(path.join(tmp, CONFIG_FILE), configFileText(config, { [dtypeKey]: TORCH_DTYPE[dtype] }));
+    shards.forEach((shard, i) =>
+      writeSafetensorsFileSync(path.join(tmp, names[i]!), shard.map((s) => [s.name, { shape: s.shape, produce: produce(s) }] as const), { format: "pt" }, { dtype }),
+    );
+    if (shards.length > 1) {
+      const weightMap: Record<string, string> = {};
+      shards.forEach((shard, i) => shard.forEach((s) => (weightMap[s.name] = names[i]!)));
+      const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      const index = { metadata: { total_size: specs.reduce((a, s) => a + bytesOf(s), 0) }, weight_map: sorted };
+      fs.writeFileSync(path.join(tmp, WEIGHTS_INDEX_FILE), `${JSON.stringify(index, null, 2)}\n`);
+    }
+    if (opts.tokenizer !== undefined) copyTokenizerFiles(opts.tokenizer, tmp);
+  });
+  return {
+    files: names.map((f) => path.join(dir, f)),
+    parameters: specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0),
+    bytes: specs.reduce((a, s) => a + bytesOf(s), 0),
+  };
 }
 
 /** Reads the files of a model directory that `loadCausalLMFromFiles` and `serializeCausalLM` deal in. */

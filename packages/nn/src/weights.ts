@@ -73,3 +73,40 @@ export function stateDictFromWeights(w: CausalLMWeights, cfg: CausalLMConfig): R
   if (!cfg.tie_word_embeddings) out["lm_head.weight"] = w.lmHead;
   return out;
 }
+
+/** One parameter of a CausalLM: its HF name, shape and HF `_init_weights` rule. */
+export interface ParameterSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** "normal": N(0, initializer_range²) (Linear and Embedding weights); "ones": RMSNorm gains; "zeros": biases. */
+  readonly init: "normal" | "ones" | "zeros";
+}
+
+/**
+ * The parameters of `new CausalLM(cfg)` without allocating them, in `namedParameters()` order (which is also
+ * the order its constructor draws the random weights in); a tied model has no `lm_head.weight`.
+ */
+export function parameterSpecs(cfg: CausalLMConfig): ParameterSpec[] {
+  const D = cfg.hidden_size, F = cfg.intermediate_size, dh = cfg.head_dim;
+  const q = cfg.num_attention_heads * dh, kv = cfg.num_key_value_heads * dh;
+  const out: ParameterSpec[] = [{ name: "model.embed_tokens.weight", shape: [cfg.vocab_size, D], init: "normal" }];
+  const linear = (p: string, outF: number, inF: number, bias: boolean) => {
+    out.push({ name: `${p}.weight`, shape: [outF, inF], init: "normal" });
+    if (bias) out.push({ name: `${p}.bias`, shape: [outF], init: "zeros" });
+  };
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const p = `model.layers.${i}`;
+    linear(`${p}.self_attn.q_proj`, q, D, qkvBias(cfg));
+    linear(`${p}.self_attn.k_proj`, kv, D, qkvBias(cfg));
+    linear(`${p}.self_attn.v_proj`, kv, D, qkvBias(cfg));
+    linear(`${p}.self_attn.o_proj`, D, q, oBias(cfg));
+    linear(`${p}.mlp.gate_proj`, F, D, false);
+    linear(`${p}.mlp.up_proj`, F, D, false);
+    linear(`${p}.mlp.down_proj`, D, F, false);
+    out.push({ name: `${p}.input_layernorm.weight`, shape: [D], init: "ones" });
+    out.push({ name: `${p}.post_attention_layernorm.weight`, shape: [D], init: "ones" });
+  }
+  out.push({ name: "model.norm.weight", shape: [D], init: "ones" });
+  if (!cfg.tie_word_embeddings) linear("lm_head", cfg.vocab_size, D, false);
+  return out;
+}

@@ -172,6 +172,30 @@ describe("serializeSafetensors layout", () => {
   });
 });
 
+describe("lazy tensors (produce(), for streaming writes)", () => {
+  it("give the same bytes as eager data, produced once each, in file order", () => {
+    const a = new Float32Array([1.5, -2, 3.25]), b = new Float32Array([0.1, 0.2]);
+    const calls: string[] = [];
+    const lazy = serializeSafetensors(
+      [
+        ["a", { shape: [3], produce: () => (calls.push("a"), a) }],
+        ["b", { shape: [1, 2], produce: () => (calls.push("b"), b), dtype: "BF16" }],
+      ],
+      { format: "pt" },
+      { dtype: "F16" },
+    );
+    const eager = serializeSafetensors([["a", { shape: [3], data: a }], ["b", { shape: [1, 2], data: b, dtype: "BF16" }]], { format: "pt" }, { dtype: "F16" });
+    expect(calls).toEqual(["a", "b"]);
+    expect(Array.from(lazy)).toEqual(Array.from(eager));
+  });
+
+  it("reject a produce() of the wrong length, naming the tensor", () => {
+    expect(() => serializeSafetensors({ w: { shape: [2, 2], produce: () => new Float32Array(3) } })).toThrowError(
+      new SafetensorsError('serializeSafetensors: tensor "w": produce() must return a Float32Array of 4 values for shape [2, 2]'),
+    );
+  });
+});
+
 describe("parseSafetensors reads a file laid out like Python's safetensors.torch.save_file", () => {
   // save_file({...}, metadata={"format": "pt"}) sorts tensors by dtype alignment (descending) and then
   // by name, writes compact JSON with __metadata__ first, and pads with spaces. Rebuilt here by hand.

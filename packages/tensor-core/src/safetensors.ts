@@ -86,9 +86,20 @@ export interface SafetensorsTensorInput {
   readonly dtype?: SafetensorsFloatDType;
 }
 
+/**
+ * A float tensor whose data is made only when the writer reaches it (and dropped after it is encoded), so a
+ * file larger than memory can be streamed tensor by tensor (e.g. a freshly initialised checkpoint).
+ */
+export interface SafetensorsLazyTensorInput {
+  readonly shape: readonly number[];
+  /** Called once, when the tensor is encoded; must return shape-product values. */
+  readonly produce: () => Float32Array;
+  readonly dtype?: SafetensorsFloatDType;
+}
+
 export type SafetensorsTensorMap =
-  | Readonly<Record<string, SafetensorsTensorInput>>
-  | ReadonlyArray<readonly [string, SafetensorsTensorInput]>;
+  | Readonly<Record<string, SafetensorsTensorInput | SafetensorsLazyTensorInput>>
+  | ReadonlyArray<readonly [string, SafetensorsTensorInput | SafetensorsLazyTensorInput]>;
 
 export interface SerializeOptions {
   /** On-disk dtype of float tensors: F32 (default), or BF16/F16 with round-to-nearest-even. */
@@ -460,10 +471,12 @@ export interface SafetensorsPlan {
   encode(i: number): Uint8Array;
 }
 
-function tensorEntries(tensors: SafetensorsTensorMap): Array<readonly [string, SafetensorsTensorInput]> {
+type AnyTensorInput = SafetensorsTensorInput | SafetensorsLazyTensorInput;
+
+function tensorEntries(tensors: SafetensorsTensorMap): Array<readonly [string, AnyTensorInput]> {
   return Array.isArray(tensors)
-    ? (tensors as ReadonlyArray<readonly [string, SafetensorsTensorInput]>).slice()
-    : Object.entries(tensors as Readonly<Record<string, SafetensorsTensorInput>>);
+    ? (tensors as ReadonlyArray<readonly [string, AnyTensorInput]>).slice()
+    : Object.entries(tensors as Readonly<Record<string, AnyTensorInput>>);
 }
 
 /** Validate tensors and lay out the file; `serializeSafetensors` and the node writer both use this. */
@@ -486,7 +499,7 @@ export function planSafetensors(
     }
     parts.push(`"${METADATA_KEY}":{${m.join(",")}}`);
   }
-  const layout: Array<{ name: string; byteLength: number; dtype: SafetensorsDType; input: SafetensorsTensorInput }> = [];
+  const layout: Array<{ name: string; byteLength: number; dtype: SafetensorsDType; input: AnyTensorInput }> = [];
   let offset = 0;
   for (const [name, t] of entries) {
     const where = `tensor ${JSON.stringify(name)}`;
@@ -497,9 +510,10 @@ export function planSafetensors(
       fail(`${where}: shape must be an array of non-negative integers, got ${fmtJson(t.shape)}`);
     }
     const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count !== t.data.length) fail(`${where}: shape [${t.shape.join(", ")}] has ${count} elements but data has ${t.data.length}`);
-    const dtype: SafetensorsDType = t.data instanceof Int32Array ? "I32" : (t.dtype ?? options.dtype ?? "F32");
-    if (t.data instanceof Int32Array && t.dtype !== undefined) fail(`${where}: Int32Array data is written as I32, not ${t.dtype}`);
+    const isInt = "data" in t && t.data instanceof Int32Array;
+    if ("data" in t && count !== t.data.length) fail(`${where}: shape [${t.shape.join(", ")}] has ${count} elements but data has ${t.data.length}`);
+    const dtype: SafetensorsDType = isInt ? "I32" : (t.dtype ?? options.dtype ?? "F32");
+    if (isInt && t.dtype !== undefined) fail(`${where}: Int32Array data is written as I32, not ${t.dtype}`);
     const byteLength = count * SAFETENSORS_DTYPE_SIZE[dtype];
     parts.push(`${JSON.stringify(name)}:{"dtype":"${dtype}","shape":[${t.shape.join(",")}],"data_offsets":[${offset},${offset + byteLength}]}`);
     layout.push({ name, byteLength, dtype, input: t });
@@ -520,7 +534,13 @@ export function planSafetensors(
     encode: (i: number) => {
       const item = layout[i];
       if (item === undefined) return fail(`no tensor at index ${i}`);
-      return encodeTensor(item.input.data, item.dtype);
+      const input = item.input;
+      if ("data" in input) return encodeTensor(input.data, item.dtype);
+      const data = input.produce();
+      const count = item.byteLength / SAFETENSORS_DTYPE_SIZE[item.dtype];
+      if (!(data instanceof Float32Array) || data.length !== count)
+        fail(`tensor ${JSON.stringify(item.name)}: produce() must return a Float32Array of ${count} values for shape [${input.shape.join(", ")}]`);
+      return encodeTensor(data, item.dtype);
     },
   };
 }

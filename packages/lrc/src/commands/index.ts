@@ -3,6 +3,7 @@ import type { Command } from "../cli/command.js";
 import { distillCommand } from "./distill.js";
 import { evalCommand } from "./eval.js";
 import { generateCommand } from "./generate.js";
+import { initCommand } from "./init.js";
 import { pretrainCommand } from "./pretrain.js";
 import { tokenizeCommand } from "./tokenize.js";
 import { tokenizerTrainCommand } from "./tokenizer-train.js";
@@ -11,6 +12,7 @@ export const commands: Command[] = [
   distillCommand,
   evalCommand,
   generateCommand,
+  initCommand,
   pretrainCommand,
   tokenizeCommand,
   tokenizerTrainCommand,
