@@ -168,6 +168,7 @@ describe("lmHeadLoss bad input", () => {
     ["target out of range", () => O.lmHeadLoss(x.h, x.w, { targets: tensor(new Int32Array(10).fill(37), [2, 5], { dtype: "int32" }) }), /out of range|outside/],
     ["teacher shape", () => O.lmHeadLoss(x.h, x.w, { teacher: { hidden: x.h, weight: x.wT } }), /teacher hidden/],
     ["temperature", () => O.lmHeadLoss(x.h, x.w, { teacher: { hidden: x.hT, weight: x.wT, temperature: 0 } }), /temperature must be > 0/],
+    ["chunk size", () => O.lmHeadLoss(x.h, x.w, { targets: x.tg, chunkElements: 0.5 }), /chunkElements must be a positive integer, got 0.5/],
     ["dtype mix", () => O.lmHeadLoss(x.h, randT([37, 6], 1, "float64"), { targets: x.tg }), /dtype mismatch/],
   ])("%s", (_, fn, msg) => expect(fn).toThrow(msg));
 

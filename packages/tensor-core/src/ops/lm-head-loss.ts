@@ -99,7 +99,9 @@ export function lmHeadLoss(hidden: Tensor, weight: Tensor, opts: LmHeadLossOptio
   const ceMean = (opts.ceReduction ?? "mean") === "mean";
   const batch = hidden.rank > 1 ? hidden.shape[0]! : 1;
 
-  const chunk = Math.max(1, Math.floor((opts.chunkElements ?? DEFAULT_CHUNK_ELEMENTS) / Math.max(V, 1)));
+  const chunkElements = opts.chunkElements ?? DEFAULT_CHUNK_ELEMENTS;
+  if (!Number.isInteger(chunkElements) || chunkElements < 1) throw new RangeError(`lmHeadLoss: chunkElements must be a positive integer, got ${chunkElements}`);
+  const chunk = Math.max(1, Math.floor(chunkElements / Math.max(V, 1)));
   const tg = targets === undefined ? null : (targets.peek() as Int32Array);
   let counted = 0;
   if (tg !== null) for (let i = 0; i < rows; i++) if (tg[i] !== ignore) counted++;
