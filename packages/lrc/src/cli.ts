@@ -5,7 +5,7 @@
 import { formatFlags, parseFlags, UsageError } from "./cli/args.js";
 import type { Command } from "./cli/command.js";
 import { commands } from "./commands/index.js";
-import { initBackend, initBackendFromEnvAsync } from "@lrc-ts/tensor-core";
+import { initBackend, initBackendFromEnvAsync, parsePoolLimit, setBufferPoolLimit } from "@lrc-ts/tensor-core";
 
 function usage(): string {
   const w = Math.max(...commands.map((c) => c.name.length), 8) + 2;
@@ -44,6 +44,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   try {
     const flags = parseFlags(rest, match.flags);
+    if (typeof flags["pool-limit"] === "string") {
+      try {
+        setBufferPoolLimit(parsePoolLimit(flags["pool-limit"], "--pool-limit"));
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+    }
     // The one place a backend is chosen: --backend, else LRC_BACKEND (the gpu backend loads GPU.js
     // asynchronously and verifies which mode really runs; it says so on stderr). lrc reads values
     // asynchronously, so auto may take WebGPU where its adapter is a GPU.

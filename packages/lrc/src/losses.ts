@@ -13,10 +13,12 @@
 //        reference: MSE(c_S W_oᵀ, c_T W_oᵀ)      in R^D through the teacher's W_o, before P_o (R `attn-out-sim-loss`)
 //     down        MSE(y_S, y_T P_down)  in R^d, gradient through both sides (no stop-gradient)
 // The teacher forward runs with grad mode off; its activations are constants.
+// CE and KL run in one `lmHeadLoss` from both models' final hidden states: the [B, T, V] logits are computed a
+// chunk of rows at a time and never exist whole (at V = 151,936 one such tensor is 622 MB at batch 4 x 256).
 
 import { causalLMForward } from "@lrc-ts/nn";
 import type { CausalLMWeights, LayerCapture } from "@lrc-ts/nn";
-import { add, crossEntropy, klDivergence, matmul, mse, mul, noGrad, reshape, tensor } from "@lrc-ts/tensor-core";
+import { add, lmHeadLoss, matmul, mse, mul, noGrad, reshape, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { MatrixName, ProjectionParams, Projections } from "./projection.js";
 import { MATRICES, projName } from "./projection.js";
@@ -48,7 +50,7 @@ export interface TokenBatch {
   readonly targets: Tensor;
 }
 
-/** The loss and its parts. Tensors stay on the tape (use `total` for backward). */
+/** The loss and its parts. Use `total` for backward: `ce` and `kl` are the values of its LM-head terms (on the cpu backend not on the tape). */
 export interface LrcLoss {
   readonly total: Tensor;
   readonly ce: Tensor | null;
@@ -57,8 +59,8 @@ export interface LrcLoss {
   readonly clone: Tensor | null;
   /** "layers.{i}.{q,k,v,o,gate,up,down}" -> MSE. */
   readonly terms: Record<string, Tensor>;
-  readonly studentLogits: Tensor;
-  readonly teacherLogits: Tensor;
+  /** The student's and the teacher's full (B, T, V) logits, computed on request (the loss never materialises them). */
+  readonly logits: () => { readonly student: Tensor; readonly teacher: Tensor };
 }
 
 /** Resolved loss options. */
@@ -156,21 +158,25 @@ function sumAll(ts: readonly Tensor[]): Tensor | null {
  */
 export function lrcLoss(p: Projections, batch: TokenBatch, opts: ResolvedLossOptions, params: ProjectionParams = p.params): LrcLoss {
   const needCaptures = opts.alpha > 0 && opts.cloneTerms.length > 0 && opts.cloneLayers.length > 0;
-  const teacher = noGrad(() => causalLMForward(p.teacher, p.teacherConfig, batch.inputs, { capture: needCaptures }));
+  const teacher = noGrad(() => causalLMForward(p.teacher, p.teacherConfig, batch.inputs, { capture: needCaptures, logits: "none" }));
   const sw = p.studentWeights(params);
-  const student = causalLMForward(sw, p.studentConfig, batch.inputs, { capture: needCaptures, eps: p.studentEps });
-  const zS = student.logits!, zT = teacher.logits!;
+  const student = causalLMForward(sw, p.studentConfig, batch.inputs, { capture: needCaptures, eps: p.studentEps, logits: "none" });
   const terms: Record<string, Tensor> = {};
   if (needCaptures)
     for (const i of opts.cloneLayers)
       Object.assign(terms, layerCloneTerms(i, student.captures![i]!, teacher.captures![i]!, params, p.teacher, opts));
   const clone = sumAll(Object.values(terms));
-  const ce = opts.ceWeight > 0 ? crossEntropy(zS, batch.targets) : null;
-  const kl = opts.klWeight > 0 ? klDivergence(zT, zS, { temperature: opts.temperature, reduction: "batchmean" }) : null;
+  const head = opts.ceWeight > 0 || opts.klWeight > 0
+    ? lmHeadLoss(student.hidden, sw.lmHead, {
+      ...(opts.ceWeight > 0 ? { targets: batch.targets, ceWeight: opts.ceWeight } : {}),
+      ...(opts.klWeight > 0 ? { teacher: { hidden: teacher.hidden, weight: p.teacher.lmHead, temperature: opts.temperature }, klWeight: opts.klWeight } : {}),
+    })
+    : null;
   const parts: Tensor[] = [];
-  if (ce !== null) parts.push(opts.ceWeight === 1 ? ce : mul(ce, opts.ceWeight));
-  if (kl !== null) parts.push(opts.klWeight === 1 ? kl : mul(kl, opts.klWeight));
+  if (head !== null) parts.push(head.total);
   if (clone !== null) parts.push(mul(clone, opts.alpha));
-  const total = sumAll(parts) ?? tensor(0, [], { dtype: zS.dtype });
-  return { total, ce, kl, clone, terms, studentLogits: zS, teacherLogits: zT };
+  const total = sumAll(parts) ?? tensor(0, [], { dtype: student.hidden.dtype });
+  const logits = () => noGrad(() => ({ student: linear(student.hidden, sw.lmHead), teacher: linear(teacher.hidden, p.teacher.lmHead) }));
+  const ce = head?.ce ?? null, kl = head?.kl ?? null;
+  return { total, ce, kl, clone, terms, logits };
 }

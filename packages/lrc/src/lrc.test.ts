@@ -62,8 +62,8 @@ describe("PyTorch golden (packages/nn/fixtures/lrc-golden)", async () => {
       it(`matches every term (attnOut ${attnOut}, τ ${tau})`, () => {
         const c = make(attnOut, Number(tau));
         const r = c.forward(batch);
-        assertClose(r.studentLogits, golden.readFloat32("student_logits"), 1e-4, 1e-4, "student logits");
-        assertClose(r.teacherLogits, golden.readFloat32("teacher_logits"), 1e-4, 1e-4, "teacher logits");
+        assertClose(r.logits().student, golden.readFloat32("student_logits"), 1e-4, 1e-4, "student logits");
+        assertClose(r.logits().teacher, golden.readFloat32("teacher_logits"), 1e-4, 1e-4, "teacher logits");
         losses.per_layer.forEach((l, i) => {
           const want: Record<string, number> = {
             q: l.q!, k: l.k!, v: l.v!, gate: l.gate!, up: l.up!, down: l.mlp_out!,
@@ -138,7 +138,7 @@ describe("identity clone (d = D, P = I, gains = teacher's)", () => {
         const c = new LowRankClone(teacher, { hiddenSize: 16, attnOut, tieLmHeadProjection: arch === "qwen2" });
         c.projections.load(identityValues(c.projections));
         const r = noGrad(() => c.forward(randomBatch(2, 8, 64, 3)));
-        assertClose(r.studentLogits, r.teacherLogits, 1e-5, 1e-5, "logits");
+        assertClose(r.logits().student, r.logits().teacher, 1e-5, 1e-5, "logits");
         expect(Math.abs(r.kl!.item())).toBeLessThan(1e-6);
         expect(Object.keys(r.terms)).toHaveLength(14);
         for (const [n, t] of Object.entries(r.terms)) expect(t.item(), n).toBeLessThan(1e-10);
@@ -155,7 +155,7 @@ describe("fold equivalence", () => {
           for (const [n, t] of Object.entries(c.params)) if (t.rank === 1) t.buf.forEach((_, i) => (t.buf[i] = 1 + 0.05 * Math.sin(i + n.length)));
         });
         const batch = randomBatch(2, 8, 64, 5);
-        const train = noGrad(() => c.forward(batch).studentLogits);
+        const train = noGrad(() => c.forward(batch).logits().student);
         const dir = path.join(tmp, `fold-${tied}-${tieProj}`);
         await c.exportStudent(dir);
         const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
@@ -214,7 +214,8 @@ describe("each term by hand", () => {
   const B = 2, T = 4, V = 64;
   const batch = randomBatch(B, T, V, 11);
   const r = noGrad(() => c.forward(batch));
-  const zs = r.studentLogits.buf, zt = r.teacherLogits.buf;
+  const { student: zS, teacher: zT } = r.logits();
+  const zs = zS.buf, zt = zT.buf;
 
   it("KL(p_T || p_S) at temperature τ, summed over positions and vocab, divided by B (no τ²)", () => {
     let kl = 0;

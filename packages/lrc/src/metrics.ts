@@ -1,5 +1,5 @@
 // The run's metrics: one JSON object per line in metrics.jsonl (a "train" row per step with every loss
-// term, lr, gradient norm, tokens, tokens/s and elapsed time; an "eval" row per evaluation) and an SVG plot
+// term, lr, gradient norm, tokens, tokens/s, elapsed time and the process's resident memory; an "eval" row per evaluation) and an SVG plot
 // of the curves next to it (./plot.ts). A resumed run drops the rows after its checkpoint and appends.
 
 import fs from "node:fs";
@@ -16,6 +16,8 @@ export interface TrainRow {
   readonly tokens: number;
   readonly tokens_per_s: number;
   readonly elapsed_s: number;
+  /** Resident set size of the process after the step, MiB (absent in rows written before it was recorded). */
+  readonly rss_mib?: number;
 }
 
 export interface EvalRow {
@@ -69,6 +71,7 @@ export class MetricsLog {
     this.append({
       type: "train", step: m.step, losses: m.losses, lr: m.lr, grad_norm: m.gradNorm, tokens: m.tokens,
       tokens_per_s: Math.round(m.tokensPerSecond * 10) / 10, elapsed_s: Math.round(m.elapsedSeconds * 1000) / 1000,
+      rss_mib: Math.round(process.memoryUsage.rss() / 2 ** 20),
     });
   }
 

@@ -9,7 +9,7 @@
 
 import { evaluateBatches, serializeCausalLM } from "@lrc-ts/nn";
 import type { CausalLM, LanguageModel } from "@lrc-ts/nn";
-import { add, crossEntropy, klDivergence, mul, noGrad, tensor } from "@lrc-ts/tensor-core";
+import { lmHeadLoss, noGrad, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import { tokenWindows } from "@lrc-ts/data";
 import type { ReaderState, TokenArray, WindowBatcher } from "@lrc-ts/data";
@@ -144,22 +144,19 @@ export class LmTask implements TrainTask {
 
   loss(batch: Batch): TaskLoss {
     const inputs = ids(batch, "inputs");
-    const logits = this.model.forward(inputs).logits!;
+    const ce = this.ceWeight > 0, kd = this.teacher !== null && this.klWeight > 0;
+    if (!ce && !kd) throw new RangeError("LmTask: both the CE and the KL weight are 0 (nothing to train on)");
+    // The LM head runs fused with its losses (lmHeadLoss): no [B, T, V] logits tensor.
+    const hidden = this.model.forward(inputs, { logits: "none" }).hidden;
+    const teacher = this.teacher;
+    const head = lmHeadLoss(hidden, this.model.weights().lmHead, {
+      ...(ce ? { targets: ids(batch, "targets"), ceWeight: this.ceWeight } : {}),
+      ...(kd ? { teacher: { hidden: noGrad(() => teacher!.forward(inputs, { logits: "none" }).hidden), weight: teacher!.weights().lmHead, temperature: this.temperature }, klWeight: this.klWeight } : {}),
+    });
     const parts: Record<string, Tensor> = {};
-    const terms: Tensor[] = [];
-    if (this.ceWeight > 0) {
-      parts.ce = crossEntropy(logits, ids(batch, "targets"));
-      terms.push(this.ceWeight === 1 ? parts.ce : mul(parts.ce, this.ceWeight));
-    }
-    if (this.teacher !== null && this.klWeight > 0) {
-      const teacher = this.teacher;
-      const zT = noGrad(() => teacher.forward(inputs).logits!);
-      parts.kl = klDivergence(zT, logits, { temperature: this.temperature, reduction: "batchmean" });
-      terms.push(this.klWeight === 1 ? parts.kl : mul(parts.kl, this.klWeight));
-    }
-    if (terms.length === 0) throw new RangeError("LmTask: both the CE and the KL weight are 0 (nothing to train on)");
-    const total = terms.reduce((a, b) => add(a, b));
-    return { total, parts };
+    if (head.ce !== null) parts.ce = head.ce;
+    if (head.kl !== null) parts.kl = head.kl;
+    return { total: head.total, parts };
   }
 
   evalModel(): LanguageModel {

@@ -62,6 +62,7 @@ describe("pretrain (teacher, scratch baseline)", () => {
     expect(r.val!.teacherLoss).toBeGreaterThan(0);
     const train = readMetrics(path.join(out, "metrics.jsonl")).filter((x): x is TrainRow => x.type === "train");
     for (const k of ["ce", "kl", "total"]) expect(train.slice(-5).reduce((s, x) => s + x.losses[k]!, 0)).toBeLessThan(train.slice(0, 5).reduce((s, x) => s + x.losses[k]!, 0));
+    for (const x of train) expect(x.rss_mib, "rss_mib of every train row").toBeGreaterThan(10);
     expect(fs.existsSync(path.join(out, "model", "tokenizer.json"))).toBe(true);
   });
 });

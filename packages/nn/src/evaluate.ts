@@ -2,14 +2,13 @@
 // A token array is cut into consecutive windows of at most `window` inputs (default
 // max_position_embeddings); window j feeds tokens [jW, jW + W) and predicts [jW + 1, jW + W + 1), so every
 // token but the first is predicted exactly once, with the context of its own window. Each batch runs in
-// noGrad() and scope(), and the LM head + cross-entropy run over row chunks, so memory stays flat however
-// long the text and however large the vocabulary. The functions are async: a chunk's summed NLL is read with
+// noGrad() and scope(), and the LM head + cross-entropy run fused over row chunks (lmHeadLoss), so memory stays
+// flat however long the text and however large the vocabulary. The functions are async: a batch's summed NLL is read with
 // itemAsync(), which the gpu backend's webgpu mode needs (it reads back only asynchronously); on the other
 // backends the reads resolve at once.
 
-import { crossEntropy, noGrad, reshape, scope, slice, tensor } from "@lrc-ts/tensor-core";
-import type { Tensor } from "@lrc-ts/tensor-core";
-import { causalLMForward, linear } from "./functional.js";
+import { lmHeadLoss, noGrad, scope, tensor } from "@lrc-ts/tensor-core";
+import { causalLMForward } from "./functional.js";
 import type { LanguageModel } from "./generate.js";
 
 export interface EvaluateOptions {
@@ -39,9 +38,6 @@ export interface TokenBatch {
   readonly shape: readonly [number, number];
 }
 
-/** Logit elements computed at once by the chunked LM head (64 MB of float32). */
-const MAX_LOGIT_ELEMENTS = 1 << 24;
-
 /** Sum of next-token NLL over one batch (no gradient, intermediates freed). */
 export async function batchNll(model: LanguageModel, batch: TokenBatch, eps?: number): Promise<number> {
   const cfg = model.config;
@@ -53,34 +49,21 @@ export async function batchNll(model: LanguageModel, batch: TokenBatch, eps?: nu
   for (const arr of [batch.inputs, batch.targets])
     for (let i = 0; i < arr.length; i++)
       if (arr[i]! < 0 || arr[i]! >= cfg.vocab_size) throw new RangeError(`batchNll: token ${arr[i]} is outside the vocabulary [0, ${cfg.vocab_size})`);
-  // One summed-NLL scalar per row chunk escapes the scope; the chunk's logits do not.
-  const sums = noGrad(() =>
+  // The LM head runs fused with the CE (lmHeadLoss: a chunk of rows of logits at a time); one scalar escapes.
+  const sum = noGrad(() =>
     scope(() => {
       const w = model.weights();
       const ids = tensor(batch.inputs, [B, T], { dtype: "int32" });
       const r = causalLMForward(w, cfg, ids, { logits: "none", ...(eps !== undefined ? { eps } : {}) });
-      const D = r.hidden.shape[2]!;
-      const h = reshape(r.hidden, [B * T, D]); // (B*T, D)
-      const rows = Math.max(1, Math.floor(MAX_LOGIT_ELEMENTS / cfg.vocab_size));
-      const out: Tensor[] = [];
-      for (let s = 0; s < B * T; s += rows) {
-        const e = Math.min(B * T, s + rows);
-        out.push(scope(() => {
-          const logits = linear(slice(h, [s, 0], [e, D]), w.lmHead); // (rows, V)
-          const tg = tensor(batch.targets.subarray(s, e), [e - s], { dtype: "int32" });
-          return crossEntropy(logits, tg, { reduction: "sum" });
-        }));
-      }
-      return out;
+      const targets = tensor(batch.targets, [B, T], { dtype: "int32" });
+      return lmHeadLoss(r.hidden, w.lmHead, { targets, ceReduction: "sum" }).total;
     }),
   );
-  let total = 0;
   try {
-    for (const t of sums) total += await t.itemAsync();
+    return await sum.itemAsync();
   } finally {
-    for (const t of sums) t.dispose();
+    sum.dispose();
   }
-  return total;
 }
 
 /** Mean NLL over batches (e.g. @lrc-ts/data's evalWindows). */

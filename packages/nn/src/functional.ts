@@ -13,7 +13,7 @@
 // the causal offset; the result equals the full forward's last rows.
 
 import {
-  add, causalAttention, concat, embedding, matmul, permute, reshape, rmsNorm, rope, slice, swiglu,
+  add, causalAttention, concat, embedding, isGradEnabled, matmul, permute, reshape, rmsNorm, rope, scope, slice, swiglu,
 } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "./config.js";
@@ -278,7 +278,10 @@ export function causalLMForward(
   const layerOpts = { eps: opts.eps ?? cfg.rms_norm_eps, capture: opts.capture ?? false };
   for (let i = 0; i < w.layers.length; i++) {
     const past = cache?.layers[i];
-    const r = decoderLayerForward(x, w.layers[i]!, cfg, rot, past === undefined ? layerOpts : { ...layerOpts, past });
+    const layer = () => decoderLayerForward(x, w.layers[i]!, cfg, rot, past === undefined ? layerOpts : { ...layerOpts, past });
+    // Without a tape nothing but the layer's outputs outlives it: its temporaries are freed at once (a frozen
+    // teacher's forward then holds one layer's activations, not all of them, until the step's scope ends).
+    const r = isGradEnabled() ? layer() : scope(layer);
     x = r.hidden;
     if (captures !== null) captures.push(r.capture!);
     if (wantCache) kvs.push(r.kv);

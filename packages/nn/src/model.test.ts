@@ -2,7 +2,7 @@
 // dict round trip, capture shapes and tape, the functional core equal to the Module path, and a float64
 // finite-difference gradient check through the whole model.
 
-import { add, concat, mul, noGrad, rng, sum, tensor } from "@lrc-ts/tensor-core";
+import { add, bufferPoolStats, concat, mul, noGrad, rng, scope, sum, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import { assertClose, checkGrad } from "@lrc-ts/tensor-core/testing";
 import { describe, expect, it } from "vitest";
@@ -256,4 +256,24 @@ describe("gradient check (float64, finite differences)", () => {
       expect(res.ok, `analytic ${res.analytic} vs numeric ${res.numeric}`).toBe(true);
     },
   );
+});
+
+describe("memory of a forward without a tape", () => {
+  it("holds one layer's temporaries, not every layer's: the bytes outstanding do not grow with the depth", () => {
+    /** Pool bytes handed out and not yet returned after a noGrad forward, measured inside the caller's scope. */
+    const outstanding = (layers: number): number => {
+      const m = new CausalLM(tinyQwen({ num_hidden_layers: layers, hidden_size: 64, intermediate_size: 256 }), { seed: 1 });
+      const ids = tensor(Int32Array.from({ length: 2 * 32 }, (_, i) => i % 40), [2, 32], { dtype: "int32" });
+      return scope(() => {
+        const before = bufferPoolStats();
+        noGrad(() => causalLMForward(m.weights(), m.config, ids, { logits: "none" }));
+        const after = bufferPoolStats();
+        return after.freshBytes - before.freshBytes - (after.cachedBytes - before.cachedBytes);
+      });
+    };
+    // Per extra layer only what a layer returns stays: its hidden states [2, 32, 64] and K, V [2, 2, 32, 16]
+    // (32 KiB of float32); with every layer's temporaries held it was ~450 KiB.
+    const perLayer = (outstanding(8) - outstanding(2)) / 6;
+    expect(perLayer).toBeLessThanOrEqual(2 * 32 * 1024);
+  });
 });

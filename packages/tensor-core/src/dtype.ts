@@ -9,6 +9,12 @@ export function isFloat(dtype: DType): boolean {
   return dtype !== "int32";
 }
 
+/** Throws, naming the op, unless every tensor is float and all share one dtype. */
+export function requireFloat(op: string, ...ts: ReadonlyArray<{ readonly dtype: DType }>): void {
+  for (const t of ts) if (!isFloat(t.dtype)) throw new TypeError(`${op}: expects float tensors, got ${t.dtype}`);
+  for (const t of ts) if (t.dtype !== ts[0]!.dtype) throw new TypeError(`${op}: dtype mismatch ${ts[0]!.dtype} vs ${t.dtype}`);
+}
+
 export function arrayFor(dtype: DType, n: number): TypedArray {
   switch (dtype) {
     case "float32":

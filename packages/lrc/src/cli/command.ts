@@ -10,6 +10,12 @@ export const backendFlag: FlagSpec = {
   help: "tensor backend: cpu | gpu (default: LRC_BACKEND or the fastest available)",
 };
 
+/** `--pool-limit`, for commands that run models; cli.ts applies it (else LRC_POOL_LIMIT) before the command runs. */
+export const poolLimitFlag: FlagSpec = {
+  kind: "string",
+  help: "bytes the CPU buffer pool may keep cached for reuse: 6GB, 512MiB or 30% (default: LRC_POOL_LIMIT, else 25% of the memory)",
+};
+
 export interface Command {
   /** e.g. "tokenize" or "tokenizer train" */
   readonly name: string;

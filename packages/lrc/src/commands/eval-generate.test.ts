@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadTokenizer, writeShards } from "@lrc-ts/data";
 import { evaluate, generate, loadCausalLM } from "@lrc-ts/nn";
-import { bufferPoolStats } from "@lrc-ts/tensor-core";
+import { bufferPoolStats, setBufferPoolLimit } from "@lrc-ts/tensor-core";
 import { main } from "../cli.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -87,6 +87,20 @@ describe("lrc eval", () => {
     const before = bufferPoolStats().freshBytes;
     await evaluate(model, ids, { window: 16 });
     expect(bufferPoolStats().freshBytes - before).toBe(0);
+  });
+
+  it("--pool-limit sets the CPU buffer pool's cache limit; a bad size stops naming the flag", async () => {
+    const before = bufferPoolStats().limitBytes;
+    try {
+      const r = await run(["eval", "--model", modelDir, "--text", textFile, "--json", "--pool-limit", "123MiB"]);
+      expect(r.code).toBe(0);
+      expect(bufferPoolStats().limitBytes).toBe(123 * 2 ** 20);
+      const bad = await run(["eval", "--model", modelDir, "--text", textFile, "--pool-limit", "lots"]);
+      expect(bad.code).toBe(1);
+      expect(bad.err).toMatch(/^lrc eval: --pool-limit: expects a size such as 6GB, 512MiB, 30% \(of the memory\) or a byte count, got 'lots'/);
+    } finally {
+      setBufferPoolLimit(before);
+    }
   });
 
   it("windows and batches; plain output", async () => {

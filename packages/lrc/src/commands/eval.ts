@@ -12,7 +12,7 @@ import type { Split } from "@lrc-ts/data";
 import { evaluate, evaluateBatches, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import type { EvalResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
-import { backendFlag, type Command } from "../cli/command.js";
+import { backendFlag, poolLimitFlag, type Command } from "../cli/command.js";
 
 function progress(label: string): (done: number, total: number) => void {
   const tty = process.stderr.isTTY === true;
@@ -36,6 +36,7 @@ export const evalCommand: Command = {
     window: { kind: "int", help: "tokens per window (default and maximum: max_position_embeddings)" },
     "batch-size": { kind: "int", default: 1, help: "windows per forward pass" },
     backend: backendFlag,
+    "pool-limit": poolLimitFlag,
     json: { kind: "boolean", help: "print one JSON object {loss, perplexity, tokens, seconds, tokens_per_s, peak_rss_bytes}" },
   },
   details: [

@@ -3,7 +3,7 @@
 
 import type { FlagSpecs, ParsedFlags } from "../cli/args.js";
 import { UsageError } from "../cli/args.js";
-import { backendFlag } from "../cli/command.js";
+import { backendFlag, poolLimitFlag } from "../cli/command.js";
 import type { DryRunResult, RunResult, TrainRunOptions } from "../run.js";
 
 export const trainFlags: FlagSpecs = {
@@ -27,6 +27,7 @@ export const trainFlags: FlagSpecs = {
   resume: { kind: "boolean", help: "continue from the latest checkpoint in --out" },
   seed: { kind: "int", default: 0, help: "seed of the data order and the initialisation" },
   backend: backendFlag,
+  "pool-limit": poolLimitFlag,
   "no-progress": { kind: "boolean", help: "no progress line on stderr" },
   json: { kind: "boolean", help: "print a JSON summary as the last line on stdout" },
   "dry-run": { kind: "boolean", help: "print the plan (parameters, memory by part), time 2 steps, print tokens/s and the ETA; train nothing" },

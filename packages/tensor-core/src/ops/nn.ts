@@ -2,7 +2,7 @@
 // are the hot spots of a transformer step. The composed (primitive-op) versions live in the tests as
 // their oracles.
 
-import { isFloat } from "../dtype.js";
+import { requireFloat } from "../dtype.js";
 import { record } from "../autodiff/tape.js";
 import { gpuOps as gpuOpsLive } from "../backend/backend.js";
 import { diffScale, sqDiffSum, swigluBackward, swigluForward } from "../backend/cpu/fused.js";
@@ -21,11 +21,6 @@ import { mean, sum } from "./reduce.js";
 
 function f(t: Tensor): FloatArray {
   return t.buf as FloatArray;
-}
-
-function requireFloat(op: string, ...ts: Tensor[]): void {
-  for (const t of ts) if (!isFloat(t.dtype)) throw new TypeError(`${op}: expects float tensors, got ${t.dtype}`);
-  for (const t of ts) if (t.dtype !== ts[0]!.dtype) throw new TypeError(`${op}: dtype mismatch ${ts[0]!.dtype} vs ${t.dtype}`);
 }
 
 /** Applies a last-axis row op along any axis by moving that axis last. */

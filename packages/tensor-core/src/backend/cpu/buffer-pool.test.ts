@@ -1,8 +1,40 @@
-/** Buffer pool: bucketing, reuse, zeroing, sharing, limits and double release. */
+/** Buffer pool: bucketing, reuse, zeroing, sharing, limits (sized from the machine) and double release. */
+import { execFileSync } from "node:child_process";
+import os from "node:os";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  SHARED_MIN_BYTES, acquire, acquireShared, acquireZeroed, bufferPoolStats, clearBufferPool, isShared, release, setBufferPoolLimit,
+  SHARED_MIN_BYTES, acquire, acquireShared, acquireZeroed, bufferPoolStats, clearBufferPool, isShared, parsePoolLimit, release,
+  setBufferPoolLimit,
 } from "./buffer-pool.js";
+
+describe("buffer pool limit", () => {
+  /** The default limit of a fresh process with the given LRC_POOL_LIMIT (undefined: unset). */
+  const limitIn = (env: string | undefined): string => {
+    const vars = { ...process.env };
+    delete vars.LRC_POOL_LIMIT;
+    if (env !== undefined) vars.LRC_POOL_LIMIT = env;
+    const code = `import("${new URL("./buffer-pool.ts", import.meta.url).pathname}").then((m) => console.log(m.bufferPoolStats().limitBytes), (e) => console.log("error: " + e.message))`;
+    return execFileSync(process.execPath, ["--import", "tsx", "-e", code], { env: vars, encoding: "utf8" }).trim();
+  };
+
+  it("defaults to a quarter of the machine's memory, or LRC_POOL_LIMIT", () => {
+    expect(Number(limitIn(undefined))).toBe(Math.floor(os.totalmem() / 4));
+    expect(Number(limitIn("3GB"))).toBe(3e9);
+    expect(Number(limitIn("10%"))).toBe(Math.floor(os.totalmem() / 10));
+    expect(limitIn("lots")).toMatch(/^error: LRC_POOL_LIMIT: expects a size such as 6GB, 512MiB, 30% \(of the memory\) or a byte count, got 'lots'$/);
+  }, 60_000);
+
+  it("parses byte counts, decimal and binary units and percentages", () => {
+    expect(parsePoolLimit("1234", "x")).toBe(1234);
+    expect(parsePoolLimit("0", "x")).toBe(0);
+    expect(parsePoolLimit("1.5GB", "x")).toBe(1.5e9);
+    expect(parsePoolLimit("512MiB", "x")).toBe(512 * 2 ** 20);
+    expect(parsePoolLimit(" 2 gib ", "x")).toBe(2 * 2 ** 30);
+    expect(parsePoolLimit("64KB", "x")).toBe(64e3);
+    expect(parsePoolLimit("50%", "x")).toBe(Math.floor(os.totalmem() / 2));
+    for (const bad of ["", "-1GB", "1TB", "GB", "1e9", "5 %%"]) expect(() => parsePoolLimit(bad, "--pool-limit"), bad).toThrow(/^--pool-limit: expects a size/);
+  });
+});
 
 describe("buffer pool", () => {
   afterEach(() => {

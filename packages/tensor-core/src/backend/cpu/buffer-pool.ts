@@ -5,9 +5,13 @@
  * (at least 64 bytes). Buffers of `SHARED_MIN_BYTES` or more are `SharedArrayBuffer`s (when the runtime has them),
  * so the worker pool can hand them to threads without copying (`acquireShared` gives a shared one of any size). `acquire` does NOT zero the memory (a reused buffer
  * holds whatever its last user wrote); `acquireZeroed` does (and skips the fill for a fresh, already-zero buffer).
- * `release(arr)` puts the buffer back on its bucket's free list, unless that would exceed the cached-bytes limit
- * (`setBufferPoolLimit`, default 4 GiB), in which case the buffer is left to the garbage collector. Releasing an
- * array the pool did not create is a no-op returning false; releasing one twice throws.
+ * `release(arr)` puts the buffer back on its bucket's free list, unless that would exceed the cached-bytes limit,
+ * in which case the buffer is left to the garbage collector. Releasing an array the pool did not create is a no-op
+ * returning false; releasing one twice throws.
+ *
+ * The limit is sized from the machine: `LRC_POOL_LIMIT` when set (bytes, "6GB", "512MiB" or "30%" of the memory),
+ * else a quarter of `os.totalmem()` in Node (1 GiB where there is no `os`, e.g. a browser); `setBufferPoolLimit`
+ * changes it (the lrc CLI's `--pool-limit`).
  *
  * Why: a fresh page-touched 16 MB Float32Array costs tens of milliseconds on a small VM; reuse costs ~nothing.
  * The limit is high on purpose: in a training loop every cached buffer was live at some point of a step, so the
@@ -30,7 +34,6 @@ const freeLists = new Map<number, ArrayBufferLike[]>();
 const owned = new WeakSet<ArrayBufferLike>();
 const idle = new WeakSet<ArrayBufferLike>();
 let cachedBytes = 0;
-let limitBytes = 4 * 1024 * 1024 * 1024;
 /** Bytes of fresh (not reused) buffers handed out since the process started. */
 let freshBytes = 0;
 
@@ -164,6 +167,46 @@ export function release(arr: PoolArray): boolean {
 export function isShared(arr: { buffer: ArrayBufferLike }): boolean {
   return hasShared && arr.buffer instanceof SharedArrayBuffer;
 }
+
+/** The machine's memory in bytes (Node's `os.totalmem()`), or null where there is no `os` module. */
+function totalMemory(): number | null {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const os = proc?.getBuiltinModule?.("node:os") as { totalmem?: () => number } | undefined;
+  return typeof os?.totalmem === "function" ? os.totalmem() : null;
+}
+
+/** Share of the machine's memory the free lists may hold by default. */
+const DEFAULT_LIMIT_FRACTION = 0.25;
+
+function defaultLimit(): number {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.["LRC_POOL_LIMIT"];
+  if (env !== undefined && env !== "") return parsePoolLimit(env, "LRC_POOL_LIMIT");
+  const total = totalMemory();
+  return total === null ? 2 ** 30 : Math.floor(total * DEFAULT_LIMIT_FRACTION);
+}
+
+const UNITS: Record<string, number> = { "": 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30 };
+
+/**
+ * A pool limit in bytes from a byte count, a size ("6GB", "512MiB") or a percentage of the machine's memory
+ * ("30%"); throws naming `source` (the flag or variable it came from) on anything else.
+ */
+export function parsePoolLimit(raw: string, source: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(%|[KMG]i?B|B)?$/i.exec(raw.trim());
+  let v = NaN;
+  if (m !== null) {
+    const unit = (m[2] ?? "").toUpperCase();
+    if (unit === "%") {
+      const total = totalMemory();
+      if (total === null) throw new RangeError(`${source}: a percentage needs the machine's memory size, which this runtime does not give; use a size such as 2GB`);
+      v = Math.floor((total * Number(m[1])) / 100);
+    } else v = Math.floor(Number(m[1]) * UNITS[unit]!);
+  }
+  if (!(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${source}: expects a size such as 6GB, 512MiB, 30% (of the memory) or a byte count, got '${raw}'`);
+  return v;
+}
+
+let limitBytes = defaultLimit();
 
 /** Sets the most bytes the free lists may hold (evicting nothing already cached beyond it until cleared). */
 export function setBufferPoolLimit(bytes: number): void {
