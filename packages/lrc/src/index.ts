@@ -18,5 +18,5 @@ export type { MetricsRow, TrainRow, EvalRow } from "./metrics.js";
 export { Progress } from "./progress.js";
 export { distill, pretrain, distillDryRun, pretrainDryRun, DRY_RUN_STEPS } from "./run.js";
 export type { DistillOptions, DryRunResult, PretrainOptions, RunResult, TrainRunOptions } from "./run.js";
-export { estimateMemory, parameterCount, liveLogitTensors, layerActivationValues, teacherCaptureValues } from "./plan.js";
+export { estimateMemory, parameterCount, lmHeadValues, layerActivationValues, teacherCaptureValues } from "./plan.js";
 export type { MemoryEstimate, RunShape } from "./plan.js";

@@ -8,7 +8,7 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { initCheckpoint, parseConfig, readConfigFile } from "@lrc-ts/nn";
 import { main } from "./cli.js";
-import { estimateMemory, layerActivationValues, parameterCount, teacherCaptureValues } from "./plan.js";
+import { estimateMemory, layerActivationValues, lmHeadValues, parameterCount, teacherCaptureValues } from "./plan.js";
 import { distill } from "./run.js";
 import { REPO_ROOT, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 
@@ -60,15 +60,17 @@ describe("the estimate", () => {
       gradients: 8000, // gradient + accumulator
       optimizer: 8000, // AdamW m and v
       activations: (16 * 432 * 2 + 16 * 256 * 2) * 4, // N = 16 tokens, 2 layers, student + teacher capture
-      logits: 6 * 16 * 64 * 4, // six [N, V] tensors with a teacher
-      total: 41_536 + 41_792 + 4000 + 8000 + 8000 + 88_064 + 24_576,
+      logits: (4 * 16 * 64 + 16 * 16 + 64 * 16) * 4, // chunks of all 16 rows: zS, dz, zT, dzKl; dh [N, d], dW [V, d]
+      total: 41_536 + 41_792 + 4000 + 8000 + 8000 + 88_064 + 21_504,
     });
-    // pretraining: no teacher, no generated weights; three [N, V] tensors, the model's own activations only
+    // pretraining: no teacher, no generated weights, two logit chunks; the model's own activations only
     const p = estimateMemory({ teacher: null, teacherBytes: 0, student, trainable: 10_448, generated: false, batchSize: 2, seqLen: 8 });
     expect(p.teacherWeights + p.trainable).toBe(0);
     expect(p.optimizer).toBe(10_448 * 8);
     expect(p.activations).toBe(16 * 432 * 2 * 4);
-    expect(p.logits).toBe(3 * 16 * 64 * 4);
+    expect(p.logits).toBe((2 * 16 * 64 + 16 * 16 + 64 * 16) * 4);
+    // at the Qwen vocabulary a chunk is floor(2^23 / 151,936) = 55 rows; no [N, V] tensor at batch 4 x 256
+    expect(lmHeadValues(1024, 151_936, 448, true)).toBe(4 * 55 * 151_936 + 1024 * 448 + 151_936 * 448);
   });
 });
 

@@ -5,16 +5,20 @@
 
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { parameterSpecs } from "@lrc-ts/nn";
+import { DEFAULT_CHUNK_ELEMENTS } from "@lrc-ts/tensor-core";
 
 /** Bytes of one f32 value. */
 const F32 = 4;
 
 /**
- * [B·T, V]-sized tensors live at once at the step's peak: the model's logits, its log-softmax, and the
- * logits' gradient; with a teacher, also the teacher's logits and both softmaxes at the temperature.
+ * What the fused LM head + losses (tensor-core's `lmHeadLoss`) holds at its peak, in values: per chunk of
+ * rows, the student's logits and their gradient, and with a teacher also the teacher's logits and the KL
+ * gradient (each chunk at most DEFAULT_CHUNK_ELEMENTS values, whole rows); plus the gradients it keeps for
+ * the backward, dh [N, d] and dW [V, d]. No [N, V] tensor exists.
  */
-export function liveLogitTensors(withTeacher: boolean): number {
-  return withTeacher ? 6 : 3;
+export function lmHeadValues(rows: number, vocab: number, hidden: number, withTeacher: boolean): number {
+  const chunkRows = Math.min(rows, Math.max(1, Math.floor(DEFAULT_CHUNK_ELEMENTS / vocab)));
+  return (withTeacher ? 4 : 2) * chunkRows * vocab + rows * hidden + vocab * hidden;
 }
 
 /** Parameters of a config (a tied head counted once), from `parameterSpecs`. */
@@ -70,7 +74,7 @@ export interface MemoryEstimate {
   readonly optimizer: number;
   /** What the layers keep for the backward pass (and LRC's captured teacher activations). */
   readonly activations: number;
-  /** The [B·T, V] tensors of the LM head and the losses. */
+  /** The fused LM head + CE/KL: logit chunks and the head's gradients (see lmHeadValues). */
   readonly logits: number;
   readonly total: number;
 }
@@ -87,7 +91,7 @@ export function estimateMemory(s: RunShape): MemoryEstimate {
     gradients: 2 * s.trainable * F32,
     optimizer: 2 * s.trainable * F32,
     activations: (N * layerActivationValues(s.student) * s.student.num_hidden_layers + teacherActs) * F32,
-    logits: liveLogitTensors(s.teacher !== null) * N * s.student.vocab_size * F32,
+    logits: lmHeadValues(N, s.student.vocab_size, s.student.hidden_size, s.teacher !== null) * F32,
   };
   return { ...parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
 }

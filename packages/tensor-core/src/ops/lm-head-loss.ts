@@ -62,7 +62,7 @@ export interface LmHeadLoss {
   readonly kl: Tensor | null;
 }
 
-const DEFAULT_CHUNK_ELEMENTS = 1 << 23;
+export const DEFAULT_CHUNK_ELEMENTS = 1 << 23;
 
 /**
  * CE and / or KL of the logits `hidden Wᵀ` (hidden [..., d], weight [V, d]) without materialising them.
