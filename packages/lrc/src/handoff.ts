@@ -139,7 +139,7 @@ function sh(s: string): string {
  * without it silently trains a fresh LM-head projection, since R's loader ignores missing keys), the eps (R
  * default 1e-5), `--use_all_attn 1` (R default: IO attention), α and τ (R defaults 1.0 and 10).
  */
-export function referenceCommand(a: {
+function referenceCommand(a: {
   settings: ReferenceSettings; loss: ResolvedLossOptions; teacher: CausalLMConfig; teacherDir: string | undefined; weights: string;
   config: Record<string, unknown>; seqLen: number | undefined;
 }): { command: string; warnings: string[] } {

@@ -12,7 +12,7 @@ export type { TrainerConfig, TrainResult } from "./trainer.js";
 export { LrcTask, LmTask, readerSource, valSource } from "./task.js";
 export type { TrainTask } from "./task.js";
 export { CheckpointStore, readCheckpointState } from "./checkpoint.js";
-export { exportReference, importReference, openReferenceCheckpoint, referenceCommand, REFERENCE_PROJECTIONS_FILE, HANDOFF_NOTE_FILE, REFERENCE_DEFAULT_EPS } from "./handoff.js";
+export { exportReference, importReference, openReferenceCheckpoint, REFERENCE_PROJECTIONS_FILE, HANDOFF_NOTE_FILE, REFERENCE_DEFAULT_EPS } from "./handoff.js";
 export type { ExportReferenceOptions, ExportReferenceResult, ImportReferenceOptions, ImportReferenceResult, ReferenceCheckpoint } from "./handoff.js";
 export type { TrainerCheckpoint } from "./checkpoint.js";
 export { MetricsLog, readMetrics } from "./metrics.js";
