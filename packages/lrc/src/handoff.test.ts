@@ -14,7 +14,7 @@ import { loadCausalLM } from "@lrc-ts/nn";
 import { readSafetensorsFileSync, serializeSafetensors } from "@lrc-ts/tensor-core";
 import type { SafetensorsTensorInput } from "@lrc-ts/tensor-core";
 import { main } from "./cli.js";
-import { importReference, openReferenceCheckpoint } from "./handoff.js";
+import { exportReference, importReference, openReferenceCheckpoint } from "./handoff.js";
 import { LowRankClone } from "./lrc.js";
 import { distill } from "./run.js";
 import { writeMarkovShards } from "./testing-internal/fixtures.js";
@@ -169,7 +169,7 @@ describe("lrc export-reference / import-reference", () => {
     for (const flag of [
       `--raw_model_name ${path.resolve(teacher)}`, "--target_hidden_size 16", "--tie_word_emb_proj 1", "--target_rms_norm_eps 0.000001", "--use_all_attn 1",
       "--use_in_out_mlp 0", "--kl_temperature 20", "--aux_loss_scale_factor 0.3", `--load_model_weight_path ${path.resolve(out, "projections.safetensors")}`,
-      "--data_max_len 8", "--dataset_name DATASET",
+      "--data_max_len 8", "--lr_scheduler linear", "--max_grad_norm 1", "--str_ban_losses no", "--dataset_name DATASET",
     ])
       expect(note).toContain(flag);
     expect(note).not.toMatch(/Differences R cannot reproduce/);
@@ -192,6 +192,21 @@ describe("lrc export-reference / import-reference", () => {
     expect(r.err).toMatch(/warning: hf_trainer.py chooses its modeling file from the teacher path/);
     expect(readSafetensorsFileSync(path.join(out, "projections.safetensors")).info("model.zoom.weight").dtype).toBe("BF16");
     expect(fs.readFileSync(path.join(out, "handoff.md"), "utf8")).toMatch(/## Differences R cannot reproduce\n\n- hf_trainer.py chooses/);
+  });
+
+  it("maps banned terms and layers, KL off and the schedule to R's flags, and warns where R differs", async () => {
+    const data = path.join(root, "shards");
+    const run2 = path.join(root, "run-bans");
+    await distill({
+      teacher, hiddenSize: 16, data, out: run2, steps: 2, batchSize: 2, seqLen: 8, banLayers: [1], cloneTerms: ["q", "v", "o", "gate", "up", "down"],
+      attnOut: "paper", klWeight: 0, schedule: "constant", progress: false, log: () => {},
+    });
+    const out = path.join(root, "handoff-bans");
+    const r = await exportReference({ run: run2, out, teacher });
+    for (const flag of ["--str_ban_losses attn-k-sim-loss", "--ban_layers '[1]'", "--use_logits_loss False", "--lr_scheduler constant_with_warmup"]) expect(r.command).toContain(flag);
+    expect(r.warnings.join("\n")).toMatch(/bans k and o together/);
+    expect(r.warnings.join("\n")).toMatch(/paper's attention-out term/);
+    expect(readSafetensorsFileSync(r.file).metadata.attn_out).toBe("paper");
   });
 
   it("bad input exits 1 naming the file or field", async () => {

@@ -187,7 +187,9 @@ function referenceCommand(a: {
   if (clip !== undefined) flags.push(["max_grad_norm", String(clip)]);
   if (wd !== undefined && wd !== 0) warnings.push(`weight decay ${wd}: hf_trainer.py has no flag for it (HF Trainer's default is 0).`);
   const schedule = a.config.schedule;
-  if (schedule === "linear" || schedule === "cosine" || schedule === "constant") flags.push(["lr_scheduler", schedule]);
+  // Ours warm up in every schedule; HF's "constant" does not (its "constant_with_warmup" does).
+  if (schedule === "linear" || schedule === "cosine") flags.push(["lr_scheduler", schedule]);
+  else if (schedule === "constant") flags.push(["lr_scheduler", "constant_with_warmup"]);
   if (a.seqLen !== undefined) flags.push(["data_max_len", String(a.seqLen)]);
   flags.push(["load_model_weight_path", a.weights], ["dataset_name", "DATASET"], ["output_dir", "OUTPUT_DIR"], ["max_steps", "MAX_STEPS"]);
   const command = [
