@@ -169,10 +169,11 @@ describe("lrc export-reference / import-reference", () => {
     for (const flag of [
       `--raw_model_name ${path.resolve(teacher)}`, "--target_hidden_size 16", "--tie_word_emb_proj 1", "--target_rms_norm_eps 0.000001", "--use_all_attn 1",
       "--use_in_out_mlp 0", "--kl_temperature 20", "--aux_loss_scale_factor 0.3", `--load_model_weight_path ${path.resolve(out, "projections.safetensors")}`,
-      "--data_max_len 8", "--lr_scheduler linear", "--max_grad_norm 1", "--str_ban_losses no", "--dataset_name DATASET",
+      "--data_max_len 8", "--lr_scheduler linear", "--max_grad_norm 1", "--str_ban_losses no", "--use_accelerate True", "--dataset_name DATASET",
     ])
       expect(note).toContain(flag);
     expect(note).not.toMatch(/Differences R cannot reproduce/);
+    expect(note).toContain("this run used 2 sequences of 8 tokens per micro-batch, 1 accumulation step(s)");
 
     const back = path.join(root, "back");
     const i = await cli(["import-reference", "--checkpoint", path.join(out, "projections.safetensors"), "--teacher", teacher, "--out", back, "--json"]);

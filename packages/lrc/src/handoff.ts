@@ -107,8 +107,14 @@ export async function exportReference(o: ExportReferenceOptions): Promise<Export
   await writeSafetensorsFile(file, tensors, metadata, o.dtype !== undefined ? { dtype: o.dtype } : {});
   const { command, warnings } = referenceCommand({ settings, loss: task.loss, teacher: tc, teacherDir: o.teacher, weights: path.resolve(file), config, seqLen: batchSeqLen(config) });
   const note = path.join(o.out, HANDOFF_NOTE_FILE);
-  writeTextAtomic(note, handoffNote({ run: o.run, checkpoint: dir, step, tokens, settings, command, warnings, dtype: o.dtype ?? "F32", teacherDir: o.teacher }));
+  writeTextAtomic(note, handoffNote({ run: o.run, checkpoint: dir, step, tokens, settings, command, warnings, dtype: o.dtype ?? "F32", teacherDir: o.teacher, batch: describeBatch(config) }));
   return { file, note, checkpoint: dir, step, tokens, settings, command, warnings };
+}
+
+/** "B sequences x T tokens x A accumulation steps" of the run, as far as its config says. */
+function describeBatch(config: Record<string, unknown>): string {
+  const b = config.batch as { batchSize?: unknown; seqLen?: unknown } | undefined;
+  return `${String(b?.batchSize ?? "?")} sequences of ${String(b?.seqLen ?? "?")} tokens per micro-batch, ${String(config.gradAccum ?? 1)} accumulation step(s)`;
 }
 
 function batchSeqLen(config: Record<string, unknown>): number | undefined {
@@ -191,7 +197,8 @@ function referenceCommand(a: {
   if (schedule === "linear" || schedule === "cosine") flags.push(["lr_scheduler", schedule]);
   else if (schedule === "constant") flags.push(["lr_scheduler", "constant_with_warmup"]);
   if (a.seqLen !== undefined) flags.push(["data_max_len", String(a.seqLen)]);
-  flags.push(["load_model_weight_path", a.weights], ["dataset_name", "DATASET"], ["output_dir", "OUTPUT_DIR"], ["max_steps", "MAX_STEPS"]);
+  // --use_accelerate True: under `accelerate launch` (DeepSpeed) R must not place the model itself (R README).
+  flags.push(["use_accelerate", "True"], ["load_model_weight_path", a.weights], ["dataset_name", "DATASET"], ["output_dir", "OUTPUT_DIR"], ["max_steps", "MAX_STEPS"]);
   const command = [
     "accelerate launch --config_file configs/accel_ds_8h800_gas1.yaml hf_trainer.py",
     ...flags.map(([k, v]) => `  --${k} ${sh(v)}`),
@@ -201,7 +208,7 @@ function referenceCommand(a: {
 
 function handoffNote(a: {
   run: string; checkpoint: string; step: number; tokens: number; settings: ReferenceSettings; command: string; warnings: string[];
-  dtype: SafetensorsFloatDType; teacherDir: string | undefined;
+  dtype: SafetensorsFloatDType; teacherDir: string | undefined; batch: string;
 }): string {
   const s = a.settings;
   return `# Hand-off to the reference trainer
@@ -245,6 +252,8 @@ Check these flags before changing anything:
 - \`--kl_temperature\` and \`--aux_loss_scale_factor\` are this run's τ and α (R's defaults are 10 and 1.0).
 - The learning rate, β2, clip and schedule are this run's; R restarts the schedule, so lower the rate if the
   run here was already past its warmup.
+- \`--batch_size\` (per GPU) and \`--gradient_accumulation_steps\` are left to the cluster (R's defaults: 4 and 1);
+  this run used ${a.batch}.
 
 ## Data
 
