@@ -109,12 +109,24 @@ describe("reference saves (fixtures from the reference modules' merge formulas)"
     }
   });
 
-  it("reads a sharded index given as the index file, only the shards it needs", async () => {
+  it("reads a sharded index given as the index file, only the shards holding projections", async () => {
     const c = byName("llama-untied-sharded");
-    const ck = await openReferenceCheckpoint(path.join(FIX, c.name, "model.safetensors.index.json"));
+    // A full state dict's teacher shard: listed in the index, never opened (here it is not even safetensors).
+    const dir = path.join(root, "sharded-full");
+    fs.cpSync(path.join(FIX, c.name), dir, { recursive: true });
+    const indexFile = path.join(dir, "model.safetensors.index.json");
+    const index = JSON.parse(fs.readFileSync(indexFile, "utf8")) as { weight_map: Record<string, string> };
+    index.weight_map["model.embed_tokens.weight"] = "model-00003-of-00003.safetensors";
+    fs.writeFileSync(indexFile, JSON.stringify(index));
+    fs.writeFileSync(path.join(dir, "model-00003-of-00003.safetensors"), "not read");
+    const ck = await openReferenceCheckpoint(indexFile);
     expect(ck.tensors.names()).toContain("model.layers.1.mlp.zoom_down.weight");
     expect(ck.tensors.names()).toContain("model.zoom.weight");
+    expect(ck.tensors.has("model.embed_tokens.weight")).toBe(false);
     expect(ck.settings).toMatchObject({ hiddenSize: 16, tieLmHeadProjection: false, studentEps: 1e-5 });
+    const out = path.join(root, "student-sharded-full");
+    await importReference({ checkpoint: indexFile, teacher: path.join(TEACHERS, c.teacher), out });
+    expect(maxDiffToMerged(out, c)).toBeLessThan(1e-5);
   });
 
   it("stops on a mismatch, naming the tensor or the field", async () => {
