@@ -22,6 +22,7 @@ export {
   openShards,
   ShardReader,
   readSplitTokens,
+  verifySplit,
   evalWindows,
   verifyTokenizer,
   type OpenShardsOptions,

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { CausalLM, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import type { CausalLMConfig } from "@lrc-ts/nn";
-import { openShards, readManifest, windowCount } from "@lrc-ts/data";
+import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import type { LowRankCloneOptions } from "./lrc.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
@@ -97,16 +97,37 @@ function resolveSteps(o: TrainRunOptions, B: number, T: number): number {
   return steps;
 }
 
-async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, vocab: number, defaultLr: number, describe: Record<string, unknown>): Promise<RunResult> {
+/** What the data and the flags are checked against before training: the model's limits and where they come from. */
+interface ModelLimits {
+  readonly vocabSize: number;
+  readonly maxPositions: number;
+  /** The config.json (or a description of the in-memory model) the limits come from, for messages. */
+  readonly config: string;
+}
+
+/** Where a model's config came from, for messages: its config.json, or a description of the model object. */
+function configWhere(source: string | CausalLM | CausalLMConfig, what: string): string {
+  if (typeof source !== "string") return `the ${what}'s config`;
+  return source.endsWith(".json") ? source : path.join(source, "config.json");
+}
+
+async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, limits: ModelLimits, defaultLr: number, describe: Record<string, unknown>): Promise<RunResult> {
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
   const manifest = readManifest(o.data);
-  if (manifest.vocabSize > vocab)
-    throw new RangeError(`${path.join(o.data, "manifest.json")}: the shards' vocabulary (${manifest.vocabSize}) is larger than the model's vocab_size ${vocab}`);
+  const manifestFile = path.join(o.data, MANIFEST_FILE);
+  if (manifest.vocabSize > limits.vocabSize)
+    throw new RangeError(`${manifestFile}: the shards' vocabulary (${manifest.vocabSize}) is larger than vocab_size ${limits.vocabSize} of ${limits.config}`);
+  // The windows must fit the model (the final evaluation and every resume would fail there otherwise).
+  if (T > limits.maxPositions) throw new RangeError(`--seq-len ${T} exceeds max_position_embeddings ${limits.maxPositions} of ${limits.config}`);
+  // The shards must hold this tokenizer's ids (the manifest records the sha256 of the tokenizer.json they were made with).
+  if (tokenizerFrom !== undefined && fs.existsSync(path.join(tokenizerFrom, "tokenizer.json"))) verifyTokenizer(o.data, tokenizerFrom);
   const steps = resolveSteps(o, B, T);
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const hasVal = windowCount(manifest.splits.val.tokens, T) > 0;
+  // The val split is verified (checksums, id range) once here; the evaluations then read it unverified.
+  if (hasVal) verifySplit(o.data, "val");
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
-    const hasVal = windowCount(manifest.splits.val.tokens, T) > 0;
-    const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
     if (!hasVal) log(`note: ${o.data} has no val split of at least ${T + 1} tokens; skipping evaluation`);
     const val = hasVal ? valSource(o.data, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8 }) : null;
     const cfg: TrainerConfig = {
@@ -148,7 +169,8 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
-  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc.vocab_size, 1e-4, {});
+  const limits = { vocabSize: tc.vocab_size, maxPositions: tc.max_position_embeddings, config: configWhere(o.teacher, "teacher") };
+  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, limits, 1e-4, {});
 }
 
 /** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
@@ -170,7 +192,11 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
       `F=${config.intermediate_size} V=${config.vocab_size} (${model.numParameters().toLocaleString("en-US")} parameters)` +
       (teacher !== null ? `, KD from a teacher at tau ${task.temperature}` : ""),
   );
-  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, config.vocab_size, 1e-3, { initStd: o.initStd ?? null });
+  const tPos = teacher?.config.max_position_embeddings ?? Infinity;
+  const limits = tPos < config.max_position_embeddings
+    ? { vocabSize: config.vocab_size, maxPositions: tPos, config: configWhere(o.teacher!, "teacher") }
+    : { vocabSize: config.vocab_size, maxPositions: config.max_position_embeddings, config: configWhere(o.config, "model") };
+  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, limits, 1e-3, { initStd: o.initStd ?? null });
 }
 
 /** A lone tokenizer.json goes into a small staging directory so saveCausalLM can copy it. */
