@@ -72,3 +72,78 @@ describe("training refuses data or flags that do not fit the model", () => {
     );
   });
 });
+
+describe("checkpoints: every state.json field validated, weights checksummed, --resume falls back", () => {
+  const run = path.join(root, "ck-run");
+  const opts = { ...base, steps: 4, saveEvery: 2, keepCheckpoints: 2 };
+  const step = (n: number) => `step-${String(n).padStart(8, "0")}`;
+  beforeAll(async () => {
+    await distill({ ...opts, out: run });
+  });
+
+  const state = (s: Record<string, unknown>) => (f: string) => {
+    const j = JSON.parse(fs.readFileSync(f, "utf8")) as Record<string, unknown>;
+    fs.writeFileSync(f, JSON.stringify({ ...j, ...s }));
+  };
+  const flip = (at: (n: number) => number) => (f: string) => {
+    const b = fs.readFileSync(f);
+    b[at(b.length)]! ^= 0x10;
+    fs.writeFileSync(f, b);
+  };
+  // [what, file in the latest checkpoint, how it is damaged, what the message says (after the file name)]
+  const cases: Array<[string, string, (f: string) => void, RegExp]> = [
+    ["step as a string", "state.json", state({ step: "4" }), /"step" must be a non-negative integer, got "4"/],
+    ["a negative step", "state.json", state({ step: -1 }), /"step" must be a non-negative integer, got -1/],
+    ["a step other than the directory's", "state.json", state({ step: 40 }), /"step" must be 4 \(the directory's step\), got 40/],
+    ["tokens as a string", "state.json", state({ tokens: "64" }), /"tokens" must be a non-negative integer/],
+    ["a fractional optimizer step", "state.json", state({ optimizerStep: 1.5 }), /"optimizerStep" must be a non-negative integer/],
+    ["negative elapsed time", "state.json", state({ elapsedSeconds: -3 }), /"elapsedSeconds" must be a non-negative number/],
+    ["configHash not a string", "state.json", state({ configHash: 7 }), /"configHash" must be a string/],
+    ["config an array", "state.json", state({ config: [] }), /"config" must be an object/],
+    ["reader null", "state.json", state({ reader: null }), /"reader" must be an object/],
+    ["rng a string", "state.json", state({ rng: "x" }), /"rng" must be an object/],
+    ["teacherVal a string", "state.json", state({ teacherVal: "1.2" }), /"teacherVal" must be a finite number or null/],
+    ["no checksums", "state.json", state({ files: undefined }), /"files" must be an object of checksums/],
+    ["a checksum that is not hex", "state.json", state({ files: { "trainable.safetensors": { sha256: "xyz", bytes: 1 }, "optimizer.safetensors": { sha256: "0".repeat(64), bytes: 1 } } }), /"files\.trainable\.safetensors" must be/],
+    ["another format", "state.json", state({ format: "other" }), /not an lrc-ts checkpoint/],
+    ["truncated state.json", "state.json", (f) => fs.writeFileSync(f, fs.readFileSync(f).subarray(0, 40)), /unreadable checkpoint state/],
+    ["truncated weights", "trainable.safetensors", (f) => fs.writeFileSync(f, fs.readFileSync(f).subarray(0, 100)), /100 bytes, but .*state\.json records \d+ \(truncated or replaced\)/],
+    ["a flipped bit in the weights", "trainable.safetensors", flip((n) => n - 3), /sha256 [0-9a-f]{64} differs from [0-9a-f]{64} recorded in .*state\.json: the file is corrupt/],
+    ["a flipped bit in the weights' header", "trainable.safetensors", flip(() => 20), /sha256 .* differs/],
+    ["a flipped bit in the optimizer moments", "optimizer.safetensors", flip((n) => n - 5), /sha256 .* differs/],
+    ["missing weights", "trainable.safetensors", (f) => fs.rmSync(f), /cannot read: ENOENT/],
+  ];
+
+  it.each(cases)("%s: skipped by name, the run resumes from the previous checkpoint and says so", async (_what, file, damage, msg) => {
+    const dir = path.join(root, `ck-${_what.replace(/\W+/g, "-")}`);
+    fs.cpSync(run, dir, { recursive: true });
+    const bad = path.join(dir, "checkpoints", step(4));
+    damage(path.join(bad, file));
+    const lines: string[] = [];
+    const r = await distill({ ...opts, out: dir, resume: true, log: (l) => lines.push(l) });
+    expect(r.steps).toBe(4);
+    const note = lines.find((l) => l.startsWith("resuming from"));
+    expect(note).toContain(`resuming from ${path.join(dir, "checkpoints", step(2))}, the newest complete, verified checkpoint (skipped: ${path.join(bad, file)}: `);
+    expect(note).toMatch(msg);
+  });
+
+  it("when no checkpoint verifies, --resume stops naming each damaged one", async () => {
+    const dir = path.join(root, "ck-all-bad");
+    fs.cpSync(run, dir, { recursive: true });
+    for (const n of [2, 4]) flip((k) => k - 1)(path.join(dir, "checkpoints", step(n), "trainable.safetensors"));
+    const err = await distill({ ...opts, out: dir, resume: true }).catch((e: Error) => e);
+    expect(String(err)).toMatch(/checkpoints: no checkpoint verifies: .*step-00000004\/trainable\.safetensors: sha256 .*; .*step-00000002\/trainable\.safetensors: sha256/);
+  });
+
+  it("a verified checkpoint beyond the run's steps is refused", async () => {
+    const lines: string[] = [];
+    await expect(distill({ ...opts, steps: 3, out: run, resume: true, log: (l) => lines.push(l) })).rejects.toThrow(/"step" 4 is beyond the run's 3 steps/);
+  });
+
+  it("state.json records the sha256 and size of both weight files", () => {
+    const s = JSON.parse(fs.readFileSync(path.join(run, "checkpoints", step(4), "state.json"), "utf8")) as { version: number; files: Record<string, { sha256: string; bytes: number }> };
+    expect(s.version).toBe(2);
+    for (const f of ["trainable.safetensors", "optimizer.safetensors"])
+      expect(s.files[f]!.bytes).toBe(fs.statSync(path.join(run, "checkpoints", step(4), f)).size);
+  });
+});

@@ -74,8 +74,10 @@ export class Trainer extends TrainerCore {
 
   /** Restores everything from the latest checkpoint; returns its step. */
   async restore(): Promise<number> {
-    const ck = await this.store.loadLatest(this.names, this.params);
+    const ck = await this.store.loadLatest(this.names, this.params, (l) => this.log(l));
     if (ck === null) throw new Error(`${this.store.dir}: no checkpoint to resume from`);
+    if (ck.step > this.cfg.steps)
+      throw new Error(`${path.join(ck.dir, "state.json")}: "step" ${ck.step} is beyond the run's ${this.cfg.steps} steps; resume with the same --steps/--tokens`);
     if (ck.configHash !== this.configHash) {
       const diffs = Object.keys({ ...this.identity, ...ck.config }).filter((k) => stableJson(this.identity[k]) !== stableJson(ck.config[k]));
       throw new Error(
