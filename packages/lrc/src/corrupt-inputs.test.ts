@@ -58,6 +58,19 @@ describe("training refuses data or flags that do not fit the model", () => {
     expect(fs.existsSync(path.join(out, "checkpoints"))).toBe(false);
   });
 
+  it("--hidden-size above the teacher's, and a config too big for this machine, are refused before allocating", async () => {
+    await expect(distill({ ...base, hiddenSize: 1_000_000, out: path.join(root, "wide"), steps: 1 })).rejects.toThrow(
+      "LowRankClone: hiddenSize (--hidden-size) 1000000 exceeds the teacher's hidden_size 16: a low-rank clone has d <= D",
+    );
+    const huge = path.join(root, "huge-config.json");
+    writeJson(huge, { ...tinyConfigJson({ hidden: 16, vocab: 64 }), num_hidden_layers: 1_000_000_000 });
+    const t0 = Date.now();
+    await expect(pretrain({ config: huge, data, out: path.join(root, "huge"), steps: 1, batchSize: 2, seqLen: 8, ...quiet })).rejects.toThrow(
+      new RegExp(`${huge}: the model's [\\d,]+ parameters need about [\\d.]+ GiB to train \\(weights, gradients and AdamW moments as float32\\), more than this machine's`),
+    );
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
   it("a corrupted val shard is refused by name before training (its checksum is verified)", async () => {
     const dir = shardCopy("bad-val", (d) => {
       const val = readManifest(d).shards.find((s) => s.split === "val")!;

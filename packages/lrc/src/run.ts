@@ -4,8 +4,9 @@
 // (`<out>/student/` for distill, `<out>/model/` for pretrain).
 
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
-import { CausalLM, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
+import { CausalLM, loadCausalLM, parameterCount, readConfigFile } from "@lrc-ts/nn";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
@@ -176,6 +177,13 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
 /** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
 export async function pretrain(o: PretrainOptions): Promise<RunResult> {
   const config = typeof o.config === "string" ? readConfigFile(o.config) : o.config;
+  // Bounded before allocating: weights, gradients and the two AdamW moments, float32 each.
+  const count = parameterCount(config), need = count * 16;
+  if (need > os.totalmem())
+    throw new RangeError(
+      `${configWhere(o.config, "model")}: the model's ${count.toLocaleString("en-US")} parameters need about ${(need / 1024 ** 3).toFixed(1)} GiB to train ` +
+        `(weights, gradients and AdamW moments as float32), more than this machine's ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    );
   const model = new CausalLM(config, { seed: o.seed ?? 0, ...(o.initStd !== undefined ? { std: o.initStd } : {}) });
   const teacher = o.teacher === undefined ? null : typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
   const task = new LmTask(model, {

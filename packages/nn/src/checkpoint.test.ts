@@ -13,6 +13,7 @@ import { CheckpointError, checkpointTensors, loadCausalLM, saveCausalLM } from "
 import { configToJson } from "./config.js";
 import { CausalLM } from "./models/causal-lm.js";
 import { tinyLlama, tinyQwen } from "./testing-internal/tiny.js";
+import { parameterCount, parameterShapes } from "./weights.js";
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "nn-ckpt-"));
@@ -191,4 +192,41 @@ describe("bad model directories", () => {
     fs.writeFileSync(indexFile, "{");
     await expectError(dir, /model\.safetensors\.index\.json: invalid JSON/);
   });
+
+  it.each([["NaN", NaN], ["Infinity", Infinity], ["-Infinity", -Infinity]])("a %s weight is refused, naming the file, the tensor and the index", async (what, x) => {
+    const dir = tmpDir();
+    writeDir(dir, m, good.map(([k, t]) => [k, k === "model.layers.1.mlp.down_proj.weight" ? { shape: t.shape, data: Float32Array.from(t.data as Float32Array, (v, i) => (i === 7 ? x : v)) } : t]));
+    await expectError(dir, new RegExp(`${dir}/model\\.safetensors: tensor "model\\.layers\\.1\\.mlp\\.down_proj\\.weight" holds ${what.replace("+", "")} at index 7`));
+  });
+
+  it.each([
+    ["vocab_size", 1_000_000_000], ["num_hidden_layers", 1_000_000_000], ["hidden_size", 3_000_000], ["intermediate_size", 2_000_000_000],
+  ])("a config.json whose %s lies is refused at once against the weights' size, before anything is allocated", async (field, v) => {
+    const dir = tmpDir();
+    const json = { ...configToJson(m.config), [field]: v, ...(field === "hidden_size" ? { head_dim: 4 } : {}) };
+    writeDir(dir, m, good, json);
+    const t0 = Date.now();
+    await expectError(dir, new RegExp(`${dir}/config\\.json: describes [\\d,]+ parameters \\(.*${field} ${v}.*\\), at least [\\d,]+ bytes as BF16, but ${dir}/model\\.safetensors holds [\\d,]+ bytes: the config does not match the weights`));
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  it("a model larger than the memory allowed is refused with the estimate, before allocating", async () => {
+    const dir = tmpDir();
+    writeDir(dir, m, good);
+    await expect(loadCausalLM(dir, { maxBytes: 1000 })).rejects.toThrow(
+      new RegExp(`${dir}/config\\.json: the model's ${parameterCount(m.config).toLocaleString("en-US")} parameters need about 0\\.00 GiB, more than the 0\\.00 GiB available`),
+    );
+  });
+});
+
+describe("parameterShapes / parameterCount (from the config alone)", () => {
+  it.each([["tied qwen2", tinyQwen()], ["untied llama with biases", tinyLlama()], ["qwen2 untied, head_dim != D/H", tinyQwen({ tie_word_embeddings: false, head_dim: 6 })]])(
+    "%s: the same names and shapes as the allocated model",
+    (_, cfg) => {
+      const model = new CausalLM(cfg);
+      const want = new Map([...model.namedParameters()].map(([k, t]) => [k, [...t.shape]]));
+      expect(new Map([...parameterShapes(cfg)].map(([k, s]) => [k, [...s]]))).toEqual(want);
+      expect(parameterCount(cfg)).toBe(model.numParameters());
+    },
+  );
 });

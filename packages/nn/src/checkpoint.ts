@@ -9,6 +9,7 @@
 
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { readSafetensorsFile, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import { readConfigFile } from "./config-file.js";
@@ -46,8 +47,14 @@ export function resolveWeightFiles(dir: string): { files: string[]; weightMap: M
 /** Loads a model directory (config.json + safetensors weights) into a CausalLM. */
 export async function loadCausalLM(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: no such model directory`);
-  const config = readConfigFile(path.join(dir, CONFIG_FILE));
-  return fillCausalLM(config, resolveWeightFiles(dir), (file) => readSafetensorsFile(file), opts);
+  const configFile = path.join(dir, CONFIG_FILE);
+  const config = readConfigFile(configFile);
+  const weights = resolveWeightFiles(dir);
+  const bytes = weights.files.reduce((n, f) => n + fs.statSync(f).size, 0);
+  // Bounded before allocating: parameters as float32 plus the largest file read at once, within the machine's memory.
+  const largest = Math.max(0, ...weights.files.map((f) => fs.statSync(f).size));
+  const maxBytes = opts.maxBytes ?? Math.max(0, os.totalmem() - largest);
+  return fillCausalLM(config, { ...weights, bytes, config: configFile }, (file) => readSafetensorsFile(file), { ...opts, maxBytes });
 }
 
 export interface SaveOptions {
