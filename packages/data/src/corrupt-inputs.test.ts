@@ -43,7 +43,6 @@ describe("tokenizer.json: every defect refused by name", () => {
   };
   // [what, the tokenizer.json, what the message says after the file name]
   const cases: Array<[string, () => unknown, RegExp]> = [
-    ["a byte symbol missing from the vocabulary", vocabWith((v) => delete v[BYTE_TO_CHAR[0]!]), /"model\.vocab" lacks the byte-level symbol "Ā" \(byte 0x00\) and has no unk_token/],
     ["two tokens sharing an id", vocabWith((v) => (v.b = v.a)), /"model\.vocab": "b" and "a" share id \d+/],
     ["an id of 4,000,000,000", vocabWith((v) => (v.zzz = 4_000_000_000)), /"model\.vocab": id 4000000000 of "zzz" is not an integer in \[0, 2\^31\)/],
     ["an id far beyond the vocabulary", vocabWith((v) => (v.zzz = 2_000_000_000)), /id 2000000000 is far beyond the 2\d\d tokens of the vocabulary/],
@@ -79,6 +78,15 @@ describe("tokenizer.json: every defect refused by name", () => {
     const text = "hello wörld\u0000\ud83d\ude00 the cat";
     expect(t.decode(t.encode(text))).toBe(text);
     expect(BYTE_TO_CHAR.every((c) => t.tokenToId(c) !== undefined)).toBe(true);
+  });
+
+  it("a byte-level vocabulary without a byte's symbol (and no unk_token) refuses text holding that byte instead of dropping it", () => {
+    const v: Record<string, unknown> = { ...model.vocab };
+    delete v[BYTE_TO_CHAR[0]!];
+    const t = tokenizerFromJson(JSON.stringify({ ...good, model: { ...model, vocab: v } }), { path: TOK });
+    expect(t.decode(t.encode("hello the cat"))).toBe("hello the cat");
+    for (const text of ["a\u0000b", "a\u0000b<|endoftext|>"])
+      expect(() => t.encode(text)).toThrow(`${TOK}: "model.vocab" has no symbol for byte 0x00 ("Ā") and no unk_token: the text would lose it`);
   });
 
   it("a non-byte-level vocabulary without an unk_token refuses text it cannot encode instead of dropping it", () => {

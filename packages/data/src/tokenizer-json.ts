@@ -62,7 +62,7 @@ export function tokenizerFromJson(json: string | Uint8Array, options: TokenizerF
   }
   if (typeof parsed !== "object" || parsed === null || typeof parsed.model !== "object" || parsed.model === null)
     throw new DataError(where, "tokenizer", "not a tokenizer.json (no \"model\" object)");
-  checkTokenizerJson(parsed, where);
+  const missingBytes = new Set(checkTokenizerJson(parsed, where));
   const config = options.config ?? {};
   let hf: Tokenizer;
   try {
@@ -79,7 +79,12 @@ export function tokenizerFromJson(json: string | Uint8Array, options: TokenizerF
   const hash = sha256Hex(bytes);
   const slow = (text: string) => hf.encode(text, { add_special_tokens: false }).ids;
   const fast = byteLevelFastPath(hf, parsed, config);
+  const utf8 = new TextEncoder();
   const encode = (text: string): number[] => {
+    if (missingBytes.size > 0)
+      for (const b of utf8.encode(text))
+        if (missingBytes.has(b))
+          throw new DataError(where, "tokenizer", `"model.vocab" has no symbol for byte 0x${b.toString(16).padStart(2, "0")} (${JSON.stringify(BYTE_TO_CHAR[b])}) and no unk_token: the text would lose it`);
     const ids = fast?.(text) ?? slow(text);
     for (let i = 0; i < ids.length; i++)
       if (ids[i] === undefined)
@@ -107,10 +112,12 @@ const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object
  * Checks the parts of a tokenizer.json that @huggingface/tokenizers would take on trust, so a defective file
  * is refused by name instead of corrupting data: ids are integers in [0, 2^31), no two tokens share one, and
  * the largest is not far beyond the number of tokens (a lying id would make loading walk every id up to it);
- * every BPE merge is two vocabulary tokens whose join is one too (as the Rust `tokenizers` requires); a
- * byte-level BPE without an unk_token has all 256 byte symbols (else characters would be dropped).
+ * every BPE merge is two vocabulary tokens whose join is one too (as the Rust `tokenizers` requires). Returns
+ * the bytes a byte-level BPE without an unk_token has no symbol for (text holding one is refused at encode,
+ * as the library would drop it silently).
  */
-function checkTokenizerJson(json: Record<string, unknown>, where: string): void {
+function checkTokenizerJson(json: Record<string, unknown>, where: string): number[] {
+  const missingBytes: number[] = [];
   const fail = (msg: string): never => {
     throw new DataError(where, "tokenizer", msg);
   };
@@ -136,7 +143,7 @@ function checkTokenizerJson(json: Record<string, unknown>, where: string): void 
   let maxId = -1;
   for (const id of owner.keys()) if (id > maxId) maxId = id;
   if (maxId >= 2 * owner.size + 1024) fail(`id ${maxId} is far beyond the ${owner.size} tokens of the vocabulary (a corrupt id)`);
-  if (model.type !== "BPE" || vocab === null) return;
+  if (model.type !== "BPE" || vocab === null) return missingBytes;
   const has = (t: string) => Object.hasOwn(vocab, t);
   if (model.merges !== undefined) {
     if (!Array.isArray(model.merges)) fail(`"model.merges" must be an array`);
@@ -153,11 +160,9 @@ function checkTokenizerJson(json: Record<string, unknown>, where: string): void 
   const byteLevel = (x: unknown): boolean =>
     isObj(x) && (x.type === "ByteLevel" || (Array.isArray(x.pretokenizers) && x.pretokenizers.some(byteLevel)) || (Array.isArray(x.decoders) && x.decoders.some(byteLevel)));
   const unk = typeof model.unk_token === "string" && has(model.unk_token);
-  if (!unk && model.byte_fallback !== true && (byteLevel(json.pre_tokenizer) || byteLevel(json.decoder))) {
-    const missing = BYTE_TO_CHAR.findIndex((c) => !has(c));
-    if (missing >= 0)
-      fail(`"model.vocab" lacks the byte-level symbol ${JSON.stringify(BYTE_TO_CHAR[missing])} (byte 0x${missing.toString(16).padStart(2, "0")}) and has no unk_token: text with that byte would be dropped`);
-  }
+  if (!unk && model.byte_fallback !== true && (byteLevel(json.pre_tokenizer) || byteLevel(json.decoder)))
+    for (let b = 0; b < 256; b++) if (!has(BYTE_TO_CHAR[b]!)) missingBytes.push(b);
+  return missingBytes;
 }
 
 function tokenContent(v: unknown): string | undefined {
