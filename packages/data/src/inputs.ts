@@ -6,7 +6,6 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import readline from "node:readline";
 import { DataError } from "./errors.js";
 import type { TextPiece } from "./shard-writer.js";
 
@@ -129,55 +128,122 @@ function lastSafeCut(text: string, limit: number): number {
   return best;
 }
 
+/**
+ * The index in `b` of the first byte that cannot be part of valid UTF-8 (after skipping up to 3 leading
+ * continuation bytes, the tail of a character begun before `b`), or -1 when none is found in `b`.
+ */
+function invalidUtf8At(b: Uint8Array): number {
+  let i = 0;
+  while (i < 3 && i < b.length && (b[i]! & 0xc0) === 0x80) i++;
+  while (i < b.length) {
+    const c = b[i]!;
+    const n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (n < 0) return i;
+    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80, hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf;
+    for (let k = 1; k <= n; k++) {
+      if (i + k >= b.length) return -1;
+      const x = b[i + k]!;
+      if (k === 1 ? x < lo || x > hi : (x & 0xc0) !== 0x80) return i;
+    }
+    i += n + 1;
+  }
+  return -1;
+}
+
+/** Longest line of a .jsonl file, and longest stretch of a text file with no place to cut it, in UTF-16 units. */
+const MAX_LINE_CHARS = 1 << 26;
+
+/**
+ * The text of a file in ~1 MiB chunks, checked as it streams: valid UTF-8 (never a silent replacement
+ * character), no UTF-16 byte-order mark, no NUL byte (binary, UTF-16 or UTF-32 data). Errors name the file
+ * and the byte offset.
+ */
+async function* utf8Chunks(file: string): AsyncGenerator<string> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let offset = 0;
+  try {
+    for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+      if (offset === 0 && chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff)))
+        throw new DataError(file, "input", "starts with a UTF-16 byte-order mark: convert it to UTF-8");
+      const nul = chunk.indexOf(0);
+      if (nul >= 0) throw new DataError(file, "input", `holds a NUL byte at byte offset ${offset + nul}: binary data (or UTF-16/32), not UTF-8 text`);
+      let text: string;
+      try {
+        text = decoder.decode(chunk, { stream: true });
+      } catch {
+        const at = invalidUtf8At(chunk);
+        throw new DataError(file, "input", `invalid UTF-8 at byte offset ${offset + Math.max(0, at)}`);
+      }
+      offset += chunk.length;
+      yield text;
+    }
+    let tail: string;
+    try {
+      tail = decoder.decode();
+    } catch {
+      throw new DataError(file, "input", `invalid UTF-8: ends inside a character (byte offset ${offset})`);
+    }
+    if (tail.length > 0) yield tail;
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    throw new DataError(file, "input", `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** A whole text file, checked as utf8Chunks checks it (valid UTF-8, no UTF-16 mark, no NUL byte). */
+export async function readUtf8File(file: string): Promise<string> {
+  let text = "";
+  for await (const chunk of utf8Chunks(file)) text += chunk;
+  return text;
+}
+
 async function* readTextFile(file: string, pieceChars: number): AsyncGenerator<TextPiece> {
   let buf = "";
-  let stream: fs.ReadStream;
-  try {
-    stream = fs.createReadStream(file, { encoding: "utf8", highWaterMark: 1 << 20 });
-    for await (const chunk of stream as AsyncIterable<string>) {
-      buf += chunk;
-      if (buf.length >= 2 * pieceChars) {
-        const cut = lastSafeCut(buf, buf.length - 1);
-        if (cut > 0) {
-          yield { text: buf.slice(0, cut), end: false };
-          buf = buf.slice(cut);
-        }
-      }
+  for await (const chunk of utf8Chunks(file)) {
+    buf += chunk;
+    if (buf.length >= 2 * pieceChars) {
+      const cut = lastSafeCut(buf, buf.length - 1);
+      if (cut > 0) {
+        yield { text: buf.slice(0, cut), end: false, source: file };
+        buf = buf.slice(cut);
+      } else if (buf.length > MAX_LINE_CHARS)
+        throw new DataError(file, "input", `more than ${MAX_LINE_CHARS} characters with no line break followed by a letter or digit to cut at: split the text into lines`);
     }
-  } catch (e) {
-    throw new DataError(file, "input", `cannot read: ${(e as Error).message}`);
   }
-  yield { text: buf, end: true };
+  yield { text: buf, end: true, source: file };
 }
 
 async function* readJsonlFile(file: string, field: string): AsyncGenerator<TextPiece> {
-  const stream = fs.createReadStream(file, { encoding: "utf8" });
-  const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
   let lineNo = 0;
-  try {
-    for await (const line of lines) {
-      lineNo++;
-      if (line.trim().length === 0) continue;
-      let obj: unknown;
-      try {
-        obj = JSON.parse(line);
-      } catch (e) {
-        throw new DataError(file, "input", `line ${lineNo}: invalid JSON (${(e as Error).message})`);
-      }
-      if (typeof obj !== "object" || obj === null || Array.isArray(obj))
-        throw new DataError(file, "input", `line ${lineNo}: expected a JSON object with a "${field}" field`);
-      const text = (obj as Record<string, unknown>)[field];
-      if (text === undefined) throw new DataError(file, "input", `line ${lineNo}: no "${field}" field`);
-      if (typeof text !== "string") throw new DataError(file, "input", `line ${lineNo}: "${field}" is ${typeof text}, expected a string`);
-      yield { text, end: true };
+  let rest = "";
+  const parse = (raw: string): TextPiece | null => {
+    lineNo++;
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (line.trim().length === 0) return null;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(line);
+    } catch (e) {
+      throw new DataError(file, "input", `line ${lineNo}: invalid JSON (${(e as Error).message})`);
     }
-  } catch (e) {
-    if (e instanceof DataError) throw e;
-    throw new DataError(file, "input", `cannot read: ${(e as Error).message}`);
-  } finally {
-    lines.close();
-    stream.destroy();
+    if (typeof obj !== "object" || obj === null || Array.isArray(obj))
+      throw new DataError(file, "input", `line ${lineNo}: expected a JSON object with a "${field}" field`);
+    const text = (obj as Record<string, unknown>)[field];
+    if (text === undefined) throw new DataError(file, "input", `line ${lineNo}: no "${field}" field`);
+    if (typeof text !== "string") throw new DataError(file, "input", `line ${lineNo}: "${field}" is ${typeof text}, expected a string`);
+    return { text, end: true, source: `${file}:${lineNo}` };
+  };
+  for await (const chunk of utf8Chunks(file)) {
+    const lines = (rest + chunk).split("\n");
+    rest = lines.pop()!;
+    if (rest.length > MAX_LINE_CHARS) throw new DataError(file, "input", `line ${lineNo + lines.length + 1}: longer than ${MAX_LINE_CHARS} characters`);
+    for (const l of lines) {
+      const p = parse(l);
+      if (p !== null) yield p;
+    }
   }
+  const p = parse(rest);
+  if (p !== null) yield p;
 }
 
 /** Streams the documents of `files` (see expandInputs) as pieces, in order. */

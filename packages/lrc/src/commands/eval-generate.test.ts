@@ -101,7 +101,8 @@ describe("lrc eval", () => {
   it.each([
     ["neither --text nor --data", () => [], "give exactly one of --text"],
     ["both --text and --data", () => ["--text", textFile, "--data", root], "give exactly one of --text"],
-    ["missing text file", () => ["--text", "/nonexistent/t.txt"], "/nonexistent/t.txt: cannot read text file: ENOENT"],
+    ["missing text file", () => ["--text", "/nonexistent/t.txt"], "/nonexistent/t.txt: cannot read: ENOENT"],
+    ["a text file that is not UTF-8", () => (fs.writeFileSync(path.join(root, "latin1.txt"), Buffer.from("caf\xe9 au lait", "latin1")), ["--text", path.join(root, "latin1.txt")]), `${path.join(root, "latin1.txt")}: invalid UTF-8 at byte offset 3`],
     ["window too large", () => ["--text", textFile, "--window", "5000"], "--window 5000 exceeds max_position_embeddings 128"],
     ["bad split", () => ["--data", root, "--split", "test"], "--split must be train or val"],
   ])("%s exits 1", async (_, extra, msg) => {

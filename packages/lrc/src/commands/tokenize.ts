@@ -78,7 +78,7 @@ export const tokenizeCommand: Command = {
           bar(p);
         },
       },
-      [{ pieces: readDocuments(files, { textField: flags["text-field"] as string }), split: "auto" }],
+      [{ pieces: readDocuments(files, { textField: flags["text-field"] as string }), split: "auto", describe: (flags.input as string[]).join(",") }],
     );
     if (process.stderr.isTTY) process.stderr.write("\n");
     const seconds = (Date.now() - start) / 1000;
