@@ -274,6 +274,12 @@ export async function writeShards(options: WriteShardsOptions): Promise<Manifest
   return writeTextPieces(options, sources);
 }
 
+/** A failed write (ENOSPC, EIO, ...) as a DataError naming the shard directory; other errors as they are. */
+function writeError(out: string, e: unknown): unknown {
+  if (e instanceof DataError || (e as NodeJS.ErrnoException).code === undefined) return e;
+  return new DataError(out, "io", `cannot write shards: ${(e as Error).message.replace(/, \w+( '.*')?$/, "")}`);
+}
+
 /** The engine of writeShards and `lrc tokenize`: pieces from several sources into one directory. */
 export async function writeTextPieces(
   options: Omit<WriteShardsOptions, "documents" | "trainDocuments" | "valDocuments" | "split">,
@@ -347,13 +353,19 @@ export async function writeTextPieces(
     }
   } catch (e) {
     writer.abort();
-    throw e;
+    throw writeError(out, e);
   }
   if (documents === 0) {
     writer.abort();
     throw new DataError(sources.map((s) => s.describe).filter((d) => d !== undefined).join(", ") || out, "input", "no text to tokenize: every document is empty (nothing written)");
   }
-  const manifest = writer.finish();
+  let manifest: Manifest;
+  try {
+    manifest = writer.finish();
+  } catch (e) {
+    writer.abort();
+    throw writeError(out, e);
+  }
   report(true);
   return manifest;
 }

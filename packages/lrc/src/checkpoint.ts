@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { parseSafetensors, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
+import { fileSystemError, makeDirectory, parseSafetensors, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import type { AdamWState, RngState, SafetensorsFile, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { ReaderState } from "@lrc-ts/data";
 
@@ -177,13 +177,13 @@ export class CheckpointStore {
   }
 
   async save(ck: Omit<TrainerCheckpoint, "dir">, names: readonly string[], params: readonly Tensor[]): Promise<string> {
-    fs.mkdirSync(this.dir, { recursive: true });
+    makeDirectory(this.dir);
     const name = `step-${String(ck.step).padStart(8, "0")}`;
     const final = path.join(this.dir, name);
     const tmp = path.join(this.dir, `.${name}.tmp-${process.pid}`);
     fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(tmp);
     try {
+      fs.mkdirSync(tmp);
       const trainable: Array<[string, SafetensorsTensorInput]> = names.map((n, i) => [n, { shape: [...params[i]!.shape], data: f32(params[i]!.buf) }]);
       writeSafetensorsFileSync(path.join(tmp, TRAINABLE), trainable, { format: "lrc-ts-trainable", step: String(ck.step) });
       const opt: Array<[string, SafetensorsTensorInput]> = [];
@@ -210,7 +210,7 @@ export class CheckpointStore {
       } else fs.renameSync(tmp, final);
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
-      throw e;
+      throw (e as NodeJS.ErrnoException).code !== undefined ? fileSystemError(final, "cannot write the checkpoint", e) : e;
     }
     const ptrTmp = path.join(this.dir, `.${LATEST}.tmp-${process.pid}`);
     fs.writeFileSync(ptrTmp, `${name}\n`);

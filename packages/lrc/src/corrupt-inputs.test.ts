@@ -4,10 +4,13 @@
 
 import fs from "node:fs";
 import os from "node:os";
+import { syncBuiltinESMExports } from "node:module";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { CausalLM, parseConfig, saveCausalLM } from "@lrc-ts/nn";
 import { readManifest } from "@lrc-ts/data";
+import fc from "fast-check";
+import { CheckpointError, readCheckpointState } from "./checkpoint.js";
 import { distill, pretrain } from "./run.js";
 import { TINY_TOKENIZER_JSON, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 
@@ -153,10 +156,81 @@ describe("checkpoints: every state.json field validated, weights checksummed, --
     await expect(distill({ ...opts, steps: 3, out: run, resume: true, log: (l) => lines.push(l) })).rejects.toThrow(/"step" 4 is beyond the run's 3 steps/);
   });
 
+  it("random and mutated bytes in state.json: a CheckpointError naming the file, or a valid state (fast-check)", () => {
+    const dir = path.join(root, "ck-fuzz", step(4));
+    fs.cpSync(path.join(run, "checkpoints", step(4)), dir, { recursive: true });
+    const file = path.join(dir, "state.json");
+    const valid = fs.readFileSync(file);
+    const bytes = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }),
+      fc.record({ at: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), cut: fc.option(fc.nat()) }).map(({ at, cut }) => {
+        const b = new Uint8Array(valid.subarray(0, cut === null ? valid.length : cut % (valid.length + 1)));
+        for (const [i, x] of at) if (b.length > 0) b[i % b.length] = x;
+        return b;
+      }),
+    );
+    fc.assert(
+      fc.property(bytes, (b) => {
+        fs.writeFileSync(file, b);
+        try {
+          readCheckpointState(dir);
+        } catch (e) {
+          if (!(e instanceof CheckpointError) || !e.message.startsWith(`${file}: `)) throw e;
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("state.json records the sha256 and size of both weight files", () => {
     const s = JSON.parse(fs.readFileSync(path.join(run, "checkpoints", step(4), "state.json"), "utf8")) as { version: number; files: Record<string, { sha256: string; bytes: number }> };
     expect(s.version).toBe(2);
     for (const f of ["trainable.safetensors", "optimizer.safetensors"])
       expect(s.files[f]!.bytes).toBe(fs.statSync(path.join(run, "checkpoints", step(4), f)).size);
+  });
+});
+
+describe("a full disk names the file being written", () => {
+  afterEach(() => vi.restoreAllMocks());
+  const enospc = () => Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", syscall: "write" });
+
+  it("while exporting the model", async () => {
+    const out = path.join(root, "enospc-export");
+    const write = fs.writeFileSync;
+    vi.spyOn(fs, "writeFileSync").mockImplementation((f, ...rest) => {
+      if (String(f).endsWith("config.json")) throw enospc();
+      return write(f, ...(rest as [string]));
+    });
+    syncBuiltinESMExports(); // nn imports node:fs as a namespace
+    try {
+      await expect(distill({ ...base, out, steps: 1 })).rejects.toThrow(`${path.join(out, "student")}: cannot write the model: ENOSPC: no space left on device`);
+    } finally {
+      vi.restoreAllMocks();
+      syncBuiltinESMExports();
+    }
+  });
+
+  it("while writing the loss plot", async () => {
+    const out = path.join(root, "enospc-plot");
+    const write = fs.writeFileSync;
+    vi.spyOn(fs, "writeFileSync").mockImplementation((f, ...rest) => {
+      if (String(f).includes("loss.svg")) throw enospc();
+      return write(f, ...(rest as [string]));
+    });
+    await expect(distill({ ...base, out, steps: 1 })).rejects.toThrow(`${path.join(out, "loss.svg")}: cannot write: ENOSPC: no space left on device`);
+  });
+
+  it("while writing a checkpoint (the previous one stays the latest)", async () => {
+    const out = path.join(root, "enospc-ck");
+    let calls = 0;
+    const write = fs.writeSync;
+    vi.spyOn(fs, "writeSync").mockImplementation((...a: unknown[]) => {
+      if (++calls > 1) throw enospc(); // the first checkpoint's state.json is written, the second's is not
+      return (write as (...x: unknown[]) => number)(...a);
+    });
+    await expect(distill({ ...base, out, steps: 2, saveEvery: 1 })).rejects.toThrow(
+      `${path.join(out, "checkpoints", "step-00000002")}: cannot write the checkpoint: ENOSPC: no space left on device`,
+    );
+    expect(fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim()).toBe("step-00000001");
   });
 });

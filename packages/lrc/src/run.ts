@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CausalLM, loadCausalLM, parameterCount, readConfigFile } from "@lrc-ts/nn";
+import { makeDirectory } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
@@ -210,7 +211,7 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
 /** A lone tokenizer.json goes into a small staging directory so saveCausalLM can copy it. */
 function stageTokenizer(file: string, out: string): string {
   const dir = path.join(out, ".tokenizer");
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   fs.copyFileSync(file, path.join(dir, "tokenizer.json"));
   return dir;
 }

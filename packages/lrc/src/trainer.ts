@@ -4,10 +4,9 @@
 // checkpoints every N steps and at the end, bit-exact resume, and Ctrl-C (save, then stop with
 // `interrupted`).
 
-import fs from "node:fs";
 import path from "node:path";
 import type { AdamWState } from "@lrc-ts/tensor-core";
-import { Rng } from "@lrc-ts/tensor-core";
+import { Rng, makeDirectory } from "@lrc-ts/tensor-core";
 import { CheckpointStore } from "./checkpoint.js";
 import type { TrainerCheckpoint } from "./checkpoint.js";
 import { MetricsLog } from "./metrics.js";
@@ -63,7 +62,7 @@ export class Trainer extends TrainerCore {
   constructor(task: TrainTask, train: BatchSource, val: EvalSource | null, cfg: TrainerConfig) {
     super(task, train, val, cfg);
     this.cfg = cfg;
-    fs.mkdirSync(cfg.outDir, { recursive: true });
+    makeDirectory(cfg.outDir);
     this.store = new CheckpointStore(path.join(cfg.outDir, "checkpoints"), cfg.keepCheckpoints ?? 2);
     this.metrics = new MetricsLog(path.join(cfg.outDir, "metrics.jsonl"), path.join(cfg.outDir, "loss.svg"));
   }

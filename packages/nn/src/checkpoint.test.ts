@@ -8,7 +8,11 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { noGrad, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import type { SafetensorsTensorInput } from "@lrc-ts/tensor-core";
+import fc from "fast-check";
+import { SafetensorsError } from "@lrc-ts/tensor-core";
 import { afterAll, describe, expect, it } from "vitest";
+import { loadCausalLMFromFiles, serializeCausalLM } from "./checkpoint-files.js";
+import { ConfigError } from "./config.js";
 import { CheckpointError, checkpointTensors, loadCausalLM, saveCausalLM } from "./checkpoint.js";
 import { configToJson } from "./config.js";
 import { CausalLM } from "./models/causal-lm.js";
@@ -229,4 +233,33 @@ describe("parameterShapes / parameterCount (from the config alone)", () => {
       expect(parameterCount(cfg)).toBe(model.numParameters());
     },
   );
+});
+
+describe("random and mutated bytes in config.json and model.safetensors (fast-check)", () => {
+  it("loading either succeeds or throws a ConfigError, CheckpointError or SafetensorsError naming the file", async () => {
+    const files = await serializeCausalLM(new CausalLM(tinyQwen({ num_hidden_layers: 1 }), { seed: 1 }));
+    const mutate = (name: string) =>
+      fc.oneof(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.record({ at: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), cut: fc.option(fc.nat()) }).map(({ at, cut }) => {
+          const v = files.get(name)!;
+          const b = v.slice(0, cut === null ? v.length : cut % (v.length + 1));
+          for (const [i, x] of at) if (b.length > 0) b[i % b.length] = x;
+          return b;
+        }),
+      );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom("config.json", "model.safetensors").chain((w) => mutate(w).map((b) => [w, b] as const)), async ([which, bytes]) => {
+        const m = new Map(files);
+        m.set(which, bytes);
+        try {
+          await loadCausalLMFromFiles(m, { source: "fuzz" });
+        } catch (e) {
+          const named = e instanceof ConfigError || e instanceof CheckpointError || e instanceof SafetensorsError;
+          if (!named || !(e as Error).message.startsWith("fuzz/")) throw e;
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
 });

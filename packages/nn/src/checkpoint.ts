@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { readSafetensorsFile, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
+import { fileSystemError, makeDirectory, readSafetensorsFile, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import { readConfigFile } from "./config-file.js";
 import type { CausalLM } from "./models/causal-lm.js";
 import {
@@ -71,10 +71,14 @@ export interface SaveOptions {
 export async function saveCausalLM(model: CausalLM, dir: string, opts: SaveOptions = {}): Promise<void> {
   const target = path.resolve(dir);
   const parent = path.dirname(target);
-  fs.mkdirSync(parent, { recursive: true });
+  makeDirectory(parent);
   if (fs.existsSync(target) && !fs.statSync(target).isDirectory()) throw new CheckpointError(`${dir}: exists and is not a directory`);
   const tmp = path.join(parent, `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-  fs.mkdirSync(tmp);
+  try {
+    fs.mkdirSync(tmp);
+  } catch (e) {
+    throw fileSystemError(tmp, "cannot create directory", e);
+  }
   try {
     fs.writeFileSync(path.join(tmp, CONFIG_FILE), configFileText(model.config, opts.configOverrides));
     writeSafetensorsFileSync(path.join(tmp, WEIGHTS_FILE), checkpointTensors(model), { format: "pt" });
@@ -95,7 +99,8 @@ export async function saveCausalLM(model: CausalLM, dir: string, opts: SaveOptio
     }
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    // Node's own messages for write, fsync and rename calls name no path.
+    throw (e as NodeJS.ErrnoException).code !== undefined ? fileSystemError(dir, "cannot write the model", e) : e;
   }
 }
 

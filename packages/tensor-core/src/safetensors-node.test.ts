@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SafetensorsError, parseSafetensors, serializeSafetensors } from "./safetensors.js";
-import { readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile, writeSafetensorsFileSync } from "./safetensors-node.js";
+import { makeDirectory, readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile, writeSafetensorsFileSync } from "./safetensors-node.js";
 
 let dir: string;
 beforeAll(() => {
@@ -85,3 +85,21 @@ describe("safetensors files", () => {
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 }
+
+describe("makeDirectory", () => {
+  it("creates nested directories, accepts an existing one", () => {
+    const d = path.join(dir, "a", "b", "c");
+    makeDirectory(d);
+    makeDirectory(d);
+    expect(fs.statSync(d).isDirectory()).toBe(true);
+  });
+
+  it("names the path that is in the way or refuses, and never hangs", () => {
+    const f = path.join(dir, "plain-file");
+    fs.writeFileSync(f, "x");
+    expect(() => makeDirectory(f)).toThrow(`${f}: exists and is not a directory`);
+    expect(() => makeDirectory(path.join(f, "sub", "dir"))).toThrow(`${f}: not a directory, so ${path.join(f, "sub", "dir")} cannot be created in it`);
+    // Node's recursive mkdir spins forever here; this fails at once, naming the directory.
+    if (fs.existsSync("/proc/self")) expect(() => makeDirectory("/proc/lrc-test/out")).toThrow(/^\/proc\/lrc-test: cannot create directory: ENOENT/);
+  });
+});

@@ -88,6 +88,23 @@ describe("lrc tokenize", () => {
     expect(fs.existsSync(path.join(out, "manifest.json"))).toBe(false);
   });
 
+  it("a full disk while writing shards names the shard directory and leaves no manifest", async () => {
+    const out = path.join(root, "full-disk");
+    vi.spyOn(fs, "writeSync").mockImplementation(() => {
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", syscall: "write" });
+    });
+    const r = await run(["tokenize", "--tokenizer", tokJson, "--input", corpus, "--out", out]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`lrc tokenize: ${out}: cannot write shards: ENOSPC: no space left on device`);
+    expect(fs.existsSync(path.join(out, "manifest.json"))).toBe(false);
+  });
+
+  it.runIf(fs.existsSync("/proc/self"))("an --out the file system refuses (under /proc) fails at once, naming it", async () => {
+    const r = await run(["tokenize", "--tokenizer", tokJson, "--input", corpus, "--out", "/proc/lrc-test-out"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe("lrc tokenize: /proc/lrc-test-out: cannot create directory: ENOENT: no such file or directory");
+  });
+
   it("exits 1 naming a missing tokenizer", async () => {
     const r = await run(["tokenize", "--tokenizer", path.join(root, "none.json"), "--input", corpus, "--out", path.join(root, "o")]);
     expect(r.code).toBe(1);

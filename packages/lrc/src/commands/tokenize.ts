@@ -4,6 +4,7 @@
 
 import fs from "node:fs";
 import { expandInputs, loadTokenizer, readDocuments, writeTextPieces, type WriteProgress } from "@lrc-ts/data";
+import { makeDirectory } from "@lrc-ts/tensor-core";
 import type { Command } from "../cli/command.js";
 
 function human(n: number): string {
@@ -63,6 +64,7 @@ export const tokenizeCommand: Command = {
     const files = expandInputs(flags.input as string[]);
     const totalBytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
     const out = flags.out as string;
+    makeDirectory(out); // before any work, naming the directory if it cannot be made
     const bar = progressBar(totalBytes);
     const start = Date.now();
     let last: WriteProgress | null = null;
