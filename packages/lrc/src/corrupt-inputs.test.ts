@@ -11,6 +11,7 @@ import { CausalLM, parseConfig, saveCausalLM } from "@lrc-ts/nn";
 import { readManifest } from "@lrc-ts/data";
 import fc from "fast-check";
 import { CheckpointError, readCheckpointState } from "./checkpoint.js";
+import { main } from "./cli.js";
 import { distill, pretrain } from "./run.js";
 import { TINY_TOKENIZER_JSON, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 
@@ -232,5 +233,48 @@ describe("a full disk names the file being written", () => {
       `${path.join(out, "checkpoints", "step-00000002")}: cannot write the checkpoint: ENOSPC: no space left on device`,
     );
     expect(fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim()).toBe("step-00000001");
+  });
+});
+
+describe("lrc distill / pretrain flags of the wrong type or lying: exit 1 with one line naming the flag", () => {
+  afterEach(() => vi.restoreAllMocks());
+  async function run(argv: string[]): Promise<{ code: number; err: string }> {
+    const err: string[] = [];
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
+    vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    const code = await main(argv);
+    vi.restoreAllMocks();
+    return { code, err: err.join("\n") };
+  }
+  const distillArgs = () => ["distill", "--teacher", teacher, "--hidden-size", "8", "--data", data, "--steps", "1", "--batch-size", "2", "--seq-len", "8", "--no-progress"];
+  const cases: Array<[string, string[], string | RegExp]> = [
+    ["--steps not a number", ["--steps", "abc"], "--steps expects an integer, got 'abc'"],
+    ["--steps fractional", ["--steps", "1.5"], "--steps expects an integer, got '1.5'"],
+    ["--steps zero", ["--steps", "0"], "--steps must be > 0, got 0"],
+    ["--lr NaN", ["--lr", "nan"], "--lr expects a number, got 'nan'"],
+    ["--lr negative", ["--lr", "-1"], "--lr must be > 0, got -1"],
+    ["--warmup not a fraction", ["--warmup", "1.5"], "--warmup must be a fraction in [0, 1), got 1.5"],
+    ["--schedule unknown", ["--schedule", "step"], "--schedule must be linear, cosine or constant, got 'step'"],
+    ["--grad-accum zero", ["--grad-accum", "0"], "--grad-accum must be > 0, got 0"],
+    ["--keep-checkpoints zero", ["--keep-checkpoints", "0"], "--keep-checkpoints must be > 0, got 0"],
+    ["--hidden-size zero", ["--hidden-size", "0"], "--hidden-size must be positive, got 0"],
+    ["--hidden-size above the teacher's", ["--hidden-size", "1000000"], "hiddenSize (--hidden-size) 1000000 exceeds the teacher's hidden_size 16"],
+    ["--seq-len beyond the positions", ["--seq-len", "100000"], `--seq-len 100000 exceeds max_position_embeddings 64 of ${path.join(teacher, "config.json")}`],
+    ["--batch-size whose logits cannot fit", ["--batch-size", "1000000000"], /--batch-size 1000000000 x --seq-len 8: the logits alone need about \d+ GiB \(x vocab_size 64, float32\), more than this machine's/],
+    ["--clone-terms unknown", ["--clone-terms", "q,zz"], "--clone-terms: unknown term 'zz'"],
+    ["--ban-layers negative", ["--ban-layers", "-1"], "--ban-layers: '-1' is not a layer index"],
+    ["--ban-layers beyond the teacher", ["--ban-layers", "7"], /banLayers \(--ban-layers\): layer 7 does not exist \(the teacher has 2 layers\)/],
+    ["--clone-layers beyond the teacher", ["--clone-layers", "0,2"], /cloneLayers \(--clone-layers\): layer 2 does not exist \(the teacher has 2 layers\)/],
+    ["--attn-out unknown", ["--attn-out", "both"], "--attn-out must be paper or reference, got 'both'"],
+    ["--tie-lm-head-projection not a boolean", ["--tie-lm-head-projection", "maybe"], "--tie-lm-head-projection must be true or false, got 'maybe'"],
+    ["an unknown flag", ["--learning-rate", "1"], /unknown flag --learning-rate/],
+    ["--teacher missing", ["--teacher", path.join(root, "nope")], `${path.join(root, "nope")}: no such model directory`],
+    ["--data missing", ["--data", path.join(root, "nope")], `${path.join(root, "nope")}: no such shard directory`],
+  ];
+  it.each(cases)("%s", async (_what, extra, msg) => {
+    const r = await run([...distillArgs(), ...extra, "--out", path.join(root, `flags-${_what.replace(/\W+/g, "-")}`)]);
+    expect(r.code).toBe(1);
+    expect(r.err.split("\n")[0]).toMatch(typeof msg === "string" ? new RegExp(msg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")) : msg);
   });
 });

@@ -123,6 +123,13 @@ async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, t
   if (T > limits.maxPositions) throw new RangeError(`--seq-len ${T} exceeds max_position_embeddings ${limits.maxPositions} of ${limits.config}`);
   // The shards must hold this tokenizer's ids (the manifest records the sha256 of the tokenizer.json they were made with).
   if (tokenizerFrom !== undefined && fs.existsSync(path.join(tokenizerFrom, "tokenizer.json"))) verifyTokenizer(o.data, tokenizerFrom);
+  // The logits of one micro-batch alone ([B, T, vocab] float32) must fit in memory.
+  const logitBytes = B * T * limits.vocabSize * 4;
+  if (logitBytes > os.totalmem())
+    throw new RangeError(
+      `--batch-size ${B} x --seq-len ${T}: the logits alone need about ${Math.round(logitBytes / 1024 ** 3)} GiB (x vocab_size ${limits.vocabSize}, float32), ` +
+        `more than this machine's ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB; lower --batch-size and use --grad-accum`,
+    );
   const steps = resolveSteps(o, B, T);
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const hasVal = windowCount(manifest.splits.val.tokens, T) > 0;
