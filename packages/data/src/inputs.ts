@@ -1,8 +1,8 @@
 // Text inputs for the tokenizer trainer and the shard writer: expands files, directories (recursively) and
 // globs (`*`, `?`, `**`) into a sorted file list, and streams documents out of them: a .txt/.md file is one
 // document, a .jsonl file one document per line (its text field). Nothing holds more than one document,
-// and big .txt documents arrive in ~1 MiB pieces cut only between a newline and an ASCII letter or digit,
-// where no common pre-tokenizer regex (GPT-2, Llama 3, Qwen) joins characters into one pre-token.
+// and big .txt documents arrive in ~1 MiB pieces cut only where no common pre-tokenizer regex (GPT-2,
+// Llama 3, Qwen) joins characters into one pre-token (see SAFE_CUT): a single long line streams too.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -106,26 +106,32 @@ export interface ReadDocumentsOptions {
   readonly pieceChars?: number;
 }
 
+// Where a long text may be cut into pieces without changing its tokens under the common pre-tokenizer
+// regexes (GPT-2, Llama 3, Qwen): between a newline and an ASCII letter or digit; failing that (one long
+// line), before a space that follows a non-space and precedes an ASCII letter (each regex ends a pre-token
+// there, and starts the next one with " letter" either way).
 const SAFE_CUT = /\n[A-Za-z0-9]/g;
+const SPACE_CUT = /\S [A-Za-z]/g;
 
-/** The last index p <= limit with text[p-1] == "\n" and text[p] an ASCII letter or digit, or -1. */
-function lastSafeCut(text: string, limit: number): number {
+/** The last cut p in (from, limit] found by `re` (a match at i cuts at i + 1), searching the last 64 Ki first, or -1. */
+function lastCut(re: RegExp, text: string, limit: number, from: number): number {
   let best = -1;
-  SAFE_CUT.lastIndex = Math.max(0, limit - (1 << 16));
-  for (;;) {
-    const m = SAFE_CUT.exec(text);
-    if (m === null || m.index + 1 > limit) break;
-    best = m.index + 1;
-  }
-  if (best < 0 && limit > 1 << 16) {
-    SAFE_CUT.lastIndex = 0;
+  for (const start of limit - from > 1 << 16 ? [limit - (1 << 16), from] : [from]) {
+    re.lastIndex = start;
     for (;;) {
-      const m = SAFE_CUT.exec(text);
+      const m = re.exec(text);
       if (m === null || m.index + 1 > limit) break;
       best = m.index + 1;
     }
+    if (best >= 0) break;
   }
   return best;
+}
+
+/** The last place p <= limit to cut `text` at (see SAFE_CUT, SPACE_CUT), looking at text[from..] only, or -1. */
+function lastSafeCut(text: string, limit: number, from = 0): number {
+  const cut = lastCut(SAFE_CUT, text, limit, from);
+  return cut >= 0 ? cut : lastCut(SPACE_CUT, text, limit, from);
 }
 
 /**
@@ -199,16 +205,24 @@ export async function readUtf8File(file: string): Promise<string> {
 
 async function* readTextFile(file: string, pieceChars: number): AsyncGenerator<TextPiece> {
   let buf = "";
+  let searched = 0; // buf[0..searched) holds no place to cut (so an uncuttable text is scanned once, not once per chunk)
   for await (const chunk of utf8Chunks(file)) {
     buf += chunk;
-    if (buf.length >= 2 * pieceChars) {
-      const cut = lastSafeCut(buf, buf.length - 1);
-      if (cut > 0) {
-        yield { text: buf.slice(0, cut), end: false, source: file };
-        buf = buf.slice(cut);
-      } else if (buf.length > MAX_LINE_CHARS)
-        throw new DataError(file, "input", `more than ${MAX_LINE_CHARS} characters with no line break followed by a letter or digit to cut at: split the text into lines`);
+    while (buf.length >= 2 * pieceChars) {
+      // The last safe cut in the first 2 x pieceChars, else the last one anywhere (buf[0..searched) has none).
+      const window = Math.min(buf.length - 1, 2 * pieceChars);
+      let cut = lastSafeCut(buf, window, searched);
+      if (cut <= 0) cut = lastSafeCut(buf, buf.length - 1, Math.max(searched, window - 2));
+      if (cut <= 0) {
+        searched = Math.max(0, buf.length - 3);
+        break;
+      }
+      yield { text: buf.slice(0, cut), end: false, source: file };
+      buf = buf.slice(cut);
+      searched = 0;
     }
+    if (buf.length > MAX_LINE_CHARS)
+      throw new DataError(file, "input", `more than ${MAX_LINE_CHARS} characters with nowhere to cut them into pieces (a line break or a space before a letter): split the text`);
   }
   yield { text: buf, end: true, source: file };
 }
