@@ -171,6 +171,21 @@ describe("bad model directories", () => {
     await expect(loadCausalLM(dir)).rejects.toBeInstanceOf(CheckpointError);
   });
 
+  it.each([
+    ["weight_map an array", [], /weight_map: expected an object mapping tensor names to files/],
+    ["weight_map missing", undefined, /weight_map: expected an object mapping tensor names to files/],
+    ["a file as a number", { "model.norm.weight": 5 }, /weight_map\["model\.norm\.weight"\]: expected a file name in the same directory, got 5/],
+    ["a path outside the directory", { "model.norm.weight": "../model.safetensors" }, /weight_map\["model\.norm\.weight"\]: expected a file name in the same directory, got "\.\.\/model\.safetensors"/],
+    ["a hidden file", { "model.norm.weight": ".x.safetensors" }, /weight_map\["model\.norm\.weight"\]: expected a file name in the same directory, got "\.x\.safetensors"/],
+    ["an empty file name", { "model.norm.weight": "" }, /weight_map\["model\.norm\.weight"\]: expected a file name in the same directory, got ""/],
+  ])("a sharded index with %s is refused, naming the index and the field", async (_what, weightMap, re) => {
+    const dir = tmpDir();
+    fs.cpSync(path.join(FIXTURES, "llama-gqa-llama3rope-f32-sharded"), dir, { recursive: true });
+    const indexFile = path.join(dir, "model.safetensors.index.json");
+    fs.writeFileSync(indexFile, JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    await expect(loadCausalLM(dir)).rejects.toThrow(new RegExp(`^${indexFile.replace(/\./g, "\\.")}: ${re.source}`));
+  });
+
   it("sharded index problems name the shard or index", async () => {
     const src = path.join(FIXTURES, "llama-gqa-llama3rope-f32-sharded");
     const dir = tmpDir();
