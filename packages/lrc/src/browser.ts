@@ -12,8 +12,8 @@ export type { MatrixName, ProjectionOptions, ProjectionParams, Teacher } from ".
 export { lrcLoss, layerCloneTerms, resolveLossOptions } from "./losses.js";
 export type { AttnOutForm, LossOptions, LrcLoss, ResolvedLossOptions, TokenBatch } from "./losses.js";
 export { referenceLayout, toReferenceTensors, loadReferenceTensors } from "./reference-layout.js";
-export { TrainerCore, NonFiniteError, learningRate, warmupStepsFor } from "./trainer-core.js";
-export type { TrainerCoreConfig, StepMetrics, EvalMetrics } from "./trainer-core.js";
+export { TrainerCore, NonFiniteError, decayGroups, learningRate, warmupStepsFor } from "./trainer-core.js";
+export type { DecayGroups, TrainerCoreConfig, StepMetrics, EvalMetrics } from "./trainer-core.js";
 export { LrcTask, LmTask, windowSource, tokenEvalSource } from "./task-core.js";
 export type { Batch, BatchSource, EvalSource, TaskLoss, TrainTask, LmTaskOptions } from "./task-core.js";
 export { lossPlotSvg } from "./plot.js";

@@ -29,7 +29,13 @@ export interface TrainRunOptions {
   readonly seqLen?: number;
   readonly gradAccum?: number;
   readonly lr?: number;
+  /** AdamW weight decay (default 0) and its groups: see TrainerCoreConfig.decayAll and TrainTask.noDecay. */
   readonly weightDecay?: number;
+  readonly decayAll?: boolean;
+  /** AdamW β1, β2, ε (defaults 0.9, 0.999, 1e-8, as HF Trainer). */
+  readonly beta1?: number;
+  readonly beta2?: number;
+  readonly adamEps?: number;
   readonly schedule?: "linear" | "cosine" | "constant";
   readonly warmupFraction?: number;
   readonly warmupSteps?: number;
@@ -111,7 +117,7 @@ async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, t
     const val = hasVal ? valSource(o.data, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8 }) : null;
     const cfg: TrainerConfig = {
       steps, outDir: o.out, lr: o.lr ?? defaultLr, describe,
-      ...pick(o, ["weightDecay", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
+      ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
     };
     const trainer = new Trainer(task, readerSource(reader), val, cfg);
     const r = await trainer.run();

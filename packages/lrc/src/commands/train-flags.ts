@@ -15,7 +15,11 @@ export const trainFlags: FlagSpecs = {
   "seq-len": { kind: "int", default: 128, help: "tokens per sequence" },
   "grad-accum": { kind: "int", default: 1, help: "micro-batches per optimizer step" },
   lr: { kind: "number", help: "peak learning rate (distill 1e-4 as the paper; pretrain 1e-3)" },
-  "weight-decay": { kind: "number", default: 0, help: "AdamW weight decay" },
+  "weight-decay": { kind: "number", default: 0, help: "AdamW decoupled weight decay (HF Trainer's default); not on biases, norm gains and (pretrain) the token embedding unless --decay-all" },
+  "decay-all": { kind: "boolean", help: "weight-decay every trainable tensor (torch.optim.AdamW over all parameters)" },
+  "adam-beta1": { kind: "number", default: 0.9, help: "AdamW beta1 (HF Trainer's default)" },
+  "adam-beta2": { kind: "number", default: 0.999, help: "AdamW beta2 (HF Trainer's default)" },
+  "adam-eps": { kind: "number", default: 1e-8, help: "AdamW epsilon (HF Trainer's default)" },
   schedule: { kind: "string", default: "linear", help: "linear | cosine | constant (after warmup)" },
   warmup: { kind: "number", default: 0.005, help: "warmup as a fraction of the steps (at least 1 step when > 0)" },
   "warmup-steps": { kind: "int", help: "warmup steps (overrides --warmup)" },
@@ -47,10 +51,15 @@ export function trainOptions(flags: ParsedFlags): TrainRunOptions {
     throw new UsageError(`--schedule must be linear, cosine or constant, got '${schedule}'`);
   const warmup = flags.warmup as number;
   if (!(warmup >= 0 && warmup < 1)) throw new UsageError(`--warmup must be a fraction in [0, 1), got ${warmup}`);
+  for (const b of ["adam-beta1", "adam-beta2"]) {
+    const v = flags[b] as number;
+    if (!(v >= 0 && v < 1)) throw new UsageError(`--${b} must be in [0, 1), got ${v}`);
+  }
   const o: Record<string, unknown> = {
     data: flags.data, out: flags.out, steps: positive(flags, "steps"), tokens: positive(flags, "tokens"),
     batchSize: positive(flags, "batch-size"), seqLen: positive(flags, "seq-len"), gradAccum: positive(flags, "grad-accum"),
-    lr: positive(flags, "lr"), weightDecay: positive(flags, "weight-decay", true), schedule, warmupFraction: warmup,
+    lr: positive(flags, "lr"), weightDecay: positive(flags, "weight-decay", true), decayAll: flags["decay-all"] === true,
+    beta1: flags["adam-beta1"], beta2: flags["adam-beta2"], adamEps: positive(flags, "adam-eps"), schedule, warmupFraction: warmup,
     warmupSteps: positive(flags, "warmup-steps", true), gradClip: positive(flags, "clip", true),
     evalEvery: positive(flags, "eval-every", true), evalBatches: positive(flags, "eval-batches"), saveEvery: positive(flags, "save-every", true),
     keepCheckpoints: positive(flags, "keep-checkpoints"), resume: flags.resume === true, seed: flags.seed,

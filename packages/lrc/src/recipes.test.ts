@@ -1,0 +1,91 @@
+// Training recipes brought from PyTorch / HF Trainer: AdamW's betas, epsilon and weight decay with
+// parameter groups (no decay on biases, norm gains and, pretraining, the embedding), run.json, a fixed
+// validation split (--val-data, tokenize --val-files), the warmup check and the clone terms logged at α = 0.
+
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CausalLM, parseConfig } from "@lrc-ts/nn";
+import { openShards } from "@lrc-ts/data";
+import { parseFlags } from "./cli/args.js";
+import { trainFlags, trainOptions } from "./commands/train-flags.js";
+import { LowRankClone } from "./lrc.js";
+import { LmTask, LrcTask, readerSource } from "./task.js";
+import { Trainer } from "./trainer.js";
+import { tinyConfigJson, writeMarkovShards } from "./testing-internal/fixtures.js";
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-recipes-"));
+const data = path.join(root, "shards");
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+beforeAll(() => writeMarkovShards(data, { vocab: 64, trainTokens: 3000, valTokens: 400 }));
+
+const config = parseConfig(tinyConfigJson({ hidden: 16, vocab: 64, tied: false }));
+
+/** A pretraining trainer of a fresh tiny Qwen2 (q/k/v biases, untied head) for `steps` steps. */
+async function trainLm(out: string, opts: { weightDecay?: number; decayAll?: boolean; steps?: number; beta2?: number; adamEps?: number }) {
+  const model = new CausalLM(config, { seed: 3 });
+  const reader = openShards(data, { seqLen: 8, batchSize: 2, seed: 0 });
+  try {
+    const trainer = new Trainer(new LmTask(model), readerSource(reader), null, {
+      outDir: out, steps: opts.steps ?? 1, lr: 1e-2, schedule: "constant", warmupSteps: 0, progress: false, log: () => {}, ...opts,
+    });
+    await trainer.run();
+    return { trainer, model: Object.fromEntries(model.namedParameters().map(([n, t]) => [n, Float64Array.from(t.buf)])) };
+  } finally {
+    reader.close();
+  }
+}
+
+describe("AdamW settings and weight-decay groups", () => {
+  it("pretraining: biases, norm gains and the embedding are not decayed; every other tensor is, by exactly lr·wd·w", async () => {
+    const init = Object.fromEntries(new CausalLM(config, { seed: 3 }).namedParameters().map(([n, t]) => [n, Float64Array.from(t.buf)]));
+    const plain = await trainLm(path.join(root, "wd0"), { weightDecay: 0 });
+    const decayed = await trainLm(path.join(root, "wd"), { weightDecay: 0.5 });
+    const { decay, noDecay } = decayed.trainer.groups;
+    expect(noDecay).toEqual(expect.arrayContaining(["model.embed_tokens.weight", "model.norm.weight", "model.layers.0.input_layernorm.weight",
+      "model.layers.1.post_attention_layernorm.weight", "model.layers.0.self_attn.q_proj.bias"]));
+    expect(noDecay.every((n) => n.endsWith(".bias") || n.endsWith("norm.weight") || n === "model.embed_tokens.weight")).toBe(true);
+    expect(decay).toEqual(expect.arrayContaining(["lm_head.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"]));
+    expect([...decay, ...noDecay].sort()).toEqual(Object.keys(init).sort());
+    // One step from the same init on the same batch: the Adam update is the same, so the runs differ by the
+    // decoupled decay alone, w · (1 - lr·wd), on the decayed tensors, and not at all on the others.
+    for (const n of noDecay) expect(decayed.model[n], n).toEqual(plain.model[n]);
+    for (const n of decay) {
+      const w0 = init[n]!, a = decayed.model[n]!, b = plain.model[n]!;
+      for (let i = 0; i < w0.length; i++) expect(a[i]! - b[i]!).toBeCloseTo(-1e-2 * 0.5 * w0[i]!, 6);
+    }
+    const all = await trainLm(path.join(root, "wd-all"), { weightDecay: 0.5, decayAll: true });
+    expect(all.trainer.groups.noDecay).toEqual([]);
+    expect(all.model["model.norm.weight"]).not.toEqual(plain.model["model.norm.weight"]);
+  });
+
+  it("run.json lists the groups and the AdamW settings, written atomically", async () => {
+    const out = path.join(root, "runjson");
+    const { trainer } = await trainLm(out, { weightDecay: 0.1, beta2: 0.95, adamEps: 1e-6, steps: 2 });
+    const run = JSON.parse(fs.readFileSync(path.join(out, "run.json"), "utf8"));
+    expect(run.configHash).toBe(trainer.configHash);
+    expect(run.optimizer).toMatchObject({ kind: "adamw", betas: [0.9, 0.95], eps: 1e-6, weightDecay: 0.1, decayAll: false });
+    expect(run.optimizer.groups).toEqual([{ weightDecay: 0.1, params: trainer.groups.decay }, { weightDecay: 0, params: trainer.groups.noDecay }]);
+    expect(run.config.noDecay).toEqual(trainer.groups.noDecay);
+    expect(fs.readdirSync(out).filter((f) => f.includes(".tmp"))).toEqual([]);
+  });
+
+  it("distillation: the student gains are not decayed, every projection is", async () => {
+    const teacher = new CausalLM(parseConfig(tinyConfigJson({ hidden: 32, vocab: 64 })), { seed: 1 });
+    const task = new LrcTask(new LowRankClone(teacher, { hiddenSize: 16 }));
+    const names = Object.keys(task.params());
+    const off = names.filter((n) => task.noDecay(n));
+    expect(off.sort()).toEqual(["layers.0.input_layernorm", "layers.0.post_attention_layernorm", "layers.1.input_layernorm", "layers.1.post_attention_layernorm", "norm"]);
+    for (const n of names) if (!off.includes(n)) expect(task.params()[n]!.shape, n).toHaveLength(2);
+  });
+
+  it("the CLI flags: HF Trainer defaults, checked ranges", () => {
+    const base = ["--data", "d", "--out", "o", "--steps", "3"];
+    expect(trainOptions(parseFlags(base, trainFlags))).toMatchObject({ weightDecay: 0, decayAll: false, beta1: 0.9, beta2: 0.999, adamEps: 1e-8 });
+    expect(trainOptions(parseFlags([...base, "--adam-beta2", "0.95", "--adam-eps", "1e-6", "--weight-decay", "0.1", "--decay-all"], trainFlags)))
+      .toMatchObject({ weightDecay: 0.1, decayAll: true, beta2: 0.95, adamEps: 1e-6 });
+    expect(() => trainOptions(parseFlags([...base, "--adam-beta1", "1"], trainFlags))).toThrow(/--adam-beta1 must be in \[0, 1\), got 1/);
+    expect(() => trainOptions(parseFlags([...base, "--adam-eps", "0"], trainFlags))).toThrow(/--adam-eps must be > 0/);
+  });
+});
