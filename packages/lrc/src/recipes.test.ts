@@ -13,7 +13,7 @@ import { trainFlags, trainOptions } from "./commands/train-flags.js";
 import { LowRankClone } from "./lrc.js";
 import { LmTask, LrcTask, readerSource } from "./task.js";
 import { Trainer } from "./trainer.js";
-import { tinyConfigJson, writeMarkovShards } from "./testing-internal/fixtures.js";
+import { spawnCli, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-recipes-"));
 const data = path.join(root, "shards");
@@ -87,5 +87,18 @@ describe("AdamW settings and weight-decay groups", () => {
       .toMatchObject({ weightDecay: 0.1, decayAll: true, beta2: 0.95, adamEps: 1e-6 });
     expect(() => trainOptions(parseFlags([...base, "--adam-beta1", "1"], trainFlags))).toThrow(/--adam-beta1 must be in \[0, 1\), got 1/);
     expect(() => trainOptions(parseFlags([...base, "--adam-eps", "0"], trainFlags))).toThrow(/--adam-eps must be > 0/);
+  });
+});
+
+describe("warmup longer than the run", () => {
+  it("is refused naming both numbers, before anything is written", async () => {
+    writeJson(path.join(root, "config.json"), tinyConfigJson({ hidden: 16, vocab: 64 }));
+    const out = path.join(root, "warmup");
+    const p = spawnCli(["pretrain", "--config", path.join(root, "config.json"), "--data", data, "--out", out, "--tokens", "80",
+      "--batch-size", "2", "--seq-len", "8", "--warmup-steps", "6", "--no-progress"]);
+    const ex = await p.exit;
+    expect(ex.code).toBe(1);
+    expect(p.stderr()).toContain("lrc pretrain: warmup of 6 steps is longer than the run's 5 steps");
+    expect(fs.existsSync(out)).toBe(false);
   });
 });

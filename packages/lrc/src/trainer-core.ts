@@ -33,7 +33,7 @@ export interface TrainerCoreConfig {
   readonly schedule?: "linear" | "cosine" | "constant";
   /** Warmup as a fraction of the steps (default 0.005, LRC's), at least one step when > 0. */
   readonly warmupFraction?: number;
-  /** Warmup steps (overrides warmupFraction). */
+  /** Warmup steps (overrides warmupFraction); more than `steps` is refused. */
   readonly warmupSteps?: number;
   /** Global gradient-norm clip (default 1.0; 0 disables). */
   readonly gradClip?: number;
@@ -85,8 +85,18 @@ export function learningRate(s: number, total: number, peak: number, warmup: num
   return peak * 0.5 * (1 + Math.cos(Math.PI * p));
 }
 
+/**
+ * The warmup in steps. A warmupSteps longer than the run is refused, not capped: capping would silently run
+ * a different schedule than the recipe's (HF's scheduler would never reach the peak lr), so the caller must
+ * choose.
+ */
 export function warmupStepsFor(cfg: Pick<TrainerCoreConfig, "steps" | "warmupSteps" | "warmupFraction">): number {
-  if (cfg.warmupSteps !== undefined) return Math.max(0, Math.min(cfg.steps, Math.floor(cfg.warmupSteps)));
+  if (cfg.warmupSteps !== undefined) {
+    const w = Math.floor(cfg.warmupSteps);
+    if (!(w >= 0)) throw new RangeError(`warmup steps must be >= 0, got ${cfg.warmupSteps}`);
+    if (w > cfg.steps) throw new RangeError(`warmup of ${w} steps is longer than the run's ${cfg.steps} steps`);
+    return w;
+  }
   const f = cfg.warmupFraction ?? 0.005;
   if (!(f >= 0 && f < 1)) throw new RangeError(`warmup fraction must be in [0, 1), got ${f}`);
   return f === 0 ? 0 : Math.max(1, Math.round(f * cfg.steps));

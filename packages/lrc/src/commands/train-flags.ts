@@ -22,7 +22,7 @@ export const trainFlags: FlagSpecs = {
   "adam-eps": { kind: "number", default: 1e-8, help: "AdamW epsilon (HF Trainer's default)" },
   schedule: { kind: "string", default: "linear", help: "linear | cosine | constant (after warmup)" },
   warmup: { kind: "number", default: 0.005, help: "warmup as a fraction of the steps (at least 1 step when > 0)" },
-  "warmup-steps": { kind: "int", help: "warmup steps (overrides --warmup)" },
+  "warmup-steps": { kind: "int", help: "warmup steps (overrides --warmup); longer than the run is an error" },
   clip: { kind: "number", default: 1, help: "gradient-norm clip (0: off)" },
   "eval-every": { kind: "int", default: 0, help: "evaluate on the val split every N steps (0: only at the end)" },
   "eval-batches": { kind: "int", default: 8, help: "val batches per evaluation" },
