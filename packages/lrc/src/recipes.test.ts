@@ -11,6 +11,9 @@ import { openShards } from "@lrc-ts/data";
 import { parseFlags } from "./cli/args.js";
 import { trainFlags, trainOptions } from "./commands/train-flags.js";
 import { LowRankClone } from "./lrc.js";
+import { distill } from "./run.js";
+import { readMetrics } from "./metrics.js";
+import type { TrainRow } from "./metrics.js";
 import { LmTask, LrcTask, readerSource } from "./task.js";
 import { Trainer } from "./trainer.js";
 import { spawnCli, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
@@ -100,5 +103,47 @@ describe("warmup longer than the run", () => {
     expect(ex.code).toBe(1);
     expect(p.stderr()).toContain("lrc pretrain: warmup of 6 steps is longer than the run's 5 steps");
     expect(fs.existsSync(out)).toBe(false);
+  });
+});
+
+describe("clone terms logged at alpha 0", () => {
+  const teacher = new CausalLM(parseConfig(tinyConfigJson({ hidden: 32, vocab: 64 })), { seed: 1 });
+  const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 7 + 3) % 64);
+  const batch = { inputs: ids, targets: Int32Array.from(ids, (x) => (x + 1) % 64), shape: [2, 8] as const };
+  const run = (opts: { alpha: number; logCloneTerms?: boolean }) => {
+    const clone = new LowRankClone(teacher, { hiddenSize: 16, seed: 4, temperature: 2, ...opts });
+    const r = clone.forward(batch);
+    r.total.backward();
+    const grads = Object.fromEntries(Object.entries(clone.params).map(([n, p]) => [n, Float64Array.from(p.grad!.buf)]));
+    const terms = Object.fromEntries(Object.entries(r.terms).map(([n, t]) => [n, { value: t.item(), onTape: t.requiresGrad }]));
+    return { total: r.total.item(), clone: r.clone?.item() ?? null, terms, grads };
+  };
+
+  it("are computed without gradient and leave the loss and its gradients bit for bit as without them", () => {
+    const logged = run({ alpha: 0 }), off = run({ alpha: 0, logCloneTerms: false }), trained = run({ alpha: 0.5 });
+    expect(Object.keys(off.terms)).toEqual([]);
+    expect(off.clone).toBeNull();
+    expect(Object.keys(logged.terms).sort()).toEqual(Object.keys(trained.terms).sort());
+    expect(Object.keys(logged.terms)).toHaveLength(2 * 7);
+    for (const [n, t] of Object.entries(logged.terms)) {
+      expect(t.onTape, n).toBe(false);
+      expect(t.value, n).toBe(trained.terms[n]!.value);
+    }
+    expect(logged.clone).toBe(trained.clone);
+    expect(logged.total).toBe(off.total);
+    for (const n of Object.keys(off.grads)) expect(logged.grads[n], n).toEqual(off.grads[n]);
+    expect(trained.total).toBeCloseTo(off.total + 0.5 * trained.clone!, 5);
+  });
+
+  it("reach metrics.jsonl in a distill run with alpha 0 (not with logCloneTerms false)", async () => {
+    const base = { teacher, hiddenSize: 16, data, steps: 2, batchSize: 2, seqLen: 8, alpha: 0, temperature: 2, progress: false, log: () => {} };
+    for (const logCloneTerms of [undefined, false]) {
+      const out = path.join(root, `alpha0-${String(logCloneTerms)}`);
+      await distill({ ...base, out, ...(logCloneTerms !== undefined ? { logCloneTerms } : {}) });
+      const rows = readMetrics(path.join(out, "metrics.jsonl")).filter((r): r is TrainRow => r.type === "train");
+      const keys = Object.keys(rows[0]!.losses);
+      if (logCloneTerms === false) expect(keys.sort()).toEqual(["ce", "kl", "total"]);
+      else expect(keys).toEqual(expect.arrayContaining(["clone", "layers.0.q", "layers.1.down"]));
+    }
   });
 });
