@@ -7,11 +7,11 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CausalLM, parseConfig } from "@lrc-ts/nn";
-import { openShards } from "@lrc-ts/data";
+import { ShardDirectoryWriter, openShards } from "@lrc-ts/data";
 import { parseFlags } from "./cli/args.js";
 import { trainFlags, trainOptions } from "./commands/train-flags.js";
 import { LowRankClone } from "./lrc.js";
-import { distill } from "./run.js";
+import { distill, pretrain } from "./run.js";
 import { readMetrics } from "./metrics.js";
 import type { TrainRow } from "./metrics.js";
 import { LmTask, LrcTask, readerSource } from "./task.js";
@@ -86,6 +86,8 @@ describe("AdamW settings and weight-decay groups", () => {
   it("the CLI flags: HF Trainer defaults, checked ranges", () => {
     const base = ["--data", "d", "--out", "o", "--steps", "3"];
     expect(trainOptions(parseFlags(base, trainFlags))).toMatchObject({ weightDecay: 0, decayAll: false, beta1: 0.9, beta2: 0.999, adamEps: 1e-8 });
+    expect(trainOptions(parseFlags(base, trainFlags)).valData).toBeUndefined();
+    expect(trainOptions(parseFlags([...base, "--val-data", "held"], trainFlags)).valData).toBe("held");
     expect(trainOptions(parseFlags([...base, "--adam-beta2", "0.95", "--adam-eps", "1e-6", "--weight-decay", "0.1", "--decay-all"], trainFlags)))
       .toMatchObject({ weightDecay: 0.1, decayAll: true, beta2: 0.95, adamEps: 1e-6 });
     expect(() => trainOptions(parseFlags([...base, "--adam-beta1", "1"], trainFlags))).toThrow(/--adam-beta1 must be in \[0, 1\), got 1/);
@@ -145,5 +147,43 @@ describe("clone terms logged at alpha 0", () => {
       if (logCloneTerms === false) expect(keys.sort()).toEqual(["ce", "kl", "total"]);
       else expect(keys).toEqual(expect.arrayContaining(["clone", "layers.0.q", "layers.1.down"]));
     }
+  });
+});
+
+describe("--val-data: a fixed validation set in a second shard directory", () => {
+  const cfg = () => path.join(root, "config.json");
+  const base = { steps: 3, batchSize: 2, seqLen: 8, lr: 1e-2, warmupSteps: 1, evalEvery: 3, seed: 1, progress: false, log: () => {} };
+  beforeAll(() => writeJson(cfg(), tinyConfigJson({ hidden: 16, vocab: 64 })));
+  const evalRows = (out: string) => readMetrics(path.join(out, "metrics.jsonl")).filter((r) => r.type === "eval");
+
+  it("evaluates on its val split, or on its train split when it has none; run.json names it", async () => {
+    const same = path.join(root, "vd-same"), plain = path.join(root, "vd-plain");
+    const a = await pretrain({ config: cfg(), data, valData: data, out: same, ...base });
+    const b = await pretrain({ config: cfg(), data, out: plain, ...base });
+    expect(a.val!.loss).toBe(b.val!.loss);
+    expect(JSON.parse(fs.readFileSync(path.join(same, "run.json"), "utf8")).evalData).toEqual({ dir: data, split: "val" });
+
+    const trainOnly = path.join(root, "train-only"), held = path.join(root, "held-out");
+    writeMarkovShards(trainOnly, { vocab: 64, trainTokens: 2000, valTokens: 0, seed: 1 });
+    writeMarkovShards(held, { vocab: 64, trainTokens: 300, valTokens: 0, seed: 9 });
+    const out = path.join(root, "vd-held");
+    const lines: string[] = [];
+    const r = await pretrain({ config: cfg(), data: trainOnly, valData: held, out, ...base, log: (l) => lines.push(l) });
+    expect(r.val!.tokens).toBeGreaterThan(0);
+    expect(evalRows(out)).toHaveLength(1);
+    expect(lines.join("\n")).toContain(`evaluating on the train split of ${held}`);
+    expect(JSON.parse(fs.readFileSync(path.join(out, "run.json"), "utf8")).evalData).toEqual({ dir: held, split: "train" });
+    // Without --val-data the same train-only data skips evaluation.
+    const skipped = await pretrain({ config: cfg(), data: trainOnly, out: path.join(root, "vd-none"), ...base });
+    expect(skipped.val).toBeNull();
+  });
+
+  it("refuses a directory of another tokenizer, naming its manifest", async () => {
+    const other = path.join(root, "other-tok");
+    const w = new ShardDirectoryWriter({ out: other, vocabSize: 64, eosId: 0, tokenizerHash: "1".repeat(64), shardTokens: 4096 });
+    w.addDocument("val", Array.from({ length: 50 }, (_, i) => 1 + (i % 63)));
+    w.finish();
+    await expect(pretrain({ config: cfg(), data, valData: other, out: path.join(root, "vd-bad"), ...base }))
+      .rejects.toThrow(`${path.join(other, "manifest.json")}: tokenized with another tokenizer`);
   });
 });

@@ -8,6 +8,7 @@ import path from "node:path";
 import { CausalLM, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { openShards, readManifest, windowCount } from "@lrc-ts/data";
+import type { Manifest, Split } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import type { LowRankCloneOptions } from "./lrc.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
@@ -16,8 +17,13 @@ import { Trainer } from "./trainer.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
 
 export interface TrainRunOptions {
-  /** Shard directory (`lrc tokenize` output). */
+  /** Shard directory (`lrc tokenize` output); its val split is the evaluation data unless valData is given. */
   readonly data: string;
+  /**
+   * A second shard directory to evaluate on (a fixed validation set): its val split, or its train split when
+   * it has no val split (a directory tokenized from the validation files alone). Same tokenizer as `data`.
+   */
+  readonly valData?: string;
   /** Run directory. */
   readonly out: string;
   /** Optimizer steps; or give `tokens` (steps = ceil(tokens / (batchSize · seqLen · gradAccum))). */
@@ -109,14 +115,14 @@ async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, t
   if (manifest.vocabSize > vocab)
     throw new RangeError(`${path.join(o.data, "manifest.json")}: the shards' vocabulary (${manifest.vocabSize}) is larger than the model's vocab_size ${vocab}`);
   const steps = resolveSteps(o, B, T);
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const evalOn = evalData(o, manifest, vocab, T, log);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
-    const hasVal = windowCount(manifest.splits.val.tokens, T) > 0;
-    const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-    if (!hasVal) log(`note: ${o.data} has no val split of at least ${T + 1} tokens; skipping evaluation`);
-    const val = hasVal ? valSource(o.data, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8 }) : null;
+    const val = evalOn === null ? null : valSource(evalOn.dir, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8, split: evalOn.split });
     const cfg: TrainerConfig = {
       steps, outDir: o.out, lr: o.lr ?? defaultLr, describe,
+      runInfo: { data: o.data, evalData: evalOn, batchSize: B, seqLen: T, evalBatches: o.evalBatches ?? 8 },
       ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
     };
     const trainer = new Trainer(task, readerSource(reader), val, cfg);
@@ -133,6 +139,24 @@ async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, t
   } finally {
     reader.close();
   }
+}
+
+/** Where evaluation reads: valData's val (else train) split, or data's val split; null (with a note) when data has none. */
+function evalData(o: TrainRunOptions, manifest: Manifest, vocab: number, T: number, log: (l: string) => void): { dir: string; split: Split } | null {
+  if (o.valData === undefined) {
+    if (windowCount(manifest.splits.val.tokens, T) > 0) return { dir: o.data, split: "val" };
+    log(`note: ${o.data} has no val split of at least ${T + 1} tokens; skipping evaluation`);
+    return null;
+  }
+  const file = path.join(o.valData, "manifest.json");
+  const m = readManifest(o.valData);
+  if (m.tokenizer.hash !== manifest.tokenizer.hash)
+    throw new RangeError(`${file}: tokenized with another tokenizer (hash ${m.tokenizer.hash.slice(0, 12)}) than ${o.data} (${manifest.tokenizer.hash.slice(0, 12)})`);
+  if (m.vocabSize > vocab) throw new RangeError(`${file}: the shards' vocabulary (${m.vocabSize}) is larger than the model's vocab_size ${vocab}`);
+  const split: Split = windowCount(m.splits.val.tokens, T) > 0 ? "val" : "train";
+  if (windowCount(m.splits[split].tokens, T) === 0) throw new RangeError(`${file}: no split holds ${T + 1} tokens (one --seq-len window) to evaluate on`);
+  log(`evaluating on the ${split} split of ${o.valData} (${m.splits[split].tokens.toLocaleString("en-US")} tokens)`);
+  return { dir: o.valData, split };
 }
 
 function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {

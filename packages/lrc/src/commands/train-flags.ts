@@ -7,7 +7,8 @@ import { backendFlag } from "../cli/command.js";
 import type { RunResult, TrainRunOptions } from "../run.js";
 
 export const trainFlags: FlagSpecs = {
-  data: { kind: "string", required: true, help: "token shard directory (lrc tokenize output)" },
+  data: { kind: "string", required: true, help: "token shard directory (lrc tokenize output); its val split is evaluated unless --val-data" },
+  "val-data": { kind: "string", help: "a second shard directory to evaluate on (same tokenizer): its val split, or its train split when it has no val split" },
   out: { kind: "string", required: true, help: "run directory: metrics.jsonl, loss.svg, checkpoints/ and the exported model" },
   steps: { kind: "int", help: "optimizer steps (or --tokens)" },
   tokens: { kind: "int", help: "training tokens; steps = ceil(tokens / (batch-size * seq-len * grad-accum))" },
@@ -24,7 +25,7 @@ export const trainFlags: FlagSpecs = {
   warmup: { kind: "number", default: 0.005, help: "warmup as a fraction of the steps (at least 1 step when > 0)" },
   "warmup-steps": { kind: "int", help: "warmup steps (overrides --warmup); longer than the run is an error" },
   clip: { kind: "number", default: 1, help: "gradient-norm clip (0: off)" },
-  "eval-every": { kind: "int", default: 0, help: "evaluate on the val split every N steps (0: only at the end)" },
+  "eval-every": { kind: "int", default: 0, help: "evaluate every N steps (0: only at the end)" },
   "eval-batches": { kind: "int", default: 8, help: "val batches per evaluation" },
   "save-every": { kind: "int", default: 0, help: "checkpoint every N steps (0: only at the end)" },
   "keep-checkpoints": { kind: "int", default: 2, help: "complete checkpoints kept" },
@@ -56,7 +57,7 @@ export function trainOptions(flags: ParsedFlags): TrainRunOptions {
     if (!(v >= 0 && v < 1)) throw new UsageError(`--${b} must be in [0, 1), got ${v}`);
   }
   const o: Record<string, unknown> = {
-    data: flags.data, out: flags.out, steps: positive(flags, "steps"), tokens: positive(flags, "tokens"),
+    data: flags.data, valData: flags["val-data"], out: flags.out, steps: positive(flags, "steps"), tokens: positive(flags, "tokens"),
     batchSize: positive(flags, "batch-size"), seqLen: positive(flags, "seq-len"), gradAccum: positive(flags, "grad-accum"),
     lr: positive(flags, "lr"), weightDecay: positive(flags, "weight-decay", true), decayAll: flags["decay-all"] === true,
     beta1: flags["adam-beta1"], beta2: flags["adam-beta2"], adamEps: positive(flags, "adam-eps"), schedule, warmupFraction: warmup,
