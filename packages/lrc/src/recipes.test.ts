@@ -144,6 +144,7 @@ describe("clone terms logged at alpha 0", () => {
       await distill({ ...base, out, ...(logCloneTerms !== undefined ? { logCloneTerms } : {}) });
       const rows = readMetrics(path.join(out, "metrics.jsonl")).filter((r): r is TrainRow => r.type === "train");
       const keys = Object.keys(rows[0]!.losses);
+      expect(JSON.parse(fs.readFileSync(path.join(out, "run.json"), "utf8"))).toMatchObject({ command: "distill", logCloneTerms: logCloneTerms ?? true });
       if (logCloneTerms === false) expect(keys.sort()).toEqual(["ce", "kl", "total"]);
       else expect(keys).toEqual(expect.arrayContaining(["clone", "layers.0.q", "layers.1.down"]));
     }
@@ -161,7 +162,10 @@ describe("--val-data: a fixed validation set in a second shard directory", () =>
     const a = await pretrain({ config: cfg(), data, valData: data, out: same, ...base });
     const b = await pretrain({ config: cfg(), data, out: plain, ...base });
     expect(a.val!.loss).toBe(b.val!.loss);
-    expect(JSON.parse(fs.readFileSync(path.join(same, "run.json"), "utf8")).evalData).toEqual({ dir: data, split: "val" });
+    expect(JSON.parse(fs.readFileSync(path.join(same, "run.json"), "utf8"))).toMatchObject({
+      command: "pretrain", configFile: cfg(), teacher: null, data, evalData: { dir: data, split: "val" }, batchSize: 2, seqLen: 8, evalEvery: 3,
+      exportTo: path.join(same, "model")
+    });
 
     const trainOnly = path.join(root, "train-only"), held = path.join(root, "held-out");
     writeMarkovShards(trainOnly, { vocab: 64, trainTokens: 2000, valTokens: 0, seed: 1 });

@@ -109,7 +109,7 @@ function resolveSteps(o: TrainRunOptions, B: number, T: number): number {
   return steps;
 }
 
-async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, vocab: number, defaultLr: number, describe: Record<string, unknown>): Promise<RunResult> {
+async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, vocab: number, defaultLr: number, describe: Record<string, unknown>, info: Record<string, unknown>): Promise<RunResult> {
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
   const manifest = readManifest(o.data);
   if (manifest.vocabSize > vocab)
@@ -122,7 +122,7 @@ async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, t
     const val = evalOn === null ? null : valSource(evalOn.dir, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8, split: evalOn.split });
     const cfg: TrainerConfig = {
       steps, outDir: o.out, lr: o.lr ?? defaultLr, describe,
-      runInfo: { data: o.data, evalData: evalOn, batchSize: B, seqLen: T, evalBatches: o.evalBatches ?? 8 },
+      runInfo: { ...info, data: o.data, evalData: evalOn, batchSize: B, seqLen: T, evalBatches: o.evalBatches ?? 8, exportTo: exportDir },
       ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
     };
     const trainer = new Trainer(task, readerSource(reader), val, cfg);
@@ -178,7 +178,9 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
-  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc.vocab_size, 1e-4, {});
+  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc.vocab_size, 1e-4, {}, {
+    command: "distill", teacher: typeof o.teacher === "string" ? o.teacher : null, logCloneTerms: clone.loss.logCloneTerms,
+  });
 }
 
 /** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
@@ -200,7 +202,9 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
       `F=${config.intermediate_size} V=${config.vocab_size} (${model.numParameters().toLocaleString("en-US")} parameters)` +
       (teacher !== null ? `, KD from a teacher at tau ${task.temperature}` : ""),
   );
-  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, config.vocab_size, 1e-3, { initStd: o.initStd ?? null });
+  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, config.vocab_size, 1e-3, { initStd: o.initStd ?? null }, {
+    command: "pretrain", configFile: typeof o.config === "string" ? o.config : null, teacher: typeof o.teacher === "string" ? o.teacher : null,
+  });
 }
 
 /** A lone tokenizer.json goes into a small staging directory so saveCausalLM can copy it. */

@@ -126,6 +126,7 @@ export class Trainer extends TrainerCore {
   private writeRunJson(): void {
     const c = this.cfg;
     const run = {
+      ...(c.runInfo ?? {}),
       configHash: this.configHash,
       config: this.identity,
       optimizer: {
@@ -134,7 +135,7 @@ export class Trainer extends TrainerCore {
         groups: [{ weightDecay: c.weightDecay ?? 0, params: this.groups.decay }, { weightDecay: 0, params: this.groups.noDecay }],
       },
       evalEvery: c.evalEvery ?? 0, evaluates: this.val !== null, saveEvery: c.saveEvery ?? 0, keepCheckpoints: c.keepCheckpoints ?? 2,
-      resumedFromStep: c.resume ? this.step : null, ...(c.runInfo ?? {}),
+      resumedFromStep: c.resume ? this.step : null,
     };
     const file = path.join(c.outDir, "run.json");
     const tmp = `${file}.tmp-${process.pid}`;
