@@ -71,6 +71,13 @@ describe("AdamW settings and weight-decay groups", () => {
     expect(run.optimizer).toMatchObject({ kind: "adamw", betas: [0.9, 0.95], eps: 1e-6, weightDecay: 0.1, decayAll: false });
     expect(run.optimizer.groups).toEqual([{ weightDecay: 0.1, params: trainer.groups.decay }, { weightDecay: 0, params: trainer.groups.noDecay }]);
     expect(run.config.noDecay).toEqual(trainer.groups.noDecay);
+    // Without weight decay, or with every tensor decayed, the groups do not change the math, and the
+    // configuration (which a resumed checkpoint must match) has no noDecay entry.
+    const plain = await trainLm(path.join(root, "runjson-wd0"), {});
+    expect(plain.trainer.identity).not.toHaveProperty("noDecay");
+    expect(plain.trainer.groups.noDecay.length).toBeGreaterThan(0);
+    const all = await trainLm(path.join(root, "runjson-all"), { weightDecay: 0.1, decayAll: true });
+    expect(all.trainer.identity).not.toHaveProperty("noDecay");
     expect(fs.readdirSync(out).filter((f) => f.includes(".tmp"))).toEqual([]);
   });
 

@@ -168,7 +168,9 @@ export class TrainerCore {
       task: task.describe(),
       params: this.names.map((n, i) => [n, this.params[i]!.shape]),
       steps: cfg.steps, lr: cfg.lr ?? 1e-4, weightDecay: cfg.weightDecay ?? 0, betas: [cfg.beta1 ?? 0.9, cfg.beta2 ?? 0.999],
-      noDecay: this.groups.noDecay, adamEps: cfg.adamEps ?? 1e-8, schedule: cfg.schedule ?? "linear", warmup: this.warmup, gradClip: cfg.gradClip ?? 1,
+      // The no-decay group changes the math only with weight decay; an all-decay run's configuration reads as before.
+      ...((cfg.weightDecay ?? 0) > 0 && this.groups.noDecay.length > 0 ? { noDecay: this.groups.noDecay } : {}),
+      adamEps: cfg.adamEps ?? 1e-8, schedule: cfg.schedule ?? "linear", warmup: this.warmup, gradClip: cfg.gradClip ?? 1,
       gradAccum: accum, seed: cfg.seed ?? 0, batch: train.describe(), extra: cfg.describe ?? null,
     })) as Record<string, unknown>;
     this.configHash = sha256Hex(new TextEncoder().encode(stableJson(this.identity))).slice(0, 16);
