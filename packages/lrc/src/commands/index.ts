@@ -2,6 +2,7 @@
 import type { Command } from "../cli/command.js";
 import { distillCommand } from "./distill.js";
 import { evalCommand } from "./eval.js";
+import { evalTasksCommand } from "./eval-tasks.js";
 import { generateCommand } from "./generate.js";
 import { pretrainCommand } from "./pretrain.js";
 import { tokenizeCommand } from "./tokenize.js";
@@ -10,6 +11,7 @@ import { tokenizerTrainCommand } from "./tokenizer-train.js";
 export const commands: Command[] = [
   distillCommand,
   evalCommand,
+  evalTasksCommand,
   generateCommand,
   pretrainCommand,
   tokenizeCommand,
