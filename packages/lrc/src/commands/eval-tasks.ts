@@ -36,6 +36,26 @@ export function parseTaskArgs(args: readonly string[]): TaskFile[] {
   });
 }
 
+/** The task files of a directory: `<task>.jsonl`, `<task>.json` or `<task>.parquet` for known task names, sorted. */
+export function taskFilesInDir(dir: string): TaskFile[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).sort();
+  } catch {
+    throw new Error(`${dir}: no such task directory`);
+  }
+  const out: TaskFile[] = [];
+  for (const name of names) {
+    const m = /^(.+)\.(jsonl|json|parquet)$/.exec(name);
+    const task = m === null ? undefined : TASKS.get(m[1]!);
+    if (task === undefined) continue;
+    if (out.some((t) => t.task === task)) throw new Error(`${dir}: two files for task ${task.name}`);
+    out.push({ task, file: path.join(dir, name) });
+  }
+  if (out.length === 0) throw new Error(`${dir}: no task files (<task>.jsonl or <task>.parquet with task one of ${[...TASKS.keys()].join(", ")})`);
+  return out;
+}
+
 /** The documents of a task file (the first `limit`), each with its line number; a bad row names file, line and field. */
 export async function readTaskDocs(tf: TaskFile, limit?: number): Promise<{ docs: MultipleChoiceDoc[]; lines: number[] }> {
   const docs: MultipleChoiceDoc[] = [], lines: number[] = [];
@@ -132,31 +152,43 @@ function progress(label: string): { update: (done: number, total: number) => voi
   };
 }
 
-export interface EvalTasksOptions {
-  readonly limit?: number;
+/** A task's documents, read and checked. */
+export interface LoadedTask extends TaskFile {
+  readonly docs: MultipleChoiceDoc[];
+  /** The row number of each document in its file. */
+  readonly lines: number[];
+}
+
+/** Reads every task file (the first `limit` documents of each), so bad rows stop a run before any scoring. */
+export async function loadTasks(tasks: readonly TaskFile[], limit?: number): Promise<LoadedTask[]> {
+  const out: LoadedTask[] = [];
+  for (const tf of tasks) out.push({ ...tf, ...(await readTaskDocs(tf, limit)) });
+  return out;
+}
+
+export interface ScoreTasksOptions {
   readonly batchSize?: number;
-  /** Called with each task's per-document samples (document line numbers beside them). */
-  readonly onSamples?: (task: string, result: MultipleChoiceResult, lines: readonly number[]) => void;
+  /** Called with each task's per-document results. */
+  readonly onSamples?: (task: LoadedTask, result: MultipleChoiceResult) => void;
+  /** A progress line on stderr. */
   readonly progress?: boolean;
 }
 
-/** Scores every task file with the model; the scores by task name, in argument order. */
-export async function evalTasks(
-  model: LanguageModel, tokenizer: TextTokenizer, prefix: number, tasks: readonly TaskFile[], opts: EvalTasksOptions = {},
+/** Scores loaded tasks with a model; the scores by task name, in order. */
+export async function scoreTasks(
+  model: LanguageModel, tokenizer: TextTokenizer, prefix: number, tasks: readonly LoadedTask[], opts: ScoreTasksOptions = {},
 ): Promise<Map<string, TaskScore>> {
-  const read = [];
-  for (const tf of tasks) read.push({ tf, ...(await readTaskDocs(tf, opts.limit)) }); // every file checked before the first forward
   const scores = new Map<string, TaskScore>();
-  for (const { tf, docs, lines } of read) {
-    const bar = progress(tf.task.name);
-    const r = await evaluateMultipleChoice(model, (s) => tokenizer.encode(s), docs, {
+  for (const t of tasks) {
+    const bar = progress(t.task.name);
+    const r = await evaluateMultipleChoice(model, (s) => tokenizer.encode(s), t.docs, {
       prefixToken: prefix,
       ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
       ...(opts.progress ? { onProgress: bar.update } : {}),
     });
     if (opts.progress) bar.end();
-    opts.onSamples?.(tf.task.name, r, lines);
-    scores.set(tf.task.name, score(r));
+    opts.onSamples?.(t, r);
+    scores.set(t.task.name, score(r));
   }
   return scores;
 }
@@ -198,16 +230,16 @@ export const evalTasksCommand: Command = {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: no such model directory`);
     readConfigFile(path.join(dir, "config.json"));
     const tokenizer = loadTokenizer(dir);
+    const loaded = await loadTasks(tasks, limit);
     const model = await loadCausalLM(dir);
     const lines: string[] = [];
-    const scores = await evalTasks(model, tokenizer, prefixToken(tokenizer, dir), tasks, {
-      ...(limit !== undefined ? { limit } : {}),
+    const scores = await scoreTasks(model, tokenizer, prefixToken(tokenizer, dir), loaded, {
       batchSize,
       progress: true,
-      onSamples: (task, r, docLines) => {
+      onSamples: (t, r) => {
         if (logFile === undefined) return;
         r.samples.forEach((s, i) => lines.push(JSON.stringify({
-          task, line: docLines[i], loglikelihoods: s.loglikelihoods, is_greedy: s.isGreedy, gold: s.gold, pred: s.pred, pred_norm: s.predNorm,
+          task: t.task.name, line: t.lines[i], loglikelihoods: s.loglikelihoods, is_greedy: s.isGreedy, gold: s.gold, pred: s.pred, pred_norm: s.predNorm,
         })));
       },
     });
