@@ -3,7 +3,9 @@ import type { Command } from "../cli/command.js";
 import { distillCommand } from "./distill.js";
 import { evalCommand } from "./eval.js";
 import { evalTasksCommand } from "./eval-tasks.js";
+import { exportReferenceCommand } from "./export-reference.js";
 import { generateCommand } from "./generate.js";
+import { importReferenceCommand } from "./import-reference.js";
 import { pretrainCommand } from "./pretrain.js";
 import { tokenizeCommand } from "./tokenize.js";
 import { tokenizerTrainCommand } from "./tokenizer-train.js";
@@ -12,7 +14,9 @@ export const commands: Command[] = [
   distillCommand,
   evalCommand,
   evalTasksCommand,
+  exportReferenceCommand,
   generateCommand,
+  importReferenceCommand,
   pretrainCommand,
   tokenizeCommand,
   tokenizerTrainCommand,
