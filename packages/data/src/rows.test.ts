@@ -33,14 +33,26 @@ describe("readRows", () => {
     await expect(all(f)).rejects.toThrow(/line 1: not a JSON object/);
   });
 
-  it("reads parquet rows: nested structs, BigInt integers as numbers, across chunks", async () => {
+  it("reads parquet rows: nested structs of lists (Arrow's layout, as the Hub's files), BigInt integers as numbers, across chunks", async () => {
     const n = 2500;
     const f = path.join(dir, "t.parquet");
+    const list = (name: string) => [
+      { name, repetition_type: "OPTIONAL", num_children: 1, converted_type: "LIST" },
+      { name: "list", repetition_type: "REPEATED", num_children: 1 },
+      { name: "element", repetition_type: "OPTIONAL", type: "BYTE_ARRAY", converted_type: "UTF8" },
+    ] as const;
     const buf = parquetWriteBuffer({
+      schema: [
+        { name: "root", num_children: 3 },
+        { name: "question", repetition_type: "OPTIONAL", type: "BYTE_ARRAY", converted_type: "UTF8" },
+        { name: "choices", repetition_type: "OPTIONAL", num_children: 2 },
+        ...list("text"), ...list("label"),
+        { name: "label", repetition_type: "OPTIONAL", type: "INT64" },
+      ],
       columnData: [
         { name: "question", data: Array.from({ length: n }, (_, i) => `q${i}`) },
         { name: "choices", data: Array.from({ length: n }, (_, i) => ({ text: ["a", `b${i}`], label: ["A", "B"] })) },
-        { name: "label", data: Array.from({ length: n }, (_, i) => BigInt(i % 2)), type: "INT64" },
+        { name: "label", data: Array.from({ length: n }, (_, i) => BigInt(i % 2)) },
       ],
     });
     fs.writeFileSync(f, new Uint8Array(buf));
