@@ -2,11 +2,13 @@
 // re-implementation of lm-evaluation-harness's rules (fixtures/loglikelihood/expected.json): token
 // boundaries (trailing context spaces, empty contexts, merges across the boundary), per-request sums and
 // is_greedy within 1e-4 on the committed tiny checkpoints (full window and a window of 8 tokens, i.e. left
-// truncation), with and without the shared-context cache and at several batch sizes; accuracies identical.
+// truncation), with and without the shared-context cache and at several batch sizes; accuracies identical;
+// and (fast-check) cached and uncached scoring agreeing on random requests, batch sizes and windows.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { loadCausalLM } from "./checkpoint.js";
 import { encodeRequest, loglikelihoods } from "./loglikelihood.js";
@@ -105,6 +107,28 @@ describe("loglikelihoods", () => {
       expect(r.accNormStderr).toBeCloseTo(m.acc_norm_stderr, 12);
     });
   }
+
+  it("gives the same numbers with and without the shared-context cache, at any batch size and window (property)", async () => {
+    const model = await loadCausalLM(path.join(FIXTURES, "llama-gqa-llama3rope-f32"));
+    const V = model.config.vocab_size;
+    const tokens = (min: number, max: number) => fc.array(fc.integer({ min: 0, max: V - 1 }), { minLength: min, maxLength: max });
+    // A few contexts, each with a few continuations: contexts repeat, so the cache is shared.
+    const doc = fc.record({ context: tokens(1, 12), continuations: fc.array(tokens(0, 5), { minLength: 1, maxLength: 4 }) });
+    await fc.assert(
+      fc.asyncProperty(fc.array(doc, { minLength: 1, maxLength: 4 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 5, max: 20 }), async (docs, batchSize, maxLength) => {
+        const reqs = docs.flatMap((d) => d.continuations.map((continuation) => ({ context: d.context, continuation })));
+        const a = await loglikelihoods(model, reqs, { shareContext: true, batchSize, maxLength });
+        const b = await loglikelihoods(model, reqs, { shareContext: false, batchSize: 1, maxLength });
+        a.forEach((r, i) => {
+          expect(Math.abs(r.logprob - b[i]!.logprob), `request ${i}`).toBeLessThan(1e-4);
+          expect(r.isGreedy, `request ${i}`).toBe(b[i]!.isGreedy);
+          if (reqs[i]!.continuation.length === 0) expect(r).toEqual({ logprob: 0, isGreedy: true });
+          else expect(r.logprob).toBeLessThan(0);
+        });
+      }),
+      { numRuns: 25, seed: 7 },
+    );
+  });
 
   it("greedy continuations are is_greedy, and a one-token change is not", async () => {
     const model = await loadCausalLM(path.join(FIXTURES, "qwen2-tied-f32"));
