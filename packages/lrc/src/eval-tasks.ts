@@ -4,6 +4,7 @@
 // (MMLU's "The following are multiple choice questions (with answers) about {subject}.\n\n") comes first, as
 // lm-eval's fewshot_context puts it. Platform-neutral: reading the files is the CLI's job.
 
+import { docProblem } from "@lrc-ts/nn";
 import type { MultipleChoiceDoc } from "@lrc-ts/nn";
 
 /** A row without a field the task needs, or with one of the wrong kind. */
@@ -188,8 +189,7 @@ export const TASKS: ReadonlyMap<string, TaskAdapter> = new Map(adapters.map((a) 
 /** A row's document, checked: at least two choices, and a gold index among them. */
 export function taskDoc(task: TaskAdapter, row: Record<string, unknown>): MultipleChoiceDoc {
   const doc = task.doc(row);
-  const n = "choices" in doc ? doc.choices.length : doc.contexts.length;
-  if (n < 2) throw new TaskRowError("choices", `the row has ${n} choice(s); at least 2 are needed`);
-  if (!(doc.gold >= 0 && doc.gold < n)) throw new TaskRowError("gold", `the answer index ${doc.gold} is not one of the ${n} choices`);
+  const problem = docProblem(doc);
+  if (problem !== null) throw new TaskRowError(problem.field, problem.message);
   return doc;
 }

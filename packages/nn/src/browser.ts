@@ -39,5 +39,5 @@ export type { EvaluateOptions, EvalResult, TokenBatch } from "./evaluate.js";
 export { weightsFromStateDict, stateDictFromWeights, layerWeightKeys, LAYER_WEIGHT_NAMES } from "./weights.js";
 export { encodeRequest, loglikelihoods } from "./loglikelihood.js";
 export type { Encode, LoglikelihoodRequest, LoglikelihoodResult, LoglikelihoodOptions } from "./loglikelihood.js";
-export { evaluateMultipleChoice, docRequests, scoreDoc, meanStderr, TARGET_DELIMITER } from "./multiple-choice.js";
+export { evaluateMultipleChoice, docRequests, docProblem, scoreDoc, meanStderr, TARGET_DELIMITER } from "./multiple-choice.js";
 export type { MultipleChoiceDoc, MultipleChoiceSample, MultipleChoiceResult, MultipleChoiceOptions } from "./multiple-choice.js";

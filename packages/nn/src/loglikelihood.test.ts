@@ -149,7 +149,7 @@ describe("loglikelihoods", () => {
     await expect(loglikelihoods(model, [{ context: [3], continuation: [4, 5, 6] }], { maxLength: 2 })).rejects.toThrow(/3 tokens does not fit the window of 2/);
     await expect(loglikelihoods(model, [{ context: [3], continuation: [400] }])).rejects.toThrow(/token 400 is outside/);
     await expect(loglikelihoods(model, [], { maxLength: 1000 })).rejects.toThrow(/maxLength/);
-    await expect(evaluateMultipleChoice(model, encode, [{ context: "a", choices: ["b", "c"], gold: 2 }], { prefixToken: 1 })).rejects.toThrow(/document 0 has gold 2/);
+    await expect(evaluateMultipleChoice(model, encode, [{ context: "a", choices: ["b", "c"], gold: 2 }], { prefixToken: 1 })).rejects.toThrow(/document 0: the answer index 2 is not one of the 2 choices/);
   });
 });
 

@@ -47,6 +47,14 @@ export function docRequests(doc: MultipleChoiceDoc): { pairs: [string, string][]
   return { pairs: doc.contexts.map((c) => [c, TARGET_DELIMITER + doc.target]), normStrings: doc.contexts };
 }
 
+/** What is wrong with a document (fewer than two choices, a gold index out of range), or null. */
+export function docProblem(doc: MultipleChoiceDoc): { field: "choices" | "gold"; message: string } | null {
+  const n = docRequests(doc).pairs.length;
+  if (n < 2) return { field: "choices", message: `${n} choice(s); at least 2 are needed` };
+  if (!Number.isInteger(doc.gold) || doc.gold < 0 || doc.gold >= n) return { field: "gold", message: `the answer index ${doc.gold} is not one of the ${n} choices` };
+  return null;
+}
+
 /** numpy.argmax: the first index of the maximum. */
 function argmax(xs: readonly number[]): number {
   let best = 0;
@@ -76,10 +84,9 @@ export async function evaluateMultipleChoice(
   const requests: LoglikelihoodRequest[] = [];
   const starts: number[] = [];
   docs.forEach((doc, d) => {
+    const problem = docProblem(doc);
+    if (problem !== null) throw new RangeError(`evaluateMultipleChoice: document ${d}: ${problem.message}`);
     const { pairs } = docRequests(doc);
-    if (pairs.length < 2) throw new RangeError(`evaluateMultipleChoice: document ${d} has ${pairs.length} choice(s); at least 2 are needed`);
-    if (!Number.isInteger(doc.gold) || doc.gold < 0 || doc.gold >= pairs.length)
-      throw new RangeError(`evaluateMultipleChoice: document ${d} has gold ${doc.gold}, not an index of its ${pairs.length} choices`);
     starts.push(requests.length);
     for (const [c, t] of pairs) requests.push(encodeRequest(encode, c, t, opts.prefixToken));
   });
