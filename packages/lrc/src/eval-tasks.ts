@@ -4,7 +4,7 @@
 // (MMLU's "The following are multiple choice questions (with answers) about {subject}.\n\n") comes first, as
 // lm-eval's fewshot_context puts it. Platform-neutral: reading the files is the CLI's job.
 
-import { docProblem } from "@lrc-ts/nn";
+import { PY_WHITESPACE, docProblem } from "@lrc-ts/nn";
 import type { MultipleChoiceDoc } from "@lrc-ts/nn";
 
 /** A row without a field the task needs, or with one of the wrong kind. */
@@ -67,10 +67,10 @@ function indexOf(labels: readonly string[], key: string, name: string): number {
 
 const LETTERS = ["A", "B", "C", "D", "E"];
 
-/** Python's str.strip / lstrip over Python's whitespace (str.isspace). */
-const PY_WS = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
-const lstrip = (s: string) => s.replace(new RegExp(`^[${PY_WS}]+`, "u"), "");
-const strip = (s: string) => lstrip(s).replace(new RegExp(`[${PY_WS}]+$`, "u"), "");
+/** Python's str.lstrip / strip. */
+const LEADING = new RegExp(`^${PY_WHITESPACE}+`, "u"), TRAILING = new RegExp(`${PY_WHITESPACE}+$`, "u");
+const lstrip = (s: string) => s.replace(LEADING, "");
+const strip = (s: string) => lstrip(s).replace(TRAILING, "");
 
 /** Python's str.capitalize: first character upper case, the rest lower case. */
 function capitalize(s: string): string {

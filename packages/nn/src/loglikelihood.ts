@@ -47,8 +47,12 @@ export interface LoglikelihoodOptions {
   readonly onProgress?: (done: number, total: number) => void;
 }
 
-/** Python's str.isspace() characters, what lm-eval's context.rstrip() removes (JS's \s differs). */
-const TRAILING_PY_SPACE = /[\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/u;
+/**
+ * Python's str.isspace() characters as a regex character class: what str.strip() / rstrip() remove (lm-eval's
+ * context.rstrip(), its templates' .strip()); JS's \s is a different set.
+ */
+export const PY_WHITESPACE = "[\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+const TRAILING_PY_SPACE = new RegExp(`${PY_WHITESPACE}+$`, "u");
 
 /** lm-eval's token boundary: the (context, continuation) token ids of one text pair. */
 export function encodeRequest(encode: Encode, context: string, continuation: string, prefixToken: number): LoglikelihoodRequest {
