@@ -181,6 +181,22 @@ describe("random and mutated bytes into every data parser: a DataError naming th
     );
   });
 
+  it(".txt and .jsonl inputs", async () => {
+    const valid = new TextEncoder().encode('{"text": "héllo wörld"}\n{"text": "the cat"}\n');
+    await fc.assert(
+      fc.asyncProperty(mutated(() => valid.slice()), fc.constantFrom("txt", "jsonl"), async (b, ext) => {
+        const file = path.join(root, `fuzz-input.${ext}`);
+        fs.writeFileSync(file, b);
+        try {
+          for await (const p of readDocuments([file], { pieceChars: 16 })) expect(typeof p.text).toBe("string");
+        } catch (e) {
+          if (!(e instanceof DataError) || e.file !== file) throw e;
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it("the shard header", () => {
     const file = "/shards/train-00000.bin";
     fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: HEADER_BYTES + 8 }), (b) => onlyNamed(file, () => decodeHeader(b, file))), { numRuns: 300 });

@@ -250,6 +250,35 @@ describe("parameterShapes / parameterCount (from the config alone)", () => {
   );
 });
 
+describe("random and mutated bytes in a sharded index (fast-check)", () => {
+  it("loading either succeeds or throws a named error starting with the index or a shard", async () => {
+    const src = path.join(FIXTURES, "llama-gqa-llama3rope-f32-sharded");
+    const files = new Map(fs.readdirSync(src).map((f) => [f, new Uint8Array(fs.readFileSync(path.join(src, f)))] as const));
+    const valid = files.get("model.safetensors.index.json")!;
+    const bytes = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }),
+      fc.record({ at: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), cut: fc.option(fc.nat()) }).map(({ at, cut }) => {
+        const b = valid.slice(0, cut === null ? valid.length : cut % (valid.length + 1));
+        for (const [i, x] of at) if (b.length > 0) b[i % b.length] = x;
+        return b;
+      }),
+    );
+    await fc.assert(
+      fc.asyncProperty(bytes, async (b) => {
+        const m = new Map(files);
+        m.set("model.safetensors.index.json", b);
+        try {
+          await loadCausalLMFromFiles(m, { source: "fuzz" });
+        } catch (e) {
+          const named = e instanceof ConfigError || e instanceof CheckpointError || e instanceof SafetensorsError;
+          if (!named || !(e as Error).message.startsWith("fuzz/")) throw e;
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
 describe("random and mutated bytes in config.json and model.safetensors (fast-check)", () => {
   it("loading either succeeds or throws a ConfigError, CheckpointError or SafetensorsError naming the file", async () => {
     const files = await serializeCausalLM(new CausalLM(tinyQwen({ num_hidden_layers: 1 }), { seed: 1 }));
