@@ -37,7 +37,7 @@ export interface LoadOptions {
 
 const GIB = 1024 ** 3;
 /** Bytes as GiB for messages. */
-export function gib(bytes: number): string {
+function gib(bytes: number): string {
   return (bytes / GIB).toFixed(bytes < 10 * GIB ? 2 : 0);
 }
 
