@@ -2,8 +2,9 @@
 //   trainable.safetensors   every trainable tensor (F32, the task's names)
 //   optimizer.safetensors   AdamW's first and second moments ("m.<name>", "v.<name>")
 //   state.json              step, tokens seen, elapsed time, AdamW step, data-reader cursor, RNG state,
-//                           the cached teacher val loss, the configuration with its hash, and the sha256
-//                           and size of each .safetensors file (version 2)
+//                           the cached teacher val loss, the configuration with its hash, the sha256
+//                           and size of each .safetensors file, and (last) the sha256 of its own compact
+//                           JSON without that field (version 2)
 // Each is written into a temporary directory next to the target, which is then renamed into place, and
 // only then is the `latest` pointer replaced (write + rename), so a crash at any moment leaves the last
 // complete checkpoint intact. Loading validates every state.json field and the files' checksums; it tries
@@ -99,6 +100,9 @@ export function readCheckpointState(dir: string): CheckpointState {
   if (!isObject(s.rng)) bad("rng", "an object", s.rng);
   if (s.teacherVal !== null && s.teacherVal !== undefined && (typeof s.teacherVal !== "number" || !Number.isFinite(s.teacherVal)))
     bad("teacherVal", "a finite number or null", s.teacherVal);
+  const rng = s.rng as Record<string, unknown>;
+  if (!Array.isArray(rng.s) || rng.s.length !== 4 || rng.s.some((x) => !isCount(x) || x > 0xffffffff) || (rng.spare !== null && typeof rng.spare !== "number"))
+    bad("rng", "{ s: 4 unsigned 32-bit integers, spare: a number or null }", s.rng);
   let files: CheckpointState["files"] = null;
   if (s.version === VERSION) {
     if (!isObject(s.files)) bad("files", "an object of checksums", s.files);
@@ -109,8 +113,13 @@ export function readCheckpointState(dir: string): CheckpointState {
         bad(`files.${name}`, "{ sha256: 64 hex digits, bytes: an integer }", e);
     }
     files = f as NonNullable<CheckpointState["files"]>;
+    const { stateSha256, ...rest } = s;
+    if (typeof stateSha256 !== "string" || !SHA256.test(stateSha256)) bad("stateSha256", "64 hex digits", stateSha256);
+    const got = createHash("sha256").update(JSON.stringify(rest)).digest("hex");
+    if (got !== stateSha256) throw new CheckpointError(`${stateFile}: its content hashes to ${got}, not the "stateSha256" it records: the file was changed or is corrupt`);
   }
-  return { ...(s as unknown as CheckpointState), teacherVal: (s.teacherVal as number | null | undefined) ?? null, files };
+  const { stateSha256: _own, ...state } = s;
+  return { ...(state as unknown as CheckpointState), teacherVal: (s.teacherVal as number | null | undefined) ?? null, files };
 }
 
 /** Reads one weight file of a checkpoint, checked against the size and sha256 that state.json records. */
@@ -198,8 +207,10 @@ export class CheckpointStore {
         optimizerStep: ck.optimizer.step, reader: ck.reader, rng: ck.rng, teacherVal: ck.teacherVal, configHash: ck.configHash,
         config: ck.config, files,
       };
+      // state.json checks itself: the sha256 of its own compact JSON (without this field) comes last.
+      const stateSha256 = createHash("sha256").update(JSON.stringify(state)).digest("hex");
       const fd = fs.openSync(path.join(tmp, STATE), "w");
-      fs.writeSync(fd, `${JSON.stringify(state, null, 1)}\n`);
+      fs.writeSync(fd, `${JSON.stringify({ ...state, stateSha256 }, null, 1)}\n`);
       fs.fsyncSync(fd);
       fs.closeSync(fd);
       if (fs.existsSync(final)) {

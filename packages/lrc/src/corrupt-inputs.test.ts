@@ -2,6 +2,7 @@
 // the model's positions, a corrupted val shard, damaged or lying checkpoints (each refused by name, and
 // --resume falling back to the newest complete, verified checkpoint).
 
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import { syncBuiltinESMExports } from "node:module";
@@ -119,6 +120,9 @@ describe("checkpoints: every state.json field validated, weights checksummed, --
     ["config an array", "state.json", state({ config: [] }), /"config" must be an object/],
     ["reader null", "state.json", state({ reader: null }), /"reader" must be an object/],
     ["rng a string", "state.json", state({ rng: "x" }), /"rng" must be an object/],
+    ["rng of three numbers", "state.json", state({ rng: { s: [1, 2, 3], spare: null } }), /"rng" must be \{ s: 4 unsigned 32-bit integers/],
+    ["a changed count of the right type", "state.json", state({ tokens: 65 }), /its content hashes to [0-9a-f]{64}, not the "stateSha256" it records/],
+    ["no self-checksum", "state.json", state({ stateSha256: undefined }), /"stateSha256" must be 64 hex digits/],
     ["teacherVal a string", "state.json", state({ teacherVal: "1.2" }), /"teacherVal" must be a finite number or null/],
     ["no checksums", "state.json", state({ files: undefined }), /"files" must be an object of checksums/],
     ["a checksum that is not hex", "state.json", state({ files: { "trainable.safetensors": { sha256: "xyz", bytes: 1 }, "optimizer.safetensors": { sha256: "0".repeat(64), bytes: 1 } } }), /"files\.trainable\.safetensors" must be/],
@@ -181,6 +185,16 @@ describe("checkpoints: every state.json field validated, weights checksummed, --
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("a reader state that does not fit the data names state.json", async () => {
+    const dir = path.join(root, "ck-reader");
+    fs.cpSync(run, dir, { recursive: true });
+    const f = path.join(dir, "checkpoints", step(4), "state.json");
+    const { stateSha256: _old, ...j } = JSON.parse(fs.readFileSync(f, "utf8")) as Record<string, unknown>;
+    const edited = { ...j, reader: { ...(j.reader as object), position: 3 } };
+    fs.writeFileSync(f, JSON.stringify({ ...edited, stateSha256: createHash("sha256").update(JSON.stringify(edited)).digest("hex") }));
+    await expect(distill({ ...opts, out: dir, resume: true })).rejects.toThrow(`${f}: "reader" does not fit this data: `);
   });
 
   it("state.json records the sha256 and size of both weight files", () => {

@@ -87,7 +87,11 @@ export class Trainer extends TrainerCore {
       );
     }
     this.loadOptimizerState(ck.optimizer);
-    this.train.restore(ck.reader);
+    try {
+      this.train.restore(ck.reader);
+    } catch (e) {
+      throw new Error(`${path.join(ck.dir, "state.json")}: "reader" does not fit this data: ${(e as Error).message}`);
+    }
     this.rng = Rng.fromState(ck.rng);
     this.step = ck.step;
     this.tokens = ck.tokens;
