@@ -6,7 +6,7 @@ export * from "./browser.js";
 export { MANIFEST_FILE, readManifest } from "./manifest.js";
 export { loadTokenizer } from "./tokenizer.js";
 export { trainBpeTokenizer, writeTokenizerJson } from "./bpe-trainer.js";
-export { expandInputs, readDocuments, inputKind, type ReadDocumentsOptions, type InputKind } from "./inputs.js";
+export { expandInputs, readDocuments, readUtf8File, inputKind, type ReadDocumentsOptions, type InputKind } from "./inputs.js";
 export {
   ShardDirectoryWriter,
   writeShards,
@@ -22,9 +22,12 @@ export {
   openShards,
   ShardReader,
   readSplitTokens,
+  verifySplit,
   evalWindows,
   verifyTokenizer,
   type OpenShardsOptions,
   type OpenSplitOptions,
   type EvalWindowsOptions,
 } from "./shard-reader.js";
+export { readRows } from "./rows.js";
+export type { TableRow } from "./rows.js";

@@ -6,10 +6,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { initCheckpoint, parseConfig, readConfigFile } from "@lrc-ts/nn";
-import { main } from "./cli.js";
-import { estimateMemory, layerActivationValues, lmHeadValues, parameterCount, teacherCaptureValues } from "./plan.js";
+import { initCheckpoint, parameterCount, parseConfig, readConfigFile } from "@lrc-ts/nn";
+import { estimateMemory, layerActivationValues, lmHeadValues, teacherCaptureValues } from "./plan.js";
 import { distill } from "./run.js";
+import { run } from "./testing-internal/cli-run.js";
 import { REPO_ROOT, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-plan-"));
@@ -25,15 +25,6 @@ beforeAll(() => {
   writeJson(path.join(root, "config.json"), tinyConfigJson({ hidden: 16, vocab: 64 }));
 });
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
-  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
-  vi.spyOn(process.stderr, "write").mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  const code = await main(argv);
-  vi.restoreAllMocks();
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
 
 describe("the estimate", () => {
   it("counts the published parameters of Qwen2.5-0.5B and 1.5B", () => {

@@ -4,7 +4,7 @@
 // run prints the measured peak RSS of two timed steps beside it.
 
 import type { CausalLMConfig } from "@lrc-ts/nn";
-import { parameterSpecs } from "@lrc-ts/nn";
+import { parameterCount } from "@lrc-ts/nn";
 import { DEFAULT_CHUNK_ELEMENTS } from "@lrc-ts/tensor-core";
 
 /** Bytes of one f32 value. */
@@ -19,11 +19,6 @@ const F32 = 4;
 export function lmHeadValues(rows: number, vocab: number, hidden: number, withTeacher: boolean): number {
   const chunkRows = Math.min(rows, Math.max(1, Math.floor(DEFAULT_CHUNK_ELEMENTS / vocab)));
   return (withTeacher ? 4 : 2) * chunkRows * vocab + rows * hidden + vocab * hidden;
-}
-
-/** Parameters of a config (a tied head counted once), from `parameterSpecs`. */
-export function parameterCount(cfg: CausalLMConfig): number {
-  return parameterSpecs(cfg).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
 }
 
 /**

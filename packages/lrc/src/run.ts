@@ -4,22 +4,30 @@
 // (`<out>/student/` for distill, `<out>/model/` for pretrain).
 
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
-import { CausalLM, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
+import { CausalLM, loadCausalLM, parameterCount, readConfigFile } from "@lrc-ts/nn";
+import { makeDirectory } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
-import { openShards, readManifest, windowCount } from "@lrc-ts/data";
+import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
+import type { Manifest, Split } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import type { LowRankCloneOptions } from "./lrc.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
 import type { TrainTask } from "./task.js";
 import { Trainer, TrainerCore } from "./trainer.js";
-import { estimateMemory, parameterCount } from "./plan.js";
+import { estimateMemory } from "./plan.js";
 import type { MemoryEstimate, RunShape } from "./plan.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
 
 export interface TrainRunOptions {
-  /** Shard directory (`lrc tokenize` output). */
+  /** Shard directory (`lrc tokenize` output); its val split is the evaluation data unless valData is given. */
   readonly data: string;
+  /**
+   * A second shard directory to evaluate on (a fixed validation set): its val split, or its train split when
+   * it has no val split (a directory tokenized from the validation files alone). Same tokenizer as `data`.
+   */
+  readonly valData?: string;
   /** Run directory. */
   readonly out: string;
   /** Optimizer steps; or give `tokens` (steps = ceil(tokens / (batchSize · seqLen · gradAccum))). */
@@ -31,7 +39,13 @@ export interface TrainRunOptions {
   readonly seqLen?: number;
   readonly gradAccum?: number;
   readonly lr?: number;
+  /** AdamW weight decay (default 0) and its groups: see TrainerCoreConfig.decayAll and TrainTask.noDecay. */
   readonly weightDecay?: number;
+  readonly decayAll?: boolean;
+  /** AdamW β1, β2, ε (defaults 0.9, 0.999, 1e-8, as HF Trainer). */
+  readonly beta1?: number;
+  readonly beta2?: number;
+  readonly adamEps?: number;
   readonly schedule?: "linear" | "cosine" | "constant";
   readonly warmupFraction?: number;
   readonly warmupSteps?: number;
@@ -99,20 +113,56 @@ function resolveSteps(o: TrainRunOptions, B: number, T: number): number {
   return steps;
 }
 
+/** What the data and the flags are checked against before training: the model's limits and where they come from. */
+interface ModelLimits {
+  readonly vocabSize: number;
+  readonly maxPositions: number;
+  /** The config.json (or a description of the in-memory model) the limits come from, for messages. */
+  readonly config: string;
+}
+
+/** Where a model's config came from, for messages: its config.json, or a description of the model object. */
+function configWhere(source: string | CausalLM | CausalLMConfig, what: string): string {
+  if (typeof source !== "string") return `the ${what}'s config`;
+  return source.endsWith(".json") ? source : path.join(source, "config.json");
+}
+
+/** The training data and the flags checked against the model's limits (before training or a dry run); the manifest. */
+function checkData(o: TrainRunOptions, limits: ModelLimits, tokenizerFrom: string | undefined, B: number, T: number): Manifest {
+  const manifest = readManifest(o.data);
+  const manifestFile = path.join(o.data, MANIFEST_FILE);
+  if (manifest.vocabSize > limits.vocabSize)
+    throw new RangeError(`${manifestFile}: the shards' vocabulary (${manifest.vocabSize}) is larger than vocab_size ${limits.vocabSize} of ${limits.config}`);
+  // The windows must fit the model (the final evaluation and every resume would fail there otherwise).
+  if (T > limits.maxPositions) throw new RangeError(`--seq-len ${T} exceeds max_position_embeddings ${limits.maxPositions} of ${limits.config}`);
+  // The shards must hold this tokenizer's ids (the manifest records the sha256 of the tokenizer.json they were made with).
+  if (tokenizerFrom !== undefined && fs.existsSync(path.join(tokenizerFrom, "tokenizer.json"))) verifyTokenizer(o.data, tokenizerFrom);
+  // The logits of one micro-batch alone ([B, T, vocab] float32) must fit in memory.
+  const logitBytes = B * T * limits.vocabSize * 4;
+  if (logitBytes > os.totalmem())
+    throw new RangeError(
+      `--batch-size ${B} x --seq-len ${T}: the logits alone need about ${Math.round(logitBytes / 1024 ** 3)} GiB (x vocab_size ${limits.vocabSize}, float32), ` +
+        `more than this machine's ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB; lower --batch-size and use --grad-accum`,
+    );
+  return manifest;
+}
+
 async function runTask(p: PreparedTask, o: TrainRunOptions): Promise<RunResult> {
-  const { task, exportDir, tokenizerFrom, defaultLr, describe } = p;
+  const { task, exportDir, tokenizerFrom, limits, defaultLr, describe, info } = p;
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
-  const manifest = readDataManifest(o.data, p.shape.student.vocab_size);
+  const manifest = checkData(o, limits, tokenizerFrom, B, T);
   const steps = resolveSteps(o, B, T);
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const evalOn = evalData(o, manifest, limits.vocabSize, T, log);
+  // The evaluation split is verified (checksums, id range) once here; the evaluations then read it unverified.
+  if (evalOn !== null) verifySplit(evalOn.dir, evalOn.split);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
-    const hasVal = windowCount(manifest.splits.val.tokens, T) > 0;
-    const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-    if (!hasVal) log(`note: ${o.data} has no val split of at least ${T + 1} tokens; skipping evaluation`);
-    const val = hasVal ? valSource(o.data, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8 }) : null;
+    const val = evalOn === null ? null : valSource(evalOn.dir, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8, split: evalOn.split });
     const cfg: TrainerConfig = {
       steps, outDir: o.out, lr: o.lr ?? defaultLr, describe,
-      ...pick(o, ["weightDecay", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
+      runInfo: { ...info, data: o.data, evalData: evalOn, batchSize: B, seqLen: T, evalBatches: o.evalBatches ?? 8, exportTo: exportDir },
+      ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
     };
     const trainer = new Trainer(task, readerSource(reader), val, cfg);
     const r = await trainer.run();
@@ -130,12 +180,22 @@ async function runTask(p: PreparedTask, o: TrainRunOptions): Promise<RunResult> 
   }
 }
 
-/** The shard directory's manifest, checked against the model's vocabulary. */
-function readDataManifest(data: string, vocab: number): ReturnType<typeof readManifest> {
-  const manifest = readManifest(data);
-  if (manifest.vocabSize > vocab)
-    throw new RangeError(`${path.join(data, "manifest.json")}: the shards' vocabulary (${manifest.vocabSize}) is larger than the model's vocab_size ${vocab}`);
-  return manifest;
+/** Where evaluation reads: valData's val (else train) split, or data's val split; null (with a note) when data has none. */
+function evalData(o: TrainRunOptions, manifest: Manifest, vocab: number, T: number, log: (l: string) => void): { dir: string; split: Split } | null {
+  if (o.valData === undefined) {
+    if (windowCount(manifest.splits.val.tokens, T) > 0) return { dir: o.data, split: "val" };
+    log(`note: ${o.data} has no val split of at least ${T + 1} tokens; skipping evaluation`);
+    return null;
+  }
+  const file = path.join(o.valData, "manifest.json");
+  const m = readManifest(o.valData);
+  if (m.tokenizer.hash !== manifest.tokenizer.hash)
+    throw new RangeError(`${file}: tokenized with another tokenizer (hash ${m.tokenizer.hash.slice(0, 12)}) than ${o.data} (${manifest.tokenizer.hash.slice(0, 12)})`);
+  if (m.vocabSize > vocab) throw new RangeError(`${file}: the shards' vocabulary (${m.vocabSize}) is larger than the model's vocab_size ${vocab}`);
+  const split: Split = windowCount(m.splits.val.tokens, T) > 0 ? "val" : "train";
+  if (windowCount(m.splits[split].tokens, T) === 0) throw new RangeError(`${file}: no split holds ${T + 1} tokens (one --seq-len window) to evaluate on`);
+  log(`evaluating on the ${split} split of ${o.valData} (${m.splits[split].tokens.toLocaleString("en-US")} tokens)`);
+  return { dir: o.valData, split };
 }
 
 function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
@@ -149,8 +209,11 @@ interface PreparedTask {
   readonly task: TrainTask;
   readonly exportDir: string;
   readonly tokenizerFrom: string | undefined;
+  readonly limits: ModelLimits;
   readonly defaultLr: number;
   readonly describe: Record<string, unknown>;
+  /** What the run's directory records about the command (TrainerConfig.runInfo). */
+  readonly info: Record<string, unknown>;
   readonly shape: Omit<RunShape, "batchSize" | "seqLen">;
 }
 
@@ -161,7 +224,7 @@ function bytesOf(m: CausalLM): number {
 async function distillTask(o: DistillOptions): Promise<PreparedTask> {
   const teacher = typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
   const tokenizerFrom = o.tokenizerFrom ?? (typeof o.teacher === "string" ? o.teacher : undefined);
-  const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
+  const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "logCloneTerms", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
   const clone = new LowRankClone(teacher, { ...cloneOpts, hiddenSize: o.hiddenSize, seed: o.seed ?? 0 });
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const tc = teacher.config, sc = clone.studentConfig;
@@ -170,8 +233,10 @@ async function distillTask(o: DistillOptions): Promise<PreparedTask> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
+  const limits = { vocabSize: tc.vocab_size, maxPositions: tc.max_position_embeddings, config: configWhere(o.teacher, "teacher") };
   return {
-    task: new LrcTask(clone), exportDir: path.join(o.out, "student"), tokenizerFrom, defaultLr: 1e-4, describe: {},
+    task: new LrcTask(clone), exportDir: path.join(o.out, "student"), tokenizerFrom, limits, defaultLr: 1e-4, describe: {},
+    info: { command: "distill", teacher: typeof o.teacher === "string" ? o.teacher : null, logCloneTerms: clone.loss.logCloneTerms },
     shape: { teacher: tc, teacherBytes: bytesOf(teacher), student: sc, trainable: clone.numTrainable(), generated: true },
   };
 }
@@ -183,6 +248,13 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
 
 async function pretrainTask(o: PretrainOptions): Promise<PreparedTask> {
   const config = typeof o.config === "string" ? readConfigFile(o.config) : o.config;
+  // Bounded before allocating: weights, gradients and the two AdamW moments, float32 each.
+  const count = parameterCount(config), need = count * 16;
+  if (need > os.totalmem())
+    throw new RangeError(
+      `${configWhere(o.config, "model")}: the model's ${count.toLocaleString("en-US")} parameters need about ${(need / 1024 ** 3).toFixed(1)} GiB to train ` +
+        `(weights, gradients and AdamW moments as float32), more than this machine's ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    );
   const model = new CausalLM(config, { seed: o.seed ?? 0, ...(o.initStd !== undefined ? { std: o.initStd } : {}) });
   const teacher = o.teacher === undefined ? null : typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
   const task = new LmTask(model, {
@@ -199,8 +271,13 @@ async function pretrainTask(o: PretrainOptions): Promise<PreparedTask> {
       `F=${config.intermediate_size} V=${config.vocab_size} (${model.numParameters().toLocaleString("en-US")} parameters)` +
       (teacher !== null ? `, KD from a teacher at tau ${task.temperature}` : ""),
   );
+  const tPos = teacher?.config.max_position_embeddings ?? Infinity;
+  const limits = tPos < config.max_position_embeddings
+    ? { vocabSize: config.vocab_size, maxPositions: tPos, config: configWhere(o.teacher!, "teacher") }
+    : { vocabSize: config.vocab_size, maxPositions: config.max_position_embeddings, config: configWhere(o.config, "model") };
   return {
-    task, exportDir: path.join(o.out, "model"), tokenizerFrom, defaultLr: 1e-3, describe: { initStd: o.initStd ?? null },
+    task, exportDir: path.join(o.out, "model"), tokenizerFrom, limits, defaultLr: 1e-3, describe: { initStd: o.initStd ?? null },
+    info: { command: "pretrain", configFile: typeof o.config === "string" ? o.config : null, teacher: typeof o.teacher === "string" ? o.teacher : null },
     shape: { teacher: teacher?.config ?? null, teacherBytes: teacher === null ? 0 : bytesOf(teacher), student: config, trainable: model.numParameters(), generated: false },
   };
 }
@@ -235,12 +312,12 @@ export const DRY_RUN_STEPS = 2;
  */
 async function dryRun(p: PreparedTask, o: TrainRunOptions): Promise<DryRunResult> {
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128, accum = o.gradAccum ?? 1;
-  readDataManifest(o.data, p.shape.student.vocab_size);
+  checkData(o, p.limits, p.tokenizerFrom, B, T);
   const steps = resolveSteps(o, B, T);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
     const core = new TrainerCore(p.task, readerSource(reader), null, {
-      steps, lr: o.lr ?? p.defaultLr, ...pick(o, ["weightDecay", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "seed"]),
+      steps, lr: o.lr ?? p.defaultLr, ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "seed"]),
     });
     const stepSeconds: number[] = [];
     for (let i = 0; i < DRY_RUN_STEPS; i++) {
@@ -276,7 +353,7 @@ export async function pretrainDryRun(o: PretrainOptions): Promise<DryRunResult> 
 /** A lone tokenizer.json goes into a small staging directory so saveCausalLM can copy it. */
 function stageTokenizer(file: string, out: string): string {
   const dir = path.join(out, ".tokenizer");
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   fs.copyFileSync(file, path.join(dir, "tokenizer.json"));
   return dir;
 }

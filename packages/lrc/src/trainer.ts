@@ -6,8 +6,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import type { AdamWState } from "@lrc-ts/tensor-core";
-import { Rng } from "@lrc-ts/tensor-core";
+import { Rng, fileSystemError, makeDirectory } from "@lrc-ts/tensor-core";
 import { CheckpointStore } from "./checkpoint.js";
 import type { TrainerCheckpoint } from "./checkpoint.js";
 import { MetricsLog } from "./metrics.js";
@@ -38,6 +37,8 @@ export interface TrainerConfig extends TrainerCoreConfig {
   readonly handleSigint?: boolean;
   /** Test hook: runs before step `step` (1-based). */
   readonly beforeStep?: (step: number) => void;
+  /** More of the run's settings for run.json (the data directories, ...). */
+  readonly runInfo?: Record<string, unknown>;
 }
 
 export interface TrainResult {
@@ -63,7 +64,7 @@ export class Trainer extends TrainerCore {
   constructor(task: TrainTask, train: BatchSource, val: EvalSource | null, cfg: TrainerConfig) {
     super(task, train, val, cfg);
     this.cfg = cfg;
-    fs.mkdirSync(cfg.outDir, { recursive: true });
+    makeDirectory(cfg.outDir);
     this.store = new CheckpointStore(path.join(cfg.outDir, "checkpoints"), cfg.keepCheckpoints ?? 2);
     this.metrics = new MetricsLog(path.join(cfg.outDir, "metrics.jsonl"), path.join(cfg.outDir, "loss.svg"));
   }
@@ -74,8 +75,10 @@ export class Trainer extends TrainerCore {
 
   /** Restores everything from the latest checkpoint; returns its step. */
   async restore(): Promise<number> {
-    const ck = await this.store.loadLatest(this.names, this.params);
+    const ck = await this.store.loadLatest(this.names, this.params, (l) => this.log(l));
     if (ck === null) throw new Error(`${this.store.dir}: no checkpoint to resume from`);
+    if (ck.step > this.cfg.steps)
+      throw new Error(`${path.join(ck.dir, "state.json")}: "step" ${ck.step} is beyond the run's ${this.cfg.steps} steps; resume with the same --steps/--tokens`);
     if (ck.configHash !== this.configHash) {
       const diffs = Object.keys({ ...this.identity, ...ck.config }).filter((k) => stableJson(this.identity[k]) !== stableJson(ck.config[k]));
       throw new Error(
@@ -83,8 +86,12 @@ export class Trainer extends TrainerCore {
           "resume with the same flags, or start a new --out directory",
       );
     }
-    this.optimizer.loadState(ck.optimizer);
-    this.train.restore(ck.reader);
+    this.loadOptimizerState(ck.optimizer);
+    try {
+      this.train.restore(ck.reader);
+    } catch (e) {
+      throw new Error(`${path.join(ck.dir, "state.json")}: "reader" does not fit this data: ${(e as Error).message}`);
+    }
     this.rng = Rng.fromState(ck.rng);
     this.step = ck.step;
     this.tokens = ck.tokens;
@@ -99,14 +106,14 @@ export class Trainer extends TrainerCore {
   async save(elapsedSeconds: number): Promise<string> {
     // Host copies of the trained tensors first (the gpu backend's webgpu mode reads only asynchronously).
     await Promise.all(this.params.map((p) => p.toHostAsync()));
-    const optimizer = await this.optimizer.stateAsync();
+    const optimizer = await this.optimizerState();
     const ck: Omit<TrainerCheckpoint, "dir"> = {
       step: this.step,
       tokens: this.tokens,
       elapsedSeconds,
       configHash: this.configHash,
       config: this.identity,
-      optimizer: optimizer as AdamWState,
+      optimizer,
       reader: this.train.state(),
       rng: this.rng.state(),
       teacherVal: this.teacherVal,
@@ -115,6 +122,35 @@ export class Trainer extends TrainerCore {
     this.lastCheckpoint = dir;
     this.savedStep = this.step;
     return dir;
+  }
+
+  /**
+   * Writes <outDir>/run.json (atomically) at the start of every run() call: the configuration that changes
+   * the math (as in the checkpoints, with its hash), AdamW's weight-decay groups by tensor name, and the
+   * settings that do not (evaluation, checkpoints, cfg.runInfo).
+   */
+  private writeRunJson(): void {
+    const c = this.cfg;
+    const run = {
+      ...(c.runInfo ?? {}),
+      configHash: this.configHash,
+      config: this.identity,
+      optimizer: {
+        kind: "adamw", betas: [c.beta1 ?? 0.9, c.beta2 ?? 0.999], eps: c.adamEps ?? 1e-8, weightDecay: c.weightDecay ?? 0,
+        decayAll: c.decayAll ?? false,
+        groups: [{ weightDecay: c.weightDecay ?? 0, params: this.groups.decay }, { weightDecay: 0, params: this.groups.noDecay }],
+      },
+      evalEvery: c.evalEvery ?? 0, evaluates: this.val !== null, saveEvery: c.saveEvery ?? 0, keepCheckpoints: c.keepCheckpoints ?? 2,
+      resumedFromStep: c.resume ? this.step : null,
+    };
+    const file = path.join(c.outDir, "run.json");
+    const tmp = `${file}.tmp-${process.pid}`;
+    try {
+      fs.writeFileSync(tmp, `${JSON.stringify(run, null, 2)}\n`);
+      fs.renameSync(tmp, file);
+    } catch (e) {
+      throw fileSystemError(file, "cannot write", e);
+    }
   }
 
   /** Runs (or resumes) to cfg.steps. */
@@ -128,6 +164,7 @@ export class Trainer extends TrainerCore {
         throw new Error(`${this.store.dir}: holds checkpoints of an earlier run; pass --resume to continue it, or use a new --out directory`);
       this.metrics.reset();
     }
+    this.writeRunJson();
     const startStep = this.step;
     const startTokens = this.tokens;
     const t0 = Date.now();

@@ -74,6 +74,37 @@ export function stateDictFromWeights(w: CausalLMWeights, cfg: CausalLMConfig): R
   return out;
 }
 
+/** The shape of each LayerWeights field of a config (fields it lacks included; see layerWeightKeys). */
+function layerShapes(cfg: CausalLMConfig): Record<keyof LayerWeights, readonly number[]> {
+  const D = cfg.hidden_size, F = cfg.intermediate_size, q = cfg.num_attention_heads * cfg.head_dim, kv = cfg.num_key_value_heads * cfg.head_dim;
+  return {
+    inputNorm: [D], qW: [q, D], qB: [q], kW: [kv, D], kB: [kv], vW: [kv, D], vB: [kv], oW: [D, q], oB: [D], postNorm: [D],
+    gateW: [F, D], upW: [F, D], downW: [D, F],
+  };
+}
+
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/**
+ * The HF name and shape of every parameter a config describes (`lm_head.weight` only when untied), from the
+ * config alone: what a checkpoint is checked against before anything is allocated.
+ */
+export function parameterShapes(cfg: CausalLMConfig): Map<string, readonly number[]> {
+  const layer = layerShapes(cfg);
+  const out = new Map<string, readonly number[]>([["model.embed_tokens.weight", [cfg.vocab_size, cfg.hidden_size]]]);
+  for (let i = 0; i < cfg.num_hidden_layers; i++) for (const k of layerWeightKeys(cfg)) out.set(`model.layers.${i}.${LAYER_WEIGHT_NAMES[k]}`, layer[k]);
+  out.set("model.norm.weight", [cfg.hidden_size]);
+  if (!cfg.tie_word_embeddings) out.set("lm_head.weight", [cfg.vocab_size, cfg.hidden_size]);
+  return out;
+}
+
+/** The number of parameter values a config describes, in closed form (no loop over layers, nothing allocated): for memory estimates. */
+export function parameterCount(cfg: CausalLMConfig): number {
+  const layer = layerShapes(cfg);
+  const perLayer = layerWeightKeys(cfg).reduce((n, k) => n + numel(layer[k]), 0);
+  return cfg.vocab_size * cfg.hidden_size * (cfg.tie_word_embeddings ? 1 : 2) + cfg.hidden_size + cfg.num_hidden_layers * perLayer;
+}
+
 /** One parameter of a CausalLM: its HF name, shape and HF `_init_weights` rule. */
 export interface ParameterSpec {
   readonly name: string;
@@ -82,31 +113,21 @@ export interface ParameterSpec {
   readonly init: "normal" | "ones" | "zeros";
 }
 
+/** The LayerWeights fields in a DecoderLayer's `namedParameters()` order (attention, MLP, then the norms). */
+const MODULE_ORDER: ReadonlyArray<keyof LayerWeights> = ["qW", "qB", "kW", "kB", "vW", "vB", "oW", "oB", "gateW", "upW", "downW", "inputNorm", "postNorm"];
+
 /**
  * The parameters of `new CausalLM(cfg)` without allocating them, in `namedParameters()` order (which is also
- * the order its constructor draws the random weights in); a tied model has no `lm_head.weight`.
+ * the order its constructor draws the random weights in), with their init rule; a tied model has no
+ * `lm_head.weight`.
  */
 export function parameterSpecs(cfg: CausalLMConfig): ParameterSpec[] {
-  const D = cfg.hidden_size, F = cfg.intermediate_size, dh = cfg.head_dim;
-  const q = cfg.num_attention_heads * dh, kv = cfg.num_key_value_heads * dh;
-  const out: ParameterSpec[] = [{ name: "model.embed_tokens.weight", shape: [cfg.vocab_size, D], init: "normal" }];
-  const linear = (p: string, outF: number, inF: number, bias: boolean) => {
-    out.push({ name: `${p}.weight`, shape: [outF, inF], init: "normal" });
-    if (bias) out.push({ name: `${p}.bias`, shape: [outF], init: "zeros" });
-  };
-  for (let i = 0; i < cfg.num_hidden_layers; i++) {
-    const p = `model.layers.${i}`;
-    linear(`${p}.self_attn.q_proj`, q, D, qkvBias(cfg));
-    linear(`${p}.self_attn.k_proj`, kv, D, qkvBias(cfg));
-    linear(`${p}.self_attn.v_proj`, kv, D, qkvBias(cfg));
-    linear(`${p}.self_attn.o_proj`, D, q, oBias(cfg));
-    linear(`${p}.mlp.gate_proj`, F, D, false);
-    linear(`${p}.mlp.up_proj`, F, D, false);
-    linear(`${p}.mlp.down_proj`, D, F, false);
-    out.push({ name: `${p}.input_layernorm.weight`, shape: [D], init: "ones" });
-    out.push({ name: `${p}.post_attention_layernorm.weight`, shape: [D], init: "ones" });
-  }
-  out.push({ name: "model.norm.weight", shape: [D], init: "ones" });
-  if (!cfg.tie_word_embeddings) linear("lm_head", cfg.vocab_size, D, false);
+  const layer = layerShapes(cfg), keys = new Set(layerWeightKeys(cfg));
+  const rule = (k: keyof LayerWeights): ParameterSpec["init"] => (k.endsWith("Norm") ? "ones" : k.endsWith("B") ? "zeros" : "normal");
+  const out: ParameterSpec[] = [{ name: "model.embed_tokens.weight", shape: [cfg.vocab_size, cfg.hidden_size], init: "normal" }];
+  for (let i = 0; i < cfg.num_hidden_layers; i++)
+    for (const k of MODULE_ORDER) if (keys.has(k)) out.push({ name: `model.layers.${i}.${LAYER_WEIGHT_NAMES[k]}`, shape: layer[k], init: rule(k) });
+  out.push({ name: "model.norm.weight", shape: [cfg.hidden_size], init: "ones" });
+  if (!cfg.tie_word_embeddings) out.push({ name: "lm_head.weight", shape: [cfg.vocab_size, cfg.hidden_size], init: "normal" });
   return out;
 }

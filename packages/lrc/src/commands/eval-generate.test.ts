@@ -8,9 +8,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadTokenizer, writeShards } from "@lrc-ts/data";
-import { evaluate, generate, loadCausalLM } from "@lrc-ts/nn";
+import { evaluate, generate, loadCausalLM, saveCausalLM } from "@lrc-ts/nn";
 import { bufferPoolStats, setBufferPoolLimit } from "@lrc-ts/tensor-core";
-import { main } from "../cli.js";
+import { run, tinyTokenizerJson } from "../testing-internal/cli-run.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, "..", "..", "..", "nn", "fixtures", "qwen2-tied-f32");
@@ -20,38 +20,7 @@ const textFile = path.join(root, "text.txt");
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
-/** A byte-level BPE tokenizer.json with exactly 96 ids: <|endoftext|>, 71 byte symbols, 24 two-letter merges. */
-function tinyTokenizerJson(): string {
-  const symbols = [
-    ..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-    "\u0120", "\u010a", ".", ",", "!", "?", "'", "-", ":",
-  ];
-  const pairs = ["th", "he", "in", "er", "an", "re", "on", "at", "en", "nd", "ti", "es", "or", "te", "of", "ed", "is", "it", "al", "ar", "st", "to", "nt", "ng"];
-  const vocab: Record<string, number> = { "<|endoftext|>": 0 };
-  for (const s of [...symbols, ...pairs]) vocab[s] = Object.keys(vocab).length;
-  const bl = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
-  return JSON.stringify({
-    version: "1.0", truncation: null, padding: null,
-    added_tokens: [{ id: 0, content: "<|endoftext|>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
-    normalizer: null, pre_tokenizer: bl, post_processor: bl, decoder: bl,
-    model: {
-      type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: pairs.map((p) => `${p[0]} ${p[1]}`),
-    },
-  });
-}
-
 const TEXT = "the cat sat on the mat. it is a test of the eval command, and then another line.\nstart to end!";
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string; stream: string }> {
-  const out: string[] = [], err: string[] = [], stream: string[] = [];
-  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
-  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
-  vi.spyOn(process.stdout, "write").mockImplementation((s: string | Uint8Array) => (stream.push(String(s)), true));
-  const code = await main(argv);
-  vi.restoreAllMocks();
-  return { code, out: out.join("\n"), err: err.join("\n"), stream: stream.join("") };
-}
 
 beforeAll(() => {
   fs.cpSync(fixture, modelDir, { recursive: true });
@@ -129,7 +98,8 @@ describe("lrc eval", () => {
   it.each([
     ["neither --text nor --data", () => [], "give exactly one of --text"],
     ["both --text and --data", () => ["--text", textFile, "--data", root], "give exactly one of --text"],
-    ["missing text file", () => ["--text", "/nonexistent/t.txt"], "/nonexistent/t.txt: cannot read text file: ENOENT"],
+    ["missing text file", () => ["--text", "/nonexistent/t.txt"], "/nonexistent/t.txt: cannot read: ENOENT"],
+    ["a text file that is not UTF-8", () => (fs.writeFileSync(path.join(root, "latin1.txt"), Buffer.from("caf\xe9 au lait", "latin1")), ["--text", path.join(root, "latin1.txt")]), `${path.join(root, "latin1.txt")}: invalid UTF-8 at byte offset 3`],
     ["window too large", () => ["--text", textFile, "--window", "5000"], "--window 5000 exceeds max_position_embeddings 128"],
     ["bad split", () => ["--data", root, "--split", "test"], "--split must be train or val"],
   ])("%s exits 1", async (_, extra, msg) => {
@@ -201,5 +171,26 @@ describe("bad model directories exit 1 naming the file", () => {
       expect(r.err).toMatch(re);
       expect(r.err).toContain(dir);
     }
+  });
+});
+
+describe("weights that are not finite, or that overflow", () => {
+  it("eval refuses a NaN weight at load (naming file and tensor) and a model whose loss overflows (no \"loss\": null)", async () => {
+    const nanDir = path.join(root, "nan-weight");
+    const m = await loadCausalLM(modelDir);
+    m.stateDict()["model.norm.weight"]!.buf[1] = NaN;
+    await saveCausalLM(m, nanDir, { tokenizerFrom: modelDir });
+    let r = await run(["eval", "--model", nanDir, "--text", textFile, "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${path.join(nanDir, "model.safetensors")}: tensor "model.norm.weight" holds NaN at index 1`);
+    // Finite weights whose logits overflow float32: the mean loss is not finite, and eval says so.
+    const bigDir = path.join(root, "overflow");
+    const b = await loadCausalLM(modelDir);
+    b.stateDict()["model.norm.weight"]!.buf.fill(3e38);
+    await saveCausalLM(b, bigDir, { tokenizerFrom: modelDir });
+    r = await run(["eval", "--model", bigDir, "--text", textFile, "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(new RegExp(`${bigDir}: the model's mean loss is (NaN|Infinity): its weights overflow on this data \\(no result\\)`));
   });
 });

@@ -7,21 +7,13 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { CausalLM, configToJson, loadCausalLM, makeConfig } from "@lrc-ts/nn";
-import { main } from "../cli.js";
+import { run } from "../testing-internal/cli-run.js";
 import { parseByteSize } from "./init.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-cli-init-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
-  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
-  const code = await main(argv);
-  vi.restoreAllMocks();
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
 
 const config = makeConfig({
   model_type: "qwen2", vocab_size: 64, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2,
