@@ -102,7 +102,7 @@ describe("attention", () => {
     }
   });
 
-  it("gives bit-identical results with 1 and 2 threads", () => {
+  it("gives bit-identical results with 1, 2 and 4 threads", () => {
     const d = { B: 2, H: 4, Hkv: 2, T: 66, S: 66, dh: 16, offset: 0 };
     const { q, k, v } = inputs(d, 300);
     const dout = Float32Array.from(rand64(q.length, 301));
@@ -116,17 +116,19 @@ describe("attention", () => {
     };
     setThreadCount(1);
     const serial = run();
-    setThreadCount(2);
-    setParallelThreshold(0);
-    let helped = false;
-    for (let rep = 0; rep < 6 && !helped; rep++) {
-      const parallel = run();
-      const info = lastParallelRun();
-      expect(info?.kind).toBe("attnBwd");
-      helped = info !== null && info.localItems < info.items;
-      for (let i = 0; i < serial.length; i++) expect(Array.from(parallel[i]!)).toEqual(Array.from(serial[i]!));
+    for (const threads of [2, 4]) {
+      setThreadCount(threads);
+      setParallelThreshold(0);
+      let helped = false;
+      for (let rep = 0; rep < 6 && !helped; rep++) {
+        const parallel = run();
+        const info = lastParallelRun();
+        expect(info?.kind).toBe("attnBwd");
+        helped = info !== null && info.localItems < info.items;
+        for (let i = 0; i < serial.length; i++) expect(Array.from(parallel[i]!), `${threads} threads`).toEqual(Array.from(serial[i]!));
+      }
+      expect(helped, `${threads} threads helped`).toBe(true);
     }
-    expect(helped).toBe(true);
     setThreadCount(1);
   });
 
