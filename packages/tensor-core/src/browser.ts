@@ -23,6 +23,10 @@ export type {
 export * as optim from "./optim/optim.js";
 export { AdamW, SGD, accumulate, clipGradNorm, schedules } from "./optim/optim.js";
 export type { AdamWOptions, AdamWState, SGDOptions, Schedule } from "./optim/optim.js";
-export * from "./safetensors.js";
+export {
+  SAFETENSORS_DTYPE_SIZE, SAFETENSORS_MAX_HEADER_BYTES, SafetensorsError, parseSafetensors, planSafetensors, serializeSafetensors,
+  type SafetensorsDType, type SafetensorsFloatDType, type SafetensorsTensorInfo, type SafetensorsFile, type SafetensorsTensorInput,
+  type SafetensorsTensorMap, type SerializeOptions, type SafetensorsPlan,
+} from "./safetensors.js";
 /** The CPU buffer pool: its statistics (cached and fresh bytes) and its cache limit, for memory tuning. */
 export { bufferPoolStats, setBufferPoolLimit } from "./backend/cpu/buffer-pool.js";

@@ -2,7 +2,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { attentionBackward, attentionForward, attentionUsesWasm } from "./attention.js";
 import { hasSimd } from "./wasm-features.js";
-import { finiteDiff, maxAbsDiff, refAttention } from "./reference.js";
+import { finiteDiff, maxAbsDiff, refAttention } from "../../testing-internal/reference.js";
 import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
 
 function rng(seed: number): () => number {

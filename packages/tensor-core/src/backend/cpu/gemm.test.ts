@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { acquire } from "./buffer-pool.js";
 import { gemm, gemmUsesWasm, type GemmParams } from "./gemm.js";
 import { createGemmRuntime, type Float } from "./gemm-runtime.js";
-import { maxAbsDiff, refGemm } from "./reference.js";
+import { maxAbsDiff, refGemm } from "../../testing-internal/reference.js";
 import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
 import { hasRelaxedSimd } from "./wasm-features.js";
 import { buildGemmWasm, gemmUsesRelaxedSimd, gemmWasmBytes } from "./wasm-gemm.js";

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { adamwUpdate } from "./adamw.js";
 import { acquireShared } from "./buffer-pool.js";
 import { swigluBackward, swigluForward } from "./fused.js";
-import { maxAbsDiff, refCrossEntropy } from "./reference.js";
+import { maxAbsDiff, refCrossEntropy } from "../../testing-internal/reference.js";
 import { crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward } from "./rows.js";
 import { rowsRuntime } from "./rows-dispatch.js";
 import { hasSimd } from "./wasm-features.js";

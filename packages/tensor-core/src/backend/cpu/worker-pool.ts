@@ -58,7 +58,7 @@ function defaultThreads(): number {
 }
 
 let threadCount = defaultThreads();
-/** Minimum flop count (2*batch*m*n*k) for a gemm to go parallel (~160^3); from bench-gemm.ts on a 2-core VM. */
+/** Minimum flop count (2*batch*m*n*k) for a gemm to go parallel (~160^3); from scripts/bench-gemm.ts on a 2-core VM. */
 let gemmThreshold = 1 << 23;
 
 interface Pool {
