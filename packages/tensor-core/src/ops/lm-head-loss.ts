@@ -13,11 +13,11 @@
 // On the gpu backend the op is the composite of matmul, crossEntropy and klDivergence over the same row chunks.
 
 import { isGradEnabled, record } from "../autodiff/tape.js";
-import { gpuOps } from "../backend/backend.js";
+import { activeBackend } from "../backend/dispatch.js";
 import { binary } from "../backend/cpu/elementwise.js";
 import { scaleInPlace } from "../backend/cpu/fused.js";
 import { acquire, release } from "../backend/cpu/buffer-pool.js";
-import { crossEntropyBackward, crossEntropyForward, gemm, klDivBackward, klDivForward } from "../backend/cpu/kernels.js";
+import { crossEntropyBackward, crossEntropyForward, gemm, klDivBackward, klDivForward } from "../backend/cpu/index.js";
 import { requireFloat } from "../dtype.js";
 import type { FloatArray } from "../dtype.js";
 import { fmt, shapeEq } from "../shape.js";
@@ -106,7 +106,7 @@ export function lmHeadLoss(hidden: Tensor, weight: Tensor, opts: LmHeadLossOptio
   let counted = 0;
   if (tg !== null) for (let i = 0; i < rows; i++) if (tg[i] !== ignore) counted++;
 
-  if (gpuOps !== null) {
+  if (activeBackend() !== null) {
     // The composite over the same row chunks, on the gpu backend's gemm and loss kernels (their tensors stay on
     // the device); with grad on, the tape keeps each chunk's logits for the backward.
     const rowsOf = (x: Tensor, s: number, e: number) => slice(reshape(x, [rows, x.shape[x.rank - 1]!]), [s, 0], [e, x.shape[x.rank - 1]!]);
