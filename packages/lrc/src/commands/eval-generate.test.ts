@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadTokenizer, writeShards } from "@lrc-ts/data";
 import { evaluate, generate, loadCausalLM } from "@lrc-ts/nn";
-import { main } from "../cli.js";
+import { runMain } from "../testing-internal/fixtures.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, "..", "..", "..", "nn", "fixtures", "qwen2-tied-f32");
@@ -42,15 +42,7 @@ function tinyTokenizerJson(): string {
 
 const TEXT = "the cat sat on the mat. it is a test of the eval command, and then another line.\nstart to end!";
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string; stream: string }> {
-  const out: string[] = [], err: string[] = [], stream: string[] = [];
-  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
-  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
-  vi.spyOn(process.stdout, "write").mockImplementation((s: string | Uint8Array) => (stream.push(String(s)), true));
-  const code = await main(argv);
-  vi.restoreAllMocks();
-  return { code, out: out.join("\n"), err: err.join("\n"), stream: stream.join("") };
-}
+const run = runMain;
 
 beforeAll(() => {
   fs.cpSync(fixture, modelDir, { recursive: true });

@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadTokenizer, openShards, readManifest, readSplitTokens } from "@lrc-ts/data";
-import { main } from "../cli.js";
+import { runMain } from "../testing-internal/fixtures.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-cli-tokenize-"));
 const corpus = path.join(root, "corpus");
@@ -14,15 +14,7 @@ const tokJson = path.join(root, "tok", "tokenizer.json");
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
-  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
-  const code = await main(argv);
-  vi.restoreAllMocks();
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
+const run = runMain;
 
 const texts = Array.from({ length: 12 }, (_, i) => `Story ${i}. Once upon a time the ${i % 2 ? "cat" : "dog"} went to town ${i} times.\n`);
 
