@@ -20,6 +20,16 @@ export function inputKind(file: string): InputKind | null {
   return TEXT_EXT.has(ext) ? "text" : JSONL_EXT.has(ext) ? "jsonl" : null;
 }
 
+/**
+ * Whether a file found in a directory or by a glob is read; a Hub dataset's .parquet file is refused by name
+ * instead of being skipped silently (a directory of them would otherwise tokenize to nothing).
+ */
+function readable(file: string): boolean {
+  if (path.extname(file).toLowerCase() === ".parquet")
+    throw new DataError(file, "input", "parquet files are not read; convert them to .jsonl (one {\"text\": ...} object per line)");
+  return inputKind(file) !== null;
+}
+
 function walk(dir: string, out: string[]): void {
   const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
@@ -74,7 +84,7 @@ export function expandInputs(inputs: readonly string[]): string[] {
       if (!fs.existsSync(base)) throw new DataError(input, "input", `no such directory ${base}`);
       const files: string[] = [];
       walk(base, files);
-      const matched = files.filter((f) => re.test(path.relative(base, f).split(path.sep).join("/")) && inputKind(f) !== null);
+      const matched = files.filter((f) => re.test(path.relative(base, f).split(path.sep).join("/")) && readable(f));
       if (matched.length === 0) throw new DataError(input, "input", "pattern matches no .txt, .md or .jsonl file");
       matched.forEach(add);
       continue;
@@ -88,11 +98,11 @@ export function expandInputs(inputs: readonly string[]): string[] {
     if (stat.isDirectory()) {
       const files: string[] = [];
       walk(input, files);
-      const matched = files.filter((f) => inputKind(f) !== null);
+      const matched = files.filter(readable);
       if (matched.length === 0) throw new DataError(input, "input", "directory holds no .txt, .md or .jsonl file");
       matched.forEach(add);
     } else {
-      if (inputKind(input) === null)
+      if (!readable(input))
         throw new DataError(input, "input", `unsupported input type '${path.extname(input) || "(none)"}' (expected .txt, .md or .jsonl)`);
       add(input);
     }

@@ -97,8 +97,16 @@ function resolveSteps(o: TrainRunOptions, B: number, T: number): number {
   return steps;
 }
 
-async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, vocab: number, defaultLr: number, describe: Record<string, unknown>): Promise<RunResult> {
+/**
+ * `config` is the trained model's (the teacher's for distill), `configSource` names where it came from. Windows
+ * longer than its max_position_embeddings are refused (the positions past it were never trained, and `lrc eval`
+ * refuses them too).
+ */
+async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, config: CausalLMConfig, configSource: string, defaultLr: number, describe: Record<string, unknown>): Promise<RunResult> {
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
+  if (T > config.max_position_embeddings)
+    throw new RangeError(`seq-len ${T} exceeds max_position_embeddings ${config.max_position_embeddings} of ${configSource}`);
+  const vocab = config.vocab_size;
   const manifest = readManifest(o.data);
   if (manifest.vocabSize > vocab)
     throw new RangeError(`${path.join(o.data, "manifest.json")}: the shards' vocabulary (${manifest.vocabSize}) is larger than the model's vocab_size ${vocab}`);
@@ -139,6 +147,9 @@ function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pa
 export async function distill(o: DistillOptions): Promise<RunResult> {
   const teacher = typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
   const tokenizerFrom = o.tokenizerFrom ?? (typeof o.teacher === "string" ? o.teacher : undefined);
+  const teacherSource = typeof o.teacher === "string" ? path.join(o.teacher, "config.json") : "the teacher's config";
+  if (o.hiddenSize >= teacher.config.hidden_size)
+    throw new RangeError(`hidden size ${o.hiddenSize} is not smaller than hidden_size ${teacher.config.hidden_size} of ${teacherSource}; LRC clones a narrower student`);
   const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
   const clone = new LowRankClone(teacher, { ...cloneOpts, hiddenSize: o.hiddenSize, seed: o.seed ?? 0 });
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -148,7 +159,7 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
-  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc.vocab_size, 1e-4, {});
+  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc, teacherSource, 1e-4, {});
 }
 
 /** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
@@ -170,7 +181,8 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
       `F=${config.intermediate_size} V=${config.vocab_size} (${model.numParameters().toLocaleString("en-US")} parameters)` +
       (teacher !== null ? `, KD from a teacher at tau ${task.temperature}` : ""),
   );
-  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, config.vocab_size, 1e-3, { initStd: o.initStd ?? null });
+  const configSource = typeof o.config === "string" ? o.config : "the config";
+  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, config, configSource, 1e-3, { initStd: o.initStd ?? null });
 }
 
 /** A lone tokenizer.json goes into a small staging directory so saveCausalLM can copy it. */

@@ -66,6 +66,27 @@ describe("pretrain (teacher, scratch baseline)", () => {
   });
 });
 
+describe("run options the model cannot honour", () => {
+  it("distill refuses a student as wide as its teacher, naming both sizes and the config", async () => {
+    for (const d of [32, 200])
+      await expect(distill({ ...distillBase, hiddenSize: d, out: path.join(root, "wide"), steps: 1, ...quiet })).rejects.toThrow(
+        `hidden size ${d} is not smaller than hidden_size 32 of ${path.join(teacherDir, "config.json")}`,
+      );
+    expect(fs.existsSync(path.join(root, "wide"))).toBe(false);
+  });
+
+  it("distill and pretrain refuse a seq-len past max_position_embeddings, naming both numbers", async () => {
+    await expect(distill({ ...distillBase, seqLen: 65, out: path.join(root, "long"), steps: 1, ...quiet })).rejects.toThrow(
+      `seq-len 65 exceeds max_position_embeddings 64 of ${path.join(teacherDir, "config.json")}`,
+    );
+    const cfg = path.join(root, "teacher-config.json");
+    await expect(pretrain({ config: cfg, data, out: path.join(root, "long"), steps: 1, seqLen: 100, ...quiet })).rejects.toThrow(
+      `seq-len 100 exceeds max_position_embeddings 64 of ${cfg}`,
+    );
+    expect(fs.existsSync(path.join(root, "long"))).toBe(false);
+  });
+});
+
 describe("distill", () => {
   const out = path.join(root, "distill");
   let result: Awaited<ReturnType<typeof distill>>;

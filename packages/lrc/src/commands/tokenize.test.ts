@@ -58,6 +58,8 @@ describe("lrc tokenize", () => {
     ["a jsonl line without the text field", (d) => (fs.writeFileSync(path.join(d, "x.jsonl"), '{"text":"ok"}\n{"body":"no"}\n'), [path.join(d, "x.jsonl")]), /x\.jsonl: line 2: no "text" field/],
     ["bad JSON", (d) => (fs.writeFileSync(path.join(d, "y.jsonl"), '{"text":"ok"}\n\n{"text": "a",\n'), [path.join(d, "y.jsonl")]), /y\.jsonl: line 3: invalid JSON/],
     ["an unsupported file type", (d) => (fs.writeFileSync(path.join(d, "z.csv"), "a"), [path.join(d, "z.csv")]), /z\.csv: unsupported input type '\.csv'/],
+    ["a directory holding a .parquet file (refused, not skipped)", (d) => (fs.writeFileSync(path.join(d, "a.txt"), "text"), fs.mkdirSync(path.join(d, "hub")), fs.writeFileSync(path.join(d, "hub", "train-00000.parquet"), "PAR1"), [d]), /train-00000\.parquet: parquet files are not read/],
+    ["a .parquet glob match", (d) => (fs.writeFileSync(path.join(d, "t.parquet"), "PAR1"), [`${d}/*`]), /t\.parquet: parquet files are not read/],
   ];
   it.each(bad)("exits 1 with a one-line message for %s", async (_name, make, pattern) => {
     const dir = fs.mkdtempSync(path.join(root, "bad-"));
