@@ -8,12 +8,8 @@ import { fileURLToPath } from "node:url";
 import { closest, formatFlags, parseFlags, UsageError } from "./cli/args.js";
 import type { Command } from "./cli/command.js";
 import { commands } from "./commands/index.js";
+import { lrcVersion } from "./version.js";
 import { initBackend, initBackendFromEnvAsync } from "@lrc-ts/tensor-core";
-
-/** The @lrc-ts/lrc version, from the package.json beside src/ and dist/. */
-export function version(): string {
-  return (JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
-}
 
 function usage(): string {
   const w = Math.max(...commands.map((c) => c.name.length), 8) + 2;
@@ -43,7 +39,7 @@ function unknownCommand(word: string): string {
 
 export async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === "--version" || argv[0] === "-V") {
-    console.log(version());
+    console.log(lrcVersion());
     return 0;
   }
   if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || (argv[0] === "help" && argv.length === 1)) {

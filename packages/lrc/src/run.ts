@@ -13,6 +13,7 @@ import type { LowRankCloneOptions } from "./lrc.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
 import type { TrainTask } from "./task.js";
 import { Trainer } from "./trainer.js";
+import { lrcVersion } from "./version.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
 
 export interface TrainRunOptions {
@@ -88,6 +89,18 @@ export interface RunResult {
   readonly trainable: number;
 }
 
+/**
+ * The config.json field an exported model carries about its training: `{ "train_seq_len": T, "version": "0.1.0" }`
+ * (transformers keeps unknown config fields as attributes). `lrc eval` defaults its window to train_seq_len.
+ */
+export const TRAINING_CONFIG_FIELD = "lrc_ts";
+
+/** The window a model directory's config was trained with (see TRAINING_CONFIG_FIELD), if it records one. */
+export function trainedSeqLen(config: CausalLMConfig): number | undefined {
+  const v = (config.extra[TRAINING_CONFIG_FIELD] as { train_seq_len?: unknown } | undefined)?.train_seq_len;
+  return typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
 function resolveSteps(o: TrainRunOptions, B: number, T: number): number {
   const accum = o.gradAccum ?? 1;
   if (o.steps !== undefined && o.tokens !== undefined) throw new RangeError("give either steps or tokens, not both");
@@ -125,7 +138,8 @@ async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, t
     const r = await trainer.run();
     let exported: string | null = null;
     if (!r.interrupted) {
-      await task.export(exportDir, tokenizerFrom !== undefined ? { tokenizerFrom } : {});
+      const configOverrides = { [TRAINING_CONFIG_FIELD]: { train_seq_len: T, version: lrcVersion() } };
+      await task.export(exportDir, { configOverrides, ...(tokenizerFrom !== undefined ? { tokenizerFrom } : {}) });
       exported = exportDir;
     }
     return {

@@ -12,7 +12,7 @@ import { causalLMForward, loadCausalLM } from "@lrc-ts/nn";
 import { bufferPoolStats, matmul, mse, noGrad, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
 import { openShards } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
-import { distill, pretrain } from "./run.js";
+import { distill, pretrain, trainedSeqLen } from "./run.js";
 import { readMetrics } from "./metrics.js";
 import type { TrainRow } from "./metrics.js";
 import { LrcTask, readerSource } from "./task.js";
@@ -138,6 +138,7 @@ describe("distill", () => {
     const student = await loadCausalLM(path.join(out, "student"));
     expect(student.config.hidden_size).toBe(16);
     expect(student.config.head_dim).toBe(8);
+    expect(trainedSeqLen(student.config)).toBe(16);
     expect(fs.existsSync(path.join(out, "student", "tokenizer.json"))).toBe(true);
     const svg = fs.readFileSync(path.join(out, "loss.svg"), "utf8");
     expect(svg).toMatch(/^<svg/);
