@@ -13,6 +13,7 @@ import type { LowRankCloneOptions } from "./lrc.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
 import type { TrainTask } from "./task.js";
 import { Trainer } from "./trainer.js";
+import { writeRunJson } from "./run-record.js";
 import { lrcVersion } from "./version.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
 
@@ -135,6 +136,7 @@ async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, t
       ...pick(o, ["weightDecay", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
     };
     const trainer = new Trainer(task, readerSource(reader), val, cfg);
+    writeRunJson(o.out, { data: path.resolve(o.data), export: path.resolve(exportDir), tokenizer_from: tokenizerFrom === undefined ? null : path.resolve(tokenizerFrom) });
     const r = await trainer.run();
     let exported: string | null = null;
     if (!r.interrupted) {

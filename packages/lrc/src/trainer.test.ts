@@ -90,8 +90,12 @@ describe("run options the model cannot honour", () => {
 describe("distill", () => {
   const out = path.join(root, "distill");
   let result: Awaited<ReturnType<typeof distill>>;
+  let svgAtStep31 = "";
   beforeAll(async () => {
-    result = await distill({ ...distillBase, out, steps: 60, evalEvery: 30, saveEvery: 20, ...quiet });
+    result = await distill({
+      ...distillBase, out, steps: 60, evalEvery: 30, saveEvery: 20, ...quiet,
+      onStep: (m) => void (m.step === 31 && (svgAtStep31 = fs.readFileSync(path.join(out, "loss.svg"), "utf8"))),
+    });
   });
 
   it("every loss term decreases (mean of the first 5 steps vs the last 5); FFN-out relative to its scale", async () => {
@@ -144,8 +148,14 @@ describe("distill", () => {
     expect(svg).toMatch(/^<svg/);
     expect(svg).toContain("train clone");
     expect(svg).toContain("val ce");
+    expect(svgAtStep31, "loss.svg is rewritten at the step-30 eval, before the step-40 checkpoint").toContain("val ce");
     const evals = readMetrics(path.join(out, "metrics.jsonl")).filter((r) => r.type === "eval");
     expect(evals.map((e) => e.step)).toEqual([30, 60]);
+    const run = JSON.parse(fs.readFileSync(path.join(out, "run.json"), "utf8"));
+    expect(run).toMatchObject({ data: path.resolve(data), export: path.resolve(out, "student"), resumed_from_step: null, config: { steps: 60, seed: 0 } });
+    expect(run.config.task.kind).toBe("lrc");
+    expect(run.config.batch).toMatchObject({ seqLen: 16, batchSize: 4 });
+    expect(Date.parse(run.started_at)).toBeGreaterThan(0);
     expect(evals[0]!.type === "eval" && evals[0]!.teacher_val_loss).toBeGreaterThan(0);
     expect(result.val!.loss).toBeCloseTo(evals[1]!.type === "eval" ? evals[1]!.val_loss : NaN, 10);
     const ck = fs.readdirSync(path.join(out, "checkpoints")).sort();

@@ -1,8 +1,8 @@
 // The one trainer behind `distill`, `pretrain` and plain KD, for Node: TrainerCore (./trainer-core.ts: AdamW
 // with warmup then decay, gradient accumulation, clipping, evaluation, the non-finite stop, one step at a
-// time) plus the run loop: eval every N steps, JSONL metrics, a progress line on stderr, an SVG plot, atomic
-// checkpoints every N steps and at the end, bit-exact resume, and Ctrl-C (save, then stop with
-// `interrupted`).
+// time) plus the run loop: run.json at the start, eval every N steps, JSONL metrics, a progress line on
+// stderr, an SVG plot (rewritten at every eval and checkpoint), atomic checkpoints every N steps and at the
+// end, bit-exact resume, and Ctrl-C (save, then stop with `interrupted`).
 
 import fs from "node:fs";
 import path from "node:path";
@@ -11,7 +11,9 @@ import { Rng } from "@lrc-ts/tensor-core";
 import { CheckpointStore } from "./checkpoint.js";
 import type { TrainerCheckpoint } from "./checkpoint.js";
 import { MetricsLog } from "./metrics.js";
-import { Progress } from "./progress.js";
+import { EtaClock, Progress } from "./progress.js";
+import { writeRunJson } from "./run-record.js";
+import { lrcVersion } from "./version.js";
 import type { BatchSource, EvalSource, TrainTask } from "./task-core.js";
 import { TrainerCore, stableJson } from "./trainer-core.js";
 import type { EvalMetrics, StepMetrics, TrainerCoreConfig } from "./trainer-core.js";
@@ -128,9 +130,14 @@ export class Trainer extends TrainerCore {
         throw new Error(`${this.store.dir}: holds checkpoints of an earlier run; pass --resume to continue it, or use a new --out directory`);
       this.metrics.reset();
     }
+    writeRunJson(cfg.outDir, {
+      lrc_ts_version: lrcVersion(), started_at: new Date().toISOString(), resumed_from_step: cfg.resume ? this.step : null,
+      config_hash: this.configHash, config: this.identity,
+    });
     const startStep = this.step;
     const startTokens = this.tokens;
     const t0 = Date.now();
+    const etaClock = new EtaClock(startStep);
     const elapsed = () => this.elapsedBefore + (Date.now() - t0) / 1000;
     const progress = new Progress({ enabled: cfg.progress ?? true, total: cfg.steps, label: this.task.label });
     let interrupted = false;
@@ -158,13 +165,14 @@ export class Trainer extends TrainerCore {
         if (recent.length > 10) recent.shift();
         this.metrics.train(m);
         await cfg.onStep?.(m);
-        const eta = this.step > startStep ? (runSeconds / (this.step - startStep)) * (cfg.steps - this.step) : NaN;
+        const eta = etaClock.after(this.step, cfg.steps);
         progress.update(this.step, s.losses, tps, eta);
         const last = this.step === cfg.steps;
         if ((evalEvery > 0 && this.step % evalEvery === 0) || last) {
           const e = await this.evaluate();
           if (e !== null) {
             this.metrics.eval(e);
+            this.metrics.plot();
             progress.note(
               `step ${e.step}: val loss ${e.loss.toFixed(4)} ppl ${e.perplexity.toFixed(2)}` +
                 (e.teacherLoss !== null ? ` (teacher ${e.teacherLoss.toFixed(4)})` : ""),

@@ -1,7 +1,7 @@
 // `lrc eval`: mean next-token loss (nats) and perplexity of an HF model directory on a text file (tokenized
 // with the model's own tokenizer.json, no special tokens added) or on a token shard split (the shard
 // directory's windows, checked against the model's tokenizer when it has one). Windows hold at most
-// max_position_embeddings tokens; by default the window the model was trained with (config.json's lrc_ts field). Progress goes to stderr (on a terminal), the result to stdout.
+// max_position_embeddings tokens; by default the window the model was trained with (config.json's lrc_ts field). Progress goes to stderr, the result to stdout.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -11,16 +11,16 @@ import { evaluate, evaluateBatches, loadCausalLM, readConfigFile } from "@lrc-ts
 import type { EvalResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
 import { backendFlag, type Command } from "../cli/command.js";
+import { statusLine } from "../cli/status-line.js";
+import type { StatusLine } from "../cli/status-line.js";
 import { trainedSeqLen } from "../run.js";
 
-function progress(label: string): (done: number, total: number) => void {
-  const tty = process.stderr.isTTY === true;
+function progress(label: string, status: StatusLine): (done: number, total: number) => void {
   const start = Date.now();
   return (done, total) => {
-    if (!tty) return;
     const s = (Date.now() - start) / 1000;
     const pct = total > 0 ? ((100 * done) / total).toFixed(0) : "?";
-    process.stderr.write(`\r${label} ${done}/${total} tokens (${pct}%)  ${(done / Math.max(s, 1e-3)).toFixed(0)} tok/s\x1b[K`);
+    status.update(`${label} ${done}/${total} tokens (${pct}%)  ${(done / Math.max(s, 1e-3)).toFixed(0)} tok/s`);
   };
 }
 
@@ -76,7 +76,8 @@ export const evalCommand: Command = {
     let usedWindow = 0, windowSource = "";
     const announce = (w: number, why: string) => void ([usedWindow, windowSource] = [w, why]);
     const defaultWindow = trained !== undefined && trained <= maxPos ? trained : undefined;
-    const bar = progress("eval");
+    const status = statusLine();
+    const bar = progress("eval", status);
     let result: EvalResult;
     if (tokenizer !== null && text !== undefined) {
       const ids = tokenizer.encode(body);
@@ -103,7 +104,7 @@ export const evalCommand: Command = {
         onProgress: (d) => bar(d, total),
       });
     }
-    if (process.stderr.isTTY === true) process.stderr.write("\r\x1b[K");
+    status.done();
     if (flags.json) console.log(JSON.stringify({ loss: result.loss, perplexity: result.perplexity, tokens: result.tokens, window: usedWindow }));
     else console.log(`loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(3)}  tokens ${result.tokens}  window ${usedWindow} (${windowSource})`);
     return 0;

@@ -5,6 +5,9 @@
 import fs from "node:fs";
 import { expandInputs, loadTokenizer, readDocuments, writeTextPieces, type WriteProgress } from "@lrc-ts/data";
 import type { Command } from "../cli/command.js";
+import { statusLine } from "../cli/status-line.js";
+import type { StatusLine } from "../cli/status-line.js";
+import { clock } from "../progress.js";
 
 function human(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
@@ -13,24 +16,17 @@ function human(n: number): string {
   return String(n);
 }
 
-function clock(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
-}
-
-/** One-line progress bar on stderr (only when it is a terminal). */
-function progressBar(totalBytes: number): (p: WriteProgress) => void {
-  const tty = process.stderr.isTTY === true;
+/** The progress line on stderr (see statusLine: redrawn on a terminal, a plain line every 10 s otherwise). */
+function progressBar(totalBytes: number, status: StatusLine): (p: WriteProgress) => void {
   return (p) => {
-    if (!tty) return;
     const frac = totalBytes > 0 ? Math.min(1, p.bytes / totalBytes) : 0;
     const width = 24;
     const filled = Math.round(frac * width);
     const mbs = p.elapsedMs > 0 ? p.bytes / 1e6 / (p.elapsedMs / 1000) : 0;
-    const line =
+    status.update(
       `tokenize [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%  ` +
-      `${human(p.tokens)} tokens  ${human(p.documents)} docs  ${mbs.toFixed(1)} MB/s  ${clock(p.elapsedMs)}`;
-    process.stderr.write(`\r${line}\x1b[K`);
+        `${human(p.tokens)} tokens  ${human(p.documents)} docs  ${mbs.toFixed(1)} MB/s  ${clock(p.elapsedMs / 1000)}`,
+    );
   };
 }
 
@@ -63,7 +59,8 @@ export const tokenizeCommand: Command = {
     const files = expandInputs(flags.input as string[]);
     const totalBytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
     const out = flags.out as string;
-    const bar = progressBar(totalBytes);
+    const status = statusLine();
+    const bar = progressBar(totalBytes, status);
     const start = Date.now();
     let last: WriteProgress | null = null;
     const manifest = await writeTextPieces(
@@ -80,7 +77,7 @@ export const tokenizeCommand: Command = {
       },
       [{ pieces: readDocuments(files, { textField: flags["text-field"] as string }), split: "auto" }],
     );
-    if (process.stderr.isTTY) process.stderr.write("\n");
+    status.done();
     const seconds = (Date.now() - start) / 1000;
     const bytes = (last as WriteProgress | null)?.bytes ?? 0;
     const { train, val } = manifest.splits;

@@ -3,6 +3,7 @@
 
 import { trainBpeTokenizer, writeTokenizerJson } from "@lrc-ts/data";
 import type { Command } from "../cli/command.js";
+import { statusLine } from "../cli/status-line.js";
 
 export const tokenizerTrainCommand: Command = {
   name: "tokenizer train",
@@ -19,19 +20,18 @@ export const tokenizerTrainCommand: Command = {
   async run(flags) {
     const vocabSize = flags["vocab-size"] as number;
     if (vocabSize < 257) throw new Error(`--vocab-size must be at least 257 (256 bytes + <|endoftext|>), got ${vocabSize}`);
-    const tty = process.stderr.isTTY === true;
+    const status = statusLine();
     const trained = await trainBpeTokenizer({
       files: flags.input as string[],
       vocabSize,
       minFrequency: flags["min-frequency"] as number,
       textField: flags["text-field"] as string,
       onProgress: (p) => {
-        if (!tty) return;
         const what = p.phase === "count" ? `counting words: ${((p.bytes ?? 0) / 1e6).toFixed(1)} MB` : `merges ${p.merges}/${p.mergesWanted}`;
-        process.stderr.write(`\rtokenizer train: ${what}\x1b[K`);
+        status.update(`tokenizer train: ${what}`);
       },
     });
-    if (tty) process.stderr.write("\n");
+    status.done();
     const out = flags.out as string;
     writeTokenizerJson(out, trained.json);
     const s = trained.stats;
