@@ -70,6 +70,8 @@ describe("lrc discoverability", () => {
     const c = await runMain(["distil"]);
     expect(c.code).toBe(1);
     expect(c.err.split("\n")[0]).toBe("lrc: unknown command 'distil' (did you mean 'distill'?)");
+    const dt = await runMain(["distill", "--teacher", "t", "--hidden-size", "8", "--data", "d", "--out", "o", "--steps", "1", "--dtype", "fp8"]);
+    expect(dt.err.split("\n")[0]).toBe("lrc distill: --dtype must be bf16, f16 or f32, got 'fp8'");
     const none = await runMain(["distill", "--zzzzzz"]);
     expect(none.err.split("\n")[0]).toBe("lrc distill: unknown flag --zzzzzz");
   });

@@ -5,6 +5,7 @@
 import fs from "node:fs";
 import type { EvalMetrics, StepMetrics } from "./trainer.js";
 import { lossPlotSvg } from "./plot.js";
+import { writeFileAtomic } from "./run-record.js";
 import type { Series } from "./plot.js";
 
 export interface TrainRow {
@@ -95,8 +96,6 @@ export class MetricsLog {
     if (evals.length > 0) series.push({ name: "val ce", points: evals.map((r) => [r.step, r.val_loss] as const), markers: true });
     const teacher = evals.find((r) => r.teacher_val_loss !== null)?.teacher_val_loss;
     const svg = lossPlotSvg(series, { title, ...(teacher !== undefined && teacher !== null ? { reference: { name: "teacher val ce", value: teacher } } : {}) });
-    const tmp = `${this.plotFile}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, svg);
-    fs.renameSync(tmp, this.plotFile);
+    writeFileAtomic(this.plotFile, svg);
   }
 }

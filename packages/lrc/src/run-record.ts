@@ -20,7 +20,12 @@ export function writeRunJson(outDir: string, fields: Record<string, unknown>): v
     }
   }
   fs.mkdirSync(outDir, { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify({ ...prev, ...fields }, null, 2)}\n`);
+  writeFileAtomic(file, `${JSON.stringify({ ...prev, ...fields }, null, 2)}\n`);
+}
+
+/** Writes a file through a temporary name in the same directory and a rename. */
+export function writeFileAtomic(file: string, body: string | Uint8Array): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+  fs.writeFileSync(tmp, body);
   fs.renameSync(tmp, file);
 }

@@ -5,7 +5,9 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { CausalLM, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
+import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
+import { readSafetensorsFile } from "@lrc-ts/tensor-core";
+import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { openShards, readManifest, windowCount } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
@@ -13,7 +15,8 @@ import type { LowRankCloneOptions } from "./lrc.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
 import type { TrainTask } from "./task.js";
 import { Trainer } from "./trainer.js";
-import { writeRunJson } from "./run-record.js";
+import { exportConfigFiles, modelCard } from "./model-card.js";
+import { writeFileAtomic, writeRunJson } from "./run-record.js";
 import { lrcVersion } from "./version.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
 
@@ -49,6 +52,8 @@ export interface TrainRunOptions {
   /** Progress line on stderr (default true). */
   readonly progress?: boolean;
   readonly handleSigint?: boolean;
+  /** Weight dtype of the exported model (default: the teacher's config.json torch_dtype, else f32). */
+  readonly dtype?: "bf16" | "f16" | "f32";
   readonly onStep?: (m: StepMetrics) => void | Promise<void>;
   readonly log?: (line: string) => void;
   /** Test hook (see TrainerConfig.beforeStep). */
@@ -111,12 +116,41 @@ function resolveSteps(o: TrainRunOptions, B: number, T: number): number {
   return steps;
 }
 
-/**
- * `config` is the trained model's (the teacher's for distill), `configSource` names where it came from. Windows
- * longer than its max_position_embeddings are refused (the positions past it were never trained, and `lrc eval`
- * refuses them too).
- */
-async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, config: CausalLMConfig, configSource: string, defaultLr: number, describe: Record<string, unknown>): Promise<RunResult> {
+/** What distill / pretrain hand runTask besides the options. */
+interface RunSpec {
+  readonly task: TrainTask;
+  readonly exportDir: string;
+  readonly tokenizerFrom: string | undefined;
+  /**
+   * The trained model's reference config (the teacher's for distill) and where it came from. Windows longer
+   * than its max_position_embeddings are refused (the positions past it were never trained, and `lrc eval`
+   * refuses them too).
+   */
+  readonly config: CausalLMConfig;
+  readonly configSource: string;
+  readonly defaultLr: number;
+  readonly describe: Record<string, unknown>;
+  /** Weight dtype of the export. */
+  readonly dtype: SafetensorsFloatDType;
+  /** For the model card: how the model was trained, and the teacher directory if any. */
+  readonly method: string;
+  readonly teacher: string | null;
+}
+
+/** The export dtype: o.dtype, else the teacher's config.json torch_dtype, else F32. */
+function exportDType(o: TrainRunOptions, teacher: CausalLMConfig | null): SafetensorsFloatDType {
+  if (o.dtype !== undefined) {
+    const d = DTYPES[o.dtype];
+    if (d === undefined) throw new RangeError(`dtype must be bf16, f16 or f32, got '${String(o.dtype)}'`);
+    return d;
+  }
+  return (teacher !== null ? configDType(teacher) : undefined) ?? "F32";
+}
+
+const DTYPES: Readonly<Record<string, SafetensorsFloatDType>> = { bf16: "BF16", f16: "F16", f32: "F32" };
+
+async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
+  const { task, exportDir, tokenizerFrom, config, configSource, defaultLr, describe } = spec;
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
   if (T > config.max_position_embeddings)
     throw new RangeError(`seq-len ${T} exceeds max_position_embeddings ${config.max_position_embeddings} of ${configSource}`);
@@ -141,7 +175,16 @@ async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, t
     let exported: string | null = null;
     if (!r.interrupted) {
       const configOverrides = { [TRAINING_CONFIG_FIELD]: { train_seq_len: T, version: lrcVersion() } };
-      await task.export(exportDir, { configOverrides, ...(tokenizerFrom !== undefined ? { tokenizerFrom } : {}) });
+      await task.export(exportDir, {
+        configOverrides, dtype: spec.dtype, extraFiles: exportConfigFiles(config, tokenizerFrom), ...(tokenizerFrom !== undefined ? { tokenizerFrom } : {}),
+      });
+      const weights = await readSafetensorsFile(path.join(exportDir, "model.safetensors"));
+      writeFileAtomic(path.join(exportDir, "README.md"), modelCard({
+        config: readConfigFile(path.join(exportDir, "config.json")),
+        parameters: weights.names().reduce((n, name) => n + weights.info(name).shape.reduce((a, b) => a * b, 1), 0),
+        method: spec.method, teacher: spec.teacher, steps: r.step, tokens: r.tokens, seqLen: T, dtype: TORCH_DTYPE[spec.dtype],
+        final: r.final, val: r.lastEval, version: lrcVersion(),
+      }));
       exported = exportDir;
     }
     return {
@@ -175,7 +218,11 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
-  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc, teacherSource, 1e-4, {});
+  return runTask(o, {
+    task: new LrcTask(clone), exportDir: path.join(o.out, "student"), tokenizerFrom, config: tc, configSource: teacherSource, defaultLr: 1e-4,
+    describe: {}, dtype: exportDType(o, tc), teacher: typeof o.teacher === "string" ? o.teacher : null,
+    method: `Low-Rank Clone (LRC): student hidden size ${sc.hidden_size} from the teacher's ${tc.hidden_size}; alpha ${clone.loss.alpha}, KL temperature ${clone.loss.temperature}, attention-out term ${clone.loss.attnOut}`,
+  });
 }
 
 /** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
@@ -198,7 +245,11 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
       (teacher !== null ? `, KD from a teacher at tau ${task.temperature}` : ""),
   );
   const configSource = typeof o.config === "string" ? o.config : "the config";
-  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, config, configSource, 1e-3, { initStd: o.initStd ?? null });
+  return runTask(o, {
+    task, exportDir: path.join(o.out, "model"), tokenizerFrom, config, configSource, defaultLr: 1e-3, describe: { initStd: o.initStd ?? null },
+    dtype: exportDType(o, teacher?.config ?? null), teacher: typeof o.teacher === "string" ? o.teacher : null,
+    method: teacher !== null ? `pretraining from random init with CE + KL from a teacher (plain KD, temperature ${task.temperature})` : "pretraining from random init with next-token CE",
+  });
 }
 
 /** A lone tokenizer.json goes into a small staging directory so saveCausalLM can copy it. */

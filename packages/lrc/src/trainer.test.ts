@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { causalLMForward, loadCausalLM } from "@lrc-ts/nn";
-import { bufferPoolStats, matmul, mse, noGrad, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
+import { bufferPoolStats, matmul, mse, noGrad, readSafetensorsFile, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
 import { openShards } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import { distill, pretrain, trainedSeqLen } from "./run.js";
@@ -87,6 +87,47 @@ describe("run options the model cannot honour", () => {
   });
 });
 
+describe("export dtype and Hub files", () => {
+  it("a BF16 teacher gives a BF16 student by default (--dtype overrides); tokenizer and generation configs are derived", async () => {
+    const bf = path.join(root, "bf16-teacher");
+    fs.cpSync(teacherDir, bf, { recursive: true });
+    const cfgFile = path.join(bf, "config.json");
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, "utf8")), torch_dtype: "bfloat16", eos_token_id: 0, bos_token_id: 0 }));
+    const special = { id: 0, content: "<|endoftext|>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+    fs.writeFileSync(path.join(bf, "tokenizer.json"), JSON.stringify({ added_tokens: [special] }));
+    fs.writeFileSync(path.join(bf, "chat_template.jinja"), "{{ messages }}");
+    // The teacher's own export derived both configs; derive them again from this config.json and tokenizer.json.
+    for (const f of ["generation_config.json", "tokenizer_config.json"]) fs.rmSync(path.join(bf, f));
+    for (const [dtype, want] of [[undefined, "BF16"], ["f32", "F32"]] as const) {
+      const out = path.join(root, `bf16-${dtype ?? "default"}`);
+      await distill({ ...distillBase, teacher: bf, out, steps: 2, ...(dtype !== undefined ? { dtype } : {}), ...quiet });
+      const st = await readSafetensorsFile(path.join(out, "student", "model.safetensors"));
+      expect(st.info("model.norm.weight").dtype).toBe(want);
+      expect(JSON.parse(fs.readFileSync(path.join(out, "student", "config.json"), "utf8")).torch_dtype).toBe(want === "BF16" ? "bfloat16" : "float32");
+      expect((await loadCausalLM(path.join(out, "student"))).config.hidden_size).toBe(16);
+    }
+    const student = path.join(root, "bf16-default", "student");
+    expect(JSON.parse(fs.readFileSync(path.join(student, "generation_config.json"), "utf8"))).toEqual({ _from_model_config: true, bos_token_id: 0, eos_token_id: 0 });
+    expect(JSON.parse(fs.readFileSync(path.join(student, "tokenizer_config.json"), "utf8"))).toMatchObject({
+      tokenizer_class: "PreTrainedTokenizerFast", eos_token: "<|endoftext|>", bos_token: "<|endoftext|>", model_max_length: 64,
+      added_tokens_decoder: { "0": { content: "<|endoftext|>", special: true } },
+    });
+    expect(fs.readFileSync(path.join(student, "chat_template.jinja"), "utf8")).toBe("{{ messages }}");
+    expect(fs.readFileSync(path.join(student, "README.md"), "utf8")).toContain("| weights | bfloat16 |");
+  });
+
+  it("a teacher's own tokenizer_config.json and generation_config.json are copied, not replaced", async () => {
+    const t = path.join(root, "configured-teacher");
+    fs.cpSync(teacherDir, t, { recursive: true });
+    fs.writeFileSync(path.join(t, "tokenizer_config.json"), '{"chat_template":"x"}');
+    fs.writeFileSync(path.join(t, "generation_config.json"), '{"temperature":0.7}');
+    const out = path.join(root, "configured");
+    await distill({ ...distillBase, teacher: t, out, steps: 1, ...quiet });
+    expect(fs.readFileSync(path.join(out, "student", "tokenizer_config.json"), "utf8")).toBe('{"chat_template":"x"}');
+    expect(fs.readFileSync(path.join(out, "student", "generation_config.json"), "utf8")).toBe('{"temperature":0.7}');
+  });
+});
+
 describe("distill", () => {
   const out = path.join(root, "distill");
   let result: Awaited<ReturnType<typeof distill>>;
@@ -143,6 +184,16 @@ describe("distill", () => {
     expect(student.config.hidden_size).toBe(16);
     expect(student.config.head_dim).toBe(8);
     expect(trainedSeqLen(student.config)).toBe(16);
+    const card = fs.readFileSync(path.join(out, "student", "README.md"), "utf8");
+    expect(card).toMatch(/^---\nlibrary_name: transformers\n/);
+    expect(card).toContain(`| teacher | \`${teacherDir}\` |`);
+    expect(card).toContain("| training | 60 steps, 3,840 tokens, windows of 16 tokens |");
+    expect(card).toContain(`| final train losses | total ${result.final.total!.toFixed(4)}, ce ${result.final.ce!.toFixed(4)}`);
+    expect(card).toContain(`| val loss | ${result.val!.loss.toFixed(4)}`);
+    expect(card).toContain("| weights | float32 |");
+    expect(card).toMatch(/\| trained with \| lrc-ts \d+\.\d+\.\d+ \|/);
+    expect(card).toContain(`| parameters | ${student.numParameters().toLocaleString("en-US")} |`);
+    expect(JSON.parse(fs.readFileSync(path.join(out, "student", "generation_config.json"), "utf8"))).toEqual({ _from_model_config: true });
     expect(fs.existsSync(path.join(out, "student", "tokenizer.json"))).toBe(true);
     const svg = fs.readFileSync(path.join(out, "loss.svg"), "utf8");
     expect(svg).toMatch(/^<svg/);
