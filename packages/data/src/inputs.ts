@@ -1,33 +1,26 @@
 // Text inputs for the tokenizer trainer and the shard writer: expands files, directories (recursively) and
 // globs (`*`, `?`, `**`) into a sorted file list, and streams documents out of them: a .txt/.md file is one
-// document, a .jsonl file one document per line (its text field). Nothing holds more than one document,
+// document, a .jsonl file one document per line (its text field), a .parquet file (a Hub dataset split, read
+// with hyparquet in chunks of rows, only the text column) one document per row. Nothing holds more than one document,
 // and big .txt documents arrive in ~1 MiB pieces cut only between a newline and an ASCII letter or digit,
 // where no common pre-tokenizer regex (GPT-2, Llama 3, Qwen) joins characters into one pre-token.
 
 import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from "hyparquet";
+import type { AsyncBuffer, FileMetaData } from "hyparquet";
 import { DataError } from "./errors.js";
 import type { TextPiece } from "./shard-writer.js";
 
 const TEXT_EXT = new Set([".txt", ".text", ".md"]);
 const JSONL_EXT = new Set([".jsonl", ".ndjson"]);
 
-export type InputKind = "text" | "jsonl";
+export type InputKind = "text" | "jsonl" | "parquet";
 
 export function inputKind(file: string): InputKind | null {
   const ext = path.extname(file).toLowerCase();
-  return TEXT_EXT.has(ext) ? "text" : JSONL_EXT.has(ext) ? "jsonl" : null;
-}
-
-/**
- * Whether a file found in a directory or by a glob is read; a Hub dataset's .parquet file is refused by name
- * instead of being skipped silently (a directory of them would otherwise tokenize to nothing).
- */
-function readable(file: string): boolean {
-  if (path.extname(file).toLowerCase() === ".parquet")
-    throw new DataError(file, "input", "parquet files are not read; convert them to .jsonl (one {\"text\": ...} object per line)");
-  return inputKind(file) !== null;
+  return TEXT_EXT.has(ext) ? "text" : JSONL_EXT.has(ext) ? "jsonl" : ext === ".parquet" ? "parquet" : null;
 }
 
 function walk(dir: string, out: string[]): void {
@@ -60,7 +53,7 @@ function globToRegExp(pattern: string): RegExp {
 }
 
 /**
- * Expands inputs into an ordered, de-duplicated list of .txt/.md/.jsonl files. Directories contribute their
+ * Expands inputs into an ordered, de-duplicated list of .txt/.md/.jsonl/.parquet files. Directories contribute their
  * supported files (sorted, recursively, hidden entries skipped); a named file must be a supported type.
  */
 export function expandInputs(inputs: readonly string[]): string[] {
@@ -84,8 +77,8 @@ export function expandInputs(inputs: readonly string[]): string[] {
       if (!fs.existsSync(base)) throw new DataError(input, "input", `no such directory ${base}`);
       const files: string[] = [];
       walk(base, files);
-      const matched = files.filter((f) => re.test(path.relative(base, f).split(path.sep).join("/")) && readable(f));
-      if (matched.length === 0) throw new DataError(input, "input", "pattern matches no .txt, .md or .jsonl file");
+      const matched = files.filter((f) => re.test(path.relative(base, f).split(path.sep).join("/")) && inputKind(f) !== null);
+      if (matched.length === 0) throw new DataError(input, "input", "pattern matches no .txt, .md, .jsonl or .parquet file");
       matched.forEach(add);
       continue;
     }
@@ -98,12 +91,12 @@ export function expandInputs(inputs: readonly string[]): string[] {
     if (stat.isDirectory()) {
       const files: string[] = [];
       walk(input, files);
-      const matched = files.filter(readable);
-      if (matched.length === 0) throw new DataError(input, "input", "directory holds no .txt, .md or .jsonl file");
+      const matched = files.filter((f) => inputKind(f) !== null);
+      if (matched.length === 0) throw new DataError(input, "input", "directory holds no .txt, .md, .jsonl or .parquet file");
       matched.forEach(add);
     } else {
-      if (!readable(input))
-        throw new DataError(input, "input", `unsupported input type '${path.extname(input) || "(none)"}' (expected .txt, .md or .jsonl)`);
+      if (inputKind(input) === null)
+        throw new DataError(input, "input", `unsupported input type '${path.extname(input) || "(none)"}' (expected .txt, .md, .jsonl or .parquet)`);
       add(input);
     }
   }
@@ -111,7 +104,7 @@ export function expandInputs(inputs: readonly string[]): string[] {
 }
 
 export interface ReadDocumentsOptions {
-  /** The field of each JSONL object holding the text (default "text"). */
+  /** The field of each JSONL object, or the parquet column, holding the text (default "text"). */
   readonly textField?: string;
   /** Target piece size in UTF-16 units for long text documents (default 1 MiB). */
   readonly pieceChars?: number;
@@ -190,6 +183,36 @@ async function* readJsonlFile(file: string, field: string): AsyncGenerator<TextP
   }
 }
 
+/** Parquet rows read at a time (only the text column is decoded). */
+const PARQUET_CHUNK = 1024;
+
+async function* readParquetFile(file: string, field: string): AsyncGenerator<TextPiece> {
+  let buf: AsyncBuffer, metadata: FileMetaData;
+  try {
+    buf = await asyncBufferFromFile(file);
+    metadata = await parquetMetadataAsync(buf);
+  } catch (e) {
+    throw new DataError(file, "input", `not a readable parquet file (${(e as Error).message})`);
+  }
+  const columns = parquetSchema(metadata).children.map((c) => c.element.name);
+  if (!columns.includes(field)) throw new DataError(file, "input", `no "${field}" column (columns: ${columns.join(", ")}); pick one with --text-field`);
+  const rows = Number(metadata.num_rows);
+  for (let start = 0; start < rows; start += PARQUET_CHUNK) {
+    let chunk: Array<Record<string, unknown>>;
+    try {
+      chunk = (await parquetReadObjects({ file: buf, metadata, columns: [field], rowStart: start, rowEnd: Math.min(rows, start + PARQUET_CHUNK) })) as Array<Record<string, unknown>>;
+    } catch (e) {
+      throw new DataError(file, "input", `rows ${start + 1}-${Math.min(rows, start + PARQUET_CHUNK)}: cannot read (${(e as Error).message})`);
+    }
+    for (let i = 0; i < chunk.length; i++) {
+      const text = chunk[i]![field];
+      if (text === null || text === undefined) continue;
+      if (typeof text !== "string") throw new DataError(file, "input", `row ${start + i + 1}: "${field}" is ${typeof text}, expected a string`);
+      yield { text, end: true };
+    }
+  }
+}
+
 /** Streams the documents of `files` (see expandInputs) as pieces, in order. */
 export async function* readDocuments(files: readonly string[], options: ReadDocumentsOptions = {}): AsyncGenerator<TextPiece> {
   const field = options.textField ?? "text";
@@ -198,6 +221,7 @@ export async function* readDocuments(files: readonly string[], options: ReadDocu
     const kind = inputKind(file);
     if (kind === null) throw new DataError(file, "input", `unsupported input type '${path.extname(file)}'`);
     if (kind === "jsonl") yield* readJsonlFile(file, field);
+    else if (kind === "parquet") yield* readParquetFile(file, field);
     else yield* readTextFile(file, pieceChars);
   }
 }

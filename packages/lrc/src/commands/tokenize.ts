@@ -1,4 +1,5 @@
-// `lrc tokenize`: text files (.txt/.md documents, .jsonl lines with a text field) to a token shard directory
+// `lrc tokenize`: text files (.txt/.md documents, .jsonl lines with a text field, .parquet rows with a text
+// column, as Hub datasets store them) to a token shard directory
 // with a manifest, through @lrc-ts/data. Documents are joined with the tokenizer's end-of-text token and
 // assigned to train or val by a seeded per-document choice. Progress goes to stderr, the summary to stdout.
 
@@ -35,12 +36,12 @@ export const tokenizeCommand: Command = {
   summary: "tokenize text files into train/val token shards with a manifest",
   flags: {
     tokenizer: { kind: "string", required: true, help: "tokenizer.json, or a model directory holding one" },
-    input: { kind: "list", required: true, help: "input files, directories or globs (.txt/.md = one document, .jsonl = one per line)" },
+    input: { kind: "list", required: true, help: "input files, directories or globs (.txt/.md = one document, .jsonl = one per line, .parquet = one per row)" },
     out: { kind: "string", required: true, help: "output shard directory" },
     "val-fraction": { kind: "number", default: 0.01, help: "fraction of documents sent to the val split" },
     "shard-tokens": { kind: "int", default: 100_000_000, help: "tokens per shard file" },
     seed: { kind: "int", default: 0, help: "seed of the per-document train/val choice" },
-    "text-field": { kind: "string", default: "text", help: "JSONL field holding the text" },
+    "text-field": { kind: "string", default: "text", help: "JSONL field or parquet column holding the text" },
     "eos-token": { kind: "string", help: "end-of-text token to join documents with (default: found in the tokenizer)" },
     json: { kind: "boolean", help: "print the summary as JSON" },
   },
@@ -48,6 +49,7 @@ export const tokenizeCommand: Command = {
     "examples:",
     "  lrc tokenize --tokenizer models/Qwen2.5-0.5B --input corpus/ --out data/shards",
     "  lrc tokenize --tokenizer tok.json --input 'books/**/*.txt,web.jsonl' --out shards --val-fraction 0.005",
+    "  lrc tokenize --tokenizer models/Qwen2.5-0.5B --input fineweb/data/ --text-field text --out shards   (Hub parquet files)",
   ].join("\n"),
   async run(flags) {
     const valFraction = flags["val-fraction"] as number;

@@ -9,11 +9,11 @@ export const tokenizerTrainCommand: Command = {
   name: "tokenizer train",
   summary: "train a byte-level BPE tokenizer and write tokenizer.json",
   flags: {
-    input: { kind: "list", required: true, help: "input files, directories or globs (.txt/.md/.jsonl)" },
+    input: { kind: "list", required: true, help: "input files, directories or globs (.txt/.md/.jsonl/.parquet)" },
     "vocab-size": { kind: "int", required: true, help: "vocabulary size: 256 bytes + merges + <|endoftext|>" },
     out: { kind: "string", required: true, help: "tokenizer.json to write" },
     "min-frequency": { kind: "int", default: 2, help: "stop merging when the best pair is rarer than this" },
-    "text-field": { kind: "string", default: "text", help: "JSONL field holding the text" },
+    "text-field": { kind: "string", default: "text", help: "JSONL field or parquet column holding the text" },
     json: { kind: "boolean", help: "print the summary as JSON" },
   },
   details: "example:\n  lrc tokenizer train --input corpus/ --vocab-size 8192 --out tokenizer.json",
