@@ -15,6 +15,7 @@ export { CheckpointStore } from "./checkpoint.js";
 export type { TrainerCheckpoint } from "./checkpoint.js";
 export { MetricsLog, readMetrics } from "./metrics.js";
 export { RUN_JSON, writeRunJson } from "./run-record.js";
+export { lrcVersion } from "./version.js";
 export type { MetricsRow, TrainRow, EvalRow } from "./metrics.js";
 export { Progress } from "./progress.js";
 export { distill, pretrain } from "./run.js";
