@@ -17,4 +17,5 @@ export type { TrainerCoreConfig, StepMetrics, EvalMetrics } from "./trainer-core
 export { LrcTask, LmTask, windowSource, tokenEvalSource } from "./task-core.js";
 export type { Batch, BatchSource, EvalSource, TaskLoss, TrainTask, LmTaskOptions } from "./task-core.js";
 export { lossPlotSvg } from "./plot.js";
+export { EtaClock, clock } from "./progress.js";
 export type { Series, PlotOptions } from "./plot.js";
