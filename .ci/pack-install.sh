@@ -57,7 +57,7 @@ run_user() {
   npx lrc tokenize --tokenizer tok/tokenizer.json --input "$work/corpus" --out shards --val-fraction 0.1
   echo '{ "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 300, "hidden_size": 32, "intermediate_size": 64,
     "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64, "rms_norm_eps": 1e-6,
-    "rope_theta": 10000, "tie_word_embeddings": true, "eos_token_id": 0 }' > teacher-config.json
+    "rope_theta": 10000, "tie_word_embeddings": true }' > teacher-config.json
   npx lrc pretrain --config teacher-config.json --data shards --out teacher --steps 30 --batch-size 4 --seq-len 32 --tokenizer tok/tokenizer.json --no-progress
   npx lrc distill --teacher teacher/model --hidden-size 16 --data shards --out lrc --steps 10 --batch-size 4 --seq-len 32 --no-progress --json | tail -1
   for f in config.json model.safetensors tokenizer.json README.md generation_config.json; do test -s "lrc/student/$f" || { echo "lrc/student/$f missing" >&2; exit 1; }; done
