@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The packages as a new user gets them: packs the four packages (pnpm pack, after `pnpm build`), installs the
 # tarballs into an empty project with npm and then with pnpm (strict layout), and runs `npx lrc --help`, a tiny
-# end-to-end run through `npx lrc` (tokenizer train, tokenize, pretrain a teacher, distill, eval) and an ESM
-# script that imports each package. Only the npm registry is needed. Usage: .ci/pack-install.sh [workdir]
+# end-to-end run through `npx lrc` (tokenizer train, tokenize, pretrain a teacher, distill, eval; --backend gpu
+# says to install gpu.js, an optional peer) and an ESM script that imports each package. Only the npm
+# registry is needed. Usage: .ci/pack-install.sh [workdir]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$(mktemp -d)}
@@ -62,6 +63,8 @@ run_user() {
   npx lrc distill --teacher teacher/model --hidden-size 16 --data shards --out lrc --steps 10 --batch-size 4 --seq-len 32 --no-progress --json | tail -1
   for f in config.json model.safetensors tokenizer.json README.md generation_config.json; do test -s "lrc/student/$f" || { echo "lrc/student/$f missing" >&2; exit 1; }; done
   npx lrc eval --model lrc/student --data shards --json
+  if npx lrc eval --model lrc/student --data shards --backend gpu 2> gpu.err; then echo "--backend gpu ran without gpu.js installed" >&2; exit 1; fi
+  grep -q "npm i gpu.js@2.24.1" gpu.err || { echo "--backend gpu without gpu.js did not say what to install:" >&2; cat gpu.err >&2; exit 1; }
   cp "$work/imports.mjs" . && node imports.mjs
   echo "$pm: all steps passed in $(( $(date +%s) - t0 )) s"
 }
