@@ -28,3 +28,6 @@ export {
   type OpenSplitOptions,
   type EvalWindowsOptions,
 } from "./shard-reader.js";
+export { readRows } from "./rows.js";
+export type { ReadRowsOptions } from "./rows.js";
+export type { TableRow } from "./rows.js";

@@ -1,16 +1,15 @@
 // Text inputs for the tokenizer trainer and the shard writer: expands files, directories (recursively) and
 // globs (`*`, `?`, `**`) into a sorted file list, and streams documents out of them: a .txt/.md file is one
 // document, a .jsonl file one document per line (its text field), a .parquet file (a Hub dataset split, read
-// with hyparquet in chunks of rows, only the text column) one document per row. Nothing holds more than one document,
+// by ./rows.ts in chunks of rows, only the text column) one document per row. Nothing holds more than one document,
 // and big .txt documents arrive in ~1 MiB pieces cut only between a newline and an ASCII letter or digit,
 // where no common pre-tokenizer regex (GPT-2, Llama 3, Qwen) joins characters into one pre-token.
 
 import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from "hyparquet";
-import type { AsyncBuffer, FileMetaData } from "hyparquet";
 import { DataError } from "./errors.js";
+import { readRows } from "./rows.js";
 import type { TextPiece } from "./shard-writer.js";
 
 const TEXT_EXT = new Set([".txt", ".text", ".md"]);
@@ -183,33 +182,13 @@ async function* readJsonlFile(file: string, field: string): AsyncGenerator<TextP
   }
 }
 
-/** Parquet rows read at a time (only the text column is decoded). */
-const PARQUET_CHUNK = 1024;
-
+/** One document per row of a parquet file's text column (only that column is decoded; null rows skipped). */
 async function* readParquetFile(file: string, field: string): AsyncGenerator<TextPiece> {
-  let buf: AsyncBuffer, metadata: FileMetaData;
-  try {
-    buf = await asyncBufferFromFile(file);
-    metadata = await parquetMetadataAsync(buf);
-  } catch (e) {
-    throw new DataError(file, "input", `not a readable parquet file (${(e as Error).message})`);
-  }
-  const columns = parquetSchema(metadata).children.map((c) => c.element.name);
-  if (!columns.includes(field)) throw new DataError(file, "input", `no "${field}" column (columns: ${columns.join(", ")}); pick one with --text-field`);
-  const rows = Number(metadata.num_rows);
-  for (let start = 0; start < rows; start += PARQUET_CHUNK) {
-    let chunk: Array<Record<string, unknown>>;
-    try {
-      chunk = (await parquetReadObjects({ file: buf, metadata, columns: [field], rowStart: start, rowEnd: Math.min(rows, start + PARQUET_CHUNK) })) as Array<Record<string, unknown>>;
-    } catch (e) {
-      throw new DataError(file, "input", `rows ${start + 1}-${Math.min(rows, start + PARQUET_CHUNK)}: cannot read (${(e as Error).message})`);
-    }
-    for (let i = 0; i < chunk.length; i++) {
-      const text = chunk[i]![field];
-      if (text === null || text === undefined) continue;
-      if (typeof text !== "string") throw new DataError(file, "input", `row ${start + i + 1}: "${field}" is ${typeof text}, expected a string`);
-      yield { text, end: true };
-    }
+  for await (const { line, row } of readRows(file, { columns: [field] })) {
+    const text = row[field];
+    if (text === null || text === undefined) continue;
+    if (typeof text !== "string") throw new DataError(file, "input", `row ${line}: "${field}" is ${typeof text}, expected a string`);
+    yield { text, end: true };
   }
 }
 

@@ -22,3 +22,5 @@ export type { Batch, BatchSource, EvalSource, TaskLoss, TrainTask, LmTaskOptions
 export { lossPlotSvg } from "./plot.js";
 export { EtaClock, clock } from "./progress.js";
 export type { Series, PlotOptions } from "./plot.js";
+export { TASKS, TaskRowError, taskDoc, hellaswagPreprocess } from "./eval-tasks.js";
+export type { TaskAdapter, TaskMetric } from "./eval-tasks.js";

@@ -9,7 +9,8 @@ import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { closest } from "./cli/args.js";
 import { isEntryScript } from "./cli.js";
-import { CLI, REPO_ROOT, runMain } from "./testing-internal/fixtures.js";
+import { run as runMain } from "./testing-internal/cli-run.js";
+import { CLI, REPO_ROOT } from "./testing-internal/fixtures.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-cli-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

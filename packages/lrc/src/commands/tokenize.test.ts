@@ -7,7 +7,7 @@ import path from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadTokenizer, openShards, readManifest, readSplitTokens } from "@lrc-ts/data";
-import { runMain } from "../testing-internal/fixtures.js";
+import { run } from "../testing-internal/cli-run.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-cli-tokenize-"));
 const corpus = path.join(root, "corpus");
@@ -15,7 +15,6 @@ const tokJson = path.join(root, "tok", "tokenizer.json");
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
-const run = runMain;
 
 /** A parquet file with the given columns, as the Hub stores dataset splits (hyparquet-writer, snappy). */
 function writeParquet(file: string, columns: Record<string, unknown[]>): void {
@@ -80,7 +79,7 @@ describe("lrc tokenize", () => {
     ["bad JSON", (d) => (fs.writeFileSync(path.join(d, "y.jsonl"), '{"text":"ok"}\n\n{"text": "a",\n'), [path.join(d, "y.jsonl")]), /y\.jsonl: line 3: invalid JSON/],
     ["an unsupported file type", (d) => (fs.writeFileSync(path.join(d, "z.csv"), "a"), [path.join(d, "z.csv")]), /z\.csv: unsupported input type '\.csv'/],
     ["a broken .parquet file in a directory", (d) => (fs.writeFileSync(path.join(d, "a.txt"), "text"), fs.mkdirSync(path.join(d, "hub")), fs.writeFileSync(path.join(d, "hub", "train-00000.parquet"), "PAR1"), [d]), /train-00000\.parquet: not a readable parquet file/],
-    ["a .parquet file without the text column", (d) => (writeParquet(path.join(d, "t.parquet"), { body: ["x"] }), [`${d}/*`]), /t\.parquet: no "text" column \(columns: body\); pick one with --text-field/],
+    ["a .parquet file without the text column", (d) => (writeParquet(path.join(d, "t.parquet"), { body: ["x"] }), [`${d}/*`]), /t\.parquet: no "text" column \(columns: body\)/],
     ["a non-string text column", (d) => (writeParquet(path.join(d, "n.parquet"), { text: [1, 2] }), [path.join(d, "n.parquet")]), /n\.parquet: row 1: "text" is number, expected a string/],
   ];
   it.each(bad)("exits 1 with a one-line message for %s", async (_name, make, pattern) => {

@@ -7,8 +7,6 @@ import fs from "node:fs";
 import path from "node:path";
 import { ShardDirectoryWriter } from "@lrc-ts/data";
 import { Rng } from "@lrc-ts/tensor-core";
-import { vi } from "vitest";
-import { main } from "../cli.js";
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, "../../../..");
 export const CLI = path.resolve(import.meta.dirname, "../cli.ts");
@@ -51,20 +49,6 @@ export function tinyConfigJson(o: { hidden: number; layers?: number; vocab?: num
 export function writeJson(file: string, v: unknown): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, `${JSON.stringify(v, null, 2)}\n`);
-}
-
-/** Runs `lrc <argv>` in-process through `main`, capturing console.log (out), console.error (err) and raw stdout writes (stream). */
-export async function runMain(argv: readonly string[]): Promise<{ code: number; out: string; err: string; stream: string }> {
-  const out: string[] = [], err: string[] = [], stream: string[] = [];
-  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
-  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
-  vi.spyOn(process.stdout, "write").mockImplementation((s: string | Uint8Array) => (stream.push(String(s)), true));
-  try {
-    const code = await main(argv);
-    return { code, out: out.join("\n"), err: err.join("\n"), stream: stream.join("") };
-  } finally {
-    vi.restoreAllMocks();
-  }
 }
 
 /** Starts `lrc <args>` in a child node process (TypeScript sources through tsx). */
