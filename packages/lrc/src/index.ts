@@ -18,6 +18,7 @@ export type { TrainerCheckpoint } from "./checkpoint.js";
 export { MetricsLog, readMetrics } from "./metrics.js";
 export { RUN_JSON, writeRunJson } from "./run-record.js";
 export { lrcVersion } from "./version.js";
+export { TRAINING_CONFIG_FIELD, trainedSeqLen } from "./training-record.js";
 export type { MetricsRow, TrainRow, EvalRow } from "./metrics.js";
 export { Progress } from "./progress.js";
 export { distill, pretrain } from "./run.js";

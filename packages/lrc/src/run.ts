@@ -16,6 +16,7 @@ import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
 import type { TrainTask } from "./task.js";
 import { Trainer } from "./trainer.js";
 import { exportConfigFiles, modelCard } from "./model-card.js";
+import { TRAINING_CONFIG_FIELD } from "./training-record.js";
 import { writeFileAtomic, writeRunJson } from "./run-record.js";
 import { lrcVersion } from "./version.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
@@ -93,18 +94,6 @@ export interface RunResult {
   /** The exported HF directory (null when interrupted). */
   readonly exported: string | null;
   readonly trainable: number;
-}
-
-/**
- * The config.json field an exported model carries about its training: `{ "train_seq_len": T, "version": "0.1.0" }`
- * (transformers keeps unknown config fields as attributes). `lrc eval` defaults its window to train_seq_len.
- */
-export const TRAINING_CONFIG_FIELD = "lrc_ts";
-
-/** The window a model directory's config was trained with (see TRAINING_CONFIG_FIELD), if it records one. */
-export function trainedSeqLen(config: CausalLMConfig): number | undefined {
-  const v = (config.extra[TRAINING_CONFIG_FIELD] as { train_seq_len?: unknown } | undefined)?.train_seq_len;
-  return typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined;
 }
 
 function resolveSteps(o: TrainRunOptions, B: number, T: number): number {

@@ -12,7 +12,8 @@ import { causalLMForward, loadCausalLM } from "@lrc-ts/nn";
 import { bufferPoolStats, matmul, mse, noGrad, readSafetensorsFile, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
 import { openShards } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
-import { distill, pretrain, trainedSeqLen } from "./run.js";
+import { distill, pretrain } from "./run.js";
+import { trainedSeqLen } from "./training-record.js";
 import { readMetrics } from "./metrics.js";
 import type { TrainRow } from "./metrics.js";
 import { LrcTask, readerSource } from "./task.js";
@@ -73,6 +74,16 @@ describe("run options the model cannot honour", () => {
         `hidden size ${d} is not smaller than hidden_size 32 of ${path.join(teacherDir, "config.json")}`,
       );
     expect(fs.existsSync(path.join(root, "wide"))).toBe(false);
+  });
+
+  it("the teacher's training record (lrc_ts) is not inherited by a student built from it", async () => {
+    const teacher = await loadCausalLM(teacherDir);
+    expect(trainedSeqLen(teacher.config)).toBe(16);
+    const clone = new LowRankClone(teacher, { hiddenSize: 8 });
+    expect(trainedSeqLen(clone.studentConfig)).toBeUndefined();
+    const dir = path.join(root, "plain-export");
+    await clone.exportStudent(dir);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"))).not.toHaveProperty("lrc_ts");
   });
 
   it("distill and pretrain refuse a seq-len past max_position_embeddings, naming both numbers", async () => {

@@ -13,7 +13,7 @@ import { UsageError } from "../cli/args.js";
 import { backendFlag, type Command } from "../cli/command.js";
 import { statusLine } from "../cli/status-line.js";
 import type { StatusLine } from "../cli/status-line.js";
-import { trainedSeqLen } from "../run.js";
+import { trainedSeqLen } from "../training-record.js";
 
 function progress(label: string, status: StatusLine): (done: number, total: number) => void {
   const start = Date.now();
