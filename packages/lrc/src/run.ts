@@ -1,7 +1,8 @@
 // `distill(options)` and `pretrain(options)`: what `lrc distill` / `lrc pretrain` run, callable in-process
 // (examples/distill-qwen does). Each opens the shard directory, builds the task, runs the Trainer in
-// `<out>/` (metrics.jsonl, loss.svg, checkpoints/) and exports the model as an HF directory
-// (`<out>/student/` for distill, `<out>/model/` for pretrain).
+// `<out>/` (run.json, metrics.jsonl, loss.svg, checkpoints/) and exports the model as an HF directory
+// (`<out>/student/` for distill, `<out>/model/` for pretrain) with its training record in config.json, the
+// generation/tokenizer configs a Hub user expects and a model card README.md.
 
 import fs from "node:fs";
 import path from "node:path";
