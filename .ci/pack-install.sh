@@ -52,7 +52,7 @@ run_user() {
   fi
   echo "$pm install: $(( $(date +%s) - t0 )) s, node_modules $(du -sh node_modules | cut -f1)"
   if [ -e node_modules/gpu.js ] || [ -e node_modules/.pnpm/node_modules/gpu.js ]; then echo "gpu.js was installed (it is an optional peer)" >&2; exit 1; fi
-  npx lrc --help | head -1
+  npx lrc --help > help.txt && head -1 help.txt
   npx lrc --version
   npx lrc tokenizer train --input "$work/corpus" --vocab-size 300 --min-frequency 1 --out tok/tokenizer.json
   npx lrc tokenize --tokenizer tok/tokenizer.json --input "$work/corpus" --out shards --val-fraction 0.1
