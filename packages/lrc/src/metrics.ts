@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import type { EvalMetrics, StepMetrics } from "./trainer.js";
 import { lossPlotSvg } from "./plot.js";
-import { writeFileAtomic } from "./run-record.js";
+import { writeFileAtomic } from "./atomic-write.js";
 import type { Series } from "./plot.js";
 
 export interface TrainRow {

@@ -11,6 +11,7 @@ import { readSafetensorsFile } from "@lrc-ts/tensor-core";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { openShards, readManifest, windowCount } from "@lrc-ts/data";
+import type { Manifest, Split } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import type { LowRankCloneOptions } from "./lrc.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
@@ -18,13 +19,18 @@ import type { TrainTask } from "./task.js";
 import { Trainer } from "./trainer.js";
 import { exportConfigFiles, modelCard } from "./model-card.js";
 import { TRAINING_CONFIG_FIELD } from "./training-record.js";
-import { writeFileAtomic, writeRunJson } from "./run-record.js";
+import { writeFileAtomic } from "./atomic-write.js";
 import { lrcVersion } from "./version.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
 
 export interface TrainRunOptions {
-  /** Shard directory (`lrc tokenize` output). */
+  /** Shard directory (`lrc tokenize` output); its val split is the evaluation data unless valData is given. */
   readonly data: string;
+  /**
+   * A second shard directory to evaluate on (a fixed validation set): its val split, or its train split when
+   * it has no val split (a directory tokenized from the validation files alone). Same tokenizer as `data`.
+   */
+  readonly valData?: string;
   /** Run directory. */
   readonly out: string;
   /** Optimizer steps; or give `tokens` (steps = ceil(tokens / (batchSize · seqLen · gradAccum))). */
@@ -36,7 +42,13 @@ export interface TrainRunOptions {
   readonly seqLen?: number;
   readonly gradAccum?: number;
   readonly lr?: number;
+  /** AdamW weight decay (default 0) and its groups: see TrainerCoreConfig.decayAll and TrainTask.noDecay. */
   readonly weightDecay?: number;
+  readonly decayAll?: boolean;
+  /** AdamW β1, β2, ε (defaults 0.9, 0.999, 1e-8, as HF Trainer). */
+  readonly beta1?: number;
+  readonly beta2?: number;
+  readonly adamEps?: number;
   readonly schedule?: "linear" | "cosine" | "constant";
   readonly warmupFraction?: number;
   readonly warmupSteps?: number;
@@ -125,6 +137,8 @@ interface RunSpec {
   /** For the model card: how the model was trained, and the teacher directory if any. */
   readonly method: string;
   readonly teacher: string | null;
+  /** More of the run's settings for run.json (the command, its inputs). */
+  readonly info: Record<string, unknown>;
 }
 
 /** The export dtype: o.dtype, else the teacher's config.json torch_dtype, else F32. */
@@ -149,18 +163,20 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
   if (manifest.vocabSize > vocab)
     throw new RangeError(`${path.join(o.data, "manifest.json")}: the shards' vocabulary (${manifest.vocabSize}) is larger than the model's vocab_size ${vocab}`);
   const steps = resolveSteps(o, B, T);
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const evalOn = evalData(o, manifest, vocab, T, log);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
-    const hasVal = windowCount(manifest.splits.val.tokens, T) > 0;
-    const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-    if (!hasVal) log(`note: ${o.data} has no val split of at least ${T + 1} tokens; skipping evaluation`);
-    const val = hasVal ? valSource(o.data, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8 }) : null;
+    const val = evalOn === null ? null : valSource(evalOn.dir, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8, split: evalOn.split });
     const cfg: TrainerConfig = {
       steps, outDir: o.out, lr: o.lr ?? defaultLr, describe,
-      ...pick(o, ["weightDecay", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
+      runInfo: {
+        ...spec.info, data: o.data, evalData: evalOn, batchSize: B, seqLen: T, evalBatches: o.evalBatches ?? 8, exportTo: exportDir,
+        tokenizerFrom: tokenizerFrom ?? null, exportDType: spec.dtype,
+      },
+      ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
     };
     const trainer = new Trainer(task, readerSource(reader), val, cfg);
-    writeRunJson(o.out, { data: path.resolve(o.data), export: path.resolve(exportDir), tokenizer_from: tokenizerFrom === undefined ? null : path.resolve(tokenizerFrom) });
     const r = await trainer.run();
     let exported: string | null = null;
     if (!r.interrupted) {
@@ -186,6 +202,24 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
   }
 }
 
+/** Where evaluation reads: valData's val (else train) split, or data's val split; null (with a note) when data has none. */
+function evalData(o: TrainRunOptions, manifest: Manifest, vocab: number, T: number, log: (l: string) => void): { dir: string; split: Split } | null {
+  if (o.valData === undefined) {
+    if (windowCount(manifest.splits.val.tokens, T) > 0) return { dir: o.data, split: "val" };
+    log(`note: ${o.data} has no val split of at least ${T + 1} tokens; skipping evaluation`);
+    return null;
+  }
+  const file = path.join(o.valData, "manifest.json");
+  const m = readManifest(o.valData);
+  if (m.tokenizer.hash !== manifest.tokenizer.hash)
+    throw new RangeError(`${file}: tokenized with another tokenizer (hash ${m.tokenizer.hash.slice(0, 12)}) than ${o.data} (${manifest.tokenizer.hash.slice(0, 12)})`);
+  if (m.vocabSize > vocab) throw new RangeError(`${file}: the shards' vocabulary (${m.vocabSize}) is larger than the model's vocab_size ${vocab}`);
+  const split: Split = windowCount(m.splits.val.tokens, T) > 0 ? "val" : "train";
+  if (windowCount(m.splits[split].tokens, T) === 0) throw new RangeError(`${file}: no split holds ${T + 1} tokens (one --seq-len window) to evaluate on`);
+  log(`evaluating on the ${split} split of ${o.valData} (${m.splits[split].tokens.toLocaleString("en-US")} tokens)`);
+  return { dir: o.valData, split };
+}
+
 function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
   const out: Partial<Pick<T, K>> = {};
   for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
@@ -199,7 +233,7 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
   const teacherSource = typeof o.teacher === "string" ? path.join(o.teacher, "config.json") : "the teacher's config";
   if (o.hiddenSize >= teacher.config.hidden_size)
     throw new RangeError(`hidden size ${o.hiddenSize} is not smaller than hidden_size ${teacher.config.hidden_size} of ${teacherSource}; LRC clones a narrower student`);
-  const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
+  const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "logCloneTerms", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
   const clone = new LowRankClone(teacher, { ...cloneOpts, hiddenSize: o.hiddenSize, seed: o.seed ?? 0 });
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const tc = teacher.config, sc = clone.studentConfig;
@@ -208,10 +242,12 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
+  const teacherDir = typeof o.teacher === "string" ? o.teacher : null;
   return runTask(o, {
     task: new LrcTask(clone), exportDir: path.join(o.out, "student"), tokenizerFrom, config: tc, configSource: teacherSource, defaultLr: 1e-4,
-    describe: {}, dtype: exportDType(o, tc), teacher: typeof o.teacher === "string" ? o.teacher : null,
+    describe: {}, dtype: exportDType(o, tc), teacher: teacherDir,
     method: `Low-Rank Clone (LRC): student hidden size ${sc.hidden_size} from the teacher's ${tc.hidden_size}; alpha ${clone.loss.alpha}, KL temperature ${clone.loss.temperature}, attention-out term ${clone.loss.attnOut}`,
+    info: { command: "distill", teacher: teacherDir, logCloneTerms: clone.loss.logCloneTerms },
   });
 }
 
@@ -235,10 +271,12 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
       (teacher !== null ? `, KD from a teacher at tau ${task.temperature}` : ""),
   );
   const configSource = typeof o.config === "string" ? o.config : "the config";
+  const teacherDir = typeof o.teacher === "string" ? o.teacher : null;
   return runTask(o, {
     task, exportDir: path.join(o.out, "model"), tokenizerFrom, config, configSource, defaultLr: 1e-3, describe: { initStd: o.initStd ?? null },
-    dtype: exportDType(o, teacher?.config ?? null), teacher: typeof o.teacher === "string" ? o.teacher : null,
+    dtype: exportDType(o, teacher?.config ?? null), teacher: teacherDir,
     method: teacher !== null ? `pretraining from random init with CE + KL from a teacher (plain KD, temperature ${task.temperature})` : "pretraining from random init with next-token CE",
+    info: { command: "pretrain", configFile: typeof o.config === "string" ? o.config : null, teacher: teacherDir },
   });
 }
 

@@ -133,7 +133,7 @@ describe("export dtype and Hub files", () => {
     fs.writeFileSync(path.join(t, "tokenizer_config.json"), '{"chat_template":"x"}');
     fs.writeFileSync(path.join(t, "generation_config.json"), '{"temperature":0.7}');
     const out = path.join(root, "configured");
-    await distill({ ...distillBase, teacher: t, out, steps: 1, ...quiet });
+    await distill({ ...distillBase, teacher: t, out, steps: 2, ...quiet });
     expect(fs.readFileSync(path.join(out, "student", "tokenizer_config.json"), "utf8")).toBe('{"chat_template":"x"}');
     expect(fs.readFileSync(path.join(out, "student", "generation_config.json"), "utf8")).toBe('{"temperature":0.7}');
   });
@@ -214,10 +214,14 @@ describe("distill", () => {
     const evals = readMetrics(path.join(out, "metrics.jsonl")).filter((r) => r.type === "eval");
     expect(evals.map((e) => e.step)).toEqual([30, 60]);
     const run = JSON.parse(fs.readFileSync(path.join(out, "run.json"), "utf8"));
-    expect(run).toMatchObject({ data: path.resolve(data), export: path.resolve(out, "student"), resumed_from_step: null, config: { steps: 60, seed: 0 } });
+    expect(run).toMatchObject({
+      command: "distill", data, exportTo: path.join(out, "student"), tokenizerFrom: teacherDir, exportDType: "F32", resumedFromStep: null,
+      config: { steps: 60, seed: 0 },
+    });
     expect(run.config.task.kind).toBe("lrc");
     expect(run.config.batch).toMatchObject({ seqLen: 16, batchSize: 4 });
-    expect(Date.parse(run.started_at)).toBeGreaterThan(0);
+    expect(run.lrcVersion).toMatch(/^\d+\.\d+\.\d+/);
+    expect(Date.now() - Date.parse(run.startedAt)).toBeLessThan(3_600_000);
     expect(evals[0]!.type === "eval" && evals[0]!.teacher_val_loss).toBeGreaterThan(0);
     expect(result.val!.loss).toBeCloseTo(evals[1]!.type === "eval" ? evals[1]!.val_loss : NaN, 10);
     const ck = fs.readdirSync(path.join(out, "checkpoints")).sort();
@@ -369,6 +373,8 @@ describe("trainer details", () => {
     expect(warmupStepsFor({ steps: 100 })).toBe(1);
     expect(warmupStepsFor({ steps: 1000 })).toBe(5);
     expect(warmupStepsFor({ steps: 100, warmupFraction: 0 })).toBe(0);
+    expect(warmupStepsFor({ steps: 100, warmupSteps: 100 })).toBe(100);
+    expect(() => warmupStepsFor({ steps: 100, warmupSteps: 101 })).toThrow("warmup of 101 steps is longer than the run's 100 steps");
     expect(learningRate(0, 100, 1, 4, "linear")).toBeCloseTo(0.25);
     expect(learningRate(3, 100, 1, 4, "linear")).toBeCloseTo(1);
     expect(learningRate(4, 100, 1, 4, "linear")).toBeCloseTo(1);

@@ -6,13 +6,12 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import type { AdamWState } from "@lrc-ts/tensor-core";
 import { Rng } from "@lrc-ts/tensor-core";
 import { CheckpointStore } from "./checkpoint.js";
 import type { TrainerCheckpoint } from "./checkpoint.js";
 import { MetricsLog } from "./metrics.js";
 import { EtaClock, Progress } from "./progress.js";
-import { writeRunJson } from "./run-record.js";
+import { writeFileAtomic } from "./atomic-write.js";
 import { lrcVersion } from "./version.js";
 import type { BatchSource, EvalSource, TrainTask } from "./task-core.js";
 import { TrainerCore, stableJson } from "./trainer-core.js";
@@ -40,6 +39,8 @@ export interface TrainerConfig extends TrainerCoreConfig {
   readonly handleSigint?: boolean;
   /** Test hook: runs before step `step` (1-based). */
   readonly beforeStep?: (step: number) => void;
+  /** More of the run's settings for run.json (the data directories, ...). */
+  readonly runInfo?: Record<string, unknown>;
 }
 
 export interface TrainResult {
@@ -85,7 +86,7 @@ export class Trainer extends TrainerCore {
           "resume with the same flags, or start a new --out directory",
       );
     }
-    this.optimizer.loadState(ck.optimizer);
+    this.loadOptimizerState(ck.optimizer);
     this.train.restore(ck.reader);
     this.rng = Rng.fromState(ck.rng);
     this.step = ck.step;
@@ -101,14 +102,14 @@ export class Trainer extends TrainerCore {
   async save(elapsedSeconds: number): Promise<string> {
     // Host copies of the trained tensors first (the gpu backend's webgpu mode reads only asynchronously).
     await Promise.all(this.params.map((p) => p.toHostAsync()));
-    const optimizer = await this.optimizer.stateAsync();
+    const optimizer = await this.optimizerState();
     const ck: Omit<TrainerCheckpoint, "dir"> = {
       step: this.step,
       tokens: this.tokens,
       elapsedSeconds,
       configHash: this.configHash,
       config: this.identity,
-      optimizer: optimizer as AdamWState,
+      optimizer,
       reader: this.train.state(),
       rng: this.rng.state(),
       teacherVal: this.teacherVal,
@@ -117,6 +118,30 @@ export class Trainer extends TrainerCore {
     this.lastCheckpoint = dir;
     this.savedStep = this.step;
     return dir;
+  }
+
+  /**
+   * Writes <outDir>/run.json (atomically) at the start of every run() call: the lrc-ts version, the start
+   * time, the configuration that changes the math (as in the checkpoints, with its hash), AdamW's weight-decay
+   * groups by tensor name, and the settings that do not (evaluation, checkpoints, cfg.runInfo).
+   */
+  private writeRunJson(): void {
+    const c = this.cfg;
+    const run = {
+      lrcVersion: lrcVersion(),
+      startedAt: new Date().toISOString(),
+      ...(c.runInfo ?? {}),
+      configHash: this.configHash,
+      config: this.identity,
+      optimizer: {
+        kind: "adamw", betas: [c.beta1 ?? 0.9, c.beta2 ?? 0.999], eps: c.adamEps ?? 1e-8, weightDecay: c.weightDecay ?? 0,
+        decayAll: c.decayAll ?? false,
+        groups: [{ weightDecay: c.weightDecay ?? 0, params: this.groups.decay }, { weightDecay: 0, params: this.groups.noDecay }],
+      },
+      evalEvery: c.evalEvery ?? 0, evaluates: this.val !== null, saveEvery: c.saveEvery ?? 0, keepCheckpoints: c.keepCheckpoints ?? 2,
+      resumedFromStep: c.resume ? this.step : null,
+    };
+    writeFileAtomic(path.join(c.outDir, "run.json"), `${JSON.stringify(run, null, 2)}\n`);
   }
 
   /** Runs (or resumes) to cfg.steps. */
@@ -130,10 +155,7 @@ export class Trainer extends TrainerCore {
         throw new Error(`${this.store.dir}: holds checkpoints of an earlier run; pass --resume to continue it, or use a new --out directory`);
       this.metrics.reset();
     }
-    writeRunJson(cfg.outDir, {
-      lrc_ts_version: lrcVersion(), started_at: new Date().toISOString(), resumed_from_step: cfg.resume ? this.step : null,
-      config_hash: this.configHash, config: this.identity,
-    });
+    this.writeRunJson();
     const startStep = this.step;
     const startTokens = this.tokens;
     const t0 = Date.now();
