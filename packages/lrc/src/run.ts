@@ -5,12 +5,13 @@
 // generation/tokenizer configs a Hub user expects and a model card README.md.
 
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
-import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
-import { readSafetensorsFile } from "@lrc-ts/tensor-core";
+import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, parameterCount, readConfigFile } from "@lrc-ts/nn";
+import { makeDirectory } from "@lrc-ts/tensor-core";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
-import { openShards, readManifest, windowCount } from "@lrc-ts/data";
+import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
 import type { Manifest, Split } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import type { LowRankCloneOptions } from "./lrc.js";
@@ -118,18 +119,29 @@ function resolveSteps(o: TrainRunOptions, B: number, T: number): number {
   return steps;
 }
 
+/** What the data and the flags are checked against before training: the model's limits and where they come from. */
+interface ModelLimits {
+  readonly vocabSize: number;
+  readonly maxPositions: number;
+  /** The config.json (or a description of the in-memory model) the limits come from, for messages. */
+  readonly config: string;
+}
+
+/** Where a model's config came from, for messages: its config.json, or a description of the model object. */
+function configWhere(source: string | CausalLM | CausalLMConfig, what: string): string {
+  if (typeof source !== "string") return `the ${what}'s config`;
+  return source.endsWith(".json") ? source : path.join(source, "config.json");
+}
+
 /** What distill / pretrain hand runTask besides the options. */
 interface RunSpec {
   readonly task: TrainTask;
   readonly exportDir: string;
   readonly tokenizerFrom: string | undefined;
-  /**
-   * The trained model's reference config (the teacher's for distill) and where it came from. Windows longer
-   * than its max_position_embeddings are refused (the positions past it were never trained, and `lrc eval`
-   * refuses them too).
-   */
+  /** The trained model's reference config (the teacher's for distill): bos/eos ids for the exported configs. */
   readonly config: CausalLMConfig;
-  readonly configSource: string;
+  /** What the data and the flags are checked against. */
+  readonly limits: ModelLimits;
   readonly defaultLr: number;
   readonly describe: Record<string, unknown>;
   /** Weight dtype of the export. */
@@ -154,17 +166,28 @@ function exportDType(o: TrainRunOptions, teacher: CausalLMConfig | null): Safete
 const DTYPES: Readonly<Record<string, SafetensorsFloatDType>> = { bf16: "BF16", f16: "F16", f32: "F32" };
 
 async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
-  const { task, exportDir, tokenizerFrom, config, configSource, defaultLr, describe } = spec;
+  const { task, exportDir, tokenizerFrom, config, limits, defaultLr, describe } = spec;
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
-  if (T > config.max_position_embeddings)
-    throw new RangeError(`seq-len ${T} exceeds max_position_embeddings ${config.max_position_embeddings} of ${configSource}`);
-  const vocab = config.vocab_size;
   const manifest = readManifest(o.data);
-  if (manifest.vocabSize > vocab)
-    throw new RangeError(`${path.join(o.data, "manifest.json")}: the shards' vocabulary (${manifest.vocabSize}) is larger than the model's vocab_size ${vocab}`);
+  const manifestFile = path.join(o.data, MANIFEST_FILE);
+  if (manifest.vocabSize > limits.vocabSize)
+    throw new RangeError(`${manifestFile}: the shards' vocabulary (${manifest.vocabSize}) is larger than vocab_size ${limits.vocabSize} of ${limits.config}`);
+  // The windows must fit the model (the final evaluation and every resume would fail there otherwise).
+  if (T > limits.maxPositions) throw new RangeError(`--seq-len ${T} exceeds max_position_embeddings ${limits.maxPositions} of ${limits.config}`);
+  // The shards must hold this tokenizer's ids (the manifest records the sha256 of the tokenizer.json they were made with).
+  if (tokenizerFrom !== undefined && fs.existsSync(path.join(tokenizerFrom, "tokenizer.json"))) verifyTokenizer(o.data, tokenizerFrom);
+  // The logits of one micro-batch alone ([B, T, vocab] float32) must fit in memory.
+  const logitBytes = B * T * limits.vocabSize * 4;
+  if (logitBytes > os.totalmem())
+    throw new RangeError(
+      `--batch-size ${B} x --seq-len ${T}: the logits alone need about ${Math.round(logitBytes / 1024 ** 3)} GiB (x vocab_size ${limits.vocabSize}, float32), ` +
+        `more than this machine's ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB; lower --batch-size and use --grad-accum`,
+    );
   const steps = resolveSteps(o, B, T);
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const evalOn = evalData(o, manifest, vocab, T, log);
+  const evalOn = evalData(o, manifest, limits.vocabSize, T, log);
+  // The evaluation split is verified (checksums, id range) once here; the evaluations then read it unverified.
+  if (evalOn !== null) verifySplit(evalOn.dir, evalOn.split);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
     const val = evalOn === null ? null : valSource(evalOn.dir, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8, split: evalOn.split });
@@ -184,10 +207,9 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
       await task.export(exportDir, {
         configOverrides, dtype: spec.dtype, extraFiles: exportConfigFiles(config, tokenizerFrom), ...(tokenizerFrom !== undefined ? { tokenizerFrom } : {}),
       });
-      const weights = await readSafetensorsFile(path.join(exportDir, "model.safetensors"));
+      const exportedConfig = readConfigFile(path.join(exportDir, "config.json"));
       writeFileAtomic(path.join(exportDir, "README.md"), modelCard({
-        config: readConfigFile(path.join(exportDir, "config.json")),
-        parameters: weights.names().reduce((n, name) => n + weights.info(name).shape.reduce((a, b) => a * b, 1), 0),
+        config: exportedConfig, parameters: parameterCount(exportedConfig),
         method: spec.method, teacher: spec.teacher, steps: r.step, tokens: r.tokens, seqLen: T, dtype: TORCH_DTYPE[spec.dtype],
         final: r.final, val: r.lastEval, version: lrcVersion(),
       }));
@@ -231,8 +253,9 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
   const teacher = typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
   const tokenizerFrom = o.tokenizerFrom ?? (typeof o.teacher === "string" ? o.teacher : undefined);
   const teacherSource = typeof o.teacher === "string" ? path.join(o.teacher, "config.json") : "the teacher's config";
-  if (o.hiddenSize >= teacher.config.hidden_size)
-    throw new RangeError(`hidden size ${o.hiddenSize} is not smaller than hidden_size ${teacher.config.hidden_size} of ${teacherSource}; LRC clones a narrower student`);
+  // Wider than the teacher is refused by LowRankClone; as wide gives nothing a student is for.
+  if (o.hiddenSize === teacher.config.hidden_size)
+    throw new RangeError(`hidden size ${o.hiddenSize} is the hidden_size of ${teacherSource}; LRC clones a narrower student`);
   const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "logCloneTerms", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
   const clone = new LowRankClone(teacher, { ...cloneOpts, hiddenSize: o.hiddenSize, seed: o.seed ?? 0 });
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -243,8 +266,9 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
   const teacherDir = typeof o.teacher === "string" ? o.teacher : null;
+  const limits = { vocabSize: tc.vocab_size, maxPositions: tc.max_position_embeddings, config: configWhere(o.teacher, "teacher") };
   return runTask(o, {
-    task: new LrcTask(clone), exportDir: path.join(o.out, "student"), tokenizerFrom, config: tc, configSource: teacherSource, defaultLr: 1e-4,
+    task: new LrcTask(clone), exportDir: path.join(o.out, "student"), tokenizerFrom, config: tc, limits, defaultLr: 1e-4,
     describe: {}, dtype: exportDType(o, tc), teacher: teacherDir,
     method: `Low-Rank Clone (LRC): student hidden size ${sc.hidden_size} from the teacher's ${tc.hidden_size}; alpha ${clone.loss.alpha}, KL temperature ${clone.loss.temperature}, attention-out term ${clone.loss.attnOut}`,
     info: { command: "distill", teacher: teacherDir, logCloneTerms: clone.loss.logCloneTerms },
@@ -254,6 +278,13 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
 /** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
 export async function pretrain(o: PretrainOptions): Promise<RunResult> {
   const config = typeof o.config === "string" ? readConfigFile(o.config) : o.config;
+  // Bounded before allocating: weights, gradients and the two AdamW moments, float32 each.
+  const count = parameterCount(config), need = count * 16;
+  if (need > os.totalmem())
+    throw new RangeError(
+      `${configWhere(o.config, "model")}: the model's ${count.toLocaleString("en-US")} parameters need about ${(need / 1024 ** 3).toFixed(1)} GiB to train ` +
+        `(weights, gradients and AdamW moments as float32), more than this machine's ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    );
   const model = new CausalLM(config, { seed: o.seed ?? 0, ...(o.initStd !== undefined ? { std: o.initStd } : {}) });
   const teacher = o.teacher === undefined ? null : typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
   const task = new LmTask(model, {
@@ -270,10 +301,13 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
       `F=${config.intermediate_size} V=${config.vocab_size} (${model.numParameters().toLocaleString("en-US")} parameters)` +
       (teacher !== null ? `, KD from a teacher at tau ${task.temperature}` : ""),
   );
-  const configSource = typeof o.config === "string" ? o.config : "the config";
+  const tPos = teacher?.config.max_position_embeddings ?? Infinity;
+  const limits = tPos < config.max_position_embeddings
+    ? { vocabSize: config.vocab_size, maxPositions: tPos, config: configWhere(o.teacher!, "teacher") }
+    : { vocabSize: config.vocab_size, maxPositions: config.max_position_embeddings, config: configWhere(o.config, "model") };
   const teacherDir = typeof o.teacher === "string" ? o.teacher : null;
   return runTask(o, {
-    task, exportDir: path.join(o.out, "model"), tokenizerFrom, config, configSource, defaultLr: 1e-3, describe: { initStd: o.initStd ?? null },
+    task, exportDir: path.join(o.out, "model"), tokenizerFrom, config, limits, defaultLr: 1e-3, describe: { initStd: o.initStd ?? null },
     dtype: exportDType(o, teacher?.config ?? null), teacher: teacherDir,
     method: teacher !== null ? `pretraining from random init with CE + KL from a teacher (plain KD, temperature ${task.temperature})` : "pretraining from random init with next-token CE",
     info: { command: "pretrain", configFile: typeof o.config === "string" ? o.config : null, teacher: teacherDir },
@@ -283,7 +317,7 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
 /** A lone tokenizer.json goes into a small staging directory so saveCausalLM can copy it. */
 function stageTokenizer(file: string, out: string): string {
   const dir = path.join(out, ".tokenizer");
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   fs.copyFileSync(file, path.join(dir, "tokenizer.json"));
   return dir;
 }

@@ -14,6 +14,7 @@ import { openShards } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import { distill, pretrain } from "./run.js";
 import { trainedSeqLen } from "./training-record.js";
+import { tokenizerConfig } from "./model-card.js";
 import { readMetrics } from "./metrics.js";
 import type { TrainRow } from "./metrics.js";
 import { LrcTask, readerSource } from "./task.js";
@@ -68,11 +69,13 @@ describe("pretrain (teacher, scratch baseline)", () => {
 });
 
 describe("run options the model cannot honour", () => {
-  it("distill refuses a student as wide as its teacher, naming both sizes and the config", async () => {
-    for (const d of [32, 200])
-      await expect(distill({ ...distillBase, hiddenSize: d, out: path.join(root, "wide"), steps: 1, ...quiet })).rejects.toThrow(
-        `hidden size ${d} is not smaller than hidden_size 32 of ${path.join(teacherDir, "config.json")}`,
-      );
+  it("distill refuses a student as wide as its teacher (wider: LowRankClone refuses it), naming the config", async () => {
+    await expect(distill({ ...distillBase, hiddenSize: 32, out: path.join(root, "wide"), steps: 1, ...quiet })).rejects.toThrow(
+      `hidden size 32 is the hidden_size of ${path.join(teacherDir, "config.json")}; LRC clones a narrower student`,
+    );
+    await expect(distill({ ...distillBase, hiddenSize: 200, out: path.join(root, "wide"), steps: 1, ...quiet })).rejects.toThrow(
+      "hiddenSize (--hidden-size) 200 exceeds the teacher's hidden_size 32",
+    );
     expect(fs.existsSync(path.join(root, "wide"))).toBe(false);
   });
 
@@ -104,8 +107,6 @@ describe("export dtype and Hub files", () => {
     fs.cpSync(teacherDir, bf, { recursive: true });
     const cfgFile = path.join(bf, "config.json");
     fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, "utf8")), torch_dtype: "bfloat16", eos_token_id: 0, bos_token_id: 0 }));
-    const special = { id: 0, content: "<|endoftext|>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
-    fs.writeFileSync(path.join(bf, "tokenizer.json"), JSON.stringify({ added_tokens: [special] }));
     fs.writeFileSync(path.join(bf, "chat_template.jinja"), "{{ messages }}");
     // The teacher's own export derived both configs; derive them again from this config.json and tokenizer.json.
     for (const f of ["generation_config.json", "tokenizer_config.json"]) fs.rmSync(path.join(bf, f));
@@ -120,9 +121,17 @@ describe("export dtype and Hub files", () => {
     const student = path.join(root, "bf16-default", "student");
     expect(JSON.parse(fs.readFileSync(path.join(student, "generation_config.json"), "utf8"))).toEqual({ _from_model_config: true, bos_token_id: 0, eos_token_id: 0 });
     expect(JSON.parse(fs.readFileSync(path.join(student, "tokenizer_config.json"), "utf8"))).toMatchObject({
-      tokenizer_class: "PreTrainedTokenizerFast", eos_token: "<|endoftext|>", bos_token: "<|endoftext|>", model_max_length: 64,
-      added_tokens_decoder: { "0": { content: "<|endoftext|>", special: true } },
+      tokenizer_class: "PreTrainedTokenizerFast", model_max_length: 64,
     });
+    // With special tokens: eos/bos by config.json's ids, all of them in added_tokens_decoder.
+    const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    const cfg = (await loadCausalLM(bf)).config;
+    const tc = JSON.parse(tokenizerConfig(cfg, JSON.stringify({ added_tokens: [special(0, "<|endoftext|>"), special(5, "<|im_end|>")] }), "tok.json"));
+    expect(tc).toMatchObject({
+      eos_token: "<|endoftext|>", bos_token: "<|endoftext|>",
+      added_tokens_decoder: { "0": { content: "<|endoftext|>", special: true }, "5": { content: "<|im_end|>", special: true } },
+    });
+    expect(() => tokenizerConfig(cfg, "{", "tok.json")).toThrow(/^tok\.json: invalid JSON/);
     expect(fs.readFileSync(path.join(student, "chat_template.jinja"), "utf8")).toBe("{{ messages }}");
     expect(fs.readFileSync(path.join(student, "README.md"), "utf8")).toContain("| weights | bfloat16 |");
   });
@@ -312,7 +321,7 @@ describe("non-finite values", () => {
     expect(fs.readdirSync(path.join(out, "checkpoints")).filter((n) => n.startsWith("step-"))).toEqual(["step-00000005"]);
   });
 
-  it("the CLI exits 1 with the message", async () => {
+  it("the CLI refuses a teacher with an infinite weight, naming the file and the tensor", async () => {
     const bad = path.join(root, "bad-teacher");
     fs.cpSync(teacherDir, bad, { recursive: true });
     const teacher = await loadCausalLM(bad);
@@ -324,7 +333,7 @@ describe("non-finite values", () => {
       "--batch-size", "2", "--seq-len", "8", "--no-progress"]);
     const ex = await p.exit;
     expect(ex.code).toBe(1);
-    expect(p.stderr()).toMatch(/lrc distill: step 1: loss term layers\.0\.up is (NaN|[+-]Inf)/);
+    expect(p.stderr()).toContain(`lrc distill: ${path.join(bad, "model.safetensors")}: tensor "model.layers.0.mlp.up_proj.weight" holds Infinity at index 0`);
   });
 });
 

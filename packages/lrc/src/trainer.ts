@@ -4,9 +4,8 @@
 // stderr, an SVG plot (rewritten at every eval and checkpoint), atomic checkpoints every N steps and at the
 // end, bit-exact resume, and Ctrl-C (save, then stop with `interrupted`).
 
-import fs from "node:fs";
 import path from "node:path";
-import { Rng } from "@lrc-ts/tensor-core";
+import { Rng, makeDirectory } from "@lrc-ts/tensor-core";
 import { CheckpointStore } from "./checkpoint.js";
 import type { TrainerCheckpoint } from "./checkpoint.js";
 import { MetricsLog } from "./metrics.js";
@@ -66,7 +65,7 @@ export class Trainer extends TrainerCore {
   constructor(task: TrainTask, train: BatchSource, val: EvalSource | null, cfg: TrainerConfig) {
     super(task, train, val, cfg);
     this.cfg = cfg;
-    fs.mkdirSync(cfg.outDir, { recursive: true });
+    makeDirectory(cfg.outDir);
     this.store = new CheckpointStore(path.join(cfg.outDir, "checkpoints"), cfg.keepCheckpoints ?? 2);
     this.metrics = new MetricsLog(path.join(cfg.outDir, "metrics.jsonl"), path.join(cfg.outDir, "loss.svg"));
   }
@@ -77,8 +76,10 @@ export class Trainer extends TrainerCore {
 
   /** Restores everything from the latest checkpoint; returns its step. */
   async restore(): Promise<number> {
-    const ck = await this.store.loadLatest(this.names, this.params);
+    const ck = await this.store.loadLatest(this.names, this.params, (l) => this.log(l));
     if (ck === null) throw new Error(`${this.store.dir}: no checkpoint to resume from`);
+    if (ck.step > this.cfg.steps)
+      throw new Error(`${path.join(ck.dir, "state.json")}: "step" ${ck.step} is beyond the run's ${this.cfg.steps} steps; resume with the same --steps/--tokens`);
     if (ck.configHash !== this.configHash) {
       const diffs = Object.keys({ ...this.identity, ...ck.config }).filter((k) => stableJson(this.identity[k]) !== stableJson(ck.config[k]));
       throw new Error(
@@ -87,7 +88,11 @@ export class Trainer extends TrainerCore {
       );
     }
     this.loadOptimizerState(ck.optimizer);
-    this.train.restore(ck.reader);
+    try {
+      this.train.restore(ck.reader);
+    } catch (e) {
+      throw new Error(`${path.join(ck.dir, "state.json")}: "reader" does not fit this data: ${(e as Error).message}`);
+    }
     this.rng = Rng.fromState(ck.rng);
     this.step = ck.step;
     this.tokens = ck.tokens;

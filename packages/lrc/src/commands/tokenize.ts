@@ -8,6 +8,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { expandInputs, loadTokenizer, readDocuments, writeTextPieces, type WriteProgress } from "@lrc-ts/data";
+import { makeDirectory } from "@lrc-ts/tensor-core";
 import type { Command } from "../cli/command.js";
 import { statusLine } from "../cli/status-line.js";
 import type { StatusLine } from "../cli/status-line.js";
@@ -73,6 +74,7 @@ export const tokenizeCommand: Command = {
     const docs = (list: string[]) => readDocuments(list, { textField: flags["text-field"] as string });
     const totalBytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
     const out = flags.out as string;
+    makeDirectory(out); // before any work, naming the directory if it cannot be made
     const status = statusLine();
     const bar = progressBar(totalBytes, status);
     const start = Date.now();
@@ -90,8 +92,11 @@ export const tokenizeCommand: Command = {
         },
       },
       valPatterns !== undefined
-        ? [{ pieces: docs(trainFiles), split: "train" }, { pieces: docs(valFiles), split: "val" }]
-        : [{ pieces: docs(files), split: "auto" }],
+        ? [
+            { pieces: docs(trainFiles), split: "train", describe: trainFiles.join(",") },
+            { pieces: docs(valFiles), split: "val", describe: valFiles.join(",") },
+          ]
+        : [{ pieces: docs(files), split: "auto", describe: (flags.input as string[]).join(",") }],
     );
     status.done();
     const seconds = (Date.now() - start) / 1000;
