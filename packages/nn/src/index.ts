@@ -5,5 +5,5 @@
 
 export * from "./browser.js";
 export { readConfigFile } from "./config-file.js";
-export { loadCausalLM, saveCausalLM, initCheckpoint, DEFAULT_MAX_SHARD_BYTES, resolveWeightFiles, readModelFiles } from "./checkpoint.js";
+export { loadCausalLM, saveCausalLM, initCheckpoint, DEFAULT_MAX_SHARD_BYTES, resolveWeightFiles, readModelFiles, TORCH_DTYPE, configDType } from "./checkpoint.js";
 export type { SaveOptions, InitCheckpointOptions, InitCheckpointResult } from "./checkpoint.js";
