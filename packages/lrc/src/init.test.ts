@@ -182,7 +182,7 @@ function idsBatch(B: number, T: number, seed: number): { inputs: Tensor; targets
 }
 
 /** ||Bᵀ U||²_F / d: 1 when span(U) = span(B). */
-function subspaceOverlap(B: Float64Array, U: Float32Array | Float64Array, D: number, d: number): number {
+function subspaceOverlap(B: Float64Array, U: ArrayLike<number>, D: number, d: number): number {
   let s = 0;
   for (let a = 0; a < d; a++)
     for (let b = 0; b < d; b++) {
