@@ -25,8 +25,9 @@
 // Second moments are accumulated in float64; the eigendecomposition is ./eigen.ts.
 
 import { causalLMForward } from "@lrc-ts/nn";
-import { noGrad } from "@lrc-ts/tensor-core";
+import { noGrad, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
+import type { IdBatch, LowRankClone } from "./clone.js";
 import { symmetricEigen } from "./eigen.js";
 import type { Projections } from "./projection.js";
 import { projName } from "./projection.js";
@@ -187,4 +188,53 @@ export async function teacherInit(p: Projections, opts: TeacherInitOptions): Pro
   }
   p.load(vals, `${opts.method} init`);
   return { method: opts.method, tokens, energy, gain: s };
+}
+
+/** The student's CE, clone loss (before α) and total on one batch, without grad: the start-of-run sanity check. */
+export interface StartLosses {
+  readonly ce: number | null;
+  readonly clone: number | null;
+  readonly total: number;
+}
+
+export async function startLosses(clone: LowRankClone, batch: IdBatch): Promise<StartLosses> {
+  const l = noGrad(() => clone.forward(batch));
+  const read = async (t: Tensor | null) => (t === null ? null : await t.itemAsync());
+  return { ce: await read(l.ce), clone: await read(l.clone), total: (await read(l.total))! };
+}
+
+export interface CloneInitReport {
+  readonly method: InitMethod;
+  /** null for random. */
+  readonly info: TeacherInitInfo | null;
+  /** The losses at the random init the clone was built with, and after `method` (the same for random). */
+  readonly random: StartLosses;
+  readonly start: StartLosses;
+}
+
+/**
+ * Initialises a freshly built clone's projections with `method` (random keeps the constructor's draw) from
+ * the calibration batches (pca), and measures the start losses on `check` under random init and under the
+ * chosen one.
+ */
+export async function initClone(clone: LowRankClone, opts: { method: InitMethod; calibration: readonly IdBatch[]; check: IdBatch }): Promise<CloneInitReport> {
+  if (!INIT_METHODS.includes(opts.method)) throw new RangeError(`init: unknown method "${String(opts.method)}" (known: ${INIT_METHODS.join(", ")})`);
+  const random = await startLosses(clone, opts.check);
+  if (opts.method === "random") return { method: "random", info: null, random, start: random };
+  const calibration = opts.calibration.map((b) =>
+    b.inputs instanceof Int32Array ? tensor(b.inputs, [...b.shape!], { dtype: "int32" }) : b.inputs,
+  );
+  const info = await teacherInit(clone.projections, { method: opts.method, calibration });
+  return { method: opts.method, info, random, start: await startLosses(clone, opts.check) };
+}
+
+/** One line for the log: the chosen init, what it kept, its start losses and random's. */
+export function initLine(r: CloneInitReport): string {
+  const f = (x: number | null) => (x === null ? "-" : x.toFixed(4));
+  const what =
+    r.info === null
+      ? "random N(0, std^2)"
+      : `${r.method} (${r.info.method === "pca" ? `${r.info.tokens.toLocaleString("en-US")} calibration tokens, ` : ""}${(100 * r.info.energy).toFixed(1)}% of the residual energy kept, student gains ${r.info.gain.toFixed(3)})`;
+  const start = `start: CE ${f(r.start.ce)}, clone ${f(r.start.clone)}, total ${f(r.start.total)}`;
+  return r.info === null ? `init ${what}; ${start}` : `init ${what}; ${start} (random init: CE ${f(r.random.ce)}, clone ${f(r.random.clone)}, total ${f(r.random.total)})`;
 }

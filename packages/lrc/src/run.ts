@@ -10,6 +10,8 @@ import type { CausalLMConfig } from "@lrc-ts/nn";
 import { openShards, readManifest, windowCount } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import type { LowRankCloneOptions } from "./lrc.js";
+import { initClone, initLine } from "./init.js";
+import type { CloneInitReport, InitMethod } from "./init.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
 import type { TrainTask } from "./task.js";
 import { Trainer } from "./trainer.js";
@@ -58,6 +60,13 @@ export interface DistillOptions extends TrainRunOptions, Omit<LowRankCloneOption
   readonly teacher: string | CausalLM;
   /** Directory whose tokenizer files go into the export (default: the teacher directory). */
   readonly tokenizerFrom?: string;
+  /**
+   * Projection init (default "random", the paper's N(0, initStd²)); "pca" and "svd" derive it from the teacher
+   * (./init.ts). Ignored on resume (the checkpoint holds the projections).
+   */
+  readonly init?: InitMethod;
+  /** Calibration tokens for init "pca", drawn from the training split (default 4096). */
+  readonly initTokens?: number;
 }
 
 export interface PretrainOptions extends TrainRunOptions {
@@ -148,7 +157,30 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
+  if (o.resume !== true) log(initLine(await initFromShards(clone, o)));
   return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc.vocab_size, 1e-4, {});
+}
+
+/** Default calibration tokens of the pca init. */
+export const DEFAULT_INIT_TOKENS = 4096;
+
+/**
+ * Initialises the clone with o.init from windows of the training split (never validation), read in an order
+ * of their own (seed + 1), and measures the start losses on the first of them.
+ */
+async function initFromShards(clone: LowRankClone, o: DistillOptions): Promise<CloneInitReport> {
+  const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
+  const method = o.init ?? "random";
+  const tokens = o.initTokens ?? DEFAULT_INIT_TOKENS;
+  if (!Number.isInteger(tokens) || tokens < 1) throw new RangeError(`initTokens must be a positive integer, got ${tokens}`);
+  const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: ((o.seed ?? 0) + 1) >>> 0 });
+  try {
+    const n = method === "pca" ? Math.ceil(tokens / (B * T)) : 1;
+    const batches = Array.from({ length: n }, () => reader.next());
+    return await initClone(clone, { method, calibration: batches, check: batches[0]! });
+  } finally {
+    reader.close();
+  }
 }
 
 /** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
