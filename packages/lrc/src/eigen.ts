@@ -1,7 +1,7 @@
 // Symmetric eigendecomposition in float64, for the teacher-derived projection init (./init.ts): Householder
 // reduction to tridiagonal form, then implicit QL iterations with Wilkinson-type shifts, accumulating the
-// orthogonal transforms (the classic tred2 / tql2 pair, O(n³), about 4n³ flops in all: a D = 896 matrix
-// in seconds, D = 3584 in minutes). Jacobi sweeps cost several times more for the same accuracy.
+// orthogonal transforms (the classic tred2 / tql2 pair of EISPACK, O(n³), about 4n³ flops in all; cyclic
+// Jacobi sweeps cost several times more for the same accuracy).
 
 export interface SymmetricEigen {
   /** Eigenvalues, descending. */
