@@ -142,7 +142,8 @@ describe("distill-qwen --quick", () => {
     // The main run is the pca variant; the teacher-derived starts are far below random's.
     expect(r.lrc.valLoss).toBeCloseTo(pca!.valLoss, 10);
     for (const v of [pca!, svd!]) expect(v.startClone!).toBeLessThan(0.2 * random!.startClone!);
-    expect(alpha0!.startClone).toBeNull();
+    // Alpha 0 starts from the same random init (its clone terms are logged, not trained).
+    expect(alpha0!.startClone).toBeCloseTo(random!.startClone!, 10);
     expect(alpha0!.startCe).toBeCloseTo(random!.startCe!, 10);
     expect(random!.tokensToRandomFinal).toBeLessThanOrEqual(random!.tokens);
     const md = fs.readFileSync(path.join(out, "report.md"), "utf8");
