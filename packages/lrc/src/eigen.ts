@@ -115,10 +115,12 @@ function tridiagonalQl(V: Float64Array, d: Float64Array, e: Float64Array, n: num
   for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
   if (n > 0) e[n - 1] = 0;
   let f = 0;
+  // An off-diagonal entry is negligible below eps times the whole matrix's norm (not a running maximum of
+  // the rows seen so far, which lets a tiny leading block make a subnormal entry count and overflow the shift).
   let tst1 = 0;
+  for (let l = 0; l < n; l++) tst1 = Math.max(tst1, Math.abs(d[l]!) + Math.abs(e[l]!));
   const eps = 2 ** -52;
   for (let l = 0; l < n; l++) {
-    tst1 = Math.max(tst1, Math.abs(d[l]!) + Math.abs(e[l]!));
     let m = l;
     while (m < n) {
       if (Math.abs(e[m]!) <= eps * tst1) break;

@@ -125,6 +125,18 @@ describe("symmetricEigen", () => {
     );
   });
 
+  it("entries spanning hundreds of orders of magnitude (subnormal off-diagonals) stay finite and exact", () => {
+    // A fast-check counterexample: the lower triangle holds 1e-12 down to 9e-323.
+    const a = Float64Array.of(-1.249197848428698e-12, 0, 0, -9e-323, -1.1060677285576496e-90, 0, -3.4476402080235022e-71, -2.879822169055953e-251, 4.1927600133377467e-250);
+    for (const [i, j] of [[0, 1], [0, 2], [1, 2]] as const) a[i * 3 + j] = a[j * 3 + i]!;
+    const { values, vectors } = symmetricEigen(a, 3);
+    expect(values.every(Number.isFinite)).toBe(true);
+    const r = residuals(a, 3, values, vectors);
+    expect(r.eig).toBeLessThan(1e-26);
+    expect(r.orth).toBeLessThan(1e-14);
+    expect(values[2]).toBeCloseTo(-1.249197848428698e-12, 24);
+  });
+
   it("rejects a wrong size and non-finite values", () => {
     expect(() => symmetricEigen(new Float64Array(5), 2)).toThrow(/5 values for an 2 x 2/);
     expect(() => symmetricEigen(Float64Array.of(1, NaN, NaN, 1), 2)).toThrow(/value 1 is NaN/);
