@@ -160,7 +160,7 @@ describe("teacher-derived init", () => {
 
   it("random logs its start losses only; an unknown --init is a usage error", async () => {
     const lines: string[] = [];
-    await distill({ ...distillBase, out: path.join(root, "init-random"), steps: 1, progress: false, log: (l) => lines.push(l) });
+    await distill({ ...distillBase, out: path.join(root, "init-random"), steps: 2, progress: false, log: (l) => lines.push(l) });
     expect(lines.find((l) => l.startsWith("init "))).toMatch(/^init random N\(0, std\^2\); start: CE [\d.]+, clone [\d.]+, total [\d.]+$/);
     const p = spawnCli(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--data", data, "--out", path.join(root, "init-bad"), "--steps", "1", "--init", "kaiming"]);
     expect((await p.exit).code).toBe(1);
