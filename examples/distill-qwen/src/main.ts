@@ -41,6 +41,9 @@ async function main(argv: readonly string[]): Promise<number> {
     prompts: cli.prompts ?? SAMPLE_PROMPTS,
     tasksDir: cli.tasks === null ? null : path.resolve(base, cli.tasks),
     taskLimit: cli.taskLimit,
+    init: cli.init,
+    initTokens: cli.initTokens,
+    ablate: cli.ablate,
   });
   process.stdout.write(result.terminal);
   return 0;

@@ -8,7 +8,7 @@ describe("parseCli", () => {
     for (const argv of [[], ["--"]])
       expect(parseCli(argv)).toEqual({
         help: false, quick: false, teacher: null, data: [], out: null, hiddenSize: null, tokens: null, seed: 0, baselineMultiple: null, lr: null, prompts: null,
-        tasks: null, taskLimit: null,
+        tasks: null, taskLimit: null, init: "random", initTokens: null, ablate: false,
       });
   });
 
@@ -16,10 +16,11 @@ describe("parseCli", () => {
     const o = parseCli([
       "--teacher", "models/q", "--data", "a.txt,b.jsonl", "--data=c/", "--out", "o", "--hidden-size", "448", "--tokens", "65536", "--seed", "3",
       "--baseline-multiple", "2", "--lr", "1e-3", "--prompt", "Hello", "--prompt", "World", "--tasks", "t/", "--task-limit", "50",
+      "--init", "pca", "--init-tokens", "2048", "--ablate",
     ]);
     expect(o).toMatchObject({
       teacher: "models/q", data: ["a.txt", "b.jsonl", "c/"], out: "o", hiddenSize: 448, tokens: 65536, seed: 3, baselineMultiple: 2, lr: 1e-3, prompts: ["Hello", "World"],
-      tasks: "t/", taskLimit: 50,
+      tasks: "t/", taskLimit: 50, init: "pca", initTokens: 2048, ablate: true,
     });
     expect(parseCli(["--quick"]).quick).toBe(true);
     expect(parseCli(["--help"]).help).toBe(true);
@@ -28,6 +29,8 @@ describe("parseCli", () => {
   it("rejects unknown flags, bad numbers and inconsistent combinations with a message naming the flag", () => {
     const bad: Array<[string[], RegExp]> = [
       [["--bogus"], /bogus/],
+      [["--init", "zeros"], /--init must be random, pca, svd, got 'zeros'/],
+      [["--init-tokens", "0"], /--init-tokens must be a positive integer/],
       [["stray"], /stray/],
       [["--tokens", "1.5"], /--tokens must be a positive integer/],
       [["--hidden-size", "0"], /--hidden-size/],

@@ -3,6 +3,8 @@
 // flags override a few of them. Token budgets are whole optimizer steps of batchSize x seqLen tokens.
 
 import { parseArgs } from "node:util";
+import { INIT_METHODS } from "@lrc-ts/lrc";
+import type { InitMethod } from "@lrc-ts/lrc";
 
 /** The from-scratch teacher of the embedded run: a small Qwen2 (q/k/v biases, tied embeddings). */
 export interface TeacherShape {
@@ -117,6 +119,12 @@ export interface CliOptions {
   readonly tasks: string | null;
   /** Documents per task (null: all). */
   readonly taskLimit: number | null;
+  /** Projection init of the LRC student. */
+  readonly init: InitMethod;
+  /** Calibration tokens of the pca init (null: lrc's default). */
+  readonly initTokens: number | null;
+  /** Also train the ablation variants (LRC random / pca / svd init, alpha 0) on the same batches and budget. */
+  readonly ablate: boolean;
 }
 
 export class UsageError extends Error {
@@ -154,6 +162,13 @@ flags:
                           arc_easy, arc_challenge, sciq, piqa, winogrande, logiqa, boolq, mmlu, commonsense_qa,
                           hellaswag, openbookqa, mc)
   --task-limit <n>        with --tasks: score the first n documents of each task
+  --init <how>            projection init of the LRC student: random (default, the paper's N(0, 0.02^2)), pca (the
+                          teacher's residual-stream principal directions on calibration tokens of the train split)
+                          or svd (singular vectors of the teacher's residual-writing weights, no data)
+  --init-tokens <n>       calibration tokens of --init pca (default 4096)
+  --ablate                also train, on the same batches and budget, LRC with random, pca and svd init and LRC
+                          with alpha 0 (no clone loss, random init); the report adds one table and every curve in
+                          val-ppl.svg, and evaluates 8 times per budget instead of the preset's count
   --help                  this text
 
 environment:
@@ -195,6 +210,9 @@ export function parseCli(argv: readonly string[]): CliOptions {
         prompt: { type: "string", multiple: true },
         tasks: { type: "string" },
         "task-limit": { type: "string" },
+        init: { type: "string" },
+        "init-tokens": { type: "string" },
+        ablate: { type: "boolean" },
       },
     });
   } catch (e) {
@@ -220,6 +238,8 @@ export function parseCli(argv: readonly string[]): CliOptions {
   const prompts = v.prompt ?? null;
   if (prompts !== null && prompts.some((p) => p.length === 0)) throw new UsageError("--prompt must not be empty");
   if (v["task-limit"] !== undefined && v.tasks === undefined) throw new UsageError("--task-limit is only used with --tasks");
+  const init = v.init ?? "random";
+  if (!(INIT_METHODS as readonly string[]).includes(init)) throw new UsageError(`--init must be ${INIT_METHODS.join(", ")}, got '${init}'`);
   return {
     help: v.help === true,
     quick: v.quick === true,
@@ -234,5 +254,8 @@ export function parseCli(argv: readonly string[]): CliOptions {
     prompts,
     tasks: v.tasks ?? null,
     taskLimit: positiveInt("task-limit", v["task-limit"]),
+    init: init as InitMethod,
+    initTokens: positiveInt("init-tokens", v["init-tokens"]),
+    ablate: v.ablate === true,
   };
 }

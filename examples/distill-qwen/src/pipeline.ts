@@ -16,8 +16,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { CausalLM, configToJson, generate, loadCausalLM, makeConfig } from "@lrc-ts/nn";
 import type { CausalLMConfig, LanguageModel } from "@lrc-ts/nn";
-import { LmTask, LowRankClone, LrcTask, Trainer, loadTasks, lrcVersion, prefixToken, pretrain, readMetrics, scoreTasks, taskFilesInDir } from "@lrc-ts/lrc";
-import type { EvalSource, LoadedTask, TrainResult } from "@lrc-ts/lrc";
+import { LmTask, LowRankClone, LrcTask, Trainer, initClone, initLine, loadTasks, lrcVersion, prefixToken, pretrain, readMetrics, scoreTasks, taskFilesInDir } from "@lrc-ts/lrc";
+import type { CloneInitReport, EvalSource, InitMethod, LoadedTask, TrainResult } from "@lrc-ts/lrc";
 import { getBackend } from "@lrc-ts/tensor-core";
 import type { TextTokenizer } from "@lrc-ts/data";
 import { cacheRoot, contentKey, readDone, writeDone } from "./cache.js";
@@ -25,7 +25,8 @@ import { prepareEmbeddedData, prepareUserData, type PreparedData } from "./data.
 import { budgetPlan, evalSource, evaluateOn, openTrainBatches, spreadEvalSet, type BatchPlan, type EvalSet } from "./batches.js";
 import type { Preset } from "./options.js";
 import {
-  renderCurveSvg, renderMarkdown, renderTerminal, tokenEfficiency, type AccuracyRow, type CurvePoint, type ModelRow, type RunReport, type Sample, type WallClock,
+  renderCurveSvg, renderMarkdown, renderTerminal, tokenEfficiency, tokensToReach,
+  type AblationRow, type AccuracyRow, type CurvePoint, type ModelRow, type RunReport, type Sample, type WallClock,
 } from "./report.js";
 
 /** Bumped when the teacher recipe changes in a way the cache key would not see. */
@@ -55,7 +56,16 @@ export interface RunOptions {
   readonly tasksDir?: string | null;
   /** Documents per task (default: all). */
   readonly taskLimit?: number | null;
+  /** Projection init of the LRC student (default random). */
+  readonly init?: InitMethod;
+  /** Calibration tokens of the pca init (default 4096). */
+  readonly initTokens?: number | null;
+  /** Also train the ablation variants (LRC random / pca / svd init, alpha 0) on the same batches and budget. */
+  readonly ablate?: boolean;
 }
+
+/** Default calibration tokens of the pca init (lrc distill's default). */
+const DEFAULT_INIT_TOKENS = 4096;
 
 export interface RunOutput {
   readonly report: RunReport;
@@ -291,26 +301,50 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   const d = o.hiddenSize ?? Math.floor(tc.hidden_size / 2);
   if (d >= tc.hidden_size) throw new Error(`--hidden-size ${d} must be smaller than the teacher's hidden size ${tc.hidden_size}`);
   const plan: BatchPlan = { shards: data.shards, seqLen: T, batchSize: B, seed: o.seed };
-  const budget = budgetPlan({ plan, tokens: o.tokens, defaultSteps: p.lrcSteps, evalsPerBudget: p.evalsPerBudget, multiple: o.baselineMultiple ?? p.baselineMultiple });
+  const ablate = o.ablate ?? false;
+  const budget = budgetPlan({
+    plan, tokens: o.tokens, defaultSteps: p.lrcSteps, evalsPerBudget: ablate ? Math.max(8, p.evalsPerBudget) : p.evalsPerBudget,
+    multiple: o.baselineMultiple ?? p.baselineMultiple,
+  });
   const { lrcSteps: steps, evalEvery, warmupSteps, multiple, tokensPerStep: perStep } = budget;
   const lrcLr = o.lr ?? p.lrcLr;
-  stage(`LRC student: d=${d}, ${steps} steps x ${perStep} tokens = ${(steps * perStep).toLocaleString("en-US")} tokens`);
+  const init = o.init ?? "random";
+  const initTokens = o.initTokens ?? DEFAULT_INIT_TOKENS;
+  // Calibration windows of the train split (never validation), in an order of their own (seed + 1); the start
+  // losses are measured on the first of them.
+  const calibration = (() => {
+    const src = openTrainBatches({ ...plan, seed: (o.seed + 1) >>> 0 }, 0);
+    try {
+      return Array.from({ length: Math.ceil(initTokens / perStep) }, () => src.next());
+    } finally {
+      src.close();
+    }
+  })();
+  /** One LRC run on the plan's batches: init, train (evaluating every evalEvery steps), metrics in `dir`. */
+  const trainLrc = async (dir: string, how: InitMethod, alpha: number) => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    const clone = new LowRankClone(teacher, { hiddenSize: d, alpha, seed: o.seed });
+    const initReport = await initClone(clone, { method: how, calibration: how === "pca" ? calibration : [], check: calibration[0]! });
+    log(`  ${initLine(initReport)}`);
+    const source = openTrainBatches(plan, steps);
+    const evalSrc = timedEval(evalSet);
+    try {
+      const trainer = new Trainer(new LrcTask(clone), source, evalSrc, {
+        steps, lr: lrcLr, schedule: "constant", warmupSteps, evalEvery, outDir: dir, seed: o.seed, progress, log, keepCheckpoints: 1,
+      });
+      const run = await trainer.run();
+      return { clone, run, initReport, evalSeconds: evalSrc.seconds, digest: source.digest(), curve: evalCurve(path.join(dir, "metrics.jsonl"), perStep) };
+    } finally {
+      source.close();
+    }
+  };
+  stage(`LRC student: d=${d}, ${init} init, ${steps} steps x ${perStep} tokens = ${(steps * perStep).toLocaleString("en-US")} tokens`);
   const lrcDir = path.join(o.out, "lrc");
-  fs.rmSync(lrcDir, { recursive: true, force: true });
-  const clone = new LowRankClone(teacher, { hiddenSize: d, alpha: p.alpha, seed: o.seed });
+  const main = await trainLrc(lrcDir, init, p.alpha);
+  const { clone, run: lrcRun } = main;
   const studentConfig = clone.studentConfig;
   log(`  student ${archLine(studentConfig)}; ${clone.numTrainable().toLocaleString("en-US")} trainable values (projections + gains), alpha ${p.alpha}, lr ${lrcLr}`);
-  const lrcSource = openTrainBatches(plan, steps);
-  const lrcEval = timedEval(evalSet);
-  let lrcRun: TrainResult;
-  try {
-    const trainer = new Trainer(new LrcTask(clone), lrcSource, lrcEval, {
-      steps, lr: lrcLr, schedule: "constant", warmupSteps, evalEvery, outDir: lrcDir, seed: o.seed, progress, log, keepCheckpoints: 1,
-    });
-    lrcRun = await trainer.run();
-  } finally {
-    lrcSource.close();
-  }
+  const lrcEval = { seconds: main.evalSeconds };
   const studentDir = path.join(lrcDir, "student");
   await clone.exportStudent(studentDir, { tokenizerFrom: data.tokenizerDir });
   const student = await loadCausalLM(studentDir);
@@ -319,6 +353,27 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   // The trainer scored the teacher on the same set once (its reference line); reuse that.
   const teacherLoss = lrcRun.lastEval?.teacherLoss ?? (await evaluateOn(evalSet, teacher)).loss;
   const teacherVal = { loss: teacherLoss, perplexity: Math.exp(teacherLoss) };
+  // The ablation: the same batches and budget, every init at the preset's alpha, and alpha 0 at random init.
+  interface Variant { readonly name: string; readonly init: InitMethod; readonly alpha: number; readonly initReport: CloneInitReport; readonly valLoss: number; readonly curve: CurvePoint[]; readonly digest: string | null }
+  const variants: Variant[] = [];
+  if (ablate) {
+    const wanted: Array<[InitMethod, number]> = [["random", p.alpha], ["pca", p.alpha], ["svd", p.alpha], ["random", 0]];
+    for (const [how, alpha] of wanted) {
+      const name = `LRC, ${how} init${alpha === 0 ? ", alpha 0" : ""}`;
+      if (how === init && alpha === p.alpha) {
+        variants.push({ name, init: how, alpha, initReport: main.initReport, valLoss: lrcVal.loss, curve: main.curve, digest: main.digest });
+        continue;
+      }
+      log(`  ablation: ${name}`);
+      const v = await trainLrc(path.join(o.out, "ablation", `${how}-alpha${alpha}`), how, alpha);
+      const folded = await v.clone.fold();
+      try {
+        variants.push({ name, init: how, alpha, initReport: v.initReport, valLoss: (await evaluateOn(evalSet, folded)).loss, curve: v.curve, digest: v.digest });
+      } finally {
+        folded.dispose();
+      }
+    }
+  }
   endStage("LRC student");
 
   // 4. Baseline.
@@ -351,11 +406,12 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   const baseModelDir = path.join(baseDir, "model");
   await new LmTask(baseModel).export(baseModelDir, { tokenizerFrom: data.tokenizerDir });
   const baseCurve = evalCurve(path.join(baseDir, "metrics.jsonl"), perStep);
-  const lrcCurve = evalCurve(path.join(lrcDir, "metrics.jsonl"), perStep);
+  const lrcCurve = main.curve;
   const atBudget = baseCurve.find((c) => c.tokens === steps * perStep);
   if (atBudget === undefined) throw new Error(`${baseDir}/metrics.jsonl: no evaluation at step ${steps} (the LRC budget)`);
   const baseFinal = baseCurve.at(-1)!;
   endStage("baseline");
+  const ablation: AblationRow[] | null = ablate ? ablationRows(variants, baseCurve, atBudget.loss, steps * perStep, baseSource.digest()) : null;
 
   // 5. Report.
   stage("report: samples and summary");
@@ -427,7 +483,7 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
     lrcSeconds, teacherSeconds: teacherRes.trained?.elapsedSeconds ?? null, baselineMaxSeconds: baseSeconds,
     baselineSeconds: matchIndex < 0 ? null : secondsToEval(path.join(baseDir, "metrics.jsonl"), baseCurve[matchIndex]!.tokens / perStep, matchIndex, baseEval.after),
   };
-  const lrcDigest = lrcSource.digest();
+  const lrcDigest = main.digest;
   const baseDigest = baseSource.digest();
   const files: Record<string, string> = {
     report: path.join(o.out, "report.md"),
@@ -473,6 +529,7 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
     batches: { lrc: lrcDigest, baseline: baseDigest, identical: lrcDigest !== null && lrcDigest === baseDigest },
     lrcCurve,
     baselineCurve: baseCurve,
+    ablation,
     samples,
     accuracy: accuracyRows,
     stages,
@@ -481,7 +538,10 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
     files,
     settings: {
       preset: p,
-      lrc: { hiddenSize: d, steps, lr: lrcLr, schedule: "warmup then constant", warmupSteps, alpha: p.alpha, temperature: clone.loss.temperature, attnOut: clone.loss.attnOut },
+      lrc: {
+        hiddenSize: d, steps, lr: lrcLr, schedule: "warmup then constant", warmupSteps, alpha: p.alpha, temperature: clone.loss.temperature, attnOut: clone.loss.attnOut,
+        init, ...(init === "pca" || ablate ? { initTokens: calibration.length * perStep } : {}),
+      },
       baseline: { steps: baseSteps, lr: p.baselineLr, schedule: "warmup then constant", warmupSteps, loss: "cross-entropy" },
       evalEvery,
     },
@@ -491,4 +551,40 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   fs.writeFileSync(path.join(o.out, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
   fs.writeFileSync(path.join(o.out, "val-ppl.svg"), renderCurveSvg(report));
   return { report, markdown, terminal: renderTerminal(report) };
+}
+
+/**
+ * The ablation table: each LRC variant's start losses, val loss at the budget, the tokens it needed to reach
+ * the random-init LRC student's final val loss (on its eval curve) and its token-efficiency ratio against the
+ * from-scratch baseline; the baseline last.
+ */
+function ablationRows(
+  variants: ReadonlyArray<{ name: string; init: InitMethod; alpha: number; initReport: CloneInitReport; valLoss: number; curve: CurvePoint[]; digest: string | null }>,
+  baseCurve: readonly CurvePoint[],
+  baseLossAtBudget: number,
+  budgetTokens: number,
+  baseDigest: string | null,
+): AblationRow[] {
+  const random = variants.find((v) => v.init === "random" && v.alpha !== 0);
+  if (random === undefined) throw new Error("ablation: no random-init LRC run to compare with");
+  const target = random.curve.at(-1)!.loss;
+  const rows: AblationRow[] = variants.map((v) => ({
+    name: v.name,
+    init: v.init,
+    alpha: v.alpha,
+    startCe: v.initReport.start.ce,
+    startClone: v.initReport.start.clone,
+    valLoss: v.valLoss,
+    valPerplexity: Math.exp(v.valLoss),
+    tokens: budgetTokens,
+    tokensToRandomFinal: tokensToReach(v.curve, target),
+    efficiency: tokenEfficiency(baseCurve, v.valLoss, budgetTokens),
+    curve: v.curve,
+    sameBatches: v.digest !== null && v.digest === random.digest,
+  }));
+  rows.push({
+    name: "from scratch", init: null, alpha: null, startCe: null, startClone: null, valLoss: baseLossAtBudget, valPerplexity: Math.exp(baseLossAtBudget),
+    tokens: budgetTokens, tokensToRandomFinal: tokensToReach(baseCurve, target), efficiency: null, curve: [...baseCurve], sameBatches: baseDigest !== null && baseDigest === random.digest,
+  });
+  return rows;
 }

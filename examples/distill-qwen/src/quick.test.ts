@@ -124,4 +124,31 @@ describe("distill-qwen --quick", () => {
     expect(second.report.lrc.valLoss).toBeCloseTo(first.report.lrc.valLoss, 4);
     expect(second.report.baselineLong).toBeNull();
   }, 300_000);
+
+  it("--ablate --init pca: every variant on the same batches, one table, every curve in the plot", async () => {
+    const out = path.join(tmp, "ablate");
+    const r = (await runDistillQwen({
+      preset: QUICK_PRESET, teacherDir: null, data: [], out, seed: 0, hiddenSize: null, tokens: null, baselineMultiple: 1, lr: null,
+      prompts: ["The Congress"], progress: false, log: () => {}, init: "pca", initTokens: 512, ablate: true,
+    })).report;
+    const rows = r.ablation!;
+    expect(rows.map((a) => a.name)).toEqual(["LRC, random init", "LRC, pca init", "LRC, svd init", "LRC, random init, alpha 0", "from scratch"]);
+    for (const a of rows) {
+      expect(a.sameBatches, a.name).toBe(true);
+      expect(a.curve.length, a.name).toBe(8); // 8 evaluations per budget under --ablate
+      expect(Number.isFinite(a.valLoss), a.name).toBe(true);
+    }
+    const [random, pca, svd, alpha0] = rows;
+    // The main run is the pca variant; the teacher-derived starts are far below random's.
+    expect(r.lrc.valLoss).toBeCloseTo(pca!.valLoss, 10);
+    for (const v of [pca!, svd!]) expect(v.startClone!).toBeLessThan(0.2 * random!.startClone!);
+    // Alpha 0 starts from the same random init (its clone terms are logged, not trained).
+    expect(alpha0!.startClone).toBeCloseTo(random!.startClone!, 10);
+    expect(alpha0!.startCe).toBeCloseTo(random!.startCe!, 10);
+    expect(random!.tokensToRandomFinal).toBeLessThanOrEqual(random!.tokens);
+    const md = fs.readFileSync(path.join(out, "report.md"), "utf8");
+    expect(md).toContain("## Ablation: initialisation and clone loss");
+    const svg = fs.readFileSync(path.join(out, "val-ppl.svg"), "utf8");
+    for (const a of rows) expect(svg).toContain(a.name);
+  }, 300_000);
 });

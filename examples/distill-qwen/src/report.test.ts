@@ -1,7 +1,10 @@
 // The token-efficiency ratio and the report's rendering.
 
 import { describe, expect, it } from "vitest";
-import { accuracyTable, efficiencySentence, renderMarkdown, renderTerminal, tokenEfficiency, wallClockSentence, type ModelRow, type RunReport } from "./report.js";
+import {
+  ablationTable, accuracyTable, efficiencySentence, renderMarkdown, renderTerminal, tokenEfficiency, tokensToReach, wallClockSentence,
+  type AblationRow, type ModelRow, type RunReport,
+} from "./report.js";
 
 describe("tokenEfficiency", () => {
   const curve = [
@@ -15,6 +18,27 @@ describe("tokenEfficiency", () => {
     const e = tokenEfficiency(curve, 5.0, 100);
     expect(e).toMatchObject({ matched: true, baselineTokens: 300, ratio: 3, baselineMaxTokens: 400 });
     expect(efficiencySentence(e)).toMatch(/needed 300 tokens .* 3\.00x/);
+  });
+
+  it("tokensToReach: the first evaluated point at or below the target, null if none", () => {
+    expect(tokensToReach(curve, 5.2)).toBe(200);
+    expect(tokensToReach(curve, 4.0)).toBeNull();
+  });
+
+  it("the ablation table: tokens to reach random's final loss, each ratio and its multiple of random's", () => {
+    const row = (name: string, init: string | null, loss: number, c: typeof curve): AblationRow => ({
+      name, init, alpha: init === null ? null : 0.5, startCe: init === null ? null : 6, startClone: init === null ? null : 1, valLoss: loss,
+      valPerplexity: Math.exp(loss), tokens: 100, tokensToRandomFinal: tokensToReach(c, 5.2), efficiency: init === null ? null : tokenEfficiency(curve, loss, 100),
+      curve: c, sameBatches: true,
+    });
+    const lines = ablationTable([
+      row("LRC, random init", "random", 5.2, [{ tokens: 50, loss: 5.6 }, { tokens: 100, loss: 5.2 }]),
+      row("LRC, pca init", "pca", 5.0, [{ tokens: 50, loss: 5.1 }, { tokens: 100, loss: 5.0 }]),
+      row("from scratch", null, 6, curve),
+    ]);
+    expect(lines[2]).toMatch(/^\| LRC, random init \| 6.000 \| 1.000 \| 5.2000 \| .* \| 100 \(1.00x the budget\) \| 2.00x \| yes \|$/);
+    expect(lines[3]).toMatch(/\| 50 \(0.50x the budget\) \| 3.00x \(1.50x random's\) \| yes \|$/);
+    expect(lines[4]).toMatch(/^\| from scratch \| - \| - \| 6.0000 \| .* \| 200 \(2.00x the budget\) \| 1 \(reference\) \| yes \|$/);
   });
 
   it("is a lower bound when the baseline never got there", () => {

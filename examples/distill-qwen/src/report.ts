@@ -46,6 +46,28 @@ export interface Efficiency {
   readonly matched: boolean;
 }
 
+/** One row of the --ablate table: an LRC variant (or the from-scratch baseline) on the same batches and budget. */
+export interface AblationRow {
+  readonly name: string;
+  /** Projection init and clone-loss weight (null for the baseline). */
+  readonly init: string | null;
+  readonly alpha: number | null;
+  /** The student's CE and clone loss before the first step (null for the baseline). */
+  readonly startCe: number | null;
+  readonly startClone: number | null;
+  /** Val loss at the budget (LRC: the folded student). */
+  readonly valLoss: number;
+  readonly valPerplexity: number;
+  readonly tokens: number;
+  /** First evaluated token count at which its val loss <= the random-init LRC student's final one (null: never). */
+  readonly tokensToRandomFinal: number | null;
+  /** Token efficiency against the from-scratch baseline (null for the baseline itself). */
+  readonly efficiency: Efficiency | null;
+  readonly curve: readonly CurvePoint[];
+  /** Its batches are the random-init LRC run's (sha256 of the budget's batches). */
+  readonly sameBatches: boolean;
+}
+
 /** The efficiency in wall-clock time on this machine (training steps only, evaluations left out). */
 export interface WallClock {
   /** The LRC student's training time. */
@@ -106,6 +128,8 @@ export interface RunReport {
   readonly batches: { readonly lrc: string | null; readonly baseline: string | null; readonly identical: boolean };
   readonly lrcCurve: readonly CurvePoint[];
   readonly baselineCurve: readonly CurvePoint[];
+  /** --ablate: every variant on the same batches and budget (null: not run). */
+  readonly ablation?: readonly AblationRow[] | null;
   readonly samples: readonly Sample[];
   /** Zero-shot accuracy of the teacher, the LRC student and the baseline at its budget (null: no --tasks). */
   readonly accuracy?: readonly AccuracyRow[] | null;
@@ -130,6 +154,11 @@ export function tokenEfficiency(baselineCurve: readonly CurvePoint[], lrcLoss: n
     ratio: (hit?.tokens ?? max) / lrcTokens,
     matched: hit !== undefined,
   };
+}
+
+/** The first evaluated token count at which the curve's loss is <= target, or null. */
+export function tokensToReach(curve: readonly CurvePoint[], target: number): number | null {
+  return curve.find((p) => p.loss <= target)?.tokens ?? null;
 }
 
 const int = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -193,6 +222,23 @@ export function accuracyTable(rows: readonly AccuracyRow[]): string[] {
   return out;
 }
 
+/** The --ablate table (Markdown). */
+export function ablationTable(rows: readonly AblationRow[]): string[] {
+  const f = (x: number | null) => (x === null ? "-" : x.toFixed(3));
+  const random = rows.find((r) => r.init === "random" && r.alpha !== 0);
+  const out = [
+    "| variant | start CE | start clone | val loss | val ppl | tokens to reach random-init LRC's final val loss | token-efficiency ratio vs from scratch | same batches |",
+    "|---|---:|---:|---:|---:|---:|---:|:---:|",
+  ];
+  for (const r of rows) {
+    const reach = r.tokensToRandomFinal === null ? `not within ${int(r.curve.at(-1)?.tokens ?? r.tokens)}` : `${int(r.tokensToRandomFinal)} (${(r.tokensToRandomFinal / r.tokens).toFixed(2)}x the budget)`;
+    const eff = r.efficiency === null ? "1 (reference)" : `${r.efficiency.matched ? "" : "> "}${r.efficiency.ratio.toFixed(2)}x`;
+    const rel = r.efficiency !== null && random?.efficiency && r !== random ? ` (${(r.efficiency.ratio / random.efficiency.ratio).toFixed(2)}x random's)` : "";
+    out.push(`| ${r.name} | ${f(r.startCe)} | ${f(r.startClone)} | ${r.valLoss.toFixed(4)} | ${ppl(r.valPerplexity)} | ${reach} | ${eff}${rel} | ${r.sameBatches ? "yes" : "**no**"} |`);
+  }
+  return out;
+}
+
 function rowsOf(r: RunReport): ModelRow[] {
   return [r.teacher, r.lrc, r.baseline, ...(r.baselineLong !== null ? [r.baselineLong] : [])];
 }
@@ -232,6 +278,17 @@ export function renderMarkdown(r: RunReport): string {
       "",
     );
     lines.push(...accuracyTable(r.accuracy), "");
+  }
+  if (r.ablation) {
+    lines.push("## Ablation: initialisation and clone loss", "");
+    lines.push(
+      "Every variant trains on the same batches, budget, schedule and learning rate; start losses are on one training batch before " +
+        "the first step (CE of the student; clone = the sum of the clone MSE terms, before alpha); tokens-to-reach is read off each " +
+        "variant's evaluation curve; the token-efficiency ratio is the tokens the from-scratch baseline needed to reach the variant's " +
+        "final val loss over the variant's budget.",
+      "",
+    );
+    lines.push(...ablationTable(r.ablation), "");
   }
   lines.push("![val perplexity vs training tokens](val-ppl.svg)", "");
   lines.push("## Validation curve", "", "| tokens | LRC student val ppl | baseline val ppl |", "|---:|---:|---:|");
@@ -273,6 +330,14 @@ export function renderTerminal(r: RunReport): string {
   lines.push("", `token efficiency: ${efficiencySentence(r.efficiency)}`);
   lines.push(`wall clock: ${wallClockSentence(r.wallClock)}`);
   lines.push(`same batches for LRC and baseline: ${r.batches.identical ? "yes" : "NO"}`);
+  if (r.ablation) {
+    lines.push("", "ablation (same batches and budget):");
+    for (const a of r.ablation)
+      lines.push(
+        `  ${pad(a.name, 26)} val ppl ${pad(ppl(a.valPerplexity), 9)} reaches random LRC's final loss at ${a.tokensToRandomFinal === null ? "-" : human(a.tokensToRandomFinal)}` +
+          `${a.efficiency === null ? "" : `, token efficiency ${a.efficiency.matched ? "" : "> "}${a.efficiency.ratio.toFixed(2)}x`}`,
+      );
+  }
   if (r.accuracy)
     for (const a of r.accuracy) {
       const avg = paperAverage(new Map(Object.entries(a.tasks)));
@@ -285,13 +350,13 @@ export function renderTerminal(r: RunReport): string {
   return lines.join("\n");
 }
 
-/** val perplexity against training tokens for both students, the teacher as a dashed line. */
+/** val perplexity against training tokens for both students (with --ablate every variant), the teacher as a dashed line. */
 export function renderCurveSvg(r: RunReport): string {
+  const curves: Array<[string, readonly CurvePoint[]]> = r.ablation
+    ? r.ablation.map((a) => [a.name, a.curve])
+    : [["LRC student", r.lrcCurve], ["from scratch", r.baselineCurve]];
   return lossPlotSvg(
-    [
-      { name: "LRC student", points: r.lrcCurve.map((p) => [p.tokens, Math.exp(p.loss)] as const), markers: true },
-      { name: "from scratch", points: r.baselineCurve.map((p) => [p.tokens, Math.exp(p.loss)] as const), markers: true },
-    ],
+    curves.map(([name, c]) => ({ name, points: c.map((p) => [p.tokens, Math.exp(p.loss)] as const), markers: true })),
     { title: "validation perplexity vs training tokens", xLabel: "training tokens", yLabel: "val perplexity", reference: { name: "teacher", value: r.teacher.valPerplexity } },
   );
 }

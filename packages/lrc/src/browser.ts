@@ -9,6 +9,10 @@ export { LowRankClone } from "./clone.js";
 export type { LowRankCloneOptions, IdBatch } from "./clone.js";
 export { Projections, MATRICES, projName, studentConfig, teacherParts, weightTensors, identityValues } from "./projection.js";
 export type { MatrixName, ProjectionOptions, ProjectionParams, Teacher } from "./projection.js";
+export { teacherInit, initClone, initLine, startLosses, INIT_METHODS } from "./init.js";
+export type { CloneInitReport, InitMethod, StartLosses, TeacherInitInfo, TeacherInitOptions } from "./init.js";
+export { symmetricEigen } from "./eigen.js";
+export type { SymmetricEigen } from "./eigen.js";
 export { lrcLoss, layerCloneTerms, resolveLossOptions } from "./losses.js";
 export type { AttnOutForm, LossOptions, LrcLoss, ResolvedLossOptions, TokenBatch } from "./losses.js";
 export {

@@ -15,6 +15,8 @@ import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, 
 import type { Manifest, Split } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import type { LowRankCloneOptions } from "./lrc.js";
+import { initClone, initLine } from "./init.js";
+import type { CloneInitReport, InitMethod } from "./init.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
 import type { TrainTask } from "./task.js";
 import { Trainer, TrainerCore } from "./trainer.js";
@@ -82,6 +84,13 @@ export interface DistillOptions extends TrainRunOptions, Omit<LowRankCloneOption
   readonly teacher: string | CausalLM;
   /** Directory whose tokenizer files go into the export (default: the teacher directory). */
   readonly tokenizerFrom?: string;
+  /**
+   * Projection init (default "random", the paper's N(0, initStd²)); "pca" and "svd" derive it from the teacher
+   * (./init.ts). Ignored on resume (the checkpoint holds the projections).
+   */
+  readonly init?: InitMethod;
+  /** Calibration tokens for init "pca", drawn from the training split (default 4096). */
+  readonly initTokens?: number;
 }
 
 export interface PretrainOptions extends TrainRunOptions {
@@ -155,6 +164,8 @@ interface RunSpec {
   readonly info: Record<string, unknown>;
   /** The shapes the dry run's memory estimate is made of. */
   readonly shape: Omit<RunShape, "batchSize" | "seqLen">;
+  /** Runs after the input checks, before training (distill: the projection init and its start line). */
+  readonly prepare?: () => Promise<void>;
 }
 
 /** The export dtype: o.dtype, else the teacher's config.json torch_dtype, else F32. */
@@ -198,6 +209,7 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
   const evalOn = evalData(o, manifest, limits.vocabSize, T, log);
   // The evaluation split is verified (checksums, id range) once here; the evaluations then read it unverified.
   if (evalOn !== null) verifySplit(evalOn.dir, evalOn.split);
+  await spec.prepare?.();
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
     const val = evalOn === null ? null : valSource(evalOn.dir, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8, split: evalOn.split });
@@ -283,8 +295,14 @@ async function distillTask(o: DistillOptions): Promise<RunSpec> {
   return {
     task: new LrcTask(clone), exportDir: path.join(o.out, "student"), tokenizerFrom, config: tc, limits, defaultLr: 1e-4,
     describe: {}, dtype: exportDType(o, tc), teacher: teacherDir,
-    method: `Low-Rank Clone (LRC): student hidden size ${sc.hidden_size} from the teacher's ${tc.hidden_size}; alpha ${clone.loss.alpha}, KL temperature ${clone.loss.temperature}, attention-out term ${clone.loss.attnOut}`,
-    info: { command: "distill", teacher: teacherDir, logCloneTerms: clone.loss.logCloneTerms },
+    method: `Low-Rank Clone (LRC): student hidden size ${sc.hidden_size} from the teacher's ${tc.hidden_size}; alpha ${clone.loss.alpha}, KL temperature ${clone.loss.temperature}, attention-out term ${clone.loss.attnOut}, ${o.init ?? "random"} projection init`,
+    info: {
+      command: "distill", teacher: teacherDir, logCloneTerms: clone.loss.logCloneTerms,
+      init: o.init ?? "random", initTokens: o.init === "pca" ? (o.initTokens ?? DEFAULT_INIT_TOKENS) : null,
+    },
+    prepare: async () => {
+      if (o.resume !== true) log(initLine(await initFromShards(clone, o)));
+    },
     shape: { teacher: tc, teacherBytes: bytesOf(teacher), student: sc, trainable: clone.numTrainable(), generated: true },
   };
 }
@@ -292,6 +310,28 @@ async function distillTask(o: DistillOptions): Promise<RunSpec> {
 /** Low-Rank Clone training from a teacher directory; exports `<out>/student/`. */
 export async function distill(o: DistillOptions): Promise<RunResult> {
   return runTask(o, await distillTask(o));
+}
+
+/** Default calibration tokens of the pca init. */
+export const DEFAULT_INIT_TOKENS = 4096;
+
+/**
+ * Initialises the clone with o.init from windows of the training split (never validation), read in an order
+ * of their own (seed + 1), and measures the start losses on the first of them.
+ */
+async function initFromShards(clone: LowRankClone, o: DistillOptions): Promise<CloneInitReport> {
+  const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
+  const method = o.init ?? "random";
+  const tokens = o.initTokens ?? DEFAULT_INIT_TOKENS;
+  if (!Number.isInteger(tokens) || tokens < 1) throw new RangeError(`initTokens must be a positive integer, got ${tokens}`);
+  const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: ((o.seed ?? 0) + 1) >>> 0 });
+  try {
+    const n = method === "pca" ? Math.ceil(tokens / (B * T)) : 1;
+    const batches = Array.from({ length: n }, () => reader.next());
+    return await initClone(clone, { method, calibration: batches, check: batches[0]! });
+  } finally {
+    reader.close();
+  }
 }
 
 async function pretrainTask(o: PretrainOptions): Promise<RunSpec> {
@@ -364,6 +404,7 @@ export const DRY_RUN_STEPS = 2;
 async function dryRun(p: RunSpec, o: TrainRunOptions): Promise<DryRunResult> {
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128, accum = o.gradAccum ?? 1;
   checkData(o, p.limits, p.tokenizerFrom, B, T);
+  await p.prepare?.();
   const steps = resolveSteps(o, B, T);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {

@@ -245,6 +245,37 @@ describe("distill", () => {
   });
 });
 
+describe("teacher-derived init", () => {
+  const startOf = (lines: string[]) => {
+    const line = lines.find((l) => l.startsWith("init "));
+    const m = /start: CE ([\d.]+), clone ([\d.]+), total [\d.]+ \(random init: CE ([\d.]+), clone ([\d.]+)/.exec(line ?? "");
+    if (m === null) throw new Error(`no init line with start losses in:\n${lines.join("\n")}`);
+    return { ce: Number(m[1]), clone: Number(m[2]), randomCe: Number(m[3]), randomClone: Number(m[4]) };
+  };
+
+  for (const init of ["pca", "svd"] as const)
+    it(`${init}: the start line shows CE and clone loss far below random init's, and the first step agrees`, async () => {
+      const lines: string[] = [];
+      const out = path.join(root, `init-${init}`);
+      await distill({ ...distillBase, out, steps: 2, init, initTokens: 512, progress: false, log: (l) => lines.push(l) });
+      const s = startOf(lines);
+      if (init === "pca") expect(lines.join("\n")).toMatch(/init pca \(512 calibration tokens, [\d.]+% of the residual energy kept/);
+      expect(s.clone).toBeLessThan(0.5 * s.randomClone);
+      expect(s.ce).toBeLessThan(s.randomCe - 0.5);
+      const first = readMetrics(path.join(out, "metrics.jsonl")).find((r): r is TrainRow => r.type === "train")!;
+      expect(first.losses.clone!).toBeLessThan(0.5 * s.randomClone);
+    });
+
+  it("random logs its start losses only; an unknown --init is a usage error", async () => {
+    const lines: string[] = [];
+    await distill({ ...distillBase, out: path.join(root, "init-random"), steps: 2, progress: false, log: (l) => lines.push(l) });
+    expect(lines.find((l) => l.startsWith("init "))).toMatch(/^init random N\(0, std\^2\); start: CE [\d.]+, clone [\d.]+, total [\d.]+$/);
+    const p = spawnCli(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--data", data, "--out", path.join(root, "init-bad"), "--steps", "1", "--init", "kaiming"]);
+    expect((await p.exit).code).toBe(1);
+    expect(p.stderr()).toMatch(/--init must be random, pca, svd, got 'kaiming'/);
+  });
+});
+
 describe("resume", () => {
   it("kill -9 after a checkpoint, then --resume: the same final weights as an uninterrupted run", async () => {
     const steps = 40;

@@ -6,7 +6,8 @@ import type { Command } from "../cli/command.js";
 import { UsageError } from "../cli/args.js";
 import { MATRICES } from "../projection.js";
 import type { MatrixName } from "../projection.js";
-import { distill, distillDryRun } from "../run.js";
+import { INIT_METHODS } from "../init.js";
+import { DEFAULT_INIT_TOKENS, distill, distillDryRun } from "../run.js";
 import { report, reportDryRun, trainFlags, trainOptions } from "./train-flags.js";
 
 function layerList(v: unknown, flag: string): number[] | undefined {
@@ -37,6 +38,8 @@ export const distillCommand: Command = {
     "student-eps": { kind: "number", help: "student RMSNorm eps (default: the teacher's rms_norm_eps; the reference trains with 1e-5)" },
     "tie-lm-head-projection": { kind: "string", help: "true | false: reuse the embedding projection for the LM head (default: the teacher's tie flag)" },
     "init-std": { kind: "number", default: 0.02, help: "std of the projection init N(0, std^2)" },
+    init: { kind: "string", default: "random", help: "projection init: random (the paper's N(0, std^2)) | pca (the teacher's residual-stream principal directions on --init-tokens training tokens) | svd (singular vectors of the teacher's residual-writing weights, no data)" },
+    "init-tokens": { kind: "int", default: DEFAULT_INIT_TOKENS, help: "calibration tokens of --init pca, drawn from the training split" },
   },
   details: [
     "examples:",
@@ -53,6 +56,10 @@ export const distillCommand: Command = {
     if (attnOut !== "paper" && attnOut !== "reference") throw new UsageError(`--attn-out must be paper or reference, got '${attnOut}'`);
     const tie = flags["tie-lm-head-projection"] as string | undefined;
     if (tie !== undefined && tie !== "true" && tie !== "false") throw new UsageError(`--tie-lm-head-projection must be true or false, got '${tie}'`);
+    const init = flags.init as string;
+    if (!(INIT_METHODS as readonly string[]).includes(init)) throw new UsageError(`--init must be ${INIT_METHODS.join(", ")}, got '${init}'`);
+    const initTokens = flags["init-tokens"] as number;
+    if (initTokens < 1) throw new UsageError(`--init-tokens must be positive, got ${initTokens}`);
     const d = flags["hidden-size"] as number;
     if (d < 1) throw new UsageError(`--hidden-size must be positive, got ${d}`);
     const opt: Record<string, unknown> = {
@@ -71,6 +78,8 @@ export const distillCommand: Command = {
       studentEps: flags["student-eps"],
       tieLmHeadProjection: tie === undefined ? undefined : tie === "true",
       initStd: flags["init-std"],
+      init,
+      initTokens,
     };
     for (const k of Object.keys(opt)) if (opt[k] === undefined) delete opt[k];
     if (flags["dry-run"] === true) return reportDryRun("distill", await distillDryRun(opt as unknown as Parameters<typeof distillDryRun>[0]), flags);
