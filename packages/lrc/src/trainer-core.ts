@@ -10,8 +10,8 @@
 // scope, loss -> backward; then the loss terms and gradients are read (asynchronously, for webgpu) ->
 // finiteness check -> the gradients (scaled by 1/accum) added into persistent accumulators; clip; AdamW.
 
-import { AdamW, Rng, clipGradNorm, full, keep, scope } from "@lrc-ts/tensor-core";
-import type { FloatArray, Tensor } from "@lrc-ts/tensor-core";
+import { AdamW, Rng, accumulate, clipGradNorm, full, keep, scope } from "@lrc-ts/tensor-core";
+import type { Tensor } from "@lrc-ts/tensor-core";
 import { sha256Hex } from "@lrc-ts/data";
 import type { Batch, BatchSource, EvalSource, TaskLoss, TrainTask } from "./task-core.js";
 
@@ -183,23 +183,23 @@ export class TrainerCore {
       });
       const held = [...Object.values(out.terms), ...out.grads.filter((g): g is Tensor => g !== null)];
       try {
-        await Promise.all(held.map((t) => t.toHostAsync()));
+        await Promise.all(Object.values(out.terms).map((t) => t.toHostAsync()));
         const values: Record<string, number> = {};
         for (const [k, t] of Object.entries(out.terms)) values[k] = t.item();
         // Name the most specific term first: clone terms, then ce/kl/clone, then the total.
         const order = [...Object.keys(values).filter((k) => k.startsWith("layers.")), ...Object.keys(values).filter((k) => !k.startsWith("layers.") && k !== "total"), "total"];
         for (const k of order) if (!Number.isFinite(values[k]!)) throw new NonFiniteError(stepNo, k, values[k]!);
         for (const [k, v] of Object.entries(values)) sums[k] = (sums[k] ?? 0) + v / accum;
+        // Added where the gradients live (on the device on a gpu backend): nothing is read back here.
         out.grads.forEach((g, i) => {
-          if (g === null) return;
-          const a = this.accum[i]!.buf as FloatArray, gb = g.buf;
-          if (accum === 1) a.set(gb);
-          else for (let j = 0; j < a.length; j++) a[j] += gb[j]! / accum;
+          if (g !== null) accumulate(this.accum[i]!, g, accum);
         });
       } finally {
         for (const t of held) t.dispose();
       }
     }
+    // The clip reads the accumulated gradients on the host: once per step, asynchronously for webgpu.
+    await Promise.all(this.accum.map((a) => a.toHostAsync()));
     const clip = this.cfg.gradClip ?? 1;
     const gradNorm = clipGradNorm(this.accum, clip > 0 ? clip : Infinity);
     if (!Number.isFinite(gradNorm)) throw new NonFiniteError(stepNo, "gradient norm", gradNorm);

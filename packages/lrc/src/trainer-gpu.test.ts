@@ -65,9 +65,10 @@ describe(`the trainer on the gpu backend (GPU.js ${mode})`, () => {
     expect(gpuTokens).toHaveLength(12);
     expect(gpuTokens).toEqual(cpuTokens);
     expect(report.backend.mode).toBe(mode);
-    expect(report.ops.filter((o) => o.cpu > 0)).toEqual([]);
-    for (const op of ["matmul", "causalAttention.vjp", "crossEntropy", "klDivergence", "adamw", "gather.vjp", "concat"])
-      expect(report.ops.find((o) => o.op === op)?.gpu ?? 0, `${op} ran on gpu`).toBeGreaterThan(0);
+    // Only the gradient clip runs on cpu: it reads the accumulated gradients once per step by design.
+    expect(report.ops.filter((o) => o.cpu > 0).map((o) => o.op)).toEqual(["scale", "sumSquares"]);
+    for (const op of ["gemm", "attentionBackward", "crossEntropy", "klDiv", "adamw", "accumulate", "gatherBackward", "concat"])
+      expect(report.ops.find((o) => o.op === op)?.device ?? 0, `${op} ran on gpu`).toBeGreaterThan(0);
     const tol = mode === "webasm" ? 1e-4 : 2e-3;
     const close = (what: string, a: number, b: number): void => expect(Math.abs(a - b), `${what}: gpu ${b} vs cpu ${a}`).toBeLessThan(tol * (1 + Math.abs(a)));
     for (const k of ["ce", "total"]) close(`pretrain ${k}`, cpu.teacher.final[k]!, gpu.teacher.final[k]!);

@@ -13,12 +13,15 @@ export type { RngState } from "./random.js";
 export { noGrad, isGradEnabled } from "./autodiff/tape.js";
 export { valueAndGrad, grad } from "./autodiff/grad.js";
 export * from "./ops/index.js";
-export { setBackend, getBackend, initBackendFromEnv, initBackend, initBackendFromEnvAsync, backendReport, resetBackendReport } from "./backend/backend.js";
+export { setBackend, getBackend, initBackendFromEnv, initBackend, initBackendFromEnvAsync, backendReport, resetBackendReport, registerBackend } from "./backend/backend.js";
 export { gpuUpload, gpuDownload, gpuFinish, gpuDeviceInfo } from "./backend/backend.js";
 export { isSoftwareRenderer } from "./backend/gpujs/software.js";
-export type { BackendInfo, BackendName, BackendReport, GpuMode, GpuDeviceInfo, GlStrings, InitBackendOptions } from "./backend/backend.js";
+export type { BackendInfo, BackendLoader, BackendName, BackendReport, GpuMode, GpuDeviceInfo, GlStrings, InitBackendOptions } from "./backend/backend.js";
+export type {
+  Backend, Kernels, KernelName, UnaryOp, BinaryOp, ReduceOp, GemmDims, AttentionDims, AdamWHyper, KlForward, DeviceStats,
+} from "./backend/kernels.js";
 export * as optim from "./optim/optim.js";
-export { AdamW, SGD, clipGradNorm, schedules } from "./optim/optim.js";
+export { AdamW, SGD, accumulate, clipGradNorm, schedules } from "./optim/optim.js";
 export type { AdamWOptions, AdamWState, SGDOptions, Schedule } from "./optim/optim.js";
 export * from "./safetensors.js";
 /** The CPU buffer pool: its statistics (cached and fresh bytes) and its cache limit, for memory tuning. */

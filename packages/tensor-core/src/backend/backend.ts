@@ -1,129 +1,137 @@
-// Backend selection. Kernels are looked up by name on the active backend; `cpu` (TypeScript kernels, plus
-// WebAssembly SIMD and worker threads where they pay) implements every kernel. `gpu` runs GPU.js kernels
-// (backend/gpujs); GPU.js is imported only by `initBackend("gpu")`, so cpu-only users never load it. An op
-// the gpu backend does not handle runs its cpu kernel, its inputs downloaded by `Tensor.buf`; while the gpu
-// backend is active every dispatch is counted per op and backend (`backendReport()`).
+// Backend selection: a registry of backends by name. `cpu` (TypeScript kernels, plus WebAssembly SIMD and
+// worker threads where they pay) implements every kernel and is always there; `gpu` runs GPU.js kernels
+// (backend/gpujs), imported only by `initBackend("gpu")`, so cpu-only users never load GPU.js. Another backend
+// is a `Backend` (kernels.ts: a `Partial<Kernels>` table and an `accepts` rule) made available with
+// `registerBackend(name, loader)`. Ops call `dispatch` (dispatch.ts), which runs the active backend's kernel or
+// the cpu one and counts where each ran (`backendReport()`).
 //
-// Timing hooks for device work (benchmarks, profiling): `gpuUpload` / `gpuDownload` move one tensor's values
+// Timing hooks for GPU.js work (benchmarks, profiling): `gpuUpload` / `gpuDownload` move one tensor's values
 // host <-> device now, `gpuFinish` waits for queued GPU work, `gpuDeviceInfo` says what the kernels run on.
 
 import type { TypedArray } from "../dtype.js";
 import type { Tensor } from "../tensor.js";
-import type { GpuOps } from "./gpujs/ops.js";
+import { activate, dispatchCounts, resetDispatchCounts } from "./dispatch.js";
+import { GPU_MODES, loadGpujs, type GpujsBackend } from "./gpujs/backend.js";
+import type { Backend, BackendInfo, DeviceStats } from "./kernels.js";
 import type { GpuDeviceInfo, GpuMode, GlStrings } from "./gpujs/runtime.js";
 
-export type BackendName = "cpu" | "gpu";
-export type { GpuMode, GpuDeviceInfo, GlStrings };
-
-export interface BackendInfo {
-  readonly name: BackendName;
-  /** Human-readable description of what actually runs (e.g. threads, SIMD, the GPU.js mode). */
-  readonly description: string;
-  /** gpu only: the GPU.js mode that runs, and whether it is a software implementation. */
-  readonly mode?: GpuMode;
-  /** gpu only: true when the kernels run on the CPU (webasm, cpu, or gl on a software rasteriser such as llvmpipe). */
-  readonly software?: boolean;
-  /** gpu only: the renderer and GL driver the kernels run on, in one line (see `gpuDeviceInfo()`). */
-  readonly device?: string;
-}
-
-let current: BackendName = "cpu";
-
-/** @internal The active gpu implementation, or null on cpu: the one check an op makes before its cpu kernel. */
-export let gpuOps: GpuOps | null = null;
-/** The started gpu backend, kept while cpu is selected so `setBackend("gpu")` can switch back. */
-let gpuInstance: GpuOps | null = null;
-
-/** Selects the cpu backend (synchronously). The gpu backend needs `await initBackend("gpu")`. */
-export function setBackend(name: string): void {
-  switch (name) {
-    case "cpu":
-      current = name;
-      gpuOps = null;
-      return;
-    case "gpu":
-      if (gpuInstance !== null) {
-        gpuOps = gpuInstance;
-        current = "gpu";
-        return;
-      }
-      throw new Error("setBackend: the gpu backend loads GPU.js asynchronously; use `await initBackend('gpu')`");
-    default:
-      throw new Error(`setBackend: unknown backend '${name}' (known: cpu, gpu)`);
-  }
-}
-
-const GPU_MODES: ReadonlyArray<GpuMode | "auto"> = ["auto", "webgpu", "gl", "webasm", "cpu"];
+/** A registered backend's name: "cpu", "gpu", or one given to `registerBackend`. */
+export type BackendName = string;
+export type { Backend, BackendInfo, GpuMode, GpuDeviceInfo, GlStrings };
 
 export interface InitBackendOptions {
   /**
-   * GPU.js mode: "auto" (default: gl, then webasm, the first that really works), or one of webgpu, gl, webasm,
-   * cpu. webgpu runs only on request: its values are read with `await t.dataAsync()` (data() and item() throw).
+   * gpu: the GPU.js mode, "auto" (default: gl, then webasm, the first that really works), or one of webgpu,
+   * gl, webasm, cpu. webgpu runs only on request: its values are read with `await t.dataAsync()` (data() and
+   * item() throw).
    */
   mode?: GpuMode | "auto";
   /**
    * The caller reads values with dataAsync / itemAsync / toHostAsync (as lrc's trainer, nn's evaluate and
-   * generate do): "auto" may then take WebGPU first, when its adapter is a GPU rather than a software one.
+   * generate do): the gpu backend's "auto" may then take WebGPU first, when its adapter is a GPU rather than
+   * a software one.
    */
   asyncReads?: boolean;
 }
 
-/** Selects a backend; for "gpu" loads GPU.js, starts and verifies the mode. Resolves to what runs. */
+/**
+ * Loads a backend: given the options and the instance started before (null the first time), resolves to the
+ * backend to use (that one again, or a new one: the registry then disposes the old).
+ */
+export type BackendLoader = (opts: InitBackendOptions, current: Backend | null) => Backend | Promise<Backend>;
+
+const loaders = new Map<string, BackendLoader>([["gpu", loadGpujs]]);
+/** The started backends other than cpu, kept while another is selected so `setBackend` can switch back. */
+const started = new Map<string, Backend>();
+let current: BackendName = "cpu";
+/** The last backend other than cpu that was selected: what `backendReport()` counts. */
+let lastDevice: Backend | null = null;
+
+function known(): string {
+  return ["cpu", ...loaders.keys()].join(", ");
+}
+
+/** Makes a backend available to `initBackend(name)` (a name registered before is replaced; "cpu" is built in). */
+export function registerBackend(name: string, loader: BackendLoader): void {
+  if (name === "cpu") throw new Error("registerBackend: 'cpu' is built in");
+  loaders.set(name, loader);
+  const old = started.get(name);
+  if (old !== undefined) {
+    if (current === name) setBackend("cpu");
+    started.delete(name);
+    old.dispose?.();
+  }
+}
+
+function select(name: string, b: Backend | null): void {
+  activate(b);
+  current = name;
+  if (b !== null) lastDevice = b;
+}
+
+/** Selects a started backend (synchronously): cpu always; another once `await initBackend(name)` started it. */
+export function setBackend(name: string): void {
+  if (name === "cpu") return select("cpu", null);
+  const b = started.get(name);
+  if (b !== undefined) return select(name, b);
+  if (loaders.has(name)) throw new Error(`setBackend: the ${name} backend loads asynchronously; use \`await initBackend('${name}')\``);
+  throw new Error(`setBackend: unknown backend '${name}' (known: ${known()})`);
+}
+
+/** Selects a backend, loading and starting it first when needed (for "gpu": GPU.js in the mode asked for). Resolves to what runs. */
 export async function initBackend(name: string, opts: InitBackendOptions = {}): Promise<BackendInfo> {
-  if (name !== "gpu") {
+  const loader = loaders.get(name);
+  if (name === "cpu" || loader === undefined) {
     setBackend(name);
     return getBackend();
   }
-  const want = opts.mode ?? "auto";
-  if (!GPU_MODES.includes(want)) throw new Error(`initBackend: unknown GPU.js mode '${String(want)}' (known: ${GPU_MODES.join(", ")})`);
-  if (gpuInstance === null || (want !== "auto" && gpuInstance.rt.mode !== want)) {
-    const [{ createRuntime }, { GpuOps }] = await Promise.all([import("./gpujs/runtime.js"), import("./gpujs/ops.js")]);
-    const rt = await createRuntime(want, { asyncReads: opts.asyncReads === true });
-    gpuInstance?.rt.destroy();
-    gpuInstance = new GpuOps(rt);
-  }
-  gpuOps = gpuInstance;
-  current = "gpu";
+  const old = started.get(name) ?? null;
+  const b = await loader(opts, old);
+  if (old !== null && b !== old) old.dispose?.();
+  started.set(name, b);
+  select(name, b);
   return getBackend();
 }
 
 export function getBackend(): BackendInfo {
-  if (current === "gpu" && gpuOps !== null) {
-    const rt = gpuOps.rt;
-    const skipped = rt.skipped.length > 0 ? `; not used: ${rt.skipped.join("; ")}` : "";
-    return {
-      name: "gpu",
-      mode: rt.mode,
-      software: rt.software,
-      device: rt.device.device,
-      description: `gpu: GPU.js ${rt.mode} (${rt.kernelClass}) on ${rt.device.device}${skipped}`,
-    };
-  }
-  return { name: current, description: describeCpu() };
+  if (current === "cpu") return { name: "cpu", description: describeCpu() };
+  const b = started.get(current)!;
+  return b.info?.() ?? { name: current, description: current };
 }
 
 export interface BackendReport {
   backend: BackendInfo;
-  /** Per op: how many times it ran on the gpu and how many times it fell back to cpu (gpu backend only). */
-  ops: Array<{ op: string; gpu: number; cpu: number }>;
-  /** gpu only: live device buffers, compiled kernels, calls and transfers. */
-  device?: { liveBuffers: number; kernelsCompiled: number; kernelCalls: number; uploads: number; uploadBytes: number; downloads: number; downloadBytes: number };
+  /**
+   * Per op (kernel name) of the last backend other than cpu that was selected: how many dispatches ran on its
+   * own kernels (`device`) and how many fell back to the cpu kernels (`cpu`).
+   */
+  ops: Array<{ op: string; device: number; cpu: number }>;
+  /** That backend's device counters, when it keeps them (gpu: live buffers, compiled kernels, calls and transfers). */
+  device?: DeviceStats;
 }
 
-/** Which ops ran where since the gpu backend started (or since `resetBackendReport()`). */
+/** Which kernels ran where since a backend other than cpu was first selected (or since `resetBackendReport()`). */
 export function backendReport(): BackendReport {
-  if (gpuInstance === null) return { backend: getBackend(), ops: [] };
-  return { backend: getBackend(), ops: gpuInstance.report(), device: { ...gpuInstance.rt.stats } };
+  const b = lastDevice;
+  if (b === null) return { backend: getBackend(), ops: [] };
+  const stats = b.stats?.();
+  return { backend: getBackend(), ops: dispatchCounts(b.name), ...(stats !== undefined ? { device: stats } : {}) };
 }
 
 export function resetBackendReport(): void {
-  gpuInstance?.counts.clear();
+  resetDispatchCounts();
+}
+
+/** @internal A started backend other than cpu (active or not), by name. */
+export function startedBackend(name: string): Backend | undefined {
+  return started.get(name);
 }
 
 /** The started gpu backend (active or not); throws naming the caller when it has not been started. */
-function startedGpu(caller: string): GpuOps {
-  if (gpuInstance === null) throw new Error(`${caller}: the gpu backend has not been started (await initBackend("gpu") first)`);
-  return gpuInstance;
+function startedGpu(caller: string): GpujsBackend {
+  const b = started.get("gpu");
+  if (b === undefined) throw new Error(`${caller}: the gpu backend has not been started (await initBackend("gpu") first)`);
+  return b as GpujsBackend;
 }
 
 /** A tensor's storage, holding values on the host or the device; throws naming the caller when it was disposed. */
@@ -175,7 +183,7 @@ export async function gpuDownload(t: Tensor, out?: TypedArray): Promise<TypedArr
  * cpu kernels are synchronous. For timing compute apart from transfers.
  */
 export async function gpuFinish(): Promise<void> {
-  await startedGpu("gpuFinish").rt.finish();
+  await startedGpu("gpuFinish").finish();
 }
 
 /** What the started gpu backend's kernels run on: mode, renderer strings, GL driver, and whether it is software. */

@@ -4,15 +4,12 @@
 
 import { isFloat, resultDType } from "../dtype.js";
 import { record } from "../autodiff/tape.js";
-import { gpuOps } from "../backend/backend.js";
-import type { BinaryKernel, UnaryKernel } from "../backend/cpu/elementwise.js";
-import { binary as binaryKernel, powScalar, unary as unaryKernel, where as whereKernel } from "../backend/cpu/elementwise.js";
+import { dispatch } from "../backend/dispatch.js";
+import type { BinaryOp, UnaryOp } from "../backend/kernels.js";
 import { broadcastShapes, shapeEq } from "../shape.js";
 import { Tensor, full } from "../tensor.js";
 import { broadcastTo } from "./movement.js";
 import { sumTo } from "./reduce.js";
-
-type UnaryOp = Exclude<UnaryKernel, "copy">;
 
 /** dy, x, y = f(x) -> dx. Each line carries the derivative it implements. */
 const unaryVjps: { [K in UnaryOp]: ((dy: Tensor, x: Tensor, y: Tensor) => Tensor) | null } = {
@@ -37,15 +34,10 @@ const unaryVjps: { [K in UnaryOp]: ((dy: Tensor, x: Tensor, y: Tensor) => Tensor
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
   if (!isFloat(x.dtype) && op !== "neg" && op !== "abs" && op !== "sign" && op !== "square" && op !== "relu")
     throw new TypeError(`${op}: expects a float tensor, got ${x.dtype}`);
-  let out = gpuOps === null ? null : gpuOps.unary(op, x);
-  if (out === null) {
-    out = Tensor.empty(x.shape, x.dtype);
-    unaryKernel(op, x.buf, out.buf, x.size);
-  }
-  const y = out;
+  const y = dispatch("unary", op, x);
   const vjp = unaryVjps[op];
-  if (vjp === null) return out;
-  return record(op, out, [x], (dy) => [vjp(dy, x, y)]);
+  if (vjp === null) return y;
+  return record(op, y, [x], (dy) => [vjp(dy, x, y)]);
 }
 
 export const neg = (x: Tensor): Tensor => unaryOp("neg", x);
@@ -65,16 +57,10 @@ export const reciprocal = (x: Tensor): Tensor => unaryOp("reciprocal", x);
 /** x ** p for a scalar exponent p. */
 export function pow(x: Tensor, p: number): Tensor {
   if (!isFloat(x.dtype)) throw new TypeError(`pow: expects a float tensor, got ${x.dtype}`);
-  let out = gpuOps === null ? null : gpuOps.pow(x, p);
-  if (out === null) {
-    out = Tensor.empty(x.shape, x.dtype);
-    powScalar(x.buf, p, out.buf, x.size);
-  }
+  const out = dispatch("pow", x, p);
   // d x^p = p x^(p-1)
   return record("pow", out, [x], (dy) => [mul(dy, mul(pow(x, p - 1), p))]);
 }
-
-type BinaryOp = Exclude<BinaryKernel, "pow">;
 
 /** dy, a, b, y -> [da, db] before unbroadcasting. */
 const binaryVjps: { [K in BinaryOp]: ((dy: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor | null, Tensor | null]) | null } = {
@@ -103,15 +89,10 @@ function binaryOp(op: BinaryOp, a0: Tensor | number, b0: Tensor | number): Tenso
   const b = asTensor(b0, a);
   const dtype = resultDType(op, a.dtype, b.dtype);
   const shape = broadcastShapes(op, a.shape, b.shape);
-  let out = gpuOps === null ? null : gpuOps.binary(op, a, b, shape);
-  if (out === null) {
-    out = Tensor.empty(shape, dtype);
-    binaryKernel(op, a.buf, a.shape, b.buf, b.shape, out.buf, shape);
-  }
-  const y = out;
+  const y = dispatch("binary", op, a, b, shape, dtype);
   const vjp = binaryVjps[op];
-  if (vjp === null) return out;
-  return record(op, out, [a, b], (dy) => {
+  if (vjp === null) return y;
+  return record(op, y, [a, b], (dy) => {
     const [da, db] = vjp(dy, a, b, y);
     return [da && unbroadcast(da, a), db && unbroadcast(db, b)];
   });
@@ -146,9 +127,7 @@ export function where(cond: Tensor, a0: Tensor | number, b0: Tensor | number): T
   const c = shapeEq(cond.shape, shape) ? cond : broadcastTo(cond, shape);
   const ae = shapeEq(a.shape, shape) ? a : broadcastTo(a, shape);
   const be = shapeEq(b.shape, shape) ? b : broadcastTo(b, shape);
-  if (gpuOps !== null) gpuOps.note("where", "cpu");
-  const out = Tensor.empty(shape, dtype);
-  whereKernel(c.buf, ae.buf, be.buf, out.buf, out.size);
+  const out = dispatch("where", c, ae, be, dtype);
   // d where = (dy where cond, dy where not cond)
   return record("where", out, [a, b], (dy) => {
     const z = full([], 0, { dtype: dy.dtype });
@@ -159,11 +138,7 @@ export function where(cond: Tensor, a0: Tensor | number, b0: Tensor | number): T
 /** Converts to another dtype (float to int truncates toward zero). The gradient is cast back. */
 export function astype(x: Tensor, dtype: Tensor["dtype"]): Tensor {
   if (x.dtype === dtype) return x;
-  if (gpuOps !== null) gpuOps.note("astype", "cpu");
-  const out = Tensor.empty(x.shape, dtype);
-  const src = x.buf, dst = out.buf;
-  if (dtype === "int32") for (let i = 0; i < src.length; i++) dst[i] = Math.trunc(src[i]!);
-  else dst.set(src);
+  const out = dispatch("astype", x, dtype);
   if (!isFloat(dtype) || !isFloat(x.dtype)) return out;
   return record("astype", out, [x], (dy) => [astype(dy, x.dtype)]);
 }

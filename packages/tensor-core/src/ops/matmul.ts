@@ -4,8 +4,7 @@
 
 import { resultDType } from "../dtype.js";
 import { record } from "../autodiff/tape.js";
-import { gpuOps } from "../backend/backend.js";
-import { gemm } from "../backend/cpu/kernels.js";
+import { dispatch } from "../backend/dispatch.js";
 import { broadcastShapes, fmt, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { broadcastTo, reshape } from "./movement.js";
@@ -48,21 +47,10 @@ function matmulNd(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tenso
   // broadcast is materialised.
   const aFull = sizeOf(aBatch) === 1 || sizeOf(aBatch) === batch ? a : broadcastTo(a, [...batchShape, ar, ac]);
   const bFull = sizeOf(bBatch) === 1 || sizeOf(bBatch) === batch ? b : broadcastTo(b, [...batchShape, br, bc]);
-  const dtype = a.dtype;
   const strideA = sizeOf(aFull.shape.slice(0, -2)) === 1 ? 0 : ar * ac;
   const strideB = sizeOf(bFull.shape.slice(0, -2)) === 1 ? 0 : br * bc;
   const outShape = [...batchShape, m, n];
-  let out = gpuOps === null ? null : gpuOps.gemm(aFull, bFull, { batch, m, n, k, transA, transB, strideA, strideB }, outShape);
-  if (out === null) {
-    out = Tensor.empty(outShape, dtype);
-    gemm({
-      a: aFull.buf as Float32Array | Float64Array,
-      b: bFull.buf as Float32Array | Float64Array,
-      c: out.buf as Float32Array | Float64Array,
-      batch, m, n, k, transA, transB, strideA, strideB,
-      strideC: m * n,
-    });
-  }
+  const out = dispatch("gemm", aFull, bFull, { batch, m, n, k, transA, transB, strideA, strideB }, outShape);
   // With C = op(A) op(B):  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC; each case below is that identity
   // rewritten with transpose flags so no transpose is materialised.
   // Only the gradients the tape will use are computed: with a frozen operand (LRC's teacher weights in

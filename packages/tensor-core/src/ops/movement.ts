@@ -2,10 +2,9 @@
 // unsqueeze, and gather along an axis (embedding lookup) with its scatter-add gradient.
 
 import { record } from "../autodiff/tape.js";
-import { gpuOps } from "../backend/backend.js";
-import { gatherRows, permute as permuteKernel, scatterAddRows, stridedAddInto, stridedCopy } from "../backend/cpu/movement.js";
-import { broadcastShapes, broadcastStrides, checkShape, fmt, normAxis, shapeEq, sizeOf, stridesOf } from "../shape.js";
-import { Tensor, zeros } from "../tensor.js";
+import { dispatch } from "../backend/dispatch.js";
+import { broadcastShapes, checkShape, fmt, normAxis, shapeEq, sizeOf } from "../shape.js";
+import type { Tensor } from "../tensor.js";
 import { sumTo } from "./reduce.js";
 
 /** Same data, new shape (one dimension may be -1). Shares storage. */
@@ -30,16 +29,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
     throw new RangeError(`permute: ${fmt(perm)} is not a permutation of the axes of ${fmt(x.shape)}`);
   const p = perm.map((a) => normAxis("permute", a, x.rank));
   if (p.every((a, i) => a === i)) return x;
-  const outShape = p.map((a) => x.shape[a]!);
-  let out = null;
-  if (gpuOps !== null) {
-    const xs = stridesOf(x.shape);
-    out = gpuOps.strided("permute", x, 0, p.map((a) => xs[a]!), outShape);
-  }
-  if (out === null) {
-    out = Tensor.empty(outShape, x.dtype);
-    permuteKernel(x.buf, x.shape, p, out.buf);
-  }
+  const out = dispatch("permute", x, p);
   const inv = new Array<number>(p.length);
   p.forEach((a, i) => (inv[a] = i));
   // d permute = the inverse permutation
@@ -60,11 +50,7 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
   const target = broadcastShapes("broadcastTo", x.shape, shape);
   if (!shapeEq(target, shape)) throw new RangeError(`broadcastTo: cannot broadcast ${fmt(x.shape)} to ${fmt(shape)}`);
   if (shapeEq(x.shape, shape)) return x;
-  let out = gpuOps === null ? null : gpuOps.strided("broadcastTo", x, 0, broadcastStrides(x.shape, shape), shape);
-  if (out === null) {
-    out = Tensor.empty(shape, x.dtype);
-    stridedCopy(x.buf, 0, broadcastStrides(x.shape, shape), out.buf, shape);
-  }
+  const out = dispatch("broadcastTo", x, shape);
   // d broadcast = sum over the broadcast axes
   return record("broadcastTo", out, [x], (dy) => [sumTo(dy, x.shape)]);
 }
@@ -86,21 +72,9 @@ export function slice(x: Tensor, starts: readonly number[], ends?: readonly numb
   });
   const outShape = st.map((s, i) => en[i]! - s);
   if (shapeEq(outShape, x.shape)) return x;
-  const strides = stridesOf(x.shape);
-  const offset = st.reduce((acc, s, i) => acc + s * strides[i]!, 0);
-  let out = gpuOps === null ? null : gpuOps.strided("slice", x, offset, strides, outShape);
-  if (out === null) {
-    out = Tensor.empty(outShape, x.dtype);
-    stridedCopy(x.buf, offset, strides, out.buf, outShape);
-  }
+  const out = dispatch("slice", x, st, outShape);
   // d slice = dy placed back into zeros
-  return record("slice", out, [x], (dy) => {
-    const g = gpuOps === null ? null : gpuOps.slicePad(dy, x.shape, st);
-    if (g !== null) return [g];
-    const dx = zeros(x.shape, { dtype: x.dtype });
-    stridedAddInto(dy.buf, dy.shape, dx.buf, offset, strides);
-    return [dx];
-  });
+  return record("slice", out, [x], (dy) => [dispatch("sliceBackward", dy, x.shape, st)]);
 }
 
 /** Joins tensors along an existing axis. */
@@ -120,19 +94,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     offsets.push(col);
     col += t.shape[a]!;
   }
-  let out = gpuOps === null ? null : gpuOps.concat(xs, a, outShape);
-  if (out === null) {
-    out = Tensor.empty(outShape, first.dtype);
-    const outer = sizeOf(outShape.slice(0, a));
-    const inner = sizeOf(outShape.slice(a + 1));
-    const rowOut = outShape[a]! * inner;
-    const ob = out.buf;
-    xs.forEach((t, i) => {
-      const w = t.shape[a]! * inner;
-      const tb = t.peek();
-      for (let o = 0; o < outer; o++) ob.set(tb.subarray(o * w, o * w + w), o * rowOut + offsets[i]! * inner);
-    });
-  }
+  const out = dispatch("concat", xs, a, outShape);
   // d concat = the matching slices of dy
   return record("concat", out, xs, (dy) =>
     xs.map((t, i) => {
@@ -188,27 +150,13 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
     return permute(g, order);
   }
   const rows = x.shape[0]!;
-  const cols = sizeOf(x.shape.slice(1));
   const outShape = [...indices.shape, ...x.shape.slice(1)];
-  let out = null;
-  if (gpuOps !== null) {
-    const ids = indices.peek();
-    for (let i = 0; i < ids.length; i++)
-      if (ids[i]! < 0 || ids[i]! >= rows) throw new RangeError(`gather: index ${ids[i]} at position ${i} is out of range [0, ${rows})`);
-    out = gpuOps.gather(x, indices, cols, outShape);
-  }
-  if (out === null) {
-    out = Tensor.empty(outShape, x.dtype);
-    gatherRows(x.buf, rows, cols, indices.peek() as Int32Array, out.buf, "gather");
-  }
+  const ids = indices.peek();
+  for (let i = 0; i < ids.length; i++)
+    if (ids[i]! < 0 || ids[i]! >= rows) throw new RangeError(`gather: index ${ids[i]} at position ${i} is out of range [0, ${rows})`);
+  const out = dispatch("gather", x, indices, outShape);
   // d gather = scatter-add dy rows into zeros
-  return record("gather", out, [x], (dy) => {
-    const g = gpuOps === null ? null : gpuOps.scatterAdd(dy, indices, x.shape, cols);
-    if (g !== null) return [g];
-    const dx = zeros(x.shape, { dtype: x.dtype });
-    scatterAddRows(dy.buf, cols, indices.peek() as Int32Array, dx.buf);
-    return [dx];
-  });
+  return record("gather", out, [x], (dy) => [dispatch("gatherBackward", dy, indices, x.shape)]);
 }
 
 /** Embedding lookup: weight [V, D], ids int32 [...] -> [..., D]. */

@@ -3,9 +3,8 @@
 
 import { isFloat } from "../dtype.js";
 import { record } from "../autodiff/tape.js";
-import { gpuOps } from "../backend/backend.js";
-import type { ReduceKernel } from "../backend/cpu/reduce.js";
-import { reduce as reduceKernel } from "../backend/cpu/reduce.js";
+import { dispatch } from "../backend/dispatch.js";
+import type { ReduceOp } from "../backend/kernels.js";
 import { fmt, normAxes, normAxis, sizeOf } from "../shape.js";
 import { Tensor } from "../tensor.js";
 import { add, div, eq, exp, log, maximum, minimum, mul, sub } from "./elementwise.js";
@@ -15,7 +14,7 @@ const F32_MAX = 3.4028234663852886e38;
 import { broadcastTo, reshape } from "./movement.js";
 
 /** Raw reduction (no tape): reduces the given sorted axes one at a time. */
-function reduceRaw(op: ReduceKernel, x: Tensor, axes: readonly number[], keepdims: boolean): Tensor {
+function reduceRaw(op: ReduceOp, x: Tensor, axes: readonly number[], keepdims: boolean): Tensor {
   let shape = [...x.shape];
   let cur: Tensor = x;
   for (let i = axes.length - 1; i >= 0; i--) {
@@ -26,11 +25,7 @@ function reduceRaw(op: ReduceKernel, x: Tensor, axes: readonly number[], keepdim
     if (r === 0 && op !== "sum") throw new RangeError(`${op}: cannot reduce an empty axis ${a} of ${fmt(x.shape)}`);
     const nextShape = [...shape];
     nextShape[a] = 1;
-    let out = gpuOps === null ? null : gpuOps.reduce(op, cur, outer, r, inner, nextShape);
-    if (out === null) {
-      out = Tensor.empty(nextShape, x.dtype);
-      reduceKernel(op, cur.buf, out.buf, outer, r, inner);
-    }
+    const out = dispatch("reduce", op, cur, outer, r, inner, nextShape);
     if (cur !== x) cur.dispose();
     cur = out;
     shape = nextShape;
@@ -96,19 +91,7 @@ export function argmax(x: Tensor, axis = -1): Tensor {
   const outer = sizeOf(x.shape.slice(0, a));
   const r = x.shape[a]!;
   const inner = sizeOf(x.shape.slice(a + 1));
-  if (gpuOps !== null) gpuOps.note("argmax", "cpu");
-  const out = Tensor.empty(x.shape.filter((_, i) => i !== a), "int32");
-  const b = x.peek(), o = out.buf;
-  for (let p = 0; p < outer; p++)
-    for (let q = 0; q < inner; q++) {
-      let best = 0, bv = -Infinity;
-      for (let j = 0; j < r; j++) {
-        const v = b[(p * r + j) * inner + q]!;
-        if (v > bv) { bv = v; best = j; }
-      }
-      o[p * inner + q] = best;
-    }
-  return out;
+  return dispatch("argmax", x, outer, r, inner, x.shape.filter((_, i) => i !== a));
 }
 
 /** Sums x down to `shape` (the inverse of broadcasting x from `shape`). */

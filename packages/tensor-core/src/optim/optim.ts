@@ -1,12 +1,10 @@
 // Optimisers (PyTorch semantics), gradient clipping and learning-rate schedules. Parameters are updated in
 // place; optimiser state is plain typed arrays that can be saved and restored bit for bit.
 
-import { gpuOps } from "../backend/backend.js";
-import type { AdamWSlot } from "../backend/gpujs/ops.js";
-import { adamwUpdate, scaleInPlace, sumSquares } from "../backend/cpu/kernels.js";
+import { dispatch } from "../backend/dispatch.js";
 import type { FloatArray } from "../dtype.js";
 import { fmt } from "../shape.js";
-import type { Tensor } from "../tensor.js";
+import { Tensor, keep } from "../tensor.js";
 
 function gradsOf(op: string, params: readonly Tensor[], grads?: ReadonlyArray<Tensor | null>): Array<Tensor | null> {
   if (grads !== undefined && grads.length !== params.length)
@@ -41,10 +39,9 @@ export class AdamW {
   readonly eps: number;
   readonly weightDecay: number;
   step_ = 0;
-  private m: FloatArray[];
-  private v: FloatArray[];
-  /** Moments held on the device by the gpu backend (synced into m / v by `state()`). */
-  private dev: Array<AdamWSlot | null>;
+  /** The moments, where the adamw kernel keeps them (host or device); read back by `state()`. */
+  private m: Tensor[];
+  private v: Tensor[];
 
   constructor(readonly params: readonly Tensor[], opts: AdamWOptions = {}) {
     this.lr = opts.lr ?? 1e-3;
@@ -55,14 +52,13 @@ export class AdamW {
     for (const p of params) if (p.dtype === "int32") throw new TypeError("AdamW: int32 parameters cannot be optimised");
     // Moments live in SharedArrayBuffers (where the runtime has them) so the cpu AdamW kernel can split large
     // updates over the worker pool.
-    const make = (p: Tensor): FloatArray => {
+    const make = (p: Tensor): Tensor => {
       const bytes = p.size * (p.dtype === "float64" ? 8 : 4);
       const buf = typeof SharedArrayBuffer === "function" ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
-      return p.dtype === "float64" ? new Float64Array(buf) : new Float32Array(buf);
+      return keep(Tensor.fromBuffer(p.dtype === "float64" ? new Float64Array(buf) : new Float32Array(buf), p.shape));
     };
     this.m = params.map(make);
     this.v = params.map(make);
-    this.dev = params.map(() => null);
   }
 
   /** One update with the given gradients (default: each parameter's `.grad`; null skips a parameter). */
@@ -73,58 +69,28 @@ export class AdamW {
     this.params.forEach((p, i) => {
       const g = gs[i];
       if (g === null || g === undefined) return;
-      if (gpuOps !== null) {
-        const slot = gpuOps.adamw(p, g, this.dev[i]!, this.m[i]!, this.v[i]!, hyper);
-        if (slot !== null) {
-          this.dev[i] = slot;
-          return;
-        }
-      }
-      this.syncMoments(i);
-      adamwUpdate(p.buf as FloatArray, g.buf as FloatArray, this.m[i]!, this.v[i]!, p.size, hyper);
+      dispatch("adamw", p, g, this.m[i]!, this.v[i]!, hyper);
     });
   }
 
-  /** Moves device-held moments of parameter i back into m / v (host becomes the only copy). */
-  private syncMoments(i: number): void {
-    const d = this.dev[i];
-    if (d === null || d === undefined) return;
-    d.m.download(this.m[i]!, this.m[i]!.length);
-    d.v.download(this.v[i]!, this.v[i]!.length);
-    d.m.free();
-    d.v.free();
-    this.dev[i] = null;
-  }
-
-  /** Like state(), awaiting the device's reads where they are asynchronous (the gpu backend's webgpu mode). */
+  /** Like state(), awaiting the device's reads where they are asynchronous (webgpu). */
   async stateAsync(): Promise<AdamWState> {
-    for (let i = 0; i < this.params.length; i++) {
-      const d = this.dev[i];
-      if (d === null || d === undefined) continue;
-      await d.m.downloadAsync(this.m[i]!, this.m[i]!.length);
-      await d.v.downloadAsync(this.v[i]!, this.v[i]!.length);
-      if (this.dev[i] !== d) throw new Error("AdamW.stateAsync: step() ran while the moments were being read");
-      d.m.free();
-      d.v.free();
-      this.dev[i] = null;
-    }
+    await Promise.all([...this.m, ...this.v].map((t) => t.toHostAsync()));
     return this.state();
   }
 
   state(): AdamWState {
-    this.params.forEach((_, i) => this.syncMoments(i));
-    return { step: this.step_, m: this.m.map((a) => a.slice()), v: this.v.map((a) => a.slice()) } as AdamWState;
+    return { step: this.step_, m: this.m.map((t) => t.data()), v: this.v.map((t) => t.data()) } as AdamWState;
   }
 
   loadState(s: AdamWState): void {
-    this.params.forEach((_, i) => this.syncMoments(i));
     if (s.m.length !== this.params.length || s.v.length !== this.params.length)
       throw new RangeError(`AdamW.loadState: state has ${s.m.length} slots for ${this.params.length} parameters`);
     s.m.forEach((a, i) => {
       if (a.length !== this.params[i]!.size || s.v[i]!.length !== a.length)
         throw new RangeError(`AdamW.loadState: slot ${i} has ${a.length} values for a parameter of ${this.params[i]!.size}`);
-      this.m[i]!.set(a);
-      this.v[i]!.set(s.v[i]!);
+      this.m[i]!.buf.set(a);
+      this.v[i]!.buf.set(s.v[i]!);
     });
     this.step_ = s.step;
   }
@@ -183,12 +149,22 @@ export class SGD {
  */
 export function clipGradNorm(grads: ReadonlyArray<Tensor | null>, maxNorm: number): number {
   let sq = 0;
-  for (const g of grads) if (g !== null) sq += sumSquares(g.buf as FloatArray, g.size);
+  for (const g of grads) if (g !== null) sq += dispatch("sumSquares", g);
   const norm = Math.sqrt(sq);
   if (!Number.isFinite(norm)) return norm;
   const coef = maxNorm / (norm + 1e-6);
-  if (coef < 1) for (const g of grads) if (g !== null) scaleInPlace(g.buf as FloatArray, g.size, coef);
+  if (coef < 1) for (const g of grads) if (g !== null) dispatch("scale", g, coef);
   return norm;
+}
+
+/**
+ * acc += g / divisor, in place, where acc lives (on the device on a gpu backend, so gradients summed over
+ * micro-batches are not read back one by one). Shapes and dtypes must match.
+ */
+export function accumulate(acc: Tensor, g: Tensor, divisor = 1): void {
+  if (acc.size !== g.size || acc.dtype !== g.dtype)
+    throw new RangeError(`accumulate: gradient ${g.dtype}${fmt(g.shape)} does not match accumulator ${acc.dtype}${fmt(acc.shape)}`);
+  dispatch("accumulate", acc, g, divisor);
 }
 
 export type Schedule = (step: number) => number;

@@ -10,7 +10,8 @@ import * as ops from "../../ops/index.js";
 import type { GlStrings, GpuMode, WebGpuAdapterInfo } from "./runtime.js";
 import { classifyGlDevice, classifyWebGpuAdapter, createRuntime } from "./runtime.js";
 import { isSoftwareRenderer } from "./software.js";
-import { backendReport, getBackend, gpuDeviceInfo, gpuDownload, gpuFinish, gpuOps, gpuUpload, initBackend, initBackendFromEnvAsync, setBackend } from "../backend.js";
+import { backendReport, getBackend, gpuDeviceInfo, gpuDownload, gpuFinish, gpuUpload, initBackend, initBackendFromEnvAsync, setBackend, startedBackend } from "../backend.js";
+import type { GpujsBackend } from "./backend.js";
 
 /** What headless-gl's context says on every driver: ANGLE, no WEBGL_debug_renderer_info. */
 const headless: GlStrings = { renderer: "ANGLE", vendor: "stack-gl", version: "WebGL 1.0 stack-gl 8.1.6", unmaskedRenderer: null, unmaskedVendor: null };
@@ -174,7 +175,7 @@ describe(`gpu device info and timing hooks (GPU.js ${mode})`, () => {
   });
 
   it("a kernel that fails says which, with its source: at the call in the synchronous modes, at the next read or gpuFinish in webgpu", async () => {
-    const rt = gpuOps!.rt;
+    const rt = (startedBackend("gpu") as GpujsBackend).rt;
     const x = rt.upload(new Float32Array([1, 2, 3]), 3);
     const bad = (): ReturnType<typeof rt.run> => rt.run("test:bad", 3, () => "function (a) { return notAFunction(a[this.thread.x]); }", [x.handle]);
     if (mode !== "webgpu") expect(bad).toThrow(/gpu backend: kernel test:bad failed in GPU\.js .*notAFunction/s);

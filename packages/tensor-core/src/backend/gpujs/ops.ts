@@ -1,9 +1,9 @@
 // The gpu backend's op implementations: each takes Tensors, makes sure the inputs are on the device
 // (`dev`, the one place that uploads), runs a GPU.js kernel generated for this op and shape signature
 // (constants baked into the source, compiled once and cached by the runtime) and returns a device-resident
-// Tensor. A method returns null when it does not handle the case (float64, int operands, empty tensors);
-// the op then runs its cpu kernel, whose `.buf` reads download the inputs (the one place that downloads).
-// Every dispatch is counted per op and backend for `backendReport()`.
+// Tensor. `GpuOps` is the backend's kernel table (a `Partial<Kernels>`); the cases it does not take (float64,
+// int operands, empty tensors) are refused by `gpujsAccepts` (backend.ts), and `dispatch` runs those on cpu,
+// whose `.buf` reads download the inputs (the one place that downloads).
 //
 // Numerics: kernels read and write float32 (GL textures with precision 'single', WebAssembly f32).
 // Reductions use blocked sums (blocks of 64 summed separately, then combined); softmax, log-softmax,
@@ -19,7 +19,9 @@
 
 import type { DType } from "../../dtype.js";
 import { release } from "../cpu/buffer-pool.js";
+import { broadcastStrides } from "../../shape.js";
 import { Tensor } from "../../tensor.js";
+import type { AdamWHyper, AttentionDims, BinaryOp, GemmDims, KlForward, Kernels, ReduceOp, UnaryOp } from "../kernels.js";
 import type { GpuBuffer, GpuRuntime } from "./runtime.js";
 
 /** A float literal for generated kernel source. */
@@ -126,26 +128,8 @@ const binarySrc: Record<string, string> = {
   gt: "(a > b ? 1.0 : 0.0)", ge: "(a >= b ? 1.0 : 0.0)",
 };
 
-export type Placement = "gpu" | "cpu";
-
-export interface AdamWHyper {
-  lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number;
-}
-
-/** Optimiser moments kept on the device between steps. */
-export interface AdamWSlot { m: GpuBuffer; v: GpuBuffer }
-
-export class GpuOps {
-  /** op -> backend -> count. */
-  readonly counts = new Map<string, { gpu: number; cpu: number }>();
-
+export class GpuOps implements Partial<Kernels> {
   constructor(readonly rt: GpuRuntime) {}
-
-  note(op: string, where: Placement): void {
-    let c = this.counts.get(op);
-    if (c === undefined) this.counts.set(op, (c = { gpu: 0, cpu: 0 }));
-    c[where]++;
-  }
 
   /** The device handle of t, uploading its host values on first use (kept until the host copy is taken). */
   private dev(t: Tensor): unknown {
@@ -155,41 +139,22 @@ export class GpuOps {
     return (s.device as GpuBuffer).handle;
   }
 
-  /**
-   * Whether the gpu kernels take these operands: the `f32` ones float32, the others float32 or int32, none
-   * empty. Counts the op as run on gpu, or (when not) on cpu, so that float64 or empty operands show up in
-   * `backendReport()` as cpu fallbacks.
-   */
-  private ok(op: string, f32: readonly Tensor[], ...ts: Tensor[]): boolean {
-    const bad = (t: Tensor, needF32: boolean): boolean => t.size === 0 || (t.dtype !== "float32" && (needF32 || t.dtype !== "int32"));
-    if (f32.some((t) => bad(t, true)) || ts.some((t) => bad(t, false))) {
-      this.note(op, "cpu");
-      return false;
-    }
-    this.note(op, "gpu");
-    return true;
-  }
-
   private out(key: string, shape: readonly number[], dtype: DType, src: () => string, args: readonly unknown[]): Tensor {
     const n = shape.reduce((a, b) => a * b, 1);
     return Tensor.fromDevice(this.rt.run(`${key}|${n}`, n, src, args), shape, dtype);
   }
 
-  unary(op: string, x: Tensor): Tensor | null {
-    if (!this.ok(op, [x])) return null;
-    const e = unarySrc[op];
-    if (e === undefined) return null;
+  unary(op: UnaryOp, x: Tensor): Tensor {
+    const e = unarySrc[op]!;
     return this.out(`unary:${op}`, x.shape, "float32", () => `function (a) { const x = a[this.thread.x]; return ${e}; }`, [this.dev(x)]);
   }
 
-  pow(x: Tensor, p: number): Tensor | null {
-    if (!this.ok("pow", [x])) return null;
+  pow(x: Tensor, p: number): Tensor {
     const body = p === 2 ? "x * x" : p === 1 ? "x" : p === 0.5 ? "Math.sqrt(x)" : `Math.pow(x, ${lit(p)})`;
     return this.out(`pow:${p}`, x.shape, "float32", () => `function (a) { const x = a[this.thread.x]; return ${body}; }`, [this.dev(x)]);
   }
 
-  binary(op: string, a: Tensor, b: Tensor, shape: readonly number[]): Tensor | null {
-    if (!this.ok(op, [a, b])) return null;
+  binary(op: BinaryOp, a: Tensor, b: Tensor, shape: readonly number[]): Tensor {
     const e = binarySrc[op]!;
     const R = shape.length;
     const st = (t: Tensor): number[] => {
@@ -213,9 +178,22 @@ export class GpuOps {
     return this.out(key, shape, "float32", src, [this.dev(a), this.dev(b)]);
   }
 
+  permute(x: Tensor, perm: readonly number[]): Tensor {
+    const xs = stridesOf(x.shape);
+    return this.strided(x, 0, perm.map((a) => xs[a]!), perm.map((a) => x.shape[a]!));
+  }
+
+  broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
+    return this.strided(x, 0, broadcastStrides(x.shape, shape), shape);
+  }
+
+  slice(x: Tensor, starts: readonly number[], outShape: readonly number[]): Tensor {
+    const xs = stridesOf(x.shape);
+    return this.strided(x, starts.reduce((acc, s, i) => acc + s * xs[i]!, 0), xs, outShape);
+  }
+
   /** Gathers x at offset + sum(c_d * srcStrides_d) for each coordinate c of outShape (permute, broadcast, slice). */
-  strided(op: string, x: Tensor, offset: number, srcStrides: readonly number[], outShape: readonly number[]): Tensor | null {
-    if (!this.ok(op, [x]) || outShape.includes(0)) return null;
+  private strided(x: Tensor, offset: number, srcStrides: readonly number[], outShape: readonly number[]): Tensor {
     const key = `strided:${outShape.join(",")}:${srcStrides.join(",")}:${offset}`;
     return this.out(key, outShape, x.dtype, () => `function (X) {
       const i = this.thread.x + 0.0;
@@ -228,8 +206,7 @@ export class GpuOps {
    * xs joined along axis a (float32): each output element reads the input whose span of the axis holds it.
    * The KV cache of generation grows by one such concat per layer and token.
    */
-  concat(xs: readonly Tensor[], a: number, outShape: readonly number[]): Tensor | null {
-    if (!this.ok("concat", xs)) return null;
+  concat(xs: readonly Tensor[], a: number, outShape: readonly number[]): Tensor {
     const inner = outShape.slice(a + 1).reduce((p, q) => p * q, 1);
     const rowOut = outShape[a]! * inner;
     const key = `concat:${a}:${xs.map((t) => t.shape.join("x")).join(",")}`;
@@ -254,8 +231,7 @@ export class GpuOps {
   }
 
   /** dy (the slice of x at starts) placed into zeros of x's shape: the VJP of slice. */
-  slicePad(dy: Tensor, xShape: readonly number[], starts: readonly number[]): Tensor | null {
-    if (!this.ok("slice.vjp", [dy])) return null;
+  sliceBackward(dy: Tensor, xShape: readonly number[], starts: readonly number[]): Tensor {
     const ds = stridesOf(dy.shape);
     const key = `slicePad:${xShape.join(",")}:${dy.shape.join(",")}:${starts.join(",")}`;
     const inside = dy.shape.map((d, i) => `c${i} >= ${lit(starts[i]!)} && c${i} < ${lit(starts[i]! + d)}`).join(" && ");
@@ -268,8 +244,7 @@ export class GpuOps {
     }`, [this.dev(dy)]);
   }
 
-  reduce(op: "sum" | "max" | "min", x: Tensor, outer: number, r: number, inner: number, outShape: readonly number[]): Tensor | null {
-    if (r === 0 || !this.ok(op, [x])) return null;
+  reduce(op: ReduceOp, x: Tensor, outer: number, r: number, inner: number, outShape: readonly number[]): Tensor {
     const term = `X[(o * ${lit(r)} + j) * ${lit(inner)} + q]`;
     const body = op === "sum" ? blockedSum("acc", r, term)
       : `let acc = X[o * ${lit(r * inner)} + q];\nfor (let jj = 1; jj < ${r}; jj++) { const j = jj + 0.0; acc = Math.${op}(acc, ${term}); }`;
@@ -288,8 +263,7 @@ export class GpuOps {
    */
   tileMinWork = 1 << 15;
 
-  gemm(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[]): Tensor | null {
-    if (p.k === 0 || !this.ok("matmul", [a, b])) return null;
+  gemm(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[]): Tensor {
     return this.matmul(a, b, p, outShape, null, this.tiles(p));
   }
 
@@ -411,8 +385,7 @@ export class GpuOps {
   }
 
   /** Row statistics first (one thread per row), then one thread per element: O(cols) work per element. */
-  softmax(x: Tensor, log: boolean): Tensor | null {
-    if (!this.ok(log ? "logSoftmax" : "softmax", [x])) return null;
+  softmax(x: Tensor, log: boolean): Tensor {
     const cols = x.shape[x.rank - 1]!, rows = x.size / cols;
     const lse = this.rowLse("softmax", x, rows, cols, 1);
     const ret = log ? "X[i] - L[r]" : "Math.exp(X[i] - L[r])";
@@ -426,8 +399,7 @@ export class GpuOps {
   }
 
   /** softmax: dx = y (dy - sum(dy y)); logSoftmax: dx = dy - exp(y) sum(dy). */
-  softmaxBackward(y: Tensor, dy: Tensor, log: boolean): Tensor | null {
-    if (!this.ok(log ? "logSoftmax.vjp" : "softmax.vjp", [y, dy])) return null;
+  softmaxBackward(y: Tensor, dy: Tensor, log: boolean): Tensor {
     const cols = y.shape[y.rank - 1]!, rows = y.size / cols;
     const term = log ? "D[base + j]" : "D[base + j] * Y[base + j]";
     const rowSum = this.out(`softmaxBwdRow:${log}:${cols}`, [rows], "float32", () => `function (Y, D) {
@@ -445,8 +417,8 @@ export class GpuOps {
     return dx;
   }
 
-  rmsNorm(x: Tensor, w: Tensor, eps: number, rows: number, dim: number): [Tensor, Tensor] | null {
-    if (!this.ok("rmsNorm", [x, w])) return null;
+  rmsNorm(x: Tensor, w: Tensor, eps: number): [Tensor, Tensor] {
+    const dim = x.shape[x.rank - 1]!, rows = x.size / dim;
     const rstd = this.out(`rmsRstd:${dim}:${eps}`, [rows], "float32", () => `function (X) {
       const base = (this.thread.x + 0.0) * ${lit(dim)};
       ${blockedSum("ss", dim, "X[base + j] * X[base + j]")}
@@ -465,8 +437,8 @@ export class GpuOps {
    * dx = rstd (w dy - x rstd^2 mean(w dy x)), dw = sum_rows(dy x rstd). The row statistic mean(w dy x) is
    * computed once per row (one thread per row), then read by the one-thread-per-element dx kernel.
    */
-  rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, rows: number, dim: number): [Tensor, Tensor] | null {
-    if (!this.ok("rmsNorm.vjp", [dy], x, w, rstd)) return null;
+  rmsNormBackward(dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor): [Tensor, Tensor] {
+    const dim = x.shape[x.rank - 1]!, rows = x.size / dim;
     const rowDot = this.out(`rmsRowDot:${dim}`, [rows], "float32", () => `function (D, X, W) {
       const base = (this.thread.x + 0.0) * ${lit(dim)};
       ${blockedSum("s", dim, "W[j] * D[base + j] * X[base + j]")}
@@ -488,8 +460,17 @@ export class GpuOps {
     return [dx, dw];
   }
 
-  rope(x: Tensor, cos: Tensor, sin: Tensor, T: number, dh: number, inverse: boolean): Tensor | null {
-    if (!this.ok(inverse ? "rope.vjp" : "rope", [x], cos, sin)) return null;
+  rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+    return this.rotate(x, cos, sin, false);
+  }
+
+  ropeBackward(dy: Tensor, cos: Tensor, sin: Tensor): Tensor {
+    return this.rotate(dy, cos, sin, true);
+  }
+
+  /** Rotate-half rope of x [..., T, dh] (the inverse rotation when `inverse`). */
+  private rotate(x: Tensor, cos: Tensor, sin: Tensor, inverse: boolean): Tensor {
+    const T = x.shape[x.rank - 2]!, dh = x.shape[x.rank - 1]!;
     const half = dh / 2, sg = inverse ? "-" : "";
     return this.out(`rope:${T}:${dh}:${inverse}`, x.shape, "float32", () => `function (X, C, S) {
       const i = this.thread.x + 0.0;
@@ -550,8 +531,8 @@ export class GpuOps {
    * query row (a row kernel: max, then a blocked sum of exp), P = exp(scores - lse) elementwise (masked
    * ones exactly 0), then out = P v.
    */
-  attention(q: Tensor, k: Tensor, v: Tensor, d: AttnDims): [Tensor, Tensor] | null {
-    if (!this.ok("causalAttention", [q], k, v)) return null;
+  attention(q: Tensor, k: Tensor, v: Tensor, dims: AttentionDims): [Tensor, Tensor] {
+    const d: AttnDims = { ...dims, G: dims.H / dims.Hkv };
     const { B, H, T, S, scale, offset } = d;
     const g = this.attnGemms(d);
     const scores = this.attnGemm(q, k, g.rows, [B, H, T, S], {
@@ -578,8 +559,8 @@ export class GpuOps {
    * dS = P (dy v^T - Dt), dq = scale dS k, dk = scale dS^T q, dv = P^T dy (the last two summed over the
    * G query heads of each kv head).
    */
-  attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dy: Tensor, d: AttnDims): [Tensor, Tensor, Tensor] | null {
-    if (!this.ok("causalAttention.vjp", [dy], q, k, v, out, lse)) return null;
+  attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dy: Tensor, dims: AttentionDims): [Tensor, Tensor, Tensor] {
+    const d: AttnDims = { ...dims, G: dims.H / dims.Hkv };
     const { B, H, T, S, dh, scale, offset } = d;
     const g = this.attnGemms(d);
     const p = this.attnGemm(q, k, g.rows, [B, H, T, S], {
@@ -615,8 +596,8 @@ export class GpuOps {
     }`, [this.dev(x)]);
   }
 
-  crossEntropy(logits: Tensor, targets: Tensor, rows: number, V: number, ignore: number): [Tensor, Tensor] | null {
-    if (!this.ok("crossEntropy", [logits], targets)) return null;
+  crossEntropy(logits: Tensor, targets: Tensor, ignore: number): [Tensor, Tensor] {
+    const rows = targets.size, V = logits.shape[logits.rank - 1]!;
     const lse = this.rowLse("ce", logits, rows, V, 1);
     const per = this.out(`ceRow:${V}:${ignore}`, targets.shape, "float32", () => `function (X, Tg, L) {
       const r = this.thread.x + 0.0;
@@ -627,8 +608,8 @@ export class GpuOps {
     return [per, lse];
   }
 
-  crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dy: Tensor, V: number, ignore: number): Tensor | null {
-    if (!this.ok("crossEntropy.vjp", [dy], logits, targets, lse)) return null;
+  crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dy: Tensor, ignore: number): Tensor {
+    const V = logits.shape[logits.rank - 1]!;
     return this.out(`ceBwd:${V}:${ignore}`, logits.shape, "float32", () => `function (X, Tg, L, D) {
       const i = this.thread.x + 0.0;
       const r = Math.floor((i + 0.5) / ${lit(V)});
@@ -641,8 +622,8 @@ export class GpuOps {
     }`, [this.dev(logits), this.dev(targets), this.dev(lse), this.dev(dy)]);
   }
 
-  klDiv(teacher: Tensor, student: Tensor, rows: number, V: number, tau: number, rowShape: readonly number[]): { kl: Tensor; lseT: Tensor; lseS: Tensor } | null {
-    if (!this.ok("klDivergence", [teacher, student])) return null;
+  klDiv(teacher: Tensor, student: Tensor, tau: number): Required<KlForward> {
+    const V = student.shape[student.rank - 1]!, rows = student.size / V, rowShape = student.shape.slice(0, -1);
     const invT = 1 / tau;
     const lseT = this.rowLse("klT", teacher, rows, V, invT);
     const lseS = this.rowLse("klS", student, rows, V, invT);
@@ -658,8 +639,9 @@ export class GpuOps {
   }
 
   /** dS = g/tau (pS - pT); dT = g/tau pT ((log pT - log pS) - kl_row). */
-  klDivBackward(teacher: Tensor, student: Tensor, lseT: Tensor, lseS: Tensor, kl: Tensor, dy: Tensor, V: number, tau: number, wantTeacher: boolean): [Tensor | null, Tensor] | null {
-    if (!this.ok("klDivergence.vjp", [dy], teacher, student)) return null;
+  klDivBackward(teacher: Tensor, student: Tensor, fwd: KlForward, dy: Tensor, tau: number, wantTeacher: boolean): [Tensor | null, Tensor] {
+    const { kl, lseT, lseS } = fwd as Required<KlForward>;
+    const V = student.shape[student.rank - 1]!;
     const invT = 1 / tau;
     const pre = `const i = this.thread.x + 0.0;
       const r = Math.floor((i + 0.5) / ${lit(V)});
@@ -680,8 +662,8 @@ export class GpuOps {
     return [dT, dS];
   }
 
-  gather(x: Tensor, idx: Tensor, cols: number, outShape: readonly number[]): Tensor | null {
-    if (!this.ok("gather", [x], idx)) return null;
+  gather(x: Tensor, idx: Tensor, outShape: readonly number[]): Tensor {
+    const cols = x.size / x.shape[0]!;
     return this.out(`gather:${cols}`, outShape, "float32", () => `function (X, I) {
       const i = this.thread.x + 0.0;
       const r = Math.floor((i + 0.5) / ${lit(cols)});
@@ -698,8 +680,8 @@ export class GpuOps {
    * V * cols reads of the offsets plus N * cols additions, instead of V * cols * N tests. The loop's bound is
    * the largest row count rounded up to a power of two (fewer kernel variants); it stops at the row's count.
    */
-  scatterAdd(dy: Tensor, idx: Tensor, xShape: readonly number[], cols: number): Tensor | null {
-    if (!this.ok("gather.vjp", [dy], idx)) return null;
+  gatherBackward(dy: Tensor, idx: Tensor, xShape: readonly number[]): Tensor {
+    const cols = xShape.slice(1).reduce((a, b) => a * b, 1);
     const { off, pos, maxCount } = rowIndex(idx.peek(), xShape[0]!);
     const V = off.length - 1;
     const loop = 2 ** Math.ceil(Math.log2(maxCount));
@@ -734,39 +716,80 @@ export class GpuOps {
     }
   }
 
-  /**
-   * One AdamW step on the device (torch.optim.AdamW order of operations); replaces the parameter's device
-   * buffer and the moments. Returns the slot to pass next time, or null when the cpu path must run.
-   */
-  adamw(p: Tensor, g: Tensor, slot: AdamWSlot | null, mHost: ArrayLike<number>, vHost: ArrayLike<number>, o: AdamWHyper): AdamWSlot | null {
-    if (!this.ok("adamw", [p, g])) return null;
+  /** One AdamW step on the device (torch.optim.AdamW order of operations): p, m and v get new device buffers. */
+  adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, o: AdamWHyper): void {
     const n = p.size;
-    const s = slot ?? { m: this.rt.upload(mHost, n), v: this.rt.upload(vHost, n) };
     const w1 = 1 - o.beta1, w2 = 1 - o.beta2;
     const decay = 1 - o.lr * o.weightDecay;
     const stepSize = o.lr / (1 - o.beta1 ** o.step);
     const bc2Sqrt = Math.sqrt(1 - o.beta2 ** o.step);
     const mExpr = w1 < 0.5 ? `mi + ${lit(w1)} * (gi - mi)` : `gi - (gi - mi) * ${lit(o.beta1)}`;
     const gh = this.dev(g);
-    const m2 = this.rt.run(`adamM:${n}:${o.beta1}`, n, () => `function (M, G) { const mi = M[this.thread.x]; const gi = G[this.thread.x]; return ${mExpr}; }`, [s.m.handle, gh]);
-    const v2 = this.rt.run(`adamV:${n}:${o.beta2}`, n, () => `function (V, G) { const gi = G[this.thread.x]; return V[this.thread.x] * ${lit(o.beta2)} + ${lit(w2)} * gi * gi; }`, [s.v.handle, gh]);
+    const m2 = this.rt.run(`adamM:${n}:${o.beta1}`, n, () => `function (M, G) { const mi = M[this.thread.x]; const gi = G[this.thread.x]; return ${mExpr}; }`, [this.dev(m), gh]);
+    const v2 = this.rt.run(`adamV:${n}:${o.beta2}`, n, () => `function (V, G) { const gi = G[this.thread.x]; return V[this.thread.x] * ${lit(o.beta2)} + ${lit(w2)} * gi * gi; }`, [this.dev(v), gh]);
     const p2 = this.rt.run(`adamP:${n}:${o.eps}`, n, () => `function (P, M, V, decay, stepSize, bc2Sqrt) {
       const pi = P[this.thread.x] * decay;
       return pi - (stepSize * M[this.thread.x]) / (Math.sqrt(V[this.thread.x]) / bc2Sqrt + ${lit(o.eps)});
     }`, [this.dev(p), m2.handle, v2.handle, decay, stepSize, bc2Sqrt]);
-    s.m.free(); s.v.free();
-    const st = p.storage!;
-    const old = st.device;
-    st.device = p2;
-    old?.free();
-    if (st.data !== null) { release(st.data); st.data = null; }
-    return { m: m2, v: v2 };
+    replaceDevice(m, m2);
+    replaceDevice(v, v2);
+    replaceDevice(p, p2);
   }
 
-  /** Per-op counts, sorted by op name. */
-  report(): Array<{ op: string; gpu: number; cpu: number }> {
-    return [...this.counts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([op, c]) => ({ op, ...c }));
+  /** acc += g / divisor on the device (acc gets a new device buffer). */
+  accumulate(acc: Tensor, g: Tensor, divisor: number): void {
+    const n = acc.size;
+    replaceDevice(acc, this.rt.run(`accumulate:${n}:${divisor}`, n, () => `function (A, G) {
+      return A[this.thread.x] + G[this.thread.x] / ${lit(divisor)};
+    }`, [this.dev(acc), this.dev(g)]));
   }
+
+  swiglu(gate: Tensor, up: Tensor): Tensor {
+    return this.out("swiglu", gate.shape, "float32", () => `function (Gt, U) {
+      const x = Gt[this.thread.x];
+      return x / (1.0 + Math.exp(-x)) * U[this.thread.x];
+    }`, [this.dev(gate), this.dev(up)]);
+  }
+
+  /** With s = sigmoid(gate): dgate = dy up s (1 + gate (1 - s)), dup = dy gate s. */
+  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor): [Tensor, Tensor] {
+    const args = [this.dev(gate), this.dev(up), this.dev(dy)];
+    const pre = "const x = Gt[this.thread.x]; const s = 1.0 / (1.0 + Math.exp(-x)); const d = D[this.thread.x];";
+    const dg = this.out("swigluDg", gate.shape, "float32", () => `function (Gt, U, D) { ${pre} return d * U[this.thread.x] * s * (1.0 + x * (1.0 - s)); }`, args);
+    const du = this.out("swigluDu", up.shape, "float32", () => `function (Gt, U, D) { ${pre} return d * x * s; }`, args);
+    return [dg, du];
+  }
+
+  /** The blocked sum of (a - b)^2 over all elements (one row), divided by the count. */
+  mse(a: Tensor, b: Tensor): Tensor {
+    const n = a.size;
+    const sq = this.out("sqDiff", [n], "float32", () => `function (A, B) { const d = A[this.thread.x] - B[this.thread.x]; return d * d; }`, [this.dev(a), this.dev(b)]);
+    const out = this.out(`mseSum:${n}`, [], "float32", () => `function (X) {
+      ${blockedSum("acc", n, "X[j]")}
+      return acc / ${lit(n)} + this.thread.x * 0.0;
+    }`, [this.dev(sq)]);
+    sq.dispose();
+    return out;
+  }
+
+  /** da = (a - b) 2 dy / N, db = -da. */
+  mseBackward(a: Tensor, b: Tensor, dy: Tensor, wantA: boolean, wantB: boolean): [Tensor | null, Tensor | null] {
+    const n = a.size;
+    const args = [this.dev(a), this.dev(b), this.dev(dy)];
+    const grad = (sign: string): Tensor => this.out(`mseBwd:${sign}:${n}`, a.shape, "float32", () => `function (A, B, D) {
+      return ${sign}(A[this.thread.x] - B[this.thread.x]) * (2.0 * D[0] / ${lit(n)});
+    }`, args);
+    return [wantA ? grad("") : null, wantB ? grad("-") : null];
+  }
+}
+
+/** Gives t the device buffer `dev` as its only copy (its old device buffer and host buffer released). */
+function replaceDevice(t: Tensor, dev: GpuBuffer): void {
+  const st = t.storage!;
+  const old = st.device;
+  st.device = dev;
+  old?.free();
+  if (st.data !== null) { release(st.data); st.data = null; }
 }
 
 /**
@@ -833,10 +856,5 @@ function causalLim(epi: GemmEpilogue, r: string): string {
   return `(${lit(offset)} + ${r} - Math.floor((${r} + 0.5) / ${lit(T)}) * ${lit(T)})`;
 }
 
-export interface GemmDims {
-  batch: number; m: number; n: number; k: number; transA: boolean; transB: boolean; strideA: number; strideB: number;
-}
-
-export interface AttnDims {
-  B: number; H: number; Hkv: number; T: number; S: number; dh: number; G: number; scale: number; offset: number;
-}
+/** Attention's dims with G = H / Hkv, the query heads per kv head. */
+interface AttnDims extends AttentionDims { G: number }

@@ -27,6 +27,7 @@
 // browser). `classifyGlDevice` tells a software rasteriser (Mesa swrast/llvmpipe/softpipe, SwiftShader) from
 // a hardware driver; webasm and cpu are always software.
 
+import type { DeviceStats } from "../kernels.js";
 import type { TypedArray } from "../../dtype.js";
 import type { DeviceBuffer } from "../../storage.js";
 import { isSoftwareRenderer } from "./software.js";
@@ -80,17 +81,6 @@ const kernelClassOf: Record<GpuMode, readonly string[]> = {
   cpu: ["CPUKernel"],
 };
 
-export interface RuntimeStats {
-  /** Device buffers not yet deleted (webgpu: a freed buffer counts until the kernels reading it were submitted). */
-  liveBuffers: number;
-  kernelsCompiled: number;
-  kernelCalls: number;
-  uploads: number;
-  uploadBytes: number;
-  downloads: number;
-  downloadBytes: number;
-}
-
 /** The slice of a WebGL context (headless-gl's or a browser's) used to identify the device and wait on it. */
 interface GlContext {
   finish(): void;
@@ -128,7 +118,7 @@ export interface GpuDeviceInfo {
 }
 
 export class GpuRuntime {
-  readonly stats: RuntimeStats = { liveBuffers: 0, kernelsCompiled: 0, kernelCalls: 0, uploads: 0, uploadBytes: 0, downloads: 0, downloadBytes: 0 };
+  readonly stats: DeviceStats = { liveBuffers: 0, kernelsCompiled: 0, kernelCalls: 0, uploads: 0, uploadBytes: 0, downloads: 0, downloadBytes: 0 };
   private readonly kernels = new Map<string, GpuJsKernel>();
   /** Whether kernel outputs are textures (gl) or host typed arrays (webasm, cpu); webgpu: storage buffers. */
   readonly textures: boolean;

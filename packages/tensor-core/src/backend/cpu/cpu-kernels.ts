@@ -1,0 +1,285 @@
+// The cpu backend's kernel table: every kernel of `Kernels`, each allocating its outputs and running the typed-
+// array kernels of this folder on the inputs' host values (`.buf` downloads a device-resident input). A kernel
+// missing here is a type error.
+
+import type { DType, FloatArray } from "../../dtype.js";
+import { broadcastStrides, sizeOf, stridesOf } from "../../shape.js";
+import { Tensor, zeros } from "../../tensor.js";
+import type { AdamWHyper, AttentionDims, BinaryOp, GemmDims, KlForward, Kernels, ReduceOp, UnaryOp } from "../kernels.js";
+import { adamwUpdate } from "./adamw.js";
+import { attentionBackward, attentionForward } from "./attention.js";
+import { binary, powScalar, unary, where } from "./elementwise.js";
+import { diffScale, scaleInPlace, sqDiffSum, sumSquares, swigluBackward, swigluForward } from "./fused.js";
+import { gemm } from "./gemm.js";
+import { gatherRows, permute, scatterAddRows, stridedAddInto, stridedCopy } from "./movement.js";
+import { reduce } from "./reduce.js";
+import {
+  crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward, logSoftmaxRows, logSoftmaxRowsBackward,
+  rmsNormBackward, rmsNormForward, ropeForward, softmaxRows, softmaxRowsBackward,
+} from "./rows.js";
+
+function f(t: Tensor): FloatArray {
+  return t.buf as FloatArray;
+}
+
+/** [rows, cols] of a tensor read as rows of its last axis. */
+function rowsOf(t: Tensor): [number, number] {
+  const cols = t.shape[t.rank - 1]!;
+  return [t.size / Math.max(cols, 1), cols];
+}
+
+function sliceOffset(shape: readonly number[], starts: readonly number[]): [number, number[]] {
+  const strides = stridesOf(shape);
+  return [starts.reduce((acc, s, i) => acc + s * strides[i]!, 0), strides];
+}
+
+export class CpuKernels implements Kernels {
+  unary(op: UnaryOp, x: Tensor): Tensor {
+    const out = Tensor.empty(x.shape, x.dtype);
+    unary(op, x.buf, out.buf, x.size);
+    return out;
+  }
+
+  pow(x: Tensor, p: number): Tensor {
+    const out = Tensor.empty(x.shape, x.dtype);
+    powScalar(x.buf, p, out.buf, x.size);
+    return out;
+  }
+
+  binary(op: BinaryOp, a: Tensor, b: Tensor, shape: readonly number[], dtype: DType): Tensor {
+    const out = Tensor.empty(shape, dtype);
+    binary(op, a.buf, a.shape, b.buf, b.shape, out.buf, shape);
+    return out;
+  }
+
+  where(cond: Tensor, a: Tensor, b: Tensor, dtype: DType): Tensor {
+    const out = Tensor.empty(a.shape, dtype);
+    where(cond.buf, a.buf, b.buf, out.buf, out.size);
+    return out;
+  }
+
+  astype(x: Tensor, dtype: DType): Tensor {
+    const out = Tensor.empty(x.shape, dtype);
+    const src = x.buf, dst = out.buf;
+    if (dtype === "int32") for (let i = 0; i < src.length; i++) dst[i] = Math.trunc(src[i]!);
+    else dst.set(src);
+    return out;
+  }
+
+  permute(x: Tensor, perm: readonly number[]): Tensor {
+    const out = Tensor.empty(perm.map((a) => x.shape[a]!), x.dtype);
+    permute(x.buf, x.shape, perm, out.buf);
+    return out;
+  }
+
+  broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
+    const out = Tensor.empty(shape, x.dtype);
+    stridedCopy(x.buf, 0, broadcastStrides(x.shape, shape), out.buf, shape);
+    return out;
+  }
+
+  slice(x: Tensor, starts: readonly number[], outShape: readonly number[]): Tensor {
+    const [offset, strides] = sliceOffset(x.shape, starts);
+    const out = Tensor.empty(outShape, x.dtype);
+    stridedCopy(x.buf, offset, strides, out.buf, outShape);
+    return out;
+  }
+
+  sliceBackward(dy: Tensor, xShape: readonly number[], starts: readonly number[]): Tensor {
+    const [offset, strides] = sliceOffset(xShape, starts);
+    const dx = zeros(xShape, { dtype: dy.dtype });
+    stridedAddInto(dy.buf, dy.shape, dx.buf, offset, strides);
+    return dx;
+  }
+
+  concat(xs: readonly Tensor[], axis: number, outShape: readonly number[]): Tensor {
+    const out = Tensor.empty(outShape, xs[0]!.dtype);
+    const outer = sizeOf(outShape.slice(0, axis));
+    const inner = sizeOf(outShape.slice(axis + 1));
+    const rowOut = outShape[axis]! * inner;
+    const ob = out.buf;
+    let col = 0;
+    for (const t of xs) {
+      const w = t.shape[axis]! * inner;
+      const tb = t.peek();
+      for (let o = 0; o < outer; o++) ob.set(tb.subarray(o * w, o * w + w), o * rowOut + col * inner);
+      col += t.shape[axis]!;
+    }
+    return out;
+  }
+
+  gather(x: Tensor, indices: Tensor, outShape: readonly number[]): Tensor {
+    const out = Tensor.empty(outShape, x.dtype);
+    gatherRows(x.buf, x.shape[0]!, sizeOf(x.shape.slice(1)), indices.peek() as Int32Array, out.buf, "gather");
+    return out;
+  }
+
+  gatherBackward(dy: Tensor, indices: Tensor, xShape: readonly number[]): Tensor {
+    const dx = zeros(xShape, { dtype: dy.dtype });
+    scatterAddRows(dy.buf, sizeOf(xShape.slice(1)), indices.peek() as Int32Array, dx.buf);
+    return dx;
+  }
+
+  reduce(op: ReduceOp, x: Tensor, outer: number, r: number, inner: number, outShape: readonly number[]): Tensor {
+    const out = Tensor.empty(outShape, x.dtype);
+    reduce(op, x.buf, out.buf, outer, r, inner);
+    return out;
+  }
+
+  argmax(x: Tensor, outer: number, r: number, inner: number, outShape: readonly number[]): Tensor {
+    const out = Tensor.empty(outShape, "int32");
+    const b = x.peek(), o = out.buf;
+    for (let p = 0; p < outer; p++)
+      for (let q = 0; q < inner; q++) {
+        let best = 0, bv = -Infinity;
+        for (let j = 0; j < r; j++) {
+          const v = b[(p * r + j) * inner + q]!;
+          if (v > bv) { bv = v; best = j; }
+        }
+        o[p * inner + q] = best;
+      }
+    return out;
+  }
+
+  gemm(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[]): Tensor {
+    const out = Tensor.empty(outShape, a.dtype);
+    gemm({ a: f(a), b: f(b), c: f(out), ...p, strideC: p.m * p.n });
+    return out;
+  }
+
+  softmax(x: Tensor, log: boolean): Tensor {
+    const [rows, cols] = rowsOf(x);
+    const out = Tensor.empty(x.shape, x.dtype);
+    (log ? logSoftmaxRows : softmaxRows)(f(x), f(out), rows, cols);
+    return out;
+  }
+
+  softmaxBackward(y: Tensor, dy: Tensor, log: boolean): Tensor {
+    const [rows, cols] = rowsOf(y);
+    const dx = Tensor.empty(y.shape, y.dtype);
+    (log ? logSoftmaxRowsBackward : softmaxRowsBackward)(f(y), f(dy), f(dx), rows, cols);
+    return dx;
+  }
+
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): [Tensor, Tensor] {
+    const [rows, dim] = rowsOf(x);
+    const out = Tensor.empty(x.shape, x.dtype);
+    const rstd = Tensor.empty([rows], x.dtype);
+    rmsNormForward(f(x), f(weight), f(out), f(rstd), rows, dim, eps);
+    return [out, rstd];
+  }
+
+  rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor): [Tensor, Tensor] {
+    const [rows, dim] = rowsOf(x);
+    const dx = Tensor.empty(x.shape, x.dtype);
+    const dw = zeros(weight.shape, { dtype: weight.dtype });
+    rmsNormBackward(f(dy), f(x), f(weight), f(rstd), f(dx), f(dw), rows, dim);
+    return [dx, dw];
+  }
+
+  rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+    return rotate(x, cos, sin, false);
+  }
+
+  ropeBackward(dy: Tensor, cos: Tensor, sin: Tensor): Tensor {
+    return rotate(dy, cos, sin, true);
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): [Tensor, Tensor] {
+    const out = Tensor.empty(q.shape, q.dtype);
+    const lse = Tensor.empty([d.B, d.H, d.T], q.dtype);
+    attentionForward({ q: f(q), k: f(k), v: f(v), out: f(out), lse: f(lse), ...d });
+    return [out, lse];
+  }
+
+  attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dy: Tensor, d: AttentionDims): [Tensor, Tensor, Tensor] {
+    const dq = Tensor.empty(q.shape, q.dtype);
+    const dk = zeros(k.shape, { dtype: k.dtype });
+    const dv = zeros(v.shape, { dtype: v.dtype });
+    attentionBackward({ q: f(q), k: f(k), v: f(v), out: f(out), lse: f(lse), dout: f(dy), dq: f(dq), dk: f(dk), dv: f(dv), ...d });
+    return [dq, dk, dv];
+  }
+
+  crossEntropy(logits: Tensor, targets: Tensor, ignore: number): [Tensor, Tensor] {
+    const rows = targets.size, V = logits.shape[logits.rank - 1]!;
+    const perRow = Tensor.empty(targets.shape, logits.dtype);
+    const lse = Tensor.empty([rows], logits.dtype);
+    crossEntropyForward(f(logits), targets.peek() as Int32Array, rows, V, ignore, f(perRow), f(lse));
+    return [perRow, lse];
+  }
+
+  crossEntropyBackward(logits: Tensor, targets: Tensor, lse: Tensor, dy: Tensor, ignore: number): Tensor {
+    const rows = targets.size, V = logits.shape[logits.rank - 1]!;
+    const dl = Tensor.empty(logits.shape, logits.dtype);
+    crossEntropyBackward(f(logits), targets.peek() as Int32Array, f(lse), f(dy), f(dl), rows, V, ignore);
+    return dl;
+  }
+
+  klDiv(teacher: Tensor, student: Tensor, tau: number): KlForward {
+    const [rows, V] = rowsOf(student);
+    const kl = Tensor.empty(student.shape.slice(0, -1), student.dtype);
+    klDivForward(f(teacher), f(student), rows, V, tau, f(kl));
+    return { kl };
+  }
+
+  klDivBackward(teacher: Tensor, student: Tensor, _fwd: KlForward, dy: Tensor, tau: number, wantTeacher: boolean): [Tensor | null, Tensor] {
+    const [rows, V] = rowsOf(student);
+    const dS = Tensor.empty(student.shape, student.dtype);
+    const dT = wantTeacher ? Tensor.empty(teacher.shape, teacher.dtype) : null;
+    klDivBackward(f(teacher), f(student), rows, V, tau, f(dy), f(dS), dT === null ? null : f(dT));
+    return [dT, dS];
+  }
+
+  swiglu(gate: Tensor, up: Tensor): Tensor {
+    const out = Tensor.empty(gate.shape, gate.dtype);
+    swigluForward(f(gate), f(up), f(out), out.size);
+    return out;
+  }
+
+  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor): [Tensor, Tensor] {
+    const dg = Tensor.empty(gate.shape, gate.dtype);
+    const du = Tensor.empty(up.shape, up.dtype);
+    swigluBackward(f(gate), f(up), f(dy), f(dg), f(du), gate.size);
+    return [dg, du];
+  }
+
+  mse(a: Tensor, b: Tensor): Tensor {
+    const out = Tensor.empty([], a.dtype);
+    out.buf[0] = sqDiffSum(f(a), f(b), a.size) / a.size;
+    return out;
+  }
+
+  mseBackward(a: Tensor, b: Tensor, dy: Tensor, wantA: boolean, wantB: boolean): [Tensor | null, Tensor | null] {
+    const n = a.size;
+    const c = (2 * dy.item()) / n;
+    const da = wantA ? Tensor.empty(a.shape, a.dtype) : null;
+    const db = wantB ? Tensor.empty(b.shape, b.dtype) : null;
+    diffScale(f(a), f(b), c, da === null ? null : f(da), db === null ? null : f(db), n);
+    return [da, db];
+  }
+
+  accumulate(acc: Tensor, g: Tensor, divisor: number): void {
+    const a = acc.buf, gb = g.buf;
+    for (let j = 0; j < acc.size; j++) a[j] += gb[j]! / divisor;
+  }
+
+  sumSquares(x: Tensor): number {
+    return sumSquares(f(x), x.size);
+  }
+
+  scale(x: Tensor, c: number): void {
+    scaleInPlace(f(x), x.size, c);
+  }
+
+  adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamWHyper): void {
+    adamwUpdate(f(p), f(g), f(m), f(v), p.size, h);
+  }
+}
+
+/** Rotate-half rope of x [..., T, dh] (the inverse rotation when `inverse`). */
+function rotate(x: Tensor, cos: Tensor, sin: Tensor, inverse: boolean): Tensor {
+  const T = x.shape[x.rank - 2]!, dh = x.shape[x.rank - 1]!;
+  const out = Tensor.empty(x.shape, x.dtype);
+  ropeForward(f(x), f(cos), f(sin), f(out), x.size / (T * dh), T, dh, inverse);
+  return out;
+}

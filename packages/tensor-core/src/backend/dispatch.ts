@@ -1,0 +1,63 @@
+// The one place that knows about placement: `dispatch(op, ...args)` runs the active backend's kernel when it
+// has one and accepts the arguments, else the cpu kernel (whose `.buf` reads download device-resident inputs).
+// While a backend other than cpu is active, every dispatch is counted per backend and op: on its own kernel
+// (`device`) or as a cpu fallback (`cpu`), for `backendReport()`.
+
+import { CpuKernels } from "./cpu/cpu-kernels.js";
+import type { Backend, KernelName, Kernels } from "./kernels.js";
+
+const cpuKernels: Kernels = new CpuKernels();
+
+/** The active backend; null is cpu. */
+let active: Backend | null = null;
+
+export interface OpCount { device: number; cpu: number }
+/** backend name -> op -> counts. */
+const counts = new Map<string, Map<string, OpCount>>();
+
+/** @internal Makes `b` the backend ops dispatch to (null: cpu). Used by the registry in backend.ts. */
+export function activate(b: Backend | null): void {
+  active = b;
+}
+
+/** @internal The active backend, or null on cpu. */
+export function activeBackend(): Backend | null {
+  return active;
+}
+
+type Fn = (...args: unknown[]) => unknown;
+
+/** Runs kernel `op` on the active backend, or on cpu when that backend lacks it or does not accept the call. */
+export function dispatch<K extends KernelName>(op: K, ...args: Parameters<Kernels[K]>): ReturnType<Kernels[K]> {
+  const b = active;
+  if (b !== null) {
+    const c = countOf(b.name, op);
+    const k = b.kernels[op] as Fn | undefined;
+    if (k !== undefined && (b.accepts === undefined || b.accepts(op, args))) {
+      c.device++;
+      return k.apply(b.kernels, args) as ReturnType<Kernels[K]>;
+    }
+    c.cpu++;
+  }
+  return (cpuKernels[op] as Fn).apply(cpuKernels, args) as ReturnType<Kernels[K]>;
+}
+
+function countOf(backend: string, op: string): OpCount {
+  let byOp = counts.get(backend);
+  if (byOp === undefined) counts.set(backend, (byOp = new Map()));
+  let c = byOp.get(op);
+  if (c === undefined) byOp.set(op, (c = { device: 0, cpu: 0 }));
+  return c;
+}
+
+/** @internal Per-op counts of one backend, sorted by op name. */
+export function dispatchCounts(backend: string): Array<{ op: string } & OpCount> {
+  const byOp = counts.get(backend);
+  if (byOp === undefined) return [];
+  return [...byOp.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([op, c]) => ({ op, ...c }));
+}
+
+/** @internal Forgets the counts of every backend. */
+export function resetDispatchCounts(): void {
+  counts.clear();
+}
