@@ -1,6 +1,7 @@
 // Causal GQA attention on the WebGPU backend, flash-style: scores are never written to global memory. Shapes
 // and semantics are the cpu kernels' (backend/cpu/attention.ts): q, out, dout, dq [B, H, T, dh]; k, v, dk, dv
-// [B, Hkv, S, dh]; lse [B, H, T]; query row t sits at position offset + t and sees keys j <= offset + t.
+// [B, Hkv, S, dh]; lse [B, H, T]; query row t sits at position offset + t and sees keys j <= offset + t (keys past offset + T, if
+// any, are seen by no query and get zero gradients).
 //
 // Forward: a workgroup takes 64 query rows of one (b, h), one row per invocation (q and the output accumulator
 // in registers), and walks the key / value rows in tiles staged in workgroup memory, with the online softmax
@@ -9,29 +10,29 @@
 // query rows of every head in the group that see them (tiles of q, dout, lse, D in workgroup memory) and
 // accumulates dk and dv in registers, so no atomics are needed. dh is baked into the WGSL (register arrays).
 
-import type { DeviceBuffer, WebGpuDevice } from "./device.js";
+import type { WebGpuBuffer, WebGpuDevice } from "./device.js";
 import { paramsWgsl } from "./device.js";
 import { SPECIAL_FLOATS } from "./elementwise.js";
 
 export interface AttentionParams {
-  q: DeviceBuffer; k: DeviceBuffer; v: DeviceBuffer; out: DeviceBuffer; lse: DeviceBuffer;
+  q: WebGpuBuffer; k: WebGpuBuffer; v: WebGpuBuffer; out: WebGpuBuffer; lse: WebGpuBuffer;
   B: number; H: number; Hkv: number; T: number; S: number; dh: number; scale: number; offset: number;
 }
 
 export interface AttentionBackwardParams extends AttentionParams {
-  dout: DeviceBuffer; dq: DeviceBuffer; dk: DeviceBuffer; dv: DeviceBuffer;
+  dout: WebGpuBuffer; dq: WebGpuBuffer; dk: WebGpuBuffer; dv: WebGpuBuffer;
 }
 
 const SPEC = { T: "u32", S: "u32", H: "u32", Hkv: "u32", offset: "u32", scale: "f32" } as const;
 const ROWS = 64;
 
-function check(fn: string, p: AttentionParams, extra: Record<string, [DeviceBuffer, number]> = {}): void {
+function check(fn: string, p: AttentionParams, extra: Record<string, [WebGpuBuffer, number]> = {}): void {
   const { B, H, Hkv, T, S, dh, offset } = p;
   for (const [name, v] of Object.entries({ B, H, Hkv, T, S, dh, offset }))
     if (!Number.isInteger(v) || v < 0) throw new RangeError(`webgpu ${fn}: ${name} must be a non-negative integer, got ${v}`);
   if (Hkv === 0 || H % Hkv !== 0) throw new RangeError(`webgpu ${fn}: H ${H} is not a multiple of Hkv ${Hkv}`);
-  if (offset + T !== S) throw new RangeError(`webgpu ${fn}: offset ${offset} + T ${T} must equal S ${S}`);
-  const sizes: Record<string, [DeviceBuffer, number]> = {
+  if (offset + T > S) throw new RangeError(`webgpu ${fn}: offset ${offset} + T ${T} is more than S ${S} keys`);
+  const sizes: Record<string, [WebGpuBuffer, number]> = {
     q: [p.q, B * H * T * dh], k: [p.k, B * Hkv * S * dh], v: [p.v, B * Hkv * S * dh], out: [p.out, B * H * T * dh], lse: [p.lse, B * H * T], ...extra,
   };
   for (const [name, [b, n]] of Object.entries(sizes)) if (b.length < n) throw new RangeError(`webgpu ${fn}: ${name} needs ${n} elements, has ${b.length}`);

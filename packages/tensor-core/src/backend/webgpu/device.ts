@@ -57,7 +57,7 @@ export interface WebGpuStats {
 export type DeviceDtype = "float32" | "int32";
 
 /** A storage buffer from the pool holding `length` elements; `free()` returns it. */
-export class DeviceBuffer {
+export class WebGpuBuffer {
   private freed = false;
   constructor(
     private readonly owner: WebGpuDevice,
@@ -127,7 +127,7 @@ export interface Dispatch {
   source: string;
   params?: { spec: ParamSpec; values: Readonly<Record<string, number>> };
   /** Bound in order from binding 1 (binding 0 when there are no params). */
-  bindings: ReadonlyArray<DeviceBuffer | GPUTextureView>;
+  bindings: ReadonlyArray<WebGpuBuffer | GPUTextureView>;
   groups: readonly [number, number?, number?];
 }
 
@@ -202,26 +202,28 @@ export class WebGpuDevice {
   }
 
   /** A buffer of n elements (contents undefined until a kernel or upload writes it). */
-  alloc(n: number, dtype: DeviceDtype = "float32"): DeviceBuffer {
+  alloc(n: number, dtype: DeviceDtype = "float32"): WebGpuBuffer {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`${GB}: alloc of ${n} elements`);
     const bytes = Math.max(4, n * 4);
     if (bytes > this.limits.maxStorageBufferBindingSize)
       throw new RangeError(`${GB}: a buffer of ${n} elements (${bytes} bytes) is over the device's maxStorageBufferBindingSize (${this.limits.maxStorageBufferBindingSize})`);
     const cap = sizeClass(bytes);
-    return new DeviceBuffer(this, this.take(cap, "storage"), n, dtype, cap);
+    return new WebGpuBuffer(this, this.take(cap, "storage"), n, dtype, cap);
   }
 
   /** A buffer holding a copy of `data` (queued: `data` may be changed once this returns). */
-  upload(data: Float32Array | Int32Array): DeviceBuffer {
+  upload(data: Float32Array | Int32Array): WebGpuBuffer {
     const b = this.alloc(data.length, data instanceof Int32Array ? "int32" : "float32");
-    if (data.length > 0) this.device.queue.writeBuffer(b.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    // Dawn takes no SharedArrayBuffer (the cpu backend's worker-shared buffers): those are copied first.
+    const src = data.buffer instanceof ArrayBuffer ? data : data.slice();
+    if (data.length > 0) this.device.queue.writeBuffer(b.buffer, 0, src.buffer as ArrayBuffer, src.byteOffset, src.byteLength);
     this.stats.uploads++;
     this.stats.uploadBytes += data.byteLength;
     return b;
   }
 
   /** A buffer of n zeros. */
-  zeros(n: number, dtype: DeviceDtype = "float32"): DeviceBuffer {
+  zeros(n: number, dtype: DeviceDtype = "float32"): WebGpuBuffer {
     const b = this.alloc(n, dtype);
     this.endPass();
     this.commandEncoder().clearBuffer(b.buffer, 0, b.capacity);
@@ -229,21 +231,21 @@ export class WebGpuDevice {
   }
 
   /** Copies `src` into a new buffer (in the batch). */
-  copy(src: DeviceBuffer): DeviceBuffer {
+  copy(src: WebGpuBuffer): WebGpuBuffer {
     const b = this.alloc(src.length, src.dtype);
     this.copyInto(src, 0, b, 0, src.length);
     return b;
   }
 
   /** Copies n elements of src from srcOffset into dst at dstOffset (in the batch). */
-  copyInto(src: DeviceBuffer, srcOffset: number, dst: DeviceBuffer, dstOffset: number, n: number): void {
+  copyInto(src: WebGpuBuffer, srcOffset: number, dst: WebGpuBuffer, dstOffset: number, n: number): void {
     if (n === 0) return;
     this.endPass();
     this.commandEncoder().copyBufferToBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, n * 4);
   }
 
   /** Reads n elements from `offset` (default: all), submitting the batch. */
-  async read(b: DeviceBuffer, n = b.length, offset = 0): Promise<Float32Array | Int32Array> {
+  async read(b: WebGpuBuffer, n = b.length, offset = 0): Promise<Float32Array | Int32Array> {
     if (b.disposed) throw new Error(`${GB}: read of a freed buffer`);
     if (offset + n > b.length) throw new RangeError(`${GB}: read of [${offset}, ${offset + n}) from a buffer of ${b.length}`);
     const out = b.dtype === "int32" ? new Int32Array(n) : new Float32Array(n);
@@ -296,7 +298,7 @@ export class WebGpuDevice {
     }
     const first = d.params !== undefined ? 1 : 0;
     d.bindings.forEach((b, i) => {
-      if (b instanceof DeviceBuffer) {
+      if (b instanceof WebGpuBuffer) {
         if (b.disposed) throw new Error(`${GB}: a kernel was given a freed buffer (binding ${first + i})`);
         entries.push({ binding: first + i, resource: { buffer: b.buffer, size: Math.max(4, b.length * 4) } });
       } else entries.push({ binding: first + i, resource: b });
@@ -367,7 +369,7 @@ export class WebGpuDevice {
     this.device.destroy();
   }
 
-  /** @internal DeviceBuffer.free(): back to the pool once no unsubmitted command can read it. */
+  /** @internal WebGpuBuffer.free(): back to the pool once no unsubmitted command can read it. */
   release(buffer: GPUBuffer, capacity: number, kind: PoolKind): void {
     this.stats.liveBuffers--;
     this.stats.liveBytes -= capacity;

@@ -7,7 +7,7 @@ import type { Shape } from "../../shape.js";
 import { broadcastStrides } from "../../shape.js";
 import type { UnaryKernel, BinaryKernel } from "../cpu/elementwise.js";
 import type { AdamWOptions } from "../cpu/adamw.js";
-import type { DeviceBuffer, ParamSpec, WebGpuDevice } from "./device.js";
+import type { WebGpuBuffer, ParamSpec, WebGpuDevice } from "./device.js";
 import { paramsWgsl } from "./device.js";
 
 export const WG = 256;
@@ -36,7 +36,7 @@ fn inff() -> f32 { var b = 0x7f800000u; return bitcast<f32>(b); }
 const flatSources = new Map<string, string>();
 
 /** A flat kernel over p.n elements: `body` runs for i < p.n; `name` identifies the source (built once). */
-function flatKernel(dev: WebGpuDevice, name: string, spec: ParamSpec, bufs: ReadonlyArray<readonly [string, "read" | "rw", ("f32" | "i32")?]>, body: string, helpers = ""): (values: Record<string, number>, bindings: DeviceBuffer[]) => void {
+function flatKernel(dev: WebGpuDevice, name: string, spec: ParamSpec, bufs: ReadonlyArray<readonly [string, "read" | "rw", ("f32" | "i32")?]>, body: string, helpers = ""): (values: Record<string, number>, bindings: WebGpuBuffer[]) => void {
   let source = flatSources.get(name);
   if (source === undefined) flatSources.set(name, (source = `// ${name}\n${paramsWgsl({ n: "u32", ...spec })}${bufferDecls(bufs)}\n${SPECIAL_FLOATS}${helpers}\n${FLAT_MAIN} {\n  ${FLAT_INDEX}\n  if (i >= p.n) { return; }\n${body}\n}\n`));
   const src = source;
@@ -71,17 +71,17 @@ const POWF = `fn powf(a: f32, b: f32) -> f32 {
 
 const MAX_RANK = 6;
 
-export function unary(dev: WebGpuDevice, op: UnaryKernel, x: DeviceBuffer, out: DeviceBuffer, n: number): void {
+export function unary(dev: WebGpuDevice, op: UnaryKernel, x: WebGpuBuffer, out: WebGpuBuffer, n: number): void {
   flatKernel(dev, `unary ${op}`, {}, [["X", "read"], ["O", "rw"]], `  let v = X[i];\n  O[i] = ${UNARY[op]};`)({ n }, [x, out]);
 }
 
 /** out = x ** e for a scalar exponent. */
-export function powScalar(dev: WebGpuDevice, x: DeviceBuffer, e: number, out: DeviceBuffer, n: number): void {
+export function powScalar(dev: WebGpuDevice, x: WebGpuBuffer, e: number, out: WebGpuBuffer, n: number): void {
   flatKernel(dev, "powScalar", { e: "f32" }, [["X", "read"], ["O", "rw"]], "  O[i] = powf(X[i], p.e);", POWF)({ n, e }, [x, out]);
 }
 
 /** Broadcasting binary op (shapes as the cpu kernel takes them: out already broadcast, rank <= 6). */
-export function binary(dev: WebGpuDevice, op: BinaryKernel, a: DeviceBuffer, aShape: Shape, b: DeviceBuffer, bShape: Shape, out: DeviceBuffer, outShape: Shape): void {
+export function binary(dev: WebGpuDevice, op: BinaryKernel, a: WebGpuBuffer, aShape: Shape, b: WebGpuBuffer, bShape: Shape, out: WebGpuBuffer, outShape: Shape): void {
   const n = outShape.reduce((s, d) => s * d, 1);
   if (outShape.length > MAX_RANK) throw new RangeError(`webgpu binary ${op}: rank ${outShape.length} > ${MAX_RANK}`);
   const pad = MAX_RANK - outShape.length;
@@ -103,28 +103,42 @@ export function binary(dev: WebGpuDevice, op: BinaryKernel, a: DeviceBuffer, aSh
 }
 
 /** out = cond != 0 ? a : b (same length n). */
-export function where(dev: WebGpuDevice, cond: DeviceBuffer, a: DeviceBuffer, b: DeviceBuffer, out: DeviceBuffer, n: number): void {
+export function where(dev: WebGpuDevice, cond: WebGpuBuffer, a: WebGpuBuffer, b: WebGpuBuffer, out: WebGpuBuffer, n: number): void {
   flatKernel(dev, "where", {}, [["Cd", "read"], ["A", "read"], ["B", "read"], ["O", "rw"]], "  O[i] = select(B[i], A[i], Cd[i] != 0.0);")({ n }, [cond, a, b, out]);
 }
 
 /** dst[i] += alpha * src[i] (gradient accumulation). */
-export function accumulate(dev: WebGpuDevice, dst: DeviceBuffer, src: DeviceBuffer, n: number, alpha = 1): void {
+export function accumulate(dev: WebGpuDevice, dst: WebGpuBuffer, src: WebGpuBuffer, n: number, alpha = 1): void {
   flatKernel(dev, "accumulate", { alpha: "f32" }, [["S", "read"], ["D", "rw"]], "  D[i] = D[i] + p.alpha * S[i];")({ n, alpha }, [src, dst]);
 }
 
+/** x[i] *= c, in place. */
+export function scaleInPlace(dev: WebGpuDevice, x: WebGpuBuffer, n: number, c: number): void {
+  flatKernel(dev, "scale", { c: "f32" }, [["X", "rw"]], "  X[i] = X[i] * p.c;")({ n, c }, [x]);
+}
+
+/** da = c (a - b), db = -c (a - b) with c = 2 dy[0] / n (mean squared error's gradient); null outputs skipped. */
+export function mseBackward(dev: WebGpuDevice, a: WebGpuBuffer, b: WebGpuBuffer, dy: WebGpuBuffer, da: WebGpuBuffer | null, db: WebGpuBuffer | null, n: number): void {
+  const c = "let c = 2.0 * DY[0] / f32(p.n); let d = c * (A[i] - B[i]);";
+  const io: Array<readonly [string, "read" | "rw"]> = [["A", "read"], ["B", "read"], ["DY", "read"]];
+  if (da !== null && db !== null) flatKernel(dev, "mseBackward ab", {}, [...io, ["DA", "rw"], ["DB", "rw"]], `  ${c}\n  DA[i] = d; DB[i] = -d;`)({ n }, [a, b, dy, da, db]);
+  else if (da !== null) flatKernel(dev, "mseBackward a", {}, [...io, ["DA", "rw"]], `  ${c}\n  DA[i] = d;`)({ n }, [a, b, dy, da]);
+  else if (db !== null) flatKernel(dev, "mseBackward b", {}, [...io, ["DB", "rw"]], `  ${c}\n  DB[i] = -d;`)({ n }, [a, b, dy, db]);
+}
+
 /** out = silu(g) * u. */
-export function swigluForward(dev: WebGpuDevice, g: DeviceBuffer, u: DeviceBuffer, out: DeviceBuffer, n: number): void {
+export function swigluForward(dev: WebGpuDevice, g: WebGpuBuffer, u: WebGpuBuffer, out: WebGpuBuffer, n: number): void {
   flatKernel(dev, "swiglu", {}, [["G", "read"], ["U", "read"], ["O", "rw"]], "  let v = G[i];\n  O[i] = v / (1.0 + exp(-v)) * U[i];")({ n }, [g, u, out]);
 }
 
 /** dg = dy * u * silu'(g), du = dy * silu(g). */
-export function swigluBackward(dev: WebGpuDevice, g: DeviceBuffer, u: DeviceBuffer, dy: DeviceBuffer, dg: DeviceBuffer, du: DeviceBuffer, n: number): void {
+export function swigluBackward(dev: WebGpuDevice, g: WebGpuBuffer, u: WebGpuBuffer, dy: WebGpuBuffer, dg: WebGpuBuffer, du: WebGpuBuffer, n: number): void {
   flatKernel(dev, "swigluBackward", {}, [["G", "read"], ["U", "read"], ["DY", "read"], ["DG", "rw"], ["DU", "rw"]],
     "  let v = G[i]; let s = 1.0 / (1.0 + exp(-v)); let d = DY[i];\n  DU[i] = d * v * s;\n  DG[i] = d * U[i] * s * (1.0 + v * (1.0 - s));")({ n }, [g, u, dy, dg, du]);
 }
 
 /** Rotary embedding in HF's rotate-half layout (see the cpu ropeForward); inverse rotates by -sin (the backward). */
-export function ropeForward(dev: WebGpuDevice, x: DeviceBuffer, cos: DeviceBuffer, sin: DeviceBuffer, out: DeviceBuffer, outer: number, T: number, dh: number, inverse: boolean, posOffset = 0): void {
+export function ropeForward(dev: WebGpuDevice, x: WebGpuBuffer, cos: WebGpuBuffer, sin: WebGpuBuffer, out: WebGpuBuffer, outer: number, T: number, dh: number, inverse: boolean, posOffset = 0): void {
   if (dh % 2 !== 0) throw new RangeError(`webgpu ropeForward: dh must be even, got ${dh}`);
   if (cos.length < (posOffset + T) * dh || sin.length < (posOffset + T) * dh) throw new RangeError(`webgpu ropeForward: cos/sin need ${(posOffset + T) * dh} elements`);
   const half = dh / 2;
@@ -139,7 +153,7 @@ export function ropeForward(dev: WebGpuDevice, x: DeviceBuffer, cos: DeviceBuffe
 }
 
 /** AdamW with decoupled weight decay and bias correction, in place on param, m, v (see the cpu adamwUpdate). */
-export function adamwUpdate(dev: WebGpuDevice, param: DeviceBuffer, grad: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, n: number, o: AdamWOptions): void {
+export function adamwUpdate(dev: WebGpuDevice, param: WebGpuBuffer, grad: WebGpuBuffer, m: WebGpuBuffer, v: WebGpuBuffer, n: number, o: AdamWOptions): void {
   if (!Number.isInteger(o.step) || o.step < 1) throw new RangeError(`webgpu adamwUpdate: step must be an integer >= 1, got ${o.step}`);
   if (!(o.beta1 >= 0 && o.beta1 < 1) || !(o.beta2 >= 0 && o.beta2 < 1)) throw new RangeError(`webgpu adamwUpdate: beta1 and beta2 must be in [0, 1), got ${o.beta1}, ${o.beta2}`);
   for (const [name, b] of [["param", param], ["grad", grad], ["m", m], ["v", v]] as const)
@@ -181,7 +195,7 @@ const VIEW_WALK = `  var rem = i; var src = p.offset;
 ${Array.from({ length: MAX_RANK }, (_, k) => MAX_RANK - 1 - k).map((d) => `  { let c = rem % p.d${d}; rem = rem / p.d${d}; src += c * p.s${d}; }`).join("\n")}`;
 
 /** out (contiguous, outShape) = x viewed at offset with `strides` (the cpu stridedCopy). */
-export function stridedCopy(dev: WebGpuDevice, x: DeviceBuffer, offset: number, strides: readonly number[], out: DeviceBuffer, outShape: Shape): void {
+export function stridedCopy(dev: WebGpuDevice, x: WebGpuBuffer, offset: number, strides: readonly number[], out: WebGpuBuffer, outShape: Shape): void {
   const { spec, values } = viewParams(outShape, strides, offset);
   const int = x.dtype === "int32" ? "i32" : "f32";
   flatKernel(dev, `stridedCopy ${int}`, spec, [["X", "read", int], ["O", "rw", int]], `${VIEW_WALK}\n  O[i] = X[src];`)(values, [x, out]);
@@ -192,13 +206,13 @@ export function stridedCopy(dev: WebGpuDevice, x: DeviceBuffer, offset: number, 
  * must not alias itself (no element reached twice), as for every view made by slicing, transposing or expanding a
  * contiguous tensor without broadcast (broadcast gradients are reductions).
  */
-export function stridedAddInto(dev: WebGpuDevice, src: DeviceBuffer, srcShape: Shape, dst: DeviceBuffer, offset: number, strides: readonly number[]): void {
+export function stridedAddInto(dev: WebGpuDevice, src: WebGpuBuffer, srcShape: Shape, dst: WebGpuBuffer, offset: number, strides: readonly number[]): void {
   const { spec, values } = viewParams(srcShape, strides, offset);
   flatKernel(dev, "stridedAddInto", spec, [["S", "read"], ["D", "rw"]], `${VIEW_WALK}\n  D[src] = D[src] + S[i];`)(values, [src, dst]);
 }
 
 /** out[r] = x[idx[r]] for rows of `cols`; an index outside [0, rows) writes NaN (the caller validates indices on the host). */
-export function gatherRows(dev: WebGpuDevice, x: DeviceBuffer, rows: number, cols: number, idx: DeviceBuffer, out: DeviceBuffer): void {
+export function gatherRows(dev: WebGpuDevice, x: WebGpuBuffer, rows: number, cols: number, idx: WebGpuBuffer, out: WebGpuBuffer): void {
   flatKernel(dev, "gatherRows", { rows: "u32", cols: "u32" }, [["X", "read"], ["I", "read", "i32"], ["O", "rw"]],
     "  let r = i / p.cols; let id = I[r];\n  if (id < 0 || u32(id) >= p.rows) { O[i] = nanf(); return; }\n  O[i] = X[u32(id) * p.cols + i % p.cols];")({ n: idx.length * cols, rows, cols }, [x, idx, out]);
 }
@@ -207,7 +221,7 @@ export function gatherRows(dev: WebGpuDevice, x: DeviceBuffer, rows: number, col
  * dx[idx[r]] += dy[r] for every row r (the embedding gradient). One invocation per column walks the rows in
  * order, so repeated indices add up without atomics and in the cpu kernel's order.
  */
-export function scatterAddRows(dev: WebGpuDevice, dy: DeviceBuffer, cols: number, idx: DeviceBuffer, dx: DeviceBuffer): void {
+export function scatterAddRows(dev: WebGpuDevice, dy: WebGpuBuffer, cols: number, idx: WebGpuBuffer, dx: WebGpuBuffer): void {
   flatKernel(dev, "scatterAddRows", { count: "u32", cols: "u32" }, [["DY", "read"], ["I", "read", "i32"], ["DX", "rw"]],
     "  for (var r = 0u; r < p.count; r++) {\n    let o = u32(I[r]) * p.cols + i;\n    DX[o] = DX[o] + DY[r * p.cols + i];\n  }")({ n: cols, count: idx.length, cols }, [dy, idx, dx]);
 }

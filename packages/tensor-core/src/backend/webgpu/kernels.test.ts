@@ -10,7 +10,7 @@ import { reduce as cpuReduce } from "../cpu/reduce.js";
 import { adamwUpdate as cpuAdamw } from "../cpu/adamw.js";
 import { maxAbsDiff } from "../cpu/reference.js";
 import type { UnaryKernel, BinaryKernel } from "../cpu/elementwise.js";
-import type { DeviceBuffer, WebGpuDevice } from "./device.js";
+import type { WebGpuBuffer, WebGpuDevice } from "./device.js";
 import * as ew from "./elementwise.js";
 import * as rows from "./rows.js";
 import { randomArray, testDevice } from "./test-device.js";
@@ -37,7 +37,7 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: numbe
 }
 
 /** Uploads the inputs, runs the gpu kernel on fresh outputs of the given sizes, reads them back, frees everything. */
-async function onGpu(inputs: Array<Float32Array | Int32Array>, outSizes: number[], run: (ins: DeviceBuffer[], outs: DeviceBuffer[]) => void): Promise<Float32Array[]> {
+async function onGpu(inputs: Array<Float32Array | Int32Array>, outSizes: number[], run: (ins: WebGpuBuffer[], outs: WebGpuBuffer[]) => void): Promise<Float32Array[]> {
   const d = dev!;
   const ins = inputs.map((x) => d.upload(x));
   const outs = outSizes.map((n) => d.zeros(n));

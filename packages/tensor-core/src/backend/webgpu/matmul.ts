@@ -12,13 +12,13 @@
 //
 // WGSL is generated per (design, transposes); shapes are uniforms, so one pipeline serves every shape.
 
-import type { WebGpuDevice, DeviceBuffer } from "./device.js";
+import type { WebGpuDevice, WebGpuBuffer } from "./device.js";
 import { paramsWgsl } from "./device.js";
 
 export type MatmulVariant = "tiled" | "texture";
 
 export interface MatmulParams {
-  a: DeviceBuffer; b: DeviceBuffer; c: DeviceBuffer;
+  a: WebGpuBuffer; b: WebGpuBuffer; c: WebGpuBuffer;
   batch: number; m: number; n: number; k: number;
   transA: boolean; transB: boolean;
   strideA: number; strideB: number; strideC: number;
@@ -45,7 +45,7 @@ export function matmul(dev: WebGpuDevice, p: MatmulParams, variant: MatmulVarian
   const { batch, m, n, k } = p;
   for (const [name, v] of Object.entries({ batch, m, n, k, strideA: p.strideA, strideB: p.strideB, strideC: p.strideC, offsetA: p.offsetA ?? 0, offsetB: p.offsetB ?? 0, offsetC: p.offsetC ?? 0 }))
     if (!Number.isInteger(v) || v < 0) throw new RangeError(`webgpu matmul: ${name} must be a non-negative integer, got ${v}`);
-  const need = (name: string, buf: DeviceBuffer, offset: number, stride: number, size: number): void => {
+  const need = (name: string, buf: WebGpuBuffer, offset: number, stride: number, size: number): void => {
     const end = batch === 0 || size === 0 ? 0 : offset + (batch - 1) * stride + size;
     if (end > buf.length) throw new RangeError(`webgpu matmul: ${name} needs ${end} elements, has ${buf.length}`);
   };
@@ -212,7 +212,7 @@ function matmulTexture(dev: WebGpuDevice, p: MatmulParams, values: Record<string
   const kq = Math.ceil(k / 4);
   const ta = dev.texture(Math.max(1, kq), roundUp(m, 8), batch);
   const tb = dev.texture(2 * Math.ceil(n / 8), Math.max(4, roundUp(k, 4)), batch);
-  const pack = (src: DeviceBuffer, t: GPUTexture, rows: number, cols: number, offset: number, stride: number, trans: boolean): void =>
+  const pack = (src: WebGpuBuffer, t: GPUTexture, rows: number, cols: number, offset: number, stride: number, trans: boolean): void =>
     dev.dispatch({
       source: PACK_SOURCE,
       params: { spec: PACK_SPEC, values: { rows, cols, offset, stride, trans: trans ? 1 : 0 } },

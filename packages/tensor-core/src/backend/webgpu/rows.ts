@@ -6,7 +6,7 @@
 // caller's (the targets are on the host where it needs it) and a target out of range gives NaN, not an error.
 
 import type { ReduceKernel } from "../cpu/reduce.js";
-import type { DeviceBuffer, ParamSpec, WebGpuDevice } from "./device.js";
+import type { WebGpuBuffer, ParamSpec, WebGpuDevice } from "./device.js";
 import { paramsWgsl } from "./device.js";
 import { bufferDecls, SPECIAL_FLOATS } from "./elementwise.js";
 
@@ -55,7 +55,7 @@ fn rowMax(o: u32, n: u32, scale: f32, l: u32) -> f32 {
 const sources = new Map<string, string>();
 
 /** A kernel run by one workgroup per row (p.rows rows); `body` sees row `r` and lane `l`. */
-function rowKernel(dev: WebGpuDevice, name: string, spec: ParamSpec, bufs: ReadonlyArray<readonly [string, "read" | "rw", ("f32" | "i32")?]>, body: string, helpers = ""): (values: Record<string, number>, bindings: DeviceBuffer[]) => void {
+function rowKernel(dev: WebGpuDevice, name: string, spec: ParamSpec, bufs: ReadonlyArray<readonly [string, "read" | "rw", ("f32" | "i32")?]>, body: string, helpers = ""): (values: Record<string, number>, bindings: WebGpuBuffer[]) => void {
   const full = { rows: "u32", ...spec } as const;
   let source = sources.get(name);
   if (source === undefined) {
@@ -77,11 +77,11 @@ ${body}
   };
 }
 
-function need(fn: string, list: ReadonlyArray<readonly [string, DeviceBuffer | null, number]>): void {
+function need(fn: string, list: ReadonlyArray<readonly [string, WebGpuBuffer | null, number]>): void {
   for (const [name, b, n] of list) if (b !== null && b.length < n) throw new RangeError(`webgpu ${fn}: ${name} needs ${n} elements, has ${b.length}`);
 }
 
-export function softmaxRows(dev: WebGpuDevice, x: DeviceBuffer, out: DeviceBuffer, rows: number, cols: number): void {
+export function softmaxRows(dev: WebGpuDevice, x: WebGpuBuffer, out: WebGpuBuffer, rows: number, cols: number): void {
   need("softmaxRows", [["x", x, rows * cols], ["out", out, rows * cols]]);
   rowKernel(dev, "softmax", { cols: "u32" }, [["X", "read"], ["O", "rw"]], `  let o = r * p.cols;
   let m = rowMax(o, p.cols, 1.0, l);
@@ -91,7 +91,7 @@ export function softmaxRows(dev: WebGpuDevice, x: DeviceBuffer, out: DeviceBuffe
   for (var j = l; j < p.cols; j += 256u) { O[o + j] = exp(X[o + j] - lse); }`)({ rows, cols }, [x, out]);
 }
 
-export function logSoftmaxRows(dev: WebGpuDevice, x: DeviceBuffer, out: DeviceBuffer, rows: number, cols: number): void {
+export function logSoftmaxRows(dev: WebGpuDevice, x: WebGpuBuffer, out: WebGpuBuffer, rows: number, cols: number): void {
   need("logSoftmaxRows", [["x", x, rows * cols], ["out", out, rows * cols]]);
   rowKernel(dev, "logSoftmax", { cols: "u32" }, [["X", "read"], ["O", "rw"]], `  let o = r * p.cols;
   let m = rowMax(o, p.cols, 1.0, l);
@@ -102,7 +102,7 @@ export function logSoftmaxRows(dev: WebGpuDevice, x: DeviceBuffer, out: DeviceBu
 }
 
 /** dx = y * (dy - sum(dy * y)) with y = softmax(x). */
-export function softmaxRowsBackward(dev: WebGpuDevice, y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer, rows: number, cols: number): void {
+export function softmaxRowsBackward(dev: WebGpuDevice, y: WebGpuBuffer, dy: WebGpuBuffer, dx: WebGpuBuffer, rows: number, cols: number): void {
   need("softmaxRowsBackward", [["y", y, rows * cols], ["dy", dy, rows * cols], ["dx", dx, rows * cols]]);
   rowKernel(dev, "softmaxBackward", { cols: "u32" }, [["X", "read"], ["DY", "read"], ["DX", "rw"]], `  let o = r * p.cols;
   var s = 0.0;
@@ -112,7 +112,7 @@ export function softmaxRowsBackward(dev: WebGpuDevice, y: DeviceBuffer, dy: Devi
 }
 
 /** dx = dy - exp(y) * sum(dy) with y = log_softmax(x). */
-export function logSoftmaxRowsBackward(dev: WebGpuDevice, y: DeviceBuffer, dy: DeviceBuffer, dx: DeviceBuffer, rows: number, cols: number): void {
+export function logSoftmaxRowsBackward(dev: WebGpuDevice, y: WebGpuBuffer, dy: WebGpuBuffer, dx: WebGpuBuffer, rows: number, cols: number): void {
   need("logSoftmaxRowsBackward", [["y", y, rows * cols], ["dy", dy, rows * cols], ["dx", dx, rows * cols]]);
   rowKernel(dev, "logSoftmaxBackward", { cols: "u32" }, [["X", "read"], ["DY", "read"], ["DX", "rw"]], `  let o = r * p.cols;
   var s = 0.0;
@@ -122,7 +122,7 @@ export function logSoftmaxRowsBackward(dev: WebGpuDevice, y: DeviceBuffer, dy: D
 }
 
 /** lossPerRow[r] = lse(logits[r]) - logits[r, t] (0 where t = ignoreIndex), lse[r] for every row. */
-export function crossEntropyForward(dev: WebGpuDevice, logits: DeviceBuffer, targets: DeviceBuffer, rows: number, vocab: number, ignoreIndex: number, lossPerRow: DeviceBuffer, lse: DeviceBuffer): void {
+export function crossEntropyForward(dev: WebGpuDevice, logits: WebGpuBuffer, targets: WebGpuBuffer, rows: number, vocab: number, ignoreIndex: number, lossPerRow: WebGpuBuffer, lse: WebGpuBuffer): void {
   need("crossEntropyForward", [["logits", logits, rows * vocab], ["targets", targets, rows], ["lossPerRow", lossPerRow, rows], ["lse", lse, rows]]);
   rowKernel(dev, "crossEntropy", { vocab: "u32", ignore: "i32" }, [["X", "read"], ["Tg", "read", "i32"], ["L", "rw"], ["LSE", "rw"]], `  let o = r * p.vocab;
   let m = rowMax(o, p.vocab, 1.0, l);
@@ -139,7 +139,7 @@ export function crossEntropyForward(dev: WebGpuDevice, logits: DeviceBuffer, tar
 }
 
 /** dlogits[r] = (softmax(logits[r]) - onehot(t)) * gradPerRow[r]; zero for ignored rows. */
-export function crossEntropyBackward(dev: WebGpuDevice, logits: DeviceBuffer, targets: DeviceBuffer, lse: DeviceBuffer, gradPerRow: DeviceBuffer, dlogits: DeviceBuffer, rows: number, vocab: number, ignoreIndex: number): void {
+export function crossEntropyBackward(dev: WebGpuDevice, logits: WebGpuBuffer, targets: WebGpuBuffer, lse: WebGpuBuffer, gradPerRow: WebGpuBuffer, dlogits: WebGpuBuffer, rows: number, vocab: number, ignoreIndex: number): void {
   need("crossEntropyBackward", [["logits", logits, rows * vocab], ["targets", targets, rows], ["lse", lse, rows], ["gradPerRow", gradPerRow, rows], ["dlogits", dlogits, rows * vocab]]);
   rowKernel(dev, "crossEntropyBackward", { vocab: "u32", ignore: "i32" }, [["X", "read"], ["Tg", "read", "i32"], ["LSE", "read"], ["G", "read"], ["DX", "rw"]], `  let o = r * p.vocab;
   let t = Tg[r];
@@ -173,7 +173,7 @@ function checkTemperature(fn: string, t: number): void {
 }
 
 /** klPerRow[r] = sum_v pT (log pT - log pS), p = softmax(z / temperature). */
-export function klDivForward(dev: WebGpuDevice, teacher: DeviceBuffer, student: DeviceBuffer, rows: number, vocab: number, temperature: number, klPerRow: DeviceBuffer): void {
+export function klDivForward(dev: WebGpuDevice, teacher: WebGpuBuffer, student: WebGpuBuffer, rows: number, vocab: number, temperature: number, klPerRow: WebGpuBuffer): void {
   checkTemperature("klDivForward", temperature);
   need("klDivForward", [["teacher", teacher, rows * vocab], ["student", student, rows * vocab], ["klPerRow", klPerRow, rows]]);
   rowKernel(dev, "kl", { vocab: "u32", invT: "f32" }, [["X", "read"], ["S", "read"], ["K", "rw"]], `${KL_LSE}
@@ -184,11 +184,11 @@ export function klDivForward(dev: WebGpuDevice, teacher: DeviceBuffer, student: 
  * dStudent = g / T * (pS - pT); dTeacher = g / T * pT * ((log pT - log pS) - KL_row), skipped when null
  * (g = gradPerRow[r], T the temperature).
  */
-export function klDivBackward(dev: WebGpuDevice, teacher: DeviceBuffer, student: DeviceBuffer, rows: number, vocab: number, temperature: number, gradPerRow: DeviceBuffer, dStudent: DeviceBuffer | null, dTeacher: DeviceBuffer | null): void {
+export function klDivBackward(dev: WebGpuDevice, teacher: WebGpuBuffer, student: WebGpuBuffer, rows: number, vocab: number, temperature: number, gradPerRow: WebGpuBuffer, dStudent: WebGpuBuffer | null, dTeacher: WebGpuBuffer | null): void {
   checkTemperature("klDivBackward", temperature);
   need("klDivBackward", [["teacher", teacher, rows * vocab], ["student", student, rows * vocab], ["gradPerRow", gradPerRow, rows], ["dStudent", dStudent, rows * vocab], ["dTeacher", dTeacher, rows * vocab]]);
   const outs: Array<readonly [string, "rw"]> = [];
-  const binds: DeviceBuffer[] = [teacher, student, gradPerRow];
+  const binds: WebGpuBuffer[] = [teacher, student, gradPerRow];
   let write = "";
   if (dStudent !== null) {
     outs.push(["DS", "rw"]);
@@ -213,7 +213,7 @@ ${write}  }`)({ rows, vocab, invT: 1 / temperature }, binds);
 }
 
 /** HF RMSNorm: out = w * (x * rsqrt(mean(x^2) + eps)), rstd[r] saved. */
-export function rmsNormForward(dev: WebGpuDevice, x: DeviceBuffer, w: DeviceBuffer, out: DeviceBuffer, rstd: DeviceBuffer, rows: number, dim: number, eps: number): void {
+export function rmsNormForward(dev: WebGpuDevice, x: WebGpuBuffer, w: WebGpuBuffer, out: WebGpuBuffer, rstd: WebGpuBuffer, rows: number, dim: number, eps: number): void {
   need("rmsNormForward", [["x", x, rows * dim], ["w", w, dim], ["out", out, rows * dim], ["rstd", rstd, rows]]);
   rowKernel(dev, "rmsNorm", { dim: "u32", eps: "f32" }, [["X", "read"], ["W", "read"], ["O", "rw"], ["R", "rw"]], `  let o = r * p.dim;
   var s = 0.0;
@@ -224,7 +224,7 @@ export function rmsNormForward(dev: WebGpuDevice, x: DeviceBuffer, w: DeviceBuff
 }
 
 /** dx = r * w * dy - r^3 * x * sum(w * dy * x) / dim; dw = sum over rows of dy * x * r (overwritten; skipped when null). */
-export function rmsNormBackward(dev: WebGpuDevice, dy: DeviceBuffer, x: DeviceBuffer, w: DeviceBuffer, rstd: DeviceBuffer, dx: DeviceBuffer, dw: DeviceBuffer | null, rows: number, dim: number): void {
+export function rmsNormBackward(dev: WebGpuDevice, dy: WebGpuBuffer, x: WebGpuBuffer, w: WebGpuBuffer, rstd: WebGpuBuffer, dx: WebGpuBuffer, dw: WebGpuBuffer | null, rows: number, dim: number): void {
   need("rmsNormBackward", [["dy", dy, rows * dim], ["x", x, rows * dim], ["w", w, dim], ["rstd", rstd, rows], ["dx", dx, rows * dim], ["dw", dw, dim]]);
   rowKernel(dev, "rmsNormBackward", { dim: "u32" }, [["DY", "read"], ["X", "read"], ["W", "read"], ["R", "read"], ["DX", "rw"]], `  let o = r * p.dim;
   let rs = R[r];
@@ -241,7 +241,7 @@ export function rmsNormBackward(dev: WebGpuDevice, dy: DeviceBuffer, x: DeviceBu
 }
 
 /** out[o, i] = op over j of x[o, j, i] for x viewed as [outer, r, inner]. */
-export function reduce(dev: WebGpuDevice, op: ReduceKernel, x: DeviceBuffer, out: DeviceBuffer, outer: number, r: number, inner: number): void {
+export function reduce(dev: WebGpuDevice, op: ReduceKernel, x: WebGpuBuffer, out: WebGpuBuffer, outer: number, r: number, inner: number): void {
   need("reduce", [["x", x, outer * r * inner], ["out", out, outer * inner]]);
   const init = { sum: "0.0", max: "-inff()", min: "inff()" }[op];
   const step = { sum: "a + v", max: "max(a, v)", min: "min(a, v)" }[op];
@@ -251,4 +251,23 @@ export function reduce(dev: WebGpuDevice, op: ReduceKernel, x: DeviceBuffer, out
   for (var j = l; j < p.r; j += 256u) { let v = X[(oo * p.r + j) * p.inner + ii]; a = ${step}; }
   a = ${tree}(a, l);
   if (l == 0u) { O[r] = a; }`)({ rows: outer * inner, r, inner }, [x, out]);
+}
+
+const CHUNK = 8192;
+
+/** out[0] = scale * sum((a - b)^2) over n elements: per-chunk sums by workgroup trees, then their sum. */
+export function sqDiffSum(dev: WebGpuDevice, a: WebGpuBuffer, b: WebGpuBuffer, out: WebGpuBuffer, n: number, scale: number): void {
+  need("sqDiffSum", [["a", a, n], ["b", b, n], ["out", out, 1]]);
+  const chunks = Math.max(1, Math.ceil(n / CHUNK));
+  const part = dev.alloc(chunks);
+  rowKernel(dev, "sqDiffChunks", { n: "u32" }, [["X", "read"], ["B", "read"], ["P", "rw"]], `  var s = 0.0;
+  let end = min(p.n, (r + 1u) * ${CHUNK}u);
+  for (var j = r * ${CHUNK}u + l; j < end; j += 256u) { let d = X[j] - B[j]; s += d * d; }
+  s = wgSum(s, l);
+  if (l == 0u) { P[r] = s; }`)({ rows: chunks, n }, [a, b, part]);
+  rowKernel(dev, "sumScaled", { n: "u32", scale: "f32" }, [["X", "read"], ["O", "rw"]], `  var s = 0.0;
+  for (var j = l; j < p.n; j += 256u) { s += X[j]; }
+  s = wgSum(s, l);
+  if (l == 0u) { O[0] = p.scale * s; }`)({ rows: 1, n: chunks, scale }, [part, out]);
+  part.free();
 }
