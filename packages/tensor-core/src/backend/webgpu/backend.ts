@@ -3,8 +3,8 @@
 // outputs are device-resident tensors, and values come back only through `dataAsync()` / `toHostAsync()`
 // (WebGPU has no synchronous read: `data()` on a device-only tensor throws saying so). Kernels it lacks or
 // calls it refuses (float64, empty operands; `float32Operands`) run on cpu through the dispatcher.
-// Not here, so on cpu: astype, argmax and sumSquares (a synchronous number: the trainer reads gradients
-// with toHostAsync() first).
+// Not here, so on cpu: astype, argmax, and the gradient clip's sumSquares (a synchronous number) and scale: the
+// trainer reads the accumulated gradients with toHostAsync() once per step and clips them on the host.
 
 import type { DType, TypedArray } from "../../dtype.js";
 import { broadcastStrides, sizeOf, stridesOf } from "../../shape.js";
@@ -282,10 +282,6 @@ export class WebGpuKernels implements Partial<Kernels> {
 
   accumulate(acc: Tensor, g: Tensor, divisor: number): void {
     ew.accumulate(this.dev, this.mutable(acc), this.buf(g), acc.size, 1 / divisor);
-  }
-
-  scale(x: Tensor, c: number): void {
-    ew.scaleInPlace(this.dev, this.mutable(x), x.size, c);
   }
 
   adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamWHyper): void {

@@ -112,11 +112,6 @@ export function accumulate(dev: WebGpuDevice, dst: WebGpuBuffer, src: WebGpuBuff
   flatKernel(dev, "accumulate", { alpha: "f32" }, [["S", "read"], ["D", "rw"]], "  D[i] = D[i] + p.alpha * S[i];")({ n, alpha }, [src, dst]);
 }
 
-/** x[i] *= c, in place. */
-export function scaleInPlace(dev: WebGpuDevice, x: WebGpuBuffer, n: number, c: number): void {
-  flatKernel(dev, "scale", { c: "f32" }, [["X", "rw"]], "  X[i] = X[i] * p.c;")({ n, c }, [x]);
-}
-
 /** da = c (a - b), db = -c (a - b) with c = 2 dy[0] / n (mean squared error's gradient); null outputs skipped. */
 export function mseBackward(dev: WebGpuDevice, a: WebGpuBuffer, b: WebGpuBuffer, dy: WebGpuBuffer, da: WebGpuBuffer | null, db: WebGpuBuffer | null, n: number): void {
   const c = "let c = 2.0 * DY[0] / f32(p.n); let d = c * (A[i] - B[i]);";
