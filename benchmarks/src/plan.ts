@@ -8,9 +8,9 @@ import { matchesFilters } from "./cli.js";
 import type { GpuModeArg } from "./cli.js";
 import type { Impl } from "./results.js";
 
-export const IMPLS: readonly Impl[] = ["lrc-ts", "lrc-ts-gpu", "tfjs-cpu", "tfjs-wasm"];
+export const IMPLS: readonly Impl[] = ["lrc-ts", "lrc-ts-gpu", "lrc-ts-webgpu", "tfjs-cpu", "tfjs-wasm"];
 
-/** The kernel cases; the only ones lrc-ts-gpu runs (its prepare skips, with the reason, those it cannot). */
+/** The kernel cases; the only ones lrc-ts-gpu and lrc-ts-webgpu run (their prepare skips, with the reason, those they cannot). */
 const KERNEL_KINDS: ReadonlySet<CaseSpec["kind"]> = new Set(["matmul", "attention", "rmsNorm", "softmaxCE", "adamw"]);
 
 export interface Group {
@@ -29,17 +29,17 @@ export interface Group {
  */
 export function supports(impl: Impl, spec: CaseSpec): boolean {
   if (impl === "lrc-ts") return true;
-  if (impl === "lrc-ts-gpu") return KERNEL_KINDS.has(spec.kind);
+  if (impl === "lrc-ts-gpu" || impl === "lrc-ts-webgpu") return KERNEL_KINDS.has(spec.kind);
   if (spec.kind === "pretrain") return spec.model.arch === "llama";
   return spec.kind !== "gradCheck" && spec.kind !== "distill";
 }
 
 /**
- * Thread counts an implementation is run with: tfjs-cpu is single-threaded JavaScript, and lrc-ts-gpu's
- * kernels run on the device (GPU.js calls are synchronous and single-threaded on the host).
+ * Thread counts an implementation is run with: tfjs-cpu is single-threaded JavaScript, and lrc-ts-gpu's and
+ * lrc-ts-webgpu's kernels run on the device (the host only records and submits them).
  */
 export function threadsFor(impl: Impl, threads: readonly number[]): number[] {
-  return impl === "tfjs-cpu" || impl === "lrc-ts-gpu" ? [1] : [...threads];
+  return impl === "tfjs-cpu" || impl === "lrc-ts-gpu" || impl === "lrc-ts-webgpu" ? [1] : [...threads];
 }
 
 export const caseLabel = (suite: string, name: string, impl: Impl, threads: number): string =>

@@ -111,10 +111,10 @@ describe("planGroups", () => {
     const groups = planGroups(allCases(), [1], ["checkgrad", "distill"]);
     expect(groups.map((g) => g.impl)).toEqual(["lrc-ts", "lrc-ts"]);
   });
-  it("runs lrc-ts-gpu on the kernel suite only, in one child at one thread", () => {
-    const groups = planGroups(allCases(), [1, 2], ["lrc-ts-gpu"]);
+  it("runs lrc-ts-gpu and lrc-ts-webgpu on the kernel suite only, each in one child at one thread", () => {
     const kernels = allCases().filter((c) => c.suite === "kernels").map((c) => c.name);
-    expect(groups).toEqual([{ suite: "kernels", impl: "lrc-ts-gpu", threads: 1, cases: kernels }]);
+    expect(planGroups(allCases(), [1, 2], ["lrc-ts-gpu"])).toEqual([{ suite: "kernels", impl: "lrc-ts-gpu", threads: 1, cases: kernels }]);
+    expect(planGroups(allCases(), [1, 2], ["lrc-ts-webgpu"])).toEqual([{ suite: "kernels", impl: "lrc-ts-webgpu", threads: 1, cases: kernels }]);
     // "lrc-ts@" still selects the cpu backend alone.
     expect(new Set(planGroups(allCases(), [1], ["lrc-ts@"]).map((g) => g.impl))).toEqual(new Set(["lrc-ts"]));
   });

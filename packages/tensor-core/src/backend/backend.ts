@@ -195,6 +195,14 @@ export async function gpuFinish(): Promise<void> {
   await startedGpu("gpuFinish").finish();
 }
 
+/**
+ * Waits until the work queued on the selected backend (or, with cpu selected, the last other one) has finished;
+ * resolves at once on cpu. For timing device compute apart from reads (the webgpu backend: its queue is idle).
+ */
+export async function backendFinish(): Promise<void> {
+  await lastDevice?.finish?.();
+}
+
 /** What the started gpu backend's kernels run on: mode, renderer strings, GL driver, and whether it is software. */
 export function gpuDeviceInfo(): GpuDeviceInfo {
   return startedGpu("gpuDeviceInfo").rt.device;
