@@ -8,6 +8,12 @@
 import { writeFileSync } from "node:fs";
 import { backendFinish, causalAttention, getBackend, initBackend, matmul, rng, scope, tensor, valueAndGrad, sum, mul } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
+import { create, globals } from "webgpu";
+
+// navigator.gpu from the bundled `webgpu` package (tensor-core loads it by a name bundlers do not follow); the
+// GPU object stays referenced by navigator for the life of the process, as dawn.node needs.
+Object.assign(globalThis, globals);
+Object.defineProperty(globalThis, "navigator", { value: { gpu: create([]) }, configurable: true, writable: true });
 
 /** fp32 (non-tensor-core) peaks in GFLOP/s, by a pattern of the adapter's name. */
 const PEAKS: Array<[RegExp, number, string]> = [
