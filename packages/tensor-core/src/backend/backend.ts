@@ -35,9 +35,10 @@ export interface InitBackendOptions {
   asyncReads?: boolean;
   /**
    * webgpu: the matmul design, "auto" (default: texture-packed register blocks on a software adapter such as
-   * lavapipe, workgroup-memory tiles on a GPU), "tiled" or "texture".
+   * lavapipe, workgroup-memory tiles on a GPU), "timed" (both timed at start-up, the faster kept), "tiled" or
+   * "texture".
    */
-  matmul?: "auto" | "tiled" | "texture";
+  matmul?: "auto" | "timed" | "tiled" | "texture";
 }
 
 /**

@@ -16,7 +16,7 @@ import type { AdamWHyper, AttentionDims, Backend, BackendInfo, BinaryOp, DeviceS
 import { attentionBackward, attentionForward } from "./attention.js";
 import { WebGpuDevice, type WebGpuBuffer, type WebGpuDeviceOptions } from "./device.js";
 import * as ew from "./elementwise.js";
-import { defaultMatmulVariant, matmul, type MatmulVariant } from "./matmul.js";
+import { defaultMatmulVariant, matmul, timeMatmulDesigns, type MatmulVariant } from "./matmul.js";
 import * as rows from "./rows.js";
 
 /** A tensor's device copy: a pooled storage buffer, read back asynchronously. */
@@ -35,11 +35,6 @@ class WebGpuStorage implements StorageDevice {
   free(): void {
     this.buf.free();
   }
-}
-
-export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
-  /** The matmul design: "auto" (texture tiles on software adapters, workgroup-memory tiles on GPUs), or one of them. */
-  matmul?: MatmulVariant | "auto";
 }
 
 export class WebGpuKernels implements Partial<Kernels> {
@@ -336,11 +331,21 @@ export class WebGpuBackend implements Backend {
   }
 }
 
-/** Starts the WebGPU backend (or keeps `current`, a started one). */
-export async function loadWebGpu(opts: { matmul?: MatmulVariant | "auto" } & WebGpuDeviceOptions, current: Backend | null): Promise<WebGpuBackend> {
-  if (current instanceof WebGpuBackend && (opts.matmul === undefined || opts.matmul === "auto" || opts.matmul === current.kernels.matmulVariant)) return current;
+export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
+  /**
+   * The matmul design: "auto" (by adapter kind: texture-packed register blocks on software adapters,
+   * workgroup-memory tiles on GPUs), "timed" (both timed on a 512³ product at start-up, the faster kept;
+   * cached per adapter), or one of them.
+   */
+  matmul?: MatmulVariant | "auto" | "timed";
+}
+
+/** Starts the WebGPU backend (or keeps `current`, a started one, unless another matmul design is asked for). */
+export async function loadWebGpu(opts: WebGpuBackendOptions, current: Backend | null): Promise<WebGpuBackend> {
   const want = opts.matmul ?? "auto";
-  if (!["auto", "tiled", "texture"].includes(want)) throw new Error(`initBackend("webgpu"): unknown matmul design '${String(want)}' (known: auto, tiled, texture)`);
+  if (!["auto", "timed", "tiled", "texture"].includes(want)) throw new Error(`initBackend("webgpu"): unknown matmul design '${String(want)}' (known: auto, timed, tiled, texture)`);
+  if (current instanceof WebGpuBackend && (want === "auto" || want === "timed" || want === current.kernels.matmulVariant)) return current;
   const dev = await WebGpuDevice.create(opts);
-  return new WebGpuBackend(new WebGpuKernels(dev, want === "auto" ? defaultMatmulVariant(dev) : want));
+  const variant = want === "auto" ? defaultMatmulVariant(dev) : want === "timed" ? (await timeMatmulDesigns(dev)).choice : want;
+  return new WebGpuBackend(new WebGpuKernels(dev, variant));
 }

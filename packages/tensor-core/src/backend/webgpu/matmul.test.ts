@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { maxAbsDiff, refGemm } from "../cpu/reference.js";
 import type { WebGpuDevice } from "./device.js";
-import { matmul, type MatmulVariant } from "./matmul.js";
+import { matmul, timeMatmulDesigns, type MatmulVariant } from "./matmul.js";
 import { randomArray, testDevice } from "./test-device.js";
 
 let dev: WebGpuDevice | null = null;
@@ -50,5 +50,16 @@ describe("webgpu matmul validation", () => {
     expect(() => matmul(dev!, { a, b, c, batch: 1, m: 2, n: 3, k: 3, transA: false, transB: false, strideA: 6, strideB: 9, strideC: 6 }))
       .toThrow(/a needs 6 elements, has 5/);
     a.free(); b.free(); c.free();
+  });
+});
+
+describe("webgpu matmul design timing", () => {
+  it("times both designs, keeps the faster and caches the choice per adapter and size", async () => {
+    if (dev === null) return;
+    const r = await timeMatmulDesigns(dev, 64);
+    expect(r.ms.tiled).toBeGreaterThan(0);
+    expect(r.ms.texture).toBeGreaterThan(0);
+    expect(r.choice).toBe(r.ms.texture < r.ms.tiled ? "texture" : "tiled");
+    expect(await timeMatmulDesigns(dev, 64)).toBe(r);
   });
 });

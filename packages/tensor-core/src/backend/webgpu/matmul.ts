@@ -33,6 +33,42 @@ export function defaultMatmulVariant(dev: WebGpuDevice): MatmulVariant {
   return dev.adapter.software ? "texture" : "tiled";
 }
 
+const timedChoice = new Map<string, { choice: MatmulVariant; ms: Record<MatmulVariant, number> }>();
+
+/**
+ * Times both designs on an n x n x n product (each compiled and run once first, then the median of three runs)
+ * and returns the faster, cached per adapter name and n for the life of the process: the choice tfjs-webgpu and
+ * TVM make by measuring rather than by name.
+ */
+export async function timeMatmulDesigns(dev: WebGpuDevice, n = 512): Promise<{ choice: MatmulVariant; ms: Record<MatmulVariant, number> }> {
+  const key = `${dev.adapter.name} ${n}`;
+  const hit = timedChoice.get(key);
+  if (hit !== undefined) return hit;
+  const data = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const [a, b, c] = [dev.upload(data), dev.upload(data), dev.alloc(n * n)];
+  const p = { a, b, c, batch: 1, m: n, n, k: n, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0 };
+  const ms = { tiled: 0, texture: 0 };
+  try {
+    for (const v of ["tiled", "texture"] as const) {
+      matmul(dev, p, v);
+      await dev.finish();
+      const runs: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        matmul(dev, p, v);
+        await dev.finish();
+        runs.push(performance.now() - t0);
+      }
+      ms[v] = runs.sort((x, y) => x - y)[1]!;
+    }
+  } finally {
+    a.free(); b.free(); c.free();
+  }
+  const r = { choice: ms.texture < ms.tiled ? "texture" as const : "tiled" as const, ms };
+  timedChoice.set(key, r);
+  return r;
+}
+
 /** Whether the texture design can hold these operands within the device's texture limits. */
 function textureFits(dev: WebGpuDevice, p: MatmulParams): boolean {
   const l = dev.limits;
