@@ -5,7 +5,6 @@
 // writer and reader, the manifest. Nothing reachable from here imports a Node module.
 
 export { DataError, type DataErrorCode } from "./errors.js";
-export { fnv1a32, fnv1a32Update, FNV1A32_INIT } from "./checksum.js";
 export { SplitMix32, epochPermutation, documentUniform, deriveSeed, mix32 } from "./sampler.js";
 export {
   SHARD_MAGIC,
@@ -27,7 +26,6 @@ export {
   type LoadTokenizerOptions,
   type TokenizerFromJsonOptions,
 } from "./tokenizer-json.js";
-export { sha256HexPure } from "./sha256.js";
 export { BYTE_TO_CHAR, GPT2_SPLIT_PATTERN, gpt2SplitRegex } from "./byte-level.js";
 export {
   trainBpeTokenizerOnTexts,

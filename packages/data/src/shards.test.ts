@@ -11,12 +11,12 @@ import {
   HEADER_BYTES,
   ShardDirectoryWriter,
   evalWindows,
-  fnv1a32,
   openShards,
   readManifest,
   readSplitTokens,
   type Split,
 } from "./index.js";
+import { fnv1a32 } from "./checksum.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-data-shards-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

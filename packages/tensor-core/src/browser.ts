@@ -13,7 +13,7 @@ export type { RngState } from "./random.js";
 export { noGrad, isGradEnabled } from "./autodiff/tape.js";
 export { valueAndGrad, grad } from "./autodiff/grad.js";
 export * from "./ops/index.js";
-export { setBackend, getBackend, initBackendFromEnv, initBackend, initBackendFromEnvAsync, backendReport, resetBackendReport, registerBackend } from "./backend/backend.js";
+export { setBackend, getBackend, initBackendFromEnv, initBackend, initBackendFromEnvAsync, backendReport, resetBackendReport, registerBackend, registeredBackends } from "./backend/backend.js";
 export { gpuUpload, gpuDownload, gpuFinish, gpuDeviceInfo, backendFinish } from "./backend/backend.js";
 export { isSoftwareRenderer } from "./backend/gpujs/software.js";
 export type { BackendInfo, BackendLoader, BackendName, BackendReport, GpuMode, GpuDeviceInfo, GlStrings, InitBackendOptions } from "./backend/backend.js";
@@ -23,6 +23,10 @@ export type {
 export * as optim from "./optim/optim.js";
 export { AdamW, SGD, accumulate, clipGradNorm, schedules } from "./optim/optim.js";
 export type { AdamWOptions, AdamWState, SGDOptions, Schedule } from "./optim/optim.js";
-export * from "./safetensors.js";
+export {
+  SAFETENSORS_DTYPE_SIZE, SAFETENSORS_MAX_HEADER_BYTES, SafetensorsError, parseSafetensors, planSafetensors, serializeSafetensors,
+  type SafetensorsDType, type SafetensorsFloatDType, type SafetensorsTensorInfo, type SafetensorsFile, type SafetensorsTensorInput,
+  type SafetensorsTensorMap, type SerializeOptions, type SafetensorsPlan,
+} from "./safetensors.js";
 /** The CPU buffer pool: its statistics (cached and fresh bytes) and its cache limit, for memory tuning. */
 export { bufferPoolStats, setBufferPoolLimit } from "./backend/cpu/buffer-pool.js";

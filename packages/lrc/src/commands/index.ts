@@ -2,7 +2,9 @@
 import type { Command } from "../cli/command.js";
 import { distillCommand } from "./distill.js";
 import { evalCommand } from "./eval.js";
+import { exportReferenceCommand } from "./export-reference.js";
 import { generateCommand } from "./generate.js";
+import { importReferenceCommand } from "./import-reference.js";
 import { pretrainCommand } from "./pretrain.js";
 import { tokenizeCommand } from "./tokenize.js";
 import { tokenizerTrainCommand } from "./tokenizer-train.js";
@@ -10,7 +12,9 @@ import { tokenizerTrainCommand } from "./tokenizer-train.js";
 export const commands: Command[] = [
   distillCommand,
   evalCommand,
+  exportReferenceCommand,
   generateCommand,
+  importReferenceCommand,
   pretrainCommand,
   tokenizeCommand,
   tokenizerTrainCommand,

@@ -58,7 +58,7 @@ let current: BackendName = "cpu";
 let lastDevice: Backend | null = null;
 
 function known(): string {
-  return ["cpu", ...loaders.keys()].join(", ");
+  return registeredBackends().join(", ");
 }
 
 /** Makes a backend available to `initBackend(name)` (a name registered before is replaced; "cpu" is built in). */
@@ -71,6 +71,11 @@ export function registerBackend(name: string, loader: BackendLoader): void {
     started.delete(name);
     old.dispose?.();
   }
+}
+
+/** The registered backends' names, "cpu" first. */
+export function registeredBackends(): BackendName[] {
+  return ["cpu", ...loaders.keys()];
 }
 
 function select(name: string, b: Backend | null): void {

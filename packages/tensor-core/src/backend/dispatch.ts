@@ -6,7 +6,8 @@
 import { CpuKernels } from "./cpu/cpu-kernels.js";
 import type { Backend, KernelName, Kernels } from "./kernels.js";
 
-const cpuKernels: Kernels = new CpuKernels();
+/** Made on first use: cpu-kernels.ts and the ops import each other (through tensor.ts). */
+let cpuKernels: Kernels | null = null;
 
 /** The active backend; null is cpu. */
 let active: Backend | null = null;
@@ -39,7 +40,8 @@ export function dispatch<K extends KernelName>(op: K, ...args: Parameters<Kernel
     }
     c.cpu++;
   }
-  return (cpuKernels[op] as Fn).apply(cpuKernels, args) as ReturnType<Kernels[K]>;
+  const cpu = (cpuKernels ??= new CpuKernels());
+  return (cpu[op] as Fn).apply(cpu, args) as ReturnType<Kernels[K]>;
 }
 
 function countOf(backend: string, op: string): OpCount {

@@ -1,7 +1,7 @@
 /** AdamW against the textbook formula (PyTorch semantics) over several steps. */
 import { describe, expect, it } from "vitest";
 import { adamwUpdate } from "./adamw.js";
-import { maxAbsDiff, refAdamW } from "./reference.js";
+import { maxAbsDiff, refAdamW } from "../../testing-internal/reference.js";
 
 describe("adamwUpdate", () => {
   it("matches the reference over three steps in float64 and float32", () => {

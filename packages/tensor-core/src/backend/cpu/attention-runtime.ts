@@ -1,8 +1,7 @@
 /**
  * Causal grouped-query attention, forward and flash-style backward, over one (batch, head) work item at a time.
  *
- * Like gemm-runtime.ts this factory is self-contained (the worker pool embeds its source); it takes the thread's
- * gemm runtime and runs every product through it (so float32 gets the WebAssembly SIMD micro-kernel). Queries go
+ * The calling thread and every pool worker run this same code (worker-main.ts). It takes the thread's gemm runtime and runs every product through it (so float32 gets the WebAssembly SIMD micro-kernel). Queries go
  * in tiles of QT rows; for a tile only the [QT, L] score block against the L keys it can see is ever held
  * (L = offset + last query + 1), never the full [T, S] matrix.
  *
@@ -23,7 +22,8 @@
  * so only a [QT, KB] score tile exists; the backward holds one [QT, L] tile of P and one of dS per query tile.
  * float64 (and float32 without the module) keeps the gemm-based path above.
  */
-import type { Float, GemmJob, GemmRuntime, WasmApiLike, WasmMemoryLike } from "./gemm-runtime.js";
+import type { Float, GemmJob, GemmRuntime } from "./gemm-runtime.js";
+import { instantiate } from "./wasm-instance.js";
 
 /** Everything an attention work item needs (arrays are shared between threads in parallel runs). */
 export interface AttentionJob {
@@ -58,7 +58,6 @@ export interface AttentionRuntime {
 export function createAttentionRuntime(gemm: GemmRuntime, wasmBytes: Uint8Array | null = null): AttentionRuntime {
   const QT = 64;
   const KB = 128;
-  const PAGE = 65536;
 
   // ---- WebAssembly float32 path (see the header). Offsets below are in floats; the module takes bytes.
   interface AttnWasm {
@@ -69,26 +68,14 @@ export function createAttentionRuntime(gemm: GemmRuntime, wasmBytes: Uint8Array 
     vscale(p: number, n: number, c: number): void;
     bwdrow(p: number, dp: number, n: number, vis: number, lse: number, d: number): void;
   }
-  const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApiLike }).WebAssembly;
-  let memory: WasmMemoryLike | null = null;
-  let kern: AttnWasm | null = null;
-  let heap = new Float32Array(0);
-  if (wasmBytes !== null && wasmApi !== undefined) {
-    try {
-      memory = new wasmApi.Memory({ initial: 16 });
-      kern = new wasmApi.Instance(new wasmApi.Module(wasmBytes), { env: { mem: memory } }).exports as unknown as AttnWasm;
-      heap = new Float32Array(memory.buffer);
-    } catch {
-      memory = null;
-      kern = null;
-    }
-  }
+  const inst = instantiate<AttnWasm>(wasmBytes, 16);
+  const kern = inst?.exports ?? null;
+  let heap = inst?.heap ?? new Float32Array(0);
 
   function ensure(floats: number): void {
-    const mem = memory as WasmMemoryLike;
-    const bytes = floats * 4;
-    if (mem.buffer.byteLength < bytes) mem.grow(Math.ceil((bytes - mem.buffer.byteLength) / PAGE));
-    if (heap.buffer !== mem.buffer || heap.length * 4 !== mem.buffer.byteLength) heap = new Float32Array(mem.buffer);
+    const i = inst!;
+    i.ensure(floats * 4);
+    heap = i.heap;
   }
 
   const up = (n: number, m: number): number => Math.ceil(n / m) * m;

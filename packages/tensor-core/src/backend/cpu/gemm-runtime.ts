@@ -1,9 +1,8 @@
 /**
  * The blocked gemm engine shared by the calling thread and the pool workers.
  *
- * `createGemmRuntime` is deliberately self-contained (it references nothing outside its own body), because the
- * worker pool embeds `createGemmRuntime.toString()` into the worker source: the same code, with the same
- * blocking and summation order, runs on every thread, so a parallel gemm is bit-identical to a serial one.
+ * The calling thread and every pool worker (worker-main.ts, bundled from the same modules) run this code with the
+ * same blocking and summation order, so a parallel gemm is bit-identical to a serial one.
  *
  * Work is cut into output tiles (batch item, NC-wide column block, MC-tall row block), numbered so consecutive
  * tiles share a packed B panel. A thread repeatedly `claim()`s the next tile number (a plain counter serially, an
@@ -20,6 +19,8 @@
  */
 
 /** Float storage the kernels accept. */
+import { PAGE, instantiate } from "./wasm-instance.js";
+
 export type Float = Float32Array | Float64Array;
 
 /** A fully-resolved gemm description (see `gemm` in gemm.ts for the meaning of each field). */
@@ -67,26 +68,12 @@ export interface GemmRuntime {
   readonly wasm: boolean;
 }
 
-/** The slice of the WebAssembly JS API used here (the ES2022 lib the project compiles against lacks it). */
-export interface WasmMemoryLike {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-
-export interface WasmApiLike {
-  Memory: new (descriptor: { initial: number }) => WasmMemoryLike;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  validate(bytes: Uint8Array): boolean;
-}
-
 export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
   const MR = 4;
   const NR = 8;
   const KC = 256;
   const MC = 128;
   const NC = 512;
-  const PAGE = 65536;
 
   // ---- WebAssembly float32 path, floats in linear memory:
   //   [A pack MC*KC (+16)][C tile MC*NC][raw operand copy KC*NC (+16)][B pack k*NC (+16)]
@@ -96,42 +83,20 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
   const C0 = MC * KC + 16;
   const RAW0 = C0 + MC * NC;
   const B0 = RAW0 + KC * NC + 16;
-  const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApiLike }).WebAssembly;
-  let memory: WasmMemoryLike | null = null;
-  let mk: ((a: number, b: number, c: number, kc: number, ldc: number) => void) | null = null;
-  let mb: ((a: number, b: number, c: number, kc: number, mcPad: number, ncPad: number) => void) | null = null;
+  const inst = instantiate<Record<string, unknown>>(wasmBytes, Math.ceil(((B0 + 1024 * NC) * 4) / PAGE));
+  const mk = (inst?.exports["mk"] as ((a: number, b: number, c: number, kc: number, ldc: number) => void) | undefined) ?? null;
+  const mb = (inst?.exports["mb"] as ((a: number, b: number, c: number, kc: number, mcPad: number, ncPad: number) => void) | undefined) ?? null;
   type Pack = (raw: number, dst: number, pad: number, kc: number, trans: number, ld: number) => void;
-  let pa: Pack | null = null;
-  let pb: Pack | null = null;
-  let scale: ((p: number, n: number, alpha: number) => void) | null = null;
-  let axpy: ((x: number, y: number, n: number, alpha: number) => void) | null = null;
-  let heap = new Float32Array(0);
-  if (wasmBytes !== null && wasmApi !== undefined) {
-    try {
-      memory = new wasmApi.Memory({ initial: Math.ceil(((B0 + 1024 * NC) * 4) / PAGE) });
-      const instance = new wasmApi.Instance(new wasmApi.Module(wasmBytes), { env: { mem: memory } });
-      mk = instance.exports["mk"] as (a: number, b: number, c: number, kc: number, ldc: number) => void;
-      mb = (instance.exports["mb"] as typeof mb) ?? null;
-      pa = (instance.exports["pa"] as typeof pa) ?? null;
-      pb = (instance.exports["pb"] as typeof pb) ?? null;
-      scale = (instance.exports["scale"] as typeof scale) ?? null;
-      axpy = (instance.exports["axpy"] as typeof axpy) ?? null;
-      heap = new Float32Array(memory.buffer);
-    } catch {
-      memory = null;
-      mk = null;
-    }
-  }
+  const pa = (inst?.exports["pa"] as Pack | undefined) ?? null;
+  const pb = (inst?.exports["pb"] as Pack | undefined) ?? null;
+  const scale = (inst?.exports["scale"] as ((p: number, n: number, alpha: number) => void) | undefined) ?? null;
+  const axpy = (inst?.exports["axpy"] as ((x: number, y: number, n: number, alpha: number) => void) | undefined) ?? null;
+  let heap = inst?.heap ?? new Float32Array(0);
 
   function ensureHeap(floats: number): void {
-    if (memory === null) return;
-    const bytes = floats * 4;
-    if (memory.buffer.byteLength < bytes) {
-      memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / PAGE));
-    }
-    if (heap.buffer !== memory.buffer || heap.length * 4 !== memory.buffer.byteLength) {
-      heap = new Float32Array(memory.buffer);
-    }
+    if (inst === null) return;
+    inst.ensure(floats * 4);
+    heap = inst.heap;
   }
 
   /** Packs op(A)[ic:ic+mc, pc:pc+kc] into the A panels via a raw copy and the module's packer. */

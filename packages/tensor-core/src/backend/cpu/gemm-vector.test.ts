@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { acquire } from "./buffer-pool.js";
 import { gemm, type GemmParams } from "./gemm.js";
 import type { Float } from "./gemm-runtime.js";
-import { maxAbsDiff, refGemm } from "./reference.js";
+import { maxAbsDiff, refGemm } from "../../testing-internal/reference.js";
 import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
 
 function rng(seed: number): () => number {

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { acquire } from "./buffer-pool.js";
 import { gemm, gemmUsesWasm, type GemmParams } from "./gemm.js";
 import { createGemmRuntime, type Float } from "./gemm-runtime.js";
-import { maxAbsDiff, refGemm } from "./reference.js";
+import { maxAbsDiff, refGemm } from "../../testing-internal/reference.js";
 import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
 import { hasRelaxedSimd } from "./wasm-features.js";
 import { buildGemmWasm, gemmUsesRelaxedSimd, gemmWasmBytes } from "./wasm-gemm.js";
@@ -133,7 +133,7 @@ describe("gemm", () => {
     expect(maxAbsDiff(p.c, want)).toBeLessThan(1e-4);
   });
 
-  it("is bit-identical with 1 and 2 threads (shared and non-shared operands)", () => {
+  it("is bit-identical with 1, 2 and 4 threads (shared and non-shared operands)", () => {
     for (const f32 of [true, false]) {
       for (const shared of [false, true]) {
         for (const c of [
@@ -144,15 +144,17 @@ describe("gemm", () => {
           setThreadCount(1);
           const p1 = makeCase(base, 11, shared);
           gemm(p1);
-          setThreadCount(2);
-          setParallelThreshold(0);
-          const p2 = makeCase(base, 11, shared);
-          gemm(p2);
-          expect(Array.from(p2.c)).toEqual(Array.from(p1.c));
-          expect(maxAbsDiff(p2.c, refGemm(makeCase(base, 11)))).toBeLessThan(tolerance(p2));
-          const run = lastParallelRun();
-          expect(run?.kind).toBe("gemm");
-          expect(run?.helpers).toBe(1);
+          for (const threads of [2, 4]) {
+            setThreadCount(threads);
+            setParallelThreshold(0);
+            const p2 = makeCase(base, 11, shared);
+            gemm(p2);
+            expect(Array.from(p2.c), `${threads} threads`).toEqual(Array.from(p1.c));
+            expect(maxAbsDiff(p2.c, refGemm(makeCase(base, 11)))).toBeLessThan(tolerance(p2));
+            const run = lastParallelRun();
+            expect(run?.kind).toBe("gemm");
+            expect(run?.helpers).toBe(threads - 1);
+          }
         }
       }
     }
@@ -207,18 +209,20 @@ describe("gemm", () => {
     }
   });
 
-  it("is bit-identical with 1 and 2 threads when n is cut into equal column blocks (n > 512)", () => {
+  it("is bit-identical with 1, 2 and 4 threads when n is cut into equal column blocks (n > 512)", () => {
     const base = { m: 36, n: 704, k: 270, batch: 1, transA: true, transB: true, bcastA: false, bcastB: false,
       accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 };
     setThreadCount(1);
     const p1 = makeCase(base, 31, true);
     gemm(p1);
-    setThreadCount(2);
-    setParallelThreshold(0);
-    const p2 = makeCase(base, 31, true);
-    gemm(p2);
-    expect(lastParallelRun()?.items).toBeGreaterThan(1);
-    expect(Array.from(p2.c)).toEqual(Array.from(p1.c));
+    for (const threads of [2, 4]) {
+      setThreadCount(threads);
+      setParallelThreshold(0);
+      const p2 = makeCase(base, 31, true);
+      gemm(p2);
+      expect(lastParallelRun()?.items).toBeGreaterThan(1);
+      expect(Array.from(p2.c), `${threads} threads`).toEqual(Array.from(p1.c));
+    }
     setThreadCount(1);
   });
 

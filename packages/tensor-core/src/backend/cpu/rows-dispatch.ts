@@ -4,7 +4,7 @@
  * more are). Results are the same either way.
  */
 import { createRowsRuntime, type RowsJob, type RowsRuntime } from "./rows-runtime.js";
-import { VECTOR_LAYOUT, vectorKernels, vectorWasmBytes } from "./wasm-vector.js";
+import { VECTOR_LAYOUT, vectorInstance, vectorKernels } from "./wasm-vector.js";
 import { getParallelThreshold, getThreadCount, poolAvailable, runParallel, unsharedField } from "./worker-pool.js";
 
 /**
@@ -20,7 +20,7 @@ let runtime: RowsRuntime | null | undefined;
 export function rowsRuntime(): RowsRuntime | null {
   if (vectorKernels() === null) return null;
   if (runtime === undefined) {
-    const rt = createRowsRuntime(vectorWasmBytes(), VECTOR_LAYOUT);
+    const rt = createRowsRuntime(vectorInstance(), VECTOR_LAYOUT);
     runtime = rt.wasm ? rt : null;
   }
   return runtime;

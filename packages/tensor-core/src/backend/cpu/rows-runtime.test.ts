@@ -1,5 +1,5 @@
 /**
- * The row runtime (cross-entropy rows, SwiGLU) on the worker pool: results bit-identical on 1 and 2 threads, rows
+ * The row runtime (cross-entropy rows, SwiGLU) on the worker pool: results bit-identical on 1, 2 and 4 threads, rows
  * with -Infinity / NaN handed to the TypeScript reference, ignored rows zero, and agreement with the float64
  * reference; with the wasm vector kernels off the TypeScript loops run instead.
  */
@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { adamwUpdate } from "./adamw.js";
 import { acquireShared } from "./buffer-pool.js";
 import { swigluBackward, swigluForward } from "./fused.js";
-import { maxAbsDiff, refCrossEntropy } from "./reference.js";
+import { maxAbsDiff, refCrossEntropy } from "../../testing-internal/reference.js";
 import { crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward } from "./rows.js";
 import { rowsRuntime } from "./rows-dispatch.js";
 import { hasSimd } from "./wasm-features.js";
@@ -51,9 +51,10 @@ function crossEntropyCase(threads: number): { loss: number[]; lse: number[]; gra
 }
 
 describe("row runtime on the worker pool", () => {
-  it("cross-entropy forward and backward: bit-identical on 1 and 2 threads, the parallel path really ran", () => {
+  it("cross-entropy forward and backward: bit-identical on 1, 2 and 4 threads, the parallel path really ran", () => {
     expect(rowsRuntime() !== null).toBe(hasSimd());
     const one = crossEntropyCase(1);
+    expect(crossEntropyCase(4)).toEqual(one);
     const two = crossEntropyCase(2);
     if (hasSimd()) expect(lastParallelRun()?.kind).toBe("rows");
     expect(two.loss).toEqual(one.loss);
@@ -83,7 +84,7 @@ describe("row runtime on the worker pool", () => {
     expect(worst).toBeLessThan(1e-5);
   });
 
-  it("SwiGLU forward and backward: bit-identical on 1 and 2 threads, and equal to the TypeScript loops within float32", () => {
+  it("SwiGLU forward and backward: bit-identical on 1, 2 and 4 threads, and equal to the TypeScript loops within float32", () => {
     const n = 100_003;
     const run = (threads: number): number[][] => {
       setThreadCount(threads);
@@ -96,12 +97,13 @@ describe("row runtime on the worker pool", () => {
     };
     const one = run(1), two = run(2);
     expect(two).toEqual(one);
+    expect(run(4)).toEqual(one);
     setVectorWasmDisabled(true);
     const plain = run(1);
     for (let i = 0; i < 3; i++) expect(maxAbsDiff(Float64Array.from(plain[i]!), Float64Array.from(two[i]!))).toBeLessThan(1e-4);
   });
 
-  it("AdamW: bit-identical on 1 and 2 threads, and equal to the TypeScript loop within float32", () => {
+  it("AdamW: bit-identical on 1, 2 and 4 threads, and equal to the TypeScript loop within float32", () => {
     const n = 70_001;
     const opts = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 3 };
     const run = (threads: number): number[][] => {
@@ -117,12 +119,13 @@ describe("row runtime on the worker pool", () => {
     const two = run(2);
     if (hasSimd()) expect(lastParallelRun()).toMatchObject({ kind: "rows", items: 3 });
     expect(two).toEqual(one);
+    expect(run(4)).toEqual(one);
     setVectorWasmDisabled(true);
     const plain = run(1);
     for (let i = 0; i < 3; i++) expect(maxAbsDiff(Float64Array.from(plain[i]!), Float64Array.from(two[i]!))).toBeLessThan(1e-6);
   });
 
-  it("temperature KL rows and student gradient: bit-identical on 1 and 2 threads, non-finite rows to the reference", () => {
+  it("temperature KL rows and student gradient: bit-identical on 1, 2 and 4 threads, non-finite rows to the reference", () => {
     const run = (threads: number): number[][] => {
       setThreadCount(threads);
       setParallelThreshold(0);
@@ -138,6 +141,7 @@ describe("row runtime on the worker pool", () => {
     const one = run(1), two = run(2);
     if (hasSimd()) expect(lastParallelRun()?.kind).toBe("rows");
     expect(two).toEqual(one);
+    expect(run(4)).toEqual(one);
     expect(two[0]![4]).toBe(Infinity); // KL against a zero student probability
     setVectorWasmDisabled(true);
     const plain = run(1);

@@ -2,9 +2,8 @@
  * The float32 row / elementwise kernels that run on the worker pool: log-sum-exp rows (log-softmax, cross-entropy),
  * softmax rows, the cross-entropy gradient rows exp(x - lse) g, the temperature-KL rows and their student
  * gradient, SwiGLU forward and backward, and the AdamW update, on the WebAssembly vector module (wasm-vector.ts).
- * Like gemm-runtime.ts, `createRowsRuntime` references nothing outside its own body: the worker pool embeds
- * `createRowsRuntime.toString()`, each thread instantiates the module with its own memory, and the calling thread
- * runs the same code, so results do not depend on the thread count (every row and element is computed by the same
+ * Every pool worker (worker-main.ts) instantiates the module with its own memory and the calling thread runs the
+ * same code on its vector-module instance (wasm-vector.ts's, shared with the vector kernels), so results do not depend on the thread count (every row and element is computed by the same
  * instructions whichever thread claims it).
  *
  * Work items are row chunks (about CHUNK floats of rows each) or element chunks (SwiGLU, AdamW: CHUNK elements). A
@@ -13,8 +12,8 @@
  * TypeScript reference on them (so -Infinity masking keeps its exact semantics).
  */
 
-import type { WasmApiLike, WasmMemoryLike } from "./gemm-runtime.js";
 import type { VectorKernels } from "./wasm-vector.js";
+import { instantiate, PAGE, type WasmInstance } from "./wasm-instance.js";
 
 /** The trailing arguments of the vector module's `adamw` (after p, g, m, v, n). */
 export type AdamWHyper = VectorKernels["adamw"] extends (p: number, g: number, m: number, v: number, n: number, ...rest: infer R) => void
@@ -125,33 +124,30 @@ export interface RowsRuntime {
   runItems(job: RowsJob, claim: () => number): void;
 }
 
-export function createRowsRuntime(vectorBytes: Uint8Array | null, layout: VectorLayout): RowsRuntime {
-  /** Floats per operand region of an item. */
-  const CHUNK = 1 << 15;
-  const PAGE = 65536;
-  type Exports = Pick<VectorKernels, "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad">;
-  const api = (globalThis as unknown as { WebAssembly?: WasmApiLike }).WebAssembly;
-  let memory: WasmMemoryLike | null = null;
-  let k: Exports | null = null;
-  let heap = new Float32Array(0);
-  if (vectorBytes !== null && api !== undefined) {
-    try {
-      memory = new api.Memory({ initial: Math.ceil((layout.data + 4 * CHUNK * 4) / PAGE) + 1 });
-      k = new api.Instance(new api.Module(vectorBytes), { env: { mem: memory } }).exports as unknown as Exports;
-      const masks = new Int32Array(memory.buffer, layout.masks, 16);
-      for (let r = 0; r < 4; r++) for (let l = 0; l < 4; l++) masks[r * 4 + l] = l < r ? -1 : 0;
-      heap = new Float32Array(memory.buffer);
-    } catch {
-      memory = null;
-      k = null;
-    }
-  }
+type RowsExports = Pick<VectorKernels, "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad">;
 
+/** Floats per operand region of a rows item. */
+const CHUNK = 1 << 15;
+
+/** A vector-module instance for a worker's row runtime (its masks written, memory for four CHUNK regions). */
+export function rowsInstance(vectorBytes: Uint8Array | null, layout: VectorLayout): WasmInstance<RowsExports> | null {
+  const inst = instantiate<RowsExports>(vectorBytes, Math.ceil((layout.data + 4 * CHUNK * 4) / PAGE) + 1);
+  if (inst === null) return null;
+  const masks = new Int32Array(inst.memory.buffer, layout.masks, 16);
+  for (let r = 0; r < 4; r++) for (let l = 0; l < 4; l++) masks[r * 4 + l] = l < r ? -1 : 0;
+  return inst;
+}
+
+/** The row runtime over a vector-module instance (null: no WebAssembly SIMD; `wasm` is then false). */
+export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout: VectorLayout): RowsRuntime {
+  const k = inst?.exports ?? null;
+  let heap = inst?.heap ?? new Float32Array(0);
+
+  /** Grows the memory to `bytes` and refreshes the view (another user of a shared instance may have grown it). */
   function ensure(bytes: number): void {
-    if (memory === null) return;
-    const have = memory.buffer.byteLength;
-    if (have < bytes) memory.grow(Math.ceil((bytes - have) / PAGE));
-    if (heap.buffer !== memory.buffer) heap = new Float32Array(memory.buffer);
+    if (inst === null) return;
+    inst.ensure(bytes);
+    heap = inst.heap;
   }
 
   /** Rows per item for rows of `cols` floats (a row is padded to a multiple of 4 floats). */
@@ -174,14 +170,14 @@ export function createRowsRuntime(vectorBytes: Uint8Array | null, layout: Vector
   }
 
   /** The row's max when the row at byte offset p is finite (max and min finite), else null. */
-  function finiteMax(kk: Exports, p: number, cols: number): number | null {
+  function finiteMax(kk: RowsExports, p: number, cols: number): number | null {
     const max = kk.maxmin(p, cols);
     const min = heap[layout.scratch >> 2]!;
     return Number.isFinite(max) && Number.isFinite(min) ? max : null;
   }
 
   /** Shift (max invT rounded to float32) and log-sum-exp of a finite row at byte offset p. */
-  function lseOf(kk: Exports, p: number, cols: number, invT: number, max: number): { sh: number; lse: number } {
+  function lseOf(kk: RowsExports, p: number, cols: number, invT: number, max: number): { sh: number; lse: number } {
     const sh = Math.fround(max * invT);
     return { sh, lse: sh + Math.log(kk.sumexp(p, cols, invT, sh)) };
   }

@@ -6,7 +6,7 @@ import {
 } from "./rows.js";
 import {
   finiteDiff, maxAbsDiff, refCrossEntropy, refKl, refLogSoftmax, refRmsNorm, refRope, refSoftmax,
-} from "./reference.js";
+} from "../../testing-internal/reference.js";
 import { hasSimd } from "./wasm-features.js";
 import { setVectorWasmDisabled, vectorKernels } from "./wasm-vector.js";
 

@@ -11,7 +11,7 @@
  * Relaxed madd may round once (fused) or twice depending on the hardware; on one machine it is always the same, so
  * results stay bit-identical run to run and across thread counts (all threads run the same instructions).
  */
-import type { WasmApiLike } from "./gemm-runtime.js";
+import { wasmApi } from "./wasm-instance.js";
 
 interface ProcessLike {
   env?: Record<string, string | undefined>;
@@ -22,10 +22,7 @@ function proc(): ProcessLike | undefined {
   return (globalThis as { process?: ProcessLike }).process;
 }
 
-/** The runtime's WebAssembly API, or undefined. */
-export function wasmApi(): WasmApiLike | undefined {
-  return (globalThis as unknown as { WebAssembly?: WasmApiLike }).WebAssembly;
-}
+export { wasmApi };
 
 /** True unless LRC_NO_WASM=1. */
 export function wasmAllowed(): boolean {

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { adamwUpdate } from "./adamw.js";
-import { maxAbsDiff, refCrossEntropy, refKl, refSoftmax } from "./reference.js";
+import { maxAbsDiff, refCrossEntropy, refKl, refSoftmax } from "../../testing-internal/reference.js";
 import {
   crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward, logSoftmaxRows, softmaxRows,
 } from "./rows.js";

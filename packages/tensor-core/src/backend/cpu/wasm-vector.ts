@@ -16,7 +16,7 @@
  */
 import { buildModule, F32, F64, Fn, I32, Op, S, V128 } from "./wasm-builder.js";
 import { hasSimd, wasmApi } from "./wasm-features.js";
-import type { WasmMemoryLike } from "./gemm-runtime.js";
+import { instantiate, type WasmInstance } from "./wasm-instance.js";
 
 /** Byte offset of the lane-mask table (masks[r] keeps the first r lanes, r = 1..3). */
 export const MASKS = 0;
@@ -615,32 +615,33 @@ export function vectorWasmBytes(): Uint8Array | null {
   return bytes;
 }
 
+let shared: WasmInstance<Omit<VectorKernels, "heap" | "ensure">> | null | undefined;
+
+/**
+ * The calling thread's one instance of the module (its masks written), shared by the vector kernels and the row
+ * runtime (rows-dispatch.ts); null without WebAssembly SIMD.
+ */
+export function vectorInstance(): WasmInstance<Omit<VectorKernels, "heap" | "ensure">> | null {
+  if (shared !== undefined) return shared;
+  shared = instantiate<Omit<VectorKernels, "heap" | "ensure">>(vectorWasmBytes(), 16);
+  if (shared !== null) {
+    const masks = new Int32Array(shared.memory.buffer, MASKS, 16);
+    for (let r = 0; r < 4; r++) for (let l = 0; l < 4; l++) masks[r * 4 + l] = l < r ? -1 : 0;
+  }
+  return shared;
+}
+
 /** The vector kernels, or null when WebAssembly SIMD is unavailable, disabled, or failed to build. */
 export function vectorKernels(): VectorKernels | null {
   if (forcedOff) return null;
   if (instance !== undefined) return instance;
-  instance = null;
-  const api = wasmApi();
-  const b = vectorWasmBytes();
-  if (api === undefined || b === null) return instance;
-  try {
-    const memory: WasmMemoryLike = new api.Memory({ initial: 16 });
-    const ex = new api.Instance(new api.Module(b), { env: { mem: memory } }).exports;
-    const k = ex as unknown as Omit<VectorKernels, "heap" | "ensure">;
-    const kernels: VectorKernels = {
-      ...k,
-      heap: new Float32Array(memory.buffer),
-      ensure(bytes: number): void {
-        const have = memory.buffer.byteLength;
-        if (have < bytes) memory.grow(Math.ceil((bytes - have) / 65536));
-        if (kernels.heap.buffer !== memory.buffer) kernels.heap = new Float32Array(memory.buffer);
-      },
-    };
-    const masks = new Int32Array(memory.buffer, MASKS, 16);
-    for (let r = 0; r < 4; r++) for (let l = 0; l < 4; l++) masks[r * 4 + l] = l < r ? -1 : 0;
-    instance = kernels;
-  } catch {
-    instance = null;
-  }
+  const inst = vectorInstance();
+  instance = inst === null ? null : {
+    ...inst.exports,
+    get heap(): Float32Array {
+      return inst.heap;
+    },
+    ensure: (bytes: number): void => inst.ensure(bytes),
+  };
   return instance;
 }

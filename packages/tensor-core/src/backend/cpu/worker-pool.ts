@@ -3,10 +3,10 @@
  *
  * Size: `LRC_THREADS` if set (1 = no workers), else min(os.availableParallelism(), 8) threads in total, the calling
  * thread included (so a 2-core machine gets one worker). Workers are created lazily on the first parallel call,
- * from a source string (`new Worker(src, { eval: true })`) that embeds `createGemmRuntime.toString()`,
- * `createAttentionRuntime.toString()` and `createRowsRuntime.toString()`, so the pool works the same from .ts (tsx, vitest) and from compiled dist,
- * and every thread runs the exact code of the calling thread. Workers are `unref()`ed: they never keep the
- * process alive.
+ * from one source string (`new Worker(WORKER_SOURCE, { eval: true })`): worker-main.ts and the runtime modules it
+ * imports, bundled by esbuild into worker-bundle.generated.ts (`pnpm build:worker`; a test fails when it is
+ * stale), so the pool works the same from .ts (tsx, vitest) and from compiled dist, and every thread runs the
+ * calling thread's code. Workers are `unref()`ed: they never keep the process alive.
  *
  * Workers never return to their event loop: each sleeps in `Atomics.wait` on a generation counter (after a short
  * spin) and reads its task from its own MessagePort with `receiveMessageOnPort`, so a wake-up is a futex wake
@@ -21,20 +21,15 @@
  * size 1 and everything runs on the calling thread.
  */
 import type { Worker as NodeWorker } from "node:worker_threads";
-import { createAttentionRuntime } from "./attention-runtime.js";
-import { createGemmRuntime } from "./gemm-runtime.js";
-import { createRowsRuntime } from "./rows-runtime.js";
 import { attentionWasmBytes } from "./wasm-attention.js";
 import { gemmWasmBytes } from "./wasm-gemm.js";
 import { VECTOR_LAYOUT, vectorWasmBytes } from "./wasm-vector.js";
+import { WORKER_SOURCE } from "./worker-bundle.generated.js";
+import { CLAIM_STOP, MESSAGE_CHARS, type TaskKind, type WorkerData } from "./worker-protocol.js";
 
-/** Task kinds a worker understands. */
-export type TaskKind = "gemm" | "attnFwd" | "attnBwd" | "rows";
+export type { TaskKind };
 
 const MAX_DEFAULT_THREADS = 8;
-const MESSAGE_CHARS = 2000;
-/** Atomics.load polls a worker makes after a task before it sleeps in Atomics.wait (roughly 50-100 us). */
-const SPIN_LOADS = 20000;
 
 interface NodeProcessLike {
   env?: Record<string, string | undefined>;
@@ -63,7 +58,7 @@ function defaultThreads(): number {
 }
 
 let threadCount = defaultThreads();
-/** Minimum flop count (2*batch*m*n*k) for a gemm to go parallel (~160^3); from bench-gemm.ts on a 2-core VM. */
+/** Minimum flop count (2*batch*m*n*k) for a gemm to go parallel (~160^3); from scripts/bench-gemm.ts on a 2-core VM. */
 let gemmThreshold = 1 << 23;
 
 interface Pool {
@@ -91,50 +86,6 @@ export function lastParallelRun(): ParallelRunInfo | null {
   return lastRun;
 }
 
-function workerSource(): string {
-  return `"use strict";
-var __name = function (f) { return f; };
-const { workerData, receiveMessageOnPort } = require("node:worker_threads");
-const createGemmRuntime = (${createGemmRuntime.toString()});
-const createAttentionRuntime = (${createAttentionRuntime.toString()});
-const createRowsRuntime = (${createRowsRuntime.toString()});
-const gemm = createGemmRuntime(workerData.wasm);
-const attention = createAttentionRuntime(gemm, workerData.attnWasm);
-const rows = createRowsRuntime(workerData.vecWasm, workerData.vecLayout);
-const ctrl = new Int32Array(workerData.ctrl, 0, 4);
-const message = new Uint16Array(workerData.ctrl, 16, ${MESSAGE_CHARS});
-const port = workerData.port;
-const claim = () => Atomics.add(ctrl, 0, 1);
-function handle(task) {
-  try {
-    if (task.kind === "gemm") gemm.runTiles(task.job, claim);
-    else if (task.kind === "attnFwd") attention.forwardItems(task.job, claim);
-    else if (task.kind === "attnBwd") attention.backwardItems(task.job, claim);
-    else if (task.kind === "rows") rows.runItems(task.job, claim);
-    else throw new Error("unknown task kind " + task.kind);
-  } catch (e) {
-    const text = String((e && e.stack) || e).slice(0, ${MESSAGE_CHARS - 1});
-    if (Atomics.compareExchange(ctrl, 2, 0, 1) === 0) {
-      for (let i = 0; i < text.length; i++) message[i] = text.charCodeAt(i);
-      message[text.length] = 0;
-    }
-    Atomics.store(ctrl, 0, 0x3fffffff);
-  }
-  Atomics.add(ctrl, 1, 1);
-  Atomics.notify(ctrl, 1);
-}
-// Start from 0 (the counter's initial value), not the current value: tasks may be queued before this thread runs.
-let seen = 0;
-for (;;) {
-  // Spin briefly (back-to-back kernels arrive within microseconds), then sleep on the futex.
-  for (let i = 0; i < ${SPIN_LOADS} && Atomics.load(ctrl, 3) === seen; i++);
-  if (Atomics.load(ctrl, 3) === seen) Atomics.wait(ctrl, 3, seen, 1000);
-  seen = Atomics.load(ctrl, 3);
-  for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) handle(m.message);
-}
-`;
-}
-
 function createPool(workerCount: number): Pool | null {
   const wt = nodeProcess()?.getBuiltinModule?.("node:worker_threads") as
     | typeof import("node:worker_threads")
@@ -143,7 +94,6 @@ function createPool(workerCount: number): Pool | null {
     return null;
   }
   const sab = new SharedArrayBuffer(16 + 2 * MESSAGE_CHARS);
-  const src = workerSource();
   const wasm = gemmWasmBytes();
   const attnWasm = attentionWasmBytes();
   const vecWasm = vectorWasmBytes();
@@ -151,9 +101,10 @@ function createPool(workerCount: number): Pool | null {
   const ports: Pool["ports"] = [];
   for (let i = 0; i < workerCount; i++) {
     const { port1, port2 } = new wt.MessageChannel();
-    const w = new wt.Worker(src, {
+    const workerData: WorkerData = { wasm, attnWasm, vecWasm, vecLayout: VECTOR_LAYOUT, ctrl: sab, port: port2 };
+    const w = new wt.Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { wasm, attnWasm, vecWasm, vecLayout: VECTOR_LAYOUT, ctrl: sab, port: port2 },
+      workerData,
       transferList: [port2],
     });
     w.unref();
@@ -251,7 +202,7 @@ export function runParallel(
     });
   } catch (e) {
     localError = e;
-    Atomics.store(ctrl, 0, 0x3fffffff);
+    Atomics.store(ctrl, 0, CLAIM_STOP);
   }
   const started = Date.now();
   for (;;) {

@@ -11,7 +11,7 @@ import type { GpuMode, GpuRuntime } from "./runtime.js";
 export const GPU_MODES: ReadonlyArray<GpuMode | "auto"> = ["auto", "webgpu", "gl", "webasm", "cpu"];
 
 /** The argument of each kernel that may be an int32 tensor (indices, targets); every other tensor is float32. */
-const INT_ARG: Partial<Record<KernelName, number>> = { gather: 1, gatherBackward: 1, crossEntropy: 1, crossEntropyBackward: 1 };
+const INT_ARG: Partial<Record<KernelName, number>> = { where: 0, gather: 1, gatherBackward: 1, crossEntropy: 1, crossEntropyBackward: 1 };
 
 /** The argument of each kernel that is the shape of its output, when the op passes it. */
 const OUT_SHAPE_ARG: Partial<Record<KernelName, number>> = { broadcastTo: 1, slice: 2, concat: 2 };

@@ -178,6 +178,15 @@ export class GpuOps implements Partial<Kernels> {
     return this.out(key, shape, "float32", src, [this.dev(a), this.dev(b)]);
   }
 
+  /** cond ? a : b, all three of the result's shape (cond float32 or int32, nonzero = true). */
+  where(cond: Tensor, a: Tensor, b: Tensor): Tensor {
+    return this.out("where", a.shape, "float32", () => `function (C, A, B) {
+      const i = this.thread.x;
+      if (C[i] != 0.0) { return A[i]; }
+      return B[i];
+    }`, [this.dev(cond), this.dev(a), this.dev(b)]);
+  }
+
   permute(x: Tensor, perm: readonly number[]): Tensor {
     const xs = stridesOf(x.shape);
     return this.strided(x, 0, perm.map((a) => xs[a]!), perm.map((a) => x.shape[a]!));

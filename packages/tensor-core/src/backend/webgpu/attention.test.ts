@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attentionBackward as cpuBackward, attentionForward as cpuForward } from "../cpu/attention.js";
-import { maxAbsDiff } from "../cpu/reference.js";
+import { maxAbsDiff } from "../../testing-internal/reference.js";
 import type { WebGpuDevice } from "./device.js";
 import { attentionBackward, attentionForward } from "./attention.js";
 import { randomArray, testDevice } from "./test-device.js";

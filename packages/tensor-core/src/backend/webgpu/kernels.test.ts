@@ -8,7 +8,7 @@ import * as cpuFused from "../cpu/fused.js";
 import * as cpuMove from "../cpu/movement.js";
 import { reduce as cpuReduce } from "../cpu/reduce.js";
 import { adamwUpdate as cpuAdamw } from "../cpu/adamw.js";
-import { maxAbsDiff } from "../cpu/reference.js";
+import { maxAbsDiff } from "../../testing-internal/reference.js";
 import type { UnaryKernel, BinaryKernel } from "../cpu/elementwise.js";
 import type { WebGpuBuffer, WebGpuDevice } from "./device.js";
 import * as ew from "./elementwise.js";

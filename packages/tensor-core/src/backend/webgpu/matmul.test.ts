@@ -2,7 +2,7 @@
 // transpose variant, batched with strides and offsets, odd shapes that cross tile edges, alpha and accumulate.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { maxAbsDiff, refGemm } from "../cpu/reference.js";
+import { maxAbsDiff, refGemm } from "../../testing-internal/reference.js";
 import type { WebGpuDevice } from "./device.js";
 import { matmul, timeMatmulDesigns, type MatmulVariant } from "./matmul.js";
 import { randomArray, testDevice } from "./test-device.js";

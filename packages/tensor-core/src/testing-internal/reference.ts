@@ -2,7 +2,7 @@
  * Naive reference implementations of the cpu kernels, in float64, written for obviousness rather than speed.
  * The fast kernels are tested against these (see *.test.ts beside this file).
  */
-import type { Float } from "./gemm-runtime.js";
+import type { Float } from "../backend/cpu/gemm-runtime.js";
 
 export interface RefGemm {
   a: ArrayLike<number>; b: ArrayLike<number>; c: ArrayLike<number>;

@@ -1,12 +1,12 @@
 /**
  * Quick speed report for the cpu kernels (not a test): GFLOP/s of 1024^3 gemm for the four transpose combinations
  * with 1 and 2 threads, the parallel break-even for square gemms, attention forward + backward, rmsNorm and
- * softmax cross-entropy rows. Run: npx tsx --conditions=source packages/tensor-core/src/backend/cpu/bench-gemm.ts
+ * softmax cross-entropy rows. Run: npx tsx --conditions=source packages/tensor-core/scripts/bench-gemm.ts
  */
 import {
   acquire, attentionBackward, attentionForward, crossEntropyBackward, crossEntropyForward, gemm, gemmUsesWasm,
   getThreadCount, rmsNormBackward, rmsNormForward, setParallelThreshold, setThreadCount,
-} from "./kernels.js";
+} from "../src/backend/cpu/kernels.js";
 
 function fill(arr: Float32Array, seed: number): Float32Array {
   let s = seed >>> 0;
