@@ -10,11 +10,9 @@
 // and an upload only ever writes a buffer no unsubmitted command uses. Device errors (uncaptured validation or
 // out-of-memory errors) are kept and thrown at the next read or `finish()`.
 
-import type { create as CreateGpu } from "webgpu"; // the GPU* types (erased: @webgpu/types through the package)
+import type {} from "webgpu"; // the GPU* types (@webgpu/types, through the package); erased
 import { isSoftwareRenderer } from "../gpujs/software.js";
 import { ensureNavigatorGpu } from "./navigator.js";
-
-export type { CreateGpu };
 
 /** What the kernels run on. */
 export interface WebGpuAdapterSummary {
@@ -80,7 +78,7 @@ export class WebGpuBuffer {
 }
 
 /** Bytes of the size class holding `bytes`: steps of 1, 1.25, 1.5, 1.75 x a power of two (at most 25% unused), at least 256. */
-export function sizeClass(bytes: number): number {
+function sizeClass(bytes: number): number {
   if (bytes <= 256) return 256;
   const p = 2 ** Math.floor(Math.log2(bytes));
   for (const f of [1, 1.25, 1.5, 1.75]) if (p * f >= bytes) return p * f;

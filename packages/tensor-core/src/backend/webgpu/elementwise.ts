@@ -10,17 +10,17 @@ import type { AdamWOptions } from "../cpu/adamw.js";
 import type { WebGpuBuffer, ParamSpec, WebGpuDevice } from "./device.js";
 import { paramsWgsl } from "./device.js";
 
-export const WG = 256;
+const WG = 256;
 
 /** Workgroups covering n invocations of a 256-wide 1-D kernel (2-D grid past 65535 workgroups). */
-export function grid(n: number): [number, number] {
+function grid(n: number): [number, number] {
   const groups = Math.ceil(n / WG);
   return groups <= 65535 ? [groups, 1] : [65535, Math.ceil(groups / 65535)];
 }
 
 /** WGSL: `let i = ...;` the flat invocation index of a kernel dispatched with grid(). */
-export const FLAT_INDEX = "let i = gid.x + gid.y * nwg.x * 256u;";
-export const FLAT_MAIN = "@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)";
+const FLAT_INDEX = "let i = gid.x + gid.y * nwg.x * 256u;";
+const FLAT_MAIN = "@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)";
 
 /** Buffer bindings from 1, in order: "read" or "rw" and the name. */
 export function bufferDecls(list: ReadonlyArray<readonly [string, "read" | "rw", ("f32" | "i32")?]>): string {
