@@ -56,7 +56,7 @@ export function suiteTable(records: readonly BenchRecord[], suite: Suite): strin
   if (lrcThreads.includes(1) && cols.some((c) => c.impl === "tfjs-cpu"))
     ratioCols.push({ title: "vs tfjs-cpu 1t", other: { impl: "tfjs-cpu", threads: 1 }, ours: { impl: "lrc-ts", threads: 1 } });
   const title = (c: Column): string => {
-    if (c.impl === "lrc-ts-webgpu") return `${c.impl} (compute)`;
+    if (c.impl === "lrc-ts-webgpu") return suite === "kernels" ? `${c.impl} (compute)` : `${c.impl} (lavapipe or GPU: see notes)`;
     if (c.impl !== "lrc-ts-gpu") return `${c.impl} ${c.threads}t`;
     const modes = [...new Set(rs.filter((r) => r.impl === c.impl && r.gpu !== undefined).map((r) => r.gpu!.mode))];
     return `${c.impl}${modes.length > 0 ? ` ${modes.join("/")}` : ""} (compute)`;
