@@ -92,7 +92,7 @@ async function run(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
   const files = [...(await session.exportFiles())];
   const report = backendReport();
   const fallbacks = report.ops.filter((o) => o.cpu > 0).map((o) => `${o.op} x${o.cpu}`);
-  if (report.backend.name === "gpu") post({ type: "status", text: `ops that ran on cpu: ${fallbacks.join(", ") || "none"}` });
+  if (report.backend.name === "gpu") post({ type: "status", text: `kernels that ran on cpu: ${fallbacks.join(", ") || "none"}` });
   post({ type: "done", step: session.step, stopped: stopRequested, files, seconds: (performance.now() - t0) / 1000 });
 }
 
