@@ -212,13 +212,16 @@ describe("lrc export-reference / import-reference", () => {
     const run2 = path.join(root, "run-bans");
     await distill({
       teacher, hiddenSize: 16, data, out: run2, steps: 2, batchSize: 2, seqLen: 8, banLayers: [1], cloneTerms: ["q", "v", "o", "gate", "up", "down"],
-      attnOut: "paper", klWeight: 0, schedule: "constant", progress: false, log: () => {},
+      attnOut: "paper", klWeight: 0, schedule: "constant", beta1: 0.8, beta2: 0.95, adamEps: 1e-6, progress: false, log: () => {},
     });
     const out = path.join(root, "handoff-bans");
     const r = await exportReference({ run: run2, out, teacher });
     for (const flag of ["--str_ban_losses attn-k-sim-loss", "--ban_layers '[1]'", "--use_logits_loss False", "--lr_scheduler constant_with_warmup"]) expect(r.command).toContain(flag);
     expect(r.warnings.join("\n")).toMatch(/bans k and o together/);
     expect(r.warnings.join("\n")).toMatch(/paper's attention-out term/);
+    expect(r.command).toContain("--adam_beta2 0.95");
+    expect(r.warnings.join("\n")).toMatch(/AdamW beta1 0.8: the command does not carry it/);
+    expect(r.warnings.join("\n")).toMatch(/AdamW epsilon 0.000001: the command does not carry it/);
     expect(readSafetensorsFileSync(r.file).metadata.attn_out).toBe("paper");
   });
 

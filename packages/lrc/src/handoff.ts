@@ -192,6 +192,10 @@ function referenceCommand(a: {
   if (betas !== undefined && typeof betas[1] === "number") flags.push(["adam_beta2", String(betas[1])]);
   if (clip !== undefined) flags.push(["max_grad_norm", String(clip)]);
   if (wd !== undefined && wd !== 0) warnings.push(`weight decay ${wd}: hf_trainer.py has no flag for it (HF Trainer's default is 0).`);
+  const eps = num("adamEps");
+  if (betas !== undefined && typeof betas[0] === "number" && betas[0] !== 0.9)
+    warnings.push(`AdamW beta1 ${betas[0]}: the command does not carry it; R's HF Trainer runs with its default 0.9.`);
+  if (eps !== undefined && eps !== 1e-8) warnings.push(`AdamW epsilon ${eps}: the command does not carry it; R's HF Trainer runs with its default 1e-8.`);
   const schedule = a.config.schedule;
   // Ours warm up in every schedule; HF's "constant" does not (its "constant_with_warmup" does).
   if (schedule === "linear" || schedule === "cosine") flags.push(["lr_scheduler", schedule]);

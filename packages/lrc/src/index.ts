@@ -20,3 +20,5 @@ export type { MetricsRow, TrainRow, EvalRow } from "./metrics.js";
 export { Progress } from "./progress.js";
 export { distill, pretrain } from "./run.js";
 export type { DistillOptions, PretrainOptions, RunResult, TrainRunOptions } from "./run.js";
+export { loadTasks, scoreTasks, taskFilesInDir, parseTaskArgs, readTaskDocs, prefixToken, paperAverage, formatTable } from "./commands/eval-tasks.js";
+export type { TaskFile, TaskScore, LoadedTask, ScoreTasksOptions } from "./commands/eval-tasks.js";

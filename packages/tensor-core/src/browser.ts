@@ -22,7 +22,7 @@ export type {
 } from "./backend/kernels.js";
 export * as optim from "./optim/optim.js";
 export { AdamW, SGD, accumulate, clipGradNorm, schedules } from "./optim/optim.js";
-export type { AdamWOptions, AdamWState, SGDOptions, Schedule } from "./optim/optim.js";
+export type { AdamWGroup, AdamWOptions, AdamWState, SGDOptions, Schedule } from "./optim/optim.js";
 export {
   SAFETENSORS_DTYPE_SIZE, SAFETENSORS_MAX_HEADER_BYTES, SafetensorsError, parseSafetensors, planSafetensors, serializeSafetensors,
   type SafetensorsDType, type SafetensorsFloatDType, type SafetensorsTensorInfo, type SafetensorsFile, type SafetensorsTensorInput,

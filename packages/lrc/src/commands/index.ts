@@ -2,6 +2,7 @@
 import type { Command } from "../cli/command.js";
 import { distillCommand } from "./distill.js";
 import { evalCommand } from "./eval.js";
+import { evalTasksCommand } from "./eval-tasks.js";
 import { exportReferenceCommand } from "./export-reference.js";
 import { generateCommand } from "./generate.js";
 import { importReferenceCommand } from "./import-reference.js";
@@ -12,6 +13,7 @@ import { tokenizerTrainCommand } from "./tokenizer-train.js";
 export const commands: Command[] = [
   distillCommand,
   evalCommand,
+  evalTasksCommand,
   exportReferenceCommand,
   generateCommand,
   importReferenceCommand,
