@@ -298,7 +298,8 @@ export class WebGpuDevice {
     d.bindings.forEach((b, i) => {
       if (b instanceof WebGpuBuffer) {
         if (b.disposed) throw new Error(`${GB}: a kernel was given a freed buffer (binding ${first + i})`);
-        entries.push({ binding: first + i, resource: { buffer: b.buffer, size: Math.max(4, b.length * 4) } });
+        // Whole 16-byte units (a kernel may read the buffer as vec4), within the size class.
+        entries.push({ binding: first + i, resource: { buffer: b.buffer, size: Math.min(b.capacity, Math.max(16, Math.ceil(b.length / 4) * 16)) } });
       } else entries.push({ binding: first + i, resource: b });
     });
     const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });

@@ -43,6 +43,24 @@ describe.each<MatmulVariant>(["tiled", "texture"])("webgpu matmul (%s)", (varian
   });
 });
 
+describe("webgpu matmul, tiled design with vec4 operand loads (rows of whole vec4s, aligned offsets and strides)", () => {
+  it.each([[2, 64, 68, 36], [1, 8, 4, 20], [3, 12, 72, 68]])("batch %i, m %i, n %i, k %i: all transposes", async (batch, m, n, k) => {
+    if (dev === null) return;
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        const [offsetA, offsetB, offsetC] = [4, 8, 1];
+        const [strideA, strideB, strideC] = [m * k + 4, k * n, m * n];
+        const a = randomArray(offsetA + batch * strideA, 5), b = randomArray(offsetB + batch * strideB, 6), c0 = randomArray(offsetC + batch * strideC, 7);
+        const [da, db, dc] = [dev.upload(a), dev.upload(b), dev.upload(c0)];
+        const p = { batch, m, n, k, transA, transB, strideA, strideB, strideC, offsetA, offsetB, offsetC, accumulate: true, alpha: 1.5 };
+        matmul(dev, { ...p, a: da, b: db, c: dc }, "tiled");
+        expect(maxAbsDiff(await dev.read(dc), refGemm({ ...p, a, b, c: c0 })), `transA ${transA} transB ${transB}`).toBeLessThan(1e-5 * (k + 1));
+        da.free(); db.free(); dc.free();
+      }
+    }
+  });
+});
+
 describe("webgpu matmul validation", () => {
   it("rejects an operand too short for its shape, naming it", () => {
     if (dev === null) return;

@@ -3,7 +3,7 @@
 //
 // - "tiled" (real GPUs): 64 x 64 output tiles per 16 x 16 workgroup, 4 x 4 outputs per invocation in registers,
 //   A and B staged through workgroup memory in 16-deep k slabs, stored k-major as vec4 so the inner loop reads one
-//   vec4 of A and one of B per k step. The transposes only change how a slab is loaded (each load walks the
+//   vec4 of A and one of B per k step; an operand whose rows are whole vec4s is loaded as vec4. The transposes only change how a slab is loaded (each load walks the
 //   operand's contiguous axis), so the backward products run the same inner loop as the forward one.
 // - "texture" (software adapters such as lavapipe): op(A) and op(B) are first packed into rgba32float textures
 //   (zero-padded, one array layer per batch entry); each invocation then computes an 8 x 8 block from texel loads,
@@ -96,7 +96,7 @@ export function matmul(dev: WebGpuDevice, p: MatmulParams, variant: MatmulVarian
   };
   if (variant === "texture" && textureFits(dev, p)) return matmulTexture(dev, p, values);
   dev.dispatch({
-    source: tiledSource(p.transA, p.transB),
+    source: tiledSource(p.transA, p.transB, vec4Ok(p.transA ? m : k, p.offsetA ?? 0, p.strideA), vec4Ok(p.transB ? k : n, p.offsetB ?? 0, p.strideB)),
     params: { spec: OUT_SPEC, values },
     bindings: [p.a, p.b, p.c],
     groups: [Math.ceil(n / 64), Math.ceil(m / 64), batch],
@@ -107,20 +107,38 @@ export function matmul(dev: WebGpuDevice, p: MatmulParams, variant: MatmulVarian
 
 const tiledSources = new Map<string, string>();
 
-function tiledSource(transA: boolean, transB: boolean): string {
-  const key = `${transA}${transB}`;
+/**
+ * Whether an operand can be read as vec4: its contiguous axis (k for A, n for B untransposed; m for A, k for B
+ * transposed) a multiple of 4, and its offset and batch stride too, so every vec4 lies inside one row.
+ */
+function vec4Ok(contiguous: number, offset: number, stride: number): boolean {
+  return contiguous % 4 === 0 && offset % 4 === 0 && stride % 4 === 0;
+}
+
+function tiledSource(transA: boolean, transB: boolean, vecA: boolean, vecB: boolean): string {
+  const key = `${transA}${transB}${vecA}${vecB}`;
   const cached = tiledSources.get(key);
   if (cached !== undefined) return cached;
-  // A slab: 64 rows x 16 k; element e of 1024 (4 per invocation). Walk the contiguous axis of the stored operand.
-  const loadA = transA
-    ? "let i = e % 64u; let kk = e / 64u; let gk = k0 + kk; let gi = row0 + i;\n      var v = 0.0; if (gi < p.m && gk < p.k) { v = A[p.offsetA + bz * p.strideA + gk * p.m + gi]; }"
-    : "let kk = e % 16u; let i = e / 16u; let gk = k0 + kk; let gi = row0 + i;\n      var v = 0.0; if (gi < p.m && gk < p.k) { v = A[p.offsetA + bz * p.strideA + gi * p.k + gk]; }";
-  const loadB = transB
-    ? "let kk = e % 16u; let j = e / 16u; let gk = k0 + kk; let gj = col0 + j;\n      var v = 0.0; if (gj < p.n && gk < p.k) { v = B[p.offsetB + bz * p.strideB + gj * p.k + gk]; }"
-    : "let j = e % 64u; let kk = e / 64u; let gk = k0 + kk; let gj = col0 + j;\n      var v = 0.0; if (gj < p.n && gk < p.k) { v = B[p.offsetB + bz * p.strideB + gk * p.n + gj]; }";
+  // A slab: 64 rows x 16 k, B slab: 16 k x 64 columns, 1024 elements each: 4 scalar loads per invocation walking
+  // the operand's contiguous axis, or one vec4 load.
+  const scalarA = transA
+    ? "let i = e % 64u; let kk = e / 64u; let gk = k0 + kk; let gi = row0 + i;\n      var v = 0.0; if (gi < p.m && gk < p.k) { v = A[p.offsetA + bz * p.strideA + gk * p.m + gi]; }\n      As[kk * 16u + i / 4u][i % 4u] = v;"
+    : "let kk = e % 16u; let i = e / 16u; let gk = k0 + kk; let gi = row0 + i;\n      var v = 0.0; if (gi < p.m && gk < p.k) { v = A[p.offsetA + bz * p.strideA + gi * p.k + gk]; }\n      As[kk * 16u + i / 4u][i % 4u] = v;";
+  const scalarB = transB
+    ? "let kk = e % 16u; let j = e / 16u; let gk = k0 + kk; let gj = col0 + j;\n      var v = 0.0; if (gj < p.n && gk < p.k) { v = B[p.offsetB + bz * p.strideB + gj * p.k + gk]; }\n      Bs[kk * 16u + j / 4u][j % 4u] = v;"
+    : "let j = e % 64u; let kk = e / 64u; let gk = k0 + kk; let gj = col0 + j;\n      var v = 0.0; if (gj < p.n && gk < p.k) { v = B[p.offsetB + bz * p.strideB + gk * p.n + gj]; }\n      Bs[kk * 16u + j / 4u][j % 4u] = v;";
+  // vec4: transposed A / untransposed B load a whole row quad of the slab; the others four k values of one row.
+  const vecLoadA = transA
+    ? "let kk = t / 16u; let iq = t % 16u; let gk = k0 + kk;\n    var v = vec4<f32>(0.0); if (row0 + iq * 4u < p.m && gk < p.k) { v = A[(p.offsetA + bz * p.strideA + gk * p.m + row0 + iq * 4u) / 4u]; }\n    As[kk * 16u + iq] = v;"
+    : "let i = t / 4u; let kq = t % 4u; let gk = k0 + kq * 4u; let gi = row0 + i;\n    var v = vec4<f32>(0.0); if (gi < p.m && gk < p.k) { v = A[(p.offsetA + bz * p.strideA + gi * p.k + gk) / 4u]; }\n    for (var c = 0u; c < 4u; c++) { As[(kq * 4u + c) * 16u + i / 4u][i % 4u] = v[c]; }";
+  const vecLoadB = transB
+    ? "let j = t / 4u; let kq = t % 4u; let gk = k0 + kq * 4u; let gj = col0 + j;\n    var v = vec4<f32>(0.0); if (gj < p.n && gk < p.k) { v = B[(p.offsetB + bz * p.strideB + gj * p.k + gk) / 4u]; }\n    for (var c = 0u; c < 4u; c++) { Bs[(kq * 4u + c) * 16u + j / 4u][j % 4u] = v[c]; }"
+    : "let kk = t / 16u; let jq = t % 16u; let gk = k0 + kk;\n    var v = vec4<f32>(0.0); if (col0 + jq * 4u < p.n && gk < p.k) { v = B[(p.offsetB + bz * p.strideB + gk * p.n + col0 + jq * 4u) / 4u]; }\n    Bs[kk * 16u + jq] = v;";
+  const loadA = vecA ? `    { ${vecLoadA} }` : `    for (var q = 0u; q < 4u; q++) {\n      let e = t + q * 256u;\n      ${scalarA}\n    }`;
+  const loadB = vecB ? `    { ${vecLoadB} }` : `    for (var q = 0u; q < 4u; q++) {\n      let e = t + q * 256u;\n      ${scalarB}\n    }`;
   const src = `${paramsWgsl(OUT_SPEC)}
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(1) var<storage, read> A: array<${vecA ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(2) var<storage, read> B: array<${vecB ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 var<workgroup> As: array<vec4<f32>, 256>; // [16 k][16 row quads]
 var<workgroup> Bs: array<vec4<f32>, 256>; // [16 k][16 col quads]
@@ -132,13 +150,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let col0 = wg.x * 64u;
   var acc: array<vec4<f32>, 4>;
   for (var k0 = 0u; k0 < p.k; k0 += 16u) {
-    for (var q = 0u; q < 4u; q++) {
-      let e = t + q * 256u;
-      { ${loadA}
-        As[kk * 16u + i / 4u][i % 4u] = v; }
-      { ${loadB}
-        Bs[kk * 16u + j / 4u][j % 4u] = v; }
-    }
+${loadA}
+${loadB}
     workgroupBarrier();
     for (var kk = 0u; kk < 16u; kk++) {
       let a = As[kk * 16u + lid.y];
