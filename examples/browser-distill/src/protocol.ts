@@ -24,7 +24,8 @@ export type ToWorker =
 export interface BackendReportMsg {
   /** tensor-core's description of what runs, e.g. "gpu: GPU.js gl (WebGL2Kernel)". */
   readonly description: string;
-  readonly name: "cpu" | "gpu";
+  /** The registered backend name ("cpu", "gpu"). */
+  readonly name: string;
   readonly mode: string | null;
   /** The WebGL2 renderer the worker sees (e.g. "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device ...))"), or null. */
   readonly renderer: string | null;

@@ -6,7 +6,7 @@
 import {
   acquire, attentionBackward, attentionForward, crossEntropyBackward, crossEntropyForward, gemm, gemmUsesWasm,
   getThreadCount, rmsNormBackward, rmsNormForward, setParallelThreshold, setThreadCount,
-} from "../src/backend/cpu/kernels.js";
+} from "../src/backend/cpu/index.js";
 
 function fill(arr: Float32Array, seed: number): Float32Array {
   let s = seed >>> 0;

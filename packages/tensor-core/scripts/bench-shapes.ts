@@ -5,7 +5,7 @@
 //
 //   npx tsx --conditions=source packages/tensor-core/scripts/bench-shapes.ts [--reps 5] [--threads 1,2]
 
-import { acquire, gemm, getThreadCount, setThreadCount, shutdownPool } from "../src/backend/cpu/kernels.js";
+import { acquire, gemm, getThreadCount, setThreadCount, shutdownPool } from "../src/backend/cpu/index.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, d: string): string => {

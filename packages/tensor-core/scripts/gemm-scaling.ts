@@ -8,7 +8,7 @@
 //   npx tsx --conditions=source packages/tensor-core/scripts/gemm-scaling.ts [--reps 30] [--shapes 1024x256x704,...]
 // Shapes are m x k x n.
 
-import { acquire, acquireShared, gemm, setThreadCount } from "../src/backend/cpu/kernels.js";
+import { acquire, acquireShared, gemm, setThreadCount } from "../src/backend/cpu/index.js";
 
 const argv = process.argv.slice(2);
 const opt = (name: string, d: string): string => {

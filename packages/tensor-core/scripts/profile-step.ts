@@ -15,7 +15,7 @@
 
 import * as ops from "../src/index.js";
 import { AdamW, Tensor, noGrad, randn, rng, scope, tensor, valueAndGrad } from "../src/index.js";
-import { getThreadCount, setThreadCount, shutdownPool } from "../src/backend/cpu/kernels.js";
+import { getThreadCount, setThreadCount, shutdownPool } from "../src/backend/cpu/index.js";
 import { OpProfiler } from "../src/profile.js";
 
 interface Dims {

@@ -259,8 +259,8 @@ export class CpuKernels implements Kernels {
   }
 
   accumulate(acc: Tensor, g: Tensor, divisor: number): void {
-    const a = acc.buf, gb = g.buf;
-    for (let j = 0; j < acc.size; j++) a[j] += gb[j]! / divisor;
+    const a = acc.buf, gb = g.buf, n = acc.size;
+    for (let j = 0; j < n; j++) a[j] += gb[j]! / divisor;
   }
 
   sumSquares(x: Tensor): number {

@@ -1,5 +1,6 @@
 /**
- * Barrel of the cpu backend's kernels: pure synchronous functions over typed arrays, no Tensor dependency.
+ * Barrel of the cpu backend's typed-array kernels for the scripts (benchmarks, profiling): pure synchronous
+ * functions over typed arrays, no Tensor dependency (the Tensor-level table is CpuKernels, cpu-kernels.ts).
  * gemm (blocked, WebAssembly SIMD for float32, worker-parallel), attention, fused row kernels, AdamW, the worker
  * pool controls and the buffer pool.
  */

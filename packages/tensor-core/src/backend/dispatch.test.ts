@@ -1,0 +1,54 @@
+// The backend registry and the dispatcher: a registered backend's kernel runs when it accepts the call, the cpu
+// kernel otherwise, and both are counted per kernel; loaders get the instance they started before; names that
+// are not registered fail with the list of known ones.
+import { afterAll, describe, expect, it } from "vitest";
+import { backendReport, getBackend, initBackend, registerBackend, registeredBackends, resetBackendReport, setBackend } from "./backend.js";
+import type { Backend, Kernels } from "./kernels.js";
+import * as ops from "../ops/index.js";
+import { tensor } from "../tensor.js";
+
+afterAll(() => setBackend("cpu"));
+
+describe("backend registry and dispatch", () => {
+  it("runs the backend's kernel when it accepts the call, else cpu's, and counts both", async () => {
+    const seen: string[] = [];
+    // A backend whose only kernel negates float32 tensors by way of the cpu ops, marking what it ran.
+    const kernels: Partial<Kernels> = {
+      unary: (op, x) => {
+        seen.push(`${op} ${x.dtype}`);
+        return tensor(Float32Array.from(x.data(), (v) => -v), [...x.shape]);
+      },
+    };
+    const loads: Array<Backend | null> = [];
+    registerBackend("negator", (_opts, current) => {
+      loads.push(current);
+      return current ?? { name: "negator", kernels, accepts: (_op, args) => (args[1] as { dtype: string }).dtype === "float32", info: () => ({ name: "negator", description: "test backend" }) };
+    });
+    expect(registeredBackends()).toContain("negator");
+    expect(() => setBackend("negator")).toThrow(/loads asynchronously; use `await initBackend\('negator'\)`/);
+    expect((await initBackend("negator")).description).toBe("test backend");
+    resetBackendReport();
+    expect(Array.from(ops.exp(tensor([0, 1])).data())).toEqual([-0, -1]); // its kernel (not exp): it ran
+    expect(Array.from(ops.neg(tensor(new Float64Array([2]))).data())).toEqual([-2]); // float64: refused, cpu
+    expect(Array.from(ops.add(tensor([1]), tensor([2])).data())).toEqual([3]); // no binary kernel: cpu
+    expect(seen).toEqual(["exp float32"]);
+    expect(backendReport().ops).toEqual([{ op: "binary", device: 0, cpu: 1 }, { op: "unary", device: 1, cpu: 1 }]);
+    setBackend("cpu");
+    expect(getBackend().name).toBe("cpu");
+    ops.exp(tensor([0]));
+    expect(seen).toHaveLength(1); // cpu runs its own kernels, uncounted
+    expect(backendReport().ops.find((o) => o.op === "unary")).toEqual({ op: "unary", device: 1, cpu: 1 });
+    setBackend("negator");
+    expect(getBackend().name).toBe("negator");
+    await initBackend("negator");
+    expect(loads).toEqual([null, loads[1]]); // the second load was handed the first instance
+    expect(loads[1]).not.toBeNull();
+    setBackend("cpu");
+  });
+
+  it("rejects unknown names and re-registering cpu", async () => {
+    expect(() => setBackend("nope")).toThrow(/unknown backend 'nope' \(known: cpu, gpu/);
+    await expect(initBackend("nope")).rejects.toThrow(/unknown backend 'nope'/);
+    expect(() => registerBackend("cpu", () => ({ name: "cpu", kernels: {} }))).toThrow(/'cpu' is built in/);
+  });
+});
