@@ -1,8 +1,9 @@
 // End-to-end test of the built page (run by `pnpm e2e` after `pnpm build`, and by .ci/run) in Debian's
 // headless Chromium driven by playwright-core: serve dist/ on 127.0.0.1, open the page, run a short Low-Rank
 // Clone on the bundled demo in the Web Worker, check that the losses fall and the validation loss drops,
-// download the exported student (Playwright download events) and check it: config.json has hidden_size = d,
-// model.safetensors parses with the right shapes, and the files load as a model in Node. Saves a screenshot
+// check that samples show full step numbers, download the exported student (one zip, a Playwright download
+// event), unzip it and check it: config.json has hidden_size = d, model.safetensors parses with the right
+// shapes, and the files load as a model in Node. Saves a screenshot
 // to test-results/screenshot.png and a summary to test-results/summary.json. Fails loudly (exit 1) when
 // Chromium is missing: it is never skipped.
 //
@@ -24,6 +25,7 @@ import { loadCausalLMFromFiles } from "@lrc-ts/nn";
 import { isSoftwareRenderer, parseSafetensors } from "@lrc-ts/tensor-core";
 import { serveStatic } from "./server.js";
 import type { DemoState } from "../src/protocol.js";
+import { studentZipName, unzipStudent } from "../src/student-zip.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const exampleDir = path.join(here, "..");
@@ -132,14 +134,14 @@ async function runOnce(page: Page, url: string, backend: string, steps: number, 
   const chartSvg = await page.locator("#chart svg").count();
   check(chartSvg === 1, "the loss chart is drawn");
 
-  const files = new Map<string, Uint8Array>();
-  for (const name of state.downloads) {
-    const [download] = await Promise.all([page.waitForEvent("download"), page.click(`#downloads a[data-file="${name}"]`)]);
-    const p = await download.path();
-    check(download.suggestedFilename() === name, `download event for ${name}`);
-    files.set(name, new Uint8Array(fs.readFileSync(p)));
-  }
-  check(["config.json", "model.safetensors", "tokenizer.json"].every((f) => files.has(f)), "downloaded config.json, model.safetensors, tokenizer.json");
+  const zipName = studentZipName(hidden).file;
+  check(state.downloads.length === 1 && state.downloads[0] === zipName, `one download offered: ${zipName} (got ${state.downloads.join(", ")})`);
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click(`#downloads a[data-file="${zipName}"]`)]);
+  check(download.suggestedFilename() === zipName, `download event for ${zipName}`);
+  const files = unzipStudent(new Uint8Array(fs.readFileSync(await download.path())));
+  check(["config.json", "model.safetensors", "tokenizer.json"].every((f) => files.has(f)), "the zip holds config.json, model.safetensors, tokenizer.json");
+  const sampleLabels = await page.locator("#samples li .step").allTextContents();
+  check(sampleLabels.includes(`step ${steps}`), `sample labels show full step numbers (${sampleLabels.slice(0, 3).join(", ")})`);
   const config = JSON.parse(new TextDecoder().decode(files.get("config.json")!)) as Record<string, unknown>;
   check(config.hidden_size === hidden, `config.json hidden_size = ${hidden} (got ${String(config.hidden_size)})`);
   const st = parseSafetensors(files.get("model.safetensors")!, "model.safetensors");

@@ -1,12 +1,15 @@
 // The page's run without the page: a small demo (tokenizer + briefly pretrained teacher from a public-domain
 // paragraph) built in memory, then a DistillSession over it: clone losses fall, samples decode, the
-// exported student loads back as an HF model with hidden_size d, and bad inputs fail with clear messages.
+// exported student loads back as an HF model with hidden_size d (and zips into the page's one download), and
+// bad inputs fail with clear messages.
 
 import { describe, expect, it } from "vitest";
 import { loadCausalLMFromFiles } from "@lrc-ts/nn";
 import { parseSafetensors } from "@lrc-ts/tensor-core";
 import { buildDemo, DEMO_SETTINGS } from "./demo-data.js";
+import { unzipSync } from "fflate";
 import { DistillSession, DEFAULT_OPTIONS } from "./session.js";
+import { studentZip, unzipStudent } from "./student-zip.js";
 
 // The opening of Lincoln's Gettysburg Address (public domain), repeated with variations as a tiny corpus.
 const LINCOLN =
@@ -43,6 +46,13 @@ describe("DistillSession on a small demo", () => {
     expect(config.hidden_size).toBe(16);
     expect(parseSafetensors(files.get("model.safetensors")!).info("model.embed_tokens.weight").shape).toEqual([config.vocab_size, 16]);
     expect((await loadCausalLMFromFiles(files)).config.hidden_size).toBe(16);
+    // The page's one download: a zip with one folder holding the same files.
+    const zip = studentZip([...files], 16);
+    expect(zip.name).toBe("lrc-student-d16.zip");
+    const back = unzipStudent(zip.bytes);
+    expect([...back.keys()].sort()).toEqual(["config.json", "model.safetensors", "tokenizer.json"]);
+    for (const [k, v] of files) expect(Buffer.compare(back.get(k)!, v), k).toBe(0);
+    expect(Object.keys(unzipSync(zip.bytes)).every((n) => n.startsWith("lrc-student-d16/"))).toBe(true);
   });
 
   it("rejects bad settings and files with messages naming them", async () => {

@@ -1,12 +1,13 @@
 // The page: reads the teacher and corpus (the bundled demo, fetched from demo/, or files the user picks),
-// starts the training worker, draws the loss curves live (lrc's SVG plot), lists the student's samples,
-// and offers the exported student's files as downloads. The page's state is also kept in `window.lrcDemo`
+// starts the training worker, draws the loss curves live (lrc's SVG plot) with an ETA, lists the student's
+// samples, and offers the exported student as one zip. The page's state is also kept in `window.lrcDemo`
 // for the end-to-end test.
 
-import { lossPlotSvg } from "@lrc-ts/lrc";
+import { EtaClock, clock, lossPlotSvg } from "@lrc-ts/lrc";
 import type { Series } from "@lrc-ts/lrc";
 import type { BackendChoice, DemoState, FromWorker, ToWorker } from "../src/protocol.js";
 import type { SessionOptions } from "../src/session.js";
+import { studentZip } from "../src/student-zip.js";
 
 const state: DemoState = {
   phase: "idle", backend: null, info: null, steps: [], evals: [], samples: [], teacherSample: null, downloads: [], error: null, seconds: null,
@@ -97,36 +98,34 @@ function drawChart(force = false): void {
   }
 }
 
+/** A sample: the step (in full, as its own label), the prompt (grey), then the student's continuation (marked). */
 function addSample(step: number, text: string): void {
   state.samples.push({ step, text });
+  const span = (className: string, content: string) => Object.assign(document.createElement("span"), { className, textContent: content });
   const li = document.createElement("li");
-  li.value = step;
-  const prompt = document.createElement("span");
-  prompt.className = "prompt";
-  prompt.textContent = `step ${step}: ${input("prompt").value}`;
-  li.append(prompt, document.createTextNode(text));
+  li.append(span("step", `step ${step}`), span("prompt", input("prompt").value), span("continuation", text));
   $("samples").prepend(li);
 }
 
+/** One download: the student's HF files in a zip holding one folder. */
 function offerDownloads(files: ReadonlyArray<readonly [string, Uint8Array]>, d: number): void {
   const list = $("downloads");
   list.innerHTML = "";
-  for (const [name, bytes] of files) {
-    const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: name.endsWith(".json") ? "application/json" : "application/octet-stream" }));
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = name;
-    a.textContent = name;
-    a.dataset.file = name;
-    const li = document.createElement("li");
-    li.append(a, document.createTextNode(` (${(bytes.length / 1024).toFixed(1)} KiB)`));
-    list.append(li);
-    state.downloads.push(name);
-  }
-  $("download-note").textContent = `The student (hidden_size ${d}) as an HF model folder: save these files into one directory.`;
+  const zip = studentZip(files, d);
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(new Blob([zip.bytes as Uint8Array<ArrayBuffer>], { type: "application/zip" }));
+  a.download = zip.name;
+  a.textContent = zip.name;
+  a.dataset.file = zip.name;
+  const li = document.createElement("li");
+  li.append(a, document.createTextNode(` (${(zip.bytes.length / 1024).toFixed(1)} KiB: ${files.map(([n]) => n).join(", ")})`));
+  list.append(li);
+  state.downloads.push(zip.name);
+  $("download-note").textContent = `The student (hidden_size ${d}) as an HF model folder, zipped: unzip it and load the folder.`;
 }
 
 let worker: Worker | null = null;
+let etaClock = new EtaClock(0);
 
 function onMessage(m: FromWorker, options: SessionOptions): void {
   switch (m.type) {
@@ -152,7 +151,8 @@ function onMessage(m: FromWorker, options: SessionOptions): void {
     case "step": {
       state.steps.push(m.report);
       const r = m.report;
-      setStatus(`step ${r.step}/${r.totalSteps} · loss ${fmt(r.losses.total!)} · ${r.tokensPerSecond.toFixed(0)} tokens/s · ${r.seconds.toFixed(1)} s`);
+      const eta = etaClock.after(r.step, r.totalSteps, r.seconds * 1000);
+      setStatus(`step ${r.step}/${r.totalSteps} · loss ${fmt(r.losses.total!)} · ${r.tokensPerSecond.toFixed(0)} tokens/s · ${r.seconds.toFixed(1)} s · ETA ${clock(eta)}`);
       drawChart();
       break;
     }
@@ -190,6 +190,7 @@ function finish(): void {
 async function start(): Promise<void> {
   Object.assign(state, { phase: "loading", backend: null, info: null, steps: [], evals: [], samples: [], teacherSample: null, downloads: [], error: null, seconds: null });
   $("samples").innerHTML = "";
+  etaClock = new EtaClock(0);
   $("downloads").innerHTML = "";
   $("chart").innerHTML = "";
   $("latest").innerHTML = "";

@@ -139,7 +139,7 @@ flags:
   --teacher <dir>         distil this Hugging Face model directory (config.json, model.safetensors or a sharded
                           index, tokenizer.json) instead, e.g. Qwen2.5-0.5B-Instruct; needs --data
   --data <paths>          with --teacher: text to train on (.txt/.md files = one document each, .jsonl = one per
-                          line, directories, globs; comma-separated or repeated), or a shard directory made by
+                          line, .parquet = one per row of its text column, directories, globs; comma-separated or repeated), or a shard directory made by
                           \`lrc tokenize\` with the teacher's tokenizer
   --out <dir>             output directory (default: runs/distill-qwen at the repository root)
   --hidden-size <d>       student hidden size (default: the teacher's / 2)

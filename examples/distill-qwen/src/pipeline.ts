@@ -11,11 +11,12 @@
 // LRC and baseline share one schedule (warmup, then constant LR), so the baseline's first N steps are
 // exactly a standalone N-step baseline and one run gives both the equal-budget point and the long curve.
 
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { CausalLM, configToJson, generate, loadCausalLM, makeConfig } from "@lrc-ts/nn";
 import type { CausalLMConfig, LanguageModel } from "@lrc-ts/nn";
-import { LmTask, LowRankClone, LrcTask, Trainer, loadTasks, prefixToken, pretrain, readMetrics, scoreTasks, taskFilesInDir } from "@lrc-ts/lrc";
+import { LmTask, LowRankClone, LrcTask, Trainer, loadTasks, lrcVersion, prefixToken, pretrain, readMetrics, scoreTasks, taskFilesInDir } from "@lrc-ts/lrc";
 import type { EvalSource, LoadedTask, TrainResult } from "@lrc-ts/lrc";
 import { getBackend } from "@lrc-ts/tensor-core";
 import type { TextTokenizer } from "@lrc-ts/data";
@@ -24,7 +25,7 @@ import { prepareEmbeddedData, prepareUserData, type PreparedData } from "./data.
 import { budgetPlan, evalSource, evaluateOn, openTrainBatches, spreadEvalSet, type BatchPlan, type EvalSet } from "./batches.js";
 import type { Preset } from "./options.js";
 import {
-  renderCurveSvg, renderMarkdown, renderTerminal, tokenEfficiency, type AccuracyRow, type CurvePoint, type ModelRow, type RunReport, type Sample,
+  renderCurveSvg, renderMarkdown, renderTerminal, tokenEfficiency, type AccuracyRow, type CurvePoint, type ModelRow, type RunReport, type Sample, type WallClock,
 } from "./report.js";
 
 /** Bumped when the teacher recipe changes in a way the cache key would not see. */
@@ -161,20 +162,44 @@ async function embeddedTeacher(preset: Preset, data: PreparedData, seed: number,
 }
 
 /** An eval source that also clocks itself, so training tokens/s can leave evaluation time out. */
-function timedEval(set: EvalSet): EvalSource & { seconds: number } {
+/** An eval source that times itself: `seconds` in all, `after[i]` the total after its i-th evaluation. */
+function timedEval(set: EvalSet): EvalSource & { seconds: number; after: number[] } {
   const inner = evalSource(set);
   const timed = {
     seconds: 0,
+    after: [] as number[],
     async evaluate(model: LanguageModel) {
       const t0 = performance.now();
       try {
         return await inner.evaluate(model);
       } finally {
         timed.seconds += (performance.now() - t0) / 1000;
+        timed.after.push(timed.seconds);
       }
     },
   };
   return timed;
+}
+
+/**
+ * Training seconds (evaluations left out) until the eval at curve index `i` of a run's metrics.jsonl: the
+ * elapsed time of that step's train row (written before that step's evaluation) less the evaluations before it.
+ */
+function secondsToEval(metricsFile: string, step: number, i: number, evalSecondsAfter: readonly number[]): number {
+  const row = readMetrics(metricsFile).find((r) => r.type === "train" && r.step === step);
+  if (row === undefined || row.type !== "train") throw new Error(`${metricsFile}: no train row for step ${step}`);
+  return row.elapsed_s - (i > 0 ? evalSecondsAfter[i - 1]! : 0);
+}
+
+/** `git rev-parse --short HEAD` of the checkout this runs from, "+ uncommitted changes" when dirty; null outside git. */
+function gitCommit(): string | null {
+  try {
+    const git = (args: string[]) => execFileSync("git", args, { cwd: import.meta.dirname, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const head = git(["rev-parse", "--short=12", "HEAD"]);
+    return git(["status", "--porcelain", "--untracked-files=no"]) === "" ? head : `${head} + uncommitted changes`;
+  } catch {
+    return null;
+  }
 }
 
 function evalCurve(metricsFile: string, stepTokens: number): CurvePoint[] {
@@ -336,6 +361,7 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   stage("report: samples and summary");
   const lrcTokens = lrcRun.tokens;
   const efficiency = tokenEfficiency(baseCurve, lrcVal.loss, lrcTokens);
+  const matchIndex = efficiency.baselineTokens === null ? -1 : baseCurve.findIndex((c) => c.tokens === efficiency.baselineTokens);
   const samples: Sample[] = [
     ...(await greedySamples("teacher", teacher, data.tokenizer, o.prompts, p.sampleTokens)),
     ...(await greedySamples("LRC student", student, data.tokenizer, o.prompts, p.sampleTokens)),
@@ -397,6 +423,10 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
           dir: baseModelDir,
         }
       : null;
+  const wallClock: WallClock = {
+    lrcSeconds, teacherSeconds: teacherRes.trained?.elapsedSeconds ?? null, baselineMaxSeconds: baseSeconds,
+    baselineSeconds: matchIndex < 0 ? null : secondsToEval(path.join(baseDir, "metrics.jsonl"), baseCurve[matchIndex]!.tokens / perStep, matchIndex, baseEval.after),
+  };
   const lrcDigest = lrcSource.digest();
   const baseDigest = baseSource.digest();
   const files: Record<string, string> = {
@@ -438,6 +468,8 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
     baseline: baseRow,
     baselineLong: baseLongRow,
     efficiency,
+    wallClock,
+    stamp: { version: lrcVersion(), commit: gitCommit(), node: process.version },
     batches: { lrc: lrcDigest, baseline: baseDigest, identical: lrcDigest !== null && lrcDigest === baseDigest },
     lrcCurve,
     baselineCurve: baseCurve,

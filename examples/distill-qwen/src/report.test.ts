@@ -1,7 +1,7 @@
 // The token-efficiency ratio and the report's rendering.
 
 import { describe, expect, it } from "vitest";
-import { accuracyTable, efficiencySentence, renderMarkdown, renderTerminal, tokenEfficiency, type ModelRow, type RunReport } from "./report.js";
+import { accuracyTable, efficiencySentence, renderMarkdown, renderTerminal, tokenEfficiency, wallClockSentence, type ModelRow, type RunReport } from "./report.js";
 
 describe("tokenEfficiency", () => {
   const curve = [
@@ -42,13 +42,25 @@ describe("renderMarkdown / renderTerminal", () => {
       batches: { lrc: "ab".repeat(32), baseline: "ab".repeat(32), identical: true },
       lrcCurve: [{ tokens: 100, loss: 4.5 }], baselineCurve: [{ tokens: 100, loss: 5.5 }, { tokens: 200, loss: 5 }],
       samples: [{ model: "teacher", prompt: "The Congress", completion: " shall" }],
-      stages: [{ name: "data", seconds: 1, cached: true }], totalSeconds: 12, cpuSeconds: 20, files: { report: "r.md" }, settings: { a: 1 },
+      stages: [{ name: "data", seconds: 1, cached: true }], totalSeconds: 12, cpuSeconds: 20, settings: { a: 1 },
+      files: { report: "/runs/x/report.md", "LRC student (HF directory)": "/runs/x/lrc/student", teacher: "/cache/teacher one/model" },
+      wallClock: { lrcSeconds: 10, teacherSeconds: 30, baselineSeconds: 25, baselineMaxSeconds: 50 },
+      stamp: { version: "0.1.0", commit: "abc123def456", node: "v20.0.0" },
     };
     const md = renderMarkdown(r);
     for (const s of ["| teacher |", "| LRC student |", "| from scratch, same tokens |", "| from scratch, 2x tokens |", "> 2.00x", "identical", "\"The Congress shall\"", "data (cached)"])
       expect(md).toContain(s);
     expect(md).toContain(`**${Math.exp(4.5).toFixed(2)}**`);
+    expect(md).toContain("- LRC student (HF directory): [`lrc/student`](lrc/student)");
+    expect(md).toContain("- teacher: [`../../cache/teacher one/model`](../../cache/teacher%20one/model)");
+    expect(md).not.toContain("/runs/x/");
+    expect(md).toContain("- lrc-ts 0.1.0, commit abc123def456, Node v20.0.0");
+    expect(md).toContain(
+      "**Wall clock** (this machine, training steps only): the LRC student trained in 10.0 s (40.0 s counting the teacher's pretraining, 30.0 s); " +
+        "the from-scratch baseline needed 25.0 s to reach its val loss, 2.50x the LRC student's time (0.63x counting the teacher).",
+    );
     const term = renderTerminal(r);
+    expect(term).toContain("wall clock: the LRC student trained in 10.0 s");
     expect(term).toContain("same batches for LRC and baseline: yes");
     expect(term).toContain("[teacher] \"The Congress shall\"");
   });
@@ -64,5 +76,14 @@ describe("renderMarkdown / renderTerminal", () => {
       "| teacher | 30.0 (**40.0**) | **60.0** (55.0) | 50.0 |",
       "| LRC student | 25.0 (**35.0**) | **50.0** (50.0) | 42.5 |",
     ]);
+  });
+});
+
+describe("wallClockSentence", () => {
+  it("says when the teacher was not trained here and when the baseline never caught up", () => {
+    expect(wallClockSentence({ lrcSeconds: 100, teacherSeconds: null, baselineSeconds: null, baselineMaxSeconds: 300 })).toBe(
+      "the LRC student trained in 1 min 40 s (the teacher's own training not counted: it was not trained here); " +
+        "the from-scratch baseline did not reach its val loss in 5 min 0 s",
+    );
   });
 });

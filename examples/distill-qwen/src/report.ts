@@ -1,8 +1,11 @@
 // The run's report: what each model is, its validation perplexity, the tokens it trained on, wall time,
 // tokens/s, parameter counts, the token-efficiency ratio (tokens the from-scratch baseline needed to match
-// the LRC student), greedy samples and (with --tasks) zero-shot accuracy on lm-eval tasks; rendered as Markdown (report.md), JSON (report.json) and a terminal
-// summary, plus an SVG of validation perplexity against training tokens.
+// the LRC student), the same in wall-clock time (with and without the teacher's pretraining), greedy samples,
+// (with --tasks) zero-shot accuracy on lm-eval tasks and a version/commit stamp; rendered as Markdown
+// (report.md), JSON (report.json) and a terminal summary, plus an SVG of validation perplexity against
+// training tokens.
 
+import path from "node:path";
 import { lossPlotSvg, paperAverage } from "@lrc-ts/lrc";
 import type { TaskScore } from "@lrc-ts/lrc";
 
@@ -43,6 +46,29 @@ export interface Efficiency {
   readonly matched: boolean;
 }
 
+/** The efficiency in wall-clock time on this machine (training steps only, evaluations left out). */
+export interface WallClock {
+  /** The LRC student's training time. */
+  readonly lrcSeconds: number;
+  /** The teacher's pretraining time when it was pretrained here (cached runs: from its first run), else null. */
+  readonly teacherSeconds: number | null;
+  /** The baseline's time to first reach the LRC student's val loss, or null if it never did. */
+  readonly baselineSeconds: number | null;
+  /** The baseline's whole training time. */
+  readonly baselineMaxSeconds: number;
+}
+
+/** The wall-clock comparison as one sentence: LRC with and without the teacher's cost against the baseline. */
+export function wallClockSentence(w: WallClock): string {
+  const lrc = `the LRC student trained in ${secs(w.lrcSeconds)}` +
+    (w.teacherSeconds !== null ? ` (${secs(w.lrcSeconds + w.teacherSeconds)} counting the teacher's pretraining, ${secs(w.teacherSeconds)})` : " (the teacher's own training not counted: it was not trained here)");
+  const base = w.baselineSeconds !== null
+    ? `the from-scratch baseline needed ${secs(w.baselineSeconds)} to reach its val loss, ${(w.baselineSeconds / w.lrcSeconds).toFixed(2)}x the LRC student's time` +
+      (w.teacherSeconds !== null ? ` (${(w.baselineSeconds / (w.lrcSeconds + w.teacherSeconds)).toFixed(2)}x counting the teacher)` : "")
+    : `the from-scratch baseline did not reach its val loss in ${secs(w.baselineMaxSeconds)}`;
+  return `${lrc}; ${base}`;
+}
+
 export interface Sample {
   readonly model: string;
   readonly prompt: string;
@@ -73,6 +99,9 @@ export interface RunReport {
   /** The baseline after its longest training (when trained past the budget). */
   readonly baselineLong: ModelRow | null;
   readonly efficiency: Efficiency;
+  readonly wallClock: WallClock;
+  /** What produced the report: the lrc-ts version and the git commit of the checkout (null outside one). */
+  readonly stamp: { readonly version: string; readonly commit: string | null; readonly node: string };
   /** sha256 of the batches the LRC run consumed and of the baseline's first as many batches. */
   readonly batches: { readonly lrc: string | null; readonly baseline: string | null; readonly identical: boolean };
   readonly lrcCurve: readonly CurvePoint[];
@@ -127,6 +156,10 @@ export function efficiencySentence(e: Efficiency): string {
   );
 }
 
+function stampLine(r: RunReport): string {
+  return `lrc-ts ${r.stamp.version}, commit ${r.stamp.commit ?? "unknown (not a git checkout)"}, Node ${r.stamp.node}`;
+}
+
 function modelTable(rows: readonly ModelRow[]): string[] {
   const out = [
     "| model | architecture | parameters | val loss | val ppl | train tokens | wall time | tokens/s |",
@@ -172,7 +205,8 @@ export function renderMarkdown(r: RunReport): string {
   lines.push(`- tokenizer: ${r.tokenizer}`);
   lines.push(`- windows: ${r.batchSize} x ${r.seqLen} tokens per step; seed ${r.seed}; backend ${r.backend}`);
   lines.push(`- evaluation: ${r.evalDescription}`);
-  lines.push(`- total wall time: ${secs(r.totalSeconds)} (CPU time ${secs(r.cpuSeconds)})`, "");
+  lines.push(`- total wall time: ${secs(r.totalSeconds)} (CPU time ${secs(r.cpuSeconds)})`);
+  lines.push(`- ${stampLine(r)}`, "");
   lines.push("## Validation perplexity", "");
   lines.push(...modelTable(rowsOf(r)), "");
   for (const m of rowsOf(r)) if (m.note !== undefined) lines.push(`- ${m.name}: ${m.note}`);
@@ -184,6 +218,7 @@ export function renderMarkdown(r: RunReport): string {
     "",
   );
   lines.push(`**Token efficiency:** ${efficiencySentence(r.efficiency)}.`, "");
+  lines.push(`**Wall clock** (this machine, training steps only): ${wallClockSentence(r.wallClock)}.`, "");
   lines.push(
     `Same batches: the LRC run and the baseline's first ${int(r.lrc.tokens ?? 0)} tokens are ` +
       `${r.batches.identical ? "identical" : "**NOT identical**"} (sha256 ${r.batches.lrc?.slice(0, 16) ?? "-"} / ${r.batches.baseline?.slice(0, 16) ?? "-"}).`,
@@ -214,8 +249,13 @@ export function renderMarkdown(r: RunReport): string {
   }
   lines.push("## Stages", "", "| stage | wall time |", "|---|---:|");
   for (const s of r.stages) lines.push(`| ${s.name}${s.cached ? " (cached)" : ""} | ${secs(s.seconds)} |`);
-  lines.push("", "## Files", "");
-  for (const [k, v] of Object.entries(r.files)) lines.push(`- ${k}: \`${v}\``);
+  // Paths relative to report.md, so the links work wherever the run directory is moved or published.
+  const base = path.dirname(r.files.report ?? ".");
+  lines.push("", "## Files", "", "Relative to this report:", "");
+  for (const [k, v] of Object.entries(r.files)) {
+    const rel = path.relative(base, v) || ".";
+    lines.push(`- ${k}: [\`${rel}\`](${rel.split(path.sep).map(encodeURIComponent).join("/")})`);
+  }
   lines.push("", "## Settings", "", "```json", JSON.stringify(r.settings, null, 2), "```", "");
   return lines.join("\n");
 }
@@ -231,6 +271,7 @@ export function renderTerminal(r: RunReport): string {
         `${pad(secs(m.wallSeconds), 14)}${m.tokensPerSecond === null ? "-" : int(m.tokensPerSecond)}`,
     );
   lines.push("", `token efficiency: ${efficiencySentence(r.efficiency)}`);
+  lines.push(`wall clock: ${wallClockSentence(r.wallClock)}`);
   lines.push(`same batches for LRC and baseline: ${r.batches.identical ? "yes" : "NO"}`);
   if (r.accuracy)
     for (const a of r.accuracy) {
@@ -240,7 +281,7 @@ export function renderTerminal(r: RunReport): string {
     }
   lines.push("", "samples (greedy):");
   for (const s of r.samples) lines.push(`  [${s.model}] ${JSON.stringify(s.prompt + s.completion)}`);
-  lines.push("", `total wall time ${secs(r.totalSeconds)} (CPU ${secs(r.cpuSeconds)}); report: ${r.files.report ?? "-"}`, "");
+  lines.push("", `total wall time ${secs(r.totalSeconds)} (CPU ${secs(r.cpuSeconds)}); ${stampLine(r)}; report: ${r.files.report ?? "-"}`, "");
   return lines.join("\n");
 }
 

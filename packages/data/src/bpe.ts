@@ -28,7 +28,7 @@ export interface BpeProgress {
 }
 
 export interface TrainBpeOptions {
-  /** Input files, directories or globs (.txt, .md, .jsonl), as `lrc tokenizer train --input`. */
+  /** Input files, directories or globs (.txt, .md, .jsonl, .parquet), as `lrc tokenizer train --input`. */
   readonly files?: readonly string[];
   /** Or texts from memory (each one document). */
   readonly texts?: Iterable<string> | AsyncIterable<string>;

@@ -30,4 +30,5 @@ export {
   type EvalWindowsOptions,
 } from "./shard-reader.js";
 export { readRows } from "./rows.js";
+export type { ReadRowsOptions } from "./rows.js";
 export type { TableRow } from "./rows.js";

@@ -1,22 +1,24 @@
 // Text inputs for the tokenizer trainer and the shard writer: expands files, directories (recursively) and
 // globs (`*`, `?`, `**`) into a sorted file list, and streams documents out of them: a .txt/.md file is one
-// document, a .jsonl file one document per line (its text field). Nothing holds more than one document,
-// and big .txt documents arrive in ~1 MiB pieces cut only where no common pre-tokenizer regex (GPT-2,
-// Llama 3, Qwen) joins characters into one pre-token (see SAFE_CUT): a single long line streams too.
+// document, a .jsonl file one document per line (its text field), a .parquet file (a Hub dataset split, read
+// by ./rows.ts in chunks of rows, only the text column) one document per row. Nothing holds more than one
+// document, and big .txt documents arrive in ~1 MiB pieces cut only where no common pre-tokenizer regex
+// (GPT-2, Llama 3, Qwen) joins characters into one pre-token (see SAFE_CUT): a single long line streams too.
 
 import fs from "node:fs";
 import path from "node:path";
 import { DataError } from "./errors.js";
+import { readRows } from "./rows.js";
 import type { TextPiece } from "./shard-writer.js";
 
 const TEXT_EXT = new Set([".txt", ".text", ".md"]);
 const JSONL_EXT = new Set([".jsonl", ".ndjson"]);
 
-export type InputKind = "text" | "jsonl";
+export type InputKind = "text" | "jsonl" | "parquet";
 
 export function inputKind(file: string): InputKind | null {
   const ext = path.extname(file).toLowerCase();
-  return TEXT_EXT.has(ext) ? "text" : JSONL_EXT.has(ext) ? "jsonl" : null;
+  return TEXT_EXT.has(ext) ? "text" : JSONL_EXT.has(ext) ? "jsonl" : ext === ".parquet" ? "parquet" : null;
 }
 
 function walk(dir: string, out: string[]): void {
@@ -49,7 +51,7 @@ function globToRegExp(pattern: string): RegExp {
 }
 
 /**
- * Expands inputs into an ordered, de-duplicated list of .txt/.md/.jsonl files. Directories contribute their
+ * Expands inputs into an ordered, de-duplicated list of .txt/.md/.jsonl/.parquet files. Directories contribute their
  * supported files (sorted, recursively, hidden entries skipped); a named file must be a supported type.
  */
 export function expandInputs(inputs: readonly string[]): string[] {
@@ -74,7 +76,7 @@ export function expandInputs(inputs: readonly string[]): string[] {
       const files: string[] = [];
       walk(base, files);
       const matched = files.filter((f) => re.test(path.relative(base, f).split(path.sep).join("/")) && inputKind(f) !== null);
-      if (matched.length === 0) throw new DataError(input, "input", "pattern matches no .txt, .md or .jsonl file");
+      if (matched.length === 0) throw new DataError(input, "input", "pattern matches no .txt, .md, .jsonl or .parquet file");
       matched.forEach(add);
       continue;
     }
@@ -88,11 +90,11 @@ export function expandInputs(inputs: readonly string[]): string[] {
       const files: string[] = [];
       walk(input, files);
       const matched = files.filter((f) => inputKind(f) !== null);
-      if (matched.length === 0) throw new DataError(input, "input", "directory holds no .txt, .md or .jsonl file");
+      if (matched.length === 0) throw new DataError(input, "input", "directory holds no .txt, .md, .jsonl or .parquet file");
       matched.forEach(add);
     } else {
       if (inputKind(input) === null)
-        throw new DataError(input, "input", `unsupported input type '${path.extname(input) || "(none)"}' (expected .txt, .md or .jsonl)`);
+        throw new DataError(input, "input", `unsupported input type '${path.extname(input) || "(none)"}' (expected .txt, .md, .jsonl or .parquet)`);
       add(input);
     }
   }
@@ -100,7 +102,7 @@ export function expandInputs(inputs: readonly string[]): string[] {
 }
 
 export interface ReadDocumentsOptions {
-  /** The field of each JSONL object holding the text (default "text"). */
+  /** The field of each JSONL object, or the parquet column, holding the text (default "text"). */
   readonly textField?: string;
   /** Target piece size in UTF-16 units for long text documents (default 1 MiB). */
   readonly pieceChars?: number;
@@ -260,6 +262,16 @@ async function* readJsonlFile(file: string, field: string): AsyncGenerator<TextP
   if (p !== null) yield p;
 }
 
+/** One document per row of a parquet file's text column (only that column is decoded; null rows skipped). */
+async function* readParquetFile(file: string, field: string): AsyncGenerator<TextPiece> {
+  for await (const { line, row } of readRows(file, { columns: [field] })) {
+    const text = row[field];
+    if (text === null || text === undefined) continue;
+    if (typeof text !== "string") throw new DataError(file, "input", `row ${line}: "${field}" is ${typeof text}, expected a string`);
+    yield { text, end: true };
+  }
+}
+
 /** Streams the documents of `files` (see expandInputs) as pieces, in order. */
 export async function* readDocuments(files: readonly string[], options: ReadDocumentsOptions = {}): AsyncGenerator<TextPiece> {
   const field = options.textField ?? "text";
@@ -268,6 +280,7 @@ export async function* readDocuments(files: readonly string[], options: ReadDocu
     const kind = inputKind(file);
     if (kind === null) throw new DataError(file, "input", `unsupported input type '${path.extname(file)}'`);
     if (kind === "jsonl") yield* readJsonlFile(file, field);
+    else if (kind === "parquet") yield* readParquetFile(file, field);
     else yield* readTextFile(file, pieceChars);
   }
 }

@@ -62,6 +62,19 @@ describe("readRows", () => {
     expect(rows[2499]).toEqual({ line: 2500, row: { question: "q2499", choices: { text: ["a", "b2499"], label: ["A", "B"] }, label: 1 } });
   });
 
+  it("decodes only the requested parquet columns, and names the file's columns when one is missing", async () => {
+    const f = path.join(dir, "cols.parquet");
+    const buf = parquetWriteBuffer({ columnData: [{ name: "id", data: [1, 2], type: "INT32" }, { name: "text", data: ["a", "b"], type: "STRING" }] });
+    fs.writeFileSync(f, new Uint8Array(buf));
+    const rows = [];
+    for await (const r of readRows(f, { columns: ["text"] })) rows.push(r);
+    expect(rows).toEqual([{ line: 1, row: { text: "a" } }, { line: 2, row: { text: "b" } }]);
+    const missing = async () => {
+      for await (const _ of readRows(f, { columns: ["body"] })) void _;
+    };
+    await expect(missing()).rejects.toThrow(/cols\.parquet: no "body" column \(columns: id, text\)/);
+  });
+
   it("names the file for a missing file, an unknown type, or a broken parquet file", async () => {
     expect(() => readRows(path.join(dir, "none.jsonl"))).toThrow(/none.jsonl: no such file/);
     const csv = path.join(dir, "x.csv");

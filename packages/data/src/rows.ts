@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from "hyparquet";
 import { DataError } from "./errors.js";
 
 export interface TableRow {
@@ -44,7 +44,12 @@ async function* jsonlRows(file: string): AsyncGenerator<TableRow> {
   }
 }
 
-async function* parquetRows(file: string): AsyncGenerator<TableRow> {
+export interface ReadRowsOptions {
+  /** Parquet: decode only these columns (each must exist; the error lists the file's columns). JSONL rows stay whole. */
+  readonly columns?: readonly string[];
+}
+
+async function* parquetRows(file: string, columns: readonly string[] | undefined): AsyncGenerator<TableRow> {
   let n: number;
   let buf: Awaited<ReturnType<typeof asyncBufferFromFile>>;
   let metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>;
@@ -55,17 +60,23 @@ async function* parquetRows(file: string): AsyncGenerator<TableRow> {
   } catch (e) {
     throw new DataError(file, "input", `not a readable parquet file (${(e as Error).message})`);
   }
+  if (columns !== undefined) {
+    const have = parquetSchema(metadata).children.map((c) => c.element.name);
+    for (const c of columns) if (!have.includes(c)) throw new DataError(file, "input", `no "${c}" column (columns: ${have.join(", ")})`);
+  }
   for (let start = 0; start < n; start += PARQUET_CHUNK) {
-    const rows = await parquetReadObjects({ file: buf, metadata, rowStart: start, rowEnd: Math.min(n, start + PARQUET_CHUNK) });
+    const rows = await parquetReadObjects({
+      file: buf, metadata, rowStart: start, rowEnd: Math.min(n, start + PARQUET_CHUNK), ...(columns !== undefined ? { columns: [...columns] } : {}),
+    });
     for (let i = 0; i < rows.length; i++) yield { line: start + i + 1, row: plain(rows[i]) as Record<string, unknown> };
   }
 }
 
 /** The rows of a .jsonl / .ndjson / .json (JSON lines, as datasets' to_json writes) or .parquet file, in order. */
-export function readRows(file: string): AsyncGenerator<TableRow> {
+export function readRows(file: string, options: ReadRowsOptions = {}): AsyncGenerator<TableRow> {
   if (!fs.existsSync(file)) throw new DataError(file, "io", "no such file");
   const ext = path.extname(file).toLowerCase();
-  if (ext === ".parquet") return parquetRows(file);
+  if (ext === ".parquet") return parquetRows(file, options.columns);
   if (ext === ".jsonl" || ext === ".ndjson" || ext === ".json") return jsonlRows(file);
   throw new DataError(file, "input", `unsupported table type '${ext}' (use .jsonl or .parquet)`);
 }

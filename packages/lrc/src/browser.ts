@@ -20,6 +20,7 @@ export type { DecayGroups, TrainerCoreConfig, StepMetrics, EvalMetrics } from ".
 export { LrcTask, LmTask, windowSource, tokenEvalSource } from "./task-core.js";
 export type { Batch, BatchSource, EvalSource, TaskLoss, TrainTask, LmTaskOptions } from "./task-core.js";
 export { lossPlotSvg } from "./plot.js";
+export { EtaClock, clock } from "./progress.js";
 export type { Series, PlotOptions } from "./plot.js";
 export { TASKS, TaskRowError, taskDoc, hellaswagPreprocess } from "./eval-tasks.js";
 export type { TaskAdapter, TaskMetric } from "./eval-tasks.js";

@@ -1,16 +1,20 @@
 #!/usr/bin/env node
-// The `lrc` command line: `lrc <command> [flags]`, `lrc <command> --help`, `lrc --help`.
+// The `lrc` command line: `lrc <command> [flags]`, `lrc <command> --help` (= `lrc help <command>`), `lrc --help`,
+// `lrc --version`.
 // Every command prints a one-line error and exits 1 on bad input.
 
-import { formatFlags, parseFlags, UsageError } from "./cli/args.js";
+import fs from "node:fs";
+import { fileURLToPath } from "node:url";
+import { closest, formatFlags, parseFlags, UsageError } from "./cli/args.js";
 import type { Command } from "./cli/command.js";
 import { commands } from "./commands/index.js";
+import { lrcVersion } from "./version.js";
 import { initBackend, initBackendFromEnvAsync } from "@lrc-ts/tensor-core";
 
 function usage(): string {
   const w = Math.max(...commands.map((c) => c.name.length), 8) + 2;
   return [
-    "usage: lrc <command> [flags]      (lrc <command> --help for its flags)",
+    "usage: lrc <command> [flags]      (lrc help <command> or lrc <command> --help for its flags; lrc --version)",
     "",
     "commands:",
     ...commands.map((c) => `  ${c.name.padEnd(w)}${c.summary}`),
@@ -21,27 +25,48 @@ function commandHelp(c: Command): string {
   return [`usage: lrc ${c.name} [flags]`, "", c.summary, "", "flags:", formatFlags(c.flags), c.details ? `\n${c.details}` : ""].join("\n");
 }
 
+/** The command named by argv's leading words (longest match, so "tokenizer train" wins over a "tokenizer"). */
+function findCommand(argv: readonly string[]): Command | undefined {
+  return commands
+    .filter((c) => c.name.split(" ").every((w, i) => argv[i] === w))
+    .sort((a, b) => b.name.length - a.name.length)[0];
+}
+
+function unknownCommand(word: string): string {
+  const near = closest(word, [...new Set(commands.map((c) => c.name.split(" ")[0]!)), "help"]);
+  return `lrc: unknown command '${word}'${near !== undefined ? ` (did you mean '${near}'?)` : ""}\n\n${usage()}`;
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
-  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+  if (argv[0] === "--version" || argv[0] === "-V") {
+    console.log(lrcVersion());
+    return 0;
+  }
+  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || (argv[0] === "help" && argv.length === 1)) {
     console.log(usage());
     return argv.length === 0 ? 1 : 0;
   }
-  // Longest match so "tokenizer train" wins over a hypothetical "tokenizer".
-  const match = commands
-    .filter((c) => {
-      const words = c.name.split(" ");
-      return words.every((w, i) => argv[i] === w);
-    })
-    .sort((a, b) => b.name.length - a.name.length)[0];
+  const helpFor = argv[0] === "help";
+  const words = helpFor ? argv.slice(1) : argv;
+  const match = findCommand(words);
+  const wantsHelp = helpFor || words.includes("--help") || words.includes("-h");
   if (match === undefined) {
-    console.error(`lrc: unknown command '${argv[0]}'\n\n${usage()}`);
-    return 1;
+    // A word that only starts multi-word commands ("tokenizer"): list them.
+    const group = commands.filter((c) => c.name.startsWith(`${words[0]} `));
+    if (group.length === 0) {
+      console.error(unknownCommand(words[0]!));
+      return 1;
+    }
+    const list = group.map((c) => `  lrc ${c.name}  ${c.summary}`).join("\n");
+    if (wantsHelp) console.log(`lrc ${words[0]} subcommands:\n${list}`);
+    else console.error(`lrc ${words[0]}: give a subcommand\n${list}`);
+    return wantsHelp ? 0 : 1;
   }
-  const rest = argv.slice(match.name.split(" ").length);
-  if (rest.includes("--help") || rest.includes("-h")) {
+  if (wantsHelp) {
     console.log(commandHelp(match));
     return 0;
   }
+  const rest = argv.slice(match.name.split(" ").length);
   try {
     const flags = parseFlags(rest, match.flags);
     // The one place a backend is chosen: --backend, else LRC_BACKEND (the gpu backend loads GPU.js
@@ -63,7 +88,20 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-const isEntry = process.argv[1] !== undefined && /cli\.(ts|js)$/.test(process.argv[1]);
+/**
+ * True when this module is the process's entry script. npm, yarn and global installs start the CLI through a
+ * symlink (node_modules/.bin/lrc -> .../dist/cli.js) and node reports argv[1] as the link, so compare real paths.
+ */
+export function isEntryScript(argv1: string | undefined, moduleUrl: string): boolean {
+  if (argv1 === undefined) return false;
+  try {
+    return fs.realpathSync(argv1) === fs.realpathSync(fileURLToPath(moduleUrl));
+  } catch {
+    return false;
+  }
+}
+
+const isEntry = isEntryScript(process.argv[1], import.meta.url);
 if (isEntry) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),

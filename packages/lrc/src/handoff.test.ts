@@ -192,8 +192,16 @@ describe("lrc export-reference / import-reference", () => {
     expect(i.err).toBe("");
     expect(i.code).toBe(0);
     expect(JSON.parse(i.out).notes[0]).toMatch(/student eps 0.000001 \(from .*__metadata__\)/);
-    for (const f of ["model.safetensors", "config.json"])
-      expect(Buffer.compare(fs.readFileSync(path.join(back, f)), fs.readFileSync(path.join(run, "student", f))), f).toBe(0);
+    expect(Buffer.compare(fs.readFileSync(path.join(back, "model.safetensors")), fs.readFileSync(path.join(run, "student", "model.safetensors")))).toBe(0);
+    // The same Hub config files as the distill export (generation_config.json always; tokenizer_config.json beside a tokenizer.json).
+    expect(fs.existsSync(path.join(back, "generation_config.json"))).toBe(true);
+    for (const f of ["generation_config.json", "tokenizer_config.json"].filter((x) => fs.existsSync(path.join(run, "student", x))))
+      expect(fs.readFileSync(path.join(back, f), "utf8"), f).toBe(fs.readFileSync(path.join(run, "student", f), "utf8"));
+    // The same config, less the training record (lrc_ts: the trained window) that only the distill run has.
+    const cfg = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+    const { lrc_ts: trained, ...distilled } = cfg(path.join(run, "student"));
+    expect(trained).toMatchObject({ train_seq_len: 8 });
+    expect(cfg(back)).toEqual(distilled);
   });
 
   it("bf16 export, and warnings for what R cannot reproduce", async () => {

@@ -22,6 +22,7 @@ import { makeDirectory, readSafetensorsFile, writeSafetensorsFile } from "@lrc-t
 import type { SafetensorsFile, SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import { CheckpointStore, readCheckpointState, readCheckpointTrainable } from "./checkpoint.js";
 import { LowRankClone } from "./lrc.js";
+import { exportConfigFiles } from "./model-card.js";
 import type { ResolvedLossOptions } from "./losses.js";
 import { MATRICES } from "./projection.js";
 import type { MatrixName } from "./projection.js";
@@ -420,7 +421,9 @@ export async function importReference(o: ImportReferenceOptions): Promise<Import
     }
     const clone = new LowRankClone(teacher, { hiddenSize: seen.hiddenSize, tieLmHeadProjection: seen.tieLmHeadProjection, studentEps: eps });
     loadReferenceTensors(clone.projections, ck.tensors, ck.describe);
-    await clone.exportStudent(o.out, { tokenizerFrom: o.tokenizerFrom ?? o.teacher });
+    // As distill's export: generation/tokenizer configs where the tokenizer source has none (weights stay F32).
+    const tokenizerFrom = o.tokenizerFrom ?? o.teacher;
+    await clone.exportStudent(o.out, { tokenizerFrom, extraFiles: exportConfigFiles(tc, tokenizerFrom) });
     const settings: ReferenceSettings = {
       hiddenSize: seen.hiddenSize, tieLmHeadProjection: seen.tieLmHeadProjection, studentEps: eps,
       modelType: tc.model_type, teacherHiddenSize: tc.hidden_size, numLayers: tc.num_hidden_layers, ...(s.attnOut !== undefined ? { attnOut: s.attnOut } : {}),

@@ -17,6 +17,8 @@ export { exportReference, importReference, openReferenceCheckpoint, REFERENCE_PR
 export type { ExportReferenceOptions, ExportReferenceResult, ImportReferenceOptions, ImportReferenceResult, ReferenceCheckpoint } from "./handoff.js";
 export type { TrainerCheckpoint } from "./checkpoint.js";
 export { MetricsLog, readMetrics } from "./metrics.js";
+export { lrcVersion } from "./version.js";
+export { TRAINING_CONFIG_FIELD, trainedSeqLen } from "./training-record.js";
 export type { MetricsRow, TrainRow, EvalRow } from "./metrics.js";
 export { Progress } from "./progress.js";
 export { distill, pretrain } from "./run.js";

@@ -3,6 +3,7 @@
 // the reference implementation's). In a browser, use the in-memory forms (exportStudentFiles, ...).
 
 import { saveCausalLM } from "@lrc-ts/nn";
+import type { SaveOptions } from "@lrc-ts/nn";
 import { readSafetensorsFile, writeSafetensorsFile } from "@lrc-ts/tensor-core";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import { LowRankClone as LowRankCloneBase } from "./clone.js";
@@ -22,11 +23,11 @@ export async function loadReferenceCheckpoint(p: Projections, file: string): Pro
 }
 
 export class LowRankClone extends LowRankCloneBase {
-  /** Folds and writes an HF model directory (config.json, model.safetensors, tokenizer files). */
-  async exportStudent(dir: string, opts: { tokenizerFrom?: string } = {}): Promise<void> {
+  /** Folds and writes an HF model directory (config.json, model.safetensors, tokenizer files; see saveCausalLM's options). */
+  async exportStudent(dir: string, opts: SaveOptions = {}): Promise<void> {
     const model = await this.fold();
     try {
-      await saveCausalLM(model, dir, opts.tokenizerFrom !== undefined ? { tokenizerFrom: opts.tokenizerFrom } : {});
+      await saveCausalLM(model, dir, opts);
     } finally {
       model.dispose();
     }

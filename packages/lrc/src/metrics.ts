@@ -1,11 +1,12 @@
 // The run's metrics: one JSON object per line in metrics.jsonl (a "train" row per step with every loss
-// term, lr, gradient norm, tokens, tokens/s and elapsed time; an "eval" row per evaluation) and an SVG plot
+// term, lr, gradient norm, tokens, tokens/s, elapsed time and a wall-clock `time`; an "eval" row per evaluation) and an SVG plot
 // of the curves next to it (./plot.ts). A resumed run drops the rows after its checkpoint and appends.
 
 import fs from "node:fs";
 import { fileSystemError } from "@lrc-ts/tensor-core";
 import type { EvalMetrics, StepMetrics } from "./trainer.js";
 import { lossPlotSvg } from "./plot.js";
+import { writeFileAtomic } from "./atomic-write.js";
 import type { Series } from "./plot.js";
 
 export interface TrainRow {
@@ -17,6 +18,8 @@ export interface TrainRow {
   readonly tokens: number;
   readonly tokens_per_s: number;
   readonly elapsed_s: number;
+  /** Wall-clock time the row was written (ISO 8601, UTC). */
+  readonly time: string;
 }
 
 export interface EvalRow {
@@ -26,6 +29,7 @@ export interface EvalRow {
   readonly val_ppl: number;
   readonly val_tokens: number;
   readonly teacher_val_loss: number | null;
+  readonly time: string;
 }
 
 export type MetricsRow = TrainRow | EvalRow;
@@ -79,11 +83,12 @@ export class MetricsLog {
     this.append({
       type: "train", step: m.step, losses: m.losses, lr: m.lr, grad_norm: m.gradNorm, tokens: m.tokens,
       tokens_per_s: Math.round(m.tokensPerSecond * 10) / 10, elapsed_s: Math.round(m.elapsedSeconds * 1000) / 1000,
+      time: new Date().toISOString(),
     });
   }
 
   eval(e: EvalMetrics): void {
-    this.append({ type: "eval", step: e.step, val_loss: e.loss, val_ppl: e.perplexity, val_tokens: e.tokens, teacher_val_loss: e.teacherLoss });
+    this.append({ type: "eval", step: e.step, val_loss: e.loss, val_ppl: e.perplexity, val_tokens: e.tokens, teacher_val_loss: e.teacherLoss, time: new Date().toISOString() });
   }
 
   /** Writes the SVG plot of the curves so far. */
@@ -91,17 +96,16 @@ export class MetricsLog {
     const train = this.rows.filter((r): r is TrainRow => r.type === "train");
     const evals = this.rows.filter((r): r is EvalRow => r.type === "eval");
     const series: Series[] = [];
+    // Without a KL or clone term (plain pretraining) total is ce: one curve, not two drawn on top of each other.
+    const totalIsCe = train.every((r) => r.losses.total === r.losses.ce);
     for (const key of ["total", "ce", "kl", "clone"]) {
+      if (key === "total" && totalIsCe) continue;
       const pts = train.filter((r) => r.losses[key] !== undefined).map((r) => [r.step, r.losses[key]!] as const);
       if (pts.length > 0) series.push({ name: `train ${key}`, points: pts });
     }
     if (evals.length > 0) series.push({ name: "val ce", points: evals.map((r) => [r.step, r.val_loss] as const), markers: true });
     const teacher = evals.find((r) => r.teacher_val_loss !== null)?.teacher_val_loss;
     const svg = lossPlotSvg(series, { title, ...(teacher !== undefined && teacher !== null ? { reference: { name: "teacher val ce", value: teacher } } : {}) });
-    const tmp = `${this.plotFile}.tmp-${process.pid}`;
-    writing(this.plotFile, () => {
-      fs.writeFileSync(tmp, svg);
-      fs.renameSync(tmp, this.plotFile);
-    });
+    writeFileAtomic(this.plotFile, svg);
   }
 }

@@ -77,13 +77,14 @@ export function lossPlotSvg(series: readonly Series[], opts: PlotOptions = {}): 
   out.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
   let yTicks: number[] = [];
   if (logY) {
+    // 1-2-5 per decade up to 3 decades (1 to 30 gets 1, 2, 5, 10, 20), the powers of ten beyond.
     for (let e = Math.floor(yLo); e <= Math.ceil(yHi); e++)
-      for (const k of yHi - yLo < 1.5 ? [1, 2, 5] : [1]) {
+      for (const k of yHi - yLo <= 3 ? [1, 2, 5] : [1]) {
         const v = k * 10 ** e;
         if (Math.log10(v) >= yLo && Math.log10(v) <= yHi) yTicks.push(v);
       }
-    // A range narrower than the 1-2-5 grid: round linear values inside it.
-    if (yTicks.length < 3) yTicks = linearTicks(10 ** yLo, 10 ** yHi).filter((v) => v > 0);
+    // A range narrower than the 1-2-5 grid (under a decade): round linear values inside it.
+    if (yTicks.length < 3 && yHi - yLo < 1) yTicks = linearTicks(10 ** yLo, 10 ** yHi).filter((v) => v > 0);
   } else {
     yTicks = linearTicks(yLo, yHi);
   }

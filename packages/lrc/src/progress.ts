@@ -18,6 +18,23 @@ export function clock(seconds: number): string {
   return h > 0 ? `${h}:${two(mm)}:${two(ss)}` : `${two(mm)}:${two(ss)}`;
 }
 
+/**
+ * The remaining time of a run, from the steps after this process's first: the first pays for warm-up (kernel
+ * compilation, buffer pools, caches) and made the first estimate several times too long.
+ */
+export class EtaClock {
+  private tFirst = NaN;
+
+  constructor(private readonly startStep: number) {}
+
+  /** Call after each step; seconds left until `total` (NaN, shown as --:--, until two steps have run). */
+  after(step: number, total: number, nowMs = Date.now()): number {
+    if (step === this.startStep + 1) this.tFirst = nowMs;
+    const timed = step - this.startStep - 1;
+    return timed > 0 ? ((nowMs - this.tFirst) / 1000 / timed) * (total - step) : NaN;
+  }
+}
+
 function num(v: number | undefined): string {
   if (v === undefined) return "-";
   const a = Math.abs(v);

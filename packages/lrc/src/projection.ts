@@ -17,6 +17,7 @@ import { CausalLM, configToJson, parseConfig } from "@lrc-ts/nn";
 import type { CausalLMConfig, CausalLMWeights, LayerWeights } from "@lrc-ts/nn";
 import { Rng, full, matmul, noGrad, randn, tensor } from "@lrc-ts/tensor-core";
 import type { DType, Tensor } from "@lrc-ts/tensor-core";
+import { TRAINING_CONFIG_FIELD } from "./training-record.js";
 
 /** The seven per-layer matrices that get a projection. */
 export const MATRICES = ["q", "k", "v", "o", "gate", "up", "down"] as const;
@@ -72,7 +73,8 @@ export function projName(i: number, m: MatrixName): string {
  */
 export function studentConfig(teacher: CausalLMConfig, d: number, tied: boolean, eps: number): CausalLMConfig {
   return parseConfig(
-    configToJson(teacher, { hidden_size: d, head_dim: teacher.head_dim, tie_word_embeddings: tied, rms_norm_eps: eps }),
+    // The teacher's training record (lrc_ts) describes the teacher, not the student.
+    configToJson(teacher, { hidden_size: d, head_dim: teacher.head_dim, tie_word_embeddings: tied, rms_norm_eps: eps, [TRAINING_CONFIG_FIELD]: undefined }),
     "student config",
   );
 }

@@ -1,13 +1,15 @@
 // `distill(options)` and `pretrain(options)`: what `lrc distill` / `lrc pretrain` run, callable in-process
 // (examples/distill-qwen does). Each opens the shard directory, builds the task, runs the Trainer in
-// `<out>/` (metrics.jsonl, loss.svg, checkpoints/) and exports the model as an HF directory
-// (`<out>/student/` for distill, `<out>/model/` for pretrain).
+// `<out>/` (run.json, metrics.jsonl, loss.svg, checkpoints/) and exports the model as an HF directory
+// (`<out>/student/` for distill, `<out>/model/` for pretrain) with its training record in config.json, the
+// generation/tokenizer configs a Hub user expects and a model card README.md.
 
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CausalLM, loadCausalLM, parameterCount, readConfigFile } from "@lrc-ts/nn";
+import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, parameterCount, readConfigFile } from "@lrc-ts/nn";
 import { makeDirectory } from "@lrc-ts/tensor-core";
+import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
 import type { Manifest, Split } from "@lrc-ts/data";
@@ -16,6 +18,10 @@ import type { LowRankCloneOptions } from "./lrc.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
 import type { TrainTask } from "./task.js";
 import { Trainer } from "./trainer.js";
+import { exportConfigFiles, modelCard } from "./model-card.js";
+import { TRAINING_CONFIG_FIELD } from "./training-record.js";
+import { writeFileAtomic } from "./atomic-write.js";
+import { lrcVersion } from "./version.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
 
 export interface TrainRunOptions {
@@ -61,6 +67,8 @@ export interface TrainRunOptions {
   /** Progress line on stderr (default true). */
   readonly progress?: boolean;
   readonly handleSigint?: boolean;
+  /** Weight dtype of the exported model (default: the teacher's config.json torch_dtype, else f32). */
+  readonly dtype?: "bf16" | "f16" | "f32";
   readonly onStep?: (m: StepMetrics) => void | Promise<void>;
   readonly log?: (line: string) => void;
   /** Test hook (see TrainerConfig.beforeStep). */
@@ -125,7 +133,40 @@ function configWhere(source: string | CausalLM | CausalLMConfig, what: string): 
   return source.endsWith(".json") ? source : path.join(source, "config.json");
 }
 
-async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, limits: ModelLimits, defaultLr: number, describe: Record<string, unknown>, info: Record<string, unknown>): Promise<RunResult> {
+/** What distill / pretrain hand runTask besides the options. */
+interface RunSpec {
+  readonly task: TrainTask;
+  readonly exportDir: string;
+  readonly tokenizerFrom: string | undefined;
+  /** The trained model's reference config (the teacher's for distill): bos/eos ids for the exported configs. */
+  readonly config: CausalLMConfig;
+  /** What the data and the flags are checked against. */
+  readonly limits: ModelLimits;
+  readonly defaultLr: number;
+  readonly describe: Record<string, unknown>;
+  /** Weight dtype of the export. */
+  readonly dtype: SafetensorsFloatDType;
+  /** For the model card: how the model was trained, and the teacher directory if any. */
+  readonly method: string;
+  readonly teacher: string | null;
+  /** More of the run's settings for run.json (the command, its inputs). */
+  readonly info: Record<string, unknown>;
+}
+
+/** The export dtype: o.dtype, else the teacher's config.json torch_dtype, else F32. */
+function exportDType(o: TrainRunOptions, teacher: CausalLMConfig | null): SafetensorsFloatDType {
+  if (o.dtype !== undefined) {
+    const d = DTYPES[o.dtype];
+    if (d === undefined) throw new RangeError(`dtype must be bf16, f16 or f32, got '${String(o.dtype)}'`);
+    return d;
+  }
+  return (teacher !== null ? configDType(teacher) : undefined) ?? "F32";
+}
+
+const DTYPES: Readonly<Record<string, SafetensorsFloatDType>> = { bf16: "BF16", f16: "F16", f32: "F32" };
+
+async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
+  const { task, exportDir, tokenizerFrom, config, limits, defaultLr, describe } = spec;
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
   const manifest = readManifest(o.data);
   const manifestFile = path.join(o.data, MANIFEST_FILE);
@@ -152,14 +193,26 @@ async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, t
     const val = evalOn === null ? null : valSource(evalOn.dir, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8, split: evalOn.split });
     const cfg: TrainerConfig = {
       steps, outDir: o.out, lr: o.lr ?? defaultLr, describe,
-      runInfo: { ...info, data: o.data, evalData: evalOn, batchSize: B, seqLen: T, evalBatches: o.evalBatches ?? 8, exportTo: exportDir },
+      runInfo: {
+        ...spec.info, data: o.data, evalData: evalOn, batchSize: B, seqLen: T, evalBatches: o.evalBatches ?? 8, exportTo: exportDir,
+        tokenizerFrom: tokenizerFrom ?? null, exportDType: spec.dtype,
+      },
       ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
     };
     const trainer = new Trainer(task, readerSource(reader), val, cfg);
     const r = await trainer.run();
     let exported: string | null = null;
     if (!r.interrupted) {
-      await task.export(exportDir, tokenizerFrom !== undefined ? { tokenizerFrom } : {});
+      const configOverrides = { [TRAINING_CONFIG_FIELD]: { train_seq_len: T, version: lrcVersion() } };
+      await task.export(exportDir, {
+        configOverrides, dtype: spec.dtype, extraFiles: exportConfigFiles(config, tokenizerFrom), ...(tokenizerFrom !== undefined ? { tokenizerFrom } : {}),
+      });
+      const exportedConfig = readConfigFile(path.join(exportDir, "config.json"));
+      writeFileAtomic(path.join(exportDir, "README.md"), modelCard({
+        config: exportedConfig, parameters: parameterCount(exportedConfig),
+        method: spec.method, teacher: spec.teacher, steps: r.step, tokens: r.tokens, seqLen: T, dtype: TORCH_DTYPE[spec.dtype],
+        final: r.final, val: r.lastEval, version: lrcVersion(),
+      }));
       exported = exportDir;
     }
     return {
@@ -199,6 +252,10 @@ function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pa
 export async function distill(o: DistillOptions): Promise<RunResult> {
   const teacher = typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
   const tokenizerFrom = o.tokenizerFrom ?? (typeof o.teacher === "string" ? o.teacher : undefined);
+  const teacherSource = typeof o.teacher === "string" ? path.join(o.teacher, "config.json") : "the teacher's config";
+  // Wider than the teacher is refused by LowRankClone; as wide gives nothing a student is for.
+  if (o.hiddenSize === teacher.config.hidden_size)
+    throw new RangeError(`hidden size ${o.hiddenSize} is the hidden_size of ${teacherSource}; LRC clones a narrower student`);
   const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "logCloneTerms", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
   const clone = new LowRankClone(teacher, { ...cloneOpts, hiddenSize: o.hiddenSize, seed: o.seed ?? 0 });
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -208,9 +265,13 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
+  const teacherDir = typeof o.teacher === "string" ? o.teacher : null;
   const limits = { vocabSize: tc.vocab_size, maxPositions: tc.max_position_embeddings, config: configWhere(o.teacher, "teacher") };
-  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, limits, 1e-4, {}, {
-    command: "distill", teacher: typeof o.teacher === "string" ? o.teacher : null, logCloneTerms: clone.loss.logCloneTerms,
+  return runTask(o, {
+    task: new LrcTask(clone), exportDir: path.join(o.out, "student"), tokenizerFrom, config: tc, limits, defaultLr: 1e-4,
+    describe: {}, dtype: exportDType(o, tc), teacher: teacherDir,
+    method: `Low-Rank Clone (LRC): student hidden size ${sc.hidden_size} from the teacher's ${tc.hidden_size}; alpha ${clone.loss.alpha}, KL temperature ${clone.loss.temperature}, attention-out term ${clone.loss.attnOut}`,
+    info: { command: "distill", teacher: teacherDir, logCloneTerms: clone.loss.logCloneTerms },
   });
 }
 
@@ -244,8 +305,12 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
   const limits = tPos < config.max_position_embeddings
     ? { vocabSize: config.vocab_size, maxPositions: tPos, config: configWhere(o.teacher!, "teacher") }
     : { vocabSize: config.vocab_size, maxPositions: config.max_position_embeddings, config: configWhere(o.config, "model") };
-  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, limits, 1e-3, { initStd: o.initStd ?? null }, {
-    command: "pretrain", configFile: typeof o.config === "string" ? o.config : null, teacher: typeof o.teacher === "string" ? o.teacher : null,
+  const teacherDir = typeof o.teacher === "string" ? o.teacher : null;
+  return runTask(o, {
+    task, exportDir: path.join(o.out, "model"), tokenizerFrom, config, limits, defaultLr: 1e-3, describe: { initStd: o.initStd ?? null },
+    dtype: exportDType(o, teacher?.config ?? null), teacher: teacherDir,
+    method: teacher !== null ? `pretraining from random init with CE + KL from a teacher (plain KD, temperature ${task.temperature})` : "pretraining from random init with next-token CE",
+    info: { command: "pretrain", configFile: typeof o.config === "string" ? o.config : null, teacher: teacherDir },
   });
 }
 

@@ -3,6 +3,7 @@
 // source, the val split as the eval source.
 
 import { evaluateBatches, saveCausalLM } from "@lrc-ts/nn";
+import type { SaveOptions } from "@lrc-ts/nn";
 import { evalWindows } from "@lrc-ts/data";
 import type { ShardReader, Split } from "@lrc-ts/data";
 import type { LowRankClone } from "./lrc.js";
@@ -14,8 +15,8 @@ export { windowSource, tokenEvalSource } from "./task-core.js";
 
 /** A task whose trained model can also be written as an HF model directory. */
 export interface TrainTask extends TrainTaskBase {
-  /** Writes the trained model as an HF directory. */
-  export(dir: string, opts: { tokenizerFrom?: string }): Promise<void>;
+  /** Writes the trained model as an HF directory (tokenizer files copied from opts.tokenizerFrom, config.json overrides). */
+  export(dir: string, opts: SaveOptions): Promise<void>;
 }
 
 /** Low-Rank Clone as a training task. */
@@ -24,16 +25,16 @@ export class LrcTask extends LrcTaskBase implements TrainTask {
     super(clone);
   }
 
-  async export(dir: string, opts: { tokenizerFrom?: string }): Promise<void> {
+  async export(dir: string, opts: SaveOptions): Promise<void> {
     await this.clone.exportStudent(dir, opts);
   }
 }
 
 /** A plain CausalLM trained with CE (pretraining, the from-scratch baseline) or CE + KL (plain KD). */
 export class LmTask extends LmTaskBase implements TrainTask {
-  async export(dir: string, opts: { tokenizerFrom?: string }): Promise<void> {
+  async export(dir: string, opts: SaveOptions): Promise<void> {
     await this.weightsToHost();
-    await saveCausalLM(this.model, dir, opts.tokenizerFrom !== undefined ? { tokenizerFrom: opts.tokenizerFrom } : {});
+    await saveCausalLM(this.model, dir, opts);
   }
 }
 

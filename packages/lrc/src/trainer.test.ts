@@ -9,10 +9,12 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { causalLMForward, loadCausalLM } from "@lrc-ts/nn";
-import { bufferPoolStats, matmul, mse, noGrad, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
+import { bufferPoolStats, matmul, mse, noGrad, readSafetensorsFile, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
 import { openShards } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import { distill, pretrain } from "./run.js";
+import { trainedSeqLen } from "./training-record.js";
+import { tokenizerConfig } from "./model-card.js";
 import { readMetrics } from "./metrics.js";
 import type { TrainRow } from "./metrics.js";
 import { LrcTask, readerSource } from "./task.js";
@@ -66,11 +68,95 @@ describe("pretrain (teacher, scratch baseline)", () => {
   });
 });
 
+describe("run options the model cannot honour", () => {
+  it("distill refuses a student as wide as its teacher (wider: LowRankClone refuses it), naming the config", async () => {
+    await expect(distill({ ...distillBase, hiddenSize: 32, out: path.join(root, "wide"), steps: 1, ...quiet })).rejects.toThrow(
+      `hidden size 32 is the hidden_size of ${path.join(teacherDir, "config.json")}; LRC clones a narrower student`,
+    );
+    await expect(distill({ ...distillBase, hiddenSize: 200, out: path.join(root, "wide"), steps: 1, ...quiet })).rejects.toThrow(
+      "hiddenSize (--hidden-size) 200 exceeds the teacher's hidden_size 32",
+    );
+    expect(fs.existsSync(path.join(root, "wide"))).toBe(false);
+  });
+
+  it("the teacher's training record (lrc_ts) is not inherited by a student built from it", async () => {
+    const teacher = await loadCausalLM(teacherDir);
+    expect(trainedSeqLen(teacher.config)).toBe(16);
+    const clone = new LowRankClone(teacher, { hiddenSize: 8 });
+    expect(trainedSeqLen(clone.studentConfig)).toBeUndefined();
+    const dir = path.join(root, "plain-export");
+    await clone.exportStudent(dir);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"))).not.toHaveProperty("lrc_ts");
+  });
+
+  it("distill and pretrain refuse a seq-len past max_position_embeddings, naming both numbers", async () => {
+    await expect(distill({ ...distillBase, seqLen: 65, out: path.join(root, "long"), steps: 1, ...quiet })).rejects.toThrow(
+      `seq-len 65 exceeds max_position_embeddings 64 of ${path.join(teacherDir, "config.json")}`,
+    );
+    const cfg = path.join(root, "teacher-config.json");
+    await expect(pretrain({ config: cfg, data, out: path.join(root, "long"), steps: 1, seqLen: 100, ...quiet })).rejects.toThrow(
+      `seq-len 100 exceeds max_position_embeddings 64 of ${cfg}`,
+    );
+    expect(fs.existsSync(path.join(root, "long"))).toBe(false);
+  });
+});
+
+describe("export dtype and Hub files", () => {
+  it("a BF16 teacher gives a BF16 student by default (--dtype overrides); tokenizer and generation configs are derived", async () => {
+    const bf = path.join(root, "bf16-teacher");
+    fs.cpSync(teacherDir, bf, { recursive: true });
+    const cfgFile = path.join(bf, "config.json");
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, "utf8")), torch_dtype: "bfloat16", eos_token_id: 0, bos_token_id: 0 }));
+    fs.writeFileSync(path.join(bf, "chat_template.jinja"), "{{ messages }}");
+    // The teacher's own export derived both configs; derive them again from this config.json and tokenizer.json.
+    for (const f of ["generation_config.json", "tokenizer_config.json"]) fs.rmSync(path.join(bf, f));
+    for (const [dtype, want] of [[undefined, "BF16"], ["f32", "F32"]] as const) {
+      const out = path.join(root, `bf16-${dtype ?? "default"}`);
+      await distill({ ...distillBase, teacher: bf, out, steps: 2, ...(dtype !== undefined ? { dtype } : {}), ...quiet });
+      const st = await readSafetensorsFile(path.join(out, "student", "model.safetensors"));
+      expect(st.info("model.norm.weight").dtype).toBe(want);
+      expect(JSON.parse(fs.readFileSync(path.join(out, "student", "config.json"), "utf8")).torch_dtype).toBe(want === "BF16" ? "bfloat16" : "float32");
+      expect((await loadCausalLM(path.join(out, "student"))).config.hidden_size).toBe(16);
+    }
+    const student = path.join(root, "bf16-default", "student");
+    expect(JSON.parse(fs.readFileSync(path.join(student, "generation_config.json"), "utf8"))).toEqual({ _from_model_config: true, bos_token_id: 0, eos_token_id: 0 });
+    expect(JSON.parse(fs.readFileSync(path.join(student, "tokenizer_config.json"), "utf8"))).toMatchObject({
+      tokenizer_class: "PreTrainedTokenizerFast", model_max_length: 64,
+    });
+    // With special tokens: eos/bos by config.json's ids, all of them in added_tokens_decoder.
+    const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    const cfg = (await loadCausalLM(bf)).config;
+    const tc = JSON.parse(tokenizerConfig(cfg, JSON.stringify({ added_tokens: [special(0, "<|endoftext|>"), special(5, "<|im_end|>")] }), "tok.json"));
+    expect(tc).toMatchObject({
+      eos_token: "<|endoftext|>", bos_token: "<|endoftext|>",
+      added_tokens_decoder: { "0": { content: "<|endoftext|>", special: true }, "5": { content: "<|im_end|>", special: true } },
+    });
+    expect(() => tokenizerConfig(cfg, "{", "tok.json")).toThrow(/^tok\.json: invalid JSON/);
+    expect(fs.readFileSync(path.join(student, "chat_template.jinja"), "utf8")).toBe("{{ messages }}");
+    expect(fs.readFileSync(path.join(student, "README.md"), "utf8")).toContain("| weights | bfloat16 |");
+  });
+
+  it("a teacher's own tokenizer_config.json and generation_config.json are copied, not replaced", async () => {
+    const t = path.join(root, "configured-teacher");
+    fs.cpSync(teacherDir, t, { recursive: true });
+    fs.writeFileSync(path.join(t, "tokenizer_config.json"), '{"chat_template":"x"}');
+    fs.writeFileSync(path.join(t, "generation_config.json"), '{"temperature":0.7}');
+    const out = path.join(root, "configured");
+    await distill({ ...distillBase, teacher: t, out, steps: 2, ...quiet });
+    expect(fs.readFileSync(path.join(out, "student", "tokenizer_config.json"), "utf8")).toBe('{"chat_template":"x"}');
+    expect(fs.readFileSync(path.join(out, "student", "generation_config.json"), "utf8")).toBe('{"temperature":0.7}');
+  });
+});
+
 describe("distill", () => {
   const out = path.join(root, "distill");
   let result: Awaited<ReturnType<typeof distill>>;
+  let svgAtStep31 = "";
   beforeAll(async () => {
-    result = await distill({ ...distillBase, out, steps: 60, evalEvery: 30, saveEvery: 20, ...quiet });
+    result = await distill({
+      ...distillBase, out, steps: 60, evalEvery: 30, saveEvery: 20, ...quiet,
+      onStep: (m) => void (m.step === 31 && (svgAtStep31 = fs.readFileSync(path.join(out, "loss.svg"), "utf8"))),
+    });
   });
 
   it("every loss term decreases (mean of the first 5 steps vs the last 5); FFN-out relative to its scale", async () => {
@@ -117,13 +203,34 @@ describe("distill", () => {
     const student = await loadCausalLM(path.join(out, "student"));
     expect(student.config.hidden_size).toBe(16);
     expect(student.config.head_dim).toBe(8);
+    expect(trainedSeqLen(student.config)).toBe(16);
+    const card = fs.readFileSync(path.join(out, "student", "README.md"), "utf8");
+    expect(card).toMatch(/^---\nlibrary_name: transformers\n/);
+    expect(card).toContain(`| teacher | \`${teacherDir}\` |`);
+    expect(card).toContain("| training | 60 steps, 3,840 tokens, windows of 16 tokens |");
+    expect(card).toContain(`| final train losses | total ${result.final.total!.toFixed(4)}, ce ${result.final.ce!.toFixed(4)}`);
+    expect(card).toContain(`| val loss | ${result.val!.loss.toFixed(4)}`);
+    expect(card).toContain("| weights | float32 |");
+    expect(card).toMatch(/\| trained with \| lrc-ts \d+\.\d+\.\d+ \|/);
+    expect(card).toContain(`| parameters | ${student.numParameters().toLocaleString("en-US")} |`);
+    expect(JSON.parse(fs.readFileSync(path.join(out, "student", "generation_config.json"), "utf8"))).toEqual({ _from_model_config: true });
     expect(fs.existsSync(path.join(out, "student", "tokenizer.json"))).toBe(true);
     const svg = fs.readFileSync(path.join(out, "loss.svg"), "utf8");
     expect(svg).toMatch(/^<svg/);
     expect(svg).toContain("train clone");
     expect(svg).toContain("val ce");
+    expect(svgAtStep31, "loss.svg is rewritten at the step-30 eval, before the step-40 checkpoint").toContain("val ce");
     const evals = readMetrics(path.join(out, "metrics.jsonl")).filter((r) => r.type === "eval");
     expect(evals.map((e) => e.step)).toEqual([30, 60]);
+    const run = JSON.parse(fs.readFileSync(path.join(out, "run.json"), "utf8"));
+    expect(run).toMatchObject({
+      command: "distill", data, exportTo: path.join(out, "student"), tokenizerFrom: teacherDir, exportDType: "F32", resumedFromStep: null,
+      config: { steps: 60, seed: 0 },
+    });
+    expect(run.config.task.kind).toBe("lrc");
+    expect(run.config.batch).toMatchObject({ seqLen: 16, batchSize: 4 });
+    expect(run.lrcVersion).toMatch(/^\d+\.\d+\.\d+/);
+    expect(Date.now() - Date.parse(run.startedAt)).toBeLessThan(3_600_000);
     expect(evals[0]!.type === "eval" && evals[0]!.teacher_val_loss).toBeGreaterThan(0);
     expect(result.val!.loss).toBeCloseTo(evals[1]!.type === "eval" ? evals[1]!.val_loss : NaN, 10);
     const ck = fs.readdirSync(path.join(out, "checkpoints")).sort();

@@ -1,16 +1,17 @@
 // The one trainer behind `distill`, `pretrain` and plain KD, for Node: TrainerCore (./trainer-core.ts: AdamW
 // with warmup then decay, gradient accumulation, clipping, evaluation, the non-finite stop, one step at a
-// time) plus the run loop: eval every N steps, JSONL metrics, a progress line on stderr, an SVG plot, atomic
-// checkpoints every N steps and at the end, bit-exact resume, and Ctrl-C (save, then stop with
-// `interrupted`).
+// time) plus the run loop: run.json at the start, eval every N steps, JSONL metrics, a progress line on
+// stderr, an SVG plot (rewritten at every eval and checkpoint), atomic checkpoints every N steps and at the
+// end, bit-exact resume, and Ctrl-C (save, then stop with `interrupted`).
 
-import fs from "node:fs";
 import path from "node:path";
-import { Rng, fileSystemError, makeDirectory } from "@lrc-ts/tensor-core";
+import { Rng, makeDirectory } from "@lrc-ts/tensor-core";
 import { CheckpointStore } from "./checkpoint.js";
 import type { TrainerCheckpoint } from "./checkpoint.js";
 import { MetricsLog } from "./metrics.js";
-import { Progress } from "./progress.js";
+import { EtaClock, Progress } from "./progress.js";
+import { writeFileAtomic } from "./atomic-write.js";
+import { lrcVersion } from "./version.js";
 import type { BatchSource, EvalSource, TrainTask } from "./task-core.js";
 import { TrainerCore, stableJson } from "./trainer-core.js";
 import type { EvalMetrics, StepMetrics, TrainerCoreConfig } from "./trainer-core.js";
@@ -125,13 +126,15 @@ export class Trainer extends TrainerCore {
   }
 
   /**
-   * Writes <outDir>/run.json (atomically) at the start of every run() call: the configuration that changes
-   * the math (as in the checkpoints, with its hash), AdamW's weight-decay groups by tensor name, and the
-   * settings that do not (evaluation, checkpoints, cfg.runInfo).
+   * Writes <outDir>/run.json (atomically) at the start of every run() call: the lrc-ts version, the start
+   * time, the configuration that changes the math (as in the checkpoints, with its hash), AdamW's weight-decay
+   * groups by tensor name, and the settings that do not (evaluation, checkpoints, cfg.runInfo).
    */
   private writeRunJson(): void {
     const c = this.cfg;
     const run = {
+      lrcVersion: lrcVersion(),
+      startedAt: new Date().toISOString(),
       ...(c.runInfo ?? {}),
       configHash: this.configHash,
       config: this.identity,
@@ -143,14 +146,7 @@ export class Trainer extends TrainerCore {
       evalEvery: c.evalEvery ?? 0, evaluates: this.val !== null, saveEvery: c.saveEvery ?? 0, keepCheckpoints: c.keepCheckpoints ?? 2,
       resumedFromStep: c.resume ? this.step : null,
     };
-    const file = path.join(c.outDir, "run.json");
-    const tmp = `${file}.tmp-${process.pid}`;
-    try {
-      fs.writeFileSync(tmp, `${JSON.stringify(run, null, 2)}\n`);
-      fs.renameSync(tmp, file);
-    } catch (e) {
-      throw fileSystemError(file, "cannot write", e);
-    }
+    writeFileAtomic(path.join(c.outDir, "run.json"), `${JSON.stringify(run, null, 2)}\n`);
   }
 
   /** Runs (or resumes) to cfg.steps. */
@@ -168,6 +164,7 @@ export class Trainer extends TrainerCore {
     const startStep = this.step;
     const startTokens = this.tokens;
     const t0 = Date.now();
+    const etaClock = new EtaClock(startStep);
     const elapsed = () => this.elapsedBefore + (Date.now() - t0) / 1000;
     const progress = new Progress({ enabled: cfg.progress ?? true, total: cfg.steps, label: this.task.label });
     let interrupted = false;
@@ -195,13 +192,14 @@ export class Trainer extends TrainerCore {
         if (recent.length > 10) recent.shift();
         this.metrics.train(m);
         await cfg.onStep?.(m);
-        const eta = this.step > startStep ? (runSeconds / (this.step - startStep)) * (cfg.steps - this.step) : NaN;
+        const eta = etaClock.after(this.step, cfg.steps);
         progress.update(this.step, s.losses, tps, eta);
         const last = this.step === cfg.steps;
         if ((evalEvery > 0 && this.step % evalEvery === 0) || last) {
           const e = await this.evaluate();
           if (e !== null) {
             this.metrics.eval(e);
+            this.metrics.plot();
             progress.note(
               `step ${e.step}: val loss ${e.loss.toFixed(4)} ppl ${e.perplexity.toFixed(2)}` +
                 (e.teacherLoss !== null ? ` (teacher ${e.teacherLoss.toFixed(4)})` : ""),

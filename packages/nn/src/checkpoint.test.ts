@@ -6,14 +6,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { noGrad, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
+import { noGrad, readSafetensorsFile, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import type { SafetensorsTensorInput } from "@lrc-ts/tensor-core";
 import fc from "fast-check";
 import { SafetensorsError } from "@lrc-ts/tensor-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadCausalLMFromFiles, serializeCausalLM } from "./checkpoint-files.js";
 import { ConfigError } from "./config.js";
-import { CheckpointError, checkpointTensors, loadCausalLM, saveCausalLM } from "./checkpoint.js";
+import { CheckpointError, TORCH_DTYPE, checkpointTensors, configDType, loadCausalLM, saveCausalLM } from "./checkpoint.js";
 import { configToJson } from "./config.js";
 import { CausalLM } from "./models/causal-lm.js";
 import { tinyLlama, tinyQwen } from "./testing-internal/tiny.js";
@@ -70,6 +70,25 @@ describe("save -> load", () => {
     expect(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")).eos_token_id).toBe(5);
     // no temporary directories left behind
     expect(fs.readdirSync(tmpRoot).filter((f) => f.startsWith("."))).toEqual([]);
+  });
+
+  it("saves BF16 / F16 weights with a matching torch_dtype, and extra files", async () => {
+    const m = new CausalLM(tinyQwen(), { seed: 3, std: 0.3 });
+    for (const dtype of ["BF16", "F16"] as const) {
+      const dir = tmpDir();
+      await saveCausalLM(m, dir, { dtype, extraFiles: { "README.md": "# card\n" } });
+      expect(fs.readdirSync(dir).sort()).toEqual(["README.md", "config.json", "model.safetensors"]);
+      expect(fs.readFileSync(path.join(dir, "README.md"), "utf8")).toBe("# card\n");
+      expect(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")).torch_dtype).toBe(TORCH_DTYPE[dtype]);
+      const st = await readSafetensorsFile(path.join(dir, "model.safetensors"));
+      expect(st.info("model.norm.weight").dtype).toBe(dtype);
+      const back = await loadCausalLM(dir);
+      expect(configDType(back.config)).toBe(dtype);
+      const w = m.model.layers.items[0]!.self_attn.q_proj.weight.buf;
+      const got = back.model.layers.items[0]!.self_attn.q_proj.weight.buf;
+      for (let i = 0; i < w.length; i++) expect(Math.abs(got[i]! - w[i]!)).toBeLessThanOrEqual(Math.abs(w[i]!) * (dtype === "BF16" ? 2 ** -8 : 2 ** -11) + 1e-7);
+    }
+    await expect(saveCausalLM(m, tmpDir(), { extraFiles: { "../x": "no" } })).rejects.toThrow(/extra file name '\.\.\/x'/);
   });
 
   it("loads F16 and BF16 weights (converted to float32)", async () => {

@@ -12,7 +12,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileSystemError, makeDirectory, readSafetensorsFile, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
+import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import { readConfigFile } from "./config-file.js";
+import type { CausalLMConfig } from "./config.js";
 import type { CausalLM } from "./models/causal-lm.js";
 import {
   CONFIG_FILE, CheckpointError, TOKENIZER_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, checkpointTensors, configFileText, fillCausalLM,
@@ -62,11 +64,24 @@ export interface SaveOptions {
   readonly tokenizerFrom?: string;
   /** Extra or replaced config.json fields. */
   readonly configOverrides?: Record<string, unknown>;
+  /** Weight dtype of model.safetensors (default F32); config.json's torch_dtype (or dtype) says the same. */
+  readonly dtype?: SafetensorsFloatDType;
+  /** More files written into the directory with it (e.g. a model card README.md); they replace copied tokenizer files of the same name. */
+  readonly extraFiles?: Readonly<Record<string, string | Uint8Array>>;
+}
+
+/** config.json's name for a safetensors float dtype. */
+export const TORCH_DTYPE: Readonly<Record<SafetensorsFloatDType, string>> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
+
+/** The weight dtype a config.json declares (torch_dtype, or dtype in newer transformers), if it is one of the three. */
+export function configDType(config: CausalLMConfig): SafetensorsFloatDType | undefined {
+  const v = config.extra.torch_dtype ?? config.extra.dtype;
+  return (Object.keys(TORCH_DTYPE) as SafetensorsFloatDType[]).find((k) => TORCH_DTYPE[k] === v);
 }
 
 /**
  * Writes `model` as an HF model directory at `dir` (created or replaced atomically): config.json,
- * model.safetensors (F32) and, with `tokenizerFrom`, the tokenizer files found there.
+ * model.safetensors (F32 unless `dtype`), with `tokenizerFrom` the tokenizer files found there, and `extraFiles`.
  */
 export async function saveCausalLM(model: CausalLM, dir: string, opts: SaveOptions = {}): Promise<void> {
   const target = path.resolve(dir);
@@ -80,14 +95,20 @@ export async function saveCausalLM(model: CausalLM, dir: string, opts: SaveOptio
     throw fileSystemError(tmp, "cannot create directory", e);
   }
   try {
-    fs.writeFileSync(path.join(tmp, CONFIG_FILE), configFileText(model.config, opts.configOverrides));
-    writeSafetensorsFileSync(path.join(tmp, WEIGHTS_FILE), checkpointTensors(model), { format: "pt" });
+    const dtype = opts.dtype ?? "F32";
+    const dtypeField = "dtype" in model.config.extra ? "dtype" : "torch_dtype";
+    fs.writeFileSync(path.join(tmp, CONFIG_FILE), configFileText(model.config, { [dtypeField]: TORCH_DTYPE[dtype], ...opts.configOverrides }));
+    writeSafetensorsFileSync(path.join(tmp, WEIGHTS_FILE), checkpointTensors(model), { format: "pt" }, { dtype });
     if (opts.tokenizerFrom !== undefined) {
       if (!fs.existsSync(opts.tokenizerFrom)) throw new CheckpointError(`${opts.tokenizerFrom}: tokenizerFrom directory does not exist`);
       for (const f of TOKENIZER_FILES) {
         const src = path.join(opts.tokenizerFrom, f);
         if (fs.existsSync(src)) fs.copyFileSync(src, path.join(tmp, f));
       }
+    }
+    for (const [name, body] of Object.entries(opts.extraFiles ?? {})) {
+      if (name !== path.basename(name) || name.startsWith(".")) throw new CheckpointError(`${dir}: extra file name '${name}' is not a plain file name`);
+      fs.writeFileSync(path.join(tmp, name), body);
     }
     if (fs.existsSync(target)) {
       const old = `${tmp}.old`;

@@ -5,5 +5,5 @@
 
 export * from "./browser.js";
 export { readConfigFile } from "./config-file.js";
-export { loadCausalLM, saveCausalLM, resolveWeightFiles, readModelFiles } from "./checkpoint.js";
+export { loadCausalLM, saveCausalLM, resolveWeightFiles, readModelFiles, TORCH_DTYPE, configDType } from "./checkpoint.js";
 export type { SaveOptions } from "./checkpoint.js";

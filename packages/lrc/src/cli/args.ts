@@ -28,7 +28,10 @@ export function parseFlags(argv: readonly string[], specs: FlagSpecs): ParsedFla
     const eq = arg.indexOf("=");
     const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
     const spec = specs[name];
-    if (spec === undefined) throw new UsageError(`unknown flag --${name}`);
+    if (spec === undefined) {
+      const near = closest(name, Object.keys(specs));
+      throw new UsageError(`unknown flag --${name}${near !== undefined ? ` (did you mean --${near}?)` : ""}`);
+    }
     let raw: string | undefined = eq >= 0 ? arg.slice(eq + 1) : undefined;
     if (spec.kind === "boolean") {
       out[name] = raw === undefined ? true : raw !== "false" && raw !== "0";
@@ -54,6 +57,28 @@ export function parseFlags(argv: readonly string[], specs: FlagSpecs): ParsedFla
   for (const [name, spec] of Object.entries(specs))
     if (spec.required && out[name] === undefined) throw new UsageError(`--${name} is required`);
   return out;
+}
+
+/** Levenshtein distance (insert, delete, substitute; an adjacent swap counts 1). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  return d[a.length]![b.length]!;
+}
+
+/** The candidate nearest to `word` for a "did you mean" hint: within a third of its length (at least 1), else undefined. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined, bestD = Math.max(1, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const dist = editDistance(word, c);
+    if (dist < bestD) [best, bestD] = [c, dist];
+  }
+  return best;
 }
 
 /** Renders the flag table for --help. */

@@ -1,6 +1,6 @@
 // `lrc distill`: Low-Rank Clone training of a student with hidden size d from an HF teacher directory.
-// Writes <out>/student/ (HF directory, tokenizer copied from the teacher), <out>/metrics.jsonl,
-// <out>/loss.svg and <out>/checkpoints/. Exit 0 when done, 130 after Ctrl-C (checkpoint saved), 1 on error.
+// Writes <out>/run.json, <out>/student/ (HF directory in the teacher's dtype or --dtype, tokenizer copied from
+// the teacher, a model card), <out>/metrics.jsonl, <out>/loss.svg and <out>/checkpoints/. Exit 0 when done, 130 after Ctrl-C (checkpoint saved), 1 on error.
 
 import type { Command } from "../cli/command.js";
 import { UsageError } from "../cli/args.js";

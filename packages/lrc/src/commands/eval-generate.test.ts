@@ -51,7 +51,23 @@ describe("lrc eval", () => {
     expect(JSON.parse(a.out).loss).toBeCloseTo(want.loss, 6);
     const b = await run(["eval", "--model", modelDir, "--text", textFile]);
     expect(b.code).toBe(0);
-    expect(b.out).toMatch(/^loss \d+\.\d{4} {2}perplexity \d+\.\d{3} {2}tokens \d+$/);
+    expect(b.out).toMatch(/^loss \d+\.\d{4} {2}perplexity \d+\.\d{3} {2}tokens \d+ {2}window 128 \(max_position_embeddings\)$/);
+    expect(JSON.parse(a.out).window).toBe(8);
+  });
+
+  it("defaults to the window recorded in config.json by training (lrc_ts.train_seq_len) and says so", async () => {
+    const trained = path.join(root, "trained-model");
+    fs.cpSync(modelDir, trained, { recursive: true });
+    const cfgFile = path.join(trained, "config.json");
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, "utf8")), lrc_ts: { train_seq_len: 8 } }));
+    const ids = loadTokenizer(modelDir).encode(TEXT);
+    const want = await evaluate(await loadCausalLM(modelDir), ids, { window: 8 });
+    const r = await run(["eval", "--model", trained, "--text", textFile]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/ {2}window 8 \(the trained window\)$/);
+    expect(Number(/^loss (\S+)/.exec(r.out)![1])).toBeCloseTo(want.loss, 4);
+    const w = await run(["eval", "--model", trained, "--text", textFile, "--window", "16", "--json"]);
+    expect(JSON.parse(w.out).window).toBe(16);
   });
 
   it("--data scores a shard split", async () => {

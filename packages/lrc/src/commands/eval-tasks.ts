@@ -13,6 +13,7 @@ import { evaluateMultipleChoice, loadCausalLM, readConfigFile } from "@lrc-ts/nn
 import type { LanguageModel, MultipleChoiceDoc, MultipleChoiceResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
 import { backendFlag, type Command } from "../cli/command.js";
+import { statusLine } from "../cli/status-line.js";
 import { TASKS, TaskRowError, taskDoc } from "../eval-tasks.js";
 import type { TaskAdapter, TaskMetric } from "../eval-tasks.js";
 
@@ -132,23 +133,16 @@ function score(r: MultipleChoiceResult): TaskScore {
   return { n: r.n, acc: r.acc, acc_stderr: r.accStderr, acc_norm: r.accNorm, acc_norm_stderr: r.accNormStderr };
 }
 
-/** Progress on stderr: redrawn on a terminal, else a line at most every 30 s. */
+/** Progress on stderr (statusLine: redrawn on a terminal, else a line at most every 30 s and the last state). */
 function progress(label: string): { update: (done: number, total: number) => void; end: () => void } {
-  const tty = process.stderr.isTTY === true;
+  const status = statusLine(process.stderr, 30_000);
   const start = Date.now();
-  let last = 0;
   return {
     update(done, total) {
-      const now = Date.now();
-      if (now - last < (tty ? 125 : 30000) && done < total) return;
-      last = now;
-      const s = (now - start) / 1000;
-      const line = `${label} ${done}/${total} requests (${((100 * done) / Math.max(total, 1)).toFixed(0)}%)  ${(done / Math.max(s, 1e-3)).toFixed(1)} req/s`;
-      process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+      const s = (Date.now() - start) / 1000;
+      status.update(`${label} ${done}/${total} requests (${((100 * done) / Math.max(total, 1)).toFixed(0)}%)  ${(done / Math.max(s, 1e-3)).toFixed(1)} req/s`);
     },
-    end() {
-      if (tty) process.stderr.write("\r\x1b[K");
-    },
+    end: () => status.done(),
   };
 }
 

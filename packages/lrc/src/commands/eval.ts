@@ -1,7 +1,7 @@
 // `lrc eval`: mean next-token loss (nats) and perplexity of an HF model directory on a text file (tokenized
 // with the model's own tokenizer.json, no special tokens added) or on a token shard split (the shard
 // directory's windows, checked against the model's tokenizer when it has one). Windows hold at most
-// max_position_embeddings tokens. Progress goes to stderr (on a terminal), the result to stdout.
+// max_position_embeddings tokens; by default the window the model was trained with (config.json's lrc_ts field). Progress goes to stderr, the result to stdout.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -11,15 +11,16 @@ import { evaluate, evaluateBatches, loadCausalLM, readConfigFile } from "@lrc-ts
 import type { EvalResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
 import { backendFlag, type Command } from "../cli/command.js";
+import { statusLine } from "../cli/status-line.js";
+import type { StatusLine } from "../cli/status-line.js";
+import { trainedSeqLen } from "../training-record.js";
 
-function progress(label: string): (done: number, total: number) => void {
-  const tty = process.stderr.isTTY === true;
+function progress(label: string, status: StatusLine): (done: number, total: number) => void {
   const start = Date.now();
   return (done, total) => {
-    if (!tty) return;
     const s = (Date.now() - start) / 1000;
     const pct = total > 0 ? ((100 * done) / total).toFixed(0) : "?";
-    process.stderr.write(`\r${label} ${done}/${total} tokens (${pct}%)  ${(done / Math.max(s, 1e-3)).toFixed(0)} tok/s\x1b[K`);
+    status.update(`${label} ${done}/${total} tokens (${pct}%)  ${(done / Math.max(s, 1e-3)).toFixed(0)} tok/s`);
   };
 }
 
@@ -31,10 +32,10 @@ export const evalCommand: Command = {
     text: { kind: "string", help: "UTF-8 text file to score, tokenized with the model's tokenizer.json" },
     data: { kind: "string", help: "token shard directory (from lrc tokenize) to score instead of --text" },
     split: { kind: "string", default: "val", help: "shard split with --data: train or val" },
-    window: { kind: "int", help: "tokens per window (default and maximum: max_position_embeddings)" },
+    window: { kind: "int", help: "tokens per window (default: the window the model was trained with when its config.json records it, else max_position_embeddings, the maximum)" },
     "batch-size": { kind: "int", default: 1, help: "windows per forward pass" },
     backend: backendFlag,
-    json: { kind: "boolean", help: "print one JSON object {loss, perplexity, tokens}" },
+    json: { kind: "boolean", help: "print one JSON object {loss, perplexity, tokens, window}" },
   },
   details: [
     "examples:",
@@ -64,7 +65,13 @@ export const evalCommand: Command = {
     const maxPos = cfg.max_position_embeddings;
     if (window !== undefined && window > maxPos)
       throw new Error(`--window ${window} exceeds max_position_embeddings ${maxPos} of ${path.join(dir, "config.json")}`);
-    const bar = progress("eval");
+    // The trained window when lrc recorded it (a model scored past the window it was trained on looks far worse).
+    const trained = trainedSeqLen(cfg);
+    let usedWindow = 0, windowSource = "";
+    const announce = (w: number, why: string) => void ([usedWindow, windowSource] = [w, why]);
+    const defaultWindow = trained !== undefined && trained <= maxPos ? trained : undefined;
+    const status = statusLine();
+    const bar = progress("eval", status);
     let result: EvalResult;
     if (tokenizer !== null && text !== undefined) {
       const ids = tokenizer.encode(body);
@@ -72,7 +79,9 @@ export const evalCommand: Command = {
       const maxId = ids.reduce((m, x) => Math.max(m, x), 0);
       if (maxId >= cfg.vocab_size)
         throw new Error(`${tokenizer.path ?? dir}: produces token id ${maxId}, outside vocab_size ${cfg.vocab_size} of ${path.join(dir, "config.json")}`);
-      result = await evaluate(model, ids, { window: window ?? maxPos, batchSize, onProgress: bar });
+      const w = window ?? defaultWindow ?? maxPos;
+      announce(w, window !== undefined ? "--window" : defaultWindow !== undefined ? "the trained window" : "max_position_embeddings");
+      result = await evaluate(model, ids, { window: w, batchSize, onProgress: bar });
     } else {
       const manifest = readManifest(data!);
       if (manifest.vocabSize > cfg.vocab_size)
@@ -80,7 +89,8 @@ export const evalCommand: Command = {
       if (fs.existsSync(path.join(dir, "tokenizer.json"))) verifyTokenizer(data!, dir);
       const n = manifest.splits[split as Split].tokens;
       if (n < 2) throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens; at least 2 are needed`);
-      const seqLen = window ?? Math.min(maxPos, n - 1);
+      const seqLen = window ?? defaultWindow ?? Math.min(maxPos, n - 1);
+      announce(seqLen, window !== undefined ? "--window" : defaultWindow !== undefined ? "the trained window" : seqLen < maxPos ? "the split's length" : "max_position_embeddings");
       if (n - 1 < seqLen)
         throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens, too few for one window of ${seqLen}; pass a smaller --window`);
       const total = Math.floor((n - 1) / seqLen) * seqLen;
@@ -88,10 +98,10 @@ export const evalCommand: Command = {
         onProgress: (d) => bar(d, total),
       });
     }
-    if (process.stderr.isTTY === true) process.stderr.write("\r\x1b[K");
+    status.done();
     if (!Number.isFinite(result.loss)) throw new Error(`${dir}: the model's mean loss is ${result.loss}: its weights overflow on this data (no result)`);
-    if (flags.json) console.log(JSON.stringify({ loss: result.loss, perplexity: result.perplexity, tokens: result.tokens }));
-    else console.log(`loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(3)}  tokens ${result.tokens}`);
+    if (flags.json) console.log(JSON.stringify({ loss: result.loss, perplexity: result.perplexity, tokens: result.tokens, window: usedWindow }));
+    else console.log(`loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(3)}  tokens ${result.tokens}  window ${usedWindow} (${windowSource})`);
     return 0;
   },
 };

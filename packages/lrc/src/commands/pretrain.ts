@@ -1,6 +1,6 @@
 // `lrc pretrain`: train a Qwen2/Llama model from random init (HF init: N(0, initializer_range²), norms 1)
 // with next-token CE, or CE + KL(τ) from a teacher (plain knowledge distillation, the baseline). Writes
-// <out>/model/ (HF directory), metrics.jsonl, loss.svg and checkpoints/ like `lrc distill`.
+// <out>/model/ (HF directory), run.json, metrics.jsonl, loss.svg and checkpoints/ like `lrc distill`.
 
 import type { Command } from "../cli/command.js";
 import { pretrain } from "../run.js";

@@ -4,9 +4,10 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { parquetWriteBuffer } from "hyparquet-writer";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadTokenizer, openShards, readManifest, readSplitTokens } from "@lrc-ts/data";
-import { main } from "../cli.js";
+import { run } from "../testing-internal/cli-run.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-cli-tokenize-"));
 const corpus = path.join(root, "corpus");
@@ -14,14 +15,12 @@ const tokJson = path.join(root, "tok", "tokenizer.json");
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
-  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
-  const code = await main(argv);
-  vi.restoreAllMocks();
-  return { code, out: out.join("\n"), err: err.join("\n") };
+
+/** A parquet file with the given columns, as the Hub stores dataset splits (hyparquet-writer, snappy). */
+function writeParquet(file: string, columns: Record<string, unknown[]>): void {
+  const type = (data: unknown[]) => (data.some((v) => typeof v === "string") ? "STRING" : "INT32") as "STRING" | "INT32";
+  const buf = parquetWriteBuffer({ columnData: Object.entries(columns).map(([name, data]) => ({ name, data, type: type(data) })) });
+  fs.writeFileSync(file, new Uint8Array(buf));
 }
 
 const texts = Array.from({ length: 12 }, (_, i) => `Story ${i}. Once upon a time the ${i % 2 ? "cat" : "dog"} went to town ${i} times.\n`);
@@ -61,11 +60,27 @@ describe("lrc tokenize", () => {
     reader.close();
   });
 
+  it("reads the text column of Hub parquet files (--text-field), in several row chunks, skipping null rows", async () => {
+    const dir = fs.mkdtempSync(path.join(root, "parquet-"));
+    const docs = Array.from({ length: 2500 }, (_, i) => `Row ${i}: the ${i % 3 ? "cat" : "dog"} went home.`);
+    writeParquet(path.join(dir, "train-00000-of-00001.parquet"), { id: [...docs.keys(), 2500], content: [...docs.slice(0, 2000), null, ...docs.slice(2000)] });
+    const out = path.join(dir, "shards");
+    const r = await run(["tokenize", "--tokenizer", tokJson, "--input", dir, "--text-field", "content", "--out", out, "--val-fraction", "0", "--json"]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out).train.documents).toBe(2500);
+    const t = loadTokenizer(tokJson);
+    expect(t.decode(readSplitTokens(out, "train")).split("<|endoftext|>").filter((x) => x.length > 0)).toEqual(docs);
+  });
+
   const bad: [string, (dir: string) => string[], RegExp][] = [
     ["a missing input file", (d) => [path.join(d, "missing.txt")], /missing\.txt: no such file or directory/],
     ["a jsonl line without the text field", (d) => (fs.writeFileSync(path.join(d, "x.jsonl"), '{"text":"ok"}\n{"body":"no"}\n'), [path.join(d, "x.jsonl")]), /x\.jsonl: line 2: no "text" field/],
     ["bad JSON", (d) => (fs.writeFileSync(path.join(d, "y.jsonl"), '{"text":"ok"}\n\n{"text": "a",\n'), [path.join(d, "y.jsonl")]), /y\.jsonl: line 3: invalid JSON/],
     ["an unsupported file type", (d) => (fs.writeFileSync(path.join(d, "z.csv"), "a"), [path.join(d, "z.csv")]), /z\.csv: unsupported input type '\.csv'/],
+    ["a broken .parquet file in a directory", (d) => (fs.writeFileSync(path.join(d, "a.txt"), "text"), fs.mkdirSync(path.join(d, "hub")), fs.writeFileSync(path.join(d, "hub", "train-00000.parquet"), "PAR1"), [d]), /train-00000\.parquet: not a readable parquet file/],
+    ["a .parquet file without the text column", (d) => (writeParquet(path.join(d, "t.parquet"), { body: ["x"] }), [`${d}/*`]), /t\.parquet: no "text" column \(columns: body\)/],
+    ["a non-string text column", (d) => (writeParquet(path.join(d, "n.parquet"), { text: [1, 2] }), [path.join(d, "n.parquet")]), /n\.parquet: row 1: "text" is number, expected a string/],
     // Text that would be tokenized wrongly: refused by file and place, never through replacement characters.
     ["invalid UTF-8", (d) => (fs.writeFileSync(path.join(d, "u.txt"), Buffer.from([0x61, 0x62, 0xc3, 0x28, 0x63])), [path.join(d, "u.txt")]), /u\.txt: invalid UTF-8 at byte offset 2$/],
     ["a surrogate encoded in UTF-8", (d) => (fs.writeFileSync(path.join(d, "s.txt"), Buffer.from([0x61, 0xed, 0xa0, 0x80])), [path.join(d, "s.txt")]), /s\.txt: invalid UTF-8 at byte offset 1$/],

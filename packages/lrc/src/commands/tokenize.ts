@@ -1,4 +1,5 @@
-// `lrc tokenize`: text files (.txt/.md documents, .jsonl lines with a text field) to a token shard directory
+// `lrc tokenize`: text files (.txt/.md documents, .jsonl lines with a text field, .parquet rows with a text
+// column, as Hub datasets store them) to a token shard directory
 // with a manifest, through @lrc-ts/data. Documents are joined with the tokenizer's end-of-text token and
 // assigned to train or val by a seeded per-document choice, or, with --val-files, by file (deterministic:
 // the files the patterns name are val, every other file is train). Progress goes to stderr, the summary to
@@ -9,6 +10,9 @@ import path from "node:path";
 import { expandInputs, loadTokenizer, readDocuments, writeTextPieces, type WriteProgress } from "@lrc-ts/data";
 import { makeDirectory } from "@lrc-ts/tensor-core";
 import type { Command } from "../cli/command.js";
+import { statusLine } from "../cli/status-line.js";
+import type { StatusLine } from "../cli/status-line.js";
+import { clock } from "../progress.js";
 
 function human(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
@@ -17,24 +21,17 @@ function human(n: number): string {
   return String(n);
 }
 
-function clock(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
-}
-
-/** One-line progress bar on stderr (only when it is a terminal). */
-function progressBar(totalBytes: number): (p: WriteProgress) => void {
-  const tty = process.stderr.isTTY === true;
+/** The progress line on stderr (see statusLine: redrawn on a terminal, a plain line every 10 s otherwise). */
+function progressBar(totalBytes: number, status: StatusLine): (p: WriteProgress) => void {
   return (p) => {
-    if (!tty) return;
     const frac = totalBytes > 0 ? Math.min(1, p.bytes / totalBytes) : 0;
     const width = 24;
     const filled = Math.round(frac * width);
     const mbs = p.elapsedMs > 0 ? p.bytes / 1e6 / (p.elapsedMs / 1000) : 0;
-    const line =
+    status.update(
       `tokenize [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%  ` +
-      `${human(p.tokens)} tokens  ${human(p.documents)} docs  ${mbs.toFixed(1)} MB/s  ${clock(p.elapsedMs)}`;
-    process.stderr.write(`\r${line}\x1b[K`);
+        `${human(p.tokens)} tokens  ${human(p.documents)} docs  ${mbs.toFixed(1)} MB/s  ${clock(p.elapsedMs / 1000)}`,
+    );
   };
 }
 
@@ -43,13 +40,13 @@ export const tokenizeCommand: Command = {
   summary: "tokenize text files into train/val token shards with a manifest",
   flags: {
     tokenizer: { kind: "string", required: true, help: "tokenizer.json, or a model directory holding one" },
-    input: { kind: "list", required: true, help: "input files, directories or globs (.txt/.md = one document, .jsonl = one per line)" },
+    input: { kind: "list", required: true, help: "input files, directories or globs (.txt/.md = one document, .jsonl = one per line, .parquet = one per row)" },
     out: { kind: "string", required: true, help: "output shard directory" },
     "val-fraction": { kind: "number", help: "fraction of documents sent to the val split by a seeded coin toss per document (default: 0.01; not with --val-files)" },
     "val-files": { kind: "list", help: "files, directories or globs whose documents form the val split (with or without --input naming them too); every other file is train" },
     "shard-tokens": { kind: "int", default: 100_000_000, help: "tokens per shard file" },
     seed: { kind: "int", default: 0, help: "seed of the per-document train/val choice" },
-    "text-field": { kind: "string", default: "text", help: "JSONL field holding the text" },
+    "text-field": { kind: "string", default: "text", help: "JSONL field or parquet column holding the text" },
     "eos-token": { kind: "string", help: "end-of-text token to join documents with (default: found in the tokenizer)" },
     json: { kind: "boolean", help: "print the summary as JSON" },
   },
@@ -58,6 +55,7 @@ export const tokenizeCommand: Command = {
     "  lrc tokenize --tokenizer models/Qwen2.5-0.5B --input corpus/ --out data/shards",
     "  lrc tokenize --tokenizer tok.json --input 'books/**/*.txt,web.jsonl' --out shards --val-fraction 0.005",
     "  lrc tokenize --tokenizer tok.json --input corpus/ --val-files 'corpus/2019-*.txt' --out shards",
+    "  lrc tokenize --tokenizer models/Qwen2.5-0.5B --input fineweb/data/ --text-field text --out shards   (Hub parquet files)",
   ].join("\n"),
   async run(flags) {
     const valPatterns = flags["val-files"] as string[] | undefined;
@@ -77,7 +75,8 @@ export const tokenizeCommand: Command = {
     const totalBytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
     const out = flags.out as string;
     makeDirectory(out); // before any work, naming the directory if it cannot be made
-    const bar = progressBar(totalBytes);
+    const status = statusLine();
+    const bar = progressBar(totalBytes, status);
     const start = Date.now();
     let last: WriteProgress | null = null;
     const manifest = await writeTextPieces(
@@ -99,7 +98,7 @@ export const tokenizeCommand: Command = {
           ]
         : [{ pieces: docs(files), split: "auto", describe: (flags.input as string[]).join(",") }],
     );
-    if (process.stderr.isTTY) process.stderr.write("\n");
+    status.done();
     const seconds = (Date.now() - start) / 1000;
     const bytes = (last as WriteProgress | null)?.bytes ?? 0;
     const { train, val } = manifest.splits;

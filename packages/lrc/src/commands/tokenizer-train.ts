@@ -5,23 +5,24 @@ import { trainBpeTokenizer, writeTokenizerJson } from "@lrc-ts/data";
 import path from "node:path";
 import { makeDirectory } from "@lrc-ts/tensor-core";
 import type { Command } from "../cli/command.js";
+import { statusLine } from "../cli/status-line.js";
 
 export const tokenizerTrainCommand: Command = {
   name: "tokenizer train",
   summary: "train a byte-level BPE tokenizer and write tokenizer.json",
   flags: {
-    input: { kind: "list", required: true, help: "input files, directories or globs (.txt/.md/.jsonl)" },
+    input: { kind: "list", required: true, help: "input files, directories or globs (.txt/.md/.jsonl/.parquet)" },
     "vocab-size": { kind: "int", required: true, help: "vocabulary size: 256 bytes + merges + <|endoftext|>" },
     out: { kind: "string", required: true, help: "tokenizer.json to write" },
     "min-frequency": { kind: "int", default: 2, help: "stop merging when the best pair is rarer than this" },
-    "text-field": { kind: "string", default: "text", help: "JSONL field holding the text" },
+    "text-field": { kind: "string", default: "text", help: "JSONL field or parquet column holding the text" },
     json: { kind: "boolean", help: "print the summary as JSON" },
   },
   details: "example:\n  lrc tokenizer train --input corpus/ --vocab-size 8192 --out tokenizer.json",
   async run(flags) {
     const vocabSize = flags["vocab-size"] as number;
     if (vocabSize < 257) throw new Error(`--vocab-size must be at least 257 (256 bytes + <|endoftext|>), got ${vocabSize}`);
-    const tty = process.stderr.isTTY === true;
+    const status = statusLine();
     const out = flags.out as string;
     makeDirectory(path.dirname(out)); // before training, naming the directory if it cannot be made
     const trained = await trainBpeTokenizer({
@@ -30,12 +31,11 @@ export const tokenizerTrainCommand: Command = {
       minFrequency: flags["min-frequency"] as number,
       textField: flags["text-field"] as string,
       onProgress: (p) => {
-        if (!tty) return;
         const what = p.phase === "count" ? `counting words: ${((p.bytes ?? 0) / 1e6).toFixed(1)} MB` : `merges ${p.merges}/${p.mergesWanted}`;
-        process.stderr.write(`\rtokenizer train: ${what}\x1b[K`);
+        status.update(`tokenizer train: ${what}`);
       },
     });
-    if (tty) process.stderr.write("\n");
+    status.done();
     writeTokenizerJson(out, trained.json);
     const s = trained.stats;
     const summary = {

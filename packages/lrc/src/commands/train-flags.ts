@@ -31,6 +31,7 @@ export const trainFlags: FlagSpecs = {
   "keep-checkpoints": { kind: "int", default: 2, help: "complete checkpoints kept" },
   resume: { kind: "boolean", help: "continue from the newest checkpoint in --out that verifies (checksums), saying which it skipped" },
   seed: { kind: "int", default: 0, help: "seed of the data order and the initialisation" },
+  dtype: { kind: "string", help: "weight dtype of the exported model: bf16 | f16 | f32 (default: the teacher's torch_dtype, else f32)" },
   backend: backendFlag,
   "no-progress": { kind: "boolean", help: "no progress line on stderr" },
   json: { kind: "boolean", help: "print a JSON summary as the last line on stdout" },
@@ -52,6 +53,8 @@ export function trainOptions(flags: ParsedFlags): TrainRunOptions {
     throw new UsageError(`--schedule must be linear, cosine or constant, got '${schedule}'`);
   const warmup = flags.warmup as number;
   if (!(warmup >= 0 && warmup < 1)) throw new UsageError(`--warmup must be a fraction in [0, 1), got ${warmup}`);
+  const dtype = flags.dtype as string | undefined;
+  if (dtype !== undefined && dtype !== "bf16" && dtype !== "f16" && dtype !== "f32") throw new UsageError(`--dtype must be bf16, f16 or f32, got '${dtype}'`);
   for (const b of ["adam-beta1", "adam-beta2"]) {
     const v = flags[b] as number;
     if (!(v >= 0 && v < 1)) throw new UsageError(`--${b} must be in [0, 1), got ${v}`);
@@ -64,7 +67,7 @@ export function trainOptions(flags: ParsedFlags): TrainRunOptions {
     warmupSteps: positive(flags, "warmup-steps", true), gradClip: positive(flags, "clip", true),
     evalEvery: positive(flags, "eval-every", true), evalBatches: positive(flags, "eval-batches"), saveEvery: positive(flags, "save-every", true),
     keepCheckpoints: positive(flags, "keep-checkpoints"), resume: flags.resume === true, seed: flags.seed,
-    progress: flags["no-progress"] !== true, handleSigint: true,
+    progress: flags["no-progress"] !== true, handleSigint: true, dtype,
   };
   for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
   return o as unknown as TrainRunOptions;

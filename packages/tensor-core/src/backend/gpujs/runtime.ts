@@ -593,8 +593,17 @@ function identifyDevice(mode: GpuMode, gl: GlContext | null, adapter: WebGpuAdap
   return { mode, gl: strings, ...classifyGlDevice(strings, mappedLibraries()) };
 }
 
+/** gpu.js is an optional peer dependency (it pulls ~270 MB and a native `gl` build): loaded here, on first use only. */
 async function loadGpuJs(): Promise<GpuJsClass> {
-  const mod = (await import("gpu.js")) as unknown as { GPU?: GpuJsClass; default?: { GPU?: GpuJsClass } };
+  let mod: { GPU?: GpuJsClass; default?: { GPU?: GpuJsClass } };
+  try {
+    mod = (await import("gpu.js")) as unknown as typeof mod;
+  } catch (e) {
+    throw new Error(
+      `gpu backend: the gpu.js package does not load (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); ` +
+        "it is an optional peer dependency of @lrc-ts/tensor-core: install it with npm i gpu.js@2.24.1 (and webgpu@0.6.2 for WebGPU in Node)",
+    );
+  }
   const GPU = mod.GPU ?? mod.default?.GPU;
   if (GPU === undefined) throw new Error("gpu backend: the gpu.js module has no GPU export");
   return GPU;

@@ -1,0 +1,88 @@
+// The `lrc` entry point: it runs when started through a symlink (npm's node_modules/.bin/lrc), and its
+// discoverability: --version, `lrc help <command>`, a command group's --help, "did you mean" hints.
+
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { closest } from "./cli/args.js";
+import { isEntryScript } from "./cli.js";
+import { run as runMain } from "./testing-internal/cli-run.js";
+import { CLI, REPO_ROOT } from "./testing-internal/fixtures.js";
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-cli-"));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+const pkgVersion = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "packages/lrc/package.json"), "utf8")) as { version: string }).version;
+
+describe("lrc entry point", () => {
+  it("runs when started through a symlink without the cli.* name, as npm's .bin/lrc does", () => {
+    const link = path.join(root, "bin", "lrc");
+    fs.mkdirSync(path.dirname(link), { recursive: true });
+    fs.symlinkSync(CLI, link);
+    const out = execFileSync(process.execPath, ["--conditions=source", "--import", "tsx", link, "--version"], { cwd: REPO_ROOT, encoding: "utf8" });
+    expect(out.trim()).toBe(pkgVersion);
+  });
+
+  it("isEntryScript compares real paths", () => {
+    const link = path.join(root, "other-name");
+    fs.symlinkSync(CLI, link);
+    const url = pathToFileURL(CLI).href;
+    expect(isEntryScript(link, url)).toBe(true);
+    expect(isEntryScript(CLI, url)).toBe(true);
+    expect(isEntryScript(path.join(REPO_ROOT, "package.json"), url)).toBe(false);
+    expect(isEntryScript(path.join(root, "missing"), url)).toBe(false);
+    expect(isEntryScript(undefined, url)).toBe(false);
+  });
+});
+
+describe("lrc discoverability", () => {
+  it("--version prints the package version", async () => {
+    const r = await runMain(["--version"]);
+    expect(r).toMatchObject({ code: 0, out: pkgVersion });
+  });
+
+  it("lrc help <command> equals lrc <command> --help", async () => {
+    const a = await runMain(["help", "distill"]);
+    const b = await runMain(["distill", "--help"]);
+    expect(a.code).toBe(0);
+    expect(a.out).toContain("usage: lrc distill [flags]");
+    expect(a.out).toContain("--hidden-size");
+    expect(a.out).toBe(b.out);
+    const t = await runMain(["help", "tokenizer", "train"]);
+    expect(t.out).toContain("usage: lrc tokenizer train [flags]");
+  });
+
+  it("a command group lists its subcommands", async () => {
+    const h = await runMain(["tokenizer", "--help"]);
+    expect(h.code).toBe(0);
+    expect(h.out).toContain("lrc tokenizer train");
+    const bare = await runMain(["tokenizer"]);
+    expect(bare.code).toBe(1);
+    expect(bare.err).toContain("give a subcommand");
+    expect(bare.err).toContain("lrc tokenizer train");
+  });
+
+  it("suggests the nearest flag and command", async () => {
+    const f = await runMain(["distill", "--stpes", "3"]);
+    expect(f.code).toBe(1);
+    expect(f.err.split("\n")[0]).toBe("lrc distill: unknown flag --stpes (did you mean --steps?)");
+    const c = await runMain(["distil"]);
+    expect(c.code).toBe(1);
+    expect(c.err.split("\n")[0]).toBe("lrc: unknown command 'distil' (did you mean 'distill'?)");
+    const dt = await runMain(["distill", "--teacher", "t", "--hidden-size", "8", "--data", "d", "--out", "o", "--steps", "1", "--dtype", "fp8"]);
+    expect(dt.err.split("\n")[0]).toBe("lrc distill: --dtype must be bf16, f16 or f32, got 'fp8'");
+    const none = await runMain(["distill", "--zzzzzz"]);
+    expect(none.err.split("\n")[0]).toBe("lrc distill: unknown flag --zzzzzz");
+  });
+
+  it("closest() stays within a third of the word's length", () => {
+    expect(closest("stpes", ["steps", "seed"])).toBe("steps");
+    expect(closest("seq-lne", ["seq-len", "steps"])).toBe("seq-len");
+    expect(closest("lr", ["lr", "clip"])).toBe("lr");
+    expect(closest("xy", ["lr", "seed"])).toBeUndefined();
+    expect(closest("teachr", ["teacher", "tokens"])).toBe("teacher");
+    expect(closest("abcdefgh", ["zzzzzzzz"])).toBeUndefined();
+  });
+});
