@@ -31,6 +31,7 @@ const fmtMs = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms >= 1 ? ms.
 async function loadImplementation(group: Group, gpuMode: GpuModeArg): Promise<Implementation> {
   if (group.impl === "lrc-ts") return (await import("./lrcts/index.js")).lrcTs;
   if (group.impl === "lrc-ts-gpu") return (await import("./lrcts-gpu/index.js")).lrcTsGpu(gpuMode);
+  if (group.impl === "lrc-ts-webgpu") return (await import("./lrcts-webgpu/index.js")).lrcTsWebGpu;
   return (await import("./tfjs/index.js")).tfjsImplementation(group.impl === "tfjs-wasm" ? "wasm" : "cpu");
 }
 

@@ -9,9 +9,9 @@ import { matchesFilters } from "./cli.js";
 import type { GpuModeArg } from "./cli.js";
 import type { Impl } from "./results.js";
 
-export const IMPLS: readonly Impl[] = ["lrc-ts", "lrc-ts-gpu", "tfjs-cpu", "tfjs-wasm", "pytorch"];
+export const IMPLS: readonly Impl[] = ["lrc-ts", "lrc-ts-gpu", "lrc-ts-webgpu", "tfjs-cpu", "tfjs-wasm", "pytorch"];
 
-/** The kernel cases; the only ones lrc-ts-gpu runs (its prepare skips, with the reason, those it cannot). */
+/** The kernel cases; the only ones lrc-ts-gpu and lrc-ts-webgpu run (their prepare skips, with the reason, those they cannot). */
 const KERNEL_KINDS: ReadonlySet<CaseSpec["kind"]> = new Set(["matmul", "attention", "rmsNorm", "softmaxCE", "adamw"]);
 
 export interface Group {
@@ -26,7 +26,8 @@ export interface Group {
  * What each implementation can run. TF.js has no gradient checker, no LRC distillation step and no eval-tasks scoring, and runs
  * the pretraining step for Llama only: its Qwen2 deltas (q/k/v biases, tied head) change little, and each
  * TF.js step takes tens of seconds. lrc-ts-gpu runs the kernel suite: the gpu backend's point of comparison
- * is the single kernel with its transfers (the gradients and e2e suites stay on the cpu backend). The
+ * is the single kernel with its transfers (the gradients and e2e suites stay on the cpu backend). lrc-ts-webgpu
+ * runs the kernel suite and the e2e training steps. The
  * real-shape distill steps run on lrc-ts and on PyTorch (the reference script, when torch is installed).
  */
 export function supports(impl: Impl, spec: CaseSpec): boolean {
@@ -34,16 +35,17 @@ export function supports(impl: Impl, spec: CaseSpec): boolean {
   if (impl === "pytorch") return false;
   if (impl === "lrc-ts") return true;
   if (impl === "lrc-ts-gpu") return KERNEL_KINDS.has(spec.kind);
+  if (impl === "lrc-ts-webgpu") return KERNEL_KINDS.has(spec.kind) || spec.kind === "pretrain" || spec.kind === "distill";
   if (spec.kind === "pretrain") return spec.model.arch === "llama";
   return spec.kind !== "gradCheck" && spec.kind !== "distill" && spec.kind !== "mcEval";
 }
 
 /**
- * Thread counts an implementation is run with: tfjs-cpu is single-threaded JavaScript, and lrc-ts-gpu's
- * kernels run on the device (GPU.js calls are synchronous and single-threaded on the host).
+ * Thread counts an implementation is run with: tfjs-cpu is single-threaded JavaScript, and lrc-ts-gpu's and
+ * lrc-ts-webgpu's kernels run on the device (the host only records and submits them).
  */
 export function threadsFor(impl: Impl, threads: readonly number[]): number[] {
-  return impl === "tfjs-cpu" || impl === "lrc-ts-gpu" ? [1] : [...threads];
+  return impl === "tfjs-cpu" || impl === "lrc-ts-gpu" || impl === "lrc-ts-webgpu" ? [1] : [...threads];
 }
 
 export const caseLabel = (suite: string, name: string, impl: Impl, threads: number): string =>

@@ -11,7 +11,7 @@ import type { BenchRecord, Impl, ResultsFile } from "./results.js";
 export const README_START = "<!-- bench-results:start -->";
 export const README_END = "<!-- bench-results:end -->";
 
-const IMPL_ORDER: Record<Impl, number> = { "lrc-ts": 0, "lrc-ts-gpu": 1, "tfjs-wasm": 2, "tfjs-cpu": 3, pytorch: 4 };
+const IMPL_ORDER: Record<Impl, number> = { "lrc-ts": 0, "lrc-ts-gpu": 1, "lrc-ts-webgpu": 2, "tfjs-wasm": 3, "tfjs-cpu": 4, pytorch: 5 };
 
 function fmtNum(x: number, digits: number): string {
   return x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -60,6 +60,7 @@ export function suiteTable(records: readonly BenchRecord[], suite: Suite): strin
     if (cols.some((c) => c.impl === "pytorch" && c.threads === t))
       ratioCols.push({ title: `vs pytorch ${t}t`, other: { impl: "pytorch", threads: t }, ours: { impl: "lrc-ts", threads: t } });
   const title = (c: Column): string => {
+    if (c.impl === "lrc-ts-webgpu") return suite === "kernels" ? `${c.impl} (compute)` : `${c.impl} (lavapipe or GPU: see notes)`;
     if (c.impl !== "lrc-ts-gpu") return `${c.impl} ${c.threads}t`;
     const modes = [...new Set(rs.filter((r) => r.impl === c.impl && r.gpu !== undefined).map((r) => r.gpu!.mode))];
     return `${c.impl}${modes.length > 0 ? ` ${modes.join("/")}` : ""} (compute)`;

@@ -104,12 +104,12 @@ describe("planGroups", () => {
   it("runs each e2e case in its own process and filters by label", () => {
     const groups = planGroups(allCases(), [1, 2], ["e2e/pretrain step llama"]);
     expect(groups.every((g) => g.suite === "e2e" && g.cases.length === 1)).toBe(true);
-    // lrc-ts at 1 and 2 threads, tfjs-wasm at 1 and 2, tfjs-cpu at 1.
-    expect(groups.map((g) => `${g.impl}@${g.threads}`)).toEqual(["lrc-ts@1", "lrc-ts@2", "tfjs-cpu@1", "tfjs-wasm@1", "tfjs-wasm@2"]);
+    // lrc-ts at 1 and 2 threads, lrc-ts-webgpu at 1, tfjs-wasm at 1 and 2, tfjs-cpu at 1.
+    expect(groups.map((g) => `${g.impl}@${g.threads}`)).toEqual(["lrc-ts@1", "lrc-ts@2", "lrc-ts-webgpu@1", "tfjs-cpu@1", "tfjs-wasm@1", "tfjs-wasm@2"]);
   });
   it("never gives TF.js the cases it cannot run", () => {
     const groups = planGroups(allCases(), [1], ["checkgrad", "distill"]);
-    expect(groups.map((g) => g.impl)).toEqual(["lrc-ts", "lrc-ts"]);
+    expect(groups.map((g) => g.impl)).toEqual(["lrc-ts", "lrc-ts", "lrc-ts-webgpu"]);
   });
   it("runs the real-shape cases only when a filter names them: lrc-ts and pytorch, each case in its own process", () => {
     expect(planGroups(allCases(), [2], []).some((g) => g.cases.some((c) => c.startsWith("real-shape")))).toBe(false);
@@ -128,10 +128,14 @@ describe("planGroups", () => {
     expect(parseArgs(["--max-rss-gb", "10"]).maxRssGb).toBe(10);
     expect(() => parseArgs(["--max-rss-gb", "0"])).toThrow(/--max-rss-gb must be a positive number/);
   });
-  it("runs lrc-ts-gpu on the kernel suite only, in one child at one thread", () => {
-    const groups = planGroups(allCases(), [1, 2], ["lrc-ts-gpu"]);
+  it("runs lrc-ts-gpu on the kernel suite only and lrc-ts-webgpu on it and the training steps, at one thread", () => {
     const kernels = allCases().filter((c) => c.suite === "kernels").map((c) => c.name);
-    expect(groups).toEqual([{ suite: "kernels", impl: "lrc-ts-gpu", threads: 1, cases: kernels }]);
+    expect(planGroups(allCases(), [1, 2], ["lrc-ts-gpu"])).toEqual([{ suite: "kernels", impl: "lrc-ts-gpu", threads: 1, cases: kernels }]);
+    const steps = allCases().filter((c) => c.spec.kind === "pretrain" || c.spec.kind === "distill").map((c) => c.name);
+    expect(planGroups(allCases(), [1, 2], ["lrc-ts-webgpu"])).toEqual([
+      { suite: "kernels", impl: "lrc-ts-webgpu", threads: 1, cases: kernels },
+      ...steps.map((name) => ({ suite: "e2e", impl: "lrc-ts-webgpu", threads: 1, cases: [name] })),
+    ]);
     // "lrc-ts@" still selects the cpu backend alone.
     expect(new Set(planGroups(allCases(), [1], ["lrc-ts@"]).map((g) => g.impl))).toEqual(new Set(["lrc-ts"]));
   });

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import type { Suite } from "./cases.js";
 import type { MachineInfo } from "./machine.js";
 
-export type Impl = "lrc-ts" | "lrc-ts-gpu" | "tfjs-cpu" | "tfjs-wasm" | "pytorch";
+export type Impl = "lrc-ts" | "lrc-ts-gpu" | "lrc-ts-webgpu" | "tfjs-cpu" | "tfjs-wasm" | "pytorch";
 
 /**
  * A device implementation's transfers, timed apart from the compute in `medianMs` (medians of their own

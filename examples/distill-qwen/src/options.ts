@@ -176,6 +176,7 @@ environment:
   LRC_BACKEND=gpu         run on tensor-core's GPU.js kernels; LRC_GPU_MODE=gl|webasm|webgpu picks the mode
                           (webgpu in Node needs the \`webgpu\` package; default: webgpu on a GPU adapter, else
                           gl, else webasm)
+  LRC_BACKEND=webgpu      run on tensor-core's native WebGPU kernels (WGSL; in Node the \`webgpu\` package)
 `;
 
 function positiveInt(name: string, raw: string | undefined): number | null {

@@ -1,6 +1,7 @@
 // Backend selection: a registry of backends by name. `cpu` (TypeScript kernels, plus WebAssembly SIMD and
 // worker threads where they pay) implements every kernel and is always there; `gpu` runs GPU.js kernels
-// (backend/gpujs), imported only by `initBackend("gpu")`, so cpu-only users never load GPU.js. Another backend
+// (backend/gpujs), imported only by `initBackend("gpu")`, so cpu-only users never load GPU.js; `webgpu` runs
+// WGSL kernels written for WebGPU (backend/webgpu), imported only by `initBackend("webgpu")`. Another backend
 // is a `Backend` (kernels.ts: a `Partial<Kernels>` table and an `accepts` rule) made available with
 // `registerBackend(name, loader)`. Ops call `dispatch` (dispatch.ts), which runs the active backend's kernel or
 // the cpu one and counts where each ran (`backendReport()`).
@@ -32,6 +33,12 @@ export interface InitBackendOptions {
    * a software one.
    */
   asyncReads?: boolean;
+  /**
+   * webgpu: the matmul design, "auto" (default: texture-packed register blocks on a software adapter such as
+   * lavapipe, workgroup-memory tiles on a GPU), "timed" (both timed at start-up, the faster kept), "tiled" or
+   * "texture".
+   */
+  matmul?: "auto" | "timed" | "tiled" | "texture";
 }
 
 /**
@@ -40,7 +47,10 @@ export interface InitBackendOptions {
  */
 export type BackendLoader = (opts: InitBackendOptions, current: Backend | null) => Backend | Promise<Backend>;
 
-const loaders = new Map<string, BackendLoader>([["gpu", loadGpujs]]);
+/** The native WebGPU backend (backend/webgpu), imported only when it is started. */
+const loadWebGpu: BackendLoader = async (opts, current) => (await import("./webgpu/backend.js")).loadWebGpu(opts, current);
+
+const loaders = new Map<string, BackendLoader>([["gpu", loadGpujs], ["webgpu", loadWebGpu]]);
 /** The started backends other than cpu, kept while another is selected so `setBackend` can switch back. */
 const started = new Map<string, Backend>();
 let current: BackendName = "cpu";
@@ -189,6 +199,14 @@ export async function gpuDownload(t: Tensor, out?: TypedArray): Promise<TypedArr
  */
 export async function gpuFinish(): Promise<void> {
   await startedGpu("gpuFinish").finish();
+}
+
+/**
+ * Waits until the work queued on the selected backend (or, with cpu selected, the last other one) has finished;
+ * resolves at once on cpu. For timing device compute apart from reads (the webgpu backend: its queue is idle).
+ */
+export async function backendFinish(): Promise<void> {
+  await lastDevice?.finish?.();
 }
 
 /** What the started gpu backend's kernels run on: mode, renderer strings, GL driver, and whether it is software. */

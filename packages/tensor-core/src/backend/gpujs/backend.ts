@@ -24,10 +24,18 @@ function tensorsIn(a: unknown): readonly Tensor[] {
 
 /** Whether the GPU.js kernels take a call: float32 operands (int32 where INT_ARG allows), none empty. */
 export function gpujsAccepts(op: KernelName, args: readonly unknown[]): boolean {
-  const out = OUT_SHAPE_ARG[op];
-  if (out !== undefined && sizeOf(args[out] as readonly number[]) === 0) return false;
   // The backward reads the row log-sum-exps of a forward that ran here.
   if (op === "klDivBackward" && (args[2] as KlForward).lseT === undefined) return false;
+  return float32Operands(op, args);
+}
+
+/**
+ * The rule of device backends that keep float32 on the device (GPU.js, WebGPU): every tensor argument float32
+ * (int32 for indices and targets), none empty, no empty output.
+ */
+export function float32Operands(op: KernelName, args: readonly unknown[]): boolean {
+  const out = OUT_SHAPE_ARG[op];
+  if (out !== undefined && sizeOf(args[out] as readonly number[]) === 0) return false;
   const intArg = INT_ARG[op];
   return args.every((a, i) => tensorsIn(a).every((t) => t.size > 0 && (t.dtype === "float32" || (t.dtype === "int32" && i === intArg))));
 }

@@ -31,6 +31,7 @@ import type { DeviceStats } from "../kernels.js";
 import type { TypedArray } from "../../dtype.js";
 import type { DeviceBuffer } from "../../storage.js";
 import { isSoftwareRenderer } from "./software.js";
+import { ensureNavigatorGpu, isNode } from "../webgpu/navigator.js";
 
 export type GpuMode = "webgpu" | "gl" | "webasm" | "cpu";
 
@@ -79,8 +80,6 @@ const kernelClassOf: Record<GpuMode, readonly string[]> = {
   webasm: ["WebAssemblyKernel"],
   cpu: ["CPUKernel"],
 };
-
-const isNode = typeof process !== "undefined" && typeof process.versions?.node === "string";
 
 /** The slice of a WebGL context (headless-gl's or a browser's) used to identify the device and wait on it. */
 interface GlContext {
@@ -458,28 +457,6 @@ async function runProbeWebGpu(GPU: GpuJsClass, skipped: string[]): Promise<GpuRu
     gpu.destroy();
     throw e;
   }
-}
-
-/**
- * Node has no `navigator.gpu`: it comes from the `webgpu` package (Dawn), loaded here only, by a name the
- * bundlers do not follow. A browser's own navigator.gpu is used as it is.
- */
-async function ensureNavigatorGpu(): Promise<void> {
-  const g = globalThis as { navigator?: { gpu?: unknown } };
-  if (g.navigator?.gpu !== undefined) return;
-  if (!isNode) throw new Error("no WebGPU in this browser (navigator.gpu is missing)");
-  const name = "webgpu";
-  let mod: { create?: (flags: string[]) => unknown; globals?: Record<string, unknown> };
-  try {
-    mod = (await import(/* @vite-ignore */ name)) as typeof mod;
-  } catch (e) {
-    throw new Error(`Node has no navigator.gpu, and the \`webgpu\` package (Dawn, which provides it) does not load: ${e instanceof Error ? e.message.split("\n")[0] : String(e)} (install it: npm i webgpu@0.6.2)`);
-  }
-  if (typeof mod.create !== "function") throw new Error("the `webgpu` package has no create() export");
-  Object.assign(globalThis, mod.globals ?? {});
-  const gpu = mod.create([]);
-  if (g.navigator === undefined) Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true, writable: true });
-  else Object.defineProperty(g.navigator, "gpu", { value: gpu, configurable: true });
 }
 
 /**
