@@ -157,7 +157,7 @@ def rope_cos_sin(cfg, T):
 
 def rms_norm(x, weight, eps):
     input_dtype = x.dtype
-    h = x.to(torch.float32)
+    h = x if x.dtype == torch.float64 else x.to(torch.float32)  # float64 stays float64 (log-likelihood golden)
     variance = h.pow(2).mean(-1, keepdim=True)
     h = h * torch.rsqrt(variance + eps)
     return weight * h.to(input_dtype)
@@ -188,7 +188,7 @@ def attention_heads(q, k, v, H, Hkv, dh, cos, sin):
     v = repeat_kv(v, H // Hkv)
     scores = torch.matmul(q, k.transpose(2, 3)) * dh ** -0.5
     mask = torch.full((T, T), torch.finfo(torch.float32).min).triu(1)
-    probs = F.softmax(scores + mask, dim=-1, dtype=torch.float32).to(q.dtype)
+    probs = F.softmax(scores + mask, dim=-1, dtype=torch.float64 if q.dtype == torch.float64 else torch.float32).to(q.dtype)
     return torch.matmul(probs, v).transpose(1, 2).reshape(B, T, H * dh)
 
 
@@ -626,9 +626,128 @@ def build_lrc_golden(teacher_dir, tcfg, TW, ids, d=16, seed=1234, eps=1e-5, alph
 
 
 # ------------------------------------------------------------------------------------------------
+# Log-likelihood golden (lm-evaluation-harness's rules, docs/eval-tasks.md), in float64
+# ------------------------------------------------------------------------------------------------
+
+# A toy tokenizer for the tests: greedy longest match over this vocabulary (64 ids, so it fits every
+# fixture), unknown characters -> id 0. Tokens with inner or trailing spaces ("  ") and merges across the
+# context/continuation boundary make lm-eval's boundary rule observable.
+LL_VOCAB = (["<pad>", "<bos>", "<eos>"] + list("abcdefghijklmnopqrstuvwxyz") + [" ", "\n", ":", "?", ".", "A", "B", "Q"]
+            + [" a", " b", " c", " d", " t", " y", " n", " the", " yes", " no", "the", "Answer", "Question", "in",
+               "an", "er", "th", "at", " A", " B", " is", " cat", "cat", "is", "he", "on", "  "])
+LL_PREFIX = 1
+PY_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+
+
+def ll_encode(text):
+    ids, i = [], 0
+    while i < len(text):
+        best = max((t for t in LL_VOCAB[3:] if text.startswith(t, i)), key=len, default=None)
+        if best is None:
+            ids.append(0)
+            i += 1
+        else:
+            ids.append(LL_VOCAB.index(best))
+            i += len(best)
+    return ids
+
+
+def ll_encode_pair(context, continuation):
+    """lm_eval TemplateLM._encode_pair, and HFLM.loglikelihood's empty-context rule."""
+    if context == "":
+        return [LL_PREFIX], ll_encode(continuation)
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces > 0:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = ll_encode(context + continuation)
+    ctx = ll_encode(context)
+    return ctx, whole[len(ctx):]
+
+
+def ll_score(cfg, W64, ctx, cont, max_length):
+    """HFLM._loglikelihood_tokens for one request: sum of log-softmax over the continuation, is_greedy."""
+    inp = (ctx + cont)[-(max_length + 1):][:-1]
+    logits = forward(cfg, W64, torch.tensor([inp]))[0]
+    rows = F.log_softmax(logits[len(inp) - len(cont):len(inp)], dim=-1)
+    target = torch.tensor(cont)
+    ll = float(rows.gather(1, target[:, None]).sum()) if cont else 0.0
+    greedy = bool((rows.argmax(-1) == target).all()) if cont else True
+    return ll, greedy
+
+
+LL_REQUESTS = [  # raw (context, continuation) pairs
+    ("Question: is the cat in?\nAnswer:", " yes"),
+    ("the cat is ", "on the hat"),       # trailing space moves to the continuation
+    ("the cat is  ", " in"),             # two trailing spaces
+    ("", "the cat"),                     # empty context -> prefix token
+    ("th", "e cat"),                     # the continuation's first character merges into the context's token
+    ("Answer:", " bat in"),             # multi-token continuation
+    ("a", "b"),
+]
+
+LL_DOCS = [  # multiple-choice documents, lm-eval's target_delimiter " "
+    {"context": "Question: is the cat in?\nAnswer:", "choices": ["yes", "no"], "gold": 0},
+    {"context": "the cat is ", "choices": ["on", "in the hat", "at a bin"], "gold": 1},
+    {"context": "", "choices": ["the cat", "a bat", "B"], "gold": 2},
+    {"context": "Q: the cat?\nA. in\nB. on\nAnswer:", "choices": ["A", "B"], "gold": 1},
+    {"contexts": ["the cat is in", "the cat is on"], "target": "the hat.", "gold": 1},  # partial (WinoGrande)
+    {"context": "Question: is the cat at the bin?\nAnswer:", "choices": ["yes it is", "no", "the cat ate"], "gold": 0},
+]
+
+
+def ll_doc_pairs(doc):
+    if "context" in doc:
+        return [(doc["context"], " " + c) for c in doc["choices"]], doc["choices"]
+    return [(c, " " + doc["target"]) for c in doc["contexts"]], doc["contexts"]
+
+
+def ll_mean_stderr(xs):
+    """lm_eval.api.metrics.mean_stderr: sample_stddev / sqrt(n)."""
+    mu = sum(xs) / len(xs)
+    return math.sqrt(sum((x - mu) ** 2 for x in xs) / (len(xs) - 1)) / math.sqrt(len(xs))
+
+
+def ll_model_golden(name, cfg, W32, max_length=None):
+    W64 = {k: v.double() for k, v in W32.items()}
+    L = max_length or cfg["max_position_embeddings"]
+    reqs = []
+    for c, t in LL_REQUESTS:
+        ci, ti = ll_encode_pair(c, t)
+        ll, greedy = ll_score(cfg, W64, ci, ti, L)
+        reqs.append({"context_ids": ci, "continuation_ids": ti, "loglikelihood": ll, "is_greedy": greedy})
+    samples = []
+    for doc in LL_DOCS:
+        pairs, norm = ll_doc_pairs(doc)
+        scored = [ll_score(cfg, W64, *ll_encode_pair(c, t), L) for c, t in pairs]
+        lls = [s[0] for s in scored]
+        pred = max(range(len(lls)), key=lambda i: (lls[i], -i))  # numpy argmax: first index of the max
+        normed = [l / len(s) for l, s in zip(lls, norm)]
+        pred_norm = max(range(len(normed)), key=lambda i: (normed[i], -i))
+        samples.append({"loglikelihoods": lls, "is_greedy": [s[1] for s in scored], "gold": doc["gold"],
+                        "pred": pred, "pred_norm": pred_norm})
+    acc = [float(s["pred"] == s["gold"]) for s in samples]
+    acc_norm = [float(s["pred_norm"] == s["gold"]) for s in samples]
+    return {"dir": name, "max_length": max_length, "requests": reqs, "samples": samples,
+            "acc": sum(acc) / len(acc), "acc_stderr": ll_mean_stderr(acc),
+            "acc_norm": sum(acc_norm) / len(acc_norm), "acc_norm_stderr": ll_mean_stderr(acc_norm)}
+
+
+def build_loglikelihood_golden(models):
+    out = OUT / "loglikelihood"
+    out.mkdir(parents=True, exist_ok=True)
+    golden = {"vocab": LL_VOCAB, "prefix_token": LL_PREFIX, "whitespace": PY_WHITESPACE,
+              "requests": [list(r) for r in LL_REQUESTS], "docs": LL_DOCS,
+              "models": [ll_model_golden(*m) for m in models]}
+    write_json(out / "expected.json", golden, sort_keys=False)
+    for m in golden["models"]:
+        print(f"loglikelihood {m['dir']} (max_length {m['max_length']}): acc {m['acc']:.3f}, acc_norm {m['acc_norm']:.3f}")
+
+
+# ------------------------------------------------------------------------------------------------
 
 OWNED = ["qwen2-tied-f32", "qwen2-untied-bf16-headdim16", "llama-gqa-llama3rope-f32",
-         "llama-gqa-llama3rope-f32-sharded", "llama-tied-bf16", "lrc-golden"]
+         "llama-gqa-llama3rope-f32-sharded", "llama-tied-bf16", "lrc-golden", "loglikelihood"]
 
 
 def main():
@@ -663,10 +782,10 @@ def main():
     names_c = sorted(make_weights(cfg_c, 303))
     shard1 = [n for n in names_c if n.startswith("model.embed_tokens") or n.startswith("model.layers.0.")]
     shard2 = [n for n in names_c if n not in shard1]
-    info = build_fixture("llama-gqa-llama3rope-f32", cfg_c, seed=303, T=12, generation=True,
+    W_c, _, info = build_fixture("llama-gqa-llama3rope-f32", cfg_c, seed=303, T=12, generation=True,
                          extra_dirs=[("llama-gqa-llama3rope-f32-sharded", [shard1, shard2])])
-    manifest.append(info[2])
-    manifest.append({**info[2], "dir": "llama-gqa-llama3rope-f32-sharded", "sharded": True})
+    manifest.append(info)
+    manifest.append({**info, "dir": "llama-gqa-llama3rope-f32-sharded", "sharded": True})
 
     # (d) Llama, tied, BF16 on disk, rms_norm_eps 1e-6, MHA.
     cfg_d = llama_config(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
@@ -678,6 +797,9 @@ def main():
     build_lrc_golden("qwen2-tied-f32", cfg_a, W_a, ids_a)
     manifest.append({"dir": "lrc-golden/folded", "architecture": "Qwen2ForCausalLM", "weights_dtype": "F32",
                      "tied": True, "seq_len": int(ids_a.shape[1]), "generation": False})
+    # Log-likelihood golden: the full window, a window of 8 (left truncation), and a Llama.
+    build_loglikelihood_golden([("qwen2-tied-f32", cfg_a, W_a), ("qwen2-tied-f32", cfg_a, W_a, 8),
+                                ("llama-gqa-llama3rope-f32", cfg_c, W_c)])
     for m in manifest:
         m.setdefault("sharded", False)
     write_json(OUT / "manifest.json", {"tolerance": 1e-4, "fixtures": manifest}, sort_keys=False)

@@ -27,7 +27,9 @@ export type CaseSpec =
   | { kind: "modelGrad"; model: ModelDims; batch: number; seq: number }
   | { kind: "gradCheck"; B: number; T: number; D: number; H: number; Hkv: number }
   | { kind: "pretrain"; model: ModelDims; batch: number; seq: number }
-  | { kind: "distill"; teacher: ModelDims; student: ModelDims; batch: number; seq: number };
+  | { kind: "distill"; teacher: ModelDims; student: ModelDims; batch: number; seq: number }
+  /** Multiple-choice log-likelihood scoring (lrc eval-tasks): docs x choices requests, one shared context per doc. */
+  | { kind: "mcEval"; model: ModelDims; docs: number; ctxTokens: number; choiceTokens: readonly number[]; shareContext: boolean; batch: number };
 
 export interface BenchCase {
   suite: Suite;
@@ -38,6 +40,8 @@ export interface BenchCase {
   flops?: number;
   /** Tokens processed per call (for tokens/s). */
   tokens?: number;
+  /** Documents scored per call (for documents/s). */
+  docs?: number;
 }
 
 // Llama: untied head, no biases. Qwen2: q/k/v biases and a tied head, as in Qwen2.5-0.5B.
@@ -139,5 +143,14 @@ export function allCases(): BenchCase[] {
     spec: { kind: "distill", teacher: TEACHER_QWEN2, student: STUDENT_QWEN2, batch: BATCH, seq: SEQ },
     tokens,
   });
+  // ARC-Easy-shaped zero-shot scoring: 4 choices of 3-6 tokens after a ~30-token context, on the teacher above.
+  const arc = { docs: 8, ctxTokens: 30, choiceTokens: [3, 5, 4, 6], batch: 4 };
+  for (const shareContext of [true, false])
+    cases.push({
+      suite: "e2e",
+      name: `eval-tasks ARC-E-shaped ${arc.docs} docs x ${arc.choiceTokens.length} choices ctx${arc.ctxTokens} ${dimsLabel(TEACHER_QWEN2)} ${shareContext ? "shared-context cache" : "no cache"}`,
+      spec: { kind: "mcEval", model: TEACHER_QWEN2, shareContext, ...arc },
+      docs: arc.docs,
+    });
   return cases;
 }

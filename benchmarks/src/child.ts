@@ -76,6 +76,7 @@ async function main(): Promise<void> {
       const rec: BenchRecord = { suite: group.suite, case: name, impl: group.impl, threads: group.threads, ...m };
       if (c.flops !== undefined) rec.gflops = c.flops / (m.medianMs * 1e6);
       if (c.tokens !== undefined) rec.tokensPerSec = c.tokens / (m.medianMs / 1000);
+      if (c.docs !== undefined) rec.docsPerSec = c.docs / (m.medianMs / 1000);
       if (group.suite === "e2e") rec.peakRssMiB = process.resourceUsage().maxRSS / 1024;
       if (prepared.note !== undefined) rec.note = prepared.note;
       const tr = prepared.transfers;
@@ -90,6 +91,7 @@ async function main(): Promise<void> {
       const extra = [
         rec.gflops !== undefined ? `${rec.gflops.toFixed(1)} GFLOP/s` : "",
         rec.tokensPerSec !== undefined ? `${rec.tokensPerSec.toFixed(0)} tok/s` : "",
+        rec.docsPerSec !== undefined ? `${rec.docsPerSec.toFixed(1)} docs/s` : "",
         rec.peakRssMiB !== undefined ? `peak RSS ${rec.peakRssMiB.toFixed(0)} MiB` : "",
         rec.gpu !== undefined ? `compute; upload ${fmtMs(rec.gpu.uploadMs)} ms, download ${fmtMs(rec.gpu.downloadMs)} ms` : "",
       ].filter((s) => s !== "").join(", ");

@@ -22,7 +22,7 @@ export interface Group {
 }
 
 /**
- * What each implementation can run. TF.js has no gradient checker and no LRC distillation step, and runs
+ * What each implementation can run. TF.js has no gradient checker, no LRC distillation step and no eval-tasks scoring, and runs
  * the pretraining step for Llama only: its Qwen2 deltas (q/k/v biases, tied head) change little, and each
  * TF.js step takes tens of seconds. lrc-ts-gpu runs the kernel suite: the gpu backend's point of comparison
  * is the single kernel with its transfers (the gradients and e2e suites stay on the cpu backend).
@@ -31,7 +31,7 @@ export function supports(impl: Impl, spec: CaseSpec): boolean {
   if (impl === "lrc-ts") return true;
   if (impl === "lrc-ts-gpu") return KERNEL_KINDS.has(spec.kind);
   if (spec.kind === "pretrain") return spec.model.arch === "llama";
-  return spec.kind !== "gradCheck" && spec.kind !== "distill";
+  return spec.kind !== "gradCheck" && spec.kind !== "distill" && spec.kind !== "mcEval";
 }
 
 /**

@@ -26,8 +26,9 @@ export function fmtMs(ms: number): string {
 
 function cell(r: BenchRecord | undefined, suite: Suite): string {
   if (r === undefined) return "–";
-  if (suite === "e2e" && r.tokensPerSec !== undefined)
-    return `${fmtNum(r.tokensPerSec, 0)} tok/s${r.peakRssMiB !== undefined ? ` · ${fmtNum(r.peakRssMiB, 0)} MiB` : ""}`;
+  const rss = r.peakRssMiB !== undefined ? ` · ${fmtNum(r.peakRssMiB, 0)} MiB` : "";
+  if (suite === "e2e" && r.tokensPerSec !== undefined) return `${fmtNum(r.tokensPerSec, 0)} tok/s${rss}`;
+  if (suite === "e2e" && r.docsPerSec !== undefined) return `${fmtNum(r.docsPerSec, 1)} docs/s${rss}`;
   return `${fmtMs(r.medianMs)}${r.gflops !== undefined ? ` · ${fmtNum(r.gflops, 1)} GF/s` : ""}`;
 }
 
@@ -112,7 +113,7 @@ export function gpuTable(records: readonly BenchRecord[]): string {
 const SUITE_TITLES: Record<Suite, string> = {
   kernels: "Kernels (median time · GFLOP/s)",
   gradients: "Gradients (median time of forward + backward · GFLOP/s)",
-  e2e: "End to end (tokens/s of one training step · peak RSS of the process)",
+  e2e: "End to end (tokens/s of one training step, or documents/s of eval-tasks scoring · peak RSS of the process)",
 };
 
 /** The full markdown report of a run. */

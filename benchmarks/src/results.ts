@@ -40,6 +40,8 @@ export interface BenchRecord {
   samples: number;
   gflops?: number;
   tokensPerSec?: number;
+  /** Documents scored per second (eval-tasks cases). */
+  docsPerSec?: number;
   /** Peak resident set size of the process that ran this case alone (e2e cases), in MiB. */
   peakRssMiB?: number;
   note?: string;

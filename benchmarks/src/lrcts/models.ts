@@ -3,7 +3,7 @@
 // (whose Trainer is the real step, ./training.ts) cannot be loaded. Loaded lazily by ./index.ts, so a
 // missing or broken nn skips these cases.
 
-import { CausalLM, decoderLayerForward, makeConfig, rotaryEmbedding } from "@lrc-ts/nn";
+import { CausalLM, decoderLayerForward, loglikelihoods, makeConfig, rotaryEmbedding } from "@lrc-ts/nn";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { AdamW, crossEntropy, mul, randn, rng, scope, sum, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
@@ -84,6 +84,19 @@ export function prepareModelCase(c: BenchCase): Prepared {
             }
           }),
         note: "plain nn step (forward, CE, backward, AdamW): @lrc-ts/lrc unavailable",
+      };
+    }
+    case "mcEval": {
+      // docs x choices requests in token ids: each document's context (random tokens) and its continuations.
+      const { model: d } = spec;
+      const model = new CausalLM(nnConfig(d, spec.ctxTokens + Math.max(...spec.choiceTokens)), { seed: 1 });
+      const r = rng(4);
+      const ids = (n: number) => Array.from({ length: n }, () => Math.floor(r.uniform() * d.vocab));
+      const requests = Array.from({ length: spec.docs }, () => ids(spec.ctxTokens)).flatMap((context) =>
+        spec.choiceTokens.map((n) => ({ context, continuation: ids(n) })));
+      return {
+        run: async () => void (await loglikelihoods(model, requests, { batchSize: spec.batch, shareContext: spec.shareContext })),
+        note: `batch ${spec.batch}`,
       };
     }
     default:

@@ -30,7 +30,8 @@ function syntheticSource(vocab: number, batch: number, seq: number, seed: number
 function trainerStep(task: TrainTask, source: BatchSource, note: string): Prepared {
   const outDir = mkdtempSync(path.join(os.tmpdir(), "lrc-bench-trainer-"));
   const trainer = new Trainer(task, source, null, {
-    steps: 1_000_000, lr: 1e-3, weightDecay: 0.1, schedule: "constant", warmupSteps: 0, outDir, progress: false, log: () => {},
+    // decayAll: every tensor decays, as in the PyTorch anchor (torch.optim.AdamW(m.parameters(), weight_decay=0.1)).
+    steps: 1_000_000, lr: 1e-3, weightDecay: 0.1, decayAll: true, schedule: "constant", warmupSteps: 0, outDir, progress: false, log: () => {},
   });
   return { run: async () => void (await trainer.step1()), dispose: () => rmSync(outDir, { recursive: true, force: true }), note };
 }

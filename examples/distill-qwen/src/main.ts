@@ -39,6 +39,8 @@ async function main(argv: readonly string[]): Promise<number> {
     baselineMultiple: cli.baselineMultiple,
     lr: cli.lr,
     prompts: cli.prompts ?? SAMPLE_PROMPTS,
+    tasksDir: cli.tasks === null ? null : path.resolve(base, cli.tasks),
+    taskLimit: cli.taskLimit,
   });
   process.stdout.write(result.terminal);
   return 0;

@@ -8,16 +8,18 @@ describe("parseCli", () => {
     for (const argv of [[], ["--"]])
       expect(parseCli(argv)).toEqual({
         help: false, quick: false, teacher: null, data: [], out: null, hiddenSize: null, tokens: null, seed: 0, baselineMultiple: null, lr: null, prompts: null,
+        tasks: null, taskLimit: null,
       });
   });
 
   it("reads every flag", () => {
     const o = parseCli([
       "--teacher", "models/q", "--data", "a.txt,b.jsonl", "--data=c/", "--out", "o", "--hidden-size", "448", "--tokens", "65536", "--seed", "3",
-      "--baseline-multiple", "2", "--lr", "1e-3", "--prompt", "Hello", "--prompt", "World",
+      "--baseline-multiple", "2", "--lr", "1e-3", "--prompt", "Hello", "--prompt", "World", "--tasks", "t/", "--task-limit", "50",
     ]);
     expect(o).toMatchObject({
       teacher: "models/q", data: ["a.txt", "b.jsonl", "c/"], out: "o", hiddenSize: 448, tokens: 65536, seed: 3, baselineMultiple: 2, lr: 1e-3, prompts: ["Hello", "World"],
+      tasks: "t/", taskLimit: 50,
     });
     expect(parseCli(["--quick"]).quick).toBe(true);
     expect(parseCli(["--help"]).help).toBe(true);
@@ -34,6 +36,8 @@ describe("parseCli", () => {
       [["--teacher", "m"], /--teacher needs --data/],
       [["--data", "a.txt"], /--data is only used with --teacher/],
       [["--teacher", "m", "--data", "a", "--quick"], /--quick/],
+      [["--task-limit", "5"], /--task-limit is only used with --tasks/],
+      [["--tasks", "t", "--task-limit", "0"], /--task-limit must be a positive integer/],
     ];
     for (const [argv, re] of bad) {
       expect(() => parseCli(argv), argv.join(" ")).toThrow(UsageError);

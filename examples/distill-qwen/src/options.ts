@@ -113,6 +113,10 @@ export interface CliOptions {
   readonly baselineMultiple: number | null;
   readonly lr: number | null;
   readonly prompts: readonly string[] | null;
+  /** A directory of lm-eval task files (<task>.jsonl / .parquet) to score every model on. */
+  readonly tasks: string | null;
+  /** Documents per task (null: all). */
+  readonly taskLimit: number | null;
 }
 
 export class UsageError extends Error {
@@ -145,6 +149,11 @@ flags:
   --lr <x>                peak learning rate of the LRC run
   --prompt <text>         a sample prompt (repeatable; default "Fellow citizens", "The Congress", "Our economy")
   --seed <n>              seed of initialisation and batch order (default 0)
+  --tasks <dir>           also report zero-shot accuracy (as lrc eval-tasks) of the teacher, the LRC student and
+                          the baseline at its budget on every <task>.jsonl / <task>.parquet in <dir> (task:
+                          arc_easy, arc_challenge, sciq, piqa, winogrande, logiqa, boolq, mmlu, commonsense_qa,
+                          hellaswag, openbookqa, mc)
+  --task-limit <n>        with --tasks: score the first n documents of each task
   --help                  this text
 
 environment:
@@ -184,6 +193,8 @@ export function parseCli(argv: readonly string[]): CliOptions {
         "baseline-multiple": { type: "string" },
         lr: { type: "string" },
         prompt: { type: "string", multiple: true },
+        tasks: { type: "string" },
+        "task-limit": { type: "string" },
       },
     });
   } catch (e) {
@@ -208,6 +219,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
   if (teacher !== null && v.quick === true) throw new UsageError("--quick is a preset of the embedded run; it cannot be combined with --teacher");
   const prompts = v.prompt ?? null;
   if (prompts !== null && prompts.some((p) => p.length === 0)) throw new UsageError("--prompt must not be empty");
+  if (v["task-limit"] !== undefined && v.tasks === undefined) throw new UsageError("--task-limit is only used with --tasks");
   return {
     help: v.help === true,
     quick: v.quick === true,
@@ -220,5 +232,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
     baselineMultiple: positiveInt("baseline-multiple", v["baseline-multiple"]),
     lr,
     prompts,
+    tasks: v.tasks ?? null,
+    taskLimit: positiveInt("task-limit", v["task-limit"]),
   };
 }

@@ -6,7 +6,8 @@
 //   4 baseline  the same student architecture from random init, plain CE, the same batches in the same
 //               order; trained on to k x N steps to see how many tokens it needs to match the LRC student
 //   5 report    val perplexity of all models on one fixed spread of held-out windows, token efficiency,
-//               tokens/s, parameters, greedy samples; report.md / report.json / val-ppl.svg
+//               tokens/s, parameters, greedy samples, and with tasksDir zero-shot accuracy on lm-eval tasks
+//               (lrc eval-tasks' scoring); report.md / report.json / val-ppl.svg
 // LRC and baseline share one schedule (warmup, then constant LR), so the baseline's first N steps are
 // exactly a standalone N-step baseline and one run gives both the equal-budget point and the long curve.
 
@@ -14,15 +15,17 @@ import fs from "node:fs";
 import path from "node:path";
 import { CausalLM, configToJson, generate, loadCausalLM, makeConfig } from "@lrc-ts/nn";
 import type { CausalLMConfig, LanguageModel } from "@lrc-ts/nn";
-import { LmTask, LowRankClone, LrcTask, Trainer, pretrain, readMetrics } from "@lrc-ts/lrc";
-import type { EvalSource, TrainResult } from "@lrc-ts/lrc";
+import { LmTask, LowRankClone, LrcTask, Trainer, loadTasks, prefixToken, pretrain, readMetrics, scoreTasks, taskFilesInDir } from "@lrc-ts/lrc";
+import type { EvalSource, LoadedTask, TrainResult } from "@lrc-ts/lrc";
 import { getBackend } from "@lrc-ts/tensor-core";
 import type { TextTokenizer } from "@lrc-ts/data";
 import { cacheRoot, contentKey, readDone, writeDone } from "./cache.js";
 import { prepareEmbeddedData, prepareUserData, type PreparedData } from "./data.js";
 import { budgetPlan, evalSource, evaluateOn, openTrainBatches, spreadEvalSet, type BatchPlan, type EvalSet } from "./batches.js";
 import type { Preset } from "./options.js";
-import { renderCurveSvg, renderMarkdown, renderTerminal, tokenEfficiency, type CurvePoint, type ModelRow, type RunReport, type Sample } from "./report.js";
+import {
+  renderCurveSvg, renderMarkdown, renderTerminal, tokenEfficiency, type AccuracyRow, type CurvePoint, type ModelRow, type RunReport, type Sample,
+} from "./report.js";
 
 /** Bumped when the teacher recipe changes in a way the cache key would not see. */
 const TEACHER_RECIPE_VERSION = 1;
@@ -47,6 +50,10 @@ export interface RunOptions {
   readonly progress?: boolean;
   /** Stage headers and notes (default: stderr). */
   readonly log?: (line: string) => void;
+  /** A directory of lm-eval task files (<task>.jsonl / .parquet) to score the teacher, LRC student and baseline on. */
+  readonly tasksDir?: string | null;
+  /** Documents per task (default: all). */
+  readonly taskLimit?: number | null;
 }
 
 export interface RunOutput {
@@ -218,6 +225,9 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   const backend = getBackend().description;
   log(`distill-qwen (${o.teacherDir === null ? `embedded run, preset ${p.name}` : `teacher ${o.teacherDir}`}); backend ${backend}; output ${o.out}`);
   fs.mkdirSync(o.out, { recursive: true });
+  // Task files are read (and checked) before any training.
+  const tasks: LoadedTask[] | null =
+    o.tasksDir === null || o.tasksDir === undefined ? null : await loadTasks(taskFilesInDir(o.tasksDir), o.taskLimit ?? undefined);
 
   // 1. Data.
   stage(o.teacherDir === null ? "data: State of the Union corpus, BPE tokenizer, shards" : "data: tokenizing --data with the teacher's tokenizer");
@@ -237,6 +247,12 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
       : { model: await loadCausalLM(o.teacherDir), dir: o.teacherDir, trained: null, cached: true };
   const teacher = teacherRes.model;
   const tc = teacher.config;
+  const teacherName = o.teacherDir === null ? "teacher (from scratch)" : `teacher (${path.basename(path.resolve(o.teacherDir))})`;
+  const accuracy = async (name: string, model: LanguageModel): Promise<AccuracyRow> => {
+    log(`  zero-shot accuracy: ${name}`);
+    const scores = await scoreTasks(model, data.tokenizer, prefixToken(data.tokenizer, data.tokenizerDir), tasks!, { batchSize: 4, progress });
+    return { model: name, tasks: Object.fromEntries(scores) };
+  };
   log(`  ${archLine(tc)}: ${teacher.numParameters().toLocaleString("en-US")} parameters`);
   if (data.manifest.vocabSize > tc.vocab_size)
     throw new Error(`${data.shards}: the shards' vocabulary (${data.manifest.vocabSize}) is larger than the teacher's vocab_size ${tc.vocab_size}`);
@@ -289,6 +305,7 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   const baseSource = openTrainBatches(plan, steps);
   const baseEval = timedEval(evalSet);
   let baseSamplesAtBudget: Sample[] = [];
+  let baseAccuracy: AccuracyRow | null = null;
   let budgetSeconds = 0;
   let baseRun: TrainResult;
   try {
@@ -298,6 +315,7 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
         if (m.step !== steps) return;
         budgetSeconds = m.elapsedSeconds - baseEval.seconds;
         baseSamplesAtBudget = await greedySamples(`from scratch (${(steps * perStep).toLocaleString("en-US")} tokens)`, baseModel, data.tokenizer, o.prompts, p.sampleTokens);
+        if (tasks !== null) baseAccuracy = await accuracy("from scratch, same tokens", baseModel);
       },
     });
     baseRun = await trainer.run();
@@ -324,9 +342,11 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
     ...baseSamplesAtBudget,
     ...(multiple > 1 ? await greedySamples(`from scratch (${(baseSteps * perStep).toLocaleString("en-US")} tokens)`, baseModel, data.tokenizer, o.prompts, p.sampleTokens) : []),
   ];
+  const accuracyRows: AccuracyRow[] | null =
+    tasks === null ? null : [await accuracy(teacherName, teacher), await accuracy("LRC student", student), baseAccuracy!];
   const studentParams = student.numParameters();
   const teacherRow: ModelRow = {
-    name: o.teacherDir === null ? "teacher (from scratch)" : `teacher (${path.basename(path.resolve(o.teacherDir))})`,
+    name: teacherName,
     arch: archLine(tc),
     parameters: teacher.numParameters(),
     trainable: null,
@@ -422,6 +442,7 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
     lrcCurve,
     baselineCurve: baseCurve,
     samples,
+    accuracy: accuracyRows,
     stages,
     totalSeconds: elapsed(),
     cpuSeconds: cpuSeconds(cpu0),

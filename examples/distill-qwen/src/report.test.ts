@@ -1,7 +1,7 @@
 // The token-efficiency ratio and the report's rendering.
 
 import { describe, expect, it } from "vitest";
-import { efficiencySentence, renderMarkdown, renderTerminal, tokenEfficiency, type ModelRow, type RunReport } from "./report.js";
+import { accuracyTable, efficiencySentence, renderMarkdown, renderTerminal, tokenEfficiency, type ModelRow, type RunReport } from "./report.js";
 
 describe("tokenEfficiency", () => {
   const curve = [
@@ -51,5 +51,18 @@ describe("renderMarkdown / renderTerminal", () => {
     const term = renderTerminal(r);
     expect(term).toContain("same batches for LRC and baseline: yes");
     expect(term).toContain("[teacher] \"The Congress shall\"");
+  });
+
+  it("renders the zero-shot accuracy table with the paper's metric in bold and its average", () => {
+    const sc = (acc: number, accNorm: number) => ({ n: 20, acc, acc_stderr: 0.1, acc_norm: accNorm, acc_norm_stderr: 0.1 });
+    expect(accuracyTable([
+      { model: "teacher", tasks: { arc_challenge: sc(0.3, 0.4), piqa: sc(0.6, 0.55) } },
+      { model: "LRC student", tasks: { arc_challenge: sc(0.25, 0.35), piqa: sc(0.5, 0.5) } },
+    ])).toEqual([
+      "| model | arc_challenge (n=20) | piqa (n=20) | average |",
+      "|---|---:|---:|---:|",
+      "| teacher | 30.0 (**40.0**) | **60.0** (55.0) | 50.0 |",
+      "| LRC student | 25.0 (**35.0**) | **50.0** (50.0) | 42.5 |",
+    ]);
   });
 });

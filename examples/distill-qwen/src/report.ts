@@ -1,9 +1,10 @@
 // The run's report: what each model is, its validation perplexity, the tokens it trained on, wall time,
 // tokens/s, parameter counts, the token-efficiency ratio (tokens the from-scratch baseline needed to match
-// the LRC student) and greedy samples; rendered as Markdown (report.md), JSON (report.json) and a terminal
+// the LRC student), greedy samples and (with --tasks) zero-shot accuracy on lm-eval tasks; rendered as Markdown (report.md), JSON (report.json) and a terminal
 // summary, plus an SVG of validation perplexity against training tokens.
 
-import { lossPlotSvg } from "@lrc-ts/lrc";
+import { lossPlotSvg, paperAverage } from "@lrc-ts/lrc";
+import type { TaskScore } from "@lrc-ts/lrc";
 
 export interface ModelRow {
   readonly name: string;
@@ -48,6 +49,12 @@ export interface Sample {
   readonly completion: string;
 }
 
+/** One model's zero-shot scores by task (lrc eval-tasks). */
+export interface AccuracyRow {
+  readonly model: string;
+  readonly tasks: Record<string, TaskScore>;
+}
+
 export interface RunReport {
   readonly title: string;
   readonly mode: "embedded" | "teacher";
@@ -71,6 +78,8 @@ export interface RunReport {
   readonly lrcCurve: readonly CurvePoint[];
   readonly baselineCurve: readonly CurvePoint[];
   readonly samples: readonly Sample[];
+  /** Zero-shot accuracy of the teacher, the LRC student and the baseline at its budget (null: no --tasks). */
+  readonly accuracy?: readonly AccuracyRow[] | null;
   readonly stages: readonly { readonly name: string; readonly seconds: number; readonly cached?: boolean }[];
   readonly totalSeconds: number;
   /** CPU time of the process (all threads): with an idle machine, about totalSeconds x threads used. */
@@ -132,6 +141,25 @@ function modelTable(rows: readonly ModelRow[]): string[] {
   return out;
 }
 
+/** The accuracy table: per task acc (acc_norm), and the average of the paper's metric per task. */
+export function accuracyTable(rows: readonly AccuracyRow[]): string[] {
+  const tasks = Object.keys(rows[0]?.tasks ?? {});
+  const pct = (x: number) => (100 * x).toFixed(1);
+  const metric = paperAverage(new Map(Object.entries(rows[0]!.tasks))).metrics;
+  const out = [
+    `| model | ${tasks.map((t) => `${t} (n=${rows[0]!.tasks[t]!.n})`).join(" | ")} | average |`,
+    `|---|${tasks.map(() => "---:|").join("")}---:|`,
+  ];
+  for (const r of rows) {
+    const cells = tasks.map((t) => {
+      const s = r.tasks[t]!;
+      return metric[t] === "acc_norm" ? `${pct(s.acc)} (**${pct(s.acc_norm)}**)` : `**${pct(s.acc)}** (${pct(s.acc_norm)})`;
+    });
+    out.push(`| ${r.model} | ${cells.join(" | ")} | ${pct(paperAverage(new Map(Object.entries(r.tasks))).average)} |`);
+  }
+  return out;
+}
+
 function rowsOf(r: RunReport): ModelRow[] {
   return [r.teacher, r.lrc, r.baseline, ...(r.baselineLong !== null ? [r.baselineLong] : [])];
 }
@@ -161,6 +189,15 @@ export function renderMarkdown(r: RunReport): string {
       `${r.batches.identical ? "identical" : "**NOT identical**"} (sha256 ${r.batches.lrc?.slice(0, 16) ?? "-"} / ${r.batches.baseline?.slice(0, 16) ?? "-"}).`,
     "",
   );
+  if (r.accuracy) {
+    lines.push("## Zero-shot accuracy", "");
+    lines.push(
+      "acc (acc_norm) in %, scored as lm-evaluation-harness scores it (`lrc eval-tasks`); in bold the paper's metric (acc_norm for " +
+        "arc_challenge and logiqa, acc elsewhere), which the average uses. The baseline is scored at the LRC student's budget.",
+      "",
+    );
+    lines.push(...accuracyTable(r.accuracy), "");
+  }
   lines.push("![val perplexity vs training tokens](val-ppl.svg)", "");
   lines.push("## Validation curve", "", "| tokens | LRC student val ppl | baseline val ppl |", "|---:|---:|---:|");
   const ticks = [...new Set([...r.lrcCurve.map((p) => p.tokens), ...r.baselineCurve.map((p) => p.tokens)])].sort((a, b) => a - b);
@@ -194,7 +231,14 @@ export function renderTerminal(r: RunReport): string {
         `${pad(secs(m.wallSeconds), 14)}${m.tokensPerSecond === null ? "-" : int(m.tokensPerSecond)}`,
     );
   lines.push("", `token efficiency: ${efficiencySentence(r.efficiency)}`);
-  lines.push(`same batches for LRC and baseline: ${r.batches.identical ? "yes" : "NO"}`, "", "samples (greedy):");
+  lines.push(`same batches for LRC and baseline: ${r.batches.identical ? "yes" : "NO"}`);
+  if (r.accuracy)
+    for (const a of r.accuracy) {
+      const avg = paperAverage(new Map(Object.entries(a.tasks)));
+      const each = Object.entries(a.tasks).map(([t, s]) => `${t} ${(100 * (avg.metrics[t] === "acc_norm" ? s.acc_norm : s.acc)).toFixed(1)}`);
+      lines.push(`zero-shot accuracy, ${pad(a.model, 28)} average ${(100 * avg.average).toFixed(1)}%: ${each.join(", ")}`);
+    }
+  lines.push("", "samples (greedy):");
   for (const s of r.samples) lines.push(`  [${s.model}] ${JSON.stringify(s.prompt + s.completion)}`);
   lines.push("", `total wall time ${secs(r.totalSeconds)} (CPU ${secs(r.cpuSeconds)}); report: ${r.files.report ?? "-"}`, "");
   return lines.join("\n");

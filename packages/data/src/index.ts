@@ -28,3 +28,5 @@ export {
   type OpenSplitOptions,
   type EvalWindowsOptions,
 } from "./shard-reader.js";
+export { readRows } from "./rows.js";
+export type { TableRow } from "./rows.js";

@@ -11,10 +11,15 @@ export { Projections, MATRICES, projName, studentConfig, teacherParts, weightTen
 export type { MatrixName, ProjectionOptions, ProjectionParams, Teacher } from "./projection.js";
 export { lrcLoss, layerCloneTerms, resolveLossOptions } from "./losses.js";
 export type { AttnOutForm, LossOptions, LrcLoss, ResolvedLossOptions, TokenBatch } from "./losses.js";
-export { referenceLayout, toReferenceTensors, loadReferenceTensors } from "./reference-layout.js";
-export { TrainerCore, NonFiniteError, learningRate, warmupStepsFor } from "./trainer-core.js";
-export type { TrainerCoreConfig, StepMetrics, EvalMetrics } from "./trainer-core.js";
+export {
+  referenceLayout, toReferenceTensors, loadReferenceTensors, referenceMetadata, readReferenceSettings, inspectReferenceTensors, isReferenceProjectionName,
+} from "./reference-layout.js";
+export type { ReferenceLayoutShape, ReferenceSettings, ReferenceTensorSource } from "./reference-layout.js";
+export { TrainerCore, NonFiniteError, decayGroups, learningRate, warmupStepsFor } from "./trainer-core.js";
+export type { DecayGroups, TrainerCoreConfig, StepMetrics, EvalMetrics } from "./trainer-core.js";
 export { LrcTask, LmTask, windowSource, tokenEvalSource } from "./task-core.js";
 export type { Batch, BatchSource, EvalSource, TaskLoss, TrainTask, LmTaskOptions } from "./task-core.js";
 export { lossPlotSvg } from "./plot.js";
 export type { Series, PlotOptions } from "./plot.js";
+export { TASKS, TaskRowError, taskDoc, hellaswagPreprocess } from "./eval-tasks.js";
+export type { TaskAdapter, TaskMetric } from "./eval-tasks.js";

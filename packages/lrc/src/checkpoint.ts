@@ -37,6 +37,24 @@ function f32(a: ArrayLike<number>): Float32Array {
   return a instanceof Float32Array ? a : Float32Array.from(a);
 }
 
+/** The parsed state.json of a checkpoint directory (format and version checked). */
+export function readCheckpointState(dir: string): Record<string, unknown> {
+  const stateFile = path.join(dir, STATE);
+  let s: Record<string, unknown>;
+  try {
+    s = JSON.parse(fs.readFileSync(stateFile, "utf8")) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${stateFile}: unreadable checkpoint state: ${(e as Error).message}`);
+  }
+  if (s.format !== "lrc-ts-checkpoint" || s.version !== 1) throw new Error(`${stateFile}: not an lrc-ts checkpoint (format/version)`);
+  return s;
+}
+
+/** The trainable tensors of a checkpoint directory (our names, F32). */
+export function checkpointTrainableFile(dir: string): string {
+  return path.join(dir, TRAINABLE);
+}
+
 export class CheckpointStore {
   constructor(readonly dir: string, readonly keep = 2) {}
 
@@ -113,14 +131,7 @@ export class CheckpointStore {
   async loadLatest(names: readonly string[], params: readonly Tensor[]): Promise<TrainerCheckpoint | null> {
     const dir = this.latestDir();
     if (dir === null) return null;
-    const stateFile = path.join(dir, STATE);
-    let s: Record<string, unknown>;
-    try {
-      s = JSON.parse(fs.readFileSync(stateFile, "utf8")) as Record<string, unknown>;
-    } catch (e) {
-      throw new Error(`${stateFile}: unreadable checkpoint state: ${(e as Error).message}`);
-    }
-    if (s.format !== "lrc-ts-checkpoint" || s.version !== 1) throw new Error(`${stateFile}: not an lrc-ts checkpoint (format/version)`);
+    const s = readCheckpointState(dir);
     const tr = readSafetensorsFileSync(path.join(dir, TRAINABLE));
     const op = readSafetensorsFileSync(path.join(dir, OPTIMIZER));
     const extra = tr.names().filter((n) => !names.includes(n));

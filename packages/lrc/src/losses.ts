@@ -42,6 +42,11 @@ export interface LossOptions {
   readonly klWeight?: number;
   /** Weight of the CE term (default 1; 0 skips it). */
   readonly ceWeight?: number;
+  /**
+   * With α = 0, still compute the clone terms, under noGrad, so they can be logged (default true); they never
+   * enter the total. With α > 0 they are part of the loss and always computed.
+   */
+  readonly logCloneTerms?: boolean;
 }
 
 /** A batch: int32 ids (B, T) and next-token targets (B, T); a target of -100 is ignored by CE. */
@@ -72,6 +77,7 @@ export interface ResolvedLossOptions {
   readonly cloneLayers: readonly number[];
   readonly klWeight: number;
   readonly ceWeight: number;
+  readonly logCloneTerms: boolean;
 }
 
 export function resolveLossOptions(o: LossOptions, numLayers: number): ResolvedLossOptions {
@@ -92,6 +98,7 @@ export function resolveLossOptions(o: LossOptions, numLayers: number): ResolvedL
     cloneLayers: [...new Set(layers)].filter((i) => !banned.has(i)).sort((a, b) => a - b),
     klWeight: o.klWeight ?? 1,
     ceWeight: o.ceWeight ?? 1,
+    logCloneTerms: o.logCloneTerms ?? true,
   };
   for (const [k, v] of [["alpha", r.alpha], ["klWeight", r.klWeight], ["ceWeight", r.ceWeight]] as const)
     if (!(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${k} must be a finite number >= 0, got ${v}`);
@@ -154,18 +161,21 @@ function sumAll(ts: readonly Tensor[]): Tensor | null {
 
 /**
  * The full LRC loss for one batch with the given trainable tensors (default: the live ones). The teacher
- * forward runs under noGrad; the student forward records the tape.
+ * forward runs under noGrad; the student forward records the tape. With α = 0 and logCloneTerms the clone
+ * terms are computed under noGrad (logged, not in the total).
  */
 export function lrcLoss(p: Projections, batch: TokenBatch, opts: ResolvedLossOptions, params: ProjectionParams = p.params): LrcLoss {
-  const needCaptures = opts.alpha > 0 && opts.cloneTerms.length > 0 && opts.cloneLayers.length > 0;
+  const trained = opts.alpha > 0;
+  const needCaptures = (trained || opts.logCloneTerms) && opts.cloneTerms.length > 0 && opts.cloneLayers.length > 0;
   const teacher = noGrad(() => causalLMForward(p.teacher, p.teacherConfig, batch.inputs, { capture: needCaptures, logits: "none" }));
   const sw = p.studentWeights(params);
   const student = causalLMForward(sw, p.studentConfig, batch.inputs, { capture: needCaptures, eps: p.studentEps, logits: "none" });
   const terms: Record<string, Tensor> = {};
-  if (needCaptures)
-    for (const i of opts.cloneLayers)
-      Object.assign(terms, layerCloneTerms(i, student.captures![i]!, teacher.captures![i]!, params, p.teacher, opts));
-  const clone = sumAll(Object.values(terms));
+  const cloneTerms = () => {
+    for (const i of opts.cloneLayers) Object.assign(terms, layerCloneTerms(i, student.captures![i]!, teacher.captures![i]!, params, p.teacher, opts));
+    return sumAll(Object.values(terms));
+  };
+  const clone = !needCaptures ? null : trained ? cloneTerms() : noGrad(cloneTerms);
   const head = opts.ceWeight > 0 || opts.klWeight > 0
     ? lmHeadLoss(student.hidden, sw.lmHead, {
       ...(opts.ceWeight > 0 ? { targets: batch.targets, ceWeight: opts.ceWeight } : {}),
@@ -174,7 +184,7 @@ export function lrcLoss(p: Projections, batch: TokenBatch, opts: ResolvedLossOpt
     : null;
   const parts: Tensor[] = [];
   if (head !== null) parts.push(head.total);
-  if (clone !== null) parts.push(mul(clone, opts.alpha));
+  if (clone !== null && trained) parts.push(mul(clone, opts.alpha));
   const total = sumAll(parts) ?? tensor(0, [], { dtype: student.hidden.dtype });
   const logits = () => noGrad(() => ({ student: linear(student.hidden, sw.lmHead), teacher: linear(teacher.hidden, p.teacher.lmHead) }));
   const ce = head?.ce ?? null, kl = head?.kl ?? null;

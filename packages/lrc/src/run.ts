@@ -8,6 +8,7 @@ import path from "node:path";
 import { CausalLM, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { openShards, readManifest, windowCount } from "@lrc-ts/data";
+import type { Manifest, Split } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import type { LowRankCloneOptions } from "./lrc.js";
 import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
@@ -16,8 +17,13 @@ import { Trainer } from "./trainer.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
 
 export interface TrainRunOptions {
-  /** Shard directory (`lrc tokenize` output). */
+  /** Shard directory (`lrc tokenize` output); its val split is the evaluation data unless valData is given. */
   readonly data: string;
+  /**
+   * A second shard directory to evaluate on (a fixed validation set): its val split, or its train split when
+   * it has no val split (a directory tokenized from the validation files alone). Same tokenizer as `data`.
+   */
+  readonly valData?: string;
   /** Run directory. */
   readonly out: string;
   /** Optimizer steps; or give `tokens` (steps = ceil(tokens / (batchSize · seqLen · gradAccum))). */
@@ -29,7 +35,13 @@ export interface TrainRunOptions {
   readonly seqLen?: number;
   readonly gradAccum?: number;
   readonly lr?: number;
+  /** AdamW weight decay (default 0) and its groups: see TrainerCoreConfig.decayAll and TrainTask.noDecay. */
   readonly weightDecay?: number;
+  readonly decayAll?: boolean;
+  /** AdamW β1, β2, ε (defaults 0.9, 0.999, 1e-8, as HF Trainer). */
+  readonly beta1?: number;
+  readonly beta2?: number;
+  readonly adamEps?: number;
   readonly schedule?: "linear" | "cosine" | "constant";
   readonly warmupFraction?: number;
   readonly warmupSteps?: number;
@@ -97,21 +109,21 @@ function resolveSteps(o: TrainRunOptions, B: number, T: number): number {
   return steps;
 }
 
-async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, vocab: number, defaultLr: number, describe: Record<string, unknown>): Promise<RunResult> {
+async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, vocab: number, defaultLr: number, describe: Record<string, unknown>, info: Record<string, unknown>): Promise<RunResult> {
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
   const manifest = readManifest(o.data);
   if (manifest.vocabSize > vocab)
     throw new RangeError(`${path.join(o.data, "manifest.json")}: the shards' vocabulary (${manifest.vocabSize}) is larger than the model's vocab_size ${vocab}`);
   const steps = resolveSteps(o, B, T);
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const evalOn = evalData(o, manifest, vocab, T, log);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
-    const hasVal = windowCount(manifest.splits.val.tokens, T) > 0;
-    const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-    if (!hasVal) log(`note: ${o.data} has no val split of at least ${T + 1} tokens; skipping evaluation`);
-    const val = hasVal ? valSource(o.data, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8 }) : null;
+    const val = evalOn === null ? null : valSource(evalOn.dir, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8, split: evalOn.split });
     const cfg: TrainerConfig = {
       steps, outDir: o.out, lr: o.lr ?? defaultLr, describe,
-      ...pick(o, ["weightDecay", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
+      runInfo: { ...info, data: o.data, evalData: evalOn, batchSize: B, seqLen: T, evalBatches: o.evalBatches ?? 8, exportTo: exportDir },
+      ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
     };
     const trainer = new Trainer(task, readerSource(reader), val, cfg);
     const r = await trainer.run();
@@ -129,6 +141,24 @@ async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, t
   }
 }
 
+/** Where evaluation reads: valData's val (else train) split, or data's val split; null (with a note) when data has none. */
+function evalData(o: TrainRunOptions, manifest: Manifest, vocab: number, T: number, log: (l: string) => void): { dir: string; split: Split } | null {
+  if (o.valData === undefined) {
+    if (windowCount(manifest.splits.val.tokens, T) > 0) return { dir: o.data, split: "val" };
+    log(`note: ${o.data} has no val split of at least ${T + 1} tokens; skipping evaluation`);
+    return null;
+  }
+  const file = path.join(o.valData, "manifest.json");
+  const m = readManifest(o.valData);
+  if (m.tokenizer.hash !== manifest.tokenizer.hash)
+    throw new RangeError(`${file}: tokenized with another tokenizer (hash ${m.tokenizer.hash.slice(0, 12)}) than ${o.data} (${manifest.tokenizer.hash.slice(0, 12)})`);
+  if (m.vocabSize > vocab) throw new RangeError(`${file}: the shards' vocabulary (${m.vocabSize}) is larger than the model's vocab_size ${vocab}`);
+  const split: Split = windowCount(m.splits.val.tokens, T) > 0 ? "val" : "train";
+  if (windowCount(m.splits[split].tokens, T) === 0) throw new RangeError(`${file}: no split holds ${T + 1} tokens (one --seq-len window) to evaluate on`);
+  log(`evaluating on the ${split} split of ${o.valData} (${m.splits[split].tokens.toLocaleString("en-US")} tokens)`);
+  return { dir: o.valData, split };
+}
+
 function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
   const out: Partial<Pick<T, K>> = {};
   for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
@@ -139,7 +169,7 @@ function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pa
 export async function distill(o: DistillOptions): Promise<RunResult> {
   const teacher = typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
   const tokenizerFrom = o.tokenizerFrom ?? (typeof o.teacher === "string" ? o.teacher : undefined);
-  const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
+  const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "logCloneTerms", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
   const clone = new LowRankClone(teacher, { ...cloneOpts, hiddenSize: o.hiddenSize, seed: o.seed ?? 0 });
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const tc = teacher.config, sc = clone.studentConfig;
@@ -148,7 +178,9 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
-  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc.vocab_size, 1e-4, {});
+  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc.vocab_size, 1e-4, {}, {
+    command: "distill", teacher: typeof o.teacher === "string" ? o.teacher : null, logCloneTerms: clone.loss.logCloneTerms,
+  });
 }
 
 /** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
@@ -170,7 +202,9 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
       `F=${config.intermediate_size} V=${config.vocab_size} (${model.numParameters().toLocaleString("en-US")} parameters)` +
       (teacher !== null ? `, KD from a teacher at tau ${task.temperature}` : ""),
   );
-  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, config.vocab_size, 1e-3, { initStd: o.initStd ?? null });
+  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, config.vocab_size, 1e-3, { initStd: o.initStd ?? null }, {
+    command: "pretrain", configFile: typeof o.config === "string" ? o.config : null, teacher: typeof o.teacher === "string" ? o.teacher : null,
+  });
 }
 
 /** A lone tokenizer.json goes into a small staging directory so saveCausalLM can copy it. */

@@ -34,6 +34,11 @@ export interface TrainTask {
   readonly label: string;
   /** Trainable tensors by name, in a fixed order. */
   params(): Record<string, Tensor>;
+  /**
+   * Whether the trainable tensor `name` is kept out of weight decay (biases and norm gains, as HF Trainer;
+   * embeddings when pretraining). Absent: every tensor decays.
+   */
+  noDecay?(name: string): boolean;
   /** The loss of one batch, on the tape. */
   loss(batch: Batch): TaskLoss;
   /** The model to evaluate (its current weights). */
@@ -71,6 +76,11 @@ export class LrcTask implements TrainTask {
     return this.clone.params;
   }
 
+  /** The student's RMSNorm gains; every projection (a matrix, the embedding's and LM head's included) decays. */
+  noDecay(name: string): boolean {
+    return name === "norm" || name.endsWith("_layernorm");
+  }
+
   loss(batch: Batch): TaskLoss {
     const r = this.clone.forward({ inputs: ids(batch, "inputs"), targets: ids(batch, "targets") });
     const parts: Record<string, Tensor> = {};
@@ -100,7 +110,7 @@ export class LrcTask implements TrainTask {
     const p = this.clone.projections;
     return {
       kind: "lrc", hiddenSize: p.hiddenSize, studentEps: p.studentEps, tieLmHeadProjection: p.tieLmHeadProjection,
-      loss: this.clone.loss, teacher: { ...p.teacherConfig, extra: undefined },
+      loss: { ...this.clone.loss, logCloneTerms: undefined }, teacher: { ...p.teacherConfig, extra: undefined },
     };
   }
 }
@@ -140,6 +150,14 @@ export class LmTask implements TrainTask {
 
   params(): Record<string, Tensor> {
     return Object.fromEntries(this.model.namedParameters());
+  }
+
+  /**
+   * Biases, RMSNorm gains (HF Trainer's exclusions) and the token embedding (a lookup table, as GPT-style
+   * recipes exclude it; a tied LM head is the same tensor). An untied lm_head decays, as in HF Trainer.
+   */
+  noDecay(name: string): boolean {
+    return name.endsWith(".bias") || /norm\.weight$/.test(name) || name === "model.embed_tokens.weight";
   }
 
   loss(batch: Batch): TaskLoss {

@@ -4,7 +4,7 @@
 
 import { evaluateBatches, saveCausalLM } from "@lrc-ts/nn";
 import { evalWindows } from "@lrc-ts/data";
-import type { ShardReader } from "@lrc-ts/data";
+import type { ShardReader, Split } from "@lrc-ts/data";
 import type { LowRankClone } from "./lrc.js";
 import { LmTask as LmTaskBase, LrcTask as LrcTaskBase, windowSource } from "./task-core.js";
 import type { BatchSource, EvalSource, TrainTask as TrainTaskBase } from "./task-core.js";
@@ -40,10 +40,11 @@ export class LmTask extends LmTaskBase implements TrainTask {
 /** A shard reader as the trainer's batch source: windowSource under its Node name (a ShardReader is a WindowBatcher). */
 export const readerSource: (reader: ShardReader) => BatchSource = windowSource;
 
-/** The first `maxBatches` batches of a shard directory's val split as the eval source. */
-export function valSource(dir: string, opts: { seqLen: number; batchSize: number; maxBatches: number }): EvalSource {
+/** The first `maxBatches` batches of a shard directory's val split (or the given split) as the eval source. */
+export function valSource(dir: string, opts: { seqLen: number; batchSize: number; maxBatches: number; split?: Split }): EvalSource {
+  const split = opts.split ?? "val";
   return {
     evaluate: (model) =>
-      evaluateBatches(model, evalWindows(dir, { split: "val", seqLen: opts.seqLen, batchSize: opts.batchSize, maxBatches: opts.maxBatches, verify: false })),
+      evaluateBatches(model, evalWindows(dir, { split, seqLen: opts.seqLen, batchSize: opts.batchSize, maxBatches: opts.maxBatches, verify: false })),
   };
 }

@@ -11,7 +11,7 @@
 // finiteness check -> the gradients (scaled by 1/accum) added into persistent accumulators; clip; AdamW.
 
 import { AdamW, Rng, clipGradNorm, full, keep, scope } from "@lrc-ts/tensor-core";
-import type { FloatArray, Tensor } from "@lrc-ts/tensor-core";
+import type { AdamWState, FloatArray, Tensor } from "@lrc-ts/tensor-core";
 import { sha256Hex } from "@lrc-ts/data";
 import type { Batch, BatchSource, EvalSource, TaskLoss, TrainTask } from "./task-core.js";
 
@@ -21,7 +21,11 @@ export interface TrainerCoreConfig {
   readonly steps: number;
   /** Peak learning rate (default 1e-4, the LRC paper's). */
   readonly lr?: number;
+  /** AdamW's decoupled weight decay (default 0, HF Trainer's and the LRC reference's). */
   readonly weightDecay?: number;
+  /** Decay every trainable tensor (default false: the task's noDecay() tensors, biases and norm gains, get none). */
+  readonly decayAll?: boolean;
+  /** AdamW β1, β2, ε (defaults 0.9, 0.999, 1e-8: HF Trainer's and torch's). */
   readonly beta1?: number;
   readonly beta2?: number;
   readonly adamEps?: number;
@@ -29,7 +33,7 @@ export interface TrainerCoreConfig {
   readonly schedule?: "linear" | "cosine" | "constant";
   /** Warmup as a fraction of the steps (default 0.005, LRC's), at least one step when > 0. */
   readonly warmupFraction?: number;
-  /** Warmup steps (overrides warmupFraction). */
+  /** Warmup steps (overrides warmupFraction); more than `steps` is refused. */
   readonly warmupSteps?: number;
   /** Global gradient-norm clip (default 1.0; 0 disables). */
   readonly gradClip?: number;
@@ -81,11 +85,32 @@ export function learningRate(s: number, total: number, peak: number, warmup: num
   return peak * 0.5 * (1 + Math.cos(Math.PI * p));
 }
 
+/**
+ * The warmup in steps. A warmupSteps longer than the run is refused, not capped: capping would silently run
+ * a different schedule than the recipe's (HF's scheduler would never reach the peak lr), so the caller must
+ * choose.
+ */
 export function warmupStepsFor(cfg: Pick<TrainerCoreConfig, "steps" | "warmupSteps" | "warmupFraction">): number {
-  if (cfg.warmupSteps !== undefined) return Math.max(0, Math.min(cfg.steps, Math.floor(cfg.warmupSteps)));
+  if (cfg.warmupSteps !== undefined) {
+    const w = Math.floor(cfg.warmupSteps);
+    if (!(w >= 0)) throw new RangeError(`warmup steps must be >= 0, got ${cfg.warmupSteps}`);
+    if (w > cfg.steps) throw new RangeError(`warmup of ${w} steps is longer than the run's ${cfg.steps} steps`);
+    return w;
+  }
   const f = cfg.warmupFraction ?? 0.005;
   if (!(f >= 0 && f < 1)) throw new RangeError(`warmup fraction must be in [0, 1), got ${f}`);
   return f === 0 ? 0 : Math.max(1, Math.round(f * cfg.steps));
+}
+
+/** The trainable tensors' names split into AdamW's two groups (with and without weight decay). */
+export interface DecayGroups {
+  readonly decay: string[];
+  readonly noDecay: string[];
+}
+
+export function decayGroups(task: TrainTask, names: readonly string[], decayAll: boolean): DecayGroups {
+  const off = (n: string) => !decayAll && (task.noDecay?.(n) ?? false);
+  return { decay: names.filter((n) => !off(n)), noDecay: names.filter(off) };
 }
 
 export function stableJson(v: unknown): string {
@@ -103,11 +128,15 @@ export class TrainerCore {
   readonly names: string[];
   readonly params: Tensor[];
   readonly optimizer: AdamW;
+  /** Which tensors decay (listed in run.json and the checkpoint's configuration). */
+  readonly groups: DecayGroups;
   rng: Rng;
   /** The configuration that must match on resume, and its hash. */
   readonly identity: Record<string, unknown>;
   readonly configHash: string;
   private readonly accum: Tensor[];
+  /** The optimizer's tensor order (groups in turn) as indices into params. */
+  private readonly optOrder: number[];
   private readonly warmup: number;
   step = 0;
   tokens = 0;
@@ -125,9 +154,13 @@ export class TrainerCore {
     const named = task.params();
     this.names = Object.keys(named);
     this.params = Object.values(named);
-    this.optimizer = new AdamW(this.params, {
-      lr: cfg.lr ?? 1e-4, weightDecay: cfg.weightDecay ?? 0, beta1: cfg.beta1 ?? 0.9, beta2: cfg.beta2 ?? 0.999, eps: cfg.adamEps ?? 1e-8,
-    });
+    this.groups = decayGroups(task, this.names, cfg.decayAll ?? false);
+    const byName = (ns: string[]) => ns.map((n) => named[n]!);
+    this.optimizer = new AdamW(
+      [{ params: byName(this.groups.decay) }, { params: byName(this.groups.noDecay), weightDecay: 0 }].filter((g) => g.params.length > 0),
+      { lr: cfg.lr ?? 1e-4, weightDecay: cfg.weightDecay ?? 0, beta1: cfg.beta1 ?? 0.9, beta2: cfg.beta2 ?? 0.999, eps: cfg.adamEps ?? 1e-8 },
+    );
+    this.optOrder = this.optimizer.params.map((p) => this.params.indexOf(p));
     this.accum = this.params.map((p) => keep(full(p.shape, 0, { dtype: p.dtype })));
     this.rng = new Rng(cfg.seed ?? 0);
     this.warmup = warmupStepsFor(cfg);
@@ -135,10 +168,24 @@ export class TrainerCore {
       task: task.describe(),
       params: this.names.map((n, i) => [n, this.params[i]!.shape]),
       steps: cfg.steps, lr: cfg.lr ?? 1e-4, weightDecay: cfg.weightDecay ?? 0, betas: [cfg.beta1 ?? 0.9, cfg.beta2 ?? 0.999],
+      // The no-decay group changes the math only with weight decay; an all-decay run's configuration reads as before.
+      ...((cfg.weightDecay ?? 0) > 0 && this.groups.noDecay.length > 0 ? { noDecay: this.groups.noDecay } : {}),
       adamEps: cfg.adamEps ?? 1e-8, schedule: cfg.schedule ?? "linear", warmup: this.warmup, gradClip: cfg.gradClip ?? 1,
       gradAccum: accum, seed: cfg.seed ?? 0, batch: train.describe(), extra: cfg.describe ?? null,
     })) as Record<string, unknown>;
     this.configHash = sha256Hex(new TextEncoder().encode(stableJson(this.identity))).slice(0, 16);
+  }
+
+  /** The optimizer's state with its slots in the order of `names` (the checkpoint's order). */
+  async optimizerState(): Promise<AdamWState> {
+    const s = await this.optimizer.stateAsync();
+    const slot = this.names.map((_, i) => this.optOrder.indexOf(i));
+    return { step: s.step, m: slot.map((j) => s.m[j]!), v: slot.map((j) => s.v[j]!) } as AdamWState;
+  }
+
+  /** Loads a state whose slots are in the order of `names`. */
+  loadOptimizerState(s: AdamWState): void {
+    this.optimizer.loadState({ step: s.step, m: this.optOrder.map((i) => s.m[i]!), v: this.optOrder.map((i) => s.v[i]!) } as AdamWState);
   }
 
   /** Mean loss / perplexity of the task's model on the val source (teacher's once, cached). */
@@ -203,7 +250,7 @@ export class TrainerCore {
     const clip = this.cfg.gradClip ?? 1;
     const gradNorm = clipGradNorm(this.accum, clip > 0 ? clip : Infinity);
     if (!Number.isFinite(gradNorm)) throw new NonFiniteError(stepNo, "gradient norm", gradNorm);
-    this.optimizer.step(this.accum);
+    this.optimizer.step(this.optOrder.map((i) => this.accum[i]!));
     this.step = stepNo;
     this.tokens += tokens;
     return { losses: sums, lr, gradNorm, tokens };

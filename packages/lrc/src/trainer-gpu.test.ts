@@ -29,16 +29,19 @@ beforeAll(() => {
   fs.writeFileSync(path.join(root, "tokenizer.json"), "{}\n");
 });
 
-/** Pretrains a teacher (20 steps) and distills it (10 steps) under `name`, with evaluation and checkpoints. */
+/**
+ * Pretrains a teacher (20 steps) and distills it (10 steps) under `name`, with evaluation, checkpoints and
+ * weight decay (two AdamW groups: the decayed tensors and the biases, gains and embedding).
+ */
 async function run(name: string) {
   const dir = path.join(root, name);
   const teacher = await pretrain({
     config: path.join(root, "teacher-config.json"), data, out: path.join(dir, "teacher"), steps: 20, batchSize: 8, seqLen: 16, lr: 1e-2,
-    warmupSteps: 2, evalEvery: 10, saveEvery: 10, tokenizer: path.join(root, "tokenizer.json"), ...quiet,
+    warmupSteps: 2, evalEvery: 10, saveEvery: 10, weightDecay: 0.1, tokenizer: path.join(root, "tokenizer.json"), ...quiet,
   });
   const student = await distill({
     teacher: path.join(dir, "teacher", "model"), hiddenSize: 16, data, batchSize: 4, seqLen: 16, lr: 5e-3, warmupSteps: 2, alpha: 0.5,
-    temperature: 2, out: path.join(dir, "student"), steps: 10, evalEvery: 5, saveEvery: 5, ...quiet,
+    temperature: 2, out: path.join(dir, "student"), steps: 10, evalEvery: 5, saveEvery: 5, weightDecay: 0.05, ...quiet,
   });
   expect(teacher.exported).not.toBeNull();
   return { teacher, student };

@@ -276,6 +276,8 @@ describe("trainer details", () => {
     expect(warmupStepsFor({ steps: 100 })).toBe(1);
     expect(warmupStepsFor({ steps: 1000 })).toBe(5);
     expect(warmupStepsFor({ steps: 100, warmupFraction: 0 })).toBe(0);
+    expect(warmupStepsFor({ steps: 100, warmupSteps: 100 })).toBe(100);
+    expect(() => warmupStepsFor({ steps: 100, warmupSteps: 101 })).toThrow("warmup of 101 steps is longer than the run's 100 steps");
     expect(learningRate(0, 100, 1, 4, "linear")).toBeCloseTo(0.25);
     expect(learningRate(3, 100, 1, 4, "linear")).toBeCloseTo(1);
     expect(learningRate(4, 100, 1, 4, "linear")).toBeCloseTo(1);

@@ -6,7 +6,6 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import type { AdamWState } from "@lrc-ts/tensor-core";
 import { Rng } from "@lrc-ts/tensor-core";
 import { CheckpointStore } from "./checkpoint.js";
 import type { TrainerCheckpoint } from "./checkpoint.js";
@@ -38,6 +37,8 @@ export interface TrainerConfig extends TrainerCoreConfig {
   readonly handleSigint?: boolean;
   /** Test hook: runs before step `step` (1-based). */
   readonly beforeStep?: (step: number) => void;
+  /** More of the run's settings for run.json (the data directories, ...). */
+  readonly runInfo?: Record<string, unknown>;
 }
 
 export interface TrainResult {
@@ -83,7 +84,7 @@ export class Trainer extends TrainerCore {
           "resume with the same flags, or start a new --out directory",
       );
     }
-    this.optimizer.loadState(ck.optimizer);
+    this.loadOptimizerState(ck.optimizer);
     this.train.restore(ck.reader);
     this.rng = Rng.fromState(ck.rng);
     this.step = ck.step;
@@ -99,14 +100,14 @@ export class Trainer extends TrainerCore {
   async save(elapsedSeconds: number): Promise<string> {
     // Host copies of the trained tensors first (the gpu backend's webgpu mode reads only asynchronously).
     await Promise.all(this.params.map((p) => p.toHostAsync()));
-    const optimizer = await this.optimizer.stateAsync();
+    const optimizer = await this.optimizerState();
     const ck: Omit<TrainerCheckpoint, "dir"> = {
       step: this.step,
       tokens: this.tokens,
       elapsedSeconds,
       configHash: this.configHash,
       config: this.identity,
-      optimizer: optimizer as AdamWState,
+      optimizer,
       reader: this.train.state(),
       rng: this.rng.state(),
       teacherVal: this.teacherVal,
@@ -115,6 +116,31 @@ export class Trainer extends TrainerCore {
     this.lastCheckpoint = dir;
     this.savedStep = this.step;
     return dir;
+  }
+
+  /**
+   * Writes <outDir>/run.json (atomically) at the start of every run() call: the configuration that changes
+   * the math (as in the checkpoints, with its hash), AdamW's weight-decay groups by tensor name, and the
+   * settings that do not (evaluation, checkpoints, cfg.runInfo).
+   */
+  private writeRunJson(): void {
+    const c = this.cfg;
+    const run = {
+      ...(c.runInfo ?? {}),
+      configHash: this.configHash,
+      config: this.identity,
+      optimizer: {
+        kind: "adamw", betas: [c.beta1 ?? 0.9, c.beta2 ?? 0.999], eps: c.adamEps ?? 1e-8, weightDecay: c.weightDecay ?? 0,
+        decayAll: c.decayAll ?? false,
+        groups: [{ weightDecay: c.weightDecay ?? 0, params: this.groups.decay }, { weightDecay: 0, params: this.groups.noDecay }],
+      },
+      evalEvery: c.evalEvery ?? 0, evaluates: this.val !== null, saveEvery: c.saveEvery ?? 0, keepCheckpoints: c.keepCheckpoints ?? 2,
+      resumedFromStep: c.resume ? this.step : null,
+    };
+    const file = path.join(c.outDir, "run.json");
+    const tmp = `${file}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, `${JSON.stringify(run, null, 2)}\n`);
+    fs.renameSync(tmp, file);
   }
 
   /** Runs (or resumes) to cfg.steps. */
@@ -128,6 +154,7 @@ export class Trainer extends TrainerCore {
         throw new Error(`${this.store.dir}: holds checkpoints of an earlier run; pass --resume to continue it, or use a new --out directory`);
       this.metrics.reset();
     }
+    this.writeRunJson();
     const startStep = this.step;
     const startTokens = this.tokens;
     const t0 = Date.now();

@@ -38,3 +38,7 @@ export { evaluate, evaluateBatches, batchNll } from "./evaluate.js";
 export type { EvaluateOptions, EvalResult, TokenBatch } from "./evaluate.js";
 export { weightsFromStateDict, stateDictFromWeights, layerWeightKeys, parameterSpecs, LAYER_WEIGHT_NAMES } from "./weights.js";
 export type { ParameterSpec } from "./weights.js";
+export { encodeRequest, loglikelihoods, PY_WHITESPACE } from "./loglikelihood.js";
+export type { Encode, LoglikelihoodRequest, LoglikelihoodResult, LoglikelihoodOptions } from "./loglikelihood.js";
+export { evaluateMultipleChoice, docRequests, docProblem, scoreDoc, meanStderr, TARGET_DELIMITER } from "./multiple-choice.js";
+export type { MultipleChoiceDoc, MultipleChoiceSample, MultipleChoiceResult, MultipleChoiceOptions } from "./multiple-choice.js";

@@ -258,6 +258,25 @@ describe("optimisers", () => {
     opt2.step([tensor([0.3, 0.3], undefined, { dtype: "float64" })]);
     expect(p2.data()).toEqual(p.data());
   });
+  test("AdamW parameter groups: each group steps as its own optimizer with the group's weight decay", () => {
+    const vals = [[1, -2, 0.5], [0.25, 3], [-1]];
+    const mk = () => vals.map((v) => tensor(v, undefined, { dtype: "float64" }));
+    const [a, b, c] = mk();
+    const grouped = new tc.AdamW([{ params: [a!, c!] }, { params: [b!], weightDecay: 0 }], { lr: 0.1, beta2: 0.95, eps: 1e-6, weightDecay: 0.2 });
+    expect(grouped.params).toEqual([a, c, b]);
+    expect(grouped.groups.map((g) => g.weightDecay)).toEqual([0.2, 0]);
+    const [a2, b2, c2] = mk();
+    const decayed = new tc.AdamW([a2!, c2!], { lr: 0.1, beta2: 0.95, eps: 1e-6, weightDecay: 0.2 });
+    const plain = new tc.AdamW([b2!], { lr: 0.1, beta2: 0.95, eps: 1e-6, weightDecay: 0 });
+    for (let t = 0; t < 3; t++) {
+      const g = (x: tc.Tensor, k: number) => tensor(x.data().map((_, i) => Math.sin(7 * t + 3 * k + i)), undefined, { dtype: "float64" });
+      grouped.step([g(a!, 0), g(c!, 2), g(b!, 1)]);
+      decayed.step([g(a2!, 0), g(c2!, 2)]);
+      plain.step([g(b2!, 1)]);
+    }
+    for (const [x, y] of [[a, a2], [b, b2], [c, c2]] as const) expect(x!.data()).toEqual(y!.data());
+    expect(() => new tc.AdamW([{ params: [a!] }, { params: [a!] }])).toThrow(/more than one place/);
+  });
   test("clipGradNorm and schedules", () => {
     const g = tensor([3, 4]);
     expect(tc.clipGradNorm([g], 1)).toBeCloseTo(5, 6);

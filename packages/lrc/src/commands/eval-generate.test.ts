@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { loadTokenizer, writeShards } from "@lrc-ts/data";
 import { evaluate, generate, loadCausalLM } from "@lrc-ts/nn";
 import { bufferPoolStats, setBufferPoolLimit } from "@lrc-ts/tensor-core";
-import { main } from "../cli.js";
+import { run, tinyTokenizerJson } from "../testing-internal/cli-run.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, "..", "..", "..", "nn", "fixtures", "qwen2-tied-f32");
@@ -20,38 +20,7 @@ const textFile = path.join(root, "text.txt");
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
-/** A byte-level BPE tokenizer.json with exactly 96 ids: <|endoftext|>, 71 byte symbols, 24 two-letter merges. */
-function tinyTokenizerJson(): string {
-  const symbols = [
-    ..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-    "\u0120", "\u010a", ".", ",", "!", "?", "'", "-", ":",
-  ];
-  const pairs = ["th", "he", "in", "er", "an", "re", "on", "at", "en", "nd", "ti", "es", "or", "te", "of", "ed", "is", "it", "al", "ar", "st", "to", "nt", "ng"];
-  const vocab: Record<string, number> = { "<|endoftext|>": 0 };
-  for (const s of [...symbols, ...pairs]) vocab[s] = Object.keys(vocab).length;
-  const bl = { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true };
-  return JSON.stringify({
-    version: "1.0", truncation: null, padding: null,
-    added_tokens: [{ id: 0, content: "<|endoftext|>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
-    normalizer: null, pre_tokenizer: bl, post_processor: bl, decoder: bl,
-    model: {
-      type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: pairs.map((p) => `${p[0]} ${p[1]}`),
-    },
-  });
-}
-
 const TEXT = "the cat sat on the mat. it is a test of the eval command, and then another line.\nstart to end!";
-
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string; stream: string }> {
-  const out: string[] = [], err: string[] = [], stream: string[] = [];
-  vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
-  vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
-  vi.spyOn(process.stdout, "write").mockImplementation((s: string | Uint8Array) => (stream.push(String(s)), true));
-  const code = await main(argv);
-  vi.restoreAllMocks();
-  return { code, out: out.join("\n"), err: err.join("\n"), stream: stream.join("") };
-}
 
 beforeAll(() => {
   fs.cpSync(fixture, modelDir, { recursive: true });

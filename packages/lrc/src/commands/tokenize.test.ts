@@ -83,3 +83,37 @@ describe("lrc tokenize", () => {
     expect(r.err).toMatch(/^lrc tokenize: .*none\.json: no such tokenizer/);
   });
 });
+
+describe("lrc tokenize --val-files", () => {
+  it("splits by file, deterministically: the named files are val, every other input file is train", async () => {
+    const t = loadTokenizer(tokJson);
+    const split = async (out: string, extra: string[]) => {
+      const r = await run(["tokenize", "--tokenizer", tokJson, "--input", corpus, "--out", out, "--json", ...extra]);
+      expect(r.code, r.err).toBe(0);
+      const docs = (s: "train" | "val") => t.decode(readSplitTokens(out, s)).split("<|endoftext|>").filter((x) => x.length > 0);
+      return { summary: JSON.parse(r.out), train: docs("train"), val: docs("val") };
+    };
+    const a = await split(path.join(root, "by-file"), ["--val-files", `${corpus}/a2.txt,${corpus}/a1.txt,${corpus}/a3.txt`]);
+    expect(a.val).toEqual([texts[2], texts[1], texts[3]]);
+    expect(a.train.sort()).toEqual([texts[0]!, ...texts.slice(4)].sort());
+    expect(a.summary.valFiles).toHaveLength(3);
+    // A val file outside --input joins val; a glob works; a second run gives the same shards byte for byte.
+    const extra = path.join(root, "held-out.txt");
+    fs.writeFileSync(extra, "A held-out story.\n");
+    const b1 = await split(path.join(root, "by-file-b1"), ["--val-files", `${corpus}/a?.txt,${extra}`]);
+    await split(path.join(root, "by-file-b2"), ["--val-files", `${corpus}/a?.txt,${extra}`]);
+    expect(b1.val).toEqual([...texts.slice(0, 4), "A held-out story.\n"]);
+    expect(b1.train.sort()).toEqual(texts.slice(4).sort());
+    const bytes = (d: string, s: "train" | "val") => Buffer.from(readSplitTokens(d, s).buffer);
+    for (const s of ["train", "val"] as const) expect(bytes(path.join(root, "by-file-b1"), s).equals(bytes(path.join(root, "by-file-b2"), s))).toBe(true);
+  });
+
+  it("refuses --val-fraction with --val-files, and a pattern that names no file", async () => {
+    const both = await run(["tokenize", "--tokenizer", tokJson, "--input", corpus, "--out", path.join(root, "x"), "--val-files", `${corpus}/a1.txt`, "--val-fraction", "0.1"]);
+    expect(both.code).toBe(1);
+    expect(both.err).toMatch(/give --val-fraction or --val-files, not both/);
+    const none = await run(["tokenize", "--tokenizer", tokJson, "--input", corpus, "--out", path.join(root, "y"), "--val-files", `${corpus}/zz*.txt`]);
+    expect(none.code).toBe(1);
+    expect(none.err).toMatch(/zz\*\.txt.*matches no/);
+  });
+});

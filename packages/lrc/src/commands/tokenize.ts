@@ -1,8 +1,11 @@
 // `lrc tokenize`: text files (.txt/.md documents, .jsonl lines with a text field) to a token shard directory
 // with a manifest, through @lrc-ts/data. Documents are joined with the tokenizer's end-of-text token and
-// assigned to train or val by a seeded per-document choice. Progress goes to stderr, the summary to stdout.
+// assigned to train or val by a seeded per-document choice, or, with --val-files, by file (deterministic:
+// the files the patterns name are val, every other file is train). Progress goes to stderr, the summary to
+// stdout.
 
 import fs from "node:fs";
+import path from "node:path";
 import { expandInputs, loadTokenizer, readDocuments, writeTextPieces, type WriteProgress } from "@lrc-ts/data";
 import type { Command } from "../cli/command.js";
 
@@ -41,7 +44,8 @@ export const tokenizeCommand: Command = {
     tokenizer: { kind: "string", required: true, help: "tokenizer.json, or a model directory holding one" },
     input: { kind: "list", required: true, help: "input files, directories or globs (.txt/.md = one document, .jsonl = one per line)" },
     out: { kind: "string", required: true, help: "output shard directory" },
-    "val-fraction": { kind: "number", default: 0.01, help: "fraction of documents sent to the val split" },
+    "val-fraction": { kind: "number", help: "fraction of documents sent to the val split by a seeded coin toss per document (default: 0.01; not with --val-files)" },
+    "val-files": { kind: "list", help: "files, directories or globs whose documents form the val split (with or without --input naming them too); every other file is train" },
     "shard-tokens": { kind: "int", default: 100_000_000, help: "tokens per shard file" },
     seed: { kind: "int", default: 0, help: "seed of the per-document train/val choice" },
     "text-field": { kind: "string", default: "text", help: "JSONL field holding the text" },
@@ -52,15 +56,23 @@ export const tokenizeCommand: Command = {
     "examples:",
     "  lrc tokenize --tokenizer models/Qwen2.5-0.5B --input corpus/ --out data/shards",
     "  lrc tokenize --tokenizer tok.json --input 'books/**/*.txt,web.jsonl' --out shards --val-fraction 0.005",
+    "  lrc tokenize --tokenizer tok.json --input corpus/ --val-files 'corpus/2019-*.txt' --out shards",
   ].join("\n"),
   async run(flags) {
-    const valFraction = flags["val-fraction"] as number;
+    const valPatterns = flags["val-files"] as string[] | undefined;
+    if (valPatterns !== undefined && flags["val-fraction"] !== undefined) throw new Error("give --val-fraction or --val-files, not both");
+    const valFraction = (flags["val-fraction"] as number | undefined) ?? (valPatterns !== undefined ? 0 : 0.01);
     if (!(valFraction >= 0 && valFraction <= 1)) throw new Error(`--val-fraction must be in [0, 1], got ${valFraction}`);
     const shardTokens = flags["shard-tokens"] as number;
     if (shardTokens < 1) throw new Error(`--shard-tokens must be positive, got ${shardTokens}`);
     const eosToken = flags["eos-token"] as string | undefined;
     const tokenizer = loadTokenizer(flags.tokenizer as string, eosToken !== undefined ? { eosToken } : {});
-    const files = expandInputs(flags.input as string[]);
+    const inputs = expandInputs(flags.input as string[]);
+    const valFiles = valPatterns !== undefined ? expandInputs(valPatterns) : [];
+    const isVal = new Set(valFiles.map((f) => path.resolve(f)));
+    const trainFiles = inputs.filter((f) => !isVal.has(path.resolve(f)));
+    const files = [...trainFiles, ...valFiles];
+    const docs = (list: string[]) => readDocuments(list, { textField: flags["text-field"] as string });
     const totalBytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
     const out = flags.out as string;
     const bar = progressBar(totalBytes);
@@ -78,7 +90,9 @@ export const tokenizeCommand: Command = {
           bar(p);
         },
       },
-      [{ pieces: readDocuments(files, { textField: flags["text-field"] as string }), split: "auto" }],
+      valPatterns !== undefined
+        ? [{ pieces: docs(trainFiles), split: "train" }, { pieces: docs(valFiles), split: "val" }]
+        : [{ pieces: docs(files), split: "auto" }],
     );
     if (process.stderr.isTTY) process.stderr.write("\n");
     const seconds = (Date.now() - start) / 1000;
@@ -87,6 +101,7 @@ export const tokenizeCommand: Command = {
     const summary = {
       out,
       files: files.length,
+      valFiles: valPatterns !== undefined ? valFiles : null,
       tokenizerHash: manifest.tokenizer.hash,
       eosId: manifest.eosId,
       eosToken: manifest.tokenizer.eosToken,

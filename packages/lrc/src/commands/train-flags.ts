@@ -7,7 +7,8 @@ import { backendFlag, poolLimitFlag } from "../cli/command.js";
 import type { RunResult, TrainRunOptions } from "../run.js";
 
 export const trainFlags: FlagSpecs = {
-  data: { kind: "string", required: true, help: "token shard directory (lrc tokenize output)" },
+  data: { kind: "string", required: true, help: "token shard directory (lrc tokenize output); its val split is evaluated unless --val-data" },
+  "val-data": { kind: "string", help: "a second shard directory to evaluate on (same tokenizer): its val split, or its train split when it has no val split" },
   out: { kind: "string", required: true, help: "run directory: metrics.jsonl, loss.svg, checkpoints/ and the exported model" },
   steps: { kind: "int", help: "optimizer steps (or --tokens)" },
   tokens: { kind: "int", help: "training tokens; steps = ceil(tokens / (batch-size * seq-len * grad-accum))" },
@@ -15,12 +16,16 @@ export const trainFlags: FlagSpecs = {
   "seq-len": { kind: "int", default: 128, help: "tokens per sequence" },
   "grad-accum": { kind: "int", default: 1, help: "micro-batches per optimizer step" },
   lr: { kind: "number", help: "peak learning rate (distill 1e-4 as the paper; pretrain 1e-3)" },
-  "weight-decay": { kind: "number", default: 0, help: "AdamW weight decay" },
+  "weight-decay": { kind: "number", default: 0, help: "AdamW decoupled weight decay (the default is HF Trainer's); not on biases, norm gains and (pretrain) the token embedding unless --decay-all" },
+  "decay-all": { kind: "boolean", help: "weight-decay every trainable tensor (torch.optim.AdamW over all parameters)" },
+  "adam-beta1": { kind: "number", default: 0.9, help: "AdamW beta1 (the default is HF Trainer's)" },
+  "adam-beta2": { kind: "number", default: 0.999, help: "AdamW beta2 (the default is HF Trainer's)" },
+  "adam-eps": { kind: "number", default: 1e-8, help: "AdamW epsilon (the default is HF Trainer's)" },
   schedule: { kind: "string", default: "linear", help: "linear | cosine | constant (after warmup)" },
   warmup: { kind: "number", default: 0.005, help: "warmup as a fraction of the steps (at least 1 step when > 0)" },
-  "warmup-steps": { kind: "int", help: "warmup steps (overrides --warmup)" },
+  "warmup-steps": { kind: "int", help: "warmup steps (overrides --warmup); longer than the run is an error" },
   clip: { kind: "number", default: 1, help: "gradient-norm clip (0: off)" },
-  "eval-every": { kind: "int", default: 0, help: "evaluate on the val split every N steps (0: only at the end)" },
+  "eval-every": { kind: "int", default: 0, help: "evaluate every N steps (0: only at the end)" },
   "eval-batches": { kind: "int", default: 8, help: "val batches per evaluation" },
   "save-every": { kind: "int", default: 0, help: "checkpoint every N steps (0: only at the end)" },
   "keep-checkpoints": { kind: "int", default: 2, help: "complete checkpoints kept" },
@@ -48,10 +53,15 @@ export function trainOptions(flags: ParsedFlags): TrainRunOptions {
     throw new UsageError(`--schedule must be linear, cosine or constant, got '${schedule}'`);
   const warmup = flags.warmup as number;
   if (!(warmup >= 0 && warmup < 1)) throw new UsageError(`--warmup must be a fraction in [0, 1), got ${warmup}`);
+  for (const b of ["adam-beta1", "adam-beta2"]) {
+    const v = flags[b] as number;
+    if (!(v >= 0 && v < 1)) throw new UsageError(`--${b} must be in [0, 1), got ${v}`);
+  }
   const o: Record<string, unknown> = {
-    data: flags.data, out: flags.out, steps: positive(flags, "steps"), tokens: positive(flags, "tokens"),
+    data: flags.data, valData: flags["val-data"], out: flags.out, steps: positive(flags, "steps"), tokens: positive(flags, "tokens"),
     batchSize: positive(flags, "batch-size"), seqLen: positive(flags, "seq-len"), gradAccum: positive(flags, "grad-accum"),
-    lr: positive(flags, "lr"), weightDecay: positive(flags, "weight-decay", true), schedule, warmupFraction: warmup,
+    lr: positive(flags, "lr"), weightDecay: positive(flags, "weight-decay", true), decayAll: flags["decay-all"] === true,
+    beta1: flags["adam-beta1"], beta2: flags["adam-beta2"], adamEps: positive(flags, "adam-eps"), schedule, warmupFraction: warmup,
     warmupSteps: positive(flags, "warmup-steps", true), gradClip: positive(flags, "clip", true),
     evalEvery: positive(flags, "eval-every", true), evalBatches: positive(flags, "eval-batches"), saveEvery: positive(flags, "save-every", true),
     keepCheckpoints: positive(flags, "keep-checkpoints"), resume: flags.resume === true, seed: flags.seed,

@@ -27,32 +27,57 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
+/** A parameter group (torch's param_groups): its tensors and the options that differ from the optimizer's. */
+export interface AdamWGroup {
+  readonly params: readonly Tensor[];
+  readonly weightDecay?: number;
+}
+
 export interface AdamWState {
   step: number;
   m: Float32Array[] | Float64Array[];
   v: Float32Array[] | Float64Array[];
 }
 
-/** AdamW (decoupled weight decay, bias correction), exactly torch.optim.AdamW. */
+/**
+ * AdamW (decoupled weight decay, bias correction), exactly torch.optim.AdamW. Takes the tensors, or parameter
+ * groups as torch does (`[{ params: a }, { params: b, weightDecay: 0 }]`): a group's weightDecay overrides the
+ * option's; `params` is the groups' tensors in order, which is also the order of step()'s gradients and of
+ * the state's slots.
+ */
 export class AdamW {
   lr: number;
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
+  readonly params: readonly Tensor[];
+  /** The groups with their options resolved (one group of every tensor when constructed from tensors). */
+  readonly groups: ReadonlyArray<{ readonly params: readonly Tensor[]; readonly weightDecay: number }>;
+  /** The weight decay of each tensor of `params`. */
+  private readonly decay: number[];
   step_ = 0;
   private m: FloatArray[];
   private v: FloatArray[];
   /** Moments held on the device by the gpu backend (synced into m / v by `state()`). */
   private dev: Array<AdamWSlot | null>;
 
-  constructor(readonly params: readonly Tensor[], opts: AdamWOptions = {}) {
+  constructor(params: readonly Tensor[] | readonly AdamWGroup[], opts: AdamWOptions = {}) {
     this.lr = opts.lr ?? 1e-3;
     this.beta1 = opts.beta1 ?? 0.9;
     this.beta2 = opts.beta2 ?? 0.999;
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0.01;
-    for (const p of params) if (p.dtype === "int32") throw new TypeError("AdamW: int32 parameters cannot be optimised");
+    const isGroup = (g: Tensor | AdamWGroup): g is AdamWGroup => "params" in g;
+    const groups = params.filter(isGroup);
+    if (groups.length > 0 && groups.length < params.length) throw new TypeError("AdamW: give tensors or parameter groups, not both");
+    this.groups = groups.length > 0
+      ? groups.map((g) => ({ params: g.params, weightDecay: g.weightDecay ?? this.weightDecay }))
+      : [{ params: params as readonly Tensor[], weightDecay: this.weightDecay }];
+    this.params = this.groups.flatMap((g) => g.params);
+    this.decay = this.groups.flatMap((g) => g.params.map(() => g.weightDecay));
+    if (new Set(this.params).size !== this.params.length) throw new RangeError("AdamW: a tensor appears in more than one place of the parameter groups");
+    for (const p of this.params) if (p.dtype === "int32") throw new TypeError("AdamW: int32 parameters cannot be optimised");
     // Moments live in SharedArrayBuffers (where the runtime has them) so the cpu AdamW kernel can split large
     // updates over the worker pool.
     const make = (p: Tensor): FloatArray => {
@@ -60,19 +85,19 @@ export class AdamW {
       const buf = typeof SharedArrayBuffer === "function" ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
       return p.dtype === "float64" ? new Float64Array(buf) : new Float32Array(buf);
     };
-    this.m = params.map(make);
-    this.v = params.map(make);
-    this.dev = params.map(() => null);
+    this.m = this.params.map(make);
+    this.v = this.params.map(make);
+    this.dev = this.params.map(() => null);
   }
 
   /** One update with the given gradients (default: each parameter's `.grad`; null skips a parameter). */
   step(grads?: ReadonlyArray<Tensor | null>): void {
     const gs = gradsOf("AdamW", this.params, grads);
     this.step_++;
-    const hyper = { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.step_ };
     this.params.forEach((p, i) => {
       const g = gs[i];
       if (g === null || g === undefined) return;
+      const hyper = { lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.decay[i]!, step: this.step_ };
       if (gpuOps !== null) {
         const slot = gpuOps.adamw(p, g, this.dev[i]!, this.m[i]!, this.v[i]!, hyper);
         if (slot !== null) {
