@@ -21,5 +21,5 @@ export * as optim from "./optim/optim.js";
 export { AdamW, SGD, clipGradNorm, schedules } from "./optim/optim.js";
 export type { AdamWGroup, AdamWOptions, AdamWState, SGDOptions, Schedule } from "./optim/optim.js";
 export * from "./safetensors.js";
-/** The CPU buffer pool: its statistics (cached and fresh bytes) and its cache limit (default: LRC_POOL_LIMIT, else a quarter of the memory), for memory tuning. */
+/** The CPU buffer pool: its statistics (cached and fresh bytes) and its cache limit (default: LRC_POOL_LIMIT, else half the memory), for memory tuning. */
 export { bufferPoolStats, setBufferPoolLimit, parsePoolLimit } from "./backend/cpu/buffer-pool.js";
