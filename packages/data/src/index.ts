@@ -6,7 +6,7 @@ export * from "./browser.js";
 export { MANIFEST_FILE, readManifest } from "./manifest.js";
 export { loadTokenizer } from "./tokenizer.js";
 export { trainBpeTokenizer, writeTokenizerJson } from "./bpe-trainer.js";
-export { expandInputs, readDocuments, inputKind, type ReadDocumentsOptions, type InputKind } from "./inputs.js";
+export { expandInputs, readDocuments, readUtf8File, inputKind, type ReadDocumentsOptions, type InputKind } from "./inputs.js";
 export {
   ShardDirectoryWriter,
   writeShards,
@@ -22,6 +22,7 @@ export {
   openShards,
   ShardReader,
   readSplitTokens,
+  verifySplit,
   evalWindows,
   verifyTokenizer,
   type OpenShardsOptions,

@@ -1,12 +1,11 @@
 // Text inputs for the tokenizer trainer and the shard writer: expands files, directories (recursively) and
 // globs (`*`, `?`, `**`) into a sorted file list, and streams documents out of them: a .txt/.md file is one
 // document, a .jsonl file one document per line (its text field). Nothing holds more than one document,
-// and big .txt documents arrive in ~1 MiB pieces cut only between a newline and an ASCII letter or digit,
-// where no common pre-tokenizer regex (GPT-2, Llama 3, Qwen) joins characters into one pre-token.
+// and big .txt documents arrive in ~1 MiB pieces cut only where no common pre-tokenizer regex (GPT-2,
+// Llama 3, Qwen) joins characters into one pre-token (see SAFE_CUT): a single long line streams too.
 
 import fs from "node:fs";
 import path from "node:path";
-import readline from "node:readline";
 import { DataError } from "./errors.js";
 import type { TextPiece } from "./shard-writer.js";
 
@@ -107,77 +106,158 @@ export interface ReadDocumentsOptions {
   readonly pieceChars?: number;
 }
 
+// Where a long text may be cut into pieces without changing its tokens under the common pre-tokenizer
+// regexes (GPT-2, Llama 3, Qwen): between a newline and an ASCII letter or digit; failing that (one long
+// line), before a space that follows a non-space and precedes an ASCII letter (each regex ends a pre-token
+// there, and starts the next one with " letter" either way).
 const SAFE_CUT = /\n[A-Za-z0-9]/g;
+const SPACE_CUT = /\S [A-Za-z]/g;
 
-/** The last index p <= limit with text[p-1] == "\n" and text[p] an ASCII letter or digit, or -1. */
-function lastSafeCut(text: string, limit: number): number {
+/** The last cut p in (from, limit] found by `re` (a match at i cuts at i + 1), searching the last 64 Ki first, or -1. */
+function lastCut(re: RegExp, text: string, limit: number, from: number): number {
   let best = -1;
-  SAFE_CUT.lastIndex = Math.max(0, limit - (1 << 16));
-  for (;;) {
-    const m = SAFE_CUT.exec(text);
-    if (m === null || m.index + 1 > limit) break;
-    best = m.index + 1;
-  }
-  if (best < 0 && limit > 1 << 16) {
-    SAFE_CUT.lastIndex = 0;
+  for (const start of limit - from > 1 << 16 ? [limit - (1 << 16), from] : [from]) {
+    re.lastIndex = start;
     for (;;) {
-      const m = SAFE_CUT.exec(text);
+      const m = re.exec(text);
       if (m === null || m.index + 1 > limit) break;
       best = m.index + 1;
     }
+    if (best >= 0) break;
   }
   return best;
 }
 
+/** The last place p <= limit to cut `text` at (see SAFE_CUT, SPACE_CUT), looking at text[from..] only, or -1. */
+function lastSafeCut(text: string, limit: number, from = 0): number {
+  const cut = lastCut(SAFE_CUT, text, limit, from);
+  return cut >= 0 ? cut : lastCut(SPACE_CUT, text, limit, from);
+}
+
+/**
+ * The index in `b` of the first byte that cannot be part of valid UTF-8 (after skipping up to 3 leading
+ * continuation bytes, the tail of a character begun before `b`), or -1 when none is found in `b`.
+ */
+function invalidUtf8At(b: Uint8Array): number {
+  let i = 0;
+  while (i < 3 && i < b.length && (b[i]! & 0xc0) === 0x80) i++;
+  while (i < b.length) {
+    const c = b[i]!;
+    const n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (n < 0) return i;
+    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80, hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf;
+    for (let k = 1; k <= n; k++) {
+      if (i + k >= b.length) return -1;
+      const x = b[i + k]!;
+      if (k === 1 ? x < lo || x > hi : (x & 0xc0) !== 0x80) return i;
+    }
+    i += n + 1;
+  }
+  return -1;
+}
+
+/** Longest line of a .jsonl file, and longest stretch of a text file with no place to cut it, in UTF-16 units. */
+const MAX_LINE_CHARS = 1 << 26;
+
+/**
+ * The text of a file in ~1 MiB chunks, checked as it streams: valid UTF-8 (never a silent replacement
+ * character), no UTF-16 byte-order mark, no NUL byte (binary, UTF-16 or UTF-32 data). Errors name the file
+ * and the byte offset.
+ */
+async function* utf8Chunks(file: string): AsyncGenerator<string> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let offset = 0;
+  try {
+    for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+      if (offset === 0 && chunk.length >= 2 && ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff)))
+        throw new DataError(file, "input", "starts with a UTF-16 byte-order mark: convert it to UTF-8");
+      const nul = chunk.indexOf(0);
+      if (nul >= 0) throw new DataError(file, "input", `holds a NUL byte at byte offset ${offset + nul}: binary data (or UTF-16/32), not UTF-8 text`);
+      let text: string;
+      try {
+        text = decoder.decode(chunk, { stream: true });
+      } catch {
+        const at = invalidUtf8At(chunk);
+        throw new DataError(file, "input", `invalid UTF-8 at byte offset ${offset + Math.max(0, at)}`);
+      }
+      offset += chunk.length;
+      yield text;
+    }
+    let tail: string;
+    try {
+      tail = decoder.decode();
+    } catch {
+      throw new DataError(file, "input", `invalid UTF-8: ends inside a character (byte offset ${offset})`);
+    }
+    if (tail.length > 0) yield tail;
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    throw new DataError(file, "input", `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** A whole text file, checked as utf8Chunks checks it (valid UTF-8, no UTF-16 mark, no NUL byte). */
+export async function readUtf8File(file: string): Promise<string> {
+  let text = "";
+  for await (const chunk of utf8Chunks(file)) text += chunk;
+  return text;
+}
+
 async function* readTextFile(file: string, pieceChars: number): AsyncGenerator<TextPiece> {
   let buf = "";
-  let stream: fs.ReadStream;
-  try {
-    stream = fs.createReadStream(file, { encoding: "utf8", highWaterMark: 1 << 20 });
-    for await (const chunk of stream as AsyncIterable<string>) {
-      buf += chunk;
-      if (buf.length >= 2 * pieceChars) {
-        const cut = lastSafeCut(buf, buf.length - 1);
-        if (cut > 0) {
-          yield { text: buf.slice(0, cut), end: false };
-          buf = buf.slice(cut);
-        }
+  let searched = 0; // buf[0..searched) holds no place to cut (so an uncuttable text is scanned once, not once per chunk)
+  for await (const chunk of utf8Chunks(file)) {
+    buf += chunk;
+    while (buf.length >= 2 * pieceChars) {
+      // The last safe cut in the first 2 x pieceChars, else the last one anywhere (buf[0..searched) has none).
+      const window = Math.min(buf.length - 1, 2 * pieceChars);
+      let cut = lastSafeCut(buf, window, searched);
+      if (cut <= 0) cut = lastSafeCut(buf, buf.length - 1, Math.max(searched, window - 2));
+      if (cut <= 0) {
+        searched = Math.max(0, buf.length - 3);
+        break;
       }
+      yield { text: buf.slice(0, cut), end: false, source: file };
+      buf = buf.slice(cut);
+      searched = 0;
     }
-  } catch (e) {
-    throw new DataError(file, "input", `cannot read: ${(e as Error).message}`);
+    if (buf.length > MAX_LINE_CHARS)
+      throw new DataError(file, "input", `more than ${MAX_LINE_CHARS} characters with nowhere to cut them into pieces (a line break or a space before a letter): split the text`);
   }
-  yield { text: buf, end: true };
+  yield { text: buf, end: true, source: file };
 }
 
 async function* readJsonlFile(file: string, field: string): AsyncGenerator<TextPiece> {
-  const stream = fs.createReadStream(file, { encoding: "utf8" });
-  const lines = readline.createInterface({ input: stream, crlfDelay: Infinity });
   let lineNo = 0;
-  try {
-    for await (const line of lines) {
-      lineNo++;
-      if (line.trim().length === 0) continue;
-      let obj: unknown;
-      try {
-        obj = JSON.parse(line);
-      } catch (e) {
-        throw new DataError(file, "input", `line ${lineNo}: invalid JSON (${(e as Error).message})`);
-      }
-      if (typeof obj !== "object" || obj === null || Array.isArray(obj))
-        throw new DataError(file, "input", `line ${lineNo}: expected a JSON object with a "${field}" field`);
-      const text = (obj as Record<string, unknown>)[field];
-      if (text === undefined) throw new DataError(file, "input", `line ${lineNo}: no "${field}" field`);
-      if (typeof text !== "string") throw new DataError(file, "input", `line ${lineNo}: "${field}" is ${typeof text}, expected a string`);
-      yield { text, end: true };
+  let rest = "";
+  const parse = (raw: string): TextPiece | null => {
+    lineNo++;
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    if (line.trim().length === 0) return null;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(line);
+    } catch (e) {
+      throw new DataError(file, "input", `line ${lineNo}: invalid JSON (${(e as Error).message})`);
     }
-  } catch (e) {
-    if (e instanceof DataError) throw e;
-    throw new DataError(file, "input", `cannot read: ${(e as Error).message}`);
-  } finally {
-    lines.close();
-    stream.destroy();
+    if (typeof obj !== "object" || obj === null || Array.isArray(obj))
+      throw new DataError(file, "input", `line ${lineNo}: expected a JSON object with a "${field}" field`);
+    const text = (obj as Record<string, unknown>)[field];
+    if (text === undefined) throw new DataError(file, "input", `line ${lineNo}: no "${field}" field`);
+    if (typeof text !== "string") throw new DataError(file, "input", `line ${lineNo}: "${field}" is ${typeof text}, expected a string`);
+    return { text, end: true, source: `${file}:${lineNo}` };
+  };
+  for await (const chunk of utf8Chunks(file)) {
+    const lines = (rest + chunk).split("\n");
+    rest = lines.pop()!;
+    if (rest.length > MAX_LINE_CHARS) throw new DataError(file, "input", `line ${lineNo + lines.length + 1}: longer than ${MAX_LINE_CHARS} characters`);
+    for (const l of lines) {
+      const p = parse(l);
+      if (p !== null) yield p;
+    }
   }
+  const p = parse(rest);
+  if (p !== null) yield p;
 }
 
 /** Streams the documents of `files` (see expandInputs) as pieces, in order. */

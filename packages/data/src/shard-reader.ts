@@ -247,6 +247,11 @@ export function openShards(dir: string, options: OpenShardsOptions): ShardReader
   return new ShardReader(dir, options);
 }
 
+/** Checks every shard of a split against the manifest: size, header, payload checksum and token range (streamed, nothing kept). */
+export function verifySplit(dir: string, split: Split): void {
+  openSplit(dir, { split, verify: true }).close();
+}
+
 /** A whole split's token stream, in order, as one array (for evaluation on small splits). */
 export function readSplitTokens(dir: string, split: Split = "val", options: Omit<OpenSplitOptions, "split"> = {}): Int32Array {
   const files = openSplit(dir, { ...options, split });

@@ -221,6 +221,8 @@ export type DocumentSource = Iterable<string> | AsyncIterable<string>;
 export interface TextPiece {
   readonly text: string;
   readonly end: boolean;
+  /** Where the text comes from (a file, or file:line), for messages. */
+  readonly source?: string;
 }
 
 export interface WriteProgress {
@@ -272,10 +274,16 @@ export async function writeShards(options: WriteShardsOptions): Promise<Manifest
   return writeTextPieces(options, sources);
 }
 
+/** A failed write (ENOSPC, EIO, ...) as a DataError naming the shard directory; other errors as they are. */
+function writeError(out: string, e: unknown): unknown {
+  if (e instanceof DataError || (e as NodeJS.ErrnoException).code === undefined) return e;
+  return new DataError(out, "io", `cannot write shards: ${(e as Error).message.replace(/, \w+( '.*')?$/, "")}`);
+}
+
 /** The engine of writeShards and `lrc tokenize`: pieces from several sources into one directory. */
 export async function writeTextPieces(
   options: Omit<WriteShardsOptions, "documents" | "trainDocuments" | "valDocuments" | "split">,
-  sources: readonly { pieces: AsyncIterable<TextPiece>; split: "auto" | Split }[],
+  sources: readonly { pieces: AsyncIterable<TextPiece>; split: "auto" | Split; describe?: string }[],
 ): Promise<Manifest> {
   const { tokenizer, out } = options;
   const valFraction = options.valFraction ?? 0;
@@ -316,7 +324,15 @@ export async function writeTextPieces(
         if (piece.text.length > 0) {
           nonEmpty = true;
           bytes += Buffer.byteLength(piece.text, "utf8");
-          writer.addTokens(split, tokenizer.encode(piece.text));
+          const ids = tokenizer.encode(piece.text);
+          // Only the literal text of the end-of-text token encodes to its id: it would split the document in two.
+          if (ids.includes(tokenizer.eosId))
+            throw new DataError(
+              piece.source ?? source.describe ?? out,
+              "input",
+              `the text holds the end-of-text token ${JSON.stringify(tokenizer.eosToken)} literally (at character ${piece.text.indexOf(tokenizer.eosToken)} of the document${piece.end ? "" : " piece"}); it would become a document boundary: remove it from the text`,
+            );
+          writer.addTokens(split, ids);
         }
         if (piece.end) {
           if (nonEmpty) {
@@ -337,9 +353,19 @@ export async function writeTextPieces(
     }
   } catch (e) {
     writer.abort();
-    throw e;
+    throw writeError(out, e);
   }
-  const manifest = writer.finish();
+  if (documents === 0) {
+    writer.abort();
+    throw new DataError(sources.map((s) => s.describe).filter((d) => d !== undefined).join(", ") || out, "input", "no text to tokenize: every document is empty (nothing written)");
+  }
+  let manifest: Manifest;
+  try {
+    manifest = writer.finish();
+  } catch (e) {
+    writer.abort();
+    throw writeError(out, e);
+  }
   report(true);
   return manifest;
 }

@@ -62,6 +62,7 @@ export function tokenizerFromJson(json: string | Uint8Array, options: TokenizerF
   }
   if (typeof parsed !== "object" || parsed === null || typeof parsed.model !== "object" || parsed.model === null)
     throw new DataError(where, "tokenizer", "not a tokenizer.json (no \"model\" object)");
+  const missingBytes = new Set(checkTokenizerJson(parsed, where));
   const config = options.config ?? {};
   let hf: Tokenizer;
   try {
@@ -78,18 +79,90 @@ export function tokenizerFromJson(json: string | Uint8Array, options: TokenizerF
   const hash = sha256Hex(bytes);
   const slow = (text: string) => hf.encode(text, { add_special_tokens: false }).ids;
   const fast = byteLevelFastPath(hf, parsed, config);
+  const utf8 = new TextEncoder();
+  const encode = (text: string): number[] => {
+    if (missingBytes.size > 0)
+      for (const b of utf8.encode(text))
+        if (missingBytes.has(b))
+          throw new DataError(where, "tokenizer", `"model.vocab" has no symbol for byte 0x${b.toString(16).padStart(2, "0")} (${JSON.stringify(BYTE_TO_CHAR[b])}) and no unk_token: the text would lose it`);
+    const ids = fast?.(text) ?? slow(text);
+    for (let i = 0; i < ids.length; i++)
+      if (ids[i] === undefined)
+        throw new DataError(where, "tokenizer", "the vocabulary has no token for a piece of the text and no unk_token: it would be dropped");
+    return ids;
+  };
   return {
     vocabSize: maxId + 1,
     eosId,
     eosToken,
     hash,
     path: options.path ?? null,
-    encode: (text) => (text.length === 0 ? [] : (fast?.(text) ?? slow(text))),
+    encode: (text) => (text.length === 0 ? [] : encode(text)),
     decode: (ids) =>
       ids.length === 0 ? "" : hf.decode(Array.from(ids), { skip_special_tokens: false, clean_up_tokenization_spaces: cleanUp }),
     tokenToId: (token) => hf.token_to_id(token),
     idToToken: (id) => hf.id_to_token(id),
   };
+}
+
+const MAX_ID = 2 ** 31 - 1;
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+
+/**
+ * Checks the parts of a tokenizer.json that @huggingface/tokenizers would take on trust, so a defective file
+ * is refused by name instead of corrupting data: ids are integers in [0, 2^31), no two tokens share one, and
+ * the largest is not far beyond the number of tokens (a lying id would make loading walk every id up to it);
+ * every BPE merge is two vocabulary tokens whose join is one too (as the Rust `tokenizers` requires). Returns
+ * the bytes a byte-level BPE without an unk_token has no symbol for (text holding one is refused at encode,
+ * as the library would drop it silently).
+ */
+function checkTokenizerJson(json: Record<string, unknown>, where: string): number[] {
+  const missingBytes: number[] = [];
+  const fail = (msg: string): never => {
+    throw new DataError(where, "tokenizer", msg);
+  };
+  const model = json.model as Record<string, unknown>;
+  if (typeof model.type !== "string") fail(`"model.type" must be a string, got ${JSON.stringify(model.type)}`);
+  const owner = new Map<number, string>();
+  const claim = (id: unknown, token: string, field: string) => {
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > MAX_ID) fail(`${field}: id ${JSON.stringify(id)} of ${JSON.stringify(token)} is not an integer in [0, 2^31)`);
+    const prev = owner.get(id as number);
+    if (prev !== undefined && prev !== token) fail(`${field}: ${JSON.stringify(token)} and ${JSON.stringify(prev)} share id ${id}`);
+    owner.set(id as number, token);
+  };
+  const vocab = isObj(model.vocab) ? model.vocab : null;
+  if (model.vocab !== undefined && vocab === null && !Array.isArray(model.vocab)) fail(`"model.vocab" must be an object or an array`);
+  if (vocab !== null) for (const [token, id] of Object.entries(vocab)) claim(id, token, `"model.vocab"`);
+  if (json.added_tokens !== undefined && json.added_tokens !== null) {
+    if (!Array.isArray(json.added_tokens)) fail(`"added_tokens" must be an array`);
+    (json.added_tokens as unknown[]).forEach((t, i) => {
+      if (!isObj(t) || typeof t.content !== "string" || t.content === "") fail(`"added_tokens[${i}]" must be an object with a non-empty "content"`);
+      claim((t as Record<string, unknown>).id, (t as { content: string }).content, `"added_tokens[${i}]"`);
+    });
+  }
+  let maxId = -1;
+  for (const id of owner.keys()) if (id > maxId) maxId = id;
+  if (maxId >= 2 * owner.size + 1024) fail(`id ${maxId} is far beyond the ${owner.size} tokens of the vocabulary (a corrupt id)`);
+  if (model.type !== "BPE" || vocab === null) return missingBytes;
+  const has = (t: string) => Object.hasOwn(vocab, t);
+  if (model.merges !== undefined) {
+    if (!Array.isArray(model.merges)) fail(`"model.merges" must be an array`);
+    const prefix = typeof model.continuing_subword_prefix === "string" ? model.continuing_subword_prefix : "";
+    (model.merges as unknown[]).forEach((m, i) => {
+      const pair = typeof m === "string" ? m.split(" ") : m;
+      if (!Array.isArray(pair) || pair.length !== 2 || pair.some((p) => typeof p !== "string" || p === ""))
+        fail(`"model.merges[${i}]" must be "a b" or ["a", "b"], got ${JSON.stringify(m)}`);
+      const [a, b] = pair as [string, string];
+      const joined = a + (b.startsWith(prefix) ? b.slice(prefix.length) : b);
+      for (const t of [a, b, joined]) if (!has(t)) fail(`"model.merges[${i}]" ${JSON.stringify(m)}: token ${JSON.stringify(t)} is not in "model.vocab"`);
+    });
+  }
+  const byteLevel = (x: unknown): boolean =>
+    isObj(x) && (x.type === "ByteLevel" || (Array.isArray(x.pretokenizers) && x.pretokenizers.some(byteLevel)) || (Array.isArray(x.decoders) && x.decoders.some(byteLevel)));
+  const unk = typeof model.unk_token === "string" && has(model.unk_token);
+  if (!unk && model.byte_fallback !== true && (byteLevel(json.pre_tokenizer) || byteLevel(json.decoder)))
+    for (let b = 0; b < 256; b++) if (!has(BYTE_TO_CHAR[b]!)) missingBytes.push(b);
+  return missingBytes;
 }
 
 function tokenContent(v: unknown): string | undefined {

@@ -18,9 +18,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { loadCausalLM, parseWeightIndex, readConfigFile, resolveWeightFiles } from "@lrc-ts/nn";
 import type { CausalLMConfig } from "@lrc-ts/nn";
-import { readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile } from "@lrc-ts/tensor-core";
+import { makeDirectory, readSafetensorsFile, writeSafetensorsFile } from "@lrc-ts/tensor-core";
 import type { SafetensorsFile, SafetensorsFloatDType } from "@lrc-ts/tensor-core";
-import { CheckpointStore, checkpointTrainableFile, readCheckpointState } from "./checkpoint.js";
+import { CheckpointStore, readCheckpointState, readCheckpointTrainable } from "./checkpoint.js";
 import { LowRankClone } from "./lrc.js";
 import type { ResolvedLossOptions } from "./losses.js";
 import { MATRICES } from "./projection.js";
@@ -96,12 +96,12 @@ export async function exportReference(o: ExportReferenceOptions): Promise<Export
     hiddenSize: task.hiddenSize, tieLmHeadProjection: task.tieLmHeadProjection, studentEps: task.studentEps, attnOut: task.loss.attnOut,
     modelType: tc.model_type, teacherHiddenSize: tc.hidden_size, numLayers: tc.num_hidden_layers,
   };
-  const tr = readSafetensorsFileSync(checkpointTrainableFile(dir));
+  const tr = readCheckpointTrainable(dir, state);
   const params: Record<string, { shape: readonly number[]; buf: Float32Array }> = {};
   for (const n of tr.names()) params[n] = { shape: tr.info(n).shape, buf: tr.readFloat32(n) };
   const tensors = toReferenceTensors({ teacherConfig: tc, tieLmHeadProjection: settings.tieLmHeadProjection, params });
   const step = Number(state.step), tokens = Number(state.tokens);
-  fs.mkdirSync(o.out, { recursive: true });
+  makeDirectory(o.out);
   const file = path.join(o.out, REFERENCE_PROJECTIONS_FILE);
   const metadata = referenceMetadata(settings, { producer: "lrc-ts export-reference", step: String(step), tokens: String(tokens) });
   await writeSafetensorsFile(file, tensors, metadata, o.dtype !== undefined ? { dtype: o.dtype } : {});

@@ -85,8 +85,9 @@ export function resolveLossOptions(o: LossOptions, numLayers: number): ResolvedL
   for (const t of terms)
     if (!(MATRICES as readonly string[]).includes(t)) throw new RangeError(`cloneTerms: unknown term "${t}" (known: ${MATRICES.join(", ")})`);
   const layers = o.cloneLayers ?? Array.from({ length: numLayers }, (_, i) => i);
-  for (const i of [...layers, ...(o.banLayers ?? [])])
-    if (!Number.isInteger(i) || i < 0 || i >= numLayers) throw new RangeError(`clone layer ${i} is out of range (the teacher has ${numLayers} layers)`);
+  for (const [field, list] of [["cloneLayers (--clone-layers)", layers], ["banLayers (--ban-layers)", o.banLayers ?? []]] as const)
+    for (const i of list)
+      if (!Number.isInteger(i) || i < 0 || i >= numLayers) throw new RangeError(`${field}: layer ${i} does not exist (the teacher has ${numLayers} layers)`);
   const banned = new Set(o.banLayers ?? []);
   const attnOut = o.attnOut ?? "reference";
   if (attnOut !== "paper" && attnOut !== "reference") throw new RangeError(`attnOut must be "paper" or "reference", got ${JSON.stringify(attnOut)}`);

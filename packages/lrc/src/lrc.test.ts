@@ -304,6 +304,6 @@ describe("each term by hand", () => {
     expect(r2.kl).toBeNull();
     expect(rel(r2.total.item(), 2 * r2.ce!.item() + r2.clone!.item())).toBeLessThan(1e-12);
     expect(() => new LowRankClone(teacher, { hiddenSize: 4, cloneTerms: ["x" as "q"] })).toThrow(/unknown term "x"/);
-    expect(() => new LowRankClone(teacher, { hiddenSize: 4, cloneLayers: [5] })).toThrow(/clone layer 5 is out of range/);
+    expect(() => new LowRankClone(teacher, { hiddenSize: 4, cloneLayers: [5] })).toThrow(/cloneLayers \(--clone-layers\): layer 5 does not exist/);
   });
 });

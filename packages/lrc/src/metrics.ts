@@ -3,6 +3,7 @@
 // of the curves next to it (./plot.ts). A resumed run drops the rows after its checkpoint and appends.
 
 import fs from "node:fs";
+import { fileSystemError } from "@lrc-ts/tensor-core";
 import type { EvalMetrics, StepMetrics } from "./trainer.js";
 import { lossPlotSvg } from "./plot.js";
 import type { Series } from "./plot.js";
@@ -46,6 +47,15 @@ export function readMetrics(file: string): MetricsRow[] {
   return rows;
 }
 
+/** Runs a write of `file`, naming the file in its error (Node's messages for writes name no path). */
+function writing(file: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    throw fileSystemError(file, "cannot write", e);
+  }
+}
+
 export class MetricsLog {
   private rows: MetricsRow[] = [];
 
@@ -53,18 +63,18 @@ export class MetricsLog {
 
   reset(): void {
     this.rows = [];
-    fs.writeFileSync(this.file, "");
+    writing(this.file, () => fs.writeFileSync(this.file, ""));
   }
 
   /** Keeps the rows up to `step` (a resumed run) and rewrites the file. */
   truncateAfter(step: number): void {
     this.rows = readMetrics(this.file).filter((r) => r.step <= step);
-    fs.writeFileSync(this.file, this.rows.map((r) => `${JSON.stringify(r)}\n`).join(""));
+    writing(this.file, () => fs.writeFileSync(this.file, this.rows.map((r) => `${JSON.stringify(r)}\n`).join("")));
   }
 
   private append(r: MetricsRow): void {
     this.rows.push(r);
-    fs.appendFileSync(this.file, `${JSON.stringify(r)}\n`);
+    writing(this.file, () => fs.appendFileSync(this.file, `${JSON.stringify(r)}\n`));
   }
 
   train(m: StepMetrics): void {
@@ -92,7 +102,9 @@ export class MetricsLog {
     const teacher = evals.find((r) => r.teacher_val_loss !== null)?.teacher_val_loss;
     const svg = lossPlotSvg(series, { title, ...(teacher !== undefined && teacher !== null ? { reference: { name: "teacher val ce", value: teacher } } : {}) });
     const tmp = `${this.plotFile}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, svg);
-    fs.renameSync(tmp, this.plotFile);
+    writing(this.plotFile, () => {
+      fs.writeFileSync(tmp, svg);
+      fs.renameSync(tmp, this.plotFile);
+    });
   }
 }

@@ -98,6 +98,8 @@ export class Projections {
     const { weights, config } = teacherParts(teacher);
     const d = opts.hiddenSize;
     if (!Number.isInteger(d) || d < 1) throw new RangeError(`LowRankClone: hiddenSize must be a positive integer, got ${d}`);
+    if (d > config.hidden_size)
+      throw new RangeError(`LowRankClone: hiddenSize (--hidden-size) ${d} exceeds the teacher's hidden_size ${config.hidden_size}: a low-rank clone has d <= D`);
     for (const t of weightTensors(weights)) {
       t.requiresGrad = false;
       t.grad = null;

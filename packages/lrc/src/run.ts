@@ -4,10 +4,12 @@
 // (`<out>/student/` for distill, `<out>/model/` for pretrain).
 
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
-import { CausalLM, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
+import { CausalLM, loadCausalLM, parameterCount, readConfigFile } from "@lrc-ts/nn";
+import { makeDirectory } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
-import { openShards, readManifest, windowCount } from "@lrc-ts/data";
+import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
 import type { Manifest, Split } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
 import type { LowRankCloneOptions } from "./lrc.js";
@@ -109,14 +111,42 @@ function resolveSteps(o: TrainRunOptions, B: number, T: number): number {
   return steps;
 }
 
-async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, vocab: number, defaultLr: number, describe: Record<string, unknown>, info: Record<string, unknown>): Promise<RunResult> {
+/** What the data and the flags are checked against before training: the model's limits and where they come from. */
+interface ModelLimits {
+  readonly vocabSize: number;
+  readonly maxPositions: number;
+  /** The config.json (or a description of the in-memory model) the limits come from, for messages. */
+  readonly config: string;
+}
+
+/** Where a model's config came from, for messages: its config.json, or a description of the model object. */
+function configWhere(source: string | CausalLM | CausalLMConfig, what: string): string {
+  if (typeof source !== "string") return `the ${what}'s config`;
+  return source.endsWith(".json") ? source : path.join(source, "config.json");
+}
+
+async function runTask(task: TrainTask, o: TrainRunOptions, exportDir: string, tokenizerFrom: string | undefined, limits: ModelLimits, defaultLr: number, describe: Record<string, unknown>, info: Record<string, unknown>): Promise<RunResult> {
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128;
   const manifest = readManifest(o.data);
-  if (manifest.vocabSize > vocab)
-    throw new RangeError(`${path.join(o.data, "manifest.json")}: the shards' vocabulary (${manifest.vocabSize}) is larger than the model's vocab_size ${vocab}`);
+  const manifestFile = path.join(o.data, MANIFEST_FILE);
+  if (manifest.vocabSize > limits.vocabSize)
+    throw new RangeError(`${manifestFile}: the shards' vocabulary (${manifest.vocabSize}) is larger than vocab_size ${limits.vocabSize} of ${limits.config}`);
+  // The windows must fit the model (the final evaluation and every resume would fail there otherwise).
+  if (T > limits.maxPositions) throw new RangeError(`--seq-len ${T} exceeds max_position_embeddings ${limits.maxPositions} of ${limits.config}`);
+  // The shards must hold this tokenizer's ids (the manifest records the sha256 of the tokenizer.json they were made with).
+  if (tokenizerFrom !== undefined && fs.existsSync(path.join(tokenizerFrom, "tokenizer.json"))) verifyTokenizer(o.data, tokenizerFrom);
+  // The logits of one micro-batch alone ([B, T, vocab] float32) must fit in memory.
+  const logitBytes = B * T * limits.vocabSize * 4;
+  if (logitBytes > os.totalmem())
+    throw new RangeError(
+      `--batch-size ${B} x --seq-len ${T}: the logits alone need about ${Math.round(logitBytes / 1024 ** 3)} GiB (x vocab_size ${limits.vocabSize}, float32), ` +
+        `more than this machine's ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB; lower --batch-size and use --grad-accum`,
+    );
   const steps = resolveSteps(o, B, T);
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const evalOn = evalData(o, manifest, vocab, T, log);
+  const evalOn = evalData(o, manifest, limits.vocabSize, T, log);
+  // The evaluation split is verified (checksums, id range) once here; the evaluations then read it unverified.
+  if (evalOn !== null) verifySplit(evalOn.dir, evalOn.split);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
     const val = evalOn === null ? null : valSource(evalOn.dir, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8, split: evalOn.split });
@@ -178,7 +208,8 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
-  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, tc.vocab_size, 1e-4, {}, {
+  const limits = { vocabSize: tc.vocab_size, maxPositions: tc.max_position_embeddings, config: configWhere(o.teacher, "teacher") };
+  return runTask(new LrcTask(clone), o, path.join(o.out, "student"), tokenizerFrom, limits, 1e-4, {}, {
     command: "distill", teacher: typeof o.teacher === "string" ? o.teacher : null, logCloneTerms: clone.loss.logCloneTerms,
   });
 }
@@ -186,6 +217,13 @@ export async function distill(o: DistillOptions): Promise<RunResult> {
 /** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
 export async function pretrain(o: PretrainOptions): Promise<RunResult> {
   const config = typeof o.config === "string" ? readConfigFile(o.config) : o.config;
+  // Bounded before allocating: weights, gradients and the two AdamW moments, float32 each.
+  const count = parameterCount(config), need = count * 16;
+  if (need > os.totalmem())
+    throw new RangeError(
+      `${configWhere(o.config, "model")}: the model's ${count.toLocaleString("en-US")} parameters need about ${(need / 1024 ** 3).toFixed(1)} GiB to train ` +
+        `(weights, gradients and AdamW moments as float32), more than this machine's ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    );
   const model = new CausalLM(config, { seed: o.seed ?? 0, ...(o.initStd !== undefined ? { std: o.initStd } : {}) });
   const teacher = o.teacher === undefined ? null : typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
   const task = new LmTask(model, {
@@ -202,7 +240,11 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
       `F=${config.intermediate_size} V=${config.vocab_size} (${model.numParameters().toLocaleString("en-US")} parameters)` +
       (teacher !== null ? `, KD from a teacher at tau ${task.temperature}` : ""),
   );
-  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, config.vocab_size, 1e-3, { initStd: o.initStd ?? null }, {
+  const tPos = teacher?.config.max_position_embeddings ?? Infinity;
+  const limits = tPos < config.max_position_embeddings
+    ? { vocabSize: config.vocab_size, maxPositions: tPos, config: configWhere(o.teacher!, "teacher") }
+    : { vocabSize: config.vocab_size, maxPositions: config.max_position_embeddings, config: configWhere(o.config, "model") };
+  return runTask(task, o, path.join(o.out, "model"), tokenizerFrom, limits, 1e-3, { initStd: o.initStd ?? null }, {
     command: "pretrain", configFile: typeof o.config === "string" ? o.config : null, teacher: typeof o.teacher === "string" ? o.teacher : null,
   });
 }
@@ -210,7 +252,7 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
 /** A lone tokenizer.json goes into a small staging directory so saveCausalLM can copy it. */
 function stageTokenizer(file: string, out: string): string {
   const dir = path.join(out, ".tokenizer");
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   fs.copyFileSync(file, path.join(dir, "tokenizer.json"));
   return dir;
 }

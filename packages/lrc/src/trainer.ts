@@ -6,7 +6,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { Rng } from "@lrc-ts/tensor-core";
+import { Rng, fileSystemError, makeDirectory } from "@lrc-ts/tensor-core";
 import { CheckpointStore } from "./checkpoint.js";
 import type { TrainerCheckpoint } from "./checkpoint.js";
 import { MetricsLog } from "./metrics.js";
@@ -64,7 +64,7 @@ export class Trainer extends TrainerCore {
   constructor(task: TrainTask, train: BatchSource, val: EvalSource | null, cfg: TrainerConfig) {
     super(task, train, val, cfg);
     this.cfg = cfg;
-    fs.mkdirSync(cfg.outDir, { recursive: true });
+    makeDirectory(cfg.outDir);
     this.store = new CheckpointStore(path.join(cfg.outDir, "checkpoints"), cfg.keepCheckpoints ?? 2);
     this.metrics = new MetricsLog(path.join(cfg.outDir, "metrics.jsonl"), path.join(cfg.outDir, "loss.svg"));
   }
@@ -75,8 +75,10 @@ export class Trainer extends TrainerCore {
 
   /** Restores everything from the latest checkpoint; returns its step. */
   async restore(): Promise<number> {
-    const ck = await this.store.loadLatest(this.names, this.params);
+    const ck = await this.store.loadLatest(this.names, this.params, (l) => this.log(l));
     if (ck === null) throw new Error(`${this.store.dir}: no checkpoint to resume from`);
+    if (ck.step > this.cfg.steps)
+      throw new Error(`${path.join(ck.dir, "state.json")}: "step" ${ck.step} is beyond the run's ${this.cfg.steps} steps; resume with the same --steps/--tokens`);
     if (ck.configHash !== this.configHash) {
       const diffs = Object.keys({ ...this.identity, ...ck.config }).filter((k) => stableJson(this.identity[k]) !== stableJson(ck.config[k]));
       throw new Error(
@@ -85,7 +87,11 @@ export class Trainer extends TrainerCore {
       );
     }
     this.loadOptimizerState(ck.optimizer);
-    this.train.restore(ck.reader);
+    try {
+      this.train.restore(ck.reader);
+    } catch (e) {
+      throw new Error(`${path.join(ck.dir, "state.json")}: "reader" does not fit this data: ${(e as Error).message}`);
+    }
     this.rng = Rng.fromState(ck.rng);
     this.step = ck.step;
     this.tokens = ck.tokens;
@@ -139,8 +145,12 @@ export class Trainer extends TrainerCore {
     };
     const file = path.join(c.outDir, "run.json");
     const tmp = `${file}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, `${JSON.stringify(run, null, 2)}\n`);
-    fs.renameSync(tmp, file);
+    try {
+      fs.writeFileSync(tmp, `${JSON.stringify(run, null, 2)}\n`);
+      fs.renameSync(tmp, file);
+    } catch (e) {
+      throw fileSystemError(file, "cannot write", e);
+    }
   }
 
   /** Runs (or resumes) to cfg.steps. */

@@ -36,7 +36,7 @@ export { generate, sampleToken, configStopTokens } from "./generate.js";
 export type { GenerateOptions, GenerateResult, SamplingOptions, LanguageModel } from "./generate.js";
 export { evaluate, evaluateBatches, batchNll } from "./evaluate.js";
 export type { EvaluateOptions, EvalResult, TokenBatch } from "./evaluate.js";
-export { weightsFromStateDict, stateDictFromWeights, layerWeightKeys, parameterSpecs, LAYER_WEIGHT_NAMES } from "./weights.js";
+export { weightsFromStateDict, stateDictFromWeights, layerWeightKeys, parameterSpecs, LAYER_WEIGHT_NAMES, parameterShapes, parameterCount } from "./weights.js";
 export type { ParameterSpec } from "./weights.js";
 export { encodeRequest, loglikelihoods, PY_WHITESPACE } from "./loglikelihood.js";
 export type { Encode, LoglikelihoodRequest, LoglikelihoodResult, LoglikelihoodOptions } from "./loglikelihood.js";

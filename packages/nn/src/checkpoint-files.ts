@@ -3,7 +3,7 @@
 // ./checkpoint.ts share. `loadCausalLMFromFiles` takes config.json plus model.safetensors, or the shards
 // listed by model.safetensors.index.json; F32, F16, BF16 (and F64) tensors load, converted to float32.
 // Parameter names are the HF names, so loading is a name lookup: missing, extra and mis-shaped tensors are
-// errors naming the tensor and the file. A tied model accepts a checkpoint with or without `lm_head.weight`.
+// errors naming the tensor and the file, and so is a NaN or infinite value. A tied model accepts a checkpoint with or without `lm_head.weight`.
 // `serializeCausalLM` gives the files `saveCausalLM` writes (config.json, F32 model.safetensors with the
 // tied head omitted, plus any tokenizer files passed in), byte for byte.
 
@@ -12,6 +12,7 @@ import type { DType, SafetensorsFile, SafetensorsTensorInput, Tensor } from "@lr
 import type { CausalLMConfig } from "./config.js";
 import { ConfigError, configToJson, parseConfig } from "./config.js";
 import { CausalLM } from "./models/causal-lm.js";
+import { parameterCount } from "./weights.js";
 
 export const CONFIG_FILE = "config.json";
 export const WEIGHTS_FILE = "model.safetensors";
@@ -30,6 +31,14 @@ export class CheckpointError extends Error {
 export interface LoadOptions {
   /** Parameter dtype (default float32). */
   readonly dtype?: DType;
+  /** Refuse, before allocating anything, a model whose parameters would take more bytes (Node's loadCausalLM: the machine's memory). */
+  readonly maxBytes?: number;
+}
+
+const GIB = 1024 ** 3;
+/** Bytes as GiB for messages. */
+function gib(bytes: number): string {
+  return (bytes / GIB).toFixed(bytes < 10 * GIB ? 2 : 0);
 }
 
 /**
@@ -55,16 +64,33 @@ const LM_HEAD = "lm_head.weight";
 
 /**
  * Builds a CausalLM for `config` and fills every parameter from the weight files (`files`, opened one at a
- * time by `open`; `weightMap` from an index, or null for one file holding everything). `describe` names the
- * checkpoint in the error for missing tensors.
+ * time by `open`; `weightMap` from an index, or null for one file holding everything; `bytes` their total
+ * size). `describe` names the checkpoint in the error for missing tensors. Before anything is allocated,
+ * the config is checked against the files' size (every parameter needs at least 2 bytes, as BF16) and the
+ * memory estimate (parameters x 4 bytes as float32) against `opts.maxBytes`, so a config.json that lies
+ * about its sizes cannot exhaust memory.
  */
 export async function fillCausalLM(
   config: CausalLMConfig,
-  weights: { files: readonly string[]; weightMap: ReadonlyMap<string, string> | null; describe: string },
+  weights: { files: readonly string[]; weightMap: ReadonlyMap<string, string> | null; describe: string; bytes?: number; config?: string },
   open: (file: string) => SafetensorsFile | Promise<SafetensorsFile>,
   opts: LoadOptions = {},
 ): Promise<CausalLM> {
   const { files, weightMap, describe } = weights;
+  const configFile = weights.config ?? CONFIG_FILE;
+  // One file is opened (and its format checked) first, so a damaged file is blamed before the config is.
+  let first: SafetensorsFile | null = weightMap === null && files.length === 1 ? await open(files[0]!) : null;
+  const count = parameterCount(config);
+  const n = (x: number) => x.toLocaleString("en-US");
+  if (weights.bytes !== undefined && weights.bytes < 2 * count)
+    throw new CheckpointError(
+      `${configFile}: describes ${n(count)} parameters (vocab_size ${config.vocab_size}, hidden_size ${config.hidden_size}, ` +
+        `num_hidden_layers ${config.num_hidden_layers}, intermediate_size ${config.intermediate_size}), at least ${n(2 * count)} bytes as BF16, ` +
+        `but ${describe} holds ${n(weights.bytes)} bytes: the config does not match the weights`,
+    );
+  const need = count * (opts.dtype === "float64" ? 8 : 4);
+  if (opts.maxBytes !== undefined && need > opts.maxBytes)
+    throw new CheckpointError(`${configFile}: the model's ${count.toLocaleString("en-US")} parameters need about ${gib(need)} GiB, more than the ${gib(opts.maxBytes)} GiB available`);
   const model = new CausalLM(config, { ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}), init: "zeros" });
   const params = new Map(model.namedParameters());
   const tied = config.tie_word_embeddings;
@@ -75,7 +101,8 @@ export async function fillCausalLM(
         throw new CheckpointError(`${file}: unexpected tensor "${name}" (listed in ${WEIGHTS_INDEX_FILE}; not a parameter of ${config.model_type} with this config)`);
   }
   for (const file of files) {
-    let st: SafetensorsFile | null = await open(file);
+    let st: SafetensorsFile | null = first ?? (await open(file));
+    first = null;
     const names = weightMap === null ? st.names() : [...weightMap].filter(([, f]) => f === file).map(([n]) => n);
     for (const name of names) {
       if (!st.has(name)) throw new CheckpointError(`${file}: missing tensor "${name}" (listed in ${WEIGHTS_INDEX_FILE})`);
@@ -87,7 +114,10 @@ export async function fillCausalLM(
       if (info.dtype !== "F32" && info.dtype !== "F16" && info.dtype !== "BF16" && info.dtype !== "F64")
         throw new CheckpointError(`${file}: tensor "${name}" has dtype ${info.dtype}; only F32, F16, BF16 and F64 weights load`);
       if (tied && name === LM_HEAD) continue;
-      param.buf.set(st.readFloat32(name));
+      const values = st.readFloat32(name);
+      const bad = values.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0) throw new CheckpointError(`${file}: tensor "${name}" holds ${values[bad]} at index ${bad}: the weights are corrupt or diverged`);
+      param.buf.set(values);
       loaded.add(name);
     }
     st = null; // let the file's bytes go before reading the next shard
@@ -123,7 +153,7 @@ export async function loadCausalLMFromFiles(files: ReadonlyMap<string, Uint8Arra
   const byLocation = new Map<string, Uint8Array>();
   for (const [name, bytes] of files) byLocation.set(where(name), bytes);
   const indexBytes = files.get(WEIGHTS_INDEX_FILE);
-  let weights: { files: string[]; weightMap: Map<string, string> | null; describe: string };
+  let weights: { files: string[]; weightMap: Map<string, string> | null; describe: string; bytes?: number; config: string };
   if (indexBytes !== undefined) {
     let json: unknown;
     try {
@@ -132,15 +162,16 @@ export async function loadCausalLMFromFiles(files: ReadonlyMap<string, Uint8Arra
       throw new CheckpointError(`${where(WEIGHTS_INDEX_FILE)}: invalid JSON: ${(e as Error).message}`);
     }
     const weightMap = parseWeightIndex(json, where(WEIGHTS_INDEX_FILE), where, (p) => byLocation.has(p));
-    weights = { files: [...new Set(weightMap.values())].sort(), weightMap, describe: where(WEIGHTS_INDEX_FILE) };
+    weights = { files: [...new Set(weightMap.values())].sort(), weightMap, describe: where(WEIGHTS_INDEX_FILE), config: where(CONFIG_FILE) };
   } else if (files.has(WEIGHTS_FILE)) {
-    weights = { files: [where(WEIGHTS_FILE)], weightMap: null, describe: where(WEIGHTS_FILE) };
+    weights = { files: [where(WEIGHTS_FILE)], weightMap: null, describe: where(WEIGHTS_FILE), config: where(CONFIG_FILE) };
   } else {
     const alt = ["pytorch_model.bin", "model.bin", "pytorch_model.bin.index.json"].find((f) => files.has(f));
     throw new CheckpointError(
       `${where(WEIGHTS_FILE)}: no such file (and no ${WEIGHTS_INDEX_FILE})${alt !== undefined ? `; found ${alt}, which is not supported: convert it to safetensors` : ""}`,
     );
   }
+  weights.bytes = weights.files.reduce((n, f) => n + byLocation.get(f)!.length, 0);
   return fillCausalLM(config, weights, (loc) => parseSafetensors(byLocation.get(loc)!, loc), opts);
 }
 

@@ -8,12 +8,16 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { bf16BitsToFloat32, float32BitsToBF16Bits, noGrad, readSafetensorsFileSync, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import type { SafetensorsTensorInput } from "@lrc-ts/tensor-core";
+import fc from "fast-check";
+import { SafetensorsError } from "@lrc-ts/tensor-core";
 import { afterAll, describe, expect, it } from "vitest";
+import { loadCausalLMFromFiles, serializeCausalLM } from "./checkpoint-files.js";
+import { ConfigError } from "./config.js";
 import { CheckpointError, checkpointTensors, initCheckpoint, loadCausalLM, saveCausalLM } from "./checkpoint.js";
 import { configToJson } from "./config.js";
 import { CausalLM } from "./models/causal-lm.js";
 import { tinyLlama, tinyQwen } from "./testing-internal/tiny.js";
-import { parameterSpecs } from "./weights.js";
+import { parameterCount, parameterShapes, parameterSpecs } from "./weights.js";
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "fixtures");
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "nn-ckpt-"));
@@ -167,6 +171,21 @@ describe("bad model directories", () => {
     await expect(loadCausalLM(dir)).rejects.toBeInstanceOf(CheckpointError);
   });
 
+  it.each([
+    ["weight_map an array", [], /weight_map: expected an object mapping tensor names to files/],
+    ["weight_map missing", undefined, /weight_map: expected an object mapping tensor names to files/],
+    ["a file as a number", { "model.norm.weight": 5 }, /weight_map\["model\.norm\.weight"\]: expected a file name in the same directory, got 5/],
+    ["a path outside the directory", { "model.norm.weight": "../model.safetensors" }, /weight_map\["model\.norm\.weight"\]: expected a file name in the same directory, got "\.\.\/model\.safetensors"/],
+    ["a hidden file", { "model.norm.weight": ".x.safetensors" }, /weight_map\["model\.norm\.weight"\]: expected a file name in the same directory, got "\.x\.safetensors"/],
+    ["an empty file name", { "model.norm.weight": "" }, /weight_map\["model\.norm\.weight"\]: expected a file name in the same directory, got ""/],
+  ])("a sharded index with %s is refused, naming the index and the field", async (_what, weightMap, re) => {
+    const dir = tmpDir();
+    fs.cpSync(path.join(FIXTURES, "llama-gqa-llama3rope-f32-sharded"), dir, { recursive: true });
+    const indexFile = path.join(dir, "model.safetensors.index.json");
+    fs.writeFileSync(indexFile, JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    await expect(loadCausalLM(dir)).rejects.toThrow(new RegExp(`^${indexFile.replace(/\./g, "\\.")}: ${re.source}`));
+  });
+
   it("sharded index problems name the shard or index", async () => {
     const src = path.join(FIXTURES, "llama-gqa-llama3rope-f32-sharded");
     const dir = tmpDir();
@@ -191,6 +210,101 @@ describe("bad model directories", () => {
     await expectError(dir, new RegExp(`${indexFile.replace(/\./g, "\\.")}: missing tensor "model\\.norm\\.weight"`));
     fs.writeFileSync(indexFile, "{");
     await expectError(dir, /model\.safetensors\.index\.json: invalid JSON/);
+  });
+
+  it.each([["NaN", NaN], ["Infinity", Infinity], ["-Infinity", -Infinity]])("a %s weight is refused, naming the file, the tensor and the index", async (what, x) => {
+    const dir = tmpDir();
+    writeDir(dir, m, good.map(([k, t]) => [k, k === "model.layers.1.mlp.down_proj.weight" ? { shape: t.shape, data: Float32Array.from(t.data as Float32Array, (v, i) => (i === 7 ? x : v)) } : t]));
+    await expectError(dir, new RegExp(`${dir}/model\\.safetensors: tensor "model\\.layers\\.1\\.mlp\\.down_proj\\.weight" holds ${what.replace("+", "")} at index 7`));
+  });
+
+  it.each([
+    ["vocab_size", 1_000_000_000], ["num_hidden_layers", 1_000_000_000], ["hidden_size", 3_000_000], ["intermediate_size", 2_000_000_000],
+  ])("a config.json whose %s lies is refused at once against the weights' size, before anything is allocated", async (field, v) => {
+    const dir = tmpDir();
+    const json = { ...configToJson(m.config), [field]: v, ...(field === "hidden_size" ? { head_dim: 4 } : {}) };
+    writeDir(dir, m, good, json);
+    const t0 = Date.now();
+    await expectError(dir, new RegExp(`${dir}/config\\.json: describes [\\d,]+ parameters \\(.*${field} ${v}.*\\), at least [\\d,]+ bytes as BF16, but ${dir}/model\\.safetensors holds [\\d,]+ bytes: the config does not match the weights`));
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  it("a model larger than the memory allowed is refused with the estimate, before allocating", async () => {
+    const dir = tmpDir();
+    writeDir(dir, m, good);
+    await expect(loadCausalLM(dir, { maxBytes: 1000 })).rejects.toThrow(
+      new RegExp(`${dir}/config\\.json: the model's ${parameterCount(m.config).toLocaleString("en-US")} parameters need about 0\\.00 GiB, more than the 0\\.00 GiB available`),
+    );
+  });
+});
+
+describe("parameterShapes / parameterCount (from the config alone)", () => {
+  it.each([["tied qwen2", tinyQwen()], ["untied llama with biases", tinyLlama()], ["qwen2 untied, head_dim != D/H", tinyQwen({ tie_word_embeddings: false, head_dim: 6 })]])(
+    "%s: the same names and shapes as the allocated model",
+    (_, cfg) => {
+      const model = new CausalLM(cfg);
+      const want = new Map([...model.namedParameters()].map(([k, t]) => [k, [...t.shape]]));
+      expect(new Map([...parameterShapes(cfg)].map(([k, s]) => [k, [...s]]))).toEqual(want);
+      expect(parameterCount(cfg)).toBe(model.numParameters());
+    },
+  );
+});
+
+describe("random and mutated bytes in a sharded index (fast-check)", () => {
+  it("loading either succeeds or throws a named error starting with the index or a shard", async () => {
+    const src = path.join(FIXTURES, "llama-gqa-llama3rope-f32-sharded");
+    const files = new Map(fs.readdirSync(src).map((f) => [f, new Uint8Array(fs.readFileSync(path.join(src, f)))] as const));
+    const valid = files.get("model.safetensors.index.json")!;
+    const bytes = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }),
+      fc.record({ at: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), cut: fc.option(fc.nat()) }).map(({ at, cut }) => {
+        const b = valid.slice(0, cut === null ? valid.length : cut % (valid.length + 1));
+        for (const [i, x] of at) if (b.length > 0) b[i % b.length] = x;
+        return b;
+      }),
+    );
+    await fc.assert(
+      fc.asyncProperty(bytes, async (b) => {
+        const m = new Map(files);
+        m.set("model.safetensors.index.json", b);
+        try {
+          await loadCausalLMFromFiles(m, { source: "fuzz" });
+        } catch (e) {
+          const named = e instanceof ConfigError || e instanceof CheckpointError || e instanceof SafetensorsError;
+          if (!named || !(e as Error).message.startsWith("fuzz/")) throw e;
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe("random and mutated bytes in config.json and model.safetensors (fast-check)", () => {
+  it("loading either succeeds or throws a ConfigError, CheckpointError or SafetensorsError naming the file", async () => {
+    const files = await serializeCausalLM(new CausalLM(tinyQwen({ num_hidden_layers: 1 }), { seed: 1 }));
+    const mutate = (name: string) =>
+      fc.oneof(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.record({ at: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), cut: fc.option(fc.nat()) }).map(({ at, cut }) => {
+          const v = files.get(name)!;
+          const b = v.slice(0, cut === null ? v.length : cut % (v.length + 1));
+          for (const [i, x] of at) if (b.length > 0) b[i % b.length] = x;
+          return b;
+        }),
+      );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom("config.json", "model.safetensors").chain((w) => mutate(w).map((b) => [w, b] as const)), async ([which, bytes]) => {
+        const m = new Map(files);
+        m.set(which, bytes);
+        try {
+          await loadCausalLMFromFiles(m, { source: "fuzz" });
+        } catch (e) {
+          const named = e instanceof ConfigError || e instanceof CheckpointError || e instanceof SafetensorsError;
+          if (!named || !(e as Error).message.startsWith("fuzz/")) throw e;
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

@@ -9,8 +9,9 @@
 
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
-import { Rng, SAFETENSORS_DTYPE_SIZE, readSafetensorsFile, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
+import { Rng, SAFETENSORS_DTYPE_SIZE, fileSystemError, makeDirectory, readSafetensorsFile, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "./config.js";
 import { parameterSpecs } from "./weights.js";
@@ -50,8 +51,14 @@ export function resolveWeightFiles(dir: string): { files: string[]; weightMap: M
 /** Loads a model directory (config.json + safetensors weights) into a CausalLM. */
 export async function loadCausalLM(dir: string, opts: LoadOptions = {}): Promise<CausalLM> {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: no such model directory`);
-  const config = readConfigFile(path.join(dir, CONFIG_FILE));
-  return fillCausalLM(config, resolveWeightFiles(dir), (file) => readSafetensorsFile(file), opts);
+  const configFile = path.join(dir, CONFIG_FILE);
+  const config = readConfigFile(configFile);
+  const weights = resolveWeightFiles(dir);
+  const bytes = weights.files.reduce((n, f) => n + fs.statSync(f).size, 0);
+  // Bounded before allocating: parameters as float32 plus the largest file read at once, within the machine's memory.
+  const largest = Math.max(0, ...weights.files.map((f) => fs.statSync(f).size));
+  const maxBytes = opts.maxBytes ?? Math.max(0, os.totalmem() - largest);
+  return fillCausalLM(config, { ...weights, bytes, config: configFile }, (file) => readSafetensorsFile(file), { ...opts, maxBytes });
 }
 
 export interface SaveOptions {
@@ -77,10 +84,14 @@ export async function saveCausalLM(model: CausalLM, dir: string, opts: SaveOptio
 function writeModelDir(dir: string, fill: (tmp: string) => void): void {
   const target = path.resolve(dir);
   const parent = path.dirname(target);
-  fs.mkdirSync(parent, { recursive: true });
+  makeDirectory(parent);
   if (fs.existsSync(target) && !fs.statSync(target).isDirectory()) throw new CheckpointError(`${dir}: exists and is not a directory`);
   const tmp = path.join(parent, `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-  fs.mkdirSync(tmp);
+  try {
+    fs.mkdirSync(tmp);
+  } catch (e) {
+    throw fileSystemError(tmp, "cannot create directory", e);
+  }
   try {
     fill(tmp);
     if (fs.existsSync(target)) {
@@ -93,7 +104,8 @@ function writeModelDir(dir: string, fill: (tmp: string) => void): void {
     }
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    // Node's own messages for write, fsync and rename calls name no path.
+    throw (e as NodeJS.ErrnoException).code !== undefined ? fileSystemError(dir, "cannot write the model", e) : e;
   }
 }
 

@@ -98,6 +98,14 @@ describe("parseConfig", () => {
     ["llama3 missing factor", { ...llama, rope_scaling: { ...llama.rope_scaling, factor: undefined } }, /rope_scaling\.factor: expected a positive number/],
     ["negative eps", { ...qwen, rms_norm_eps: -1 }, /rms_norm_eps: expected a positive number, got -1/],
     ["bool tie", { ...qwen, tie_word_embeddings: "yes" }, /tie_word_embeddings: expected true or false/],
+    // Wrong JSON types and lying sizes in the remaining fields (issue #20).
+    ["string max positions", { ...qwen, max_position_embeddings: "32768" }, /f\.json: max_position_embeddings: expected a positive integer, got "32768"/],
+    ["negative rope_theta", { ...qwen, rope_theta: -1 }, /f\.json: rope_theta: expected a positive number, got -1/],
+    ["string head_dim", { ...qwen, head_dim: "64" }, /f\.json: head_dim: expected a positive integer, got "64"/],
+    ["zero heads", { ...qwen, num_attention_heads: 0 }, /f\.json: num_attention_heads: expected a positive integer, got 0/],
+    ["string attention_bias", { ...llama, attention_bias: "no" }, /f\.json: attention_bias: expected true or false/],
+    ["a vocabulary beyond 2^53", { ...qwen, vocab_size: 2 ** 60 }, /f\.json: vocab_size: expected a positive integer/],
+    ["layers as an array", { ...qwen, num_hidden_layers: [24] }, /f\.json: num_hidden_layers: expected a positive integer, got \[24\]/],
   ];
   it.each(bad)("rejects %s, naming the file and field", (_, json, re) => {
     expect(() => parseConfig(json, "f.json")).toThrow(ConfigError);

@@ -121,7 +121,7 @@ export function parseConfig(json: unknown, source = "config.json"): CausalLMConf
   const posInt = (field: string, fallback?: number): number => {
     const v = j[field] ?? fallback;
     if (v === undefined) return fail(field, "required field is missing");
-    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) return fail(field, `expected a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) return fail(field, `expected a positive integer, got ${JSON.stringify(v)}`);
     return v;
   };
   const posNum = (field: string, v: unknown): number => {

@@ -110,3 +110,34 @@ export function parameterSpecs(cfg: CausalLMConfig): ParameterSpec[] {
   if (!cfg.tie_word_embeddings) linear("lm_head", cfg.vocab_size, D, false);
   return out;
 }
+
+/** The shape of each LayerWeights field of a config (fields it lacks included; see layerWeightKeys). */
+function layerShapes(cfg: CausalLMConfig): Record<keyof LayerWeights, readonly number[]> {
+  const D = cfg.hidden_size, F = cfg.intermediate_size, q = cfg.num_attention_heads * cfg.head_dim, kv = cfg.num_key_value_heads * cfg.head_dim;
+  return {
+    inputNorm: [D], qW: [q, D], qB: [q], kW: [kv, D], kB: [kv], vW: [kv, D], vB: [kv], oW: [D, q], oB: [D], postNorm: [D],
+    gateW: [F, D], upW: [F, D], downW: [D, F],
+  };
+}
+
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/**
+ * The HF name and shape of every parameter a config describes (`lm_head.weight` only when untied), from the
+ * config alone: what a checkpoint is checked against before anything is allocated.
+ */
+export function parameterShapes(cfg: CausalLMConfig): Map<string, readonly number[]> {
+  const layer = layerShapes(cfg);
+  const out = new Map<string, readonly number[]>([["model.embed_tokens.weight", [cfg.vocab_size, cfg.hidden_size]]]);
+  for (let i = 0; i < cfg.num_hidden_layers; i++) for (const k of layerWeightKeys(cfg)) out.set(`model.layers.${i}.${LAYER_WEIGHT_NAMES[k]}`, layer[k]);
+  out.set("model.norm.weight", [cfg.hidden_size]);
+  if (!cfg.tie_word_embeddings) out.set("lm_head.weight", [cfg.vocab_size, cfg.hidden_size]);
+  return out;
+}
+
+/** The number of parameter values a config describes, in closed form (no loop over layers, nothing allocated): for memory estimates. */
+export function parameterCount(cfg: CausalLMConfig): number {
+  const layer = layerShapes(cfg);
+  const perLayer = layerWeightKeys(cfg).reduce((n, k) => n + numel(layer[k]), 0);
+  return cfg.vocab_size * cfg.hidden_size * (cfg.tie_word_embeddings ? 1 : 2) + cfg.hidden_size + cfg.num_hidden_layers * perLayer;
+}

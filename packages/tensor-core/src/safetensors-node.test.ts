@@ -2,9 +2,11 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import fsModule from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { SafetensorsError, parseSafetensors, serializeSafetensors } from "./safetensors.js";
-import { readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile, writeSafetensorsFileSync } from "./safetensors-node.js";
+import { makeDirectory, readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile, writeSafetensorsFileSync } from "./safetensors-node.js";
 
 let dir: string;
 beforeAll(() => {
@@ -85,3 +87,39 @@ describe("safetensors files", () => {
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 }
+
+describe("makeDirectory", () => {
+  it("creates nested directories, accepts an existing one", () => {
+    const d = path.join(dir, "a", "b", "c");
+    makeDirectory(d);
+    makeDirectory(d);
+    expect(fs.statSync(d).isDirectory()).toBe(true);
+  });
+
+  it("names the path that is in the way or refuses, and never hangs", () => {
+    const f = path.join(dir, "plain-file");
+    fs.writeFileSync(f, "x");
+    expect(() => makeDirectory(f)).toThrow(`${f}: exists and is not a directory`);
+    expect(() => makeDirectory(path.join(f, "sub", "dir"))).toThrow(`${f}: not a directory, so ${path.join(f, "sub", "dir")} cannot be created in it`);
+    // Node's recursive mkdir spins forever here; this fails at once, naming the directory.
+    if (fs.existsSync("/proc/self")) expect(() => makeDirectory("/proc/lrc-test/out")).toThrow(/^\/proc\/lrc-test: cannot create directory: ENOENT/);
+  });
+
+  it("a directory the user may not write in is reported as such, naming it (not as ENOENT)", () => {
+    const ro = path.join(dir, "read-only");
+    fs.mkdirSync(ro);
+    // Simulated (the tests may run as root, for whom permissions do not apply).
+    const mkdir = fs.mkdirSync;
+    vi.spyOn(fsModule, "mkdirSync").mockImplementation(((p: fs.PathLike, o?: fs.MakeDirectoryOptions) => {
+      if (path.dirname(String(p)) === ro) throw Object.assign(new Error(`EACCES: permission denied, mkdir '${String(p)}'`), { code: "EACCES" });
+      return mkdir(p, o);
+    }) as typeof fs.mkdirSync);
+    syncBuiltinESMExports();
+    try {
+      expect(() => makeDirectory(path.join(ro, "out", "sub"))).toThrow(`${path.join(ro, "out")}: cannot create directory: EACCES: permission denied`);
+    } finally {
+      vi.restoreAllMocks();
+      syncBuiltinESMExports();
+    }
+  });
+});

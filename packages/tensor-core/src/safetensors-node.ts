@@ -129,7 +129,11 @@ export function writeSafetensorsFileSync(
 
 function writeAllSync(fd: number, bytes: Uint8Array): void {
   let pos = 0;
-  while (pos < bytes.length) pos += fs.writeSync(fd, bytes, pos, Math.min(CHUNK, bytes.length - pos));
+  while (pos < bytes.length) {
+    const n = fs.writeSync(fd, bytes, pos, Math.min(CHUNK, bytes.length - pos));
+    if (n === 0) throw new Error("the file takes no more bytes");
+    pos += n;
+  }
 }
 
 /** Write tensors to `file` atomically (temp file in the same directory, fsync, rename). */
@@ -162,6 +166,48 @@ async function writeAll(fh: fsp.FileHandle, bytes: Uint8Array): Promise<void> {
   let pos = 0;
   while (pos < bytes.length) {
     const { bytesWritten } = await fh.write(bytes, pos, Math.min(CHUNK, bytes.length - pos));
+    if (bytesWritten === 0) throw new Error("the file takes no more bytes");
     pos += bytesWritten;
+  }
+}
+
+/**
+ * An Error for a failed file-system call on `file`: "<file>: <what>: <CODE: description>" (Node's own messages
+ * of write/fsync calls name no path).
+ */
+export function fileSystemError(file: string, what: string, e: unknown): Error {
+  const msg = e instanceof Error ? e.message.replace(/, \w+( '.*')?$/, "") : String(e);
+  return new Error(`${file}: ${what}: ${msg}`);
+}
+
+/**
+ * `mkdir -p` that names the directory in every error and never loops: the missing components are created
+ * one by one below the deepest existing ancestor (Node's recursive mkdir can spin forever under /proc).
+ */
+export function makeDirectory(dir: string): void {
+  const missing: string[] = [];
+  for (let p = path.resolve(dir); ; ) {
+    let st: fs.Stats | null = null;
+    try {
+      st = fs.statSync(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw fileSystemError(p, "cannot create directory", e);
+    }
+    if (st !== null) {
+      if (!st.isDirectory()) throw new Error(p === path.resolve(dir) ? `${dir}: exists and is not a directory` : `${p}: not a directory, so ${dir} cannot be created in it`);
+      break;
+    }
+    missing.push(p);
+    const up = path.dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      fs.mkdirSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw fileSystemError(d, "cannot create directory", e);
+    }
   }
 }

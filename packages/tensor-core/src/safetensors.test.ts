@@ -442,3 +442,36 @@ describe("rejects corrupt files with a specific message", () => {
     expectError(buildFile('{"__metadata__":["x"]}'), '__metadata__ is not an object of strings (got ["x"])');
   });
 });
+
+describe("random and mutated bytes (fast-check)", () => {
+  it("parseSafetensors and every read either succeed or throw a SafetensorsError naming the file", () => {
+    const src = "ckpt/fuzz.safetensors";
+    const valid = serializeSafetensors(
+      [["a", { shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) }], ["b", { shape: [4], data: new Float32Array(4), dtype: "BF16" }], ["c", { shape: [2], data: new Int32Array([7, 8]) }]],
+      { format: "pt" },
+    );
+    const bytes = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }),
+      fc.record({ at: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), cut: fc.option(fc.nat()) }).map(({ at, cut }) => {
+        const b = valid.slice(0, cut === null ? valid.length : cut % (valid.length + 1));
+        for (const [i, x] of at) if (b.length > 0) b[i % b.length] = x;
+        return b;
+      }),
+    );
+    fc.assert(
+      fc.property(bytes, (b) => {
+        try {
+          const f = parseSafetensors(b, src);
+          for (const n of f.names()) {
+            const { dtype } = f.info(n);
+            if (dtype === "F32" || dtype === "F16" || dtype === "BF16" || dtype === "F64") f.readFloat32(n);
+            else f.readInt32(n);
+          }
+        } catch (e) {
+          if (!(e instanceof SafetensorsError) || !e.message.startsWith(`${src}: `)) throw e;
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+});

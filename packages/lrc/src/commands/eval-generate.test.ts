@@ -8,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadTokenizer, writeShards } from "@lrc-ts/data";
-import { evaluate, generate, loadCausalLM } from "@lrc-ts/nn";
+import { evaluate, generate, loadCausalLM, saveCausalLM } from "@lrc-ts/nn";
 import { bufferPoolStats, setBufferPoolLimit } from "@lrc-ts/tensor-core";
 import { run, tinyTokenizerJson } from "../testing-internal/cli-run.js";
 
@@ -85,7 +85,8 @@ describe("lrc eval", () => {
   it.each([
     ["neither --text nor --data", () => [], "give exactly one of --text"],
     ["both --text and --data", () => ["--text", textFile, "--data", root], "give exactly one of --text"],
-    ["missing text file", () => ["--text", "/nonexistent/t.txt"], "/nonexistent/t.txt: cannot read text file: ENOENT"],
+    ["missing text file", () => ["--text", "/nonexistent/t.txt"], "/nonexistent/t.txt: cannot read: ENOENT"],
+    ["a text file that is not UTF-8", () => (fs.writeFileSync(path.join(root, "latin1.txt"), Buffer.from("caf\xe9 au lait", "latin1")), ["--text", path.join(root, "latin1.txt")]), `${path.join(root, "latin1.txt")}: invalid UTF-8 at byte offset 3`],
     ["window too large", () => ["--text", textFile, "--window", "5000"], "--window 5000 exceeds max_position_embeddings 128"],
     ["bad split", () => ["--data", root, "--split", "test"], "--split must be train or val"],
   ])("%s exits 1", async (_, extra, msg) => {
@@ -157,5 +158,26 @@ describe("bad model directories exit 1 naming the file", () => {
       expect(r.err).toMatch(re);
       expect(r.err).toContain(dir);
     }
+  });
+});
+
+describe("weights that are not finite, or that overflow", () => {
+  it("eval refuses a NaN weight at load (naming file and tensor) and a model whose loss overflows (no \"loss\": null)", async () => {
+    const nanDir = path.join(root, "nan-weight");
+    const m = await loadCausalLM(modelDir);
+    m.stateDict()["model.norm.weight"]!.buf[1] = NaN;
+    await saveCausalLM(m, nanDir, { tokenizerFrom: modelDir });
+    let r = await run(["eval", "--model", nanDir, "--text", textFile, "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`${path.join(nanDir, "model.safetensors")}: tensor "model.norm.weight" holds NaN at index 1`);
+    // Finite weights whose logits overflow float32: the mean loss is not finite, and eval says so.
+    const bigDir = path.join(root, "overflow");
+    const b = await loadCausalLM(modelDir);
+    b.stateDict()["model.norm.weight"]!.buf.fill(3e38);
+    await saveCausalLM(b, bigDir, { tokenizerFrom: modelDir });
+    r = await run(["eval", "--model", bigDir, "--text", textFile, "--json"]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(new RegExp(`${bigDir}: the model's mean loss is (NaN|Infinity): its weights overflow on this data \\(no result\\)`));
   });
 });

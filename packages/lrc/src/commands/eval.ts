@@ -5,7 +5,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { evalWindows, loadTokenizer, readManifest, verifyTokenizer } from "@lrc-ts/data";
+import { evalWindows, loadTokenizer, readManifest, readUtf8File, verifyTokenizer } from "@lrc-ts/data";
 import type { Split } from "@lrc-ts/data";
 import { evaluate, evaluateBatches, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import type { EvalResult } from "@lrc-ts/nn";
@@ -59,13 +59,7 @@ export const evalCommand: Command = {
     readConfigFile(path.join(dir, "config.json"));
     const tokenizer = text !== undefined ? loadTokenizer(dir) : null;
     let body = "";
-    if (text !== undefined) {
-      try {
-        body = fs.readFileSync(text, "utf8");
-      } catch (e) {
-        throw new Error(`${text}: cannot read text file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      }
-    }
+    if (text !== undefined) body = await readUtf8File(text);
     const model = await loadCausalLM(dir);
     const cfg = model.config;
     const maxPos = cfg.max_position_embeddings;
@@ -96,6 +90,7 @@ export const evalCommand: Command = {
       });
     }
     if (process.stderr.isTTY === true) process.stderr.write("\r\x1b[K");
+    if (!Number.isFinite(result.loss)) throw new Error(`${dir}: the model's mean loss is ${result.loss}: its weights overflow on this data (no result)`);
     if (flags.json) console.log(JSON.stringify({ loss: result.loss, perplexity: result.perplexity, tokens: result.tokens }));
     else console.log(`loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(3)}  tokens ${result.tokens}`);
     return 0;

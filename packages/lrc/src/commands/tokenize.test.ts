@@ -66,6 +66,17 @@ describe("lrc tokenize", () => {
     ["a jsonl line without the text field", (d) => (fs.writeFileSync(path.join(d, "x.jsonl"), '{"text":"ok"}\n{"body":"no"}\n'), [path.join(d, "x.jsonl")]), /x\.jsonl: line 2: no "text" field/],
     ["bad JSON", (d) => (fs.writeFileSync(path.join(d, "y.jsonl"), '{"text":"ok"}\n\n{"text": "a",\n'), [path.join(d, "y.jsonl")]), /y\.jsonl: line 3: invalid JSON/],
     ["an unsupported file type", (d) => (fs.writeFileSync(path.join(d, "z.csv"), "a"), [path.join(d, "z.csv")]), /z\.csv: unsupported input type '\.csv'/],
+    // Text that would be tokenized wrongly: refused by file and place, never through replacement characters.
+    ["invalid UTF-8", (d) => (fs.writeFileSync(path.join(d, "u.txt"), Buffer.from([0x61, 0x62, 0xc3, 0x28, 0x63])), [path.join(d, "u.txt")]), /u\.txt: invalid UTF-8 at byte offset 2$/],
+    ["a surrogate encoded in UTF-8", (d) => (fs.writeFileSync(path.join(d, "s.txt"), Buffer.from([0x61, 0xed, 0xa0, 0x80])), [path.join(d, "s.txt")]), /s\.txt: invalid UTF-8 at byte offset 1$/],
+    ["a file cut inside a character", (d) => (fs.writeFileSync(path.join(d, "c.txt"), Buffer.from([0x61, 0xe2, 0x82])), [path.join(d, "c.txt")]), /c\.txt: invalid UTF-8: ends inside a character \(byte offset 3\)/],
+    ["UTF-16 with a byte-order mark", (d) => (fs.writeFileSync(path.join(d, "w.txt"), Buffer.from("\ufeffhello", "utf16le")), [path.join(d, "w.txt")]), /w\.txt: starts with a UTF-16 byte-order mark: convert it to UTF-8/],
+    ["UTF-16 without a byte-order mark", (d) => (fs.writeFileSync(path.join(d, "v.txt"), Buffer.from("hello", "utf16le")), [path.join(d, "v.txt")]), /v\.txt: holds a NUL byte at byte offset 1: binary data/],
+    ["binary data", (d) => (fs.writeFileSync(path.join(d, "b.md"), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x00])), [path.join(d, "b.md")]), /b\.md: holds a NUL byte at byte offset 5/],
+    ["invalid UTF-8 in a jsonl line", (d) => (fs.writeFileSync(path.join(d, "j.jsonl"), Buffer.concat([Buffer.from('{"text":"ok"}\n{"text":"'), Buffer.from([0xff]), Buffer.from('"}\n')])), [path.join(d, "j.jsonl")]), /j\.jsonl: invalid UTF-8 at byte offset 23$/],
+    ["the end-of-text token as literal text", (d) => (fs.writeFileSync(path.join(d, "e.txt"), "one story<|endoftext|>another"), [path.join(d, "e.txt")]), /e\.txt: the text holds the end-of-text token "<\|endoftext\|>" literally \(at character 9 of the document\); it would become a document boundary/],
+    ["the end-of-text token in a jsonl line", (d) => (fs.writeFileSync(path.join(d, "f.jsonl"), '{"text":"a"}\n{"text":"b <|endoftext|>"}\n'), [path.join(d, "f.jsonl")]), /f\.jsonl:2: the text holds the end-of-text token/],
+    ["an empty corpus", (d) => (fs.writeFileSync(path.join(d, "empty.txt"), ""), fs.writeFileSync(path.join(d, "blank.jsonl"), "\n\n"), [path.join(d, "empty.txt"), path.join(d, "blank.jsonl")]), /empty\.txt,.*blank\.jsonl: no text to tokenize: every document is empty \(nothing written\)/],
   ];
   it.each(bad)("exits 1 with a one-line message for %s", async (_name, make, pattern) => {
     const dir = fs.mkdtempSync(path.join(root, "bad-"));
@@ -75,6 +86,23 @@ describe("lrc tokenize", () => {
     expect(r.err).toMatch(pattern);
     expect(r.err.split("\n")).toHaveLength(1);
     expect(fs.existsSync(path.join(out, "manifest.json"))).toBe(false);
+  });
+
+  it("a full disk while writing shards names the shard directory and leaves no manifest", async () => {
+    const out = path.join(root, "full-disk");
+    vi.spyOn(fs, "writeSync").mockImplementation(() => {
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", syscall: "write" });
+    });
+    const r = await run(["tokenize", "--tokenizer", tokJson, "--input", corpus, "--out", out]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`lrc tokenize: ${out}: cannot write shards: ENOSPC: no space left on device`);
+    expect(fs.existsSync(path.join(out, "manifest.json"))).toBe(false);
+  });
+
+  it.runIf(fs.existsSync("/proc/self"))("an --out the file system refuses (under /proc) fails at once, naming it", async () => {
+    const r = await run(["tokenize", "--tokenizer", tokJson, "--input", corpus, "--out", "/proc/lrc-test-out"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe("lrc tokenize: /proc/lrc-test-out: cannot create directory: ENOENT: no such file or directory");
   });
 
   it("exits 1 naming a missing tokenizer", async () => {

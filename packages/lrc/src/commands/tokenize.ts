@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { expandInputs, loadTokenizer, readDocuments, writeTextPieces, type WriteProgress } from "@lrc-ts/data";
+import { makeDirectory } from "@lrc-ts/tensor-core";
 import type { Command } from "../cli/command.js";
 
 function human(n: number): string {
@@ -75,6 +76,7 @@ export const tokenizeCommand: Command = {
     const docs = (list: string[]) => readDocuments(list, { textField: flags["text-field"] as string });
     const totalBytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
     const out = flags.out as string;
+    makeDirectory(out); // before any work, naming the directory if it cannot be made
     const bar = progressBar(totalBytes);
     const start = Date.now();
     let last: WriteProgress | null = null;
@@ -91,8 +93,11 @@ export const tokenizeCommand: Command = {
         },
       },
       valPatterns !== undefined
-        ? [{ pieces: docs(trainFiles), split: "train" }, { pieces: docs(valFiles), split: "val" }]
-        : [{ pieces: docs(files), split: "auto" }],
+        ? [
+            { pieces: docs(trainFiles), split: "train", describe: trainFiles.join(",") },
+            { pieces: docs(valFiles), split: "val", describe: valFiles.join(",") },
+          ]
+        : [{ pieces: docs(files), split: "auto", describe: (flags.input as string[]).join(",") }],
     );
     if (process.stderr.isTTY) process.stderr.write("\n");
     const seconds = (Date.now() - start) / 1000;

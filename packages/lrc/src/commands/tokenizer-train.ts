@@ -2,6 +2,8 @@
 // written as a standard Hugging Face tokenizer.json, through @lrc-ts/data.
 
 import { trainBpeTokenizer, writeTokenizerJson } from "@lrc-ts/data";
+import path from "node:path";
+import { makeDirectory } from "@lrc-ts/tensor-core";
 import type { Command } from "../cli/command.js";
 
 export const tokenizerTrainCommand: Command = {
@@ -20,6 +22,8 @@ export const tokenizerTrainCommand: Command = {
     const vocabSize = flags["vocab-size"] as number;
     if (vocabSize < 257) throw new Error(`--vocab-size must be at least 257 (256 bytes + <|endoftext|>), got ${vocabSize}`);
     const tty = process.stderr.isTTY === true;
+    const out = flags.out as string;
+    makeDirectory(path.dirname(out)); // before training, naming the directory if it cannot be made
     const trained = await trainBpeTokenizer({
       files: flags.input as string[],
       vocabSize,
@@ -32,7 +36,6 @@ export const tokenizerTrainCommand: Command = {
       },
     });
     if (tty) process.stderr.write("\n");
-    const out = flags.out as string;
     writeTokenizerJson(out, trained.json);
     const s = trained.stats;
     const summary = {

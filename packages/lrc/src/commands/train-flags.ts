@@ -29,7 +29,7 @@ export const trainFlags: FlagSpecs = {
   "eval-batches": { kind: "int", default: 8, help: "val batches per evaluation" },
   "save-every": { kind: "int", default: 0, help: "checkpoint every N steps (0: only at the end)" },
   "keep-checkpoints": { kind: "int", default: 2, help: "complete checkpoints kept" },
-  resume: { kind: "boolean", help: "continue from the latest checkpoint in --out" },
+  resume: { kind: "boolean", help: "continue from the newest checkpoint in --out that verifies (checksums), saying which it skipped" },
   seed: { kind: "int", default: 0, help: "seed of the data order and the initialisation" },
   backend: backendFlag,
   "pool-limit": poolLimitFlag,

@@ -5,21 +5,24 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { ShardDirectoryWriter } from "@lrc-ts/data";
+import { ShardDirectoryWriter, sha256Hex } from "@lrc-ts/data";
 import { Rng } from "@lrc-ts/tensor-core";
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, "../../../..");
 export const CLI = path.resolve(import.meta.dirname, "../cli.ts");
 
+/** The placeholder tokenizer.json the tests copy into their models; writeMarkovShards records its sha256 by default. */
+export const TINY_TOKENIZER_JSON = "{}\n";
+
 /**
  * Documents from a sparse Markov chain over `vocab` tokens (each token has 3 likely successors), so a
  * model can learn it quickly and CE falls well below ln(vocab).
  */
-export function writeMarkovShards(dir: string, opts: { vocab: number; trainTokens: number; valTokens: number; seed?: number }): void {
+export function writeMarkovShards(dir: string, opts: { vocab: number; trainTokens: number; valTokens: number; seed?: number; tokenizerHash?: string }): void {
   const r = new Rng(opts.seed ?? 1);
   const V = opts.vocab;
   const next = Array.from({ length: V }, () => [r.int(V - 1) + 1, r.int(V - 1) + 1, r.int(V - 1) + 1]);
-  const w = new ShardDirectoryWriter({ out: dir, vocabSize: V, eosId: 0, tokenizerHash: "0".repeat(64), shardTokens: 4096 });
+  const w = new ShardDirectoryWriter({ out: dir, vocabSize: V, eosId: 0, tokenizerHash: opts.tokenizerHash ?? sha256Hex(new TextEncoder().encode(TINY_TOKENIZER_JSON)), shardTokens: 4096 });
   for (const [split, total] of [["train", opts.trainTokens], ["val", opts.valTokens]] as const) {
     let written = 0;
     while (written < total) {
