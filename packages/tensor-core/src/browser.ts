@@ -28,6 +28,6 @@ export {
   type SafetensorsDType, type SafetensorsFloatDType, type SafetensorsTensorInfo, type SafetensorsFile, type SafetensorsTensorInput, type SafetensorsLazyTensorInput,
   type SafetensorsTensorMap, type SerializeOptions, type SafetensorsPlan,
 } from "./safetensors.js";
-/** The CPU buffer pool: its statistics (cached and fresh bytes) and its cache limit (default: LRC_POOL_LIMIT, else a quarter of the memory), for memory tuning. */
+/** The CPU buffer pool: its statistics (cached and fresh bytes) and its cache limit (default: LRC_POOL_LIMIT, else half the memory), for memory tuning. */
 export { bufferPoolStats, setBufferPoolLimit, parsePoolLimit } from "./backend/cpu/buffer-pool.js";
 

@@ -2,7 +2,8 @@
 // aliasing cases (one cotangent object for two inputs, a tensor used twice, leaves accumulating `.grad`, targets,
 // the caller's seed) keep every tensor that is still needed. Gradients must equal the analytic ones.
 import { describe, expect, it } from "vitest";
-import { Tensor, scope, tensor } from "../tensor.js";
+import { Tensor, keep, scope, tensor } from "../tensor.js";
+import { backprop } from "./tape.js";
 import { valueAndGrad } from "./grad.js";
 import * as O from "../ops/index.js";
 
@@ -10,6 +11,31 @@ function close(a: ArrayLike<number>, b: ArrayLike<number>): void {
   expect(a.length).toBe(b.length);
   for (let i = 0; i < a.length; i++) expect(a[i]!).toBeCloseTo(b[i]!, 5);
 }
+
+describe("tape: summing a tensor's cotangents in place", () => {
+  const N = 1 << 16;
+  const x = tensor(Float32Array.from({ length: N }, (_, i) => Math.sin(i)), [N]);
+  const c = tensor(Float32Array.from({ length: N }, (_, i) => Math.cos(i)), [N]);
+  // x reaches the loss four ways: directly, through a reshape (its cotangent a view), scaled, and through tanh.
+  const f = (a: Tensor) => O.add(O.add(O.sum(O.mul(a, c)), O.sum(O.mul(O.reshape(a, [256, 256]), O.reshape(c, [256, 256])))),
+    O.add(O.sum(O.mul(a, 3)), O.sum(O.tanh(a))));
+  const want = (i: number) => 2 * Math.cos(i) + 3 + (1 - Math.tanh(Math.sin(i)) ** 2);
+
+  it("gives the analytic gradient where cotangents meet, views included", () => {
+    const [, [g]] = valueAndGrad(f)(x);
+    const gb = g!.buf;
+    for (const i of [0, 1, 77, N - 1]) expect(gb[i]!).toBeCloseTo(want(i), 4);
+  });
+
+  it("adds into the first cotangent instead of making a new sum at each meeting", () => {
+    const xg = tensor(x.buf.slice(), [N], { requiresGrad: true });
+    let sums = 0;
+    const count = (a: Tensor, b: Tensor) => (sums++, O.add(a, b));
+    const [g] = backprop(f(xg), tensor(1), [xg], false, count, keep);
+    expect(sums).toBe(0);
+    for (const i of [0, 5, N - 1]) expect(g!.buf[i]!).toBeCloseTo(want(i), 4);
+  });
+});
 
 describe("tape: freeing cotangents", () => {
   it("gives correct gradients when one cotangent object feeds two inputs (x + x, add's shared dy)", () => {

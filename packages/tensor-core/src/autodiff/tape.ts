@@ -10,10 +10,14 @@
 // returns dy twice), be returned to a target, or become a leaf's `.grad`. Only tensors created during this
 // backward pass are ever disposed here (ids at or above the first id made inside it), so a VJP that returns a
 // forward tensor or the caller's seed never loses it; views share reference-counted storage, so disposing a
-// cotangent whose view lives on (reshape's VJP) keeps the data.
+// cotangent whose view lives on (reshape's VJP) keeps the data. Where two cotangents of one tensor meet, the second
+// is added into the first in place when nothing else can see the first (made in this pass, held once, alone on
+// its storage, on the host), so a fan-in of k paths holds one buffer, not k (a tied [V, d] embedding: one less).
 
 import type { Tensor } from "../tensor.js";
 import { scope } from "../tensor.js";
+import { activeBackend } from "../backend/dispatch.js";
+import { binary } from "../backend/cpu/elementwise.js";
 
 export type Vjp = (dy: Tensor) => ReadonlyArray<Tensor | null>;
 
@@ -50,6 +54,19 @@ export function record(op: string, out: Tensor, inputs: readonly Tensor[], vjp: 
       return out;
     }
   return out;
+}
+
+/**
+ * prev += gx in place, when prev is a pending cotangent nothing else can see: made during this pass (id >= firstId),
+ * held by one entry, the only tensor on its storage, on the host, with gx's shape and dtype. False otherwise.
+ */
+function addInPlace(prev: Tensor, gx: Tensor, firstId: number, holds: number): boolean {
+  const s = prev.storage;
+  if (activeBackend() !== null || prev.id < firstId || prev.kept || holds !== 1 || s === null || s.refs !== 1 || s.data === null || s.device !== null) return false;
+  if (gx.dtype !== prev.dtype || gx.shape.length !== prev.shape.length || gx.shape.some((d, k) => d !== prev.shape[k])) return false;
+  const a = prev.buf;
+  binary("add", a, prev.shape, gx.peek(), gx.shape, a, prev.shape);
+  return true;
 }
 
 /** Reverse topological order of the graph below root (root first). */
@@ -144,6 +161,8 @@ export function backprop(
         if (prev === undefined) {
           grads.set(x, gx);
           hold(gx);
+        } else if (gx !== prev && addInPlace(prev, gx, firstId, uses.get(prev) ?? 0)) {
+          dropUnheld(gx); // prev now holds the sum (one buffer fewer at a fan-in, e.g. a tied embedding's two uses)
         } else {
           const total = add(prev, gx);
           grads.set(x, total);

@@ -17,8 +17,8 @@ describe("buffer pool limit", () => {
     return execFileSync(process.execPath, ["--import", "tsx", "-e", code], { env: vars, encoding: "utf8" }).trim();
   };
 
-  it("defaults to a quarter of the machine's memory, or LRC_POOL_LIMIT", () => {
-    expect(Number(limitIn(undefined))).toBe(Math.floor(os.totalmem() / 4));
+  it("defaults to half the machine's memory, or LRC_POOL_LIMIT", () => {
+    expect(Number(limitIn(undefined))).toBe(Math.floor(os.totalmem() / 2));
     expect(Number(limitIn("3GB"))).toBe(3e9);
     expect(Number(limitIn("10%"))).toBe(Math.floor(os.totalmem() / 10));
     expect(limitIn("lots")).toMatch(/^error: LRC_POOL_LIMIT: expects a size such as 6GB, 512MiB, 30% \(of the memory\) or a byte count, got 'lots'$/);
