@@ -17,7 +17,7 @@
 import type { Tensor } from "../tensor.js";
 import { scope } from "../tensor.js";
 import { activeBackend } from "../backend/dispatch.js";
-import { binary } from "../backend/cpu/elementwise.js";
+import { binary } from "../backend/cpu/index.js";
 
 export type Vjp = (dy: Tensor) => ReadonlyArray<Tensor | null>;
 

@@ -4,6 +4,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { backendReport, getBackend, initBackend, registerBackend, registeredBackends, resetBackendReport, setBackend } from "./backend.js";
 import type { Backend, Kernels } from "./kernels.js";
+import { hasKernel } from "./dispatch.js";
 import * as ops from "../ops/index.js";
 import { tensor } from "../tensor.js";
 
@@ -33,7 +34,13 @@ describe("backend registry and dispatch", () => {
     expect(Array.from(ops.add(tensor([1]), tensor([2])).data())).toEqual([3]); // no binary kernel: cpu
     expect(seen).toEqual(["exp float32"]);
     expect(backendReport().ops).toEqual([{ op: "binary", device: 0, cpu: 1 }, { op: "unary", device: 1, cpu: 1 }]);
+    // hasKernel: the backend's own kernel and accepted arguments only; counts nothing.
+    expect(hasKernel("unary", "exp", tensor([0]))).toBe(true);
+    expect(hasKernel("unary", "exp", tensor(new Float64Array([0])))).toBe(false);
+    expect(hasKernel("binary", "add", tensor([1]), tensor([2]), [1], "float32")).toBe(false);
+    expect(backendReport().ops).toEqual([{ op: "binary", device: 0, cpu: 1 }, { op: "unary", device: 1, cpu: 1 }]);
     setBackend("cpu");
+    expect(hasKernel("binary", "add", tensor([1]), tensor([2]), [1], "float32")).toBe(true); // cpu has every kernel
     expect(getBackend().name).toBe("cpu");
     ops.exp(tensor([0]));
     expect(seen).toHaveLength(1); // cpu runs its own kernels, uncounted

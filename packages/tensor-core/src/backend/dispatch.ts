@@ -28,6 +28,17 @@ export function activeBackend(): Backend | null {
 
 type Fn = (...args: unknown[]) => unknown;
 
+/**
+ * Whether `dispatch(op, ...args)` would run on the active backend's own kernel: true on cpu (which has every
+ * kernel), else when the backend has `op` and accepts these arguments. For ops that run another way (a
+ * composite of other kernels) rather than fall back to cpu. Counts nothing.
+ */
+export function hasKernel<K extends KernelName>(op: K, ...args: Parameters<Kernels[K]>): boolean {
+  const b = active;
+  if (b === null) return true;
+  return b.kernels[op] !== undefined && (b.accepts === undefined || b.accepts(op, args));
+}
+
 /** Runs kernel `op` on the active backend, or on cpu when that backend lacks it or does not accept the call. */
 export function dispatch<K extends KernelName>(op: K, ...args: Parameters<Kernels[K]>): ReturnType<Kernels[K]> {
   const b = active;

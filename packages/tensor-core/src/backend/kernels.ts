@@ -39,6 +39,23 @@ export interface AdamWHyper {
  */
 export interface KlForward { kl: Tensor; lseT?: Tensor; lseS?: Tensor }
 
+/**
+ * lmHeadLoss's derived numbers: hidden [rows, d] and weight [V, d]; the teacher's hidden [rows, D] and weight
+ * [V, D]; rows per chunk; the per-row cotangents of the CE and KL sums (the reductions' scales times the terms'
+ * weights) that the gradients are computed with; which gradients to compute.
+ */
+export interface LmHeadDims {
+  rows: number; V: number; d: number; D: number; chunk: number; ignore: number; tau: number;
+  ceScale: number; klScale: number; wantHidden: boolean; wantWeight: boolean;
+}
+
+/**
+ * lmHeadLoss's forward: the sums over rows of the CE rows (ignored targets give 0) and of the KL rows (plain
+ * numbers, read to the host), and the gradients of ceScale · ceSum + klScale · klSum w.r.t. hidden and weight
+ * (null where not wanted).
+ */
+export interface LmHeadForward { ceSum: number; klSum: number; dHidden: Tensor | null; dWeight: Tensor | null }
+
 export interface Kernels {
   // Elementwise. `shape` / `dtype`: the broadcast result's.
   unary(op: UnaryOp, x: Tensor): Tensor;
@@ -92,6 +109,13 @@ export interface Kernels {
   klDiv(teacher: Tensor, student: Tensor, tau: number): KlForward;
   /** [dteacher (null unless wantTeacher), dstudent]. */
   klDivBackward(teacher: Tensor, student: Tensor, fwd: KlForward, dy: Tensor, tau: number, wantTeacher: boolean): [Tensor | null, Tensor];
+  /**
+   * The LM head fused with CE and / or temperature KL, a chunk of rows at a time, with its gradients computed
+   * in the same pass (no [rows, V] tensor). targets: int32 [rows] or null (no CE); teacherHidden /
+   * teacherWeight: null for no KL. Optional: the op runs a composite of matmul, crossEntropy and klDiv over the
+   * same row chunks on a backend without it (`hasKernel`).
+   */
+  lmHeadLoss(hidden: Tensor, weight: Tensor, targets: Tensor | null, teacherHidden: Tensor | null, teacherWeight: Tensor | null, p: LmHeadDims): LmHeadForward;
 
   // Fused elementwise.
   /** silu(gate) * up. */

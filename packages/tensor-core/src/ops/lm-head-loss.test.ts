@@ -5,8 +5,7 @@
 import fc from "fast-check";
 import { afterAll, describe, expect, test } from "vitest";
 import { valueAndGrad } from "../autodiff/grad.js";
-import { backendReport, initBackend, setBackend } from "../backend/backend.js";
-import type { GpuMode } from "../backend/gpujs/runtime.js";
+import { backendReport, initBackend, setBackend, type GpuMode } from "../backend/backend.js";
 import { noGrad } from "../autodiff/tape.js";
 import { rng } from "../random.js";
 import { checkGrad } from "../testing.js";

@@ -10,18 +10,16 @@
 // and divided by the first axis of the hidden states (the number of sequences for [B, T, ·]); no τ² factor.
 // The teacher side is constant (no gradient), as for LRC's frozen teacher and plain KD.
 //
-// On the gpu backend the op is the composite of matmul, crossEntropy and klDivergence over the same row chunks.
+// The fused pass is the `lmHeadLoss` kernel (the cpu one: lm-head.ts of the cpu backend), dispatched like every
+// kernel. On a backend without it (GPU.js, webgpu; `hasKernel`) the op is the composite of matmul, crossEntropy
+// and klDivergence over the same row chunks, so the weights stay on the device.
 
 import { isGradEnabled, record } from "../autodiff/tape.js";
-import { activeBackend } from "../backend/dispatch.js";
-import { binary } from "../backend/cpu/elementwise.js";
-import { scaleInPlace } from "../backend/cpu/fused.js";
-import { acquire, release } from "../backend/cpu/buffer-pool.js";
-import { crossEntropyBackward, crossEntropyForward, gemm, klDivBackward, klDivForward } from "../backend/cpu/index.js";
+import { dispatch, hasKernel } from "../backend/dispatch.js";
+import type { LmHeadDims } from "../backend/kernels.js";
 import { requireFloat } from "../dtype.js";
-import type { FloatArray } from "../dtype.js";
 import { fmt, shapeEq } from "../shape.js";
-import { Tensor, tensor, zeros } from "../tensor.js";
+import { Tensor, tensor } from "../tensor.js";
 import { add, div, mul } from "./elementwise.js";
 import { matmul } from "./matmul.js";
 import { reshape, slice } from "./movement.js";
@@ -106,8 +104,18 @@ export function lmHeadLoss(hidden: Tensor, weight: Tensor, opts: LmHeadLossOptio
   let counted = 0;
   if (tg !== null) for (let i = 0; i < rows; i++) if (tg[i] !== ignore) counted++;
 
-  if (activeBackend() !== null) {
-    // The composite over the same row chunks, on the gpu backend's gemm and loss kernels (their tensors stay on
+  const dtype = hidden.dtype;
+  const wantGrad = isGradEnabled() && (hidden.requiresGrad || weight.requiresGrad);
+  const p: LmHeadDims = {
+    rows, V, d, D, chunk, ignore, tau,
+    ceScale: ceWeight * (ceMean ? 1 / Math.max(counted, 1) : 1),
+    klScale: klWeight / batch,
+    wantHidden: wantGrad && hidden.requiresGrad,
+    wantWeight: wantGrad && weight.requiresGrad,
+  };
+  const args = [hidden, weight, targets ?? null, teacher?.hidden ?? null, teacher?.weight ?? null, p] as const;
+  if (!hasKernel("lmHeadLoss", ...args)) {
+    // The composite over the same row chunks, on the backend's gemm and loss kernels (their tensors stay on
     // the device); with grad on, the tape keeps each chunk's logits for the backward.
     const rowsOf = (x: Tensor, s: number, e: number) => slice(reshape(x, [rows, x.shape[x.rank - 1]!]), [s, 0], [e, x.shape[x.rank - 1]!]);
     let ceSum: Tensor | null = null, klSum: Tensor | null = null;
@@ -128,64 +136,10 @@ export function lmHeadLoss(hidden: Tensor, weight: Tensor, opts: LmHeadLossOptio
     const parts = [ce === null ? null : mul(ce, ceWeight), kl === null ? null : mul(kl, klWeight)].filter((t) => t !== null);
     return { total: parts.reduce((a, b) => add(a, b)), ce, kl };
   }
-
-  const dtype = hidden.dtype;
-  const h = hidden.buf as FloatArray, w = weight.buf as FloatArray;
-  const hT = teacher === undefined ? null : (teacher.hidden.buf as FloatArray);
-  const wT = teacher === undefined ? null : (teacher.weight.buf as FloatArray);
-  const ceScale = ceWeight * (ceMean ? 1 / Math.max(counted, 1) : 1);
-  const klScale = klWeight / batch;
-  const wantGrad = isGradEnabled() && (hidden.requiresGrad || weight.requiresGrad);
-  const dh = wantGrad && hidden.requiresGrad ? Tensor.empty(hidden.shape, dtype) : null;
-  const dw = wantGrad && weight.requiresGrad ? zeros(weight.shape, { dtype }) : null;
-
-  const R = Math.min(chunk, rows);
-  const scratch = (n: number): FloatArray => acquire(dtype as "float32" | "float64", n) as FloatArray;
-  const zS = scratch(R * V), zT = hT === null ? null : scratch(R * V);
-  const dz = wantGrad ? scratch(R * V) : null;
-  const dzKl = wantGrad && tg !== null && zT !== null ? scratch(R * V) : null;
-  const perRow = scratch(R), lse = scratch(R), gRow = scratch(R);
-  let ceSum = 0, klSum = 0;
-  try {
-    for (let s = 0; s < rows; s += R) {
-      const r = Math.min(R, rows - s), n = r * V;
-      const z = zS.subarray(0, n) as FloatArray;
-      gemm({ a: h, b: w, c: z, batch: 1, m: r, n: V, k: d, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, offsetA: s * d });
-      const g = dz === null ? null : (dz.subarray(0, n) as FloatArray);
-      if (tg !== null) {
-        const t = tg.subarray(s, s + r);
-        crossEntropyForward(z, t, r, V, ignore, perRow, lse);
-        for (let i = 0; i < r; i++) ceSum += perRow[i]!;
-        if (g !== null) {
-          gRow.fill(ceScale);
-          crossEntropyBackward(z, t, lse, gRow, g, r, V, ignore);
-        }
-      }
-      if (zT !== null) {
-        const zt = zT.subarray(0, n) as FloatArray;
-        gemm({ a: hT!, b: wT!, c: zt, batch: 1, m: r, n: V, k: D, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, offsetA: s * D });
-        klDivForward(zt, z, r, V, tau, perRow);
-        for (let i = 0; i < r; i++) klSum += perRow[i]!;
-        if (g !== null) {
-          gRow.fill(klScale);
-          const into = dzKl === null ? g : (dzKl.subarray(0, n) as FloatArray);
-          klDivBackward(zt, z, r, V, tau, gRow, into, null);
-          if (dzKl !== null) binary("add", g, [n], into, [n], g, [n]);
-        }
-      }
-      if (g === null) continue;
-      // dh[s:s+r] = dz W;  dW += dzᵀ h[s:s+r]
-      if (dh !== null)
-        gemm({ a: g, b: w, c: dh.buf as FloatArray, batch: 1, m: r, n: d, k: V, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, offsetC: s * d });
-      if (dw !== null)
-        gemm({ a: g, b: h, c: dw.buf as FloatArray, batch: 1, m: V, n: d, k: r, transA: true, transB: false, strideA: 0, strideB: 0, strideC: 0, offsetB: s * d, accumulate: true });
-    }
-  } finally {
-    for (const a of [zS, zT, dz, dzKl, perRow, lse, gRow]) if (a !== null) release(a);
-  }
+  const { ceSum, klSum, dHidden: dh, dWeight: dw } = dispatch("lmHeadLoss", ...args);
 
   const ceVal = tg === null ? null : ceMean ? ceSum / Math.max(counted, 1) : ceSum;
-  const klVal = zT === null ? null : klSum / batch;
+  const klVal = teacher === undefined ? null : klSum / batch;
   const total = tensor((ceVal === null ? 0 : ceWeight * ceVal) + (klVal === null ? 0 : klWeight * klVal), [], { dtype });
   const ce = ceVal === null ? null : tensor(ceVal, [], { dtype });
   const kl = klVal === null ? null : tensor(klVal, [], { dtype });
@@ -194,7 +148,7 @@ export function lmHeadLoss(hidden: Tensor, weight: Tensor, opts: LmHeadLossOptio
   // The stored gradients leave as fresh views (the tape frees them once consumed); the closure's refs are dropped.
   const take = (t: Tensor | null, c: number): Tensor | null => {
     if (t === null) return null;
-    if (c !== 1) scaleInPlace(t.buf as FloatArray, t.size, c);
+    if (c !== 1) dispatch("scale", t, c);
     const out = t.detach();
     t.dispose();
     return out;

@@ -5,12 +5,13 @@
 import type { DType, FloatArray } from "../../dtype.js";
 import { broadcastStrides, sizeOf, stridesOf } from "../../shape.js";
 import { Tensor, zeros } from "../../tensor.js";
-import type { AdamWHyper, AttentionDims, BinaryOp, GemmDims, KlForward, Kernels, ReduceOp, UnaryOp } from "../kernels.js";
+import type { AdamWHyper, AttentionDims, BinaryOp, GemmDims, KlForward, Kernels, LmHeadDims, LmHeadForward, ReduceOp, UnaryOp } from "../kernels.js";
 import { adamwUpdate } from "./adamw.js";
 import { attentionBackward, attentionForward } from "./attention.js";
 import { binary, powScalar, unary, where } from "./elementwise.js";
 import { diffScale, scaleInPlace, sqDiffSum, sumSquares, swigluBackward, swigluForward } from "./fused.js";
 import { gemm } from "./gemm.js";
+import { lmHeadLossChunked } from "./lm-head.js";
 import { gatherRows, permute, scatterAddRows, stridedAddInto, stridedCopy } from "./movement.js";
 import { reduce } from "./reduce.js";
 import {
@@ -228,6 +229,21 @@ export class CpuKernels implements Kernels {
     const dT = wantTeacher ? Tensor.empty(teacher.shape, teacher.dtype) : null;
     klDivBackward(f(teacher), f(student), rows, V, tau, f(dy), f(dS), dT === null ? null : f(dT));
     return [dT, dS];
+  }
+
+  lmHeadLoss(hidden: Tensor, weight: Tensor, targets: Tensor | null, teacherHidden: Tensor | null, teacherWeight: Tensor | null, p: LmHeadDims): LmHeadForward {
+    const dtype = hidden.dtype;
+    const dHidden = p.wantHidden ? Tensor.empty(hidden.shape, dtype) : null;
+    const dWeight = p.wantWeight ? zeros(weight.shape, { dtype }) : null;
+    const { ceSum, klSum } = lmHeadLossChunked({
+      dtype: dtype as "float32" | "float64",
+      h: f(hidden), w: f(weight),
+      targets: targets === null ? null : (targets.peek() as Int32Array),
+      hT: teacherHidden === null ? null : f(teacherHidden), wT: teacherWeight === null ? null : f(teacherWeight),
+      rows: p.rows, V: p.V, d: p.d, D: p.D, chunk: p.chunk, ignore: p.ignore, tau: p.tau, ceScale: p.ceScale, klScale: p.klScale,
+      dh: dHidden === null ? null : f(dHidden), dw: dWeight === null ? null : f(dWeight),
+    });
+    return { ceSum, klSum, dHidden, dWeight };
   }
 
   swiglu(gate: Tensor, up: Tensor): Tensor {

@@ -2,7 +2,7 @@
  * Barrel of the cpu backend's typed-array kernels for the scripts (benchmarks, profiling): pure synchronous
  * functions over typed arrays, no Tensor dependency (the Tensor-level table is CpuKernels, cpu-kernels.ts).
  * gemm (blocked, WebAssembly SIMD for float32, worker-parallel), attention, fused row kernels, AdamW, the worker
- * pool controls and the buffer pool.
+ * pool controls and the buffer pool; the elementwise `binary` (the tape's in-place host add of cotangents).
  */
 export type { Float } from "./gemm-runtime.js";
 export { gemm, gemmUsesWasm, type GemmParams } from "./gemm.js";
@@ -29,6 +29,7 @@ export {
 } from "./rows.js";
 export { adamwUpdate, type AdamWOptions } from "./adamw.js";
 export { scaleInPlace, sumSquares } from "./fused.js";
+export { binary } from "./elementwise.js";
 export {
   getThreadCount,
   setThreadCount,
