@@ -9,7 +9,7 @@ import { closest, formatFlags, parseFlags, UsageError } from "./cli/args.js";
 import type { Command } from "./cli/command.js";
 import { commands } from "./commands/index.js";
 import { lrcVersion } from "./version.js";
-import { initBackend, initBackendFromEnvAsync, parsePoolLimit, setBufferPoolLimit } from "@lrc-ts/tensor-core";
+import { describeChoice, initBackend, initBackendFromEnvAsync, parsePoolLimit, setBufferPoolLimit } from "@lrc-ts/tensor-core";
 
 function usage(): string {
   const w = Math.max(...commands.map((c) => c.name.length), 8) + 2;
@@ -81,7 +81,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     // asynchronously, so auto may take WebGPU where its adapter is a GPU.
     if (typeof flags.backend === "string") {
       const info = await initBackend(flags.backend, { asyncReads: true });
-      console.error(`lrc backend: ${info.description}`);
+      console.error(describeChoice(info));
     } else await initBackendFromEnvAsync(process.env, console.error, { asyncReads: true });
     return await match.run(flags);
   } catch (e) {

@@ -13,6 +13,7 @@ import type { TypedArray } from "../dtype.js";
 import type { Tensor } from "../tensor.js";
 import { activate, dispatchCounts, resetDispatchCounts } from "./dispatch.js";
 import { GPU_MODES, loadGpujs, type GpujsBackend } from "./gpujs/backend.js";
+import { autoTakesWebGpu, webGpuAdapterInfo } from "./auto.js";
 import type { Backend, BackendInfo, DeviceStats } from "./kernels.js";
 import type { GpuDeviceInfo, GpuMode, GlStrings } from "./gpujs/runtime.js";
 
@@ -93,8 +94,13 @@ export function setBackend(name: string): void {
   throw new Error(`setBackend: unknown backend '${name}' (known: ${known()})`);
 }
 
-/** Selects a backend, loading and starting it first when needed (for "gpu": GPU.js in the mode asked for). Resolves to what runs. */
+/**
+ * Selects a backend, loading and starting it first when needed (for "gpu": GPU.js in the mode asked for).
+ * Resolves to what runs. "auto" (backend/auto.ts) takes the native WebGPU backend on a hardware adapter, else
+ * GPU.js where it runs on a GPU, else cpu; the info's `autoNotes` say why the others were not taken.
+ */
 export async function initBackend(name: string, opts: InitBackendOptions = {}): Promise<BackendInfo> {
+  if (name === "auto") return initAuto(opts);
   const loader = loaders.get(name);
   if (name === "cpu" || loader === undefined) {
     setBackend(name);
@@ -106,6 +112,35 @@ export async function initBackend(name: string, opts: InitBackendOptions = {}): 
   started.set(name, b);
   select(name, b);
   return getBackend();
+}
+
+async function initAuto(opts: InitBackendOptions): Promise<BackendInfo> {
+  const notes: string[] = [];
+  const failed = (what: string, e: unknown) => notes.push(`${what}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
+  try {
+    const pick = autoTakesWebGpu(await webGpuAdapterInfo());
+    if (pick.take) return { ...(await initBackend("webgpu", opts)), autoNotes: notes };
+    notes.push(`webgpu: ${pick.why}`);
+  } catch (e) {
+    failed("webgpu", e);
+  }
+  if (loaders.has("gpu")) {
+    try {
+      const info = await initBackend("gpu", opts);
+      if (info.software !== true) return { ...info, autoNotes: notes };
+      notes.push(`gpu: ${info.device ?? info.description}, not taken automatically`);
+    } catch (e) {
+      failed("gpu", e);
+    }
+    setBackend("cpu");
+    const g = started.get("gpu");
+    if (g !== undefined) {
+      started.delete("gpu");
+      if (lastDevice === g) lastDevice = null;
+      g.dispose?.();
+    }
+  }
+  return { ...getBackend(), autoNotes: notes };
 }
 
 export function getBackend(): BackendInfo {
@@ -214,6 +249,12 @@ export function gpuDeviceInfo(): GpuDeviceInfo {
   return startedGpu("gpuDeviceInfo").rt.device;
 }
 
+/** One line saying what runs, and for "auto" why the backends before it were not taken: `lrc backend: ...`. */
+export function describeChoice(info: BackendInfo): string {
+  const why = info.autoNotes !== undefined && info.autoNotes.length > 0 ? ` (auto: ${info.autoNotes.join("; ")})` : "";
+  return `lrc backend: ${info.description}${why}`;
+}
+
 let describeCpu = (): string => "cpu: TypeScript kernels";
 
 /** @internal The cpu kernels register a description of their runtime (threads, SIMD). */
@@ -243,6 +284,6 @@ export async function initBackendFromEnvAsync(
   if (mode !== undefined && mode !== "" && !GPU_MODES.includes(mode as GpuMode))
     throw new Error(`LRC_GPU_MODE: unknown GPU.js mode '${mode}' (known: ${GPU_MODES.join(", ")})`);
   const info = await initBackend(want, { ...opts, ...(mode !== undefined && mode !== "" ? { mode: mode as GpuMode } : {}) });
-  log(`lrc backend: ${info.description}`);
+  log(describeChoice(info));
   return info;
 }

@@ -164,6 +164,8 @@ export interface BackendInfo {
   readonly software?: boolean;
   /** The device the kernels run on, in one line. */
   readonly device?: string;
+  /** Chosen by "auto": why each backend tried before this one was not taken (empty when the first was). */
+  readonly autoNotes?: readonly string[];
 }
 
 /**

@@ -1,0 +1,64 @@
+// The "auto" backend choice: the decision on fake adapter reports (a hardware adapter cannot be had here), and
+// the real path: on lavapipe (software) or with no adapter, auto does not take the native WebGPU backend.
+
+import { afterAll, describe, expect, it } from "vitest";
+import { autoTakesWebGpu, webGpuAdapterInfo } from "./auto.js";
+import { describeChoice, getBackend, initBackend, setBackend } from "./backend.js";
+import type { WebGpuAdapterInfo } from "./gpujs/runtime.js";
+import { webgpuRequired } from "./webgpu/test-device.js";
+
+const adapter = (a: Partial<WebGpuAdapterInfo>): WebGpuAdapterInfo =>
+  ({ vendor: "", architecture: "", device: "", description: "", isFallbackAdapter: null, ...a });
+
+afterAll(() => setBackend("cpu"));
+
+describe("autoTakesWebGpu", () => {
+  it("takes hardware adapters", () => {
+    for (const a of [
+      adapter({ vendor: "nvidia", architecture: "hopper", description: "NVIDIA H100 80GB HBM3" }),
+      adapter({ vendor: "apple", architecture: "metal-3", isFallbackAdapter: false }),
+      adapter({ vendor: "intel", architecture: "gen-12lp", description: "Intel(R) Iris(R) Xe Graphics" }),
+      adapter({ vendor: "amd", architecture: "rdna-3" }),
+    ]) {
+      const pick = autoTakesWebGpu(a);
+      expect(pick.take, JSON.stringify(a)).toBe(true);
+      expect(pick.why).toMatch(/hardware GPU/);
+    }
+  });
+
+  it("leaves software and fallback adapters, and no adapter", () => {
+    for (const a of [
+      adapter({ vendor: "mesa", architecture: "", description: "llvmpipe (LLVM 15.0.6, 256 bits)", device: "lavapipe" }),
+      adapter({ vendor: "google", architecture: "swiftshader", description: "SwiftShader Device (Subzero)" }),
+      adapter({ vendor: "microsoft", description: "Microsoft Basic Render Driver" }),
+      adapter({ vendor: "microsoft", architecture: "warp" }),
+      adapter({ vendor: "nvidia", description: "some adapter", isFallbackAdapter: true }),
+    ]) {
+      const pick = autoTakesWebGpu(a);
+      expect(pick.take, JSON.stringify(a)).toBe(false);
+      expect(pick.why).toMatch(/software rendering on the CPU, not taken automatically/);
+    }
+    expect(autoTakesWebGpu(null)).toEqual({ take: false, why: "no WebGPU adapter" });
+  });
+});
+
+describe('initBackend("auto") here', () => {
+  it("does not take the native webgpu backend on a software adapter (lavapipe) or without one", async () => {
+    let info: WebGpuAdapterInfo | null = null;
+    try {
+      info = await webGpuAdapterInfo();
+    } catch (e) {
+      if (webgpuRequired) throw e;
+    }
+    if (webgpuRequired) expect(info, "LRC_WEBGPU_TEST=1 wants an adapter").not.toBeNull();
+    if (info !== null && !autoTakesWebGpu(info).take) {
+      const chosen = await initBackend("auto");
+      expect(chosen.name).not.toBe("webgpu");
+      expect(chosen.autoNotes?.[0]).toMatch(/^webgpu: .*software rendering on the CPU, not taken automatically/);
+      expect(describeChoice(chosen)).toContain("(auto: webgpu: ");
+      expect(getBackend().name).toBe(chosen.name);
+      if (chosen.name === "cpu") expect(chosen.software).toBeUndefined();
+      else expect(chosen.software).toBe(false);
+    }
+  }, 120_000);
+});
