@@ -7,11 +7,14 @@
 // to test-results/screenshot.png and a summary to test-results/summary.json. Fails loudly (exit 1) when
 // Chromium is missing: it is never skipped.
 //
-// Runs (E2E_RUNS, default "gl:30,auto:30": backend:steps, each a fresh page load):
-//   gl    GPU.js WebGL2 forced. Headless Chromium has no GPU here, so WebGL2 is SwiftShader (software),
-//         which is what runs the GPU.js kernels; the run checks that mode "gl" really ran.
-//   auto  the page's default: on a software WebGL2 it picks the cpu kernels (the run checks that the choice
-//         matches the renderer), on a hardware one GPU.js WebGL2.
+// Runs (E2E_RUNS, default "gl:30,webgpu:30,native:30,auto:30": backend:steps, each a fresh page load):
+//   gl      GPU.js WebGL2 forced. Headless Chromium has no GPU here, so WebGL2 is SwiftShader (software),
+//           which is what runs the GPU.js kernels; the run checks that mode "gl" really ran.
+//   webgpu  GPU.js WebGPU forced (Chromium's SwiftShader WebGPU adapter here).
+//   native  the native WebGPU backend (WGSL kernels) forced, on the same adapter.
+//   auto    the page's default: on a software WebGPU adapter and WebGL2 it picks the cpu kernels (the run
+//           checks that the choice matches the renderer), on a hardware one native WebGPU.
+// Every GPU run's losses must match the cpu run's (auto here) within 2%.
 // Environment: CHROMIUM (default /usr/bin/chromium), E2E_RUNS, E2E_GL (default swiftshader: ANGLE on
 // SwiftShader with --enable-unsafe-swiftshader; "off": --disable-gpu), E2E_TIMEOUT_S (per run, default 600).
 
@@ -32,9 +35,9 @@ const exampleDir = path.join(here, "..");
 const dist = path.join(exampleDir, "dist");
 const results = path.join(exampleDir, "test-results");
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const runs = (process.env.E2E_RUNS ?? "gl:30,webgpu:30,auto:30").split(",").map((r) => {
+const runs = (process.env.E2E_RUNS ?? "gl:30,webgpu:30,native:30,auto:30").split(",").map((r) => {
   const [backend, steps] = r.split(":");
-  if (!["gl", "webgpu", "auto", "webasm", "cpu"].includes(backend!) || !(Number(steps) >= 10)) throw new Error(`E2E_RUNS: bad run "${r}" (want backend:steps, steps >= 10)`);
+  if (!["gl", "webgpu", "native", "auto", "webasm", "cpu"].includes(backend!) || !(Number(steps) >= 10)) throw new Error(`E2E_RUNS: bad run "${r}" (want backend:steps, steps >= 10)`);
   return { backend: backend!, steps: Number(steps) };
 });
 const gl = process.env.E2E_GL ?? "swiftshader";
@@ -73,10 +76,10 @@ async function main(): Promise<void> {
     console.log(`chromium ${version}; page ${server.url}; gl ${gl}; runs ${runs.map((r) => `${r.backend}:${r.steps}`).join(", ")}`);
     const summaries: Record<string, unknown>[] = [];
     for (const [i, run] of runs.entries()) summaries.push(await runOnce(page, server.url, run.backend, run.steps, i === 0 ? "screenshot.png" : `screenshot-${run.backend}.png`));
-    // The same run on GPU.js (WebGL2, WebGPU) and on the cpu kernels must give nearly the same losses.
+    // The same run on GPU.js (WebGL2, WebGPU), the native WebGPU backend and the cpu kernels must give nearly the same losses.
     const ran = (r: Record<string, unknown>): string => {
       const b = (r.backend as DemoState["backend"])!;
-      return b.name === "cpu" ? "cpu" : `gpu ${b.mode ?? ""}`;
+      return b.name === "gpu" ? `gpu ${b.mode ?? ""}` : b.name;
     };
     for (const cpu of summaries.filter((r) => ran(r) === "cpu"))
       for (const gpu of summaries.filter((r) => ran(r) !== "cpu" && r.steps === cpu.steps)) {
@@ -115,11 +118,12 @@ async function runOnce(page: Page, url: string, backend: string, steps: number, 
   console.log(`backend: ${b.description}; WebGL2 renderer: ${b.renderer ?? "none"} (${b.notes.join("; ") || "no notes"}; started in ${b.seconds.toFixed(2)} s)`);
   if (backend === "gl") check(b.name === "gpu" && b.mode === "gl", `GPU.js WebGL2 ran the kernels (${b.description})`);
   if (backend === "webgpu") check(b.name === "gpu" && b.mode === "webgpu", `GPU.js WebGPU ran the kernels (${b.description})`);
+  if (backend === "native") check(b.name === "webgpu", `the native WebGPU backend ran the kernels (${b.description})`);
   if (backend === "auto") {
-    // Software WebGPU and WebGL2 (SwiftShader here): the cpu kernels, saying why; hardware: GPU.js, unless it
-    // failed (then a note says why).
+    // Software WebGPU and WebGL2 (SwiftShader here): the cpu kernels, saying why; hardware: native WebGPU or
+    // GPU.js, unless they failed (then a note says why).
     const software = b.renderer === null || isSoftwareRenderer(b.renderer);
-    check(software ? b.name === "cpu" : b.name === "gpu" || b.notes.length > 0, `auto chose ${b.name} for WebGL2 renderer ${b.renderer ?? "none"}`);
+    check(software ? b.name === "cpu" : b.name !== "cpu" || b.notes.length > 0, `auto chose ${b.name} for WebGL2 renderer ${b.renderer ?? "none"}`);
     if (software) check(b.notes.some((n) => /WebGPU/.test(n)), `auto says why not WebGPU (${b.notes.join("; ")})`);
   }
 

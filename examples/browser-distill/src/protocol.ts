@@ -3,8 +3,12 @@
 
 import type { SessionInfo, SessionOptions, StepReport } from "./session.js";
 
-/** "auto": GPU.js on the GPU (WebGPU, else WebGL2) when there is a hardware one, else the cpu backend. */
-export type BackendChoice = "auto" | "webgpu" | "gl" | "webasm" | "cpu";
+/**
+ * "auto": the native WebGPU backend (WGSL kernels) on a hardware WebGPU adapter, else GPU.js on WebGL2 when it
+ * is hardware, else the cpu backend. "native": the native WebGPU backend; "webgpu", "gl", "webasm": GPU.js in
+ * that mode; "cpu": the cpu kernels (all forced, software or not).
+ */
+export type BackendChoice = "auto" | "native" | "webgpu" | "gl" | "webasm" | "cpu";
 
 export type ToWorker =
   | {
@@ -24,7 +28,7 @@ export type ToWorker =
 export interface BackendReportMsg {
   /** tensor-core's description of what runs, e.g. "gpu: GPU.js gl (WebGL2Kernel)". */
   readonly description: string;
-  /** The registered backend name ("cpu", "gpu"). */
+  /** The registered backend name ("cpu", "gpu", "webgpu"). */
   readonly name: string;
   readonly mode: string | null;
   /** The WebGL2 renderer the worker sees (e.g. "ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device ...))"), or null. */

@@ -1,11 +1,11 @@
-// The training worker: picks the tensor-core backend ("auto": GPU.js on WebGPU when the browser has a
-// hardware adapter, else on WebGL2 through an OffscreenCanvas when its WebGL2 is hardware, else the cpu
-// kernels, which beat a software rasteriser such as SwiftShader by far; "webgpu", "gl", "webasm" and "cpu"
-// force one), runs the DistillSession step by step (the session reads values asynchronously, which WebGPU
+// The training worker: picks the tensor-core backend ("auto": the native WebGPU backend, WGSL kernels, when
+// the browser's WebGPU adapter is hardware (GPU.js on WebGPU if that one fails to start), else GPU.js on WebGL2
+// through an OffscreenCanvas when its WebGL2 is hardware, else the cpu kernels, which beat a software
+// rasteriser such as SwiftShader by far; "native", "webgpu", "gl", "webasm" and "cpu" force one), runs the DistillSession step by step (the session reads values asynchronously, which WebGPU
 // needs), and posts every step's losses, the evaluations and samples, and finally the exported student's
 // files. Between steps it yields to the event loop so a "stop" message is seen.
 
-import { backendReport, getBackend, initBackend, isSoftwareRenderer, setBackend } from "@lrc-ts/tensor-core";
+import { autoTakesWebGpu, backendReport, getBackend, initBackend, isSoftwareRenderer, setBackend, webGpuAdapterInfo } from "@lrc-ts/tensor-core";
 import type { BackendReportMsg, FromWorker, ToWorker } from "../src/protocol.js";
 import { DistillSession } from "../src/session.js";
 
@@ -35,12 +35,30 @@ async function chooseBackend(choice: string): Promise<BackendReportMsg> {
   else if (choice === "auto") {
     let chosen = false;
     if (hasWebGpu) {
+      const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+      let hardware = false;
       try {
-        const info = await initBackend("gpu", { mode: "webgpu" });
-        if (info.software === true) notes.push(`the WebGPU adapter is software (${info.device ?? info.description})`);
-        else chosen = true;
+        const pick = autoTakesWebGpu(await webGpuAdapterInfo());
+        if (pick.take) hardware = true;
+        else notes.push(`WebGPU: ${pick.why}`);
       } catch (e) {
-        notes.push(`GPU.js WebGPU: ${(e as Error).message}`);
+        notes.push(`WebGPU: ${message(e)}`);
+      }
+      if (hardware) {
+        try {
+          await initBackend("webgpu");
+          chosen = true;
+        } catch (e) {
+          notes.push(`native WebGPU: ${message(e)}`);
+        }
+      }
+      if (hardware && !chosen) {
+        try {
+          await initBackend("gpu", { mode: "webgpu" });
+          chosen = true;
+        } catch (e) {
+          notes.push(`GPU.js WebGPU: ${message(e)}`);
+        }
       }
     }
     if (!chosen && softwareGl) {
@@ -58,6 +76,8 @@ async function chooseBackend(choice: string): Promise<BackendReportMsg> {
       notes.push("the cpu kernels are used");
       setBackend("cpu");
     }
+  } else if (choice === "native") {
+    await initBackend("webgpu");
   } else {
     await initBackend("gpu", { mode: choice as "webgpu" | "gl" | "webasm" });
   }
@@ -92,7 +112,7 @@ async function run(msg: Extract<ToWorker, { type: "start" }>): Promise<void> {
   const files = [...(await session.exportFiles())];
   const report = backendReport();
   const fallbacks = report.ops.filter((o) => o.cpu > 0).map((o) => `${o.op} x${o.cpu}`);
-  if (report.backend.name === "gpu") post({ type: "status", text: `kernels that ran on cpu: ${fallbacks.join(", ") || "none"}` });
+  if (report.backend.name !== "cpu") post({ type: "status", text: `kernels that ran on cpu: ${fallbacks.join(", ") || "none"}` });
   post({ type: "done", step: session.step, stopped: stopRequested, files, seconds: (performance.now() - t0) / 1000 });
 }
 
