@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { setBackend } from "@lrc-ts/tensor-core";
 import { closest } from "./cli/args.js";
 import { isEntryScript } from "./cli.js";
 import { run as runMain } from "./testing-internal/cli-run.js";
@@ -35,6 +36,16 @@ describe("lrc entry point", () => {
     expect(isEntryScript(path.join(root, "missing"), url)).toBe(false);
     expect(isEntryScript(undefined, url)).toBe(false);
   });
+});
+
+describe("lrc --backend auto", () => {
+  it("chooses before the command runs and says why it passed over webgpu and GPU.js (none is a hardware GPU here)", async () => {
+    const r = await runMain(["generate", "--backend", "auto", "--model", "/nonexistent-model-dir", "--prompt", "hi"]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^lrc backend: \S+: .* \(auto: webgpu: /m);
+    expect(r.err).toContain("lrc generate: /nonexistent-model-dir: no such model directory");
+    setBackend("cpu");
+  }, 60_000);
 });
 
 describe("lrc discoverability", () => {
