@@ -217,11 +217,16 @@ export function gpuUpload(t: Tensor): void {
  */
 export async function gpuDownload(t: Tensor, out?: TypedArray): Promise<TypedArray> {
   startedGpu("gpuDownload");
-  const s = liveStorage("gpuDownload", t);
+  return downloadTo("gpuDownload", t, out);
+}
+
+/** One device -> host copy of t's values into out (new when omitted); rejects, naming the caller, without a device copy. */
+async function downloadTo(caller: string, t: Tensor, out?: TypedArray): Promise<TypedArray> {
+  const s = liveStorage(caller, t);
   if (s.device === null)
-    throw new Error(`gpuDownload: tensor ${t.id} [${t.shape.join(", ")}] has no device copy (its values live on the host: its op ran on the cpu backend, or its host buffer was taken for writing)`);
+    throw new Error(`${caller}: tensor ${t.id} [${t.shape.join(", ")}] has no device copy (its values live on the host: its op ran on the cpu backend, or its host buffer was taken for writing)`);
   const dst = out ?? (t.dtype === "int32" ? new Int32Array(t.size) : new Float32Array(t.size));
-  if (dst.length < t.size) throw new RangeError(`gpuDownload: out holds ${dst.length} values, tensor ${t.id} has ${t.size}`);
+  if (dst.length < t.size) throw new RangeError(`${caller}: out holds ${dst.length} values, tensor ${t.id} has ${t.size}`);
   await s.device.downloadAsync(dst, t.size);
   return dst;
 }
@@ -242,6 +247,28 @@ export async function gpuFinish(): Promise<void> {
  */
 export async function backendFinish(): Promise<void> {
   await lastDevice?.finish?.();
+}
+
+/**
+ * Copies a tensor's host values to the device of the selected backend (or, with cpu selected, the last other
+ * one) now, replacing the device copy it had: every call is one host -> device copy (queued; `backendFinish()`
+ * waits for it). A tensor whose values live only on the device is left as it is. For timing transfers apart
+ * from compute (benchmarks); the gpu backend's is `gpuUpload`.
+ */
+export function backendUpload(t: Tensor): void {
+  const s = liveStorage("backendUpload", t);
+  if (s.data === null) return;
+  if (lastDevice?.upload === undefined) throw new Error(`backendUpload: the ${lastDevice?.name ?? "cpu"} backend has no upload (start one that has: await initBackend("webgpu"))`);
+  lastDevice.upload(t);
+}
+
+/**
+ * Copies a tensor's device values to the host now, into `out` (a new array of t.size when omitted), without
+ * keeping a host copy in the tensor: every call is one device -> host copy. Rejects when the tensor has no
+ * device copy. Any backend's device copy (gpu, webgpu).
+ */
+export async function backendDownload(t: Tensor, out?: TypedArray): Promise<TypedArray> {
+  return downloadTo("backendDownload", t, out);
 }
 
 /** What the started gpu backend's kernels run on: mode, renderer strings, GL driver, and whether it is software. */

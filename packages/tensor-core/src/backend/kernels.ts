@@ -186,6 +186,8 @@ export interface Backend {
   stats?(): DeviceStats;
   /** Waits for queued device work. */
   finish?(): Promise<void>;
+  /** Copies a tensor's host values to the device now, replacing its device copy (`backendUpload`). */
+  upload?(t: Tensor): void;
   /** Releases the device; called when the registry replaces this backend. */
   dispose?(): void;
 }

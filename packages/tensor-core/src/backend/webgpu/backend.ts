@@ -45,6 +45,12 @@ export class WebGpuKernels implements Partial<Kernels> {
     const s = t.storage;
     if (s === null || (s.data === null && s.device === null)) throw new Error(`webgpu backend: tensor ${t.id} was disposed`);
     if (s.device instanceof WebGpuStorage) return s.device.buf;
+    return this.upload(t);
+  }
+
+  /** Copies t's host values into a new device buffer now, replacing the device copy it had (kept in its storage). */
+  upload(t: Tensor): WebGpuBuffer {
+    const s = t.storage!;
     const host = t.peek();
     const data = host instanceof Int32Array || host instanceof Float32Array ? host : Float32Array.from(host);
     const up = new WebGpuStorage(this.dev, this.dev.upload(data));
@@ -324,6 +330,12 @@ export class WebGpuBackend implements Backend {
 
   finish(): Promise<void> {
     return this.device.finish();
+  }
+
+  upload(t: Tensor): void {
+    if (t.dtype !== "float32" && t.dtype !== "int32")
+      throw new Error(`backendUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the webgpu backend keeps only float32 and int32 tensors on the device`);
+    this.kernels.upload(t);
   }
 
   dispose(): void {
