@@ -84,18 +84,19 @@ const fmtMiB = (bytes: number): string => `${fmtNum(bytes / 2 ** 20, bytes < 2 *
 export function gpuTable(records: readonly BenchRecord[]): string {
   const rs = records.filter((r) => r.gpu !== undefined);
   if (rs.length === 0) return "";
-  const runs = [...new Set(rs.map((r) => `GPU.js ${r.gpu!.mode} on ${r.gpu!.device}`))];
+  const ran = (r: BenchRecord): string => `${r.impl} ran ${r.impl === "lrc-ts-gpu" ? `GPU.js ${r.gpu!.mode}` : r.gpu!.mode} on ${r.gpu!.device}`;
+  const runs = [...new Set(rs.map(ran))];
   const software = rs.every((r) => r.gpu!.software);
   const lines = [
-    `lrc-ts-gpu ran ${runs.join("; and ")}.`,
+    `${runs.join("; and ")}.`,
     software
-      ? "**GPU speed is unmeasured**: these kernels ran on the CPU (GPU.js in software), so they measure the gpu backend's overheads, not a GPU. See \"The gpu column on a real GPU\" in benchmarks/README.md for the command to run on a machine with one."
+      ? "**GPU speed is unmeasured**: these kernels ran on the CPU (in software), so they measure the gpu backend's overheads, not a GPU. See \"The gpu column on a real GPU\" in benchmarks/README.md for the command to run on a machine with one."
       : rs.some((r) => r.gpu!.software)
         ? "Some rows ran in software (on the CPU); the others on the GPU named above."
         : "These rows ran on the GPU named above.",
     "",
   ];
-  const multi = new Set(rs.map((r) => r.gpu!.mode)).size > 1;
+  const multi = new Set(rs.map((r) => `${r.impl} ${r.gpu!.mode}`)).size > 1;
   const header = ["case", ...(multi ? ["mode"] : []), "upload", "compute", "download", "upload + compute + download", "lrc-ts 1t (cpu backend)"];
   lines.push(`| ${header.join(" | ")} |`, `|${header.map((_, i) => (i === 0 ? " --- " : " ---: ")).join("|")}|`);
   for (const r of rs) {
@@ -103,7 +104,7 @@ export function gpuTable(records: readonly BenchRecord[]): string {
     const cpu = records.find((c) => c.suite === r.suite && c.case === r.case && c.impl === "lrc-ts" && c.threads === 1);
     lines.push(`| ${[
       r.case,
-      ...(multi ? [g.mode] : []),
+      ...(multi ? [`${r.impl === "lrc-ts-gpu" ? "GPU.js " : ""}${g.mode}`] : []),
       `${fmtMs(g.uploadMs)} (${fmtMiB(g.uploadBytes)})`,
       fmtMs(r.medianMs),
       `${fmtMs(g.downloadMs)} (${fmtMiB(g.downloadBytes)})`,

@@ -174,6 +174,13 @@ describe("report", () => {
     expect(real).not.toContain("unmeasured");
     expect(gpuTable([rec("m", 10)])).toBe("");
   });
+  it("names each device implementation's rows apart: GPU.js's mode beside the native webgpu backend", () => {
+    const native = { ...gpuRec("m", 20, { mode: "native webgpu", device: "llvmpipe" }), impl: "lrc-ts-webgpu" };
+    const t = gpuTable([gpuRec("m", 40), native]);
+    expect(t).toContain("lrc-ts-gpu ran GPU.js gl on ANGLE on Mesa swrast_dri.so; and lrc-ts-webgpu ran native webgpu on llvmpipe.");
+    expect(t).toContain("| m | GPU.js gl | 2.00 ms (8.0 MiB) | 40.0 ms |");
+    expect(t).toContain("| m | native webgpu | 2.00 ms (8.0 MiB) | 20.0 ms |");
+  });
   it("says GPU speed is unmeasured when a kernel report has no gpu run", () => {
     const res: ResultsFile = {
       schema: 1, date: "2026-01-01", machine: { id: "m", cpu: "c", cores: 2, memoryGiB: 1, node: "v20", platform: "linux" },

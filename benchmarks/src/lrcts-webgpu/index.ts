@@ -68,7 +68,7 @@ async function prepare(c: BenchCase): Promise<Prepared> {
         download,
         uploadBytes: uploads.reduce((s, t) => s + 4 * t.size, 0),
         downloadBytes: results.reduce((s, t) => s + 4 * t.size, 0),
-        mode: "webgpu (native)",
+        mode: "native webgpu",
         device: b.device ?? b.description,
         software: b.software === true,
       },

@@ -32,7 +32,7 @@ describe("lrc-ts-webgpu", () => {
       // q [1,2,4,8], k and v [1,1,4,8], dy [1,2,4,8] up; dq, dk, dv down.
       expect(tr.uploadBytes).toBe(4 * (64 + 32 + 32 + 64));
       expect(tr.downloadBytes).toBe(4 * (64 + 32 + 32));
-      expect(tr).toMatchObject({ mode: "webgpu (native)", software: true });
+      expect(tr).toMatchObject({ mode: "native webgpu", software: true });
       expect(p.note).toMatch(/^column = compute only.*upload and download in the GPU table/);
       const dev = (): { uploads: number; downloads: number } => backendReport().device!;
       const before = dev();
