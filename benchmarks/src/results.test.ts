@@ -175,7 +175,7 @@ describe("report", () => {
     expect(gpuTable([rec("m", 10)])).toBe("");
   });
   it("names each device implementation's rows apart: GPU.js's mode beside the native webgpu backend", () => {
-    const native = { ...gpuRec("m", 20, { mode: "native webgpu", device: "llvmpipe" }), impl: "lrc-ts-webgpu" };
+    const native: BenchRecord = { ...gpuRec("m", 20, { mode: "native webgpu", device: "llvmpipe" }), impl: "lrc-ts-webgpu" };
     const t = gpuTable([gpuRec("m", 40), native]);
     expect(t).toContain("lrc-ts-gpu ran GPU.js gl on ANGLE on Mesa swrast_dri.so; and lrc-ts-webgpu ran native webgpu on llvmpipe.");
     expect(t).toContain("| m | GPU.js gl | 2.00 ms (8.0 MiB) | 40.0 ms |");
