@@ -16,6 +16,12 @@
  *
  * float32 runs the WebAssembly SIMD micro-kernel (f32 accumulation, wasm-gemm.ts) when the bytes are given;
  * float64 (and float32 without wasm) runs an unrolled 4 x 8 JavaScript micro-kernel over float64 panels.
+ *
+ * BF16 operands: with a float32 C and the WebAssembly path, A and / or B may be a `Uint16Array` of BF16 bit
+ * patterns (the high half of a float32, as safetensors stores them). They are widened to float32 (`bits << 16`,
+ * exact) by the raw copy before packing, so the product is bit-identical to the one over the widened float32
+ * operands and a frozen BF16 weight never exists as float32 beyond one KC x NC slice. Without the WebAssembly
+ * packers `runTiles` refuses them.
  */
 
 /** Float storage the kernels accept. */
@@ -23,10 +29,13 @@ import { PAGE, instantiate } from "./wasm-instance.js";
 
 export type Float = Float32Array | Float64Array;
 
+/** An A or B operand: float storage, or BF16 bit patterns (float32 C only; see the file header). */
+export type Operand = Float | Uint16Array;
+
 /** A fully-resolved gemm description (see `gemm` in gemm.ts for the meaning of each field). */
 export interface GemmJob {
-  a: Float;
-  b: Float;
+  a: Operand;
+  b: Operand;
   c: Float;
   batch: number;
   m: number;
@@ -92,35 +101,48 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
   const scale = (inst?.exports["scale"] as ((p: number, n: number, alpha: number) => void) | undefined) ?? null;
   const axpy = (inst?.exports["axpy"] as ((x: number, y: number, n: number, alpha: number) => void) | undefined) ?? null;
   let heap = inst?.heap ?? new Float32Array(0);
+  /** The heap's bits, for widening BF16 operands. */
+  let heapBits = new Uint32Array(heap.buffer, heap.byteOffset, heap.length);
 
   function ensureHeap(floats: number): void {
     if (inst === null) return;
     inst.ensure(floats * 4);
-    heap = inst.heap;
+    if (inst.heap !== heap) {
+      heap = inst.heap;
+      heapBits = new Uint32Array(heap.buffer, heap.byteOffset, heap.length);
+    }
+  }
+
+  /** heap[dst .. dst + end - start) = src[start .. end), BF16 bit patterns widened to float32 (exact). */
+  function copyRaw(src: Float32Array | Uint16Array, start: number, end: number, dst: number): void {
+    if (src instanceof Float32Array) heap.set(src.subarray(start, end), dst);
+    else {
+      const h = heapBits;
+      for (let i = start, d = dst; i < end; i++, d++) h[d] = src[i]! << 16;
+    }
   }
 
   /** Packs op(A)[ic:ic+mc, pc:pc+kc] into the A panels via a raw copy and the module's packer. */
   function packAWasm(
-    a: Float32Array, aBase: number, transA: boolean, m: number, k: number,
+    a: Float32Array | Uint16Array, aBase: number, transA: boolean, m: number, k: number,
     ic: number, mc: number, mcPad: number, pc: number, kc: number,
   ): void {
-    const h = heap;
     const run = pa as Pack;
     if (!transA) {
       // A [m, k]: raw rows along k, ld = kcPad
       const kcPad = Math.ceil(kc / 4) * 4;
-      if (kc === k && kcPad === k) h.set(a.subarray(aBase + ic * k, aBase + (ic + mc) * k), RAW0);
+      if (kc === k && kcPad === k) copyRaw(a, aBase + ic * k, aBase + (ic + mc) * k, RAW0);
       else for (let r = 0; r < mc; r++) {
         const src = aBase + (ic + r) * k + pc;
-        h.set(a.subarray(src, src + kc), RAW0 + r * kcPad);
+        copyRaw(a, src, src + kc, RAW0 + r * kcPad);
       }
       run(RAW0 * 4, A0 * 4, mcPad, kc, 0, kcPad);
     } else {
       // A [k, m]: raw k-major rows, ld = mcPad
-      if (mc === m && mcPad === m) h.set(a.subarray(aBase + pc * m, aBase + (pc + kc) * m), RAW0);
+      if (mc === m && mcPad === m) copyRaw(a, aBase + pc * m, aBase + (pc + kc) * m, RAW0);
       else for (let p = 0; p < kc; p++) {
         const src = aBase + (pc + p) * m + ic;
-        h.set(a.subarray(src, src + mc), RAW0 + p * mcPad);
+        copyRaw(a, src, src + mc, RAW0 + p * mcPad);
       }
       run(RAW0 * 4, A0 * 4, mcPad, kc, 1, mcPad);
     }
@@ -128,26 +150,25 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
 
   /** Packs op(B)[pc:pc+kc, jc:jc+nc] into NR-wide panels at dst (floats) via a raw copy. */
   function packBWasm(
-    b: Float32Array, bBase: number, transB: boolean, n: number, k: number,
+    b: Float32Array | Uint16Array, bBase: number, transB: boolean, n: number, k: number,
     jc: number, nc: number, ncPad: number, pc: number, kc: number, dst: number,
   ): void {
-    const h = heap;
     const run = pb as Pack;
     if (!transB) {
       // B [k, n]: raw k-major rows, ld = ncPad
-      if (nc === n && ncPad === n) h.set(b.subarray(bBase + pc * n, bBase + (pc + kc) * n), RAW0);
+      if (nc === n && ncPad === n) copyRaw(b, bBase + pc * n, bBase + (pc + kc) * n, RAW0);
       else for (let p = 0; p < kc; p++) {
         const src = bBase + (pc + p) * n + jc;
-        h.set(b.subarray(src, src + nc), RAW0 + p * ncPad);
+        copyRaw(b, src, src + nc, RAW0 + p * ncPad);
       }
       run(RAW0 * 4, dst * 4, ncPad, kc, 1, ncPad);
     } else {
       // B [n, k]: raw rows along k, ld = kcPad
       const kcPad = Math.ceil(kc / 4) * 4;
-      if (kc === k && kcPad === k) h.set(b.subarray(bBase + jc * k, bBase + (jc + nc) * k), RAW0);
+      if (kc === k && kcPad === k) copyRaw(b, bBase + jc * k, bBase + (jc + nc) * k, RAW0);
       else for (let c = 0; c < nc; c++) {
         const src = bBase + (jc + c) * k + pc;
-        h.set(b.subarray(src, src + kc), RAW0 + c * kcPad);
+        copyRaw(b, src, src + kc, RAW0 + c * kcPad);
       }
       run(RAW0 * 4, dst * 4, ncPad, kc, 0, kcPad);
     }
@@ -317,6 +338,10 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
     const perBatch = nIc * nJc;
     const total = tileCount(job);
     const useWasm = mk !== null && c instanceof Float32Array;
+    const wasmPack = pa !== null && pb !== null && mb !== null && scale !== null;
+    if ((a instanceof Uint16Array || b instanceof Uint16Array) && !(useWasm && wasmPack)) {
+      throw new TypeError("gemm: BF16 (Uint16Array) operands need a float32 C and the WebAssembly packers");
+    }
     let packedKey = -1;
     const trace = job.trace;
     const clock = (globalThis as unknown as { performance: { now(): number; timeOrigin: number } }).performance;
@@ -345,13 +370,12 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
       const cBase = job.offsetC + bi * job.strideC;
       const key = (job.strideB === 0 ? 0 : bi) * nJc + jcI;
       if (useWasm) {
-        const wasmPack = pa !== null && pb !== null && mb !== null && scale !== null;
         if (key !== packedKey) {
           ensureHeap(B0 + k * ncPad + 16);
           for (let pc = 0; pc < k; pc += KC) {
             const kc = Math.min(KC, k - pc);
-            if (wasmPack) packBWasm(b as Float32Array, bBase, transB, n, k, jc, nc, ncPad, pc, kc, B0 + pc * ncPad);
-            else packB(b, bBase, transB, n, k, jc, nc, pc, kc, heap, B0 + pc * ncPad);
+            if (wasmPack) packBWasm(b as Float32Array | Uint16Array, bBase, transB, n, k, jc, nc, ncPad, pc, kc, B0 + pc * ncPad);
+            else packB(b as Float, bBase, transB, n, k, jc, nc, pc, kc, heap, B0 + pc * ncPad);
           }
           packedKey = key;
         }
@@ -362,8 +386,8 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
         for (let pc = 0; pc < k; pc += KC) {
           const kc = Math.min(KC, k - pc);
           const pa0 = trace !== undefined ? clock.now() : 0;
-          if (wasmPack) packAWasm(a as Float32Array, aBase, transA, m, k, ic, mc, mcPad, pc, kc);
-          else packA(a, aBase, transA, m, k, ic, mc, pc, kc, h, A0);
+          if (wasmPack) packAWasm(a as Float32Array | Uint16Array, aBase, transA, m, k, ic, mc, mcPad, pc, kc);
+          else packA(a as Float, aBase, transA, m, k, ic, mc, pc, kc, h, A0);
           if (trace !== undefined) aPackMs += clock.now() - pa0;
           const bSlice = B0 + pc * ncPad;
           if (mb !== null) mb(A0 * 4, bSlice * 4, C0 * 4, kc, mcPad, ncPad);
@@ -403,14 +427,14 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
         if (key !== packedKey) {
           if (packB64.length < k * ncPad) packB64 = new Float64Array(k * ncPad);
           for (let pc = 0; pc < k; pc += KC) {
-            packB(b, bBase, transB, n, k, jc, nc, pc, Math.min(KC, k - pc), packB64, pc * ncPad);
+            packB(b as Float, bBase, transB, n, k, jc, nc, pc, Math.min(KC, k - pc), packB64, pc * ncPad);
           }
           packedKey = key;
         }
         tile64.fill(0, 0, mcPad * ncPad);
         for (let pc = 0; pc < k; pc += KC) {
           const kc = Math.min(KC, k - pc);
-          packA(a, aBase, transA, m, k, ic, mc, pc, kc, packA64, 0);
+          packA(a as Float, aBase, transA, m, k, ic, mc, pc, kc, packA64, 0);
           const bSlice = pc * ncPad;
           for (let jr = 0; jr < ncPad; jr += NR) {
             const bo = bSlice + jr * kc;

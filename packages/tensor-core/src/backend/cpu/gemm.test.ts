@@ -226,6 +226,56 @@ describe("gemm", () => {
     setThreadCount(1);
   });
 
+  /** BF16 bit patterns of f's values (truncated; every pattern is a valid BF16) and their exact float32 widening. */
+  function bf16Of(f: Float32Array, shared: boolean): [Uint16Array, Float32Array] {
+    const hi = new Uint16Array(shared ? new SharedArrayBuffer(2 * f.length) : new ArrayBuffer(2 * f.length));
+    const bits = new Uint32Array(f.buffer, f.byteOffset, f.length);
+    for (let i = 0; i < f.length; i++) hi[i] = bits[i]! >>> 16;
+    const wide = new Float32Array(f.length);
+    const wideBits = new Uint32Array(wide.buffer);
+    for (let i = 0; i < f.length; i++) wideBits[i] = hi[i]! << 16;
+    return [hi, wide];
+  }
+
+  it("BF16 (Uint16Array) A and / or B operands give the bits of the float32 gemm of their widening, 1 and 2 threads", () => {
+    const shapes = [
+      { m: 131, n: 521, k: 260, batch: 1, bcastA: false, bcastB: false },
+      { m: 37, n: 45, k: 300, batch: 3, bcastA: false, bcastB: true },
+      { m: 1, n: 300, k: 70, batch: 1, bcastA: false, bcastB: false },
+    ];
+    for (const threads of [1, 2]) {
+      setThreadCount(threads);
+      setParallelThreshold(0);
+      for (const shared of [false, true]) {
+        for (const s of shapes) {
+          for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+            for (const which of ["a", "b", "ab"] as const) {
+              const c: Case = { ...s, transA, transB, accumulate: true, alpha: 0.5, f32: true, offset: 3, gap: 2 };
+              const p = makeCase(c, 17);
+              const [aHi, aWide] = bf16Of(p.a as Float32Array, shared);
+              const [bHi, bWide] = bf16Of(p.b as Float32Array, shared);
+              const want = { ...p, a: which === "b" ? p.a : aWide, b: which === "a" ? p.b : bWide, c: Float32Array.from(p.c) };
+              gemm(want);
+              gemm({ ...p, a: which === "b" ? p.a : aHi, b: which === "a" ? p.b : bHi });
+              expect(Array.from(p.c), `${threads} threads, ${which}, ${JSON.stringify(s)} ${transA} ${transB}`).toEqual(Array.from(want.c));
+            }
+          }
+        }
+      }
+    }
+    setThreadCount(1);
+  });
+
+  it("refuses BF16 operands with a float64 C or without the WebAssembly packers", () => {
+    const a = new Uint16Array(6), b = new Float32Array(6);
+    const base = { a, b, c: new Float32Array(4), batch: 1, m: 2, n: 2, k: 3, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0 };
+    expect(() => gemm({ ...base, b: new Float64Array(6), c: new Float64Array(4) })).toThrow(/BF16 Uint16Array with a Float32Array c/);
+    const rt = createGemmRuntime(null);
+    let next = 0;
+    const job = { ...base, offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1 };
+    expect(() => rt.runTiles(job, () => next++)).toThrow(/need a float32 C and the WebAssembly packers/);
+  });
+
   it("rejects mismatched dtypes, short arrays and overlapping output", () => {
     const a = new Float32Array(6), b = new Float32Array(6), c = new Float32Array(4);
     const base = { a, b, c, batch: 1, m: 2, n: 2, k: 3, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0 };

@@ -14,10 +14,14 @@
  * Matrix-vector shapes (m = 1 or n = 1: a decode step's LM head) always run on the calling thread: their work is one
  * pass over B, which the parallel path would first copy into shared memory (266 ms instead of 19 ms for
  * [1, 512] x [32000, 512]^T). They keep the blocked engine's summation order, so a decode step's logits are
- * bit-identical to the same row of a full forward.
+ * bit-identical to the same row of a full forward. *
+ * BF16: with a float32 C, A and / or B may be a Uint16Array of BF16 bit patterns (a frozen teacher weight kept in
+ * its checkpoint dtype); the engine widens them to float32 while packing (exact), so C is bit-identical to the
+ * gemm of the widened float32 operands. The parallel path copies a non-shared BF16 operand into a shared one
+ * (half the bytes of a float32 copy). Without the WebAssembly engine (no SIMD) a BF16 operand is refused.
  */
 import { acquireShared, isShared, release } from "./buffer-pool.js";
-import { createGemmRuntime, type Float, type GemmJob, type GemmRuntime } from "./gemm-runtime.js";
+import { createGemmRuntime, type Float, type GemmJob, type GemmRuntime, type Operand } from "./gemm-runtime.js";
 import { getParallelThreshold, getThreadCount, poolAvailable, runParallel } from "./worker-pool.js";
 import { gemmWasmBytes } from "./wasm-gemm.js";
 
@@ -51,7 +55,7 @@ function span(batch: number, stride: number, size: number): number {
   return batch === 0 || size === 0 ? 0 : (batch - 1) * stride + size;
 }
 
-function checkExtent(name: string, arr: Float, offset: number, batch: number, stride: number, size: number): void {
+function checkExtent(name: string, arr: Operand, offset: number, batch: number, stride: number, size: number): void {
   const end = offset + span(batch, stride, size);
   if (end > arr.length) {
     throw new RangeError(
@@ -61,15 +65,17 @@ function checkExtent(name: string, arr: Float, offset: number, batch: number, st
   }
 }
 
-function overlaps(x: Float, xOff: number, xLen: number, c: Float, cOff: number, cLen: number): boolean {
+function overlaps(x: Operand, xOff: number, xLen: number, c: Float, cOff: number, cLen: number): boolean {
   if (x.buffer !== c.buffer || xLen === 0 || cLen === 0) return false;
   const xs = x.byteOffset + xOff * x.BYTES_PER_ELEMENT;
   const cs = c.byteOffset + cOff * c.BYTES_PER_ELEMENT;
   return xs < cs + cLen * c.BYTES_PER_ELEMENT && cs < xs + xLen * x.BYTES_PER_ELEMENT;
 }
 
-function sharedCopy(src: Float, offset: number, len: number): Float {
-  const dst = src instanceof Float32Array ? acquireShared("float32", len) : acquireShared("float64", len);
+function sharedCopy(src: Operand, offset: number, len: number): Operand {
+  const dst =
+    src instanceof Uint16Array ? new Uint16Array(new SharedArrayBuffer(2 * len)) :
+    src instanceof Float32Array ? acquireShared("float32", len) : acquireShared("float64", len);
   dst.set(src.subarray(offset, offset + len));
   return dst;
 }
@@ -91,8 +97,11 @@ export function gemm(p: GemmParams): void {
   checkDim("offsetB", offsetB);
   checkDim("offsetC", offsetC);
   const isF32 = c instanceof Float32Array;
-  if (a instanceof Float32Array !== isF32 || b instanceof Float32Array !== isF32) {
-    throw new TypeError("gemm: a, b and c must all be Float32Array or all be Float64Array");
+  const f32In = (x: Operand): boolean => x instanceof Float32Array || x instanceof Uint16Array;
+  if (isF32 ? !f32In(a) || !f32In(b) : !(a instanceof Float64Array && b instanceof Float64Array)) {
+    throw new TypeError(
+      "gemm: a, b and c must all be Float32Array or all be Float64Array (a and b may be BF16 Uint16Array with a Float32Array c)",
+    );
   }
   if (batch > 1 && p.strideC < m * n) {
     throw new RangeError(`gemm: strideC ${p.strideC} < m*n = ${m * n}; batch outputs would overlap`);
@@ -121,6 +130,19 @@ export function gemm(p: GemmParams): void {
     offsetA, offsetB, offsetC, accumulate, alpha,
   };
   if (p.trace !== undefined) job.trace = p.trace;
+  const scratch: Operand[] = [];
+  try {
+    run(job, rt, lenA, lenB, lenC, scratch);
+  } finally {
+    for (const s of scratch) if (!(s instanceof Uint16Array)) release(s);
+  }
+}
+
+/** Runs a checked job serially or on the pool; operands copied to shared memory go on `scratch`. */
+function run(job: GemmJob, rt: GemmRuntime, lenA: number, lenB: number, lenC: number, scratch: Operand[]): void {
+  const { a, b, c, batch, m, n, k, accumulate } = job;
+  const { offsetA, offsetB, offsetC } = job;
+  const isF32 = c instanceof Float32Array;
   const flops = 2 * batch * m * n * k;
   const threads = getThreadCount();
   const parallel = threads > 1 && flops >= getParallelThreshold() && m > 1 && n > 1;
@@ -141,7 +163,6 @@ export function gemm(p: GemmParams): void {
     return;
   }
   // Parallel: make every operand shared (copying the used range when it is not).
-  const scratch: Float[] = [];
   if (!isShared(a)) {
     job.a = sharedCopy(a, offsetA, lenA);
     job.offsetA = 0;
@@ -154,23 +175,22 @@ export function gemm(p: GemmParams): void {
   }
   const copyC = !isShared(c);
   if (copyC) {
-    job.c = accumulate ? sharedCopy(c, offsetC, lenC) : isF32 ? acquireShared("float32", lenC) : acquireShared("float64", lenC);
+    job.c = accumulate ? (sharedCopy(c, offsetC, lenC) as Float) : isF32 ? acquireShared("float32", lenC) : acquireShared("float64", lenC);
     job.offsetC = 0;
   }
   try {
     runParallel("gemm", job, tiles, (claim) => rt.runTiles(job, claim));
     if (copyC) {
       // Copy back only the m*n blocks: gaps between batch items (strideC > m*n) are not ours to touch.
-      if (batch === 1 || p.strideC === m * n) c.set(job.c.subarray(0, lenC), offsetC);
+      if (batch === 1 || job.strideC === m * n) c.set(job.c.subarray(0, lenC), offsetC);
       else {
         for (let i = 0; i < batch; i++) {
-          const o = i * p.strideC;
+          const o = i * job.strideC;
           c.set(job.c.subarray(o, o + m * n), offsetC + o);
         }
       }
     }
   } finally {
     if (copyC) release(job.c);
-    for (const s of scratch) release(s);
   }
 }

@@ -1,7 +1,7 @@
 /** The float32 wasm strided copy (permute, slice, expand) against the TypeScript loop, on random views. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { permute, stridedCopy } from "./movement.js";
+import { gatherRows, permute, stridedCopy } from "./movement.js";
 import { hasSimd } from "./wasm-features.js";
 import { setVectorWasmDisabled, vectorKernels } from "./wasm-vector.js";
 
@@ -64,5 +64,21 @@ describe("strided copy through the wasm vector module", () => {
       stridedCopy(x, offset, src, out, shape);
       expect(Array.from(out), `${offset} ${src} ${shape}`).toEqual(Array.from(reference(x, offset, src, shape)));
     }
+  });
+});
+
+describe("gatherRows", () => {
+  it("widens a BF16 (Uint16Array) table exactly: the rows of the float32 table of the same bits", () => {
+    const rows = 7, cols = 5;
+    const hi = Uint16Array.from({ length: rows * cols }, (_, i) => (i * 2654435761) >>> 16);
+    const wide = new Float32Array(rows * cols);
+    new Uint32Array(wide.buffer).set(Array.from(hi, (h) => h << 16));
+    const idx = Int32Array.from([6, 0, 3, 3]);
+    const want = new Float32Array(idx.length * cols), got = new Float32Array(idx.length * cols);
+    gatherRows(wide, rows, cols, idx, want, "test");
+    gatherRows(hi, rows, cols, idx, got, "test");
+    expect(new Uint32Array(got.buffer)).toEqual(new Uint32Array(want.buffer));
+    expect(() => gatherRows(hi, rows, cols, idx, new Float64Array(20), "embed")).toThrow(/embed: a BF16 table gathers into float32 only/);
+    expect(() => gatherRows(hi, rows, cols, Int32Array.from([7]), got, "embed")).toThrow(/embed: index 7/);
   });
 });
