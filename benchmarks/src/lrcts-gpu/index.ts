@@ -9,16 +9,12 @@
 // webasm); which one ran, the device it ran on and whether that is software (it always is on a machine
 // without a GPU) go into every record and the child's description.
 
-import { backendReport, gpuDeviceInfo, gpuDownload, gpuFinish, gpuUpload, initBackend, resetBackendReport, scope, tensor } from "@lrc-ts/tensor-core";
-import type { GpuDeviceInfo, Tensor } from "@lrc-ts/tensor-core";
+import { gpuDeviceInfo, gpuDownload, gpuFinish, gpuUpload, initBackend } from "@lrc-ts/tensor-core";
+import type { GpuDeviceInfo } from "@lrc-ts/tensor-core";
 import type { BenchCase } from "../cases.js";
 import type { GpuModeArg } from "../cli.js";
 import type { Implementation, Prepared } from "../impl.js";
-import { SkipCase } from "../impl.js";
-import { kernelWork } from "../lrcts/kernels.js";
-
-const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
-const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 3 : 1)} MiB`;
+import { firstLine, prepareKernelOnDevice } from "../device-kernels.js";
 
 /** The device as this harness ran it: tensor-core's identification, plus that run.ts started Xvfb. */
 export interface BenchDevice {
@@ -46,64 +42,6 @@ function computeNote(info: BenchDevice): string {
     : `column = compute only (GPU.js ${info.mode} runs on the CPU and is synchronous: each kernel call copies its arguments into and its result out of WebAssembly memory, which is part of compute; upload and download, in the GPU table, are the backend's host-side copies)`;
 }
 
-/** Builds the case, runs it once (compiles its kernels, uploads its inputs) and wires the three timings. */
-async function prepareOnDevice(c: BenchCase, info: BenchDevice): Promise<Prepared> {
-  const dc = kernelWork(c.spec);
-  // Host copies of the inputs, for the upload timing: each gpuUpload replaces the previous device copy.
-  const uploads = dc.inputs.map((t) => tensor(t.data(), t.shape));
-  const timed = async (): Promise<void> => {
-    scope(() => {
-      dc.compute();
-    });
-    await gpuFinish();
-  };
-  let held: Tensor[] = [];
-  const disposeAll = (): void => {
-    for (const t of [...held, ...dc.inputs, ...uploads]) t.dispose();
-  };
-  try {
-    await timed();
-    // The second run is what every timed run looks like: count its host <-> device traffic and fallbacks.
-    resetBackendReport();
-    const before = backendReport().device!;
-    held = scope(() => dc.compute());
-    await gpuFinish();
-    const after = backendReport().device!;
-    const up = after.uploadBytes - before.uploadBytes, down = after.downloadBytes - before.downloadBytes;
-    const fallbacks = backendReport().ops.filter((o) => o.cpu > 0).map((o) => `${o.op} ×${o.cpu}`);
-    const results = held;
-    const outs = results.map((t) => (t.dtype === "int32" ? new Int32Array(t.size) : new Float32Array(t.size)));
-    // Throws, naming the tensor, when a result came back on the host (its op ran on the cpu backend).
-    const download = async (): Promise<void> => {
-      for (let i = 0; i < results.length; i++) await gpuDownload(results[i]!, outs[i]);
-    };
-    await download();
-    const notes = [computeNote(info)];
-    if (fallbacks.length > 0) notes.push(`ran on the cpu backend (fallback): ${fallbacks.join(", ")}`);
-    if (up + down > 1024) notes.push(`compute itself moves ${MiB(up)} up and ${MiB(down)} down per run`);
-    return {
-      run: timed,
-      dispose: disposeAll,
-      note: notes.join("; "),
-      transfers: {
-        upload: async () => {
-          for (const t of uploads) gpuUpload(t);
-          await gpuFinish();
-        },
-        download,
-        uploadBytes: uploads.reduce((s, t) => s + 4 * t.size, 0),
-        downloadBytes: results.reduce((s, t) => s + 4 * t.size, 0),
-        mode: info.mode,
-        device: info.device,
-        software: info.software,
-      },
-    };
-  } catch (e) {
-    disposeAll();
-    throw new SkipCase(`the gpu backend cannot run it in GPU.js ${info.mode}: ${firstLine(e)}`);
-  }
-}
-
 /** The lrc-ts-gpu implementation in the given GPU.js mode ("auto": gl where it starts, else webasm). */
 export function lrcTsGpu(mode: GpuModeArg): Implementation {
   let info: BenchDevice | null = null;
@@ -122,7 +60,17 @@ export function lrcTsGpu(mode: GpuModeArg): Implementation {
     },
     async prepare(c: BenchCase): Promise<Prepared> {
       if (info === null) throw new Error("lrc-ts-gpu: prepare before init");
-      return prepareOnDevice(c, info);
+      return prepareKernelOnDevice(c, {
+        upload: gpuUpload,
+        download: gpuDownload,
+        finish: gpuFinish,
+        computeNote: computeNote(info),
+        countTraffic: true,
+        mode: info.mode,
+        device: info.device,
+        software: info.software,
+        cannotRun: `the gpu backend cannot run it in GPU.js ${info.mode}`,
+      });
     },
   };
 }

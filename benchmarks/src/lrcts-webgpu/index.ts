@@ -6,14 +6,11 @@
 // the inputs, then `backendFinish()`) and download (`backendDownload` of the results) apart, for the GPU table.
 // What ran, and on which adapter, goes into the child's description. Only tensor-core's public API is used.
 
-import { backendDownload, backendFinish, backendReport, backendUpload, getBackend, initBackend, resetBackendReport, scope, tensor } from "@lrc-ts/tensor-core";
-import type { Tensor } from "@lrc-ts/tensor-core";
+import { backendDownload, backendFinish, backendReport, backendUpload, getBackend, initBackend, resetBackendReport } from "@lrc-ts/tensor-core";
 import type { BenchCase } from "../cases.js";
 import type { Implementation, Prepared } from "../impl.js";
 import { SkipCase } from "../impl.js";
-import { kernelWork } from "../lrcts/kernels.js";
-
-const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+import { prepareKernelOnDevice } from "../device-kernels.js";
 
 /** The e2e training steps (pretrain, distill): lrc's `Trainer.step1()` on the webgpu backend, as the lrc-ts column runs it on cpu. */
 async function prepareTraining(c: BenchCase): Promise<Prepared> {
@@ -28,55 +25,18 @@ async function prepareTraining(c: BenchCase): Promise<Prepared> {
 
 async function prepare(c: BenchCase): Promise<Prepared> {
   if (c.suite === "e2e") return prepareTraining(c);
-  const dc = kernelWork(c.spec);
-  // Host copies of the inputs, for the upload timing: each backendUpload replaces the previous device copy.
-  const uploads = dc.inputs.map((t) => tensor(t.data(), t.shape));
-  const timed = async (): Promise<void> => {
-    scope(() => {
-      dc.compute();
-    });
-    await backendFinish();
-  };
-  let results: Tensor[] = [];
-  const disposeAll = (): void => {
-    for (const t of [...results, ...dc.inputs, ...uploads]) t.dispose();
-  };
-  try {
-    await timed();
-    resetBackendReport();
-    results = scope(() => dc.compute());
-    await backendFinish();
-    const fallbacks = backendReport().ops.filter((o) => o.cpu > 0).map((o) => `${o.op} ×${o.cpu}`);
-    const outs = results.map((t) => (t.dtype === "int32" ? new Int32Array(t.size) : new Float32Array(t.size)));
-    // Rejects, naming the tensor, when a result came back on the host (its op ran on the cpu backend).
-    const download = async (): Promise<void> => {
-      for (let i = 0; i < results.length; i++) await backendDownload(results[i]!, outs[i]);
-    };
-    await download();
-    const notes = ["column = compute only: inputs already on the device, kernels waited for with backendFinish(), results not read back; upload and download in the GPU table"];
-    if (fallbacks.length > 0) notes.push(`ran on the cpu backend (fallback): ${fallbacks.join(", ")}`);
-    const b = getBackend();
-    return {
-      run: timed,
-      dispose: disposeAll,
-      note: notes.join("; "),
-      transfers: {
-        upload: async () => {
-          for (const t of uploads) backendUpload(t);
-          await backendFinish();
-        },
-        download,
-        uploadBytes: uploads.reduce((s, t) => s + 4 * t.size, 0),
-        downloadBytes: results.reduce((s, t) => s + 4 * t.size, 0),
-        mode: "native webgpu",
-        device: b.device ?? b.description,
-        software: b.software === true,
-      },
-    };
-  } catch (e) {
-    disposeAll();
-    throw new SkipCase(`the webgpu backend cannot run it: ${firstLine(e)}`);
-  }
+  const b = getBackend();
+  return prepareKernelOnDevice(c, {
+    upload: backendUpload,
+    download: backendDownload,
+    finish: backendFinish,
+    computeNote: "column = compute only: inputs already on the device, kernels waited for with backendFinish(), results not read back; upload and download in the GPU table",
+    countTraffic: false,
+    mode: "native webgpu",
+    device: b.device ?? b.description,
+    software: b.software === true,
+    cannotRun: "the webgpu backend cannot run it",
+  });
 }
 
 export const lrcTsWebGpu: Implementation = {
