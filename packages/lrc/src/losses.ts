@@ -17,7 +17,7 @@
 // chunk of rows at a time and never exist whole (at V = 151,936 one such tensor is 622 MB at batch 4 x 256).
 
 import { causalLMForward } from "@lrc-ts/nn";
-import type { CausalLMWeights, LayerCapture } from "@lrc-ts/nn";
+import type { CaptureField, CausalLMWeights, LayerCapture } from "@lrc-ts/nn";
 import { add, lmHeadLoss, matmul, mse, mul, noGrad, reshape, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { MatrixName, ProjectionParams, Projections } from "./projection.js";
@@ -120,7 +120,22 @@ function project(x: Tensor, p: Tensor): Tensor {
   return reshape(matmul(reshape(x, [B * T, D]), p), [B, T, p.shape[1]!]);
 }
 
-/** The seven clone terms of one layer (those asked for). */
+/**
+ * The capture fields the asked-for clone terms read, on the student's side and the teacher's: what the two
+ * forwards return (the frozen teacher keeps nothing else of a layer).
+ */
+export function cloneCaptureFields(opts: Pick<ResolvedLossOptions, "attnOut" | "cloneTerms">): { student: CaptureField[]; teacher: CaptureField[] } {
+  const student = new Set<CaptureField>(), teacher = new Set<CaptureField>();
+  for (const m of opts.cloneTerms) {
+    const [s, t]: [CaptureField, CaptureField] =
+      m === "o" ? [opts.attnOut === "paper" ? "attnOut" : "attnContext", "attnOut"] : m === "down" ? ["mlpOut", "mlpOut"] : [m, m];
+    student.add(s);
+    teacher.add(t);
+  }
+  return { student: [...student], teacher: [...teacher] };
+}
+
+/** The seven clone terms of one layer (those asked for; the captures hold at least cloneCaptureFields). */
 export function layerCloneTerms(
   i: number,
   s: LayerCapture,
@@ -168,9 +183,10 @@ function sumAll(ts: readonly Tensor[]): Tensor | null {
 export function lrcLoss(p: Projections, batch: TokenBatch, opts: ResolvedLossOptions, params: ProjectionParams = p.params): LrcLoss {
   const trained = opts.alpha > 0;
   const needCaptures = (trained || opts.logCloneTerms) && opts.cloneTerms.length > 0 && opts.cloneLayers.length > 0;
-  const teacher = noGrad(() => causalLMForward(p.teacher, p.teacherConfig, batch.inputs, { capture: needCaptures, logits: "none" }));
+  const fields = cloneCaptureFields(opts);
+  const teacher = noGrad(() => causalLMForward(p.teacher, p.teacherConfig, batch.inputs, { capture: needCaptures && fields.teacher, logits: "none" }));
   const sw = p.studentWeights(params);
-  const student = causalLMForward(sw, p.studentConfig, batch.inputs, { capture: needCaptures, eps: p.studentEps, logits: "none" });
+  const student = causalLMForward(sw, p.studentConfig, batch.inputs, { capture: needCaptures && fields.student, eps: p.studentEps, logits: "none" });
   const terms: Record<string, Tensor> = {};
   const cloneTerms = () => {
     for (const i of opts.cloneLayers) Object.assign(terms, layerCloneTerms(i, student.captures![i]!, teacher.captures![i]!, params, p.teacher, opts));

@@ -15,6 +15,7 @@ import { assertClose, checkGrad } from "@lrc-ts/tensor-core/testing";
 import { LowRankClone } from "./lrc.js";
 import { identityValues, weightTensors } from "./projection.js";
 import type { AttnOutForm } from "./losses.js";
+import { cloneCaptureFields } from "./losses.js";
 
 const fixtures = path.resolve(import.meta.dirname, "../../nn/fixtures");
 const goldenDir = path.join(fixtures, "lrc-golden");
@@ -305,5 +306,13 @@ describe("each term by hand", () => {
     expect(rel(r2.total.item(), 2 * r2.ce!.item() + r2.clone!.item())).toBeLessThan(1e-12);
     expect(() => new LowRankClone(teacher, { hiddenSize: 4, cloneTerms: ["x" as "q"] })).toThrow(/unknown term "x"/);
     expect(() => new LowRankClone(teacher, { hiddenSize: 4, cloneLayers: [5] })).toThrow(/cloneLayers \(--clone-layers\): layer 5 does not exist/);
+  });
+
+  it("the forwards capture just what the asked-for terms compare", () => {
+    expect(cloneCaptureFields({ attnOut: "reference", cloneTerms: ["q", "k", "v", "o", "gate", "up", "down"] })).toEqual({
+      student: ["q", "k", "v", "attnContext", "gate", "up", "mlpOut"],
+      teacher: ["q", "k", "v", "attnOut", "gate", "up", "mlpOut"],
+    });
+    expect(cloneCaptureFields({ attnOut: "paper", cloneTerms: ["o", "down"] })).toEqual({ student: ["attnOut", "mlpOut"], teacher: ["attnOut", "mlpOut"] });
   });
 });

@@ -34,7 +34,8 @@ export function layerActivationValues(cfg: CausalLMConfig): number {
 
 /**
  * Values per token and layer LRC keeps of the teacher (run without a tape): the activations the clone loss
- * compares against, q, k, v, the attention output, gate, up and the layer's hidden state.
+ * compares against, q, k, v, the attention output, gate, up and the MLP output (nothing else; see
+ * cloneCaptureFields).
  */
 export function teacherCaptureValues(cfg: CausalLMConfig): number {
   const dh = cfg.head_dim;

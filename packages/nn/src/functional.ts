@@ -79,6 +79,9 @@ export interface LayerCapture {
   readonly hidden: Tensor;
 }
 
+/** The name of one LayerCapture field. */
+export type CaptureField = keyof LayerCapture;
+
 /** Keys and values of one layer after RoPE: (B, Hkv, S, dh). */
 export interface LayerKV {
   readonly k: Tensor;
@@ -192,8 +195,13 @@ export function decoderLayerForward(
 export interface CausalLMForwardOptions {
   /** RMSNorm epsilon for every norm (default: the config's rms_norm_eps). */
   readonly eps?: number;
-  /** Return per-layer activations (LayerCapture). */
-  readonly capture?: boolean;
+  /**
+   * Return per-layer activations (LayerCapture): `true` for every field, or a list of the fields wanted. With
+   * grad mode off, only what is returned outlives its layer: the other activations, the layer outputs between
+   * layers and (without a cache) the keys and values are freed at once, so a frozen teacher holds just the
+   * fields asked for.
+   */
+  readonly capture?: boolean | readonly CaptureField[];
   /** Cached keys/values of the previous positions (decoding); positions continue from cache.length. */
   readonly cache?: KVCache | null;
   /** Also return the updated KV cache (default: true when `cache` is given). */
@@ -207,13 +215,22 @@ export interface CausalLMForwardOptions {
   readonly inputsEmbeds?: Tensor;
 }
 
-export interface CausalLMForwardResult {
+export interface CausalLMForwardResult<F extends CaptureField = CaptureField> {
   /** (B, T, V), (B, 1, V) with logits: "last", or null with logits: "none" */
   readonly logits: Tensor | null;
   /** Final-norm output (B, T, D). */
   readonly hidden: Tensor;
-  readonly captures: LayerCapture[] | null;
+  /** One per layer, holding the fields asked for by `capture` (all of them for `true`). */
+  readonly captures: Array<Pick<LayerCapture, F>> | null;
   readonly cache: KVCache | null;
+}
+
+const CAPTURE_FIELDS: readonly CaptureField[] = ["attnInput", "q", "k", "v", "attnContext", "attnOut", "mlpInput", "gate", "up", "mlpOut", "hidden"];
+
+function pick<F extends CaptureField>(c: LayerCapture, fields: readonly F[]): Pick<LayerCapture, F> {
+  const out: Partial<LayerCapture> = {};
+  for (const f of fields) (out as Record<CaptureField, Tensor>)[f] = c[f];
+  return out as Pick<LayerCapture, F>;
 }
 
 /** Checks every weight's shape against the config, naming the offending weight. */
@@ -252,14 +269,15 @@ export function checkWeights(w: CausalLMWeights, cfg: CausalLMConfig): void {
  * The whole model: ids int32 (B, T) -> logits. Positions start at `cache.length` (0 without a cache).
  * Weight shapes are checked against the config first.
  */
-export function causalLMForward(
+export function causalLMForward<F extends CaptureField = CaptureField>(
   w: CausalLMWeights,
   cfg: CausalLMConfig,
   ids: Tensor | null,
-  opts: CausalLMForwardOptions = {},
-): CausalLMForwardResult {
+  opts: CausalLMForwardOptions & { readonly capture?: boolean | readonly F[] } = {},
+): CausalLMForwardResult<F> {
   checkWeights(w, cfg);
   let x: Tensor;
+  const tape = isGradEnabled();
   if (opts.inputsEmbeds !== undefined) x = opts.inputsEmbeds;
   else {
     if (ids === null) throw new TypeError("causalLMForward: ids are required unless inputsEmbeds is given");
@@ -273,20 +291,35 @@ export function causalLMForward(
   const offset = cache?.length ?? 0;
   const rot = rotaryEmbedding(cfg).tables(offset, T, x.dtype);
   const wantCache = opts.returnCache ?? cache !== null;
-  const captures: LayerCapture[] | null = opts.capture ? [] : null;
+  const fields: readonly F[] | null = opts.capture === true ? (CAPTURE_FIELDS as readonly F[]) : opts.capture ? opts.capture : null;
+  const captures: Array<Pick<LayerCapture, F>> | null = fields !== null ? [] : null;
   const kvs: LayerKV[] = [];
-  const layerOpts = { eps: opts.eps ?? cfg.rms_norm_eps, capture: opts.capture ?? false };
+  const layerOpts = { eps: opts.eps ?? cfg.rms_norm_eps, capture: fields !== null };
+  // Without a tape, the embedding output and each layer's output are freed once the next step has read them,
+  // unless they are returned (captured `hidden`) or the caller's (`inputsEmbeds`).
+  const keepHidden = fields?.includes("hidden" as F) ?? false;
+  let xCaptured = false;
+  const dropConsumed = (): void => {
+    if (!tape && !xCaptured && x !== opts.inputsEmbeds) x.dispose();
+  };
   for (let i = 0; i < w.layers.length; i++) {
     const past = cache?.layers[i];
-    const layer = () => decoderLayerForward(x, w.layers[i]!, cfg, rot, past === undefined ? layerOpts : { ...layerOpts, past });
-    // Without a tape nothing but the layer's outputs outlives it: its temporaries are freed at once (a frozen
-    // teacher's forward then holds one layer's activations, not all of them, until the step's scope ends).
-    const r = isGradEnabled() ? layer() : scope(layer);
+    const layer = () => {
+      const r = decoderLayerForward(x, w.layers[i]!, cfg, rot, past === undefined ? layerOpts : { ...layerOpts, past });
+      const capture = fields === null ? null : pick(r.capture!, fields);
+      return { hidden: r.hidden, kv: wantCache ? r.kv : null, capture };
+    };
+    // Without a tape nothing but what is returned outlives the layer: its temporaries are freed at once (a frozen
+    // teacher's forward then holds one layer's activations plus the captured fields, until the step's scope ends).
+    const r = tape ? layer() : scope(layer);
+    dropConsumed();
     x = r.hidden;
+    xCaptured = keepHidden;
     if (captures !== null) captures.push(r.capture!);
-    if (wantCache) kvs.push(r.kv);
+    if (r.kv !== null) kvs.push(r.kv);
   }
   const hidden = rmsNorm(x, w.finalNorm, layerOpts.eps); // (B, T, D)
+  dropConsumed();
   const which = opts.logits ?? "all";
   let logits: Tensor | null = null;
   if (which === "all") logits = linear(hidden, w.lmHead);

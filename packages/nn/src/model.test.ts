@@ -236,6 +236,41 @@ describe("capture", () => {
   });
 });
 
+describe("capture: a list of fields", () => {
+  /** Bytes handed out by the buffer pool and not yet returned to it. */
+  const live = (): number => bufferPoolStats().freshBytes - bufferPoolStats().cachedBytes;
+  /** The pool's bucket bytes of a tensor (next power of two, at least 64). */
+  const bucket = (t: Tensor): number => 2 ** Math.ceil(Math.log2(Math.max(64, t.size * 4)));
+  it("returns just those fields, equal to the full capture's, and without a tape keeps nothing else alive", () => {
+    const cfg = tinyQwen({ num_hidden_layers: 3 });
+    const m = new CausalLM(cfg, { seed: 3, std: 0.3 });
+    const ids = idsTensor([[1, 2, 3, 4], [5, 6, 7, 8]]);
+    const full = noGrad(() => causalLMForward(m.weights(), cfg, ids, { capture: true, logits: "none" }));
+    /** Bytes a forward leaves alive beyond the tensors it returns (hidden and the captures). */
+    const leak = (capture: true | ReadonlyArray<"q" | "gate" | "mlpOut">): number => {
+      const before = live();
+      const r = noGrad(() => causalLMForward(m.weights(), cfg, ids, { capture, logits: "none" }));
+      const returned = [r.hidden, ...r.captures!.flatMap((c) => Object.values(c) as Tensor[])];
+      const extra = live() - before - returned.reduce((s, t) => s + bucket(t), 0);
+      if (capture !== true) {
+        r.captures!.forEach((c, i) => {
+          expect(Object.keys(c).sort()).toEqual([...capture].sort());
+          for (const f of capture) assertClose(c[f].data(), full.captures![i]![f].data(), { atol: 0, rtol: 0 });
+        });
+        assertClose(r.hidden.data(), full.hidden.data(), { atol: 0, rtol: 0 });
+      }
+      returned.forEach((t) => t.dispose());
+      return extra;
+    };
+    leak(true); // the pool's buffers exist from here on
+    // What stays besides the returned tensors (the rope tables of the call) is the same whatever is captured.
+    const base = leak(true);
+    expect(base).toBeLessThanOrEqual(3 * 64);
+    expect(leak(["q"])).toBe(base);
+    expect(leak(["gate", "mlpOut"])).toBe(base);
+  });
+});
+
 describe("gradient check (float64, finite differences)", () => {
   it.each([["qwen2", tinyQwen({ num_hidden_layers: 2, vocab_size: 12 })], ["llama", tinyLlama({ vocab_size: 10 })]])(
     "%s: logits and captured activations w.r.t. every parameter",
