@@ -47,6 +47,13 @@ export interface LossOptions {
    * enter the total. With α > 0 they are part of the loss and always computed.
    */
   readonly logCloneTerms?: boolean;
+  /**
+   * Free each layer's generated student matrices (W_teacher P) after the layer's forward and recompute them in
+   * the backward pass, where its matmuls need them (default true): the same values, so the same gradients; a
+   * step then holds one layer's generated weights instead of all of them (about 30 MB a layer at the Qwen2.5-0.5B
+   * shape, d = 448) for one more gemm per matrix.
+   */
+  readonly recomputeWeights?: boolean;
 }
 
 /** A batch: int32 ids (B, T) and next-token targets (B, T); a target of -100 is ignored by CE. */
@@ -78,6 +85,7 @@ export interface ResolvedLossOptions {
   readonly klWeight: number;
   readonly ceWeight: number;
   readonly logCloneTerms: boolean;
+  readonly recomputeWeights: boolean;
 }
 
 export function resolveLossOptions(o: LossOptions, numLayers: number): ResolvedLossOptions {
@@ -100,6 +108,7 @@ export function resolveLossOptions(o: LossOptions, numLayers: number): ResolvedL
     klWeight: o.klWeight ?? 1,
     ceWeight: o.ceWeight ?? 1,
     logCloneTerms: o.logCloneTerms ?? true,
+    recomputeWeights: o.recomputeWeights ?? true,
   };
   for (const [k, v] of [["alpha", r.alpha], ["klWeight", r.klWeight], ["ceWeight", r.ceWeight]] as const)
     if (!(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${k} must be a finite number >= 0, got ${v}`);
@@ -186,7 +195,10 @@ export function lrcLoss(p: Projections, batch: TokenBatch, opts: ResolvedLossOpt
   const fields = cloneCaptureFields(opts);
   const teacher = noGrad(() => causalLMForward(p.teacher, p.teacherConfig, batch.inputs, { capture: needCaptures && fields.teacher, logits: "none" }));
   const sw = p.studentWeights(params);
-  const student = causalLMForward(sw, p.studentConfig, batch.inputs, { capture: needCaptures && fields.student, eps: p.studentEps, logits: "none" });
+  const student = causalLMForward(sw, p.studentConfig, batch.inputs, {
+    capture: needCaptures && fields.student, eps: p.studentEps, logits: "none",
+    ...(opts.recomputeWeights ? { afterLayer: (i: number) => p.evictLayer(sw, i) } : {}),
+  });
   const terms: Record<string, Tensor> = {};
   const cloneTerms = () => {
     for (const i of opts.cloneLayers) Object.assign(terms, layerCloneTerms(i, student.captures![i]!, teacher.captures![i]!, params, p.teacher, opts));

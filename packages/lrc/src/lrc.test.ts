@@ -184,6 +184,26 @@ describe("gradients", () => {
     }
   });
 
+  it("recomputeWeights: each layer's generated matrices are freed after its forward, and the gradients are bit-identical", () => {
+    const teacher = tinyTeacher({ tied: true });
+    const batch = randomBatch(2, 8, 64, 1);
+    const grads = (recomputeWeights: boolean) => {
+      const c = new LowRankClone(teacher, { hiddenSize: 8, recomputeWeights, initStd: 0.3 });
+      let generated: Tensor[] = [];
+      const studentWeights = c.projections.studentWeights.bind(c.projections);
+      c.projections.studentWeights = (p) => {
+        const w = studentWeights(p);
+        generated = w.layers.flatMap((l) => [l.qW, l.kW, l.vW, l.oW, l.gateW, l.upW, l.downW]);
+        return w;
+      };
+      const loss = c.forward(batch);
+      expect(generated.map((t) => t.disposed)).toEqual(generated.map(() => recomputeWeights));
+      loss.total.backward();
+      return Object.entries(c.params).map(([n, t]) => [n, Array.from(t.grad!.data())] as const);
+    };
+    expect(grads(true)).toEqual(grads(false));
+  });
+
   it("reference form: P_o gets no clone-loss gradient; paper form: it does", () => {
     const teacher = tinyTeacher({ tied: true });
     for (const attnOut of ["reference", "paper"] as const) {

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { initCheckpoint, parameterCount, parseConfig, readConfigFile } from "@lrc-ts/nn";
-import { estimateMemory, layerActivationValues, lmHeadValues, teacherCaptureValues } from "./plan.js";
+import { estimateMemory, layerActivationValues, layerMatrixValues, lmHeadValues, teacherCaptureValues } from "./plan.js";
 import { distill } from "./run.js";
 import { run } from "./testing-internal/cli-run.js";
 import { REPO_ROOT, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
@@ -43,16 +43,18 @@ describe("the estimate", () => {
     // teacher: 64·32 + 2·(1024+32 + 512+16 + 512+16 + 1024 + 3·2048 + 64) + 32; student likewise at d = 16
     expect(parameterCount(teacher)).toBe(20_768);
     expect(parameterCount(student)).toBe(10_448);
+    // one layer's matrices: (4 + 2·2)·8·16 (q, k, v) + 16·32 (o) + 3·64·16 = 4608; held: all but one layer's
+    expect(layerMatrixValues(student)).toBe(4608);
     const m = estimateMemory({ teacher, teacherBytes: 20_768 * 2, student, trainable: 1000, generated: true, batchSize: 2, seqLen: 8 });
     expect(m).toEqual({
       teacherWeights: 41_536, // as loaded (here: 2 bytes a value)
-      studentWeights: 10_448 * 4,
+      studentWeights: (10_448 - 4608) * 4,
       trainable: 4000,
       gradients: 8000, // gradient + accumulator
       optimizer: 8000, // AdamW m and v
       activations: (16 * 432 * 2 + 16 * 256 * 2) * 4, // N = 16 tokens, 2 layers, student + teacher capture
       logits: (4 * 16 * 64 + 16 * 16 + 64 * 16) * 4, // chunks of all 16 rows: zS, dz, zT, dzKl; dh [N, d], dW [V, d]
-      total: 41_536 + 41_792 + 4000 + 8000 + 8000 + 88_064 + 21_504,
+      total: 41_536 + 23_360 + 4000 + 8000 + 8000 + 88_064 + 21_504,
     });
     // pretraining: no teacher, no generated weights, two logit chunks; the model's own activations only
     const p = estimateMemory({ teacher: null, teacherBytes: 0, student, trainable: 10_448, generated: false, batchSize: 2, seqLen: 8 });

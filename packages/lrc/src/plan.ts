@@ -32,6 +32,12 @@ export function layerActivationValues(cfg: CausalLMConfig): number {
   return 3 * D + 2 * (H + 2 * Hkv) * dh + H * dh + D + 3 * F + D;
 }
 
+/** Values of one decoder layer's seven weight matrices (q, k, v, o, gate, up, down; no biases or norms). */
+export function layerMatrixValues(cfg: CausalLMConfig): number {
+  const D = cfg.hidden_size, qo = cfg.num_attention_heads * cfg.head_dim, kv = cfg.num_key_value_heads * cfg.head_dim;
+  return 2 * qo * D + 2 * kv * D + 3 * cfg.intermediate_size * D;
+}
+
 /**
  * Values per token and layer LRC keeps of the teacher (run without a tape): the activations the clone loss
  * compares against, q, k, v, the attention output, gate, up and the MLP output (nothing else; see
@@ -60,7 +66,11 @@ export interface RunShape {
 /** Estimated bytes by part of one training step. */
 export interface MemoryEstimate {
   readonly teacherWeights: number;
-  /** LRC: the generated student weights (W_T P) of the step; pretraining: the model (also the trainable values). */
+  /**
+   * LRC: the generated student weights (W_T P) held at once: all but the layer matrices of every layer but one
+   * (each layer's are freed after its forward and recomputed for its backward); pretraining: the model (also the
+   * trainable values).
+   */
   readonly studentWeights: number;
   /** LRC's projections and student norms (0 for pretraining: they are the student weights). */
   readonly trainable: number;
@@ -82,7 +92,7 @@ export function estimateMemory(s: RunShape): MemoryEstimate {
   const teacherActs = s.teacher !== null && s.generated ? N * teacherCaptureValues(s.teacher) * s.teacher.num_hidden_layers : 0;
   const parts = {
     teacherWeights: s.teacher !== null ? s.teacherBytes : 0,
-    studentWeights: studentParams * F32,
+    studentWeights: (s.generated ? studentParams - (s.student.num_hidden_layers - 1) * layerMatrixValues(s.student) : studentParams) * F32,
     trainable: s.generated ? s.trainable * F32 : 0,
     gradients: 2 * s.trainable * F32,
     optimizer: 2 * s.trainable * F32,

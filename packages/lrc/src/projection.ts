@@ -15,7 +15,7 @@
 
 import { CausalLM, configToJson, parseConfig } from "@lrc-ts/nn";
 import type { CausalLMConfig, CausalLMWeights, LayerWeights } from "@lrc-ts/nn";
-import { Rng, full, matmul, noGrad, randn, tensor } from "@lrc-ts/tensor-core";
+import { Rng, evict, full, matmul, noGrad, randn, tensor } from "@lrc-ts/tensor-core";
 import type { DType, Tensor } from "@lrc-ts/tensor-core";
 import { TRAINING_CONFIG_FIELD } from "./training-record.js";
 
@@ -95,6 +95,8 @@ export class Projections {
   readonly studentEps: number;
   readonly params: ProjectionParams;
   readonly dtype: DType;
+  /** How each generated layer matrix of studentWeights was made (for evictLayer). */
+  private readonly generators = new WeakMap<Tensor, () => Tensor>();
 
   constructor(teacher: Teacher, opts: ProjectionOptions) {
     const { weights, config } = teacherParts(teacher);
@@ -170,6 +172,12 @@ export class Projections {
       if (t === undefined) throw new RangeError(`LowRankClone: no trainable tensor "${n}"`);
       return t;
     };
+    /** A layer's generated weight, remembering how it was made (evictLayer). */
+    const gen = (make: () => Tensor): Tensor => {
+      const w = make();
+      this.generators.set(w, make);
+      return w;
+    };
     const embed = matmul(T.embed, P("embed")); // (V, d)
     const lmP = this.tieLmHeadProjection ? P("embed") : P("lm_head");
     const lmHead = this.studentTied ? embed : matmul(T.lmHead, lmP); // (V, d)
@@ -177,13 +185,13 @@ export class Projections {
       const w: Record<string, Tensor> = {
         inputNorm: P(`layers.${i}.input_layernorm`),
         postNorm: P(`layers.${i}.post_attention_layernorm`),
-        qW: matmul(l.qW, P(projName(i, "q"))), // (H·dh, d)
-        kW: matmul(l.kW, P(projName(i, "k"))), // (Hkv·dh, d)
-        vW: matmul(l.vW, P(projName(i, "v"))), // (Hkv·dh, d)
-        oW: matmul(P(projName(i, "o")), l.oW, { transA: true }), // (d, H·dh)
-        gateW: matmul(l.gateW, P(projName(i, "gate"))), // (F, d)
-        upW: matmul(l.upW, P(projName(i, "up"))), // (F, d)
-        downW: matmul(P(projName(i, "down")), l.downW, { transA: true }), // (d, F)
+        qW: gen(() => matmul(l.qW, P(projName(i, "q")))), // (H·dh, d)
+        kW: gen(() => matmul(l.kW, P(projName(i, "k")))), // (Hkv·dh, d)
+        vW: gen(() => matmul(l.vW, P(projName(i, "v")))), // (Hkv·dh, d)
+        oW: gen(() => matmul(P(projName(i, "o")), l.oW, { transA: true })), // (d, H·dh)
+        gateW: gen(() => matmul(l.gateW, P(projName(i, "gate")))), // (F, d)
+        upW: gen(() => matmul(l.upW, P(projName(i, "up")))), // (F, d)
+        downW: gen(() => matmul(P(projName(i, "down")), l.downW, { transA: true })), // (d, F)
       };
       if (l.qB !== undefined) w.qB = l.qB;
       if (l.kB !== undefined) w.kB = l.kB;
@@ -195,6 +203,20 @@ export class Projections {
       return w as unknown as LayerWeights;
     });
     return { embed, layers, finalNorm: P("norm"), lmHead };
+  }
+
+  /**
+   * Frees layer i's generated matrices of `w` (from studentWeights) until the backward pass needs them again:
+   * tensor-core's `evict`, which recomputes each from its teacher matrix and projection (the same gemm, so the
+   * same values) while its matmul's VJP runs, then frees it again. The step then holds one layer's generated
+   * weights at a time instead of all of them; the price is one more gemm per matrix in the backward.
+   */
+  evictLayer(w: CausalLMWeights, i: number): void {
+    const l = w.layers[i]!;
+    for (const t of [l.qW, l.kW, l.vW, l.oW, l.gateW, l.upW, l.downW]) {
+      const make = this.generators.get(t);
+      if (make !== undefined && !t.disposed) evict(t, make);
+    }
   }
 
   /**

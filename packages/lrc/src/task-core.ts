@@ -110,7 +110,7 @@ export class LrcTask implements TrainTask {
     const p = this.clone.projections;
     return {
       kind: "lrc", hiddenSize: p.hiddenSize, studentEps: p.studentEps, tieLmHeadProjection: p.tieLmHeadProjection,
-      loss: { ...this.clone.loss, logCloneTerms: undefined }, teacher: { ...p.teacherConfig, extra: undefined },
+      loss: { ...this.clone.loss, logCloneTerms: undefined, recomputeWeights: undefined }, teacher: { ...p.teacherConfig, extra: undefined },
     };
   }
 }

@@ -213,6 +213,8 @@ export interface CausalLMForwardOptions {
   readonly logits?: "all" | "last" | "none";
   /** Use these input embeddings (B, T, D) instead of looking `ids` up in `embed` (HF inputs_embeds). */
   readonly inputsEmbeds?: Tensor;
+  /** Called after each decoder layer's forward with its index (LRC evicts the layer's generated weights there). */
+  readonly afterLayer?: (layer: number) => void;
 }
 
 export interface CausalLMForwardResult<F extends CaptureField = CaptureField> {
@@ -312,6 +314,7 @@ export function causalLMForward<F extends CaptureField = CaptureField>(
     // Without a tape nothing but what is returned outlives the layer: its temporaries are freed at once (a frozen
     // teacher's forward then holds one layer's activations plus the captured fields, until the step's scope ends).
     const r = tape ? layer() : scope(layer);
+    opts.afterLayer?.(i);
     dropConsumed();
     x = r.hidden;
     xCaptured = keepHidden;

@@ -10,7 +10,7 @@ export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, arange, randn, 
 export type { TensorOptions, RandomOptions } from "./tensor.js";
 export { Rng, rng } from "./random.js";
 export type { RngState } from "./random.js";
-export { noGrad, isGradEnabled } from "./autodiff/tape.js";
+export { noGrad, isGradEnabled, evict } from "./autodiff/tape.js";
 export { valueAndGrad, grad } from "./autodiff/grad.js";
 export * from "./ops/index.js";
 export { setBackend, getBackend, initBackendFromEnv, initBackend, initBackendFromEnvAsync, describeChoice, backendReport, resetBackendReport, registerBackend, registeredBackends } from "./backend/backend.js";

@@ -3,7 +3,7 @@
 // the caller's seed) keep every tensor that is still needed. Gradients must equal the analytic ones.
 import { describe, expect, it } from "vitest";
 import { Tensor, keep, scope, tensor } from "../tensor.js";
-import { backprop } from "./tape.js";
+import { backprop, evict } from "./tape.js";
 import { valueAndGrad } from "./grad.js";
 import * as O from "../ops/index.js";
 
@@ -104,5 +104,46 @@ describe("tape: freeing cotangents", () => {
       // the seed (made before the pass) is the only cotangent left alive
       expect(seen.filter((t) => !t.disposed).length).toBe(1);
     });
+  });
+});
+
+describe("tape: evict", () => {
+  // loss = sum(tanh(x W^T) * c) with W = A P generated from a frozen A: W is evicted after its use, as LRC
+  // evicts a layer's generated weights, and recomputed for the matmul's VJP (dx needs W).
+  const r = (n: number, s: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * s + 1));
+  const A = tensor(r(6 * 5, 0.7), [6, 5]);
+  const c = tensor(r(4 * 6, 0.3), [4, 6]);
+  const run = (evictW: boolean) => {
+    const P = tensor(r(5 * 3, 1.3), [5, 3], { requiresGrad: true });
+    const x = tensor(r(4 * 3, 0.9), [4, 3], { requiresGrad: true });
+    let recomputed = 0;
+    const W = O.matmul(A, P); // (6, 3)
+    const y = O.tanh(O.matmul(x, W, { transB: true })); // (4, 6)
+    if (evictW)
+      evict(W, () => {
+        recomputed++;
+        return O.matmul(A, P);
+      });
+    const evictedAfterForward = W.disposed;
+    O.sum(O.mul(y, c)).backward();
+    return { gx: x.grad!.data(), gP: P.grad!.data(), recomputed, evictedAfterForward, evictedAfterBackward: W.disposed, W };
+  };
+
+  it("gives bit-identical gradients, recomputing the tensor once for the VJP that reads it and freeing it again", () => {
+    const plain = run(false), ev = run(true);
+    expect(Array.from(ev.gx)).toEqual(Array.from(plain.gx));
+    expect(Array.from(ev.gP)).toEqual(Array.from(plain.gP));
+    expect(plain.evictedAfterForward).toBe(false);
+    expect([ev.evictedAfterForward, ev.recomputed, ev.evictedAfterBackward]).toEqual([true, 1, true]);
+  });
+
+  it("fails any other read of an evicted tensor as for a disposed one, and checks what recompute gives", () => {
+    const { W } = run(true);
+    expect(() => W.data()).toThrow(/was disposed/);
+    const x = tensor([1, 2], [2], { requiresGrad: true });
+    const y = O.mul(x, 2);
+    const z = O.sum(O.mul(y, y)); // mul's VJP reads its input y
+    evict(y, () => tensor([1, 2, 3], [3]));
+    expect(() => z.backward()).toThrow(/evict: recompute gave float32\[3\] for float32\[2\]/);
   });
 });

@@ -18,6 +18,7 @@ import type { Tensor } from "../tensor.js";
 import { scope } from "../tensor.js";
 import { activeBackend } from "../backend/dispatch.js";
 import { binary } from "../backend/cpu/index.js";
+import { releaseStorage } from "../storage.js";
 
 export type Vjp = (dy: Tensor) => ReadonlyArray<Tensor | null>;
 
@@ -67,6 +68,42 @@ function addInPlace(prev: Tensor, gx: Tensor, firstId: number, holds: number): b
   const a = prev.buf;
   binary("add", a, prev.shape, gx.peek(), gx.shape, a, prev.shape);
   return true;
+}
+
+/** Evicted tensors and how to recompute their values (see evict). */
+const evicted = new WeakMap<Tensor, () => Tensor>();
+
+/**
+ * Frees t's values now and recomputes them in the backward pass, just for the VJPs that read them: while the
+ * node of a tensor that has t among its inputs runs its VJP, t holds `recompute()`'s values (run with grad mode
+ * off; it must give t's shape and dtype, and the same values for the gradients to be the same), which are freed
+ * again right after. t keeps its place on the tape (its own node still passes the gradient on, and must not
+ * read t: a matmul's does not, a tanh's does); any other read of t fails as for a disposed tensor. For a tensor
+ * that is cheap to recompute from tensors kept anyway, e.g. a weight generated from frozen ones (LRC's
+ * W_teacher P) that the VJP of the matmul using it needs for dx.
+ */
+export function evict(t: Tensor, recompute: () => Tensor): void {
+  if (t.storage === null) throw new Error(`evict: tensor ${t.id} [${t.shape.join(", ")}] was disposed`);
+  releaseStorage(t.storage);
+  t.storage = null;
+  evicted.set(t, recompute);
+}
+
+/** Gives evicted tensors among `ts` their values back; returns those it restored. */
+function restore(ts: Iterable<Tensor>): Tensor[] {
+  const done: Tensor[] = [];
+  for (const t of ts) {
+    const recompute = evicted.get(t);
+    if (recompute === undefined || t.storage !== null) continue;
+    const v = noGrad(recompute);
+    if (v.dtype !== t.dtype || v.shape.length !== t.shape.length || v.shape.some((d, k) => d !== t.shape[k]))
+      throw new Error(`evict: recompute gave ${v.dtype}[${v.shape}] for ${t.dtype}[${t.shape}]`);
+    if (v.storage === null) throw new Error("evict: recompute gave a disposed tensor");
+    t.storage = v.storage; // the reference moves from v to t
+    v.storage = null;
+    done.push(t);
+  }
+  return done;
 }
 
 /** Reverse topological order of the graph below root (root first). */
@@ -149,7 +186,12 @@ export function backprop(
         }
         continue;
       }
+      const restored = restore(node.inputs);
       const gs = scope(() => node.vjp(g));
+      for (const x of restored) {
+        releaseStorage(x.storage!);
+        x.storage = null;
+      }
       for (let i = 0; i < node.inputs.length; i++) {
         const x = node.inputs[i]!;
         const gx = gs[i];
