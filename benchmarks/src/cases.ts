@@ -52,6 +52,8 @@ export const TEACHER_QWEN2: ModelDims = { arch: "qwen2", vocab: 4096, hidden: 51
 export const STUDENT_QWEN2: ModelDims = { ...ANCHOR_QWEN2 };
 /** Qwen2.5-0.5B's shape (/work/shared/configs/qwen2.5-0.5b.json): 494M parameters, head_dim 64. */
 export const QWEN25_05B: ModelDims = { arch: "qwen2", vocab: 151_936, hidden: 896, layers: 24, heads: 14, kvHeads: 2, ffn: 4864, tied: true };
+/** Qwen2.5-1.5B's shape (/work/shared/configs/qwen2.5-1.5b.json): 1.54B parameters, head_dim 128. */
+export const QWEN25_15B: ModelDims = { arch: "qwen2", vocab: 151_936, hidden: 1536, layers: 28, heads: 12, kvHeads: 2, ffn: 8960, tied: true };
 /** Case names of the real-shape group start with this; only a --filter naming it runs them (many GB each). */
 export const REAL_SHAPE = "real-shape";
 export const BATCH = 8;
@@ -148,16 +150,20 @@ export function allCases(): BenchCase[] {
     spec: { kind: "distill", teacher: TEACHER_QWEN2, student: STUDENT_QWEN2, batch: BATCH, seq: SEQ },
     tokens,
   });
-  // Real-shape LRC steps (issue 16): the Qwen2.5-0.5B teacher, its first 4 layers and all 24, into d = D/2.
-  for (const layers of [4, 24]) {
-    const teacher = { ...QWEN25_05B, layers };
+  // Real-shape LRC steps (issue 16), into d = D/2: the Qwen2.5-0.5B teacher, its first 4 layers and all 24, at
+  // batch 4 x 256; the whole Qwen2.5-1.5B teacher at batch 2 x 256.
+  const realShapes = [
+    { label: "Qwen2.5-0.5B", teacher: { ...QWEN25_05B, layers: 4 }, batch: 4 },
+    { label: "Qwen2.5-0.5B", teacher: QWEN25_05B, batch: 4 },
+    { label: "Qwen2.5-1.5B", teacher: QWEN25_15B, batch: 2 },
+  ];
+  for (const { label, teacher, batch } of realShapes)
     cases.push({
       suite: "e2e",
-      name: `${REAL_SHAPE} distill step Qwen2.5-0.5B L${layers} -> d${teacher.hidden / 2} 4x256`,
-      spec: { kind: "realShape", teacher, studentHidden: teacher.hidden / 2, batch: 4, seq: 256 },
-      tokens: 4 * 256,
+      name: `${REAL_SHAPE} distill step ${label} L${teacher.layers} -> d${teacher.hidden / 2} ${batch}x256`,
+      spec: { kind: "realShape", teacher, studentHidden: teacher.hidden / 2, batch, seq: 256 },
+      tokens: batch * 256,
     });
-  }
   // ARC-Easy-shaped zero-shot scoring: 4 choices of 3-6 tokens after a ~30-token context, on the teacher above.
   const arc = { docs: 8, ctxTokens: 30, choiceTokens: [3, 5, 4, 6], batch: 4 };
   for (const shareContext of [true, false])
