@@ -71,7 +71,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const flags = parseFlags(rest, match.flags);
     if (typeof flags["pool-limit"] === "string") {
       try {
-        setBufferPoolLimit(parsePoolLimit(flags["pool-limit"], "--pool-limit"));
+        setBufferPoolLimit(parsePoolLimit(flags["pool-limit"], "--pool-limit"), `--pool-limit ${flags["pool-limit"]}`);
       } catch (e) {
         throw new UsageError((e as Error).message);
       }

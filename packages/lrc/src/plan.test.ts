@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { initCheckpoint, parameterCount, parseConfig, readConfigFile } from "@lrc-ts/nn";
+import { bufferPoolStats, setBufferPoolLimit } from "@lrc-ts/tensor-core";
 import { estimateMemory, layerActivationValues, layerMatrixValues, lmHeadValues, teacherCaptureValues } from "./plan.js";
 import { distill } from "./run.js";
 import { run } from "./testing-internal/cli-run.js";
@@ -80,6 +81,7 @@ describe("--dry-run", () => {
       expect(r.out).toMatch(new RegExp(`^  ${part} +\\d+\\.\\d\\d GiB$`, "m"));
     expect(r.out).toMatch(/^timed 2 steps of 16 tokens: \d+\.\d\d s, \d+\.\d\d s -> \d+ tokens\/s \(last step\); peak RSS \d+\.\d\d GiB$/m);
     expect(r.out).toMatch(/^run: 1,000 steps, 16,000 tokens -> ETA \d+\.\d (s|min|h)$/m);
+    expect(r.out).toMatch(/^buffer pool limit: \d+\.\d\d GiB \((LRC_POOL_LIMIT=.+|half of the (cgroup memory limit|machine's memory) \(.+\))\)$/m);
     expect(fs.existsSync(out)).toBe(false);
   });
 
@@ -97,10 +99,17 @@ describe("--dry-run", () => {
     expect(j.peakRssBytes).toBeGreaterThan(10 * 2 ** 20);
   });
 
-  it("lrc pretrain --dry-run: the model is the trainable values, no teacher", async () => {
-    const r = await run(["pretrain", "--config", path.join(root, "config.json"), "--out", path.join(root, "never2"), "--steps", "10", ...flags, "--dry-run", "--json"]);
+  it("lrc pretrain --dry-run: the model is the trainable values, no teacher; --pool-limit is the limit it names", async () => {
+    const before = bufferPoolStats();
+    let r: Awaited<ReturnType<typeof run>>;
+    try {
+      r = await run(["pretrain", "--config", path.join(root, "config.json"), "--out", path.join(root, "never2"), "--steps", "10", ...flags, "--pool-limit", "2GiB", "--dry-run", "--json"]);
+    } finally {
+      setBufferPoolLimit(before.limitBytes, before.limitSource);
+    }
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
+    expect(j.poolLimit).toEqual({ bytes: 2 ** 31, source: "--pool-limit 2GiB" });
     // d 16, F 32, heads of 4: 64·16 + 2·(256+16 + 128+8 + 128+8 + 256 + 3·512 + 32) + 16
     expect(j).toMatchObject({ command: "pretrain", parameters: { teacher: null, student: 5776, trainable: 5776 } });
     expect(j.memory.teacherWeights).toBe(0);

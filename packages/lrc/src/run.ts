@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, parameterCount, readConfigFile } from "@lrc-ts/nn";
-import { makeDirectory } from "@lrc-ts/tensor-core";
+import { bufferPoolStats, makeDirectory } from "@lrc-ts/tensor-core";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
@@ -392,6 +392,8 @@ export interface DryRunResult {
   readonly etaSeconds: number;
   /** Peak resident set size of this process so far (after the timed steps). */
   readonly peakRssBytes: number;
+  /** The CPU buffer pool's cache limit and where it came from (--pool-limit, LRC_POOL_LIMIT, a cgroup's limit, the machine). */
+  readonly poolLimit: { readonly bytes: number; readonly source: string };
 }
 
 /** Steps `dryRun` times. */
@@ -426,6 +428,7 @@ async function dryRun(p: RunSpec, o: TrainRunOptions): Promise<DryRunResult> {
       memory: estimateMemory({ ...p.shape, batchSize: B, seqLen: T }),
       stepSeconds, tokensPerStep, tokensPerSecond: tokensPerStep / last, steps, tokens: steps * tokensPerStep, etaSeconds: steps * last,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      poolLimit: { bytes: bufferPoolStats().limitBytes, source: bufferPoolStats().limitSource },
     };
   } finally {
     reader.close();

@@ -13,7 +13,7 @@ export const backendFlag: FlagSpec = {
 /** `--pool-limit`, for commands that run models; cli.ts applies it (else LRC_POOL_LIMIT) before the command runs. */
 export const poolLimitFlag: FlagSpec = {
   kind: "string",
-  help: "bytes the CPU buffer pool may keep cached for reuse: 6GB, 512MiB or 30% (default: LRC_POOL_LIMIT, else half the memory)",
+  help: "bytes the CPU buffer pool may keep cached for reuse: 6GB, 512MiB or 30% (default: LRC_POOL_LIMIT, else half the memory: a container's cgroup limit when set, else the machine's)",
 };
 
 export interface Command {

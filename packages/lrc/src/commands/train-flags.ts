@@ -115,6 +115,7 @@ export function reportDryRun(command: string, r: DryRunResult, flags: ParsedFlag
         ["teacher weights", m.teacherWeights], ["student weights", m.studentWeights], ["trainable values", m.trainable],
         ["gradients", m.gradients], ["optimizer state", m.optimizer], ["activations", m.activations], ["logits", m.logits],
       ] as const).map(([k, v]) => `  ${k.padEnd(17)}${G(v)}`),
+      `buffer pool limit: ${G(r.poolLimit.bytes)} (${r.poolLimit.source})`,
       `timed ${r.stepSeconds.length} steps of ${r.tokensPerStep.toLocaleString("en-US")} tokens: ${r.stepSeconds.map((s) => `${s.toFixed(2)} s`).join(", ")} ` +
         `-> ${Math.round(r.tokensPerSecond)} tokens/s (last step); peak RSS ${G(r.peakRssBytes)}`,
       `run: ${r.steps.toLocaleString("en-US")} steps, ${r.tokens.toLocaleString("en-US")} tokens -> ETA ${duration(r.etaSeconds)}`,

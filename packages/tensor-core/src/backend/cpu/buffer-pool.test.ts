@@ -1,11 +1,16 @@
 /** Buffer pool: bucketing, reuse, zeroing, sharing, limits (sized from the machine) and double release. */
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import os from "node:os";
-import { afterEach, describe, expect, it } from "vitest";
+import path from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import {
-  SHARED_MIN_BYTES, acquire, acquireShared, acquireZeroed, bufferPoolStats, clearBufferPool, isShared, parsePoolLimit, release,
-  setBufferPoolLimit,
+  SHARED_MIN_BYTES, acquire, acquireShared, acquireZeroed, bufferPoolStats, cgroupMemoryLimit, clearBufferPool, isShared, memoryLimit,
+  parsePoolLimit, release, setBufferPoolLimit,
 } from "./buffer-pool.js";
+
+/** This machine's memory as the pool sees it (a cgroup limit where one is set). */
+const memory = memoryLimit()!.bytes;
 
 describe("buffer pool limit", () => {
   /** The default limit of a fresh process with the given LRC_POOL_LIMIT (undefined: unset). */
@@ -17,10 +22,10 @@ describe("buffer pool limit", () => {
     return execFileSync(process.execPath, ["--import", "tsx", "-e", code], { env: vars, encoding: "utf8" }).trim();
   };
 
-  it("defaults to half the machine's memory, or LRC_POOL_LIMIT", () => {
-    expect(Number(limitIn(undefined))).toBe(Math.floor(os.totalmem() / 2));
+  it("defaults to half the memory, or LRC_POOL_LIMIT", () => {
+    expect(Number(limitIn(undefined))).toBe(Math.floor(memory / 2));
     expect(Number(limitIn("3GB"))).toBe(3e9);
-    expect(Number(limitIn("10%"))).toBe(Math.floor(os.totalmem() / 10));
+    expect(Number(limitIn("10%"))).toBe(Math.floor(memory / 10));
     expect(limitIn("lots")).toMatch(/^error: LRC_POOL_LIMIT: expects a size such as 6GB, 512MiB, 30% \(of the memory\) or a byte count, got 'lots'$/);
   }, 60_000);
 
@@ -31,8 +36,45 @@ describe("buffer pool limit", () => {
     expect(parsePoolLimit("512MiB", "x")).toBe(512 * 2 ** 20);
     expect(parsePoolLimit(" 2 gib ", "x")).toBe(2 * 2 ** 30);
     expect(parsePoolLimit("64KB", "x")).toBe(64e3);
-    expect(parsePoolLimit("50%", "x")).toBe(Math.floor(os.totalmem() / 2));
+    expect(parsePoolLimit("50%", "x")).toBe(Math.floor(memory / 2));
     for (const bad of ["", "-1GB", "1TB", "GB", "1e9", "5 %%"]) expect(() => parsePoolLimit(bad, "--pool-limit"), bad).toThrow(/^--pool-limit: expects a size/);
+  });
+
+  describe("the memory: a container's cgroup limit when one is set", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-cgroup-"));
+    afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+    /** A fake cgroup mount holding the given files. */
+    const cgroup = (files: Record<string, string>): string => {
+      const dir = fs.mkdtempSync(path.join(root, "cg-"));
+      for (const [name, text] of Object.entries(files)) {
+        fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+        fs.writeFileSync(path.join(dir, name), text);
+      }
+      return dir;
+    };
+    const GiB = 2 ** 30;
+
+    it("reads cgroup v2's memory.max, else v1's memory/memory.limit_in_bytes; 'max' or no file is no limit", () => {
+      const v2 = cgroup({ "memory.max": "8589934592\n" });
+      expect(cgroupMemoryLimit(v2)).toEqual({ bytes: 8 * GiB, file: `${v2}/memory.max` });
+      expect(cgroupMemoryLimit(cgroup({ "memory.max": "max\n" }))).toBeNull();
+      const v1 = cgroup({ "memory/memory.limit_in_bytes": "4294967296\n" });
+      expect(cgroupMemoryLimit(v1)).toEqual({ bytes: 4 * GiB, file: `${v1}/memory/memory.limit_in_bytes` });
+      expect(cgroupMemoryLimit(cgroup({}))).toBeNull();
+      expect(cgroupMemoryLimit(cgroup({ "memory.max": "lots" }))).toBeNull();
+    });
+
+    it("takes the cgroup limit when it is below the machine's memory, and says which it took", () => {
+      const total = 24 * GiB;
+      expect(memoryLimit({ cgroupRoot: cgroup({ "memory.max": String(6 * GiB) }), totalBytes: total })).toEqual({
+        bytes: 6 * GiB, source: expect.stringMatching(/^the cgroup memory limit \(.*memory\.max\)$/),
+      });
+      // v1 without a limit writes about 2^63: the machine's memory then
+      const none = { bytes: total, source: "the machine's memory (os.totalmem())" };
+      expect(memoryLimit({ cgroupRoot: cgroup({ "memory/memory.limit_in_bytes": "9223372036854771712" }), totalBytes: total })).toEqual(none);
+      expect(memoryLimit({ cgroupRoot: cgroup({ "memory.max": "max" }), totalBytes: total })).toEqual(none);
+      expect(memoryLimit({ cgroupRoot: cgroup({}), totalBytes: null })).toBeNull();
+    });
   });
 });
 

@@ -10,8 +10,9 @@
  * returning false; releasing one twice throws.
  *
  * The limit is sized from the machine: `LRC_POOL_LIMIT` when set (bytes, "6GB", "512MiB" or "30%" of the memory),
- * else half of `os.totalmem()` in Node (1 GiB where there is no `os`, e.g. a browser); `setBufferPoolLimit`
- * changes it (the lrc CLI's `--pool-limit`).
+ * else half of the memory: the cgroup's limit when one is set below `os.totalmem()` (a container), else
+ * `os.totalmem()` (1 GiB where neither is known, e.g. a browser); `setBufferPoolLimit` changes it (the lrc CLI's
+ * `--pool-limit`).
  *
  * Why: a fresh page-touched 16 MB Float32Array costs tens of milliseconds on a small VM; reuse costs ~nothing.
  * The limit is high on purpose: in a training loop every cached buffer was live at some point of a step, so the
@@ -168,11 +169,48 @@ export function isShared(arr: { buffer: ArrayBufferLike }): boolean {
   return hasShared && arr.buffer instanceof SharedArrayBuffer;
 }
 
+function builtin<T>(id: string): T | undefined {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  return proc?.getBuiltinModule?.(id) as T | undefined;
+}
+
 /** The machine's memory in bytes (Node's `os.totalmem()`), or null where there is no `os` module. */
 function totalMemory(): number | null {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-  const os = proc?.getBuiltinModule?.("node:os") as { totalmem?: () => number } | undefined;
+  const os = builtin<{ totalmem?: () => number }>("node:os");
   return typeof os?.totalmem === "function" ? os.totalmem() : null;
+}
+
+/**
+ * The memory limit of this process's cgroup (a container's), read under `root`: cgroup v2's `memory.max`, else
+ * cgroup v1's `memory/memory.limit_in_bytes`. Null when neither file is there (or readable, or holds a byte
+ * count) or no limit is set: v2 writes "max"; v1 writes a huge number (about 2^63), which
+ * memoryLimit treats as none by ignoring any limit at or above the machine's memory.
+ */
+export function cgroupMemoryLimit(root = "/sys/fs/cgroup"): { bytes: number; file: string } | null {
+  const fs = builtin<{ readFileSync: (file: string, enc: "utf8") => string }>("node:fs");
+  if (fs === undefined) return null;
+  for (const file of [`${root}/memory.max`, `${root}/memory/memory.limit_in_bytes`]) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, "utf8").trim();
+    } catch {
+      continue;
+    }
+    if (text === "max") return null;
+    if (/^\d+$/.test(text)) return { bytes: Number(text), file };
+  }
+  return null;
+}
+
+/**
+ * The memory this process may use and where that figure comes from: the cgroup's limit (under `cgroupRoot`)
+ * when one is set below the machine's memory, else `os.totalmem()`; null where neither is known (a browser).
+ */
+export function memoryLimit(opts: { cgroupRoot?: string; totalBytes?: number | null } = {}): { bytes: number; source: string } | null {
+  const total = opts.totalBytes !== undefined ? opts.totalBytes : totalMemory();
+  const cg = cgroupMemoryLimit(opts.cgroupRoot);
+  if (cg !== null && (total === null || cg.bytes < total)) return { bytes: cg.bytes, source: `the cgroup memory limit (${cg.file})` };
+  return total === null ? null : { bytes: total, source: "the machine's memory (os.totalmem())" };
 }
 
 /**
@@ -182,18 +220,21 @@ function totalMemory(): number | null {
  */
 const DEFAULT_LIMIT_FRACTION = 0.5;
 
-function defaultLimit(): number {
+function defaultLimit(): { bytes: number; source: string } {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.["LRC_POOL_LIMIT"];
-  if (env !== undefined && env !== "") return parsePoolLimit(env, "LRC_POOL_LIMIT");
-  const total = totalMemory();
-  return total === null ? 2 ** 30 : Math.floor(total * DEFAULT_LIMIT_FRACTION);
+  if (env !== undefined && env !== "") return { bytes: parsePoolLimit(env, "LRC_POOL_LIMIT"), source: `LRC_POOL_LIMIT=${env}` };
+  const mem = memoryLimit();
+  return mem === null
+    ? { bytes: 2 ** 30, source: "1 GiB (the memory size is unknown here)" }
+    : { bytes: Math.floor(mem.bytes * DEFAULT_LIMIT_FRACTION), source: `half of ${mem.source}` };
 }
 
 const UNITS: Record<string, number> = { "": 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30 };
 
 /**
- * A pool limit in bytes from a byte count, a size ("6GB", "512MiB") or a percentage of the machine's memory
- * ("30%"); throws naming `source` (the flag or variable it came from) on anything else.
+ * A pool limit in bytes from a byte count, a size ("6GB", "512MiB") or a percentage of the memory ("30%": of the
+ * cgroup's limit when one is set, see memoryLimit); throws naming `source` (the flag or variable it came from) on
+ * anything else.
  */
 export function parsePoolLimit(raw: string, source: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(%|[KMG]i?B|B)?$/i.exec(raw.trim());
@@ -201,7 +242,7 @@ export function parsePoolLimit(raw: string, source: string): number {
   if (m !== null) {
     const unit = (m[2] ?? "").toUpperCase();
     if (unit === "%") {
-      const total = totalMemory();
+      const total = memoryLimit()?.bytes ?? null;
       if (total === null) throw new RangeError(`${source}: a percentage needs the machine's memory size, which this runtime does not give; use a size such as 2GB`);
       v = Math.floor((total * Number(m[1])) / 100);
     } else v = Math.floor(Number(m[1]) * UNITS[unit]!);
@@ -210,12 +251,18 @@ export function parsePoolLimit(raw: string, source: string): number {
   return v;
 }
 
-let limitBytes = defaultLimit();
+const initialLimit = defaultLimit();
+let limitBytes = initialLimit.bytes;
+let limitSource = initialLimit.source;
 
-/** Sets the most bytes the free lists may hold (evicting nothing already cached beyond it until cleared). */
-export function setBufferPoolLimit(bytes: number): void {
+/**
+ * Sets the most bytes the free lists may hold (evicting nothing already cached beyond it until cleared); `source`
+ * says where the figure came from (bufferPoolStats reports it).
+ */
+export function setBufferPoolLimit(bytes: number, source = "setBufferPoolLimit"): void {
   if (!(bytes >= 0)) throw new RangeError(`buffer-pool: limit must be >= 0 bytes, got ${bytes}`);
   limitBytes = bytes;
+  limitSource = source;
 }
 
 /** Drops every cached buffer. */
@@ -226,9 +273,10 @@ export function clearBufferPool(): void {
 }
 
 /**
- * Bytes currently cached in the free lists, the limit, and the bytes of fresh buffers allocated so far (a training
- * loop in steady state should not grow it: every step's buffers come from the free lists).
+ * Bytes currently cached in the free lists, the limit and where it came from, and the bytes of fresh buffers
+ * allocated so far (a training loop in steady state should not grow it: every step's buffers come from the free
+ * lists).
  */
-export function bufferPoolStats(): { cachedBytes: number; limitBytes: number; freshBytes: number } {
-  return { cachedBytes, limitBytes, freshBytes };
+export function bufferPoolStats(): { cachedBytes: number; limitBytes: number; limitSource: string; freshBytes: number } {
+  return { cachedBytes, limitBytes, limitSource, freshBytes };
 }
