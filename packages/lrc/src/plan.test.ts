@@ -38,8 +38,8 @@ describe("the estimate", () => {
   it("equals the formula worked by hand for a tiny LRC shape (B 2, T 8)", () => {
     const teacher = parseConfig(teacherJson);
     const student = parseConfig({ ...teacherJson, hidden_size: 16, head_dim: 8 });
-    // student layer: 3·16 + 2·(4 + 2·2)·8 + 4·8 + 16 + 3·64 + 16 = 432; teacher capture: (4 + 4)·8 + 2·64 + 2·32 = 256
-    expect(layerActivationValues(student)).toBe(432);
+    // student layer: 3·16 + 2·(4 + 2·2)·8 + 4·8 + 16 + 2·64 + 16 = 368; teacher capture: (4 + 4)·8 + 2·64 + 2·32 = 256
+    expect(layerActivationValues(student)).toBe(368);
     expect(teacherCaptureValues(teacher)).toBe(256);
     // teacher: 64·32 + 2·(1024+32 + 512+16 + 512+16 + 1024 + 3·2048 + 64) + 32; student likewise at d = 16
     expect(parameterCount(teacher)).toBe(20_768);
@@ -53,15 +53,15 @@ describe("the estimate", () => {
       trainable: 4000,
       gradients: 8000, // gradient + accumulator
       optimizer: 8000, // AdamW m and v
-      activations: (16 * 432 * 2 + 16 * 256 * 2) * 4, // N = 16 tokens, 2 layers, student + teacher capture
+      activations: (16 * 368 * 2 + 16 * 256 * 2) * 4, // N = 16 tokens, 2 layers, student + teacher capture
       logits: (4 * 16 * 64 + 16 * 16 + 64 * 16) * 4, // chunks of all 16 rows: zS, dz, zT, dzKl; dh [N, d], dW [V, d]
-      total: 41_536 + 23_360 + 4000 + 8000 + 8000 + 88_064 + 21_504,
+      total: 41_536 + 23_360 + 4000 + 8000 + 8000 + 79_872 + 21_504,
     });
     // pretraining: no teacher, no generated weights, two logit chunks; the model's own activations only
     const p = estimateMemory({ teacher: null, teacherBytes: 0, student, trainable: 10_448, generated: false, batchSize: 2, seqLen: 8 });
     expect(p.teacherWeights + p.trainable).toBe(0);
     expect(p.optimizer).toBe(10_448 * 8);
-    expect(p.activations).toBe(16 * 432 * 2 * 4);
+    expect(p.activations).toBe(16 * 368 * 2 * 4);
     expect(p.logits).toBe((2 * 16 * 64 + 16 * 16 + 64 * 16) * 4);
     // at the Qwen vocabulary a chunk is floor(2^23 / 151,936) = 55 rows; no [N, V] tensor at batch 4 x 256
     expect(lmHeadValues(1024, 151_936, 448, true)).toBe(4 * 55 * 151_936 + 1024 * 448 + 151_936 * 448);

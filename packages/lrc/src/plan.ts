@@ -24,12 +24,13 @@ export function lmHeadValues(rows: number, vocab: number, hidden: number, withTe
 /**
  * Values per token and layer a decoder layer keeps for its backward pass: the residual input and the two
  * normed inputs (3·D), q/k/v before and after RoPE (2·(H + 2·Hkv)·dh), the attention context (H·dh) and its
- * projection (D), gate, up and their SwiGLU product (3·F) and the MLP output (D).
+ * projection (D), gate and up (2·F; their SwiGLU product is evicted and recomputed, see nn's mlpForward) and the
+ * MLP output (D).
  */
 export function layerActivationValues(cfg: CausalLMConfig): number {
   const D = cfg.hidden_size, F = cfg.intermediate_size, dh = cfg.head_dim;
   const H = cfg.num_attention_heads, Hkv = cfg.num_key_value_heads;
-  return 3 * D + 2 * (H + 2 * Hkv) * dh + H * dh + D + 3 * F + D;
+  return 3 * D + 2 * (H + 2 * Hkv) * dh + H * dh + D + 2 * F + D;
 }
 
 /** Values of one decoder layer's seven weight matrices (q, k, v, o, gate, up, down; no biases or norms). */

@@ -2,11 +2,11 @@
 // dict round trip, capture shapes and tape, the functional core equal to the Module path, and a float64
 // finite-difference gradient check through the whole model.
 
-import { add, bufferPoolStats, concat, mul, noGrad, rng, scope, sum, tensor } from "@lrc-ts/tensor-core";
+import { add, bufferPoolStats, concat, mul, noGrad, rng, scope, sum, swiglu, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import { assertClose, checkGrad } from "@lrc-ts/tensor-core/testing";
 import { describe, expect, it } from "vitest";
-import { causalLMForward } from "./functional.js";
+import { causalLMForward, linear, mlpForward } from "./functional.js";
 import type { KVCache } from "./functional.js";
 import { CausalLM, idsTensor } from "./models/causal-lm.js";
 import { StateDictError } from "./module.js";
@@ -233,6 +233,30 @@ describe("capture", () => {
     expect(m.model.embed_tokens.weight.grad).not.toBeNull();
     expect(m.model.layers.items[1]!.mlp.gate_proj.weight.grad).toBeNull();
     expect(m.forward([1, 2, 3]).captures).toBeNull();
+  });
+});
+
+describe("mlpForward on the tape", () => {
+  it("keeps no SwiGLU product between forward and backward, and gives the gradients of the plain composite bit for bit", () => {
+    const r = rng(5);
+    const x = tensor(Float32Array.from({ length: 2 * 3 * 8 }, () => r.normal()), [2, 3, 8], { requiresGrad: true });
+    const w = { gateW: tensor(Float32Array.from({ length: 20 * 8 }, () => r.normal()), [20, 8], { requiresGrad: true }),
+      upW: tensor(Float32Array.from({ length: 20 * 8 }, () => r.normal()), [20, 8], { requiresGrad: true }),
+      downW: tensor(Float32Array.from({ length: 8 * 20 }, () => r.normal()), [8, 20], { requiresGrad: true }) };
+    const dy = tensor(Float32Array.from({ length: 2 * 3 * 8 }, () => r.normal()), [2, 3, 8]);
+    const grads = (f: () => Tensor) => {
+      for (const t of [x, w.gateW, w.upW, w.downW]) t.grad = null;
+      sum(mul(f(), dy)).backward();
+      return [x, w.gateW, w.upW, w.downW].map((t) => Array.from(t.grad!.data()));
+    };
+    const before = bufferPoolStats().freshBytes - bufferPoolStats().cachedBytes;
+    const m = mlpForward(x, w);
+    // alive: gate and up (N x F each) and the output; the SwiGLU product (N x F) was evicted
+    const alive = bufferPoolStats().freshBytes - bufferPoolStats().cachedBytes - before;
+    expect(alive).toBe(512 + 512 + 256); // the pool's buckets of gate and up (6 x 20 floats each) and out (6 x 8)
+    const composite = () => linear(swiglu(linear(x, w.gateW), linear(x, w.upW)), w.downW);
+    expect(grads(() => mlpForward(x, w).out)).toEqual(grads(composite));
+    expect(m.out.shape).toEqual([2, 3, 8]);
   });
 });
 
