@@ -9,7 +9,7 @@ import type { Kernels } from "./backend/kernels.js";
 import * as ops from "./ops/index.js";
 import { Rng } from "./random.js";
 import { float32BitsToBF16Bits, parseSafetensors, serializeSafetensors } from "./safetensors.js";
-import { Tensor, bfloat16Tensor, randn, tensor, zeros } from "./tensor.js";
+import { Tensor, bfloat16Tensor, full, randn, tensor, zeros } from "./tensor.js";
 
 afterAll(() => setBackend("cpu"));
 
@@ -39,6 +39,10 @@ describe("bfloat16 tensors", () => {
     const r = tensor([1 + 2 ** -8, 1 + 3 * 2 ** -8, -0.1]).astype("bfloat16").astype("float32");
     expect(Array.from(r.data())).toEqual([1, 1 + 2 ** -6, -0.10009765625]);
     expect(tensor([2.7, -1.5]).astype("bfloat16").astype("int32").data()).toEqual(new Int32Array([2, -1]));
+    // full / zeros make frozen storage, the value rounded to bfloat16.
+    expect(Array.from(zeros([2, 2], { dtype: "bfloat16" }).bits)).toEqual([0, 0, 0, 0]);
+    expect(Array.from(full([3], -0.1, { dtype: "bfloat16" }).astype("float32").data())).toEqual([-0.10009765625, -0.10009765625, -0.10009765625]);
+    expect(Array.from(full([1], -0, { dtype: "bfloat16" }).bits)).toEqual([0x8000]);
     // Large tensors live in shared memory (worker-thread kernels read them without a copy).
     expect(bfloat16Tensor(new Uint16Array(1 << 16), [1 << 16]).bits.buffer).toBeInstanceOf(SharedArrayBuffer);
   });
@@ -63,7 +67,8 @@ describe("bfloat16 tensors", () => {
     expect(() => h.data()).toThrow(/is bfloat16 \(frozen storage\): reading its values needs astype\("float32"\)/);
     expect(() => bfloat16Tensor(new Uint16Array([0x3f80]), []).item()).toThrow(/is bfloat16 \(frozen storage\)/);
     expect(() => { h.requiresGrad = true; }).toThrow(/bfloat16, a frozen storage dtype: it cannot require grad/);
-    expect(() => zeros([2], { dtype: "bfloat16" })).toThrow(/full: bfloat16 is a storage dtype/);
+    expect(() => randn([2], { rng: new Rng(0), dtype: "bfloat16" })).toThrow(/randn: bfloat16 is a storage dtype/);
+    expect(() => zeros([2], { dtype: "bfloat16", requiresGrad: true })).toThrow(/cannot require grad/);
     expect(() => tensor([1], undefined, { dtype: "bfloat16" })).toThrow(/tensor: bfloat16 is a storage dtype/);
     expect(() => tensor(new Float64Array([1])).astype("bfloat16")).toThrow(/astype: bfloat16 is made from float32 only, got float64/);
     expect(() => ops.matmul(tensor(new Float64Array(6), [2, 3]), h, { transB: true })).toThrow(/matmul: a bfloat16 operand multiplies float32 tensors only/);

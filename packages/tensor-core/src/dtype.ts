@@ -1,6 +1,6 @@
 // Data types: float32 (training), float64 (gradient checks), int32 (indices), and bfloat16: storage only, for
 // frozen weights kept in their checkpoint dtype (a BF16 teacher at half the bytes of float32). A bfloat16
-// tensor holds BF16 bit patterns in a Uint16Array; the kernels that read it (gemm, gather, lmHeadLoss, astype)
+// tensor (bfloat16Tensor from bits, zeros / full, or astype from float32) holds BF16 bit patterns in a Uint16Array; the kernels that read it (gemm, gather, lmHeadLoss, astype)
 // widen each value to float32 exactly (the bits shifted left by 16) and compute in float32. Every other op
 // refuses it, naming the op (backend/dispatch.ts); it never requires grad.
 
@@ -29,7 +29,7 @@ export function arrayFor(dtype: DType, n: number): TypedArray {
     case "int32":
       return new Int32Array(n);
     case "bfloat16":
-      throw new TypeError("bfloat16 tensors are made from BF16 bits (bfloat16Tensor) or by astype(\"bfloat16\"), not filled with values");
+      throw new TypeError("arrayFor: bfloat16 is held as BF16 bits (bfloat16Tensor)");
     default:
       return dtype satisfies never;
   }

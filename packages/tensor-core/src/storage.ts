@@ -40,7 +40,7 @@ export function allocZeros(dtype: DType, n: number): TypedArray {
 /** dtype, unless it is the storage-only bfloat16 (then throws, naming `what`). */
 export function computable(what: string, dtype: DType): Exclude<DType, "bfloat16"> {
   if (dtype === "bfloat16")
-    throw new TypeError(`${what}: bfloat16 is a storage dtype for frozen weights (made with bfloat16Tensor or astype("bfloat16")); compute in float32`);
+    throw new TypeError(`${what}: bfloat16 is a storage dtype for frozen weights (made with bfloat16Tensor, zeros / full or astype("bfloat16")); compute in float32`);
   return dtype;
 }
 

@@ -12,6 +12,7 @@ import type { DeviceBuffer } from "./storage.js";
 import { Storage, allocDirty, computable, dropDevice, releaseStorage, syncHost, syncHostAsync } from "./storage.js";
 import * as ops from "./ops/index.js";
 import type { Rng } from "./random.js";
+import { float32BitsToBF16Bits } from "./safetensors.js";
 
 let nextId = 0;
 
@@ -368,14 +369,27 @@ export function tensor(data: Nested | TypedArray | readonly number[], shape?: re
 export function bfloat16Tensor(bits: Uint16Array, shape: readonly number[]): Tensor {
   checkShape("bfloat16Tensor", shape);
   if (bits.length !== sizeOf(shape)) throw new RangeError(`bfloat16Tensor: ${bits.length} values do not fit shape ${fmt(shape)}`);
-  const shared = bits.byteLength >= SHARED_MIN_BYTES && typeof SharedArrayBuffer === "function";
-  const own = new Uint16Array(shared ? new SharedArrayBuffer(bits.byteLength) : new ArrayBuffer(bits.byteLength));
+  const own = bf16Words(bits.length);
   own.set(bits);
   return Tensor.fromBF16Bits(own, shape);
 }
 
+/** n zero BF16 words (+0.0), in shared memory when large (see bfloat16Tensor). */
+function bf16Words(n: number): Uint16Array {
+  const shared = 2 * n >= SHARED_MIN_BYTES && typeof SharedArrayBuffer === "function";
+  return new Uint16Array(shared ? new SharedArrayBuffer(2 * n) : new ArrayBuffer(2 * n));
+}
+
 export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
   checkShape("full", shape);
+  if (opts.dtype === "bfloat16") {
+    // Frozen storage (e.g. weight matrices about to be loaded from a BF16 checkpoint): value rounded to bfloat16.
+    const bits = bf16Words(sizeOf(shape));
+    if (value !== 0 || Object.is(value, -0)) bits.fill(float32BitsToBF16Bits(new Uint32Array(Float32Array.of(value).buffer)[0]!));
+    const t = Tensor.fromBF16Bits(bits, shape);
+    t.requiresGrad = opts.requiresGrad ?? false;
+    return t;
+  }
   const t = Tensor.empty(shape, computable("full", opts.dtype ?? "float32"));
   t.buf.fill(value);
   t.requiresGrad = opts.requiresGrad ?? false;
