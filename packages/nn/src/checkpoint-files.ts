@@ -1,18 +1,19 @@
 // HF model checkpoints as in-memory files (file name -> bytes), with no file system: what a browser reads
 // from files the user picked and offers back as downloads, and what the Node directory functions of
 // ./checkpoint.ts share. `loadCausalLMFromFiles` takes config.json plus model.safetensors, or the shards
-// listed by model.safetensors.index.json; F32, F16, BF16 (and F64) tensors load, converted to float32.
+// listed by model.safetensors.index.json; F32, F16, BF16 (and F64) tensors load, converted to float32 (or, with
+// keepDType, a BF16 checkpoint's weight matrices kept as frozen bfloat16 tensors).
 // Parameter names are the HF names, so loading is a name lookup: missing, extra and mis-shaped tensors are
 // errors naming the tensor and the file, and so is a NaN or infinite value. A tied model accepts a checkpoint with or without `lm_head.weight`.
 // `serializeCausalLM` gives the files `saveCausalLM` writes (config.json, F32 model.safetensors with the
 // tied head omitted, plus any tokenizer files passed in), byte for byte.
 
 import { parseSafetensors, serializeSafetensors } from "@lrc-ts/tensor-core";
-import type { DType, SafetensorsFile, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
+import type { DType, SafetensorsFile, SafetensorsFloatDType, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "./config.js";
 import { ConfigError, configToJson, parseConfig } from "./config.js";
 import { CausalLM } from "./models/causal-lm.js";
-import { parameterCount } from "./weights.js";
+import { parameterCount, parameterSpecs } from "./weights.js";
 
 export const CONFIG_FILE = "config.json";
 export const WEIGHTS_FILE = "model.safetensors";
@@ -31,6 +32,14 @@ export class CheckpointError extends Error {
 export interface LoadOptions {
   /** Parameter dtype (default float32). */
   readonly dtype?: DType;
+  /**
+   * Keep the weight matrices (embedding, projections, LM head) of a BF16 checkpoint (config.json torch_dtype
+   * bfloat16) as frozen bfloat16 tensors, at half the memory of float32 (norm gains and biases load as float32).
+   * Such a model runs forward (matmul and embedding widen the values exactly, so its outputs are the bits of the
+   * float32 load's) but cannot train its matrices. Ignored for other checkpoints (F16 and F32 load as float32).
+   * Default false.
+   */
+  readonly keepDType?: boolean;
   /** Refuse, before allocating anything, a model whose parameters would take more bytes (Node's loadCausalLM: the machine's memory). */
   readonly maxBytes?: number;
 }
@@ -58,6 +67,15 @@ export function parseWeightIndex(json: unknown, index: string, locate: (file: st
     weightMap.set(name, p);
   }
   return weightMap;
+}
+
+/** config.json's name for a safetensors float dtype. */
+export const TORCH_DTYPE: Readonly<Record<SafetensorsFloatDType, string>> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
+
+/** The weight dtype a config.json declares (torch_dtype, or dtype in newer transformers), if it is one of the three. */
+export function configDType(config: CausalLMConfig): SafetensorsFloatDType | undefined {
+  const v = config.extra.torch_dtype ?? config.extra.dtype;
+  return (Object.keys(TORCH_DTYPE) as SafetensorsFloatDType[]).find((k) => TORCH_DTYPE[k] === v);
 }
 
 const LM_HEAD = "lm_head.weight";
@@ -88,10 +106,15 @@ export async function fillCausalLM(
         `num_hidden_layers ${config.num_hidden_layers}, intermediate_size ${config.intermediate_size}), at least ${n(2 * count)} bytes as BF16, ` +
         `but ${describe} holds ${n(weights.bytes)} bytes: the config does not match the weights`,
     );
-  const need = count * (opts.dtype === "float64" ? 8 : 4);
+  const keep = opts.keepDType === true && configDType(config) === "BF16";
+  if (keep && (opts.dtype ?? "float32") !== "float32")
+    throw new CheckpointError(`${configFile}: keepDType keeps BF16 matrices beside float32 norms and biases; it does not combine with dtype ${opts.dtype}`);
+  const need = keep
+    ? parameterSpecs(config).reduce((b, p) => b + p.shape.reduce((x, y) => x * y, 1) * (p.init === "normal" ? 2 : 4), 0)
+    : count * (opts.dtype === "float64" ? 8 : 4);
   if (opts.maxBytes !== undefined && need > opts.maxBytes)
     throw new CheckpointError(`${configFile}: the model's ${count.toLocaleString("en-US")} parameters need about ${gib(need)} GiB, more than the ${gib(opts.maxBytes)} GiB available`);
-  const model = new CausalLM(config, { ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}), init: "zeros" });
+  const model = new CausalLM(config, { ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}), init: "zeros", ...(keep ? { matrixDType: "bfloat16" } : {}) });
   const params = new Map(model.namedParameters());
   const tied = config.tie_word_embeddings;
   const loaded = new Set<string>();
@@ -114,6 +137,19 @@ export async function fillCausalLM(
       if (info.dtype !== "F32" && info.dtype !== "F16" && info.dtype !== "BF16" && info.dtype !== "F64")
         throw new CheckpointError(`${file}: tensor "${name}" has dtype ${info.dtype}; only F32, F16, BF16 and F64 weights load`);
       if (tied && name === LM_HEAD) continue;
+      if (param.dtype === "bfloat16") {
+        if (info.dtype !== "BF16")
+          throw new CheckpointError(`${file}: tensor "${name}" has dtype ${info.dtype}, but config.json says bfloat16 and keepDType keeps BF16 matrices as they are: load without keepDType`);
+        const bits = st.readBF16Bits(name);
+        const bad = bits.findIndex((b) => (b & 0x7f80) === 0x7f80); // exponent all ones: infinite or NaN
+        if (bad >= 0) {
+          const b = bits[bad]!;
+          throw new CheckpointError(`${file}: tensor "${name}" holds ${(b & 0x7f) !== 0 ? NaN : b & 0x8000 ? -Infinity : Infinity} at index ${bad}: the weights are corrupt or diverged`);
+        }
+        param.bits.set(bits);
+        loaded.add(name);
+        continue;
+      }
       const values = st.readFloat32(name);
       const bad = values.findIndex((x) => !Number.isFinite(x));
       if (bad >= 0) throw new CheckpointError(`${file}: tensor "${name}" holds ${values[bad]} at index ${bad}: the weights are corrupt or diverged`);
@@ -176,6 +212,13 @@ export async function loadCausalLMFromFiles(files: ReadonlyMap<string, Uint8Arra
 }
 
 function float32Of(t: Tensor): Float32Array {
+  if (t.dtype === "bfloat16") {
+    // A matrix kept as BF16 (keepDType), widened exactly.
+    const w = t.astype("float32");
+    const d = w.data() as Float32Array;
+    w.dispose();
+    return d;
+  }
   const b = t.buf;
   return b instanceof Float32Array ? b : Float32Array.from(b);
 }
