@@ -1,7 +1,7 @@
 // bfloat16, the storage-only dtype of frozen weights: made from BF16 bits or by rounding float32; widened exactly
 // by astype, matmul (forward and the products of its backward), gather / embedding and lmHeadLoss, each giving the
 // bits of the same op on the widened float32 tensor; refused with a message naming the op everywhere else; never
-// on the tape; run on cpu whatever backend is active.
+// on the tape; run on cpu unless the active backend accepts them (webgpu: backend/webgpu/backend.test.ts).
 import fc from "fast-check";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { backendReport, initBackend, registerBackend, resetBackendReport, setBackend } from "./backend/backend.js";

@@ -3,9 +3,10 @@
 // While a backend other than cpu is active, every dispatch is counted per backend and op: on its own kernel
 // (`device`) or as a cpu fallback (`cpu`), for `backendReport()`.
 //
-// bfloat16 (frozen 16-bit weights, dtype.ts) is read by the cpu kernels in BF16_KERNELS only: a call of another
-// kernel with a bfloat16 tensor throws, naming the kernel; a call of one of those runs on cpu whatever backend
-// is active (no device backend has a 16-bit path), counted as a fallback.
+// bfloat16 (frozen 16-bit weights, dtype.ts) is read by the kernels in BF16_KERNELS only: a call of another
+// kernel with a bfloat16 tensor throws, naming the kernel; a call of one of those runs on the active backend
+// only when its `accepts` says yes to it (webgpu's gemm and gather read bfloat16 buffers), else on cpu, counted
+// as a fallback.
 
 import { CpuKernels } from "./cpu/cpu-kernels.js";
 import type { Backend, KernelName, Kernels } from "./kernels.js";
@@ -57,7 +58,12 @@ function bf16Call(op: KernelName, args: readonly unknown[]): boolean {
 export function hasKernel<K extends KernelName>(op: K, ...args: Parameters<Kernels[K]>): boolean {
   const b = active;
   if (b === null) return true;
-  return !bf16Call(op, args) && b.kernels[op] !== undefined && (b.accepts === undefined || b.accepts(op, args));
+  return onBackend(b, op, args, bf16Call(op, args));
+}
+
+/** Whether backend b runs this call itself (a call with a bfloat16 tensor only when b's accepts() takes it). */
+function onBackend(b: Backend, op: KernelName, args: readonly unknown[], bf16: boolean): boolean {
+  return b.kernels[op] !== undefined && (b.accepts === undefined ? !bf16 : b.accepts(op, args));
 }
 
 /** Runs kernel `op` on the active backend, or on cpu when that backend lacks it or does not accept the call. */
@@ -66,10 +72,9 @@ export function dispatch<K extends KernelName>(op: K, ...args: Parameters<Kernel
   const bf16 = bf16Call(op, args);
   if (b !== null) {
     const c = countOf(b.name, op);
-    const k = b.kernels[op] as Fn | undefined;
-    if (!bf16 && k !== undefined && (b.accepts === undefined || b.accepts(op, args))) {
+    if (onBackend(b, op, args, bf16)) {
       c.device++;
-      return k.apply(b.kernels, args) as ReturnType<Kernels[K]>;
+      return (b.kernels[op] as Fn).apply(b.kernels, args) as ReturnType<Kernels[K]>;
     }
     c.cpu++;
   }

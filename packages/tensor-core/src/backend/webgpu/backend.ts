@@ -2,7 +2,9 @@
 // the WGSL generated in this folder. Inputs are uploaded once (the device copy is kept in the tensor's storage),
 // outputs are device-resident tensors, and values come back only through `dataAsync()` / `toHostAsync()`
 // (WebGPU has no synchronous read: `data()` on a device-only tensor throws saying so). Kernels it lacks or
-// calls it refuses (float64, empty operands; `float32Operands`) run on cpu through the dispatcher.
+// calls it refuses (float64, empty operands; `float32Operands`) run on cpu through the dispatcher. A bfloat16
+// tensor (a frozen teacher weight) is uploaded as its 16-bit bits and read, widened to float32, by the matmul and
+// the embedding gather (half16.ts): a BF16 teacher's linear layers run here, at half the device memory.
 // Not here, so on cpu: astype, argmax, and the gradient clip's sumSquares (a synchronous number) and scale: the
 // trainer reads the accumulated gradients with toHostAsync() once per step and clips them on the host.
 
@@ -51,9 +53,13 @@ export class WebGpuKernels implements Partial<Kernels> {
   /** Copies t's host values into a new device buffer now, replacing the device copy it had (kept in its storage). */
   upload(t: Tensor): WebGpuBuffer {
     const s = t.storage!;
-    const host = t.peek();
-    const data = host instanceof Int32Array || host instanceof Float32Array ? host : Float32Array.from(host);
-    const up = new WebGpuStorage(this.dev, this.dev.upload(data));
+    let buf: WebGpuBuffer;
+    if (t.dtype === "bfloat16") buf = this.dev.upload(t.bits, "bfloat16");
+    else {
+      const host = t.peek();
+      buf = this.dev.upload(host instanceof Int32Array || host instanceof Float32Array ? host : Float32Array.from(host));
+    }
+    const up = new WebGpuStorage(this.dev, buf);
     s.device?.free();
     s.device = up;
     return up.buf;
@@ -140,7 +146,7 @@ export class WebGpuKernels implements Partial<Kernels> {
   }
 
   gather(x: Tensor, indices: Tensor, outShape: readonly number[]): Tensor {
-    const [o, ob] = this.out(outShape, x.dtype);
+    const [o, ob] = this.out(outShape, x.dtype === "bfloat16" ? "float32" : x.dtype);
     ew.gatherRows(this.dev, this.buf(x), x.shape[0]!, sizeOf(x.shape.slice(1)), this.buf(indices), ob);
     return o;
   }
@@ -296,6 +302,17 @@ function rowsOf(t: Tensor): [number, number] {
   return [t.size / Math.max(cols, 1), cols];
 }
 
+/**
+ * A gemm or gather that reads a bfloat16 tensor (a frozen weight) the backend runs: the other operand float32
+ * (gemm) or the indices int32 (gather), nothing empty.
+ */
+function bf16Operands(op: KernelName, args: readonly unknown[]): boolean {
+  const ok = (a: unknown, ...dtypes: DType[]): boolean => a instanceof Tensor && a.size > 0 && dtypes.includes(a.dtype);
+  if (op === "gemm") return (ok(args[0], "bfloat16") || ok(args[1], "bfloat16")) && ok(args[0], "float32", "bfloat16") && ok(args[1], "float32", "bfloat16") && sizeOf(args[3] as readonly number[]) > 0;
+  if (op === "gather") return ok(args[0], "bfloat16") && ok(args[1], "int32") && sizeOf(args[2] as readonly number[]) > 0;
+  return false;
+}
+
 export class WebGpuBackend implements Backend {
   readonly name = "webgpu";
   constructor(readonly kernels: WebGpuKernels) {}
@@ -305,7 +322,7 @@ export class WebGpuBackend implements Backend {
   }
 
   accepts(op: KernelName, args: readonly unknown[]): boolean {
-    return float32Operands(op, args);
+    return float32Operands(op, args) || bf16Operands(op, args);
   }
 
   info(): BackendInfo {
@@ -333,8 +350,8 @@ export class WebGpuBackend implements Backend {
   }
 
   upload(t: Tensor): void {
-    if (t.dtype !== "float32" && t.dtype !== "int32")
-      throw new Error(`backendUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the webgpu backend keeps only float32 and int32 tensors on the device`);
+    if (t.dtype !== "float32" && t.dtype !== "int32" && t.dtype !== "bfloat16")
+      throw new Error(`backendUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the webgpu backend keeps only float32, int32 and bfloat16 tensors on the device`);
     this.kernels.upload(t);
   }
 
