@@ -315,7 +315,11 @@ function bf16Operands(op: KernelName, args: readonly unknown[]): boolean {
 
 export class WebGpuBackend implements Backend {
   readonly name = "webgpu";
-  constructor(readonly kernels: WebGpuKernels) {}
+  constructor(
+    readonly kernels: WebGpuKernels,
+    /** The optional features asked for (each used where the adapter has it: `device.features`). */
+    readonly asked: { f16: boolean; subgroups: boolean } = { f16: true, subgroups: true },
+  ) {}
 
   get device(): WebGpuDevice {
     return this.kernels.dev;
@@ -369,12 +373,14 @@ export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
   matmul?: MatmulVariant | "auto" | "timed";
 }
 
-/** Starts the WebGPU backend (or keeps `current`, a started one, unless another matmul design is asked for). */
+/** Starts the WebGPU backend (or keeps `current`, a started one, unless another matmul design or other features are asked for). */
 export async function loadWebGpu(opts: WebGpuBackendOptions, current: Backend | null): Promise<WebGpuBackend> {
   const want = opts.matmul ?? "auto";
   if (!["auto", "timed", "tiled", "texture"].includes(want)) throw new Error(`initBackend("webgpu"): unknown matmul design '${String(want)}' (known: auto, timed, tiled, texture)`);
-  if (current instanceof WebGpuBackend && (want === "auto" || want === "timed" || want === current.kernels.matmulVariant)) return current;
+  const features = { f16: opts.f16 ?? true, subgroups: opts.subgroups ?? true };
+  if (current instanceof WebGpuBackend && (want === "auto" || want === "timed" || want === current.kernels.matmulVariant)
+    && features.f16 === current.asked.f16 && features.subgroups === current.asked.subgroups) return current;
   const dev = await WebGpuDevice.create(opts);
   const variant = want === "auto" ? defaultMatmulVariant(dev) : want === "timed" ? (await timeMatmulDesigns(dev)).choice : want;
-  return new WebGpuBackend(new WebGpuKernels(dev, variant));
+  return new WebGpuBackend(new WebGpuKernels(dev, variant), features);
 }
