@@ -74,4 +74,18 @@ describe("the webgpu backend", () => {
     expect(rep.filter((o) => o.cpu > 0).map((o) => o.op)).toEqual([]);
     for (const op of ["gemm", "gather"]) expect(rep.find((o) => o.op === op)?.device ?? 0, `${op} on the device`).toBeGreaterThan(0);
   });
+
+  it("starts again with the optional features off, re-uploading from the host what the previous device held", async () => {
+    if (!ready) return;
+    setBackend("webgpu");
+    const x = rnd([3, 300]);
+    const first = await values([ops.softmax(x)]); // x now has a copy on the first device
+    await initBackend("webgpu", { f16: false, subgroups: false });
+    const info = getBackend();
+    const again = await values([ops.softmax(x)]);
+    await initBackend("webgpu");
+    setBackend("cpu");
+    expect(info.description).toMatch(/optional features: none$/);
+    close("softmax on the plain device", first, again, 1e-6);
+  });
 });

@@ -42,11 +42,17 @@ class WebGpuStorage implements StorageDevice {
 export class WebGpuKernels implements Partial<Kernels> {
   constructor(readonly dev: WebGpuDevice, readonly matmulVariant: MatmulVariant) {}
 
-  /** The device buffer of t, uploading its host values on first use (kept in its storage). */
+  /**
+   * The device buffer of t, uploading its host values on first use (kept in its storage). A copy on another
+   * WebGPU device (a backend started before this one, e.g. with other features) is replaced from the host values.
+   */
   private buf(t: Tensor): WebGpuBuffer {
     const s = t.storage;
     if (s === null || (s.data === null && s.device === null)) throw new Error(`webgpu backend: tensor ${t.id} was disposed`);
-    if (s.device instanceof WebGpuStorage) return s.device.buf;
+    if (s.device instanceof WebGpuStorage) {
+      if (s.device.dev === this.dev) return s.device.buf;
+      if (s.data === null) throw new Error(`webgpu backend: tensor ${t.id} [${t.shape.join(", ")}] lives only on the device of a webgpu backend started before this one; read it (await toHostAsync()) before starting another`);
+    }
     return this.upload(t);
   }
 
