@@ -31,7 +31,8 @@ export type CaseSpec =
   | { kind: "distill"; teacher: ModelDims; student: ModelDims; batch: number; seq: number }
   /** Multiple-choice log-likelihood scoring (lrc eval-tasks): docs x choices requests, one shared context per doc. */
   | { kind: "mcEval"; model: ModelDims; docs: number; ctxTokens: number; choiceTokens: readonly number[]; shareContext: boolean; batch: number }
-  | { kind: "realShape"; teacher: ModelDims; studentHidden: number; batch: number; seq: number };
+  /** f32Teacher: the BF16 teacher widened to float32 on load (the engine before #16's bfloat16 storage; lrc-ts only). */
+  | { kind: "realShape"; teacher: ModelDims; studentHidden: number; batch: number; seq: number; f32Teacher?: boolean };
 
 export interface BenchCase {
   suite: Suite;
@@ -151,13 +152,14 @@ export function allCases(): BenchCase[] {
     spec: { kind: "distill", teacher: TEACHER_QWEN2, student: STUDENT_QWEN2, batch: BATCH, seq: SEQ },
     tokens,
   });
-  // Real-shape LRC steps (issue 16): the Qwen2.5-0.5B teacher, its first 4 layers and all 24, into d = D/2.
-  for (const layers of [4, 24]) {
+  // Real-shape LRC steps (issue 16): the Qwen2.5-0.5B teacher, its first 4 layers and all 24, into d = D/2; the
+  // 24-layer one also with the teacher widened to float32 (the memory the bfloat16 teacher saves).
+  for (const [layers, f32Teacher] of [[4, false], [24, false], [24, true]] as const) {
     const teacher = { ...QWEN25_05B, layers };
     cases.push({
       suite: "e2e",
-      name: `${REAL_SHAPE} distill step Qwen2.5-0.5B L${layers} -> d${teacher.hidden / 2} 4x256`,
-      spec: { kind: "realShape", teacher, studentHidden: teacher.hidden / 2, batch: 4, seq: 256 },
+      name: `${REAL_SHAPE} distill step Qwen2.5-0.5B L${layers} -> d${teacher.hidden / 2} 4x256${f32Teacher ? " f32 teacher" : ""}`,
+      spec: { kind: "realShape", teacher, studentHidden: teacher.hidden / 2, batch: 4, seq: 256, ...(f32Teacher ? { f32Teacher } : {}) },
       tokens: 4 * 256,
     });
   }

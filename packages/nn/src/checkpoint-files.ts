@@ -8,7 +8,7 @@
 // `serializeCausalLM` gives the files `saveCausalLM` writes (config.json, F32 model.safetensors with the
 // tied head omitted, plus any tokenizer files passed in), byte for byte.
 
-import { parseSafetensors, serializeSafetensors } from "@lrc-ts/tensor-core";
+import { bfloat16Tensor, parseSafetensors, serializeSafetensors, tensor } from "@lrc-ts/tensor-core";
 import type { DType, SafetensorsFile, SafetensorsFloatDType, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "./config.js";
 import { ConfigError, configToJson, parseConfig } from "./config.js";
@@ -33,11 +33,10 @@ export interface LoadOptions {
   /** Parameter dtype (default float32). */
   readonly dtype?: DType;
   /**
-   * Keep the weight matrices (embedding, projections, LM head) of a BF16 checkpoint (config.json torch_dtype
-   * bfloat16) as frozen bfloat16 tensors, at half the memory of float32 (norm gains and biases load as float32).
-   * Such a model runs forward (matmul and embedding widen the values exactly, so its outputs are the bits of the
-   * float32 load's) but cannot train its matrices. Ignored for other checkpoints (F16 and F32 load as float32).
-   * Default false.
+   * Keep the weight matrices (embedding, projections, LM head) stored as BF16 as frozen bfloat16 tensors, at half
+   * the memory of float32 (norm gains, biases and F16 / F32 matrices load as float32). Such a model runs forward
+   * (matmul and embedding widen the values exactly, so its outputs are the bits of the float32 load's) but cannot
+   * train those matrices. Default false.
    */
   readonly keepDType?: boolean;
   /** Refuse, before allocating anything, a model whose parameters would take more bytes (Node's loadCausalLM: the machine's memory). */
@@ -106,15 +105,17 @@ export async function fillCausalLM(
         `num_hidden_layers ${config.num_hidden_layers}, intermediate_size ${config.intermediate_size}), at least ${n(2 * count)} bytes as BF16, ` +
         `but ${describe} holds ${n(weights.bytes)} bytes: the config does not match the weights`,
     );
-  const keep = opts.keepDType === true && configDType(config) === "BF16";
+  const keep = opts.keepDType === true;
   if (keep && (opts.dtype ?? "float32") !== "float32")
     throw new CheckpointError(`${configFile}: keepDType keeps BF16 matrices beside float32 norms and biases; it does not combine with dtype ${opts.dtype}`);
-  const need = keep
+  // The matrices are built as what config.json says the checkpoint holds; one stored otherwise is swapped on load.
+  const bf16 = keep && configDType(config) === "BF16";
+  const need = bf16
     ? parameterSpecs(config).reduce((b, p) => b + p.shape.reduce((x, y) => x * y, 1) * (p.init === "normal" ? 2 : 4), 0)
     : count * (opts.dtype === "float64" ? 8 : 4);
   if (opts.maxBytes !== undefined && need > opts.maxBytes)
     throw new CheckpointError(`${configFile}: the model's ${count.toLocaleString("en-US")} parameters need about ${gib(need)} GiB, more than the ${gib(opts.maxBytes)} GiB available`);
-  const model = new CausalLM(config, { ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}), init: "zeros", ...(keep ? { matrixDType: "bfloat16" } : {}) });
+  const model = new CausalLM(config, { ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}), init: "zeros", ...(bf16 ? { matrixDType: "bfloat16" } : {}) });
   const params = new Map(model.namedParameters());
   const tied = config.tie_word_embeddings;
   const loaded = new Set<string>();
@@ -137,23 +138,23 @@ export async function fillCausalLM(
       if (info.dtype !== "F32" && info.dtype !== "F16" && info.dtype !== "BF16" && info.dtype !== "F64")
         throw new CheckpointError(`${file}: tensor "${name}" has dtype ${info.dtype}; only F32, F16, BF16 and F64 weights load`);
       if (tied && name === LM_HEAD) continue;
-      if (param.dtype === "bfloat16") {
-        if (info.dtype !== "BF16")
-          throw new CheckpointError(`${file}: tensor "${name}" has dtype ${info.dtype}, but config.json says bfloat16 and keepDType keeps BF16 matrices as they are: load without keepDType`);
+      if (keep && param.rank === 2 && info.dtype === "BF16") {
         const bits = st.readBF16Bits(name);
         const bad = bits.findIndex((b) => (b & 0x7f80) === 0x7f80); // exponent all ones: infinite or NaN
         if (bad >= 0) {
           const b = bits[bad]!;
           throw new CheckpointError(`${file}: tensor "${name}" holds ${(b & 0x7f) !== 0 ? NaN : b & 0x8000 ? -Infinity : Infinity} at index ${bad}: the weights are corrupt or diverged`);
         }
-        param.bits.set(bits);
+        if (param.dtype === "bfloat16") param.bits.set(bits);
+        else swap(model, param, bfloat16Tensor(bits, param.shape));
         loaded.add(name);
         continue;
       }
       const values = st.readFloat32(name);
       const bad = values.findIndex((x) => !Number.isFinite(x));
       if (bad >= 0) throw new CheckpointError(`${file}: tensor "${name}" holds ${values[bad]} at index ${bad}: the weights are corrupt or diverged`);
-      param.buf.set(values);
+      if (param.dtype === "bfloat16") swap(model, param, tensor(values, param.shape, { requiresGrad: true }));
+      else param.buf.set(values);
       loaded.add(name);
     }
     st = null; // let the file's bytes go before reading the next shard
@@ -164,6 +165,12 @@ export async function fillCausalLM(
     throw new CheckpointError(`${describe}: missing tensor${missing.length > 1 ? "s" : ""} ${shown}${missing.length > 6 ? ` and ${missing.length - 6} more` : ""}`);
   }
   return model;
+}
+
+/** Puts t in place of the model's parameter old (a placeholder of the other dtype), which is freed. */
+function swap(model: CausalLM, old: Tensor, t: Tensor): void {
+  model.swapParameter(old, t);
+  old.dispose();
 }
 
 export interface LoadFromFilesOptions extends LoadOptions {
@@ -212,13 +219,7 @@ export async function loadCausalLMFromFiles(files: ReadonlyMap<string, Uint8Arra
 }
 
 function float32Of(t: Tensor): Float32Array {
-  if (t.dtype === "bfloat16") {
-    // A matrix kept as BF16 (keepDType), widened exactly.
-    const w = t.astype("float32");
-    const d = w.data() as Float32Array;
-    w.dispose();
-    return d;
-  }
+  if (t.dtype === "bfloat16") return t.data() as Float32Array; // a matrix kept as BF16 (keepDType), widened exactly
   const b = t.buf;
   return b instanceof Float32Array ? b : Float32Array.from(b);
 }

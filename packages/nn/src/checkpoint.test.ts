@@ -160,14 +160,20 @@ describe("keepDType: a BF16 checkpoint's matrices kept as bfloat16", () => {
     const f32 = tmpDir();
     initCheckpoint(cfg, f32, { seed: 4 });
     expect((await loadCausalLM(f32, { keepDType: true })).model.embed_tokens.weight.dtype).toBe("float32");
-    // A float32 matrix in a checkpoint whose config says bfloat16.
-    const mixed = tmpDir();
+    // Matrices stored otherwise than config.json says are swapped in as stored: F32 ones as float32, BF16 as bfloat16.
     const m = new CausalLM(cfg, { seed: 1 });
-    writeDir(mixed, m, checkpointTensors(m), { ...configToJson(cfg), torch_dtype: "bfloat16" });
-    await expect(loadCausalLM(mixed, { keepDType: true })).rejects.toThrow(/model\.safetensors: tensor "model\.embed_tokens\.weight" has dtype F32, but config\.json says bfloat16.*load without keepDType/);
+    const t = checkpointTensors(m).map(([n, x]): [string, SafetensorsTensorInput] => [n, { ...x, ...(n.includes("mlp") ? {} : { dtype: "BF16" }) }]);
+    for (const torch_dtype of ["bfloat16", "float32"]) {
+      const mixed = tmpDir();
+      writeDir(mixed, m, t, { ...configToJson(cfg), torch_dtype });
+      const kept = await loadCausalLM(mixed, { keepDType: true }), plain = await loadCausalLM(mixed);
+      for (const [name, w] of kept.namedParameters()) expect(w.dtype, name).toBe(w.rank === 2 && !name.includes("mlp") ? "bfloat16" : "float32");
+      expect(kept.lm_head.weight).toBe(kept.model.embed_tokens.weight);
+      expect(kept.model.layers.items[0]!.mlp.up_proj.weight.requiresGrad).toBe(true);
+      expect([...noGrad(() => kept.logits(IDS)).buf]).toEqual([...noGrad(() => plain.logits(IDS)).buf]);
+    }
     // An infinite BF16 value.
     const inf = tmpDir();
-    const t = checkpointTensors(m).map(([n, x]): [string, SafetensorsTensorInput] => [n, { ...x, dtype: "BF16" }]);
     (t.find(([n]) => n === "model.layers.1.mlp.up_proj.weight")![1].data as Float32Array)[5] = -Infinity;
     writeDir(inf, m, t, { ...configToJson(cfg), torch_dtype: "bfloat16" });
     await expect(loadCausalLM(inf, { keepDType: true })).rejects.toThrow(/tensor "model\.layers\.1\.mlp\.up_proj\.weight" holds -Infinity at index 5/);

@@ -30,6 +30,7 @@ describe("bfloat16 tensors", () => {
   it("are made from bits, widen exactly with astype, and round float32 to nearest even", () => {
     const [h, w] = bf16Pair([3, 5], 1);
     expect(h.dtype).toBe("bfloat16");
+    expect([h.nbytes, w.nbytes, w.astype("float64").nbytes]).toEqual([30, 60, 120]);
     same(h.astype("float32"), w);
     expect(Array.from(h.astype("float64").data())).toEqual(Array.from(w.data()));
     const back = w.astype("bfloat16");
@@ -64,8 +65,13 @@ describe("bfloat16 tensors", () => {
     expect(() => ops.exp(h)).toThrow(/exp.*bfloat16/);
     expect(() => ops.sum(h)).toThrow(/bfloat16/);
     expect(() => ops.softmax(h)).toThrow(/bfloat16/);
-    expect(() => h.data()).toThrow(/is bfloat16 \(frozen storage\): reading its values needs astype\("float32"\)/);
-    expect(() => bfloat16Tensor(new Uint16Array([0x3f80]), []).item()).toThrow(/is bfloat16 \(frozen storage\)/);
+    expect(() => h.buf).toThrow(/is bfloat16 \(frozen storage\): reading its values needs astype\("float32"\)/);
+    expect(() => h.peek()).toThrow(/is bfloat16 \(frozen storage\)/);
+    // data(), item() and toArray() give the widened values.
+    expect(Array.from(h.data())).toEqual(Array.from(h.astype("float32").data()));
+    expect(h.data()).toBeInstanceOf(Float32Array);
+    expect(bfloat16Tensor(new Uint16Array([0xc040]), []).item()).toBe(-3);
+    expect(bfloat16Tensor(new Uint16Array([0x3f80, 0x4000]), [2, 1]).toArray()).toEqual([[1], [2]]);
     expect(() => { h.requiresGrad = true; }).toThrow(/bfloat16, a frozen storage dtype: it cannot require grad/);
     expect(() => randn([2], { rng: new Rng(0), dtype: "bfloat16" })).toThrow(/randn: bfloat16 is a storage dtype/);
     expect(() => zeros([2], { dtype: "bfloat16", requiresGrad: true })).toThrow(/cannot require grad/);

@@ -9,6 +9,12 @@ export type DType = "float32" | "float64" | "int32" | "bfloat16";
 export type TypedArray = Float32Array | Float64Array | Int32Array;
 export type FloatArray = Float32Array | Float64Array;
 
+/** Writes the float32 values of BF16 bits into out (exact: each value is its bits shifted left by 16). */
+export function widenBF16(bits: Uint16Array, out: Float32Array): void {
+  const words = new Int32Array(out.buffer, out.byteOffset, bits.length);
+  for (let i = 0; i < bits.length; i++) words[i] = bits[i]! << 16;
+}
+
 /** A dtype ops compute in: float32 or float64 (not int32, not the storage-only bfloat16). */
 export function isFloat(dtype: DType): boolean {
   return dtype === "float32" || dtype === "float64";

@@ -2,7 +2,7 @@
 // function in ./ops (one definition with its VJP beside it); the methods here are thin aliases.
 
 import type { DType, TypedArray } from "./dtype.js";
-import { dtypeOf } from "./dtype.js";
+import { dtypeOf, widenBF16 } from "./dtype.js";
 import { SHARED_MIN_BYTES, isShared } from "./backend/cpu/buffer-pool.js";
 import type { Node } from "./autodiff/tape.js";
 import { backprop } from "./autodiff/tape.js";
@@ -86,6 +86,11 @@ export class Tensor {
     return sizeOf(this.shape);
   }
 
+  /** Bytes of the values in memory: size x 4 (float32, int32), 8 (float64) or 2 (bfloat16). */
+  get nbytes(): number {
+    return this.size * (this.dtype === "float64" ? 8 : this.dtype === "bfloat16" ? 2 : 4);
+  }
+
   get rank(): number {
     return this.shape.length;
   }
@@ -139,14 +144,25 @@ export class Tensor {
       throw new TypeError(`tensor ${this.id} ${fmt(this.shape)} is bfloat16 (frozen storage): ${what} needs astype("float32") first`);
   }
 
-  /** A copy of the values as a typed array (downloads from the device when the tensor lives there). */
+  /**
+   * A copy of the values as a typed array (downloads from the device when the tensor lives there); a bfloat16
+   * tensor's values widened (exactly) into a Float32Array.
+   */
   data(): TypedArray {
-    return this.peek().slice();
+    return this.dtype === "bfloat16" ? this.readable() : this.peek().slice();
+  }
+
+  /** The values for reading: peek(), or a bfloat16 tensor's widened into a new Float32Array. */
+  private readable(): TypedArray {
+    if (this.dtype !== "bfloat16") return this.peek();
+    const out = new Float32Array(this.size);
+    widenBF16(this.bits, out);
+    return out;
   }
 
   /** Nested JS arrays (a number for rank 0). */
   toArray(): unknown {
-    const b = this.peek();
+    const b = this.readable();
     const build = (dim: number, off: number): unknown => {
       if (dim === this.shape.length) return b[off];
       const n = this.shape[dim]!;
@@ -159,7 +175,7 @@ export class Tensor {
   /** The single value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new RangeError(`item(): tensor has ${this.size} elements, shape ${fmt(this.shape)}`);
-    return this.peek()[0]!;
+    return this.readable()[0]!;
   }
 
   /**

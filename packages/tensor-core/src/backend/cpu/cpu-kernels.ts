@@ -2,6 +2,7 @@
 // array kernels of this folder on the inputs' host values (`.buf` downloads a device-resident input). A kernel
 // missing here is a type error.
 
+import { widenBF16 } from "../../dtype.js";
 import type { DType, FloatArray } from "../../dtype.js";
 import { broadcastStrides, sizeOf, stridesOf } from "../../shape.js";
 import { float32BitsToBF16Bits } from "../../safetensors.js";
@@ -77,10 +78,8 @@ export class CpuKernels implements Kernels {
     const dst = out.buf;
     if (x.dtype === "bfloat16") {
       // Exact: a BF16 value is the float32 of its bits shifted left by 16.
-      const bits = x.bits;
       const f32 = dtype === "float32" ? (dst as Float32Array) : new Float32Array(x.size);
-      const words = new Int32Array(f32.buffer, f32.byteOffset, x.size);
-      for (let i = 0; i < words.length; i++) words[i] = bits[i]! << 16;
+      widenBF16(x.bits, f32);
       if (dtype === "float64") dst.set(f32);
       else if (dtype === "int32") for (let i = 0; i < f32.length; i++) dst[i] = Math.trunc(f32[i]!);
       return out;

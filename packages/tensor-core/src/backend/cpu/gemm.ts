@@ -21,6 +21,7 @@
  * (half the bytes of a float32 copy). Without the WebAssembly engine (no SIMD, or LRC_NO_WASM=1) a BF16 operand
  * is first widened into pooled float32 scratch (exact, so C is the same).
  */
+import { widenBF16 } from "../../dtype.js";
 import { acquireForWorkers, acquireShared, isShared, release } from "./buffer-pool.js";
 import { createGemmRuntime, type Float, type GemmJob, type GemmRuntime, type Operand } from "./gemm-runtime.js";
 import { getParallelThreshold, getThreadCount, poolAvailable, runParallel } from "./worker-pool.js";
@@ -84,8 +85,7 @@ function sharedCopy(src: Operand, offset: number, len: number): Operand {
 /** BF16 bits [offset, offset + len) widened exactly into pooled float32 scratch (pushed on `scratch`). */
 function widened(x: Uint16Array, offset: number, len: number, scratch: Operand[]): Float32Array {
   const out = acquireForWorkers("float32", len) as Float32Array;
-  const words = new Int32Array(out.buffer, out.byteOffset, len);
-  for (let i = 0; i < len; i++) words[i] = x[offset + i]! << 16;
+  widenBF16(x.subarray(offset, offset + len), out);
   scratch.push(out);
   return out;
 }
