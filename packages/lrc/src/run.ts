@@ -75,8 +75,8 @@ export interface TrainRunOptions {
   readonly dtype?: "bf16" | "f16" | "f32";
   /**
    * Keep a BF16 teacher's weight matrices in memory as bfloat16 (half the bytes of float32; the kernels widen
-   * them exactly, so losses and the exported student are bit-identical). Default: on the cpu backend (the
-   * device backends have no 16-bit kernels: their matmuls would run on cpu). Ignored without a teacher.
+   * them exactly, so losses and the exported student are bit-identical). Default: on the cpu and webgpu
+   * backends (GPU.js has no 16-bit kernels: its matmuls would run on cpu). Ignored without a teacher.
    */
   readonly keepTeacherDType?: boolean;
   readonly onStep?: (m: StepMetrics) => void | Promise<void>;
@@ -278,7 +278,7 @@ function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pa
 
 /** Loads a teacher directory, a BF16 checkpoint's matrices kept as bfloat16 as o.keepTeacherDType says. */
 function loadTeacher(dir: string, o: TrainRunOptions): Promise<CausalLM> {
-  return loadCausalLM(dir, { keepDType: o.keepTeacherDType ?? getBackend().name === "cpu" });
+  return loadCausalLM(dir, { keepDType: o.keepTeacherDType ?? ["cpu", "webgpu"].includes(getBackend().name) });
 }
 
 function bytesOf(m: CausalLM): number {
