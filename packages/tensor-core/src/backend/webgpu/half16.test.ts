@@ -103,7 +103,7 @@ describe.each<Half16>(["bfloat16", "float16"])("webgpu %s operands", (dtype) => 
 });
 
 describe("webgpu 16-bit buffers", () => {
-  it("upload and read back the bit patterns, odd lengths included; reject a Uint16Array without its dtype", async () => {
+  it("upload, copy and read back the bit patterns, odd lengths included; reject a Uint16Array without its dtype", async () => {
     if (dev === null) return;
     const bits = Uint16Array.from({ length: 5 }, (_, i) => 0x3f80 + i * 0x1111);
     const b = dev.upload(bits, "bfloat16");
@@ -111,7 +111,11 @@ describe("webgpu 16-bit buffers", () => {
     expect(Array.from(await dev.read(b))).toEqual(Array.from(bits));
     expect(Array.from(await dev.read(b, 3, 2))).toEqual(Array.from(bits.subarray(2)));
     await expect(dev.read(b, 2, 1)).rejects.toThrow(/even element/);
-    b.free();
+    const c = dev.copy(b);
+    expect(c.dtype).toBe("bfloat16");
+    expect(Array.from(await dev.read(c))).toEqual(Array.from(bits));
+    expect(() => dev!.copyInto(b, 1, c, 0, 2)).toThrow(/even elements/);
+    b.free(); c.free();
     expect(() => dev!.upload(bits)).toThrow(/Uint16Array with their dtype/);
   });
 
