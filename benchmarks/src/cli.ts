@@ -50,8 +50,9 @@ Options:
   --max-rss-gb <n>     kill a case's child process when its RSS passes n GiB (default ${DEFAULT_MAX_RSS_GB}); the case
                        is reported as skipped with the reason
 
-The real-shape group (e2e "real-shape distill step ..."; Qwen2.5-0.5B's shape, many GB each) runs only when a
-filter names it: flock /tmp/lrc-bigmem.lock pnpm bench --filter real-shape --threads 2. Its PyTorch column runs
+The real-shape group (e2e "real-shape distill step ..."; Qwen2.5-0.5B's and 1.5B's shapes, many GB each: give
+the 1.5B one --max-rss-gb 20) runs only when a filter names it:
+flock /tmp/lrc-bigmem.lock pnpm bench --filter real-shape --threads 2. Its PyTorch column runs
 /work/shared/reference/torch_lrc_distill.py (LRC_TORCH_REFERENCE) with /usr/bin/python3 (LRC_BENCH_PYTHON)
 when torch imports.
   -h, --help           show this help
