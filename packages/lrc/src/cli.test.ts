@@ -6,9 +6,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, expectTypeOf, it } from "vitest";
 import { setBackend } from "@lrc-ts/tensor-core";
-import { closest } from "./cli/args.js";
+import { closest, parseFlags, UsageError } from "./cli/args.js";
 import { isEntryScript } from "./cli.js";
 import { run as runMain } from "./testing-internal/cli-run.js";
 import { CLI, REPO_ROOT } from "./testing-internal/fixtures.js";
@@ -95,5 +95,57 @@ describe("lrc discoverability", () => {
     expect(closest("xy", ["lr", "seed"])).toBeUndefined();
     expect(closest("teachr", ["teacher", "tokens"])).toBe("teacher");
     expect(closest("abcdefgh", ["zzzzzzzz"])).toBeUndefined();
+  });
+});
+
+describe("parseFlags (util.parseArgs, strict) with flags typed from the table", () => {
+  const specs = {
+    name: { kind: "string", required: true, help: "" },
+    mode: { kind: "string", default: "fast", choices: ["fast", "slow"], help: "" },
+    steps: { kind: "int", help: "" },
+    lr: { kind: "number", default: 0.5, help: "" },
+    layers: { kind: "list", help: "" },
+    terms: { kind: "list", choices: ["q", "k"], help: "" },
+    json: { kind: "boolean", help: "" },
+    log: { kind: "boolean", default: true, help: "" },
+  } as const;
+
+  it("infers each flag's type from its spec: required and defaulted flags and switches are always set", () => {
+    const f = parseFlags(["--name", "a"], specs);
+    expectTypeOf(f.name).toEqualTypeOf<string>();
+    expectTypeOf(f.mode).toEqualTypeOf<"fast" | "slow">();
+    expectTypeOf(f.steps).toEqualTypeOf<number | undefined>();
+    expectTypeOf(f.lr).toEqualTypeOf<number>();
+    expectTypeOf(f.layers).toEqualTypeOf<string[] | undefined>();
+    expectTypeOf(f.terms).toEqualTypeOf<Array<"q" | "k"> | undefined>();
+    expectTypeOf(f.json).toEqualTypeOf<boolean>();
+    expect(f).toEqual({ name: "a", mode: "fast", steps: undefined, lr: 0.5, layers: undefined, terms: undefined, json: false, log: true });
+  });
+
+  it("reads --flag value, --flag=value, negative numbers, repeated and comma-separated lists, --switch=false", () => {
+    const f = parseFlags(["--name=a", "--mode", "slow", "--steps", "-3", "--lr=-1e-3", "--layers", "-1,2", "--layers", "3", "--terms=k", "--json", "--log=false"], specs);
+    expect(f).toEqual({ name: "a", mode: "slow", steps: -3, lr: -1e-3, layers: ["-1", "2", "3"], terms: ["k"], json: true, log: false });
+    expect(parseFlags(["--name", "a", "--json=0", "--log=1"], specs)).toMatchObject({ json: false, log: true });
+  });
+
+  it("refuses bad input with a UsageError naming the flag", () => {
+    const bad: Array<[string[], string]> = [
+      [["--nme", "a"], "unknown flag --nme (did you mean --name?)"],
+      [["--name", "a", "-q"], "unknown flag -q"],
+      [["--name", "a", "stray"], "unexpected argument 'stray'"],
+      [["--name"], "--name needs a value"],
+      [["--name", "--json"], "--name needs a value (got the flag '--json'; write --name=--json if that is the value)"],
+      [[], "--name is required"],
+      [["--name", "a", "--steps", "1.5"], "--steps expects an integer, got '1.5'"],
+      [["--name", "a", "--lr", "fast"], "--lr expects a number, got 'fast'"],
+      [["--name", "a", "--lr="], "--lr expects a number, got ''"],
+      [["--name", "a", "--mode", "medium"], "--mode must be fast or slow, got 'medium'"],
+      [["--name", "a", "--terms", "q,v"], "--terms: unknown value 'v' (known: q,k)"],
+      [["--name", "a", "--json=yes"], "--json is a switch: give it alone or as --json=true|false, got 'yes'"],
+    ];
+    for (const [argv, msg] of bad) {
+      expect(() => parseFlags(argv, specs), argv.join(" ")).toThrow(UsageError);
+      expect(() => parseFlags(argv, specs), argv.join(" ")).toThrow(msg);
+    }
   });
 });

@@ -272,7 +272,7 @@ describe("teacher-derived init", () => {
     expect(lines.find((l) => l.startsWith("init "))).toMatch(/^init random N\(0, std\^2\); start: CE [\d.]+, clone [\d.]+, total [\d.]+$/);
     const p = spawnCli(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--data", data, "--out", path.join(root, "init-bad"), "--steps", "1", "--init", "kaiming"]);
     expect((await p.exit).code).toBe(1);
-    expect(p.stderr()).toMatch(/--init must be random, pca, svd, got 'kaiming'/);
+    expect(p.stderr()).toMatch(/--init must be random, pca or svd, got 'kaiming'/);
   });
 });
 

@@ -4,10 +4,10 @@
 import { trainBpeTokenizer, writeTokenizerJson } from "@lrc-ts/data";
 import path from "node:path";
 import { makeDirectory } from "@lrc-ts/tensor-core";
-import type { Command } from "../cli/command.js";
+import { defineCommand } from "../cli/command.js";
 import { statusLine } from "../cli/status-line.js";
 
-export const tokenizerTrainCommand: Command = {
+export const tokenizerTrainCommand = defineCommand({
   name: "tokenizer train",
   summary: "train a byte-level BPE tokenizer and write tokenizer.json",
   flags: {
@@ -20,16 +20,16 @@ export const tokenizerTrainCommand: Command = {
   },
   details: "example:\n  lrc tokenizer train --input corpus/ --vocab-size 8192 --out tokenizer.json",
   async run(flags) {
-    const vocabSize = flags["vocab-size"] as number;
+    const vocabSize = flags["vocab-size"];
     if (vocabSize < 257) throw new Error(`--vocab-size must be at least 257 (256 bytes + <|endoftext|>), got ${vocabSize}`);
     const status = statusLine();
-    const out = flags.out as string;
+    const out = flags.out;
     makeDirectory(path.dirname(out)); // before training, naming the directory if it cannot be made
     const trained = await trainBpeTokenizer({
-      files: flags.input as string[],
+      files: flags.input,
       vocabSize,
-      minFrequency: flags["min-frequency"] as number,
-      textField: flags["text-field"] as string,
+      minFrequency: flags["min-frequency"],
+      textField: flags["text-field"],
       onProgress: (p) => {
         const what = p.phase === "count" ? `counting words: ${((p.bytes ?? 0) / 1e6).toFixed(1)} MB` : `merges ${p.merges}/${p.mergesWanted}`;
         status.update(`tokenizer train: ${what}`);
@@ -57,4 +57,4 @@ export const tokenizerTrainCommand: Command = {
     }
     return 0;
   },
-};
+});
