@@ -7,7 +7,7 @@ import { UsageError } from "../cli/args.js";
 import { MATRICES } from "../projection.js";
 import type { MatrixName } from "../projection.js";
 import { INIT_METHODS } from "../init.js";
-import { DEFAULT_INIT_TOKENS, distill, distillDryRun } from "../run.js";
+import { DEFAULT_INIT_TOKENS, distill, distillDryRun } from "../node/run.js";
 import { report, reportDryRun, trainFlags, trainOptions } from "./train-flags.js";
 
 function layerList(v: unknown, flag: string): number[] | undefined {

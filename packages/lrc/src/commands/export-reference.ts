@@ -5,7 +5,7 @@
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import { UsageError } from "../cli/args.js";
 import type { Command } from "../cli/command.js";
-import { exportReference } from "../handoff.js";
+import { exportReference } from "../node/handoff.js";
 
 export const exportReferenceCommand: Command = {
   name: "export-reference",

@@ -4,7 +4,7 @@
 
 import type { Command } from "../cli/command.js";
 import { UsageError } from "../cli/args.js";
-import { importReference } from "../handoff.js";
+import { importReference } from "../node/handoff.js";
 
 export const importReferenceCommand: Command = {
   name: "import-reference",

@@ -3,7 +3,7 @@
 // <out>/model/ (HF directory), run.json, metrics.jsonl, loss.svg and checkpoints/ like `lrc distill`.
 
 import type { Command } from "../cli/command.js";
-import { pretrain, pretrainDryRun } from "../run.js";
+import { pretrain, pretrainDryRun } from "../node/run.js";
 import { report, reportDryRun, trainFlags, trainOptions } from "./train-flags.js";
 
 export const pretrainCommand: Command = {
