@@ -9,7 +9,7 @@ import { openShards, readSplitTokens, windowCount } from "@lrc-ts/data";
 import type { ReaderState } from "@lrc-ts/data";
 import { evaluateBatches } from "@lrc-ts/nn";
 import type { EvalResult, LanguageModel, TokenBatch } from "@lrc-ts/nn";
-import { readerSource } from "@lrc-ts/lrc";
+import { windowSource } from "@lrc-ts/lrc";
 import type { Batch, BatchSource, EvalSource } from "@lrc-ts/lrc";
 
 /** What a training run reads: the same value gives the same batches in the same order. */
@@ -78,7 +78,7 @@ export interface DigestingSource extends BatchSource {
 
 export function openTrainBatches(plan: BatchPlan, digestSteps: number): DigestingSource {
   const reader = openShards(plan.shards, { split: "train", seqLen: plan.seqLen, batchSize: plan.batchSize, seed: plan.seed });
-  const inner = readerSource(reader);
+  const inner = windowSource(reader);
   const hash = createHash("sha256");
   let served = 0;
   let digest: string | null = null;

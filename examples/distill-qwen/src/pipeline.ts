@@ -16,7 +16,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { CausalLM, configToJson, generate, loadCausalLM, makeConfig } from "@lrc-ts/nn";
 import type { CausalLMConfig, LanguageModel } from "@lrc-ts/nn";
-import { LmTask, LowRankClone, LrcTask, Trainer, initClone, initLine, loadTasks, lrcVersion, prefixToken, pretrain, readMetrics, scoreTasks, taskFilesInDir } from "@lrc-ts/lrc";
+import {
+  LmTask, LowRankClone, LrcTask, Trainer, exportStudent, exportTrained, initClone, initLine, loadTasks, lrcVersion, prefixToken, pretrain, readMetrics, runTraining, scoreTasks,
+  taskFilesInDir,
+} from "@lrc-ts/lrc";
 import type { CloneInitReport, EvalSource, InitMethod, LoadedTask, TrainResult } from "@lrc-ts/lrc";
 import { getBackend } from "@lrc-ts/tensor-core";
 import type { TextTokenizer } from "@lrc-ts/data";
@@ -329,10 +332,8 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
     const source = openTrainBatches(plan, steps);
     const evalSrc = timedEval(evalSet);
     try {
-      const trainer = new Trainer(new LrcTask(clone), source, evalSrc, {
-        steps, lr: lrcLr, schedule: "constant", warmupSteps, evalEvery, outDir: dir, seed: o.seed, progress, log, keepCheckpoints: 1,
-      });
-      const run = await trainer.run();
+      const trainer = new Trainer(new LrcTask(clone), source, evalSrc, { steps, lr: lrcLr, schedule: "constant", warmupSteps, evalEvery, seed: o.seed });
+      const run = await runTraining(trainer, { outDir: dir, progress, log, keepCheckpoints: 1 });
       return { clone, run, initReport, evalSeconds: evalSrc.seconds, digest: source.digest(), curve: evalCurve(path.join(dir, "metrics.jsonl"), perStep) };
     } finally {
       source.close();
@@ -346,7 +347,7 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   log(`  student ${archLine(studentConfig)}; ${clone.numTrainable().toLocaleString("en-US")} trainable values (projections + gains), alpha ${p.alpha}, lr ${lrcLr}`);
   const lrcEval = { seconds: main.evalSeconds };
   const studentDir = path.join(lrcDir, "student");
-  await clone.exportStudent(studentDir, { tokenizerFrom: data.tokenizerDir });
+  await exportStudent(clone, studentDir, { tokenizerFrom: data.tokenizerDir });
   const student = await loadCausalLM(studentDir);
   // The exported student, not the training graph, is what gets reported (and what a user loads).
   const lrcVal = await evaluateOn(evalSet, student);
@@ -389,8 +390,9 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   let budgetSeconds = 0;
   let baseRun: TrainResult;
   try {
-    const trainer = new Trainer(new LmTask(baseModel), baseSource, baseEval, {
-      steps: baseSteps, lr: p.baselineLr, schedule: "constant", warmupSteps, evalEvery, outDir: baseDir, seed: o.seed, progress, log, keepCheckpoints: 1,
+    const trainer = new Trainer(new LmTask(baseModel), baseSource, baseEval, { steps: baseSteps, lr: p.baselineLr, schedule: "constant", warmupSteps, evalEvery, seed: o.seed });
+    baseRun = await runTraining(trainer, {
+      outDir: baseDir, progress, log, keepCheckpoints: 1,
       onStep: async (m) => {
         if (m.step !== steps) return;
         budgetSeconds = m.elapsedSeconds - baseEval.seconds;
@@ -398,13 +400,12 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
         if (tasks !== null) baseAccuracy = await accuracy("from scratch, same tokens", baseModel);
       },
     });
-    baseRun = await trainer.run();
   } finally {
     baseSource.close();
   }
   if (lrcRun.interrupted || baseRun.interrupted) throw new Error("interrupted");
   const baseModelDir = path.join(baseDir, "model");
-  await new LmTask(baseModel).export(baseModelDir, { tokenizerFrom: data.tokenizerDir });
+  await exportTrained(new LmTask(baseModel), baseModelDir, { tokenizerFrom: data.tokenizerDir });
   const baseCurve = evalCurve(path.join(baseDir, "metrics.jsonl"), perStep);
   const lrcCurve = main.curve;
   const atBudget = baseCurve.find((c) => c.tokens === steps * perStep);

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { closest, formatFlags, parseFlags, UsageError } from "./cli/args.js";
 import type { Command } from "./cli/command.js";
 import { commands } from "./commands/index.js";
-import { lrcVersion } from "./version.js";
+import { lrcVersion } from "./node/version.js";
 import { describeChoice, initBackend, initBackendFromEnvAsync, parsePoolLimit, setBufferPoolLimit } from "@lrc-ts/tensor-core";
 
 function usage(): string {

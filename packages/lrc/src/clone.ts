@@ -1,8 +1,9 @@
 // LowRankClone, platform-neutral: the public object of the method. It owns the frozen teacher, the
 // projections and student gains (./projection.ts), computes the named loss (./losses.ts), folds the student
 // into a plain nn CausalLM, and gives the student's HF files and the trainable tensors (our layout and the
-// reference implementation's, ./reference-layout.ts) as bytes in memory. The Node class of ./lrc.ts adds
-// the directory and file methods (exportStudent, saveProjections, ...) on top.
+// reference implementation's, ./reference-layout.ts) as bytes in memory. The same class serves Node and
+// browsers: Node's directory and file writers (exportStudent, saveProjections, ...) are functions over it in
+// ./node/clone-files.ts.
 
 import { serializeCausalLM } from "@lrc-ts/nn";
 import type { CausalLM, CausalLMConfig, CausalLMWeights } from "@lrc-ts/nn";
@@ -81,17 +82,22 @@ export class LowRankClone {
     return this.projections.fold();
   }
 
-  /**
-   * Folds the student and returns its HF model files in memory (config.json, model.safetensors, plus the
-   * given tokenizer files): what `exportStudent` writes, for a browser download.
-   */
-  async exportStudentFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Promise<Map<string, Uint8Array>> {
+  /** Folds the student, runs `fn` on it and disposes of it (the folded weights are fresh tensors). */
+  async withStudent<T>(fn: (student: CausalLM) => T | Promise<T>): Promise<T> {
     const model = await this.fold();
     try {
-      return serializeCausalLM(model, opts.tokenizerFiles !== undefined ? { tokenizerFiles: opts.tokenizerFiles } : {});
+      return await fn(model);
     } finally {
       model.dispose();
     }
+  }
+
+  /**
+   * Folds the student and returns its HF model files in memory (config.json, model.safetensors, plus the
+   * given tokenizer files): what `exportStudent` (./node/clone-files.ts) writes, for a browser download.
+   */
+  exportStudentFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Promise<Map<string, Uint8Array>> {
+    return this.withStudent((model) => serializeCausalLM(model, opts.tokenizerFiles !== undefined ? { tokenizerFiles: opts.tokenizerFiles } : {}));
   }
 
   /** The trainable tensors (our names, F32) as `saveProjections` writes them, with the file metadata. */

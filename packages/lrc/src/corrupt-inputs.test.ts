@@ -11,9 +11,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { CausalLM, parseConfig, saveCausalLM } from "@lrc-ts/nn";
 import { readManifest } from "@lrc-ts/data";
 import fc from "fast-check";
-import { CheckpointError, readCheckpointState } from "./checkpoint.js";
+import { CheckpointError, readCheckpointState } from "./node/checkpoint.js";
 import { main } from "./cli.js";
-import { distill, pretrain } from "./run.js";
+import { distill, pretrain } from "./node/run.js";
 import { TINY_TOKENIZER_JSON, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-corrupt-"));

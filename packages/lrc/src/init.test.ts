@@ -10,7 +10,7 @@ import { crossEntropy, noGrad, rng, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import { symmetricEigen } from "./eigen.js";
 import { teacherInit } from "./init.js";
-import { LowRankClone } from "./lrc.js";
+import { LowRankClone } from "./clone.js";
 
 /** A random n x k matrix with orthonormal columns (Gram-Schmidt), row-major. */
 function orthonormal(n: number, k: number, seed: number): Float64Array {

@@ -8,7 +8,7 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { initCheckpoint, parameterCount, parseConfig, readConfigFile } from "@lrc-ts/nn";
 import { estimateMemory, layerActivationValues, lmHeadValues, teacherCaptureValues } from "./plan.js";
-import { distill } from "./run.js";
+import { distill } from "./node/run.js";
 import { run } from "./testing-internal/cli-run.js";
 import { REPO_ROOT, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 

@@ -8,8 +8,8 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { statusLine } from "./cli/status-line.js";
-import { MetricsLog, readMetrics } from "./metrics.js";
-import { EtaClock, clock } from "./progress.js";
+import { MetricsLog, readMetrics } from "./node/metrics.js";
+import { EtaClock, clock } from "./clock.js";
 import { lossPlotSvg } from "./plot.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-plot-"));

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generate, loadCausalLM } from "@lrc-ts/nn";
 import type { GpuMode } from "@lrc-ts/tensor-core";
 import { backendReport, initBackend, resetBackendReport, setBackend } from "@lrc-ts/tensor-core";
-import { distill, pretrain } from "./run.js";
+import { distill, pretrain } from "./node/run.js";
 import { tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 
 const mode = (process.env.LRC_GPU_TEST_MODE ?? "webasm") as GpuMode;

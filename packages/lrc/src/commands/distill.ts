@@ -6,7 +6,7 @@ import { defineCommand } from "../cli/command.js";
 import { UsageError, withoutUndefined } from "../cli/args.js";
 import { MATRICES } from "../projection.js";
 import { INIT_METHODS } from "../init.js";
-import { DEFAULT_INIT_TOKENS, distill, distillDryRun } from "../run.js";
+import { DEFAULT_INIT_TOKENS, distill, distillDryRun } from "../node/run.js";
 import { report, reportDryRun, trainFlags, trainOptions } from "./train-flags.js";
 
 function layerList(v: readonly string[] | undefined, flag: string): number[] | undefined {

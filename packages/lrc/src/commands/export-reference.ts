@@ -3,7 +3,7 @@
 // metadata, and <out>/handoff.md with the exact command line. A warm start, not a resume (../handoff.ts).
 
 import { defineCommand } from "../cli/command.js";
-import { exportReference } from "../handoff.js";
+import { exportReference } from "../node/handoff.js";
 
 export const exportReferenceCommand = defineCommand({
   name: "export-reference",

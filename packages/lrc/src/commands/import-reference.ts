@@ -4,7 +4,7 @@
 
 import { defineCommand } from "../cli/command.js";
 import { UsageError } from "../cli/args.js";
-import { importReference } from "../handoff.js";
+import { importReference } from "../node/handoff.js";
 
 export const importReferenceCommand = defineCommand({
   name: "import-reference",

@@ -4,7 +4,7 @@
 
 import { withoutUndefined } from "../cli/args.js";
 import { defineCommand } from "../cli/command.js";
-import { pretrain, pretrainDryRun } from "../run.js";
+import { pretrain, pretrainDryRun } from "../node/run.js";
 import { report, reportDryRun, trainFlags, trainOptions } from "./train-flags.js";
 
 export const pretrainCommand = defineCommand({

@@ -12,7 +12,7 @@ import { makeDirectory } from "@lrc-ts/tensor-core";
 import { defineCommand } from "../cli/command.js";
 import { statusLine } from "../cli/status-line.js";
 import type { StatusLine } from "../cli/status-line.js";
-import { clock } from "../progress.js";
+import { clock } from "../clock.js";
 
 function human(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;

@@ -4,7 +4,7 @@
 import type { Flags, FlagSpecs } from "../cli/args.js";
 import { UsageError, withoutUndefined } from "../cli/args.js";
 import { backendFlag, poolLimitFlag } from "../cli/command.js";
-import type { DryRunResult, RunResult, TrainRunOptions } from "../run.js";
+import type { DryRunResult, RunResult, TrainRunOptions } from "../node/run.js";
 
 export const trainFlags = {
   data: { kind: "string", required: true, help: "token shard directory (lrc tokenize output); its val split is evaluated unless --val-data" },

@@ -16,20 +16,14 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { fileSystemError, makeDirectory, parseSafetensors, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
-import type { AdamWState, RngState, SafetensorsFile, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
+import type { RngState, SafetensorsFile, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { ReaderState } from "@lrc-ts/data";
+import type { TrainerState } from "../trainer.js";
 
-export interface TrainerCheckpoint {
+/** A checkpoint as loaded: the trainer's state, the wall time spent so far, and where it was read from. */
+export interface TrainerCheckpoint extends TrainerState {
   readonly dir: string;
-  readonly step: number;
-  readonly tokens: number;
   readonly elapsedSeconds: number;
-  readonly configHash: string;
-  readonly config: Record<string, unknown>;
-  readonly optimizer: AdamWState;
-  readonly reader: ReaderState;
-  readonly rng: RngState;
-  readonly teacherVal: number | null;
 }
 
 const STEP_DIR = /^step-(\d{8})$/;

@@ -4,10 +4,10 @@
 
 import fs from "node:fs";
 import { fileSystemError } from "@lrc-ts/tensor-core";
-import type { EvalMetrics, StepMetrics } from "./trainer.js";
-import { lossPlotSvg } from "./plot.js";
+import type { EvalMetrics, StepMetrics } from "../trainer.js";
+import { lossPlotSvg } from "../plot.js";
 import { writeFileAtomic } from "./atomic-write.js";
-import type { Series } from "./plot.js";
+import type { Series } from "../plot.js";
 
 export interface TrainRow {
   readonly type: "train";

@@ -2,37 +2,14 @@
 // line redrawn in place (at most ~8 times a second); otherwise a plain line about every 5% of the run
 // (and at least 5 s apart), so logs stay readable.
 
+import { clock } from "../clock.js";
+
 export interface ProgressOptions {
   readonly enabled: boolean;
   readonly total: number;
   readonly label: string;
   /** Where to write (default process.stderr). */
   readonly stream?: NodeJS.WritableStream & { isTTY?: boolean };
-}
-
-export function clock(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "--:--";
-  const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
-  const two = (n: number) => String(n).padStart(2, "0");
-  return h > 0 ? `${h}:${two(mm)}:${two(ss)}` : `${two(mm)}:${two(ss)}`;
-}
-
-/**
- * The remaining time of a run, from the steps after this process's first: the first pays for warm-up (kernel
- * compilation, buffer pools, caches) and made the first estimate several times too long.
- */
-export class EtaClock {
-  private tFirst = NaN;
-
-  constructor(private readonly startStep: number) {}
-
-  /** Call after each step; seconds left until `total` (NaN, shown as --:--, until two steps have run). */
-  after(step: number, total: number, nowMs = Date.now()): number {
-    if (step === this.startStep + 1) this.tFirst = nowMs;
-    const timed = step - this.startStep - 1;
-    return timed > 0 ? ((nowMs - this.tFirst) / 1000 / timed) * (total - step) : NaN;
-  }
 }
 
 function num(v: number | undefined): string {

@@ -21,15 +21,16 @@ import type { CausalLMConfig } from "@lrc-ts/nn";
 import { makeDirectory, readSafetensorsFile, writeSafetensorsFile } from "@lrc-ts/tensor-core";
 import type { SafetensorsFile, SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import { CheckpointStore, readCheckpointState, readCheckpointTrainable } from "./checkpoint.js";
-import { LowRankClone } from "./lrc.js";
+import { LowRankClone } from "../clone.js";
 import { exportConfigFiles } from "./model-card.js";
-import type { ResolvedLossOptions } from "./losses.js";
-import { MATRICES } from "./projection.js";
-import type { MatrixName } from "./projection.js";
+import { exportStudent } from "./model-files.js";
+import type { ResolvedLossOptions } from "../losses.js";
+import { MATRICES } from "../projection.js";
+import type { MatrixName } from "../projection.js";
 import {
   inspectReferenceTensors, isReferenceProjectionName, loadReferenceTensors, readReferenceSettings, referenceMetadata, toReferenceTensors,
-} from "./reference-layout.js";
-import type { ReferenceSettings, ReferenceTensorSource } from "./reference-layout.js";
+} from "../reference-layout.js";
+import type { ReferenceSettings, ReferenceTensorSource } from "../reference-layout.js";
 
 /** The file exportReference writes R's tensors to, and the note beside it. */
 export const REFERENCE_PROJECTIONS_FILE = "projections.safetensors";
@@ -423,7 +424,7 @@ export async function importReference(o: ImportReferenceOptions): Promise<Import
     loadReferenceTensors(clone.projections, ck.tensors, ck.describe);
     // As distill's export: generation/tokenizer configs where the tokenizer source has none (weights stay F32).
     const tokenizerFrom = o.tokenizerFrom ?? o.teacher;
-    await clone.exportStudent(o.out, { tokenizerFrom, extraFiles: exportConfigFiles(tc, tokenizerFrom) });
+    await exportStudent(clone, o.out, { tokenizerFrom, extraFiles: exportConfigFiles(tc, tokenizerFrom) });
     const settings: ReferenceSettings = {
       hiddenSize: seen.hiddenSize, tieLmHeadProjection: seen.tieLmHeadProjection, studentEps: eps,
       modelType: tc.model_type, teacherHiddenSize: tc.hidden_size, numLayers: tc.num_hidden_layers, ...(s.attnOut !== undefined ? { attnOut: s.attnOut } : {}),
