@@ -8,7 +8,7 @@ import { generate, loadCausalLMFromFiles } from "@lrc-ts/nn";
 import type { CausalLM, LanguageModel } from "@lrc-ts/nn";
 import { TokenWindowReader, tokenizerFromJson } from "@lrc-ts/data";
 import type { TextTokenizer } from "@lrc-ts/data";
-import { LowRankClone, LrcTask, Trainer, tokenEvalSource, windowSource } from "@lrc-ts/lrc";
+import { LowRankClone, LrcTask, Trainer, tokenEvalSource } from "@lrc-ts/lrc";
 import type { EvalMetrics } from "@lrc-ts/lrc";
 
 export interface SessionOptions {
@@ -77,7 +77,7 @@ export class DistillSession {
     const o = options;
     const val = tokenEvalSource(valTokens, { seqLen: o.seqLen, batchSize: o.batchSize, maxBatches: 4 });
     const reader = new TokenWindowReader(trainTokens, { seqLen: o.seqLen, batchSize: o.batchSize, seed: o.seed, vocabSize: teacher.config.vocab_size, source: "corpus" });
-    this.trainer = new Trainer(task, windowSource(reader), val, {
+    this.trainer = new Trainer(task, reader, val, {
       steps: o.steps, lr: o.lr, warmupSteps: Math.min(10, Math.max(1, Math.floor(o.steps / 20))), seed: o.seed,
     });
     const c = teacher.config;

@@ -15,7 +15,7 @@ import { TokenWindowReader } from "@lrc-ts/data/browser";
 import { Rng, noGrad } from "@lrc-ts/tensor-core/browser";
 import * as browserEntry from "./browser.js";
 import * as nodeEntry from "./index.js";
-import { LmTask, LowRankClone, LrcTask, Trainer, tokenEvalSource, windowSource } from "./browser.js";
+import { LmTask, LowRankClone, LrcTask, Trainer, tokenEvalSource } from "./browser.js";
 
 const PACKAGES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-browser-"));
@@ -86,7 +86,7 @@ describe("the in-memory path (what the browser example runs)", () => {
       num_key_value_heads: 2, max_position_embeddings: 64, tie_word_embeddings: true,
     });
     const teacher = new CausalLM(config, { seed: 1 });
-    const pre = new Trainer(new LmTask(teacher), windowSource(new TokenWindowReader(tokens, { seqLen: 16, batchSize: 8, seed: 1 })), null, {
+    const pre = new Trainer(new LmTask(teacher), new TokenWindowReader(tokens, { seqLen: 16, batchSize: 8, seed: 1 }), null, {
       steps: 80, lr: 1e-2, warmupSteps: 5,
     });
     const first = (await pre.step1()).losses.ce!;
@@ -98,7 +98,7 @@ describe("the in-memory path (what the browser example runs)", () => {
     const clone = new LowRankClone(teacher, { hiddenSize: 16, alpha: 0.5, temperature: 2 });
     const val = tokenEvalSource(tokens.subarray(0, 600), { seqLen: 16, batchSize: 4, maxBatches: 4 });
     const cfg = { steps: 40, lr: 5e-3, warmupSteps: 2 } as const;
-    const source = () => windowSource(new TokenWindowReader(tokens, { seqLen: 16, batchSize: 4, seed: 2 }));
+    const source = () => new TokenWindowReader(tokens, { seqLen: 16, batchSize: 4, seed: 2 });
     const trainer = new Trainer(new LrcTask(clone), source(), val, cfg);
     const before = (await trainer.evaluate())!;
     const losses: Array<Record<string, number>> = [];
@@ -123,7 +123,7 @@ describe("the in-memory path (what the browser example runs)", () => {
     const node = await import("@lrc-ts/lrc");
     const browser = await import("@lrc-ts/lrc/browser");
     expect(node.LowRankClone).toBe(browser.LowRankClone);
-    for (const name of ["LowRankClone", "LrcTask", "LmTask", "Trainer", "Projections", "windowSource"] as const) expect(node[name], name).toBe(browser[name]);
+    for (const name of ["LowRankClone", "LrcTask", "LmTask", "Trainer", "Projections"] as const) expect(node[name], name).toBe(browser[name]);
     for (const [name, value] of Object.entries(browserEntry)) expect((nodeEntry as Record<string, unknown>)[name], name).toBe(value);
     // Types too: a name exported by both entries would be two declarations (index.ts's shadows browser.ts's `export *`).
     const exported = (file: string) => {

@@ -6,7 +6,7 @@
 // Nothing reachable from here imports a Node module (boundary.test.ts checks).
 
 export { LowRankClone } from "./clone.js";
-export type { LowRankCloneOptions, IdBatch } from "./clone.js";
+export type { LowRankCloneOptions } from "./clone.js";
 export { Projections, MATRICES, projName, studentConfig, teacherParts, weightTensors, identityValues } from "./projection.js";
 export type { MatrixName, ProjectionOptions, ProjectionParams, Teacher } from "./projection.js";
 export { teacherInit, initClone, initLine, startLosses, INIT_METHODS } from "./init.js";
@@ -14,15 +14,15 @@ export type { CloneInitReport, InitMethod, StartLosses, TeacherInitInfo, Teacher
 export { symmetricEigen } from "./eigen.js";
 export type { SymmetricEigen } from "./eigen.js";
 export { lrcLoss, layerCloneTerms, resolveLossOptions } from "./losses.js";
-export type { AttnOutForm, LossOptions, LrcLoss, ResolvedLossOptions, TokenBatch } from "./losses.js";
+export type { AttnOutForm, LossOptions, LrcLoss, ResolvedLossOptions } from "./losses.js";
 export {
   referenceLayout, toReferenceTensors, loadReferenceTensors, referenceMetadata, readReferenceSettings, inspectReferenceTensors, isReferenceProjectionName,
 } from "./reference-layout.js";
 export type { ReferenceLayoutShape, ReferenceSettings, ReferenceTensorSource } from "./reference-layout.js";
 export { Trainer, NonFiniteError, decayGroups, learningRate, warmupStepsFor } from "./trainer.js";
 export type { DecayGroups, TrainerConfig, TrainerState, StepMetrics, EvalMetrics } from "./trainer.js";
-export { LrcTask, LmTask, windowSource, tokenEvalSource } from "./task.js";
-export type { Batch, BatchSource, EvalSource, TaskLoss, TrainTask, LmTaskOptions } from "./task.js";
+export { LrcTask, LmTask, tokenEvalSource } from "./task.js";
+export type { BatchSource, EvalSource, TaskLoss, TrainTask, LmTaskOptions } from "./task.js";
 export { lossPlotSvg } from "./plot.js";
 export { EtaClock, clock } from "./clock.js";
 export type { Series, PlotOptions } from "./plot.js";

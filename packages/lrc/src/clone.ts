@@ -5,9 +5,10 @@
 // browsers: Node's directory and file writers (exportStudent, saveProjections, ...) are functions over it in
 // ./node/clone-files.ts.
 
+import type { Batch } from "@lrc-ts/data";
 import { serializeCausalLM } from "@lrc-ts/nn";
 import type { CausalLM, CausalLMConfig, CausalLMWeights } from "@lrc-ts/nn";
-import { parseSafetensors, serializeSafetensors, tensor } from "@lrc-ts/tensor-core";
+import { parseSafetensors, serializeSafetensors } from "@lrc-ts/tensor-core";
 import type { SafetensorsFile, SafetensorsFloatDType, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { LossOptions, LrcLoss, ResolvedLossOptions } from "./losses.js";
 import { lrcLoss, resolveLossOptions } from "./losses.js";
@@ -16,20 +17,6 @@ import { Projections } from "./projection.js";
 import { loadReferenceTensors, toReferenceTensors } from "./reference-layout.js";
 
 export interface LowRankCloneOptions extends ProjectionOptions, LossOptions {}
-
-/** A batch as the data reader gives it: row-major int32 [B, T] ids and next-token targets. */
-export interface IdBatch {
-  readonly inputs: Int32Array | Tensor;
-  readonly targets: Int32Array | Tensor;
-  /** [B, T]; required with Int32Array inputs. */
-  readonly shape?: readonly [number, number];
-}
-
-function asIds(x: Int32Array | Tensor, shape: readonly [number, number] | undefined, what: string): Tensor {
-  if (!(x instanceof Int32Array)) return x;
-  if (shape === undefined) throw new TypeError(`LowRankClone: ${what} is an Int32Array, so the batch needs a shape [B, T]`);
-  return tensor(x, [...shape], { dtype: "int32" });
-}
 
 export class LowRankClone {
   readonly projections: Projections;
@@ -66,10 +53,8 @@ export class LowRankClone {
    * Runs teacher (no grad) and student (on the tape) on one batch and returns every loss term. `params`
    * substitutes trainable tensors (finite-difference checks).
    */
-  forward(batch: IdBatch, params?: ProjectionParams): LrcLoss {
-    const inputs = asIds(batch.inputs, batch.shape, "inputs");
-    const targets = asIds(batch.targets, batch.shape, "targets");
-    return lrcLoss(this.projections, { inputs, targets }, this.loss, params ?? this.projections.params);
+  forward(batch: Batch, params?: ProjectionParams): LrcLoss {
+    return lrcLoss(this.projections, batch, this.loss, params ?? this.projections.params);
   }
 
   /** The student's weights generated from the teacher (on the tape when grad mode is on). */

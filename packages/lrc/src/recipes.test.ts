@@ -14,7 +14,7 @@ import { LowRankClone } from "./clone.js";
 import { distill, pretrain } from "./node/run.js";
 import { readMetrics } from "./node/metrics.js";
 import type { TrainRow } from "./node/metrics.js";
-import { LmTask, LrcTask, windowSource } from "./task.js";
+import { LmTask, LrcTask } from "./task.js";
 import { Trainer } from "./trainer.js";
 import { runTraining } from "./node/train-loop.js";
 import { spawnCli, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
@@ -31,7 +31,7 @@ async function trainLm(out: string, opts: { weightDecay?: number; decayAll?: boo
   const model = new CausalLM(config, { seed: 3 });
   const reader = openShards(data, { seqLen: 8, batchSize: 2, seed: 0 });
   try {
-    const trainer = new Trainer(new LmTask(model), windowSource(reader), null, { steps: opts.steps ?? 1, lr: 1e-2, schedule: "constant", warmupSteps: 0, ...opts });
+    const trainer = new Trainer(new LmTask(model), reader, null, { steps: opts.steps ?? 1, lr: 1e-2, schedule: "constant", warmupSteps: 0, ...opts });
     await runTraining(trainer, { outDir: out, progress: false, log: () => {} });
     return { trainer, model: Object.fromEntries(model.namedParameters().map(([n, t]) => [n, Float64Array.from(t.buf)])) };
   } finally {

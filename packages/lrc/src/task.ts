@@ -3,25 +3,19 @@
 // one trainer:
 //   LrcTask      Low-Rank Clone (CE + KL + α Σ clone terms), trainable = projections + student gains
 //   LmTask       a plain CausalLM from scratch: CE, or CE + KL(τ) from a frozen teacher (plain KD)
-// plus data adapters: any WindowBatcher (a TokenWindowReader over tokens in memory, or Node's ShardReader)
-// as the batch source, a token stream in memory as the eval source. The same classes serve Node and
+// Any WindowBatcher of @lrc-ts/data (a TokenWindowReader over tokens in memory, or Node's ShardReader) is the
+// batch source as it is; tokenEvalSource makes a token stream in memory the eval source. The same classes serve Node and
 // browsers: ./node/sources.ts adds the shard directory's val split as an eval source, and
 // ./node/train-loop.ts writes the trained model as a directory through `withTrainedModel`.
 
 import { evaluateBatches, serializeCausalLM } from "@lrc-ts/nn";
 import type { CausalLM, LanguageModel } from "@lrc-ts/nn";
-import { lmHeadLoss, noGrad, tensor } from "@lrc-ts/tensor-core";
+import { lmHeadLoss, noGrad } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import { tokenWindows } from "@lrc-ts/data";
-import type { ReaderState, TokenArray, WindowBatcher } from "@lrc-ts/data";
+import type { Batch, ReaderState, TokenArray } from "@lrc-ts/data";
 import type { LowRankClone } from "./clone.js";
-
-/** One training batch: row-major int32 [B, T] ids and next-token targets. */
-export interface Batch {
-  readonly inputs: Int32Array;
-  readonly targets: Int32Array;
-  readonly shape: readonly [number, number];
-}
+import { batchIds } from "./losses.js";
 
 /** Named scalar tensors; `total` is what backward runs from. */
 export interface TaskLoss {
@@ -57,20 +51,21 @@ export interface TrainTask {
   describe(): Record<string, unknown>;
 }
 
+/**
+ * Where the trainer's batches come from: any WindowBatcher of @lrc-ts/data as it is (a TokenWindowReader over
+ * tokens in memory, Node's ShardReader over shards), or your own.
+ */
 export interface BatchSource {
   next(): Batch;
   state(): ReaderState;
   restore(s: ReaderState): void;
+  /** What must be unchanged on resume (it goes into the config hash). */
   describe(): Record<string, unknown>;
 }
 
 export interface EvalSource {
   /** Mean NLL of the model on the held-out windows (async: reads go through itemAsync, which webgpu needs). */
   evaluate(model: LanguageModel): Promise<{ loss: number; tokens: number }>;
-}
-
-function ids(b: Batch, which: "inputs" | "targets"): Tensor {
-  return tensor(b[which], [...b.shape], { dtype: "int32" });
 }
 
 /** Low-Rank Clone as a training task. */
@@ -88,7 +83,7 @@ export class LrcTask implements TrainTask {
   }
 
   loss(batch: Batch): TaskLoss {
-    const r = this.clone.forward({ inputs: ids(batch, "inputs"), targets: ids(batch, "targets") });
+    const r = this.clone.forward(batch);
     const parts: Record<string, Tensor> = {};
     if (r.ce !== null) parts.ce = r.ce;
     if (r.kl !== null) parts.kl = r.kl;
@@ -171,14 +166,14 @@ export class LmTask implements TrainTask {
   }
 
   loss(batch: Batch): TaskLoss {
-    const inputs = ids(batch, "inputs");
+    const inputs = batchIds(batch, "inputs");
     const ce = this.ceWeight > 0, kd = this.teacher !== null && this.klWeight > 0;
     if (!ce && !kd) throw new RangeError("LmTask: both the CE and the KL weight are 0 (nothing to train on)");
     // The LM head runs fused with its losses (lmHeadLoss): no [B, T, V] logits tensor.
     const hidden = this.model.forward(inputs, { logits: "none" }).hidden;
     const teacher = this.teacher;
     const head = lmHeadLoss(hidden, this.model.weights().lmHead, {
-      ...(ce ? { targets: ids(batch, "targets"), ceWeight: this.ceWeight } : {}),
+      ...(ce ? { targets: batchIds(batch, "targets"), ceWeight: this.ceWeight } : {}),
       ...(kd ? { teacher: { hidden: noGrad(() => teacher!.forward(inputs, { logits: "none" }).hidden), weight: teacher!.weights().lmHead, temperature: this.temperature }, klWeight: this.klWeight } : {}),
     });
     const parts: Record<string, Tensor> = {};
@@ -211,19 +206,6 @@ export class LmTask implements TrainTask {
       ceWeight: this.ceWeight, teacher: this.teacher === null ? null : { ...this.teacher.config, extra: undefined },
     };
   }
-}
-
-/** A batch reader (a TokenWindowReader over tokens in memory, a ShardReader over shards) as the trainer's batch source. */
-export function windowSource(reader: WindowBatcher): BatchSource {
-  return {
-    next: () => {
-      const b = reader.next();
-      return { inputs: b.inputs, targets: b.targets, shape: b.shape };
-    },
-    state: () => reader.state(),
-    restore: (s) => reader.restore(s),
-    describe: () => ({ seqLen: reader.seqLen, batchSize: reader.batchSize, seed: reader.seed, windows: reader.numWindows }),
-  };
 }
 
 /** The first `maxBatches` batches of windows of a token stream in memory (in order) as the eval source. */

@@ -17,7 +17,7 @@ import { trainedSeqLen } from "./training-record.js";
 import { tokenizerConfig } from "./node/model-card.js";
 import { readMetrics } from "./node/metrics.js";
 import type { TrainRow } from "./node/metrics.js";
-import { LrcTask, windowSource } from "./task.js";
+import { LrcTask } from "./task.js";
 import { runTraining } from "./node/train-loop.js";
 import { exportStudent, loadProjections, loadReferenceCheckpoint, saveReferenceCheckpoint } from "./node/model-files.js";
 import { learningRate, NonFiniteError, Trainer, warmupStepsFor } from "./trainer.js";
@@ -337,7 +337,7 @@ describe("non-finite values", () => {
     const reader = openShards(data, { seqLen: 16, batchSize: 2 });
     let snapshot: Buffer | null = null;
     const ckFile = path.join(out, "checkpoints", "step-00000005", "trainable.safetensors");
-    const trainer = new Trainer(new LrcTask(clone), windowSource(reader), null, { steps: 20, lr: 1e-3 });
+    const trainer = new Trainer(new LrcTask(clone), reader, null, { steps: 20, lr: 1e-3 });
     const err = await runTraining(trainer, {
       outDir: out, saveEvery: 5, progress: false, log: () => {},
       beforeStep: (step) => {
@@ -377,7 +377,7 @@ describe("trainer details", () => {
     const run = async (B: number, accum: number, out: string) => {
       const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2, seed: 5 });
       const reader = openShards(data, { seqLen: 16, batchSize: B });
-      const t = new Trainer(new LrcTask(clone), windowSource(reader), null, { steps: 3, gradAccum: accum, lr: 1e-2 });
+      const t = new Trainer(new LrcTask(clone), reader, null, { steps: 3, gradAccum: accum, lr: 1e-2 });
       await runTraining(t, { outDir: out, progress: false, log: () => {} });
       reader.close();
       return clone.params;
@@ -395,7 +395,7 @@ describe("trainer details", () => {
     const teacher = await loadCausalLM(teacherDir);
     const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2, seed: 5 });
     const reader = openShards(data, { seqLen: 16, batchSize: 4 });
-    const t = new Trainer(new LrcTask(clone), windowSource(reader), null, { steps: 100, lr: 1e-2 });
+    const t = new Trainer(new LrcTask(clone), reader, null, { steps: 100, lr: 1e-2 });
     const freshOver = async (steps: number): Promise<number> => {
       const before = bufferPoolStats().freshBytes;
       for (let i = 0; i < steps; i++) await t.step1();

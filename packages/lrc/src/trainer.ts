@@ -14,8 +14,8 @@
 import { AdamW, Rng, accumulate, clipGradNorm, full, keep, scope } from "@lrc-ts/tensor-core";
 import type { AdamWState, RngState, Tensor } from "@lrc-ts/tensor-core";
 import { sha256Hex } from "@lrc-ts/data";
-import type { ReaderState } from "@lrc-ts/data";
-import type { Batch, BatchSource, EvalSource, TaskLoss, TrainTask } from "./task.js";
+import type { Batch, ReaderState } from "@lrc-ts/data";
+import type { BatchSource, EvalSource, TaskLoss, TrainTask } from "./task.js";
 
 /** The trainer's settings that change the math (Node's runTraining adds the run directory, logging, ...). */
 export interface TrainerConfig {

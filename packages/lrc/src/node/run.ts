@@ -17,7 +17,7 @@ import { LowRankClone } from "../clone.js";
 import type { LowRankCloneOptions } from "../clone.js";
 import { initClone, initLine } from "../init.js";
 import type { CloneInitReport, InitMethod } from "../init.js";
-import { LmTask, LrcTask, windowSource } from "../task.js";
+import { LmTask, LrcTask } from "../task.js";
 import type { TrainTask } from "../task.js";
 import { Trainer } from "../trainer.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "../trainer.js";
@@ -229,7 +229,7 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
       },
       ...pick(o, ["saveEvery", "keepCheckpoints", "resume", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
     };
-    const trainer = new Trainer(task, windowSource(reader), val, cfg);
+    const trainer = new Trainer(task, reader, val, cfg);
     const r = await runTraining(trainer, runOpts);
     let exported: string | null = null;
     if (!r.interrupted) {
@@ -416,7 +416,7 @@ async function dryRun(p: RunSpec, o: TrainRunOptions): Promise<DryRunResult> {
   const steps = resolveSteps(o, B, T);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
-    const core = new Trainer(p.task, windowSource(reader), null, {
+    const core = new Trainer(p.task, reader, null, {
       steps, lr: o.lr ?? p.defaultLr, ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "seed"]),
     });
     const stepSeconds: number[] = [];

@@ -1,6 +1,6 @@
 // The trainer's data adapters over shard directories (Node): the val split (or another split) as the eval
-// source. The batch source over shards is windowSource(openShards(...)) from ../task.ts: a ShardReader is a
-// WindowBatcher.
+// source. The batch source over shards is openShards(...) itself: a ShardReader is a WindowBatcher, which is a
+// BatchSource as it is.
 
 import { evaluateBatches } from "@lrc-ts/nn";
 import { evalWindows } from "@lrc-ts/data";
