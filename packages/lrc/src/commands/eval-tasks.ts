@@ -13,7 +13,7 @@ import { evaluateMultipleChoice, loadCausalLM, readConfigFile } from "@lrc-ts/nn
 import type { LanguageModel, MultipleChoiceDoc, MultipleChoiceResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
 import { backendFlag, type Command } from "../cli/command.js";
-import { statusLine } from "../cli/status-line.js";
+import { statusLine } from "../node/status-line.js";
 import { TASKS, TaskRowError, taskDoc } from "../eval-tasks.js";
 import type { TaskAdapter, TaskMetric } from "../eval-tasks.js";
 
