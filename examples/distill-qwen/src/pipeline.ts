@@ -17,7 +17,7 @@ import path from "node:path";
 import { CausalLM, configToJson, generate, loadCausalLM, makeConfig } from "@lrc-ts/nn";
 import type { CausalLMConfig, LanguageModel } from "@lrc-ts/nn";
 import {
-  LmTask, LowRankClone, LrcTask, Trainer, exportStudent, exportTrained, initClone, initLine, loadTasks, lrcVersion, prefixToken, pretrain, readMetrics, runTraining, scoreTasks,
+  LmTask, LowRankClone, LrcTask, Trainer, clock, exportStudent, exportTrained, initClone, initLine, loadTasks, lrcVersion, prefixToken, pretrain, readMetrics, runTraining, scoreTasks,
   taskFilesInDir,
 } from "@lrc-ts/lrc";
 import type { CloneInitReport, EvalSource, InitMethod, LoadedTask, TrainResult } from "@lrc-ts/lrc";
@@ -74,11 +74,6 @@ export interface RunOutput {
   readonly report: RunReport;
   readonly markdown: string;
   readonly terminal: string;
-}
-
-function clock(seconds: number): string {
-  const s = Math.round(seconds);
-  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
 }
 
 export function archLine(c: CausalLMConfig): string {

@@ -4,6 +4,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
+import { writeFileAtomic } from "@lrc-ts/tensor-core";
 import { DataError } from "./errors.js";
 import type { TokenDtype } from "./shard-format.js";
 
@@ -115,8 +116,5 @@ export function readManifest(dir: string): Manifest {
 
 /** Writes the manifest atomically (temp name, then rename). */
 export function writeManifest(dir: string, manifest: Manifest): void {
-  const file = path.join(dir, MANIFEST_FILE);
-  const tmp = path.join(dir, `.${MANIFEST_FILE}.tmp-${process.pid}`);
-  fs.writeFileSync(tmp, JSON.stringify(manifest, null, 2) + "\n");
-  fs.renameSync(tmp, file);
+  writeFileAtomic(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
 }

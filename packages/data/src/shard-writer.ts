@@ -8,6 +8,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
+import { tempNameFor } from "@lrc-ts/tensor-core";
 import { DataError } from "./errors.js";
 import { FNV1A32_INIT, fnv1a32Update } from "./checksum.js";
 import { dtypeBytes, dtypeForVocab, encodeHeader, hex32, HEADER_BYTES, SHARD_VERSION, type TokenDtype } from "./shard-format.js";
@@ -19,7 +20,8 @@ import type { TextTokenizer } from "./tokenizer.js";
 export const DEFAULT_SHARD_TOKENS = 100_000_000;
 
 const SHARD_NAME = /^(train|val)-\d{6}\.bin$/;
-const TEMP_NAME = /^\.((train|val)-\d{6}\.bin|manifest\.json)\.tmp-\d+$/;
+// tensor-core's tempNameFor names (the shards' and the manifest's; the old `.tmp-<pid>` form too).
+const TEMP_NAME = /^\.((train|val)-\d{6}\.bin|manifest\.json)\.tmp-\d+(-[0-9a-f]+)?$/;
 const BUFFER_TOKENS = 1 << 16;
 
 export interface ShardDirectoryWriterOptions {
@@ -73,7 +75,7 @@ class SplitStream {
   }
 
   private open(): void {
-    this.tmp = path.join(this.dir, `.${this.name()}.tmp-${process.pid}`);
+    this.tmp = tempNameFor(path.join(this.dir, this.name()));
     this.fd = fs.openSync(this.tmp, "w");
     fs.writeSync(this.fd, new Uint8Array(HEADER_BYTES), 0, HEADER_BYTES, 0);
     this.count = 0;

@@ -7,12 +7,12 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { builtinModules } from "node:module";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { CausalLM, loadCausalLMFromFiles, makeConfig } from "@lrc-ts/nn/browser";
 import { TokenWindowReader } from "@lrc-ts/data/browser";
 import { Rng, noGrad } from "@lrc-ts/tensor-core/browser";
+import { isNodeBuiltin, runtimeImports } from "./testing-internal/imports.js";
 import * as browserEntry from "./browser.js";
 import * as nodeEntry from "./index.js";
 import { LmTask, LowRankClone, LrcTask, Trainer, tokenEvalSource } from "./browser.js";
@@ -20,16 +20,6 @@ import { LmTask, LowRankClone, LrcTask, Trainer, tokenEvalSource } from "./brows
 const PACKAGES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-browser-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
-
-/** Runtime (non-type) module specifiers of a TypeScript source: static imports/re-exports and dynamic imports (not `typeof import(...)`). */
-function runtimeImports(source: string): string[] {
-  const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
-  const out: string[] = [];
-  for (const m of code.matchAll(/(?:^|[;\n])\s*(import|export)\s+(type\s+)?([^;]*?)\s*from\s*["']([^"']+)["']/g)) if (m[2] === undefined) out.push(m[4]!);
-  for (const m of code.matchAll(/(?:^|[;\n])\s*import\s*["']([^"']+)["']/g)) out.push(m[1]!);
-  for (const m of code.matchAll(/(?<!typeof\s+)\bimport\(\s*["']([^"']+)["']\s*\)/g)) out.push(m[1]!);
-  return out;
-}
 
 /** Every module reachable from `entry` without leaving the workspace packages' browser entries. */
 function browserGraph(entry: string): { files: Set<string>; external: Map<string, string> } {
@@ -53,7 +43,7 @@ describe("browser entry points", () => {
   it.each(["tensor-core", "nn", "data", "lrc"])("%s: no Node module is reachable", (pkg) => {
     const { files, external } = browserGraph(path.join(PACKAGES, pkg, "src", "browser.ts"));
     expect(files.size).toBeGreaterThan(1);
-    const node = [...external].filter(([spec]) => spec.startsWith("node:") || builtinModules.includes(spec));
+    const node = [...external].filter(([spec]) => isNodeBuiltin(spec));
     expect(node, `Node modules imported by: ${node.map(([s, f]) => `${f} -> ${s}`).join(", ")}`).toEqual([]);
     for (const [spec] of external) expect(["gpu.js", "@huggingface/tokenizers"]).toContain(spec);
   });

@@ -237,11 +237,11 @@ describe("a full disk names the file being written", () => {
 
   it("while writing a checkpoint (the previous one stays the latest)", async () => {
     const out = path.join(root, "enospc-ck");
-    let calls = 0;
-    const write = fs.writeSync;
-    vi.spyOn(fs, "writeSync").mockImplementation((...a: unknown[]) => {
-      if (++calls > 1) throw enospc(); // the first checkpoint's state.json is written, the second's is not
-      return (write as (...x: unknown[]) => number)(...a);
+    const write = fs.writeFileSync;
+    vi.spyOn(fs, "writeFileSync").mockImplementation((...a: unknown[]) => {
+      // the first checkpoint's state.json is written, the second's (in its temporary directory) is not
+      if (String(a[0]).includes("step-00000002")) throw enospc();
+      return (write as (...x: unknown[]) => void)(...a);
     });
     await expect(distill({ ...base, out, steps: 2, saveEvery: 1 })).rejects.toThrow(
       `${path.join(out, "checkpoints", "step-00000002")}: cannot write the checkpoint: ENOSPC: no space left on device`,

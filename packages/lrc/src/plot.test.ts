@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
-import { statusLine } from "./cli/status-line.js";
+import { statusLine } from "./node/status-line.js";
 import { MetricsLog, readMetrics } from "./node/metrics.js";
 import { EtaClock, clock } from "./clock.js";
 import { lossPlotSvg } from "./plot.js";

@@ -8,12 +8,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import { DataError, loadTokenizer, readRows } from "@lrc-ts/data";
+import { writeFileAtomic } from "@lrc-ts/tensor-core";
 import type { TextTokenizer } from "@lrc-ts/data";
 import { evaluateMultipleChoice, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import type { LanguageModel, MultipleChoiceDoc, MultipleChoiceResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
 import { backendFlag, defineCommand } from "../cli/command.js";
-import { statusLine } from "../cli/status-line.js";
+import { statusLine } from "../node/status-line.js";
 import { TASKS, TaskRowError, taskDoc } from "../eval-tasks.js";
 import type { TaskAdapter, TaskMetric } from "../eval-tasks.js";
 
@@ -238,13 +239,7 @@ export const evalTasksCommand = defineCommand({
       },
     });
     if (logFile !== undefined) {
-      const tmp = path.join(path.dirname(logFile), `.${path.basename(logFile)}.tmp-${process.pid}`);
-      try {
-        fs.writeFileSync(tmp, lines.map((l) => `${l}\n`).join(""));
-        fs.renameSync(tmp, logFile);
-      } catch (e) {
-        throw new Error(`${logFile}: cannot write: ${(e as Error).message}`);
-      }
+      writeFileAtomic(logFile, lines.map((l) => `${l}\n`).join(""));
     }
     console.log(formatTable(scores));
     if (flags.json) console.log(JSON.stringify({ tasks: Object.fromEntries(scores), ...paperAverage(scores) }));

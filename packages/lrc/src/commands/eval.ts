@@ -12,8 +12,8 @@ import { evaluate, evaluateBatches, loadCausalLM, readConfigFile } from "@lrc-ts
 import type { EvalResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
 import { backendFlag, defineCommand, poolLimitFlag } from "../cli/command.js";
-import { statusLine } from "../cli/status-line.js";
-import type { StatusLine } from "../cli/status-line.js";
+import { statusLine } from "../node/status-line.js";
+import type { StatusLine } from "../node/status-line.js";
 import { trainedSeqLen } from "../training-record.js";
 
 function progress(label: string, status: StatusLine): (done: number, total: number) => void {

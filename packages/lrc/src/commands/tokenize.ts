@@ -10,8 +10,8 @@ import path from "node:path";
 import { expandInputs, loadTokenizer, readDocuments, writeTextPieces, type WriteProgress } from "@lrc-ts/data";
 import { makeDirectory } from "@lrc-ts/tensor-core";
 import { defineCommand } from "../cli/command.js";
-import { statusLine } from "../cli/status-line.js";
-import type { StatusLine } from "../cli/status-line.js";
+import { statusLine } from "../node/status-line.js";
+import type { StatusLine } from "../node/status-line.js";
 import { clock } from "../clock.js";
 
 function human(n: number): string {

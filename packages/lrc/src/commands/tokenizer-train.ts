@@ -5,7 +5,7 @@ import { trainBpeTokenizer, writeTokenizerJson } from "@lrc-ts/data";
 import path from "node:path";
 import { makeDirectory } from "@lrc-ts/tensor-core";
 import { defineCommand } from "../cli/command.js";
-import { statusLine } from "../cli/status-line.js";
+import { statusLine } from "../node/status-line.js";
 
 export const tokenizerTrainCommand = defineCommand({
   name: "tokenizer train",

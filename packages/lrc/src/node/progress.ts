@@ -1,8 +1,10 @@
-// The training progress line on stderr: step, the main losses, tokens/s and ETA. On a terminal it is one
-// line redrawn in place (at most ~8 times a second); otherwise a plain line about every 5% of the run
-// (and at least 5 s apart), so logs stay readable.
+// The training progress line on stderr: step, the main losses, tokens/s and ETA, drawn by the one status
+// line (./status-line.ts): on a terminal redrawn in place (at most ~8 times a second); otherwise a plain line
+// about every 5% of the run (and at least 5 s apart), so logs stay readable.
 
 import { clock } from "../clock.js";
+import { statusLine } from "./status-line.js";
+import type { StatusLine } from "./status-line.js";
 
 export interface ProgressOptions {
   readonly enabled: boolean;
@@ -19,15 +21,14 @@ function num(v: number | undefined): string {
 }
 
 export class Progress {
-  private readonly stream: NodeJS.WritableStream & { isTTY?: boolean };
+  private readonly status: StatusLine | null;
   private readonly tty: boolean;
-  private lastDraw = 0;
   private lastStepPrinted = -1;
-  private dirty = false;
 
   constructor(readonly opts: ProgressOptions) {
-    this.stream = opts.stream ?? process.stderr;
-    this.tty = this.stream.isTTY === true;
+    const stream = opts.stream ?? process.stderr;
+    this.tty = stream.isTTY === true;
+    this.status = opts.enabled ? statusLine(stream, 5000) : null;
   }
 
   /** One line describing the state of the run. */
@@ -42,34 +43,19 @@ export class Progress {
   }
 
   update(step: number, losses: Record<string, number>, tokensPerSecond: number, etaSeconds: number): void {
-    if (!this.opts.enabled) return;
-    const now = Date.now();
+    if (this.status === null) return;
     const last = step >= this.opts.total;
-    if (this.tty) {
-      if (!last && now - this.lastDraw < 120) return;
-      this.stream.write(`\r${this.line(step, losses, tokensPerSecond, etaSeconds)}\x1b[K`);
-      this.dirty = true;
-    } else {
-      const every = Math.max(1, Math.floor(this.opts.total / 20));
-      const due = step === 1 || last || (step - this.lastStepPrinted >= every && now - this.lastDraw >= 5000);
-      if (!due) return;
-      this.stream.write(`${this.line(step, losses, tokensPerSecond, etaSeconds)}\n`);
-      this.lastStepPrinted = step;
-    }
-    this.lastDraw = now;
+    // Without a terminal: the first and the last step, and about every 5% of the run in between (the status line keeps them 5 s apart).
+    if (!this.tty && !(step === 1 || last || step - this.lastStepPrinted >= Math.max(1, Math.floor(this.opts.total / 20)))) return;
+    if (this.status.update(this.line(step, losses, tokensPerSecond, etaSeconds), last || step === 1)) this.lastStepPrinted = step;
   }
 
   /** A message on its own line (the bar is redrawn by the next update). */
   note(msg: string): void {
-    if (!this.opts.enabled) return;
-    if (this.tty && this.dirty) this.stream.write("\r\x1b[K");
-    this.stream.write(`${msg}\n`);
-    this.dirty = false;
-    this.lastDraw = 0;
+    this.status?.note(msg);
   }
 
   done(): void {
-    if (this.tty && this.dirty) this.stream.write("\n");
-    this.dirty = false;
+    this.status?.done();
   }
 }

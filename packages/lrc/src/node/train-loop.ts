@@ -4,12 +4,11 @@
 // at the end, bit-exact resume, and Ctrl-C (save, then stop with `interrupted`).
 
 import path from "node:path";
-import { makeDirectory } from "@lrc-ts/tensor-core";
+import { makeDirectory, writeFileAtomic } from "@lrc-ts/tensor-core";
 import { CheckpointStore } from "./checkpoint.js";
 import { MetricsLog } from "./metrics.js";
 import { EtaClock } from "../clock.js";
 import { Progress } from "./progress.js";
-import { writeFileAtomic } from "./atomic-write.js";
 import { lrcVersion } from "./version.js";
 import type { EvalMetrics, StepMetrics, Trainer } from "../trainer.js";
 
