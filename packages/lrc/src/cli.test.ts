@@ -126,6 +126,7 @@ describe("parseFlags (util.parseArgs, strict) with flags typed from the table", 
     const f = parseFlags(["--name=a", "--mode", "slow", "--steps", "-3", "--lr=-1e-3", "--layers", "-1,2", "--layers", "3", "--terms=k", "--json", "--log=false"], specs);
     expect(f).toEqual({ name: "a", mode: "slow", steps: -3, lr: -1e-3, layers: ["-1", "2", "3"], terms: ["k"], json: true, log: false });
     expect(parseFlags(["--name", "a", "--json=0", "--log=1"], specs)).toMatchObject({ json: false, log: true });
+    expect(parseFlags(["--name", "a", "--json=false", "--json", "--log", "--log=false"], specs)).toMatchObject({ json: true, log: false });
   });
 
   it("refuses bad input with a UsageError naming the flag", () => {

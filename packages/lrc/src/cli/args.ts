@@ -62,7 +62,7 @@ function unknownFlag(raw: string, specs: FlagSpecs): UsageError {
 
 /**
  * Node's parser refuses a value that starts with '-' unless it is written `--flag=value`, and has no `=false` for a
- * boolean. This pass lets a value-taking flag take the next word when it is not itself a flag (so `--lr -1` reaches
+ * boolean. This pass (one walk over argv) lets a value-taking flag take the next word when it is not itself a flag (so `--lr -1` reaches
  * the range check, as `--ban-layers -1` does), and takes `--switch=true|false|1|0` out as explicit booleans.
  */
 function normalize(argv: readonly string[], specs: FlagSpecs): { args: string[]; explicit: Map<string, boolean> } {
@@ -75,6 +75,9 @@ function normalize(argv: readonly string[], specs: FlagSpecs): { args: string[];
       const name = arg.slice(2, eq), raw = arg.slice(eq + 1), v = BOOLEAN_VALUES[raw];
       if (v === undefined) throw new UsageError(`--${name} is a switch: give it alone or as --${name}=true|false, got '${raw}'`);
       explicit.set(name, v);
+    } else if (spec?.kind === "boolean") {
+      explicit.delete(arg.slice(2)); // the last of `--switch=false --switch` wins, as for every other flag
+      args.push(arg);
     } else if (spec !== undefined && spec.kind !== "boolean" && eq < 0 && i + 1 < argv.length && /^-(?!-)./.test(argv[i + 1]!)) {
       args.push(`${arg}=${argv[++i]!}`);
     } else args.push(arg);
@@ -118,8 +121,7 @@ export function parseFlags<const S extends FlagSpecs>(argv: readonly string[], s
       const bad = spec.choices !== undefined ? items.find((x) => !spec.choices!.includes(x)) : undefined;
       if (bad !== undefined) throw new UsageError(`--${name}: unknown value '${bad}' (known: ${spec.choices!.join(",")})`);
       out[name] = items;
-    }
-    else if (spec.kind === "number" || spec.kind === "int") {
+    } else if (spec.kind === "number" || spec.kind === "int") {
       const n = Number(v);
       if ((v as string).trim() === "" || !Number.isFinite(n) || (spec.kind === "int" && !Number.isInteger(n)))
         throw new UsageError(`--${name} expects ${spec.kind === "int" ? "an integer" : "a number"}, got '${String(v)}'`);
