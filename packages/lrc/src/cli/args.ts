@@ -78,7 +78,7 @@ function normalize(argv: readonly string[], specs: FlagSpecs): { args: string[];
     } else if (spec?.kind === "boolean") {
       explicit.delete(arg.slice(2)); // the last of `--switch=false --switch` wins, as for every other flag
       args.push(arg);
-    } else if (spec !== undefined && spec.kind !== "boolean" && eq < 0 && i + 1 < argv.length && /^-(?!-)./.test(argv[i + 1]!)) {
+    } else if (spec !== undefined && eq < 0 && i + 1 < argv.length && /^-(?!-)./.test(argv[i + 1]!)) {
       args.push(`${arg}=${argv[++i]!}`);
     } else args.push(arg);
   }
