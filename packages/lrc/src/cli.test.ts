@@ -84,6 +84,8 @@ describe("lrc discoverability", () => {
     expect(c.err.split("\n")[0]).toBe("lrc: unknown command 'distil' (did you mean 'distill'?)");
     const dt = await runMain(["distill", "--teacher", "t", "--hidden-size", "8", "--data", "d", "--out", "o", "--steps", "1", "--dtype", "fp8"]);
     expect(dt.err.split("\n")[0]).toBe("lrc distill: --dtype must be bf16, f16 or f32, got 'fp8'");
+    const be = await runMain(["eval", "--model", "m", "--data", "d", "--backend", "cuda"]);
+    expect(be.err.split("\n")[0]).toBe("lrc eval: --backend must be cpu, gpu, webgpu or auto, got 'cuda'");
     const none = await runMain(["distill", "--zzzzzz"]);
     expect(none.err.split("\n")[0]).toBe("lrc distill: unknown flag --zzzzzz");
   });

@@ -8,6 +8,7 @@ import type { FlagSpec, Flags, FlagSpecs } from "./args.js";
 /** `--backend`, for commands that run models; cli.ts reads it (else LRC_BACKEND) before the command runs. */
 export const backendFlag = {
   kind: "string",
+  choices: ["cpu", "gpu", "webgpu", "auto"],
   help: "tensor backend: cpu | gpu (GPU.js) | webgpu (native WGSL kernels) | auto (webgpu on a hardware GPU adapter, else GPU.js on a GPU, else cpu) (default: LRC_BACKEND, else cpu)",
 } as const satisfies FlagSpec;
 
