@@ -8,11 +8,11 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { tempNameFor } from "@lrc-ts/tensor-core";
+import { tempNameFor, writeFileAtomic } from "@lrc-ts/tensor-core";
 import { DataError } from "./errors.js";
 import { FNV1A32_INIT, fnv1a32Update } from "./checksum.js";
 import { dtypeBytes, dtypeForVocab, encodeHeader, hex32, HEADER_BYTES, SHARD_VERSION, type TokenDtype } from "./shard-format.js";
-import { MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, writeManifest, type Manifest, type ShardEntry, type Split } from "./manifest.js";
+import { MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type ShardEntry, type Split } from "./manifest.js";
 import { documentUniform } from "./sampler.js";
 import type { TextTokenizer } from "./tokenizer.js";
 
@@ -202,7 +202,7 @@ export class ShardDirectoryWriter {
       splits: { train: summary(train), val: summary(val) },
       shards: [...train.entries, ...val.entries],
     };
-    writeManifest(o.out, manifest);
+    writeFileAtomic(path.join(o.out, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
     return manifest;
   }
 
