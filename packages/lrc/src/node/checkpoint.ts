@@ -18,6 +18,7 @@ import path from "node:path";
 import { fileSystemError, makeDirectory, parseSafetensors, writeDirAtomic, writeFileAtomic, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import type { RngState, SafetensorsFile, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { ReaderState } from "@lrc-ts/data";
+import { CheckpointError } from "@lrc-ts/nn";
 import type { TrainerState } from "../trainer.js";
 
 /** A checkpoint as loaded: the trainer's state, the wall time spent so far, and where it was read from. */
@@ -36,10 +37,9 @@ function f32(a: ArrayLike<number>): Float32Array {
   return a instanceof Float32Array ? a : Float32Array.from(a);
 }
 
-/** A checkpoint that cannot be used (unreadable, truncated, a field of the wrong type, a checksum mismatch). */
-export class CheckpointError extends Error {
-  override name = "CheckpointError";
-}
+// A training checkpoint that cannot be used (unreadable, truncated, a field of the wrong type, a checksum
+// mismatch) throws nn's CheckpointError, the one class of that name (re-exported here and by @lrc-ts/lrc).
+export { CheckpointError };
 
 const VERSION = 2;
 const SHA256 = /^[0-9a-f]{64}$/;
