@@ -6,7 +6,7 @@
 // plus data adapters: any WindowBatcher (a TokenWindowReader over tokens in memory, or Node's ShardReader)
 // as the batch source, a token stream in memory as the eval source. The same classes serve Node and
 // browsers: ./node/sources.ts adds the shard directory's val split as an eval source, and
-// ./node/train-loop.ts writes the trained model as a directory through `withTrainedModel`.
+// ./node/model-files.ts writes the trained model as a directory through `withTrainedModel` (exportTrained).
 
 import { evaluateBatches, serializeCausalLM } from "@lrc-ts/nn";
 import type { CausalLM, LanguageModel } from "@lrc-ts/nn";
