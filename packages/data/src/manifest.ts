@@ -4,7 +4,6 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { writeFileAtomic } from "@lrc-ts/tensor-core";
 import { DataError } from "./errors.js";
 import type { TokenDtype } from "./shard-format.js";
 
@@ -112,9 +111,4 @@ export function readManifest(dir: string): Manifest {
       fail(file, `"splits.${sp}" says ${s.shards} shards / ${s.tokens} tokens but the shard list has ${listed.length} / ${sum}`);
   }
   return m as unknown as Manifest;
-}
-
-/** Writes the manifest atomically (temp name, then rename). */
-export function writeManifest(dir: string, manifest: Manifest): void {
-  writeFileAtomic(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
 }

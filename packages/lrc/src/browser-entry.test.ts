@@ -124,4 +124,19 @@ describe("the in-memory path (what the browser example runs)", () => {
     expect(browserNames.size).toBeGreaterThan(20);
     expect(exported("index.ts").filter((n) => browserNames.has(n))).toEqual([]);
   });
+
+  it("no two packages export different values under one name (one CheckpointError, one clock, ...)", async () => {
+    const entries = {
+      "tensor-core": await import("@lrc-ts/tensor-core"), data: await import("@lrc-ts/data"), nn: await import("@lrc-ts/nn"), lrc: await import("@lrc-ts/lrc"),
+    } as Record<string, Record<string, unknown>>;
+    const first = new Map<string, [string, unknown]>();
+    const clashes: string[] = [];
+    for (const [pkg, m] of Object.entries(entries))
+      for (const [name, value] of Object.entries(m)) {
+        const seen = first.get(name);
+        if (seen === undefined) first.set(name, [pkg, value]);
+        else if (seen[1] !== value) clashes.push(`${name}: ${seen[0]} and ${pkg}`);
+      }
+    expect(clashes).toEqual([]);
+  });
 });

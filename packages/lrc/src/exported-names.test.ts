@@ -1,6 +1,7 @@
 // One definition per exported name across the four packages: a type, interface, class or enum that two
 // entry points export under one name is the same declaration (a re-export), never two with their own fields
-// (there were five batch shapes, two of them called TokenBatch, and two CheckpointError classes).
+// (there were five batch shapes, two of them called TokenBatch, and two CheckpointError classes). Runtime
+// values (classes, functions) under one name: browser-entry.test.ts.
 
 import path from "node:path";
 import ts from "typescript";

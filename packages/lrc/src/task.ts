@@ -6,7 +6,7 @@
 // Any WindowBatcher of @lrc-ts/data (a TokenWindowReader over tokens in memory, or Node's ShardReader) is the
 // batch source as it is; tokenEvalSource makes a token stream in memory the eval source. The same classes serve Node and
 // browsers: ./node/sources.ts adds the shard directory's val split as an eval source, and
-// ./node/train-loop.ts writes the trained model as a directory through `withTrainedModel`.
+// ./node/model-files.ts writes the trained model as a directory through `withTrainedModel` (exportTrained).
 
 import { evaluateBatches, serializeCausalLM } from "@lrc-ts/nn";
 import type { CausalLM, LanguageModel } from "@lrc-ts/nn";

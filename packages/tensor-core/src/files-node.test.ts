@@ -1,11 +1,12 @@
 // The atomic writes every package uses: a failure in the middle leaves the old file or directory as it was
-// and no temporary behind; the error names the target; a directory is replaced whole.
+// and no temporary behind; the error names the target; a directory is replaced whole; a file written over
+// many calls appears only when committed.
 
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { tempNameFor, writeDirAtomic, writeFileAtomic, writeFileAtomicAsync } from "./files-node.js";
+import { openFileAtomic, tempNameFor, writeDirAtomic, writeFileAtomic, writeFileAtomicAsync } from "./files-node.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-files-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -42,6 +43,23 @@ describe("writeFileAtomic", () => {
     expect(path.dirname(a)).toBe("/x/y");
     expect(path.basename(a)).toMatch(/^\.model\.safetensors\.tmp-\d+-[0-9a-f]{8}$/);
     expect(a).not.toBe(b);
+  });
+});
+
+describe("openFileAtomic (a file written over many calls)", () => {
+  it("nothing is at the target until commit; abort leaves nothing behind", () => {
+    const d = fs.mkdtempSync(path.join(root, "o-"));
+    const f = path.join(d, "train-000000.bin");
+    const a = openFileAtomic(f);
+    fs.writeSync(a.fd, new Uint8Array([1, 2]), 0, 2, 0);
+    fs.writeSync(a.fd, new Uint8Array([3]), 0, 1, 2);
+    expect(fs.existsSync(f)).toBe(false);
+    a.commit();
+    expect([...fs.readFileSync(f)]).toEqual([1, 2, 3]);
+    const b = openFileAtomic(path.join(d, "val-000000.bin"));
+    fs.writeSync(b.fd, new Uint8Array([9]));
+    b.abort();
+    expect(listing(d)).toEqual(["train-000000.bin"]);
   });
 });
 

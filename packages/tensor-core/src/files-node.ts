@@ -127,6 +127,51 @@ function fsyncFile(file: string): void {
   }
 }
 
+/** A file written over many calls (data's shards): see openFileAtomic. */
+export interface AtomicFile {
+  /** The open temporary file beside the target. */
+  readonly fd: number;
+  /** fsyncs and closes the temporary file and renames it over the target (errors name it). */
+  commit(): void;
+  /** Closes and removes the temporary file. */
+  abort(): void;
+}
+
+/** Opens a temporary file beside `file` for writes spread over many calls; commit() puts it in place whole. */
+export function openFileAtomic(file: string): AtomicFile {
+  const tmp = tempNameFor(file);
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, "wx");
+  } catch (e) {
+    throw fileSystemError(file, "cannot write", e);
+  }
+  let open = true;
+  const close = () => {
+    if (open) fs.closeSync(fd);
+    open = false;
+  };
+  return {
+    fd,
+    commit() {
+      try {
+        fs.fsyncSync(fd);
+        close();
+        fs.renameSync(tmp, file);
+      } catch (e) {
+        close();
+        fs.rmSync(tmp, { force: true });
+        throw fileSystemError(file, "cannot write", e);
+      }
+      fsyncPath(path.dirname(path.resolve(file)));
+    },
+    abort() {
+      close();
+      fs.rmSync(tmp, { force: true });
+    },
+  };
+}
+
 /**
  * Writes the directory `dir` whole: `fill` writes into a fresh temporary directory beside it, which is then
  * renamed over `dir` (an existing directory is moved aside first and removed after). The parent is created

@@ -1,6 +1,6 @@
 // `lrc export-reference`: the latest checkpoint of a `lrc distill` run, for the reference PyTorch trainer
 // (CURRENTF/LowRankClone hf_trainer.py): <out>/projections.safetensors in its layout with the settings in the
-// metadata, and <out>/handoff.md with the exact command line. A warm start, not a resume (../handoff.ts).
+// metadata, and <out>/handoff.md with the exact command line. A warm start, not a resume (../node/handoff.ts).
 
 import { defineCommand } from "../cli/command.js";
 import { exportReference } from "../node/handoff.js";

@@ -1,6 +1,6 @@
 // `lrc import-reference`: a save of the reference PyTorch trainer (one safetensors file, a sharded
 // model.safetensors.index.json or the directory holding either; trainable-only or a full state dict) checked
-// against the teacher and folded into a plain HF student directory (../handoff.ts).
+// against the teacher and folded into a plain HF student directory (../node/handoff.ts).
 
 import { defineCommand } from "../cli/command.js";
 import { UsageError } from "../cli/args.js";

@@ -37,7 +37,8 @@ function f32(a: ArrayLike<number>): Float32Array {
   return a instanceof Float32Array ? a : Float32Array.from(a);
 }
 
-/** A training checkpoint that cannot be used (unreadable, truncated, a field of the wrong type, a checksum mismatch): nn's one CheckpointError. */
+// A training checkpoint that cannot be used (unreadable, truncated, a field of the wrong type, a checksum
+// mismatch) throws nn's CheckpointError, the one class of that name (re-exported here and by @lrc-ts/lrc).
 export { CheckpointError };
 
 const VERSION = 2;
