@@ -47,11 +47,12 @@ export const distillCommand = defineCommand({
     "  lrc distill ... --resume                  (continue the run in --out from its latest checkpoint)",
   ].join("\n"),
   async run(flags) {
+    const base = trainOptions(flags);
     if (flags["init-tokens"] < 1) throw new UsageError(`--init-tokens must be positive, got ${flags["init-tokens"]}`);
     if (flags["hidden-size"] < 1) throw new UsageError(`--hidden-size must be positive, got ${flags["hidden-size"]}`);
     const tie = flags["tie-lm-head-projection"];
     const opt = {
-      ...trainOptions(flags),
+      ...base,
       ...withoutUndefined({
         teacher: flags.teacher,
         hiddenSize: flags["hidden-size"],
