@@ -3,14 +3,15 @@
 // built-in (type-only imports count) or use Node's globals; everything else is platform-neutral and is what
 // @lrc-ts/lrc/browser exports. In tensor-core, data and nn, the Node-only files are the ones listed here
 // (tensor-core names them *-node.ts); any other file importing a Node built-in fails. browser-entry.test.ts
-// checks the other half: nothing reachable from a browser entry is Node-only.
+// checks the other half: nothing reachable from a browser entry is Node-only. And lrc, nn and data have no
+// import cycles (tensor-core has some among tensor.ts, the tape and the ops; not checked here).
 
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { nodeBoundaryViolations } from "./testing-internal/imports.js";
+import { importCycles, nodeBoundaryViolations } from "./testing-internal/imports.js";
 
 const PACKAGES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -31,6 +32,10 @@ describe("the Node boundary", () => {
   it("each listed Node file exists (a renamed one must be renamed here too)", () => {
     for (const [pkg, files] of [["data", ["bpe-trainer.ts", "inputs.ts", "manifest.ts", "rows.ts", "shard-reader.ts", "shard-writer.ts", "tokenizer.ts"]], ["nn", ["checkpoint.ts", "config-file.ts"]], ["tensor-core", ["backend/cpu/worker-main.ts", "backend/cpu/worker-pool.ts", "files-node.ts", "safetensors-node.ts"]]] as const)
       for (const f of files) expect(fs.existsSync(path.join(PACKAGES, pkg, "src", f)), `${pkg}/src/${f}`).toBe(true);
+  });
+
+  it.each(["lrc", "nn", "data"])("%s: no import cycle (lrc's metrics.ts and trainer.ts imported each other)", (pkg) => {
+    expect(importCycles(path.join(PACKAGES, pkg, "src"))).toEqual([]);
   });
 
   describe("fails on planted violations", () => {
@@ -59,6 +64,19 @@ describe("the Node boundary", () => {
         "task.ts -> fs",
         "trainer.ts -> node:worker_threads",
       ]);
+    });
+
+    it("finds a planted import cycle", () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-cycle-"));
+      fs.mkdirSync(path.join(dir, "node"));
+      fs.writeFileSync(path.join(dir, "trainer.ts"), 'import type { M } from "./node/metrics.js";\nexport type T = M;\n');
+      fs.writeFileSync(path.join(dir, "node", "metrics.ts"), 'import type { T } from "../trainer.js";\nexport type M = T;\n');
+      fs.writeFileSync(path.join(dir, "plot.ts"), 'import type { T } from "./trainer.js";\nexport type P = T;\n');
+      try {
+        expect(importCycles(dir)).toEqual(["node/metrics.ts -> trainer.ts -> node/metrics.ts"]);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it("the same tree with everything allowed passes (the rule, not the scanner, decides)", () => {

@@ -66,3 +66,28 @@ export function nodeBoundaryViolations(srcDir: string, nodeAllowed: (file: strin
   }
   return out;
 }
+
+/** The import cycles among the sources under `srcDir` (relative imports, type-only ones included), each as "a.ts -> b.ts -> a.ts". */
+export function importCycles(srcDir: string): string[] {
+  const graph = new Map<string, string[]>();
+  for (const file of sourceFiles(srcDir)) {
+    const deps = allImports(fs.readFileSync(path.join(srcDir, file), "utf8"))
+      .filter((s) => s.startsWith("."))
+      .map((s) => path.posix.normalize(path.posix.join(path.posix.dirname(file), s.replace(/\.js$/, ".ts"))));
+    graph.set(file, deps);
+  }
+  const state = new Map<string, "open" | "done">();
+  const cycles: string[] = [];
+  const visit = (file: string, stack: string[]) => {
+    state.set(file, "open");
+    stack.push(file);
+    for (const dep of graph.get(file) ?? []) {
+      if (state.get(dep) === "open") cycles.push([...stack.slice(stack.indexOf(dep)), dep].join(" -> "));
+      else if (!state.has(dep)) visit(dep, stack);
+    }
+    stack.pop();
+    state.set(file, "done");
+  };
+  for (const file of graph.keys()) if (!state.has(file)) visit(file, []);
+  return cycles;
+}
