@@ -6,7 +6,7 @@
 // the inputs, then `backendFinish()`) and download (`backendDownload` of the results) apart, for the GPU table.
 // What ran, and on which adapter, goes into the child's description. Only tensor-core's public API is used.
 
-import { backendDownload, backendFinish, backendReport, backendUpload, getBackend, initBackend, resetBackendReport } from "@lrc-ts/tensor-core";
+import { backendReport, getBackend, initBackend, resetBackendReport } from "@lrc-ts/tensor-core";
 import type { BenchCase } from "../cases.js";
 import type { Implementation, Prepared } from "../impl.js";
 import { SkipCase } from "../impl.js";
@@ -27,9 +27,6 @@ async function prepare(c: BenchCase): Promise<Prepared> {
   if (c.suite === "e2e") return prepareTraining(c);
   const b = getBackend();
   return prepareKernelOnDevice(c, {
-    upload: backendUpload,
-    download: backendDownload,
-    finish: backendFinish,
     computeNote: "column = compute only: inputs already on the device, kernels waited for with backendFinish(), results not read back; upload and download in the GPU table",
     countTraffic: false,
     mode: "native webgpu",

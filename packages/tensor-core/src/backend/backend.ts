@@ -6,8 +6,9 @@
 // `registerBackend(name, loader)`. Ops call `dispatch` (dispatch.ts), which runs the active backend's kernel or
 // the cpu one and counts where each ran (`backendReport()`).
 //
-// Timing hooks for GPU.js work (benchmarks, profiling): `gpuUpload` / `gpuDownload` move one tensor's values
-// host <-> device now, `gpuFinish` waits for queued GPU work, `gpuDeviceInfo` says what the kernels run on.
+// Timing hooks for device work (benchmarks, profiling), the same on every device backend: `backendUpload` /
+// `backendDownload` move one tensor's values host <-> device now, `backendFinish` waits for queued device work;
+// `gpuDeviceInfo` says what the GPU.js kernels run on.
 
 import type { TypedArray } from "../dtype.js";
 import type { Tensor } from "../tensor.js";
@@ -191,35 +192,6 @@ function liveStorage(caller: string, t: Tensor): NonNullable<Tensor["storage"]> 
   return s;
 }
 
-/**
- * Copies a tensor's host values to the gpu backend's device now (a float32 or int32 tensor), so that the
- * next kernel reads them there instead of uploading them itself. A device copy the tensor already has is
- * replaced (both hold the same values), so every call is one host -> device copy; a tensor whose values live
- * only on the device is left as it is. In gl mode the copy may still be queued: `gpuFinish()` waits for it.
- */
-export function gpuUpload(t: Tensor): void {
-  const rt = startedGpu("gpuUpload").rt;
-  const s = liveStorage("gpuUpload", t);
-  if (s.data === null) return;
-  if (t.dtype !== "float32" && t.dtype !== "int32")
-    throw new Error(`gpuUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the gpu backend keeps only float32 and int32 tensors on the device`);
-  const old = s.device;
-  s.device = rt.upload(s.data, t.size);
-  old?.free();
-}
-
-/**
- * Copies a tensor's device values to the host now, into `out` (at least t.size long; a new Int32Array or
- * Float32Array of t.size when omitted), and resolves to it. Unlike `t.data()` it neither keeps a host copy in
- * the tensor nor reads one it has, so every call is one device -> host copy. Rejects when the tensor has no
- * device copy (its op ran on the cpu backend, or its host buffer was taken for writing). Asynchronous because
- * WebGPU reads are; in the other modes the copy is made before the call returns.
- */
-export async function gpuDownload(t: Tensor, out?: TypedArray): Promise<TypedArray> {
-  startedGpu("gpuDownload");
-  return downloadTo("gpuDownload", t, out);
-}
-
 /** One device -> host copy of t's values into out (new when omitted); rejects, naming the caller, without a device copy. */
 async function downloadTo(caller: string, t: Tensor, out?: TypedArray): Promise<TypedArray> {
   const s = liveStorage(caller, t);
@@ -232,28 +204,21 @@ async function downloadTo(caller: string, t: Tensor, out?: TypedArray): Promise<
 }
 
 /**
- * Waits until all GPU work queued so far (kernels, uploads) has finished: `gl.finish()` in gl mode (called
- * before this returns its promise); in webgpu mode until every kernel has been submitted, the queue is idle
- * and released buffers are deleted, then rejects with the first kernel failure if one happened; webasm and
- * cpu kernels are synchronous. For timing compute apart from transfers.
- */
-export async function gpuFinish(): Promise<void> {
-  await startedGpu("gpuFinish").finish();
-}
-
-/**
- * Waits until the work queued on the selected backend (or, with cpu selected, the last other one) has finished;
- * resolves at once on cpu. For timing device compute apart from reads (the webgpu backend: its queue is idle).
+ * Waits until the work queued on the selected backend (or, with cpu selected, the last other one) has finished,
+ * then rejects with the first kernel failure if one happened; resolves at once on cpu. For timing device compute
+ * apart from reads. webgpu: every kernel submitted and the queue idle (released buffers deleted); gpu (GPU.js):
+ * `gl.finish()` in gl mode, the same as webgpu in its webgpu mode, nothing in the synchronous webasm/cpu modes.
  */
 export async function backendFinish(): Promise<void> {
   await lastDevice?.finish?.();
 }
 
 /**
- * Copies a tensor's host values to the device of the selected backend (or, with cpu selected, the last other
- * one) now, replacing the device copy it had: every call is one host -> device copy (queued; `backendFinish()`
- * waits for it). A tensor whose values live only on the device is left as it is. For timing transfers apart
- * from compute (benchmarks); the gpu backend's is `gpuUpload`.
+ * Copies a tensor's host values (float32 or int32) to the device of the selected backend (or, with cpu
+ * selected, the last other one) now, so the next kernel reads them there instead of uploading them itself. The
+ * device copy it had is replaced (both hold the same values): every call is one host -> device copy (it may
+ * still be queued: `backendFinish()` waits for it). A tensor whose values live only on the device is left as
+ * it is. For timing transfers apart from compute (benchmarks).
  */
 export function backendUpload(t: Tensor): void {
   const s = liveStorage("backendUpload", t);
@@ -263,9 +228,11 @@ export function backendUpload(t: Tensor): void {
 }
 
 /**
- * Copies a tensor's device values to the host now, into `out` (a new array of t.size when omitted), without
- * keeping a host copy in the tensor: every call is one device -> host copy. Rejects when the tensor has no
- * device copy. Any backend's device copy (gpu, webgpu).
+ * Copies a tensor's device values to the host now, into `out` (at least t.size long; a new Int32Array or
+ * Float32Array of t.size when omitted), and resolves to it. Unlike `t.data()` it neither keeps a host copy in
+ * the tensor nor reads one it has: every call is one device -> host copy. Rejects when the tensor has no device
+ * copy (its op ran on the cpu backend, or its host buffer was taken for writing). Any backend's device copy
+ * (gpu, webgpu); asynchronous because WebGPU reads are.
  */
 export async function backendDownload(t: Tensor, out?: TypedArray): Promise<TypedArray> {
   return downloadTo("backendDownload", t, out);

@@ -73,6 +73,15 @@ export class GpujsBackend implements Backend {
     return this.rt.finish();
   }
 
+  upload(t: Tensor): void {
+    if (t.dtype !== "float32" && t.dtype !== "int32")
+      throw new Error(`backendUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the gpu backend keeps only float32 and int32 tensors on the device`);
+    const s = t.storage!;
+    const old = s.device;
+    s.device = this.rt.upload(s.data!, t.size);
+    old?.free();
+  }
+
   dispose(): void {
     this.rt.destroy();
   }
