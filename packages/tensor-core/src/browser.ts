@@ -22,7 +22,7 @@ export type {
   Backend, Kernels, KernelName, UnaryOp, BinaryOp, ReduceOp, GemmDims, AttentionDims, AdamWHyper, KlForward, DeviceStats,
 } from "./backend/kernels.js";
 export * as optim from "./optim/optim.js";
-export { AdamW, SGD, accumulate, clipGradNorm, schedules } from "./optim/optim.js";
+export { AdamW, SGD, accumulate, clipGradNorm, clipGradNormAsync, schedules } from "./optim/optim.js";
 export type { AdamWGroup, AdamWOptions, AdamWState, SGDOptions, Schedule } from "./optim/optim.js";
 export {
   SAFETENSORS_DTYPE_SIZE, SAFETENSORS_MAX_HEADER_BYTES, SafetensorsError, parseSafetensors, planSafetensors, serializeSafetensors,
