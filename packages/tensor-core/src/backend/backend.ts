@@ -18,8 +18,12 @@ import { autoTakesWebGpu, webGpuAdapterInfo } from "./auto.js";
 import type { Backend, BackendInfo, DeviceStats } from "./kernels.js";
 import type { GpuDeviceInfo, GpuMode, GlStrings } from "./gpujs/runtime.js";
 
-/** A registered backend's name: "cpu", "gpu", or one given to `registerBackend`. */
-export type BackendName = string;
+/**
+ * A backend's name: the built-in "cpu", "gpu" (GPU.js) and "webgpu" (native WGSL), "auto" (`initBackend`
+ * picks one of them), or a name given to `registerBackend` (any string: `string & {}` keeps the built-in names
+ * suggested by editors). A name that is not registered is refused with the list of registered ones.
+ */
+export type BackendName = "cpu" | "gpu" | "webgpu" | "auto" | (string & {});
 export type { Backend, BackendInfo, GpuMode, GpuDeviceInfo, GlStrings };
 
 export interface InitBackendOptions {
@@ -52,20 +56,21 @@ export type BackendLoader = (opts: InitBackendOptions, current: Backend | null) 
 /** The native WebGPU backend (backend/webgpu), imported only when it is started. */
 const loadWebGpu: BackendLoader = async (opts, current) => (await import("./webgpu/backend.js")).loadWebGpu(opts, current);
 
-const loaders = new Map<string, BackendLoader>([["gpu", loadGpujs], ["webgpu", loadWebGpu]]);
+const loaders = new Map<BackendName, BackendLoader>([["gpu", loadGpujs], ["webgpu", loadWebGpu]]);
 /** The started backends other than cpu, kept while another is selected so `setBackend` can switch back. */
-const started = new Map<string, Backend>();
+const started = new Map<BackendName, Backend>();
 let current: BackendName = "cpu";
 /** The last backend other than cpu that was selected: what `backendReport()` counts. */
 let lastDevice: Backend | null = null;
 
-function known(): string {
-  return registeredBackends().join(", ");
+/** The error for a name no backend is registered under, naming the registered ones. */
+function unknownBackend(caller: string, name: string): Error {
+  return new Error(`${caller}: unknown backend '${name}' (registered: ${registeredBackends().join(", ")}; or auto)`);
 }
 
 /** Makes a backend available to `initBackend(name)` (a name registered before is replaced; "cpu" is built in). */
-export function registerBackend(name: string, loader: BackendLoader): void {
-  if (name === "cpu") throw new Error("registerBackend: 'cpu' is built in");
+export function registerBackend(name: BackendName, loader: BackendLoader): void {
+  if (name === "cpu" || name === "auto") throw new Error(`registerBackend: '${name}' is built in`);
   loaders.set(name, loader);
   const old = started.get(name);
   if (old !== undefined) {
@@ -80,19 +85,19 @@ export function registeredBackends(): BackendName[] {
   return ["cpu", ...loaders.keys()];
 }
 
-function select(name: string, b: Backend | null): void {
+function select(name: BackendName, b: Backend | null): void {
   activate(b);
   current = name;
   if (b !== null) lastDevice = b;
 }
 
 /** Selects a started backend (synchronously): cpu always; another once `await initBackend(name)` started it. */
-export function setBackend(name: string): void {
+export function setBackend(name: BackendName): void {
   if (name === "cpu") return select("cpu", null);
   const b = started.get(name);
   if (b !== undefined) return select(name, b);
-  if (loaders.has(name)) throw new Error(`setBackend: the ${name} backend loads asynchronously; use \`await initBackend('${name}')\``);
-  throw new Error(`setBackend: unknown backend '${name}' (known: ${known()})`);
+  if (loaders.has(name) || name === "auto") throw new Error(`setBackend: the ${name} backend loads asynchronously; use \`await initBackend('${name}')\``);
+  throw unknownBackend("setBackend", name);
 }
 
 /**
@@ -100,13 +105,14 @@ export function setBackend(name: string): void {
  * Resolves to what runs. "auto" (backend/auto.ts) takes the native WebGPU backend on a hardware adapter, else
  * GPU.js where it runs on a GPU, else cpu; the info's `autoNotes` say why the others were not taken.
  */
-export async function initBackend(name: string, opts: InitBackendOptions = {}): Promise<BackendInfo> {
+export async function initBackend(name: BackendName, opts: InitBackendOptions = {}): Promise<BackendInfo> {
   if (name === "auto") return initAuto(opts);
-  const loader = loaders.get(name);
-  if (name === "cpu" || loader === undefined) {
+  if (name === "cpu") {
     setBackend(name);
     return getBackend();
   }
+  const loader = loaders.get(name);
+  if (loader === undefined) throw unknownBackend("initBackend", name);
   const old = started.get(name) ?? null;
   const b = await loader(opts, old);
   if (old !== null && b !== old) old.dispose?.();
@@ -174,7 +180,7 @@ export function resetBackendReport(): void {
 }
 
 /** @internal A started backend other than cpu (active or not), by name. */
-export function startedBackend(name: string): Backend | undefined {
+export function startedBackend(name: BackendName): Backend | undefined {
   return started.get(name);
 }
 
@@ -258,9 +264,17 @@ export function setCpuDescription(fn: () => string): void {
 
 /** Applies LRC_BACKEND from the environment, if set (`cpu` only: use `initBackendFromEnvAsync` for gpu). */
 export function initBackendFromEnv(env: Record<string, string | undefined>): BackendInfo {
-  const want = env.LRC_BACKEND;
-  if (want !== undefined && want !== "") setBackend(want);
+  const want = envBackend(env);
+  if (want !== null) setBackend(want);
   return getBackend();
+}
+
+/** LRC_BACKEND (null when unset or empty); a name that is not registered is refused, naming the registered ones. */
+function envBackend(env: Record<string, string | undefined>): BackendName | null {
+  const want = env.LRC_BACKEND;
+  if (want === undefined || want === "") return null;
+  if (want !== "cpu" && want !== "auto" && !loaders.has(want)) throw unknownBackend("LRC_BACKEND", want);
+  return want;
 }
 
 /**
@@ -272,8 +286,8 @@ export async function initBackendFromEnvAsync(
   log: (line: string) => void = console.error,
   opts: Pick<InitBackendOptions, "asyncReads"> = {},
 ): Promise<BackendInfo> {
-  const want = env.LRC_BACKEND;
-  if (want === undefined || want === "") return getBackend();
+  const want = envBackend(env);
+  if (want === null) return getBackend();
   const mode = env.LRC_GPU_MODE;
   if (mode !== undefined && mode !== "" && !GPU_MODES.includes(mode as GpuMode))
     throw new Error(`LRC_GPU_MODE: unknown GPU.js mode '${mode}' (known: ${GPU_MODES.join(", ")})`);
