@@ -62,6 +62,12 @@ const started = new Map<BackendName, Backend>();
 let current: BackendName = "cpu";
 /** The last backend other than cpu that was selected: what `backendReport()` counts. */
 let lastDevice: Backend | null = null;
+/**
+ * What "auto" chose in this process and why it passed over the others: kept so a later `initBackend("auto")`
+ * (each CLI command run in one process) does not probe the adapters again, and so `getBackend()` can say why
+ * while it is selected. Forgotten when a backend is registered.
+ */
+let autoChoice: { name: BackendName; notes: readonly string[]; opts: string } | null = null;
 
 /** The error for a name no backend is registered under, naming the registered ones. */
 function unknownBackend(caller: string, name: string): Error {
@@ -72,6 +78,7 @@ function unknownBackend(caller: string, name: string): Error {
 export function registerBackend(name: BackendName, loader: BackendLoader): void {
   if (name === "cpu" || name === "auto") throw new Error(`registerBackend: '${name}' is built in`);
   loaders.set(name, loader);
+  autoChoice = null;
   const old = started.get(name);
   if (old !== undefined) {
     if (current === name) setBackend("cpu");
@@ -93,6 +100,7 @@ function select(name: BackendName, b: Backend | null): void {
 
 /** Selects a started backend (synchronously): cpu always; another once `await initBackend(name)` started it. */
 export function setBackend(name: BackendName): void {
+  autoChoice = null;
   if (name === "cpu") return select("cpu", null);
   const b = started.get(name);
   if (b !== undefined) return select(name, b);
@@ -107,6 +115,7 @@ export function setBackend(name: BackendName): void {
  */
 export async function initBackend(name: BackendName, opts: InitBackendOptions = {}): Promise<BackendInfo> {
   if (name === "auto") return initAuto(opts);
+  autoChoice = null;
   if (name === "cpu") {
     setBackend(name);
     return getBackend();
@@ -122,6 +131,18 @@ export async function initBackend(name: BackendName, opts: InitBackendOptions = 
 }
 
 async function initAuto(opts: InitBackendOptions): Promise<BackendInfo> {
+  const before = autoChoice, key = JSON.stringify(opts);
+  if (before !== null && before.opts === key && (before.name === "cpu" || started.has(before.name))) {
+    setBackend(before.name);
+    autoChoice = before;
+    return getBackend();
+  }
+  const info = await probeAuto(opts);
+  autoChoice = { name: info.name, notes: info.autoNotes ?? [], opts: key };
+  return getBackend();
+}
+
+async function probeAuto(opts: InitBackendOptions): Promise<BackendInfo> {
   const notes: string[] = [];
   const failed = (what: string, e: unknown) => notes.push(`${what}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
   try {
@@ -150,10 +171,11 @@ async function initAuto(opts: InitBackendOptions): Promise<BackendInfo> {
   return { ...getBackend(), autoNotes: notes };
 }
 
+/** What runs now; chosen by "auto", with its `autoNotes` (why the backends tried before it were not taken). */
 export function getBackend(): BackendInfo {
-  if (current === "cpu") return { name: "cpu", description: describeCpu() };
-  const b = started.get(current)!;
-  return b.info?.() ?? { name: current, description: current };
+  const b = current === "cpu" ? null : started.get(current)!;
+  const info = b === null ? { name: "cpu", description: describeCpu() } : (b.info?.() ?? { name: current, description: current });
+  return autoChoice !== null && autoChoice.name === current ? { ...info, autoNotes: autoChoice.notes } : info;
 }
 
 export interface BackendReport {
@@ -278,20 +300,22 @@ function envBackend(env: Record<string, string | undefined>): BackendName | null
 }
 
 /**
- * Applies LRC_BACKEND (and LRC_GPU_MODE) from the environment, gpu included, and prints what runs (for gpu:
- * the mode, and that it is software when it is).
+ * Applies LRC_BACKEND (and LRC_GPU_MODE) from the environment, gpu included, else `opts.fallback` (the lrc CLI
+ * and the distill-qwen example pass "auto"), and prints what runs and, for auto, why (`describeChoice`). With
+ * neither, the selected backend stays and nothing is printed.
  */
 export async function initBackendFromEnvAsync(
   env: Record<string, string | undefined>,
   log: (line: string) => void = console.error,
-  opts: Pick<InitBackendOptions, "asyncReads"> = {},
+  opts: Pick<InitBackendOptions, "asyncReads"> & { fallback?: BackendName } = {},
 ): Promise<BackendInfo> {
-  const want = envBackend(env);
+  const { fallback, ...init } = opts;
+  const want = envBackend(env) ?? fallback ?? null;
   if (want === null) return getBackend();
   const mode = env.LRC_GPU_MODE;
   if (mode !== undefined && mode !== "" && !GPU_MODES.includes(mode as GpuMode))
     throw new Error(`LRC_GPU_MODE: unknown GPU.js mode '${mode}' (known: ${GPU_MODES.join(", ")})`);
-  const info = await initBackend(want, { ...opts, ...(mode !== undefined && mode !== "" ? { mode: mode as GpuMode } : {}) });
+  const info = await initBackend(want, { ...init, ...(mode !== undefined && mode !== "" ? { mode: mode as GpuMode } : {}) });
   log(describeChoice(info));
   return info;
 }
