@@ -40,6 +40,12 @@ export interface TrainBpeOptions {
   readonly specialTokens?: readonly string[];
   /** JSONL text field (default "text"). */
   readonly textField?: string;
+  /**
+   * Most distinct words kept while counting (default 2,000,000: under 2 GB in all). Past it, the rarest words are
+   * dropped (every word seen at most k times so far, k raised from 1 until a quarter of the cap is free), so memory
+   * stays bounded on an endless stream of distinct words; below it the counts are exact.
+   */
+  readonly maxWords?: number;
   readonly onProgress?: (p: BpeProgress) => void;
 }
 
@@ -59,6 +65,10 @@ export interface TrainedBpeTokenizer extends LearnedBpe {
     readonly bytes: number;
     readonly preTokens: number;
     readonly uniqueWords: number;
+    /** Distinct words dropped to stay within `maxWords` (0: the counts are exact). */
+    readonly droppedWords: number;
+    /** The largest count a dropped word had (words seen this often or less may be missing). */
+    readonly dropFloor: number;
     readonly countMs: number;
     readonly mergeMs: number;
   };
@@ -66,13 +76,21 @@ export interface TrainedBpeTokenizer extends LearnedBpe {
   load(): TextTokenizer;
 }
 
-/** Adds the GPT-2 pre-tokens of `text` to `counts`; returns how many there were. */
-export function countPreTokens(text: string, counts: Map<string, number>): number {
+/**
+ * Adds the GPT-2 pre-tokens of `text` to `counts`; returns how many there were. With `bound`, `bound.prune` runs
+ * whenever the map passes `bound.maxWords` distinct words (inside one text too: a single huge line stays bounded).
+ */
+export function countPreTokens(
+  text: string,
+  counts: Map<string, number>,
+  bound?: { readonly maxWords: number; prune(counts: Map<string, number>): void },
+): number {
   let n = 0;
   for (const m of text.matchAll(gpt2SplitRegex())) {
     const w = m[0];
     counts.set(w, (counts.get(w) ?? 0) + 1);
     n++;
+    if (bound !== undefined && counts.size > bound.maxWords) bound.prune(counts);
   }
   return n;
 }
@@ -321,6 +339,21 @@ export function utf8Length(text: string): number {
   return n;
 }
 
+export const DEFAULT_MAX_WORDS = 2_000_000;
+
+/**
+ * Drops the words counted at most k times, raising k from 1 until at most `keep` words remain; returns k (0 when
+ * nothing was dropped). Each pass deletes in place, so memory never grows past the map's current size.
+ */
+export function pruneRareWords(counts: Map<string, number>, keep: number): number {
+  let k = 0;
+  while (counts.size > keep) {
+    k++;
+    for (const [w, c] of counts) if (c <= k) counts.delete(w);
+  }
+  return k;
+}
+
 /** Trains a byte-level BPE tokenizer on texts in memory (each one document). */
 export async function trainBpeTokenizerOnTexts(
   texts: Iterable<string> | AsyncIterable<string>,
@@ -329,6 +362,18 @@ export async function trainBpeTokenizerOnTexts(
   const { specials, target } = bpeTarget(options);
   const t0 = Date.now();
   const counts = new Map<string, number>();
+  const maxWords = options.maxWords ?? DEFAULT_MAX_WORDS;
+  if (!Number.isSafeInteger(maxWords) || maxWords < 4) throw new RangeError(`maxWords must be an integer >= 4, got ${maxWords}`);
+  let droppedWords = 0;
+  let dropFloor = 0;
+  const bound = {
+    maxWords,
+    prune(c: Map<string, number>) {
+      const before = c.size;
+      dropFloor = Math.max(dropFloor, pruneRareWords(c, Math.floor((maxWords * 3) / 4)));
+      droppedWords += before - c.size;
+    },
+  };
   let bytes = 0;
   let preTokens = 0;
   let lastReport = 0;
@@ -337,7 +382,7 @@ export async function trainBpeTokenizerOnTexts(
     // Special tokens are never part of a pre-token at encode time, so they are cut out of training text too.
     let parts: string[] = [text];
     for (const s of specials) parts = parts.flatMap((p) => (p.includes(s) ? p.split(s) : [p]));
-    for (const p of parts) preTokens += countPreTokens(p, counts);
+    for (const p of parts) preTokens += countPreTokens(p, counts, bound);
     if (options.onProgress !== undefined && Date.now() - lastReport > 250) {
       lastReport = Date.now();
       options.onProgress({ phase: "count", bytes });
@@ -359,7 +404,7 @@ export async function trainBpeTokenizerOnTexts(
     json,
     vocabSize: learned.tokens.length + specials.length,
     specialTokens: specials,
-    stats: { bytes, preTokens, uniqueWords: counts.size, countMs: t1 - t0, mergeMs: t2 - t1 },
+    stats: { bytes, preTokens, uniqueWords: counts.size, droppedWords, dropFloor, countMs: t1 - t0, mergeMs: t2 - t1 },
     load: () => tokenizerFromJson(json, { eosToken: specials[0]! }),
   };
 }

@@ -24,6 +24,7 @@ import {
   type TextTokenizer,
   type TrainedBpeTokenizer,
 } from "./index.js";
+import { pruneRareWords } from "./bpe.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-data-tok-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -182,6 +183,42 @@ describe("BPE trainer", () => {
       { numRuns: 300, seed: 5 },
     );
     for (const s of ["東京タワー 🎉👩‍👩‍👧 \u0000\u0001 \t\r\n  x", "😀".repeat(20)]) expect(tok.decode(tok.encode(s))).toBe(s);
+  });
+
+  it("pruneRareWords drops exactly the words counted at most k times, with the smallest k that fits", () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 9 }), { maxLength: 40 }), fc.integer({ min: 0, max: 40 }), (cs, keep) => {
+        const counts = new Map(cs.map((c, i) => [`w${i}`, c] as const));
+        const k = pruneRareWords(counts, keep);
+        expect(counts.size).toBeLessThanOrEqual(keep);
+        cs.forEach((c, i) => expect(counts.has(`w${i}`)).toBe(c > k));
+        if (k > 0) expect(cs.filter((c) => c > k - 1).length).toBeGreaterThan(keep); // k - 1 would not have fitted
+      }),
+      { numRuns: 200, seed: 3 },
+    );
+  });
+
+  it("keeps memory bounded on an endless stream of distinct words, and stays exact below the bound", async () => {
+    const texts = (n: number) => Array.from({ length: n }, (_, i) => `the qwv sat on the mat z${i.toString(36)}q ` + CORPUS[i % CORPUS.length]);
+    let peak = 0;
+    const counts = new Map<string, number>();
+    const bound = { maxWords: 500, prune: (c: Map<string, number>) => { peak = Math.max(peak, c.size); pruneRareWords(c, 375); } };
+    for (const t of texts(3000)) countPreTokens(t, counts, bound);
+    expect(peak).toBe(501); // pruned the moment it passed the bound, never later
+    expect(counts.size).toBeLessThanOrEqual(500);
+    expect(counts.get(" qwv")).toBe(3000); // the frequent words keep exact counts
+
+    const exact = await trainBpeTokenizer({ texts: texts(300), vocabSize: 256 + 60 + 1 });
+    const roomy = await trainBpeTokenizer({ texts: texts(300), vocabSize: 256 + 60 + 1, maxWords: exact.stats.uniqueWords });
+    expect(exact.stats.droppedWords).toBe(0);
+    expect(roomy.stats.droppedWords).toBe(0);
+    expect(roomy.json).toBe(exact.json);
+    const bounded = await trainBpeTokenizer({ texts: texts(3000), vocabSize: 256 + 60 + 1, maxWords: 200 });
+    expect(bounded.stats.uniqueWords).toBeLessThanOrEqual(200);
+    expect(bounded.stats.droppedWords).toBeGreaterThan(1000);
+    expect(bounded.stats.dropFloor).toBeGreaterThanOrEqual(1);
+    expect(bounded.tokens).toContain("Ġqwv"); // the frequent words still merge
+    await expect(trainBpeTokenizer({ texts: ["a"], vocabSize: 300, maxWords: 2 })).rejects.toThrow(/maxWords must be an integer >= 4/);
   });
 
   it("writes tokenizer.json atomically and loads it from a file or a directory", () => {

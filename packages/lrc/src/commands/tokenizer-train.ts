@@ -16,6 +16,7 @@ export const tokenizerTrainCommand: Command = {
     out: { kind: "string", required: true, help: "tokenizer.json to write" },
     "min-frequency": { kind: "int", default: 2, help: "stop merging when the best pair is rarer than this" },
     "text-field": { kind: "string", default: "text", help: "JSONL field or parquet column holding the text" },
+    "max-words": { kind: "int", default: 2_000_000, help: "most distinct words counted in memory; past it the rarest are dropped" },
     json: { kind: "boolean", help: "print the summary as JSON" },
   },
   details: "example:\n  lrc tokenizer train --input corpus/ --vocab-size 8192 --out tokenizer.json",
@@ -30,6 +31,7 @@ export const tokenizerTrainCommand: Command = {
       vocabSize,
       minFrequency: flags["min-frequency"] as number,
       textField: flags["text-field"] as string,
+      maxWords: flags["max-words"] as number,
       onProgress: (p) => {
         const what = p.phase === "count" ? `counting words: ${((p.bytes ?? 0) / 1e6).toFixed(1)} MB` : `merges ${p.merges}/${p.mergesWanted}`;
         status.update(`tokenizer train: ${what}`);
@@ -44,6 +46,7 @@ export const tokenizerTrainCommand: Command = {
       merges: trained.merges.length,
       bytes: s.bytes,
       uniqueWords: s.uniqueWords,
+      droppedWords: s.droppedWords,
       seconds: (s.countMs + s.mergeMs) / 1000,
     };
     if (flags.json) console.log(JSON.stringify(summary));
@@ -52,6 +55,11 @@ export const tokenizerTrainCommand: Command = {
         `wrote ${out}: vocab ${trained.vocabSize} (${trained.merges.length} merges) from ${(s.bytes / 1e6).toFixed(1)} MB, ` +
           `${s.uniqueWords} distinct words, in ${summary.seconds.toFixed(1)} s`,
       );
+      if (s.droppedWords > 0)
+        console.error(
+          `lrc tokenizer train: note: ${s.droppedWords} rare distinct words (seen <= ${s.dropFloor} times when dropped) were not counted, ` +
+            `to stay within --max-words ${flags["max-words"] as number}`,
+        );
       if (trained.vocabSize < vocabSize)
         console.error(`lrc tokenizer train: warning: stopped at vocab ${trained.vocabSize} < ${vocabSize}: no pair occurs --min-frequency times`);
     }
