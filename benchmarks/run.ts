@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { allCases } from "./src/cases.js";
 import type { ChildOutput, ChildPlan } from "./src/child.js";
 import { DEFAULT_MAX_RSS_GB, parseArgs, USAGE } from "./src/cli.js";
-import type { BenchArgs, GpuModeArg } from "./src/cli.js";
+import type { BenchArgs } from "./src/cli.js";
 import { machineInfo } from "./src/machine.js";
 import type { Group } from "./src/plan.js";
 import { needsXvfb, planGroups } from "./src/plan.js";
@@ -72,9 +72,10 @@ function onPath(name: string): boolean {
   return (process.env["PATH"] ?? "").split(path.delimiter).some((dir) => dir !== "" && existsSync(path.join(dir, name)));
 }
 
-function runChild(group: Group, quick: boolean, gpuMode: GpuModeArg, tmp: string, index: number, maxRssBytes: number): Promise<ChildOutput> {
+function runChild(group: Group, args: BenchArgs, tmp: string, index: number, maxRssBytes: number): Promise<ChildOutput> {
+  const { quick, gpuMode, webgpuFeatures } = args;
   const out = path.join(tmp, `group-${index}.json`);
-  const plan: ChildPlan = { group, quick, out, gpuMode };
+  const plan: ChildPlan = { group, quick, out, gpuMode, webgpuFeatures };
   const env: NodeJS.ProcessEnv = { ...process.env, LRC_BENCH_PLAN: JSON.stringify(plan), LRC_THREADS: String(group.threads) };
   const node = [...process.execArgv, CHILD];
   // gl needs an X display: without one, the gpu child runs under `xvfb-run -a` (its own process group).
@@ -206,6 +207,7 @@ function commandLine(args: BenchArgs): string {
   if (args.quick) parts.push("--quick");
   if (args.threads !== null) parts.push(`--threads ${args.threads.join(",")}`);
   if (args.gpuMode !== "auto") parts.push(`--gpu-mode ${args.gpuMode}`);
+  if (args.webgpuFeatures !== "on") parts.push(`--webgpu-features ${args.webgpuFeatures}`);
   for (const f of args.filters) parts.push(`--filter ${JSON.stringify(f)}`);
   if (args.json) parts.push("--json");
   if (args.readme) parts.push("--readme");
@@ -245,7 +247,7 @@ async function main(): Promise<number> {
   try {
     for (const [i, g] of groups.entries()) {
       const maxRss = args.maxRssGb * 2 ** 30;
-      const res = g.impl === "pytorch" ? await runTorchChild(g, tmp, i, maxRss) : await runChild(g, args.quick, args.gpuMode, tmp, i, maxRss);
+      const res = g.impl === "pytorch" ? await runTorchChild(g, tmp, i, maxRss) : await runChild(g, args, tmp, i, maxRss);
       records.push(...res.records);
       skipped.push(...res.skipped);
       const note = `${g.impl}@${g.threads}t: ${res.description}`;

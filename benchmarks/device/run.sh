@@ -4,9 +4,11 @@
 # .device-bench carried:
 #   bash benchmarks/device/run.sh [OUT_DIR]
 # It unpacks node and (when the machine has none) the Vulkan loader, runs the bundled benchmark (matmul 1024^3,
-# 2048^3, 4096^3 in three transpose variants, attention forward and forward + backward at Qwen2.5-0.5B's head
-# shape) on the webgpu backend, then the same matmuls in PyTorch fp32 with TF32 off, and writes both JSON files
-# and the log to OUT_DIR (default $OUT, else ./device-out).
+# 2048^3, 4096^3 in three transpose variants and with a frozen bfloat16 operand, attention forward and
+# forward + backward at Qwen2.5-0.5B's head shape, softmax-CE and RMSNorm with the optional WebGPU features
+# (subgroups) on and off) on the webgpu backend, then the same matmuls in PyTorch fp32 with TF32 off (and bf16
+# weights widened to fp32 for the bf16 rows), and writes both JSON files and the log to OUT_DIR (default $OUT,
+# else ./device-out).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 D=$PWD/.device-bench
@@ -43,6 +45,17 @@ for n in (1024, 2048, 4096):
             s.record(); f(); e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
         ms = sorted(ts)[2]
         row = {"case": f"matmul {n}^3 {'T' if ta else 'N'}{'T' if tb else 'N'}", "ms": ms, "gflops": 2 * n**3 / ms / 1e6, "torch": torch.__version__}
+        rows.append(row); print(json.dumps(row))
+    # the bf16-weight rows: the frozen weight held in bf16, widened to fp32 in each call, then the fp32 product
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    for name, f in ((f"matmul {n}^3 NT bf16 B", lambda: a @ b16.float().t()), (f"matmul {n}^3 TN bf16 A", lambda: a16.float().t() @ b)):
+        f(); torch.cuda.synchronize()
+        ts = []
+        for _ in range(5):
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record(); f(); e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
+        ms = sorted(ts)[2]
+        row = {"case": name, "ms": ms, "gflops": 2 * n**3 / ms / 1e6, "torch": torch.__version__}
         rows.append(row); print(json.dumps(row))
 json.dump({"torch_fp32_tf32_off": rows}, open(sys.argv[1], "w"), indent=1)
 PY

@@ -18,7 +18,8 @@ export interface ModelDims {
 }
 
 export type CaseSpec =
-  | { kind: "matmul"; m: number; k: number; n: number; transA: boolean; transB: boolean }
+  /** bf16: that operand is a frozen bfloat16 weight (widened to float32 inside the kernel), the other float32. */
+  | { kind: "matmul"; m: number; k: number; n: number; transA: boolean; transB: boolean; bf16?: "a" | "b" }
   | { kind: "attention"; backward: boolean; B: number; H: number; Hkv: number; T: number; dh: number }
   | { kind: "rmsNorm"; backward: boolean; rows: number; dim: number }
   | { kind: "softmaxCE"; rows: number; vocab: number }
@@ -30,7 +31,8 @@ export type CaseSpec =
   | { kind: "distill"; teacher: ModelDims; student: ModelDims; batch: number; seq: number }
   /** Multiple-choice log-likelihood scoring (lrc eval-tasks): docs x choices requests, one shared context per doc. */
   | { kind: "mcEval"; model: ModelDims; docs: number; ctxTokens: number; choiceTokens: readonly number[]; shareContext: boolean; batch: number }
-  | { kind: "realShape"; teacher: ModelDims; studentHidden: number; batch: number; seq: number };
+  /** f32Teacher: the BF16 teacher widened to float32 on load (the engine before #16's bfloat16 storage; lrc-ts only). */
+  | { kind: "realShape"; teacher: ModelDims; studentHidden: number; batch: number; seq: number; f32Teacher?: boolean };
 
 export interface BenchCase {
   suite: Suite;
@@ -59,11 +61,11 @@ export const SEQ = 128;
 
 const tr = (t: boolean): string => (t ? "T" : "N");
 
-function matmulCase(m: number, k: number, n: number, transA = false, transB = false): BenchCase {
+function matmulCase(m: number, k: number, n: number, transA = false, transB = false, bf16?: "a" | "b"): BenchCase {
   return {
     suite: "kernels",
-    name: `matmul ${m}x${k}x${n} ${tr(transA)}${tr(transB)}`,
-    spec: { kind: "matmul", m, k, n, transA, transB },
+    name: `matmul ${m}x${k}x${n} ${tr(transA)}${tr(transB)}${bf16 === undefined ? "" : ` bf16 ${bf16.toUpperCase()}`}`,
+    spec: { kind: "matmul", m, k, n, transA, transB, ...(bf16 === undefined ? {} : { bf16 }) },
     flops: 2 * m * n * k,
   };
 }
@@ -96,6 +98,8 @@ export function allCases(): BenchCase[] {
   // Square matmuls; all four transpose combinations at 1024 (the backward pass needs A^T B and A B^T).
   for (const s of [256, 512]) cases.push(matmulCase(s, s, s));
   for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) cases.push(matmulCase(1024, 1024, 1024, ta, tb));
+  // A frozen bfloat16 teacher weight W: x·Wᵀ (its linear layers) and Wᵀ·dY (the LRC backward's dP).
+  cases.push(matmulCase(1024, 1024, 1024, false, true, "b"), matmulCase(1024, 1024, 1024, true, false, "a"));
   // LLM projection shapes: [B*T, D] x [D, F].
   for (const [d, f] of [[256, 704], [512, 1408], [1024, 2816]] as const) cases.push(matmulCase(BATCH * SEQ, d, f));
   const att = { B: 8, H: 4, Hkv: 2, T: 128, dh: 64 };
@@ -148,13 +152,14 @@ export function allCases(): BenchCase[] {
     spec: { kind: "distill", teacher: TEACHER_QWEN2, student: STUDENT_QWEN2, batch: BATCH, seq: SEQ },
     tokens,
   });
-  // Real-shape LRC steps (issue 16): the Qwen2.5-0.5B teacher, its first 4 layers and all 24, into d = D/2.
-  for (const layers of [4, 24]) {
+  // Real-shape LRC steps (issue 16): the Qwen2.5-0.5B teacher, its first 4 layers and all 24, into d = D/2; the
+  // 24-layer one also with the teacher widened to float32 (the memory the bfloat16 teacher saves).
+  for (const [layers, f32Teacher] of [[4, false], [24, false], [24, true]] as const) {
     const teacher = { ...QWEN25_05B, layers };
     cases.push({
       suite: "e2e",
-      name: `${REAL_SHAPE} distill step Qwen2.5-0.5B L${layers} -> d${teacher.hidden / 2} 4x256`,
-      spec: { kind: "realShape", teacher, studentHidden: teacher.hidden / 2, batch: 4, seq: 256 },
+      name: `${REAL_SHAPE} distill step Qwen2.5-0.5B L${layers} -> d${teacher.hidden / 2} 4x256${f32Teacher ? " f32 teacher" : ""}`,
+      spec: { kind: "realShape", teacher, studentHidden: teacher.hidden / 2, batch: 4, seq: 256, ...(f32Teacher ? { f32Teacher } : {}) },
       tokens: 4 * 256,
     });
   }

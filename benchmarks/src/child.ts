@@ -7,7 +7,7 @@ import { allCases } from "./cases.js";
 import { measure, measureOptions } from "./harness.js";
 import type { Implementation } from "./impl.js";
 import { SkipCase } from "./impl.js";
-import type { GpuModeArg } from "./cli.js";
+import type { GpuModeArg, WebGpuFeaturesArg } from "./cli.js";
 import type { Group } from "./plan.js";
 import type { BenchRecord, SkipRecord } from "./results.js";
 
@@ -17,6 +17,8 @@ export interface ChildPlan {
   out: string;
   /** GPU.js mode for lrc-ts-gpu. */
   gpuMode: GpuModeArg;
+  /** Optional WebGPU features for lrc-ts-webgpu (absent: on). */
+  webgpuFeatures?: WebGpuFeaturesArg;
 }
 
 export interface ChildOutput {
@@ -28,10 +30,10 @@ export interface ChildOutput {
 
 const fmtMs = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms >= 1 ? ms.toFixed(2) : ms.toFixed(3));
 
-async function loadImplementation(group: Group, gpuMode: GpuModeArg): Promise<Implementation> {
+async function loadImplementation(group: Group, gpuMode: GpuModeArg, webgpuFeatures: WebGpuFeaturesArg): Promise<Implementation> {
   if (group.impl === "lrc-ts") return (await import("./lrcts/index.js")).lrcTs;
   if (group.impl === "lrc-ts-gpu") return (await import("./lrcts-gpu/index.js")).lrcTsGpu(gpuMode);
-  if (group.impl === "lrc-ts-webgpu") return (await import("./lrcts-webgpu/index.js")).lrcTsWebGpu;
+  if (group.impl === "lrc-ts-webgpu") return (await import("./lrcts-webgpu/index.js")).lrcTsWebGpu(webgpuFeatures);
   return (await import("./tfjs/index.js")).tfjsImplementation(group.impl === "tfjs-wasm" ? "wasm" : "cpu");
 }
 
@@ -53,7 +55,7 @@ async function main(): Promise<void> {
 
   let impl: Implementation;
   try {
-    impl = await loadImplementation(group, plan.gpuMode);
+    impl = await loadImplementation(group, plan.gpuMode, plan.webgpuFeatures ?? "on");
     out.description = await impl.init(group.threads);
   } catch (e) {
     for (const name of group.cases) skip(name, `${group.impl} unavailable: ${(e as Error).message}`);

@@ -2,6 +2,8 @@
 
 export const GPU_MODES = ["auto", "gl", "webasm", "webgpu"] as const;
 export type GpuModeArg = (typeof GPU_MODES)[number];
+/** The lrc-ts-webgpu column's optional WebGPU features: "on" (shader-f16 and subgroups where the adapter has them) or "off". */
+export type WebGpuFeaturesArg = "on" | "off";
 
 export interface BenchArgs {
   /** Write benchmarks/results/<date>-<machine>.json. */
@@ -15,6 +17,7 @@ export interface BenchArgs {
   threads: number[] | null;
   /** GPU.js mode for lrc-ts-gpu: "auto" (gl where an X display or xvfb-run exists and gl loads, else webasm). */
   gpuMode: GpuModeArg;
+  webgpuFeatures: WebGpuFeaturesArg;
   /** PyTorch reference results (JSON from /work/shared/reference/torch_llama.py --json) to show beside ours. */
   torchJson: string[];
   /** Kill a child whose RSS passes this many GiB (the case is reported as skipped with the reason). */
@@ -41,6 +44,8 @@ Options:
   --gpu-mode <mode>    GPU.js mode of the lrc-ts-gpu column: auto (default: gl when the gl package loads and
                        an X display is set, or under \`xvfb-run -a\` when DISPLAY is unset; else webasm), gl,
                        webasm, or webgpu (Dawn in Node: the \`webgpu\` package and a Vulkan driver)
+  --webgpu-features <on|off>  the lrc-ts-webgpu column's optional features: on (default: shader-f16 and
+                       subgroups where the adapter has them) or off (the plain kernels), to compare the two
   --torch-json <file>  add a PyTorch reference result file (repeatable; label taken from the file)
   --max-rss-gb <n>     kill a case's child process when its RSS passes n GiB (default ${DEFAULT_MAX_RSS_GB}); the case
                        is reported as skipped with the reason
@@ -53,7 +58,7 @@ when torch imports.
 `;
 
 export function parseArgs(argv: readonly string[]): BenchArgs {
-  const args: BenchArgs = { json: false, readme: false, filters: [], quick: false, threads: null, gpuMode: "auto", torchJson: [], maxRssGb: DEFAULT_MAX_RSS_GB, help: false };
+  const args: BenchArgs = { json: false, readme: false, filters: [], quick: false, threads: null, gpuMode: "auto", webgpuFeatures: "on", torchJson: [], maxRssGb: DEFAULT_MAX_RSS_GB, help: false };
   const value = (i: number, flag: string): string => {
     const v = argv[i + 1];
     if (v === undefined || v.startsWith("--")) throw new Error(`pnpm bench: ${flag} needs a value`);
@@ -81,6 +86,13 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
         const mode = GPU_MODES.find((m) => m === v);
         if (mode === undefined) throw new Error(`pnpm bench: --gpu-mode must be one of ${GPU_MODES.join(", ")}, got "${v}"`);
         args.gpuMode = mode;
+        break;
+      }
+      case "--webgpu-features": {
+        const v = value(i, a);
+        i++;
+        if (v !== "on" && v !== "off") throw new Error(`pnpm bench: --webgpu-features must be on or off, got "${v}"`);
+        args.webgpuFeatures = v;
         break;
       }
       case "--threads": {

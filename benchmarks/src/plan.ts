@@ -28,10 +28,11 @@ export interface Group {
  * TF.js step takes tens of seconds. lrc-ts-gpu runs the kernel suite: the gpu backend's point of comparison
  * is the single kernel with its transfers (the gradients and e2e suites stay on the cpu backend). lrc-ts-webgpu
  * runs the kernel suite and the e2e training steps. The
- * real-shape distill steps run on lrc-ts and on PyTorch (the reference script, when torch is installed).
+ * real-shape distill steps run on lrc-ts and on PyTorch (the reference script, when torch is installed; its teacher is
+ * fp32 in any case, so not the f32-teacher variant).
  */
 export function supports(impl: Impl, spec: CaseSpec): boolean {
-  if (spec.kind === "realShape") return impl === "lrc-ts" || impl === "pytorch";
+  if (spec.kind === "realShape") return impl === "lrc-ts" || (impl === "pytorch" && spec.f32Teacher !== true);
   if (impl === "pytorch") return false;
   if (impl === "lrc-ts") return true;
   if (impl === "lrc-ts-gpu") return KERNEL_KINDS.has(spec.kind);

@@ -118,10 +118,17 @@ describe("planGroups", () => {
     expect(groups.map((g) => `${g.impl}@${g.threads} ${g.cases.join(",")}`)).toEqual([
       "lrc-ts@2 real-shape distill step Qwen2.5-0.5B L4 -> d448 4x256",
       "lrc-ts@2 real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256",
+      "lrc-ts@2 real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256 f32 teacher",
       "pytorch@2 real-shape distill step Qwen2.5-0.5B L4 -> d448 4x256",
       "pytorch@2 real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256",
     ]);
     expect(planGroups(allCases(), [2], ["real-shape distill step qwen2.5-0.5b l4 "]).map((g) => g.impl)).toEqual(["lrc-ts", "pytorch"]);
+    // The f32-teacher variant (the float32 load #16 replaced) runs on lrc-ts alone: PyTorch's teacher is fp32 anyway.
+    expect(planGroups(allCases(), [2], ["real-shape distill step qwen2.5-0.5b l24"]).map((g) => `${g.impl} ${g.cases.join(",")}`)).toEqual([
+      "lrc-ts real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256",
+      "lrc-ts real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256 f32 teacher",
+      "pytorch real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256",
+    ]);
   });
   it("--max-rss-gb", () => {
     expect(parseArgs([]).maxRssGb).toBe(16);

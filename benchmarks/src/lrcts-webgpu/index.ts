@@ -4,10 +4,12 @@
 // (the untimed first run uploads them and compiles the kernels), waited for with `backendFinish()` (every
 // kernel submitted, the queue idle); results not read back. Kernel cases also time upload (`backendUpload` of
 // the inputs, then `backendFinish()`) and download (`backendDownload` of the results) apart, for the GPU table.
-// What ran, and on which adapter, goes into the child's description. Only tensor-core's public API is used.
+// What ran, and on which adapter (with its optional features: --webgpu-features on|off), goes into the child's
+// description. Only tensor-core's public API is used.
 
 import { backendReport, getBackend, initBackend, resetBackendReport } from "@lrc-ts/tensor-core";
 import type { BenchCase } from "../cases.js";
+import type { WebGpuFeaturesArg } from "../cli.js";
 import type { Implementation, Prepared } from "../impl.js";
 import { SkipCase } from "../impl.js";
 import { prepareKernelOnDevice } from "../device-kernels.js";
@@ -36,11 +38,14 @@ async function prepare(c: BenchCase): Promise<Prepared> {
   });
 }
 
-export const lrcTsWebGpu: Implementation = {
-  async init(threads: number): Promise<string> {
-    await initBackend("webgpu");
-    const b = getBackend();
-    return `${b.description}${b.software === true ? " (GPU speed unmeasured on this machine)" : ""}; LRC_THREADS=${threads} for cpu fallbacks`;
-  },
-  prepare,
-};
+/** The column; features "off" starts the backend without shader-f16 and subgroups (the plain kernels). */
+export function lrcTsWebGpu(features: WebGpuFeaturesArg = "on"): Implementation {
+  return {
+    async init(threads: number): Promise<string> {
+      await initBackend("webgpu", features === "off" ? { f16: false, subgroups: false } : {});
+      const b = getBackend();
+      return `${b.description}${b.software === true ? " (GPU speed unmeasured on this machine)" : ""}; LRC_THREADS=${threads} for cpu fallbacks`;
+    },
+    prepare,
+  };
+}

@@ -12,7 +12,7 @@ const required = process.env["LRC_WEBGPU_TEST"] === "1";
 let ready = false;
 beforeAll(async () => {
   try {
-    await lrcTsWebGpu.init(1);
+    await lrcTsWebGpu().init(1);
     ready = true;
   } catch (e) {
     if (required) throw e;
@@ -26,7 +26,7 @@ describe("lrc-ts-webgpu", () => {
     if (!ready) return;
     const c: BenchCase = { suite: "kernels", name: "tiny attention", spec: { kind: "attention", backward: true, B: 1, H: 2, Hkv: 1, T: 4, dh: 8 } };
     const live0 = backendReport().device!.liveBuffers;
-    const p = await lrcTsWebGpu.prepare(c);
+    const p = await lrcTsWebGpu().prepare(c);
     try {
       const tr = p.transfers!;
       // q [1,2,4,8], k and v [1,1,4,8], dy [1,2,4,8] up; dq, dk, dv down.

@@ -34,8 +34,15 @@ export function kernelWork(spec: CaseSpec): KernelWork {
   switch (spec.kind) {
     case "matmul": {
       const { m, k, n, transA, transB } = spec;
-      const a = randn(transA ? [k, m] : [m, k], { rng: r });
-      const b = randn(transB ? [n, k] : [k, n], { rng: r });
+      let a = randn(transA ? [k, m] : [m, k], { rng: r });
+      let b = randn(transB ? [n, k] : [k, n], { rng: r });
+      const half = (t: Tensor): Tensor => {
+        const h = t.astype("bfloat16");
+        t.dispose();
+        return h;
+      };
+      if (spec.bf16 === "a") a = half(a);
+      if (spec.bf16 === "b") b = half(b);
       return { inputs: [a, b], compute: () => [matmul(a, b, { transA, transB })] };
     }
     case "attention": {

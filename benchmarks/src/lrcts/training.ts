@@ -58,8 +58,8 @@ export function prepareTrainingCase(spec: CaseSpec): Prepared {
 
 /**
  * A real-shape LRC step as a user runs it: the teacher is a random BF16 HF checkpoint (`lrc init`'s
- * initCheckpoint; written once into the temp directory and reused) loaded with loadCausalLM, so the teacher
- * is held however the engine holds a loaded checkpoint.
+ * initCheckpoint; written once into the temp directory and reused) loaded with loadCausalLM as `lrc distill`
+ * loads it on the cpu backend (its matrices kept as bfloat16), or widened to float32 (`f32Teacher`).
  */
 export async function prepareRealShapeCase(spec: CaseSpec): Promise<Prepared> {
   if (spec.kind !== "realShape") throw new SkipCase(`not a real-shape case: ${spec.kind}`);
@@ -67,7 +67,8 @@ export async function prepareRealShapeCase(spec: CaseSpec): Promise<Prepared> {
   const config = nnConfig(t, T);
   const dir = path.join(os.tmpdir(), "lrc-bench-real-shape", `qwen2-V${t.vocab}-D${t.hidden}-L${t.layers}-H${t.heads}-${t.kvHeads}-F${t.ffn}-bf16`);
   if (!existsSync(dir)) initCheckpoint(config, dir, { dtype: "BF16", seed: 1 });
-  const teacher = await loadCausalLM(dir);
+  const teacher = await loadCausalLM(dir, { keepDType: spec.f32Teacher !== true });
   const clone = new LowRankClone(teacher, { hiddenSize: studentHidden, seed: 2 });
-  return trainerStep(new LrcTask(clone), syntheticSource(t.vocab, B, T, 5), "lrc Trainer.step1 (LrcTask: CE + KL + clone terms, grad clip 1.0, AdamW), teacher loaded from a BF16 checkpoint");
+  const held = spec.f32Teacher === true ? "widened to float32" : "its matrices kept as bfloat16";
+  return trainerStep(new LrcTask(clone), syntheticSource(t.vocab, B, T, 5), `lrc Trainer.step1 (LrcTask: CE + KL + clone terms, grad clip 1.0, AdamW), teacher loaded from a BF16 checkpoint, ${held}`);
 }

@@ -51,6 +51,7 @@ export function prepareTfKernel(tf: Tf, spec: CaseSpec): Prepared {
   switch (spec.kind) {
     case "matmul": {
       const { m, k, n, transA, transB } = spec;
+      if (spec.bf16 !== undefined) throw new SkipCase("TF.js has no bfloat16 matmul operand");
       const a = randn(transA ? [k, m] : [m, k]), b = randn(transB ? [n, k] : [k, n]);
       return { run: tidy(() => tf.matMul(a, b, transA, transB)), dispose };
     }

@@ -74,6 +74,7 @@ function accumulateSecondMoment(C: Float64Array, x: Float32Array | Float64Array,
 }
 
 async function host(t: Tensor): Promise<Float32Array | Float64Array> {
+  if (t.dtype === "bfloat16") return t.data() as Float32Array; // a teacher matrix kept as BF16, widened
   await t.toHostAsync();
   return t.buf as Float32Array | Float64Array;
 }

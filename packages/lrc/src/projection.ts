@@ -109,7 +109,8 @@ export class Projections {
     this.teacher = weights;
     this.teacherConfig = config;
     this.hiddenSize = d;
-    this.dtype = weights.embed.dtype;
+    // The trainable tensors' dtype: the teacher's, float32 for a teacher whose matrices are kept as bfloat16.
+    this.dtype = weights.embed.dtype === "bfloat16" ? "float32" : weights.embed.dtype;
     const teacherTied = config.tie_word_embeddings || weights.lmHead === weights.embed;
     this.tieLmHeadProjection = opts.tieLmHeadProjection ?? teacherTied;
     this.studentTied = teacherTied && this.tieLmHeadProjection;

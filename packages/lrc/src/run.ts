@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, parameterCount, readConfigFile } from "@lrc-ts/nn";
-import { makeDirectory } from "@lrc-ts/tensor-core";
+import { getBackend, makeDirectory } from "@lrc-ts/tensor-core";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
@@ -73,6 +73,12 @@ export interface TrainRunOptions {
   readonly handleSigint?: boolean;
   /** Weight dtype of the exported model (default: the teacher's config.json torch_dtype, else f32). */
   readonly dtype?: "bf16" | "f16" | "f32";
+  /**
+   * Keep a BF16 teacher's weight matrices in memory as bfloat16 (half the bytes of float32; the kernels widen
+   * them exactly, so losses and the exported student are bit-identical). Default: on the cpu and webgpu
+   * backends (GPU.js has no 16-bit kernels: its matmuls would run on cpu). Ignored without a teacher.
+   */
+  readonly keepTeacherDType?: boolean;
   readonly onStep?: (m: StepMetrics) => void | Promise<void>;
   readonly log?: (line: string) => void;
   /** Test hook (see TrainerConfig.beforeStep). */
@@ -270,12 +276,17 @@ function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pa
   return out;
 }
 
+/** Loads a teacher directory, a BF16 checkpoint's matrices kept as bfloat16 as o.keepTeacherDType says. */
+function loadTeacher(dir: string, o: TrainRunOptions): Promise<CausalLM> {
+  return loadCausalLM(dir, { keepDType: o.keepTeacherDType ?? ["cpu", "webgpu"].includes(getBackend().name) });
+}
+
 function bytesOf(m: CausalLM): number {
-  return m.namedParameters().reduce((a, [, t]) => a + t.buf.byteLength, 0);
+  return m.namedParameters().reduce((a, [, t]) => a + t.nbytes, 0);
 }
 
 async function distillTask(o: DistillOptions): Promise<RunSpec> {
-  const teacher = typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
+  const teacher = typeof o.teacher === "string" ? await loadTeacher(o.teacher, o) : o.teacher;
   const tokenizerFrom = o.tokenizerFrom ?? (typeof o.teacher === "string" ? o.teacher : undefined);
   const teacherSource = typeof o.teacher === "string" ? path.join(o.teacher, "config.json") : "the teacher's config";
   // Wider than the teacher is refused by LowRankClone; as wide gives nothing a student is for.
@@ -344,7 +355,7 @@ async function pretrainTask(o: PretrainOptions): Promise<RunSpec> {
         `(weights, gradients and AdamW moments as float32), more than this machine's ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB`,
     );
   const model = new CausalLM(config, { seed: o.seed ?? 0, ...(o.initStd !== undefined ? { std: o.initStd } : {}) });
-  const teacher = o.teacher === undefined ? null : typeof o.teacher === "string" ? await loadCausalLM(o.teacher) : o.teacher;
+  const teacher = o.teacher === undefined ? null : typeof o.teacher === "string" ? await loadTeacher(o.teacher, o) : o.teacher;
   const task = new LmTask(model, {
     teacher, ...(o.temperature !== undefined ? { temperature: o.temperature } : {}), ...(o.klWeight !== undefined ? { klWeight: o.klWeight } : {}),
   });

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generate, loadCausalLM } from "@lrc-ts/nn";
+import { generate, loadCausalLM, saveCausalLM } from "@lrc-ts/nn";
 import type { GpuMode } from "@lrc-ts/tensor-core";
 import { backendReport, initBackend, resetBackendReport, setBackend } from "@lrc-ts/tensor-core";
 import { distill, pretrain } from "./run.js";
@@ -92,5 +92,25 @@ describe(`the trainer on ${label}`, () => {
       for (let j = 0; j < x.length; j++) worst = Math.max(worst, Math.abs(x[j]! - y[j]!));
     });
     expect(worst).toBeLessThan(tol);
+  }, 300_000);
+
+  it.runIf(backend === "webgpu")("distills a BF16 teacher kept as bfloat16 on the device: the float32 load's losses bit for bit, its matmuls and embedding on the device", async () => {
+    const bf = path.join(root, "bf16-teacher");
+    setBackend("cpu");
+    await saveCausalLM(await loadCausalLM(path.join(root, "gpu", "teacher", "model")), bf, { dtype: "BF16" });
+    await initBackend("webgpu");
+    const runs: Array<Record<string, number>> = [];
+    for (const keep of [true, false]) {
+      resetBackendReport();
+      const r = await distill({
+        teacher: bf, hiddenSize: 16, data, batchSize: 4, seqLen: 16, lr: 5e-3, warmupSteps: 2, alpha: 0.5, temperature: 2,
+        out: path.join(root, `bf16-${keep}`), steps: 4, evalEvery: 2, keepTeacherDType: keep, ...quiet,
+      });
+      runs.push({ ...r.final, val: r.val!.loss });
+      if (keep) expect(backendReport().ops.filter((o) => o.cpu > 0).map((o) => o.op)).toEqual(["scale", "sumSquares"]);
+    }
+    setBackend("cpu");
+    expect(Object.keys(runs[0]!)).toEqual(expect.arrayContaining(["ce", "kl", "clone", "val"]));
+    expect(runs[0]).toEqual(runs[1]);
   }, 300_000);
 });

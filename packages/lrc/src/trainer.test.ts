@@ -8,11 +8,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { causalLMForward, loadCausalLM } from "@lrc-ts/nn";
+import { causalLMForward, loadCausalLM, saveCausalLM } from "@lrc-ts/nn";
 import { bufferPoolStats, matmul, mse, noGrad, readSafetensorsFile, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
 import { openShards } from "@lrc-ts/data";
 import { LowRankClone } from "./lrc.js";
-import { distill, pretrain } from "./run.js";
+import { distill, distillDryRun, pretrain } from "./run.js";
 import { trainedSeqLen } from "./training-record.js";
 import { tokenizerConfig } from "./model-card.js";
 import { readMetrics } from "./metrics.js";
@@ -99,6 +99,37 @@ describe("run options the model cannot honour", () => {
       `seq-len 100 exceeds max_position_embeddings 64 of ${cfg}`,
     );
     expect(fs.existsSync(path.join(root, "long"))).toBe(false);
+  });
+});
+
+describe("a BF16 teacher kept as bfloat16 (keepTeacherDType, the cpu default)", () => {
+  it("distill (svd init, reference attn-out), pretrain with KD and the dry-run plan: the same losses and a byte-identical student as the float32 load; half the teacher bytes", async () => {
+    const bf = path.join(root, "bf16-kept-teacher");
+    await saveCausalLM(await loadCausalLM(teacherDir), bf, { dtype: "BF16", tokenizerFrom: teacherDir });
+    const runs: Record<string, { final: Record<string, number>; student: Buffer; rows: unknown[] }> = {};
+    for (const keep of [true, false]) {
+      const out = path.join(root, `bf16-kept-${keep}`), kd = path.join(root, `bf16-kd-${keep}`);
+      const r = await distill({ ...distillBase, teacher: bf, out, steps: 3, attnOut: "reference", init: "svd", evalEvery: 2, keepTeacherDType: keep, ...quiet });
+      const k = await pretrain({
+        config: path.join(root, "teacher-config.json"), teacher: bf, data, out: kd, steps: 3, batchSize: 4, seqLen: 16, temperature: 2, keepTeacherDType: keep, ...quiet,
+      });
+      // every row's losses, gradient norm and eval numbers (not its timings and memory)
+      const rows = (dir: string) => readMetrics(path.join(dir, "metrics.jsonl")).map((row) => Object.fromEntries(Object.entries(row).filter(([k]) => !/elapsed|rss|per_s|time/.test(k))));
+      runs[String(keep)] = {
+        final: { ...r.final, ...Object.fromEntries(Object.entries(k.final).map(([n, v]) => [`kd ${n}`, v])) },
+        student: Buffer.concat([fs.readFileSync(path.join(out, "student", "model.safetensors")), fs.readFileSync(path.join(kd, "model", "model.safetensors"))]),
+        rows: [...rows(out), ...rows(kd)],
+      };
+    }
+    expect(Object.keys(runs.true!.final)).toEqual(expect.arrayContaining(["ce", "kl", "clone", "kd ce", "kd kl"]));
+    expect(runs.true!.final).toEqual(runs.false!.final);
+    expect(runs.true!.student.equals(runs.false!.student)).toBe(true);
+    expect(runs.true!.rows).toEqual(runs.false!.rows); // every step's losses, eval rows included
+    const plan = async (keep: boolean) => (await distillDryRun({ ...distillBase, teacher: bf, out: path.join(root, "bf16-plan"), steps: 4, keepTeacherDType: keep, ...quiet })).memory.teacherWeights;
+    const [kept, wide] = [await plan(true), await plan(false)];
+    const t = await loadCausalLM(bf);
+    const matrices = t.namedParameters().filter(([, w]) => w.rank === 2).reduce((n, [, w]) => n + w.size, 0);
+    expect(wide - kept).toBe(2 * matrices);
   });
 });
 

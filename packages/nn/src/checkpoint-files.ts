@@ -1,18 +1,19 @@
 // HF model checkpoints as in-memory files (file name -> bytes), with no file system: what a browser reads
 // from files the user picked and offers back as downloads, and what the Node directory functions of
 // ./checkpoint.ts share. `loadCausalLMFromFiles` takes config.json plus model.safetensors, or the shards
-// listed by model.safetensors.index.json; F32, F16, BF16 (and F64) tensors load, converted to float32.
+// listed by model.safetensors.index.json; F32, F16, BF16 (and F64) tensors load, converted to float32 (or, with
+// keepDType, a BF16 checkpoint's weight matrices kept as frozen bfloat16 tensors).
 // Parameter names are the HF names, so loading is a name lookup: missing, extra and mis-shaped tensors are
 // errors naming the tensor and the file, and so is a NaN or infinite value. A tied model accepts a checkpoint with or without `lm_head.weight`.
 // `serializeCausalLM` gives the files `saveCausalLM` writes (config.json, F32 model.safetensors with the
 // tied head omitted, plus any tokenizer files passed in), byte for byte.
 
-import { parseSafetensors, serializeSafetensors } from "@lrc-ts/tensor-core";
-import type { DType, SafetensorsFile, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
+import { bfloat16Tensor, parseSafetensors, serializeSafetensors, tensor } from "@lrc-ts/tensor-core";
+import type { DType, SafetensorsFile, SafetensorsFloatDType, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "./config.js";
 import { ConfigError, configToJson, parseConfig } from "./config.js";
 import { CausalLM } from "./models/causal-lm.js";
-import { parameterCount } from "./weights.js";
+import { parameterCount, parameterSpecs } from "./weights.js";
 
 export const CONFIG_FILE = "config.json";
 export const WEIGHTS_FILE = "model.safetensors";
@@ -31,6 +32,13 @@ export class CheckpointError extends Error {
 export interface LoadOptions {
   /** Parameter dtype (default float32). */
   readonly dtype?: DType;
+  /**
+   * Keep the weight matrices (embedding, projections, LM head) stored as BF16 as frozen bfloat16 tensors, at half
+   * the memory of float32 (norm gains, biases and F16 / F32 matrices load as float32). Such a model runs forward
+   * (matmul and embedding widen the values exactly, so its outputs are the bits of the float32 load's) but cannot
+   * train those matrices. Default false.
+   */
+  readonly keepDType?: boolean;
   /** Refuse, before allocating anything, a model whose parameters would take more bytes (Node's loadCausalLM: the machine's memory). */
   readonly maxBytes?: number;
 }
@@ -58,6 +66,15 @@ export function parseWeightIndex(json: unknown, index: string, locate: (file: st
     weightMap.set(name, p);
   }
   return weightMap;
+}
+
+/** config.json's name for a safetensors float dtype. */
+export const TORCH_DTYPE: Readonly<Record<SafetensorsFloatDType, string>> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
+
+/** The weight dtype a config.json declares (torch_dtype, or dtype in newer transformers), if it is one of the three. */
+export function configDType(config: CausalLMConfig): SafetensorsFloatDType | undefined {
+  const v = config.extra.torch_dtype ?? config.extra.dtype;
+  return (Object.keys(TORCH_DTYPE) as SafetensorsFloatDType[]).find((k) => TORCH_DTYPE[k] === v);
 }
 
 const LM_HEAD = "lm_head.weight";
@@ -88,10 +105,17 @@ export async function fillCausalLM(
         `num_hidden_layers ${config.num_hidden_layers}, intermediate_size ${config.intermediate_size}), at least ${n(2 * count)} bytes as BF16, ` +
         `but ${describe} holds ${n(weights.bytes)} bytes: the config does not match the weights`,
     );
-  const need = count * (opts.dtype === "float64" ? 8 : 4);
+  const keep = opts.keepDType === true;
+  if (keep && (opts.dtype ?? "float32") !== "float32")
+    throw new CheckpointError(`${configFile}: keepDType keeps BF16 matrices beside float32 norms and biases; it does not combine with dtype ${opts.dtype}`);
+  // The matrices are built as what config.json says the checkpoint holds; one stored otherwise is swapped on load.
+  const bf16 = keep && configDType(config) === "BF16";
+  const need = bf16
+    ? parameterSpecs(config).reduce((b, p) => b + p.shape.reduce((x, y) => x * y, 1) * (p.init === "normal" ? 2 : 4), 0)
+    : count * (opts.dtype === "float64" ? 8 : 4);
   if (opts.maxBytes !== undefined && need > opts.maxBytes)
     throw new CheckpointError(`${configFile}: the model's ${count.toLocaleString("en-US")} parameters need about ${gib(need)} GiB, more than the ${gib(opts.maxBytes)} GiB available`);
-  const model = new CausalLM(config, { ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}), init: "zeros" });
+  const model = new CausalLM(config, { ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}), init: "zeros", ...(bf16 ? { matrixDType: "bfloat16" } : {}) });
   const params = new Map(model.namedParameters());
   const tied = config.tie_word_embeddings;
   const loaded = new Set<string>();
@@ -114,10 +138,23 @@ export async function fillCausalLM(
       if (info.dtype !== "F32" && info.dtype !== "F16" && info.dtype !== "BF16" && info.dtype !== "F64")
         throw new CheckpointError(`${file}: tensor "${name}" has dtype ${info.dtype}; only F32, F16, BF16 and F64 weights load`);
       if (tied && name === LM_HEAD) continue;
+      if (keep && param.rank === 2 && info.dtype === "BF16") {
+        const bits = st.readBF16Bits(name);
+        const bad = bits.findIndex((b) => (b & 0x7f80) === 0x7f80); // exponent all ones: infinite or NaN
+        if (bad >= 0) {
+          const b = bits[bad]!;
+          throw new CheckpointError(`${file}: tensor "${name}" holds ${(b & 0x7f) !== 0 ? NaN : b & 0x8000 ? -Infinity : Infinity} at index ${bad}: the weights are corrupt or diverged`);
+        }
+        if (param.dtype === "bfloat16") param.bits.set(bits);
+        else swap(model, param, bfloat16Tensor(bits, param.shape));
+        loaded.add(name);
+        continue;
+      }
       const values = st.readFloat32(name);
       const bad = values.findIndex((x) => !Number.isFinite(x));
       if (bad >= 0) throw new CheckpointError(`${file}: tensor "${name}" holds ${values[bad]} at index ${bad}: the weights are corrupt or diverged`);
-      param.buf.set(values);
+      if (param.dtype === "bfloat16") swap(model, param, tensor(values, param.shape, { requiresGrad: true }));
+      else param.buf.set(values);
       loaded.add(name);
     }
     st = null; // let the file's bytes go before reading the next shard
@@ -128,6 +165,12 @@ export async function fillCausalLM(
     throw new CheckpointError(`${describe}: missing tensor${missing.length > 1 ? "s" : ""} ${shown}${missing.length > 6 ? ` and ${missing.length - 6} more` : ""}`);
   }
   return model;
+}
+
+/** Puts t in place of the model's parameter old (a placeholder of the other dtype), which is freed. */
+function swap(model: CausalLM, old: Tensor, t: Tensor): void {
+  model.swapParameter(old, t);
+  old.dispose();
 }
 
 export interface LoadFromFilesOptions extends LoadOptions {
@@ -176,6 +219,7 @@ export async function loadCausalLMFromFiles(files: ReadonlyMap<string, Uint8Arra
 }
 
 function float32Of(t: Tensor): Float32Array {
+  if (t.dtype === "bfloat16") return t.data() as Float32Array; // a matrix kept as BF16 (keepDType), widened exactly
   const b = t.buf;
   return b instanceof Float32Array ? b : Float32Array.from(b);
 }

@@ -122,6 +122,64 @@ describe("save -> load", () => {
   });
 });
 
+describe("keepDType: a BF16 checkpoint's matrices kept as bfloat16", () => {
+  it.each([["tied qwen2", tinyQwen({ vocab_size: 300, hidden_size: 32 })], ["untied llama with biases", tinyLlama()]] as const)(
+    "%s: matrices bfloat16, norms and biases float32; the same logits, bit for bit, sharded or not; saves the same file",
+    async (_, cfg) => {
+      const dir = tmpDir(), sharded = tmpDir();
+      initCheckpoint(cfg, dir, { seed: 3, std: 0.2, dtype: "BF16" });
+      initCheckpoint(cfg, sharded, { seed: 3, std: 0.2, dtype: "BF16", maxShardBytes: 3000 });
+      const plain = await loadCausalLM(dir);
+      for (const d of [dir, sharded]) {
+        const kept = await loadCausalLM(d, { keepDType: true });
+        for (const [name, t] of kept.namedParameters()) {
+          expect(t.dtype, name).toBe(t.rank === 2 ? "bfloat16" : "float32");
+          expect(t.requiresGrad, name).toBe(t.rank !== 2); // frozen storage; the rest as loadCausalLM leaves it
+        }
+        if (cfg.tie_word_embeddings) expect(kept.lm_head.weight).toBe(kept.model.embed_tokens.weight);
+        expect([...noGrad(() => kept.logits(IDS)).buf]).toEqual([...noGrad(() => plain.logits(IDS)).buf]);
+        const a = checkpointTensors(kept), b = checkpointTensors(plain);
+        expect(a.map(([n, t]) => [n, [...t.data]])).toEqual(b.map(([n, t]) => [n, [...t.data]]));
+      }
+      expect(() => (plain.setRequiresGrad(true), 0)).not.toThrow();
+      const kept = await loadCausalLM(dir, { keepDType: true });
+      expect(() => kept.unfreeze()).toThrow(/is bfloat16, a frozen storage dtype: it cannot require grad/);
+    },
+  );
+
+  it("the memory bound counts 2 bytes per matrix value; F32 checkpoints load as float32; mismatches and bad values are named", async () => {
+    const cfg = tinyQwen({ vocab_size: 300, hidden_size: 32 });
+    const dir = tmpDir();
+    initCheckpoint(cfg, dir, { seed: 4, dtype: "BF16" });
+    const specs = parameterSpecs(cfg);
+    const bytes = specs.reduce((b, p) => b + p.shape.reduce((x, y) => x * y, 1) * (p.shape.length === 2 ? 2 : 4), 0);
+    await expect(loadCausalLM(dir, { keepDType: true, maxBytes: bytes })).resolves.toBeDefined();
+    await expect(loadCausalLM(dir, { keepDType: true, maxBytes: bytes - 1 })).rejects.toThrow(/need about/);
+    await expect(loadCausalLM(dir, { maxBytes: bytes })).rejects.toThrow(/need about/); // float32: 4 bytes each
+    await expect(loadCausalLM(dir, { keepDType: true, dtype: "float64" })).rejects.toThrow(/config\.json: keepDType .* does not combine with dtype float64/);
+    const f32 = tmpDir();
+    initCheckpoint(cfg, f32, { seed: 4 });
+    expect((await loadCausalLM(f32, { keepDType: true })).model.embed_tokens.weight.dtype).toBe("float32");
+    // Matrices stored otherwise than config.json says are swapped in as stored: F32 ones as float32, BF16 as bfloat16.
+    const m = new CausalLM(cfg, { seed: 1 });
+    const t = checkpointTensors(m).map(([n, x]): [string, SafetensorsTensorInput] => [n, { ...x, ...(n.includes("mlp") ? {} : { dtype: "BF16" }) }]);
+    for (const torch_dtype of ["bfloat16", "float32"]) {
+      const mixed = tmpDir();
+      writeDir(mixed, m, t, { ...configToJson(cfg), torch_dtype });
+      const kept = await loadCausalLM(mixed, { keepDType: true }), plain = await loadCausalLM(mixed);
+      for (const [name, w] of kept.namedParameters()) expect(w.dtype, name).toBe(w.rank === 2 && !name.includes("mlp") ? "bfloat16" : "float32");
+      expect(kept.lm_head.weight).toBe(kept.model.embed_tokens.weight);
+      expect(kept.model.layers.items[0]!.mlp.up_proj.weight.requiresGrad).toBe(true);
+      expect([...noGrad(() => kept.logits(IDS)).buf]).toEqual([...noGrad(() => plain.logits(IDS)).buf]);
+    }
+    // An infinite BF16 value.
+    const inf = tmpDir();
+    (t.find(([n]) => n === "model.layers.1.mlp.up_proj.weight")![1].data as Float32Array)[5] = -Infinity;
+    writeDir(inf, m, t, { ...configToJson(cfg), torch_dtype: "bfloat16" });
+    await expect(loadCausalLM(inf, { keepDType: true })).rejects.toThrow(/tensor "model\.layers\.1\.mlp\.up_proj\.weight" holds -Infinity at index 5/);
+  });
+});
+
 describe("bad model directories", () => {
   const m = new CausalLM(tinyLlama(), { seed: 5 });
   const good = checkpointTensors(m);

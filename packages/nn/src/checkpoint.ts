@@ -21,12 +21,12 @@ import { readConfigFile } from "./config-file.js";
 import type { CausalLMConfig } from "./config.js";
 import type { CausalLM } from "./models/causal-lm.js";
 import {
-  CONFIG_FILE, CheckpointError, TOKENIZER_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, checkpointTensors, configFileText, fillCausalLM,
+  CONFIG_FILE, CheckpointError, TOKENIZER_FILES, TORCH_DTYPE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, checkpointTensors, configFileText, fillCausalLM,
   parseWeightIndex,
 } from "./checkpoint-files.js";
 import type { LoadOptions } from "./checkpoint-files.js";
 
-export { CONFIG_FILE, CheckpointError, TOKENIZER_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, checkpointTensors } from "./checkpoint-files.js";
+export { CONFIG_FILE, CheckpointError, TOKENIZER_FILES, TORCH_DTYPE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, checkpointTensors, configDType } from "./checkpoint-files.js";
 export type { LoadOptions } from "./checkpoint-files.js";
 
 /** The weight files of a model directory: tensor name -> absolute file path (one file: all the same). */
@@ -74,14 +74,6 @@ export interface SaveOptions {
   readonly extraFiles?: Readonly<Record<string, string | Uint8Array>>;
 }
 
-/** config.json's name for a safetensors float dtype. */
-export const TORCH_DTYPE: Readonly<Record<SafetensorsFloatDType, string>> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
-
-/** The weight dtype a config.json declares (torch_dtype, or dtype in newer transformers), if it is one of the three. */
-export function configDType(config: CausalLMConfig): SafetensorsFloatDType | undefined {
-  const v = config.extra.torch_dtype ?? config.extra.dtype;
-  return (Object.keys(TORCH_DTYPE) as SafetensorsFloatDType[]).find((k) => TORCH_DTYPE[k] === v);
-}
 
 /**
  * Writes `model` as an HF model directory at `dir` (created or replaced atomically): config.json,

@@ -53,6 +53,23 @@ export abstract class Module {
     this.paramMap.set(name, t);
   }
 
+  /**
+   * Makes every module that holds parameter `old` (under any name: a tied LM head too) hold `t` instead, in its
+   * parameter map and in its field of the same name (`Linear.weight`, ...). A checkpoint loader's: a weight
+   * matrix kept in its checkpoint dtype replaces the placeholder the model was built with.
+   */
+  swapParameter(old: Tensor, t: Tensor): void {
+    if (old.shape.length !== t.shape.length || old.shape.some((d, i) => d !== t.shape[i]))
+      throw new RangeError(`swapParameter: [${t.shape.join(", ")}] does not match [${old.shape.join(", ")}]`);
+    for (const [, m] of this.namedModules())
+      for (const [name, p] of m.paramMap) {
+        if (p !== old) continue;
+        m.paramMap.set(name, t);
+        const fields = m as unknown as Record<string, unknown>;
+        if (fields[name] === old) fields[name] = t;
+      }
+  }
+
   /** [name, module] for this module ("" + prefix) and every descendant, depth first. */
   namedModules(prefix = ""): Array<[string, Module]> {
     const out: Array<[string, Module]> = [[prefix, this]];

@@ -6,7 +6,7 @@
 
 export type { DType, TypedArray, FloatArray } from "./dtype.js";
 export type { Shape } from "./shape.js";
-export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, arange, randn, rand, scope, keep } from "./tensor.js";
+export { Tensor, tensor, bfloat16Tensor, zeros, ones, full, zerosLike, onesLike, arange, randn, rand, scope, keep } from "./tensor.js";
 export type { TensorOptions, RandomOptions } from "./tensor.js";
 export { Rng, rng } from "./random.js";
 export type { RngState } from "./random.js";

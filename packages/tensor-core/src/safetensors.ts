@@ -74,6 +74,8 @@ export interface SafetensorsFile {
   bytes(name: string): Uint8Array;
   /** F32, F16, BF16 and F64 tensors as a new Float32Array (F16/BF16 exact; F64 rounded to nearest). */
   readFloat32(name: string): Float32Array;
+  /** A BF16 tensor's raw bit patterns (a view of the file's bytes where aligned, else a copy); other dtypes throw. */
+  readBF16Bits(name: string): Uint16Array;
   /** I32, I64 (each value must fit in int32), I16, I8, U8 and BOOL tensors as a new Int32Array. */
   readInt32(name: string): Int32Array;
 }
@@ -381,6 +383,13 @@ class ParsedSafetensors implements SafetensorsFile {
       default:
         return this.fail(name, `dtype ${e.dtype} is not a float type; readFloat32 reads F32, F16, BF16 and F64 (use readInt32)`);
     }
+  }
+
+  readBF16Bits(name: string): Uint16Array {
+    const e = this.entry(name);
+    if (e.dtype !== "BF16") return this.fail(name, `dtype ${e.dtype} is not BF16; readBF16Bits reads BF16 tensors only (use readFloat32)`);
+    const raw = this.bytes(name);
+    return halfWords(raw, raw.length / 2);
   }
 
   readInt32(name: string): Int32Array {

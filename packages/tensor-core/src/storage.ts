@@ -23,25 +23,33 @@ export interface DeviceBuffer {
 export class Storage {
   refs = 1;
   device: DeviceBuffer | null = null;
-  constructor(public data: TypedArray | null) {}
+  /** The host values: a typed array of the tensor's dtype, or BF16 bits (a Uint16Array) for bfloat16. */
+  constructor(public data: TypedArray | Uint16Array | null) {}
 }
 
 /** A buffer that the caller fully overwrites. */
 export function allocDirty(dtype: DType, n: number): TypedArray {
-  return acquire(dtype, n);
+  return acquire(computable("allocate", dtype), n);
 }
 
 /** A zero-filled buffer. */
 export function allocZeros(dtype: DType, n: number): TypedArray {
-  return acquireZeroed(dtype, n);
+  return acquireZeroed(computable("allocate", dtype), n);
+}
+
+/** dtype, unless it is the storage-only bfloat16 (then throws, naming `what`). */
+export function computable(what: string, dtype: DType): Exclude<DType, "bfloat16"> {
+  if (dtype === "bfloat16")
+    throw new TypeError(`${what}: bfloat16 is a storage dtype for frozen weights (made with bfloat16Tensor, zeros / full or astype("bfloat16")); compute in float32`);
+  return dtype;
 }
 
 /** Downloads a device-only storage into a host buffer (kept alongside the device copy). */
 export function syncHost(s: Storage, dtype: DType, n: number): TypedArray {
-  if (s.data !== null) return s.data;
+  if (s.data !== null) return s.data as TypedArray;
   const dev = s.device;
   if (dev === null) throw new Error("internal: syncHost on a released storage");
-  const host = acquire(dtype, n);
+  const host = acquire(computable("syncHost", dtype), n);
   dev.download(host, n);
   s.data = host;
   return host;
@@ -49,10 +57,10 @@ export function syncHost(s: Storage, dtype: DType, n: number): TypedArray {
 
 /** Like syncHost, awaiting the device's asynchronous read (WebGPU); null when the storage was released meanwhile. */
 export async function syncHostAsync(s: Storage, dtype: DType, n: number): Promise<TypedArray | null> {
-  if (s.data !== null) return s.data;
+  if (s.data !== null) return s.data as TypedArray;
   const dev = s.device;
   if (dev === null) throw new Error("internal: syncHostAsync on a released storage");
-  const host = acquire(dtype, n);
+  const host = acquire(computable("syncHostAsync", dtype), n);
   try {
     await dev.downloadAsync(host, n);
   } catch (e) {
@@ -62,7 +70,7 @@ export async function syncHostAsync(s: Storage, dtype: DType, n: number): Promis
   if (s.data !== null || s.device === null) {
     // read twice concurrently, or released while the read was in flight: keep what is there
     release(host);
-    return s.data;
+    return s.data as TypedArray | null;
   }
   s.data = host;
   return host;
@@ -80,7 +88,7 @@ export function dropDevice(s: Storage): void {
 export function releaseStorage(s: Storage): void {
   if (--s.refs === 0) {
     if (s.data !== null) {
-      release(s.data);
+      release(s.data); // foreign to the pool (BF16 bits, a file's buffer): dropped
       s.data = null;
     }
     if (s.device !== null) dropDevice(s);

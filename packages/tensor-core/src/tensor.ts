@@ -2,16 +2,17 @@
 // function in ./ops (one definition with its VJP beside it); the methods here are thin aliases.
 
 import type { DType, TypedArray } from "./dtype.js";
-import { dtypeOf } from "./dtype.js";
+import { dtypeOf, widenBF16 } from "./dtype.js";
 import { SHARED_MIN_BYTES, isShared } from "./backend/cpu/buffer-pool.js";
 import type { Node } from "./autodiff/tape.js";
 import { backprop } from "./autodiff/tape.js";
 import type { Shape } from "./shape.js";
 import { checkShape, fmt, sizeOf } from "./shape.js";
 import type { DeviceBuffer } from "./storage.js";
-import { Storage, allocDirty, dropDevice, releaseStorage, syncHost, syncHostAsync } from "./storage.js";
+import { Storage, allocDirty, computable, dropDevice, releaseStorage, syncHost, syncHostAsync } from "./storage.js";
 import * as ops from "./ops/index.js";
 import type { Rng } from "./random.js";
+import { float32BitsToBF16Bits } from "./safetensors.js";
 
 let nextId = 0;
 
@@ -23,7 +24,7 @@ export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
   /** @internal */ storage: Storage | null;
-  requiresGrad: boolean;
+  #requiresGrad = false;
   /** Accumulated gradient of a leaf after `backward()`. */
   grad: Tensor | null = null;
   /** @internal */ node: Node | null = null;
@@ -61,8 +62,33 @@ export class Tensor {
     return new Tensor(new Storage(allocDirty(dtype, sizeOf(shape))), shape, dtype);
   }
 
+  /**
+   * @internal A bfloat16 tensor owning `bits` (BF16 bit patterns; see dtype.ts). Use `bfloat16Tensor()`, which
+   * copies into shared memory.
+   */
+  static fromBF16Bits(bits: Uint16Array, shape: Shape): Tensor {
+    if (bits.length !== sizeOf(shape)) throw new RangeError(`internal: ${bits.length} BF16 values for shape ${fmt(shape)}`);
+    return new Tensor(new Storage(bits), shape, "bfloat16");
+  }
+
+  /** Whether backward() accumulates a gradient into this tensor; a bfloat16 tensor (frozen storage) never does. */
+  get requiresGrad(): boolean {
+    return this.#requiresGrad;
+  }
+
+  set requiresGrad(flag: boolean) {
+    if (flag && this.dtype === "bfloat16")
+      throw new TypeError(`tensor ${this.id} ${fmt(this.shape)} is bfloat16, a frozen storage dtype: it cannot require grad (train a float32 copy: astype("float32"))`);
+    this.#requiresGrad = flag;
+  }
+
   get size(): number {
     return sizeOf(this.shape);
+  }
+
+  /** Bytes of the values in memory: size x 4 (float32, int32), 8 (float64) or 2 (bfloat16). */
+  get nbytes(): number {
+    return this.size * (this.dtype === "float64" ? 8 : this.dtype === "bfloat16" ? 2 : 4);
   }
 
   get rank(): number {
@@ -85,32 +111,58 @@ export class Tensor {
    * frees the device copy, since the caller may write the buffer in place.
    */
   get buf(): TypedArray {
+    this.refuseBF16("reading its values");
     const s = this.storage;
     if (s !== null && s.device !== null) {
       syncHost(s, this.dtype, this.size);
       dropDevice(s);
     }
-    const d = s?.data;
+    const d = s?.data as TypedArray | null | undefined; // not bfloat16 (refused above)
     if (d === null || d === undefined) throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed`);
     return d.length === this.size ? d : d.subarray(0, this.size);
   }
 
   /** @internal The values for reading only: downloads a device tensor but keeps its device copy. */
   peek(): TypedArray {
+    this.refuseBF16("reading its values");
     const s = this.storage;
     if (s === null || (s.data === null && s.device === null)) throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed`);
     const d = syncHost(s, this.dtype, this.size);
     return d.length === this.size ? d : d.subarray(0, this.size);
   }
 
-  /** A copy of the values as a typed array (downloads from the device when the tensor lives there). */
+  /** @internal The BF16 bits of a bfloat16 tensor (for the kernels that widen them; never written). */
+  get bits(): Uint16Array {
+    const d = this.storage?.data;
+    if (this.dtype !== "bfloat16") throw new TypeError(`internal: bits of a ${this.dtype} tensor`);
+    if (!(d instanceof Uint16Array)) throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed`);
+    return d;
+  }
+
+  private refuseBF16(what: string): void {
+    if (this.dtype === "bfloat16")
+      throw new TypeError(`tensor ${this.id} ${fmt(this.shape)} is bfloat16 (frozen storage): ${what} needs astype("float32") first`);
+  }
+
+  /**
+   * A copy of the values as a typed array (downloads from the device when the tensor lives there); a bfloat16
+   * tensor's values widened (exactly) into a Float32Array.
+   */
   data(): TypedArray {
-    return this.peek().slice();
+    return this.dtype === "bfloat16" ? this.readable() : this.peek().slice();
+  }
+
+  /** The values for reading: peek(), or a bfloat16 tensor's widened into a new Float32Array. */
+  private readable(): TypedArray {
+    if (this.dtype !== "bfloat16") return this.peek();
+    const out = new Float32Array(this.size);
+    widenBF16(this.bits, out);
+    return out;
   }
 
   /** Nested JS arrays (a number for rank 0). */
   toArray(): unknown {
-    const b = this.peek();
+    const b = this.readable();
     const build = (dim: number, off: number): unknown => {
       if (dim === this.shape.length) return b[off];
       const n = this.shape[dim]!;
@@ -123,7 +175,7 @@ export class Tensor {
   /** The single value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new RangeError(`item(): tensor has ${this.size} elements, shape ${fmt(this.shape)}`);
-    return this.peek()[0]!;
+    return this.readable()[0]!;
   }
 
   /**
@@ -303,7 +355,7 @@ function inferShape(data: Nested): number[] {
  */
 export function tensor(data: Nested | TypedArray | readonly number[], shape?: readonly number[], opts: TensorOptions = {}): Tensor {
   const isTyped = ArrayBuffer.isView(data);
-  const dtype = opts.dtype ?? (isTyped ? dtypeOf(data as TypedArray) : "float32");
+  const dtype = computable("tensor", opts.dtype ?? (isTyped ? dtypeOf(data as TypedArray) : "float32"));
   const flat: ArrayLike<number> = isTyped
     ? (data as TypedArray)
     : typeof data === "number"
@@ -325,9 +377,36 @@ export function tensor(data: Nested | TypedArray | readonly number[], shape?: re
   return t;
 }
 
+/**
+ * A frozen bfloat16 tensor of BF16 bit patterns (a checkpoint's raw words), copied (into shared memory when large,
+ * so the worker-thread kernels read it without copying). It holds half the bytes of float32; gemm (matmul),
+ * gather (embedding), lmHeadLoss and astype read it, widening exactly; other ops refuse it (see dtype.ts).
+ */
+export function bfloat16Tensor(bits: Uint16Array, shape: readonly number[]): Tensor {
+  checkShape("bfloat16Tensor", shape);
+  if (bits.length !== sizeOf(shape)) throw new RangeError(`bfloat16Tensor: ${bits.length} values do not fit shape ${fmt(shape)}`);
+  const own = bf16Words(bits.length);
+  own.set(bits);
+  return Tensor.fromBF16Bits(own, shape);
+}
+
+/** n zero BF16 words (+0.0), in shared memory when large (see bfloat16Tensor). */
+function bf16Words(n: number): Uint16Array {
+  const shared = 2 * n >= SHARED_MIN_BYTES && typeof SharedArrayBuffer === "function";
+  return new Uint16Array(shared ? new SharedArrayBuffer(2 * n) : new ArrayBuffer(2 * n));
+}
+
 export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
   checkShape("full", shape);
-  const t = Tensor.empty(shape, opts.dtype ?? "float32");
+  if (opts.dtype === "bfloat16") {
+    // Frozen storage (e.g. weight matrices about to be loaded from a BF16 checkpoint): value rounded to bfloat16.
+    const bits = bf16Words(sizeOf(shape));
+    if (value !== 0 || Object.is(value, -0)) bits.fill(float32BitsToBF16Bits(new Uint32Array(Float32Array.of(value).buffer)[0]!));
+    const t = Tensor.fromBF16Bits(bits, shape);
+    t.requiresGrad = opts.requiresGrad ?? false;
+    return t;
+  }
+  const t = Tensor.empty(shape, computable("full", opts.dtype ?? "float32"));
   t.buf.fill(value);
   t.requiresGrad = opts.requiresGrad ?? false;
   return t;
@@ -354,7 +433,7 @@ export function arange(start: number, stop?: number, step = 1, opts: TensorOptio
   if (stop === undefined) [start, stop] = [0, start];
   if (step === 0) throw new RangeError("arange: step must not be 0");
   const n = Math.max(0, Math.ceil((stop - start) / step));
-  const t = Tensor.empty([n], opts.dtype ?? "float32");
+  const t = Tensor.empty([n], computable("arange", opts.dtype ?? "float32"));
   const b = t.buf;
   for (let i = 0; i < n; i++) b[i] = start + i * step;
   t.requiresGrad = opts.requiresGrad ?? false;
@@ -368,7 +447,7 @@ export interface RandomOptions extends TensorOptions {
 /** Normal(mean, std^2) samples from the given generator. */
 export function randn(shape: readonly number[], opts: RandomOptions & { mean?: number; std?: number }): Tensor {
   checkShape("randn", shape);
-  const t = Tensor.empty(shape, opts.dtype ?? "float32");
+  const t = Tensor.empty(shape, computable("randn", opts.dtype ?? "float32"));
   const b = t.buf;
   const m = opts.mean ?? 0, s = opts.std ?? 1;
   for (let i = 0; i < b.length; i++) b[i] = m + s * opts.rng.normal();
@@ -379,7 +458,7 @@ export function randn(shape: readonly number[], opts: RandomOptions & { mean?: n
 /** Uniform [low, high) samples from the given generator. */
 export function rand(shape: readonly number[], opts: RandomOptions & { low?: number; high?: number }): Tensor {
   checkShape("rand", shape);
-  const t = Tensor.empty(shape, opts.dtype ?? "float32");
+  const t = Tensor.empty(shape, computable("rand", opts.dtype ?? "float32"));
   const b = t.buf;
   const lo = opts.low ?? 0, hi = opts.high ?? 1;
   for (let i = 0; i < b.length; i++) b[i] = lo + (hi - lo) * opts.rng.uniform();

@@ -7,7 +7,8 @@ import type { InitOptions } from "./init.js";
 import { initNormal } from "./init.js";
 
 export class Embedding extends Module {
-  readonly weight: Tensor;
+  /** Not readonly: a checkpoint loader may swap in the checkpoint's tensor (Module.swapParameter). */
+  weight: Tensor;
 
   constructor(readonly numEmbeddings: number, readonly dim: number, opts: InitOptions = {}) {
     super();

@@ -13,9 +13,13 @@ export interface InitOptions {
   readonly std?: number;
   /** "zeros" skips the random draw (weights about to be loaded from a checkpoint). Default "normal". */
   readonly init?: "normal" | "zeros";
+  /** Dtype of the weight matrices (initNormal), as frozen zeros to be loaded (CausalLMOptions.matrixDType). */
+  readonly matrixDType?: "bfloat16";
 }
 
+/** A weight matrix: N(0, std²), or zeros with init "zeros" (frozen bfloat16 zeros with matrixDType). */
 export function initNormal(shape: readonly number[], o: InitOptions): Tensor {
+  if (o.matrixDType !== undefined) return full(shape, 0, { dtype: o.matrixDType });
   if (o.init === "zeros") return initConst(shape, 0, o);
   return randn(shape, { rng: o.rng ?? new Rng(0), std: o.std ?? 0.02, dtype: o.dtype ?? "float32", requiresGrad: true });
 }

@@ -27,6 +27,12 @@ export interface CausalLMOptions {
   readonly std?: number;
   /** "zeros" skips the random draw (weights about to be loaded). Default "normal". */
   readonly init?: "normal" | "zeros";
+  /**
+   * "bfloat16": the weight matrices (embedding, projections, LM head) are frozen bfloat16 storage of zeros, to
+   * be filled from a BF16 checkpoint (`loadCausalLM`'s keepDType); norm gains and biases stay `dtype`. Needs
+   * init "zeros" and dtype float32.
+   */
+  readonly matrixDType?: "bfloat16";
 }
 
 /** A list of child modules named "0", "1", ... (torch.nn.ModuleList). */
@@ -84,7 +90,10 @@ export class CausalLM extends Module {
       rng: new Rng(opts.seed ?? 0),
       std: opts.std ?? (typeof range === "number" && range > 0 ? range : 0.02),
       init: opts.init ?? "normal",
+      ...(opts.matrixDType !== undefined ? { matrixDType: opts.matrixDType } : {}),
     };
+    if (opts.matrixDType !== undefined && (init.init !== "zeros" || this.dtype !== "float32"))
+      throw new RangeError(`CausalLM: matrixDType ${opts.matrixDType} needs init "zeros" and dtype float32 (weights loaded from a checkpoint)`);
     this.model = this.registerModule("model", new DecoderModel(config, init));
     this.lm_head = this.registerModule("lm_head", new Linear(config.hidden_size, config.vocab_size, init));
     if (config.tie_word_embeddings) {

@@ -45,6 +45,10 @@ export interface InitBackendOptions {
    * "texture".
    */
   matmul?: "auto" | "timed" | "tiled" | "texture";
+  /** webgpu: use `shader-f16` (f16 storage of float16 weights) when the adapter has it (default true). */
+  f16?: boolean;
+  /** webgpu: use `subgroups` (the row reductions) when the adapter has them (default true). */
+  subgroups?: boolean;
 }
 
 /**

@@ -2,6 +2,11 @@
 // has one and accepts the arguments, else the cpu kernel (whose `.buf` reads download device-resident inputs).
 // While a backend other than cpu is active, every dispatch is counted per backend and op: on its own kernel
 // (`device`) or as a cpu fallback (`cpu`), for `backendReport()`.
+//
+// bfloat16 (frozen 16-bit weights, dtype.ts) is read by the kernels in BF16_KERNELS only: a call of another
+// kernel with a bfloat16 tensor throws, naming the kernel; a call of one of those runs on the active backend
+// only when its `accepts` says yes to it (webgpu's gemm and gather read bfloat16 buffers), else on cpu, counted
+// as a fallback.
 
 import { CpuKernels } from "./cpu/cpu-kernels.js";
 import type { Backend, KernelName, Kernels } from "./kernels.js";
@@ -28,6 +33,23 @@ export function activeBackend(): Backend | null {
 
 type Fn = (...args: unknown[]) => unknown;
 
+/** The kernels whose cpu versions read bfloat16 tensors (widened to float32 exactly). */
+const BF16_KERNELS: ReadonlySet<KernelName> = new Set<KernelName>(["gemm", "gather", "lmHeadLoss", "astype"]);
+
+const isBF16 = (x: unknown): boolean => typeof x === "object" && x !== null && (x as { dtype?: unknown }).dtype === "bfloat16";
+
+/** Whether a call has a bfloat16 tensor argument (throws, naming the kernel, when that kernel cannot read one). */
+function bf16Call(op: KernelName, args: readonly unknown[]): boolean {
+  if (!args.some((a) => isBF16(a) || (Array.isArray(a) && a.some(isBF16)))) return false;
+  if (!BF16_KERNELS.has(op)) {
+    const sub = typeof args[0] === "string" ? ` (${args[0]})` : "";
+    throw new TypeError(
+      `${op}${sub}: does not read bfloat16 tensors (frozen storage, read only by matmul, gather / embedding, lmHeadLoss and astype); widen with astype("float32")`,
+    );
+  }
+  return true;
+}
+
 /**
  * Whether `dispatch(op, ...args)` would run on the active backend's own kernel: true on cpu (which has every
  * kernel), else when the backend has `op` and accepts these arguments. For ops that run another way (a
@@ -36,18 +58,23 @@ type Fn = (...args: unknown[]) => unknown;
 export function hasKernel<K extends KernelName>(op: K, ...args: Parameters<Kernels[K]>): boolean {
   const b = active;
   if (b === null) return true;
-  return b.kernels[op] !== undefined && (b.accepts === undefined || b.accepts(op, args));
+  return onBackend(b, op, args, bf16Call(op, args));
+}
+
+/** Whether backend b runs this call itself (a call with a bfloat16 tensor only when b's accepts() takes it). */
+function onBackend(b: Backend, op: KernelName, args: readonly unknown[], bf16: boolean): boolean {
+  return b.kernels[op] !== undefined && (b.accepts === undefined ? !bf16 : b.accepts(op, args));
 }
 
 /** Runs kernel `op` on the active backend, or on cpu when that backend lacks it or does not accept the call. */
 export function dispatch<K extends KernelName>(op: K, ...args: Parameters<Kernels[K]>): ReturnType<Kernels[K]> {
   const b = active;
+  const bf16 = bf16Call(op, args);
   if (b !== null) {
     const c = countOf(b.name, op);
-    const k = b.kernels[op] as Fn | undefined;
-    if (k !== undefined && (b.accepts === undefined || b.accepts(op, args))) {
+    if (onBackend(b, op, args, bf16)) {
       c.device++;
-      return k.apply(b.kernels, args) as ReturnType<Kernels[K]>;
+      return (b.kernels[op] as Fn).apply(b.kernels, args) as ReturnType<Kernels[K]>;
     }
     c.cpu++;
   }

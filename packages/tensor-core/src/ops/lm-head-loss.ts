@@ -70,7 +70,9 @@ export const DEFAULT_CHUNK_ELEMENTS = 1 << 23;
 export function lmHeadLoss(hidden: Tensor, weight: Tensor, opts: LmHeadLossOptions): LmHeadLoss {
   const { targets, teacher } = opts;
   if (targets === undefined && teacher === undefined) throw new RangeError("lmHeadLoss: neither targets (CE) nor a teacher (KL) given");
-  requireFloat("lmHeadLoss", hidden, weight);
+  // A bfloat16 LM head (frozen weights, dtype.ts) is read as float32: with float32 hidden states only.
+  const asF32 = (w: Tensor) => (w.dtype === "bfloat16" ? { dtype: "float32" as const } : w);
+  requireFloat("lmHeadLoss", hidden, asF32(weight));
   if (hidden.rank < 1 || weight.rank !== 2 || weight.shape[1] !== hidden.shape[hidden.rank - 1])
     throw new RangeError(`lmHeadLoss: weight ${fmt(weight.shape)} must be [V, d] for hidden ${fmt(hidden.shape)}`);
   const lead = hidden.shape.slice(0, -1);
@@ -82,7 +84,7 @@ export function lmHeadLoss(hidden: Tensor, weight: Tensor, opts: LmHeadLossOptio
   }
   let D = 0;
   if (teacher !== undefined) {
-    requireFloat("lmHeadLoss", hidden, teacher.hidden, teacher.weight);
+    requireFloat("lmHeadLoss", hidden, teacher.hidden, asF32(teacher.weight));
     D = teacher.weight.shape[1]!;
     if (teacher.weight.rank !== 2 || teacher.weight.shape[0] !== V || !shapeEq(teacher.hidden.shape, [...lead, D]))
       throw new RangeError(`lmHeadLoss: teacher hidden ${fmt(teacher.hidden.shape)} / weight ${fmt(teacher.weight.shape)} must be [${lead.join(", ")}, D] / [${V}, D]`);

@@ -140,7 +140,7 @@ export function acquireZeroed(dtype: PoolDtype, n: number): PoolArray {
  * Returns `arr`'s buffer to the pool. The caller must not use `arr` (or any other view of its buffer) afterwards.
  * Returns true when the pool took the buffer back (cached or dropped over the limit), false for a foreign array.
  */
-export function release(arr: PoolArray): boolean {
+export function release(arr: PoolArray | Uint16Array): boolean {
   const buffer = arr.buffer;
   if (!owned.has(buffer)) return false;
   if (idle.has(buffer)) {

@@ -2,9 +2,11 @@
 // array kernels of this folder on the inputs' host values (`.buf` downloads a device-resident input). A kernel
 // missing here is a type error.
 
+import { widenBF16 } from "../../dtype.js";
 import type { DType, FloatArray } from "../../dtype.js";
 import { broadcastStrides, sizeOf, stridesOf } from "../../shape.js";
-import { Tensor, zeros } from "../../tensor.js";
+import { float32BitsToBF16Bits } from "../../safetensors.js";
+import { Tensor, bfloat16Tensor, zeros } from "../../tensor.js";
 import type { AdamWHyper, AttentionDims, BinaryOp, GemmDims, KlForward, Kernels, LmHeadDims, LmHeadForward, ReduceOp, UnaryOp } from "../kernels.js";
 import { adamwUpdate } from "./adamw.js";
 import { attentionBackward, attentionForward } from "./attention.js";
@@ -21,6 +23,11 @@ import {
 
 function f(t: Tensor): FloatArray {
   return t.buf as FloatArray;
+}
+
+/** A float operand that may be bfloat16: its BF16 bits (which gemm and gatherRows widen exactly), else f(t). */
+function wide(t: Tensor): FloatArray | Uint16Array {
+  return t.dtype === "bfloat16" ? t.bits : f(t);
 }
 
 /** [rows, cols] of a tensor read as rows of its last axis. */
@@ -60,8 +67,24 @@ export class CpuKernels implements Kernels {
   }
 
   astype(x: Tensor, dtype: DType): Tensor {
+    if (dtype === "bfloat16") {
+      if (x.dtype !== "float32") throw new TypeError(`astype: bfloat16 is made from float32 only, got ${x.dtype}`);
+      const xs = f(x), src = new Uint32Array(xs.buffer, xs.byteOffset, x.size);
+      const bits = new Uint16Array(x.size);
+      for (let i = 0; i < bits.length; i++) bits[i] = float32BitsToBF16Bits(src[i]!);
+      return bfloat16Tensor(bits, x.shape);
+    }
     const out = Tensor.empty(x.shape, dtype);
-    const src = x.buf, dst = out.buf;
+    const dst = out.buf;
+    if (x.dtype === "bfloat16") {
+      // Exact: a BF16 value is the float32 of its bits shifted left by 16.
+      const f32 = dtype === "float32" ? (dst as Float32Array) : new Float32Array(x.size);
+      widenBF16(x.bits, f32);
+      if (dtype === "float64") dst.set(f32);
+      else if (dtype === "int32") for (let i = 0; i < f32.length; i++) dst[i] = Math.trunc(f32[i]!);
+      return out;
+    }
+    const src = x.buf;
     if (dtype === "int32") for (let i = 0; i < src.length; i++) dst[i] = Math.trunc(src[i]!);
     else dst.set(src);
     return out;
@@ -110,8 +133,8 @@ export class CpuKernels implements Kernels {
   }
 
   gather(x: Tensor, indices: Tensor, outShape: readonly number[]): Tensor {
-    const out = Tensor.empty(outShape, x.dtype);
-    gatherRows(x.buf, x.shape[0]!, sizeOf(x.shape.slice(1)), indices.peek() as Int32Array, out.buf, "gather");
+    const out = Tensor.empty(outShape, x.dtype === "bfloat16" ? "float32" : x.dtype);
+    gatherRows(x.dtype === "bfloat16" ? x.bits : x.buf, x.shape[0]!, sizeOf(x.shape.slice(1)), indices.peek() as Int32Array, out.buf, "gather");
     return out;
   }
 
@@ -143,8 +166,9 @@ export class CpuKernels implements Kernels {
   }
 
   gemm(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[]): Tensor {
-    const out = Tensor.empty(outShape, a.dtype);
-    gemm({ a: f(a), b: f(b), c: f(out), ...p, strideC: p.m * p.n });
+    // A bfloat16 operand multiplies a float32 one (checked by matmul) into float32.
+    const out = Tensor.empty(outShape, a.dtype === "bfloat16" ? b.dtype === "bfloat16" ? "float32" : b.dtype : a.dtype);
+    gemm({ a: wide(a), b: wide(b), c: f(out), ...p, strideC: p.m * p.n });
     return out;
   }
 
@@ -237,9 +261,9 @@ export class CpuKernels implements Kernels {
     const dWeight = p.wantWeight ? zeros(weight.shape, { dtype }) : null;
     const { ceSum, klSum } = lmHeadLossChunked({
       dtype: dtype as "float32" | "float64",
-      h: f(hidden), w: f(weight),
+      h: f(hidden), w: wide(weight),
       targets: targets === null ? null : (targets.peek() as Int32Array),
-      hT: teacherHidden === null ? null : f(teacherHidden), wT: teacherWeight === null ? null : f(teacherWeight),
+      hT: teacherHidden === null ? null : f(teacherHidden), wT: teacherWeight === null ? null : wide(teacherWeight),
       rows: p.rows, V: p.V, d: p.d, D: p.D, chunk: p.chunk, ignore: p.ignore, tau: p.tau, ceScale: p.ceScale, klScale: p.klScale,
       dh: dHidden === null ? null : f(dHidden), dw: dWeight === null ? null : f(dWeight),
     });

@@ -18,9 +18,11 @@
  * BF16: with a float32 C, A and / or B may be a Uint16Array of BF16 bit patterns (a frozen teacher weight kept in
  * its checkpoint dtype); the engine widens them to float32 while packing (exact), so C is bit-identical to the
  * gemm of the widened float32 operands. The parallel path copies a non-shared BF16 operand into a shared one
- * (half the bytes of a float32 copy). Without the WebAssembly engine (no SIMD) a BF16 operand is refused.
+ * (half the bytes of a float32 copy). Without the WebAssembly engine (no SIMD, or LRC_NO_WASM=1) a BF16 operand
+ * is first widened into pooled float32 scratch (exact, so C is the same).
  */
-import { acquireShared, isShared, release } from "./buffer-pool.js";
+import { widenBF16 } from "../../dtype.js";
+import { acquireForWorkers, acquireShared, isShared, release } from "./buffer-pool.js";
 import { createGemmRuntime, type Float, type GemmJob, type GemmRuntime, type Operand } from "./gemm-runtime.js";
 import { getParallelThreshold, getThreadCount, poolAvailable, runParallel } from "./worker-pool.js";
 import { gemmWasmBytes } from "./wasm-gemm.js";
@@ -80,6 +82,14 @@ function sharedCopy(src: Operand, offset: number, len: number): Operand {
   return dst;
 }
 
+/** BF16 bits [offset, offset + len) widened exactly into pooled float32 scratch (pushed on `scratch`). */
+function widened(x: Uint16Array, offset: number, len: number, scratch: Operand[]): Float32Array {
+  const out = acquireForWorkers("float32", len) as Float32Array;
+  widenBF16(x.subarray(offset, offset + len), out);
+  scratch.push(out);
+  return out;
+}
+
 /** C = alpha * op(A) @ op(B) (+ C), batched; see the file header. */
 export function gemm(p: GemmParams): void {
   const { a, b, c, batch, m, n, k } = p;
@@ -132,6 +142,11 @@ export function gemm(p: GemmParams): void {
   if (p.trace !== undefined) job.trace = p.trace;
   const scratch: Operand[] = [];
   try {
+    if (!rt.wasm) {
+      // The TypeScript engine packs float32 / float64 only.
+      if (a instanceof Uint16Array) [job.a, job.offsetA] = [widened(a, offsetA, lenA, scratch), 0];
+      if (b instanceof Uint16Array) [job.b, job.offsetB] = [widened(b, offsetB, lenB, scratch), 0];
+    }
     run(job, rt, lenA, lenB, lenC, scratch);
   } finally {
     for (const s of scratch) if (!(s instanceof Uint16Array)) release(s);

@@ -13,12 +13,12 @@ import { crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward 
 export interface LmHeadChunkedParams {
   /** The scratch's dtype (the hidden states'). */
   dtype: "float32" | "float64";
-  /** Student hidden states [rows, d] and LM head [V, d]. */
-  h: FloatArray; w: FloatArray;
+  /** Student hidden states [rows, d] and LM head [V, d] (BF16 bits with float32 scratch: widened by gemm). */
+  h: FloatArray; w: FloatArray | Uint16Array;
   /** int32 targets [rows] (adds CE), or null. */
   targets: Int32Array | null;
-  /** Teacher hidden states [rows, D] and LM head [V, D] (adds KL), or null. */
-  hT: FloatArray | null; wT: FloatArray | null;
+  /** Teacher hidden states [rows, D] and LM head [V, D] (adds KL; BF16 bits like w), or null. */
+  hT: FloatArray | null; wT: FloatArray | Uint16Array | null;
   rows: number; V: number; d: number; D: number;
   /** Rows per chunk (>= 1). */
   chunk: number;

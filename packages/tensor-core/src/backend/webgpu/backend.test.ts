@@ -1,13 +1,15 @@
 // The webgpu backend as a backend (its op/gradient parity with cpu is in ../parity.test.ts, run with
 // LRC_WEBGPU_TEST=1): what it says it runs on, and that the kernels of an LRC step (RMSNorm, matmul, cross-entropy,
-// mse and their gradients) run on the device with no cpu fallback. On lavapipe in CI (LRC_WEBGPU_TEST=1, where
+// mse and their gradients) run on the device with no cpu fallback, and so do the matmuls and the embedding of a
+// bfloat16 teacher weight. On lavapipe in CI (LRC_WEBGPU_TEST=1, where
 // a backend that cannot start fails); skipped where no WebGPU adapter answers otherwise.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { scope, tensor } from "../../tensor.js";
 import * as ops from "../../ops/index.js";
 import { backendReport, getBackend, initBackend, resetBackendReport, setBackend } from "../backend.js";
-import { rnd, values, withGrads } from "../../testing-internal/parity.js";
+import { close, rnd, values, withGrads } from "../../testing-internal/parity.js";
+import type { Tensor } from "../../tensor.js";
 import { webgpuRequired } from "./test-device.js";
 
 let ready = false;
@@ -51,5 +53,39 @@ describe("the webgpu backend", () => {
     expect(rep.filter((o) => o.cpu > 0).map((o) => o.op)).toEqual([]);
     for (const op of ["rmsNorm", "rmsNormBackward", "gemm", "crossEntropy", "crossEntropyBackward", "mse", "mseBackward"])
       expect(rep.find((o) => o.op === op)?.device ?? 0, `${op} on the device`).toBeGreaterThan(0);
+  });
+
+  it("reads a bfloat16 teacher weight on the device: its matmuls (forward and the LRC backward's W_t^T dY) and the embedding", async () => {
+    if (!ready) return;
+    const Wt = rnd([12, 16]).astype("bfloat16"), E = rnd([10, 16]).astype("bfloat16");
+    const [WtF, EF] = [Wt.astype("float32"), E.astype("float32")];
+    const ids = tensor(new Int32Array([3, 0, 9, 3]), [4]);
+    const inputs = [rnd([4, 16]), rnd([16, 8])]; // x, P
+    // h = x + E[ids]; y = h W_t^T (the teacher's linear); W_s = W_t P (LRC), whose dP is W_t^T dW_s
+    const step = (W: Tensor, Em: Tensor) => () => withGrads((x, P) => ops.matmul(ops.matmul(ops.add(x, ops.embedding(Em, ids)), W, { transB: true }), ops.matmul(W, P)), inputs);
+    setBackend("cpu");
+    const want = await values(scope(step(WtF, EF)));
+    resetBackendReport();
+    setBackend("webgpu");
+    const outs = scope(step(Wt, E));
+    setBackend("cpu");
+    close("bfloat16 teacher", want, await values(outs), 1e-5);
+    const rep = backendReport().ops;
+    expect(rep.filter((o) => o.cpu > 0).map((o) => o.op)).toEqual([]);
+    for (const op of ["gemm", "gather"]) expect(rep.find((o) => o.op === op)?.device ?? 0, `${op} on the device`).toBeGreaterThan(0);
+  });
+
+  it("starts again with the optional features off, re-uploading from the host what the previous device held", async () => {
+    if (!ready) return;
+    setBackend("webgpu");
+    const x = rnd([3, 300]);
+    const first = await values([ops.softmax(x)]); // x now has a copy on the first device
+    await initBackend("webgpu", { f16: false, subgroups: false });
+    const info = getBackend();
+    const again = await values([ops.softmax(x)]);
+    await initBackend("webgpu");
+    setBackend("cpu");
+    expect(info.description).toMatch(/optional features: none$/);
+    close("softmax on the plain device", first, again, 1e-6);
   });
 });

@@ -2,9 +2,11 @@
 // the WGSL generated in this folder. Inputs are uploaded once (the device copy is kept in the tensor's storage),
 // outputs are device-resident tensors, and values come back only through `dataAsync()` / `toHostAsync()`
 // (WebGPU has no synchronous read: `data()` on a device-only tensor throws saying so). Kernels it lacks or
-// calls it refuses (float64, empty operands; `float32Operands`) run on cpu through the dispatcher.
+// calls it refuses (float64, empty operands; `float32Operands`) run on cpu through the dispatcher. A bfloat16
+// tensor (a frozen teacher weight) is uploaded as its 16-bit bits and read, widened to float32, by the matmul and
+// the embedding gather (half16.ts): a BF16 teacher's linear layers run here, at half the device memory.
 // Every kernel of the LRC step is here, the gradient clip's sumSquares and scale included (the trainer reads one
-// sum of squares per gradient, `clipGradNormAsync`).
+// number per step, `clipGradNormAsync`).
 
 import type { DType, TypedArray } from "../../dtype.js";
 import { broadcastStrides, sizeOf, stridesOf } from "../../shape.js";
@@ -40,20 +42,30 @@ class WebGpuStorage implements StorageDevice {
 export class WebGpuKernels implements Partial<Kernels> {
   constructor(readonly dev: WebGpuDevice, readonly matmulVariant: MatmulVariant) {}
 
-  /** The device buffer of t, uploading its host values on first use (kept in its storage). */
+  /**
+   * The device buffer of t, uploading its host values on first use (kept in its storage). A copy on another
+   * WebGPU device (a backend started before this one, e.g. with other features) is replaced from the host values.
+   */
   private buf(t: Tensor): WebGpuBuffer {
     const s = t.storage;
     if (s === null || (s.data === null && s.device === null)) throw new Error(`webgpu backend: tensor ${t.id} was disposed`);
-    if (s.device instanceof WebGpuStorage) return s.device.buf;
+    if (s.device instanceof WebGpuStorage) {
+      if (s.device.dev === this.dev) return s.device.buf;
+      if (s.data === null) throw new Error(`webgpu backend: tensor ${t.id} [${t.shape.join(", ")}] lives only on the device of a webgpu backend started before this one; read it (await toHostAsync()) before starting another`);
+    }
     return this.upload(t);
   }
 
   /** Copies t's host values into a new device buffer now, replacing the device copy it had (kept in its storage). */
   upload(t: Tensor): WebGpuBuffer {
     const s = t.storage!;
-    const host = t.peek();
-    const data = host instanceof Int32Array || host instanceof Float32Array ? host : Float32Array.from(host);
-    const up = new WebGpuStorage(this.dev, this.dev.upload(data));
+    let buf: WebGpuBuffer;
+    if (t.dtype === "bfloat16") buf = this.dev.upload(t.bits, "bfloat16");
+    else {
+      const host = t.peek();
+      buf = this.dev.upload(host instanceof Int32Array || host instanceof Float32Array ? host : Float32Array.from(host));
+    }
+    const up = new WebGpuStorage(this.dev, buf);
     s.device?.free();
     s.device = up;
     return up.buf;
@@ -140,7 +152,7 @@ export class WebGpuKernels implements Partial<Kernels> {
   }
 
   gather(x: Tensor, indices: Tensor, outShape: readonly number[]): Tensor {
-    const [o, ob] = this.out(outShape, x.dtype);
+    const [o, ob] = this.out(outShape, x.dtype === "bfloat16" ? "float32" : x.dtype);
     ew.gatherRows(this.dev, this.buf(x), x.shape[0]!, sizeOf(x.shape.slice(1)), this.buf(indices), ob);
     return o;
   }
@@ -318,16 +330,31 @@ function rowsOf(t: Tensor): [number, number] {
   return [t.size / Math.max(cols, 1), cols];
 }
 
+/**
+ * A gemm or gather that reads a bfloat16 tensor (a frozen weight) the backend runs: the other operand float32
+ * (gemm) or the indices int32 (gather), nothing empty.
+ */
+function bf16Operands(op: KernelName, args: readonly unknown[]): boolean {
+  const ok = (a: unknown, ...dtypes: DType[]): boolean => a instanceof Tensor && a.size > 0 && dtypes.includes(a.dtype);
+  if (op === "gemm") return (ok(args[0], "bfloat16") || ok(args[1], "bfloat16")) && ok(args[0], "float32", "bfloat16") && ok(args[1], "float32", "bfloat16") && sizeOf(args[3] as readonly number[]) > 0;
+  if (op === "gather") return ok(args[0], "bfloat16") && ok(args[1], "int32") && sizeOf(args[2] as readonly number[]) > 0;
+  return false;
+}
+
 export class WebGpuBackend implements Backend {
   readonly name = "webgpu";
-  constructor(readonly kernels: WebGpuKernels) {}
+  constructor(
+    readonly kernels: WebGpuKernels,
+    /** The optional features asked for (each used where the adapter has it: `device.features`). */
+    readonly asked: { f16: boolean; subgroups: boolean } = { f16: true, subgroups: true },
+  ) {}
 
   get device(): WebGpuDevice {
     return this.kernels.dev;
   }
 
   accepts(op: KernelName, args: readonly unknown[]): boolean {
-    return float32Operands(op, args);
+    return float32Operands(op, args) || bf16Operands(op, args);
   }
 
   info(): BackendInfo {
@@ -355,8 +382,8 @@ export class WebGpuBackend implements Backend {
   }
 
   upload(t: Tensor): void {
-    if (t.dtype !== "float32" && t.dtype !== "int32")
-      throw new Error(`backendUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the webgpu backend keeps only float32 and int32 tensors on the device`);
+    if (t.dtype !== "float32" && t.dtype !== "int32" && t.dtype !== "bfloat16")
+      throw new Error(`backendUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the webgpu backend keeps only float32, int32 and bfloat16 tensors on the device`);
     this.kernels.upload(t);
   }
 
@@ -374,12 +401,14 @@ export interface WebGpuBackendOptions extends WebGpuDeviceOptions {
   matmul?: MatmulVariant | "auto" | "timed";
 }
 
-/** Starts the WebGPU backend (or keeps `current`, a started one, unless another matmul design is asked for). */
+/** Starts the WebGPU backend (or keeps `current`, a started one, unless another matmul design or other features are asked for). */
 export async function loadWebGpu(opts: WebGpuBackendOptions, current: Backend | null): Promise<WebGpuBackend> {
   const want = opts.matmul ?? "auto";
   if (!["auto", "timed", "tiled", "texture"].includes(want)) throw new Error(`initBackend("webgpu"): unknown matmul design '${String(want)}' (known: auto, timed, tiled, texture)`);
-  if (current instanceof WebGpuBackend && (want === "auto" || want === "timed" || want === current.kernels.matmulVariant)) return current;
+  const features = { f16: opts.f16 ?? true, subgroups: opts.subgroups ?? true };
+  if (current instanceof WebGpuBackend && (want === "auto" || want === "timed" || want === current.kernels.matmulVariant)
+    && features.f16 === current.asked.f16 && features.subgroups === current.asked.subgroups) return current;
   const dev = await WebGpuDevice.create(opts);
   const variant = want === "auto" ? defaultMatmulVariant(dev) : want === "timed" ? (await timeMatmulDesigns(dev)).choice : want;
-  return new WebGpuBackend(new WebGpuKernels(dev, variant));
+  return new WebGpuBackend(new WebGpuKernels(dev, variant), features);
 }

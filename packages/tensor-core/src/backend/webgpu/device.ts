@@ -51,8 +51,20 @@ export interface WebGpuStats {
   readBytes: number;
 }
 
-/** Element types of device buffers (both 4 bytes). */
-export type DeviceDtype = "float32" | "int32";
+/**
+ * Element types of device buffers: 4-byte float32 and int32, and 16-bit storage of frozen weights (bfloat16 and
+ * IEEE binary16 bit patterns, two per 32-bit word, element 2i in the low half) that kernels widen to float32 as
+ * they read them (half16.ts).
+ */
+export type DeviceDtype = "float32" | "int32" | "bfloat16" | "float16";
+
+/** The 16-bit storage types. */
+export type Half16 = "bfloat16" | "float16";
+
+/** Bytes per element of a device dtype. */
+export function bytesPerElement(dtype: DeviceDtype): 2 | 4 {
+  return dtype === "bfloat16" || dtype === "float16" ? 2 : 4;
+}
 
 /** A storage buffer from the pool holding `length` elements; `free()` returns it. */
 export class WebGpuBuffer {
@@ -152,7 +164,10 @@ export class WebGpuDevice {
   private constructor(
     readonly device: GPUDevice,
     readonly adapter: WebGpuAdapterSummary,
-    /** Optional features in use. */
+    /**
+     * Optional features in use. `subgroups`: the `subgroups` feature together with WGSL's `subgroup_id` builtin
+     * (the row reductions need each subgroup's index; WGSL leaves local_invocation_index's mapping to subgroups open).
+     */
     readonly features: { f16: boolean; subgroups: boolean },
     readonly limits: GPUSupportedLimits,
     opts: WebGpuDeviceOptions,
@@ -184,7 +199,8 @@ export class WebGpuDevice {
       software: fallback || [name, vendor, architecture, device].some(isSoftwareRenderer),
     };
     const f16 = (opts.f16 ?? true) && adapter.features.has("shader-f16");
-    const subgroups = (opts.subgroups ?? true) && adapter.features.has("subgroups");
+    const wgsl = (gpu as { wgslLanguageFeatures?: ReadonlySet<string> }).wgslLanguageFeatures;
+    const subgroups = (opts.subgroups ?? true) && adapter.features.has("subgroups") && wgsl?.has("subgroup_id") === true;
     const want = [
       "maxComputeWorkgroupStorageSize", "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupSizeX",
       "maxComputeWorkgroupSizeY", "maxComputeWorkgroupsPerDimension", "maxStorageBufferBindingSize", "maxBufferSize",
@@ -202,18 +218,28 @@ export class WebGpuDevice {
   /** A buffer of n elements (contents undefined until a kernel or upload writes it). */
   alloc(n: number, dtype: DeviceDtype = "float32"): WebGpuBuffer {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`${GB}: alloc of ${n} elements`);
-    const bytes = Math.max(4, n * 4);
+    const bytes = Math.max(4, Math.ceil((n * bytesPerElement(dtype)) / 4) * 4);
     if (bytes > this.limits.maxStorageBufferBindingSize)
       throw new RangeError(`${GB}: a buffer of ${n} elements (${bytes} bytes) is over the device's maxStorageBufferBindingSize (${this.limits.maxStorageBufferBindingSize})`);
     const cap = sizeClass(bytes);
     return new WebGpuBuffer(this, this.take(cap, "storage"), n, dtype, cap);
   }
 
-  /** A buffer holding a copy of `data` (queued: `data` may be changed once this returns). */
-  upload(data: Float32Array | Int32Array): WebGpuBuffer {
-    const b = this.alloc(data.length, data instanceof Int32Array ? "int32" : "float32");
-    // Dawn takes no SharedArrayBuffer (the cpu backend's worker-shared buffers): those are copied first.
-    const src = data.buffer instanceof ArrayBuffer ? data : data.slice();
+  /**
+   * A buffer holding a copy of `data` (queued: `data` may be changed once this returns). A Uint16Array holds
+   * 16-bit bit patterns and needs `half` to say which ones.
+   */
+  upload(data: Float32Array | Int32Array | Uint16Array, half?: Half16): WebGpuBuffer {
+    if ((data instanceof Uint16Array) !== (half !== undefined))
+      throw new TypeError(`${GB}: upload of a ${data.constructor.name}${half === undefined ? "" : ` as ${half}`}: 16-bit bit patterns come as a Uint16Array with their dtype (bfloat16 or float16)`);
+    const b = this.alloc(data.length, half ?? (data instanceof Int32Array ? "int32" : "float32"));
+    // Dawn takes no SharedArrayBuffer (the cpu backend's worker-shared buffers), nor a write of a size that is not
+    // a whole number of 4-byte words (an odd count of 16-bit values): those are copied first.
+    let src: Float32Array | Int32Array | Uint16Array = data;
+    if (data instanceof Uint16Array && data.length % 2 === 1) {
+      src = new Uint16Array(data.length + 1);
+      src.set(data);
+    } else if (!(data.buffer instanceof ArrayBuffer)) src = data.slice();
     if (data.length > 0) this.device.queue.writeBuffer(b.buffer, 0, src.buffer as ArrayBuffer, src.byteOffset, src.byteLength);
     this.stats.uploads++;
     this.stats.uploadBytes += data.byteLength;
@@ -235,32 +261,40 @@ export class WebGpuDevice {
     return b;
   }
 
-  /** Copies n elements of src from srcOffset into dst at dstOffset (in the batch). */
+  /** Copies n elements of src from srcOffset into dst at dstOffset (in the batch); 16-bit ones in whole words. */
   copyInto(src: WebGpuBuffer, srcOffset: number, dst: WebGpuBuffer, dstOffset: number, n: number): void {
     if (n === 0) return;
+    if (src.dtype !== dst.dtype) throw new TypeError(`${GB}: copy from a ${src.dtype} buffer into a ${dst.dtype} one`);
+    const e = bytesPerElement(src.dtype);
+    if (e === 2 && (srcOffset % 2 !== 0 || dstOffset % 2 !== 0 || (n % 2 !== 0 && srcOffset + n !== src.length)))
+      throw new RangeError(`${GB}: a copy of ${src.dtype} values must start at even elements and cover whole 32-bit words (offsets ${srcOffset}, ${dstOffset}, count ${n})`);
     this.endPass();
-    this.commandEncoder().copyBufferToBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, n * 4);
+    this.commandEncoder().copyBufferToBuffer(src.buffer, srcOffset * e, dst.buffer, dstOffset * e, Math.ceil((n * e) / 4) * 4);
   }
 
-  /** Reads n elements from `offset` (default: all), submitting the batch. */
-  async read(b: WebGpuBuffer, n = b.length, offset = 0): Promise<Float32Array | Int32Array> {
+  /** Reads n elements from `offset` (default: all), submitting the batch; 16-bit buffers as their bit patterns, from an even offset. */
+  async read(b: WebGpuBuffer, n = b.length, offset = 0): Promise<Float32Array | Int32Array | Uint16Array> {
     if (b.disposed) throw new Error(`${GB}: read of a freed buffer`);
     if (offset + n > b.length) throw new RangeError(`${GB}: read of [${offset}, ${offset + n}) from a buffer of ${b.length}`);
-    const out = b.dtype === "int32" ? new Int32Array(n) : new Float32Array(n);
+    const e = bytesPerElement(b.dtype);
+    if (e === 2 && offset % 2 !== 0) throw new RangeError(`${GB}: a read of ${b.dtype} values must start at an even element, not ${offset}`);
+    const out = b.dtype === "int32" ? new Int32Array(n) : e === 2 ? new Uint16Array(n) : new Float32Array(n);
     if (n === 0) return out;
-    const staging = this.device.createBuffer({ size: n * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const bytes = Math.ceil((n * e) / 4) * 4;
+    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.endPass();
-    this.commandEncoder().copyBufferToBuffer(b.buffer, offset * 4, staging, 0, n * 4);
+    this.commandEncoder().copyBufferToBuffer(b.buffer, offset * e, staging, 0, bytes);
     this.flush();
     try {
       await staging.mapAsync(GPUMapMode.READ);
-      out.set(b.dtype === "int32" ? new Int32Array(staging.getMappedRange()) : new Float32Array(staging.getMappedRange()));
+      const r = staging.getMappedRange();
+      out.set(b.dtype === "int32" ? new Int32Array(r) : e === 2 ? new Uint16Array(r, 0, n) : new Float32Array(r));
       staging.unmap();
     } finally {
       staging.destroy();
     }
     this.stats.reads++;
-    this.stats.readBytes += n * 4;
+    this.stats.readBytes += n * e;
     this.throwError();
     return out;
   }
@@ -299,7 +333,7 @@ export class WebGpuDevice {
       if (b instanceof WebGpuBuffer) {
         if (b.disposed) throw new Error(`${GB}: a kernel was given a freed buffer (binding ${first + i})`);
         // Whole 16-byte units (a kernel may read the buffer as vec4), within the size class.
-        entries.push({ binding: first + i, resource: { buffer: b.buffer, size: Math.min(b.capacity, Math.max(16, Math.ceil(b.length / 4) * 16)) } });
+        entries.push({ binding: first + i, resource: { buffer: b.buffer, size: Math.min(b.capacity, Math.max(16, Math.ceil((b.length * bytesPerElement(b.dtype)) / 16) * 16)) } });
       } else entries.push({ binding: first + i, resource: b });
     });
     const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });

@@ -1,7 +1,7 @@
 // Elementwise kernels of the WebGPU backend, one WGSL source per op generated here: unary maps, broadcasting
 // binary ops (up to rank 6, strides as uniforms), where, SwiGLU forward/backward, rope, AdamW, accumulation
 // (dst += alpha * src), strided copies and strided accumulation (the view ops and their gradients), and the
-// embedding's gather / scatter-add. Same contracts as the cpu kernels of the same names (backend/cpu).
+// embedding's gather (from a float32 or a 16-bit table) / scatter-add. Same contracts as the cpu kernels of the same names (backend/cpu).
 
 import type { Shape } from "../../shape.js";
 import { broadcastStrides } from "../../shape.js";
@@ -9,6 +9,7 @@ import type { UnaryKernel, BinaryKernel } from "../cpu/elementwise.js";
 import type { AdamWOptions } from "../cpu/adamw.js";
 import type { WebGpuBuffer, ParamSpec, WebGpuDevice } from "./device.js";
 import { paramsWgsl } from "./device.js";
+import { enableF16, operandType, operandWgsl, type OperandType } from "./half16.js";
 
 const WG = 256;
 
@@ -22,10 +23,19 @@ function grid(n: number): [number, number] {
 const FLAT_INDEX = "let i = gid.x + gid.y * nwg.x * 256u;";
 const FLAT_MAIN = "@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>)";
 
-/** Buffer bindings from 1, in order: "read" or "rw" and the name. */
-export function bufferDecls(list: ReadonlyArray<readonly [string, "read" | "rw", ("f32" | "i32")?]>): string {
-  return list.map(([name, mode, ty], i) =>
-    `@group(0) @binding(${i + 1}) var<storage, ${mode === "read" ? "read" : "read_write"}> ${name}: array<${ty ?? "f32"}>;`).join("\n");
+/** A buffer binding's element type: f32 (the default), i32, or a 16-bit operand read through `ld<name>(i)` (half16.ts). */
+export type BufferType = "f32" | "i32" | OperandType;
+export type BufferList = ReadonlyArray<readonly [string, "read" | "rw", BufferType?]>;
+
+/** Buffer bindings from 1, in order: the name, "read" or "rw", and the element type. */
+export function bufferDecls(list: BufferList): string {
+  return list.map(([name, mode, ty], i) => ty !== undefined && ty !== "f32" && ty !== "i32" ? operandWgsl(name, i + 1, ty, false).trimEnd()
+    : `@group(0) @binding(${i + 1}) var<storage, ${mode === "read" ? "read" : "read_write"}> ${name}: array<${ty ?? "f32"}>;`).join("\n");
+}
+
+/** `enable f16;` when a binding of the list needs it. */
+export function bufferExtensions(list: BufferList): string {
+  return enableF16(...list.map(([, , ty]) => (ty === undefined || ty === "i32" ? "f32" : ty)));
 }
 
 /** NaN and infinity at run time (WGSL rejects them as constants). */
@@ -36,9 +46,9 @@ fn inff() -> f32 { var b = 0x7f800000u; return bitcast<f32>(b); }
 const flatSources = new Map<string, string>();
 
 /** A flat kernel over p.n elements: `body` runs for i < p.n; `name` identifies the source (built once). */
-function flatKernel(dev: WebGpuDevice, name: string, spec: ParamSpec, bufs: ReadonlyArray<readonly [string, "read" | "rw", ("f32" | "i32")?]>, body: string, helpers = ""): (values: Record<string, number>, bindings: WebGpuBuffer[]) => void {
+function flatKernel(dev: WebGpuDevice, name: string, spec: ParamSpec, bufs: BufferList, body: string, helpers = ""): (values: Record<string, number>, bindings: WebGpuBuffer[]) => void {
   let source = flatSources.get(name);
-  if (source === undefined) flatSources.set(name, (source = `// ${name}\n${paramsWgsl({ n: "u32", ...spec })}${bufferDecls(bufs)}\n${SPECIAL_FLOATS}${helpers}\n${FLAT_MAIN} {\n  ${FLAT_INDEX}\n  if (i >= p.n) { return; }\n${body}\n}\n`));
+  if (source === undefined) flatSources.set(name, (source = `${bufferExtensions(bufs)}// ${name}\n${paramsWgsl({ n: "u32", ...spec })}${bufferDecls(bufs)}\n${SPECIAL_FLOATS}${helpers}\n${FLAT_MAIN} {\n  ${FLAT_INDEX}\n  if (i >= p.n) { return; }\n${body}\n}\n`));
   const src = source;
   return (values, bindings) => {
     const n = values["n"]!;
@@ -231,9 +241,13 @@ export function stridedAddInto(dev: WebGpuDevice, src: WebGpuBuffer, srcShape: S
 }
 
 /** out[r] = x[idx[r]] for rows of `cols`; an index outside [0, rows) writes NaN (the caller validates indices on the host). */
+/** out[i, :] = x[idx[i], :]; x float32 (or int32, copied as bits) or a 16-bit table widened into a float32 out. */
 export function gatherRows(dev: WebGpuDevice, x: WebGpuBuffer, rows: number, cols: number, idx: WebGpuBuffer, out: WebGpuBuffer): void {
-  flatKernel(dev, "gatherRows", { rows: "u32", cols: "u32" }, [["X", "read"], ["I", "read", "i32"], ["O", "rw"]],
-    "  let r = i / p.cols; let id = I[r];\n  if (id < 0 || u32(id) >= p.rows) { O[i] = nanf(); return; }\n  O[i] = X[u32(id) * p.cols + i % p.cols];")({ n: idx.length * cols, rows, cols }, [x, idx, out]);
+  const t = operandType(dev, x.dtype);
+  if (t !== "f32" && out.dtype !== "float32") throw new TypeError(`webgpu gatherRows: a ${x.dtype} table gathers into a float32 buffer, got ${out.dtype}`);
+  const load = t === "f32" ? "X[j]" : "ldX(j)";
+  flatKernel(dev, `gatherRows ${t}`, { rows: "u32", cols: "u32" }, [["X", "read", t], ["I", "read", "i32"], ["O", "rw"]],
+    `  let r = i / p.cols; let id = I[r];\n  if (id < 0 || u32(id) >= p.rows) { O[i] = nanf(); return; }\n  let j = u32(id) * p.cols + i % p.cols;\n  O[i] = ${load};`)({ n: idx.length * cols, rows, cols }, [x, idx, out]);
 }
 
 /**

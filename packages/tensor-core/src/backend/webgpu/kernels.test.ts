@@ -1,5 +1,6 @@
 // The WebGPU backend's elementwise, movement, row and reduction kernels against the cpu kernels (run in float64,
-// their plain TypeScript paths) on lavapipe, with rows longer than one 256-lane workgroup and odd sizes.
+// their plain TypeScript paths) on lavapipe, with rows longer than one 256-lane workgroup and odd sizes. The row
+// kernels run twice: with subgroup reductions (lavapipe has subgroups) and on a device with them forced off.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as cpuEw from "../cpu/elementwise.js";
@@ -16,11 +17,14 @@ import * as rows from "./rows.js";
 import { randomArray, testDevice } from "./test-device.js";
 
 let dev: WebGpuDevice | null = null;
+let plainDev: WebGpuDevice | null = null;
 beforeAll(async () => {
   dev = await testDevice();
+  if (dev !== null) plainDev = await testDevice({ subgroups: false });
 });
 afterAll(async () => {
   await dev?.destroy();
+  await plainDev?.destroy();
 });
 
 const f64 = (a: Float32Array): Float64Array => Float64Array.from(a);
@@ -37,8 +41,7 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: numbe
 }
 
 /** Uploads the inputs, runs the gpu kernel on fresh outputs of the given sizes, reads them back, frees everything. */
-async function onGpu(inputs: Array<Float32Array | Int32Array>, outSizes: number[], run: (ins: WebGpuBuffer[], outs: WebGpuBuffer[]) => void): Promise<Float32Array[]> {
-  const d = dev!;
+async function onGpu(inputs: Array<Float32Array | Int32Array>, outSizes: number[], run: (ins: WebGpuBuffer[], outs: WebGpuBuffer[]) => void, d = dev!): Promise<Float32Array[]> {
   const ins = inputs.map((x) => d.upload(x));
   const outs = outSizes.map((n) => d.zeros(n));
   run(ins, outs);
@@ -167,46 +170,57 @@ describe("webgpu movement", () => {
   });
 });
 
-describe("webgpu rows and reductions", () => {
+describe.each(["subgroups", "plain"] as const)("webgpu rows and reductions (%s)", (mode) => {
   const R = 5, C = 300; // rows longer than one 256-lane workgroup
+  let d: WebGpuDevice | null = null;
+  beforeAll(() => {
+    d = mode === "plain" ? plainDev : dev;
+  });
+
+  it("runs the reduction it names", () => {
+    if (d === null) return;
+    if (mode === "plain") expect(d.features.subgroups).toBe(false);
+    // lavapipe (Mesa 25) offers subgroups of 8 and WGSL's subgroup_id: the subgroup path is tested there
+    else if (/llvmpipe/i.test(d.adapter.name)) expect(d.features.subgroups).toBe(true);
+  });
 
   it("softmax and log-softmax, forward and backward", async () => {
-    if (dev === null) return;
+    if (d === null) return;
     const x = randomArray(R * C, 24).map((v) => v * 5), dy = randomArray(R * C, 25);
     for (const log of [false, true]) {
       const y = new Float64Array(R * C), dx = new Float64Array(R * C);
       (log ? cpuRows.logSoftmaxRows : cpuRows.softmaxRows)(f64(x), y, R, C);
       (log ? cpuRows.logSoftmaxRowsBackward : cpuRows.softmaxRowsBackward)(y, f64(dy), dx, R, C);
-      const [gy] = await onGpu([x], [R * C], ([a], [o]) => (log ? rows.logSoftmaxRows : rows.softmaxRows)(dev!, a!, o!, R, C));
-      const [gdx] = await onGpu([Float32Array.from(y), dy], [R * C], ([a, b], [o]) => (log ? rows.logSoftmaxRowsBackward : rows.softmaxRowsBackward)(dev!, a!, b!, o!, R, C));
+      const [gy] = await onGpu([x], [R * C], ([a], [o]) => (log ? rows.logSoftmaxRows : rows.softmaxRows)(d!, a!, o!, R, C), d!);
+      const [gdx] = await onGpu([Float32Array.from(y), dy], [R * C], ([a, b], [o]) => (log ? rows.logSoftmaxRowsBackward : rows.softmaxRowsBackward)(d!, a!, b!, o!, R, C), d!);
       expect(maxAbsDiff(gy!, y), `log ${log}`).toBeLessThan(1e-5);
       expect(maxAbsDiff(gdx!, dx), `log ${log}`).toBeLessThan(1e-5);
     }
   });
 
   it("cross-entropy forward and backward with an ignored row", async () => {
-    if (dev === null) return;
+    if (d === null) return;
     const logits = randomArray(R * C, 26).map((v) => v * 4), targets = Int32Array.from([5, -100, 299, 0, 256]), g = randomArray(R, 27);
     const loss = new Float64Array(R), lse = new Float64Array(R), dl = new Float64Array(R * C);
     cpuRows.crossEntropyForward(f64(logits), targets, R, C, -100, loss, lse);
     cpuRows.crossEntropyBackward(f64(logits), targets, lse, f64(g), dl, R, C, -100);
-    const [gl, glse] = await onGpu([logits, targets], [R, R], ([a, t], [l, s]) => rows.crossEntropyForward(dev!, a!, t!, R, C, -100, l!, s!));
-    const [gdl] = await onGpu([logits, targets, Float32Array.from(lse), g], [R * C], ([a, t, s, gg], [o]) => rows.crossEntropyBackward(dev!, a!, t!, s!, gg!, o!, R, C, -100));
+    const [gl, glse] = await onGpu([logits, targets], [R, R], ([a, t], [l, s]) => rows.crossEntropyForward(d!, a!, t!, R, C, -100, l!, s!), d!);
+    const [gdl] = await onGpu([logits, targets, Float32Array.from(lse), g], [R * C], ([a, t, s, gg], [o]) => rows.crossEntropyBackward(d!, a!, t!, s!, gg!, o!, R, C, -100), d!);
     expect(maxAbsDiff(gl!, loss)).toBeLessThan(1e-5);
     expect(maxAbsDiff(glse!, lse)).toBeLessThan(1e-5);
     expect(maxAbsDiff(gdl!, dl)).toBeLessThan(1e-6);
   });
 
   it("temperature KL forward and backward (both gradients, and the student's alone)", async () => {
-    if (dev === null) return;
+    if (d === null) return;
     const t = randomArray(R * C, 28).map((v) => v * 6), s = randomArray(R * C, 29).map((v) => v * 6), g = randomArray(R, 30);
     const tau = 2.5;
     const kl = new Float64Array(R), ds = new Float64Array(R * C), dt = new Float64Array(R * C);
     cpuRows.klDivForward(f64(t), f64(s), R, C, tau, kl);
     cpuRows.klDivBackward(f64(t), f64(s), R, C, tau, f64(g), ds, dt);
-    const [gkl] = await onGpu([t, s], [R], ([a, b], [o]) => rows.klDivForward(dev!, a!, b!, R, C, tau, o!));
-    const [gds, gdt] = await onGpu([t, s, g], [R * C, R * C], ([a, b, c], [o1, o2]) => rows.klDivBackward(dev!, a!, b!, R, C, tau, c!, o1!, o2!));
-    const [gds2] = await onGpu([t, s, g], [R * C], ([a, b, c], [o1]) => rows.klDivBackward(dev!, a!, b!, R, C, tau, c!, o1!, null));
+    const [gkl] = await onGpu([t, s], [R], ([a, b], [o]) => rows.klDivForward(d!, a!, b!, R, C, tau, o!), d!);
+    const [gds, gdt] = await onGpu([t, s, g], [R * C, R * C], ([a, b, c], [o1, o2]) => rows.klDivBackward(d!, a!, b!, R, C, tau, c!, o1!, o2!), d!);
+    const [gds2] = await onGpu([t, s, g], [R * C], ([a, b, c], [o1]) => rows.klDivBackward(d!, a!, b!, R, C, tau, c!, o1!, null), d!);
     expect(maxAbsDiff(gkl!, kl)).toBeLessThan(1e-5);
     expect(maxAbsDiff(gds!, ds)).toBeLessThan(1e-6);
     expect(maxAbsDiff(gdt!, dt)).toBeLessThan(1e-6);
@@ -214,13 +228,13 @@ describe("webgpu rows and reductions", () => {
   });
 
   it("RMSNorm forward and backward with the weight gradient", async () => {
-    if (dev === null) return;
+    if (d === null) return;
     const x = randomArray(R * C, 31), w = randomArray(C, 32), dy = randomArray(R * C, 33);
     const out = new Float64Array(R * C), rstd = new Float64Array(R), dx = new Float64Array(R * C), dw = new Float64Array(C);
     cpuRows.rmsNormForward(f64(x), f64(w), out, rstd, R, C, 1e-6);
     cpuRows.rmsNormBackward(f64(dy), f64(x), f64(w), rstd, dx, dw, R, C);
-    const [go, gr] = await onGpu([x, w], [R * C, R], ([a, b], [o, r]) => rows.rmsNormForward(dev!, a!, b!, o!, r!, R, C, 1e-6));
-    const [gdx, gdw] = await onGpu([dy, x, w, Float32Array.from(rstd)], [R * C, C], ([a, b, c, d], [o, e]) => rows.rmsNormBackward(dev!, a!, b!, c!, d!, o!, e!, R, C));
+    const [go, gr] = await onGpu([x, w], [R * C, R], ([a, b], [o, r]) => rows.rmsNormForward(d!, a!, b!, o!, r!, R, C, 1e-6), d!);
+    const [gdx, gdw] = await onGpu([dy, x, w, Float32Array.from(rstd)], [R * C, C], ([a, b, c, rs], [o, e]) => rows.rmsNormBackward(d!, a!, b!, c!, rs!, o!, e!, R, C), d!);
     expect(maxAbsDiff(go!, out)).toBeLessThan(1e-5);
     expect(maxAbsDiff(gr!, rstd)).toBeLessThan(1e-5);
     expect(maxAbsDiff(gdx!, dx)).toBeLessThan(1e-5);
@@ -228,13 +242,13 @@ describe("webgpu rows and reductions", () => {
   });
 
   it("sum, max and min over [outer, r, inner]", async () => {
-    if (dev === null) return;
+    if (d === null) return;
     for (const [outer, r, inner] of [[3, 700, 1], [2, 5, 7], [1, 1, 4], [4, 0, 2]] as const) {
       const x = randomArray(outer * r * inner, 34);
       for (const op of ["sum", "max", "min"] as const) {
         const want = new Float64Array(outer * inner);
         cpuReduce(op, f64(x), want, outer, r, inner);
-        const [got] = await onGpu([x], [outer * inner], ([a], [o]) => rows.reduce(dev!, op, a!, o!, outer, r, inner));
+        const [got] = await onGpu([x], [outer * inner], ([a], [o]) => rows.reduce(d!, op, a!, o!, outer, r, inner), d!);
         expectClose(got!, want, 1e-4, `${op} ${outer}x${r}x${inner}`);
       }
     }

@@ -10,10 +10,14 @@
 //   with no workgroup memory. lavapipe turns every buffer or workgroup-memory load with a computed address into a
 //   per-lane scalar loop while texel loads stay vectorised (docs/webgpu-facts.md), so this one is ~3x faster there.
 //
-// WGSL is generated per (design, transposes); shapes are uniforms, so one pipeline serves every shape.
+// WGSL is generated per (design, transposes, operand types); shapes are uniforms, so one pipeline serves every
+// shape. A and B may be 16-bit buffers (bfloat16 or float16: a frozen teacher weight), widened to float32 as they
+// are read (half16.ts); C and every sum are float32, so the result equals the float32 kernel's on the widened
+// operands, bit for bit.
 
 import type { WebGpuDevice, WebGpuBuffer } from "./device.js";
 import { paramsWgsl } from "./device.js";
+import { enableF16, operandType, operandWgsl, type OperandType } from "./half16.js";
 
 export type MatmulVariant = "tiled" | "texture";
 
@@ -88,15 +92,17 @@ export function matmul(dev: WebGpuDevice, p: MatmulParams, variant: MatmulVarian
   need("a", p.a, p.offsetA ?? 0, p.strideA, m * k);
   need("b", p.b, p.offsetB ?? 0, p.strideB, k * n);
   need("c", p.c, p.offsetC ?? 0, p.strideC, m * n);
+  if (p.c.dtype !== "float32") throw new TypeError(`webgpu matmul: c must be a float32 buffer, got ${p.c.dtype}`);
   if (batch > 1 && p.strideC < m * n) throw new RangeError(`webgpu matmul: strideC ${p.strideC} < m*n = ${m * n}; batch outputs would overlap`);
   if (batch === 0 || m === 0 || n === 0) return;
   const values = {
     m, n, k, strideA: p.strideA, strideB: p.strideB, strideC: p.strideC, offsetA: p.offsetA ?? 0, offsetB: p.offsetB ?? 0,
     offsetC: p.offsetC ?? 0, accumulate: p.accumulate === true ? 1 : 0, alpha: p.alpha ?? 1,
   };
-  if (variant === "texture" && textureFits(dev, p)) return matmulTexture(dev, p, values);
+  const ta = operandType(dev, p.a.dtype), tb = operandType(dev, p.b.dtype);
+  if (variant === "texture" && textureFits(dev, p)) return matmulTexture(dev, p, values, ta, tb);
   dev.dispatch({
-    source: tiledSource(p.transA, p.transB, vec4Ok(p.transA ? m : k, p.offsetA ?? 0, p.strideA), vec4Ok(p.transB ? k : n, p.offsetB ?? 0, p.strideB)),
+    source: tiledSource(p.transA, p.transB, vec4Ok(p.transA ? m : k, p.offsetA ?? 0, p.strideA), vec4Ok(p.transB ? k : n, p.offsetB ?? 0, p.strideB), ta, tb),
     params: { spec: OUT_SPEC, values },
     bindings: [p.a, p.b, p.c],
     groups: [Math.ceil(n / 64), Math.ceil(m / 64), batch],
@@ -115,31 +121,28 @@ function vec4Ok(contiguous: number, offset: number, stride: number): boolean {
   return contiguous % 4 === 0 && offset % 4 === 0 && stride % 4 === 0;
 }
 
-function tiledSource(transA: boolean, transB: boolean, vecA: boolean, vecB: boolean): string {
-  const key = `${transA}${transB}${vecA}${vecB}`;
+function tiledSource(transA: boolean, transB: boolean, vecA: boolean, vecB: boolean, ta: OperandType, tb: OperandType): string {
+  const key = `${transA}${transB}${vecA}${vecB}${ta}${tb}`;
   const cached = tiledSources.get(key);
   if (cached !== undefined) return cached;
   // A slab: 64 rows x 16 k, B slab: 16 k x 64 columns, 1024 elements each: 4 scalar loads per invocation walking
   // the operand's contiguous axis, or one vec4 load.
   const scalarA = transA
-    ? "let i = e % 64u; let kk = e / 64u; let gk = k0 + kk; let gi = row0 + i;\n      var v = 0.0; if (gi < p.m && gk < p.k) { v = A[p.offsetA + bz * p.strideA + gk * p.m + gi]; }\n      As[kk * 16u + i / 4u][i % 4u] = v;"
-    : "let kk = e % 16u; let i = e / 16u; let gk = k0 + kk; let gi = row0 + i;\n      var v = 0.0; if (gi < p.m && gk < p.k) { v = A[p.offsetA + bz * p.strideA + gi * p.k + gk]; }\n      As[kk * 16u + i / 4u][i % 4u] = v;";
+    ? "let i = e % 64u; let kk = e / 64u; let gk = k0 + kk; let gi = row0 + i;\n      var v = 0.0; if (gi < p.m && gk < p.k) { v = ldA(p.offsetA + bz * p.strideA + gk * p.m + gi); }\n      As[kk * 16u + i / 4u][i % 4u] = v;"
+    : "let kk = e % 16u; let i = e / 16u; let gk = k0 + kk; let gi = row0 + i;\n      var v = 0.0; if (gi < p.m && gk < p.k) { v = ldA(p.offsetA + bz * p.strideA + gi * p.k + gk); }\n      As[kk * 16u + i / 4u][i % 4u] = v;";
   const scalarB = transB
-    ? "let kk = e % 16u; let j = e / 16u; let gk = k0 + kk; let gj = col0 + j;\n      var v = 0.0; if (gj < p.n && gk < p.k) { v = B[p.offsetB + bz * p.strideB + gj * p.k + gk]; }\n      Bs[kk * 16u + j / 4u][j % 4u] = v;"
-    : "let j = e % 64u; let kk = e / 64u; let gk = k0 + kk; let gj = col0 + j;\n      var v = 0.0; if (gj < p.n && gk < p.k) { v = B[p.offsetB + bz * p.strideB + gk * p.n + gj]; }\n      Bs[kk * 16u + j / 4u][j % 4u] = v;";
+    ? "let kk = e % 16u; let j = e / 16u; let gk = k0 + kk; let gj = col0 + j;\n      var v = 0.0; if (gj < p.n && gk < p.k) { v = ldB(p.offsetB + bz * p.strideB + gj * p.k + gk); }\n      Bs[kk * 16u + j / 4u][j % 4u] = v;"
+    : "let j = e % 64u; let kk = e / 64u; let gk = k0 + kk; let gj = col0 + j;\n      var v = 0.0; if (gj < p.n && gk < p.k) { v = ldB(p.offsetB + bz * p.strideB + gk * p.n + gj); }\n      Bs[kk * 16u + j / 4u][j % 4u] = v;";
   // vec4: transposed A / untransposed B load a whole row quad of the slab; the others four k values of one row.
   const vecLoadA = transA
-    ? "let kk = t / 16u; let iq = t % 16u; let gk = k0 + kk;\n    var v = vec4<f32>(0.0); if (row0 + iq * 4u < p.m && gk < p.k) { v = A[(p.offsetA + bz * p.strideA + gk * p.m + row0 + iq * 4u) / 4u]; }\n    As[kk * 16u + iq] = v;"
-    : "let i = t / 4u; let kq = t % 4u; let gk = k0 + kq * 4u; let gi = row0 + i;\n    var v = vec4<f32>(0.0); if (gi < p.m && gk < p.k) { v = A[(p.offsetA + bz * p.strideA + gi * p.k + gk) / 4u]; }\n    for (var c = 0u; c < 4u; c++) { As[(kq * 4u + c) * 16u + i / 4u][i % 4u] = v[c]; }";
+    ? "let kk = t / 16u; let iq = t % 16u; let gk = k0 + kk;\n    var v = vec4<f32>(0.0); if (row0 + iq * 4u < p.m && gk < p.k) { v = ldA((p.offsetA + bz * p.strideA + gk * p.m + row0 + iq * 4u) / 4u); }\n    As[kk * 16u + iq] = v;"
+    : "let i = t / 4u; let kq = t % 4u; let gk = k0 + kq * 4u; let gi = row0 + i;\n    var v = vec4<f32>(0.0); if (gi < p.m && gk < p.k) { v = ldA((p.offsetA + bz * p.strideA + gi * p.k + gk) / 4u); }\n    for (var c = 0u; c < 4u; c++) { As[(kq * 4u + c) * 16u + i / 4u][i % 4u] = v[c]; }";
   const vecLoadB = transB
-    ? "let j = t / 4u; let kq = t % 4u; let gk = k0 + kq * 4u; let gj = col0 + j;\n    var v = vec4<f32>(0.0); if (gj < p.n && gk < p.k) { v = B[(p.offsetB + bz * p.strideB + gj * p.k + gk) / 4u]; }\n    for (var c = 0u; c < 4u; c++) { Bs[(kq * 4u + c) * 16u + j / 4u][j % 4u] = v[c]; }"
-    : "let kk = t / 16u; let jq = t % 16u; let gk = k0 + kk;\n    var v = vec4<f32>(0.0); if (col0 + jq * 4u < p.n && gk < p.k) { v = B[(p.offsetB + bz * p.strideB + gk * p.n + col0 + jq * 4u) / 4u]; }\n    Bs[kk * 16u + jq] = v;";
+    ? "let j = t / 4u; let kq = t % 4u; let gk = k0 + kq * 4u; let gj = col0 + j;\n    var v = vec4<f32>(0.0); if (gj < p.n && gk < p.k) { v = ldB((p.offsetB + bz * p.strideB + gj * p.k + gk) / 4u); }\n    for (var c = 0u; c < 4u; c++) { Bs[(kq * 4u + c) * 16u + j / 4u][j % 4u] = v[c]; }"
+    : "let kk = t / 16u; let jq = t % 16u; let gk = k0 + kk;\n    var v = vec4<f32>(0.0); if (col0 + jq * 4u < p.n && gk < p.k) { v = ldB((p.offsetB + bz * p.strideB + gk * p.n + col0 + jq * 4u) / 4u); }\n    Bs[kk * 16u + jq] = v;";
   const loadA = vecA ? `    { ${vecLoadA} }` : `    for (var q = 0u; q < 4u; q++) {\n      let e = t + q * 256u;\n      ${scalarA}\n    }`;
   const loadB = vecB ? `    { ${vecLoadB} }` : `    for (var q = 0u; q < 4u; q++) {\n      let e = t + q * 256u;\n      ${scalarB}\n    }`;
-  const src = `${paramsWgsl(OUT_SPEC)}
-@group(0) @binding(1) var<storage, read> A: array<${vecA ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read> B: array<${vecB ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+  const src = `${enableF16(ta, tb)}${paramsWgsl(OUT_SPEC)}${operandWgsl("A", 1, ta, vecA)}${operandWgsl("B", 2, tb, vecB)}@group(0) @binding(3) var<storage, read_write> C: array<f32>;
 var<workgroup> As: array<vec4<f32>, 256>; // [16 k][16 row quads]
 var<workgroup> Bs: array<vec4<f32>, 256>; // [16 k][16 col quads]
 
@@ -187,10 +190,8 @@ ${loadB}
 
 const PACK_SPEC = { rows: "u32", cols: "u32", offset: "u32", stride: "u32", trans: "u32" } as const;
 
-/** Texel (x, y, layer) = M[y, 4x .. 4x+3] of M = op(src) (rows x cols), zero outside it. */
-const PACK_SOURCE = `${paramsWgsl(PACK_SPEC)}
-@group(0) @binding(1) var<storage, read> S: array<f32>;
-@group(0) @binding(2) var T: texture_storage_2d_array<rgba32float, write>;
+/** Texel (x, y, layer) = M[y, 4x .. 4x+3] of M = op(src) (rows x cols), zero outside it; src of any operand type. */
+const packSource = (t: OperandType): string => `${enableF16(t)}${paramsWgsl(PACK_SPEC)}${operandWgsl("S", 1, t, false)}@group(0) @binding(2) var T: texture_storage_2d_array<rgba32float, write>;
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) g: vec3<u32>) {
@@ -202,7 +203,7 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
     let c = g.x * 4u + q;
     if (r < p.rows && c < p.cols) {
       let base = p.offset + g.z * p.stride;
-      if (p.trans != 0u) { v[q] = S[base + c * p.rows + r]; } else { v[q] = S[base + r * p.cols + c]; }
+      if (p.trans != 0u) { v[q] = ldS(base + c * p.rows + r); } else { v[q] = ldS(base + r * p.cols + c); }
     }
   }
   textureStore(T, vec2<u32>(g.x, g.y), g.z, v);
@@ -255,29 +256,33 @@ ${store.join("\n")}
 }
 
 let textureSourceCached: string | null = null;
+const packSources = new Map<OperandType, string>();
 
-function matmulTexture(dev: WebGpuDevice, p: MatmulParams, values: Record<string, number>): void {
+function matmulTexture(dev: WebGpuDevice, p: MatmulParams, values: Record<string, number>, ta: OperandType, tb: OperandType): void {
   const { batch, m, n, k } = p;
   const kq = Math.ceil(k / 4);
-  const ta = dev.texture(Math.max(1, kq), roundUp(m, 8), batch);
-  const tb = dev.texture(2 * Math.ceil(n / 8), Math.max(4, roundUp(k, 4)), batch);
-  const pack = (src: WebGpuBuffer, t: GPUTexture, rows: number, cols: number, offset: number, stride: number, trans: boolean): void =>
+  const texA = dev.texture(Math.max(1, kq), roundUp(m, 8), batch);
+  const texB = dev.texture(2 * Math.ceil(n / 8), Math.max(4, roundUp(k, 4)), batch);
+  const pack = (src: WebGpuBuffer, ty: OperandType, t: GPUTexture, rows: number, cols: number, offset: number, stride: number, trans: boolean): void => {
+    let source = packSources.get(ty);
+    if (source === undefined) packSources.set(ty, (source = packSource(ty)));
     dev.dispatch({
-      source: PACK_SOURCE,
+      source,
       params: { spec: PACK_SPEC, values: { rows, cols, offset, stride, trans: trans ? 1 : 0 } },
       bindings: [src, t.createView({ dimension: "2d-array" })],
       groups: [Math.ceil(t.width / 8), Math.ceil(t.height / 8), batch],
     });
-  pack(p.a, ta.texture, m, k, p.offsetA ?? 0, p.strideA, p.transA);
-  pack(p.b, tb.texture, k, n, p.offsetB ?? 0, p.strideB, p.transB);
+  };
+  pack(p.a, ta, texA.texture, m, k, p.offsetA ?? 0, p.strideA, p.transA);
+  pack(p.b, tb, texB.texture, k, n, p.offsetB ?? 0, p.strideB, p.transB);
   dev.dispatch({
     source: (textureSourceCached ??= textureSource()),
     params: { spec: TEX_SPEC, values: { m, n, kq, strideC: values.strideC!, offsetC: values.offsetC!, accumulate: values.accumulate!, alpha: values.alpha! } },
-    bindings: [ta.texture.createView({ dimension: "2d-array" }), tb.texture.createView({ dimension: "2d-array" }), p.c],
+    bindings: [texA.texture.createView({ dimension: "2d-array" }), texB.texture.createView({ dimension: "2d-array" }), p.c],
     groups: [Math.ceil(n / 64), Math.ceil(m / 64), batch],
   });
-  dev.releaseTexture(ta);
-  dev.releaseTexture(tb);
+  dev.releaseTexture(texA);
+  dev.releaseTexture(texB);
 }
 
 function roundUp(x: number, q: number): number {

@@ -1,5 +1,7 @@
 // Row kernels and reductions of the WebGPU backend: one 256-invocation workgroup per row (or per reduced output),
-// each invocation striding over the row, the partial results combined by a tree in workgroup memory. Softmax and
+// each invocation striding over the row, the partial results combined by a tree in workgroup memory, or, where the
+// device has subgroups (WebGpuDevice.features), by subgroupAdd / subgroupMax / subgroupMin within each subgroup
+// and once more over the subgroups' partials: two barriers instead of the tree's nine. Softmax and
 // log-softmax (forward, backward), cross-entropy, temperature KL, RMSNorm (forward, backward, and the weight
 // gradient as a column sum) and sum / max / min over [outer, r, inner]. Same contracts as the cpu kernels of
 // the same names (backend/cpu/rows.ts, reduce.ts), except that cross-entropy's count of non-ignored rows is the
@@ -8,9 +10,9 @@
 import type { ReduceKernel } from "../cpu/reduce.js";
 import type { WebGpuBuffer, ParamSpec, WebGpuDevice } from "./device.js";
 import { paramsWgsl } from "./device.js";
-import { bufferDecls, SPECIAL_FLOATS } from "./elementwise.js";
+import { bufferDecls, bufferExtensions, SPECIAL_FLOATS, type BufferList } from "./elementwise.js";
 
-const TREE = `var<workgroup> red: array<f32, 256>;
+const PLAIN_TREE = `var<workgroup> red: array<f32, 256>;
 fn wgSum(v: f32, l: u32) -> f32 {
   red[l] = v;
   workgroupBarrier();
@@ -44,7 +46,43 @@ fn wgMin(v: f32, l: u32) -> f32 {
   workgroupBarrier();
   return r;
 }
-/** max over x[o + j * scale] for j < n (scale: 1 / temperature). */
+`;
+
+/**
+ * wgSum / wgMax / wgMin with subgroups: each subgroup reduces its lanes, its first lane writes the result to
+ * red[subgroup_id]; then every subgroup reduces those partials (each lane takes every sgSize-th one) the same way,
+ * so every lane of the workgroup gets the result. The sgLane, sgId, sgCount and sgSize privates are set by main().
+ */
+function subgroupTree(): string {
+  const fn = (name: string, op: string, identity: string, combine: (a: string, b: string) => string): string => `fn ${name}(v: f32, l: u32) -> f32 {
+  let s = ${op}(v);
+  if (sgLane == 0u) { red[sgId] = s; }
+  workgroupBarrier();
+  var t = ${identity};
+  for (var i = sgLane; i < sgCount; i += sgSize) { t = ${combine("t", "red[i]")}; }
+  let r = ${op}(t);
+  workgroupBarrier();
+  return r;
+}
+`;
+  return `var<workgroup> red: array<f32, 256>;
+var<private> sgLane: u32;
+var<private> sgId: u32;
+var<private> sgCount: u32;
+var<private> sgSize: u32;
+${fn("wgSum", "subgroupAdd", "0.0", (a, b) => `${a} + ${b}`)}${fn("wgMax", "subgroupMax", "-inff()", (a, b) => `max(${a}, ${b})`)}${fn("wgMin", "subgroupMin", "inff()", (a, b) => `min(${a}, ${b})`)}`;
+}
+
+const SUBGROUP_MAIN = `@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32,
+        @builtin(subgroup_invocation_id) sgl: u32, @builtin(subgroup_id) sgi: u32, @builtin(num_subgroups) sgn: u32, @builtin(subgroup_size) sgs: u32) {
+  sgLane = sgl; sgId = sgi; sgCount = sgn; sgSize = sgs;`;
+
+const PLAIN_MAIN = `@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {`;
+
+/** The row helpers shared by every kernel of the file (after the tree). */
+const ROW_HELPERS = `/** max over x[o + j * scale] for j < n (scale: 1 / temperature). */
 fn rowMax(o: u32, n: u32, scale: f32, l: u32) -> f32 {
   var m = -0x1.fffffep+127f;
   for (var j = l; j < n; j += 256u) { m = max(m, X[o + j] * scale); }
@@ -55,19 +93,20 @@ fn rowMax(o: u32, n: u32, scale: f32, l: u32) -> f32 {
 const sources = new Map<string, string>();
 
 /** A kernel run by one workgroup per row (p.rows rows); `body` sees row `r` and lane `l`. */
-function rowKernel(dev: WebGpuDevice, name: string, spec: ParamSpec, bufs: ReadonlyArray<readonly [string, "read" | "rw", ("f32" | "i32")?]>, body: string, helpers = ""): (values: Record<string, number>, bindings: WebGpuBuffer[]) => void {
+function rowKernel(dev: WebGpuDevice, name: string, spec: ParamSpec, bufs: BufferList, body: string, helpers = ""): (values: Record<string, number>, bindings: WebGpuBuffer[]) => void {
   const full = { rows: "u32", ...spec } as const;
-  let source = sources.get(name);
+  const sg = dev.features.subgroups;
+  const key = `${name} ${sg ? "subgroups" : "plain"}`;
+  let source = sources.get(key);
   if (source === undefined) {
-    source = `// ${name}\n${paramsWgsl(full)}${bufferDecls(bufs)}\n${SPECIAL_FLOATS}${TREE}${helpers}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+    source = `${sg ? "enable subgroups;\n" : ""}${bufferExtensions(bufs)}// ${key}\n${paramsWgsl(full)}${bufferDecls(bufs)}\n${SPECIAL_FLOATS}${sg ? subgroupTree() : PLAIN_TREE}${ROW_HELPERS}${helpers}
+${sg ? SUBGROUP_MAIN : PLAIN_MAIN}
   let r = wg.x + wg.y * nwg.x;
   if (r >= p.rows) { return; }
 ${body}
 }
 `;
-    sources.set(name, source);
+    sources.set(key, source);
   }
   const src = source;
   return (values, bindings) => {

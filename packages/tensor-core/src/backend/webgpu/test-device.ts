@@ -3,14 +3,14 @@
 // `pnpm test` run on a machine with no WebGPU adapter), and run where one does.
 
 import { rng } from "../../random.js";
-import { WebGpuDevice } from "./device.js";
+import { WebGpuDevice, type WebGpuDeviceOptions } from "./device.js";
 
 export const webgpuRequired = process.env.LRC_WEBGPU_TEST === "1";
 
-/** The test device, or null (with the reason logged) when none starts and LRC_WEBGPU_TEST is not 1. */
-export async function testDevice(): Promise<WebGpuDevice | null> {
+/** The test device (with `opts`), or null (with the reason logged) when none starts and LRC_WEBGPU_TEST is not 1. */
+export async function testDevice(opts: WebGpuDeviceOptions = {}): Promise<WebGpuDevice | null> {
   try {
-    return await WebGpuDevice.create();
+    return await WebGpuDevice.create(opts);
   } catch (e) {
     if (webgpuRequired) throw e;
     console.warn(`webgpu backend tests skipped (set LRC_WEBGPU_TEST=1 to require them): ${e instanceof Error ? e.message : String(e)}`);
