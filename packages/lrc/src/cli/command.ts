@@ -9,7 +9,7 @@ import type { FlagSpec, Flags, FlagSpecs } from "./args.js";
 export const backendFlag = {
   kind: "string",
   choices: ["cpu", "gpu", "webgpu", "auto"],
-  help: "tensor backend: cpu | gpu (GPU.js) | webgpu (native WGSL kernels) | auto (webgpu on a hardware GPU adapter, else GPU.js on a GPU, else cpu) (default: LRC_BACKEND, else cpu)",
+  help: "tensor backend: cpu | gpu (GPU.js) | webgpu (native WGSL kernels) | auto (webgpu on a hardware GPU adapter, else GPU.js on a GPU, else cpu) (default: LRC_BACKEND, else auto)",
 } as const satisfies FlagSpec;
 
 /** `--pool-limit`, for commands that run models; cli.ts applies it (else LRC_POOL_LIMIT) before the command runs. */
