@@ -18,7 +18,7 @@ import { CausalLM, configToJson, generate, loadCausalLM, makeConfig } from "@lrc
 import type { CausalLMConfig, LanguageModel } from "@lrc-ts/nn";
 import { LmTask, LowRankClone, LrcTask, Trainer, initClone, initLine, loadTasks, lrcVersion, prefixToken, pretrain, readMetrics, scoreTasks, taskFilesInDir } from "@lrc-ts/lrc";
 import type { CloneInitReport, EvalSource, InitMethod, LoadedTask, TrainResult } from "@lrc-ts/lrc";
-import { getBackend } from "@lrc-ts/tensor-core";
+import { describeChoice, getBackend } from "@lrc-ts/tensor-core";
 import type { TextTokenizer } from "@lrc-ts/data";
 import { cacheRoot, contentKey, readDone, writeDone } from "./cache.js";
 import { prepareEmbeddedData, prepareUserData, type PreparedData } from "./data.js";
@@ -258,6 +258,7 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   const endStage = (name: string, cached?: boolean) =>
     stages.push({ name, seconds: (performance.now() - stageStart) / 1000, ...(cached !== undefined ? { cached } : {}) });
   const backend = getBackend().description;
+  log(describeChoice(getBackend())); // what runs, and for auto why
   log(`distill-qwen (${o.teacherDir === null ? `embedded run, preset ${p.name}` : `teacher ${o.teacherDir}`}); backend ${backend}; output ${o.out}`);
   fs.mkdirSync(o.out, { recursive: true });
   // Task files are read (and checked) before any training.

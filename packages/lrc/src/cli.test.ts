@@ -42,9 +42,29 @@ describe("lrc --backend auto", () => {
   it("chooses before the command runs and says why it passed over webgpu and GPU.js (none is a hardware GPU here)", async () => {
     const r = await runMain(["generate", "--backend", "auto", "--model", "/nonexistent-model-dir", "--prompt", "hi"]);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^lrc backend: \S+: .* \(auto: webgpu: /m);
+    expect(r.backend).toMatch(/^lrc backend: \S+: .* \(auto: webgpu: /);
     expect(r.err).toContain("lrc generate: /nonexistent-model-dir: no such model directory");
     setBackend("cpu");
+  }, 60_000);
+});
+
+describe("lrc default backend", () => {
+  it("is auto (LRC_BACKEND unset), which prints what it chose and why; --backend cpu forces cpu", async () => {
+    const saved = process.env.LRC_BACKEND;
+    delete process.env.LRC_BACKEND;
+    try {
+      const r = await runMain(["generate", "--model", "/nonexistent-model-dir", "--prompt", "hi"]);
+      expect(r.backend).toMatch(/^lrc backend: \S+: .* \(auto: webgpu: /);
+      expect(r.err).toBe("lrc generate: /nonexistent-model-dir: no such model directory");
+      const c = await runMain(["generate", "--backend", "cpu", "--model", "/nonexistent-model-dir", "--prompt", "hi"]);
+      expect(c.backend).toMatch(/^lrc backend: cpu: [^(]*$/);
+      expect(c.err).toBe("lrc generate: /nonexistent-model-dir: no such model directory");
+      // A command that runs no model chooses no backend and prints no backend line.
+      expect((await runMain(["tokenizer", "train", "--help"])).backend).toBeNull();
+    } finally {
+      if (saved !== undefined) process.env.LRC_BACKEND = saved;
+      setBackend("cpu");
+    }
   }, 60_000);
 });
 

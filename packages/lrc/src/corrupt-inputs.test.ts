@@ -14,6 +14,7 @@ import fc from "fast-check";
 import { CheckpointError, readCheckpointState } from "./checkpoint.js";
 import { main } from "./cli.js";
 import { distill, pretrain } from "./run.js";
+import { splitBackendLine } from "./testing-internal/cli-run.js";
 import { TINY_TOKENIZER_JSON, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-corrupt-"));
@@ -259,7 +260,7 @@ describe("lrc distill / pretrain flags of the wrong type or lying: exit 1 with o
     vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     const code = await main(argv);
     vi.restoreAllMocks();
-    return { code, err: err.join("\n") };
+    return { code, err: splitBackendLine(err).err };
   }
   const distillArgs = () => ["distill", "--teacher", teacher, "--hidden-size", "8", "--data", data, "--steps", "1", "--batch-size", "2", "--seq-len", "8", "--no-progress"];
   const cases: Array<[string, string[], string | RegExp]> = [

@@ -7,10 +7,11 @@
 // bit-exact resume and Ctrl-C.
 //
 // One step reads top to bottom in `step1()`: lr from the schedule; per micro-batch, inside a tensor-core
-// scope, loss -> backward; then the loss terms and gradients are read (asynchronously, for webgpu) ->
-// finiteness check -> the gradients (scaled by 1/accum) added into persistent accumulators; clip; AdamW.
+// scope, loss -> backward; then the loss terms are read (asynchronously, for webgpu) -> finiteness check -> the
+// gradients (scaled by 1/accum) added into accumulators where they live; clip (one sum of squares read per
+// gradient); AdamW.
 
-import { AdamW, Rng, accumulate, clipGradNorm, full, keep, scope } from "@lrc-ts/tensor-core";
+import { AdamW, Rng, accumulate, clipGradNormAsync, full, keep, scope } from "@lrc-ts/tensor-core";
 import type { AdamWState, Tensor } from "@lrc-ts/tensor-core";
 import { sha256Hex } from "@lrc-ts/data";
 import type { Batch, BatchSource, EvalSource, TaskLoss, TrainTask } from "./task-core.js";
@@ -203,15 +204,19 @@ export class TrainerCore {
 
   /**
    * One optimizer step (gradAccum micro-batches). Returns its metrics (mean over micro-batches). Async: the
-   * loss terms and gradients are read with toHostAsync(), which the gpu backend's webgpu mode needs (it reads
-   * back only asynchronously); on the other backends those reads resolve at once.
+   * loss terms and the gradients' sums of squares are read asynchronously, which webgpu needs (it reads back
+   * only asynchronously); on the other backends those reads resolve at once.
    */
   async step1(): Promise<{ losses: Record<string, number>; lr: number; gradNorm: number; tokens: number }> {
     const stepNo = this.step + 1;
     const lr = learningRate(this.step, this.cfg.steps, this.cfg.lr ?? 1e-4, this.warmup, this.cfg.schedule ?? "linear");
     this.optimizer.lr = lr;
     const accum = this.cfg.gradAccum ?? 1;
-    for (const a of this.accum) a.buf.fill(0);
+    // Fresh zeros (host values, uploaded by the first accumulate on a device backend): nothing is read back.
+    this.accum.forEach((a, i) => {
+      a.dispose();
+      this.accum[i] = keep(full(a.shape, 0, { dtype: a.dtype }));
+    });
     const sums: Record<string, number> = {};
     let tokens = 0;
     for (let micro = 0; micro < accum; micro++) {
@@ -245,10 +250,9 @@ export class TrainerCore {
         for (const t of held) t.dispose();
       }
     }
-    // The clip reads the accumulated gradients on the host: once per step, asynchronously for webgpu.
-    await Promise.all(this.accum.map((a) => a.toHostAsync()));
+    // The clip runs where the gradients live and reads one sum of squares per gradient (asynchronously for webgpu).
     const clip = this.cfg.gradClip ?? 1;
-    const gradNorm = clipGradNorm(this.accum, clip > 0 ? clip : Infinity);
+    const gradNorm = await clipGradNormAsync(this.accum, clip > 0 ? clip : Infinity);
     if (!Number.isFinite(gradNorm)) throw new NonFiniteError(stepNo, "gradient norm", gradNorm);
     this.optimizer.step(this.optOrder.map((i) => this.accum[i]!));
     this.step = stepNo;

@@ -7,7 +7,7 @@ import type { FlagSpec, FlagSpecs, ParsedFlags } from "./args.js";
 /** `--backend`, for commands that run models; cli.ts reads it (else LRC_BACKEND) before the command runs. */
 export const backendFlag: FlagSpec = {
   kind: "string",
-  help: "tensor backend: cpu | gpu (GPU.js) | webgpu (native WGSL kernels) | auto (webgpu on a hardware GPU adapter, else GPU.js on a GPU, else cpu) (default: LRC_BACKEND, else cpu)",
+  help: "tensor backend: cpu | gpu (GPU.js) | webgpu (native WGSL kernels) | auto (webgpu on a hardware GPU adapter, else GPU.js on a GPU, else cpu) (default: LRC_BACKEND, else auto)",
 };
 
 /** `--pool-limit`, for commands that run models; cli.ts applies it (else LRC_POOL_LIMIT) before the command runs. */
