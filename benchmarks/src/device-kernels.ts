@@ -1,9 +1,9 @@
 // One kernel case on a device backend (the lrc-ts-gpu and lrc-ts-webgpu columns), timed in three parts:
-// upload (the inputs host -> device), compute (the lrc-ts column's ops on inputs already on the device, waited
-// for with the backend's finish; results not read back) and download (one run's results device -> host).
-// The columns differ only in the tensor-core calls that move and wait, and in what their notes say.
+// upload (the inputs host -> device, `backendUpload`), compute (the lrc-ts column's ops on inputs already on the
+// device, waited for with `backendFinish()`; results not read back) and download (one run's results device ->
+// host, `backendDownload`). The columns differ only in the backend they start and in what their notes say.
 
-import { backendReport, resetBackendReport, scope, tensor } from "@lrc-ts/tensor-core";
+import { backendDownload, backendFinish, backendReport, backendUpload, resetBackendReport, scope, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { BenchCase } from "./cases.js";
 import type { Prepared } from "./impl.js";
@@ -13,11 +13,8 @@ import { kernelWork } from "./lrcts/kernels.js";
 export const firstLine = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
 const MiB = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 3 : 1)} MiB`;
 
-/** What a column moves and waits with, and what its records say. */
+/** What a column's records say. */
 export interface DeviceHooks {
-  upload(t: Tensor): void;
-  download(t: Tensor, out: Float32Array | Int32Array): Promise<unknown>;
-  finish(): Promise<void>;
   /** The column's first note (what "compute" means for it). */
   computeNote: string;
   /** Note the host <-> device bytes compute itself moves (from the backend's device counters). */
@@ -39,7 +36,7 @@ export async function prepareKernelOnDevice(c: BenchCase, h: DeviceHooks): Promi
     scope(() => {
       dc.compute();
     });
-    await h.finish();
+    await backendFinish();
   };
   let results: Tensor[] = [];
   const disposeAll = (): void => {
@@ -51,13 +48,13 @@ export async function prepareKernelOnDevice(c: BenchCase, h: DeviceHooks): Promi
     resetBackendReport();
     const before = backendReport().device;
     results = scope(() => dc.compute());
-    await h.finish();
+    await backendFinish();
     const after = backendReport().device;
     const fallbacks = backendReport().ops.filter((o) => o.cpu > 0).map((o) => `${o.op} ×${o.cpu}`);
     const outs = results.map((t) => (t.dtype === "int32" ? new Int32Array(t.size) : new Float32Array(t.size)));
     // Rejects, naming the tensor, when a result came back on the host (its op ran on the cpu backend).
     const download = async (): Promise<void> => {
-      for (let i = 0; i < results.length; i++) await h.download(results[i]!, outs[i]!);
+      for (let i = 0; i < results.length; i++) await backendDownload(results[i]!, outs[i]!);
     };
     await download();
     const notes = [h.computeNote];
@@ -72,8 +69,8 @@ export async function prepareKernelOnDevice(c: BenchCase, h: DeviceHooks): Promi
       note: notes.join("; "),
       transfers: {
         upload: async () => {
-          for (const t of uploads) h.upload(t);
-          await h.finish();
+          for (const t of uploads) backendUpload(t);
+          await backendFinish();
         },
         download,
         uploadBytes: uploads.reduce((s, t) => s + (t.dtype === "bfloat16" ? 2 : 4) * t.size, 0),

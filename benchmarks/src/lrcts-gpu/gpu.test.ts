@@ -5,7 +5,7 @@
 // download hooks move what they claim to.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendReport, gpuFinish, matmul, setBackend } from "@lrc-ts/tensor-core";
+import { backendReport, backendFinish, matmul, setBackend } from "@lrc-ts/tensor-core";
 import type { GpuDeviceInfo } from "@lrc-ts/tensor-core";
 import type { BenchCase } from "../cases.js";
 import type { GpuModeArg } from "../cli.js";
@@ -85,7 +85,7 @@ describe(`lrc-ts-gpu on GPU.js ${mode}`, () => {
     } finally {
       p.dispose?.();
     }
-    await gpuFinish(); // webgpu deletes a buffer once the kernels reading it were submitted
+    await backendFinish(); // webgpu deletes a buffer once the kernels reading it were submitted
     // Inputs, intermediates and the kept results are all freed again.
     expect(backendReport().device!.liveBuffers).toBe(live0);
   });

@@ -1,7 +1,7 @@
 // lrc-ts-gpu: the kernel cases on tensor-core's gpu backend (GPU.js kernels), each timed in three parts:
-// upload (the inputs host -> device, `gpuUpload`), compute (the same ops as the lrc-ts column, on inputs
-// already on the device, waited for with `gpuFinish()`: gl.finish() in gl mode, the queue idle in webgpu;
-// results not read back) and download (one run's results device -> host, `gpuDownload`). Shapes and seeds
+// upload (the inputs host -> device, `backendUpload`), compute (the same ops as the lrc-ts column, on inputs
+// already on the device, waited for with `backendFinish()`: gl.finish() in gl mode, the queue idle in webgpu;
+// results not read back) and download (one run's results device -> host, `backendDownload`). Shapes and seeds
 // are the lrc-ts column's.
 // Only tensor-core's public API is used; what the device is comes from `gpuDeviceInfo()`.
 //
@@ -9,7 +9,7 @@
 // webasm); which one ran, the device it ran on and whether that is software (it always is on a machine
 // without a GPU) go into every record and the child's description.
 
-import { gpuDeviceInfo, gpuDownload, gpuFinish, gpuUpload, initBackend } from "@lrc-ts/tensor-core";
+import { gpuDeviceInfo, initBackend } from "@lrc-ts/tensor-core";
 import type { GpuDeviceInfo } from "@lrc-ts/tensor-core";
 import type { BenchCase } from "../cases.js";
 import type { GpuModeArg } from "../cli.js";
@@ -36,7 +36,7 @@ export function benchDevice(info: GpuDeviceInfo, underXvfb: boolean): BenchDevic
 }
 
 function computeNote(info: BenchDevice): string {
-  const waited = info.mode === "gl" ? "gl.finish()" : info.mode === "webgpu" ? "gpuFinish() (every kernel submitted, the queue idle)" : null;
+  const waited = info.mode === "gl" ? "gl.finish()" : info.mode === "webgpu" ? "backendFinish() (every kernel submitted, the queue idle)" : null;
   return waited !== null
     ? `column = compute only: inputs already on the device, kernels waited for with ${waited}, results not read back; upload and download in the GPU table`
     : `column = compute only (GPU.js ${info.mode} runs on the CPU and is synchronous: each kernel call copies its arguments into and its result out of WebAssembly memory, which is part of compute; upload and download, in the GPU table, are the backend's host-side copies)`;
@@ -61,9 +61,6 @@ export function lrcTsGpu(mode: GpuModeArg): Implementation {
     async prepare(c: BenchCase): Promise<Prepared> {
       if (info === null) throw new Error("lrc-ts-gpu: prepare before init");
       return prepareKernelOnDevice(c, {
-        upload: gpuUpload,
-        download: gpuDownload,
-        finish: gpuFinish,
         computeNote: computeNote(info),
         countTraffic: true,
         mode: info.mode,

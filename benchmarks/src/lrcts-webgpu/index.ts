@@ -7,7 +7,7 @@
 // What ran, and on which adapter (with its optional features: --webgpu-features on|off), goes into the child's
 // description. Only tensor-core's public API is used.
 
-import { backendDownload, backendFinish, backendReport, backendUpload, getBackend, initBackend, resetBackendReport } from "@lrc-ts/tensor-core";
+import { backendReport, getBackend, initBackend, resetBackendReport } from "@lrc-ts/tensor-core";
 import type { BenchCase } from "../cases.js";
 import type { WebGpuFeaturesArg } from "../cli.js";
 import type { Implementation, Prepared } from "../impl.js";
@@ -29,9 +29,6 @@ async function prepare(c: BenchCase): Promise<Prepared> {
   if (c.suite === "e2e") return prepareTraining(c);
   const b = getBackend();
   return prepareKernelOnDevice(c, {
-    upload: backendUpload,
-    download: backendDownload,
-    finish: backendFinish,
     computeNote: "column = compute only: inputs already on the device, kernels waited for with backendFinish(), results not read back; upload and download in the GPU table",
     countTraffic: false,
     mode: "native webgpu",

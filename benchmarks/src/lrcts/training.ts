@@ -3,7 +3,7 @@
 // lazily by ./index.ts, so a missing or broken lrc skips (distill) or falls back (pretrain) instead of
 // failing the run.
 
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { CausalLM, initCheckpoint, loadCausalLM } from "@lrc-ts/nn";
@@ -28,12 +28,11 @@ function syntheticSource(vocab: number, batch: number, seq: number, seed: number
 }
 
 function trainerStep(task: TrainTask, source: BatchSource, note: string): Prepared {
-  const outDir = mkdtempSync(path.join(os.tmpdir(), "lrc-bench-trainer-"));
   const trainer = new Trainer(task, source, null, {
     // decayAll: every tensor decays, as in the PyTorch anchor (torch.optim.AdamW(m.parameters(), weight_decay=0.1)).
-    steps: 1_000_000, lr: 1e-3, weightDecay: 0.1, decayAll: true, schedule: "constant", warmupSteps: 0, outDir, progress: false, log: () => {},
+    steps: 1_000_000, lr: 1e-3, weightDecay: 0.1, decayAll: true, schedule: "constant", warmupSteps: 0,
   });
-  return { run: async () => void (await trainer.step1()), dispose: () => rmSync(outDir, { recursive: true, force: true }), note };
+  return { run: async () => void (await trainer.step1()), dispose: () => {}, note };
 }
 
 export function prepareTrainingCase(spec: CaseSpec): Prepared {

@@ -6,7 +6,7 @@
 
 import { CausalLM, makeConfig, serializeCausalLM } from "@lrc-ts/nn";
 import { TokenWindowReader, trainBpeTokenizerOnTexts, tokenizerFromJson } from "@lrc-ts/data";
-import { LmTask, TrainerCore, windowSource } from "@lrc-ts/lrc";
+import { LmTask, Trainer } from "@lrc-ts/lrc";
 
 export interface DemoSettings {
   readonly vocabSize: number;
@@ -51,7 +51,7 @@ export async function buildDemo(texts: readonly string[], s: DemoSettings = DEMO
   });
   const teacher = new CausalLM(config, { seed: 0 });
   const reader = new TokenWindowReader(Int32Array.from(ids), { seqLen: s.seqLen, batchSize: s.batchSize, seed: 0 });
-  const trainer = new TrainerCore(new LmTask(teacher), windowSource(reader), null, { steps: s.pretrainSteps, lr: s.lr, warmupSteps: Math.min(20, s.pretrainSteps), schedule: "cosine" });
+  const trainer = new Trainer(new LmTask(teacher), reader, null, { steps: s.pretrainSteps, lr: s.lr, warmupSteps: Math.min(20, s.pretrainSteps), schedule: "cosine" });
   const ce: number[] = [];
   while (trainer.step < s.pretrainSteps) {
     ce.push((await trainer.step1()).losses.ce!);

@@ -1,14 +1,14 @@
 // The work of one Low-Rank Clone run in the page, with no DOM and no file system, so it runs the same in the
 // page's Web Worker and in a Node test: load a teacher from its HF files in memory, tokenize a corpus with
 // the teacher's tokenizer.json, hold out the last tenth of the tokens for validation, build the clone and a
-// TrainerCore, then one optimizer step at a time; evaluate, sample from the student and the teacher, and
+// Trainer, then one optimizer step at a time; evaluate, sample from the student and the teacher, and
 // export the folded student as HF files (config.json, model.safetensors, tokenizer files).
 
 import { generate, loadCausalLMFromFiles } from "@lrc-ts/nn";
 import type { CausalLM, LanguageModel } from "@lrc-ts/nn";
 import { TokenWindowReader, tokenizerFromJson } from "@lrc-ts/data";
 import type { TextTokenizer } from "@lrc-ts/data";
-import { LowRankClone, LrcTask, TrainerCore, tokenEvalSource, windowSource } from "@lrc-ts/lrc";
+import { LowRankClone, LrcTask, Trainer, tokenEvalSource } from "@lrc-ts/lrc";
 import type { EvalMetrics } from "@lrc-ts/lrc";
 
 export interface SessionOptions {
@@ -59,7 +59,7 @@ function positiveInt(v: number, what: string): void {
 }
 
 export class DistillSession {
-  readonly trainer: TrainerCore;
+  readonly trainer: Trainer;
   readonly info: SessionInfo;
   private readonly started = Date.now();
   private tokensDone = 0;
@@ -77,7 +77,7 @@ export class DistillSession {
     const o = options;
     const val = tokenEvalSource(valTokens, { seqLen: o.seqLen, batchSize: o.batchSize, maxBatches: 4 });
     const reader = new TokenWindowReader(trainTokens, { seqLen: o.seqLen, batchSize: o.batchSize, seed: o.seed, vocabSize: teacher.config.vocab_size, source: "corpus" });
-    this.trainer = new TrainerCore(task, windowSource(reader), val, {
+    this.trainer = new Trainer(task, reader, val, {
       steps: o.steps, lr: o.lr, warmupSteps: Math.min(10, Math.max(1, Math.floor(o.steps / 20))), seed: o.seed,
     });
     const c = teacher.config;

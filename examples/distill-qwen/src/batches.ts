@@ -6,11 +6,10 @@
 
 import { createHash } from "node:crypto";
 import { openShards, readSplitTokens, windowCount } from "@lrc-ts/data";
-import type { ReaderState } from "@lrc-ts/data";
+import type { Batch, ReaderState } from "@lrc-ts/data";
 import { evaluateBatches } from "@lrc-ts/nn";
-import type { EvalResult, LanguageModel, TokenBatch } from "@lrc-ts/nn";
-import { readerSource } from "@lrc-ts/lrc";
-import type { Batch, BatchSource, EvalSource } from "@lrc-ts/lrc";
+import type { EvalResult, LanguageModel } from "@lrc-ts/nn";
+import type { BatchSource, EvalSource } from "@lrc-ts/lrc";
 
 /** What a training run reads: the same value gives the same batches in the same order. */
 export interface BatchPlan {
@@ -78,13 +77,12 @@ export interface DigestingSource extends BatchSource {
 
 export function openTrainBatches(plan: BatchPlan, digestSteps: number): DigestingSource {
   const reader = openShards(plan.shards, { split: "train", seqLen: plan.seqLen, batchSize: plan.batchSize, seed: plan.seed });
-  const inner = readerSource(reader);
   const hash = createHash("sha256");
   let served = 0;
   let digest: string | null = null;
   return {
     next(): Batch {
-      const b = inner.next();
+      const b = reader.next();
       if (served < digestSteps) {
         hash.update(new Uint8Array(b.inputs.buffer, b.inputs.byteOffset, b.inputs.byteLength));
         hash.update(new Uint8Array(b.targets.buffer, b.targets.byteOffset, b.targets.byteLength));
@@ -93,9 +91,9 @@ export function openTrainBatches(plan: BatchPlan, digestSteps: number): Digestin
       served++;
       return b;
     },
-    state: (): ReaderState => inner.state(),
-    restore: (s: ReaderState) => inner.restore(s),
-    describe: () => inner.describe(),
+    state: (): ReaderState => reader.state(),
+    restore: (s: ReaderState) => reader.restore(s),
+    describe: () => reader.describe(),
     digest: () => digest,
     served: () => served,
     close: () => reader.close(),
@@ -104,7 +102,7 @@ export function openTrainBatches(plan: BatchPlan, digestSteps: number): Digestin
 
 /** A fixed evaluation set: `windows` windows of seqLen+1 tokens spread evenly over a split's stream. */
 export interface EvalSet {
-  readonly batches: readonly TokenBatch[];
+  readonly batches: readonly Batch[];
   /** Tokens scored per evaluation. */
   readonly tokens: number;
   readonly windows: number;
@@ -122,7 +120,7 @@ export function spreadEvalSet(shards: string, opts: { seqLen: number; windows: n
   const k = Math.min(opts.windows, n);
   const starts: number[] = [];
   for (let i = 0; i < k; i++) starts.push(Math.floor((i * n) / k) * T);
-  const batches: TokenBatch[] = [];
+  const batches: Batch[] = [];
   for (let first = 0; first < k; first += opts.batchSize) {
     const B = Math.min(opts.batchSize, k - first);
     const inputs = new Int32Array(B * T);

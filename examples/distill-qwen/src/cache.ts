@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { createHash } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "@lrc-ts/tensor-core";
 
 /** The monorepo root (the directory holding pnpm-workspace.yaml), else the example directory. */
 export function repoRoot(): string {
@@ -56,7 +57,5 @@ export function readDone<T>(dir: string): T | null {
 
 /** Writes an entry's marker atomically (temporary name, then rename). */
 export function writeDone(dir: string, value: unknown): void {
-  const tmp = path.join(dir, `.${DONE_FILE}.tmp-${process.pid}`);
-  fs.writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  fs.renameSync(tmp, path.join(dir, DONE_FILE));
+  writeFileAtomic(path.join(dir, DONE_FILE), `${JSON.stringify(value, null, 2)}\n`);
 }

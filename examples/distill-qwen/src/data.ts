@@ -20,6 +20,7 @@ import {
   type TextPiece,
   type TextTokenizer,
 } from "@lrc-ts/data";
+import { writeDirAtomicAsync } from "@lrc-ts/tensor-core";
 import { cacheRoot, contentKey, readDone, writeDone } from "./cache.js";
 import { characterCount, corpusHash, loadAddresses, splitByAddress, subsetAddresses, CORPUS_FORMAT_VERSION, type CorpusSplit } from "./corpus.js";
 
@@ -64,10 +65,7 @@ export async function prepareEmbeddedData(opts: { addresses: number | null; valE
     verifyTokenizer(shards, tokenizer);
     return { shards, tokenizerDir: dir, tokenizer, manifest: readManifest(shards), description: done.description, cached: true };
   }
-  const tmp = `${dir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
-  try {
+  await writeDirAtomicAsync(dir, async (tmp) => {
     const t0 = Date.now();
     const trained = await trainBpeTokenizer({ texts: split.train.map((a) => a.text), vocabSize: opts.vocabSize });
     writeTokenizerJson(path.join(tmp, "tokenizer.json"), trained.json);
@@ -87,13 +85,7 @@ export async function prepareEmbeddedData(opts: { addresses: number | null; valE
       `${split.train.length} train addresses (${(characterCount(split.train) / 1e6).toFixed(2)}M chars), ` +
       `${split.val.length} held-out val addresses (every ${opts.valEvery}th: ${split.val.map((a) => a.year).join(", ")})`;
     writeDone(tmp, { description } satisfies DataDone);
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.mkdirSync(path.dirname(dir), { recursive: true });
-    fs.renameSync(tmp, dir);
-  } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  });
   const ready = await prepareEmbeddedData(opts);
   return { ...ready, cached: false };
 }

@@ -22,8 +22,9 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  // The pipeline's first line names the backend. It reads values asynchronously: auto may take WebGPU on a GPU.
-  await initBackendFromEnvAsync(process.env, () => {}, { asyncReads: true });
+  // LRC_BACKEND, else auto; the pipeline's first line names the backend and why auto took it. It reads values
+  // asynchronously: auto may take WebGPU on a GPU.
+  await initBackendFromEnvAsync(process.env, () => {}, { asyncReads: true, fallback: "auto" });
   const preset = cli.teacher !== null ? HUB_PRESET : cli.quick ? QUICK_PRESET : DEFAULT_PRESET;
   // `pnpm --filter ... start` runs in the example's directory; INIT_CWD is where the user typed the command.
   const base = process.env.INIT_CWD ?? process.cwd();

@@ -177,7 +177,8 @@ environment:
                           (webgpu in Node needs the \`webgpu\` package; default: webgpu on a GPU adapter, else
                           gl, else webasm)
   LRC_BACKEND=webgpu      run on tensor-core's native WebGPU kernels (WGSL; in Node the \`webgpu\` package)
-  LRC_BACKEND=auto        native WebGPU on a hardware GPU adapter, else GPU.js on a GPU, else cpu
+  LRC_BACKEND=auto        (default) native WebGPU on a hardware GPU adapter, else GPU.js on a GPU, else cpu
+  LRC_BACKEND=cpu         the cpu kernels
 `;
 
 function positiveInt(name: string, raw: string | undefined): number | null {

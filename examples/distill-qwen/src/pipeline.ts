@@ -16,9 +16,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { CausalLM, configToJson, generate, loadCausalLM, makeConfig } from "@lrc-ts/nn";
 import type { CausalLMConfig, LanguageModel } from "@lrc-ts/nn";
-import { LmTask, LowRankClone, LrcTask, Trainer, initClone, initLine, loadTasks, lrcVersion, prefixToken, pretrain, readMetrics, scoreTasks, taskFilesInDir } from "@lrc-ts/lrc";
+import {
+  LmTask, LowRankClone, LrcTask, Trainer, clock, exportStudent, exportTrained, initClone, initLine, loadTasks, lrcVersion, prefixToken, pretrain, readMetrics, runTraining, scoreTasks,
+  taskFilesInDir,
+} from "@lrc-ts/lrc";
 import type { CloneInitReport, EvalSource, InitMethod, LoadedTask, TrainResult } from "@lrc-ts/lrc";
-import { getBackend } from "@lrc-ts/tensor-core";
+import { describeChoice, getBackend } from "@lrc-ts/tensor-core";
 import type { TextTokenizer } from "@lrc-ts/data";
 import { cacheRoot, contentKey, readDone, writeDone } from "./cache.js";
 import { prepareEmbeddedData, prepareUserData, type PreparedData } from "./data.js";
@@ -71,11 +74,6 @@ export interface RunOutput {
   readonly report: RunReport;
   readonly markdown: string;
   readonly terminal: string;
-}
-
-function clock(seconds: number): string {
-  const s = Math.round(seconds);
-  return `${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
 }
 
 export function archLine(c: CausalLMConfig): string {
@@ -258,6 +256,7 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   const endStage = (name: string, cached?: boolean) =>
     stages.push({ name, seconds: (performance.now() - stageStart) / 1000, ...(cached !== undefined ? { cached } : {}) });
   const backend = getBackend().description;
+  log(describeChoice(getBackend())); // what runs, and for auto why
   log(`distill-qwen (${o.teacherDir === null ? `embedded run, preset ${p.name}` : `teacher ${o.teacherDir}`}); backend ${backend}; output ${o.out}`);
   fs.mkdirSync(o.out, { recursive: true });
   // Task files are read (and checked) before any training.
@@ -329,10 +328,8 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
     const source = openTrainBatches(plan, steps);
     const evalSrc = timedEval(evalSet);
     try {
-      const trainer = new Trainer(new LrcTask(clone), source, evalSrc, {
-        steps, lr: lrcLr, schedule: "constant", warmupSteps, evalEvery, outDir: dir, seed: o.seed, progress, log, keepCheckpoints: 1,
-      });
-      const run = await trainer.run();
+      const trainer = new Trainer(new LrcTask(clone), source, evalSrc, { steps, lr: lrcLr, schedule: "constant", warmupSteps, evalEvery, seed: o.seed });
+      const run = await runTraining(trainer, { outDir: dir, progress, log, keepCheckpoints: 1 });
       return { clone, run, initReport, evalSeconds: evalSrc.seconds, digest: source.digest(), curve: evalCurve(path.join(dir, "metrics.jsonl"), perStep) };
     } finally {
       source.close();
@@ -346,7 +343,7 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   log(`  student ${archLine(studentConfig)}; ${clone.numTrainable().toLocaleString("en-US")} trainable values (projections + gains), alpha ${p.alpha}, lr ${lrcLr}`);
   const lrcEval = { seconds: main.evalSeconds };
   const studentDir = path.join(lrcDir, "student");
-  await clone.exportStudent(studentDir, { tokenizerFrom: data.tokenizerDir });
+  await exportStudent(clone, studentDir, { tokenizerFrom: data.tokenizerDir });
   const student = await loadCausalLM(studentDir);
   // The exported student, not the training graph, is what gets reported (and what a user loads).
   const lrcVal = await evaluateOn(evalSet, student);
@@ -389,8 +386,9 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
   let budgetSeconds = 0;
   let baseRun: TrainResult;
   try {
-    const trainer = new Trainer(new LmTask(baseModel), baseSource, baseEval, {
-      steps: baseSteps, lr: p.baselineLr, schedule: "constant", warmupSteps, evalEvery, outDir: baseDir, seed: o.seed, progress, log, keepCheckpoints: 1,
+    const trainer = new Trainer(new LmTask(baseModel), baseSource, baseEval, { steps: baseSteps, lr: p.baselineLr, schedule: "constant", warmupSteps, evalEvery, seed: o.seed });
+    baseRun = await runTraining(trainer, {
+      outDir: baseDir, progress, log, keepCheckpoints: 1,
       onStep: async (m) => {
         if (m.step !== steps) return;
         budgetSeconds = m.elapsedSeconds - baseEval.seconds;
@@ -398,13 +396,12 @@ export async function runDistillQwen(o: RunOptions): Promise<RunOutput> {
         if (tasks !== null) baseAccuracy = await accuracy("from scratch, same tokens", baseModel);
       },
     });
-    baseRun = await trainer.run();
   } finally {
     baseSource.close();
   }
   if (lrcRun.interrupted || baseRun.interrupted) throw new Error("interrupted");
   const baseModelDir = path.join(baseDir, "model");
-  await new LmTask(baseModel).export(baseModelDir, { tokenizerFrom: data.tokenizerDir });
+  await exportTrained(new LmTask(baseModel), baseModelDir, { tokenizerFrom: data.tokenizerDir });
   const baseCurve = evalCurve(path.join(baseDir, "metrics.jsonl"), perStep);
   const lrcCurve = main.curve;
   const atBudget = baseCurve.find((c) => c.tokens === steps * perStep);

@@ -1,8 +1,8 @@
 // Training a byte-level BPE tokenizer from files, directories and globs, and writing tokenizer.json (Node).
 // The trainer itself (counting, merging, the tokenizer.json it writes) is ./bpe.ts, which runs anywhere.
 
-import fs from "node:fs";
 import path from "node:path";
+import { makeDirectory, writeFileAtomic } from "@lrc-ts/tensor-core";
 import { DataError } from "./errors.js";
 import { expandInputs, readDocuments } from "./inputs.js";
 import { bpeTarget, trainBpeTokenizerOnTexts } from "./bpe.js";
@@ -30,13 +30,11 @@ export async function trainBpeTokenizer(options: TrainBpeOptions): Promise<Train
 
 /** Writes tokenizer.json text atomically (temp name, then rename). */
 export function writeTokenizerJson(file: string, json: string): void {
-  const dir = path.dirname(file);
+  const error = (e: unknown) => new DataError(file, "io", `cannot write: ${(e as Error).message}`);
   try {
-    fs.mkdirSync(dir, { recursive: true });
-    const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}`);
-    fs.writeFileSync(tmp, json);
-    fs.renameSync(tmp, file);
+    makeDirectory(path.dirname(file));
   } catch (e) {
-    throw new DataError(file, "io", `cannot write: ${(e as Error).message}`);
+    throw error(e);
   }
+  writeFileAtomic(file, json, { error });
 }

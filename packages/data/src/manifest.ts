@@ -112,11 +112,3 @@ export function readManifest(dir: string): Manifest {
   }
   return m as unknown as Manifest;
 }
-
-/** Writes the manifest atomically (temp name, then rename). */
-export function writeManifest(dir: string, manifest: Manifest): void {
-  const file = path.join(dir, MANIFEST_FILE);
-  const tmp = path.join(dir, `.${MANIFEST_FILE}.tmp-${process.pid}`);
-  fs.writeFileSync(tmp, JSON.stringify(manifest, null, 2) + "\n");
-  fs.renameSync(tmp, file);
-}

@@ -8,10 +8,12 @@
 
 import fs from "node:fs";
 import path from "node:path";
+import { openFileAtomic, writeFileAtomic } from "@lrc-ts/tensor-core";
+import type { AtomicFile } from "@lrc-ts/tensor-core";
 import { DataError } from "./errors.js";
 import { FNV1A32_INIT, fnv1a32Update } from "./checksum.js";
 import { dtypeBytes, dtypeForVocab, encodeHeader, hex32, HEADER_BYTES, SHARD_VERSION, type TokenDtype } from "./shard-format.js";
-import { MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, writeManifest, type Manifest, type ShardEntry, type Split } from "./manifest.js";
+import { MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type ShardEntry, type Split } from "./manifest.js";
 import { documentUniform } from "./sampler.js";
 import type { TextTokenizer } from "./tokenizer.js";
 
@@ -19,7 +21,8 @@ import type { TextTokenizer } from "./tokenizer.js";
 export const DEFAULT_SHARD_TOKENS = 100_000_000;
 
 const SHARD_NAME = /^(train|val)-\d{6}\.bin$/;
-const TEMP_NAME = /^\.((train|val)-\d{6}\.bin|manifest\.json)\.tmp-\d+$/;
+// tensor-core's tempNameFor names (the shards' and the manifest's; the old `.tmp-<pid>` form too).
+const TEMP_NAME = /^\.((train|val)-\d{6}\.bin|manifest\.json)\.tmp-\d+(-[0-9a-f]+)?$/;
 const BUFFER_TOKENS = 1 << 16;
 
 export interface ShardDirectoryWriterOptions {
@@ -39,8 +42,7 @@ class SplitStream {
   readonly entries: ShardEntry[] = [];
   tokens = 0;
   documents = 0;
-  private fd = -1;
-  private tmp = "";
+  private out: AtomicFile | null = null;
   private count = 0;
   private hash = FNV1A32_INIT;
   private readonly buf: Uint16Array | Uint32Array;
@@ -60,7 +62,7 @@ class SplitStream {
   }
 
   push(id: number): void {
-    if (this.fd < 0) this.open();
+    if (this.out === null) this.open();
     this.buf[this.fill++] = id;
     this.count++;
     this.tokens++;
@@ -73,9 +75,8 @@ class SplitStream {
   }
 
   private open(): void {
-    this.tmp = path.join(this.dir, `.${this.name()}.tmp-${process.pid}`);
-    this.fd = fs.openSync(this.tmp, "w");
-    fs.writeSync(this.fd, new Uint8Array(HEADER_BYTES), 0, HEADER_BYTES, 0);
+    this.out = openFileAtomic(path.join(this.dir, this.name()));
+    fs.writeSync(this.out.fd, new Uint8Array(HEADER_BYTES), 0, HEADER_BYTES, 0);
     this.count = 0;
     this.hash = FNV1A32_INIT;
     this.fill = 0;
@@ -87,14 +88,14 @@ class SplitStream {
     const n = this.fill * dtypeBytes(this.dtype);
     // Typed arrays are little-endian on every platform Node runs on; the format is little-endian.
     this.hash = fnv1a32Update(this.hash, this.bytes, 0, n);
-    fs.writeSync(this.fd, this.bytes, 0, n, this.offset);
+    fs.writeSync(this.out!.fd, this.bytes, 0, n, this.offset);
     this.offset += n;
     this.fill = 0;
   }
 
-  /** Finishes the open shard: header, fsync, rename to its final name. */
+  /** Finishes the open shard: header, then fsync and rename to its final name (openFileAtomic's commit). */
   close(): void {
-    if (this.fd < 0) return;
+    if (this.out === null) return;
     this.flush();
     const header = encodeHeader({
       version: SHARD_VERSION,
@@ -104,12 +105,10 @@ class SplitStream {
       eosId: this.header.eosId,
       checksum: this.hash,
     });
-    fs.writeSync(this.fd, header, 0, HEADER_BYTES, 0);
-    fs.fsyncSync(this.fd);
-    fs.closeSync(this.fd);
-    this.fd = -1;
+    fs.writeSync(this.out.fd, header, 0, HEADER_BYTES, 0);
+    this.out.commit();
+    this.out = null;
     const name = this.name();
-    fs.renameSync(this.tmp, path.join(this.dir, name));
     this.entries.push({
       file: name,
       split: this.split,
@@ -120,10 +119,8 @@ class SplitStream {
   }
 
   abort(): void {
-    if (this.fd < 0) return;
-    fs.closeSync(this.fd);
-    this.fd = -1;
-    fs.rmSync(this.tmp, { force: true });
+    this.out?.abort();
+    this.out = null;
   }
 }
 
@@ -200,7 +197,7 @@ export class ShardDirectoryWriter {
       splits: { train: summary(train), val: summary(val) },
       shards: [...train.entries, ...val.entries],
     };
-    writeManifest(o.out, manifest);
+    writeFileAtomic(path.join(o.out, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
     return manifest;
   }
 

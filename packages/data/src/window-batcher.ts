@@ -10,15 +10,16 @@ import { DataError } from "./errors.js";
 import type { Split } from "./manifest.js";
 import { epochPermutation } from "./sampler.js";
 
+/**
+ * The one batch type of lrc-ts: what the readers serve, what @lrc-ts/nn evaluates and what @lrc-ts/lrc trains on.
+ * (Where a reader is in its epochs is its own state: `epoch`, `state()`.)
+ */
 export interface Batch {
   /** Row-major [B, T] token ids. */
   readonly inputs: Int32Array;
-  /** inputs shifted left by one: targets[b, t] = token after inputs[b, t]. */
+  /** inputs shifted left by one: targets[b, t] = token after inputs[b, t]; a target of -100 is ignored by CE. */
   readonly targets: Int32Array;
   readonly shape: readonly [number, number];
-  /** Epoch of this batch and its index within the epoch. */
-  readonly epoch: number;
-  readonly step: number;
 }
 
 /** A JSON-serialisable reader cursor: store it in a checkpoint, give it to `restore` to resume. */
@@ -75,7 +76,7 @@ export function* sequentialBatches(numWindows: number, read: ReadWindow, options
     if (options.maxBatches !== undefined && step >= options.maxBatches) return;
     const B = Math.min(options.batchSize, numWindows - first);
     const { inputs, targets } = gather(read, B, T, (b) => (first + b) * T);
-    yield { inputs, targets, shape: [B, T], epoch: 0, step };
+    yield { inputs, targets, shape: [B, T] };
   }
 }
 
@@ -162,14 +163,21 @@ export abstract class WindowBatcher implements Iterable<Batch> {
     const T = this.seqLen;
     const at = this.position;
     const { inputs, targets } = gather((s, n, dst, o) => this.readWindow(s, n, dst, o), B, T, (b) => perm[at + b]! * T);
-    const step = this.position / B;
     this.position += B;
-    return { inputs, targets, shape: [B, T], epoch: this.epochNow, step };
+    return { inputs, targets, shape: [B, T] };
   }
 
   /** The remaining batches of the current epoch (then stops; a following `next()` starts the next epoch). */
   *[Symbol.iterator](): Generator<Batch> {
     while (this.position < this.batchesPerEpoch * this.batchSize) yield this.next();
+  }
+
+  /**
+   * What a run must find unchanged when it resumes with this reader (it goes into the trainer's config hash): with
+   * `next`, `state` and `restore` this makes any WindowBatcher a trainer's batch source as it is.
+   */
+  describe(): Record<string, unknown> {
+    return { seqLen: this.seqLen, batchSize: this.batchSize, seed: this.seed, windows: this.numWindows };
   }
 
   state(): ReaderState {

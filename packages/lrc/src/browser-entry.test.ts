@@ -1,34 +1,25 @@
 // The platform-neutral entry points (packages/*/src/browser.ts, what a browser bundle gets through the
 // "browser" export condition): their static import graphs reach no Node module, and the whole in-memory
-// path works: pretrain a tiny teacher and Low-Rank-Clone it with TrainerCore over tokens in memory (losses
-// fall), export the student as files and load them back with the same logits, and the config hash matches
-// the Node Trainer's.
+// path works: pretrain a tiny teacher and Low-Rank-Clone it with the Trainer over tokens in memory (losses
+// fall), export the student as files and load them back with the same logits; and the Node entry exports
+// the same classes.
 
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { builtinModules } from "node:module";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { CausalLM, loadCausalLMFromFiles, makeConfig } from "@lrc-ts/nn/browser";
 import { TokenWindowReader } from "@lrc-ts/data/browser";
 import { Rng, noGrad } from "@lrc-ts/tensor-core/browser";
-import { LmTask, LowRankClone, LrcTask, TrainerCore, tokenEvalSource, windowSource } from "./browser.js";
-import { Trainer } from "./trainer.js";
+import { isNodeBuiltin, runtimeImports } from "./testing-internal/imports.js";
+import * as browserEntry from "./browser.js";
+import * as nodeEntry from "./index.js";
+import { LmTask, LowRankClone, LrcTask, Trainer, tokenEvalSource } from "./browser.js";
 
 const PACKAGES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-browser-"));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
-
-/** Runtime (non-type) module specifiers of a TypeScript source: static imports/re-exports and dynamic imports (not `typeof import(...)`). */
-function runtimeImports(source: string): string[] {
-  const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
-  const out: string[] = [];
-  for (const m of code.matchAll(/(?:^|[;\n])\s*(import|export)\s+(type\s+)?([^;]*?)\s*from\s*["']([^"']+)["']/g)) if (m[2] === undefined) out.push(m[4]!);
-  for (const m of code.matchAll(/(?:^|[;\n])\s*import\s*["']([^"']+)["']/g)) out.push(m[1]!);
-  for (const m of code.matchAll(/(?<!typeof\s+)\bimport\(\s*["']([^"']+)["']\s*\)/g)) out.push(m[1]!);
-  return out;
-}
 
 /** Every module reachable from `entry` without leaving the workspace packages' browser entries. */
 function browserGraph(entry: string): { files: Set<string>; external: Map<string, string> } {
@@ -52,7 +43,7 @@ describe("browser entry points", () => {
   it.each(["tensor-core", "nn", "data", "lrc"])("%s: no Node module is reachable", (pkg) => {
     const { files, external } = browserGraph(path.join(PACKAGES, pkg, "src", "browser.ts"));
     expect(files.size).toBeGreaterThan(1);
-    const node = [...external].filter(([spec]) => spec.startsWith("node:") || builtinModules.includes(spec));
+    const node = [...external].filter(([spec]) => isNodeBuiltin(spec));
     expect(node, `Node modules imported by: ${node.map(([s, f]) => `${f} -> ${s}`).join(", ")}`).toEqual([]);
     for (const [spec] of external) expect(["gpu.js", "@huggingface/tokenizers"]).toContain(spec);
   });
@@ -85,7 +76,7 @@ describe("the in-memory path (what the browser example runs)", () => {
       num_key_value_heads: 2, max_position_embeddings: 64, tie_word_embeddings: true,
     });
     const teacher = new CausalLM(config, { seed: 1 });
-    const pre = new TrainerCore(new LmTask(teacher), windowSource(new TokenWindowReader(tokens, { seqLen: 16, batchSize: 8, seed: 1 })), null, {
+    const pre = new Trainer(new LmTask(teacher), new TokenWindowReader(tokens, { seqLen: 16, batchSize: 8, seed: 1 }), null, {
       steps: 80, lr: 1e-2, warmupSteps: 5,
     });
     const first = (await pre.step1()).losses.ce!;
@@ -97,8 +88,8 @@ describe("the in-memory path (what the browser example runs)", () => {
     const clone = new LowRankClone(teacher, { hiddenSize: 16, alpha: 0.5, temperature: 2 });
     const val = tokenEvalSource(tokens.subarray(0, 600), { seqLen: 16, batchSize: 4, maxBatches: 4 });
     const cfg = { steps: 40, lr: 5e-3, warmupSteps: 2 } as const;
-    const source = () => windowSource(new TokenWindowReader(tokens, { seqLen: 16, batchSize: 4, seed: 2 }));
-    const trainer = new TrainerCore(new LrcTask(clone), source(), val, cfg);
+    const source = () => new TokenWindowReader(tokens, { seqLen: 16, batchSize: 4, seed: 2 });
+    const trainer = new Trainer(new LrcTask(clone), source(), val, cfg);
     const before = (await trainer.evaluate())!;
     const losses: Array<Record<string, number>> = [];
     while (trainer.step < cfg.steps) losses.push((await trainer.step1()).losses);
@@ -116,9 +107,36 @@ describe("the in-memory path (what the browser example runs)", () => {
     const ids = [[1, 5, 9, 2, 7, 3]];
     const a = noGrad(() => student.logits(ids)).buf, b = noGrad(() => folded.logits(ids)).buf;
     for (let i = 0; i < a.length; i++) expect(a[i]).toBeCloseTo(b[i]!, 5);
+  });
 
-    // The same configuration hashes the same in the Node Trainer (node:crypto there, pure SHA-256 possible here).
-    const nodeTrainer = new Trainer(new LrcTask(clone), source(), val, { ...cfg, outDir: path.join(root, "run"), progress: false });
-    expect(nodeTrainer.configHash).toBe(trainer.configHash);
+  it("@lrc-ts/lrc and @lrc-ts/lrc/browser export the same classes; the Node entry adds only names of its own", async () => {
+    const node = await import("@lrc-ts/lrc");
+    const browser = await import("@lrc-ts/lrc/browser");
+    expect(node.LowRankClone).toBe(browser.LowRankClone);
+    for (const name of ["LowRankClone", "LrcTask", "LmTask", "Trainer", "Projections"] as const) expect(node[name], name).toBe(browser[name]);
+    for (const [name, value] of Object.entries(browserEntry)) expect((nodeEntry as Record<string, unknown>)[name], name).toBe(value);
+    // Types too: a name exported by both entries would be two declarations (index.ts's shadows browser.ts's `export *`).
+    const exported = (file: string) => {
+      const code = fs.readFileSync(path.join(PACKAGES, "lrc", "src", file), "utf8");
+      return [...code.matchAll(/export\s+(?:type\s+)?\{([^}]*)\}/g)].flatMap((m) => m[1]!.split(",").map((n) => n.trim().split(/\s+as\s+/).pop()!).filter((n) => n !== ""));
+    };
+    const browserNames = new Set(exported("browser.ts"));
+    expect(browserNames.size).toBeGreaterThan(20);
+    expect(exported("index.ts").filter((n) => browserNames.has(n))).toEqual([]);
+  });
+
+  it("no two packages export different values under one name (one CheckpointError, one clock, ...)", async () => {
+    const entries = {
+      "tensor-core": await import("@lrc-ts/tensor-core"), data: await import("@lrc-ts/data"), nn: await import("@lrc-ts/nn"), lrc: await import("@lrc-ts/lrc"),
+    } as Record<string, Record<string, unknown>>;
+    const first = new Map<string, [string, unknown]>();
+    const clashes: string[] = [];
+    for (const [pkg, m] of Object.entries(entries))
+      for (const [name, value] of Object.entries(m)) {
+        const seen = first.get(name);
+        if (seen === undefined) first.set(name, [pkg, value]);
+        else if (seen[1] !== value) clashes.push(`${name}: ${seen[0]} and ${pkg}`);
+      }
+    expect(clashes).toEqual([]);
   });
 });

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { closest, formatFlags, parseFlags, UsageError } from "./cli/args.js";
 import type { Command } from "./cli/command.js";
 import { commands } from "./commands/index.js";
-import { lrcVersion } from "./version.js";
+import { lrcVersion } from "./node/version.js";
 import { describeChoice, initBackend, initBackendFromEnvAsync, parsePoolLimit, setBufferPoolLimit } from "@lrc-ts/tensor-core";
 
 function usage(): string {
@@ -76,13 +76,17 @@ export async function main(argv: readonly string[]): Promise<number> {
         throw new UsageError((e as Error).message);
       }
     }
-    // The one place a backend is chosen: --backend, else LRC_BACKEND (the gpu backend loads GPU.js
-    // asynchronously and verifies which mode really runs; it says so on stderr). lrc reads values
+    // The one place a backend is chosen: --backend, else LRC_BACKEND, else (commands that run models) auto:
+    // native WebGPU on a hardware adapter, else GPU.js on a GPU, else cpu; what runs, and why for auto, goes to
+    // stderr. lrc reads values
     // asynchronously, so auto may take WebGPU where its adapter is a GPU.
     if (typeof flags.backend === "string") {
       const info = await initBackend(flags.backend, { asyncReads: true });
       console.error(describeChoice(info));
-    } else await initBackendFromEnvAsync(process.env, console.error, { asyncReads: true });
+    } else {
+      const runsModels = match.flags.backend !== undefined; // commands without --backend keep cpu unless LRC_BACKEND says
+      await initBackendFromEnvAsync(process.env, console.error, { asyncReads: true, ...(runsModels ? { fallback: "auto" } : {}) });
+    }
     return await match.run(flags);
   } catch (e) {
     if (e instanceof UsageError) {

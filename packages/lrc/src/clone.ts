@@ -1,12 +1,14 @@
 // LowRankClone, platform-neutral: the public object of the method. It owns the frozen teacher, the
 // projections and student gains (./projection.ts), computes the named loss (./losses.ts), folds the student
 // into a plain nn CausalLM, and gives the student's HF files and the trainable tensors (our layout and the
-// reference implementation's, ./reference-layout.ts) as bytes in memory. The Node class of ./lrc.ts adds
-// the directory and file methods (exportStudent, saveProjections, ...) on top.
+// reference implementation's, ./reference-layout.ts) as bytes in memory. The same class serves Node and
+// browsers: Node's directory and file writers (exportStudent, saveProjections, ...) are functions over it in
+// ./node/clone-files.ts.
 
+import type { Batch } from "@lrc-ts/data";
 import { serializeCausalLM } from "@lrc-ts/nn";
 import type { CausalLM, CausalLMConfig, CausalLMWeights } from "@lrc-ts/nn";
-import { parseSafetensors, serializeSafetensors, tensor } from "@lrc-ts/tensor-core";
+import { parseSafetensors, serializeSafetensors } from "@lrc-ts/tensor-core";
 import type { SafetensorsFile, SafetensorsFloatDType, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { LossOptions, LrcLoss, ResolvedLossOptions } from "./losses.js";
 import { lrcLoss, resolveLossOptions } from "./losses.js";
@@ -15,20 +17,6 @@ import { Projections } from "./projection.js";
 import { loadReferenceTensors, toReferenceTensors } from "./reference-layout.js";
 
 export interface LowRankCloneOptions extends ProjectionOptions, LossOptions {}
-
-/** A batch as the data reader gives it: row-major int32 [B, T] ids and next-token targets. */
-export interface IdBatch {
-  readonly inputs: Int32Array | Tensor;
-  readonly targets: Int32Array | Tensor;
-  /** [B, T]; required with Int32Array inputs. */
-  readonly shape?: readonly [number, number];
-}
-
-function asIds(x: Int32Array | Tensor, shape: readonly [number, number] | undefined, what: string): Tensor {
-  if (!(x instanceof Int32Array)) return x;
-  if (shape === undefined) throw new TypeError(`LowRankClone: ${what} is an Int32Array, so the batch needs a shape [B, T]`);
-  return tensor(x, [...shape], { dtype: "int32" });
-}
 
 export class LowRankClone {
   readonly projections: Projections;
@@ -65,10 +53,8 @@ export class LowRankClone {
    * Runs teacher (no grad) and student (on the tape) on one batch and returns every loss term. `params`
    * substitutes trainable tensors (finite-difference checks).
    */
-  forward(batch: IdBatch, params?: ProjectionParams): LrcLoss {
-    const inputs = asIds(batch.inputs, batch.shape, "inputs");
-    const targets = asIds(batch.targets, batch.shape, "targets");
-    return lrcLoss(this.projections, { inputs, targets }, this.loss, params ?? this.projections.params);
+  forward(batch: Batch, params?: ProjectionParams): LrcLoss {
+    return lrcLoss(this.projections, batch, this.loss, params ?? this.projections.params);
   }
 
   /** The student's weights generated from the teacher (on the tape when grad mode is on). */
@@ -81,17 +67,22 @@ export class LowRankClone {
     return this.projections.fold();
   }
 
-  /**
-   * Folds the student and returns its HF model files in memory (config.json, model.safetensors, plus the
-   * given tokenizer files): what `exportStudent` writes, for a browser download.
-   */
-  async exportStudentFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Promise<Map<string, Uint8Array>> {
+  /** Folds the student, runs `fn` on it and disposes of it (the folded weights are fresh tensors). */
+  async withStudent<T>(fn: (student: CausalLM) => T | Promise<T>): Promise<T> {
     const model = await this.fold();
     try {
-      return serializeCausalLM(model, opts.tokenizerFiles !== undefined ? { tokenizerFiles: opts.tokenizerFiles } : {});
+      return await fn(model);
     } finally {
       model.dispose();
     }
+  }
+
+  /**
+   * Folds the student and returns its HF model files in memory (config.json, model.safetensors, plus the
+   * given tokenizer files): what `exportStudent` (./node/clone-files.ts) writes, for a browser download.
+   */
+  exportStudentFiles(opts: { tokenizerFiles?: ReadonlyMap<string, Uint8Array> } = {}): Promise<Map<string, Uint8Array>> {
+    return this.withStudent((model) => serializeCausalLM(model, opts.tokenizerFiles !== undefined ? { tokenizerFiles: opts.tokenizerFiles } : {}));
   }
 
   /** The trainable tensors (our names, F32) as `saveProjections` writes them, with the file metadata. */

@@ -11,9 +11,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { CausalLM, parseConfig, saveCausalLM } from "@lrc-ts/nn";
 import { readManifest } from "@lrc-ts/data";
 import fc from "fast-check";
-import { CheckpointError, readCheckpointState } from "./checkpoint.js";
+import { CheckpointError, readCheckpointState } from "./node/checkpoint.js";
 import { main } from "./cli.js";
-import { distill, pretrain } from "./run.js";
+import { distill, pretrain } from "./node/run.js";
+import { splitBackendLine } from "./testing-internal/cli-run.js";
 import { TINY_TOKENIZER_JSON, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-corrupt-"));
@@ -237,11 +238,11 @@ describe("a full disk names the file being written", () => {
 
   it("while writing a checkpoint (the previous one stays the latest)", async () => {
     const out = path.join(root, "enospc-ck");
-    let calls = 0;
-    const write = fs.writeSync;
-    vi.spyOn(fs, "writeSync").mockImplementation((...a: unknown[]) => {
-      if (++calls > 1) throw enospc(); // the first checkpoint's state.json is written, the second's is not
-      return (write as (...x: unknown[]) => number)(...a);
+    const write = fs.writeFileSync;
+    vi.spyOn(fs, "writeFileSync").mockImplementation((...a: unknown[]) => {
+      // the first checkpoint's state.json is written, the second's (in its temporary directory) is not
+      if (String(a[0]).includes("step-00000002")) throw enospc();
+      return (write as (...x: unknown[]) => void)(...a);
     });
     await expect(distill({ ...base, out, steps: 2, saveEvery: 1 })).rejects.toThrow(
       `${path.join(out, "checkpoints", "step-00000002")}: cannot write the checkpoint: ENOSPC: no space left on device`,
@@ -259,7 +260,7 @@ describe("lrc distill / pretrain flags of the wrong type or lying: exit 1 with o
     vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     const code = await main(argv);
     vi.restoreAllMocks();
-    return { code, err: err.join("\n") };
+    return { code, err: splitBackendLine(err).err };
   }
   const distillArgs = () => ["distill", "--teacher", teacher, "--hidden-size", "8", "--data", data, "--steps", "1", "--batch-size", "2", "--seq-len", "8", "--no-progress"];
   const cases: Array<[string, string[], string | RegExp]> = [
@@ -276,7 +277,7 @@ describe("lrc distill / pretrain flags of the wrong type or lying: exit 1 with o
     ["--hidden-size above the teacher's", ["--hidden-size", "1000000"], "hiddenSize (--hidden-size) 1000000 exceeds the teacher's hidden_size 16"],
     ["--seq-len beyond the positions", ["--seq-len", "100000"], `--seq-len 100000 exceeds max_position_embeddings 64 of ${path.join(teacher, "config.json")}`],
     ["--batch-size whose logits cannot fit", ["--batch-size", "1000000000"], /--batch-size 1000000000 x --seq-len 8: the logits alone need about \d+ GiB \(x vocab_size 64, float32\), more than this machine's/],
-    ["--clone-terms unknown", ["--clone-terms", "q,zz"], "--clone-terms: unknown term 'zz'"],
+    ["--clone-terms unknown", ["--clone-terms", "q,zz"], "--clone-terms: unknown value 'zz' (known: q,k,v,o,gate,up,down)"],
     ["--ban-layers negative", ["--ban-layers", "-1"], "--ban-layers: '-1' is not a layer index"],
     ["--ban-layers beyond the teacher", ["--ban-layers", "7"], /banLayers \(--ban-layers\): layer 7 does not exist \(the teacher has 2 layers\)/],
     ["--clone-layers beyond the teacher", ["--clone-layers", "0,2"], /cloneLayers \(--clone-layers\): layer 2 does not exist \(the teacher has 2 layers\)/],

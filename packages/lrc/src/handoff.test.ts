@@ -14,9 +14,10 @@ import { loadCausalLM } from "@lrc-ts/nn";
 import { readSafetensorsFileSync, serializeSafetensors } from "@lrc-ts/tensor-core";
 import type { SafetensorsTensorInput } from "@lrc-ts/tensor-core";
 import { main } from "./cli.js";
-import { exportReference, importReference, openReferenceCheckpoint } from "./handoff.js";
-import { LowRankClone } from "./lrc.js";
-import { distill } from "./run.js";
+import { exportReference, importReference, openReferenceCheckpoint } from "./node/handoff.js";
+import { LowRankClone } from "./clone.js";
+import { loadReferenceCheckpoint } from "./node/model-files.js";
+import { distill } from "./node/run.js";
 import { writeMarkovShards } from "./testing-internal/fixtures.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -96,7 +97,7 @@ describe("reference saves (fixtures from the reference modules' merge formulas)"
       const teacher = await loadCausalLM(path.join(TEACHERS, c.teacher));
       const clone = new LowRankClone(teacher, { hiddenSize: c.hidden_size, tieLmHeadProjection: c.tie_word_emb_proj, seed: 99 });
       const file = path.join(FIX, c.name, "model.safetensors");
-      await clone.loadReferenceCheckpoint(file);
+      await loadReferenceCheckpoint(clone, file);
       expect(Buffer.compare(Buffer.from(clone.referenceCheckpointFile({ dtype: "BF16" })), fs.readFileSync(file))).toBe(0);
     });
 

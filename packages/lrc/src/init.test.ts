@@ -5,12 +5,14 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { Batch } from "@lrc-ts/data";
 import { CausalLM, makeConfig } from "@lrc-ts/nn";
 import { crossEntropy, noGrad, rng, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import { symmetricEigen } from "./eigen.js";
 import { teacherInit } from "./init.js";
-import { LowRankClone } from "./lrc.js";
+import { LowRankClone } from "./clone.js";
+import { batchIds } from "./losses.js";
 
 /** A random n x k matrix with orthonormal columns (Gram-Schmidt), row-major. */
 function orthonormal(n: number, k: number, seed: number): Float64Array {
@@ -185,12 +187,9 @@ function lowRankTeacher(d: number, tied: boolean): { teacher: CausalLM; B: Float
   return { teacher: m, B };
 }
 
-function idsBatch(B: number, T: number, seed: number): { inputs: Tensor; targets: Tensor } {
+function idsBatch(B: number, T: number, seed: number): Batch {
   const r = rng(seed);
-  return {
-    inputs: tensor(new Int32Array(B * T).map(() => r.int(64)), [B, T], { dtype: "int32" }),
-    targets: tensor(new Int32Array(B * T).map(() => r.int(64)), [B, T], { dtype: "int32" }),
-  };
+  return { inputs: new Int32Array(B * T).map(() => r.int(64)), targets: new Int32Array(B * T).map(() => r.int(64)), shape: [B, T] };
 }
 
 /** ||Bᵀ U||²_F / d: 1 when span(U) = span(B). */
@@ -214,14 +213,14 @@ describe("teacherInit", () => {
       const batch = idsBatch(2, 12, 21);
       const before = noGrad(() => clone.forward(batch));
       const random = { clone: before.clone!.item(), kl: before.kl!.item() };
-      const calibration = [idsBatch(4, 16, 3).inputs, idsBatch(4, 16, 4).inputs];
+      const calibration = [batchIds(idsBatch(4, 16, 3), "inputs"), batchIds(idsBatch(4, 16, 4), "inputs")];
       const info = await teacherInit(clone.projections, method === "pca" ? { method, calibration } : { method });
       expect(info.tokens).toBe(method === "pca" ? 128 : 0);
       expect(info.energy).toBeCloseTo(1, 10);
       expect(info.gain).toBeCloseTo(Math.sqrt(16 / d), 8);
       expect(subspaceOverlap(B, clone.params.embed!.buf, 16, d)).toBeCloseTo(1, 5);
       const after = noGrad(() => clone.forward(batch));
-      const teacherCe = noGrad(() => crossEntropy(after.logits().teacher, batch.targets)).item();
+      const teacherCe = noGrad(() => crossEntropy(after.logits().teacher, batchIds(batch, "targets"))).item();
       expect(after.clone!.item()).toBeLessThan(1e-6);
       expect(Math.abs(after.ce!.item() - teacherCe)).toBeLessThan(1e-4);
       expect(after.clone!.item()).toBeLessThan(1e-6 * random.clone);
@@ -235,7 +234,7 @@ describe("teacherInit", () => {
     expect(clone.projections.tieLmHeadProjection).toBe(true);
     const batch = idsBatch(2, 12, 21);
     const random = noGrad(() => clone.forward(batch)).clone!.item();
-    await teacherInit(clone.projections, { method: "pca", calibration: [idsBatch(4, 16, 3).inputs] });
+    await teacherInit(clone.projections, { method: "pca", calibration: [batchIds(idsBatch(4, 16, 3), "inputs")] });
     expect(clone.params.lm_head).toBeUndefined();
     // Every clone term is exact: the final norm only reaches the logits.
     expect(noGrad(() => clone.forward(batch)).clone!.item()).toBeLessThan(1e-6 * random);

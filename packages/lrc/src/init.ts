@@ -24,10 +24,12 @@
 //        block scaled to unit Frobenius norm (the top-d eigenvectors of Σ AᵀA / ||A||²).
 // Second moments are accumulated in float64; the eigendecomposition is ./eigen.ts.
 
+import type { Batch } from "@lrc-ts/data";
 import { causalLMForward } from "@lrc-ts/nn";
-import { noGrad, tensor } from "@lrc-ts/tensor-core";
+import { noGrad } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
-import type { IdBatch, LowRankClone } from "./clone.js";
+import type { LowRankClone } from "./clone.js";
+import { batchIds } from "./losses.js";
 import { symmetricEigen } from "./eigen.js";
 import type { Projections } from "./projection.js";
 import { projName } from "./projection.js";
@@ -198,7 +200,7 @@ export interface StartLosses {
   readonly total: number;
 }
 
-export async function startLosses(clone: LowRankClone, batch: IdBatch): Promise<StartLosses> {
+export async function startLosses(clone: LowRankClone, batch: Batch): Promise<StartLosses> {
   const l = noGrad(() => clone.forward(batch));
   const read = async (t: Tensor | null) => (t === null ? null : await t.itemAsync());
   return { ce: await read(l.ce), clone: await read(l.clone), total: (await read(l.total))! };
@@ -218,13 +220,11 @@ export interface CloneInitReport {
  * the calibration batches (pca), and measures the start losses on `check` under random init and under the
  * chosen one.
  */
-export async function initClone(clone: LowRankClone, opts: { method: InitMethod; calibration: readonly IdBatch[]; check: IdBatch }): Promise<CloneInitReport> {
+export async function initClone(clone: LowRankClone, opts: { method: InitMethod; calibration: readonly Batch[]; check: Batch }): Promise<CloneInitReport> {
   if (!INIT_METHODS.includes(opts.method)) throw new RangeError(`init: unknown method "${String(opts.method)}" (known: ${INIT_METHODS.join(", ")})`);
   const random = await startLosses(clone, opts.check);
   if (opts.method === "random") return { method: "random", info: null, random, start: random };
-  const calibration = opts.calibration.map((b) =>
-    b.inputs instanceof Int32Array ? tensor(b.inputs, [...b.shape!], { dtype: "int32" }) : b.inputs,
-  );
+  const calibration = opts.calibration.map((b) => batchIds(b, "inputs"));
   const info = await teacherInit(clone.projections, { method: opts.method, calibration });
   return { method: opts.method, info, random, start: await startLosses(clone, opts.check) };
 }

@@ -16,7 +16,8 @@
 // CE and KL run in one `lmHeadLoss` from both models' final hidden states: the [B, T, V] logits are computed a
 // chunk of rows at a time and never exist whole (at V = 151,936 one such tensor is 622 MB at batch 4 x 256).
 
-import { causalLMForward } from "@lrc-ts/nn";
+import type { Batch } from "@lrc-ts/data";
+import { causalLMForward, linear } from "@lrc-ts/nn";
 import type { CaptureField, CausalLMWeights, LayerCapture } from "@lrc-ts/nn";
 import { add, lmHeadLoss, matmul, mse, mul, noGrad, reshape, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
@@ -56,10 +57,9 @@ export interface LossOptions {
   readonly recomputeWeights?: boolean;
 }
 
-/** A batch: int32 ids (B, T) and next-token targets (B, T); a target of -100 is ignored by CE. */
-export interface TokenBatch {
-  readonly inputs: Tensor;
-  readonly targets: Tensor;
+/** A batch's inputs or targets as an int32 (B, T) tensor. */
+export function batchIds(batch: Batch, which: "inputs" | "targets"): Tensor {
+  return tensor(batch[which], [...batch.shape], { dtype: "int32" });
 }
 
 /** The loss and its parts. Use `total` for backward: `ce` and `kl` are the values of its LM-head terms (on the cpu backend not on the tape). */
@@ -114,13 +114,6 @@ export function resolveLossOptions(o: LossOptions, numLayers: number): ResolvedL
     if (!(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${k} must be a finite number >= 0, got ${v}`);
   if (!(r.temperature > 0) || !Number.isFinite(r.temperature)) throw new RangeError(`temperature must be > 0, got ${r.temperature}`);
   return r;
-}
-
-/** x (B, T, in) @ w[out, in]ᵀ (+ b) -> (B, T, out), torch.nn.functional.linear. */
-function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
-  const [B, T, n] = x.shape as [number, number, number];
-  const y = matmul(reshape(x, [B * T, n]), w, { transB: true }); // (B·T, out)
-  return reshape(b === undefined ? y : add(y, b), [B, T, w.shape[0]!]);
 }
 
 /** x (B, T, D) @ P (D, d) -> (B, T, d). */
@@ -189,13 +182,14 @@ function sumAll(ts: readonly Tensor[]): Tensor | null {
  * forward runs under noGrad; the student forward records the tape. With α = 0 and logCloneTerms the clone
  * terms are computed under noGrad (logged, not in the total).
  */
-export function lrcLoss(p: Projections, batch: TokenBatch, opts: ResolvedLossOptions, params: ProjectionParams = p.params): LrcLoss {
+export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions, params: ProjectionParams = p.params): LrcLoss {
+  const inputs = batchIds(batch, "inputs"), targets = batchIds(batch, "targets");
   const trained = opts.alpha > 0;
   const needCaptures = (trained || opts.logCloneTerms) && opts.cloneTerms.length > 0 && opts.cloneLayers.length > 0;
   const fields = cloneCaptureFields(opts);
-  const teacher = noGrad(() => causalLMForward(p.teacher, p.teacherConfig, batch.inputs, { capture: needCaptures && fields.teacher, logits: "none" }));
+  const teacher = noGrad(() => causalLMForward(p.teacher, p.teacherConfig, inputs, { capture: needCaptures && fields.teacher, logits: "none" }));
   const sw = p.studentWeights(params);
-  const student = causalLMForward(sw, p.studentConfig, batch.inputs, {
+  const student = causalLMForward(sw, p.studentConfig, inputs, {
     capture: needCaptures && fields.student, eps: p.studentEps, logits: "none",
     ...(opts.recomputeWeights ? { afterLayer: (i: number) => p.evictLayer(sw, i) } : {}),
   });
@@ -207,7 +201,7 @@ export function lrcLoss(p: Projections, batch: TokenBatch, opts: ResolvedLossOpt
   const clone = !needCaptures ? null : trained ? cloneTerms() : noGrad(cloneTerms);
   const head = opts.ceWeight > 0 || opts.klWeight > 0
     ? lmHeadLoss(student.hidden, sw.lmHead, {
-      ...(opts.ceWeight > 0 ? { targets: batch.targets, ceWeight: opts.ceWeight } : {}),
+      ...(opts.ceWeight > 0 ? { targets, ceWeight: opts.ceWeight } : {}),
       ...(opts.klWeight > 0 ? { teacher: { hidden: teacher.hidden, weight: p.teacher.lmHead, temperature: opts.temperature }, klWeight: opts.klWeight } : {}),
     })
     : null;

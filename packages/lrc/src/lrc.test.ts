@@ -7,13 +7,16 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import type { Batch } from "@lrc-ts/data";
 import { CausalLM, causalLMForward, loadCausalLM, makeConfig } from "@lrc-ts/nn";
 import type { CausalLMConfig } from "@lrc-ts/nn";
-import { readSafetensorsFileSync, rng, tensor, noGrad } from "@lrc-ts/tensor-core";
+import { readSafetensorsFileSync, rng, noGrad } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import { assertClose, checkGrad } from "@lrc-ts/tensor-core/testing";
-import { LowRankClone } from "./lrc.js";
+import { LowRankClone } from "./clone.js";
+import { exportStudent } from "./node/model-files.js";
 import { identityValues, weightTensors } from "./projection.js";
+import { batchIds } from "./losses.js";
 import type { AttnOutForm } from "./losses.js";
 import { cloneCaptureFields } from "./losses.js";
 
@@ -32,10 +35,10 @@ interface GoldenLosses {
 }
 
 /** ids [B, T] -> the spec's CE batch: targets = ids shifted left, the last position ignored (-100). */
-function shiftedBatch(ids: Int32Array, B: number, T: number): { inputs: Tensor; targets: Tensor } {
+function shiftedBatch(ids: Int32Array, B: number, T: number): Batch {
   const targets = new Int32Array(B * T).fill(-100);
   for (let b = 0; b < B; b++) for (let t = 0; t + 1 < T; t++) targets[b * T + t] = ids[b * T + t + 1]!;
-  return { inputs: tensor(ids, [B, T], { dtype: "int32" }), targets: tensor(targets, [B, T], { dtype: "int32" }) };
+  return { inputs: ids, targets, shape: [B, T] };
 }
 
 function rel(a: number, b: number): number {
@@ -95,13 +98,13 @@ describe("PyTorch golden (packages/nn/fixtures/lrc-golden)", async () => {
   it("folds to the golden folded student (weights and logits)", async () => {
     const c = make("reference", 40);
     const dir = path.join(tmp, "golden-fold");
-    await c.exportStudent(dir);
+    await exportStudent(c, dir);
     const reloaded = await loadCausalLM(dir);
     const ref = await loadCausalLM(path.join(goldenDir, "folded"));
     for (const [n, t] of ref.namedParameters()) assertClose(reloaded.stateDict()[n]!, t, 1e-5, 1e-4, n);
     const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
     expect(cfg).toMatchObject({ hidden_size: 16, head_dim: 8, tie_word_embeddings: true, rms_norm_eps: 1e-5, num_attention_heads: 4 });
-    const logits = noGrad(() => reloaded.logits(batch.inputs));
+    const logits = noGrad(() => reloaded.logits(batchIds(batch, "inputs")));
     assertClose(logits, golden.readFloat32("student_logits"), 1e-4, 1e-4, "folded logits");
   });
 });
@@ -128,7 +131,7 @@ function randomBatch(B: number, T: number, V: number, seed: number) {
   const r = rng(seed);
   const ids = new Int32Array(B * T).map(() => r.int(V));
   const tg = new Int32Array(B * T).map(() => r.int(V));
-  return { inputs: tensor(ids, [B, T], { dtype: "int32" }), targets: tensor(tg, [B, T], { dtype: "int32" }) };
+  return { inputs: ids, targets: tg, shape: [B, T] } satisfies Batch;
 }
 
 describe("identity clone (d = D, P = I, gains = teacher's)", () => {
@@ -158,13 +161,13 @@ describe("fold equivalence", () => {
         const batch = randomBatch(2, 8, 64, 5);
         const train = noGrad(() => c.forward(batch).logits().student);
         const dir = path.join(tmp, `fold-${tied}-${tieProj}`);
-        await c.exportStudent(dir);
+        await exportStudent(c, dir);
         const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
         expect(cfg.hidden_size).toBe(8);
         expect(cfg.head_dim).toBe(4);
         expect(cfg.tie_word_embeddings).toBe(tied && tieProj);
         const re = await loadCausalLM(dir);
-        assertClose(noGrad(() => re.logits(batch.inputs)), train, 1e-4, 1e-4, "logits");
+        assertClose(noGrad(() => re.logits(batchIds(batch, "inputs"))), train, 1e-4, 1e-4, "logits");
       });
 });
 
@@ -256,7 +259,7 @@ describe("each term by hand", () => {
 
   it("CE = mean over the B·T targets of -log softmax(z_S)[target]", () => {
     let ce = 0;
-    const tg = batch.targets.buf;
+    const tg = batch.targets;
     for (let row = 0; row < B * T; row++) {
       let m = -Infinity;
       for (let j = 0; j < V; j++) m = Math.max(m, zs[row * V + j]!);
@@ -269,8 +272,8 @@ describe("each term by hand", () => {
 
   it("clone terms: MSE means of the captured activations, o and down through P; total = ce + kl + α Σ", () => {
     const sw = noGrad(() => c.studentWeights());
-    const s = noGrad(() => causalLMForward(sw, c.studentConfig, batch.inputs, { capture: true }));
-    const t = noGrad(() => causalLMForward(c.teacherWeights, c.teacherConfig, batch.inputs, { capture: true }));
+    const s = noGrad(() => causalLMForward(sw, c.studentConfig, batchIds(batch, "inputs"), { capture: true }));
+    const t = noGrad(() => causalLMForward(c.teacherWeights, c.teacherConfig, batchIds(batch, "inputs"), { capture: true }));
     const mseHand = (a: ArrayLike<number>, b: ArrayLike<number>) => {
       let sum = 0;
       for (let i = 0; i < a.length; i++) sum += (a[i]! - b[i]!) ** 2;

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { initCheckpoint, parameterCount, parseConfig, readConfigFile } from "@lrc-ts/nn";
 import { bufferPoolStats, setBufferPoolLimit } from "@lrc-ts/tensor-core";
 import { estimateMemory, layerActivationValues, layerMatrixValues, lmHeadValues, teacherCaptureValues } from "./plan.js";
-import { distill } from "./run.js";
+import { distill } from "./node/run.js";
 import { run } from "./testing-internal/cli-run.js";
 import { REPO_ROOT, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 

@@ -1,15 +1,17 @@
 // The loss plot's y axis labels (log scale over one to several decades, linear inside a narrow range), the
-// metrics log's plot (no duplicate "total" curve when total is ce) and its timestamped rows, the CLI's
-// status line without a terminal, and the ETA without the warm-up step.
+// metrics log's plot (no duplicate "total" curve when total is ce) and its timestamped rows, the one status
+// line (the commands' and, through Progress, training's) with and without a terminal, and the ETA without the
+// warm-up step.
 
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
-import { statusLine } from "./cli/status-line.js";
-import { MetricsLog, readMetrics } from "./metrics.js";
-import { EtaClock, clock } from "./progress.js";
+import { statusLine } from "./node/status-line.js";
+import { Progress } from "./node/progress.js";
+import { MetricsLog, readMetrics } from "./node/metrics.js";
+import { EtaClock, clock } from "./clock.js";
 import { lossPlotSvg } from "./plot.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-plot-"));
@@ -92,6 +94,36 @@ describe("status line", () => {
     line.update("b");
     line.done();
     expect(s.text()).toBe("\ra\x1b[K\rb\x1b[K\n");
+  });
+});
+
+describe("training progress (drawn by the status line)", () => {
+  function sink(tty: boolean): { stream: Writable & { isTTY?: boolean }; text: () => string } {
+    let text = "";
+    const stream = new Writable({ write: (chunk: Buffer, _enc, cb) => ((text += chunk.toString()), cb()) }) as Writable & { isTTY?: boolean };
+    stream.isTTY = tty;
+    return { stream, text: () => text };
+  }
+  const run = (tty: boolean) => {
+    const s = sink(tty);
+    const p = new Progress({ enabled: true, total: 100, label: "distill", stream: s.stream });
+    for (let step = 1; step <= 100; step++) {
+      p.update(step, { total: 1, ce: 0.5 }, 10, NaN);
+      if (step === 50) p.note("step 50: val loss 1.0000");
+    }
+    p.done();
+    return { text: s.text(), line: (n: number) => p.line(n, { total: 1, ce: 0.5 }, 10, NaN) };
+  };
+
+  it("without a terminal: the first and the last step at once, the rest at most every 5 s (and after a note), notes on their own lines", () => {
+    const { text, line } = run(false);
+    expect(line(100)).toBe("distill [####################] 100/100  loss 1.0000  ce 0.5000  10 tok/s  ETA --:--");
+    expect(text).toBe(`${line(1)}\nstep 50: val loss 1.0000\n${line(51)}\n${line(100)}\n`);
+  });
+
+  it("on a terminal: redrawn in place, cleared for a note, the last step drawn and the line ended", () => {
+    const { text, line } = run(true);
+    expect(text).toBe(`\r${line(1)}\x1b[K\r\x1b[Kstep 50: val loss 1.0000\n\r${line(51)}\x1b[K\r${line(100)}\x1b[K\n`);
   });
 });
 

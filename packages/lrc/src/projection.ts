@@ -81,7 +81,7 @@ export function studentConfig(teacher: CausalLMConfig, d: number, tied: boolean,
 
 /**
  * The trainable state of a Low-Rank Clone and the student weights it generates. The loss lives in
- * ./losses.ts, the wrapper class with options in ./lrc.ts.
+ * ./losses.ts, the class users hold, LowRankClone, in ./clone.ts.
  */
 export class Projections {
   readonly teacher: CausalLMWeights;

@@ -10,12 +10,13 @@ import { CausalLM, parseConfig } from "@lrc-ts/nn";
 import { ShardDirectoryWriter, openShards } from "@lrc-ts/data";
 import { parseFlags } from "./cli/args.js";
 import { trainFlags, trainOptions } from "./commands/train-flags.js";
-import { LowRankClone } from "./lrc.js";
-import { distill, pretrain } from "./run.js";
-import { readMetrics } from "./metrics.js";
-import type { TrainRow } from "./metrics.js";
-import { LmTask, LrcTask, readerSource } from "./task.js";
+import { LowRankClone } from "./clone.js";
+import { distill, pretrain } from "./node/run.js";
+import { readMetrics } from "./node/metrics.js";
+import type { TrainRow } from "./node/metrics.js";
+import { LmTask, LrcTask } from "./task.js";
 import { Trainer } from "./trainer.js";
+import { runTraining } from "./node/train-loop.js";
 import { spawnCli, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-recipes-"));
@@ -30,10 +31,8 @@ async function trainLm(out: string, opts: { weightDecay?: number; decayAll?: boo
   const model = new CausalLM(config, { seed: 3 });
   const reader = openShards(data, { seqLen: 8, batchSize: 2, seed: 0 });
   try {
-    const trainer = new Trainer(new LmTask(model), readerSource(reader), null, {
-      outDir: out, steps: opts.steps ?? 1, lr: 1e-2, schedule: "constant", warmupSteps: 0, progress: false, log: () => {}, ...opts,
-    });
-    await trainer.run();
+    const trainer = new Trainer(new LmTask(model), reader, null, { steps: opts.steps ?? 1, lr: 1e-2, schedule: "constant", warmupSteps: 0, ...opts });
+    await runTraining(trainer, { outDir: out, progress: false, log: () => {} });
     return { trainer, model: Object.fromEntries(model.namedParameters().map(([n, t]) => [n, Float64Array.from(t.buf)])) };
   } finally {
     reader.close();

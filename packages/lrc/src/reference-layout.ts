@@ -2,7 +2,7 @@
 // modeling/co_train_{llama,qwen}.py, `CoTrainLM.save_pretrained(only_save_trainable=True)`), so a run started
 // here can be warm-started on that PyTorch trainer (`hf_trainer.py --load_model_weight_path`) and its saves
 // come back here to be folded. It is a warm start, not a resume: optimizer moments, schedule position, step
-// and data position stay behind (see ./handoff.ts). nn.Linear stores weight [out, in] and computes x·Wᵀ; the
+// and data position stay behind (see ./node/handoff.ts). nn.Linear stores weight [out, in] and computes x·Wᵀ; the
 // table below follows from each module's forward / merge_weight:
 //
 //   ours (D x d unless noted)            reference tensor                                    shape    value

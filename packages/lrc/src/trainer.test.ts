@@ -11,13 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { causalLMForward, loadCausalLM, saveCausalLM } from "@lrc-ts/nn";
 import { bufferPoolStats, matmul, mse, noGrad, readSafetensorsFile, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
 import { openShards } from "@lrc-ts/data";
-import { LowRankClone } from "./lrc.js";
-import { distill, distillDryRun, pretrain } from "./run.js";
+import { LowRankClone } from "./clone.js";
+import { distill, distillDryRun, pretrain } from "./node/run.js";
 import { trainedSeqLen } from "./training-record.js";
-import { tokenizerConfig } from "./model-card.js";
-import { readMetrics } from "./metrics.js";
-import type { TrainRow } from "./metrics.js";
-import { LrcTask, readerSource } from "./task.js";
+import { tokenizerConfig } from "./node/model-card.js";
+import { readMetrics } from "./node/metrics.js";
+import type { TrainRow } from "./node/metrics.js";
+import { LrcTask } from "./task.js";
+import { runTraining } from "./node/train-loop.js";
+import { exportStudent, loadProjections, loadReferenceCheckpoint, saveReferenceCheckpoint } from "./node/model-files.js";
 import { learningRate, NonFiniteError, Trainer, warmupStepsFor } from "./trainer.js";
 import { spawnCli, tinyConfigJson, waitFor, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
 
@@ -86,7 +88,7 @@ describe("run options the model cannot honour", () => {
     const clone = new LowRankClone(teacher, { hiddenSize: 8 });
     expect(trainedSeqLen(clone.studentConfig)).toBeUndefined();
     const dir = path.join(root, "plain-export");
-    await clone.exportStudent(dir);
+    await exportStudent(clone, dir);
     expect(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"))).not.toHaveProperty("lrc_ts");
   });
 
@@ -205,7 +207,7 @@ describe("distill", () => {
     const teacher = await loadCausalLM(teacherDir);
     const before = new LowRankClone(teacher, { hiddenSize: 16, temperature: 2 });
     const after = new LowRankClone(teacher, { hiddenSize: 16, temperature: 2 });
-    await after.loadProjections(path.join(out, "checkpoints", "step-00000060", "trainable.safetensors"));
+    await loadProjections(after, path.join(out, "checkpoints", "step-00000060", "trainable.safetensors"));
     const batch = openShards(data, { seqLen: 16, batchSize: 4, split: "val" });
     const b = batch.next();
     batch.close();
@@ -303,7 +305,7 @@ describe("teacher-derived init", () => {
     expect(lines.find((l) => l.startsWith("init "))).toMatch(/^init random N\(0, std\^2\); start: CE [\d.]+, clone [\d.]+, total [\d.]+$/);
     const p = spawnCli(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--data", data, "--out", path.join(root, "init-bad"), "--steps", "1", "--init", "kaiming"]);
     expect((await p.exit).code).toBe(1);
-    expect(p.stderr()).toMatch(/--init must be random, pca, svd, got 'kaiming'/);
+    expect(p.stderr()).toMatch(/--init must be random, pca or svd, got 'kaiming'/);
   });
 });
 
@@ -366,16 +368,16 @@ describe("non-finite values", () => {
     const reader = openShards(data, { seqLen: 16, batchSize: 2 });
     let snapshot: Buffer | null = null;
     const ckFile = path.join(out, "checkpoints", "step-00000005", "trainable.safetensors");
-    const trainer = new Trainer(new LrcTask(clone), readerSource(reader), null, {
-      outDir: out, steps: 20, saveEvery: 5, lr: 1e-3, progress: false, log: () => {},
+    const trainer = new Trainer(new LrcTask(clone), reader, null, { steps: 20, lr: 1e-3 });
+    const err = await runTraining(trainer, {
+      outDir: out, saveEvery: 5, progress: false, log: () => {},
       beforeStep: (step) => {
         if (step === 7) {
           snapshot = fs.readFileSync(ckFile);
           clone.teacherWeights.layers[1]!.gateW.buf[3] = NaN;
         }
       },
-    });
-    const err = await trainer.run().catch((e: unknown) => e);
+    }).catch((e: unknown) => e);
     reader.close();
     expect(err).toBeInstanceOf(NonFiniteError);
     expect((err as Error).message).toBe("step 7: loss term layers.1.gate is NaN");
@@ -406,8 +408,8 @@ describe("trainer details", () => {
     const run = async (B: number, accum: number, out: string) => {
       const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2, seed: 5 });
       const reader = openShards(data, { seqLen: 16, batchSize: B });
-      const t = new Trainer(new LrcTask(clone), readerSource(reader), null, { outDir: out, steps: 3, gradAccum: accum, lr: 1e-2, progress: false, log: () => {} });
-      await t.run();
+      const t = new Trainer(new LrcTask(clone), reader, null, { steps: 3, gradAccum: accum, lr: 1e-2 });
+      await runTraining(t, { outDir: out, progress: false, log: () => {} });
       reader.close();
       return clone.params;
     };
@@ -424,7 +426,7 @@ describe("trainer details", () => {
     const teacher = await loadCausalLM(teacherDir);
     const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2, seed: 5 });
     const reader = openShards(data, { seqLen: 16, batchSize: 4 });
-    const t = new Trainer(new LrcTask(clone), readerSource(reader), null, { outDir: path.join(root, "steady"), steps: 100, lr: 1e-2, ...quiet });
+    const t = new Trainer(new LrcTask(clone), reader, null, { steps: 100, lr: 1e-2 });
     const freshOver = async (steps: number): Promise<number> => {
       const before = bufferPoolStats().freshBytes;
       for (let i = 0; i < steps; i++) await t.step1();
@@ -464,7 +466,7 @@ describe("reference-layout checkpoint (CURRENTF/LowRankClone zoom_* / target_* n
     for (const tie of [true, false]) {
       const a = new LowRankClone(teacher, { hiddenSize: 16, seed: 1, tieLmHeadProjection: tie, initStd: 0.5 });
       const file = path.join(root, `ref-${tie}.safetensors`);
-      await a.saveReferenceCheckpoint(file);
+      await saveReferenceCheckpoint(a, file);
       const st = readSafetensorsFileSync(file);
       expect(st.info("model.zoom.weight").shape).toEqual([16, 32]);
       expect(st.info("model.layers.1.self_attn.zoom_q.weight").shape).toEqual([32, 16]);
@@ -477,10 +479,10 @@ describe("reference-layout checkpoint (CURRENTF/LowRankClone zoom_* / target_* n
       expect(Z[2 * 32 + 5]).toBe(P[5 * 16 + 2]);
       expect(st.readFloat32("model.layers.0.self_attn.zoom_k.weight")[5 * 16 + 2]).toBe(a.params["layers.0.k"]!.buf[5 * 16 + 2]);
       const b = new LowRankClone(teacher, { hiddenSize: 16, seed: 2, tieLmHeadProjection: tie });
-      await b.loadReferenceCheckpoint(file);
+      await loadReferenceCheckpoint(b, file);
       for (const [n, t] of Object.entries(a.params)) expect(Buffer.compare(Buffer.from(t.buf.buffer, t.buf.byteOffset, t.buf.byteLength), Buffer.from(b.params[n]!.buf.buffer, b.params[n]!.buf.byteOffset, b.params[n]!.buf.byteLength)), n).toBe(0);
       const c = new LowRankClone(teacher, { hiddenSize: 16, tieLmHeadProjection: !tie });
-      await expect(c.loadReferenceCheckpoint(file)).rejects.toThrow(tie ? /missing tensor "zoom_down.weight"/ : /unexpected projection tensor "zoom_down.weight"/);
+      await expect(loadReferenceCheckpoint(c, file)).rejects.toThrow(tie ? /missing tensor "zoom_down.weight"/ : /unexpected projection tensor "zoom_down.weight"/);
     }
   });
 });

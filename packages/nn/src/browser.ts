@@ -35,7 +35,7 @@ export type { LoadOptions, LoadFromFilesOptions, SerializeModelOptions } from ".
 export { generate, sampleToken, configStopTokens } from "./generate.js";
 export type { GenerateOptions, GenerateResult, SamplingOptions, LanguageModel } from "./generate.js";
 export { evaluate, evaluateBatches, batchNll } from "./evaluate.js";
-export type { EvaluateOptions, EvalResult, TokenBatch } from "./evaluate.js";
+export type { EvaluateOptions, EvalResult } from "./evaluate.js";
 export { weightsFromStateDict, stateDictFromWeights, layerWeightKeys, LAYER_WEIGHT_NAMES, parameterShapes, parameterCount, parameterSpecs } from "./weights.js";
 export type { ParameterSpec } from "./weights.js";
 export { encodeRequest, loglikelihoods, PY_WHITESPACE } from "./loglikelihood.js";

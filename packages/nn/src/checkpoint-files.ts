@@ -24,7 +24,10 @@ export const TOKENIZER_FILES: readonly string[] = [
   "generation_config.json", "added_tokens.json", "tokenizer.model",
 ];
 
-/** A problem with a model's weights; the message starts with the file and names the tensor. */
+/**
+ * A checkpoint that cannot be used: a model's weights (the message starts with the file and names the tensor),
+ * or, in @lrc-ts/lrc, a training checkpoint (unreadable, truncated, a field of the wrong type, a checksum mismatch).
+ */
 export class CheckpointError extends Error {
   override readonly name = "CheckpointError";
 }

@@ -9,11 +9,10 @@
 // checkpoint of a config the same way, without building the model: one tensor drawn and encoded at a time,
 // sharded with an index above a size limit as `save_pretrained` does.
 
-import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Rng, SAFETENSORS_DTYPE_SIZE, fileSystemError, makeDirectory, readSafetensorsFile, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
+import { Rng, SAFETENSORS_DTYPE_SIZE, fileSystemError, readSafetensorsFile, writeDirAtomic, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import { parameterSpecs } from "./weights.js";
 import type { ParameterSpec } from "./weights.js";
@@ -93,33 +92,11 @@ export async function saveCausalLM(model: CausalLM, dir: string, opts: SaveOptio
   });
 }
 
-/** Fills a temporary directory next to `dir` with `fill`, then renames it over `dir` (replacing it whole). */
+/** Writes the model directory whole through writeDirAtomic (tensor-core): a crash never leaves a half-written one. */
 function writeModelDir(dir: string, fill: (tmp: string) => void): void {
-  const target = path.resolve(dir);
-  const parent = path.dirname(target);
-  makeDirectory(parent);
-  if (fs.existsSync(target) && !fs.statSync(target).isDirectory()) throw new CheckpointError(`${dir}: exists and is not a directory`);
-  const tmp = path.join(parent, `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
-  try {
-    fs.mkdirSync(tmp);
-  } catch (e) {
-    throw fileSystemError(tmp, "cannot create directory", e);
-  }
-  try {
-    fill(tmp);
-    if (fs.existsSync(target)) {
-      const old = `${tmp}.old`;
-      fs.renameSync(target, old);
-      fs.renameSync(tmp, target);
-      fs.rmSync(old, { recursive: true, force: true });
-    } else {
-      fs.renameSync(tmp, target);
-    }
-  } catch (e) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    // Node's own messages for write, fsync and rename calls name no path.
-    throw (e as NodeJS.ErrnoException).code !== undefined ? fileSystemError(dir, "cannot write the model", e) : e;
-  }
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new CheckpointError(`${dir}: exists and is not a directory`);
+  // Node's own messages for write, fsync and rename calls name no path.
+  writeDirAtomic(dir, fill, { error: (e) => ((e as NodeJS.ErrnoException).code !== undefined ? fileSystemError(dir, "cannot write the model", e) : (e as Error)) });
 }
 
 /** Copies the tokenizer files of directory `from` into `to`; a lone file is copied as tokenizer.json. */

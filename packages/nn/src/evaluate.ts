@@ -7,6 +7,7 @@
 // itemAsync(), which the gpu backend's webgpu mode needs (it reads back only asynchronously); on the other
 // backends the reads resolve at once.
 
+import type { Batch } from "@lrc-ts/data";
 import { lmHeadLoss, noGrad, scope, tensor } from "@lrc-ts/tensor-core";
 import { causalLMForward } from "./functional.js";
 import type { LanguageModel } from "./generate.js";
@@ -31,15 +32,8 @@ export interface EvalResult {
   readonly tokens: number;
 }
 
-/** One batch of windows: row-major [B, T] inputs and their next-token targets. */
-export interface TokenBatch {
-  readonly inputs: Int32Array;
-  readonly targets: Int32Array;
-  readonly shape: readonly [number, number];
-}
-
 /** Sum of next-token NLL over one batch (no gradient, intermediates freed). */
-export async function batchNll(model: LanguageModel, batch: TokenBatch, eps?: number): Promise<number> {
+export async function batchNll(model: LanguageModel, batch: Batch, eps?: number): Promise<number> {
   const cfg = model.config;
   const [B, T] = batch.shape;
   if (batch.inputs.length !== B * T || batch.targets.length !== B * T)
@@ -67,7 +61,7 @@ export async function batchNll(model: LanguageModel, batch: TokenBatch, eps?: nu
 }
 
 /** Mean NLL over batches (e.g. @lrc-ts/data's evalWindows). */
-export async function evaluateBatches(model: LanguageModel, batches: Iterable<TokenBatch>, opts: Pick<EvaluateOptions, "eps" | "onProgress"> = {}): Promise<EvalResult> {
+export async function evaluateBatches(model: LanguageModel, batches: Iterable<Batch>, opts: Pick<EvaluateOptions, "eps" | "onProgress"> = {}): Promise<EvalResult> {
   let nll = 0, count = 0;
   for (const b of batches) {
     nll += await batchNll(model, b, opts.eps);

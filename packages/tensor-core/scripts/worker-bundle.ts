@@ -4,10 +4,10 @@
 //   pnpm build:worker
 // src/backend/cpu/worker-bundle.test.ts bundles again and fails when the committed file is stale.
 
-import { renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { writeFileAtomic } from "../src/files-node.js";
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const GENERATED = join(pkg, "src/backend/cpu/worker-bundle.generated.ts");
@@ -35,8 +35,6 @@ export const WORKER_SOURCE = ${JSON.stringify(source)};
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const text = await workerBundleFile();
-  const tmp = `${GENERATED}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, GENERATED);
+  writeFileAtomic(GENERATED, text);
   console.log(`wrote ${GENERATED} (${text.length} chars)`);
 }

@@ -190,4 +190,21 @@ describe("bfloat16 tensors", () => {
       vi.resetModules();
     }
   });
+
+  it("gemm widens BF16 operands at any offset and length (odd starts, views into a buffer of an odd count)", async () => {
+    const { gemm } = await import("./backend/cpu/gemm.js");
+    const [m, n, k] = [7, 5, 301]; // k > the 256-wide panels: rows are copied in pieces
+    const [, wide] = bf16Pair([1, 3 + m * k + n * k], 15); // an odd number of values
+    const all = Uint16Array.from(new Uint32Array((wide.data() as Float32Array).buffer), (w) => w >>> 16);
+    for (const [view, off] of [[1, 2], [0, 1], [3, 0]] as const) {
+      const bits = all.subarray(view), f32 = wide.data().subarray(view) as Float32Array;
+      for (const [transA, transB] of [[false, true], [true, false]] as const) {
+        const p = { batch: 1, m, n, k, transA, transB, strideA: 0, strideB: 0, strideC: 0, offsetA: off, offsetB: off + m * k };
+        const c1 = new Float32Array(m * n), c2 = new Float32Array(m * n);
+        gemm({ ...p, a: bits, b: bits, c: c1 });
+        gemm({ ...p, a: f32, b: f32, c: c2 });
+        expect(Array.from(c1), `view ${view} offset ${off} ${transA}/${transB}`).toEqual(Array.from(c2));
+      }
+    }
+  });
 });

@@ -14,7 +14,7 @@ export { noGrad, isGradEnabled, evict } from "./autodiff/tape.js";
 export { valueAndGrad, grad } from "./autodiff/grad.js";
 export * from "./ops/index.js";
 export { setBackend, getBackend, initBackendFromEnv, initBackend, initBackendFromEnvAsync, describeChoice, backendReport, resetBackendReport, registerBackend, registeredBackends } from "./backend/backend.js";
-export { gpuUpload, gpuDownload, gpuFinish, gpuDeviceInfo, backendFinish, backendUpload, backendDownload } from "./backend/backend.js";
+export { gpuDeviceInfo, backendFinish, backendUpload, backendDownload } from "./backend/backend.js";
 export { isSoftwareRenderer } from "./backend/gpujs/software.js";
 export { autoTakesWebGpu, webGpuAdapterInfo } from "./backend/auto.js";
 export type { BackendInfo, BackendLoader, BackendName, BackendReport, GpuMode, GpuDeviceInfo, GlStrings, InitBackendOptions } from "./backend/backend.js";
@@ -22,7 +22,7 @@ export type {
   Backend, Kernels, KernelName, UnaryOp, BinaryOp, ReduceOp, GemmDims, AttentionDims, AdamWHyper, KlForward, DeviceStats,
 } from "./backend/kernels.js";
 export * as optim from "./optim/optim.js";
-export { AdamW, SGD, accumulate, clipGradNorm, schedules } from "./optim/optim.js";
+export { AdamW, SGD, accumulate, clipGradNorm, clipGradNormAsync, schedules } from "./optim/optim.js";
 export type { AdamWGroup, AdamWOptions, AdamWState, SGDOptions, Schedule } from "./optim/optim.js";
 export {
   SAFETENSORS_DTYPE_SIZE, SAFETENSORS_MAX_HEADER_BYTES, SafetensorsError, parseSafetensors, planSafetensors, serializeSafetensors,

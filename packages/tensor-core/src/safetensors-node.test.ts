@@ -6,7 +6,8 @@ import fsModule from "node:fs";
 import { syncBuiltinESMExports } from "node:module";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { SafetensorsError, parseSafetensors, serializeSafetensors } from "./safetensors.js";
-import { makeDirectory, readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile, writeSafetensorsFileSync } from "./safetensors-node.js";
+import { readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile, writeSafetensorsFileSync } from "./safetensors-node.js";
+import { makeDirectory } from "./files-node.js";
 
 let dir: string;
 beforeAll(() => {

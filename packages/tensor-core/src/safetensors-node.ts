@@ -2,13 +2,11 @@
  * safetensors files on disk (Node only: node:fs). Reading loads the file into one Buffer, sized from
  * fstat and filled in chunks (so files over readFile's 2 GiB limit work), and parses views over it.
  * Writing streams the header and then each tensor's encoded bytes to a temporary file in the target's
- * directory, fsyncs it and renames it over the target, so a crash never leaves a half-written file.
+ * directory, fsyncs it and renames it over the target (./files-node.ts), so a crash never leaves a half-written file.
  */
 
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
-import * as path from "node:path";
-import { randomBytes } from "node:crypto";
 import {
   SafetensorsError,
   parseSafetensors,
@@ -17,6 +15,7 @@ import {
   type SafetensorsTensorMap,
   type SerializeOptions,
 } from "./safetensors.js";
+import { writeFileAtomic, writeFileAtomicAsync } from "./files-node.js";
 
 /** Largest single read; keeps each read call well under the platform's per-call limit. */
 const CHUNK = 1 << 30;
@@ -80,24 +79,6 @@ function allocFor(file: string, size: number): Buffer {
   }
 }
 
-function tempNameFor(file: string): string {
-  const dir = path.dirname(path.resolve(file));
-  return path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
-}
-
-function fsyncDirSync(dir: string): void {
-  // Best effort: some platforms (Windows) cannot open directories.
-  let fd: number | null = null;
-  try {
-    fd = fs.openSync(dir, "r");
-    fs.fsyncSync(fd);
-  } catch {
-    // The rename itself already happened; a failed directory fsync only weakens crash durability.
-  } finally {
-    if (fd !== null) fs.closeSync(fd);
-  }
-}
-
 /**
  * Write tensors to `file` atomically (temp file in the same directory, fsync, rename). See
  * `serializeSafetensors` for layout and dtypes (synchronous).
@@ -109,22 +90,19 @@ export function writeSafetensorsFileSync(
   options: SerializeOptions = {},
 ): void {
   const plan = planSafetensors(tensors, metadata, options);
-  const tmp = tempNameFor(file);
-  let fd: number | null = null;
-  try {
-    fd = fs.openSync(tmp, "wx");
-    writeAllSync(fd, plan.head);
-    for (let i = 0; i < plan.tensors.length; i++) writeAllSync(fd, plan.encode(i));
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = null;
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    if (fd !== null) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e instanceof SafetensorsError ? e : ioError(file, "cannot write", e);
-  }
-  fsyncDirSync(path.dirname(path.resolve(file)));
+  writeFileAtomic(
+    file,
+    (tmp) => {
+      const fd = fs.openSync(tmp, "wx");
+      try {
+        writeAllSync(fd, plan.head);
+        for (let i = 0; i < plan.tensors.length; i++) writeAllSync(fd, plan.encode(i));
+      } finally {
+        fs.closeSync(fd);
+      }
+    },
+    { fsync: true, error: (e) => (e instanceof SafetensorsError ? e : ioError(file, "cannot write", e)) },
+  );
 }
 
 function writeAllSync(fd: number, bytes: Uint8Array): void {
@@ -144,22 +122,19 @@ export async function writeSafetensorsFile(
   options: SerializeOptions = {},
 ): Promise<void> {
   const plan = planSafetensors(tensors, metadata, options);
-  const tmp = tempNameFor(file);
-  let fh: fsp.FileHandle | null = null;
-  try {
-    fh = await fsp.open(tmp, "wx");
-    await writeAll(fh, plan.head);
-    for (let i = 0; i < plan.tensors.length; i++) await writeAll(fh, plan.encode(i));
-    await fh.sync();
-    await fh.close();
-    fh = null;
-    await fsp.rename(tmp, file);
-  } catch (e) {
-    if (fh !== null) await fh.close();
-    await fsp.rm(tmp, { force: true });
-    throw e instanceof SafetensorsError ? e : ioError(file, "cannot write", e);
-  }
-  fsyncDirSync(path.dirname(path.resolve(file)));
+  await writeFileAtomicAsync(
+    file,
+    async (tmp) => {
+      const fh = await fsp.open(tmp, "wx");
+      try {
+        await writeAll(fh, plan.head);
+        for (let i = 0; i < plan.tensors.length; i++) await writeAll(fh, plan.encode(i));
+      } finally {
+        await fh.close();
+      }
+    },
+    { fsync: true, error: (e) => (e instanceof SafetensorsError ? e : ioError(file, "cannot write", e)) },
+  );
 }
 
 async function writeAll(fh: fsp.FileHandle, bytes: Uint8Array): Promise<void> {
@@ -168,46 +143,5 @@ async function writeAll(fh: fsp.FileHandle, bytes: Uint8Array): Promise<void> {
     const { bytesWritten } = await fh.write(bytes, pos, Math.min(CHUNK, bytes.length - pos));
     if (bytesWritten === 0) throw new Error("the file takes no more bytes");
     pos += bytesWritten;
-  }
-}
-
-/**
- * An Error for a failed file-system call on `file`: "<file>: <what>: <CODE: description>" (Node's own messages
- * of write/fsync calls name no path).
- */
-export function fileSystemError(file: string, what: string, e: unknown): Error {
-  const msg = e instanceof Error ? e.message.replace(/, \w+( '.*')?$/, "") : String(e);
-  return new Error(`${file}: ${what}: ${msg}`);
-}
-
-/**
- * `mkdir -p` that names the directory in every error and never loops: the missing components are created
- * one by one below the deepest existing ancestor (Node's recursive mkdir can spin forever under /proc).
- */
-export function makeDirectory(dir: string): void {
-  const missing: string[] = [];
-  for (let p = path.resolve(dir); ; ) {
-    let st: fs.Stats | null = null;
-    try {
-      st = fs.statSync(p);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== "ENOENT" && code !== "ENOTDIR") throw fileSystemError(p, "cannot create directory", e);
-    }
-    if (st !== null) {
-      if (!st.isDirectory()) throw new Error(p === path.resolve(dir) ? `${dir}: exists and is not a directory` : `${p}: not a directory, so ${dir} cannot be created in it`);
-      break;
-    }
-    missing.push(p);
-    const up = path.dirname(p);
-    if (up === p) break;
-    p = up;
-  }
-  for (const d of missing.reverse()) {
-    try {
-      fs.mkdirSync(d);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw fileSystemError(d, "cannot create directory", e);
-    }
   }
 }

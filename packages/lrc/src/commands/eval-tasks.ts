@@ -8,12 +8,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import { DataError, loadTokenizer, readRows } from "@lrc-ts/data";
+import { writeFileAtomic } from "@lrc-ts/tensor-core";
 import type { TextTokenizer } from "@lrc-ts/data";
 import { evaluateMultipleChoice, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import type { LanguageModel, MultipleChoiceDoc, MultipleChoiceResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
-import { backendFlag, type Command } from "../cli/command.js";
-import { statusLine } from "../cli/status-line.js";
+import { backendFlag, defineCommand } from "../cli/command.js";
+import { statusLine } from "../node/status-line.js";
 import { TASKS, TaskRowError, taskDoc } from "../eval-tasks.js";
 import type { TaskAdapter, TaskMetric } from "../eval-tasks.js";
 
@@ -187,7 +188,7 @@ export async function scoreTasks(
   return scores;
 }
 
-export const evalTasksCommand: Command = {
+export const evalTasksCommand = defineCommand({
   name: "eval-tasks",
   summary: "zero-shot multiple-choice accuracy on lm-evaluation-harness tasks (acc, acc_norm), scored as lm-eval does",
   flags: {
@@ -213,13 +214,13 @@ export const evalTasksCommand: Command = {
     "  lrc eval-tasks --model out/student --task mmlu=mmlu_test.parquet --limit 500 --json --log-samples samples.jsonl",
   ].join("\n"),
   async run(flags) {
-    const dir = flags.model as string;
-    const tasks = parseTaskArgs(flags.task as string[]);
-    const limit = flags.limit as number | undefined;
+    const dir = flags.model;
+    const tasks = parseTaskArgs(flags.task);
+    const limit = flags.limit;
     if (limit !== undefined && limit < 1) throw new UsageError(`--limit must be positive, got ${limit}`);
-    const batchSize = flags["batch-size"] as number;
+    const batchSize = flags["batch-size"];
     if (batchSize < 1) throw new UsageError(`--batch-size must be positive, got ${batchSize}`);
-    const logFile = flags["log-samples"] as string | undefined;
+    const logFile = flags["log-samples"];
 
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: no such model directory`);
     readConfigFile(path.join(dir, "config.json"));
@@ -238,16 +239,10 @@ export const evalTasksCommand: Command = {
       },
     });
     if (logFile !== undefined) {
-      const tmp = path.join(path.dirname(logFile), `.${path.basename(logFile)}.tmp-${process.pid}`);
-      try {
-        fs.writeFileSync(tmp, lines.map((l) => `${l}\n`).join(""));
-        fs.renameSync(tmp, logFile);
-      } catch (e) {
-        throw new Error(`${logFile}: cannot write: ${(e as Error).message}`);
-      }
+      writeFileAtomic(logFile, lines.map((l) => `${l}\n`).join(""));
     }
     console.log(formatTable(scores));
     if (flags.json) console.log(JSON.stringify({ tasks: Object.fromEntries(scores), ...paperAverage(scores) }));
     return 0;
   },
-};
+});

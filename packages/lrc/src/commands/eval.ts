@@ -8,13 +8,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import { evalWindows, loadTokenizer, readManifest, readUtf8File, verifyTokenizer } from "@lrc-ts/data";
-import type { Split } from "@lrc-ts/data";
 import { evaluate, evaluateBatches, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import type { EvalResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
-import { backendFlag, poolLimitFlag, type Command } from "../cli/command.js";
-import { statusLine } from "../cli/status-line.js";
-import type { StatusLine } from "../cli/status-line.js";
+import { backendFlag, defineCommand, poolLimitFlag } from "../cli/command.js";
+import { statusLine } from "../node/status-line.js";
+import type { StatusLine } from "../node/status-line.js";
 import { trainedSeqLen } from "../training-record.js";
 
 function progress(label: string, status: StatusLine): (done: number, total: number) => void {
@@ -26,14 +25,14 @@ function progress(label: string, status: StatusLine): (done: number, total: numb
   };
 }
 
-export const evalCommand: Command = {
+export const evalCommand = defineCommand({
   name: "eval",
   summary: "mean next-token loss and perplexity of a model on a text file or a shard split",
   flags: {
     model: { kind: "string", required: true, help: "HF model directory (config.json, model.safetensors, tokenizer.json)" },
     text: { kind: "string", help: "UTF-8 text file to score, tokenized with the model's tokenizer.json" },
     data: { kind: "string", help: "token shard directory (from lrc tokenize) to score instead of --text" },
-    split: { kind: "string", default: "val", help: "shard split with --data: train or val" },
+    split: { kind: "string", default: "val", choices: ["train", "val"], help: "shard split with --data: train or val" },
     window: { kind: "int", help: "tokens per window (default: the window the model was trained with when its config.json records it, else max_position_embeddings, the maximum)" },
     "batch-size": { kind: "int", default: 1, help: "windows per forward pass" },
     backend: backendFlag,
@@ -49,15 +48,14 @@ export const evalCommand: Command = {
     "grows with --window x --batch-size: a Qwen2.5 model's default window is 32,768 tokens, so pass --window.",
   ].join("\n"),
   async run(flags) {
-    const dir = flags.model as string;
-    const text = flags.text as string | undefined;
-    const data = flags.data as string | undefined;
+    const dir = flags.model;
+    const text = flags.text;
+    const data = flags.data;
     if ((text === undefined) === (data === undefined)) throw new UsageError("give exactly one of --text <file> or --data <shard dir>");
-    const split = flags.split as string;
-    if (split !== "train" && split !== "val") throw new UsageError(`--split must be train or val, got '${split}'`);
-    const batchSize = flags["batch-size"] as number;
+    const split = flags.split;
+    const batchSize = flags["batch-size"];
     if (batchSize < 1) throw new UsageError(`--batch-size must be positive, got ${batchSize}`);
-    const window = flags.window as number | undefined;
+    const window = flags.window;
     if (window !== undefined && window < 1) throw new UsageError(`--window must be positive, got ${window}`);
 
     // Cheap checks first (directory, config.json, tokenizer), then the weights.
@@ -94,14 +92,14 @@ export const evalCommand: Command = {
       if (manifest.vocabSize > cfg.vocab_size)
         throw new Error(`${path.join(data!, "manifest.json")}: vocabSize ${manifest.vocabSize} exceeds vocab_size ${cfg.vocab_size} of ${path.join(dir, "config.json")}`);
       if (fs.existsSync(path.join(dir, "tokenizer.json"))) verifyTokenizer(data!, dir);
-      const n = manifest.splits[split as Split].tokens;
+      const n = manifest.splits[split].tokens;
       if (n < 2) throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens; at least 2 are needed`);
       const seqLen = window ?? defaultWindow ?? Math.min(maxPos, n - 1);
       announce(seqLen, window !== undefined ? "--window" : defaultWindow !== undefined ? "the trained window" : seqLen < maxPos ? "the split's length" : "max_position_embeddings");
       if (n - 1 < seqLen)
         throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens, too few for one window of ${seqLen}; pass a smaller --window`);
       const total = Math.floor((n - 1) / seqLen) * seqLen;
-      result = await evaluateBatches(model, evalWindows(data!, { split: split as Split, seqLen, batchSize }), {
+      result = await evaluateBatches(model, evalWindows(data!, { split, seqLen, batchSize }), {
         onProgress: (d) => bar(d, total),
       });
     }
@@ -121,4 +119,4 @@ export const evalCommand: Command = {
       );
     return 0;
   },
-};
+});

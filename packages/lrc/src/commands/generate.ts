@@ -10,7 +10,7 @@ import { loadTokenizer } from "@lrc-ts/data";
 import type { TextTokenizer } from "@lrc-ts/data";
 import { configStopTokens, generate, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
-import { backendFlag, type Command } from "../cli/command.js";
+import { backendFlag, defineCommand } from "../cli/command.js";
 
 function readJson(file: string): Record<string, unknown> | null {
   if (!fs.existsSync(file)) return null;
@@ -63,7 +63,7 @@ function streamer(tok: TextTokenizer, write: (s: string) => void): { push(id: nu
   };
 }
 
-export const generateCommand: Command = {
+export const generateCommand = defineCommand({
   name: "generate",
   summary: "continue a prompt with a model, streaming text (KV cache; greedy or sampled)",
   flags: {
@@ -83,11 +83,11 @@ export const generateCommand: Command = {
     '  lrc generate --model out/student --prompt "Once upon a time" --max-tokens 200 --seed 7',
   ].join("\n"),
   async run(flags) {
-    const dir = flags.model as string;
-    const maxTokens = flags["max-tokens"] as number;
-    const temperature = flags.temperature as number;
-    const topK = flags["top-k"] as number;
-    const topP = flags["top-p"] as number;
+    const dir = flags.model;
+    const maxTokens = flags["max-tokens"];
+    const temperature = flags.temperature;
+    const topK = flags["top-k"];
+    const topP = flags["top-p"];
     if (maxTokens < 0) throw new UsageError(`--max-tokens must be >= 0, got ${maxTokens}`);
     if (temperature < 0) throw new UsageError(`--temperature must be >= 0, got ${temperature}`);
     if (topK < 0) throw new UsageError(`--top-k must be >= 0, got ${topK}`);
@@ -100,7 +100,7 @@ export const generateCommand: Command = {
     const model = await loadCausalLM(dir);
     const cfg = model.config;
     const bos = bosId(dir, tok);
-    const prompt = [...(bos !== null ? [bos] : []), ...tok.encode(flags.prompt as string)];
+    const prompt = [...(bos !== null ? [bos] : []), ...tok.encode(flags.prompt)];
     if (prompt.length === 0) throw new UsageError("--prompt is empty (no tokens)");
     const bad = prompt.find((t) => t >= cfg.vocab_size);
     if (bad !== undefined)
@@ -117,7 +117,7 @@ export const generateCommand: Command = {
       temperature,
       topK,
       topP,
-      seed: flags.seed as number,
+      seed: flags.seed,
       stopTokens,
       ...(json ? {} : { onToken: (id: number) => void out.push(id) }),
     });
@@ -129,4 +129,4 @@ export const generateCommand: Command = {
     }
     return 0;
   },
-};
+});

@@ -1,12 +1,12 @@
 // `lrc import-reference`: a save of the reference PyTorch trainer (one safetensors file, a sharded
 // model.safetensors.index.json or the directory holding either; trainable-only or a full state dict) checked
-// against the teacher and folded into a plain HF student directory (../handoff.ts).
+// against the teacher and folded into a plain HF student directory (../node/handoff.ts).
 
-import type { Command } from "../cli/command.js";
+import { defineCommand } from "../cli/command.js";
 import { UsageError } from "../cli/args.js";
-import { importReference } from "../handoff.js";
+import { importReference } from "../node/handoff.js";
 
-export const importReferenceCommand: Command = {
+export const importReferenceCommand = defineCommand({
   name: "import-reference",
   summary: "fold a save of the reference PyTorch trainer into a plain HF student directory",
   flags: {
@@ -25,10 +25,10 @@ export const importReferenceCommand: Command = {
     "  lrc import-reference --checkpoint ckpts/run/checkpoint-20000 --teacher models/Qwen2.5-3B --out student/",
   ].join("\n"),
   async run(flags) {
-    const eps = flags["student-eps"] as number | undefined;
+    const eps = flags["student-eps"];
     if (eps !== undefined && !(eps > 0)) throw new UsageError(`--student-eps must be positive, got ${eps}`);
     const r = await importReference({
-      checkpoint: flags.checkpoint as string, teacher: flags.teacher as string, out: flags.out as string,
+      checkpoint: flags.checkpoint, teacher: flags.teacher, out: flags.out,
       ...(eps !== undefined ? { studentEps: eps } : {}),
     });
     if (flags.json) console.log(JSON.stringify(r));
@@ -38,4 +38,4 @@ export const importReferenceCommand: Command = {
     }
     return 0;
   },
-};
+});

@@ -67,7 +67,7 @@ describe("lrc init", () => {
       [["--config", bad("range.json", { ...base, initializer_range: -1 })], /range\.json: initializer_range: expected a positive number, got -1/],
       [["--config", bad("vocab.json", { ...base, vocab_size: 0 })], /vocab\.json: vocab_size: expected a positive integer, got 0/],
       [["--config", path.join(root, "none.json")], /none\.json: no such file/],
-      [["--config", configFile, "--dtype", "f8"], /--dtype expects f32, bf16 or f16, got 'f8'/],
+      [["--config", configFile, "--dtype", "f8"], /--dtype must be f32, bf16 or f16, got 'f8'/],
       [["--config", configFile, "--max-shard-size", "lots"], /--max-shard-size expects a size/],
       [["--config", configFile, "--init-std", "0"], /--init-std expects a positive number/],
     ];

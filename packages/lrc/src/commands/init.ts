@@ -6,9 +6,9 @@
 import { initCheckpoint, readConfigFile } from "@lrc-ts/nn";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import { UsageError } from "../cli/args.js";
-import type { Command } from "../cli/command.js";
+import { defineCommand } from "../cli/command.js";
 
-const DTYPES: Readonly<Record<string, SafetensorsFloatDType>> = { f32: "F32", bf16: "BF16", f16: "F16" };
+const DTYPES = { f32: "F32", bf16: "BF16", f16: "F16" } as const satisfies Record<string, SafetensorsFloatDType>;
 
 /** "5GB", "500MB", "64KB" or a plain byte count (decimal units, as HF's max_shard_size). */
 export function parseByteSize(flag: string, raw: string): number {
@@ -19,13 +19,13 @@ export function parseByteSize(flag: string, raw: string): number {
   return v;
 }
 
-export const initCommand: Command = {
+export const initCommand = defineCommand({
   name: "init",
   summary: "write a randomly initialised HF checkpoint of a config.json",
   flags: {
     config: { kind: "string", required: true, help: "HF config.json (Qwen2ForCausalLM or LlamaForCausalLM)" },
     out: { kind: "string", required: true, help: "model directory to write (replaced atomically)" },
-    dtype: { kind: "string", default: "f32", help: "weight dtype on disk: f32 | bf16 | f16" },
+    dtype: { kind: "string", default: "f32", choices: ["f32", "bf16", "f16"], help: "weight dtype on disk: f32 | bf16 | f16" },
     seed: { kind: "int", default: 0, help: "seed of the random weights" },
     "init-std": { kind: "number", help: "std of the random weights (default: the config's initializer_range, else 0.02)" },
     tokenizer: { kind: "string", help: "tokenizer.json (or a directory with tokenizer files) to copy in" },
@@ -40,23 +40,22 @@ export const initCommand: Command = {
     "  lrc init --config qwen2.5-0.5b.json --out models/qwen-0.5b-random --dtype bf16 --tokenizer tok/tokenizer.json",
   ].join("\n"),
   async run(flags) {
-    const file = flags.config as string;
+    const file = flags.config;
     const config = readConfigFile(file);
     const range = config.extra.initializer_range;
     if (range !== undefined && !(typeof range === "number" && Number.isFinite(range) && range > 0))
       throw new Error(`${file}: initializer_range: expected a positive number, got ${JSON.stringify(range)}`);
-    const dtype = DTYPES[flags.dtype as string];
-    if (dtype === undefined) throw new UsageError(`--dtype expects f32, bf16 or f16, got '${String(flags.dtype)}'`);
-    const std = flags["init-std"] as number | undefined;
+    const dtype = DTYPES[flags.dtype];
+    const std = flags["init-std"];
     if (std !== undefined && !(std > 0)) throw new UsageError(`--init-std expects a positive number, got ${std}`);
-    const out = flags.out as string;
+    const out = flags.out;
     const t0 = performance.now();
     const r = initCheckpoint(config, out, {
       dtype,
-      seed: flags.seed as number,
-      maxShardBytes: parseByteSize("max-shard-size", flags["max-shard-size"] as string),
+      seed: flags.seed,
+      maxShardBytes: parseByteSize("max-shard-size", flags["max-shard-size"]),
       ...(std !== undefined ? { std } : {}),
-      ...(flags.tokenizer !== undefined ? { tokenizer: flags.tokenizer as string } : {}),
+      ...(flags.tokenizer !== undefined ? { tokenizer: flags.tokenizer } : {}),
     });
     const summary = { out, parameters: r.parameters, bytes: r.bytes, dtype: flags.dtype, files: r.files, seconds: (performance.now() - t0) / 1000 };
     if (flags.json) console.log(JSON.stringify(summary));
@@ -67,4 +66,4 @@ export const initCommand: Command = {
       );
     return 0;
   },
-};
+});

@@ -2,11 +2,12 @@
 // with next-token CE, or CE + KL(τ) from a teacher (plain knowledge distillation, the baseline). Writes
 // <out>/model/ (HF directory), run.json, metrics.jsonl, loss.svg and checkpoints/ like `lrc distill`.
 
-import type { Command } from "../cli/command.js";
-import { pretrain, pretrainDryRun } from "../run.js";
+import { withoutUndefined } from "../cli/args.js";
+import { defineCommand } from "../cli/command.js";
+import { pretrain, pretrainDryRun } from "../node/run.js";
 import { report, reportDryRun, trainFlags, trainOptions } from "./train-flags.js";
 
-export const pretrainCommand: Command = {
+export const pretrainCommand = defineCommand({
   name: "pretrain",
   summary: "train a model from random init (CE, or CE + KL from --teacher)",
   flags: {
@@ -24,18 +25,18 @@ export const pretrainCommand: Command = {
     "  lrc pretrain --config student-config.json --data shards --out runs/kd --tokens 1000000 --teacher runs/teacher/model --temperature 2",
   ].join("\n"),
   async run(flags) {
-    const opt: Record<string, unknown> = {
+    const opt = {
       ...trainOptions(flags),
-      config: flags.config as string,
-      teacher: flags.teacher,
-      temperature: flags.temperature,
-      klWeight: flags["kl-weight"],
-      tokenizer: flags.tokenizer,
-      initStd: flags["init-std"],
+      ...withoutUndefined({
+        config: flags.config,
+        teacher: flags.teacher,
+        temperature: flags.temperature,
+        klWeight: flags["kl-weight"],
+        tokenizer: flags.tokenizer,
+        initStd: flags["init-std"],
+      }),
     };
-    for (const k of Object.keys(opt)) if (opt[k] === undefined) delete opt[k];
-    if (flags["dry-run"] === true) return reportDryRun("pretrain", await pretrainDryRun(opt as unknown as Parameters<typeof pretrainDryRun>[0]), flags);
-    const r = await pretrain(opt as unknown as Parameters<typeof pretrain>[0]);
-    return report("pretrain", r, flags);
+    if (flags["dry-run"]) return reportDryRun("pretrain", await pretrainDryRun(opt), flags.json);
+    return report("pretrain", await pretrain(opt), flags.json);
   },
-};
+});

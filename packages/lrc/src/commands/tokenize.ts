@@ -9,10 +9,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { expandInputs, loadTokenizer, readDocuments, writeTextPieces, type WriteProgress } from "@lrc-ts/data";
 import { makeDirectory } from "@lrc-ts/tensor-core";
-import type { Command } from "../cli/command.js";
-import { statusLine } from "../cli/status-line.js";
-import type { StatusLine } from "../cli/status-line.js";
-import { clock } from "../progress.js";
+import { defineCommand } from "../cli/command.js";
+import { statusLine } from "../node/status-line.js";
+import type { StatusLine } from "../node/status-line.js";
+import { clock } from "../clock.js";
 
 function human(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
@@ -35,7 +35,7 @@ function progressBar(totalBytes: number, status: StatusLine): (p: WriteProgress)
   };
 }
 
-export const tokenizeCommand: Command = {
+export const tokenizeCommand = defineCommand({
   name: "tokenize",
   summary: "tokenize text files into train/val token shards with a manifest",
   flags: {
@@ -58,22 +58,22 @@ export const tokenizeCommand: Command = {
     "  lrc tokenize --tokenizer models/Qwen2.5-0.5B --input fineweb/data/ --text-field text --out shards   (Hub parquet files)",
   ].join("\n"),
   async run(flags) {
-    const valPatterns = flags["val-files"] as string[] | undefined;
+    const valPatterns = flags["val-files"];
     if (valPatterns !== undefined && flags["val-fraction"] !== undefined) throw new Error("give --val-fraction or --val-files, not both");
-    const valFraction = (flags["val-fraction"] as number | undefined) ?? (valPatterns !== undefined ? 0 : 0.01);
+    const valFraction = flags["val-fraction"] ?? (valPatterns !== undefined ? 0 : 0.01);
     if (!(valFraction >= 0 && valFraction <= 1)) throw new Error(`--val-fraction must be in [0, 1], got ${valFraction}`);
-    const shardTokens = flags["shard-tokens"] as number;
+    const shardTokens = flags["shard-tokens"];
     if (shardTokens < 1) throw new Error(`--shard-tokens must be positive, got ${shardTokens}`);
-    const eosToken = flags["eos-token"] as string | undefined;
-    const tokenizer = loadTokenizer(flags.tokenizer as string, eosToken !== undefined ? { eosToken } : {});
-    const inputs = expandInputs(flags.input as string[]);
+    const eosToken = flags["eos-token"];
+    const tokenizer = loadTokenizer(flags.tokenizer, eosToken !== undefined ? { eosToken } : {});
+    const inputs = expandInputs(flags.input);
     const valFiles = valPatterns !== undefined ? expandInputs(valPatterns) : [];
     const isVal = new Set(valFiles.map((f) => path.resolve(f)));
     const trainFiles = inputs.filter((f) => !isVal.has(path.resolve(f)));
     const files = [...trainFiles, ...valFiles];
-    const docs = (list: string[]) => readDocuments(list, { textField: flags["text-field"] as string });
+    const docs = (list: string[]) => readDocuments(list, { textField: flags["text-field"] });
     const totalBytes = files.reduce((a, f) => a + fs.statSync(f).size, 0);
-    const out = flags.out as string;
+    const out = flags.out;
     makeDirectory(out); // before any work, naming the directory if it cannot be made
     const status = statusLine();
     const bar = progressBar(totalBytes, status);
@@ -85,7 +85,7 @@ export const tokenizeCommand: Command = {
         out,
         valFraction,
         shardTokens,
-        seed: flags.seed as number,
+        seed: flags.seed,
         onProgress: (p) => {
           last = p;
           bar(p);
@@ -96,7 +96,7 @@ export const tokenizeCommand: Command = {
             { pieces: docs(trainFiles), split: "train", describe: trainFiles.join(",") },
             { pieces: docs(valFiles), split: "val", describe: valFiles.join(",") },
           ]
-        : [{ pieces: docs(files), split: "auto", describe: (flags.input as string[]).join(",") }],
+        : [{ pieces: docs(files), split: "auto", describe: (flags.input).join(",") }],
     );
     status.done();
     const seconds = (Date.now() - start) / 1000;
@@ -130,4 +130,4 @@ export const tokenizeCommand: Command = {
     }
     return 0;
   },
-};
+});

@@ -4,10 +4,10 @@
 import { trainBpeTokenizer, writeTokenizerJson } from "@lrc-ts/data";
 import path from "node:path";
 import { makeDirectory } from "@lrc-ts/tensor-core";
-import type { Command } from "../cli/command.js";
-import { statusLine } from "../cli/status-line.js";
+import { defineCommand } from "../cli/command.js";
+import { statusLine } from "../node/status-line.js";
 
-export const tokenizerTrainCommand: Command = {
+export const tokenizerTrainCommand = defineCommand({
   name: "tokenizer train",
   summary: "train a byte-level BPE tokenizer and write tokenizer.json",
   flags: {
@@ -21,17 +21,17 @@ export const tokenizerTrainCommand: Command = {
   },
   details: "example:\n  lrc tokenizer train --input corpus/ --vocab-size 8192 --out tokenizer.json",
   async run(flags) {
-    const vocabSize = flags["vocab-size"] as number;
+    const vocabSize = flags["vocab-size"];
     if (vocabSize < 257) throw new Error(`--vocab-size must be at least 257 (256 bytes + <|endoftext|>), got ${vocabSize}`);
     const status = statusLine();
-    const out = flags.out as string;
+    const out = flags.out;
     makeDirectory(path.dirname(out)); // before training, naming the directory if it cannot be made
     const trained = await trainBpeTokenizer({
-      files: flags.input as string[],
+      files: flags.input,
       vocabSize,
-      minFrequency: flags["min-frequency"] as number,
-      textField: flags["text-field"] as string,
-      maxWords: flags["max-words"] as number,
+      minFrequency: flags["min-frequency"],
+      textField: flags["text-field"],
+      maxWords: flags["max-words"],
       onProgress: (p) => {
         const what = p.phase === "count" ? `counting words: ${((p.bytes ?? 0) / 1e6).toFixed(1)} MB` : `merges ${p.merges}/${p.mergesWanted}`;
         status.update(`tokenizer train: ${what}`);
@@ -58,11 +58,11 @@ export const tokenizerTrainCommand: Command = {
       if (s.droppedWords > 0)
         console.error(
           `lrc tokenizer train: note: ${s.droppedWords} rare distinct words (seen <= ${s.dropFloor} times when dropped) were not counted, ` +
-            `to stay within --max-words ${flags["max-words"] as number}`,
+            `to stay within --max-words ${flags["max-words"]}`,
         );
       if (trained.vocabSize < vocabSize)
         console.error(`lrc tokenizer train: warning: stopped at vocab ${trained.vocabSize} < ${vocabSize}: no pair occurs --min-frequency times`);
     }
     return 0;
   },
-};
+});

@@ -1,12 +1,12 @@
 // Flags shared by the training commands (`lrc distill`, `lrc pretrain`) and their translation into
 // TrainRunOptions. With --json the final line on stdout is one JSON object; everything else is on stderr.
 
-import type { FlagSpecs, ParsedFlags } from "../cli/args.js";
-import { UsageError } from "../cli/args.js";
+import type { Flags, FlagSpecs } from "../cli/args.js";
+import { UsageError, withoutUndefined } from "../cli/args.js";
 import { backendFlag, poolLimitFlag } from "../cli/command.js";
-import type { DryRunResult, RunResult, TrainRunOptions } from "../run.js";
+import type { DryRunResult, RunResult, TrainRunOptions } from "../node/run.js";
 
-export const trainFlags: FlagSpecs = {
+export const trainFlags = {
   data: { kind: "string", required: true, help: "token shard directory (lrc tokenize output); its val split is evaluated unless --val-data" },
   "val-data": { kind: "string", help: "a second shard directory to evaluate on (same tokenizer): its val split, or its train split when it has no val split" },
   out: { kind: "string", required: true, help: "run directory: metrics.jsonl, loss.svg, checkpoints/ and the exported model" },
@@ -21,7 +21,7 @@ export const trainFlags: FlagSpecs = {
   "adam-beta1": { kind: "number", default: 0.9, help: "AdamW beta1 (the default is HF Trainer's)" },
   "adam-beta2": { kind: "number", default: 0.999, help: "AdamW beta2 (the default is HF Trainer's)" },
   "adam-eps": { kind: "number", default: 1e-8, help: "AdamW epsilon (the default is HF Trainer's)" },
-  schedule: { kind: "string", default: "linear", help: "linear | cosine | constant (after warmup)" },
+  schedule: { kind: "string", default: "linear", choices: ["linear", "cosine", "constant"], help: "linear | cosine | constant (after warmup)" },
   warmup: { kind: "number", default: 0.005, help: "warmup as a fraction of the steps (at least 1 step when > 0)" },
   "warmup-steps": { kind: "int", help: "warmup steps (overrides --warmup); longer than the run is an error" },
   clip: { kind: "number", default: 1, help: "gradient-norm clip (0: off)" },
@@ -31,52 +31,46 @@ export const trainFlags: FlagSpecs = {
   "keep-checkpoints": { kind: "int", default: 2, help: "complete checkpoints kept" },
   resume: { kind: "boolean", help: "continue from the newest checkpoint in --out that verifies (checksums), saying which it skipped" },
   seed: { kind: "int", default: 0, help: "seed of the data order and the initialisation" },
-  dtype: { kind: "string", help: "weight dtype of the exported model: bf16 | f16 | f32 (default: the teacher's torch_dtype, else f32)" },
+  dtype: { kind: "string", choices: ["bf16", "f16", "f32"], help: "weight dtype of the exported model: bf16 | f16 | f32 (default: the teacher's torch_dtype, else f32)" },
   backend: backendFlag,
   "pool-limit": poolLimitFlag,
   "no-progress": { kind: "boolean", help: "no progress line on stderr" },
   json: { kind: "boolean", help: "print a JSON summary as the last line on stdout" },
   "dry-run": { kind: "boolean", help: "print the plan (parameters, memory by part), time 2 steps, print tokens/s and the ETA; train nothing" },
-};
+} as const satisfies FlagSpecs;
 
-function positive(flags: ParsedFlags, name: string, allowZero = false): number | undefined {
-  const v = flags[name] as number | undefined;
-  if (v === undefined) return undefined;
-  if (!(allowZero ? v >= 0 : v > 0)) throw new UsageError(`--${name} must be ${allowZero ? ">= 0" : "> 0"}, got ${v}`);
+export type TrainFlags = Flags<typeof trainFlags>;
+
+/** `v` when it is > 0 (>= 0 with allowZero), else a UsageError naming the flag. */
+function positive<T extends number | undefined>(name: string, v: T, allowZero = false): T {
+  if (v !== undefined && !(allowZero ? v >= 0 : v > 0)) throw new UsageError(`--${name} must be ${allowZero ? ">= 0" : "> 0"}, got ${v}`);
   return v;
 }
 
 /** The trainer-related options from the flags. */
-export function trainOptions(flags: ParsedFlags): TrainRunOptions {
+export function trainOptions(flags: TrainFlags): TrainRunOptions {
   if (flags.steps === undefined && flags.tokens === undefined) throw new UsageError("give the run length: --steps or --tokens");
   if (flags.steps !== undefined && flags.tokens !== undefined) throw new UsageError("give --steps or --tokens, not both");
-  const schedule = flags.schedule as string;
-  if (schedule !== "linear" && schedule !== "cosine" && schedule !== "constant")
-    throw new UsageError(`--schedule must be linear, cosine or constant, got '${schedule}'`);
-  const warmup = flags.warmup as number;
+  const warmup = flags.warmup;
   if (!(warmup >= 0 && warmup < 1)) throw new UsageError(`--warmup must be a fraction in [0, 1), got ${warmup}`);
-  const dtype = flags.dtype as string | undefined;
-  if (dtype !== undefined && dtype !== "bf16" && dtype !== "f16" && dtype !== "f32") throw new UsageError(`--dtype must be bf16, f16 or f32, got '${dtype}'`);
-  for (const b of ["adam-beta1", "adam-beta2"]) {
-    const v = flags[b] as number;
+  for (const b of ["adam-beta1", "adam-beta2"] as const) {
+    const v = flags[b];
     if (!(v >= 0 && v < 1)) throw new UsageError(`--${b} must be in [0, 1), got ${v}`);
   }
-  const o: Record<string, unknown> = {
-    data: flags.data, valData: flags["val-data"], out: flags.out, steps: positive(flags, "steps"), tokens: positive(flags, "tokens"),
-    batchSize: positive(flags, "batch-size"), seqLen: positive(flags, "seq-len"), gradAccum: positive(flags, "grad-accum"),
-    lr: positive(flags, "lr"), weightDecay: positive(flags, "weight-decay", true), decayAll: flags["decay-all"] === true,
-    beta1: flags["adam-beta1"], beta2: flags["adam-beta2"], adamEps: positive(flags, "adam-eps"), schedule, warmupFraction: warmup,
-    warmupSteps: positive(flags, "warmup-steps", true), gradClip: positive(flags, "clip", true),
-    evalEvery: positive(flags, "eval-every", true), evalBatches: positive(flags, "eval-batches"), saveEvery: positive(flags, "save-every", true),
-    keepCheckpoints: positive(flags, "keep-checkpoints"), resume: flags.resume === true, seed: flags.seed,
-    progress: flags["no-progress"] !== true, handleSigint: true, dtype,
-  };
-  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
-  return o as unknown as TrainRunOptions;
+  return withoutUndefined({
+    data: flags.data, valData: flags["val-data"], out: flags.out, steps: positive("steps", flags.steps), tokens: positive("tokens", flags.tokens),
+    batchSize: positive("batch-size", flags["batch-size"]), seqLen: positive("seq-len", flags["seq-len"]), gradAccum: positive("grad-accum", flags["grad-accum"]),
+    lr: positive("lr", flags.lr), weightDecay: positive("weight-decay", flags["weight-decay"], true), decayAll: flags["decay-all"],
+    beta1: flags["adam-beta1"], beta2: flags["adam-beta2"], adamEps: positive("adam-eps", flags["adam-eps"]), schedule: flags.schedule, warmupFraction: warmup,
+    warmupSteps: positive("warmup-steps", flags["warmup-steps"], true), gradClip: positive("clip", flags.clip, true),
+    evalEvery: positive("eval-every", flags["eval-every"], true), evalBatches: positive("eval-batches", flags["eval-batches"]),
+    saveEvery: positive("save-every", flags["save-every"], true), keepCheckpoints: positive("keep-checkpoints", flags["keep-checkpoints"]),
+    resume: flags.resume, seed: flags.seed, progress: !flags["no-progress"], handleSigint: true, dtype: flags.dtype,
+  });
 }
 
 /** Prints the run summary (stderr) and, with --json, the JSON line (stdout). Returns the exit code. */
-export function report(command: string, r: RunResult, flags: ParsedFlags): number {
+export function report(command: string, r: RunResult, json: boolean): number {
   const f = (v: number | undefined) => (v === undefined ? "-" : v.toFixed(4));
   const lines = [
     `${command}: ${r.interrupted ? "interrupted" : "done"} at step ${r.steps}: ${r.tokens.toLocaleString("en-US")} tokens, ` +
@@ -86,7 +80,7 @@ export function report(command: string, r: RunResult, flags: ParsedFlags): numbe
   if (r.val !== null) lines.push(`  val loss ${f(r.val.loss)}  ppl ${r.val.perplexity.toFixed(2)}${r.val.teacherLoss !== null ? `  (teacher ${f(r.val.teacherLoss)})` : ""}`);
   if (r.exported !== null) lines.push(`  model written to ${r.exported}`);
   process.stderr.write(`${lines.join("\n")}\n`);
-  if (flags.json === true)
+  if (json)
     console.log(
       JSON.stringify({
         command, steps: r.steps, interrupted: r.interrupted, losses: r.final, val: r.val, tokens: r.tokens,
@@ -97,8 +91,8 @@ export function report(command: string, r: RunResult, flags: ParsedFlags): numbe
 }
 
 /** Prints a dry run's plan (stdout; --json: one JSON object). Returns the exit code. */
-export function reportDryRun(command: string, r: DryRunResult, flags: ParsedFlags): number {
-  if (flags.json === true) {
+export function reportDryRun(command: string, r: DryRunResult, json: boolean): number {
+  if (json) {
     console.log(JSON.stringify({ command, dryRun: true, ...r }));
     return 0;
   }

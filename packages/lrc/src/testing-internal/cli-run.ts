@@ -25,13 +25,23 @@ export function tinyTokenizerJson(): string {
   });
 }
 
-export async function run(argv: string[]): Promise<{ code: number; out: string; err: string; stream: string }> {
+/**
+ * Runs `main(argv)` with console and stdout captured. `backend` is the "lrc backend: ..." line a model command
+ * prints first (null when none was printed); `err` is the rest of stderr.
+ */
+export async function run(argv: string[]): Promise<{ code: number; out: string; err: string; stream: string; backend: string | null }> {
   const out: string[] = [], err: string[] = [], stream: string[] = [];
   vi.spyOn(console, "log").mockImplementation((...a: unknown[]) => void out.push(a.join(" ")));
   vi.spyOn(console, "error").mockImplementation((...a: unknown[]) => void err.push(a.join(" ")));
   vi.spyOn(process.stdout, "write").mockImplementation((s: string | Uint8Array) => (stream.push(String(s)), true));
   const code = await main(argv);
   vi.restoreAllMocks();
-  return { code, out: out.join("\n"), err: err.join("\n"), stream: stream.join("") };
+  return { code, out: out.join("\n"), stream: stream.join(""), ...splitBackendLine(err) };
+}
+
+/** Console error lines apart from the "lrc backend: ..." line that the CLI prints before a model command runs. */
+export function splitBackendLine(lines: readonly string[]): { backend: string | null; err: string } {
+  const backend = lines.find((l) => l.startsWith("lrc backend: ")) ?? null;
+  return { backend, err: lines.filter((l) => l !== backend).join("\n") };
 }
 

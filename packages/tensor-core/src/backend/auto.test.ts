@@ -3,7 +3,7 @@
 
 import { afterAll, describe, expect, it } from "vitest";
 import { autoTakesWebGpu, webGpuAdapterInfo } from "./auto.js";
-import { describeChoice, getBackend, initBackend, setBackend } from "./backend.js";
+import { describeChoice, getBackend, initBackend, initBackendFromEnvAsync, setBackend } from "./backend.js";
 import type { WebGpuAdapterInfo } from "./gpujs/runtime.js";
 import { webgpuRequired } from "./webgpu/test-device.js";
 
@@ -60,5 +60,24 @@ describe('initBackend("auto") here', () => {
       if (chosen.name === "cpu") expect(chosen.software).toBeUndefined();
       else expect(chosen.software).toBe(false);
     }
+  }, 120_000);
+
+  it("is the fallback of initBackendFromEnvAsync when LRC_BACKEND is unset; LRC_BACKEND=cpu still forces cpu; the choice is remembered with its reasons until another selection", async () => {
+    const lines: string[] = [];
+    const first = await initBackendFromEnvAsync({}, (l) => lines.push(l), { fallback: "auto" });
+    expect(first.autoNotes?.length, "auto says why it passed over webgpu (and GPU.js)").toBeGreaterThan(0);
+    expect(lines).toEqual([describeChoice(first)]);
+    expect(lines[0]).toMatch(/^lrc backend: .* \(auto: webgpu: /);
+    // getBackend() keeps the reasons while auto's choice is selected; a second auto gives the same choice.
+    expect(getBackend().autoNotes).toEqual(first.autoNotes);
+    expect(await initBackend("auto")).toEqual(first);
+    const forced = await initBackendFromEnvAsync({ LRC_BACKEND: "cpu" }, (l) => lines.push(l), { fallback: "auto" });
+    expect(forced.name).toBe("cpu");
+    expect(forced.autoNotes).toBeUndefined();
+    expect(lines[1]).toMatch(/^lrc backend: cpu: [^(]*$/);
+    // Without a fallback and LRC_BACKEND unset nothing is selected or printed.
+    expect(await initBackendFromEnvAsync({}, (l) => lines.push(l))).toEqual(getBackend());
+    expect(lines).toHaveLength(2);
+    setBackend("cpu");
   }, 120_000);
 });

@@ -6,8 +6,9 @@
 // `registerBackend(name, loader)`. Ops call `dispatch` (dispatch.ts), which runs the active backend's kernel or
 // the cpu one and counts where each ran (`backendReport()`).
 //
-// Timing hooks for GPU.js work (benchmarks, profiling): `gpuUpload` / `gpuDownload` move one tensor's values
-// host <-> device now, `gpuFinish` waits for queued GPU work, `gpuDeviceInfo` says what the kernels run on.
+// Timing hooks for device work (benchmarks, profiling), the same on every device backend: `backendUpload` /
+// `backendDownload` move one tensor's values host <-> device now, `backendFinish` waits for queued device work;
+// `gpuDeviceInfo` says what the GPU.js kernels run on.
 
 import type { TypedArray } from "../dtype.js";
 import type { Tensor } from "../tensor.js";
@@ -17,8 +18,12 @@ import { autoTakesWebGpu, webGpuAdapterInfo } from "./auto.js";
 import type { Backend, BackendInfo, DeviceStats } from "./kernels.js";
 import type { GpuDeviceInfo, GpuMode, GlStrings } from "./gpujs/runtime.js";
 
-/** A registered backend's name: "cpu", "gpu", or one given to `registerBackend`. */
-export type BackendName = string;
+/**
+ * A backend's name: the built-in "cpu", "gpu" (GPU.js) and "webgpu" (native WGSL), "auto" (`initBackend`
+ * picks one of them), or a name given to `registerBackend` (any string: `string & {}` keeps the built-in names
+ * suggested by editors). A name that is not registered is refused with the list of registered ones.
+ */
+export type BackendName = "cpu" | "gpu" | "webgpu" | "auto" | (string & {});
 export type { Backend, BackendInfo, GpuMode, GpuDeviceInfo, GlStrings };
 
 export interface InitBackendOptions {
@@ -55,21 +60,29 @@ export type BackendLoader = (opts: InitBackendOptions, current: Backend | null) 
 /** The native WebGPU backend (backend/webgpu), imported only when it is started. */
 const loadWebGpu: BackendLoader = async (opts, current) => (await import("./webgpu/backend.js")).loadWebGpu(opts, current);
 
-const loaders = new Map<string, BackendLoader>([["gpu", loadGpujs], ["webgpu", loadWebGpu]]);
+const loaders = new Map<BackendName, BackendLoader>([["gpu", loadGpujs], ["webgpu", loadWebGpu]]);
 /** The started backends other than cpu, kept while another is selected so `setBackend` can switch back. */
-const started = new Map<string, Backend>();
+const started = new Map<BackendName, Backend>();
 let current: BackendName = "cpu";
 /** The last backend other than cpu that was selected: what `backendReport()` counts. */
 let lastDevice: Backend | null = null;
+/**
+ * What "auto" chose in this process and why it passed over the others: kept so a later `initBackend("auto")`
+ * (each CLI command run in one process) does not probe the adapters again, and so `getBackend()` can say why
+ * while it is selected. Forgotten when a backend is registered.
+ */
+let autoChoice: { name: BackendName; notes: readonly string[]; opts: string } | null = null;
 
-function known(): string {
-  return registeredBackends().join(", ");
+/** The error for a name no backend is registered under, naming the registered ones. */
+function unknownBackend(caller: string, name: string): Error {
+  return new Error(`${caller}: unknown backend '${name}' (registered: ${registeredBackends().join(", ")}; or auto)`);
 }
 
 /** Makes a backend available to `initBackend(name)` (a name registered before is replaced; "cpu" is built in). */
-export function registerBackend(name: string, loader: BackendLoader): void {
-  if (name === "cpu") throw new Error("registerBackend: 'cpu' is built in");
+export function registerBackend(name: BackendName, loader: BackendLoader): void {
+  if (name === "cpu" || name === "auto") throw new Error(`registerBackend: '${name}' is built in`);
   loaders.set(name, loader);
+  autoChoice = null;
   const old = started.get(name);
   if (old !== undefined) {
     if (current === name) setBackend("cpu");
@@ -83,19 +96,20 @@ export function registeredBackends(): BackendName[] {
   return ["cpu", ...loaders.keys()];
 }
 
-function select(name: string, b: Backend | null): void {
+function select(name: BackendName, b: Backend | null): void {
   activate(b);
   current = name;
   if (b !== null) lastDevice = b;
 }
 
 /** Selects a started backend (synchronously): cpu always; another once `await initBackend(name)` started it. */
-export function setBackend(name: string): void {
+export function setBackend(name: BackendName): void {
+  autoChoice = null;
   if (name === "cpu") return select("cpu", null);
   const b = started.get(name);
   if (b !== undefined) return select(name, b);
-  if (loaders.has(name)) throw new Error(`setBackend: the ${name} backend loads asynchronously; use \`await initBackend('${name}')\``);
-  throw new Error(`setBackend: unknown backend '${name}' (known: ${known()})`);
+  if (loaders.has(name) || name === "auto") throw new Error(`setBackend: the ${name} backend loads asynchronously; use \`await initBackend('${name}')\``);
+  throw unknownBackend("setBackend", name);
 }
 
 /**
@@ -103,13 +117,15 @@ export function setBackend(name: string): void {
  * Resolves to what runs. "auto" (backend/auto.ts) takes the native WebGPU backend on a hardware adapter, else
  * GPU.js where it runs on a GPU, else cpu; the info's `autoNotes` say why the others were not taken.
  */
-export async function initBackend(name: string, opts: InitBackendOptions = {}): Promise<BackendInfo> {
+export async function initBackend(name: BackendName, opts: InitBackendOptions = {}): Promise<BackendInfo> {
   if (name === "auto") return initAuto(opts);
-  const loader = loaders.get(name);
-  if (name === "cpu" || loader === undefined) {
+  autoChoice = null;
+  if (name === "cpu") {
     setBackend(name);
     return getBackend();
   }
+  const loader = loaders.get(name);
+  if (loader === undefined) throw unknownBackend("initBackend", name);
   const old = started.get(name) ?? null;
   const b = await loader(opts, old);
   if (old !== null && b !== old) old.dispose?.();
@@ -119,6 +135,18 @@ export async function initBackend(name: string, opts: InitBackendOptions = {}): 
 }
 
 async function initAuto(opts: InitBackendOptions): Promise<BackendInfo> {
+  const before = autoChoice, key = JSON.stringify(opts);
+  if (before !== null && before.opts === key && (before.name === "cpu" || started.has(before.name))) {
+    setBackend(before.name);
+    autoChoice = before;
+    return getBackend();
+  }
+  const info = await probeAuto(opts);
+  autoChoice = { name: info.name, notes: info.autoNotes ?? [], opts: key };
+  return getBackend();
+}
+
+async function probeAuto(opts: InitBackendOptions): Promise<BackendInfo> {
   const notes: string[] = [];
   const failed = (what: string, e: unknown) => notes.push(`${what}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
   try {
@@ -147,10 +175,11 @@ async function initAuto(opts: InitBackendOptions): Promise<BackendInfo> {
   return { ...getBackend(), autoNotes: notes };
 }
 
+/** What runs now; chosen by "auto", with its `autoNotes` (why the backends tried before it were not taken). */
 export function getBackend(): BackendInfo {
-  if (current === "cpu") return { name: "cpu", description: describeCpu() };
-  const b = started.get(current)!;
-  return b.info?.() ?? { name: current, description: current };
+  const b = current === "cpu" ? null : started.get(current)!;
+  const info = b === null ? { name: "cpu", description: describeCpu() } : (b.info?.() ?? { name: current, description: current });
+  return autoChoice !== null && autoChoice.name === current ? { ...info, autoNotes: autoChoice.notes } : info;
 }
 
 export interface BackendReport {
@@ -177,7 +206,7 @@ export function resetBackendReport(): void {
 }
 
 /** @internal A started backend other than cpu (active or not), by name. */
-export function startedBackend(name: string): Backend | undefined {
+export function startedBackend(name: BackendName): Backend | undefined {
   return started.get(name);
 }
 
@@ -195,35 +224,6 @@ function liveStorage(caller: string, t: Tensor): NonNullable<Tensor["storage"]> 
   return s;
 }
 
-/**
- * Copies a tensor's host values to the gpu backend's device now (a float32 or int32 tensor), so that the
- * next kernel reads them there instead of uploading them itself. A device copy the tensor already has is
- * replaced (both hold the same values), so every call is one host -> device copy; a tensor whose values live
- * only on the device is left as it is. In gl mode the copy may still be queued: `gpuFinish()` waits for it.
- */
-export function gpuUpload(t: Tensor): void {
-  const rt = startedGpu("gpuUpload").rt;
-  const s = liveStorage("gpuUpload", t);
-  if (s.data === null) return;
-  if (t.dtype !== "float32" && t.dtype !== "int32")
-    throw new Error(`gpuUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the gpu backend keeps only float32 and int32 tensors on the device`);
-  const old = s.device;
-  s.device = rt.upload(s.data, t.size);
-  old?.free();
-}
-
-/**
- * Copies a tensor's device values to the host now, into `out` (at least t.size long; a new Int32Array or
- * Float32Array of t.size when omitted), and resolves to it. Unlike `t.data()` it neither keeps a host copy in
- * the tensor nor reads one it has, so every call is one device -> host copy. Rejects when the tensor has no
- * device copy (its op ran on the cpu backend, or its host buffer was taken for writing). Asynchronous because
- * WebGPU reads are; in the other modes the copy is made before the call returns.
- */
-export async function gpuDownload(t: Tensor, out?: TypedArray): Promise<TypedArray> {
-  startedGpu("gpuDownload");
-  return downloadTo("gpuDownload", t, out);
-}
-
 /** One device -> host copy of t's values into out (new when omitted); rejects, naming the caller, without a device copy. */
 async function downloadTo(caller: string, t: Tensor, out?: TypedArray): Promise<TypedArray> {
   const s = liveStorage(caller, t);
@@ -236,28 +236,21 @@ async function downloadTo(caller: string, t: Tensor, out?: TypedArray): Promise<
 }
 
 /**
- * Waits until all GPU work queued so far (kernels, uploads) has finished: `gl.finish()` in gl mode (called
- * before this returns its promise); in webgpu mode until every kernel has been submitted, the queue is idle
- * and released buffers are deleted, then rejects with the first kernel failure if one happened; webasm and
- * cpu kernels are synchronous. For timing compute apart from transfers.
- */
-export async function gpuFinish(): Promise<void> {
-  await startedGpu("gpuFinish").finish();
-}
-
-/**
- * Waits until the work queued on the selected backend (or, with cpu selected, the last other one) has finished;
- * resolves at once on cpu. For timing device compute apart from reads (the webgpu backend: its queue is idle).
+ * Waits until the work queued on the selected backend (or, with cpu selected, the last other one) has finished,
+ * then rejects with the first kernel failure if one happened; resolves at once on cpu. For timing device compute
+ * apart from reads. webgpu: every kernel submitted and the queue idle (released buffers deleted); gpu (GPU.js):
+ * `gl.finish()` in gl mode, the same as webgpu in its webgpu mode, nothing in the synchronous webasm/cpu modes.
  */
 export async function backendFinish(): Promise<void> {
   await lastDevice?.finish?.();
 }
 
 /**
- * Copies a tensor's host values to the device of the selected backend (or, with cpu selected, the last other
- * one) now, replacing the device copy it had: every call is one host -> device copy (queued; `backendFinish()`
- * waits for it). A tensor whose values live only on the device is left as it is. For timing transfers apart
- * from compute (benchmarks); the gpu backend's is `gpuUpload`.
+ * Copies a tensor's host values (float32 or int32) to the device of the selected backend (or, with cpu
+ * selected, the last other one) now, so the next kernel reads them there instead of uploading them itself. The
+ * device copy it had is replaced (both hold the same values): every call is one host -> device copy (it may
+ * still be queued: `backendFinish()` waits for it). A tensor whose values live only on the device is left as
+ * it is. For timing transfers apart from compute (benchmarks).
  */
 export function backendUpload(t: Tensor): void {
   const s = liveStorage("backendUpload", t);
@@ -267,9 +260,11 @@ export function backendUpload(t: Tensor): void {
 }
 
 /**
- * Copies a tensor's device values to the host now, into `out` (a new array of t.size when omitted), without
- * keeping a host copy in the tensor: every call is one device -> host copy. Rejects when the tensor has no
- * device copy. Any backend's device copy (gpu, webgpu).
+ * Copies a tensor's device values to the host now, into `out` (at least t.size long; a new Int32Array or
+ * Float32Array of t.size when omitted), and resolves to it. Unlike `t.data()` it neither keeps a host copy in
+ * the tensor nor reads one it has: every call is one device -> host copy. Rejects when the tensor has no device
+ * copy (its op ran on the cpu backend, or its host buffer was taken for writing). Any backend's device copy
+ * (gpu, webgpu); asynchronous because WebGPU reads are.
  */
 export async function backendDownload(t: Tensor, out?: TypedArray): Promise<TypedArray> {
   return downloadTo("backendDownload", t, out);
@@ -295,26 +290,36 @@ export function setCpuDescription(fn: () => string): void {
 
 /** Applies LRC_BACKEND from the environment, if set (`cpu` only: use `initBackendFromEnvAsync` for gpu). */
 export function initBackendFromEnv(env: Record<string, string | undefined>): BackendInfo {
-  const want = env.LRC_BACKEND;
-  if (want !== undefined && want !== "") setBackend(want);
+  const want = envBackend(env);
+  if (want !== null) setBackend(want);
   return getBackend();
 }
 
+/** LRC_BACKEND (null when unset or empty); a name that is not registered is refused, naming the registered ones. */
+function envBackend(env: Record<string, string | undefined>): BackendName | null {
+  const want = env.LRC_BACKEND;
+  if (want === undefined || want === "") return null;
+  if (want !== "cpu" && want !== "auto" && !loaders.has(want)) throw unknownBackend("LRC_BACKEND", want);
+  return want;
+}
+
 /**
- * Applies LRC_BACKEND (and LRC_GPU_MODE) from the environment, gpu included, and prints what runs (for gpu:
- * the mode, and that it is software when it is).
+ * Applies LRC_BACKEND (and LRC_GPU_MODE) from the environment, gpu included, else `opts.fallback` (the lrc CLI
+ * and the distill-qwen example pass "auto"), and prints what runs and, for auto, why (`describeChoice`). With
+ * neither, the selected backend stays and nothing is printed.
  */
 export async function initBackendFromEnvAsync(
   env: Record<string, string | undefined>,
   log: (line: string) => void = console.error,
-  opts: Pick<InitBackendOptions, "asyncReads"> = {},
+  opts: Pick<InitBackendOptions, "asyncReads"> & { fallback?: BackendName } = {},
 ): Promise<BackendInfo> {
-  const want = env.LRC_BACKEND;
-  if (want === undefined || want === "") return getBackend();
+  const { fallback, ...init } = opts;
+  const want = envBackend(env) ?? fallback ?? null;
+  if (want === null) return getBackend();
   const mode = env.LRC_GPU_MODE;
   if (mode !== undefined && mode !== "" && !GPU_MODES.includes(mode as GpuMode))
     throw new Error(`LRC_GPU_MODE: unknown GPU.js mode '${mode}' (known: ${GPU_MODES.join(", ")})`);
-  const info = await initBackend(want, { ...opts, ...(mode !== undefined && mode !== "" ? { mode: mode as GpuMode } : {}) });
+  const info = await initBackend(want, { ...init, ...(mode !== undefined && mode !== "" ? { mode: mode as GpuMode } : {}) });
   log(describeChoice(info));
   return info;
 }

@@ -1,8 +1,8 @@
 // The backend registry and the dispatcher: a registered backend's kernel runs when it accepts the call, the cpu
 // kernel otherwise, and both are counted per kernel; loaders get the instance they started before; names that
 // are not registered fail with the list of known ones.
-import { afterAll, describe, expect, it } from "vitest";
-import { backendReport, getBackend, initBackend, registerBackend, registeredBackends, resetBackendReport, setBackend } from "./backend.js";
+import { afterAll, describe, expect, expectTypeOf, it } from "vitest";
+import { backendReport, getBackend, initBackend, initBackendFromEnv, initBackendFromEnvAsync, registerBackend, registeredBackends, resetBackendReport, setBackend, type BackendName } from "./backend.js";
 import type { Backend, Kernels } from "./kernels.js";
 import { hasKernel } from "./dispatch.js";
 import * as ops from "../ops/index.js";
@@ -53,9 +53,23 @@ describe("backend registry and dispatch", () => {
     setBackend("cpu");
   });
 
-  it("rejects unknown names and re-registering cpu", async () => {
-    expect(() => setBackend("nope")).toThrow(/unknown backend 'nope' \(known: cpu, gpu/);
-    await expect(initBackend("nope")).rejects.toThrow(/unknown backend 'nope'/);
+  it("rejects unknown names with the registered ones, and re-registering cpu or auto", async () => {
+    const registered = /\(registered: cpu, gpu, webgpu, negator; or auto\)/;
+    expect(() => setBackend("nope")).toThrow(/^setBackend: unknown backend 'nope' /);
+    expect(() => setBackend("nope")).toThrow(registered);
+    await expect(initBackend("nope")).rejects.toThrow(/^initBackend: unknown backend 'nope' \(registered: cpu, gpu, webgpu, negator; or auto\)$/);
+    expect(() => initBackendFromEnv({ LRC_BACKEND: "cuda" })).toThrow(/^LRC_BACKEND: unknown backend 'cuda' \(registered: cpu, gpu, webgpu, negator; or auto\)$/);
+    await expect(initBackendFromEnvAsync({ LRC_BACKEND: "cuda" }, () => {})).rejects.toThrow(/^LRC_BACKEND: unknown backend 'cuda'/);
+    expect(() => setBackend("auto")).toThrow(/use `await initBackend\('auto'\)`/);
     expect(() => registerBackend("cpu", () => ({ name: "cpu", kernels: {} }))).toThrow(/'cpu' is built in/);
+    expect(() => registerBackend("auto", () => ({ name: "auto", kernels: {} }))).toThrow(/'auto' is built in/);
+  });
+
+  it("BackendName: the built-in names, and any registered one", () => {
+    expectTypeOf<"cpu" | "gpu" | "webgpu" | "auto">().toMatchTypeOf<BackendName>();
+    expectTypeOf<"negator">().toMatchTypeOf<BackendName>();
+    expectTypeOf(setBackend).parameter(0).toEqualTypeOf<BackendName>();
+    expectTypeOf(initBackend).parameter(0).toEqualTypeOf<BackendName>();
+    expectTypeOf(registeredBackends).returns.toEqualTypeOf<BackendName[]>();
   });
 });

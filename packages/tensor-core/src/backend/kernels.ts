@@ -130,8 +130,11 @@ export interface Kernels {
   // Training.
   /** acc += g / divisor, in place (gradient accumulation, on the device where acc lives). */
   accumulate(acc: Tensor, g: Tensor, divisor: number): void;
-  /** sum(x^2), read to the host. */
-  sumSquares(x: Tensor): number;
+  /**
+   * sum(x^2) as a scalar tensor where x lives: float64 on cpu (accumulated in float64), float32 on a device
+   * backend (read once per step by the gradient clip, not the whole gradient).
+   */
+  sumSquares(x: Tensor): Tensor;
   /** x *= c, in place. */
   scale(x: Tensor, c: number): void;
   /** One AdamW step: p, m and v updated in place from the gradient g. */

@@ -14,7 +14,7 @@ import { backendReport, initBackend, registerBackend, registeredBackends, resetB
 import type { Tensor } from "../tensor.js";
 import { tensor } from "../tensor.js";
 import * as ops from "../ops/index.js";
-import { AdamW, accumulate, clipGradNorm } from "../optim/optim.js";
+import { AdamW, accumulate, clipGradNormAsync } from "../optim/optim.js";
 import { both, close, rnd, values, withGrads } from "../testing-internal/parity.js";
 
 const mode = (process.env.LRC_GPU_TEST_MODE ?? "webasm") as GpuMode;
@@ -80,6 +80,20 @@ describe.each(underTest)("%s backend against cpu: ops and gradients", (name) => 
     // From host values: a backend without these kernels reads its inputs back synchronously, which webgpu cannot.
     const a3 = ops.mul(a, 3);
     await closeBoth("astype, argmax", (() => [ops.astype(ops.astype(a3, "int32"), "float32"), ops.astype(ops.argmax(a, 0), "float32")]));
+    // Ties go to the first largest entry, truncation is toward zero, and the int32 results are equal, not close.
+    const t = tensor(new Float32Array([1, 5, 5, -2.7, -Infinity, -Infinity, 2.5, 0, 7, 7, -0.5, 3]), [3, 4]);
+    const exact = async (): Promise<Array<[string, number[]]>> => {
+      const u = ops.maximum(t, -3); // finite: the int32 value of an infinity or NaN is the backend's (cpu: 0)
+      const outs = [ops.argmax(t, 1), ops.argmax(t, 0), ops.astype(u, "int32"), ops.astype(ops.astype(u, "int32"), "float32")];
+      return Promise.all(outs.map(async (o): Promise<[string, number[]]> => [o.dtype, Array.from(await o.dataAsync())]));
+    };
+    setBackend("cpu");
+    const want = await exact();
+    setBackend(name);
+    const got = await exact();
+    setBackend("cpu");
+    expect(got).toEqual(want);
+    expect(want[0]).toEqual(["int32", [1, 2, 0]]);
   });
 
   it("reductions over axes (sum, mean, max, min, logsumexp) and gradients, including long blocked sums", async () => {
@@ -192,30 +206,43 @@ describe.each(underTest)("%s backend against cpu: ops and gradients", (name) => 
     setBackend("cpu");
   });
 
-  it("gradient accumulation, clipping and AdamW over 3 steps match cpu", async () => {
-    const p0 = rnd([5, 3]);
+  it("gradient accumulation, clipping and AdamW over 3 steps match cpu; the clip runs on the device", async () => {
+    // Two gradients, one longer than a block of the device sums of squares (4096 entries), not a multiple of it.
+    const shapes = [[5, 3], [3, 1701]] as const;
+    const p0 = shapes.map((s) => rnd([...s]));
     const run = async (): Promise<Float32Array[]> => {
-      const p = tensor(p0.data(), [5, 3]);
-      p.requiresGrad = true;
-      const acc = tensor(new Float32Array(15), [5, 3]);
-      const opt = new AdamW([p], { lr: 0.1, weightDecay: 0.1 });
+      const ps = p0.map((p) => tensor(p.data(), p.shape));
+      for (const p of ps) p.requiresGrad = true;
+      const opt = new AdamW(ps, { lr: 0.1, weightDecay: 0.1 });
+      const norms: number[] = [];
       for (let s = 0; s < 3; s++) {
-        acc.buf.fill(0);
+        const accs = ps.map((p) => tensor(new Float32Array(p.size), p.shape));
         for (let micro = 0; micro < 2; micro++)
-          accumulate(acc, tensor(Float32Array.from({ length: 15 }, (_, i) => Math.cos(i + s + micro)), [5, 3]), 2);
-        await acc.toHostAsync();
-        clipGradNorm([acc], 1);
-        opt.step([acc]);
+          accs.forEach((acc, k) => accumulate(acc, tensor(Float32Array.from({ length: acc.size }, (_, i) => (k + 1) * Math.cos(i + s + micro)), acc.shape), 2));
+        norms.push(await clipGradNormAsync(accs, 1));
+        opt.step(accs);
       }
       const st = await opt.stateAsync();
-      return [Float32Array.from(await p.dataAsync()), Float32Array.from(st.m[0]!), Float32Array.from(st.v[0]!)];
+      const out: Float32Array[] = [Float32Array.from(norms)];
+      for (let k = 0; k < ps.length; k++) out.push(Float32Array.from(await ps[k]!.dataAsync()), Float32Array.from(st.m[k]!), Float32Array.from(st.v[k]!));
+      return out;
     };
     setBackend("cpu");
     const c = await run();
     setBackend(name);
+    const before = backendReport().ops;
     const g = await run();
+    const after = backendReport().ops;
     setBackend("cpu");
     close("accumulate + clip + adamw", c, g, tol);
+    expect(c[0]![0]!, "the clip scaled").toBeGreaterThan(1);
+    if (name !== "stub")
+      for (const op of ["sumSquares", "scale", "accumulate", "adamw"]) {
+        const was = before.find((o) => o.op === op) ?? { device: 0, cpu: 0 };
+        const now = after.find((o) => o.op === op)!;
+        expect({ op, device: now.device - was.device, cpu: now.cpu - was.cpu }, `${op} on ${name}`).toEqual({ op, device: expect.any(Number), cpu: 0 });
+        expect(now.device - was.device, `${op} ran on ${name}`).toBeGreaterThan(0);
+      }
   });
 
   it("every kernel of the interface was dispatched and counted; a backend without it counts it as a cpu fallback", () => {

@@ -4,6 +4,7 @@
 import { dispatch } from "../backend/dispatch.js";
 import type { FloatArray } from "../dtype.js";
 import { fmt } from "../shape.js";
+import { add } from "../ops/elementwise.js";
 import { Tensor, keep } from "../tensor.js";
 
 function gradsOf(op: string, params: readonly Tensor[], grads?: ReadonlyArray<Tensor | null>): Array<Tensor | null> {
@@ -171,11 +172,47 @@ export class SGD {
 /**
  * Scales gradients in place so their global L2 norm is at most maxNorm (torch clip_grad_norm_). Returns the
  * norm before clipping. Non-finite norms are returned unchanged (and nothing is scaled) so the caller can stop.
+ * The sums of squares and the scaling run where the gradients live (`sumSquares`, `scale`): a device backend
+ * reads one number per gradient, not the gradients. Reads synchronously: on webgpu use `clipGradNormAsync`.
  */
 export function clipGradNorm(grads: ReadonlyArray<Tensor | null>, maxNorm: number): number {
-  let sq = 0;
-  for (const g of grads) if (g !== null) sq += dispatch("sumSquares", g);
-  const norm = Math.sqrt(sq);
+  const sq = sumOfSquares(grads);
+  const norm = Math.sqrt(sq?.item() ?? 0);
+  sq?.dispose();
+  return clipTo(grads, norm, maxNorm);
+}
+
+/** `clipGradNorm` with an asynchronous read of the sum of squares (one read of one number, webgpu included). */
+export async function clipGradNormAsync(grads: ReadonlyArray<Tensor | null>, maxNorm: number): Promise<number> {
+  const sq = sumOfSquares(grads);
+  try {
+    return clipTo(grads, Math.sqrt(sq === null ? 0 : await sq.itemAsync()), maxNorm);
+  } finally {
+    sq?.dispose();
+  }
+}
+
+/**
+ * The gradients' sums of squares added in gradient order, a scalar where they live (float64 on cpu, so the sum
+ * is the float64 one of the host loop); null without gradients.
+ */
+function sumOfSquares(grads: ReadonlyArray<Tensor | null>): Tensor | null {
+  let total: Tensor | null = null;
+  for (const g of grads) {
+    if (g === null) continue;
+    const s = dispatch("sumSquares", g);
+    if (total === null) total = s;
+    else {
+      const next = add(total, s);
+      total.dispose();
+      s.dispose();
+      total = next;
+    }
+  }
+  return total;
+}
+
+function clipTo(grads: ReadonlyArray<Tensor | null>, norm: number, maxNorm: number): number {
   if (!Number.isFinite(norm)) return norm;
   const coef = maxNorm / (norm + 1e-6);
   if (coef < 1) for (const g of grads) if (g !== null) dispatch("scale", g, coef);

@@ -303,8 +303,10 @@ export class CpuKernels implements Kernels {
     for (let j = 0; j < n; j++) a[j] += gb[j]! / divisor;
   }
 
-  sumSquares(x: Tensor): number {
-    return sumSquares(f(x), x.size);
+  sumSquares(x: Tensor): Tensor {
+    const out = Tensor.empty([], "float64");
+    out.buf[0] = sumSquares(f(x), x.size);
+    return out;
   }
 
   scale(x: Tensor, c: number): void {

@@ -116,10 +116,33 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
   /** heap[dst .. dst + end - start) = src[start .. end), BF16 bit patterns widened to float32 (exact). */
   function copyRaw(src: Float32Array | Uint16Array, start: number, end: number, dst: number): void {
     if (src instanceof Float32Array) heap.set(src.subarray(start, end), dst);
-    else {
-      const h = heapBits;
-      for (let i = start, d = dst; i < end; i++, d++) h[d] = src[i]! << 16;
+    else widenRaw(src, start, end, dst);
+  }
+
+  /** The 32-bit words of the last BF16 operand's buffer (two BF16 values each, little-endian), for widenRaw. */
+  let words: Uint32Array = new Uint32Array(0);
+  let wordsOf: ArrayBufferLike | null = null;
+
+  /**
+   * copyRaw of BF16 words: each value's bits shifted into the high half of a float32, read two at a time as one
+   * 32-bit word (the low half is the first value). Monomorphic, apart from float32's copy.
+   */
+  function widenRaw(src: Uint16Array, start: number, end: number, dst: number): void {
+    const h = heapBits;
+    const base = src.byteOffset >> 1; // src[j] is the buffer's 16-bit value base + j
+    let j = start, d = dst;
+    if (((base + j) & 1) === 1 && j < end) h[d++] = src[j++]! << 16;
+    if (wordsOf !== src.buffer) {
+      words = new Uint32Array(src.buffer, 0, src.buffer.byteLength >> 2);
+      wordsOf = src.buffer;
     }
+    const w = words;
+    for (let k = (base + j) >> 1; j + 1 < end; j += 2, d += 2, k++) {
+      const x = w[k]!;
+      h[d] = x << 16;
+      h[d + 1] = x & 0xffff0000;
+    }
+    if (j < end) h[d] = src[j]! << 16;
   }
 
   /** Packs op(A)[ic:ic+mc, pc:pc+kc] into the A panels via a raw copy and the module's packer. */

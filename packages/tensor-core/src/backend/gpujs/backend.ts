@@ -11,7 +11,7 @@ import type { GpuMode, GpuRuntime } from "./runtime.js";
 export const GPU_MODES: ReadonlyArray<GpuMode | "auto"> = ["auto", "webgpu", "gl", "webasm", "cpu"];
 
 /** The argument of each kernel that may be an int32 tensor (indices, targets); every other tensor is float32. */
-const INT_ARG: Partial<Record<KernelName, number>> = { where: 0, gather: 1, gatherBackward: 1, crossEntropy: 1, crossEntropyBackward: 1 };
+const INT_ARG: Partial<Record<KernelName, number>> = { where: 0, astype: 0, gather: 1, gatherBackward: 1, crossEntropy: 1, crossEntropyBackward: 1 };
 
 /** The argument of each kernel that is the shape of its output, when the op passes it. */
 const OUT_SHAPE_ARG: Partial<Record<KernelName, number>> = { broadcastTo: 1, slice: 2, concat: 2 };
@@ -31,9 +31,10 @@ export function gpujsAccepts(op: KernelName, args: readonly unknown[]): boolean 
 
 /**
  * The rule of device backends that keep float32 on the device (GPU.js, WebGPU): every tensor argument float32
- * (int32 for indices and targets), none empty, no empty output.
+ * (int32 for indices, targets and astype's input), none empty, no empty output; astype only to float32 or int32.
  */
 export function float32Operands(op: KernelName, args: readonly unknown[]): boolean {
+  if (op === "astype" && args[1] !== "float32" && args[1] !== "int32") return false;
   const out = OUT_SHAPE_ARG[op];
   if (out !== undefined && sizeOf(args[out] as readonly number[]) === 0) return false;
   const intArg = INT_ARG[op];
@@ -71,6 +72,15 @@ export class GpujsBackend implements Backend {
 
   finish(): Promise<void> {
     return this.rt.finish();
+  }
+
+  upload(t: Tensor): void {
+    if (t.dtype !== "float32" && t.dtype !== "int32")
+      throw new Error(`backendUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the gpu backend keeps only float32 and int32 tensors on the device`);
+    const s = t.storage!;
+    const old = s.device;
+    s.device = this.rt.upload(s.data!, t.size);
+    old?.free();
   }
 
   dispose(): void {

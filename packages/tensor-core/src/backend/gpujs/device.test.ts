@@ -2,7 +2,7 @@
 // (Mesa llvmpipe under Xvfb as headless-gl sees it, hardware Mesa DRI drivers, NVIDIA's GL libraries, a
 // browser's unmasked SwiftShader, nothing identifiable); then, in the GPU.js mode named by LRC_GPU_TEST_MODE
 // (default webasm; `gl` runs under `xvfb-run -a`), what the started backend reports about itself (this machine
-// has no GPU: software) and what gpuUpload / gpuDownload / gpuFinish do to values and transfer counts.
+// has no GPU: software) and what backendUpload / backendDownload / backendFinish do to values and transfer counts.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tensor } from "../../tensor.js";
@@ -10,7 +10,7 @@ import * as ops from "../../ops/index.js";
 import type { GlStrings, GpuMode, WebGpuAdapterInfo } from "./runtime.js";
 import { classifyGlDevice, classifyWebGpuAdapter, createRuntime } from "./runtime.js";
 import { isSoftwareRenderer } from "./software.js";
-import { backendReport, getBackend, gpuDeviceInfo, gpuDownload, gpuFinish, gpuUpload, initBackend, initBackendFromEnvAsync, setBackend, startedBackend } from "../backend.js";
+import { backendReport, getBackend, gpuDeviceInfo, backendDownload, backendFinish, backendUpload, initBackend, initBackendFromEnvAsync, setBackend, startedBackend } from "../backend.js";
 import type { GpujsBackend } from "./backend.js";
 
 /** What headless-gl's context says on every driver: ANGLE, no WEBGL_debug_renderer_info. */
@@ -139,42 +139,42 @@ describe(`gpu device info and timing hooks (GPU.js ${mode})`, () => {
     }
   });
 
-  it("gpuUpload copies host values to the device once per call; gpuDownload reads them back without caching", async () => {
+  it("backendUpload copies host values to the device once per call; backendDownload reads them back without caching", async () => {
     const x = tensor(new Float32Array([1.5, -2, 3.25, 7]), [2, 2]);
-    await gpuFinish();
+    await backendFinish();
     const before = backendReport().device!;
-    gpuUpload(x);
-    gpuUpload(x);
-    await gpuFinish();
+    backendUpload(x);
+    backendUpload(x);
+    await backendFinish();
     const mid = backendReport().device!;
     expect(mid.uploads - before.uploads).toBe(2);
     expect(mid.liveBuffers - before.liveBuffers).toBe(1); // the second upload replaced the first copy
     const y = ops.mul(x, x); // reads x's device copy: no further upload
     expect(backendReport().device!.uploads).toBe(mid.uploads);
     const out = new Float32Array(4);
-    expect(await gpuDownload(y, out)).toBe(out);
+    expect(await backendDownload(y, out)).toBe(out);
     expect(Array.from(out)).toEqual([2.25, 4, 10.5625, 49]);
-    expect(Array.from(await gpuDownload(y))).toEqual([2.25, 4, 10.5625, 49]);
+    expect(Array.from(await backendDownload(y))).toEqual([2.25, 4, 10.5625, 49]);
     expect(backendReport().device!.downloads - mid.downloads).toBe(2);
     y.dispose();
     x.dispose();
-    await gpuFinish(); // webgpu deletes a buffer once the kernels reading it were submitted
+    await backendFinish(); // webgpu deletes a buffer once the kernels reading it were submitted
     expect(backendReport().device!.liveBuffers).toBe(before.liveBuffers);
   });
 
   it("the hooks name what is wrong", async () => {
     const host = tensor(new Float32Array([1, 2]));
-    await expect(gpuDownload(host)).rejects.toThrow(/gpuDownload: tensor \d+ \[2\] has no device copy/);
-    gpuUpload(host);
-    await expect(gpuDownload(host, new Float32Array(1))).rejects.toThrow(/out holds 1 values, tensor \d+ has 2/);
+    await expect(backendDownload(host)).rejects.toThrow(/backendDownload: tensor \d+ \[2\] has no device copy/);
+    backendUpload(host);
+    await expect(backendDownload(host, new Float32Array(1))).rejects.toThrow(/out holds 1 values, tensor \d+ has 2/);
     host.dispose();
-    expect(() => gpuUpload(host)).toThrow(/gpuUpload: tensor \d+ \[2\] was disposed/);
+    expect(() => backendUpload(host)).toThrow(/backendUpload: tensor \d+ \[2\] was disposed/);
     const f64 = tensor(new Float64Array([1]));
-    expect(() => gpuUpload(f64)).toThrow(/is float64; the gpu backend keeps only float32 and int32/);
+    expect(() => backendUpload(f64)).toThrow(/is float64; the gpu backend keeps only float32 and int32/);
     f64.dispose();
   });
 
-  it("a kernel that fails says which, with its source: at the call in the synchronous modes, at the next read or gpuFinish in webgpu", async () => {
+  it("a kernel that fails says which, with its source: at the call in the synchronous modes, at the next read or backendFinish in webgpu", async () => {
     const rt = (startedBackend("gpu") as GpujsBackend).rt;
     const x = rt.upload(new Float32Array([1, 2, 3]), 3);
     const bad = (): ReturnType<typeof rt.run> => rt.run("test:bad", 3, () => "function (a) { return notAFunction(a[this.thread.x]); }", [x.handle]);
@@ -183,8 +183,8 @@ describe(`gpu device info and timing hooks (GPU.js ${mode})`, () => {
       const out = bad();
       await expect(out.downloadAsync(new Float32Array(3), 3)).rejects.toThrow(/gpu backend: kernel test:bad failed in GPU\.js webgpu.*notAFunction/s);
       const again = bad();
-      await expect(gpuFinish()).rejects.toThrow(/kernel test:bad failed/);
-      await gpuFinish(); // thrown once
+      await expect(backendFinish()).rejects.toThrow(/kernel test:bad failed/);
+      await backendFinish(); // thrown once
       again.free();
       out.free();
     }

@@ -128,6 +128,9 @@ const binarySrc: Record<string, string> = {
   gt: "(a > b ? 1.0 : 0.0)", ge: "(a >= b ? 1.0 : 0.0)",
 };
 
+/** Entries summed by one thread of `sumSquares`'s first kernel. */
+const SUMSQ_BLOCK = 4096;
+
 export class GpuOps implements Partial<Kernels> {
   constructor(readonly rt: GpuRuntime) {}
 
@@ -723,6 +726,59 @@ export class GpuOps implements Partial<Kernels> {
     } finally {
       O.free(); P.free();
     }
+  }
+
+  /** sum(x^2) as a float32 scalar: blocked sums of SUMSQ_BLOCK entries, one thread each, then their sum in one thread. */
+  sumSquares(x: Tensor): Tensor {
+    const n = x.size, blocks = Math.ceil(n / SUMSQ_BLOCK);
+    const part = this.out(`sumSqBlocks:${n}`, [blocks], "float32", () => `function (X) {
+      const base = (this.thread.x + 0.0) * ${lit(SUMSQ_BLOCK)};
+      const end = Math.min(${lit(n)} - base, ${lit(SUMSQ_BLOCK)});
+      ${blockedSum("acc", SUMSQ_BLOCK, "x * x", "const x = X[base + j];", "end")}
+      return acc;
+    }`, [this.dev(x)]);
+    const out = this.out(`sumSqTotal:${blocks}`, [], "float32", () => `function (P) {
+      ${blockedSum("acc", blocks, "P[j]")}
+      return acc + this.thread.x * 0.0;
+    }`, [this.dev(part)]);
+    part.dispose();
+    return out;
+  }
+
+  /** x *= c on the device, in float32 (x gets a new device buffer). */
+  scale(x: Tensor, c: number): void {
+    const n = x.size;
+    replaceDevice(x, this.rt.run(`scale:${n}`, n, () => "function (X, c) { return X[this.thread.x] * c; }", [this.dev(x), Math.fround(c)]));
+  }
+
+  /**
+   * The index of the first largest entry along r, as the cpu kernel picks it (entries at or below -1e38 are
+   * never picked over index 0). int32 tensors are float32 on this device: indices are exact below 2^24.
+   */
+  argmax(x: Tensor, outer: number, r: number, inner: number, outShape: readonly number[]): Tensor {
+    return this.out(`argmax:${outer}:${r}:${inner}`, outShape, "int32", () => `function (X) {
+      const i = this.thread.x + 0.0;
+      const o = Math.floor((i + 0.5) / ${lit(inner)});
+      const q = i - o * ${lit(inner)};
+      let best = 0.0;
+      let bv = ${lit(-Infinity)};
+      for (let jj = 0; jj < ${r}; jj++) {
+        const j = jj + 0.0;
+        const v = X[(o * ${lit(r)} + j) * ${lit(inner)} + q];
+        if (v > bv) { bv = v; best = j; }
+      }
+      return best;
+    }`, [this.dev(x)]);
+  }
+
+  /**
+   * float32 <-> int32 (float -> int truncates toward zero; int32 values are held as float32 on this device, so
+   * an infinity or NaN stays one where the cpu kernel gives 0).
+   */
+  astype(x: Tensor, dtype: DType): Tensor {
+    // (-1, 1) gives an explicit 0.0: Math.ceil(-0.5) is -0, and compilers drop a "+ 0.0" that would fix it.
+    const body = x.dtype === "float32" && dtype === "int32" ? "(x <= -1.0 ? Math.ceil(x) : (x < 1.0 ? 0.0 : Math.floor(x)))" : "x";
+    return this.out(`astype:${x.dtype}:${dtype}`, x.shape, dtype, () => `function (a) { const x = a[this.thread.x]; return ${body}; }`, [this.dev(x)]);
   }
 
   /** One AdamW step on the device (torch.optim.AdamW order of operations): p, m and v get new device buffers. */

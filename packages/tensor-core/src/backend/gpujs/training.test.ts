@@ -9,7 +9,7 @@ import { rng as makeRng } from "../../random.js";
 import * as ops from "../../ops/index.js";
 import { AdamW } from "../../optim/optim.js";
 import type { GpuMode } from "./runtime.js";
-import { backendReport, gpuFinish, initBackend, setBackend } from "../backend.js";
+import { backendReport, backendFinish, initBackend, setBackend } from "../backend.js";
 
 const mode = (process.env.LRC_GPU_TEST_MODE ?? "webasm") as GpuMode;
 const D = 8, H = 2, Hkv = 1, dh = 4, F = 12, V = 11, T = 5;
@@ -105,10 +105,10 @@ describe(`gpu backend training (GPU.js ${mode})`, () => {
       opt.step();
     });
     for (let i = 0; i < 10; i++) step();
-    await gpuFinish(); // webgpu: buffers are deleted once the kernels reading them were submitted
+    await backendFinish(); // webgpu: buffers are deleted once the kernels reading them were submitted
     const live = backendReport().device!.liveBuffers;
     for (let i = 0; i < 1000; i++) step();
-    await gpuFinish();
+    await backendFinish();
     expect(backendReport().device!.liveBuffers).toBe(live);
     setBackend("cpu");
   }, 120_000);

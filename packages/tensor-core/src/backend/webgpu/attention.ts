@@ -52,30 +52,19 @@ function cached(key: string, make: () => string): string {
 
 const dot = (a: string, b: string, DH: number): string => `var s = 0.0; for (var d = 0u; d < ${DH}u; d++) { s += ${a} * ${b}; }`;
 
-function forwardSource(DH: number, BK: number): string {
-  return `${paramsWgsl(SPEC)}
-@group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> K: array<f32>;
-@group(0) @binding(3) var<storage, read> V: array<f32>;
-@group(0) @binding(4) var<storage, read_write> O: array<f32>;
-@group(0) @binding(5) var<storage, read_write> LSE: array<f32>;
-${SPECIAL_FLOATS}
-var<workgroup> Ks: array<f32, ${BK * DH}>;
-var<workgroup> Vs: array<f32, ${BK * DH}>;
+/** The workgroup-memory key and value tiles of `keyTiles`: BK rows of dh each. */
+function keyTileDecls(DH: number, BK: number): string {
+  return `var<workgroup> Ks: array<f32, ${BK * DH}>;
+var<workgroup> Vs: array<f32, ${BK * DH}>;`;
+}
 
-@compute @workgroup_size(${ROWS})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
-  let t0 = wg.x * ${ROWS}u; let h = wg.y; let b = wg.z;
-  let g = h / (p.H / p.Hkv);
-  let t = t0 + l;
-  let valid = t < p.T;
-  let qo = ((b * p.H + h) * p.T + t) * ${DH}u;
-  var q: array<f32, ${DH}>;
-  var acc: array<f32, ${DH}>;
-  if (valid) { for (var d = 0u; d < ${DH}u; d++) { q[d] = Q[qo + d] * p.scale; } }
-  var m = -inff();
-  var sum = 0.0;
-  let last = p.offset + min(t0 + ${ROWS - 1}u, p.T - 1u);
+/**
+ * The forward's and dq's walk over the key / value rows that a workgroup's 64 query rows see, BK rows at a
+ * time staged in workgroup memory (Ks, Vs; zeros past S): for each key jj <= offset + t of a valid row t,
+ * `body` runs with s = q . k_jj (q the row's registers; the row scaled or not, as the kernel holds it).
+ */
+function keyTiles(DH: number, BK: number, body: string): string {
+  return `let last = p.offset + min(t0 + ${ROWS - 1}u, p.T - 1u);
   let kv = (b * p.Hkv + g) * p.S * ${DH}u;
   for (var j0 = 0u; j0 <= last; j0 += ${BK}u) {
     workgroupBarrier();
@@ -90,16 +79,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let lim = p.offset + t;
       for (var jj = 0u; jj < ${BK}u; jj++) {
         if (j0 + jj > lim) { break; }
-        ${dot("q[d]", `Ks[jj * ${DH}u + d]`, DH)}
+        ${dot("q[d]", `Ks[jj * ${DH}u + d]`, DH)}${body}
+      }
+    }
+  }`;
+}
+
+function forwardSource(DH: number, BK: number): string {
+  return `${paramsWgsl(SPEC)}
+@group(0) @binding(1) var<storage, read> Q: array<f32>;
+@group(0) @binding(2) var<storage, read> K: array<f32>;
+@group(0) @binding(3) var<storage, read> V: array<f32>;
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+@group(0) @binding(5) var<storage, read_write> LSE: array<f32>;
+${SPECIAL_FLOATS}
+${keyTileDecls(DH, BK)}
+
+@compute @workgroup_size(${ROWS})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+  let t0 = wg.x * ${ROWS}u; let h = wg.y; let b = wg.z;
+  let g = h / (p.H / p.Hkv);
+  let t = t0 + l;
+  let valid = t < p.T;
+  let qo = ((b * p.H + h) * p.T + t) * ${DH}u;
+  var q: array<f32, ${DH}>;
+  var acc: array<f32, ${DH}>;
+  if (valid) { for (var d = 0u; d < ${DH}u; d++) { q[d] = Q[qo + d] * p.scale; } }
+  var m = -inff();
+  var sum = 0.0;
+  ${keyTiles(DH, BK, `
         let mn = max(m, s);
         let corr = exp(m - mn);
         let pj = exp(s - mn);
         sum = sum * corr + pj;
         for (var d = 0u; d < ${DH}u; d++) { acc[d] = acc[d] * corr + pj * Vs[jj * ${DH}u + d]; }
-        m = mn;
-      }
-    }
-  }
+        m = mn;`)}
   if (valid) {
     for (var d = 0u; d < ${DH}u; d++) { O[qo + d] = acc[d] / sum; }
     LSE[(b * p.H + h) * p.T + t] = m + log(sum);
@@ -132,8 +146,7 @@ function dqSource(DH: number, BK: number): string {
 @group(0) @binding(6) var<storage, read> DO: array<f32>;
 @group(0) @binding(7) var<storage, read_write> DQ: array<f32>;
 @group(0) @binding(8) var<storage, read_write> Dr: array<f32>;
-var<workgroup> Ks: array<f32, ${BK * DH}>;
-var<workgroup> Vs: array<f32, ${BK * DH}>;
+${keyTileDecls(DH, BK)}
 
 @compute @workgroup_size(${ROWS})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
@@ -153,30 +166,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     lse = LSE[row];
     Dr[row] = Dt;
   }
-  let last = p.offset + min(t0 + ${ROWS - 1}u, p.T - 1u);
-  let kv = (b * p.Hkv + g) * p.S * ${DH}u;
-  for (var j0 = 0u; j0 <= last; j0 += ${BK}u) {
-    workgroupBarrier();
-    for (var e = l; e < ${BK * DH}u; e += ${ROWS}u) {
-      let j = j0 + e / ${DH}u;
-      var kv_k = 0.0; var kv_v = 0.0;
-      if (j < p.S) { kv_k = K[kv + j0 * ${DH}u + e]; kv_v = V[kv + j0 * ${DH}u + e]; }
-      Ks[e] = kv_k; Vs[e] = kv_v;
-    }
-    workgroupBarrier();
-    if (valid) {
-      let lim = p.offset + t;
-      for (var jj = 0u; jj < ${BK}u; jj++) {
-        if (j0 + jj > lim) { break; }
-        ${dot("q[d]", `Ks[jj * ${DH}u + d]`, DH)}
+  ${keyTiles(DH, BK, `
         let pr = exp(s * p.scale - lse);
         var dp = 0.0;
         for (var d = 0u; d < ${DH}u; d++) { dp += dout[d] * Vs[jj * ${DH}u + d]; }
         let ds = pr * (dp - Dt);
-        for (var d = 0u; d < ${DH}u; d++) { dq[d] += ds * Ks[jj * ${DH}u + d]; }
-      }
-    }
-  }
+        for (var d = 0u; d < ${DH}u; d++) { dq[d] += ds * Ks[jj * ${DH}u + d]; }`)}
   if (valid) { for (var d = 0u; d < ${DH}u; d++) { DQ[qo + d] = dq[d] * p.scale; } }
 }
 `;

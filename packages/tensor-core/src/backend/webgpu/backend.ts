@@ -5,8 +5,8 @@
 // calls it refuses (float64, empty operands; `float32Operands`) run on cpu through the dispatcher. A bfloat16
 // tensor (a frozen teacher weight) is uploaded as its 16-bit bits and read, widened to float32, by the matmul and
 // the embedding gather (half16.ts): a BF16 teacher's linear layers run here, at half the device memory.
-// Not here, so on cpu: astype, argmax, and the gradient clip's sumSquares (a synchronous number) and scale: the
-// trainer reads the accumulated gradients with toHostAsync() once per step and clips them on the host.
+// Every kernel of the LRC step is here, the gradient clip's sumSquares and scale included (the trainer reads one
+// number per step, `clipGradNormAsync`).
 
 import type { DType, TypedArray } from "../../dtype.js";
 import { broadcastStrides, sizeOf, stridesOf } from "../../shape.js";
@@ -169,6 +169,18 @@ export class WebGpuKernels implements Partial<Kernels> {
     return o;
   }
 
+  argmax(x: Tensor, outer: number, r: number, inner: number, outShape: readonly number[]): Tensor {
+    const [o, ob] = this.out(outShape, "int32");
+    ew.argmax(this.dev, this.buf(x), ob, outer, r, inner);
+    return o;
+  }
+
+  astype(x: Tensor, dtype: DType): Tensor {
+    const [o, ob] = this.out(x.shape, dtype);
+    ew.astype(this.dev, this.buf(x), x.dtype === "int32" ? "i32" : "f32", ob, x.size);
+    return o;
+  }
+
   gemm(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[]): Tensor {
     const [o, ob] = this.out(outShape);
     matmul(this.dev, { a: this.buf(a), b: this.buf(b), c: ob, ...p, strideC: p.m * p.n }, this.matmulVariant);
@@ -295,6 +307,16 @@ export class WebGpuKernels implements Partial<Kernels> {
 
   accumulate(acc: Tensor, g: Tensor, divisor: number): void {
     ew.accumulate(this.dev, this.mutable(acc), this.buf(g), acc.size, 1 / divisor);
+  }
+
+  sumSquares(x: Tensor): Tensor {
+    const [o, ob] = this.out([]);
+    rows.sqDiffSum(this.dev, this.buf(x), null, ob, x.size, 1);
+    return o;
+  }
+
+  scale(x: Tensor, c: number): void {
+    ew.scaleInPlace(this.dev, this.mutable(x), x.size, c);
   }
 
   adamw(p: Tensor, g: Tensor, m: Tensor, v: Tensor, h: AdamWHyper): void {

@@ -122,6 +122,30 @@ export function accumulate(dev: WebGpuDevice, dst: WebGpuBuffer, src: WebGpuBuff
   flatKernel(dev, "accumulate", { alpha: "f32" }, [["S", "read"], ["D", "rw"]], "  D[i] = D[i] + p.alpha * S[i];")({ n, alpha }, [src, dst]);
 }
 
+/** x[i] *= c, in place (float32: c rounded to float32, as the cpu kernel). */
+export function scaleInPlace(dev: WebGpuDevice, x: WebGpuBuffer, n: number, c: number): void {
+  flatKernel(dev, "scale", { c: "f32" }, [["X", "rw"]], "  X[i] = X[i] * p.c;")({ n, c }, [x]);
+}
+
+/** The index of the first largest entry along r of [outer, r, inner] (as the cpu kernel: NaN never picked), into int32 [outer, inner]. */
+export function argmax(dev: WebGpuDevice, x: WebGpuBuffer, out: WebGpuBuffer, outer: number, r: number, inner: number): void {
+  flatKernel(dev, "argmax", { r: "u32", inner: "u32" }, [["X", "read"], ["O", "rw", "i32"]], `  let o = i / p.inner;
+  let base = o * p.r * p.inner + (i - o * p.inner);
+  var best = 0u;
+  var bv = -inff();
+  for (var j = 0u; j < p.r; j++) {
+    let v = X[base + j * p.inner];
+    if (v > bv) { bv = v; best = j; }
+  }
+  O[i] = i32(best);`)({ n: outer * inner, r, inner }, [x, out]);
+}
+
+/** float32 <-> int32 (float -> int truncates toward zero, saturating at the int32 range). */
+export function astype(dev: WebGpuDevice, x: WebGpuBuffer, from: "f32" | "i32", out: WebGpuBuffer, n: number): void {
+  if (from === "f32") flatKernel(dev, "astype f32 i32", {}, [["X", "read"], ["O", "rw", "i32"]], "  O[i] = i32(X[i]);")({ n }, [x, out]);
+  else flatKernel(dev, "astype i32 f32", {}, [["X", "read", "i32"], ["O", "rw"]], "  O[i] = f32(X[i]);")({ n }, [x, out]);
+}
+
 /** da = c (a - b), db = -c (a - b) with c = 2 dy[0] / n (mean squared error's gradient); null outputs skipped. */
 export function mseBackward(dev: WebGpuDevice, a: WebGpuBuffer, b: WebGpuBuffer, dy: WebGpuBuffer, da: WebGpuBuffer | null, db: WebGpuBuffer | null, n: number): void {
   const c = "let c = 2.0 * DY[0] / f32(p.n); let d = c * (A[i] - B[i]);";

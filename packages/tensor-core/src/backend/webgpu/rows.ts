@@ -294,16 +294,20 @@ export function reduce(dev: WebGpuDevice, op: ReduceKernel, x: WebGpuBuffer, out
 
 const CHUNK = 8192;
 
-/** out[0] = scale * sum((a - b)^2) over n elements: per-chunk sums by workgroup trees, then their sum. */
-export function sqDiffSum(dev: WebGpuDevice, a: WebGpuBuffer, b: WebGpuBuffer, out: WebGpuBuffer, n: number, scale: number): void {
+/**
+ * out[0] = scale * sum((a - b)^2) over n elements (b null: sum(a^2)): per-chunk sums by workgroup trees, then
+ * their sum.
+ */
+export function sqDiffSum(dev: WebGpuDevice, a: WebGpuBuffer, b: WebGpuBuffer | null, out: WebGpuBuffer, n: number, scale: number): void {
   need("sqDiffSum", [["a", a, n], ["b", b, n], ["out", out, 1]]);
   const chunks = Math.max(1, Math.ceil(n / CHUNK));
   const part = dev.alloc(chunks);
-  rowKernel(dev, "sqDiffChunks", { n: "u32" }, [["X", "read"], ["B", "read"], ["P", "rw"]], `  var s = 0.0;
+  const [name, inputs, d] = b === null ? ["sqChunks", [a], "X[j]"] : ["sqDiffChunks", [a, b], "X[j] - B[j]"];
+  rowKernel(dev, name, { n: "u32" }, [["X", "read"], ...(b === null ? [] : [["B", "read"] as const]), ["P", "rw"]], `  var s = 0.0;
   let end = min(p.n, (r + 1u) * ${CHUNK}u);
-  for (var j = r * ${CHUNK}u + l; j < end; j += 256u) { let d = X[j] - B[j]; s += d * d; }
+  for (var j = r * ${CHUNK}u + l; j < end; j += 256u) { let d = ${d}; s += d * d; }
   s = wgSum(s, l);
-  if (l == 0u) { P[r] = s; }`)({ rows: chunks, n }, [a, b, part]);
+  if (l == 0u) { P[r] = s; }`)({ rows: chunks, n }, [...inputs, part]);
   rowKernel(dev, "sumScaled", { n: "u32", scale: "f32" }, [["X", "read"], ["O", "rw"]], `  var s = 0.0;
   for (var j = l; j < p.n; j += 256u) { s += X[j]; }
   s = wgSum(s, l);

@@ -1,5 +1,5 @@
 // `distill(options)` and `pretrain(options)`: what `lrc distill` / `lrc pretrain` run, callable in-process
-// (examples/distill-qwen does). Each opens the shard directory, builds the task, runs the Trainer in
+// (examples/distill-qwen does). Each opens the shard directory, builds the task, runs the Trainer (runTraining) in
 // `<out>/` (run.json, metrics.jsonl, loss.svg, checkpoints/) and exports the model as an HF directory
 // (`<out>/student/` for distill, `<out>/model/` for pretrain) with its training record in config.json, the
 // generation/tokenizer configs a Hub user expects and a model card README.md.
@@ -8,25 +8,28 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, parameterCount, readConfigFile } from "@lrc-ts/nn";
-import { bufferPoolStats, getBackend, makeDirectory } from "@lrc-ts/tensor-core";
+import { bufferPoolStats, getBackend, makeDirectory, writeFileAtomic } from "@lrc-ts/tensor-core";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
 import type { Manifest, Split } from "@lrc-ts/data";
-import { LowRankClone } from "./lrc.js";
-import type { LowRankCloneOptions } from "./lrc.js";
-import { initClone, initLine } from "./init.js";
-import type { CloneInitReport, InitMethod } from "./init.js";
-import { LmTask, LrcTask, readerSource, valSource } from "./task.js";
-import type { TrainTask } from "./task.js";
-import { Trainer, TrainerCore } from "./trainer.js";
-import { estimateMemory } from "./plan.js";
-import type { MemoryEstimate, RunShape } from "./plan.js";
+import { LowRankClone } from "../clone.js";
+import type { LowRankCloneOptions } from "../clone.js";
+import { initClone, initLine } from "../init.js";
+import type { CloneInitReport, InitMethod } from "../init.js";
+import { LmTask, LrcTask } from "../task.js";
+import type { TrainTask } from "../task.js";
+import { Trainer } from "../trainer.js";
+import type { EvalMetrics, StepMetrics, TrainerConfig } from "../trainer.js";
+import { estimateMemory } from "../plan.js";
+import type { MemoryEstimate, RunShape } from "../plan.js";
+import { TRAINING_CONFIG_FIELD } from "../training-record.js";
 import { exportConfigFiles, modelCard } from "./model-card.js";
-import { TRAINING_CONFIG_FIELD } from "./training-record.js";
-import { writeFileAtomic } from "./atomic-write.js";
 import { lrcVersion } from "./version.js";
-import type { EvalMetrics, StepMetrics, TrainerConfig } from "./trainer.js";
+import { exportTrained } from "./model-files.js";
+import { valSource } from "./sources.js";
+import { runTraining } from "./train-loop.js";
+import type { RunTrainingOptions } from "./train-loop.js";
 
 export interface TrainRunOptions {
   /** Shard directory (`lrc tokenize` output); its val split is the evaluation data unless valData is given. */
@@ -47,7 +50,7 @@ export interface TrainRunOptions {
   readonly seqLen?: number;
   readonly gradAccum?: number;
   readonly lr?: number;
-  /** AdamW weight decay (default 0) and its groups: see TrainerCoreConfig.decayAll and TrainTask.noDecay. */
+  /** AdamW weight decay (default 0) and its groups: see TrainerConfig.decayAll and TrainTask.noDecay. */
   readonly weightDecay?: number;
   readonly decayAll?: boolean;
   /** AdamW β1, β2, ε (defaults 0.9, 0.999, 1e-8, as HF Trainer). */
@@ -81,7 +84,7 @@ export interface TrainRunOptions {
   readonly keepTeacherDType?: boolean;
   readonly onStep?: (m: StepMetrics) => void | Promise<void>;
   readonly log?: (line: string) => void;
-  /** Test hook (see TrainerConfig.beforeStep). */
+  /** Test hook (see RunTrainingOptions.beforeStep). */
   readonly beforeStep?: (step: number) => void;
 }
 
@@ -220,19 +223,23 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
   try {
     const val = evalOn === null ? null : valSource(evalOn.dir, { seqLen: T, batchSize: B, maxBatches: o.evalBatches ?? 8, split: evalOn.split });
     const cfg: TrainerConfig = {
-      steps, outDir: o.out, lr: o.lr ?? defaultLr, describe,
+      steps, lr: o.lr ?? defaultLr, describe,
+      ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "seed"]),
+    };
+    const runOpts: RunTrainingOptions = {
+      outDir: o.out,
       runInfo: {
         ...spec.info, data: o.data, evalData: evalOn, batchSize: B, seqLen: T, evalBatches: o.evalBatches ?? 8, exportTo: exportDir,
         tokenizerFrom: tokenizerFrom ?? null, exportDType: spec.dtype,
       },
-      ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "evalEvery", "saveEvery", "keepCheckpoints", "resume", "seed", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
+      ...pick(o, ["saveEvery", "keepCheckpoints", "resume", "progress", "handleSigint", "onStep", "log", "beforeStep"]),
     };
-    const trainer = new Trainer(task, readerSource(reader), val, cfg);
-    const r = await trainer.run();
+    const trainer = new Trainer(task, reader, val, cfg);
+    const r = await runTraining(trainer, runOpts);
     let exported: string | null = null;
     if (!r.interrupted) {
       const configOverrides = { [TRAINING_CONFIG_FIELD]: { train_seq_len: T, version: lrcVersion() } };
-      await task.export(exportDir, {
+      await exportTrained(task, exportDir, {
         configOverrides, dtype: spec.dtype, extraFiles: exportConfigFiles(config, tokenizerFrom), ...(tokenizerFrom !== undefined ? { tokenizerFrom } : {}),
       });
       const exportedConfig = readConfigFile(path.join(exportDir, "config.json"));
@@ -421,7 +428,7 @@ async function dryRun(p: RunSpec, o: TrainRunOptions): Promise<DryRunResult> {
   const steps = resolveSteps(o, B, T);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
   try {
-    const core = new TrainerCore(p.task, readerSource(reader), null, {
+    const core = new Trainer(p.task, reader, null, {
       steps, lr: o.lr ?? p.defaultLr, ...pick(o, ["weightDecay", "decayAll", "beta1", "beta2", "adamEps", "schedule", "warmupFraction", "warmupSteps", "gradClip", "gradAccum", "seed"]),
     });
     const stepSeconds: number[] = [];

@@ -5,9 +5,9 @@
 //                           the cached teacher val loss, the configuration with its hash, the sha256
 //                           and size of each .safetensors file, and (last) the sha256 of its own compact
 //                           JSON without that field (version 2)
-// Each is written into a temporary directory next to the target, which is then renamed into place, and
-// only then is the `latest` pointer replaced (write + rename), so a crash at any moment leaves the last
-// complete checkpoint intact. Loading validates every state.json field and the files' checksums; it tries
+// Each is written into a temporary directory next to the target, which is then renamed into place
+// (tensor-core's writeDirAtomic), and only then is the `latest` pointer replaced (writeFileAtomic), so a
+// crash at any moment leaves the last complete checkpoint intact. Loading validates every state.json field and the files' checksums; it tries
 // `latest` first, then the complete step directories from the newest down, and resumes from the first that
 // verifies, saying which damaged ones it skipped. Old checkpoints beyond `keep` are removed after a new one
 // is complete. Version 1 checkpoints (no checksums) still load, with a note.
@@ -15,21 +15,16 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { fileSystemError, makeDirectory, parseSafetensors, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
-import type { AdamWState, RngState, SafetensorsFile, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
+import { fileSystemError, makeDirectory, parseSafetensors, writeDirAtomic, writeFileAtomic, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
+import type { RngState, SafetensorsFile, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { ReaderState } from "@lrc-ts/data";
+import { CheckpointError } from "@lrc-ts/nn";
+import type { TrainerState } from "../trainer.js";
 
-export interface TrainerCheckpoint {
+/** A checkpoint as loaded: the trainer's state, the wall time spent so far, and where it was read from. */
+export interface TrainerCheckpoint extends TrainerState {
   readonly dir: string;
-  readonly step: number;
-  readonly tokens: number;
   readonly elapsedSeconds: number;
-  readonly configHash: string;
-  readonly config: Record<string, unknown>;
-  readonly optimizer: AdamWState;
-  readonly reader: ReaderState;
-  readonly rng: RngState;
-  readonly teacherVal: number | null;
 }
 
 const STEP_DIR = /^step-(\d{8})$/;
@@ -42,10 +37,9 @@ function f32(a: ArrayLike<number>): Float32Array {
   return a instanceof Float32Array ? a : Float32Array.from(a);
 }
 
-/** A checkpoint that cannot be used (unreadable, truncated, a field of the wrong type, a checksum mismatch). */
-export class CheckpointError extends Error {
-  override name = "CheckpointError";
-}
+// A training checkpoint that cannot be used (unreadable, truncated, a field of the wrong type, a checksum
+// mismatch) throws nn's CheckpointError, the one class of that name (re-exported here and by @lrc-ts/lrc).
+export { CheckpointError };
 
 const VERSION = 2;
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -189,43 +183,32 @@ export class CheckpointStore {
     makeDirectory(this.dir);
     const name = `step-${String(ck.step).padStart(8, "0")}`;
     const final = path.join(this.dir, name);
-    const tmp = path.join(this.dir, `.${name}.tmp-${process.pid}`);
-    fs.rmSync(tmp, { recursive: true, force: true });
-    try {
-      fs.mkdirSync(tmp);
-      const trainable: Array<[string, SafetensorsTensorInput]> = names.map((n, i) => [n, { shape: [...params[i]!.shape], data: f32(params[i]!.buf) }]);
-      writeSafetensorsFileSync(path.join(tmp, TRAINABLE), trainable, { format: "lrc-ts-trainable", step: String(ck.step) });
-      const opt: Array<[string, SafetensorsTensorInput]> = [];
-      names.forEach((n, i) => {
-        const shape = [...params[i]!.shape];
-        opt.push([`m.${n}`, { shape, data: f32(ck.optimizer.m[i]!) }], [`v.${n}`, { shape, data: f32(ck.optimizer.v[i]!) }]);
-      });
-      writeSafetensorsFileSync(path.join(tmp, OPTIMIZER), opt, { format: "lrc-ts-adamw", step: String(ck.optimizer.step) });
-      const files = { [TRAINABLE]: fileDigest(path.join(tmp, TRAINABLE)), [OPTIMIZER]: fileDigest(path.join(tmp, OPTIMIZER)) };
-      const state = {
-        format: "lrc-ts-checkpoint", version: VERSION, step: ck.step, tokens: ck.tokens, elapsedSeconds: ck.elapsedSeconds,
-        optimizerStep: ck.optimizer.step, reader: ck.reader, rng: ck.rng, teacherVal: ck.teacherVal, configHash: ck.configHash,
-        config: ck.config, files,
-      };
-      // state.json checks itself: the sha256 of its own compact JSON (without this field) comes last.
-      const stateSha256 = createHash("sha256").update(JSON.stringify(state)).digest("hex");
-      const fd = fs.openSync(path.join(tmp, STATE), "w");
-      fs.writeSync(fd, `${JSON.stringify({ ...state, stateSha256 }, null, 1)}\n`);
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
-      if (fs.existsSync(final)) {
-        const old = `${tmp}.old`;
-        fs.renameSync(final, old);
-        fs.renameSync(tmp, final);
-        fs.rmSync(old, { recursive: true, force: true });
-      } else fs.renameSync(tmp, final);
-    } catch (e) {
-      fs.rmSync(tmp, { recursive: true, force: true });
-      throw (e as NodeJS.ErrnoException).code !== undefined ? fileSystemError(final, "cannot write the checkpoint", e) : e;
-    }
-    const ptrTmp = path.join(this.dir, `.${LATEST}.tmp-${process.pid}`);
-    fs.writeFileSync(ptrTmp, `${name}\n`);
-    fs.renameSync(ptrTmp, path.join(this.dir, LATEST));
+    writeDirAtomic(
+      final,
+      (tmp) => {
+        const trainable: Array<[string, SafetensorsTensorInput]> = names.map((n, i) => [n, { shape: [...params[i]!.shape], data: f32(params[i]!.buf) }]);
+        writeSafetensorsFileSync(path.join(tmp, TRAINABLE), trainable, { format: "lrc-ts-trainable", step: String(ck.step) });
+        const opt: Array<[string, SafetensorsTensorInput]> = [];
+        names.forEach((n, i) => {
+          const shape = [...params[i]!.shape];
+          opt.push([`m.${n}`, { shape, data: f32(ck.optimizer.m[i]!) }], [`v.${n}`, { shape, data: f32(ck.optimizer.v[i]!) }]);
+        });
+        writeSafetensorsFileSync(path.join(tmp, OPTIMIZER), opt, { format: "lrc-ts-adamw", step: String(ck.optimizer.step) });
+        const files = { [TRAINABLE]: fileDigest(path.join(tmp, TRAINABLE)), [OPTIMIZER]: fileDigest(path.join(tmp, OPTIMIZER)) };
+        const state = {
+          format: "lrc-ts-checkpoint", version: VERSION, step: ck.step, tokens: ck.tokens, elapsedSeconds: ck.elapsedSeconds,
+          optimizerStep: ck.optimizer.step, reader: ck.reader, rng: ck.rng, teacherVal: ck.teacherVal, configHash: ck.configHash,
+          config: ck.config, files,
+        };
+        // state.json checks itself: the sha256 of its own compact JSON (without this field) comes last.
+        const stateSha256 = createHash("sha256").update(JSON.stringify(state)).digest("hex");
+        // fsync'd before the directory is renamed into place; a failure is named by the error below.
+        writeFileAtomic(path.join(tmp, STATE), `${JSON.stringify({ ...state, stateSha256 }, null, 1)}\n`, { fsync: true, error: (e) => e as Error });
+      },
+      { error: (e) => ((e as NodeJS.ErrnoException).code !== undefined ? fileSystemError(final, "cannot write the checkpoint", e) : (e as Error)) },
+    );
+    // Only a complete checkpoint is pointed at.
+    writeFileAtomic(path.join(this.dir, LATEST), `${name}\n`);
     for (const old of this.list().slice(0, Math.max(0, this.list().length - this.keep)))
       if (old.name !== name) fs.rmSync(path.join(this.dir, old.name), { recursive: true, force: true });
     return final;

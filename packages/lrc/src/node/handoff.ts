@@ -18,18 +18,19 @@ import fs from "node:fs";
 import path from "node:path";
 import { loadCausalLM, parseWeightIndex, readConfigFile, resolveWeightFiles } from "@lrc-ts/nn";
 import type { CausalLMConfig } from "@lrc-ts/nn";
-import { makeDirectory, readSafetensorsFile, writeSafetensorsFile } from "@lrc-ts/tensor-core";
+import { makeDirectory, readSafetensorsFile, writeFileAtomic, writeSafetensorsFile } from "@lrc-ts/tensor-core";
 import type { SafetensorsFile, SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import { CheckpointStore, readCheckpointState, readCheckpointTrainable } from "./checkpoint.js";
-import { LowRankClone } from "./lrc.js";
+import { LowRankClone } from "../clone.js";
 import { exportConfigFiles } from "./model-card.js";
-import type { ResolvedLossOptions } from "./losses.js";
-import { MATRICES } from "./projection.js";
-import type { MatrixName } from "./projection.js";
+import { exportStudent } from "./model-files.js";
+import type { ResolvedLossOptions } from "../losses.js";
+import { MATRICES } from "../projection.js";
+import type { MatrixName } from "../projection.js";
 import {
   inspectReferenceTensors, isReferenceProjectionName, loadReferenceTensors, readReferenceSettings, referenceMetadata, toReferenceTensors,
-} from "./reference-layout.js";
-import type { ReferenceSettings, ReferenceTensorSource } from "./reference-layout.js";
+} from "../reference-layout.js";
+import type { ReferenceSettings, ReferenceTensorSource } from "../reference-layout.js";
 
 /** The file exportReference writes R's tensors to, and the note beside it. */
 export const REFERENCE_PROJECTIONS_FILE = "projections.safetensors";
@@ -108,7 +109,7 @@ export async function exportReference(o: ExportReferenceOptions): Promise<Export
   await writeSafetensorsFile(file, tensors, metadata, o.dtype !== undefined ? { dtype: o.dtype } : {});
   const { command, warnings } = referenceCommand({ settings, loss: task.loss, teacher: tc, teacherDir: o.teacher, weights: path.resolve(file), config, seqLen: batchSeqLen(config) });
   const note = path.join(o.out, HANDOFF_NOTE_FILE);
-  writeTextAtomic(note, handoffNote({ run: o.run, checkpoint: dir, step, tokens, settings, command, warnings, dtype: o.dtype ?? "F32", teacherDir: o.teacher, batch: describeBatch(config) }));
+  writeFileAtomic(note, handoffNote({ run: o.run, checkpoint: dir, step, tokens, settings, command, warnings, dtype: o.dtype ?? "F32", teacherDir: o.teacher, batch: describeBatch(config) }));
   return { file, note, checkpoint: dir, step, tokens, settings, command, warnings };
 }
 
@@ -127,12 +128,6 @@ function batchSeqLen(config: Record<string, unknown>): number | undefined {
 function checkSameTeacher(given: CausalLMConfig, run: CausalLMConfig, givenFile: string, runFile: string): void {
   for (const k of ["model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size"] as const)
     if (given[k] !== run[k]) throw new Error(`${givenFile}: ${k} is ${JSON.stringify(given[k])}, but the run in ${runFile} was trained from a teacher with ${JSON.stringify(run[k])}`);
-}
-
-function writeTextAtomic(file: string, text: string): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
 }
 
 /** A shell word (single-quoted unless plain). */
@@ -423,7 +418,7 @@ export async function importReference(o: ImportReferenceOptions): Promise<Import
     loadReferenceTensors(clone.projections, ck.tensors, ck.describe);
     // As distill's export: generation/tokenizer configs where the tokenizer source has none (weights stay F32).
     const tokenizerFrom = o.tokenizerFrom ?? o.teacher;
-    await clone.exportStudent(o.out, { tokenizerFrom, extraFiles: exportConfigFiles(tc, tokenizerFrom) });
+    await exportStudent(clone, o.out, { tokenizerFrom, extraFiles: exportConfigFiles(tc, tokenizerFrom) });
     const settings: ReferenceSettings = {
       hiddenSize: seen.hiddenSize, tieLmHeadProjection: seen.tieLmHeadProjection, studentEps: eps,
       modelType: tc.model_type, teacherHiddenSize: tc.hidden_size, numLayers: tc.num_hidden_layers, ...(s.attnOut !== undefined ? { attnOut: s.attnOut } : {}),

@@ -3,11 +3,10 @@
 // of the curves next to it (./plot.ts). A resumed run drops the rows after its checkpoint and appends.
 
 import fs from "node:fs";
-import { fileSystemError } from "@lrc-ts/tensor-core";
-import type { EvalMetrics, StepMetrics } from "./trainer.js";
-import { lossPlotSvg } from "./plot.js";
-import { writeFileAtomic } from "./atomic-write.js";
-import type { Series } from "./plot.js";
+import { fileSystemError, writeFileAtomic } from "@lrc-ts/tensor-core";
+import type { EvalMetrics, StepMetrics } from "../trainer.js";
+import { lossPlotSvg } from "../plot.js";
+import type { Series } from "../plot.js";
 
 export interface TrainRow {
   readonly type: "train";
