@@ -21,6 +21,12 @@ export interface EvaluateOptions {
   readonly eps?: number;
   /** Called after each batch with the tokens scored so far and the total. */
   readonly onProgress?: (done: number, total: number) => void;
+  /**
+   * Stops scoring between batches once aborted; the result then covers the batches done. With a signal, each
+   * batch is followed by a turn of the event loop (a timer), so that what aborts it (a process signal's
+   * listener, a UI event) gets to run even on backends whose reads resolve at once.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface EvalResult {
@@ -60,10 +66,18 @@ export async function batchNll(model: LanguageModel, batch: Batch, eps?: number)
   }
 }
 
+/** Whether to stop before the next batch: lets the event loop turn first when there is a signal to listen to. */
+async function stopped(signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal === undefined) return false;
+  await new Promise<void>((r) => setTimeout(r, 0));
+  return signal.aborted;
+}
+
 /** Mean NLL over batches (e.g. @lrc-ts/data's evalWindows). */
-export async function evaluateBatches(model: LanguageModel, batches: Iterable<Batch>, opts: Pick<EvaluateOptions, "eps" | "onProgress"> = {}): Promise<EvalResult> {
+export async function evaluateBatches(model: LanguageModel, batches: Iterable<Batch>, opts: Pick<EvaluateOptions, "eps" | "onProgress" | "signal"> = {}): Promise<EvalResult> {
   let nll = 0, count = 0;
   for (const b of batches) {
+    if (await stopped(opts.signal)) break;
     nll += await batchNll(model, b, opts.eps);
     count += b.shape[0] * b.shape[1];
     opts.onProgress?.(count, count);
@@ -91,6 +105,7 @@ export async function evaluate(model: LanguageModel, tokens: ArrayLike<number>, 
   const full = Math.floor(total / W);
   // Full windows, B at a time.
   for (let j = 0; j < full; j += B) {
+    if (await stopped(opts.signal)) return result(nll, count);
     const nb = Math.min(B, full - j);
     const inputs = new Int32Array(nb * W), targets = new Int32Array(nb * W);
     for (let b = 0; b < nb; b++) {
@@ -104,7 +119,7 @@ export async function evaluate(model: LanguageModel, tokens: ArrayLike<number>, 
   }
   // The last, shorter window.
   const s = full * W, rest = total - s;
-  if (rest > 0) {
+  if (rest > 0 && !(await stopped(opts.signal))) {
     nll += await batchNll(model, { inputs: all.slice(s, s + rest), targets: all.slice(s + 1, s + rest + 1), shape: [1, rest] }, opts.eps);
     count += rest;
     opts.onProgress?.(count, total);

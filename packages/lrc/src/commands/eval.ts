@@ -4,6 +4,8 @@
 // max_position_embeddings tokens; by default the window the model was trained with (config.json's lrc_ts field). Progress goes to stderr, the result to stdout.
 // The result line also gives the scoring speed (tokens/s, after loading) and the process's peak RSS. Memory is flat
 // in the number of tokens: windows are read and scored a batch at a time, the LM head + CE over row chunks.
+// Ctrl-C or SIGTERM stops it after the current batch with the result over the windows done so far (exit 130,
+// 143 for SIGTERM); a second one exits at once.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -12,6 +14,7 @@ import { evaluate, evaluateBatches, loadCausalLM, readConfigFile } from "@lrc-ts
 import type { EvalResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
 import { backendFlag, defineCommand, poolLimitFlag } from "../cli/command.js";
+import { onInterrupt } from "../node/interrupt.js";
 import { statusLine } from "../node/status-line.js";
 import type { StatusLine } from "../node/status-line.js";
 import { trainedSeqLen } from "../training-record.js";
@@ -76,47 +79,62 @@ export const evalCommand = defineCommand({
     const defaultWindow = trained !== undefined && trained <= maxPos ? trained : undefined;
     const status = statusLine();
     const bar = progress("eval", status);
+    const interrupt = onInterrupt("stopping after this batch of windows");
+    const signal = interrupt.signal;
     const t0 = performance.now(); // scoring only: the model is loaded
-    let result: EvalResult;
-    if (tokenizer !== null && text !== undefined) {
-      const ids = tokenizer.encode(body);
-      if (ids.length < 2) throw new Error(`${text}: has ${ids.length} token${ids.length === 1 ? "" : "s"}; at least 2 are needed to score next-token predictions`);
-      const maxId = ids.reduce((m, x) => Math.max(m, x), 0);
-      if (maxId >= cfg.vocab_size)
-        throw new Error(`${tokenizer.path ?? dir}: produces token id ${maxId}, outside vocab_size ${cfg.vocab_size} of ${path.join(dir, "config.json")}`);
-      const w = window ?? defaultWindow ?? maxPos;
-      announce(w, window !== undefined ? "--window" : defaultWindow !== undefined ? "the trained window" : "max_position_embeddings");
-      result = await evaluate(model, ids, { window: w, batchSize, onProgress: bar });
-    } else {
-      const manifest = readManifest(data!);
-      if (manifest.vocabSize > cfg.vocab_size)
-        throw new Error(`${path.join(data!, "manifest.json")}: vocabSize ${manifest.vocabSize} exceeds vocab_size ${cfg.vocab_size} of ${path.join(dir, "config.json")}`);
-      if (fs.existsSync(path.join(dir, "tokenizer.json"))) verifyTokenizer(data!, dir);
-      const n = manifest.splits[split].tokens;
-      if (n < 2) throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens; at least 2 are needed`);
-      const seqLen = window ?? defaultWindow ?? Math.min(maxPos, n - 1);
-      announce(seqLen, window !== undefined ? "--window" : defaultWindow !== undefined ? "the trained window" : seqLen < maxPos ? "the split's length" : "max_position_embeddings");
-      if (n - 1 < seqLen)
-        throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens, too few for one window of ${seqLen}; pass a smaller --window`);
-      const total = Math.floor((n - 1) / seqLen) * seqLen;
-      result = await evaluateBatches(model, evalWindows(data!, { split, seqLen, batchSize }), {
-        onProgress: (d) => bar(d, total),
-      });
+    let result: EvalResult, total: number;
+    try {
+      if (tokenizer !== null && text !== undefined) {
+        const ids = tokenizer.encode(body);
+        if (ids.length < 2) throw new Error(`${text}: has ${ids.length} token${ids.length === 1 ? "" : "s"}; at least 2 are needed to score next-token predictions`);
+        const maxId = ids.reduce((m, x) => Math.max(m, x), 0);
+        if (maxId >= cfg.vocab_size)
+          throw new Error(`${tokenizer.path ?? dir}: produces token id ${maxId}, outside vocab_size ${cfg.vocab_size} of ${path.join(dir, "config.json")}`);
+        const w = window ?? defaultWindow ?? maxPos;
+        announce(w, window !== undefined ? "--window" : defaultWindow !== undefined ? "the trained window" : "max_position_embeddings");
+        total = ids.length - 1;
+        result = await evaluate(model, ids, { window: w, batchSize, onProgress: bar, signal });
+      } else {
+        const manifest = readManifest(data!);
+        if (manifest.vocabSize > cfg.vocab_size)
+          throw new Error(`${path.join(data!, "manifest.json")}: vocabSize ${manifest.vocabSize} exceeds vocab_size ${cfg.vocab_size} of ${path.join(dir, "config.json")}`);
+        if (fs.existsSync(path.join(dir, "tokenizer.json"))) verifyTokenizer(data!, dir);
+        const n = manifest.splits[split].tokens;
+        if (n < 2) throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens; at least 2 are needed`);
+        const seqLen = window ?? defaultWindow ?? Math.min(maxPos, n - 1);
+        announce(seqLen, window !== undefined ? "--window" : defaultWindow !== undefined ? "the trained window" : seqLen < maxPos ? "the split's length" : "max_position_embeddings");
+        if (n - 1 < seqLen)
+          throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens, too few for one window of ${seqLen}; pass a smaller --window`);
+        const all = (total = Math.floor((n - 1) / seqLen) * seqLen);
+        result = await evaluateBatches(model, evalWindows(data!, { split, seqLen, batchSize }), {
+          onProgress: (d) => bar(d, all),
+          signal,
+        });
+      }
+    } finally {
+      interrupt.dispose();
     }
     status.done();
+    const interrupted = signal.aborted && result.tokens < total;
     const seconds = (performance.now() - t0) / 1000;
     const tokensPerSecond = result.tokens / Math.max(seconds, 1e-9);
     const peakRss = process.resourceUsage().maxRSS * 1024;
+    if (interrupted && result.tokens === 0) {
+      console.error(`eval: interrupted before the first window was scored`);
+      return interrupt.exitCode();
+    }
     if (!Number.isFinite(result.loss)) throw new Error(`${dir}: the model's mean loss is ${result.loss}: its weights overflow on this data (no result)`);
     if (flags.json)
       console.log(JSON.stringify({
         loss: result.loss, perplexity: result.perplexity, tokens: result.tokens, window: usedWindow, seconds, tokens_per_s: tokensPerSecond, peak_rss_bytes: peakRss,
+        ...(interrupted ? { interrupted: true, tokens_total: total } : {}),
       }));
     else
       console.log(
+        `${interrupted ? `interrupted after ${result.tokens} of ${total} tokens: ` : ""}` +
         `loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(3)}  tokens ${result.tokens}  window ${usedWindow} (${windowSource})  ` +
           `(${seconds.toFixed(1)} s, ${tokensPerSecond.toFixed(0)} tokens/s, peak RSS ${(peakRss / 2 ** 30).toFixed(2)} GiB)`,
       );
-    return 0;
+    return interrupted ? interrupt.exitCode() : 0;
   },
 });

@@ -1,7 +1,7 @@
 // The run loop of the one trainer in Node: runTraining drives a Trainer (../trainer.ts, one step at a
 // time, no files) to cfg.steps with run.json at the start, eval every N steps, JSONL metrics, a progress
 // line on stderr, an SVG plot (rewritten at every eval and checkpoint), atomic checkpoints every N steps and
-// at the end, bit-exact resume, and Ctrl-C (save, then stop with `interrupted`).
+// at the end, bit-exact resume, and Ctrl-C or SIGTERM (save, then stop with `interrupted`).
 
 import path from "node:path";
 import { makeDirectory, writeFileAtomic } from "@lrc-ts/tensor-core";
@@ -9,6 +9,7 @@ import { CheckpointStore } from "./checkpoint.js";
 import { MetricsLog } from "./metrics.js";
 import { EtaClock } from "../clock.js";
 import { Progress } from "./progress.js";
+import { onInterrupt } from "./interrupt.js";
 import { lrcVersion } from "./version.js";
 import type { EvalMetrics, StepMetrics, Trainer } from "../trainer.js";
 
@@ -27,7 +28,7 @@ export interface RunTrainingOptions {
   readonly onStep?: (m: StepMetrics) => void | Promise<void>;
   /** Free-form log lines (default: stderr). */
   readonly log?: (line: string) => void;
-  /** Save a checkpoint and stop on SIGINT (default false; the CLI turns it on). */
+  /** Save a checkpoint and stop on SIGINT or SIGTERM (default false; the CLI turns it on). */
   readonly handleSigint?: boolean;
   /** Test hook: runs before step `step` (1-based). */
   readonly beforeStep?: (step: number) => void;
@@ -88,18 +89,12 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
   const etaClock = new EtaClock(startStep);
   const elapsed = () => elapsedBefore + (Date.now() - t0) / 1000;
   const progress = new Progress({ enabled: opts.progress ?? true, total: steps, label: trainer.task.label });
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) return;
-    interrupted = true;
-    log("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)");
-    process.once("SIGINT", () => process.exit(130));
-  };
-  if (opts.handleSigint) process.once("SIGINT", onSigint);
+  const interrupt = opts.handleSigint ? onInterrupt("saving a checkpoint after this step", log) : null;
+  const interrupted = () => interrupt?.signal.aborted === true;
   const recent: Array<Record<string, number>> = [];
   const evalEvery = trainer.cfg.evalEvery ?? 0, saveEvery = opts.saveEvery ?? 0;
   try {
-    while (trainer.step < steps && !interrupted) {
+    while (trainer.step < steps && !interrupted()) {
       opts.beforeStep?.(trainer.step + 1);
       const s = await trainer.step1();
       const el = elapsed();
@@ -134,14 +129,14 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
       // Let signals and other callbacks in between steps.
       await new Promise<void>((r) => setImmediate(r));
     }
-    if (interrupted && trainer.step < steps) {
+    if (interrupted() && trainer.step < steps) {
       const dir = savedStep === trainer.step && lastCheckpoint !== null ? lastCheckpoint : await save(elapsed());
       progress.done();
       log(`saved ${dir} at step ${trainer.step}; resume with --resume`);
     }
   } finally {
     progress.done();
-    if (opts.handleSigint) process.removeListener("SIGINT", onSigint);
+    interrupt?.dispose();
     metrics.plot();
   }
   const final: Record<string, number> = {};
@@ -149,7 +144,7 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
   const runSeconds = (Date.now() - t0) / 1000;
   return {
     step: trainer.step,
-    interrupted,
+    interrupted: interrupted(),
     final,
     lastEval: trainer.lastEval,
     tokens: trainer.tokens,
