@@ -9,6 +9,7 @@
 
 import type { Batch } from "@lrc-ts/data";
 import { lmHeadLoss, noGrad, scope, tensor } from "@lrc-ts/tensor-core";
+import { abortedAfterYield } from "./abort.js";
 import { causalLMForward } from "./functional.js";
 import type { LanguageModel } from "./generate.js";
 
@@ -21,11 +22,7 @@ export interface EvaluateOptions {
   readonly eps?: number;
   /** Called after each batch with the tokens scored so far and the total. */
   readonly onProgress?: (done: number, total: number) => void;
-  /**
-   * Stops scoring between batches once aborted; the result then covers the batches done. With a signal, each
-   * batch is followed by a turn of the event loop (a timer), so that what aborts it (a process signal's
-   * listener, a UI event) gets to run even on backends whose reads resolve at once.
-   */
+  /** Stops scoring between batches once aborted (see abortedAfterYield); the result then covers the batches done. */
   readonly signal?: AbortSignal;
 }
 
@@ -66,18 +63,11 @@ export async function batchNll(model: LanguageModel, batch: Batch, eps?: number)
   }
 }
 
-/** Whether to stop before the next batch: lets the event loop turn first when there is a signal to listen to. */
-async function stopped(signal: AbortSignal | undefined): Promise<boolean> {
-  if (signal === undefined) return false;
-  await new Promise<void>((r) => setTimeout(r, 0));
-  return signal.aborted;
-}
-
 /** Mean NLL over batches (e.g. @lrc-ts/data's evalWindows). */
 export async function evaluateBatches(model: LanguageModel, batches: Iterable<Batch>, opts: Pick<EvaluateOptions, "eps" | "onProgress" | "signal"> = {}): Promise<EvalResult> {
   let nll = 0, count = 0;
   for (const b of batches) {
-    if (await stopped(opts.signal)) break;
+    if (await abortedAfterYield(opts.signal)) break;
     nll += await batchNll(model, b, opts.eps);
     count += b.shape[0] * b.shape[1];
     opts.onProgress?.(count, count);
@@ -105,7 +95,7 @@ export async function evaluate(model: LanguageModel, tokens: ArrayLike<number>, 
   const full = Math.floor(total / W);
   // Full windows, B at a time.
   for (let j = 0; j < full; j += B) {
-    if (await stopped(opts.signal)) return result(nll, count);
+    if (await abortedAfterYield(opts.signal)) return result(nll, count);
     const nb = Math.min(B, full - j);
     const inputs = new Int32Array(nb * W), targets = new Int32Array(nb * W);
     for (let b = 0; b < nb; b++) {
@@ -119,7 +109,7 @@ export async function evaluate(model: LanguageModel, tokens: ArrayLike<number>, 
   }
   // The last, shorter window.
   const s = full * W, rest = total - s;
-  if (rest > 0 && !(await stopped(opts.signal))) {
+  if (rest > 0 && !(await abortedAfterYield(opts.signal))) {
     nll += await batchNll(model, { inputs: all.slice(s, s + rest), targets: all.slice(s + 1, s + rest + 1), shape: [1, rest] }, opts.eps);
     count += rest;
     opts.onProgress?.(count, total);

@@ -110,6 +110,14 @@ describe("generate", () => {
     expect((await generate(model, long, { maxNewTokens: 10, stopTokens: [] })).tokens.length).toBe(2);
   });
 
+  it("stops before the next token once its signal is aborted", async () => {
+    const free = (await generate(model, [3], { maxNewTokens: 6, stopTokens: [] })).tokens;
+    const ac = new AbortController();
+    const r = await generate(model, [3], { maxNewTokens: 6, stopTokens: [], signal: ac.signal, onToken: (_, i) => void (i === 2 && ac.abort()) });
+    expect(r).toEqual({ tokens: free.slice(0, 3), stopReason: "aborted" });
+    expect(await generate(model, [3], { maxNewTokens: 6, stopTokens: [], signal: AbortSignal.abort() })).toEqual({ tokens: [], stopReason: "aborted" });
+  });
+
   it("defaults stop tokens to config eos_token_id and validates the prompt", async () => {
     expect(configStopTokens(tinyQwen())).toEqual([2]);
     await expect(generate(model, [])).rejects.toThrow(/at least one token/);
@@ -148,6 +156,22 @@ describe("evaluate", () => {
     expect(a.loss).toBeCloseTo(want, 5);
     expect(b.loss).toBeCloseTo(a.loss, 5);
     expect(progress).toEqual([5, 10, 15, 20, 22]);
+  });
+
+  it("stops between batches once its signal is aborted: the result covers the batches done", async () => {
+    const ac = new AbortController();
+    const e = await evaluate(model, toks, { window: 5, signal: ac.signal, onProgress: (d) => void (d === 10 && ac.abort()) });
+    expect(e.tokens).toBe(10);
+    expect(e.loss).toBeCloseTo((windowSum(0, 5) + windowSum(5, 5)) / 10, 5);
+    // A timer aborts it: the loop lets the event loop turn between batches (its reads resolve at once on cpu).
+    const slow = new AbortController();
+    setTimeout(() => slow.abort(), 0);
+    const batches = function* () {
+      for (let s = 0; s + 6 <= toks.length; s = (s + 5) % 15) yield { inputs: Int32Array.from(toks.slice(s, s + 5)), targets: Int32Array.from(toks.slice(s + 1, s + 6)), shape: [1, 5] as [number, number] };
+    };
+    const f = await evaluateBatches(model, batches(), { signal: slow.signal });
+    expect(f.tokens % 5).toBe(0);
+    expect(f.tokens).toBeLessThan(5 * 1000);
   });
 
   it("evaluateBatches over explicit [B, T] batches", async () => {

@@ -10,6 +10,7 @@ import type { Tensor } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "./config.js";
 import type { CausalLMWeights, KVCache } from "./functional.js";
 import { causalLMForward } from "./functional.js";
+import { abortedAfterYield } from "./abort.js";
 
 /** Anything with a config and weights: a CausalLM, or an LRC student's computed weights. */
 export interface LanguageModel {
@@ -37,13 +38,18 @@ export interface GenerateOptions extends SamplingOptions {
   readonly onToken?: (id: number, index: number) => void | boolean;
   /** RMSNorm epsilon override (see causalLMForward). */
   readonly eps?: number;
+  /** Stops before the next token once aborted (stopReason "aborted"); see abortedAfterYield. */
+  readonly signal?: AbortSignal;
 }
 
 export interface GenerateResult {
   /** The new tokens (prompt and stop token excluded). */
   readonly tokens: number[];
-  /** "stop": a stop token; "length": maxNewTokens; "context": max_position_embeddings; "callback": onToken said stop. */
-  readonly stopReason: "stop" | "length" | "context" | "callback";
+  /**
+   * "stop": a stop token; "length": maxNewTokens; "context": max_position_embeddings; "callback": onToken said
+   * stop; "aborted": the signal was aborted.
+   */
+  readonly stopReason: "stop" | "length" | "context" | "callback" | "aborted";
 }
 
 /** The stop tokens config.json names (eos_token_id, a number or a list). */
@@ -128,6 +134,7 @@ export async function generate(model: LanguageModel, prompt: readonly number[], 
     for (;;) {
       if (out.length >= maxNew) return { tokens: out, stopReason: "length" };
       if (prompt.length + out.length >= maxCtx) return { tokens: out, stopReason: "context" };
+      if (await abortedAfterYield(opts.signal)) return { tokens: out, stopReason: "aborted" };
       const ids = input;
       const prev: KVCache | null = cache;
       const step: { logits: Tensor; cache: KVCache } = noGrad(() =>

@@ -143,6 +143,18 @@ describe("loglikelihoods", () => {
     expect(a!.logprob).toBeGreaterThan(b!.logprob);
   });
 
+  it("stops between forward passes once its signal is aborted, rejecting with the signal's reason", async () => {
+    const model = await loadCausalLM(path.join(FIXTURES, "qwen2-tied-f32"));
+    const reqs = [[5, 9], [7], [3, 3, 4], [8, 1]].map((context, i) => ({ context, continuation: [10 + i, 20 + i] }));
+    for (const shareContext of [true, false]) {
+      const ac = new AbortController();
+      const seen: number[] = [];
+      const p = loglikelihoods(model, reqs, { shareContext, signal: ac.signal, onProgress: (d) => (seen.push(d), d === 2 && ac.abort(new Error("stop here"))) });
+      await expect(p).rejects.toThrow("stop here");
+      expect(seen).toEqual([1, 2]);
+    }
+  });
+
   it("rejects empty contexts, continuations longer than the window and bad options", async () => {
     const model = await loadCausalLM(path.join(FIXTURES, "qwen2-tied-f32"));
     await expect(loglikelihoods(model, [{ context: [], continuation: [3] }])).rejects.toThrow(/request 0: empty context/);

@@ -14,6 +14,7 @@
 
 import { concat, noGrad, reshape, scope, slice, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
+import { abortedAfterYield } from "./abort.js";
 import type { CausalLMWeights, KVCache } from "./functional.js";
 import { causalLMForward, linear } from "./functional.js";
 import type { LanguageModel } from "./generate.js";
@@ -45,6 +46,8 @@ export interface LoglikelihoodOptions {
   readonly eps?: number;
   /** Called as requests finish, with the number done and the total. */
   readonly onProgress?: (done: number, total: number) => void;
+  /** Stops between forward passes once aborted, throwing the signal's reason (see abortedAfterYield). */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -131,6 +134,10 @@ function disposeCache(c: KVCache): void {
   }
 }
 
+async function stopIfAborted(signal: AbortSignal | undefined): Promise<void> {
+  if (await abortedAfterYield(signal)) throw signal!.reason;
+}
+
 /**
  * Sum of log-probabilities of each request's continuation given its context, and whether greedy decoding
  * would produce it; results in request order. Runs without gradients.
@@ -169,6 +176,7 @@ export async function loglikelihoods(
     // Longest contexts first, as lm-eval orders its batches.
     const ordered = [...groups.values()].sort((a, b) => b[0]!.ctxLen - a[0]!.ctxLen);
     for (const group of ordered) {
+      await stopIfAborted(opts.signal);
       const ctx = group[0]!.input.slice(0, group[0]!.ctxLen);
       const pre = noGrad(() => scope(() => {
         const r = causalLMForward(w, cfg, tensor(ctx, [1, ctx.length], { dtype: "int32" }), { returnCache: true, logits: "last", ...eps });
@@ -177,6 +185,7 @@ export async function loglikelihoods(
       try {
         const lastRow = await readHost(pre.last); // predicts each continuation's first token
         for (let s = 0; s < group.length; s += batchSize) {
+          if (s > 0) await stopIfAborted(opts.signal);
           const chunk = group.slice(s, s + batchSize);
           const rest = chunk.filter((p) => p.cont.length > 1);
           let restLogits: Float32Array | Float64Array | null = null;
@@ -212,6 +221,7 @@ export async function loglikelihoods(
   } else {
     const sorted = [...todo].sort((a, b) => b.input.length - a.input.length);
     for (let s = 0; s < sorted.length; s += batchSize) {
+      await stopIfAborted(opts.signal);
       const chunk = sorted.slice(s, s + batchSize);
       const { ids, T } = padded(chunk.map((p) => p.input));
       const logits = await readHost(noGrad(() => scope(() => {

@@ -3,7 +3,8 @@
 // ../eval-tasks.ts). Each --task NAME=FILE reads a Hub dataset split exported to JSONL or kept as parquet.
 // Prints a table (n, acc ± stderr, acc_norm ± stderr per task) and, with several tasks, the average of the
 // paper's metric (acc_norm for arc_challenge and logiqa, acc elsewhere); --json prints one JSON object as the
-// last line; --log-samples writes one JSON line per document. Progress goes to stderr.
+// last line; --log-samples writes one JSON line per document. Progress goes to stderr. Ctrl-C or SIGTERM stops
+// it between forward passes and reports the tasks finished (exit 130 / 143).
 
 import fs from "node:fs";
 import path from "node:path";
@@ -14,6 +15,7 @@ import { evaluateMultipleChoice, loadCausalLM, readConfigFile } from "@lrc-ts/nn
 import type { LanguageModel, MultipleChoiceDoc, MultipleChoiceResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
 import { backendFlag, defineCommand } from "../cli/command.js";
+import { onInterrupt } from "../node/interrupt.js";
 import { statusLine } from "../node/status-line.js";
 import { TASKS, TaskRowError, taskDoc } from "../eval-tasks.js";
 import type { TaskAdapter, TaskMetric } from "../eval-tasks.js";
@@ -167,6 +169,8 @@ export interface ScoreTasksOptions {
   readonly onSamples?: (task: LoadedTask, result: MultipleChoiceResult) => void;
   /** A progress line on stderr. */
   readonly progress?: boolean;
+  /** Stops between forward passes once aborted; the scores returned are then those of the tasks finished. */
+  readonly signal?: AbortSignal;
 }
 
 /** Scores loaded tasks with a model; the scores by task name, in order. */
@@ -176,11 +180,19 @@ export async function scoreTasks(
   const scores = new Map<string, TaskScore>();
   for (const t of tasks) {
     const bar = progress(t.task.name);
-    const r = await evaluateMultipleChoice(model, (s) => tokenizer.encode(s), t.docs, {
-      prefixToken: prefix,
-      ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
-      ...(opts.progress ? { onProgress: bar.update } : {}),
-    });
+    let r: MultipleChoiceResult;
+    try {
+      r = await evaluateMultipleChoice(model, (s) => tokenizer.encode(s), t.docs, {
+        prefixToken: prefix,
+        ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+        ...(opts.progress ? { onProgress: bar.update } : {}),
+        ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+      });
+    } catch (e) {
+      if (opts.signal?.aborted !== true) throw e;
+      if (opts.progress) bar.end();
+      break;
+    }
     if (opts.progress) bar.end();
     opts.onSamples?.(t, r);
     scores.set(t.task.name, score(r));
@@ -228,21 +240,30 @@ export const evalTasksCommand = defineCommand({
     const loaded = await loadTasks(tasks, limit);
     const model = await loadCausalLM(dir);
     const lines: string[] = [];
-    const scores = await scoreTasks(model, tokenizer, prefixToken(tokenizer, dir), loaded, {
-      batchSize,
-      progress: true,
-      onSamples: (t, r) => {
-        if (logFile === undefined) return;
-        r.samples.forEach((s, i) => lines.push(JSON.stringify({
-          task: t.task.name, line: t.lines[i], loglikelihoods: s.loglikelihoods, is_greedy: s.isGreedy, gold: s.gold, pred: s.pred, pred_norm: s.predNorm,
-        })));
-      },
-    });
+    const interrupt = onInterrupt("stopping; the tasks finished so far are reported");
+    let scores: Map<string, TaskScore>;
+    try {
+      scores = await scoreTasks(model, tokenizer, prefixToken(tokenizer, dir), loaded, {
+        batchSize,
+        progress: true,
+        signal: interrupt.signal,
+        onSamples: (t, r) => {
+          if (logFile === undefined) return;
+          r.samples.forEach((s, i) => lines.push(JSON.stringify({
+            task: t.task.name, line: t.lines[i], loglikelihoods: s.loglikelihoods, is_greedy: s.isGreedy, gold: s.gold, pred: s.pred, pred_norm: s.predNorm,
+          })));
+        },
+      });
+    } finally {
+      interrupt.dispose();
+    }
+    const interrupted = scores.size < loaded.length;
     if (logFile !== undefined) {
       writeFileAtomic(logFile, lines.map((l) => `${l}\n`).join(""));
     }
-    console.log(formatTable(scores));
-    if (flags.json) console.log(JSON.stringify({ tasks: Object.fromEntries(scores), ...paperAverage(scores) }));
-    return 0;
+    if (interrupted) console.error(`eval-tasks: interrupted during ${loaded[scores.size]!.task.name}; ${scores.size} of ${loaded.length} tasks scored`);
+    if (scores.size > 0) console.log(formatTable(scores));
+    if (flags.json) console.log(JSON.stringify({ tasks: Object.fromEntries(scores), ...paperAverage(scores), ...(interrupted ? { interrupted: true } : {}) }));
+    return interrupted ? interrupt.exitCode() : 0;
   },
 });

@@ -49,6 +49,9 @@ export const evalCommand = defineCommand({
     "",
     "Memory is flat in the number of tokens (a batch of windows at a time, the LM head over row chunks) and",
     "grows with --window x --batch-size: a Qwen2.5 model's default window is 32,768 tokens, so pass --window.",
+    "",
+    "Ctrl-C (or SIGTERM) stops after the current batch and prints the result over the windows scored so far,",
+    "marked interrupted (exit 130; 143 for SIGTERM); a second Ctrl-C exits at once.",
   ].join("\n"),
   async run(flags) {
     const dir = flags.model;

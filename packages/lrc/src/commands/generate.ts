@@ -2,7 +2,7 @@
 // each token is chosen (KV-cache decoding; greedy with --temperature 0, else temperature / top-k / top-p
 // sampling from --seed). Generation stops at an end-of-sequence token (config.json and
 // generation_config.json eos_token_id, and the tokenizer's end-of-text), at --max-tokens, or at
-// max_position_embeddings.
+// max_position_embeddings; Ctrl-C or SIGTERM stops it before the next token, with the text so far (exit 130 / 143).
 
 import fs from "node:fs";
 import path from "node:path";
@@ -11,6 +11,7 @@ import type { TextTokenizer } from "@lrc-ts/data";
 import { configStopTokens, generate, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
 import { backendFlag, defineCommand } from "../cli/command.js";
+import { onInterrupt } from "../node/interrupt.js";
 
 function readJson(file: string): Record<string, unknown> | null {
   if (!fs.existsSync(file)) return null;
@@ -112,6 +113,7 @@ export const generateCommand = defineCommand({
 
     const json = flags.json === true;
     const out = streamer(tok, (s) => void process.stdout.write(s));
+    const interrupt = onInterrupt("stopping generation");
     const res = await generate(model, prompt, {
       maxNewTokens: maxTokens,
       temperature,
@@ -120,13 +122,14 @@ export const generateCommand = defineCommand({
       seed: flags.seed,
       stopTokens,
       ...(json ? {} : { onToken: (id: number) => void out.push(id) }),
-    });
+      signal: interrupt.signal,
+    }).finally(() => interrupt.dispose());
     if (json) {
       console.log(JSON.stringify({ text: tok.decode(res.tokens), tokens: res.tokens, promptTokens: prompt.length, stopReason: res.stopReason }));
     } else {
       out.flush();
       process.stdout.write("\n");
     }
-    return 0;
+    return res.stopReason === "aborted" ? interrupt.exitCode() : 0;
   },
 });

@@ -1,0 +1,96 @@
+// Ctrl-C / SIGTERM in the long commands. onInterrupt in-process (process.exit mocked): the first signal aborts
+// and logs, the second exits with 128 + its number. Then `lrc eval` in a real child process on a tiny model:
+// SIGINT or SIGTERM mid-run stops it between windows with the result over the windows scored (equal to
+// evaluateBatches over those windows), exit 130 / 143.
+
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { evalWindows, readManifest } from "@lrc-ts/data";
+import { evaluateBatches, initCheckpoint, loadCausalLM, makeConfig } from "@lrc-ts/nn";
+import { spawnCli, waitFor, writeMarkovShards } from "../testing-internal/fixtures.js";
+import { onInterrupt } from "./interrupt.js";
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-interrupt-"));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+afterEach(() => vi.restoreAllMocks());
+
+describe("onInterrupt", () => {
+  it("aborts at the first SIGINT, exits 130 at the second, and removes its listeners", () => {
+    const before = process.listenerCount("SIGINT");
+    const exit = vi.spyOn(process, "exit").mockImplementation((() => undefined) as never);
+    const lines: string[] = [];
+    const i = onInterrupt("stopping after this window", (l) => lines.push(l));
+    expect(process.listenerCount("SIGINT")).toBe(before + 1);
+    expect(i.signal.aborted).toBe(false);
+    process.emit("SIGINT", "SIGINT");
+    expect(i.signal.aborted).toBe(true);
+    expect(i.exitCode()).toBe(130);
+    expect(lines).toEqual(["\ninterrupt: stopping after this window (Ctrl-C again to exit at once)"]);
+    expect(exit).not.toHaveBeenCalled();
+    process.emit("SIGINT", "SIGINT");
+    expect(exit).toHaveBeenCalledWith(130);
+    i.dispose();
+    expect(process.listenerCount("SIGINT")).toBe(before);
+  });
+  it("SIGTERM: exit code 143", () => {
+    const exit = vi.spyOn(process, "exit").mockImplementation((() => undefined) as never);
+    const lines: string[] = [];
+    const i = onInterrupt("stopping", (l) => lines.push(l));
+    process.emit("SIGTERM", "SIGTERM");
+    expect([i.signal.aborted, i.exitCode(), lines[0]]).toEqual([true, 143, "\nSIGTERM: stopping (Ctrl-C again to exit at once)"]);
+    process.emit("SIGINT", "SIGINT");
+    expect(exit).toHaveBeenCalledWith(130);
+    i.dispose();
+  });
+});
+
+describe("lrc eval in a child process", () => {
+  const model = path.join(root, "model"), data = path.join(root, "shards");
+  const window = 64;
+  const setup = (() => {
+    let done = false;
+    return () => {
+      if (done) return;
+      const config = makeConfig({
+        model_type: "qwen2", vocab_size: 64, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+        num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: window, tie_word_embeddings: true,
+      });
+      initCheckpoint(config, model, { seed: 1 });
+      // Enough windows (~6,000) that a run takes far longer than the time to the signal.
+      writeMarkovShards(data, { vocab: 64, trainTokens: 2000, valTokens: 400_000 });
+      done = true;
+    };
+  })();
+
+  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const)
+    it(`${sig} mid-run: the result over the windows done, exit ${code}`, async () => {
+      setup();
+      const p = spawnCli(["eval", "--model", model, "--data", data, "--window", String(window), "--json"]);
+      // Wait until some windows are scored (the progress line counts them), then signal.
+      await waitFor(() => /eval [1-9]\d*\//.test(p.stderr()) || p.child.exitCode !== null, 120_000, "the first windows");
+      p.child.kill(sig);
+      const ex = await p.exit;
+      expect(ex.code, p.stderr()).toBe(code);
+      expect(p.stderr()).toMatch(sig === "SIGINT" ? /interrupt: stopping after this batch of windows/ : /SIGTERM: stopping after this batch of windows/);
+      const r = JSON.parse(p.stdout().trim()) as { loss: number; tokens: number; tokens_total: number; interrupted: boolean };
+      expect(r.interrupted).toBe(true);
+      expect(r.tokens_total).toBe(Math.floor((readManifest(data).splits.val.tokens - 1) / window) * window);
+      expect(r.tokens).toBeGreaterThan(0);
+      expect(r.tokens).toBeLessThan(r.tokens_total);
+      expect(r.tokens % window).toBe(0);
+      // The same windows scored in this process give the same loss.
+      const n = r.tokens / window;
+      const first = (function* () {
+        let k = 0;
+        for (const b of evalWindows(data, { split: "val", seqLen: window, batchSize: 1 })) {
+          if (k++ === n) return;
+          yield b;
+        }
+      })();
+      const want = await evaluateBatches(await loadCausalLM(model), first);
+      expect(want.tokens).toBe(r.tokens);
+      expect(r.loss).toBeCloseTo(want.loss, 9);
+    }, 180_000);
+});
