@@ -247,6 +247,8 @@ export interface WriteShardsOptions {
   readonly onProgress?: (p: WriteProgress) => void;
   /** Minimum milliseconds between onProgress calls (default 250); a final call always comes. */
   readonly progressIntervalMs?: number;
+  /** Stops before the next piece of text once aborted, as on an error (temporary files removed, no manifest), rejecting with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 async function* piecesOf(docs: DocumentSource): AsyncGenerator<TextPiece> {
@@ -316,6 +318,7 @@ export async function writeTextPieces(
       let split: Split | null = null;
       let nonEmpty = false;
       for await (const piece of source.pieces) {
+        options.signal?.throwIfAborted();
         if (split === null)
           split = source.split !== "auto" ? source.split : documentUniform(seed, autoIndex) < valFraction ? "val" : "train";
         if (piece.text.length > 0) {

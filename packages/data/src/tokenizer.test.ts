@@ -316,4 +316,19 @@ describe("writeShards", () => {
     await writeShards({ tokenizer: tok, documents: docs, split: "val", out: onlyVal });
     expect(readManifest(onlyVal).splits.train.tokens).toBe(0);
   });
+
+  it("stops once its signal is aborted: no manifest, no temporary files", async () => {
+    const out = path.join(root, "aborted");
+    const ac = new AbortController();
+    const gen = async function* () {
+      for (const [i, d] of docs.entries()) {
+        if (i === 25) ac.abort(new Error("stop"));
+        yield d;
+      }
+    };
+    await expect(writeShards({ tokenizer: tok, documents: gen(), out, shardTokens: 50, signal: ac.signal })).rejects.toThrow("stop");
+    const left = fs.readdirSync(out);
+    expect(left.length).toBeGreaterThan(0); // the shards finished before the abort (unreadable without a manifest)
+    expect(left.filter((f) => !/^train-\d{6}\.bin$/.test(f))).toEqual([]);
+  });
 });

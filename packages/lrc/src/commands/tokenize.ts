@@ -3,13 +3,14 @@
 // with a manifest, through @lrc-ts/data. Documents are joined with the tokenizer's end-of-text token and
 // assigned to train or val by a seeded per-document choice, or, with --val-files, by file (deterministic:
 // the files the patterns name are val, every other file is train). Progress goes to stderr, the summary to
-// stdout.
+// stdout. Ctrl-C or SIGTERM stops it before the next document piece, with no manifest written (exit 130 / 143).
 
 import fs from "node:fs";
 import path from "node:path";
-import { expandInputs, loadTokenizer, readDocuments, writeTextPieces, type WriteProgress } from "@lrc-ts/data";
+import { expandInputs, loadTokenizer, readDocuments, writeTextPieces, type Manifest, type WriteProgress } from "@lrc-ts/data";
 import { makeDirectory } from "@lrc-ts/tensor-core";
 import { defineCommand } from "../cli/command.js";
+import { onInterrupt } from "../node/interrupt.js";
 import { statusLine } from "../node/status-line.js";
 import type { StatusLine } from "../node/status-line.js";
 import { clock } from "../clock.js";
@@ -79,25 +80,37 @@ export const tokenizeCommand = defineCommand({
     const bar = progressBar(totalBytes, status);
     const start = Date.now();
     let last: WriteProgress | null = null;
-    const manifest = await writeTextPieces(
-      {
-        tokenizer,
-        out,
-        valFraction,
-        shardTokens,
-        seed: flags.seed,
-        onProgress: (p) => {
-          last = p;
-          bar(p);
+    const interrupt = onInterrupt("stopping (no manifest is written)");
+    let manifest: Manifest;
+    try {
+      manifest = await writeTextPieces(
+        {
+          tokenizer,
+          out,
+          valFraction,
+          shardTokens,
+          seed: flags.seed,
+          signal: interrupt.signal,
+          onProgress: (p) => {
+            last = p;
+            bar(p);
+          },
         },
-      },
-      valPatterns !== undefined
-        ? [
-            { pieces: docs(trainFiles), split: "train", describe: trainFiles.join(",") },
-            { pieces: docs(valFiles), split: "val", describe: valFiles.join(",") },
-          ]
-        : [{ pieces: docs(files), split: "auto", describe: (flags.input).join(",") }],
-    );
+        valPatterns !== undefined
+          ? [
+              { pieces: docs(trainFiles), split: "train", describe: trainFiles.join(",") },
+              { pieces: docs(valFiles), split: "val", describe: valFiles.join(",") },
+            ]
+          : [{ pieces: docs(files), split: "auto", describe: (flags.input).join(",") }],
+      );
+    } catch (e) {
+      if (!interrupt.signal.aborted) throw e;
+      status.done();
+      console.error(`lrc tokenize: interrupted after ${(last as WriteProgress | null)?.documents ?? 0} documents: ${out} has no manifest (incomplete); run it again`);
+      return interrupt.exitCode();
+    } finally {
+      interrupt.dispose();
+    }
     status.done();
     const seconds = (Date.now() - start) / 1000;
     const bytes = (last as WriteProgress | null)?.bytes ?? 0;
