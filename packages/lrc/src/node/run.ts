@@ -31,7 +31,16 @@ import { valSource } from "./sources.js";
 import { runTraining } from "./train-loop.js";
 import type { RunTrainingOptions } from "./train-loop.js";
 
-export interface TrainRunOptions {
+/** The trainer's math settings a run passes through unchanged (documented on TrainerConfig). */
+type RunTrainerSettings = Partial<
+  Pick<
+    TrainerConfig,
+    | "gradAccum" | "lr" | "weightDecay" | "decayAll" | "beta1" | "beta2" | "adamEps"
+    | "schedule" | "warmupFraction" | "warmupSteps" | "gradClip" | "evalEvery"
+  >
+>;
+
+export interface TrainRunOptions extends RunTrainerSettings {
   /** Shard directory (`lrc tokenize` output); its val split is the evaluation data unless valData is given. */
   readonly data: string;
   /**
@@ -48,21 +57,6 @@ export interface TrainRunOptions {
   readonly batchSize?: number;
   /** Tokens per sequence (default 128). */
   readonly seqLen?: number;
-  readonly gradAccum?: number;
-  readonly lr?: number;
-  /** AdamW weight decay (default 0) and its groups: see TrainerConfig.decayAll and TrainTask.noDecay. */
-  readonly weightDecay?: number;
-  readonly decayAll?: boolean;
-  /** AdamW β1, β2, ε (defaults 0.9, 0.999, 1e-8, as HF Trainer). */
-  readonly beta1?: number;
-  readonly beta2?: number;
-  readonly adamEps?: number;
-  readonly schedule?: "linear" | "cosine" | "constant";
-  readonly warmupFraction?: number;
-  readonly warmupSteps?: number;
-  readonly gradClip?: number;
-  /** Evaluate on the val split every N steps (0: only at the end; default 0). */
-  readonly evalEvery?: number;
   /** Val batches per evaluation (default 8). */
   readonly evalBatches?: number;
   /** Checkpoint every N steps (0: only at the end; default 0). */
