@@ -34,29 +34,24 @@ torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 dev = torch.device("cuda")
 rows = []
+def timed(name, n, f):
+    # one warm-up call, then the median of 5 CUDA-event timings
+    f(); torch.cuda.synchronize()
+    ts = []
+    for _ in range(5):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record(); f(); e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
+    ms = sorted(ts)[2]
+    row = {"case": name, "ms": ms, "gflops": 2 * n**3 / ms / 1e6, "torch": torch.__version__}
+    rows.append(row); print(json.dumps(row))
 for n in (1024, 2048, 4096):
     a = torch.randn(n, n, device=dev); b = torch.randn(n, n, device=dev)
     for ta, tb in ((False, False), (True, False), (False, True)):
-        f = lambda: (a.t() if ta else a) @ (b.t() if tb else b)
-        f(); torch.cuda.synchronize()
-        ts = []
-        for _ in range(5):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record(); f(); e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
-        ms = sorted(ts)[2]
-        row = {"case": f"matmul {n}^3 {'T' if ta else 'N'}{'T' if tb else 'N'}", "ms": ms, "gflops": 2 * n**3 / ms / 1e6, "torch": torch.__version__}
-        rows.append(row); print(json.dumps(row))
+        timed(f"matmul {n}^3 {'T' if ta else 'N'}{'T' if tb else 'N'}", n, lambda: (a.t() if ta else a) @ (b.t() if tb else b))
     # the bf16-weight rows: the frozen weight held in bf16, widened to fp32 in each call, then the fp32 product
     a16, b16 = a.bfloat16(), b.bfloat16()
-    for name, f in ((f"matmul {n}^3 NT bf16 B", lambda: a @ b16.float().t()), (f"matmul {n}^3 TN bf16 A", lambda: a16.float().t() @ b)):
-        f(); torch.cuda.synchronize()
-        ts = []
-        for _ in range(5):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record(); f(); e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
-        ms = sorted(ts)[2]
-        row = {"case": name, "ms": ms, "gflops": 2 * n**3 / ms / 1e6, "torch": torch.__version__}
-        rows.append(row); print(json.dumps(row))
+    timed(f"matmul {n}^3 NT bf16 B", n, lambda: a @ b16.float().t())
+    timed(f"matmul {n}^3 TN bf16 A", n, lambda: a16.float().t() @ b)
 json.dump({"torch_fp32_tf32_off": rows}, open(sys.argv[1], "w"), indent=1)
 PY
 echo "run.sh: results in $O"
