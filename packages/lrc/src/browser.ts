@@ -15,6 +15,7 @@ export { symmetricEigen } from "./eigen.js";
 export type { SymmetricEigen } from "./eigen.js";
 export { lrcLoss, layerCloneTerms, resolveLossOptions } from "./losses.js";
 export type { AttnOutForm, LossOptions, LrcLoss, ResolvedLossOptions } from "./losses.js";
+export type { RecomputeChoice, RecomputeSetting } from "./plan.js";
 export {
   referenceLayout, toReferenceTensors, loadReferenceTensors, referenceMetadata, readReferenceSettings, inspectReferenceTensors, isReferenceProjectionName,
 } from "./reference-layout.js";

@@ -8,12 +8,14 @@
 import type { Batch } from "@lrc-ts/data";
 import { serializeCausalLM } from "@lrc-ts/nn";
 import type { CausalLM, CausalLMConfig, CausalLMWeights } from "@lrc-ts/nn";
-import { parseSafetensors, serializeSafetensors } from "@lrc-ts/tensor-core";
+import { memoryLimit, parseSafetensors, serializeSafetensors } from "@lrc-ts/tensor-core";
 import type { SafetensorsFile, SafetensorsFloatDType, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { LossOptions, LrcLoss, ResolvedLossOptions } from "./losses.js";
 import { lrcLoss, resolveLossOptions } from "./losses.js";
+import { chooseRecompute } from "./plan.js";
+import type { RecomputeChoice } from "./plan.js";
 import type { ProjectionOptions, ProjectionParams, Teacher } from "./projection.js";
-import { Projections } from "./projection.js";
+import { Projections, weightTensors } from "./projection.js";
 import { loadReferenceTensors, toReferenceTensors } from "./reference-layout.js";
 
 export interface LowRankCloneOptions extends ProjectionOptions, LossOptions {}
@@ -21,6 +23,8 @@ export interface LowRankCloneOptions extends ProjectionOptions, LossOptions {}
 export class LowRankClone {
   readonly projections: Projections;
   readonly loss: ResolvedLossOptions;
+  /** recomputePlan's decisions by batch shape ("BxT"). */
+  private readonly recomputeChoices = new Map<string, RecomputeChoice>();
 
   constructor(teacher: Teacher, options: LowRankCloneOptions) {
     this.projections = new Projections(teacher, options);
@@ -54,7 +58,26 @@ export class LowRankClone {
    * substitutes trainable tensors (finite-difference checks).
    */
   forward(batch: Batch, params?: ProjectionParams): LrcLoss {
-    return lrcLoss(this.projections, batch, this.loss, params ?? this.projections.params);
+    const [B, T] = batch.shape;
+    const recomputeWeights = this.recomputePlan(B, T).recompute;
+    return lrcLoss(this.projections, batch, { ...this.loss, recomputeWeights }, params ?? this.projections.params);
+  }
+
+  /**
+   * Whether a step on batches of B x T frees each layer's generated weights after its forward and recomputes
+   * them for its backward, and why: loss.recomputeWeights when set, else ("auto") from the step's memory
+   * estimate against tensor-core's memoryLimit() (plan.ts chooseRecompute). Decided once per shape.
+   */
+  recomputePlan(batchSize: number, seqLen: number): RecomputeChoice {
+    const key = `${batchSize}x${seqLen}`;
+    let c = this.recomputeChoices.get(key);
+    if (c === undefined) {
+      const teacherBytes = weightTensors(this.projections.teacher).reduce((n, t) => n + t.nbytes, 0);
+      const shape = { teacher: this.teacherConfig, teacherBytes, student: this.studentConfig, trainable: this.numTrainable(), generated: true, batchSize, seqLen };
+      c = chooseRecompute(this.loss.recomputeWeights, shape, this.loss.recomputeWeights === "auto" ? memoryLimit() : null);
+      this.recomputeChoices.set(key, c);
+    }
+    return c;
   }
 
   /** The student's weights generated from the teacher (on the tape when grad mode is on). */

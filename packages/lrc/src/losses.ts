@@ -21,6 +21,7 @@ import { causalLMForward, linear } from "@lrc-ts/nn";
 import type { CaptureField, CausalLMWeights, LayerCapture } from "@lrc-ts/nn";
 import { add, lmHeadLoss, matmul, mse, mul, noGrad, reshape, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
+import type { RecomputeSetting } from "./plan.js";
 import type { MatrixName, ProjectionParams, Projections } from "./projection.js";
 import { MATRICES, projName } from "./projection.js";
 
@@ -49,12 +50,14 @@ export interface LossOptions {
    */
   readonly logCloneTerms?: boolean;
   /**
-   * Free each layer's generated student matrices (W_teacher P) after the layer's forward and recompute them in
-   * the backward pass, where its matmuls need them (default true): the same values, so the same gradients; a
-   * step then holds one layer's generated weights instead of all of them (about 30 MB a layer at the Qwen2.5-0.5B
-   * shape, d = 448) for one more gemm per matrix.
+   * true: free each layer's generated student matrices (W_teacher P) after the layer's forward and recompute them
+   * in the backward pass, where its matmuls need them: the same values, so the same gradients; a step then holds
+   * one layer's generated weights instead of all of them (about 30 MB a layer at the Qwen2.5-0.5B shape, d = 448)
+   * for one more gemm per matrix (about 11% more flops). false: keep them from the forward to the backward.
+   * "auto" (the default): keep them when the step's memory estimate with them kept fits the machine
+   * (LowRankClone.recomputePlan, plan.ts chooseRecompute), else recompute.
    */
-  readonly recomputeWeights?: boolean;
+  readonly recomputeWeights?: RecomputeSetting;
 }
 
 /** A batch's inputs or targets as an int32 (B, T) tensor. */
@@ -85,7 +88,7 @@ export interface ResolvedLossOptions {
   readonly klWeight: number;
   readonly ceWeight: number;
   readonly logCloneTerms: boolean;
-  readonly recomputeWeights: boolean;
+  readonly recomputeWeights: RecomputeSetting;
 }
 
 export function resolveLossOptions(o: LossOptions, numLayers: number): ResolvedLossOptions {
@@ -108,8 +111,10 @@ export function resolveLossOptions(o: LossOptions, numLayers: number): ResolvedL
     klWeight: o.klWeight ?? 1,
     ceWeight: o.ceWeight ?? 1,
     logCloneTerms: o.logCloneTerms ?? true,
-    recomputeWeights: o.recomputeWeights ?? true,
+    recomputeWeights: o.recomputeWeights ?? "auto",
   };
+  if (r.recomputeWeights !== true && r.recomputeWeights !== false && r.recomputeWeights !== "auto")
+    throw new RangeError(`recomputeWeights (--recompute-weights) must be true, false or "auto", got ${JSON.stringify(r.recomputeWeights)}`);
   for (const [k, v] of [["alpha", r.alpha], ["klWeight", r.klWeight], ["ceWeight", r.ceWeight]] as const)
     if (!(v >= 0) || !Number.isFinite(v)) throw new RangeError(`${k} must be a finite number >= 0, got ${v}`);
   if (!(r.temperature > 0) || !Number.isFinite(r.temperature)) throw new RangeError(`temperature must be > 0, got ${r.temperature}`);
@@ -180,9 +185,10 @@ function sumAll(ts: readonly Tensor[]): Tensor | null {
 /**
  * The full LRC loss for one batch with the given trainable tensors (default: the live ones). The teacher
  * forward runs under noGrad; the student forward records the tape. With α = 0 and logCloneTerms the clone
- * terms are computed under noGrad (logged, not in the total).
+ * terms are computed under noGrad (logged, not in the total). recomputeWeights is decided here (LowRankClone
+ * resolves "auto" for the batch's shape).
  */
-export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions, params: ProjectionParams = p.params): LrcLoss {
+export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions & { readonly recomputeWeights: boolean }, params: ProjectionParams = p.params): LrcLoss {
   const inputs = batchIds(batch, "inputs"), targets = batchIds(batch, "targets");
   const trained = opts.alpha > 0;
   const needCaptures = (trained || opts.logCloneTerms) && opts.cloneTerms.length > 0 && opts.cloneLayers.length > 0;

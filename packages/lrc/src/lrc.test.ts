@@ -207,6 +207,26 @@ describe("gradients", () => {
     expect(grads(true)).toEqual(grads(false));
   });
 
+  it("recomputeWeights \"auto\" (the default) decides from the memory estimate, per batch shape, and says why; a bad setting is refused", () => {
+    const teacher = tinyTeacher({ tied: true });
+    const auto = new LowRankClone(teacher, { hiddenSize: 8 });
+    expect(auto.loss.recomputeWeights).toBe("auto");
+    // a few hundred KB of estimate against any machine's memory: kept
+    expect(auto.recomputePlan(2, 8)).toEqual({ recompute: false, reason: expect.stringMatching(/^auto: 2 x the step's estimate with them kept \(0\.\d\d GiB\) fits in \d+\.\d\d GiB, the (cgroup memory limit|machine's memory)/) });
+    const batch = randomBatch(2, 8, 64, 1);
+    let generated: Tensor[] = [];
+    const studentWeights = auto.projections.studentWeights.bind(auto.projections);
+    auto.projections.studentWeights = (p) => {
+      const w = studentWeights(p);
+      generated = w.layers.flatMap((l) => [l.qW, l.kW, l.vW, l.oW, l.gateW, l.upW, l.downW]);
+      return w;
+    };
+    auto.forward(batch);
+    expect(generated.some((t) => t.disposed)).toBe(false);
+    expect(new LowRankClone(teacher, { hiddenSize: 8, recomputeWeights: true }).recomputePlan(2, 8)).toEqual({ recompute: true, reason: "recomputeWeights on as set" });
+    expect(() => new LowRankClone(teacher, { hiddenSize: 8, recomputeWeights: "yes" as never })).toThrow(/recomputeWeights \(--recompute-weights\) must be true, false or "auto", got "yes"/);
+  });
+
   it("reference form: P_o gets no clone-loss gradient; paper form: it does", () => {
     const teacher = tinyTeacher({ tied: true });
     for (const attnOut of ["reference", "paper"] as const) {

@@ -8,7 +8,7 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { initCheckpoint, parameterCount, parseConfig, readConfigFile } from "@lrc-ts/nn";
 import { bufferPoolStats, setBufferPoolLimit } from "@lrc-ts/tensor-core";
-import { estimateMemory, layerActivationValues, layerMatrixValues, lmHeadValues, teacherCaptureValues } from "./plan.js";
+import { RECOMPUTE_HEADROOM, chooseRecompute, estimateMemory, layerActivationValues, layerMatrixValues, lmHeadValues, teacherCaptureValues } from "./plan.js";
 import { distill } from "./node/run.js";
 import { run } from "./testing-internal/cli-run.js";
 import { REPO_ROOT, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
@@ -68,6 +68,27 @@ describe("the estimate", () => {
   });
 });
 
+describe("recomputeWeights auto", () => {
+  const teacher = parseConfig(teacherJson);
+  const student = parseConfig({ ...teacherJson, hidden_size: 16, head_dim: 8 });
+  const shape = { teacher, teacherBytes: 20_768 * 2, student, trainable: 1000, generated: true, batchSize: 2, seqLen: 8 };
+
+  it("kept: the student weights count every layer's generated matrices", () => {
+    const on = estimateMemory(shape), off = estimateMemory({ ...shape, recomputeWeights: false });
+    expect(off.studentWeights - on.studentWeights).toBe((2 - 1) * layerMatrixValues(student) * 4);
+    expect(off.total - on.total).toBe(off.studentWeights - on.studentWeights);
+  });
+
+  it("keeps them when the headroom x the estimate with them kept fits the limit, recomputes otherwise or without a memory size", () => {
+    const kept = estimateMemory({ ...shape, recomputeWeights: false }).total;
+    const at = (bytes: number) => chooseRecompute("auto", shape, { bytes, source: "a test's limit" });
+    expect(at(RECOMPUTE_HEADROOM * kept)).toEqual({ recompute: false, reason: "auto: 2 x the step's estimate with them kept (0.00 GiB) fits in 0.00 GiB, a test's limit" });
+    expect(at(RECOMPUTE_HEADROOM * kept - 1)).toMatchObject({ recompute: true, reason: expect.stringMatching(/ exceeds /) });
+    expect(chooseRecompute("auto", shape, null)).toEqual({ recompute: true, reason: "auto: the memory size is unknown here" });
+    expect(chooseRecompute(false, shape, null)).toEqual({ recompute: false, reason: "recomputeWeights off as set" });
+  });
+});
+
 describe("--dry-run", () => {
   const flags = ["--data", data, "--batch-size", "2", "--seq-len", "8", "--no-progress"];
 
@@ -78,18 +99,40 @@ describe("--dry-run", () => {
     expect(r.out).toMatch(/^distill --dry-run: the plan/);
     expect(r.out).toMatch(/parameters: teacher 0\.0M, student 0\.0M, trainable 0\.0M/);
     for (const part of ["teacher weights", "student weights", "trainable values", "gradients", "optimizer state", "activations", "logits"])
-      expect(r.out).toMatch(new RegExp(`^  ${part} +\\d+\\.\\d\\d GiB$`, "m"));
+      expect(r.out).toMatch(new RegExp(`^  ${part} +\\d+\\.\\d\\d GiB( \\(--teacher-dtype .+\\))?$`, "m"));
     expect(r.out).toMatch(/^timed 2 steps of 16 tokens: \d+\.\d\d s, \d+\.\d\d s -> \d+ tokens\/s \(last step\); peak RSS \d+\.\d\d GiB$/m);
     expect(r.out).toMatch(/^run: 1,000 steps, 16,000 tokens -> ETA \d+\.\d (s|min|h)$/m);
     expect(r.out).toMatch(/^buffer pool limit: \d+\.\d\d GiB \((LRC_POOL_LIMIT=.+|half of the (cgroup memory limit|machine's memory) \(.+\))\)$/m);
+    // the teacher both ways (an F32 checkpoint: the same), the recompute decision (the start-up line says it too)
+    expect(r.out).toMatch(/^  teacher weights +0\.00 GiB \(--teacher-dtype keep; keep: 0\.00 GiB, float32: 0\.00 GiB\)$/m);
+    expect(r.out).toMatch(/^generated weights kept from the forward to the backward \(auto: 2 x the step's estimate with them kept \(0\.\d\d GiB\) fits in \d+\.\d\d GiB, .+\)$/m);
     expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it("--recompute-weights on|off and --teacher-dtype float32 reach the plan; bad values and a teacher flag without a teacher are refused", async () => {
+    const base = ["distill", "--teacher", teacherDir, "--hidden-size", "16", "--out", path.join(root, "never"), "--steps", "5", ...flags, "--dry-run", "--json"];
+    const on = JSON.parse((await run([...base, "--recompute-weights", "on", "--teacher-dtype", "float32"])).out);
+    const off = JSON.parse((await run([...base, "--recompute-weights", "off"])).out);
+    expect(on.recompute).toEqual({ recompute: true, reason: "recomputeWeights on as set" });
+    expect(off.recompute).toEqual({ recompute: false, reason: "recomputeWeights off as set" });
+    expect(off.memory.studentWeights - on.memory.studentWeights).toBe(layerMatrixValues(parseConfig({ ...teacherJson, hidden_size: 16, head_dim: 8 })) * 4);
+    expect(on.teacherDType).toEqual({ setting: "float32", keepBytes: 20_768 * 4, float32Bytes: 20_768 * 4 });
+    const bad = await run([...base, "--recompute-weights", "sometimes"]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/--recompute-weights must be .*auto.*got 'sometimes'/);
+    expect((await run([...base, "--teacher-dtype", "f8"])).err).toMatch(/--teacher-dtype must be .*keep.*float32.*got 'f8'/);
+    const p = await run(["pretrain", "--config", path.join(root, "config.json"), "--out", path.join(root, "never3"), "--steps", "5", ...flags, "--teacher-dtype", "keep", "--dry-run"]);
+    expect(p.code).toBe(1);
+    expect(p.err).toMatch(/--teacher-dtype needs --teacher/);
   });
 
   it("--json agrees with the library: the teacher as loaded, the trainable values of a real run, ETA = steps x last step", async () => {
     const r = await run(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--out", path.join(root, "never"), "--steps", "50", ...flags, "--dry-run", "--json"]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
-    const real = await distill({ teacher: teacherDir, hiddenSize: 16, data, out: path.join(root, "real"), steps: 1, batchSize: 2, seqLen: 8, progress: false, log: () => {} });
+    const lines: string[] = [];
+    const real = await distill({ teacher: teacherDir, hiddenSize: 16, data, out: path.join(root, "real"), steps: 1, batchSize: 2, seqLen: 8, progress: false, log: (l) => lines.push(l) });
+    expect(lines).toContain(`distill: generated weights kept from the forward to the backward (${j.recompute.reason})`);
     expect(j).toMatchObject({ command: "distill", dryRun: true, steps: 50, tokens: 800, tokensPerStep: 16, parameters: { teacher: 20_768, student: 10_448, trainable: real.trainable } });
     expect(j.memory.teacherWeights).toBe(20_768 * 4);
     expect(j.memory.total).toBe(Object.entries(j.memory).filter(([k]) => k !== "total").reduce((a, [, v]) => a + (v as number), 0));

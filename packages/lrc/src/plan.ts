@@ -60,6 +60,11 @@ export interface RunShape {
   readonly trainable: number;
   /** True for LRC: the student's weights are generated from the trainable projections every step. */
   readonly generated: boolean;
+  /**
+   * LRC: whether each layer's generated matrices are freed after its forward and recomputed for its backward
+   * (default true), or kept from the forward to the backward.
+   */
+  readonly recomputeWeights?: boolean;
   readonly batchSize: number;
   readonly seqLen: number;
 }
@@ -68,9 +73,9 @@ export interface RunShape {
 export interface MemoryEstimate {
   readonly teacherWeights: number;
   /**
-   * LRC: the generated student weights (W_T P) held at once: all but the layer matrices of every layer but one
-   * (each layer's are freed after its forward and recomputed for its backward); pretraining: the model (also the
-   * trainable values).
+   * LRC: the generated student weights (W_T P) held at once: all of them with recomputeWeights off; with it on,
+   * all but the layer matrices of every layer but one (each layer's are freed after its forward and recomputed
+   * for its backward); pretraining: the model (also the trainable values).
    */
   readonly studentWeights: number;
   /** LRC's projections and student norms (0 for pretraining: they are the student weights). */
@@ -93,7 +98,7 @@ export function estimateMemory(s: RunShape): MemoryEstimate {
   const teacherActs = s.teacher !== null && s.generated ? N * teacherCaptureValues(s.teacher) * s.teacher.num_hidden_layers : 0;
   const parts = {
     teacherWeights: s.teacher !== null ? s.teacherBytes : 0,
-    studentWeights: (s.generated ? studentParams - (s.student.num_hidden_layers - 1) * layerMatrixValues(s.student) : studentParams) * F32,
+    studentWeights: (s.generated && s.recomputeWeights !== false ? studentParams - (s.student.num_hidden_layers - 1) * layerMatrixValues(s.student) : studentParams) * F32,
     trainable: s.generated ? s.trainable * F32 : 0,
     gradients: 2 * s.trainable * F32,
     optimizer: 2 * s.trainable * F32,
@@ -101,4 +106,38 @@ export function estimateMemory(s: RunShape): MemoryEstimate {
     logits: lmHeadValues(N, s.student.vocab_size, s.student.hidden_size, s.teacher !== null) * F32,
   };
   return { ...parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
+}
+
+/** How LRC's generated layer weights are handled: "auto" decides from the memory estimate (chooseRecompute). */
+export type RecomputeSetting = boolean | "auto";
+
+/** A recomputeWeights decision and why it was taken, for the start-up line and the dry run. */
+export interface RecomputeChoice {
+  readonly recompute: boolean;
+  readonly reason: string;
+}
+
+/**
+ * Headroom of the "auto" decision: the generated weights are kept when the step's estimate with them kept,
+ * times this, fits in the memory limit. The estimate counts tensors, not the buffer pool's power-of-two
+ * buckets, its cache or the runtime: the measured peak RSS of the Qwen2.5-0.5B-shape step ran to about 1.5x it.
+ */
+export const RECOMPUTE_HEADROOM = 2;
+
+/**
+ * recomputeWeights for an LRC step of shape `s`: a boolean setting as it is; "auto" keeps the generated
+ * weights (one gemm fewer per matrix and layer in the backward) when RECOMPUTE_HEADROOM x the estimate with
+ * them kept fits in `limit` (tensor-core's memoryLimit(): the cgroup's limit, else the machine's memory),
+ * and recomputes them otherwise or where the memory size is unknown (a browser).
+ */
+export function chooseRecompute(setting: RecomputeSetting, s: RunShape, limit: { readonly bytes: number; readonly source: string } | null): RecomputeChoice {
+  if (setting !== "auto") return { recompute: setting, reason: `recomputeWeights ${setting ? "on" : "off"} as set` };
+  const G = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  const kept = estimateMemory({ ...s, recomputeWeights: false }).total;
+  if (limit === null) return { recompute: true, reason: "auto: the memory size is unknown here" };
+  const fits = RECOMPUTE_HEADROOM * kept <= limit.bytes;
+  return {
+    recompute: !fits,
+    reason: `auto: ${RECOMPUTE_HEADROOM} x the step's estimate with them kept (${G(kept)}) ${fits ? "fits in" : "exceeds"} ${G(limit.bytes)}, ${limit.source}`,
+  };
 }

@@ -127,11 +127,15 @@ describe("a BF16 teacher kept as bfloat16 (keepTeacherDType, the cpu default)", 
     expect(runs.true!.final).toEqual(runs.false!.final);
     expect(runs.true!.student.equals(runs.false!.student)).toBe(true);
     expect(runs.true!.rows).toEqual(runs.false!.rows); // every step's losses, eval rows included
-    const plan = async (keep: boolean) => (await distillDryRun({ ...distillBase, teacher: bf, out: path.join(root, "bf16-plan"), steps: 4, keepTeacherDType: keep, ...quiet })).memory.teacherWeights;
+    const plan = async (keep: boolean) => await distillDryRun({ ...distillBase, teacher: bf, out: path.join(root, "bf16-plan"), steps: 4, keepTeacherDType: keep, ...quiet });
     const [kept, wide] = [await plan(true), await plan(false)];
     const t = await loadCausalLM(bf);
     const matrices = t.namedParameters().filter(([, w]) => w.rank === 2).reduce((n, [, w]) => n + w.size, 0);
-    expect(wide - kept).toBe(2 * matrices);
+    expect(wide.memory.teacherWeights - kept.memory.teacherWeights).toBe(2 * matrices);
+    // the dry run gives both figures whichever is taken (--teacher-dtype)
+    const both = { keepBytes: kept.memory.teacherWeights, float32Bytes: wide.memory.teacherWeights };
+    expect(kept.teacherDType).toEqual({ setting: "keep", ...both });
+    expect(wide.teacherDType).toEqual({ setting: "float32", ...both });
   });
 });
 

@@ -29,7 +29,7 @@ export { CausalLM, DecoderModel, ModuleList, idsTensor } from "./models/causal-l
 export type { CausalLMOptions } from "./models/causal-lm.js";
 export {
   loadCausalLMFromFiles, serializeCausalLM, fillCausalLM, parseWeightIndex, configFileText, checkpointTensors, CheckpointError,
-  CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, TOKENIZER_FILES, TORCH_DTYPE, configDType,
+  CONFIG_FILE, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, TOKENIZER_FILES, TORCH_DTYPE, configDType, loadedBytes,
 } from "./checkpoint-files.js";
 export type { LoadOptions, LoadFromFilesOptions, SerializeModelOptions } from "./checkpoint-files.js";
 export { generate, sampleToken, configStopTokens } from "./generate.js";

@@ -83,6 +83,17 @@ export function configDType(config: CausalLMConfig): SafetensorsFloatDType | und
 const LM_HEAD = "lm_head.weight";
 
 /**
+ * Bytes the parameters of a model of `config` take once loaded with `opts`: 4 a value (8 as float64), or with
+ * keepDType and a config.json that declares a 16-bit torch_dtype, 2 a value of the weight matrices (the
+ * embedding, the projections, the LM head).
+ */
+export function loadedBytes(config: CausalLMConfig, opts: Pick<LoadOptions, "dtype" | "keepDType"> = {}): number {
+  const half = opts.keepDType === true && (configDType(config) === "BF16" || configDType(config) === "F16");
+  if (!half) return parameterCount(config) * (opts.dtype === "float64" ? 8 : 4);
+  return parameterSpecs(config).reduce((b, p) => b + p.shape.reduce((x, y) => x * y, 1) * (p.init === "normal" ? 2 : 4), 0);
+}
+
+/**
  * Builds a CausalLM for `config` and fills every parameter from the weight files (`files`, opened one at a
  * time by `open`; `weightMap` from an index, or null for one file holding everything; `bytes` their total
  * size). `describe` names the checkpoint in the error for missing tensors. Before anything is allocated,
@@ -113,9 +124,7 @@ export async function fillCausalLM(
     throw new CheckpointError(`${configFile}: keepDType keeps BF16 matrices beside float32 norms and biases; it does not combine with dtype ${opts.dtype}`);
   // The matrices are built as what config.json says the checkpoint holds; one stored otherwise is swapped on load.
   const bf16 = keep && configDType(config) === "BF16";
-  const need = bf16
-    ? parameterSpecs(config).reduce((b, p) => b + p.shape.reduce((x, y) => x * y, 1) * (p.init === "normal" ? 2 : 4), 0)
-    : count * (opts.dtype === "float64" ? 8 : 4);
+  const need = loadedBytes(config, opts);
   if (opts.maxBytes !== undefined && need > opts.maxBytes)
     throw new CheckpointError(`${configFile}: the model's ${count.toLocaleString("en-US")} parameters need about ${gib(need)} GiB, more than the ${gib(opts.maxBytes)} GiB available`);
   const model = new CausalLM(config, { ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}), init: "zeros", ...(bf16 ? { matrixDType: "bfloat16" } : {}) });

@@ -39,6 +39,10 @@ export const distillCommand = defineCommand({
     "init-std": { kind: "number", default: 0.02, help: "std of the projection init N(0, std^2)" },
     init: { kind: "string", default: "random", choices: INIT_METHODS, help: "projection init: random (the paper's N(0, std^2)) | pca (the teacher's residual-stream principal directions on --init-tokens training tokens) | svd (singular vectors of the teacher's residual-writing weights, no data)" },
     "init-tokens": { kind: "int", default: DEFAULT_INIT_TOKENS, help: "calibration tokens of --init pca, drawn from the training split" },
+    "recompute-weights": {
+      kind: "string", default: "auto", choices: ["auto", "on", "off"],
+      help: "each layer's generated weights (W_teacher P): on = freed after its forward and recomputed for its backward (less memory, ~11% more flops) | off = kept | auto = kept when 2x the step's memory estimate with them kept fits the memory (the cgroup's limit, else the machine's)",
+    },
   },
   details: [
     "examples:",
@@ -70,6 +74,7 @@ export const distillCommand = defineCommand({
         initStd: flags["init-std"],
         init: flags.init,
         initTokens: flags["init-tokens"],
+        recomputeWeights: flags["recompute-weights"] === "auto" ? ("auto" as const) : flags["recompute-weights"] === "on",
       }),
     };
     if (flags["dry-run"]) return reportDryRun("distill", await distillDryRun(opt), flags.json);

@@ -2,7 +2,7 @@
 // with next-token CE, or CE + KL(τ) from a teacher (plain knowledge distillation, the baseline). Writes
 // <out>/model/ (HF directory), run.json, metrics.jsonl, loss.svg and checkpoints/ like `lrc distill`.
 
-import { withoutUndefined } from "../cli/args.js";
+import { UsageError, withoutUndefined } from "../cli/args.js";
 import { defineCommand } from "../cli/command.js";
 import { pretrain, pretrainDryRun } from "../node/run.js";
 import { report, reportDryRun, trainFlags, trainOptions } from "./train-flags.js";
@@ -25,6 +25,7 @@ export const pretrainCommand = defineCommand({
     "  lrc pretrain --config student-config.json --data shards --out runs/kd --tokens 1000000 --teacher runs/teacher/model --temperature 2",
   ].join("\n"),
   async run(flags) {
+    if (flags["teacher-dtype"] !== undefined && flags.teacher === undefined) throw new UsageError("--teacher-dtype needs --teacher (it says how the KD teacher's weights are held)");
     const opt = {
       ...trainOptions(flags),
       ...withoutUndefined({

@@ -4,6 +4,7 @@
 import type { Flags, FlagSpecs } from "../cli/args.js";
 import { UsageError, withoutUndefined } from "../cli/args.js";
 import { backendFlag, poolLimitFlag } from "../cli/command.js";
+import { recomputeLine } from "../node/run.js";
 import type { DryRunResult, RunResult, TrainRunOptions } from "../node/run.js";
 
 export const trainFlags = {
@@ -32,6 +33,10 @@ export const trainFlags = {
   resume: { kind: "boolean", help: "continue from the newest checkpoint in --out that verifies (checksums), saying which it skipped" },
   seed: { kind: "int", default: 0, help: "seed of the data order and the initialisation" },
   dtype: { kind: "string", choices: ["bf16", "f16", "f32"], help: "weight dtype of the exported model: bf16 | f16 | f32 (default: the teacher's torch_dtype, else f32)" },
+  "teacher-dtype": {
+    kind: "string", choices: ["keep", "float32"],
+    help: "how the teacher's weight matrices are held: keep (a BF16 / F16 checkpoint's stay 16-bit, half the bytes; default on the cpu and webgpu backends) | float32 (widened on load; the default on gpu)",
+  },
   backend: backendFlag,
   "pool-limit": poolLimitFlag,
   "no-progress": { kind: "boolean", help: "no progress line on stderr" },
@@ -66,6 +71,7 @@ export function trainOptions(flags: TrainFlags): TrainRunOptions {
     evalEvery: positive("eval-every", flags["eval-every"], true), evalBatches: positive("eval-batches", flags["eval-batches"]),
     saveEvery: positive("save-every", flags["save-every"], true), keepCheckpoints: positive("keep-checkpoints", flags["keep-checkpoints"]),
     resume: flags.resume, seed: flags.seed, progress: !flags["no-progress"], handleSigint: true, dtype: flags.dtype,
+    keepTeacherDType: flags["teacher-dtype"] === undefined ? undefined : flags["teacher-dtype"] === "keep",
   });
 }
 
@@ -99,6 +105,8 @@ export function reportDryRun(command: string, r: DryRunResult, json: boolean): n
   const M = (n: number) => `${(n / 1e6).toFixed(1)}M`;
   const G = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
   const m = r.memory;
+  const t = r.teacherDType;
+  const teacherNote = t === null ? "" : ` (--teacher-dtype ${t.setting}; keep: ${G(t.keepBytes)}, float32: ${G(t.float32Bytes)})`;
   const duration = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
   console.log(
     [
@@ -108,7 +116,8 @@ export function reportDryRun(command: string, r: DryRunResult, json: boolean): n
       ...([
         ["teacher weights", m.teacherWeights], ["student weights", m.studentWeights], ["trainable values", m.trainable],
         ["gradients", m.gradients], ["optimizer state", m.optimizer], ["activations", m.activations], ["logits", m.logits],
-      ] as const).map(([k, v]) => `  ${k.padEnd(17)}${G(v)}`),
+      ] as const).map(([k, v]) => `  ${k.padEnd(17)}${G(v)}${k === "teacher weights" ? teacherNote : ""}`),
+      ...(r.recompute !== null ? [recomputeLine(r.recompute)] : []),
       `buffer pool limit: ${G(r.poolLimit.bytes)} (${r.poolLimit.source})`,
       `timed ${r.stepSeconds.length} steps of ${r.tokensPerStep.toLocaleString("en-US")} tokens: ${r.stepSeconds.map((s) => `${s.toFixed(2)} s`).join(", ")} ` +
         `-> ${Math.round(r.tokensPerSecond)} tokens/s (last step); peak RSS ${G(r.peakRssBytes)}`,

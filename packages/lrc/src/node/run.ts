@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, parameterCount, readConfigFile } from "@lrc-ts/nn";
+import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, loadedBytes, parameterCount, readConfigFile } from "@lrc-ts/nn";
 import { bufferPoolStats, getBackend, makeDirectory, writeFileAtomic } from "@lrc-ts/tensor-core";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
@@ -22,7 +22,7 @@ import type { TrainTask } from "../task.js";
 import { Trainer } from "../trainer.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "../trainer.js";
 import { estimateMemory } from "../plan.js";
-import type { MemoryEstimate, RunShape } from "../plan.js";
+import type { MemoryEstimate, RecomputeChoice, RunShape } from "../plan.js";
 import { TRAINING_CONFIG_FIELD } from "../training-record.js";
 import { exportConfigFiles, modelCard } from "./model-card.js";
 import { lrcVersion } from "./version.js";
@@ -71,9 +71,10 @@ export interface TrainRunOptions extends RunTrainerSettings {
   /** Weight dtype of the exported model (default: the teacher's config.json torch_dtype, else f32). */
   readonly dtype?: "bf16" | "f16" | "f32";
   /**
-   * Keep a BF16 teacher's weight matrices in memory as bfloat16 (half the bytes of float32; the kernels widen
-   * them exactly, so losses and the exported student are bit-identical). Default: on the cpu and webgpu
-   * backends (GPU.js has no 16-bit kernels: its matmuls would run on cpu). Ignored without a teacher.
+   * Keep a BF16 or F16 teacher's weight matrices in memory in that dtype (`--teacher-dtype keep`: half the bytes
+   * of float32; the kernels widen them exactly, so losses and the exported student are bit-identical); false
+   * widens them to float32 on load (`--teacher-dtype float32`). Default: on the cpu and webgpu backends (GPU.js
+   * has no 16-bit kernels: its matmuls would run on cpu). Ignored without a teacher.
    */
   readonly keepTeacherDType?: boolean;
   readonly onStep?: (m: StepMetrics) => void | Promise<void>;
@@ -167,6 +168,10 @@ interface RunSpec {
   readonly info: Record<string, unknown>;
   /** The shapes the dry run's memory estimate is made of. */
   readonly shape: Omit<RunShape, "batchSize" | "seqLen">;
+  /** The teacher's weights as kept in their checkpoint dtype and as float32, and which was taken (null: no teacher). */
+  readonly teacherDType: TeacherDType | null;
+  /** LRC: whether the generated weights are recomputed, and why (for the batch of the run). */
+  readonly recompute: RecomputeChoice | null;
   /** Runs after the input checks, before training (distill: the projection init and its start line). */
   readonly prepare?: () => Promise<void>;
 }
@@ -277,9 +282,27 @@ function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pa
   return out;
 }
 
-/** Loads a teacher directory, a BF16 checkpoint's matrices kept as bfloat16 as o.keepTeacherDType says. */
+/** The teacher's storage (`--teacher-dtype`): the bytes of its weights both ways, and the one taken. */
+export interface TeacherDType {
+  readonly setting: "keep" | "float32";
+  /** Bytes as loaded with its matrices in the checkpoint's dtype (config.json's torch_dtype: BF16 / F16 matrices at 2 bytes). */
+  readonly keepBytes: number;
+  /** Bytes with every value widened to float32. */
+  readonly float32Bytes: number;
+}
+
+/** Whether a teacher's matrices stay in their checkpoint dtype: o.keepTeacherDType, else on the cpu and webgpu backends. */
+function keepTeacher(o: TrainRunOptions): boolean {
+  return o.keepTeacherDType ?? ["cpu", "webgpu"].includes(getBackend().name);
+}
+
+/** Loads a teacher directory, a BF16 / F16 checkpoint's matrices kept 16-bit as keepTeacher says. */
 function loadTeacher(dir: string, o: TrainRunOptions): Promise<CausalLM> {
-  return loadCausalLM(dir, { keepDType: o.keepTeacherDType ?? ["cpu", "webgpu"].includes(getBackend().name) });
+  return loadCausalLM(dir, { keepDType: keepTeacher(o) });
+}
+
+function teacherDType(teacher: CausalLMConfig, o: TrainRunOptions): TeacherDType {
+  return { setting: keepTeacher(o) ? "keep" : "float32", keepBytes: loadedBytes(teacher, { keepDType: true }), float32Bytes: loadedBytes(teacher) };
 }
 
 function bytesOf(m: CausalLM): number {
@@ -293,7 +316,10 @@ async function distillTask(o: DistillOptions): Promise<RunSpec> {
   // Wider than the teacher is refused by LowRankClone; as wide gives nothing a student is for.
   if (o.hiddenSize === teacher.config.hidden_size)
     throw new RangeError(`hidden size ${o.hiddenSize} is the hidden_size of ${teacherSource}; LRC clones a narrower student`);
-  const cloneOpts = pick(o, ["hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "logCloneTerms", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers", "klWeight", "ceWeight"]) as LowRankCloneOptions;
+  const cloneOpts = pick(o, [
+    "hiddenSize", "initStd", "tieLmHeadProjection", "studentEps", "alpha", "logCloneTerms", "temperature", "attnOut", "cloneTerms", "cloneLayers", "banLayers",
+    "klWeight", "ceWeight", "recomputeWeights",
+  ]) as LowRankCloneOptions;
   const clone = new LowRankClone(teacher, { ...cloneOpts, hiddenSize: o.hiddenSize, seed: o.seed ?? 0 });
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const tc = teacher.config, sc = clone.studentConfig;
@@ -302,6 +328,8 @@ async function distillTask(o: DistillOptions): Promise<RunSpec> {
       `F=${tc.intermediate_size} V=${tc.vocab_size} -> student d=${sc.hidden_size} (${clone.numTrainable().toLocaleString("en-US")} trainable values; ` +
       `alpha ${clone.loss.alpha}, tau ${clone.loss.temperature}, attn-out ${clone.loss.attnOut})`,
   );
+  const recompute = clone.recomputePlan(o.batchSize ?? 8, o.seqLen ?? 128);
+  log(`distill: ${recomputeLine(recompute)}`);
   const teacherDir = typeof o.teacher === "string" ? o.teacher : null;
   const limits = { vocabSize: tc.vocab_size, maxPositions: tc.max_position_embeddings, config: configWhere(o.teacher, "teacher") };
   return {
@@ -315,7 +343,8 @@ async function distillTask(o: DistillOptions): Promise<RunSpec> {
     prepare: async () => {
       if (o.resume !== true) log(initLine(await initFromShards(clone, o)));
     },
-    shape: { teacher: tc, teacherBytes: bytesOf(teacher), student: sc, trainable: clone.numTrainable(), generated: true },
+    shape: { teacher: tc, teacherBytes: bytesOf(teacher), student: sc, trainable: clone.numTrainable(), generated: true, recomputeWeights: recompute.recompute },
+    teacherDType: teacherDType(tc, o), recompute,
   };
 }
 
@@ -382,6 +411,7 @@ async function pretrainTask(o: PretrainOptions): Promise<RunSpec> {
     method: teacher !== null ? `pretraining from random init with CE + KL from a teacher (plain KD, temperature ${task.temperature})` : "pretraining from random init with next-token CE",
     info: { command: "pretrain", configFile: typeof o.config === "string" ? o.config : null, teacher: teacherDir },
     shape: { teacher: teacher?.config ?? null, teacherBytes: teacher === null ? 0 : bytesOf(teacher), student: config, trainable: model.numParameters(), generated: false },
+    teacherDType: teacher === null ? null : teacherDType(teacher.config, o), recompute: null,
   };
 }
 
@@ -406,6 +436,15 @@ export interface DryRunResult {
   readonly peakRssBytes: number;
   /** The CPU buffer pool's cache limit and where it came from (--pool-limit, LRC_POOL_LIMIT, a cgroup's limit, the machine). */
   readonly poolLimit: { readonly bytes: number; readonly source: string };
+  /** The teacher's weights kept in their checkpoint dtype and as float32 (`--teacher-dtype`), null without a teacher. */
+  readonly teacherDType: TeacherDType | null;
+  /** LRC: whether each layer's generated weights are recomputed in the backward (`--recompute-weights`) and why; null for pretraining. */
+  readonly recompute: RecomputeChoice | null;
+}
+
+/** The start-up line of a recomputeWeights decision. */
+export function recomputeLine(c: RecomputeChoice): string {
+  return `generated weights ${c.recompute ? "freed after each layer's forward and recomputed for its backward" : "kept from the forward to the backward"} (${c.reason})`;
 }
 
 /** Steps `dryRun` times. */
@@ -441,6 +480,7 @@ async function dryRun(p: RunSpec, o: TrainRunOptions): Promise<DryRunResult> {
       stepSeconds, tokensPerStep, tokensPerSecond: tokensPerStep / last, steps, tokens: steps * tokensPerStep, etaSeconds: steps * last,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       poolLimit: { bytes: bufferPoolStats().limitBytes, source: bufferPoolStats().limitSource },
+      teacherDType: p.teacherDType, recompute: p.recompute,
     };
   } finally {
     reader.close();
