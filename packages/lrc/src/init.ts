@@ -26,7 +26,7 @@
 
 import type { Batch } from "@lrc-ts/data";
 import { causalLMForward } from "@lrc-ts/nn";
-import { noGrad } from "@lrc-ts/tensor-core";
+import { isHalf, noGrad } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { LowRankClone } from "./clone.js";
 import { batchIds } from "./losses.js";
@@ -76,7 +76,7 @@ function accumulateSecondMoment(C: Float64Array, x: Float32Array | Float64Array,
 }
 
 async function host(t: Tensor): Promise<Float32Array | Float64Array> {
-  if (t.dtype === "bfloat16") return t.data() as Float32Array; // a teacher matrix kept as BF16, widened
+  if (isHalf(t.dtype)) return t.data() as Float32Array; // a teacher matrix kept as BF16 / F16, widened
   await t.toHostAsync();
   return t.buf as Float32Array | Float64Array;
 }

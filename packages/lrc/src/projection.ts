@@ -15,7 +15,7 @@
 
 import { CausalLM, configToJson, parseConfig } from "@lrc-ts/nn";
 import type { CausalLMConfig, CausalLMWeights, LayerWeights } from "@lrc-ts/nn";
-import { Rng, evict, full, matmul, noGrad, randn, tensor } from "@lrc-ts/tensor-core";
+import { Rng, evict, full, isHalf, matmul, noGrad, randn, tensor } from "@lrc-ts/tensor-core";
 import type { DType, Tensor } from "@lrc-ts/tensor-core";
 import { TRAINING_CONFIG_FIELD } from "./training-record.js";
 
@@ -111,8 +111,8 @@ export class Projections {
     this.teacher = weights;
     this.teacherConfig = config;
     this.hiddenSize = d;
-    // The trainable tensors' dtype: the teacher's, float32 for a teacher whose matrices are kept as bfloat16.
-    this.dtype = weights.embed.dtype === "bfloat16" ? "float32" : weights.embed.dtype;
+    // The trainable tensors' dtype: the teacher's, float32 for a teacher whose matrices are kept 16-bit.
+    this.dtype = isHalf(weights.embed.dtype) ? "float32" : weights.embed.dtype;
     const teacherTied = config.tie_word_embeddings || weights.lmHead === weights.embed;
     this.tieLmHeadProjection = opts.tieLmHeadProjection ?? teacherTied;
     this.studentTied = teacherTied && this.tieLmHeadProjection;

@@ -104,13 +104,14 @@ describe("run options the model cannot honour", () => {
   });
 });
 
-describe("a BF16 teacher kept as bfloat16 (keepTeacherDType, the cpu default)", () => {
-  it("distill (svd init, reference attn-out), pretrain with KD and the dry-run plan: the same losses and a byte-identical student as the float32 load; half the teacher bytes", async () => {
-    const bf = path.join(root, "bf16-kept-teacher");
-    await saveCausalLM(await loadCausalLM(teacherDir), bf, { dtype: "BF16", tokenizerFrom: teacherDir });
+describe("a BF16 / F16 teacher kept 16-bit (keepTeacherDType, the cpu default)", () => {
+  it.each(["BF16", "F16"] as const)("%s: distill (svd init, reference attn-out), pretrain with KD and the dry-run plan: the same losses and a byte-identical student as the float32 load; half the teacher bytes", async (dtype) => {
+    const bf = path.join(root, `${dtype}-kept-teacher`);
+    await saveCausalLM(await loadCausalLM(teacherDir), bf, { dtype, tokenizerFrom: teacherDir });
+    expect((await loadCausalLM(bf, { keepDType: true })).model.embed_tokens.weight.dtype).toBe(dtype === "BF16" ? "bfloat16" : "float16");
     const runs: Record<string, { final: Record<string, number>; student: Buffer; rows: unknown[] }> = {};
     for (const keep of [true, false]) {
-      const out = path.join(root, `bf16-kept-${keep}`), kd = path.join(root, `bf16-kd-${keep}`);
+      const out = path.join(root, `${dtype}-kept-${keep}`), kd = path.join(root, `${dtype}-kd-${keep}`);
       const r = await distill({ ...distillBase, teacher: bf, out, steps: 3, attnOut: "reference", init: "svd", evalEvery: 2, keepTeacherDType: keep, ...quiet });
       const k = await pretrain({
         config: path.join(root, "teacher-config.json"), teacher: bf, data, out: kd, steps: 3, batchSize: 4, seqLen: 16, temperature: 2, keepTeacherDType: keep, ...quiet,
@@ -127,7 +128,7 @@ describe("a BF16 teacher kept as bfloat16 (keepTeacherDType, the cpu default)", 
     expect(runs.true!.final).toEqual(runs.false!.final);
     expect(runs.true!.student.equals(runs.false!.student)).toBe(true);
     expect(runs.true!.rows).toEqual(runs.false!.rows); // every step's losses, eval rows included
-    const plan = async (keep: boolean) => await distillDryRun({ ...distillBase, teacher: bf, out: path.join(root, "bf16-plan"), steps: 4, keepTeacherDType: keep, ...quiet });
+    const plan = async (keep: boolean) => await distillDryRun({ ...distillBase, teacher: bf, out: path.join(root, `${dtype}-plan`), steps: 4, keepTeacherDType: keep, ...quiet });
     const [kept, wide] = [await plan(true), await plan(false)];
     const t = await loadCausalLM(bf);
     const matrices = t.namedParameters().filter(([, w]) => w.rank === 2).reduce((n, [, w]) => n + w.size, 0);

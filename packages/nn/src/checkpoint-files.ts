@@ -2,13 +2,13 @@
 // from files the user picked and offers back as downloads, and what the Node directory functions of
 // ./checkpoint.ts share. `loadCausalLMFromFiles` takes config.json plus model.safetensors, or the shards
 // listed by model.safetensors.index.json; F32, F16, BF16 (and F64) tensors load, converted to float32 (or, with
-// keepDType, a BF16 checkpoint's weight matrices kept as frozen bfloat16 tensors).
+// keepDType, a BF16 or F16 checkpoint's weight matrices kept as frozen bfloat16 / float16 tensors).
 // Parameter names are the HF names, so loading is a name lookup: missing, extra and mis-shaped tensors are
 // errors naming the tensor and the file, and so is a NaN or infinite value. A tied model accepts a checkpoint with or without `lm_head.weight`.
 // `serializeCausalLM` gives the files `saveCausalLM` writes (config.json, F32 model.safetensors with the
 // tied head omitted, plus any tokenizer files passed in), byte for byte.
 
-import { bfloat16Tensor, parseSafetensors, serializeSafetensors, tensor } from "@lrc-ts/tensor-core";
+import { bfloat16Tensor, float16Tensor, isHalf, parseSafetensors, serializeSafetensors, tensor } from "@lrc-ts/tensor-core";
 import type { DType, SafetensorsFile, SafetensorsFloatDType, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "./config.js";
 import { ConfigError, configToJson, parseConfig } from "./config.js";
@@ -36,8 +36,8 @@ export interface LoadOptions {
   /** Parameter dtype (default float32). */
   readonly dtype?: DType;
   /**
-   * Keep the weight matrices (embedding, projections, LM head) stored as BF16 as frozen bfloat16 tensors, at half
-   * the memory of float32 (norm gains, biases and F16 / F32 matrices load as float32). Such a model runs forward
+   * Keep the weight matrices (embedding, projections, LM head) stored as BF16 or F16 as frozen bfloat16 / float16
+   * tensors, at half the memory of float32 (norm gains, biases and F32 matrices load as float32). Such a model runs forward
    * (matmul and embedding widen the values exactly, so its outputs are the bits of the float32 load's) but cannot
    * train those matrices. Default false.
    */
@@ -123,11 +123,12 @@ export async function fillCausalLM(
   if (keep && (opts.dtype ?? "float32") !== "float32")
     throw new CheckpointError(`${configFile}: keepDType keeps BF16 matrices beside float32 norms and biases; it does not combine with dtype ${opts.dtype}`);
   // The matrices are built as what config.json says the checkpoint holds; one stored otherwise is swapped on load.
-  const bf16 = keep && configDType(config) === "BF16";
+  const declared = configDType(config);
+  const matrixDType = !keep ? undefined : declared === "BF16" ? "bfloat16" : declared === "F16" ? "float16" : undefined;
   const need = loadedBytes(config, opts);
   if (opts.maxBytes !== undefined && need > opts.maxBytes)
     throw new CheckpointError(`${configFile}: the model's ${count.toLocaleString("en-US")} parameters need about ${gib(need)} GiB, more than the ${gib(opts.maxBytes)} GiB available`);
-  const model = new CausalLM(config, { ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}), init: "zeros", ...(bf16 ? { matrixDType: "bfloat16" } : {}) });
+  const model = new CausalLM(config, { ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}), init: "zeros", ...(matrixDType !== undefined ? { matrixDType } : {}) });
   const params = new Map(model.namedParameters());
   const tied = config.tie_word_embeddings;
   const loaded = new Set<string>();
@@ -150,22 +151,25 @@ export async function fillCausalLM(
       if (info.dtype !== "F32" && info.dtype !== "F16" && info.dtype !== "BF16" && info.dtype !== "F64")
         throw new CheckpointError(`${file}: tensor "${name}" has dtype ${info.dtype}; only F32, F16, BF16 and F64 weights load`);
       if (tied && name === LM_HEAD) continue;
-      if (keep && param.rank === 2 && info.dtype === "BF16") {
-        const bits = st.readBF16Bits(name);
-        const bad = bits.findIndex((b) => (b & 0x7f80) === 0x7f80); // exponent all ones: infinite or NaN
+      if (keep && param.rank === 2 && (info.dtype === "BF16" || info.dtype === "F16")) {
+        const half = info.dtype === "BF16" ? "bfloat16" : "float16";
+        const bits = half === "bfloat16" ? st.readBF16Bits(name) : st.readF16Bits(name);
+        // exponent all ones: infinite or NaN (BF16: 8 exponent bits above 7 of mantissa; F16: 5 above 10)
+        const [exp, mant] = half === "bfloat16" ? [0x7f80, 0x7f] : [0x7c00, 0x3ff];
+        const bad = bits.findIndex((b) => (b & exp) === exp);
         if (bad >= 0) {
           const b = bits[bad]!;
-          throw new CheckpointError(`${file}: tensor "${name}" holds ${(b & 0x7f) !== 0 ? NaN : b & 0x8000 ? -Infinity : Infinity} at index ${bad}: the weights are corrupt or diverged`);
+          throw new CheckpointError(`${file}: tensor "${name}" holds ${(b & mant) !== 0 ? NaN : b & 0x8000 ? -Infinity : Infinity} at index ${bad}: the weights are corrupt or diverged`);
         }
-        if (param.dtype === "bfloat16") param.bits.set(bits);
-        else swap(model, param, bfloat16Tensor(bits, param.shape));
+        if (param.dtype === half) param.bits.set(bits);
+        else swap(model, param, (half === "bfloat16" ? bfloat16Tensor : float16Tensor)(bits, param.shape));
         loaded.add(name);
         continue;
       }
       const values = st.readFloat32(name);
       const bad = values.findIndex((x) => !Number.isFinite(x));
       if (bad >= 0) throw new CheckpointError(`${file}: tensor "${name}" holds ${values[bad]} at index ${bad}: the weights are corrupt or diverged`);
-      if (param.dtype === "bfloat16") swap(model, param, tensor(values, param.shape, { requiresGrad: true }));
+      if (isHalf(param.dtype)) swap(model, param, tensor(values, param.shape, { requiresGrad: true }));
       else param.buf.set(values);
       loaded.add(name);
     }
@@ -231,7 +235,7 @@ export async function loadCausalLMFromFiles(files: ReadonlyMap<string, Uint8Arra
 }
 
 function float32Of(t: Tensor): Float32Array {
-  if (t.dtype === "bfloat16") return t.data() as Float32Array; // a matrix kept as BF16 (keepDType), widened exactly
+  if (isHalf(t.dtype)) return t.data() as Float32Array; // a matrix kept as BF16 / F16 (keepDType), widened exactly
   const b = t.buf;
   return b instanceof Float32Array ? b : Float32Array.from(b);
 }

@@ -122,18 +122,22 @@ describe("save -> load", () => {
   });
 });
 
-describe("keepDType: a BF16 checkpoint's matrices kept as bfloat16", () => {
-  it.each([["tied qwen2", tinyQwen({ vocab_size: 300, hidden_size: 32 })], ["untied llama with biases", tinyLlama()]] as const)(
-    "%s: matrices bfloat16, norms and biases float32; the same logits, bit for bit, sharded or not; saves the same file",
-    async (_, cfg) => {
+describe("keepDType: a BF16 or F16 checkpoint's matrices kept as bfloat16 / float16", () => {
+  const qwen = tinyQwen({ vocab_size: 300, hidden_size: 32 }), llama = tinyLlama();
+  it.each([
+    ["tied qwen2", "BF16", "bfloat16", qwen], ["untied llama with biases", "BF16", "bfloat16", llama],
+    ["tied qwen2", "F16", "float16", qwen], ["untied llama with biases", "F16", "float16", llama],
+  ] as const)(
+    "%s, %s: matrices %s, norms and biases float32; the same logits, bit for bit, sharded or not; saves the same file",
+    async (_, dtype, kind, cfg) => {
       const dir = tmpDir(), sharded = tmpDir();
-      initCheckpoint(cfg, dir, { seed: 3, std: 0.2, dtype: "BF16" });
-      initCheckpoint(cfg, sharded, { seed: 3, std: 0.2, dtype: "BF16", maxShardBytes: 3000 });
+      initCheckpoint(cfg, dir, { seed: 3, std: 0.2, dtype });
+      initCheckpoint(cfg, sharded, { seed: 3, std: 0.2, dtype, maxShardBytes: 3000 });
       const plain = await loadCausalLM(dir);
       for (const d of [dir, sharded]) {
         const kept = await loadCausalLM(d, { keepDType: true });
         for (const [name, t] of kept.namedParameters()) {
-          expect(t.dtype, name).toBe(t.rank === 2 ? "bfloat16" : "float32");
+          expect(t.dtype, name).toBe(t.rank === 2 ? kind : "float32");
           expect(t.requiresGrad, name).toBe(t.rank !== 2); // frozen storage; the rest as loadCausalLM leaves it
         }
         if (cfg.tie_word_embeddings) expect(kept.lm_head.weight).toBe(kept.model.embed_tokens.weight);
@@ -143,7 +147,7 @@ describe("keepDType: a BF16 checkpoint's matrices kept as bfloat16", () => {
       }
       expect(() => (plain.setRequiresGrad(true), 0)).not.toThrow();
       const kept = await loadCausalLM(dir, { keepDType: true });
-      expect(() => kept.unfreeze()).toThrow(/is bfloat16, a frozen storage dtype: it cannot require grad/);
+      expect(() => kept.unfreeze()).toThrow(new RegExp(`is ${kind}, a frozen storage dtype: it cannot require grad`));
     },
   );
 
@@ -160,14 +164,17 @@ describe("keepDType: a BF16 checkpoint's matrices kept as bfloat16", () => {
     const f32 = tmpDir();
     initCheckpoint(cfg, f32, { seed: 4 });
     expect((await loadCausalLM(f32, { keepDType: true })).model.embed_tokens.weight.dtype).toBe("float32");
-    // Matrices stored otherwise than config.json says are swapped in as stored: F32 ones as float32, BF16 as bfloat16.
+    // Matrices stored otherwise than config.json says are swapped in as stored: F32 ones as float32, BF16 as
+    // bfloat16, F16 as float16.
     const m = new CausalLM(cfg, { seed: 1 });
-    const t = checkpointTensors(m).map(([n, x]): [string, SafetensorsTensorInput] => [n, { ...x, ...(n.includes("mlp") ? {} : { dtype: "BF16" }) }]);
-    for (const torch_dtype of ["bfloat16", "float32"]) {
+    const stored = (n: string) => (n.includes("mlp") ? {} : n.includes("self_attn") ? { dtype: "F16" as const } : { dtype: "BF16" as const });
+    const t = checkpointTensors(m).map(([n, x]): [string, SafetensorsTensorInput] => [n, { ...x, ...stored(n) }]);
+    for (const torch_dtype of ["bfloat16", "float16", "float32"]) {
       const mixed = tmpDir();
       writeDir(mixed, m, t, { ...configToJson(cfg), torch_dtype });
       const kept = await loadCausalLM(mixed, { keepDType: true }), plain = await loadCausalLM(mixed);
-      for (const [name, w] of kept.namedParameters()) expect(w.dtype, name).toBe(w.rank === 2 && !name.includes("mlp") ? "bfloat16" : "float32");
+      for (const [name, w] of kept.namedParameters())
+        expect(w.dtype, name).toBe(w.rank === 2 && !name.includes("mlp") ? (name.includes("self_attn") ? "float16" : "bfloat16") : "float32");
       expect(kept.lm_head.weight).toBe(kept.model.embed_tokens.weight);
       expect(kept.model.layers.items[0]!.mlp.up_proj.weight.requiresGrad).toBe(true);
       expect([...noGrad(() => kept.logits(IDS)).buf]).toEqual([...noGrad(() => plain.logits(IDS)).buf]);
@@ -177,6 +184,12 @@ describe("keepDType: a BF16 checkpoint's matrices kept as bfloat16", () => {
     (t.find(([n]) => n === "model.layers.1.mlp.up_proj.weight")![1].data as Float32Array)[5] = -Infinity;
     writeDir(inf, m, t, { ...configToJson(cfg), torch_dtype: "bfloat16" });
     await expect(loadCausalLM(inf, { keepDType: true })).rejects.toThrow(/tensor "model\.layers\.1\.mlp\.up_proj\.weight" holds -Infinity at index 5/);
+    // A value past F16's range is infinite once stored as F16, and named as such.
+    (t.find(([n]) => n === "model.layers.1.mlp.up_proj.weight")![1].data as Float32Array)[5] = 0;
+    (t.find(([n]) => n === "model.layers.0.self_attn.q_proj.weight")![1].data as Float32Array)[7] = 1e5;
+    const big = tmpDir();
+    writeDir(big, m, t, { ...configToJson(cfg), torch_dtype: "float16" });
+    await expect(loadCausalLM(big, { keepDType: true })).rejects.toThrow(/tensor "model\.layers\.0\.self_attn\.q_proj\.weight" holds Infinity at index 7/);
   });
 });
 

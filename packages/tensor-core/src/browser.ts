@@ -4,9 +4,10 @@
 // Nothing reachable from here imports a Node module (the cpu worker pool finds worker_threads at run time
 // through process.getBuiltinModule and runs on one thread where there is none).
 
-export type { DType, TypedArray, FloatArray } from "./dtype.js";
+export type { DType, HalfDType, TypedArray, FloatArray } from "./dtype.js";
+export { isHalf } from "./dtype.js";
 export type { Shape } from "./shape.js";
-export { Tensor, tensor, bfloat16Tensor, zeros, ones, full, zerosLike, onesLike, arange, randn, rand, scope, keep } from "./tensor.js";
+export { Tensor, tensor, bfloat16Tensor, float16Tensor, zeros, ones, full, zerosLike, onesLike, arange, randn, rand, scope, keep } from "./tensor.js";
 export type { TensorOptions, RandomOptions } from "./tensor.js";
 export { Rng, rng } from "./random.js";
 export type { RngState } from "./random.js";

@@ -17,6 +17,8 @@
  * materialising the whole file in memory.
  */
 
+import { float16Table } from "./dtype.js";
+
 /** The dtypes this reader understands (a subset of the format's; F8 and unsigned 16/32/64 are not read). */
 export type SafetensorsDType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -76,6 +78,8 @@ export interface SafetensorsFile {
   readFloat32(name: string): Float32Array;
   /** A BF16 tensor's raw bit patterns (a view of the file's bytes where aligned, else a copy); other dtypes throw. */
   readBF16Bits(name: string): Uint16Array;
+  /** An F16 tensor's raw binary16 bit patterns (a view of the file's bytes where aligned, else a copy); other dtypes throw. */
+  readF16Bits(name: string): Uint16Array;
   /** I32, I64 (each value must fit in int32), I16, I8, U8 and BOOL tensors as a new Int32Array. */
   readInt32(name: string): Int32Array;
 }
@@ -127,34 +131,6 @@ function fmtJson(x: unknown): string {
 // Half-precision conversions (bit-exact, tested exhaustively over all 65536 inputs).
 // ---------------------------------------------------------------------------------------------
 
-let f16Table: Uint32Array | null = null;
-
-/** float32 bit pattern of an IEEE binary16 bit pattern (exact: every f16 is representable in f32). */
-function f16BitsToF32Bits(h: number): number {
-  const sign = (h & 0x8000) << 16;
-  const exp = (h >>> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0x1f) return (sign | 0x7f800000 | (mant << 13)) >>> 0; // inf, nan (payload kept)
-  if (exp !== 0) return (sign | ((exp + 112) << 23) | (mant << 13)) >>> 0;
-  if (mant === 0) return sign >>> 0;
-  // Subnormal f16: mant * 2^-24. Normalise into an f32 normal number.
-  let e = 113; // exponent of 2^-14 in f32 bias, before shifting the mantissa up
-  let m = mant;
-  while ((m & 0x400) === 0) {
-    m <<= 1;
-    e -= 1;
-  }
-  return (sign | (e << 23) | ((m & 0x3ff) << 13)) >>> 0;
-}
-
-function getF16Table(): Uint32Array {
-  if (f16Table === null) {
-    f16Table = new Uint32Array(65536);
-    for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToF32Bits(h);
-  }
-  return f16Table;
-}
-
 /** binary16 bits of a float32 bit pattern, rounded to nearest even; NaN stays a (quiet) NaN. */
 export function float32BitsToF16Bits(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
@@ -188,7 +164,7 @@ export function float32BitsToBF16Bits(bits: number): number {
 
 /** float32 value of binary16 bits. */
 export function f16BitsToFloat32(h: number): number {
-  return bitsToF32(getF16Table()[h & 0xffff]!);
+  return bitsToF32(float16Table()[h & 0xffff]!);
 }
 
 /** float32 value of bfloat16 bits. */
@@ -376,7 +352,7 @@ class ParsedSafetensors implements SafetensorsFile {
       case "F16": {
         const src = halfWords(raw, n);
         const bits = new Uint32Array(out.buffer);
-        const table = getF16Table();
+        const table = float16Table();
         for (let i = 0; i < n; i++) bits[i] = table[src[i]!]!;
         return out;
       }
@@ -386,8 +362,16 @@ class ParsedSafetensors implements SafetensorsFile {
   }
 
   readBF16Bits(name: string): Uint16Array {
+    return this.halfBits(name, "BF16");
+  }
+
+  readF16Bits(name: string): Uint16Array {
+    return this.halfBits(name, "F16");
+  }
+
+  private halfBits(name: string, dtype: "BF16" | "F16"): Uint16Array {
     const e = this.entry(name);
-    if (e.dtype !== "BF16") return this.fail(name, `dtype ${e.dtype} is not BF16; readBF16Bits reads BF16 tensors only (use readFloat32)`);
+    if (e.dtype !== dtype) return this.fail(name, `dtype ${e.dtype} is not ${dtype}; read${dtype}Bits reads ${dtype} tensors only (use readFloat32)`);
     const raw = this.bytes(name);
     return halfWords(raw, raw.length / 2);
   }

@@ -7,7 +7,8 @@
 // copy; handing out the mutable host buffer (`Tensor.buf`) makes the host copy authoritative and frees the
 // device copy, so in-place host writes can never be shadowed by a stale texture.
 
-import type { DType, TypedArray } from "./dtype.js";
+import type { DType, HalfDType, TypedArray } from "./dtype.js";
+import { isHalf } from "./dtype.js";
 import { acquire, acquireZeroed, release } from "./backend/cpu/buffer-pool.js";
 
 /** A buffer owned by a device backend (a GPU.js pipeline texture or typed-array result). */
@@ -23,7 +24,7 @@ export interface DeviceBuffer {
 export class Storage {
   refs = 1;
   device: DeviceBuffer | null = null;
-  /** The host values: a typed array of the tensor's dtype, or BF16 bits (a Uint16Array) for bfloat16. */
+  /** The host values: a typed array of the tensor's dtype, or 16-bit bit patterns (a Uint16Array) for bfloat16 and float16. */
   constructor(public data: TypedArray | Uint16Array | null) {}
 }
 
@@ -37,10 +38,10 @@ export function allocZeros(dtype: DType, n: number): TypedArray {
   return acquireZeroed(computable("allocate", dtype), n);
 }
 
-/** dtype, unless it is the storage-only bfloat16 (then throws, naming `what`). */
-export function computable(what: string, dtype: DType): Exclude<DType, "bfloat16"> {
-  if (dtype === "bfloat16")
-    throw new TypeError(`${what}: bfloat16 is a storage dtype for frozen weights (made with bfloat16Tensor, zeros / full or astype("bfloat16")); compute in float32`);
+/** dtype, unless it is a storage-only 16-bit dtype (then throws, naming `what`). */
+export function computable(what: string, dtype: DType): Exclude<DType, HalfDType> {
+  if (isHalf(dtype))
+    throw new TypeError(`${what}: ${dtype} is a storage dtype for frozen weights (made with ${dtype}Tensor, zeros / full or astype("${dtype}")); compute in float32`);
   return dtype;
 }
 
@@ -88,7 +89,7 @@ export function dropDevice(s: Storage): void {
 export function releaseStorage(s: Storage): void {
   if (--s.refs === 0) {
     if (s.data !== null) {
-      release(s.data); // foreign to the pool (BF16 bits, a file's buffer): dropped
+      release(s.data); // foreign to the pool (16-bit bits, a file's buffer): dropped
       s.data = null;
     }
     if (s.device !== null) dropDevice(s);

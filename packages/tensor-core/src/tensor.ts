@@ -2,7 +2,8 @@
 // function in ./ops (one definition with its VJP beside it); the methods here are thin aliases.
 
 import type { DType, TypedArray } from "./dtype.js";
-import { dtypeOf, widenBF16 } from "./dtype.js";
+import { dtypeOf, isHalf, markFloat16, widenBF16, widenF16 } from "./dtype.js";
+import type { HalfDType } from "./dtype.js";
 import { SHARED_MIN_BYTES, isShared } from "./backend/cpu/buffer-pool.js";
 import type { Node } from "./autodiff/tape.js";
 import { backprop } from "./autodiff/tape.js";
@@ -12,7 +13,7 @@ import type { DeviceBuffer } from "./storage.js";
 import { Storage, allocDirty, computable, dropDevice, releaseStorage, syncHost, syncHostAsync } from "./storage.js";
 import * as ops from "./ops/index.js";
 import type { Rng } from "./random.js";
-import { float32BitsToBF16Bits } from "./safetensors.js";
+import { float32BitsToBF16Bits, float32BitsToF16Bits } from "./safetensors.js";
 
 let nextId = 0;
 
@@ -63,22 +64,22 @@ export class Tensor {
   }
 
   /**
-   * @internal A bfloat16 tensor owning `bits` (BF16 bit patterns; see dtype.ts). Use `bfloat16Tensor()`, which
-   * copies into shared memory.
+   * @internal A bfloat16 or float16 tensor owning `bits` (16-bit bit patterns of that dtype; see dtype.ts). Use
+   * `bfloat16Tensor()` / `float16Tensor()`, which copy into shared memory.
    */
-  static fromBF16Bits(bits: Uint16Array, shape: Shape): Tensor {
-    if (bits.length !== sizeOf(shape)) throw new RangeError(`internal: ${bits.length} BF16 values for shape ${fmt(shape)}`);
-    return new Tensor(new Storage(bits), shape, "bfloat16");
+  static fromHalfBits(bits: Uint16Array, shape: Shape, dtype: HalfDType): Tensor {
+    if (bits.length !== sizeOf(shape)) throw new RangeError(`internal: ${bits.length} ${dtype} values for shape ${fmt(shape)}`);
+    return new Tensor(new Storage(dtype === "float16" ? markFloat16(bits) : bits), shape, dtype);
   }
 
-  /** Whether backward() accumulates a gradient into this tensor; a bfloat16 tensor (frozen storage) never does. */
+  /** Whether backward() accumulates a gradient into this tensor; a bfloat16 or float16 tensor (frozen storage) never does. */
   get requiresGrad(): boolean {
     return this.#requiresGrad;
   }
 
   set requiresGrad(flag: boolean) {
-    if (flag && this.dtype === "bfloat16")
-      throw new TypeError(`tensor ${this.id} ${fmt(this.shape)} is bfloat16, a frozen storage dtype: it cannot require grad (train a float32 copy: astype("float32"))`);
+    if (flag && isHalf(this.dtype))
+      throw new TypeError(`tensor ${this.id} ${fmt(this.shape)} is ${this.dtype}, a frozen storage dtype: it cannot require grad (train a float32 copy: astype("float32"))`);
     this.#requiresGrad = flag;
   }
 
@@ -86,9 +87,9 @@ export class Tensor {
     return sizeOf(this.shape);
   }
 
-  /** Bytes of the values in memory: size x 4 (float32, int32), 8 (float64) or 2 (bfloat16). */
+  /** Bytes of the values in memory: size x 4 (float32, int32), 8 (float64) or 2 (bfloat16, float16). */
   get nbytes(): number {
-    return this.size * (this.dtype === "float64" ? 8 : this.dtype === "bfloat16" ? 2 : 4);
+    return this.size * (this.dtype === "float64" ? 8 : isHalf(this.dtype) ? 2 : 4);
   }
 
   get rank(): number {
@@ -111,52 +112,52 @@ export class Tensor {
    * frees the device copy, since the caller may write the buffer in place.
    */
   get buf(): TypedArray {
-    this.refuseBF16("reading its values");
+    this.refuseHalf("reading its values");
     const s = this.storage;
     if (s !== null && s.device !== null) {
       syncHost(s, this.dtype, this.size);
       dropDevice(s);
     }
-    const d = s?.data as TypedArray | null | undefined; // not bfloat16 (refused above)
+    const d = s?.data as TypedArray | null | undefined; // not 16-bit (refused above)
     if (d === null || d === undefined) throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed`);
     return d.length === this.size ? d : d.subarray(0, this.size);
   }
 
   /** @internal The values for reading only: downloads a device tensor but keeps its device copy. */
   peek(): TypedArray {
-    this.refuseBF16("reading its values");
+    this.refuseHalf("reading its values");
     const s = this.storage;
     if (s === null || (s.data === null && s.device === null)) throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed`);
     const d = syncHost(s, this.dtype, this.size);
     return d.length === this.size ? d : d.subarray(0, this.size);
   }
 
-  /** @internal The BF16 bits of a bfloat16 tensor (for the kernels that widen them; never written). */
+  /** @internal The bit patterns of a bfloat16 or float16 tensor (for the kernels that widen them; never written). */
   get bits(): Uint16Array {
     const d = this.storage?.data;
-    if (this.dtype !== "bfloat16") throw new TypeError(`internal: bits of a ${this.dtype} tensor`);
+    if (!isHalf(this.dtype)) throw new TypeError(`internal: bits of a ${this.dtype} tensor`);
     if (!(d instanceof Uint16Array)) throw new Error(`tensor ${this.id} ${fmt(this.shape)} was disposed`);
     return d;
   }
 
-  private refuseBF16(what: string): void {
-    if (this.dtype === "bfloat16")
-      throw new TypeError(`tensor ${this.id} ${fmt(this.shape)} is bfloat16 (frozen storage): ${what} needs astype("float32") first`);
+  private refuseHalf(what: string): void {
+    if (isHalf(this.dtype))
+      throw new TypeError(`tensor ${this.id} ${fmt(this.shape)} is ${this.dtype} (frozen storage): ${what} needs astype("float32") first`);
   }
 
   /**
-   * A copy of the values as a typed array (downloads from the device when the tensor lives there); a bfloat16
+   * A copy of the values as a typed array (downloads from the device when the tensor lives there); a bfloat16 or float16
    * tensor's values widened (exactly) into a Float32Array.
    */
   data(): TypedArray {
-    return this.dtype === "bfloat16" ? this.readable() : this.peek().slice();
+    return isHalf(this.dtype) ? this.readable() : this.peek().slice();
   }
 
-  /** The values for reading: peek(), or a bfloat16 tensor's widened into a new Float32Array. */
+  /** The values for reading: peek(), or a bfloat16 / float16 tensor's widened into a new Float32Array. */
   private readable(): TypedArray {
-    if (this.dtype !== "bfloat16") return this.peek();
+    if (!isHalf(this.dtype)) return this.peek();
     const out = new Float32Array(this.size);
-    widenBF16(this.bits, out);
+    (this.dtype === "float16" ? widenF16 : widenBF16)(this.bits, out);
     return out;
   }
 
@@ -383,26 +384,39 @@ export function tensor(data: Nested | TypedArray | readonly number[], shape?: re
  * gather (embedding), lmHeadLoss and astype read it, widening exactly; other ops refuse it (see dtype.ts).
  */
 export function bfloat16Tensor(bits: Uint16Array, shape: readonly number[]): Tensor {
-  checkShape("bfloat16Tensor", shape);
-  if (bits.length !== sizeOf(shape)) throw new RangeError(`bfloat16Tensor: ${bits.length} values do not fit shape ${fmt(shape)}`);
-  const own = bf16Words(bits.length);
-  own.set(bits);
-  return Tensor.fromBF16Bits(own, shape);
+  return halfTensor("bfloat16Tensor", bits, shape, "bfloat16");
 }
 
-/** n zero BF16 words (+0.0), in shared memory when large (see bfloat16Tensor). */
-function bf16Words(n: number): Uint16Array {
+/**
+ * A frozen float16 tensor of IEEE binary16 bit patterns (an F16 checkpoint's raw words), copied like
+ * bfloat16Tensor's; the same kernels read it, widening exactly (dtype.ts float16Table).
+ */
+export function float16Tensor(bits: Uint16Array, shape: readonly number[]): Tensor {
+  return halfTensor("float16Tensor", bits, shape, "float16");
+}
+
+function halfTensor(what: string, bits: Uint16Array, shape: readonly number[], dtype: HalfDType): Tensor {
+  checkShape(what, shape);
+  if (bits.length !== sizeOf(shape)) throw new RangeError(`${what}: ${bits.length} values do not fit shape ${fmt(shape)}`);
+  const own = halfWords(bits.length);
+  own.set(bits);
+  return Tensor.fromHalfBits(own, shape, dtype);
+}
+
+/** n zero 16-bit words (+0.0 in both dtypes), in shared memory when large (see bfloat16Tensor). */
+function halfWords(n: number): Uint16Array {
   const shared = 2 * n >= SHARED_MIN_BYTES && typeof SharedArrayBuffer === "function";
   return new Uint16Array(shared ? new SharedArrayBuffer(2 * n) : new ArrayBuffer(2 * n));
 }
 
 export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
   checkShape("full", shape);
-  if (opts.dtype === "bfloat16") {
-    // Frozen storage (e.g. weight matrices about to be loaded from a BF16 checkpoint): value rounded to bfloat16.
-    const bits = bf16Words(sizeOf(shape));
-    if (value !== 0 || Object.is(value, -0)) bits.fill(float32BitsToBF16Bits(new Uint32Array(Float32Array.of(value).buffer)[0]!));
-    const t = Tensor.fromBF16Bits(bits, shape);
+  if (opts.dtype !== undefined && isHalf(opts.dtype)) {
+    // Frozen storage (e.g. weight matrices about to be loaded from a BF16 / F16 checkpoint): value rounded to the dtype.
+    const bits = halfWords(sizeOf(shape));
+    const round = opts.dtype === "float16" ? float32BitsToF16Bits : float32BitsToBF16Bits;
+    if (value !== 0 || Object.is(value, -0)) bits.fill(round(new Uint32Array(Float32Array.of(value).buffer)[0]!));
+    const t = Tensor.fromHalfBits(bits, shape, opts.dtype);
     t.requiresGrad = opts.requiresGrad ?? false;
     return t;
   }

@@ -2,7 +2,7 @@
 // (Linear and Embedding weights ~ N(0, initializer_range^2), biases 0, RMSNorm gains 1).
 
 import { Rng, full, randn } from "@lrc-ts/tensor-core";
-import type { DType, Tensor } from "@lrc-ts/tensor-core";
+import type { DType, HalfDType, Tensor } from "@lrc-ts/tensor-core";
 
 export interface InitOptions {
   /** Parameter dtype (default float32; float64 for gradient checks). */
@@ -14,10 +14,10 @@ export interface InitOptions {
   /** "zeros" skips the random draw (weights about to be loaded from a checkpoint). Default "normal". */
   readonly init?: "normal" | "zeros";
   /** Dtype of the weight matrices (initNormal), as frozen zeros to be loaded (CausalLMOptions.matrixDType). */
-  readonly matrixDType?: "bfloat16";
+  readonly matrixDType?: HalfDType;
 }
 
-/** A weight matrix: N(0, std²), or zeros with init "zeros" (frozen bfloat16 zeros with matrixDType). */
+/** A weight matrix: N(0, std²), or zeros with init "zeros" (frozen bfloat16 / float16 zeros with matrixDType). */
 export function initNormal(shape: readonly number[], o: InitOptions): Tensor {
   if (o.matrixDType !== undefined) return full(shape, 0, { dtype: o.matrixDType });
   if (o.init === "zeros") return initConst(shape, 0, o);

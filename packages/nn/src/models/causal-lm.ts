@@ -6,7 +6,7 @@
 // `causalLMForward` in ../functional.ts over `weights()`.
 
 import { Rng, tensor } from "@lrc-ts/tensor-core";
-import type { DType, Tensor } from "@lrc-ts/tensor-core";
+import type { DType, HalfDType, Tensor } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "../config.js";
 import type { CausalLMForwardOptions, CausalLMForwardResult, CausalLMWeights } from "../functional.js";
 import { causalLMForward } from "../functional.js";
@@ -28,11 +28,11 @@ export interface CausalLMOptions {
   /** "zeros" skips the random draw (weights about to be loaded). Default "normal". */
   readonly init?: "normal" | "zeros";
   /**
-   * "bfloat16": the weight matrices (embedding, projections, LM head) are frozen bfloat16 storage of zeros, to
+   * "bfloat16" / "float16": the weight matrices (embedding, projections, LM head) are frozen 16-bit storage of zeros, to
    * be filled from a BF16 checkpoint (`loadCausalLM`'s keepDType); norm gains and biases stay `dtype`. Needs
    * init "zeros" and dtype float32.
    */
-  readonly matrixDType?: "bfloat16";
+  readonly matrixDType?: HalfDType;
 }
 
 /** A list of child modules named "0", "1", ... (torch.nn.ModuleList). */

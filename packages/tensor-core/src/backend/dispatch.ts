@@ -3,11 +3,13 @@
 // While a backend other than cpu is active, every dispatch is counted per backend and op: on its own kernel
 // (`device`) or as a cpu fallback (`cpu`), for `backendReport()`.
 //
-// bfloat16 (frozen 16-bit weights, dtype.ts) is read by the kernels in BF16_KERNELS only: a call of another
-// kernel with a bfloat16 tensor throws, naming the kernel; a call of one of those runs on the active backend
-// only when its `accepts` says yes to it (webgpu's gemm and gather read bfloat16 buffers), else on cpu, counted
-// as a fallback.
+// bfloat16 and float16 (frozen 16-bit weights, dtype.ts) are read by the kernels in HALF_KERNELS only: a call
+// of another kernel with such a tensor throws, naming the kernel and the dtype; a call of one of those runs on the
+// active backend only when its `accepts` says yes to it (webgpu's gemm and gather read 16-bit buffers), else on
+// cpu, counted as a fallback.
 
+import type { DType, HalfDType } from "../dtype.js";
+import { isHalf } from "../dtype.js";
 import { CpuKernels } from "./cpu/cpu-kernels.js";
 import type { Backend, KernelName, Kernels } from "./kernels.js";
 
@@ -33,18 +35,23 @@ export function activeBackend(): Backend | null {
 
 type Fn = (...args: unknown[]) => unknown;
 
-/** The kernels whose cpu versions read bfloat16 tensors (widened to float32 exactly). */
-const BF16_KERNELS: ReadonlySet<KernelName> = new Set<KernelName>(["gemm", "gather", "lmHeadLoss", "astype"]);
+/** The kernels whose cpu versions read bfloat16 and float16 tensors (widened to float32 exactly). */
+const HALF_KERNELS: ReadonlySet<KernelName> = new Set<KernelName>(["gemm", "gather", "lmHeadLoss", "astype"]);
 
-const isBF16 = (x: unknown): boolean => typeof x === "object" && x !== null && (x as { dtype?: unknown }).dtype === "bfloat16";
+/** The 16-bit storage dtype of a tensor argument, else null. */
+function halfOf(x: unknown): HalfDType | null {
+  const d = typeof x === "object" && x !== null ? (x as { dtype?: DType }).dtype : undefined;
+  return d !== undefined && isHalf(d) ? d : null;
+}
 
-/** Whether a call has a bfloat16 tensor argument (throws, naming the kernel, when that kernel cannot read one). */
-function bf16Call(op: KernelName, args: readonly unknown[]): boolean {
-  if (!args.some((a) => isBF16(a) || (Array.isArray(a) && a.some(isBF16)))) return false;
-  if (!BF16_KERNELS.has(op)) {
+/** Whether a call has a bfloat16 or float16 tensor argument (throws, naming the kernel, when that kernel cannot read one). */
+function halfCall(op: KernelName, args: readonly unknown[]): boolean {
+  const half = args.flatMap((a) => (Array.isArray(a) ? a : [a])).map(halfOf).find((d) => d !== null);
+  if (half === undefined) return false;
+  if (!HALF_KERNELS.has(op)) {
     const sub = typeof args[0] === "string" ? ` (${args[0]})` : "";
     throw new TypeError(
-      `${op}${sub}: does not read bfloat16 tensors (frozen storage, read only by matmul, gather / embedding, lmHeadLoss and astype); widen with astype("float32")`,
+      `${op}${sub}: does not read ${half} tensors (frozen storage, read only by matmul, gather / embedding, lmHeadLoss and astype); widen with astype("float32")`,
     );
   }
   return true;
@@ -58,21 +65,21 @@ function bf16Call(op: KernelName, args: readonly unknown[]): boolean {
 export function hasKernel<K extends KernelName>(op: K, ...args: Parameters<Kernels[K]>): boolean {
   const b = active;
   if (b === null) return true;
-  return onBackend(b, op, args, bf16Call(op, args));
+  return onBackend(b, op, args, halfCall(op, args));
 }
 
-/** Whether backend b runs this call itself (a call with a bfloat16 tensor only when b's accepts() takes it). */
-function onBackend(b: Backend, op: KernelName, args: readonly unknown[], bf16: boolean): boolean {
-  return b.kernels[op] !== undefined && (b.accepts === undefined ? !bf16 : b.accepts(op, args));
+/** Whether backend b runs this call itself (a call with a 16-bit tensor only when b's accepts() takes it). */
+function onBackend(b: Backend, op: KernelName, args: readonly unknown[], half: boolean): boolean {
+  return b.kernels[op] !== undefined && (b.accepts === undefined ? !half : b.accepts(op, args));
 }
 
 /** Runs kernel `op` on the active backend, or on cpu when that backend lacks it or does not accept the call. */
 export function dispatch<K extends KernelName>(op: K, ...args: Parameters<Kernels[K]>): ReturnType<Kernels[K]> {
   const b = active;
-  const bf16 = bf16Call(op, args);
+  const half = halfCall(op, args);
   if (b !== null) {
     const c = countOf(b.name, op);
-    if (onBackend(b, op, args, bf16)) {
+    if (onBackend(b, op, args, half)) {
       c.device++;
       return (b.kernels[op] as Fn).apply(b.kernels, args) as ReturnType<Kernels[K]>;
     }

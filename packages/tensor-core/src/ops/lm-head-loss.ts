@@ -17,7 +17,7 @@
 import { isGradEnabled, record } from "../autodiff/tape.js";
 import { dispatch, hasKernel } from "../backend/dispatch.js";
 import type { LmHeadDims } from "../backend/kernels.js";
-import { requireFloat } from "../dtype.js";
+import { isHalf, requireFloat } from "../dtype.js";
 import { fmt, shapeEq } from "../shape.js";
 import { Tensor, tensor } from "../tensor.js";
 import { add, div, mul } from "./elementwise.js";
@@ -70,8 +70,8 @@ export const DEFAULT_CHUNK_ELEMENTS = 1 << 23;
 export function lmHeadLoss(hidden: Tensor, weight: Tensor, opts: LmHeadLossOptions): LmHeadLoss {
   const { targets, teacher } = opts;
   if (targets === undefined && teacher === undefined) throw new RangeError("lmHeadLoss: neither targets (CE) nor a teacher (KL) given");
-  // A bfloat16 LM head (frozen weights, dtype.ts) is read as float32: with float32 hidden states only.
-  const asF32 = (w: Tensor) => (w.dtype === "bfloat16" ? { dtype: "float32" as const } : w);
+  // A bfloat16 / float16 LM head (frozen weights, dtype.ts) is read as float32: with float32 hidden states only.
+  const asF32 = (w: Tensor) => (isHalf(w.dtype) ? { dtype: "float32" as const } : w);
   requireFloat("lmHeadLoss", hidden, asF32(weight));
   if (hidden.rank < 1 || weight.rank !== 2 || weight.shape[1] !== hidden.shape[hidden.rank - 1])
     throw new RangeError(`lmHeadLoss: weight ${fmt(weight.shape)} must be [V, d] for hidden ${fmt(hidden.shape)}`);

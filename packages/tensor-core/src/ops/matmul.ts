@@ -1,8 +1,8 @@
 // matmul with numpy semantics (batched, broadcasting batch dims, 1-D operands promoted and squeezed) and
 // transpose flags, all running on one gemm kernel that is equally fast for A B, A^T B and A B^T, which is
-// what the backward pass needs. A bfloat16 operand (frozen weights, dtype.ts) with a float32 one gives float32.
+// what the backward pass needs. A bfloat16 or float16 operand (frozen weights, dtype.ts) with a float32 one gives float32.
 
-import { resultDType } from "../dtype.js";
+import { isHalf, resultDType } from "../dtype.js";
 import { record } from "../autodiff/tape.js";
 import { dispatch } from "../backend/dispatch.js";
 import { broadcastShapes, fmt, sizeOf } from "../shape.js";
@@ -22,11 +22,11 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
   if (a.rank === 0 || b.rank === 0) throw new RangeError(`matmul: scalars not allowed, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
   if (a.dtype === "int32" || b.dtype === "int32") throw new TypeError(`matmul: expects float tensors, got ${a.dtype} and ${b.dtype}`);
-  // A bfloat16 operand (frozen weights) is widened exactly inside the gemm and multiplies float32 into float32.
-  const bf16 = a.dtype === "bfloat16" || b.dtype === "bfloat16";
-  if (bf16 && (a.dtype === "float64" || b.dtype === "float64"))
-    throw new TypeError(`matmul: a bfloat16 operand multiplies float32 tensors only, got ${a.dtype} and ${b.dtype}`);
-  if (!bf16) resultDType("matmul", a.dtype, b.dtype);
+  // A bfloat16 / float16 operand (frozen weights) is widened exactly inside the gemm and multiplies float32 into float32.
+  const half = isHalf(a.dtype) ? a.dtype : isHalf(b.dtype) ? b.dtype : null;
+  if (half !== null && (a.dtype === "float64" || b.dtype === "float64"))
+    throw new TypeError(`matmul: a ${half} operand multiplies float32 tensors only, got ${a.dtype} and ${b.dtype}`);
+  if (half === null) resultDType("matmul", a.dtype, b.dtype);
   // 1-D cases: a [k] -> [1, k]; b [k] -> [k, 1]; the added axis is removed from the result.
   const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]!]) : a;
   const b2 = b.rank === 1 ? reshape(b, [b.shape[0]!, 1]) : b;

@@ -2,11 +2,11 @@
 // array kernels of this folder on the inputs' host values (`.buf` downloads a device-resident input). A kernel
 // missing here is a type error.
 
-import { widenBF16 } from "../../dtype.js";
+import { isHalf, widenBF16, widenF16 } from "../../dtype.js";
 import type { DType, FloatArray } from "../../dtype.js";
 import { broadcastStrides, sizeOf, stridesOf } from "../../shape.js";
-import { float32BitsToBF16Bits } from "../../safetensors.js";
-import { Tensor, bfloat16Tensor, zeros } from "../../tensor.js";
+import { float32BitsToBF16Bits, float32BitsToF16Bits } from "../../safetensors.js";
+import { Tensor, bfloat16Tensor, float16Tensor, zeros } from "../../tensor.js";
 import type { AdamWHyper, AttentionDims, BinaryOp, GemmDims, KlForward, Kernels, LmHeadDims, LmHeadForward, ReduceOp, UnaryOp } from "../kernels.js";
 import { adamwUpdate } from "./adamw.js";
 import { attentionBackward, attentionForward } from "./attention.js";
@@ -25,9 +25,12 @@ function f(t: Tensor): FloatArray {
   return t.buf as FloatArray;
 }
 
-/** A float operand that may be bfloat16: its BF16 bits (which gemm and gatherRows widen exactly), else f(t). */
+/**
+ * A float operand that may be bfloat16 or float16: its 16-bit bits (which gemm and gatherRows widen exactly; a
+ * float16 tensor's buffer is marked as such, dtype.ts isFloat16Bits), else f(t).
+ */
 function wide(t: Tensor): FloatArray | Uint16Array {
-  return t.dtype === "bfloat16" ? t.bits : f(t);
+  return isHalf(t.dtype) ? t.bits : f(t);
 }
 
 /** [rows, cols] of a tensor read as rows of its last axis. */
@@ -67,19 +70,20 @@ export class CpuKernels implements Kernels {
   }
 
   astype(x: Tensor, dtype: DType): Tensor {
-    if (dtype === "bfloat16") {
-      if (x.dtype !== "float32") throw new TypeError(`astype: bfloat16 is made from float32 only, got ${x.dtype}`);
+    if (isHalf(dtype)) {
+      if (x.dtype !== "float32") throw new TypeError(`astype: ${dtype} is made from float32 only, got ${x.dtype}`);
       const xs = f(x), src = new Uint32Array(xs.buffer, xs.byteOffset, x.size);
       const bits = new Uint16Array(x.size);
-      for (let i = 0; i < bits.length; i++) bits[i] = float32BitsToBF16Bits(src[i]!);
-      return bfloat16Tensor(bits, x.shape);
+      const round = dtype === "float16" ? float32BitsToF16Bits : float32BitsToBF16Bits; // to nearest even
+      for (let i = 0; i < bits.length; i++) bits[i] = round(src[i]!);
+      return (dtype === "float16" ? float16Tensor : bfloat16Tensor)(bits, x.shape);
     }
     const out = Tensor.empty(x.shape, dtype);
     const dst = out.buf;
-    if (x.dtype === "bfloat16") {
-      // Exact: a BF16 value is the float32 of its bits shifted left by 16.
+    if (isHalf(x.dtype)) {
+      // Exact: a BF16 value is the float32 of its bits shifted left by 16, an F16 one the table's.
       const f32 = dtype === "float32" ? (dst as Float32Array) : new Float32Array(x.size);
-      widenBF16(x.bits, f32);
+      (x.dtype === "float16" ? widenF16 : widenBF16)(x.bits, f32);
       if (dtype === "float64") dst.set(f32);
       else if (dtype === "int32") for (let i = 0; i < f32.length; i++) dst[i] = Math.trunc(f32[i]!);
       return out;
@@ -133,8 +137,8 @@ export class CpuKernels implements Kernels {
   }
 
   gather(x: Tensor, indices: Tensor, outShape: readonly number[]): Tensor {
-    const out = Tensor.empty(outShape, x.dtype === "bfloat16" ? "float32" : x.dtype);
-    gatherRows(x.dtype === "bfloat16" ? x.bits : x.buf, x.shape[0]!, sizeOf(x.shape.slice(1)), indices.peek() as Int32Array, out.buf, "gather");
+    const out = Tensor.empty(outShape, isHalf(x.dtype) ? "float32" : x.dtype);
+    gatherRows(wide(x), x.shape[0]!, sizeOf(x.shape.slice(1)), indices.peek() as Int32Array, out.buf, "gather");
     return out;
   }
 
@@ -166,8 +170,8 @@ export class CpuKernels implements Kernels {
   }
 
   gemm(a: Tensor, b: Tensor, p: GemmDims, outShape: readonly number[]): Tensor {
-    // A bfloat16 operand multiplies a float32 one (checked by matmul) into float32.
-    const out = Tensor.empty(outShape, a.dtype === "bfloat16" ? b.dtype === "bfloat16" ? "float32" : b.dtype : a.dtype);
+    // A bfloat16 / float16 operand multiplies a float32 one (checked by matmul) into float32.
+    const out = Tensor.empty(outShape, isHalf(a.dtype) ? (isHalf(b.dtype) ? "float32" : b.dtype) : a.dtype);
     gemm({ a: wide(a), b: wide(b), c: f(out), ...p, strideC: p.m * p.n });
     return out;
   }

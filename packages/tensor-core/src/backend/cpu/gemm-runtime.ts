@@ -21,10 +21,12 @@
  * patterns (the high half of a float32, as safetensors stores them). They are widened to float32 (`bits << 16`,
  * exact) by the raw copy before packing, so the product is bit-identical to the one over the widened float32
  * operands and a frozen BF16 weight never exists as float32 beyond one KC x NC slice. Without the WebAssembly
- * packers `runTiles` refuses them.
+ * packers `runTiles` refuses them. With `f16A` / `f16B` the operand holds IEEE binary16 bits instead, widened by
+ * dtype.ts's 65,536-entry table in the same raw copy.
  */
 
 /** Float storage the kernels accept. */
+import { float16Table } from "../../dtype.js";
 import { PAGE, instantiate } from "./wasm-instance.js";
 
 export type Float = Float32Array | Float64Array;
@@ -63,6 +65,9 @@ export interface GemmJob {
    * thread id, start, after B pack, end (ms since the time origin, comparable across threads), A-pack ms.
    */
   trace?: Float64Array;
+  /** A (B) is a Uint16Array of float16 bits, not BF16 (set by gemm.ts: the workers cannot tell). */
+  f16A?: boolean;
+  f16B?: boolean;
 }
 
 /** Floats per tile in `GemmJob.trace`. */
@@ -113,10 +118,20 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
     }
   }
 
-  /** heap[dst .. dst + end - start) = src[start .. end), BF16 bit patterns widened to float32 (exact). */
+  /** Whether the 16-bit operand being packed holds float16 bits (runTiles sets it from job.f16A / f16B). */
+  let rawF16 = false;
+
+  /** heap[dst .. dst + end - start) = src[start .. end), BF16 (or float16, rawF16) bit patterns widened to float32 (exact). */
   function copyRaw(src: Float32Array | Uint16Array, start: number, end: number, dst: number): void {
     if (src instanceof Float32Array) heap.set(src.subarray(start, end), dst);
+    else if (rawF16) widenF16Raw(src, start, end, dst);
     else widenRaw(src, start, end, dst);
+  }
+
+  /** copyRaw of float16 bits: each value's float32 bits looked up in dtype.ts's table. */
+  function widenF16Raw(src: Uint16Array, start: number, end: number, dst: number): void {
+    const h = heapBits, table = float16Table();
+    for (let j = start, d = dst; j < end; j++, d++) h[d] = table[src[j]!]!;
   }
 
   /** The 32-bit words of the last BF16 operand's buffer (two BF16 values each, little-endian), for widenRaw. */
@@ -397,6 +412,7 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
           ensureHeap(B0 + k * ncPad + 16);
           for (let pc = 0; pc < k; pc += KC) {
             const kc = Math.min(KC, k - pc);
+            rawF16 = job.f16B === true;
             if (wasmPack) packBWasm(b as Float32Array | Uint16Array, bBase, transB, n, k, jc, nc, ncPad, pc, kc, B0 + pc * ncPad);
             else packB(b as Float, bBase, transB, n, k, jc, nc, pc, kc, heap, B0 + pc * ncPad);
           }
@@ -409,6 +425,7 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
         for (let pc = 0; pc < k; pc += KC) {
           const kc = Math.min(KC, k - pc);
           const pa0 = trace !== undefined ? clock.now() : 0;
+          rawF16 = job.f16A === true;
           if (wasmPack) packAWasm(a as Float32Array | Uint16Array, aBase, transA, m, k, ic, mc, mcPad, pc, kc);
           else packA(a as Float, aBase, transA, m, k, ic, mc, pc, kc, h, A0);
           if (trace !== undefined) aPackMs += clock.now() - pa0;

@@ -19,9 +19,10 @@
  * its checkpoint dtype); the engine widens them to float32 while packing (exact), so C is bit-identical to the
  * gemm of the widened float32 operands. The parallel path copies a non-shared BF16 operand into a shared one
  * (half the bytes of a float32 copy). Without the WebAssembly engine (no SIMD, or LRC_NO_WASM=1) a BF16 operand
- * is first widened into pooled float32 scratch (exact, so C is the same).
+ * is first widened into pooled float32 scratch (exact, so C is the same). A Uint16Array whose buffer holds float16
+ * bits (dtype.ts isFloat16Bits: a float16 tensor's) is widened from IEEE binary16 the same ways (job.f16A / f16B).
  */
-import { widenBF16 } from "../../dtype.js";
+import { isFloat16Bits, widenHalf } from "../../dtype.js";
 import { acquireForWorkers, acquireShared, isShared, release } from "./buffer-pool.js";
 import { createGemmRuntime, type Float, type GemmJob, type GemmRuntime, type Operand } from "./gemm-runtime.js";
 import { getParallelThreshold, getThreadCount, poolAvailable, runParallel } from "./worker-pool.js";
@@ -82,10 +83,10 @@ function sharedCopy(src: Operand, offset: number, len: number): Operand {
   return dst;
 }
 
-/** BF16 bits [offset, offset + len) widened exactly into pooled float32 scratch (pushed on `scratch`). */
+/** BF16 / float16 bits [offset, offset + len) widened exactly into pooled float32 scratch (pushed on `scratch`). */
 function widened(x: Uint16Array, offset: number, len: number, scratch: Operand[]): Float32Array {
   const out = acquireForWorkers("float32", len) as Float32Array;
-  widenBF16(x.subarray(offset, offset + len), out);
+  widenHalf(x.subarray(offset, offset + len), out);
   scratch.push(out);
   return out;
 }
@@ -140,6 +141,8 @@ export function gemm(p: GemmParams): void {
     offsetA, offsetB, offsetC, accumulate, alpha,
   };
   if (p.trace !== undefined) job.trace = p.trace;
+  if (a instanceof Uint16Array && isFloat16Bits(a)) job.f16A = true;
+  if (b instanceof Uint16Array && isFloat16Bits(b)) job.f16B = true;
   const scratch: Operand[] = [];
   try {
     if (!rt.wasm) {

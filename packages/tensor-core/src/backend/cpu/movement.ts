@@ -2,6 +2,7 @@
 // gather along axis 0 with its scatter-add transpose.
 
 import type { TypedArray } from "../../dtype.js";
+import { float16Table, isFloat16Bits } from "../../dtype.js";
 import type { Shape } from "../../shape.js";
 import { stridesOf } from "../../shape.js";
 import { DATA, vectorKernels } from "./wasm-vector.js";
@@ -123,17 +124,20 @@ export function stridedAddInto(src: TypedArray, srcShape: Shape, dst: TypedArray
 
 /**
  * out[i, :] = x[idx[i], :] for a [rows, cols] table; throws on an index out of range. A Uint16Array x holds BF16
- * bit patterns (a frozen embedding kept in its checkpoint dtype), widened exactly into a Float32Array out.
+ * bit patterns, or float16 ones where dtype.ts isFloat16Bits says so (a frozen embedding kept in its checkpoint
+ * dtype), widened exactly into a Float32Array out.
  */
 export function gatherRows(x: TypedArray | Uint16Array, rows: number, cols: number, idx: Int32Array, out: TypedArray, op: string): void {
-  const bf16 = x instanceof Uint16Array;
-  if (bf16 && !(out instanceof Float32Array)) throw new TypeError(`${op}: a BF16 table gathers into float32 only`);
-  const dst = bf16 ? new Uint32Array(out.buffer, out.byteOffset, out.length) : out;
+  const half = x instanceof Uint16Array;
+  const f16 = half && isFloat16Bits(x) ? float16Table() : null;
+  if (half && !(out instanceof Float32Array)) throw new TypeError(`${op}: a ${f16 !== null ? "float16" : "BF16"} table gathers into float32 only`);
+  const dst = half ? new Uint32Array(out.buffer, out.byteOffset, out.length) : out;
   for (let i = 0; i < idx.length; i++) {
     const r = idx[i]!;
     if (r < 0 || r >= rows) throw new RangeError(`${op}: index ${r} at position ${i} is out of range [0, ${rows})`);
     const s = r * cols;
-    if (bf16) for (let j = 0; j < cols; j++) dst[i * cols + j] = x[s + j]! << 16;
+    if (f16 !== null) for (let j = 0; j < cols; j++) dst[i * cols + j] = f16[x[s + j]!]!;
+    else if (half) for (let j = 0; j < cols; j++) dst[i * cols + j] = x[s + j]! << 16;
     else for (let j = 0; j < cols; j++) dst[i * cols + j] = x[s + j]!;
   }
 }

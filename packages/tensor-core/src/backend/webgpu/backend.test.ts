@@ -75,6 +75,30 @@ describe("the webgpu backend", () => {
     for (const op of ["gemm", "gather"]) expect(rep.find((o) => o.op === op)?.device ?? 0, `${op} on the device`).toBeGreaterThan(0);
   });
 
+  it("reads a float16 teacher weight on the device (shader-f16 when the adapter has it, unpack2x16float without): the same as the widened float32", async () => {
+    if (!ready) return;
+    const Wt = rnd([12, 16]).astype("float16"), E = rnd([10, 16]).astype("float16");
+    const [WtF, EF] = [Wt.astype("float32"), E.astype("float32")];
+    const ids = tensor(new Int32Array([3, 0, 9, 3]), [4]);
+    const inputs = [rnd([4, 16]), rnd([16, 8])];
+    const step = (W: Tensor, Em: Tensor) => () => withGrads((x, P) => ops.matmul(ops.matmul(ops.add(x, ops.embedding(Em, ids)), W, { transB: true }), ops.matmul(W, P)), inputs);
+    setBackend("cpu");
+    const want = await values(scope(step(WtF, EF)));
+    for (const f16 of [true, false]) {
+      await initBackend("webgpu", { f16 });
+      resetBackendReport();
+      setBackend("webgpu");
+      const outs = scope(step(Wt, E));
+      setBackend("cpu");
+      close(`float16 teacher (f16 ${f16})`, want, await values(outs), 1e-5);
+      const rep = backendReport().ops;
+      expect(rep.filter((o) => o.cpu > 0).map((o) => o.op)).toEqual([]);
+      for (const op of ["gemm", "gather"]) expect(rep.find((o) => o.op === op)?.device ?? 0, `${op} on the device`).toBeGreaterThan(0);
+    }
+    await initBackend("webgpu");
+    setBackend("cpu");
+  });
+
   it("starts again with the optional features off, re-uploading from the host what the previous device held", async () => {
     if (!ready) return;
     setBackend("webgpu");

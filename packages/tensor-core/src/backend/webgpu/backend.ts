@@ -2,13 +2,15 @@
 // the WGSL generated in this folder. Inputs are uploaded once (the device copy is kept in the tensor's storage),
 // outputs are device-resident tensors, and values come back only through `dataAsync()` / `toHostAsync()`
 // (WebGPU has no synchronous read: `data()` on a device-only tensor throws saying so). Kernels it lacks or
-// calls it refuses (float64, empty operands; `float32Operands`) run on cpu through the dispatcher. A bfloat16
-// tensor (a frozen teacher weight) is uploaded as its 16-bit bits and read, widened to float32, by the matmul and
-// the embedding gather (half16.ts): a BF16 teacher's linear layers run here, at half the device memory.
+// calls it refuses (float64, empty operands; `float32Operands`) run on cpu through the dispatcher. A bfloat16 or
+// float16 tensor (a frozen teacher weight) is uploaded as its 16-bit bits and read, widened to float32, by the
+// matmul and the embedding gather (half16.ts; float16 natively with shader-f16, else by unpack2x16float): a BF16
+// or F16 teacher's linear layers run here, at half the device memory.
 // Every kernel of the LRC step is here, the gradient clip's sumSquares and scale included (the trainer reads one
 // number per step, `clipGradNormAsync`).
 
 import type { DType, TypedArray } from "../../dtype.js";
+import { isHalf } from "../../dtype.js";
 import { broadcastStrides, sizeOf, stridesOf } from "../../shape.js";
 import { Tensor } from "../../tensor.js";
 import type { DeviceBuffer as StorageDevice } from "../../storage.js";
@@ -60,7 +62,7 @@ export class WebGpuKernels implements Partial<Kernels> {
   upload(t: Tensor): WebGpuBuffer {
     const s = t.storage!;
     let buf: WebGpuBuffer;
-    if (t.dtype === "bfloat16") buf = this.dev.upload(t.bits, "bfloat16");
+    if (isHalf(t.dtype)) buf = this.dev.upload(t.bits, t.dtype);
     else {
       const host = t.peek();
       buf = this.dev.upload(host instanceof Int32Array || host instanceof Float32Array ? host : Float32Array.from(host));
@@ -152,7 +154,7 @@ export class WebGpuKernels implements Partial<Kernels> {
   }
 
   gather(x: Tensor, indices: Tensor, outShape: readonly number[]): Tensor {
-    const [o, ob] = this.out(outShape, x.dtype === "bfloat16" ? "float32" : x.dtype);
+    const [o, ob] = this.out(outShape, isHalf(x.dtype) ? "float32" : x.dtype);
     ew.gatherRows(this.dev, this.buf(x), x.shape[0]!, sizeOf(x.shape.slice(1)), this.buf(indices), ob);
     return o;
   }
@@ -331,13 +333,14 @@ function rowsOf(t: Tensor): [number, number] {
 }
 
 /**
- * A gemm or gather that reads a bfloat16 tensor (a frozen weight) the backend runs: the other operand float32
- * (gemm) or the indices int32 (gather), nothing empty.
+ * A gemm or gather that reads a bfloat16 or float16 tensor (a frozen weight) the backend runs: the other operand
+ * float32 or 16-bit (gemm) or the indices int32 (gather), nothing empty.
  */
-function bf16Operands(op: KernelName, args: readonly unknown[]): boolean {
+function halfOperands(op: KernelName, args: readonly unknown[]): boolean {
+  const HALF: DType[] = ["bfloat16", "float16"];
   const ok = (a: unknown, ...dtypes: DType[]): boolean => a instanceof Tensor && a.size > 0 && dtypes.includes(a.dtype);
-  if (op === "gemm") return (ok(args[0], "bfloat16") || ok(args[1], "bfloat16")) && ok(args[0], "float32", "bfloat16") && ok(args[1], "float32", "bfloat16") && sizeOf(args[3] as readonly number[]) > 0;
-  if (op === "gather") return ok(args[0], "bfloat16") && ok(args[1], "int32") && sizeOf(args[2] as readonly number[]) > 0;
+  if (op === "gemm") return (ok(args[0], ...HALF) || ok(args[1], ...HALF)) && ok(args[0], "float32", ...HALF) && ok(args[1], "float32", ...HALF) && sizeOf(args[3] as readonly number[]) > 0;
+  if (op === "gather") return ok(args[0], ...HALF) && ok(args[1], "int32") && sizeOf(args[2] as readonly number[]) > 0;
   return false;
 }
 
@@ -354,7 +357,7 @@ export class WebGpuBackend implements Backend {
   }
 
   accepts(op: KernelName, args: readonly unknown[]): boolean {
-    return float32Operands(op, args) || bf16Operands(op, args);
+    return float32Operands(op, args) || halfOperands(op, args);
   }
 
   info(): BackendInfo {
@@ -382,8 +385,8 @@ export class WebGpuBackend implements Backend {
   }
 
   upload(t: Tensor): void {
-    if (t.dtype !== "float32" && t.dtype !== "int32" && t.dtype !== "bfloat16")
-      throw new Error(`backendUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the webgpu backend keeps only float32, int32 and bfloat16 tensors on the device`);
+    if (t.dtype !== "float32" && t.dtype !== "int32" && !isHalf(t.dtype))
+      throw new Error(`backendUpload: tensor ${t.id} [${t.shape.join(", ")}] is ${t.dtype}; the webgpu backend keeps only float32, int32, bfloat16 and float16 tensors on the device`);
     this.kernels.upload(t);
   }
 
