@@ -31,8 +31,12 @@ export type CaseSpec =
   | { kind: "distill"; teacher: ModelDims; student: ModelDims; batch: number; seq: number }
   /** Multiple-choice log-likelihood scoring (lrc eval-tasks): docs x choices requests, one shared context per doc. */
   | { kind: "mcEval"; model: ModelDims; docs: number; ctxTokens: number; choiceTokens: readonly number[]; shareContext: boolean; batch: number }
-  /** f32Teacher: the BF16 teacher widened to float32 on load (the engine before #16's bfloat16 storage; lrc-ts only). */
-  | { kind: "realShape"; teacher: ModelDims; studentHidden: number; batch: number; seq: number; f32Teacher?: boolean };
+  /**
+   * f32Teacher: the BF16 teacher widened to float32 on load (the engine before #16's bfloat16 storage; lrc-ts only).
+   * recompute: recomputeWeights on (each layer's generated weights recomputed for its backward) instead of the
+   * default "auto" (lrc-ts only).
+   */
+  | { kind: "realShape"; teacher: ModelDims; studentHidden: number; batch: number; seq: number; f32Teacher?: boolean; recompute?: boolean };
 
 export interface BenchCase {
   suite: Suite;
@@ -156,18 +160,20 @@ export function allCases(): BenchCase[] {
   });
   // Real-shape LRC steps (issue 16), into d = D/2: the Qwen2.5-0.5B teacher, its first 4 layers and all 24, at
   // batch 4 x 256, the 24-layer one also with the teacher widened to float32 (the memory the bfloat16 teacher
-  // saves); the whole Qwen2.5-1.5B teacher at batch 2 x 256.
+  // saves) and with recomputeWeights on (what "auto" keeping the generated weights saves in time); the whole
+  // Qwen2.5-1.5B teacher at batch 2 x 256.
   const realShapes = [
-    { label: "Qwen2.5-0.5B", teacher: { ...QWEN25_05B, layers: 4 }, batch: 4, f32Teacher: false },
-    { label: "Qwen2.5-0.5B", teacher: QWEN25_05B, batch: 4, f32Teacher: false },
-    { label: "Qwen2.5-0.5B", teacher: QWEN25_05B, batch: 4, f32Teacher: true },
-    { label: "Qwen2.5-1.5B", teacher: QWEN25_15B, batch: 2, f32Teacher: false },
+    { label: "Qwen2.5-0.5B", teacher: { ...QWEN25_05B, layers: 4 }, batch: 4, f32Teacher: false, recompute: false },
+    { label: "Qwen2.5-0.5B", teacher: QWEN25_05B, batch: 4, f32Teacher: false, recompute: false },
+    { label: "Qwen2.5-0.5B", teacher: QWEN25_05B, batch: 4, f32Teacher: false, recompute: true },
+    { label: "Qwen2.5-0.5B", teacher: QWEN25_05B, batch: 4, f32Teacher: true, recompute: false },
+    { label: "Qwen2.5-1.5B", teacher: QWEN25_15B, batch: 2, f32Teacher: false, recompute: false },
   ];
-  for (const { label, teacher, batch, f32Teacher } of realShapes)
+  for (const { label, teacher, batch, f32Teacher, recompute } of realShapes)
     cases.push({
       suite: "e2e",
-      name: `${REAL_SHAPE} distill step ${label} L${teacher.layers} -> d${teacher.hidden / 2} ${batch}x256${f32Teacher ? " f32 teacher" : ""}`,
-      spec: { kind: "realShape", teacher, studentHidden: teacher.hidden / 2, batch, seq: 256, ...(f32Teacher ? { f32Teacher } : {}) },
+      name: `${REAL_SHAPE} distill step ${label} L${teacher.layers} -> d${teacher.hidden / 2} ${batch}x256${f32Teacher ? " f32 teacher" : ""}${recompute ? " recompute on" : ""}`,
+      spec: { kind: "realShape", teacher, studentHidden: teacher.hidden / 2, batch, seq: 256, ...(f32Teacher ? { f32Teacher } : {}), ...(recompute ? { recompute } : {}) },
       tokens: batch * 256,
     });
   // ARC-Easy-shaped zero-shot scoring: 4 choices of 3-6 tokens after a ~30-token context, on the teacher above.

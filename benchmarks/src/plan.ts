@@ -32,7 +32,7 @@ export interface Group {
  * fp32 in any case, so not the f32-teacher variant).
  */
 export function supports(impl: Impl, spec: CaseSpec): boolean {
-  if (spec.kind === "realShape") return impl === "lrc-ts" || (impl === "pytorch" && spec.f32Teacher !== true);
+  if (spec.kind === "realShape") return impl === "lrc-ts" || (impl === "pytorch" && spec.f32Teacher !== true && spec.recompute !== true);
   if (impl === "pytorch") return false;
   if (impl === "lrc-ts") return true;
   if (impl === "lrc-ts-gpu") return KERNEL_KINDS.has(spec.kind);

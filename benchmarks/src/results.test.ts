@@ -118,6 +118,7 @@ describe("planGroups", () => {
     expect(groups.map((g) => `${g.impl}@${g.threads} ${g.cases.join(",")}`)).toEqual([
       "lrc-ts@2 real-shape distill step Qwen2.5-0.5B L4 -> d448 4x256",
       "lrc-ts@2 real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256",
+      "lrc-ts@2 real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256 recompute on",
       "lrc-ts@2 real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256 f32 teacher",
       "lrc-ts@2 real-shape distill step Qwen2.5-1.5B L28 -> d768 2x256",
       "pytorch@2 real-shape distill step Qwen2.5-0.5B L4 -> d448 4x256",
@@ -125,9 +126,11 @@ describe("planGroups", () => {
       "pytorch@2 real-shape distill step Qwen2.5-1.5B L28 -> d768 2x256",
     ]);
     expect(planGroups(allCases(), [2], ["real-shape distill step qwen2.5-0.5b l4 "]).map((g) => g.impl)).toEqual(["lrc-ts", "pytorch"]);
-    // The f32-teacher variant (the float32 load #16 replaced) runs on lrc-ts alone: PyTorch's teacher is fp32 anyway.
+    // The f32-teacher variant (the float32 load #16 replaced) and the recompute-on one run on lrc-ts alone:
+    // PyTorch's teacher is fp32 anyway and it keeps no generated weights to recompute.
     expect(planGroups(allCases(), [2], ["real-shape distill step qwen2.5-0.5b l24"]).map((g) => `${g.impl} ${g.cases.join(",")}`)).toEqual([
       "lrc-ts real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256",
+      "lrc-ts real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256 recompute on",
       "lrc-ts real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256 f32 teacher",
       "pytorch real-shape distill step Qwen2.5-0.5B L24 -> d448 4x256",
     ]);

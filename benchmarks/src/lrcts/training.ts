@@ -67,7 +67,12 @@ export async function prepareRealShapeCase(spec: CaseSpec): Promise<Prepared> {
   const dir = path.join(os.tmpdir(), "lrc-bench-real-shape", `qwen2-V${t.vocab}-D${t.hidden}-L${t.layers}-H${t.heads}-${t.kvHeads}-F${t.ffn}-bf16`);
   if (!existsSync(dir)) initCheckpoint(config, dir, { dtype: "BF16", seed: 1 });
   const teacher = await loadCausalLM(dir, { keepDType: spec.f32Teacher !== true });
-  const clone = new LowRankClone(teacher, { hiddenSize: studentHidden, seed: 2 });
+  const clone = new LowRankClone(teacher, { hiddenSize: studentHidden, seed: 2, ...(spec.recompute === true ? { recomputeWeights: true } : {}) });
   const held = spec.f32Teacher === true ? "widened to float32" : "its matrices kept as bfloat16";
-  return trainerStep(new LrcTask(clone), syntheticSource(t.vocab, B, T, 5), `lrc Trainer.step1 (LrcTask: CE + KL + clone terms, grad clip 1.0, AdamW), teacher loaded from a BF16 checkpoint, ${held}`);
+  const recompute = clone.recomputePlan(B, T);
+  return trainerStep(
+    new LrcTask(clone), syntheticSource(t.vocab, B, T, 5),
+    `lrc Trainer.step1 (LrcTask: CE + KL + clone terms, grad clip 1.0, AdamW), teacher loaded from a BF16 checkpoint, ${held}; ` +
+      `generated weights ${recompute.recompute ? "recomputed" : "kept"} (${recompute.reason})`,
+  );
 }
