@@ -146,4 +146,26 @@ describe("tape: evict", () => {
     evict(y, () => tensor([1, 2, 3], [3]));
     expect(() => z.backward()).toThrow(/evict: recompute gave float32\[3\] for float32\[2\]/);
   });
+
+  it("without recompute drops the values for good: exact where no VJP reads them (rope's input), a disposed read where one does", () => {
+    // rotate-half tables of 4 positions, head dim 6: angle pos · θ_j, j = column mod 3
+    const angle = (i: number) => Math.floor(i / 6) * 0.7 ** (i % 3);
+    const cos = tensor(Float32Array.from({ length: 24 }, (_, i) => Math.cos(angle(i))), [4, 6]);
+    const sin = tensor(Float32Array.from({ length: 24 }, (_, i) => Math.sin(angle(i))), [4, 6]);
+    const grads = (drop: boolean) => {
+      const x = tensor(r(2 * 4 * 6, 0.5), [2, 4, 6], { requiresGrad: true });
+      const h = O.permute(O.mul(x, 3), [0, 1, 2]); // a copy: rope's input, read by no VJP
+      const y = O.rope(h, cos, sin);
+      if (drop) evict(h);
+      expect(h.disposed).toBe(drop);
+      O.sum(O.mul(O.tanh(y), c.data()[0]!)).backward();
+      return Array.from(x.grad!.data());
+    };
+    expect(grads(true)).toEqual(grads(false));
+    const x = tensor([1, 2], [2], { requiresGrad: true });
+    const y = O.mul(x, 2);
+    const z = O.sum(O.mul(y, y));
+    evict(y);
+    expect(() => z.backward()).toThrow(/was disposed/);
+  });
 });

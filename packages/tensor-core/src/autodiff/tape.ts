@@ -81,12 +81,14 @@ const evicted = new WeakMap<Tensor, () => Tensor>();
  * read t: a matmul's does not, a tanh's does); any other read of t fails as for a disposed tensor. For a tensor
  * that is cheap to recompute from tensors kept anyway, e.g. a weight generated from frozen ones (LRC's
  * W_teacher P) that the VJP of the matmul using it needs for dx.
+ * Without `recompute` the values are dropped for good: for a tensor whose consumers' VJPs never read it (the
+ * input of `rope`, whose VJP is the inverse rotation of dy); one that does read it fails as for a disposed tensor.
  */
-export function evict(t: Tensor, recompute: () => Tensor): void {
+export function evict(t: Tensor, recompute?: () => Tensor): void {
   if (t.storage === null) throw new Error(`evict: tensor ${t.id} [${t.shape.join(", ")}] was disposed`);
   releaseStorage(t.storage);
   t.storage = null;
-  evicted.set(t, recompute);
+  if (recompute !== undefined) evicted.set(t, recompute);
 }
 
 /** Gives evicted tensors among `ts` their values back; returns those it restored. */
