@@ -35,6 +35,17 @@ export interface ReaderState {
   readonly numWindows: number;
 }
 
+/**
+ * Whether x has the fields and types of a ReaderState (a cursor read back from a file); whether it fits a
+ * given reader is `restore`'s check.
+ */
+export function isReaderState(x: unknown): x is ReaderState {
+  if (typeof x !== "object" || x === null || Array.isArray(x)) return false;
+  const s = x as Partial<Record<keyof ReaderState, unknown>>;
+  return s.version === 1 && (s.split === "train" || s.split === "val") &&
+    [s.seed, s.epoch, s.position, s.seqLen, s.batchSize, s.numWindows].every((n) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0);
+}
+
 /** Copies tokens [start, start+len) of a stream into dst[dstOffset...]. */
 export type ReadWindow = (start: number, len: number, dst: Int32Array, dstOffset: number) => void;
 
