@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { CausalLM, parseConfig, saveCausalLM } from "@lrc-ts/nn";
 import { readManifest } from "@lrc-ts/data";
 import fc from "fast-check";
+import { corruptedBytes } from "@lrc-ts/tensor-core/testing/fuzz";
 import { CheckpointError, readCheckpointState } from "./node/checkpoint.js";
 import { main } from "./cli.js";
 import { distill, pretrain } from "./node/run.js";
@@ -168,16 +169,8 @@ describe("checkpoints: every state.json field validated, weights checksummed, --
     fs.cpSync(path.join(run, "checkpoints", step(4)), dir, { recursive: true });
     const file = path.join(dir, "state.json");
     const valid = fs.readFileSync(file);
-    const bytes = fc.oneof(
-      fc.uint8Array({ maxLength: 200 }),
-      fc.record({ at: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), cut: fc.option(fc.nat()) }).map(({ at, cut }) => {
-        const b = new Uint8Array(valid.subarray(0, cut === null ? valid.length : cut % (valid.length + 1)));
-        for (const [i, x] of at) if (b.length > 0) b[i % b.length] = x;
-        return b;
-      }),
-    );
     fc.assert(
-      fc.property(bytes, (b) => {
+      fc.property(corruptedBytes(valid), (b) => {
         fs.writeFileSync(file, b);
         try {
           readCheckpointState(dir);
