@@ -124,6 +124,8 @@ describe("ShardReader", () => {
     const b = openShards(dir, { seqLen: T, batchSize: 5 });
     expect(() => b.restore(s)).toThrow(DataError);
     expect(() => b.restore({ ...s, batchSize: 5, position: 3 })).toThrow(/position/);
+    expect(() => b.restore({ ...s, batchSize: 5, epoch: -1 })).toThrow(/not a reader state \(version 1, a split and six non-negative integers\): \{.*"epoch":-1/);
+    expect(() => b.restore({ ...s, batchSize: 5, seed: 2 ** 32 })).toThrow(/bad seed 4294967296/);
     a.close();
     b.close();
   });
