@@ -25,8 +25,8 @@
  * dtype.ts's 65,536-entry table in the same raw copy.
  */
 
-/** Float storage the kernels accept. */
 import { float16Table } from "../../dtype.js";
+/** Float storage the kernels accept. */
 import { PAGE, instantiate } from "./wasm-instance.js";
 
 export type Float = Float32Array | Float64Array;
