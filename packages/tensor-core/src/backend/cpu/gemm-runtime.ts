@@ -98,7 +98,7 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
    */
   const WHOLE_MAX = 1 << 20;
   /** Largest B pack kept for all of k (floats); above it (or when no other tile reuses it) B is packed per slice. */
-  const B_ALL_MAX = 1 << 21;
+  const B_ALL_MAX = 1 << 23;
   const inst = instantiate<Record<string, unknown>>(wasmBytes, Math.ceil(((B0 + 2 * KC * NC + 1024 * NC) * 4) / PAGE));
   const mk = inst?.exports["mk"] ?? null;
   const mb = (inst?.exports["mb"] as ((a: number, b: number, c: number, kc: number, mcPad: number, ncPad: number) => void) | undefined) ?? null;

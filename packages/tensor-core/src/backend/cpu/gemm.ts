@@ -156,19 +156,20 @@ export function gemm(p: GemmParams): void {
 /**
  * Tile sizes for a parallel job (the result does not depend on them). Equal-width column blocks (704 columns:
  * 2 x 352 instead of 512 + 192) and equal-height row blocks, so tiles cost the same and the last tiles claimed do
- * not leave one thread finishing a big tile while the other idles. With fewer than 2 tiles per thread, rows are cut
+ * not leave one thread finishing a big tile while the other idles. With fewer tiles than threads, rows are cut
  * finer, then columns, down to 16 rows or 64 columns; columns first when m < n and B is stored [n, k] (each column
  * block's B is then packed once and A, the smaller operand, once per block; cutting the columns of a B stored
- * [k, n] would copy it in short strided rows, measured 1.3x slower per flop than packing it twice). With few tiles their
- * count is made a multiple of the thread count where the cuts allow (7 tiles on 2 threads idle one thread for an
- * eighth of the call).
+ * [k, n] copies it in short strided rows, measured 1.3x slower per flop than packing it twice). One tile per thread
+ * is the aim, not more: every row tile packs B again, so [256 x 151936] x [151936 x 448] ran 1.1x slower per flop
+ * in four 64-row tiles than in two 128-row ones. With few tiles their count is made a multiple of the thread
+ * count where the cuts allow (7 tiles on 2 threads idle one thread for an eighth of the call).
  */
 export function splitTiles(job: GemmJob, threads: number): void {
   const { batch, m, n } = job;
   let rows = Math.ceil(m / 128), cols = Math.ceil(n / 512);
   const maxRows = Math.ceil(m / 16), maxCols = Math.ceil(n / 64);
   const count = (): number => batch * Math.ceil(m / (Math.ceil(m / rows / 4) * 4)) * Math.ceil(n / (Math.ceil(n / cols / 8) * 8));
-  const want = 2 * threads;
+  const want = threads;
   const byCols = m < n && job.transB;
   for (let pass = 0; pass < 2 && count() < want; pass++) {
     if (byCols === (pass === 0)) cols = Math.max(cols, Math.min(maxCols, Math.ceil(want / (batch * rows))));
