@@ -421,24 +421,22 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
           if (sliceB) packBWasm(b32, bBase, transB, n, k, jc, nc, ncPad, pc, kc, B0, RB * 4, wholeB);
           (mb as MacroKernel)(A0 * 4, (sliceB ? B0 : B0 + pc * ncPad) * 4, C0 * 4, kc, mcPad, ncPad);
         }
+        // C's rows of the tile are one contiguous block when the tile spans every column: one memcpy, not mc
+        const rowsOne = ncPad === n;
+        const c32 = c as Float32Array;
+        const cAt = cBase + ic * n + jc;
         if (!job.accumulate) {
           // alpha in the module, then one memcpy per row
           if (job.alpha !== 1) (scale as (p: number, n: number, alpha: number) => void)(C0 * 4, mcPad * ncPad, job.alpha);
-          for (let i = 0; i < mc; i++) {
-            const src = C0 + i * ncPad;
-            c.set(h.subarray(src, src + nc), cBase + (ic + i) * n + jc);
-          }
+          if (rowsOne) c32.set(h.subarray(C0, C0 + mc * n), cAt);
+          else for (let i = 0; i < mc; i++) c32.set(h.subarray(C0 + i * ncPad, C0 + i * ncPad + nc), cAt + i * n);
         } else {
           // C rows into the raw A region, raw = alpha * tile + raw in the module, then back (one memcpy per row)
-          for (let i = 0; i < mc; i++) {
-            const dst = cBase + (ic + i) * n + jc;
-            h.set((c as Float32Array).subarray(dst, dst + nc), RA + i * ncPad);
-          }
+          if (rowsOne) h.set(c32.subarray(cAt, cAt + mc * n), RA);
+          else for (let i = 0; i < mc; i++) h.set(c32.subarray(cAt + i * n, cAt + i * n + nc), RA + i * ncPad);
           (axpy as (x: number, y: number, n: number, alpha: number) => void)(C0 * 4, RA * 4, mcPad * ncPad, job.alpha);
-          for (let i = 0; i < mc; i++) {
-            const src = RA + i * ncPad;
-            c.set(h.subarray(src, src + nc), cBase + (ic + i) * n + jc);
-          }
+          if (rowsOne) c32.set(h.subarray(RA, RA + mc * n), cAt);
+          else for (let i = 0; i < mc; i++) c32.set(h.subarray(RA + i * ncPad, RA + i * ncPad + nc), cAt + i * n);
         }
         if (trace !== undefined) {
           trace[t * 5 + 3] = clock.timeOrigin + clock.now();
