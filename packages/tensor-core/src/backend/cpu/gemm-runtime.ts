@@ -8,20 +8,24 @@
  * tiles share a packed B panel. A thread repeatedly `claim()`s the next tile number (a plain counter serially, an
  * `Atomics.add` on a shared counter in parallel) and for each tile:
  *   1. packs op(B)[:, jc:jc+NC] for all of k into NR-wide panels (skipped when the previous tile used the same),
+ *      unless k x NC is large (the LM head's k = 151936) or no other tile shares the column block: then each
+ *      KC x NC slice is packed in step 2, right before its use, so it stays in cache,
  *   2. for each KC-deep slice: packs op(A)[ic:ic+MC, pc:pc+KC] into MR-tall panels and runs the MR x NR
  *      micro-kernel over every (row panel, column panel) pair, accumulating into a zeroed MC x NC tile,
  *   3. writes alpha * tile (+ C when accumulating) back into C.
  * Packing reads A and B in whichever order is contiguous for the transpose flags, so the micro-kernel always
- * sees the same layout and all four transpose combinations run at the same speed.
+ * sees the same layout and all four transpose combinations run at the same speed. Per element, the sum over
+ * each KC slice runs from zero in k order and the slices' sums are added to the tile in k order: that order,
+ * not the tile sizes, the thread count or the packing strategy, fixes the result's bits.
  *
  * float32 runs the WebAssembly SIMD micro-kernel (f32 accumulation, wasm-gemm.ts) when the bytes are given;
  * float64 (and float32 without wasm) runs an unrolled 4 x 8 JavaScript micro-kernel over float64 panels.
  *
  * BF16 operands: with a float32 C and the WebAssembly path, A and / or B may be a `Uint16Array` of BF16 bit
- * patterns (the high half of a float32, as safetensors stores them). They are widened to float32 (`bits << 16`,
- * exact) by the raw copy before packing, so the product is bit-identical to the one over the widened float32
- * operands and a frozen BF16 weight never exists as float32 beyond one KC x NC slice. Without the WebAssembly
- * packers `runTiles` refuses them.
+ * patterns (the high half of a float32, as safetensors stores them). Their 16-bit words are copied into the raw
+ * region and the module's pa16 / pb16 packers widen them (`bits << 16`, exact) while packing, so the product is
+ * bit-identical to the one over the widened float32 operands and a frozen BF16 weight never exists as float32
+ * beyond one packed panel block. Without the WebAssembly packers `runTiles` refuses them.
  */
 
 /** Float storage the kernels accept. */
@@ -60,7 +64,8 @@ export interface GemmJob {
   tileN?: number;
   /**
    * Diagnostics only (scripts/gemm-scaling.ts): when set, every tile t writes TRACE_FIELDS floats at t * 5:
-   * thread id, start, after B pack, end (ms since the time origin, comparable across threads), A-pack ms.
+   * thread id, start, after the all-k B pack (packed per slice: after its raw copy), end (ms since the time
+   * origin, comparable across threads), A-pack ms.
    */
   trace?: Float64Array;
 }
@@ -77,14 +82,32 @@ export interface GemmRuntime {
   readonly wasm: boolean;
 }
 
-export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
+/**
+ * Size limits of the WebAssembly path's packing strategies (see runTiles), in elements; tests lower them to run
+ * every strategy on small shapes. None changes the result's bits.
+ */
+export interface GemmLimits {
+  /** Largest raw block copied whole (an A [m, k] tile's rows or a B [n, k] block's rows for all of k). */
+  wholeMax: number;
+  /** Largest B pack (k x tile columns) kept for all of k; above it B is packed one KC slice at a time. */
+  bAllMax: number;
+}
+
+/**
+ * Defaults: whole-block copies up to 1M elements (4 MB of float32; one memcpy instead of one per row per slice,
+ * whose call overhead dominated small-m tiles), B kept packed for all of k up to 8M floats (32 MB; beyond, e.g. the
+ * LM head's k = 151936, a per-slice pack stays in cache and keeps the heap small).
+ */
+export const GEMM_LIMITS: GemmLimits = { wholeMax: 1 << 20, bAllMax: 1 << 23 };
+
+export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimits = GEMM_LIMITS): GemmRuntime {
   const MR = 4;
   const NR = 8;
   const KC = 256;
   const MC = 128;
   const NC = 512;
 
-  // ---- WebAssembly float32 path, floats in linear memory (offsets per job, see `layout`):
+  // ---- WebAssembly float32 path, floats in linear memory (offsets per job, see runTiles):
   //   [A pack MC*KC (+16)][C tile MC*NC][B pack][raw A][raw B]
   // Operands are copied (memcpy; BF16 as their 16-bit patterns) into the raw regions and packed by the module's
   // pa / pb (pa16 / pb16 widen BF16 while packing); the +16 leave room for the packers' overrun past a slice (see
@@ -92,13 +115,6 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
   const A0 = 0;
   const C0 = MC * KC + 16;
   const B0 = C0 + MC * NC;
-  /**
-   * Largest raw block (elements) copied whole: the operand's rows for all of k in one memcpy, packed slice by
-   * slice from there (instead of one copy per row per slice, whose call overhead dominated small-m tiles).
-   */
-  const WHOLE_MAX = 1 << 20;
-  /** Largest B pack kept for all of k (floats); above it (or when no other tile reuses it) B is packed per slice. */
-  const B_ALL_MAX = 1 << 23;
   const inst = instantiate<Record<string, unknown>>(wasmBytes, Math.ceil(((B0 + 2 * KC * NC + 1024 * NC) * 4) / PAGE));
   const mk = inst?.exports["mk"] ?? null;
   const mb = (inst?.exports["mb"] as ((a: number, b: number, c: number, kc: number, mcPad: number, ncPad: number) => void) | undefined) ?? null;
@@ -365,12 +381,13 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
     // whole block (A [m, k] rows, B [n, k] rows) when it is contiguous and small enough, else one slice.
     const esA = a instanceof Uint16Array ? 2 : 4;
     const esB = b instanceof Uint16Array ? 2 : 4;
-    const wholeA = !transA && TM * k <= WHOLE_MAX;
-    const wholeB = transB && TN * k <= WHOLE_MAX;
-    const sliceB = k * TN > B_ALL_MAX || (nIc === 1 && (job.strideB !== 0 || job.batch === 1));
-    const RA = B0 + (sliceB ? Math.min(KC, k) : k) * TN + 16;
-    const RB = RA + Math.max(wholeA ? Math.ceil((TM * k * esA) / 4) : MC * KC, MC * NC) + 16;
-    if (useWasm) ensureHeap(RB + (wholeB ? Math.ceil((TN * k * esB) / 4) : KC * NC) + 16);
+    const tm = Math.min(TM, Math.ceil(m / MR) * MR), tn = Math.min(TN, Math.ceil(n / NR) * NR);
+    const wholeA = !transA && tm * k <= limits.wholeMax;
+    const wholeB = transB && tn * k <= limits.wholeMax;
+    const sliceB = k * tn > limits.bAllMax || (nIc === 1 && (job.strideB !== 0 || job.batch === 1));
+    const RA = B0 + (sliceB ? Math.min(KC, k) : k) * tn + 16;
+    const RB = RA + Math.max(wholeA ? Math.ceil((tm * k * esA) / 4) : MC * KC, MC * NC) + 16;
+    if (useWasm) ensureHeap(RB + (wholeB ? Math.ceil((tn * k * esB) / 4) : KC * NC) + 16);
     let packedKey = -1;
     const trace = job.trace;
     const clock = (globalThis as unknown as { performance: { now(): number; timeOrigin: number } }).performance;
