@@ -117,13 +117,13 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
   const B0 = C0 + MC * NC;
   const inst = instantiate<Record<string, unknown>>(wasmBytes, Math.ceil(((B0 + 2 * KC * NC + 1024 * NC) * 4) / PAGE));
   const mk = inst?.exports["mk"] ?? null;
-  const mb = (inst?.exports["mb"] as ((a: number, b: number, c: number, kc: number, mcPad: number, ncPad: number) => void) | undefined) ?? null;
+  type MacroKernel = (a: number, b: number, c: number, kc: number, mcPad: number, ncPad: number) => void;
+  const mb = (inst?.exports["mb"] as MacroKernel | undefined) ?? null;
   type Pack = (raw: number, dst: number, pad: number, kc: number, trans: number, ld: number) => void;
   const pa = (inst?.exports["pa"] as Pack | undefined) ?? null;
   const pb = (inst?.exports["pb"] as Pack | undefined) ?? null;
   const pa16 = (inst?.exports["pa16"] as Pack | undefined) ?? null;
   const pb16 = (inst?.exports["pb16"] as Pack | undefined) ?? null;
-  type MacroKernel = (a: number, b: number, c: number, kc: number, mcPad: number, ncPad: number) => void;
   const scale = (inst?.exports["scale"] as ((p: number, n: number, alpha: number) => void) | undefined) ?? null;
   const axpy = (inst?.exports["axpy"] as ((x: number, y: number, n: number, alpha: number) => void) | undefined) ?? null;
   /** The float32 engine runs in WebAssembly when the module has every kernel and packer. */
