@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { acquire } from "./buffer-pool.js";
 import { gemm, gemmUsesWasm, splitTiles, type GemmParams } from "./gemm.js";
-import { GEMM_LIMITS, createGemmRuntime, type Float } from "./gemm-runtime.js";
+import { GEMM_LIMITS, createGemmRuntime, type Float, type GemmJob } from "./gemm-runtime.js";
 import { maxAbsDiff, refGemm } from "../../testing-internal/reference.js";
 import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
 import { hasRelaxedSimd } from "./wasm-features.js";
@@ -268,7 +268,7 @@ describe("gemm", () => {
 
   it("splits a parallel job into at least one tile per thread, cutting columns first only for small m with B stored [n, k]", () => {
     const split = (m: number, n: number, transB: boolean, threads = 2) => {
-      const job = { ...makeCase({ m: 1, n: 1, k: 1, batch: 1, transA: false, transB, bcastA: false, bcastB: false, accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 }, 1), m, n, offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1 };
+      const job: GemmJob = { ...makeCase({ m: 1, n: 1, k: 1, batch: 1, transA: false, transB, bcastA: false, bcastB: false, accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 }, 1), m, n, offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1 };
       splitTiles(job, threads);
       const rt = createGemmRuntime(null);
       return { tileM: job.tileM, tileN: job.tileN, tiles: rt.tileCount(job) };
