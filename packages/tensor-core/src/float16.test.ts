@@ -5,6 +5,8 @@
 // float16, everywhere else; never on the tape.
 import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
+import { createGemmRuntime } from "./backend/cpu/gemm-runtime.js";
+import { gemmWasmBytes } from "./backend/cpu/wasm-gemm.js";
 import { float16Table } from "./dtype.js";
 import * as ops from "./ops/index.js";
 import { Rng } from "./random.js";
@@ -105,6 +107,30 @@ describe("float16 tensors", () => {
       const [Bh, Bf] = f16Pair([k, n], n);
       same(ops.matmul(A, Bh), ops.matmul(A.astype("float32"), Bf));
     }
+  });
+
+  it("the gemm engine's every packing strategy (whole-block or per-row raw copies, B per slice or for all of k) gives the widened float32 bits", () => {
+    const bytes = gemmWasmBytes();
+    const runtimes = [
+      createGemmRuntime(bytes), createGemmRuntime(bytes, { wholeMax: 0, bAllMax: 0 }),
+      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 1e9 }), createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 0 }),
+    ];
+    for (const [m, n, k] of [[131, 45, 701], [9, 530, 300]] as const)
+      for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const)
+        for (const which of ["a", "b", "ab"] as const) {
+          const [ah, af] = f16Pair([m * k + 1], m + k), [bh, bf] = f16Pair([n * k + 1], n + k);
+          const job = { batch: 1, m, n, k, transA, transB, strideA: 0, strideB: 0, strideC: 0, offsetA: 1, offsetB: 1, offsetC: 0, accumulate: false, alpha: 1 };
+          for (const rt of runtimes) {
+            const run = (a: Float32Array | Uint16Array, b: Float32Array | Uint16Array, flags: object) => {
+              const c = new Float32Array(m * n);
+              let next = 0;
+              rt.runTiles({ ...job, a, b, c, ...flags }, () => next++);
+              return Array.from(c);
+            };
+            const got = run(which !== "b" ? ah.bits : (af.data() as Float32Array), which !== "a" ? bh.bits : (bf.data() as Float32Array), { f16A: which !== "b", f16B: which !== "a" });
+            expect(got, `${m}x${n}x${k} ${transA} ${transB} ${which}`).toEqual(run(af.data() as Float32Array, bf.data() as Float32Array, {}));
+          }
+        }
   });
 
   it("gather / embedding of a float16 table gives the widened rows in float32", () => {
