@@ -30,8 +30,8 @@
  * through dtype.ts's 65,536-entry table (exact) and the float32 packers run.
  */
 
-/** Float storage the kernels accept. */
 import { float16Table } from "../../dtype.js";
+/** Float storage the kernels accept. */
 import { PAGE, instantiate } from "./wasm-instance.js";
 
 export type Float = Float32Array | Float64Array;
