@@ -14,7 +14,7 @@
 //   layers.{i}.input_layernorm, layers.{i}.post_attention_layernorm, norm   [d]
 
 import { CausalLM, configToJson, parseConfig } from "@lrc-ts/nn";
-import type { CausalLMConfig, CausalLMWeights, LayerWeights } from "@lrc-ts/nn";
+import type { CausalLMConfig, CausalLMWeights, ForwardWeights, LayerWeights } from "@lrc-ts/nn";
 import { Rng, evict, full, matmul, noGrad, randn, tensor } from "@lrc-ts/tensor-core";
 import type { DType, Tensor } from "@lrc-ts/tensor-core";
 import { TRAINING_CONFIG_FIELD } from "./training-record.js";
@@ -168,20 +168,45 @@ export class Projections {
    */
   studentWeights(params: ProjectionParams = this.params): CausalLMWeights {
     const T = this.teacher;
-    const P = (n: string): Tensor => {
-      const t = params[n];
-      if (t === undefined) throw new RangeError(`LowRankClone: no trainable tensor "${n}"`);
-      return t;
-    };
+    const embed = matmul(T.embed, this.param(params, "embed")); // (V, d)
+    const lmHead = this.studentTied ? embed : matmul(T.lmHead, this.headProjection(params)); // (V, d)
+    return { embed, ...this.studentStack(params), lmHead };
+  }
+
+  /** The trainable tensor `n` of `params`. */
+  private param(params: ProjectionParams, n: string): Tensor {
+    const t = params[n];
+    if (t === undefined) throw new RangeError(`LowRankClone: no trainable tensor "${n}"`);
+    return t;
+  }
+
+  /**
+   * The LM head's projection P_lm [D, d]: P_emb when tied (tieLmHeadProjection), else the `lm_head` tensor. The
+   * student's head is always headBase() P_lm.
+   */
+  headProjection(params: ProjectionParams = this.params): Tensor {
+    return this.param(params, this.tieLmHeadProjection ? "embed" : "lm_head");
+  }
+
+  /** The teacher matrix [V, D] the student's LM head is generated from: the embedding when the student is tied, else the teacher's lm_head. */
+  headBase(): Tensor {
+    return this.studentTied ? this.teacher.embed : this.teacher.lmHead;
+  }
+
+  /**
+   * The student's decoder stack (layers and final norm) without the [V, d] embedding and head, which training
+   * never forms: the loss gathers the teacher's embedding rows of the batch and projects them
+   * (E[ids] P_emb = (E P_emb)[ids]), and computes the head's logits as (h P_lmᵀ) headBase()ᵀ = h (headBase() P_lm)ᵀ.
+   */
+  studentStack(params: ProjectionParams = this.params): ForwardWeights {
+    const T = this.teacher;
+    const P = (n: string): Tensor => this.param(params, n);
     /** A layer's generated weight, remembering how it was made (evictLayer). */
     const gen = (make: () => Tensor): Tensor => {
       const w = make();
       this.generators.set(w, make);
       return w;
     };
-    const embed = matmul(T.embed, P("embed")); // (V, d)
-    const lmP = this.tieLmHeadProjection ? P("embed") : P("lm_head");
-    const lmHead = this.studentTied ? embed : matmul(T.lmHead, lmP); // (V, d)
     const layers: LayerWeights[] = T.layers.map((l, i) => {
       const w: Record<string, Tensor> = {
         inputNorm: P(`layers.${i}.input_layernorm`),
@@ -203,7 +228,7 @@ export class Projections {
       }
       return w as unknown as LayerWeights;
     });
-    return { embed, layers, finalNorm: P("norm"), lmHead };
+    return { layers, finalNorm: P("norm") };
   }
 
   /**
@@ -212,7 +237,7 @@ export class Projections {
    * same values) while its matmul's VJP runs, then frees it again. The step then holds one layer's generated
    * weights at a time instead of all of them; the price is one more gemm per matrix in the backward.
    */
-  evictLayer(w: CausalLMWeights, i: number): void {
+  evictLayer(w: ForwardWeights, i: number): void {
     const l = w.layers[i]!;
     for (const t of [l.qW, l.kW, l.vW, l.oW, l.gateW, l.upW, l.downW]) {
       const make = this.generators.get(t);
