@@ -20,7 +20,7 @@
 import type { Batch } from "@lrc-ts/data";
 import { causalLMForward, linear } from "@lrc-ts/nn";
 import type { CaptureField, CausalLMWeights, LayerCapture } from "@lrc-ts/nn";
-import { add, embedding, lmHeadLoss, matmul, mse, mul, noGrad, reshape, tensor } from "@lrc-ts/tensor-core";
+import { add, lmHeadLoss, matmul, mse, mul, noGrad, reshape, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { MatrixName, ProjectionParams, Projections } from "./projection.js";
 import { MATRICES, projName } from "./projection.js";
@@ -194,7 +194,7 @@ export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions,
   // (h P_lmᵀ) W_baseᵀ (= h (W_base P_lm)ᵀ). Same math; float32 sums in another order.
   const sw = p.studentStack(params);
   const student = causalLMForward(sw, p.studentConfig, null, {
-    inputsEmbeds: project(embedding(p.teacher.embed, inputs), params.embed!),
+    inputsEmbeds: p.studentEmbeds(inputs, params),
     capture: needCaptures && fields.student, eps: p.studentEps, logits: "none",
     ...(opts.recomputeWeights ? { afterLayer: (i: number) => p.evictLayer(sw, i) } : {}),
   });
@@ -207,7 +207,7 @@ export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions,
   // u = h_S P_lmᵀ [B, T, D]: the student's head is W_base P_lm, so its logits are u W_baseᵀ. With a tied student
   // W_base is the teacher's head itself, and the fused op computes both sides' logits from one pass over it.
   const base = p.headBase();
-  const u = () => reshape(matmul(reshape(student.hidden, [-1, p.hiddenSize]), p.headProjection(params), { transB: true }), [...teacher.hidden.shape]);
+  const u = () => p.headInput(student.hidden, params);
   const head = opts.ceWeight > 0 || opts.klWeight > 0
     ? lmHeadLoss(u(), base, {
       ...(opts.ceWeight > 0 ? { targets, ceWeight: opts.ceWeight } : {}),

@@ -15,7 +15,7 @@
 
 import { CausalLM, configToJson, parseConfig } from "@lrc-ts/nn";
 import type { CausalLMConfig, CausalLMWeights, ForwardWeights, LayerWeights } from "@lrc-ts/nn";
-import { Rng, evict, full, matmul, noGrad, randn, tensor } from "@lrc-ts/tensor-core";
+import { Rng, embedding, evict, full, matmul, noGrad, randn, reshape, tensor } from "@lrc-ts/tensor-core";
 import type { DType, Tensor } from "@lrc-ts/tensor-core";
 import { TRAINING_CONFIG_FIELD } from "./training-record.js";
 
@@ -194,9 +194,28 @@ export class Projections {
   }
 
   /**
+   * The student's input embeddings of int32 ids [B, T] without its [V, d] table: the teacher's rows of the batch
+   * projected, E[ids] P_emb [B, T, d] (= (E P_emb)[ids]; dP_emb = E[ids]ᵀ dx over the batch's rows).
+   */
+  studentEmbeds(ids: Tensor, params: ProjectionParams = this.params): Tensor {
+    const [B, T] = ids.shape as [number, number];
+    const D = this.teacherConfig.hidden_size;
+    return reshape(matmul(reshape(embedding(this.teacher.embed, ids), [B * T, D]), this.param(params, "embed")), [B, T, this.hiddenSize]);
+  }
+
+  /**
+   * The student's LM-head input without its [V, d] head: u = h P_lmᵀ [..., D] for final hidden states h [..., d],
+   * whose logits against headBase() are the student's, u W_baseᵀ = h (W_base P_lm)ᵀ.
+   */
+  headInput(hidden: Tensor, params: ProjectionParams = this.params): Tensor {
+    const lead = hidden.shape.slice(0, -1);
+    const u = matmul(reshape(hidden, [-1, this.hiddenSize]), this.headProjection(params), { transB: true });
+    return reshape(u, [...lead, this.teacherConfig.hidden_size]);
+  }
+
+  /**
    * The student's decoder stack (layers and final norm) without the [V, d] embedding and head, which training
-   * never forms: the loss gathers the teacher's embedding rows of the batch and projects them
-   * (E[ids] P_emb = (E P_emb)[ids]), and computes the head's logits as (h P_lmᵀ) headBase()ᵀ = h (headBase() P_lm)ᵀ.
+   * never forms: its input is studentEmbeds(ids) and its logits are headInput(h) headBase()ᵀ.
    */
   studentStack(params: ProjectionParams = this.params): ForwardWeights {
     const T = this.teacher;
