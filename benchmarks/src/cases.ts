@@ -102,6 +102,14 @@ export function allCases(): BenchCase[] {
   for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) cases.push(matmulCase(1024, 1024, 1024, ta, tb));
   // A frozen bfloat16 teacher weight W: x·Wᵀ (its linear layers) and Wᵀ·dY (the LRC backward's dP).
   cases.push(matmulCase(1024, 1024, 1024, false, true, "b"), matmulCase(1024, 1024, 1024, true, false, "a"));
+  // The gemms of an LRC step at Qwen2.5-0.5B's shape (batch 4 x 256, d = 448) with a bfloat16 operand (so
+  // lrc-ts only): the teacher's gate/up x·Wᵀ, the student's W_t·P and its dP = W_tᵀ·dY, and the fused LM head's
+  // teacher logits of a 256-row chunk and its dz·W over the whole vocabulary.
+  cases.push(
+    matmulCase(1024, 896, 4864, false, true, "b"), matmulCase(4864, 896, 448, false, false, "a"),
+    matmulCase(896, 4864, 448, true, false, "a"), matmulCase(256, 896, 151936, false, true, "b"),
+    matmulCase(256, 151936, 896, false, false, "b"),
+  );
   // LLM projection shapes: [B*T, D] x [D, F].
   for (const [d, f] of [[256, 704], [512, 1408], [1024, 2816]] as const) cases.push(matmulCase(BATCH * SEQ, d, f));
   const att = { B: 8, H: 4, Hkv: 2, T: 128, dh: 64 };

@@ -5,12 +5,13 @@
 // download hooks move what they claim to.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backendReport, backendFinish, matmul, setBackend } from "@lrc-ts/tensor-core";
+import { matmul, setBackend } from "@lrc-ts/tensor-core";
 import type { GpuDeviceInfo } from "@lrc-ts/tensor-core";
 import type { BenchCase } from "../cases.js";
 import type { GpuModeArg } from "../cli.js";
 import { SkipCase } from "../impl.js";
 import { kernelWork } from "../lrcts/kernels.js";
+import { expectAttentionTransfers } from "../testing-internal/transfers.js";
 import { benchDevice, lrcTsGpu } from "./index.js";
 
 describe("benchDevice", () => {
@@ -62,32 +63,7 @@ describe(`lrc-ts-gpu on GPU.js ${mode}`, () => {
   });
 
   it("times upload and download as the transfers of the inputs and the results", async () => {
-    const c: BenchCase = { suite: "kernels", name: "tiny attention", spec: { kind: "attention", backward: true, B: 1, H: 2, Hkv: 1, T: 4, dh: 8 } };
-    const live0 = backendReport().device!.liveBuffers;
-    const p = await impl.prepare(c);
-    try {
-      const tr = p.transfers!;
-      // q [1,2,4,8], k and v [1,1,4,8], dy [1,2,4,8] up; dq, dk, dv down.
-      expect(tr.uploadBytes).toBe(4 * (64 + 32 + 32 + 64));
-      expect(tr.downloadBytes).toBe(4 * (64 + 32 + 32));
-      expect(tr).toMatchObject({ mode, software: true });
-      expect(p.note).toMatch(/^column = compute only/);
-      const dev = (): { uploads: number; downloads: number } => backendReport().device!;
-      const before = dev();
-      await p.run();
-      expect(dev().uploads - before.uploads).toBeLessThanOrEqual(1); // at most valueAndGrad's scalar seed
-      expect(dev().downloads).toBe(before.downloads);
-      const mid = dev();
-      await tr.upload();
-      expect(dev().uploads - mid.uploads).toBe(4);
-      await tr.download();
-      expect(dev().downloads - mid.downloads).toBe(3);
-    } finally {
-      p.dispose?.();
-    }
-    await backendFinish(); // webgpu deletes a buffer once the kernels reading it were submitted
-    // Inputs, intermediates and the kept results are all freed again.
-    expect(backendReport().device!.liveBuffers).toBe(live0);
+    await expectAttentionTransfers(impl, mode, /^column = compute only/);
   });
 
   it("skips what is not a kernel case, saying why", async () => {

@@ -48,4 +48,4 @@ export {
   type TokenArray,
   type TokenWindowOptions,
 } from "./token-windows.js";
-export { WindowBatcher, type WindowBatcherInit, type ReadWindow } from "./window-batcher.js";
+export { WindowBatcher, isReaderState, type WindowBatcherInit, type ReadWindow } from "./window-batcher.js";

@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DataError, ShardDirectoryWriter, epochPermutation, openShards, type Batch, type ReaderState, type ShardReader } from "./index.js";
+import { DataError, ShardDirectoryWriter, epochPermutation, isReaderState, openShards, type Batch, type ReaderState, type ShardReader } from "./index.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-data-reader-"));
 const dir = path.join(root, "shards");
@@ -124,8 +124,20 @@ describe("ShardReader", () => {
     const b = openShards(dir, { seqLen: T, batchSize: 5 });
     expect(() => b.restore(s)).toThrow(DataError);
     expect(() => b.restore({ ...s, batchSize: 5, position: 3 })).toThrow(/position/);
+    expect(() => b.restore({ ...s, batchSize: 5, epoch: -1 })).toThrow(/not a reader state \(version 1, a split and six non-negative integers\): \{.*"epoch":-1/);
+    expect(() => b.restore({ ...s, batchSize: 5, seed: 2 ** 32 })).toThrow(/bad seed 4294967296/);
     a.close();
     b.close();
+  });
+
+  it("isReaderState accepts a state() and its JSON round trip, and nothing of another shape", () => {
+    const a = openShards(dir, { seqLen: T, batchSize: 6 });
+    const s = a.state();
+    a.close();
+    expect(isReaderState(s)).toBe(true);
+    expect(isReaderState(JSON.parse(JSON.stringify(s)))).toBe(true);
+    for (const bad of [null, [], "x", { ...s, version: 2 }, { ...s, split: "test" }, { ...s, seed: "1" }, { ...s, position: -6 }, { ...s, epoch: 0.5 }, { ...s, numWindows: undefined }])
+      expect(isReaderState(bad)).toBe(false);
   });
 
   it("fails clearly when the split is smaller than one batch", () => {

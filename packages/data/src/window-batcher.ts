@@ -35,6 +35,17 @@ export interface ReaderState {
   readonly numWindows: number;
 }
 
+/**
+ * Whether x has the fields and types of a ReaderState (a cursor read back from a file); whether it fits a
+ * given reader is `restore`'s check.
+ */
+export function isReaderState(x: unknown): x is ReaderState {
+  if (typeof x !== "object" || x === null || Array.isArray(x)) return false;
+  const s = x as Partial<Record<keyof ReaderState, unknown>>;
+  return s.version === 1 && (s.split === "train" || s.split === "val") &&
+    [s.seed, s.epoch, s.position, s.seqLen, s.batchSize, s.numWindows].every((n) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0);
+}
+
 /** Copies tokens [start, start+len) of a stream into dst[dstOffset...]. */
 export type ReadWindow = (start: number, len: number, dst: Int32Array, dstOffset: number) => void;
 
@@ -196,20 +207,19 @@ export abstract class WindowBatcher implements Iterable<Batch> {
   /** Resumes from a `state()`; fails if it was taken on a different split, shape or stream size. */
   restore(state: ReaderState): void {
     const where = this.stateWhere;
-    const s = state as unknown as Record<string, unknown>;
-    if (typeof s !== "object" || s === null || s.version !== 1) throw new DataError(where, "state", "reader state has no version 1 marker");
+    if (!isReaderState(state))
+      throw new DataError(where, "state", `not a reader state (version 1, a split and six non-negative integers): ${JSON.stringify(state)}`);
     for (const [key, mine] of [
       ["split", this.split],
       ["seqLen", this.seqLen],
       ["batchSize", this.batchSize],
       ["numWindows", this.numWindows],
     ] as const)
-      if (s[key] !== mine)
-        throw new DataError(where, "state", `reader state was taken with ${key} ${JSON.stringify(s[key])}, this reader has ${JSON.stringify(mine)}`);
+      if (state[key] !== mine)
+        throw new DataError(where, "state", `reader state was taken with ${key} ${JSON.stringify(state[key])}, this reader has ${JSON.stringify(mine)}`);
     const { seed, epoch, position } = state;
-    if (!Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) throw new DataError(where, "state", `bad seed ${seed} in reader state`);
-    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new DataError(where, "state", `bad epoch ${epoch} in reader state`);
-    if (!Number.isSafeInteger(position) || position < 0 || position % this.batchSize !== 0 || position > this.batchesPerEpoch * this.batchSize)
+    if (seed > 0xffffffff) throw new DataError(where, "state", `bad seed ${seed} in reader state`);
+    if (position % this.batchSize !== 0 || position > this.batchesPerEpoch * this.batchSize)
       throw new DataError(where, "state", `bad position ${position} in reader state`);
     (this as { seed: number }).seed = seed;
     this.epochNow = epoch;

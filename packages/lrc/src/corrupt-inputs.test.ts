@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { CausalLM, parseConfig, saveCausalLM } from "@lrc-ts/nn";
 import { readManifest } from "@lrc-ts/data";
 import fc from "fast-check";
+import { corruptedBytes } from "@lrc-ts/tensor-core/testing/fuzz";
 import { CheckpointError, readCheckpointState } from "./node/checkpoint.js";
 import { main } from "./cli.js";
 import { distill, pretrain } from "./node/run.js";
@@ -119,7 +120,8 @@ describe("checkpoints: every state.json field validated, weights checksummed, --
     ["negative elapsed time", "state.json", state({ elapsedSeconds: -3 }), /"elapsedSeconds" must be a non-negative number/],
     ["configHash not a string", "state.json", state({ configHash: 7 }), /"configHash" must be a string/],
     ["config an array", "state.json", state({ config: [] }), /"config" must be an object/],
-    ["reader null", "state.json", state({ reader: null }), /"reader" must be an object/],
+    ["reader null", "state.json", state({ reader: null }), /"reader" must be a data reader state \{ version: 1, split, /],
+    ["a reader with a string position", "state.json", state({ reader: { version: 1, split: "train", seed: 1, epoch: 0, position: "8", seqLen: 16, batchSize: 2, numWindows: 9 } }), /"reader" must be a data reader state .*"position":"8"/],
     ["rng a string", "state.json", state({ rng: "x" }), /"rng" must be an object/],
     ["rng of three numbers", "state.json", state({ rng: { s: [1, 2, 3], spare: null } }), /"rng" must be \{ s: 4 unsigned 32-bit integers/],
     ["a changed count of the right type", "state.json", state({ tokens: 65 }), /its content hashes to [0-9a-f]{64}, not the "stateSha256" it records/],
@@ -167,16 +169,8 @@ describe("checkpoints: every state.json field validated, weights checksummed, --
     fs.cpSync(path.join(run, "checkpoints", step(4)), dir, { recursive: true });
     const file = path.join(dir, "state.json");
     const valid = fs.readFileSync(file);
-    const bytes = fc.oneof(
-      fc.uint8Array({ maxLength: 200 }),
-      fc.record({ at: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), cut: fc.option(fc.nat()) }).map(({ at, cut }) => {
-        const b = new Uint8Array(valid.subarray(0, cut === null ? valid.length : cut % (valid.length + 1)));
-        for (const [i, x] of at) if (b.length > 0) b[i % b.length] = x;
-        return b;
-      }),
-    );
     fc.assert(
-      fc.property(bytes, (b) => {
+      fc.property(corruptedBytes(valid), (b) => {
         fs.writeFileSync(file, b);
         try {
           readCheckpointState(dir);

@@ -227,7 +227,7 @@ export class Projections {
       return w;
     };
     const layers: LayerWeights[] = T.layers.map((l, i) => {
-      const w: Record<string, Tensor> = {
+      const w: { -readonly [K in keyof LayerWeights]: LayerWeights[K] } = {
         inputNorm: P(`layers.${i}.input_layernorm`),
         postNorm: P(`layers.${i}.post_attention_layernorm`),
         qW: gen(() => matmul(l.qW, P(projName(i, "q")))), // (H·dh, d)
@@ -245,7 +245,7 @@ export class Projections {
         // A Llama o_proj bias lives in D; the student's is P_oᵀ b_o (what the folded o_proj must add).
         w.oB = matmul(l.oB, P(projName(i, "o"))); // (d)
       }
-      return w as unknown as LayerWeights;
+      return w;
     });
     return { layers, finalNorm: P("norm") };
   }

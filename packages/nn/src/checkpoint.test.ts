@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { noGrad, readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import type { SafetensorsTensorInput } from "@lrc-ts/tensor-core";
 import fc from "fast-check";
+import { corruptedBytes } from "@lrc-ts/tensor-core/testing/fuzz";
 import { SafetensorsError } from "@lrc-ts/tensor-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadCausalLMFromFiles, serializeCausalLM } from "./checkpoint-files.js";
@@ -332,16 +333,8 @@ describe("random and mutated bytes in a sharded index (fast-check)", () => {
     const src = path.join(FIXTURES, "llama-gqa-llama3rope-f32-sharded");
     const files = new Map(fs.readdirSync(src).map((f) => [f, new Uint8Array(fs.readFileSync(path.join(src, f)))] as const));
     const valid = files.get("model.safetensors.index.json")!;
-    const bytes = fc.oneof(
-      fc.uint8Array({ maxLength: 200 }),
-      fc.record({ at: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), cut: fc.option(fc.nat()) }).map(({ at, cut }) => {
-        const b = valid.slice(0, cut === null ? valid.length : cut % (valid.length + 1));
-        for (const [i, x] of at) if (b.length > 0) b[i % b.length] = x;
-        return b;
-      }),
-    );
     await fc.assert(
-      fc.asyncProperty(bytes, async (b) => {
+      fc.asyncProperty(corruptedBytes(valid), async (b) => {
         const m = new Map(files);
         m.set("model.safetensors.index.json", b);
         try {
@@ -359,18 +352,8 @@ describe("random and mutated bytes in a sharded index (fast-check)", () => {
 describe("random and mutated bytes in config.json and model.safetensors (fast-check)", () => {
   it("loading either succeeds or throws a ConfigError, CheckpointError or SafetensorsError naming the file", async () => {
     const files = await serializeCausalLM(new CausalLM(tinyQwen({ num_hidden_layers: 1 }), { seed: 1 }));
-    const mutate = (name: string) =>
-      fc.oneof(
-        fc.uint8Array({ maxLength: 200 }),
-        fc.record({ at: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), cut: fc.option(fc.nat()) }).map(({ at, cut }) => {
-          const v = files.get(name)!;
-          const b = v.slice(0, cut === null ? v.length : cut % (v.length + 1));
-          for (const [i, x] of at) if (b.length > 0) b[i % b.length] = x;
-          return b;
-        }),
-      );
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom("config.json", "model.safetensors").chain((w) => mutate(w).map((b) => [w, b] as const)), async ([which, bytes]) => {
+      fc.asyncProperty(fc.constantFrom("config.json", "model.safetensors").chain((w) => corruptedBytes(files.get(w)!).map((b) => [w, b] as const)), async ([which, bytes]) => {
         const m = new Map(files);
         m.set(which, bytes);
         try {

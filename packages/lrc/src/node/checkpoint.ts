@@ -17,7 +17,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileSystemError, makeDirectory, parseSafetensors, writeDirAtomic, writeFileAtomic, writeSafetensorsFileSync } from "@lrc-ts/tensor-core";
 import type { RngState, SafetensorsFile, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
-import type { ReaderState } from "@lrc-ts/data";
+import { isReaderState, type ReaderState } from "@lrc-ts/data";
 import { CheckpointError } from "@lrc-ts/nn";
 import type { TrainerState } from "../trainer.js";
 
@@ -72,9 +72,9 @@ function isObject(x: unknown): x is Record<string, unknown> {
 /** The parsed state.json of a checkpoint directory, every field checked; a step directory's name must match its step. */
 export function readCheckpointState(dir: string): CheckpointState {
   const stateFile = path.join(dir, STATE);
-  const bad = (field: string, want: string, got: unknown): never => {
+  function bad(field: string, want: string, got: unknown): never {
     throw new CheckpointError(`${stateFile}: "${field}" must be ${want}, got ${JSON.stringify(got) ?? String(got)}`);
-  };
+  }
   let s: unknown;
   try {
     s = JSON.parse(fs.readFileSync(stateFile, "utf8"));
@@ -82,38 +82,45 @@ export function readCheckpointState(dir: string): CheckpointState {
     throw new CheckpointError(`${stateFile}: unreadable checkpoint state: ${(e as Error).message}`);
   }
   if (!isObject(s)) throw new CheckpointError(`${stateFile}: not a JSON object`);
-  if (s.format !== "lrc-ts-checkpoint" || (s.version !== 1 && s.version !== VERSION))
+  const { format, version, step, tokens, optimizerStep, elapsedSeconds, configHash, config, reader, rng, teacherVal } = s;
+  if (format !== "lrc-ts-checkpoint" || (version !== 1 && version !== VERSION))
     throw new CheckpointError(`${stateFile}: not an lrc-ts checkpoint (format/version)`);
-  for (const k of ["step", "tokens", "optimizerStep"] as const) if (!isCount(s[k])) bad(k, "a non-negative integer", s[k]);
+  if (!isCount(step)) bad("step", "a non-negative integer", step);
+  if (!isCount(tokens)) bad("tokens", "a non-negative integer", tokens);
+  if (!isCount(optimizerStep)) bad("optimizerStep", "a non-negative integer", optimizerStep);
   const named = STEP_DIR.exec(path.basename(dir));
-  if (named !== null && Number(named[1]) !== s.step) bad("step", `${Number(named[1])} (the directory's step)`, s.step);
-  if (typeof s.elapsedSeconds !== "number" || !(s.elapsedSeconds >= 0) || !Number.isFinite(s.elapsedSeconds)) bad("elapsedSeconds", "a non-negative number", s.elapsedSeconds);
-  if (typeof s.configHash !== "string" || s.configHash === "") bad("configHash", "a string", s.configHash);
-  if (!isObject(s.config)) bad("config", "an object", s.config);
-  if (!isObject(s.reader)) bad("reader", "an object", s.reader);
-  if (!isObject(s.rng)) bad("rng", "an object", s.rng);
-  if (s.teacherVal !== null && s.teacherVal !== undefined && (typeof s.teacherVal !== "number" || !Number.isFinite(s.teacherVal)))
-    bad("teacherVal", "a finite number or null", s.teacherVal);
-  const rng = s.rng as Record<string, unknown>;
-  if (!Array.isArray(rng.s) || rng.s.length !== 4 || rng.s.some((x) => !isCount(x) || x > 0xffffffff) || (rng.spare !== null && typeof rng.spare !== "number"))
-    bad("rng", "{ s: 4 unsigned 32-bit integers, spare: a number or null }", s.rng);
+  if (named !== null && Number(named[1]) !== step) bad("step", `${Number(named[1])} (the directory's step)`, step);
+  if (typeof elapsedSeconds !== "number" || !(elapsedSeconds >= 0) || !Number.isFinite(elapsedSeconds)) bad("elapsedSeconds", "a non-negative number", elapsedSeconds);
+  if (typeof configHash !== "string" || configHash === "") bad("configHash", "a string", configHash);
+  if (!isObject(config)) bad("config", "an object", config);
+  if (!isReaderState(reader)) bad("reader", "a data reader state { version: 1, split, seed, epoch, position, seqLen, batchSize, numWindows }", reader);
+  if (!isObject(rng)) bad("rng", "an object", rng);
+  if (teacherVal !== null && teacherVal !== undefined && (typeof teacherVal !== "number" || !Number.isFinite(teacherVal)))
+    bad("teacherVal", "a finite number or null", teacherVal);
+  const { s: words, spare } = rng;
+  if (!isWords(words) || (spare !== null && typeof spare !== "number")) bad("rng", "{ s: 4 unsigned 32-bit integers, spare: a number or null }", rng);
   let files: CheckpointState["files"] = null;
-  if (s.version === VERSION) {
+  if (version === VERSION) {
     if (!isObject(s.files)) bad("files", "an object of checksums", s.files);
-    const f = s.files as Record<string, unknown>;
+    const checked: Record<string, { sha256: string; bytes: number }> = {};
     for (const name of [TRAINABLE, OPTIMIZER]) {
-      const e = f[name];
+      const e = s.files[name];
       if (!isObject(e) || typeof e.sha256 !== "string" || !SHA256.test(e.sha256) || !isCount(e.bytes))
         bad(`files.${name}`, "{ sha256: 64 hex digits, bytes: an integer }", e);
+      checked[name] = { sha256: e.sha256, bytes: e.bytes };
     }
-    files = f as NonNullable<CheckpointState["files"]>;
+    files = checked;
     const { stateSha256, ...rest } = s;
     if (typeof stateSha256 !== "string" || !SHA256.test(stateSha256)) bad("stateSha256", "64 hex digits", stateSha256);
     const got = createHash("sha256").update(JSON.stringify(rest)).digest("hex");
     if (got !== stateSha256) throw new CheckpointError(`${stateFile}: its content hashes to ${got}, not the "stateSha256" it records: the file was changed or is corrupt`);
   }
-  const { stateSha256: _own, ...state } = s;
-  return { ...(state as unknown as CheckpointState), teacherVal: (s.teacherVal as number | null | undefined) ?? null, files };
+  return { format, version, step, tokens, elapsedSeconds, optimizerStep, reader, rng: { s: words, spare }, teacherVal: teacherVal ?? null, configHash, config, files };
+}
+
+/** The four state words of an Rng: unsigned 32-bit integers. */
+function isWords(x: unknown): x is RngState["s"] {
+  return Array.isArray(x) && x.length === 4 && x.every((w) => isCount(w) && w <= 0xffffffff);
 }
 
 /** Reads one weight file of a checkpoint, checked against the size and sha256 that state.json records. */

@@ -1,10 +1,13 @@
 // The "auto" backend choice: the decision on fake adapter reports (a hardware adapter cannot be had here), and
 // the real path: on lavapipe (software) or with no adapter, auto does not take the native WebGPU backend.
 
-import { afterAll, describe, expect, it } from "vitest";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { autoTakesWebGpu, webGpuAdapterInfo } from "./auto.js";
-import { describeChoice, getBackend, initBackend, initBackendFromEnvAsync, setBackend } from "./backend.js";
-import type { WebGpuAdapterInfo } from "./gpujs/runtime.js";
+import { describeChoice, getBackend, initBackend, initBackendFromEnvAsync, registerBackend, setBackend } from "./backend.js";
+import { loadGpujs } from "./gpujs/backend.js";
+import { autoDeviceWithoutLoading, type WebGpuAdapterInfo } from "./gpujs/runtime.js";
 import { webgpuRequired } from "./webgpu/test-device.js";
 
 const adapter = (a: Partial<WebGpuAdapterInfo>): WebGpuAdapterInfo =>
@@ -79,5 +82,39 @@ describe('initBackend("auto") here', () => {
     expect(await initBackendFromEnvAsync({}, (l) => lines.push(l))).toEqual(getBackend());
     expect(lines).toHaveLength(2);
     setBackend("cpu");
+  }, 120_000);
+});
+
+describe("auto without loading GPU.js where it could only run on the CPU", () => {
+  /** Whether gpu.js (CommonJS) is in Node's module cache. */
+  const gpuJsLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes(`${path.sep}gpu.js${path.sep}`));
+
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    setBackend("cpu");
+  });
+
+  it("chooses and explains exactly as when it starts GPU.js", async () => {
+    vi.stubEnv("DISPLAY", "");
+    const loadedBefore = gpuJsLoaded();
+    const quick = await initBackend("auto", { asyncReads: true });
+    if (!loadedBefore) expect(gpuJsLoaded(), "auto loaded gpu.js").toBe(false);
+    registerBackend("gpu", (o, c) => loadGpujs(o, c)); // not the built-in loader: auto starts GPU.js to see
+    try {
+      expect(await initBackend("auto", { asyncReads: true })).toEqual(quick);
+    } finally {
+      registerBackend("gpu", loadGpujs);
+    }
+    expect(quick.autoNotes?.at(-1)).toMatch(/^gpu: the CPU \(GPU\.js WebAssembly kernels, one thread\): software, not a GPU, not taken automatically$/);
+  }, 120_000);
+
+  it("knows GPU.js's device without a display (webasm, what GPU.js reports when started), and not with one", async () => {
+    vi.stubEnv("DISPLAY", ":99");
+    expect(autoDeviceWithoutLoading()).toBeNull();
+    vi.stubEnv("DISPLAY", "");
+    const known = autoDeviceWithoutLoading();
+    expect(known).toMatchObject({ mode: "webasm", software: true });
+    const started = await initBackend("gpu", { asyncReads: true });
+    expect(started).toMatchObject({ mode: "webasm", software: true, device: known!.device });
   }, 120_000);
 });

@@ -16,7 +16,7 @@ import { activate, dispatchCounts, resetDispatchCounts } from "./dispatch.js";
 import { GPU_MODES, loadGpujs, type GpujsBackend } from "./gpujs/backend.js";
 import { autoTakesWebGpu, webGpuAdapterInfo } from "./auto.js";
 import type { Backend, BackendInfo, DeviceStats } from "./kernels.js";
-import type { GpuDeviceInfo, GpuMode, GlStrings } from "./gpujs/runtime.js";
+import { autoDeviceWithoutLoading, type GpuDeviceInfo, type GpuMode, type GlStrings } from "./gpujs/runtime.js";
 
 /**
  * A backend's name: the built-in "cpu", "gpu" (GPU.js) and "webgpu" (native WGSL), "auto" (`initBackend`
@@ -157,13 +157,17 @@ async function probeAuto(opts: InitBackendOptions): Promise<BackendInfo> {
     failed("webgpu", e);
   }
   if (loaders.has("gpu")) {
-    try {
-      const info = await initBackend("gpu", opts);
-      if (info.software !== true) return { ...info, autoNotes: notes };
-      notes.push(`gpu: ${info.device ?? info.description}, not taken automatically`);
-    } catch (e) {
-      failed("gpu", e);
-    }
+    // GPU.js is not loaded where it is known to run on the CPU; the note is the one it gives when started.
+    const cpuOnly = loaders.get("gpu") === loadGpujs && (opts.mode ?? "auto") === "auto" ? autoDeviceWithoutLoading() : null;
+    if (cpuOnly !== null) notes.push(`gpu: ${cpuOnly.device}, not taken automatically`);
+    else
+      try {
+        const info = await initBackend("gpu", opts);
+        if (info.software !== true) return { ...info, autoNotes: notes };
+        notes.push(`gpu: ${info.device ?? info.description}, not taken automatically`);
+      } catch (e) {
+        failed("gpu", e);
+      }
     setBackend("cpu");
     const g = started.get("gpu");
     if (g !== undefined) {

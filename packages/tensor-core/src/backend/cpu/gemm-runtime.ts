@@ -8,20 +8,24 @@
  * tiles share a packed B panel. A thread repeatedly `claim()`s the next tile number (a plain counter serially, an
  * `Atomics.add` on a shared counter in parallel) and for each tile:
  *   1. packs op(B)[:, jc:jc+NC] for all of k into NR-wide panels (skipped when the previous tile used the same),
+ *      unless k x NC is large (the LM head's k = 151936) or no other tile shares the column block: then each
+ *      KC x NC slice is packed in step 2, right before its use, so it stays in cache,
  *   2. for each KC-deep slice: packs op(A)[ic:ic+MC, pc:pc+KC] into MR-tall panels and runs the MR x NR
  *      micro-kernel over every (row panel, column panel) pair, accumulating into a zeroed MC x NC tile,
  *   3. writes alpha * tile (+ C when accumulating) back into C.
  * Packing reads A and B in whichever order is contiguous for the transpose flags, so the micro-kernel always
- * sees the same layout and all four transpose combinations run at the same speed.
+ * sees the same layout and all four transpose combinations run at the same speed. Per element, the sum over
+ * each KC slice runs from zero in k order and the slices' sums are added to the tile in k order: that order,
+ * not the tile sizes, the thread count or the packing strategy, fixes the result's bits.
  *
  * float32 runs the WebAssembly SIMD micro-kernel (f32 accumulation, wasm-gemm.ts) when the bytes are given;
  * float64 (and float32 without wasm) runs an unrolled 4 x 8 JavaScript micro-kernel over float64 panels.
  *
  * BF16 operands: with a float32 C and the WebAssembly path, A and / or B may be a `Uint16Array` of BF16 bit
- * patterns (the high half of a float32, as safetensors stores them). They are widened to float32 (`bits << 16`,
- * exact) by the raw copy before packing, so the product is bit-identical to the one over the widened float32
- * operands and a frozen BF16 weight never exists as float32 beyond one KC x NC slice. Without the WebAssembly
- * packers `runTiles` refuses them.
+ * patterns (the high half of a float32, as safetensors stores them). Their 16-bit words are copied into the raw
+ * region and the module's pa16 / pb16 packers widen them (`bits << 16`, exact) while packing, so the product is
+ * bit-identical to the one over the widened float32 operands and a frozen BF16 weight never exists as float32
+ * beyond one packed panel block. Without the WebAssembly packers `runTiles` refuses them.
  */
 
 /** Float storage the kernels accept. */
@@ -60,7 +64,8 @@ export interface GemmJob {
   tileN?: number;
   /**
    * Diagnostics only (scripts/gemm-scaling.ts): when set, every tile t writes TRACE_FIELDS floats at t * 5:
-   * thread id, start, after B pack, end (ms since the time origin, comparable across threads), A-pack ms.
+   * thread id, start, after the all-k B pack (packed per slice: after its raw copy), end (ms since the time
+   * origin, comparable across threads), A-pack ms.
    */
   trace?: Float64Array;
 }
@@ -77,123 +82,130 @@ export interface GemmRuntime {
   readonly wasm: boolean;
 }
 
-export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
+/**
+ * Size limits of the WebAssembly path's packing strategies (see runTiles), in elements; tests lower them to run
+ * every strategy on small shapes. None changes the result's bits.
+ */
+export interface GemmLimits {
+  /** Largest raw block copied whole (an A [m, k] tile's rows or a B [n, k] block's rows for all of k). */
+  wholeMax: number;
+  /** Largest B pack (k x tile columns) kept for all of k; above it B is packed one KC slice at a time. */
+  bAllMax: number;
+}
+
+/**
+ * Defaults: whole-block copies up to 1M elements (4 MB of float32; one memcpy instead of one per row per slice,
+ * whose call overhead dominated small-m tiles), B kept packed for all of k up to 8M floats (32 MB; beyond, e.g. the
+ * LM head's k = 151936, a per-slice pack stays in cache and keeps the heap small).
+ */
+export const GEMM_LIMITS: GemmLimits = { wholeMax: 1 << 20, bAllMax: 1 << 23 };
+
+export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimits = GEMM_LIMITS): GemmRuntime {
   const MR = 4;
   const NR = 8;
   const KC = 256;
   const MC = 128;
   const NC = 512;
 
-  // ---- WebAssembly float32 path, floats in linear memory:
-  //   [A pack MC*KC (+16)][C tile MC*NC][raw operand copy KC*NC (+16)][B pack k*NC (+16)]
-  // Operands are copied (memcpy) into the raw region and packed by the module's pa / pb; the +16 leave room for
-  // the packers' overrun past a slice (see wasm-gemm.ts).
+  // ---- WebAssembly float32 path, floats in linear memory (offsets per job, see runTiles):
+  //   [A pack MC*KC (+16)][C tile MC*NC][B pack][raw A][raw B]
+  // Operands are copied (memcpy; BF16 as their 16-bit patterns) into the raw regions and packed by the module's
+  // pa / pb (pa16 / pb16 widen BF16 while packing); the +16 leave room for the packers' overrun past a slice (see
+  // wasm-gemm.ts).
   const A0 = 0;
   const C0 = MC * KC + 16;
-  const RAW0 = C0 + MC * NC;
-  const B0 = RAW0 + KC * NC + 16;
-  const inst = instantiate<Record<string, unknown>>(wasmBytes, Math.ceil(((B0 + 1024 * NC) * 4) / PAGE));
-  const mk = (inst?.exports["mk"] as ((a: number, b: number, c: number, kc: number, ldc: number) => void) | undefined) ?? null;
-  const mb = (inst?.exports["mb"] as ((a: number, b: number, c: number, kc: number, mcPad: number, ncPad: number) => void) | undefined) ?? null;
+  const B0 = C0 + MC * NC;
+  const inst = instantiate<Record<string, unknown>>(wasmBytes, Math.ceil(((B0 + 2 * KC * NC + 1024 * NC) * 4) / PAGE));
+  const mk = inst?.exports["mk"] ?? null;
+  type MacroKernel = (a: number, b: number, c: number, kc: number, mcPad: number, ncPad: number) => void;
+  const mb = (inst?.exports["mb"] as MacroKernel | undefined) ?? null;
   type Pack = (raw: number, dst: number, pad: number, kc: number, trans: number, ld: number) => void;
   const pa = (inst?.exports["pa"] as Pack | undefined) ?? null;
   const pb = (inst?.exports["pb"] as Pack | undefined) ?? null;
+  const pa16 = (inst?.exports["pa16"] as Pack | undefined) ?? null;
+  const pb16 = (inst?.exports["pb16"] as Pack | undefined) ?? null;
   const scale = (inst?.exports["scale"] as ((p: number, n: number, alpha: number) => void) | undefined) ?? null;
   const axpy = (inst?.exports["axpy"] as ((x: number, y: number, n: number, alpha: number) => void) | undefined) ?? null;
+  /** The float32 engine runs in WebAssembly when the module has every kernel and packer. */
+  const wasm = mk !== null && mb !== null && pa !== null && pb !== null && pa16 !== null && pb16 !== null && scale !== null && axpy !== null;
   let heap = inst?.heap ?? new Float32Array(0);
-  /** The heap's bits, for widening BF16 operands. */
-  let heapBits = new Uint32Array(heap.buffer, heap.byteOffset, heap.length);
+  /** The heap as 16-bit words, for the raw copies of BF16 operands. */
+  let heap16 = new Uint16Array(heap.buffer, heap.byteOffset, heap.length * 2);
 
   function ensureHeap(floats: number): void {
     if (inst === null) return;
     inst.ensure(floats * 4);
     if (inst.heap !== heap) {
       heap = inst.heap;
-      heapBits = new Uint32Array(heap.buffer, heap.byteOffset, heap.length);
+      heap16 = new Uint16Array(heap.buffer, heap.byteOffset, heap.length * 2);
     }
   }
 
-  /** heap[dst .. dst + end - start) = src[start .. end), BF16 bit patterns widened to float32 (exact). */
-  function copyRaw(src: Float32Array | Uint16Array, start: number, end: number, dst: number): void {
-    if (src instanceof Float32Array) heap.set(src.subarray(start, end), dst);
-    else widenRaw(src, start, end, dst);
+  /** Raw copy: src[start .. end) to the raw region at byte `at` + element `e` (4 or 2 bytes per element). */
+  function copyRaw(src: Float32Array | Uint16Array, start: number, end: number, at: number, e: number): void {
+    if (src instanceof Float32Array) heap.set(src.subarray(start, end), (at >> 2) + e);
+    else heap16.set(src.subarray(start, end), (at >> 1) + e);
   }
-
-  /** The 32-bit words of the last BF16 operand's buffer (two BF16 values each, little-endian), for widenRaw. */
-  let words: Uint32Array = new Uint32Array(0);
-  let wordsOf: ArrayBufferLike | null = null;
 
   /**
-   * copyRaw of BF16 words: each value's bits shifted into the high half of a float32, read two at a time as one
-   * 32-bit word (the low half is the first value). Monomorphic, apart from float32's copy.
+   * Packs op(A)[ic:ic+mc, pc:pc+kc] into the A panels from the raw region at byte `raw`: already holding the
+   * tile's rows for all of k when `whole` (A [m, k] only), else copied here.
    */
-  function widenRaw(src: Uint16Array, start: number, end: number, dst: number): void {
-    const h = heapBits;
-    const base = src.byteOffset >> 1; // src[j] is the buffer's 16-bit value base + j
-    let j = start, d = dst;
-    if (((base + j) & 1) === 1 && j < end) h[d++] = src[j++]! << 16;
-    if (wordsOf !== src.buffer) {
-      words = new Uint32Array(src.buffer, 0, src.buffer.byteLength >> 2);
-      wordsOf = src.buffer;
-    }
-    const w = words;
-    for (let k = (base + j) >> 1; j + 1 < end; j += 2, d += 2, k++) {
-      const x = w[k]!;
-      h[d] = x << 16;
-      h[d + 1] = x & 0xffff0000;
-    }
-    if (j < end) h[d] = src[j]! << 16;
-  }
-
-  /** Packs op(A)[ic:ic+mc, pc:pc+kc] into the A panels via a raw copy and the module's packer. */
   function packAWasm(
     a: Float32Array | Uint16Array, aBase: number, transA: boolean, m: number, k: number,
-    ic: number, mc: number, mcPad: number, pc: number, kc: number,
+    ic: number, mc: number, mcPad: number, pc: number, kc: number, raw: number, whole: boolean,
   ): void {
-    const run = pa as Pack;
+    const es = a instanceof Float32Array ? 4 : 2;
+    const run = (es === 4 ? pa : pa16) as Pack;
     if (!transA) {
-      // A [m, k]: raw rows along k, ld = kcPad
+      // A [m, k]: raw rows along k, ld = k (whole) or kcPad
+      if (whole) return run(raw + es * pc, A0 * 4, mcPad, kc, 0, k);
       const kcPad = Math.ceil(kc / 4) * 4;
-      if (kc === k && kcPad === k) copyRaw(a, aBase + ic * k, aBase + (ic + mc) * k, RAW0);
+      if (kc === k && kcPad === k) copyRaw(a, aBase + ic * k, aBase + (ic + mc) * k, raw, 0);
       else for (let r = 0; r < mc; r++) {
         const src = aBase + (ic + r) * k + pc;
-        copyRaw(a, src, src + kc, RAW0 + r * kcPad);
+        copyRaw(a, src, src + kc, raw, r * kcPad);
       }
-      run(RAW0 * 4, A0 * 4, mcPad, kc, 0, kcPad);
+      run(raw, A0 * 4, mcPad, kc, 0, kcPad);
     } else {
       // A [k, m]: raw k-major rows, ld = mcPad
-      if (mc === m && mcPad === m) copyRaw(a, aBase + pc * m, aBase + (pc + kc) * m, RAW0);
+      if (mc === m && mcPad === m) copyRaw(a, aBase + pc * m, aBase + (pc + kc) * m, raw, 0);
       else for (let p = 0; p < kc; p++) {
         const src = aBase + (pc + p) * m + ic;
-        copyRaw(a, src, src + mc, RAW0 + p * mcPad);
+        copyRaw(a, src, src + mc, raw, p * mcPad);
       }
-      run(RAW0 * 4, A0 * 4, mcPad, kc, 1, mcPad);
+      run(raw, A0 * 4, mcPad, kc, 1, mcPad);
     }
   }
 
-  /** Packs op(B)[pc:pc+kc, jc:jc+nc] into NR-wide panels at dst (floats) via a raw copy. */
+  /**
+   * Packs op(B)[pc:pc+kc, jc:jc+nc] into NR-wide panels at dst (floats) from the raw region at byte `raw`: already
+   * holding the block's columns for all of k when `whole` (B [n, k] only), else copied here.
+   */
   function packBWasm(
     b: Float32Array | Uint16Array, bBase: number, transB: boolean, n: number, k: number,
-    jc: number, nc: number, ncPad: number, pc: number, kc: number, dst: number,
+    jc: number, nc: number, ncPad: number, pc: number, kc: number, dst: number, raw: number, whole: boolean,
   ): void {
-    const run = pb as Pack;
+    const es = b instanceof Float32Array ? 4 : 2;
+    const run = (es === 4 ? pb : pb16) as Pack;
     if (!transB) {
       // B [k, n]: raw k-major rows, ld = ncPad
-      if (nc === n && ncPad === n) copyRaw(b, bBase + pc * n, bBase + (pc + kc) * n, RAW0);
+      if (nc === n && ncPad === n) copyRaw(b, bBase + pc * n, bBase + (pc + kc) * n, raw, 0);
       else for (let p = 0; p < kc; p++) {
         const src = bBase + (pc + p) * n + jc;
-        copyRaw(b, src, src + nc, RAW0 + p * ncPad);
+        copyRaw(b, src, src + nc, raw, p * ncPad);
       }
-      run(RAW0 * 4, dst * 4, ncPad, kc, 1, ncPad);
+      run(raw, dst * 4, ncPad, kc, 1, ncPad);
     } else {
-      // B [n, k]: raw rows along k, ld = kcPad
+      // B [n, k]: raw rows along k, ld = k (whole) or kcPad
+      if (whole) return run(raw + es * pc, dst * 4, ncPad, kc, 0, k);
       const kcPad = Math.ceil(kc / 4) * 4;
-      if (kc === k && kcPad === k) copyRaw(b, bBase + jc * k, bBase + (jc + nc) * k, RAW0);
+      if (kc === k && kcPad === k) copyRaw(b, bBase + jc * k, bBase + (jc + nc) * k, raw, 0);
       else for (let c = 0; c < nc; c++) {
         const src = bBase + (jc + c) * k + pc;
-        copyRaw(b, src, src + kc, RAW0 + c * kcPad);
+        copyRaw(b, src, src + kc, raw, c * kcPad);
       }
-      run(RAW0 * 4, dst * 4, ncPad, kc, 0, kcPad);
+      run(raw, dst * 4, ncPad, kc, 0, kcPad);
     }
   }
 
@@ -360,11 +372,22 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
     const nJc = Math.ceil(n / TN);
     const perBatch = nIc * nJc;
     const total = tileCount(job);
-    const useWasm = mk !== null && c instanceof Float32Array;
-    const wasmPack = pa !== null && pb !== null && mb !== null && scale !== null;
-    if ((a instanceof Uint16Array || b instanceof Uint16Array) && !(useWasm && wasmPack)) {
+    const useWasm = wasm && c instanceof Float32Array;
+    if ((a instanceof Uint16Array || b instanceof Uint16Array) && !useWasm) {
       throw new TypeError("gemm: BF16 (Uint16Array) operands need a float32 C and the WebAssembly packers");
     }
+    // WebAssembly layout for this job (floats): B packed for all of k (reused by the next tile of the same column
+    // block) or, when k is large or no other tile shares the block, one KC slice at a time; the raw regions hold a
+    // whole block (A [m, k] rows, B [n, k] rows) when it is contiguous and small enough, else one slice.
+    const esA = a instanceof Uint16Array ? 2 : 4;
+    const esB = b instanceof Uint16Array ? 2 : 4;
+    const tm = Math.min(TM, Math.ceil(m / MR) * MR), tn = Math.min(TN, Math.ceil(n / NR) * NR);
+    const wholeA = !transA && tm * k <= limits.wholeMax;
+    const wholeB = transB && tn * k <= limits.wholeMax;
+    const sliceB = k * tn > limits.bAllMax || (nIc === 1 && (job.strideB !== 0 || job.batch === 1));
+    const RA = B0 + (sliceB ? Math.min(KC, k) : k) * tn + 16;
+    const RB = RA + Math.max(wholeA ? Math.ceil((tm * k * esA) / 4) : MC * KC, MC * NC) + 16;
+    if (useWasm) ensureHeap(RB + (wholeB ? Math.ceil((tn * k * esB) / 4) : KC * NC) + 16);
     let packedKey = -1;
     const trace = job.trace;
     const clock = (globalThis as unknown as { performance: { now(): number; timeOrigin: number } }).performance;
@@ -393,55 +416,45 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
       const cBase = job.offsetC + bi * job.strideC;
       const key = (job.strideB === 0 ? 0 : bi) * nJc + jcI;
       if (useWasm) {
+        const a32 = a as Float32Array | Uint16Array, b32 = b as Float32Array | Uint16Array;
         if (key !== packedKey) {
-          ensureHeap(B0 + k * ncPad + 16);
-          for (let pc = 0; pc < k; pc += KC) {
-            const kc = Math.min(KC, k - pc);
-            if (wasmPack) packBWasm(b as Float32Array | Uint16Array, bBase, transB, n, k, jc, nc, ncPad, pc, kc, B0 + pc * ncPad);
-            else packB(b as Float, bBase, transB, n, k, jc, nc, pc, kc, heap, B0 + pc * ncPad);
+          if (wholeB) copyRaw(b32, bBase + jc * k, bBase + (jc + nc) * k, RB * 4, 0);
+          if (!sliceB) {
+            for (let pc = 0; pc < k; pc += KC) {
+              packBWasm(b32, bBase, transB, n, k, jc, nc, ncPad, pc, Math.min(KC, k - pc), B0 + pc * ncPad, RB * 4, wholeB);
+            }
           }
           packedKey = key;
         }
         if (trace !== undefined) trace[t * 5 + 2] = clock.timeOrigin + clock.now();
         const h = heap;
-        const run = mk as (a: number, b: number, c: number, kc: number, ldc: number) => void;
         h.fill(0, C0, C0 + mcPad * ncPad);
+        if (wholeA) copyRaw(a32, aBase + ic * k, aBase + (ic + mc) * k, RA * 4, 0);
         for (let pc = 0; pc < k; pc += KC) {
           const kc = Math.min(KC, k - pc);
           const pa0 = trace !== undefined ? clock.now() : 0;
-          if (wasmPack) packAWasm(a as Float32Array | Uint16Array, aBase, transA, m, k, ic, mc, mcPad, pc, kc);
-          else packA(a as Float, aBase, transA, m, k, ic, mc, pc, kc, h, A0);
+          packAWasm(a32, aBase, transA, m, k, ic, mc, mcPad, pc, kc, RA * 4, wholeA);
           if (trace !== undefined) aPackMs += clock.now() - pa0;
-          const bSlice = B0 + pc * ncPad;
-          if (mb !== null) mb(A0 * 4, bSlice * 4, C0 * 4, kc, mcPad, ncPad);
-          else {
-            for (let jr = 0; jr < ncPad; jr += NR) {
-              const bo = (bSlice + jr * kc) * 4;
-              for (let ir = 0; ir < mcPad; ir += MR) {
-                run((A0 + ir * kc) * 4, bo, (C0 + ir * ncPad + jr) * 4, kc, ncPad * 4);
-              }
-            }
-          }
+          if (sliceB) packBWasm(b32, bBase, transB, n, k, jc, nc, ncPad, pc, kc, B0, RB * 4, wholeB);
+          (mb as MacroKernel)(A0 * 4, (sliceB ? B0 : B0 + pc * ncPad) * 4, C0 * 4, kc, mcPad, ncPad);
         }
-        if (wasmPack && !job.accumulate) {
+        // C's rows of the tile are one contiguous block when the tile spans every column: one memcpy, not mc
+        const rowsOne = ncPad === n;
+        const c32 = c as Float32Array;
+        const cAt = cBase + ic * n + jc;
+        if (!job.accumulate) {
           // alpha in the module, then one memcpy per row
           if (job.alpha !== 1) (scale as (p: number, n: number, alpha: number) => void)(C0 * 4, mcPad * ncPad, job.alpha);
-          for (let i = 0; i < mc; i++) {
-            const src = C0 + i * ncPad;
-            c.set(h.subarray(src, src + nc), cBase + (ic + i) * n + jc);
-          }
-        } else if (wasmPack && axpy !== null) {
-          // C rows into the raw region, raw = alpha * tile + raw in the module, then back (one memcpy per row)
-          for (let i = 0; i < mc; i++) {
-            const dst = cBase + (ic + i) * n + jc;
-            h.set((c as Float32Array).subarray(dst, dst + nc), RAW0 + i * ncPad);
-          }
-          axpy(C0 * 4, RAW0 * 4, mcPad * ncPad, job.alpha);
-          for (let i = 0; i < mc; i++) {
-            const src = RAW0 + i * ncPad;
-            c.set(h.subarray(src, src + nc), cBase + (ic + i) * n + jc);
-          }
-        } else writeBack(h, C0, ncPad, c, cBase, n, ic, mc, jc, nc, job.alpha, job.accumulate);
+          if (rowsOne) c32.set(h.subarray(C0, C0 + mc * n), cAt);
+          else for (let i = 0; i < mc; i++) c32.set(h.subarray(C0 + i * ncPad, C0 + i * ncPad + nc), cAt + i * n);
+        } else {
+          // C rows into the raw A region, raw = alpha * tile + raw in the module, then back (one memcpy per row)
+          if (rowsOne) h.set(c32.subarray(cAt, cAt + mc * n), RA);
+          else for (let i = 0; i < mc; i++) h.set(c32.subarray(cAt + i * n, cAt + i * n + nc), RA + i * ncPad);
+          (axpy as (x: number, y: number, n: number, alpha: number) => void)(C0 * 4, RA * 4, mcPad * ncPad, job.alpha);
+          if (rowsOne) c32.set(h.subarray(RA, RA + mc * n), cAt);
+          else for (let i = 0; i < mc; i++) c32.set(h.subarray(RA + i * ncPad, RA + i * ncPad + nc), cAt + i * n);
+        }
         if (trace !== undefined) {
           trace[t * 5 + 3] = clock.timeOrigin + clock.now();
           trace[t * 5 + 4] = aPackMs;
@@ -471,5 +484,5 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null): GemmRuntime {
     }
   }
 
-  return { tileCount, runTiles, wasm: mk !== null };
+  return { tileCount, runTiles, wasm };
 }

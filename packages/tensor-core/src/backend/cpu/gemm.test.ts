@@ -2,8 +2,8 @@
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { acquire } from "./buffer-pool.js";
-import { gemm, gemmUsesWasm, type GemmParams } from "./gemm.js";
-import { createGemmRuntime, type Float } from "./gemm-runtime.js";
+import { gemm, gemmUsesWasm, splitTiles, type GemmParams } from "./gemm.js";
+import { GEMM_LIMITS, createGemmRuntime, type Float, type GemmJob } from "./gemm-runtime.js";
 import { maxAbsDiff, refGemm } from "../../testing-internal/reference.js";
 import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
 import { hasRelaxedSimd } from "./wasm-features.js";
@@ -264,6 +264,52 @@ describe("gemm", () => {
       }
     }
     setThreadCount(1);
+  });
+
+  it("splits a parallel job into at least one tile per thread, cutting columns first only for small m with B stored [n, k]", () => {
+    const split = (m: number, n: number, transB: boolean, threads = 2) => {
+      const job: GemmJob = { ...makeCase({ m: 1, n: 1, k: 1, batch: 1, transA: false, transB, bcastA: false, bcastB: false, accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 }, 1), m, n, offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1 };
+      splitTiles(job, threads);
+      const rt = createGemmRuntime(null);
+      return { tileM: job.tileM, tileN: job.tileN, tiles: rt.tileCount(job) };
+    };
+    expect(split(1024, 4864, true)).toEqual({ tileM: 128, tileN: 488, tiles: 80 }); // equal column blocks
+    expect(split(896, 448, false)).toEqual({ tileM: 112, tileN: 448, tiles: 8 }); // 7 row blocks made 8
+    expect(split(55, 448, false)).toEqual({ tileM: 28, tileN: 448, tiles: 2 }); // rows: B [k, n] keeps whole rows
+    expect(split(55, 448, true)).toEqual({ tileM: 56, tileN: 224, tiles: 2 }); // columns: B [n, k]
+    expect(split(256, 151936, true).tiles).toBe(594);
+    expect(split(7, 9, false, 4).tiles).toBe(1); // nothing left to cut
+  });
+
+  it("every packing strategy (whole-block or per-row raw copies, B packed per slice or for all of k) gives the same bits, float32 and BF16", () => {
+    const bytes = gemmWasmBytes();
+    const runtimes = [
+      createGemmRuntime(bytes),
+      createGemmRuntime(bytes, { wholeMax: 0, bAllMax: 0 }), // per-row copies, B packed per slice
+      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 1e9 }), // whole blocks, B for all of k
+      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 0 }),
+    ];
+    expect(GEMM_LIMITS.wholeMax).toBeGreaterThan(0);
+    for (const [m, n, k] of [[131, 45, 701], [9, 530, 300]] as const) {
+      for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+        for (const which of ["", "a", "b"] as const) {
+          const c: Case = { m, n, k, batch: 2, transA, transB, bcastA: false, bcastB: true, accumulate: true, alpha: 0.5, f32: true, offset: 1, gap: 2 };
+          const p = makeCase(c, 29);
+          const a = which === "a" ? bf16Of(p.a as Float32Array, false)[0] : p.a;
+          const b = which === "b" ? bf16Of(p.b as Float32Array, false)[0] : p.b;
+          const want = refGemm({ ...p, a: which === "a" ? bf16Of(p.a as Float32Array, false)[1] : p.a, b: which === "b" ? bf16Of(p.b as Float32Array, false)[1] : p.b, c: Float32Array.from(p.c) });
+          const results = runtimes.map((rt) => {
+            const out = Float32Array.from(p.c);
+            let next = 0;
+            rt.runTiles({ ...p, a, b, c: out, offsetA: 1, offsetB: 1, offsetC: 1, accumulate: true, alpha: 0.5 }, () => next++);
+            return Array.from(out);
+          });
+          const label = `${m}x${n}x${k} ${transA} ${transB} bf16 ${which || "-"}`;
+          for (const r of results.slice(1)) expect(r, label).toEqual(results[0]);
+          expect(maxAbsDiff(Float32Array.from(results[0]!), want), label).toBeLessThan(tolerance(p));
+        }
+      }
+    }
   });
 
   it("refuses BF16 operands with a float64 C or without the WebAssembly packers", () => {

@@ -153,6 +153,37 @@ export function gemm(p: GemmParams): void {
   }
 }
 
+/**
+ * Tile sizes for a parallel job (the result does not depend on them). Equal-width column blocks (704 columns:
+ * 2 x 352 instead of 512 + 192) and equal-height row blocks, so tiles cost the same and the last tiles claimed do
+ * not leave one thread finishing a big tile while the other idles. With fewer tiles than threads, rows are cut
+ * finer, then columns, down to 16 rows or 64 columns; columns first when m < n and B is stored [n, k] (each column
+ * block's B is then packed once and A, the smaller operand, once per block; cutting the columns of a B stored
+ * [k, n] copies it in short strided rows, measured 1.3x slower per flop than packing it twice). One tile per thread
+ * is the aim, not more: every row tile packs B again, so [256 x 151936] x [151936 x 448] ran 1.1x slower per flop
+ * in four 64-row tiles than in two 128-row ones. With few tiles their count is made a multiple of the thread
+ * count where the cuts allow (7 tiles on 2 threads idle one thread for an eighth of the call).
+ */
+export function splitTiles(job: GemmJob, threads: number): void {
+  const { batch, m, n } = job;
+  let rows = Math.ceil(m / 128), cols = Math.ceil(n / 512);
+  const maxRows = Math.ceil(m / 16), maxCols = Math.ceil(n / 64);
+  const count = (): number => batch * Math.ceil(m / (Math.ceil(m / rows / 4) * 4)) * Math.ceil(n / (Math.ceil(n / cols / 8) * 8));
+  const want = threads;
+  const byCols = m < n && job.transB;
+  for (let pass = 0; pass < 2 && count() < want; pass++) {
+    if (byCols === (pass === 0)) cols = Math.max(cols, Math.min(maxCols, Math.ceil(want / (batch * rows))));
+    else rows = Math.max(rows, Math.min(maxRows, Math.ceil(want / (batch * cols))));
+  }
+  for (let i = 0; i < threads && count() < 8 * threads && count() % threads !== 0; i++) {
+    if (cols < maxCols && (byCols || rows >= maxRows)) cols++;
+    else if (rows < maxRows) rows++;
+    else break;
+  }
+  job.tileM = Math.ceil(m / rows / 4) * 4;
+  job.tileN = Math.ceil(n / cols / 8) * 8;
+}
+
 /** Runs a checked job serially or on the pool; operands copied to shared memory go on `scratch`. */
 function run(job: GemmJob, rt: GemmRuntime, lenA: number, lenB: number, lenC: number, scratch: Operand[]): void {
   const { a, b, c, batch, m, n, k, accumulate } = job;
@@ -161,16 +192,7 @@ function run(job: GemmJob, rt: GemmRuntime, lenA: number, lenB: number, lenC: nu
   const flops = 2 * batch * m * n * k;
   const threads = getThreadCount();
   const parallel = threads > 1 && flops >= getParallelThreshold() && m > 1 && n > 1;
-  if (parallel) {
-    // Equal-width column blocks (704 columns: 2 x 352 instead of 512 + 192), so tiles cost the same and the last
-    // tiles claimed do not leave one thread finishing a big tile while the other idles.
-    const colBlocks = Math.ceil(n / 512);
-    if (colBlocks > 1) job.tileN = Math.ceil(n / colBlocks / 8) * 8;
-    // Cut rows finer when the default 128-row tiles would leave threads idle (aim for 2 tiles per thread).
-    const perRowBlock = batch * colBlocks;
-    const wantBlocks = Math.ceil((2 * threads) / perRowBlock);
-    if (Math.ceil(m / 128) < wantBlocks) job.tileM = Math.max(16, Math.ceil(m / wantBlocks / 4) * 4);
-  }
+  if (parallel) splitTiles(job, threads);
   const tiles = rt.tileCount(job);
   if (!parallel || tiles < 2 || !poolAvailable()) {
     let next = 0;
