@@ -15,6 +15,7 @@
 // The teacher forward runs with grad mode off; its activations are constants.
 // CE and KL run in one `lmHeadLoss` from both models' final hidden states: the [B, T, V] logits are computed a
 // chunk of rows at a time and never exist whole (at V = 151,936 one such tensor is 622 MB at batch 4 x 256).
+// The student's head W_base P_lm and embedding E P_emb ([V, d] each) are never formed in training: see lrcLoss.
 
 import type { Batch } from "@lrc-ts/data";
 import { causalLMForward, linear } from "@lrc-ts/nn";
@@ -194,8 +195,12 @@ export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions 
   const needCaptures = (trained || opts.logCloneTerms) && opts.cloneTerms.length > 0 && opts.cloneLayers.length > 0;
   const fields = cloneCaptureFields(opts);
   const teacher = noGrad(() => causalLMForward(p.teacher, p.teacherConfig, inputs, { capture: needCaptures && fields.teacher, logits: "none" }));
-  const sw = p.studentWeights(params);
-  const student = causalLMForward(sw, p.studentConfig, inputs, {
+  // The student's [V, d] embedding and head are never formed: its input embeddings are the batch's teacher rows
+  // projected, E[ids] P_emb (= (E P_emb)[ids], so dP_emb = E[ids]ᵀ dx), and its logits below are
+  // (h P_lmᵀ) W_baseᵀ (= h (W_base P_lm)ᵀ). Same math; float32 sums in another order.
+  const sw = p.studentStack(params);
+  const student = causalLMForward(sw, p.studentConfig, null, {
+    inputsEmbeds: p.studentEmbeds(inputs, params),
     capture: needCaptures && fields.student, eps: p.studentEps, logits: "none",
     ...(opts.recomputeWeights ? { afterLayer: (i: number) => p.evictLayer(sw, i) } : {}),
   });
@@ -205,8 +210,12 @@ export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions 
     return sumAll(Object.values(terms));
   };
   const clone = !needCaptures ? null : trained ? cloneTerms() : noGrad(cloneTerms);
+  // u = h_S P_lmᵀ [B, T, D]: the student's head is W_base P_lm, so its logits are u W_baseᵀ. With a tied student
+  // W_base is the teacher's head itself, and the fused op computes both sides' logits from one pass over it.
+  const base = p.headBase();
+  const u = () => p.headInput(student.hidden, params);
   const head = opts.ceWeight > 0 || opts.klWeight > 0
-    ? lmHeadLoss(student.hidden, sw.lmHead, {
+    ? lmHeadLoss(u(), base, {
       ...(opts.ceWeight > 0 ? { targets, ceWeight: opts.ceWeight } : {}),
       ...(opts.klWeight > 0 ? { teacher: { hidden: teacher.hidden, weight: p.teacher.lmHead, temperature: opts.temperature }, klWeight: opts.klWeight } : {}),
     })
@@ -215,7 +224,7 @@ export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions 
   if (head !== null) parts.push(head.total);
   if (clone !== null && trained) parts.push(mul(clone, opts.alpha));
   const total = sumAll(parts) ?? tensor(0, [], { dtype: student.hidden.dtype });
-  const logits = () => noGrad(() => ({ student: linear(student.hidden, sw.lmHead), teacher: linear(teacher.hidden, p.teacher.lmHead) }));
+  const logits = () => noGrad(() => ({ student: linear(u(), base), teacher: linear(teacher.hidden, p.teacher.lmHead) }));
   const ce = head?.ce ?? null, kl = head?.kl ?? null;
   return { total, ce, kl, clone, terms, logits };
 }

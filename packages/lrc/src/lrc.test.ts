@@ -193,9 +193,9 @@ describe("gradients", () => {
     const grads = (recomputeWeights: boolean) => {
       const c = new LowRankClone(teacher, { hiddenSize: 8, recomputeWeights, initStd: 0.3 });
       let generated: Tensor[] = [];
-      const studentWeights = c.projections.studentWeights.bind(c.projections);
-      c.projections.studentWeights = (p) => {
-        const w = studentWeights(p);
+      const studentStack = c.projections.studentStack.bind(c.projections);
+      c.projections.studentStack = (p) => {
+        const w = studentStack(p);
         generated = w.layers.flatMap((l) => [l.qW, l.kW, l.vW, l.oW, l.gateW, l.upW, l.downW]);
         return w;
       };

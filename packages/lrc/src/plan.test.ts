@@ -49,22 +49,22 @@ describe("the estimate", () => {
     const m = estimateMemory({ teacher, teacherBytes: 20_768 * 2, student, trainable: 1000, generated: true, batchSize: 2, seqLen: 8 });
     expect(m).toEqual({
       teacherWeights: 41_536, // as loaded (here: 2 bytes a value)
-      studentWeights: (10_448 - 4608) * 4,
+      studentWeights: (10_448 - 4608 - 64 * 16) * 4, // no [V, d] embedding (tied: that is the head too) in training
       trainable: 4000,
       gradients: 8000, // gradient + accumulator
       optimizer: 8000, // AdamW m and v
       activations: (16 * 368 * 2 + 16 * 256 * 2) * 4, // N = 16 tokens, 2 layers, student + teacher capture
-      logits: (4 * 16 * 64 + 16 * 16 + 64 * 16) * 4, // chunks of all 16 rows: zS, dz, zT, dzKl; dh [N, d], dW [V, d]
-      total: 41_536 + 23_360 + 4000 + 8000 + 8000 + 79_872 + 21_504,
+      logits: (2 * 16 * 64 + 16 * 32) * 4, // chunks of all 16 rows: zS (dz written over it), zT; dh [N, D] of u = h P_lmᵀ; no dW
+      total: 41_536 + 19_264 + 4000 + 8000 + 8000 + 79_872 + 10_240,
     });
     // pretraining: no teacher, no generated weights, two logit chunks; the model's own activations only
     const p = estimateMemory({ teacher: null, teacherBytes: 0, student, trainable: 10_448, generated: false, batchSize: 2, seqLen: 8 });
     expect(p.teacherWeights + p.trainable).toBe(0);
     expect(p.optimizer).toBe(10_448 * 8);
     expect(p.activations).toBe(16 * 368 * 2 * 4);
-    expect(p.logits).toBe((2 * 16 * 64 + 16 * 16 + 64 * 16) * 4);
-    // at the Qwen vocabulary a chunk is floor(2^23 / 151,936) = 55 rows; no [N, V] tensor at batch 4 x 256
-    expect(lmHeadValues(1024, 151_936, 448, true)).toBe(4 * 55 * 151_936 + 1024 * 448 + 151_936 * 448);
+    expect(p.logits).toBe((16 * 64 + 16 * 16 + 64 * 16) * 4); // zS (dz over it), dh [N, d], dW [V, d]
+    // at the Qwen vocabulary a chunk is floor(2^25 / 151,936) = 220 rows; no [N, V] tensor at batch 4 x 256
+    expect(lmHeadValues(1024, 151_936, 896, true, false)).toBe(2 * 220 * 151_936 + 1024 * 896);
   });
 });
 

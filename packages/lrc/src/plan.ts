@@ -12,13 +12,15 @@ const F32 = 4;
 
 /**
  * What the fused LM head + losses (tensor-core's `lmHeadLoss`) holds at its peak, in values: per chunk of
- * rows, the student's logits and their gradient, and with a teacher also the teacher's logits and the KL
- * gradient (each chunk at most DEFAULT_CHUNK_ELEMENTS values, whole rows); plus the gradients it keeps for
- * the backward, dh [N, d] and dW [V, d]. No [N, V] tensor exists.
+ * rows, the student's logits (their gradient is written over them) and with a teacher the teacher's logits (each
+ * chunk at most DEFAULT_CHUNK_ELEMENTS values, whole rows: 220 rows at the Qwen2.5 vocabulary); plus the
+ * gradients it keeps for the backward: dh [N, width], and dW [V, width] when the head weight is trained. LRC
+ * runs it on u = h_S P_lmᵀ (width D) against the teacher's frozen head (no dW); pretraining on h (width d) with
+ * the trained head. No [N, V] tensor exists.
  */
-export function lmHeadValues(rows: number, vocab: number, hidden: number, withTeacher: boolean): number {
+export function lmHeadValues(rows: number, vocab: number, width: number, withTeacher: boolean, trainedWeight: boolean): number {
   const chunkRows = Math.min(rows, Math.max(1, Math.floor(DEFAULT_CHUNK_ELEMENTS / vocab)));
-  return (withTeacher ? 4 : 2) * chunkRows * vocab + rows * hidden + vocab * hidden;
+  return (withTeacher ? 2 : 1) * chunkRows * vocab + rows * width + (trainedWeight ? vocab * width : 0);
 }
 
 /**
@@ -74,9 +76,10 @@ export interface RunShape {
 export interface MemoryEstimate {
   readonly teacherWeights: number;
   /**
-   * LRC: the generated student weights (W_T P) held at once: all of them with recomputeWeights off; with it on,
-   * all but the layer matrices of every layer but one (each layer's are freed after its forward and recomputed
-   * for its backward); pretraining: the model (also the trainable values).
+   * LRC: the generated student weights (W_T P) held at once: the norms and the layer matrices, all of them with
+   * recomputeWeights off, one layer's with it on (each layer's are freed after its forward and recomputed for its
+   * backward); the [V, d] embedding and head are never formed in training; pretraining: the model (also the
+   * trainable values).
    */
   readonly studentWeights: number;
   /** LRC's projections and student norms (0 for pretraining: they are the student weights). */
@@ -96,15 +99,20 @@ export interface MemoryEstimate {
 export function estimateMemory(s: RunShape): MemoryEstimate {
   const N = s.batchSize * s.seqLen;
   const studentParams = parameterCount(s.student);
+  const headAndEmbedding = (s.student.tie_word_embeddings ? 1 : 2) * s.student.vocab_size * s.student.hidden_size;
   const teacherActs = s.teacher !== null && s.generated ? N * teacherCaptureValues(s.teacher) * s.teacher.num_hidden_layers : 0;
   const parts = {
     teacherWeights: s.teacher !== null ? s.teacherBytes : 0,
-    studentWeights: (s.generated && s.recomputeWeights !== false ? studentParams - (s.student.num_hidden_layers - 1) * layerMatrixValues(s.student) : studentParams) * F32,
+    studentWeights: (s.generated
+      ? studentParams - (s.recomputeWeights !== false ? s.student.num_hidden_layers - 1 : 0) * layerMatrixValues(s.student) - headAndEmbedding
+      : studentParams) * F32,
     trainable: s.generated ? s.trainable * F32 : 0,
     gradients: 2 * s.trainable * F32,
     optimizer: 2 * s.trainable * F32,
     activations: (N * layerActivationValues(s.student) * s.student.num_hidden_layers + teacherActs) * F32,
-    logits: lmHeadValues(N, s.student.vocab_size, s.student.hidden_size, s.teacher !== null) * F32,
+    logits: (s.generated && s.teacher !== null
+      ? lmHeadValues(N, s.student.vocab_size, s.teacher.hidden_size, true, false)
+      : lmHeadValues(N, s.student.vocab_size, s.student.hidden_size, s.teacher !== null, true)) * F32,
   };
   return { ...parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
 }

@@ -14,8 +14,8 @@
 //   layers.{i}.input_layernorm, layers.{i}.post_attention_layernorm, norm   [d]
 
 import { CausalLM, configToJson, parseConfig } from "@lrc-ts/nn";
-import type { CausalLMConfig, CausalLMWeights, LayerWeights } from "@lrc-ts/nn";
-import { Rng, evict, full, isHalf, matmul, noGrad, randn, tensor } from "@lrc-ts/tensor-core";
+import type { CausalLMConfig, CausalLMWeights, ForwardWeights, LayerWeights } from "@lrc-ts/nn";
+import { Rng, embedding, evict, full, isHalf, matmul, noGrad, randn, reshape, tensor } from "@lrc-ts/tensor-core";
 import type { DType, Tensor } from "@lrc-ts/tensor-core";
 import { TRAINING_CONFIG_FIELD } from "./training-record.js";
 
@@ -168,20 +168,64 @@ export class Projections {
    */
   studentWeights(params: ProjectionParams = this.params): CausalLMWeights {
     const T = this.teacher;
-    const P = (n: string): Tensor => {
-      const t = params[n];
-      if (t === undefined) throw new RangeError(`LowRankClone: no trainable tensor "${n}"`);
-      return t;
-    };
+    const embed = matmul(T.embed, this.param(params, "embed")); // (V, d)
+    const lmHead = this.studentTied ? embed : matmul(T.lmHead, this.headProjection(params)); // (V, d)
+    return { embed, ...this.studentStack(params), lmHead };
+  }
+
+  /** The trainable tensor `n` of `params`. */
+  private param(params: ProjectionParams, n: string): Tensor {
+    const t = params[n];
+    if (t === undefined) throw new RangeError(`LowRankClone: no trainable tensor "${n}"`);
+    return t;
+  }
+
+  /**
+   * The LM head's projection P_lm [D, d]: P_emb when tied (tieLmHeadProjection), else the `lm_head` tensor. The
+   * student's head is always headBase() P_lm.
+   */
+  headProjection(params: ProjectionParams = this.params): Tensor {
+    return this.param(params, this.tieLmHeadProjection ? "embed" : "lm_head");
+  }
+
+  /** The teacher matrix [V, D] the student's LM head is generated from: the embedding when the student is tied, else the teacher's lm_head. */
+  headBase(): Tensor {
+    return this.studentTied ? this.teacher.embed : this.teacher.lmHead;
+  }
+
+  /**
+   * The student's input embeddings of int32 ids [B, T] without its [V, d] table: the teacher's rows of the batch
+   * projected, E[ids] P_emb [B, T, d] (= (E P_emb)[ids]; dP_emb = E[ids]ᵀ dx over the batch's rows).
+   */
+  studentEmbeds(ids: Tensor, params: ProjectionParams = this.params): Tensor {
+    const [B, T] = ids.shape as [number, number];
+    const D = this.teacherConfig.hidden_size;
+    return reshape(matmul(reshape(embedding(this.teacher.embed, ids), [B * T, D]), this.param(params, "embed")), [B, T, this.hiddenSize]);
+  }
+
+  /**
+   * The student's LM-head input without its [V, d] head: u = h P_lmᵀ [..., D] for final hidden states h [..., d],
+   * whose logits against headBase() are the student's, u W_baseᵀ = h (W_base P_lm)ᵀ.
+   */
+  headInput(hidden: Tensor, params: ProjectionParams = this.params): Tensor {
+    const lead = hidden.shape.slice(0, -1);
+    const u = matmul(reshape(hidden, [-1, this.hiddenSize]), this.headProjection(params), { transB: true });
+    return reshape(u, [...lead, this.teacherConfig.hidden_size]);
+  }
+
+  /**
+   * The student's decoder stack (layers and final norm) without the [V, d] embedding and head, which training
+   * never forms: its input is studentEmbeds(ids) and its logits are headInput(h) headBase()ᵀ.
+   */
+  studentStack(params: ProjectionParams = this.params): ForwardWeights {
+    const T = this.teacher;
+    const P = (n: string): Tensor => this.param(params, n);
     /** A layer's generated weight, remembering how it was made (evictLayer). */
     const gen = (make: () => Tensor): Tensor => {
       const w = make();
       this.generators.set(w, make);
       return w;
     };
-    const embed = matmul(T.embed, P("embed")); // (V, d)
-    const lmP = this.tieLmHeadProjection ? P("embed") : P("lm_head");
-    const lmHead = this.studentTied ? embed : matmul(T.lmHead, lmP); // (V, d)
     const layers: LayerWeights[] = T.layers.map((l, i) => {
       const w: { -readonly [K in keyof LayerWeights]: LayerWeights[K] } = {
         inputNorm: P(`layers.${i}.input_layernorm`),
@@ -203,7 +247,7 @@ export class Projections {
       }
       return w;
     });
-    return { embed, layers, finalNorm: P("norm"), lmHead };
+    return { layers, finalNorm: P("norm") };
   }
 
   /**
@@ -212,7 +256,7 @@ export class Projections {
    * same values) while its matmul's VJP runs, then frees it again. The step then holds one layer's generated
    * weights at a time instead of all of them; the price is one more gemm per matrix in the backward.
    */
-  evictLayer(w: CausalLMWeights, i: number): void {
+  evictLayer(w: ForwardWeights, i: number): void {
     const l = w.layers[i]!;
     for (const t of [l.qW, l.kW, l.vW, l.oW, l.gateW, l.upW, l.downW]) {
       const make = this.generators.get(t);

@@ -11,7 +11,7 @@ export {
   linear, mlpForward, attentionForward, decoderLayerForward, causalLMForward, checkWeights,
 } from "./functional.js";
 export type {
-  LayerWeights, CausalLMWeights, LayerCapture, CaptureField, LayerKV, KVCache, LayerForwardOptions, LayerForwardResult,
+  LayerWeights, CausalLMWeights, ForwardWeights, LayerCapture, CaptureField, LayerKV, KVCache, LayerForwardOptions, LayerForwardResult,
   CausalLMForwardOptions, CausalLMForwardResult,
 } from "./functional.js";
 export { Linear } from "./layers/linear.js";

@@ -257,9 +257,15 @@ function pick<F extends CaptureField>(c: LayerCapture, fields: readonly F[]): Pi
   return out as Pick<LayerCapture, F>;
 }
 
+/**
+ * The weights `causalLMForward` reads: a whole model's, or (LRC's student in training) the decoder stack alone,
+ * without `embed` when the input embeddings are given and without `lmHead` when no logits are asked for.
+ */
+export type ForwardWeights = Omit<CausalLMWeights, "embed" | "lmHead"> & Partial<Pick<CausalLMWeights, "embed" | "lmHead">>;
+
 /** Checks every weight's shape against the config, naming the offending weight. */
-export function checkWeights(w: CausalLMWeights, cfg: CausalLMConfig): void {
-  const D = w.embed.shape[1]!;
+export function checkWeights(w: ForwardWeights, cfg: CausalLMConfig): void {
+  const D = cfg.hidden_size;
   const { vocab_size: V, intermediate_size: F, num_attention_heads: H, num_key_value_heads: Hkv, head_dim: dh } = cfg;
   const expect = (name: string, t: Tensor | undefined, shape: readonly number[]) => {
     if (t === undefined) return;
@@ -294,18 +300,21 @@ export function checkWeights(w: CausalLMWeights, cfg: CausalLMConfig): void {
  * Weight shapes are checked against the config first.
  */
 export function causalLMForward<F extends CaptureField = CaptureField>(
-  w: CausalLMWeights,
+  w: ForwardWeights,
   cfg: CausalLMConfig,
   ids: Tensor | null,
   opts: CausalLMForwardOptions & { readonly capture?: boolean | readonly F[] } = {},
 ): CausalLMForwardResult<F> {
   checkWeights(w, cfg);
+  const which = opts.logits ?? "all";
+  if (which !== "none" && w.lmHead === undefined) throw new TypeError(`causalLMForward: logits "${which}" need an lmHead weight`);
   let x: Tensor;
   const tape = isGradEnabled();
   if (opts.inputsEmbeds !== undefined) x = opts.inputsEmbeds;
   else {
     if (ids === null) throw new TypeError("causalLMForward: ids are required unless inputsEmbeds is given");
     if (ids.dtype !== "int32" || ids.rank !== 2) throw new TypeError(`causalLMForward: ids must be int32 [B, T], got ${ids.dtype}[${ids.shape.join(", ")}]`);
+    if (w.embed === undefined) throw new TypeError("causalLMForward: no embed weight (give inputsEmbeds)");
     x = embedding(w.embed, ids); // (B, T, D)
   }
   const T = x.shape[1]!;
@@ -345,9 +354,8 @@ export function causalLMForward<F extends CaptureField = CaptureField>(
   }
   const hidden = rmsNorm(x, w.finalNorm, layerOpts.eps); // (B, T, D)
   dropConsumed();
-  const which = opts.logits ?? "all";
   let logits: Tensor | null = null;
-  if (which === "all") logits = linear(hidden, w.lmHead);
-  else if (which === "last") logits = linear(slice(hidden, [0, T - 1], [hidden.shape[0]!, T]), w.lmHead); // (B, 1, V)
+  if (which === "all") logits = linear(hidden, w.lmHead!);
+  else if (which === "last") logits = linear(slice(hidden, [0, T - 1], [hidden.shape[0]!, T]), w.lmHead!); // (B, 1, V)
   return { logits, hidden, captures, cache: wantCache ? { layers: kvs, length: offset + T } : null };
 }

@@ -172,6 +172,12 @@ describe("forward", () => {
       const e = m.model.embed_tokens.forward(ids);
       const a = m.forward(ids).logits!, b = causalLMForward(m.weights(), cfg, null, { inputsEmbeds: e }).logits!;
       expect([...b.buf]).toEqual([...a.buf]);
+      // the decoder stack alone (LRC's student in training): no embedding with inputsEmbeds, no head without logits
+      const { embed: _e, lmHead: _h, ...stack } = m.weights();
+      const h = causalLMForward(stack, cfg, null, { inputsEmbeds: e, logits: "none" }).hidden;
+      expect([...h.buf]).toEqual([...m.forward(ids, { logits: "none" }).hidden.buf]);
+      expect(() => causalLMForward(stack, cfg, ids, { logits: "none" })).toThrow(/no embed weight \(give inputsEmbeds\)/);
+      expect(() => causalLMForward(stack, cfg, null, { inputsEmbeds: e })).toThrow(/logits "all" need an lmHead weight/);
     });
   });
 

@@ -10,6 +10,7 @@ import { noGrad } from "../autodiff/tape.js";
 import { rng } from "../random.js";
 import { checkGrad } from "../testing.js";
 import { Tensor, tensor } from "../tensor.js";
+import { VOCAB_SLICE } from "../backend/cpu/lm-head.js";
 import * as O from "./index.js";
 
 function randT(shape: readonly number[], seed: number, dtype: "float32" | "float64", scale = 1): Tensor {
@@ -112,6 +113,58 @@ describe("lmHeadLoss against the unfused LM head + crossEntropy + klDivergence",
     const [, [, want]] = valueAndGrad(f((h, w) => unfused(c, h, w, x.tg, x.hT, x.wT).total))(x.h, x.w);
     const [, [, got]] = valueAndGrad(f((h, w) => fused(c, c.V, h, w, x.tg, x.hT, x.wT).total))(x.h, x.w);
     expect(maxRel(got!.buf, want!.buf)).toBeLessThan(1e-12);
+  });
+});
+
+describe("one frozen weight on both sides (LRC's factorized head: one gemm over the stacked rows)", () => {
+  // The student's rows are u = h P_lmᵀ, of the teacher's width: weight and teacher.weight are the same [V, D] tensor.
+  const c: Case = { ...base, d: 9, D: 9 };
+  for (const dtype of ["float32", "float64"] as const)
+    for (const rows of [1, 3, 10])
+      test(`${dtype}, ${rows} row(s) per chunk: the unfused values and dh; bit-identical to two separate weights`, () => {
+        const x = inputs(c, 11, dtype);
+        const w = x.wT, copy = O.add(x.wT, 0);
+        const [want, [wh]] = valueAndGrad((h: Tensor) => unfused(c, h, w, x.tg, x.hT, w).total)(x.h);
+        const [got, [gh]] = valueAndGrad((h: Tensor) => fused(c, rows * c.V, h, w, x.tg, x.hT, w).total)(x.h);
+        const [two, [th]] = valueAndGrad((h: Tensor) => fused(c, rows * c.V, h, w, x.tg, x.hT, copy).total)(x.h);
+        expect(maxRel(got.buf, want.buf)).toBeLessThan(dtype === "float32" ? 2e-6 : 1e-13);
+        expect(maxRel(gh!.buf, wh!.buf)).toBeLessThan(dtype === "float32" ? 1e-5 : 1e-12);
+        expect(Array.from(got.buf)).toEqual(Array.from(two.buf));
+        expect(Array.from(gh!.buf)).toEqual(Array.from(th!.buf));
+      });
+
+  test("a vocabulary of several dh slices (V > VOCAB_SLICE): dh over the slices equals the unfused gradient", () => {
+    const cv: Case = { ...base, B: 2, T: 3, d: 5, D: 5, V: 2 * VOCAB_SLICE + 37 };
+    for (const dtype of ["float32", "float64"] as const) {
+      const x = inputs(cv, 13, dtype);
+      const w = x.wT;
+      const [want, [wh]] = valueAndGrad((h: Tensor) => unfused(cv, h, w, x.tg, x.hT, w).total)(x.h);
+      const [got, [gh]] = valueAndGrad((h: Tensor) => fused(cv, 4 * cv.V, h, w, x.tg, x.hT, w).total)(x.h);
+      expect(maxRel(got.buf, want.buf)).toBeLessThan(dtype === "float32" ? 2e-6 : 1e-13);
+      expect(maxRel(gh!.buf, wh!.buf)).toBeLessThan(dtype === "float32" ? 1e-5 : 1e-12);
+    }
+  });
+
+  test("gradients against finite differences (float64, fast-check)", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          B: fc.integer({ min: 1, max: 3 }), T: fc.integer({ min: 1, max: 4 }), D: fc.integer({ min: 1, max: 6 }),
+          V: fc.integer({ min: 2, max: 12 }), tau: fc.double({ min: 0.5, max: 8, noNaN: true }),
+          ceWeight: fc.double({ min: 0.1, max: 2, noNaN: true }), klWeight: fc.double({ min: 0.1, max: 2, noNaN: true }),
+          ce: fc.boolean(), ceReduction: fc.constantFrom("mean" as const, "sum" as const),
+        }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 0, max: 1 << 30 }),
+        (r, rows, seed) => {
+          const cc: Case = { ...r, d: r.D, kd: true };
+          const x = inputs(cc, seed, "float64");
+          const res = checkGrad((h) => fused(cc, rows * cc.V, h, x.wT, x.tg, x.hT, x.wT).total, [x.h], rng(seed));
+          if (!res.ok) throw new Error(`analytic ${res.analytic} vs numeric ${res.numeric}`);
+        },
+      ),
+      { numRuns: 30, seed: 17 },
+    );
   });
 });
 

@@ -263,11 +263,13 @@ export class CpuKernels implements Kernels {
     const dtype = hidden.dtype;
     const dHidden = p.wantHidden ? Tensor.empty(hidden.shape, dtype) : null;
     const dWeight = p.wantWeight ? zeros(weight.shape, { dtype }) : null;
+    const w = wide(weight);
     const { ceSum, klSum } = lmHeadLossChunked({
       dtype: dtype as "float32" | "float64",
-      h: f(hidden), w: wide(weight),
+      h: f(hidden), w,
       targets: targets === null ? null : (targets.peek() as Int32Array),
-      hT: teacherHidden === null ? null : f(teacherHidden), wT: teacherWeight === null ? null : wide(teacherWeight),
+      // the same weight on both sides: the same array (one gemm over the stacked rows)
+      hT: teacherHidden === null ? null : f(teacherHidden), wT: teacherWeight === null ? null : teacherWeight === weight ? w : wide(teacherWeight),
       rows: p.rows, V: p.V, d: p.d, D: p.D, chunk: p.chunk, ignore: p.ignore, tau: p.tau, ceScale: p.ceScale, klScale: p.klScale,
       dh: dHidden === null ? null : f(dHidden), dw: dWeight === null ? null : f(dWeight),
     });

@@ -1,14 +1,23 @@
 // The cpu kernel of lmHeadLoss (ops/lm-head-loss.ts): the LM head fused with its losses, a chunk of rows at a
 // time. Each chunk's student logits z_S = h_S W_Sᵀ (and the teacher's z_T = h_T W_Tᵀ) live only in pooled
-// scratch of [chunk, V]; the chunk's CE and KL rows are summed, and, when gradients are wanted, the chunk's
-// dz = ceScale · dCE/dz + klScale · dKL/dz gives dh rows (dz W) and a dW accumulation (dzᵀ h) in the same pass.
-// No [rows, V] buffer is ever allocated. The op owns validation, the reductions' scales and the tape.
+// scratch of [chunk, V] per side; one row pass (rows.ts's lmHeadRows) sums the chunk's CE and KL rows and, when
+// gradients are wanted, writes dz = ceScale · dCE/dz + klScale · dKL/dz over the student's logits, which then give
+// dh rows (dz W) and a dW accumulation (dzᵀ h). No [rows, V] buffer is ever allocated.
+//
+// When the student's and the teacher's head are the same weight (LRC's factorized head: the student's logits are
+// (h_S P_lmᵀ) W_Tᵀ), both sides' logits come from one gemm over the stacked rows [h_S; h_T] ([2r, D]), so W is
+// packed (and widened from BF16) once per chunk for both. dh = dz W (k = V) runs over slices of VOCAB_SLICE
+// vocabulary rows accumulated into dh, so no gemm packs a V-deep panel (272 MB of W at the Qwen2.5 vocabulary, in
+// every thread's gemm memory): float32 sums over V in slices, a reassociation of the unsliced product.
+// The op owns validation, the reductions' scales and the tape.
 
 import type { FloatArray } from "../../dtype.js";
-import { binary } from "./elementwise.js";
 import { acquire, release } from "./buffer-pool.js";
 import { gemm } from "./gemm.js";
-import { crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward } from "./rows.js";
+import { lmHeadRows } from "./rows.js";
+
+/** Vocabulary rows per slice of the dh = dz W gemm (a multiple of the gemm's k block, 256). */
+export const VOCAB_SLICE = 8192;
 
 export interface LmHeadChunkedParams {
   /** The scratch's dtype (the hidden states'). */
@@ -17,7 +26,10 @@ export interface LmHeadChunkedParams {
   h: FloatArray; w: FloatArray | Uint16Array;
   /** int32 targets [rows] (adds CE), or null. */
   targets: Int32Array | null;
-  /** Teacher hidden states [rows, D] and LM head [V, D] (adds KL; BF16 bits like w), or null. */
+  /**
+   * Teacher hidden states [rows, D] and LM head [V, D] (adds KL; BF16 bits like w), or null. wT === w (the same
+   * array) computes both sides' logits in one gemm.
+   */
   hT: FloatArray | null; wT: FloatArray | Uint16Array | null;
   rows: number; V: number; d: number; D: number;
   /** Rows per chunk (>= 1). */
@@ -34,48 +46,59 @@ export function lmHeadLossChunked(p: LmHeadChunkedParams): { ceSum: number; klSu
   const { dtype, h, w, targets: tg, hT, wT, rows, V, d, D, ignore, tau, ceScale, klScale, dh, dw } = p;
   const wantGrad = dh !== null || dw !== null;
   const R = Math.min(p.chunk, rows);
+  const stacked = hT !== null && wT === w && D === d;
   const scratch = (n: number): FloatArray => acquire(dtype, n) as FloatArray;
-  const zS = scratch(R * V), zT = hT === null ? null : scratch(R * V);
-  const dz = wantGrad ? scratch(R * V) : null;
-  const dzKl = wantGrad && tg !== null && zT !== null ? scratch(R * V) : null;
-  const perRow = scratch(R), lse = scratch(R), gRow = scratch(R);
+  // [zS; zT] of a chunk: zS rows first, the teacher's after them (contiguous for the stacked gemm's [2r, V]).
+  const z = scratch((hT === null ? 1 : 2) * R * V);
+  const hs = stacked ? scratch(2 * R * d) : null;
+  const slice = dh !== null && V > VOCAB_SLICE ? scratch(R * VOCAB_SLICE) : null;
+  const dhT = slice === null ? null : scratch(d * R); // dhᵀ of a chunk [d, r]
+  const ceRow = scratch(R), klRow = scratch(R);
   let ceSum = 0, klSum = 0;
   try {
     for (let s = 0; s < rows; s += R) {
       const r = Math.min(R, rows - s), n = r * V;
-      const z = zS.subarray(0, n) as FloatArray;
-      gemm({ a: h, b: w, c: z, batch: 1, m: r, n: V, k: d, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, offsetA: s * d });
-      const g = dz === null ? null : (dz.subarray(0, n) as FloatArray);
-      if (tg !== null) {
-        const t = tg.subarray(s, s + r);
-        crossEntropyForward(z, t, r, V, ignore, perRow, lse);
-        for (let i = 0; i < r; i++) ceSum += perRow[i]!;
-        if (g !== null) {
-          gRow.fill(ceScale);
-          crossEntropyBackward(z, t, lse, gRow, g, r, V, ignore);
+      const zS = z.subarray(0, n) as FloatArray;
+      const zT = hT === null ? null : (z.subarray(n, 2 * n) as FloatArray);
+      if (hs !== null) {
+        hs.set(h.subarray(s * d, (s + r) * d));
+        hs.set(hT!.subarray(s * d, (s + r) * d), r * d);
+        gemm({ a: hs, b: w, c: z, batch: 1, m: 2 * r, n: V, k: d, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0 });
+      } else {
+        gemm({ a: h, b: w, c: zS, batch: 1, m: r, n: V, k: d, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, offsetA: s * d });
+        if (zT !== null)
+          gemm({ a: hT!, b: wT!, c: zT, batch: 1, m: r, n: V, k: D, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, offsetA: s * D });
+      }
+      lmHeadRows(zS, zT, tg === null ? null : tg.subarray(s, s + r), r, V, ignore, tau, ceScale, klScale, wantGrad, ceRow, klRow);
+      for (let i = 0; i < r; i++) {
+        ceSum += ceRow[i]!;
+        if (zT !== null) klSum += klRow[i]!;
+      }
+      if (!wantGrad) continue;
+      const g = zS; // dz, written over the student's logits
+      // dh[s:s+r] = dz W. Over vocabulary slices it runs as dhᵀ = W[v0:v1]ᵀ dz[:, v0:v1]ᵀ (each slice copied out of
+      // dz to be a contiguous [r, vs] operand), so the gemm packs W once (as its A) and dz's slice once per thread.
+      if (dh !== null) {
+        if (slice === null || dhT === null)
+          gemm({ a: g, b: w, c: dh, batch: 1, m: r, n: d, k: V, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, offsetC: s * d });
+        else {
+          for (let v0 = 0; v0 < V; v0 += VOCAB_SLICE) {
+            const vs = Math.min(VOCAB_SLICE, V - v0);
+            for (let i = 0; i < r; i++) slice.set(g.subarray(i * V + v0, i * V + v0 + vs), i * vs);
+            gemm({
+              a: w, b: slice, c: dhT, batch: 1, m: d, n: r, k: vs, transA: true, transB: true, strideA: 0, strideB: 0, strideC: 0,
+              offsetA: v0 * d, accumulate: v0 > 0,
+            });
+          }
+          for (let i = 0; i < r; i++) for (let j = 0; j < d; j++) dh[(s + i) * d + j] = dhT[j * r + i]!;
         }
       }
-      if (zT !== null) {
-        const zt = zT.subarray(0, n) as FloatArray;
-        gemm({ a: hT!, b: wT!, c: zt, batch: 1, m: r, n: V, k: D, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, offsetA: s * D });
-        klDivForward(zt, z, r, V, tau, perRow);
-        for (let i = 0; i < r; i++) klSum += perRow[i]!;
-        if (g !== null) {
-          gRow.fill(klScale);
-          const into = dzKl === null ? g : (dzKl.subarray(0, n) as FloatArray);
-          klDivBackward(zt, z, r, V, tau, gRow, into, null);
-          if (dzKl !== null) binary("add", g, [n], into, [n], g, [n]);
-        }
-      }
-      if (g === null) continue;
-      // dh[s:s+r] = dz W;  dW += dzᵀ h[s:s+r]
-      if (dh !== null)
-        gemm({ a: g, b: w, c: dh, batch: 1, m: r, n: d, k: V, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, offsetC: s * d });
+      // dW += dzᵀ h[s:s+r]
       if (dw !== null)
         gemm({ a: g, b: h, c: dw, batch: 1, m: V, n: d, k: r, transA: true, transB: false, strideA: 0, strideB: 0, strideC: 0, offsetB: s * d, accumulate: true });
     }
   } finally {
-    for (const a of [zS, zT, dz, dzKl, perRow, lse, gRow]) if (a !== null) release(a);
+    for (const a of [z, hs, slice, dhT, ceRow, klRow]) if (a !== null) release(a);
   }
   return { ceSum, klSum };
 }

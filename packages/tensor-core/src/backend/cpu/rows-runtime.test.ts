@@ -8,7 +8,7 @@ import { adamwUpdate } from "./adamw.js";
 import { acquireShared } from "./buffer-pool.js";
 import { swigluBackward, swigluForward } from "./fused.js";
 import { maxAbsDiff, refCrossEntropy } from "../../testing-internal/reference.js";
-import { crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward } from "./rows.js";
+import { crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward, lmHeadRows } from "./rows.js";
 import { rowsRuntime } from "./rows-dispatch.js";
 import { hasSimd } from "./wasm-features.js";
 import { setVectorWasmDisabled } from "./wasm-vector.js";
@@ -149,5 +149,48 @@ describe("row runtime on the worker pool", () => {
     for (let r = 0; r < ROWS; r++) if (r !== 4) worst = Math.max(worst, Math.abs(plain[0]![r]! - two[0]![r]!) / Math.max(plain[0]![r]!, 1e-6));
     expect(worst).toBeLessThan(1e-4);
     expect(maxAbsDiff(Float64Array.from(plain[1]!), Float64Array.from(two[1]!))).toBeLessThan(1e-6);
+  });
+
+  it("fused LM-head rows (CE + KL and their gradient in one pass): bit-identical on 1, 2 and 4 threads, equal to the four unfused kernels", () => {
+    const tau = 3, ceScale = 0.25, klScale = 0.5;
+    const targets = Int32Array.from({ length: ROWS }, (_, r) => (r % 7 === 3 ? -100 : (r * 37) % V));
+    const run = (threads: number, grad: boolean): number[][] => {
+      setThreadCount(threads);
+      setParallelThreshold(0);
+      const t = shared(ROWS * V, 21), st = shared(ROWS * V, 22);
+      st[5 * V + 9] = NaN; // a non-finite row goes to the TypeScript reference
+      const ce = new Float64Array(ROWS), kl = new Float64Array(ROWS);
+      lmHeadRows(st, t, targets, ROWS, V, -100, tau, ceScale, klScale, grad, ce, kl);
+      return [Array.from(ce), Array.from(kl), grad ? Array.from(st) : []];
+    };
+    const one = run(1, true), two = run(2, true);
+    if (hasSimd()) expect(lastParallelRun()?.kind).toBe("rows");
+    expect(two).toEqual(one);
+    expect(run(4, true)).toEqual(one);
+    expect(run(2, false).slice(0, 2)).toEqual(one.slice(0, 2)); // the forward alone gives the same rows
+    expect(Number.isNaN(one[0]![5]!)).toBe(true);
+    // The unfused kernels on the same logits (float32, the row runtime too).
+    setThreadCount(1);
+    const t = shared(ROWS * V, 21), st = shared(ROWS * V, 22);
+    const ceRow = new Float64Array(ROWS), lse = new Float64Array(ROWS), kl = new Float64Array(ROWS);
+    crossEntropyForward(st, targets, ROWS, V, -100, ceRow, lse);
+    klDivForward(t, st, ROWS, V, tau, kl);
+    const dCe = new Float32Array(ROWS * V), dKl = new Float32Array(ROWS * V);
+    crossEntropyBackward(st, targets, lse, new Float64Array(ROWS).fill(ceScale), dCe, ROWS, V, -100);
+    klDivBackward(t, st, ROWS, V, tau, new Float64Array(ROWS).fill(klScale), dKl, null);
+    const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-6);
+    for (let r = 0; r < ROWS; r++) {
+      if (r === 5) continue;
+      expect(rel(one[0]![r]!, ceRow[r]!), `ce row ${r}`).toBeLessThan(1e-6);
+      expect(rel(one[1]![r]!, kl[r]!), `kl row ${r}`).toBeLessThan(1e-6);
+    }
+    let worst = 0;
+    for (let i = 0; i < ROWS * V; i++) if (Math.floor(i / V) !== 5) worst = Math.max(worst, Math.abs(one[2]![i]! - (dCe[i]! + dKl[i]!)));
+    expect(worst).toBeLessThan(1e-7); // |dz| <= 0.25 + 0.5 / 3: a few float32 ulps
+    // And the TypeScript reference (no wasm) within float32.
+    setVectorWasmDisabled(true);
+    const plain = run(1, true);
+    for (let r = 0; r < ROWS; r++) if (r !== 5) expect(rel(plain[0]![r]!, one[0]![r]!) + rel(plain[1]![r]!, one[1]![r]!)).toBeLessThan(2e-6);
+    expect(maxAbsDiff(Float64Array.from(plain[2]!.filter((_, i) => Math.floor(i / V) !== 5)), Float64Array.from(one[2]!.filter((_, i) => Math.floor(i / V) !== 5)))).toBeLessThan(1e-7);
   });
 });

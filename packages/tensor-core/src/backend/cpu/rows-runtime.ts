@@ -79,6 +79,29 @@ export type RowsJob =
       readonly dStudent: Float32Array;
     })
   | {
+      /**
+       * The fused LM-head rows (rows.ts's lmHeadRows): per row r, with used = targets[r] != ignore,
+       * ce[r] = lse(student[r]) - student[r, target] (0 unused) and, with a teacher, kl[r] as the "kl" job; with
+       * grad, student[r] is overwritten by ceScale (softmax(student[r]) - onehot) (zero unused) + klScale invT
+       * (pS - pT). bad[r] = 1 (row untouched) for a row with a non-finite value.
+       */
+      readonly kind: "lmHead";
+      readonly student: Float32Array;
+      readonly teacher: Float32Array | null;
+      /** Targets of the rows (int32), or null for no CE. */
+      readonly targets: Int32Array | null;
+      readonly rows: number;
+      readonly cols: number;
+      readonly invT: number;
+      readonly ignore: number;
+      readonly ceScale: number;
+      readonly klScale: number;
+      readonly grad: boolean;
+      readonly ce: Float64Array;
+      readonly kl: Float64Array;
+      readonly bad: Int32Array;
+    }
+  | {
       /** out = silu(gate) * up over n elements. */
       readonly kind: "swiglu";
       readonly gate: Float32Array;
@@ -124,7 +147,7 @@ export interface RowsRuntime {
   runItems(job: RowsJob, claim: () => number): void;
 }
 
-type RowsExports = Pick<VectorKernels, "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad">;
+type RowsExports = Pick<VectorKernels, "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmgrad">;
 
 /** Floats per operand region of a rows item. */
 const CHUNK = 1 << 15;
@@ -156,7 +179,7 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
   }
 
   function itemCount(job: RowsJob): number {
-    if (job.kind === "lse" || job.kind === "softmax" || job.kind === "ceGrad" || job.kind === "kl" || job.kind === "klGrad") {
+    if (job.kind === "lse" || job.kind === "softmax" || job.kind === "ceGrad" || job.kind === "kl" || job.kind === "klGrad" || job.kind === "lmHead") {
       return Math.ceil(job.rows / rowsPerItem(job.cols));
     }
     return Math.ceil(job.n / CHUNK);
@@ -186,6 +209,47 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
     const kk = k;
     if (kk === null) throw new Error("rows runtime: the WebAssembly vector module is not available");
     const total = itemCount(job);
+    if (job.kind === "lmHead") {
+      // regions: teacher rows, student rows (the gradient written over them), each `per` rows of `stride` floats
+      const { rows, cols, invT, teacher, targets, grad, ceScale } = job;
+      const stride = Math.ceil(cols / 4) * 4;
+      const per = rowsPerItem(cols);
+      const region = per * stride * 4;
+      ensure(layout.data + 2 * region + 64);
+      const gk = job.klScale * invT;
+      for (let t = claim(); t < total; t = claim()) {
+        const r0 = t * per, r1 = Math.min(rows, r0 + per);
+        if (teacher !== null) rowsIn(teacher, r0, r1, cols, stride, layout.data);
+        rowsIn(job.student, r0, r1, cols, stride, layout.data + region);
+        for (let r = r0; r < r1; r++) {
+          const pt = layout.data + (r - r0) * stride * 4, ps = pt + region;
+          const ms = finiteMax(kk, ps, cols);
+          const mt = ms === null || teacher === null ? null : finiteMax(kk, pt, cols);
+          if (ms === null || (teacher !== null && mt === null)) {
+            job.bad[r] = 1;
+            continue;
+          }
+          const target = targets === null ? job.ignore : targets[r]!;
+          const used = target !== job.ignore;
+          const S1 = used ? lseOf(kk, ps, cols, 1, ms) : null;
+          job.ce[r] = S1 === null ? 0 : S1.lse - heap[(ps >> 2) + target]!;
+          const c1 = S1 === null ? 0 : ceScale * Math.exp(S1.sh - S1.lse);
+          if (teacher !== null) {
+            const T = lseOf(kk, pt, cols, invT, mt!), S = lseOf(kk, ps, cols, invT, ms);
+            const kT = Math.exp(T.sh - T.lse);
+            job.kl[r] = grad
+              ? kk.lmgrad(pt, ps, ps, cols, invT, T.sh, kT, T.lse - S.lse, S.sh, gk * Math.exp(S.sh - S.lse), gk, S1?.sh ?? 0, c1)
+              : kk.klrow(pt, ps, cols, invT, T.sh, kT, T.lse - S.lse);
+          } else if (grad) {
+            if (S1 === null) heap.fill(0, ps >> 2, (ps >> 2) + cols);
+            else kk.expaff(ps, ps, cols, 1, S1.sh, c1);
+          }
+          if (grad && used) heap[(ps >> 2) + target] -= ceScale;
+          if (grad) job.student.set(heap.subarray(ps >> 2, (ps >> 2) + cols), r * cols);
+        }
+      }
+      return;
+    }
     if (job.kind === "kl" || job.kind === "klGrad") {
       // regions: teacher rows, student rows, gradient rows (klGrad), each `per` rows of `stride` floats
       const { rows, cols, invT } = job;

@@ -1,7 +1,7 @@
 /** Row kernels against the naive reference, and their backward passes against finite differences. */
 import { describe, expect, it } from "vitest";
 import {
-  crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward, logSoftmaxRows, logSoftmaxRowsBackward,
+  crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward, lmHeadRows, logSoftmaxRows, logSoftmaxRowsBackward,
   rmsNormBackward, rmsNormForward, ropeForward, softmaxRows, softmaxRowsBackward,
 } from "./rows.js";
 import {
@@ -129,6 +129,40 @@ describe("KL divergence with temperature", () => {
   it("rejects a non-positive temperature", () => {
     const a = new Float32Array(4);
     expect(() => klDivForward(a, a, 1, 4, 0, a)).toThrow(/temperature must be a positive/);
+  });
+});
+
+describe("fused LM-head rows (lmHeadRows)", () => {
+  it("hand-computed CE, KL and gradient, float64 and float32 (the row runtime)", () => {
+    // student [0, 0], teacher [ln 3, 0], τ 1, target 0: pS = [1/2, 1/2], pT = [3/4, 1/4]
+    for (const A of [Float64Array, Float32Array]) {
+      const s = A.from([0, 0, 0, 0]), t = A.from([Math.log(3), 0, 0, 0]);
+      const ce = new Float64Array(2), kl = new Float64Array(2);
+      lmHeadRows(s, t, Int32Array.from([0, -100]), 2, 2, -100, 1, 2, 3, true, ce, kl);
+      const tol = A === Float64Array ? 1e-14 : 1e-6;
+      expect(Math.abs(ce[0]! - Math.log(2))).toBeLessThan(tol);
+      expect(ce[1]).toBe(0); // ignored target
+      expect(Math.abs(kl[0]! - (0.75 * Math.log(1.5) + 0.25 * Math.log(0.5)))).toBeLessThan(tol);
+      expect(Math.abs(kl[1]!)).toBeLessThan(tol); // equal rows
+      // dz = 2 (pS - onehot) + 3 (pS - pT): row 0 = [2 (-1/2) + 3 (-1/4), 2 (1/2) + 3 (1/4)]; row 1: no CE, pS = pT
+      const want = [-1.75, 1.75, 0, 0];
+      for (let i = 0; i < 4; i++) expect(Math.abs(s[i]! - want[i]!), `dz[${i}]`).toBeLessThan(tol);
+    }
+  });
+
+  it("without a teacher, without targets, without grad", () => {
+    const s = Float64Array.from([1, 2, 3]);
+    const ce = new Float64Array(1), kl = new Float64Array(1).fill(7);
+    lmHeadRows(s, null, Int32Array.from([2]), 1, 3, -100, 1, 1, 1, false, ce, kl);
+    const lse = Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3));
+    expect(Math.abs(ce[0]! - (lse - 3))).toBeLessThan(1e-14);
+    expect(kl[0]).toBe(7); // untouched
+    expect(Array.from(s)).toEqual([1, 2, 3]); // no gradient written
+    lmHeadRows(s, Float64Array.from([1, 2, 3]), null, 1, 3, -100, 2, 1, 1, true, ce, kl);
+    expect(ce[0]).toBe(0);
+    expect(Math.abs(kl[0]!)).toBeLessThan(1e-14);
+    for (const v of s) expect(Math.abs(v)).toBeLessThan(1e-14);
+    expect(() => lmHeadRows(s, null, Int32Array.from([3]), 1, 3, -100, 1, 1, 1, true, ce, kl)).toThrow(/lmHeadRows: target at row 0 is 3/);
   });
 });
 

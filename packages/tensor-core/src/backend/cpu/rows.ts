@@ -342,6 +342,87 @@ export function klDivBackward(
 }
 
 /**
+ * The LM head's losses and their gradient in one pass over each row (lmHeadLoss's row work, cpu/lm-head.ts), for
+ * rows of student logits and optionally the teacher's and the targets:
+ *   ceRow[r] = logsumexp(student[r]) - student[r, target]           (0 when the target is ignoreIndex)
+ *   klRow[r] = sum_v pT (log pT - log pS),  p = softmax(z / temperature)  (with a teacher, else untouched)
+ * and with `grad` the gradient of ceScale Σ ceRow + klScale Σ klRow written over the student's logits:
+ *   student[r] <- ceScale (softmax(student[r]) - onehot(target)) + klScale / temperature (pS - pT)
+ * The same numbers as crossEntropyForward / crossEntropyBackward / klDivForward / klDivBackward, with each row's
+ * log-sum-exps computed once (six exps per logit with grad, four without, against nine for the four kernels).
+ */
+export function lmHeadRows(
+  student: Float, teacher: Float | null, targets: Int32Array | null, rows: number, vocab: number, ignoreIndex: number,
+  temperature: number, ceScale: number, klScale: number, grad: boolean, ceRow: Float, klRow: Float,
+): void {
+  const fn = "lmHeadRows";
+  dims(fn, { rows, vocab });
+  checkTemperature(fn, temperature);
+  need(fn, "student", student, rows * vocab);
+  if (teacher !== null) need(fn, "teacher", teacher, rows * vocab);
+  if (targets !== null) {
+    need(fn, "targets", targets, rows);
+    for (let r = 0; r < rows; r++) checkTarget(fn, targets, r, vocab, ignoreIndex);
+  }
+  need(fn, "ceRow", ceRow, rows);
+  need(fn, "klRow", klRow, rows);
+  const invT = 1 / temperature;
+  const row = (r: number): void => {
+    const o = r * vocab;
+    const target = targets === null ? ignoreIndex : targets[r]!;
+    const used = target !== ignoreIndex;
+    const lse1 = used ? rowLse(student, o, vocab, 1) : 0;
+    ceRow[r] = used ? lse1 - student[o + target]! : 0;
+    const lseT = teacher === null ? 0 : rowLse(teacher, o, vocab, invT);
+    const lseS = teacher === null ? 0 : rowLse(student, o, vocab, invT);
+    if (teacher !== null) {
+      let kl = 0;
+      for (let j = 0; j < vocab; j++) {
+        const logPT = teacher[o + j]! * invT - lseT;
+        const pT = Math.exp(logPT);
+        if (pT > 0) kl += pT * (logPT - (student[o + j]! * invT - lseS));
+      }
+      klRow[r] = kl;
+    }
+    if (!grad) return;
+    const gs = klScale * invT;
+    for (let j = 0; j < vocab; j++) {
+      const z = student[o + j]!;
+      let g = used ? ceScale * Math.exp(z - lse1) : 0;
+      if (teacher !== null) g += gs * (Math.exp(z * invT - lseS) - Math.exp(teacher[o + j]! * invT - lseT));
+      student[o + j] = g;
+    }
+    if (used) student[o + target] -= ceScale;
+  };
+  const rt = f32Rows(vocab, student, teacher);
+  if (rt === null) {
+    for (let r = 0; r < rows; r++) row(r);
+    return;
+  }
+  const ce = acquireForWorkers("float64", rows), kl = acquireForWorkers("float64", rows);
+  const tg = targets === null ? null : acquireForWorkers("int32", rows);
+  if (tg !== null) tg.set(targets!.subarray(0, rows));
+  const [st, te] = [student as Float32Array, teacher as Float32Array | null];
+  try {
+    runFlagged(rt, rows, (teacher === null ? 1 : 2) * rows * vocab, (bad) => ({
+      kind: "lmHead", student: st, teacher: te, targets: tg, rows, cols: vocab, invT, ignore: ignoreIndex, ceScale, klScale, grad, ce, kl, bad,
+    }), (r) => {
+      row(r);
+      ce[r] = ceRow[r]!;
+      if (teacher !== null) kl[r] = klRow[r]!;
+    });
+    for (let r = 0; r < rows; r++) {
+      ceRow[r] = ce[r]!;
+      if (teacher !== null) klRow[r] = kl[r]!;
+    }
+  } finally {
+    release(ce);
+    release(kl);
+    if (tg !== null) release(tg);
+  }
+}
+
+/**
  * RMSNorm as HF transformers computes it: variance = mean(x^2); n = x * rsqrt(variance + eps); out = w * n,
  * with float32 rounding at each of those steps when the storage is float32. Saves rstd[r] = rsqrt(var + eps).
  * out may alias x.

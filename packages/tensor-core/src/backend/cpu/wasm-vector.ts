@@ -230,6 +230,42 @@ function buildKlGrad(): Fn {
   return f;
 }
 
+/**
+ * lmgrad(t, s, dst, n, invT, shT, kT, d, shS, mS, gk, sh1, m1) -> klrow's sum (the row's KL) while writing the
+ * fused LM-head gradient dst = exp(s - sh1) m1 + exp(s invT - shS) mS - pT gk, pT = exp(t invT - shT) kT: the CE
+ * gradient (m1 = its scale exp(sh1 - lse1)) plus the temperature-KL gradient (gk = its scale / T, mS = gk
+ * exp(shS - lseS)), three exps per element. dst may be s (each vector is read before it is written).
+ */
+function buildLmGrad(): Fn {
+  const f = new Fn("lmgrad", [I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, F32], [F64]);
+  const [t, s, dst, n, invT, shT, kT, d, shS, mS, gk, sh1, m1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const [it, hT, vT, dv, hS, vS, vg, h1, v1] = Array.from({ length: 9 }, () => f.local(V128));
+  const tv = f.local(V128), sv = f.local(V128), y = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128);
+  const pt = f.local(V128), ps = f.local(V128), a0 = f.local(V128), a1 = f.local(V128);
+  for (const [arg, loc] of [[invT, it], [shT, hT], [kT, vT], [d, dv], [shS, hS], [mS, vS], [gk, vg], [sh1, h1], [m1, v1]] as const)
+    f.get(arg).simd(S.f32x4Splat).set(loc);
+  rowLoop(f, n, (i, masked, rem) => {
+    // pT and the KL term exactly as klrow computes them
+    f.get(t).get(i).op(Op.i32Add).load().get(it).simd(S.f32x4Mul).tee(tv).get(hT).simd(S.f32x4Sub).set(x);
+    emitExp(f, x, nn, r);
+    f.get(vT).simd(S.f32x4Mul).set(pt);
+    f.get(s).get(i).op(Op.i32Add).load().tee(y).get(it).simd(S.f32x4Mul).set(sv);
+    f.get(pt).get(tv).get(sv).simd(S.f32x4Sub).get(dv).simd(S.f32x4Sub).simd(S.f32x4Mul);
+    emitZeroTail(f, masked, rem);
+    f.set(x);
+    emitAccF64(f, x, a0, a1);
+    f.get(sv).get(hS).simd(S.f32x4Sub).set(x);
+    emitExp(f, x, nn, r);
+    f.get(vS).simd(S.f32x4Mul).set(ps);
+    f.get(y).get(h1).simd(S.f32x4Sub).set(x);
+    f.get(dst).get(i).op(Op.i32Add);
+    emitExp(f, x, nn, r);
+    f.get(v1).simd(S.f32x4Mul).get(ps).simd(S.f32x4Add).get(pt).get(vg).simd(S.f32x4Mul).simd(S.f32x4Sub).store();
+  });
+  emitSumF64(f, a0, a1);
+  return f;
+}
+
 /** Pushes sigmoid(g) = 1 / (1 + exp(-g)) for the v128 local g (kept), using scratch locals x, n, r. */
 function emitSigmoid(f: Fn, g: number, x: number, n: number, r: number): void {
   f.f32x4(1);
@@ -553,7 +589,7 @@ function buildStridedCopy(): Fn {
 /** Builds the whole module's bytes. */
 export function buildVectorWasm(): Uint8Array {
   return buildModule([
-    buildMaxMin(), buildSumExp(), buildExpAff(), buildKlRow(), buildKlGrad(), buildSwiglu(), buildSwigluBackward(),
+    buildMaxMin(), buildSumExp(), buildExpAff(), buildKlRow(), buildKlGrad(), buildLmGrad(), buildSwiglu(), buildSwigluBackward(),
     buildSqDiff(), buildDiffScale(), buildAdamW(), buildSumSq(), buildRmsOut(), buildDot3(), buildRmsBwd(), buildRope(),
     buildStridedCopy(),
     ...(Object.keys(BINARY_WASM_OPS) as BinaryWasmOp[]).map(buildBinary),
@@ -571,6 +607,10 @@ export interface VectorKernels {
   expaff(src: number, dst: number, n: number, scale: number, shift: number, mul: number): void;
   klrow(t: number, s: number, n: number, invT: number, shT: number, mT: number, d: number): number;
   klgrad(t: number, s: number, dst: number, n: number, invT: number, shT: number, mT: number, shS: number, mS: number): void;
+  lmgrad(
+    t: number, s: number, dst: number, n: number, invT: number, shT: number, kT: number, d: number, shS: number, mS: number,
+    gk: number, sh1: number, m1: number,
+  ): number;
   swiglu(g: number, u: number, out: number, n: number): void;
   swiglub(g: number, u: number, dy: number, n: number): void;
   sqdiff(a: number, b: number, n: number): number;
