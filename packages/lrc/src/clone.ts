@@ -13,7 +13,7 @@ import type { SafetensorsFile, SafetensorsFloatDType, SafetensorsTensorInput, Te
 import type { LossOptions, LrcLoss, ResolvedLossOptions } from "./losses.js";
 import { lrcLoss, resolveLossOptions } from "./losses.js";
 import { chooseRecompute } from "./plan.js";
-import type { RecomputeChoice } from "./plan.js";
+import type { RecomputeChoice, RunShape } from "./plan.js";
 import type { ProjectionOptions, ProjectionParams, Teacher } from "./projection.js";
 import { Projections, weightTensors } from "./projection.js";
 import { loadReferenceTensors, toReferenceTensors } from "./reference-layout.js";
@@ -72,12 +72,17 @@ export class LowRankClone {
     const key = `${batchSize}x${seqLen}`;
     let c = this.recomputeChoices.get(key);
     if (c === undefined) {
-      const teacherBytes = weightTensors(this.projections.teacher).reduce((n, t) => n + t.nbytes, 0);
-      const shape = { teacher: this.teacherConfig, teacherBytes, student: this.studentConfig, trainable: this.numTrainable(), generated: true, batchSize, seqLen };
+      const shape = { ...this.runShape(), batchSize, seqLen };
       c = chooseRecompute(this.loss.recomputeWeights, shape, this.loss.recomputeWeights === "auto" ? memoryLimit() : null);
       this.recomputeChoices.set(key, c);
     }
     return c;
+  }
+
+  /** What the memory estimate (plan.ts estimateMemory) needs of this clone's step, but the batch shape. */
+  runShape(): Omit<RunShape, "batchSize" | "seqLen"> {
+    const teacherBytes = weightTensors(this.projections.teacher).reduce((n, t) => n + t.nbytes, 0);
+    return { teacher: this.teacherConfig, teacherBytes, student: this.studentConfig, trainable: this.numTrainable(), generated: true };
   }
 
   /** The student's weights generated from the teacher (on the tape when grad mode is on). */

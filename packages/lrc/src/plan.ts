@@ -141,9 +141,9 @@ export const RECOMPUTE_HEADROOM = 2;
  */
 export function chooseRecompute(setting: RecomputeSetting, s: RunShape, limit: { readonly bytes: number; readonly source: string } | null): RecomputeChoice {
   if (setting !== "auto") return { recompute: setting, reason: `recomputeWeights ${setting ? "on" : "off"} as set` };
+  if (limit === null) return { recompute: true, reason: "auto: the memory size is unknown here" };
   const G = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
   const kept = estimateMemory({ ...s, recomputeWeights: false }).total;
-  if (limit === null) return { recompute: true, reason: "auto: the memory size is unknown here" };
   const fits = RECOMPUTE_HEADROOM * kept <= limit.bytes;
   return {
     recompute: !fits,

@@ -343,7 +343,7 @@ async function distillTask(o: DistillOptions): Promise<RunSpec> {
     prepare: async () => {
       if (o.resume !== true) log(initLine(await initFromShards(clone, o)));
     },
-    shape: { teacher: tc, teacherBytes: bytesOf(teacher), student: sc, trainable: clone.numTrainable(), generated: true, recomputeWeights: recompute.recompute },
+    shape: { ...clone.runShape(), recomputeWeights: recompute.recompute },
     teacherDType: teacherDType(tc, o), recompute,
   };
 }
