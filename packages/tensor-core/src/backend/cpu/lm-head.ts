@@ -6,18 +6,15 @@
 //
 // When the student's and the teacher's head are the same weight (LRC's factorized head: the student's logits are
 // (h_S P_lmᵀ) W_Tᵀ), both sides' logits come from one gemm over the stacked rows [h_S; h_T] ([2r, D]), so W is
-// packed (and widened from BF16) once per chunk for both. dh = dz W (k = V) runs over slices of VOCAB_SLICE
-// vocabulary rows accumulated into dh, so no gemm packs a V-deep panel (272 MB of W at the Qwen2.5 vocabulary, in
-// every thread's gemm memory): float32 sums over V in slices, a reassociation of the unsliced product.
+// packed (and widened from BF16) once per chunk for both. dh = dz W is one gemm with k = V: the gemm engine packs
+// such a deep B one KC slice at a time (gemm-runtime.ts), so no thread holds a V-deep panel, and dh's bits are
+// those of the plain product.
 // The op owns validation, the reductions' scales and the tape.
 
 import type { FloatArray } from "../../dtype.js";
 import { acquire, release } from "./buffer-pool.js";
 import { gemm } from "./gemm.js";
 import { lmHeadRows } from "./rows.js";
-
-/** Vocabulary rows per slice of the dh = dz W gemm (a multiple of the gemm's k block, 256). */
-export const VOCAB_SLICE = 8192;
 
 export interface LmHeadChunkedParams {
   /** The scratch's dtype (the hidden states'). */
@@ -51,8 +48,6 @@ export function lmHeadLossChunked(p: LmHeadChunkedParams): { ceSum: number; klSu
   // [zS; zT] of a chunk: zS rows first, the teacher's after them (contiguous for the stacked gemm's [2r, V]).
   const z = scratch((hT === null ? 1 : 2) * R * V);
   const hs = stacked ? scratch(2 * R * d) : null;
-  const slice = dh !== null && V > VOCAB_SLICE ? scratch(R * VOCAB_SLICE) : null;
-  const dhT = slice === null ? null : scratch(d * R); // dhᵀ of a chunk [d, r]
   const ceRow = scratch(R), klRow = scratch(R);
   let ceSum = 0, klSum = 0;
   try {
@@ -76,29 +71,15 @@ export function lmHeadLossChunked(p: LmHeadChunkedParams): { ceSum: number; klSu
       }
       if (!wantGrad) continue;
       const g = zS; // dz, written over the student's logits
-      // dh[s:s+r] = dz W. Over vocabulary slices it runs as dhᵀ = W[v0:v1]ᵀ dz[:, v0:v1]ᵀ (each slice copied out of
-      // dz to be a contiguous [r, vs] operand), so the gemm packs W once (as its A) and dz's slice once per thread.
-      if (dh !== null) {
-        if (slice === null || dhT === null)
-          gemm({ a: g, b: w, c: dh, batch: 1, m: r, n: d, k: V, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, offsetC: s * d });
-        else {
-          for (let v0 = 0; v0 < V; v0 += VOCAB_SLICE) {
-            const vs = Math.min(VOCAB_SLICE, V - v0);
-            for (let i = 0; i < r; i++) slice.set(g.subarray(i * V + v0, i * V + v0 + vs), i * vs);
-            gemm({
-              a: w, b: slice, c: dhT, batch: 1, m: d, n: r, k: vs, transA: true, transB: true, strideA: 0, strideB: 0, strideC: 0,
-              offsetA: v0 * d, accumulate: v0 > 0,
-            });
-          }
-          for (let i = 0; i < r; i++) for (let j = 0; j < d; j++) dh[(s + i) * d + j] = dhT[j * r + i]!;
-        }
-      }
+      // dh[s:s+r] = dz W
+      if (dh !== null)
+        gemm({ a: g, b: w, c: dh, batch: 1, m: r, n: d, k: V, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, offsetC: s * d });
       // dW += dzᵀ h[s:s+r]
       if (dw !== null)
         gemm({ a: g, b: h, c: dw, batch: 1, m: V, n: d, k: r, transA: true, transB: false, strideA: 0, strideB: 0, strideC: 0, offsetB: s * d, accumulate: true });
     }
   } finally {
-    for (const a of [z, hs, slice, dhT, ceRow, klRow]) if (a !== null) release(a);
+    for (const a of [z, hs, ceRow, klRow]) if (a !== null) release(a);
   }
   return { ceSum, klSum };
 }
