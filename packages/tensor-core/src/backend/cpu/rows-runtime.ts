@@ -81,7 +81,8 @@ export type RowsJob =
   | {
       /**
        * The fused LM-head rows (rows.ts's lmHeadRows): per row r, with used = targets[r] != ignore,
-       * ce[r] = lse(student[r]) - student[r, target] (0 unused) and, with a teacher, kl[r] as the "kl" job; with
+       * ce[r] = lse(student[r]) - student[r, target] (0 unused) and, with a teacher, kl[r] = KL(pT || pS) (the "kl"
+       * job's value, summed in another order: Σ eT (t - s) invT / Σ eT - (lseT - lseS), see lmsums); with
        * grad, student[r] is overwritten by ceScale (softmax(student[r]) - onehot) (zero unused) + klScale invT
        * (pS - pT). bad[r] = 1 (row untouched) for a row with a non-finite value.
        */
@@ -147,7 +148,7 @@ export interface RowsRuntime {
   runItems(job: RowsJob, claim: () => number): void;
 }
 
-type RowsExports = Pick<VectorKernels, "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmgrad">;
+type RowsExports = Pick<VectorKernels, "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmsums" | "lmdz">;
 
 /** Floats per operand region of a rows item. */
 const CHUNK = 1 << 15;
@@ -210,12 +211,15 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
     if (kk === null) throw new Error("rows runtime: the WebAssembly vector module is not available");
     const total = itemCount(job);
     if (job.kind === "lmHead") {
-      // regions: teacher rows, student rows (the gradient written over them), each `per` rows of `stride` floats
+      // regions: teacher rows, student rows (the gradient written over them), each `per` rows of `stride` floats,
+      // and with a teacher one row of exp(student invT - shS) (lmsums keeps each exp it computes for lmdz)
       const { rows, cols, invT, teacher, targets, grad, ceScale } = job;
       const stride = Math.ceil(cols / 4) * 4;
       const per = rowsPerItem(cols);
       const region = per * stride * 4;
-      ensure(layout.data + 2 * region + 64);
+      ensure(layout.data + 2 * region + (teacher === null ? 0 : stride * 4) + 64);
+      const sums = new Float64Array(heap.buffer, layout.scratch, 8);
+      const sum = (k: number): number => sums[2 * k]! + sums[2 * k + 1]!;
       const gk = job.klScale * invT;
       for (let t = claim(); t < total; t = claim()) {
         const r0 = t * per, r1 = Math.min(rows, r0 + per);
@@ -231,18 +235,22 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
           }
           const target = targets === null ? job.ignore : targets[r]!;
           const used = target !== job.ignore;
-          const S1 = used ? lseOf(kk, ps, cols, 1, ms) : null;
-          job.ce[r] = S1 === null ? 0 : S1.lse - heap[(ps >> 2) + target]!;
-          const c1 = S1 === null ? 0 : ceScale * Math.exp(S1.sh - S1.lse);
+          const zTarget = used ? heap[(ps >> 2) + target]! : 0;
           if (teacher !== null) {
-            const T = lseOf(kk, pt, cols, invT, mt!), S = lseOf(kk, ps, cols, invT, ms);
-            const kT = Math.exp(T.sh - T.lse);
-            job.kl[r] = grad
-              ? kk.lmgrad(pt, ps, ps, cols, invT, T.sh, kT, T.lse - S.lse, S.sh, gk * Math.exp(S.sh - S.lse), gk, S1?.sh ?? 0, c1)
-              : kk.klrow(pt, ps, cols, invT, T.sh, kT, T.lse - S.lse);
-          } else if (grad) {
-            if (S1 === null) heap.fill(0, ps >> 2, (ps >> 2) + cols);
-            else kk.expaff(ps, ps, cols, 1, S1.sh, c1);
+            // one pass of three exps (stored) and four sums, then dz from the stored exps: 3 exps per logit pair
+            const pe = layout.data + 2 * region, shT = Math.fround(mt! * invT), shS = Math.fround(ms * invT);
+            kk.lmsums(pt, ps, pe, cols, invT, shT, shS, ms);
+            const lseT = shT + Math.log(sum(0)), lseS = shS + Math.log(sum(2)), lse1 = ms + Math.log(sum(3));
+            job.ce[r] = used ? lse1 - zTarget : 0;
+            job.kl[r] = sum(1) / sum(0) - (lseT - lseS);
+            if (grad) kk.lmdz(pt, pe, ps, cols, Math.exp(shT - lseT), gk * Math.exp(shS - lseS), gk, used ? ceScale * Math.exp(ms - lse1) : 0);
+          } else {
+            const S1 = used ? lseOf(kk, ps, cols, 1, ms) : null;
+            job.ce[r] = S1 === null ? 0 : S1.lse - zTarget;
+            if (grad) {
+              if (S1 === null) heap.fill(0, ps >> 2, (ps >> 2) + cols);
+              else kk.expaff(ps, ps, cols, 1, S1.sh, ceScale * Math.exp(S1.sh - S1.lse));
+            }
           }
           if (grad && used) heap[(ps >> 2) + target] -= ceScale;
           if (grad) job.student.set(heap.subarray(ps >> 2, (ps >> 2) + cols), r * cols);

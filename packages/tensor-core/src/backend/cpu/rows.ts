@@ -348,8 +348,11 @@ export function klDivBackward(
  *   klRow[r] = sum_v pT (log pT - log pS),  p = softmax(z / temperature)  (with a teacher, else untouched)
  * and with `grad` the gradient of ceScale Σ ceRow + klScale Σ klRow written over the student's logits:
  *   student[r] <- ceScale (softmax(student[r]) - onehot(target)) + klScale / temperature (pS - pT)
- * The same numbers as crossEntropyForward / crossEntropyBackward / klDivForward / klDivBackward, with each row's
- * log-sum-exps computed once (six exps per logit with grad, four without, against nine for the four kernels).
+ * The same numbers as crossEntropyForward / crossEntropyBackward / klDivForward / klDivBackward. The float32 row
+ * runtime (rows-runtime.ts's lmHead job) computes each of exp(teacher / T), exp(student / T) and exp(student) once
+ * per logit (three exps, against nine for the four kernels) in one pass that also sums them and the KL, keeps them
+ * in its memory and forms dz from them; the KL is summed as Σ eT (t - s) / T / Σ eT - (lseT - lseS) there, a
+ * reassociation of this loop's Σ pT (log pT - log pS).
  */
 export function lmHeadRows(
   student: Float, teacher: Float | null, targets: Int32Array | null, rows: number, vocab: number, ignoreIndex: number,

@@ -20,7 +20,7 @@ import { instantiate, type WasmInstance } from "./wasm-instance.js";
 
 /** Byte offset of the lane-mask table (masks[r] keeps the first r lanes, r = 1..3). */
 export const MASKS = 0;
-/** Byte offset of scalar side outputs (min of maxmin). */
+/** Byte offset of scalar side outputs (min of maxmin; lmsums' four f64x2 sums, 64 bytes up to DATA). */
 export const SCRATCH = 64;
 /** First byte of the data regions. */
 export const DATA = 128;
@@ -231,38 +231,68 @@ function buildKlGrad(): Fn {
 }
 
 /**
- * lmgrad(t, s, dst, n, invT, shT, kT, d, shS, mS, gk, sh1, m1) -> klrow's sum (the row's KL) while writing the
- * fused LM-head gradient dst = exp(s - sh1) m1 + exp(s invT - shS) mS - pT gk, pT = exp(t invT - shT) kT: the CE
- * gradient (m1 = its scale exp(sh1 - lse1)) plus the temperature-KL gradient (gk = its scale / T, mS = gk
- * exp(shS - lseS)), three exps per element. dst may be s (each vector is read before it is written).
+ * lmsums(t, s, e, n, invT, shT, shS, sh1): the sums of the fused LM-head row (rows-runtime.ts's lmHead job) in one
+ * pass with each exp computed once, over a teacher row t and a student row s:
+ *   eT = exp(t invT - shT), stored over t;  eS = exp(s invT - shS), stored at e;  e1 = exp(s - sh1), stored over s
+ * and four f64x2 lane pairs at SCRATCH (the caller adds each pair's two lanes): Σ eT, Σ eT (t invT - s invT),
+ * Σ eS, Σ e1. Each sum is accumulated exactly as sumexp accumulates it (so Σ eT, Σ eS and Σ e1 are sumexp's bits);
+ * the second gives the row's KL as Σ pT (log pT - log pS) = Σ eT (t - s) invT / Σ eT - (lseT - lseS).
  */
-function buildLmGrad(): Fn {
-  const f = new Fn("lmgrad", [I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32, F32, F32], [F64]);
-  const [t, s, dst, n, invT, shT, kT, d, shS, mS, gk, sh1, m1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-  const [it, hT, vT, dv, hS, vS, vg, h1, v1] = Array.from({ length: 9 }, () => f.local(V128));
+function buildLmSums(): Fn {
+  const f = new Fn("lmsums", [I32, I32, I32, I32, F32, F32, F32, F32], []);
+  const [t, s, e, n, invT, shT, shS, sh1] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [it, hT, hS, h1] = Array.from({ length: 4 }, () => f.local(V128));
   const tv = f.local(V128), sv = f.local(V128), y = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128);
-  const pt = f.local(V128), ps = f.local(V128), a0 = f.local(V128), a1 = f.local(V128);
-  for (const [arg, loc] of [[invT, it], [shT, hT], [kT, vT], [d, dv], [shS, hS], [mS, vS], [gk, vg], [sh1, h1], [m1, v1]] as const)
-    f.get(arg).simd(S.f32x4Splat).set(loc);
+  const ex = f.local(V128);
+  const acc = Array.from({ length: 8 }, () => f.local(V128));
+  for (const [arg, loc] of [[invT, it], [shT, hT], [shS, hS], [sh1, h1]] as const) f.get(arg).simd(S.f32x4Splat).set(loc);
   rowLoop(f, n, (i, masked, rem) => {
-    // pT and the KL term exactly as klrow computes them
+    /** Stores ex at base + i and adds it (pushed by `push`, masked past n) to the sum pair k. */
+    const sum = (k: number, push: () => void): void => {
+      push();
+      emitZeroTail(f, masked, rem);
+      f.set(x);
+      emitAccF64(f, x, acc[2 * k]!, acc[2 * k + 1]!);
+    };
+    const keep = (base: number): void => {
+      f.set(ex).get(base).get(i).op(Op.i32Add).get(ex).store();
+    };
+    f.get(s).get(i).op(Op.i32Add).load().tee(y).get(it).simd(S.f32x4Mul).set(sv);
     f.get(t).get(i).op(Op.i32Add).load().get(it).simd(S.f32x4Mul).tee(tv).get(hT).simd(S.f32x4Sub).set(x);
     emitExp(f, x, nn, r);
-    f.get(vT).simd(S.f32x4Mul).set(pt);
-    f.get(s).get(i).op(Op.i32Add).load().tee(y).get(it).simd(S.f32x4Mul).set(sv);
-    f.get(pt).get(tv).get(sv).simd(S.f32x4Sub).get(dv).simd(S.f32x4Sub).simd(S.f32x4Mul);
-    emitZeroTail(f, masked, rem);
-    f.set(x);
-    emitAccF64(f, x, a0, a1);
+    keep(t);
+    sum(0, () => f.get(ex));
+    sum(1, () => f.get(ex).get(tv).get(sv).simd(S.f32x4Sub).simd(S.f32x4Mul));
     f.get(sv).get(hS).simd(S.f32x4Sub).set(x);
     emitExp(f, x, nn, r);
-    f.get(vS).simd(S.f32x4Mul).set(ps);
+    keep(e);
+    sum(2, () => f.get(ex));
     f.get(y).get(h1).simd(S.f32x4Sub).set(x);
-    f.get(dst).get(i).op(Op.i32Add);
     emitExp(f, x, nn, r);
-    f.get(v1).simd(S.f32x4Mul).get(ps).simd(S.f32x4Add).get(pt).get(vg).simd(S.f32x4Mul).simd(S.f32x4Sub).store();
+    keep(s);
+    sum(3, () => f.get(ex));
   });
-  emitSumF64(f, a0, a1);
+  for (let k = 0; k < 4; k++) f.i32(SCRATCH + 16 * k).get(acc[2 * k]!).get(acc[2 * k + 1]!).simd(S.f64x2Add).store();
+  return f;
+}
+
+/**
+ * lmdz(t, e, s, n, kT, mS, gk, m1): over lmsums' stored exps (eT at t, eS at e, e1 at s) the fused LM-head gradient
+ * s = e1 m1 + eS mS - (eT kT) gk: the CE gradient (m1 = its scale / Σ e1) plus the temperature-KL gradient
+ * (gk = its scale / T, mS = gk / Σ eS, kT = 1 / Σ eT), whole vectors.
+ */
+function buildLmDz(): Fn {
+  const f = new Fn("lmdz", [I32, I32, I32, I32, F32, F32, F32, F32], []);
+  const [t, e, s, n, kT, mS, gk, m1] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [vT, vS, vg, v1] = Array.from({ length: 4 }, () => f.local(V128));
+  for (const [arg, loc] of [[kT, vT], [mS, vS], [gk, vg], [m1, v1]] as const) f.get(arg).simd(S.f32x4Splat).set(loc);
+  rowLoop(f, n, (i) => {
+    const at = (base: number): Fn => f.get(base).get(i).op(Op.i32Add);
+    at(s);
+    at(s).load().get(v1).simd(S.f32x4Mul);
+    at(e).load().get(vS).simd(S.f32x4Mul).simd(S.f32x4Add);
+    at(t).load().get(vT).simd(S.f32x4Mul).get(vg).simd(S.f32x4Mul).simd(S.f32x4Sub).store();
+  });
   return f;
 }
 
@@ -589,7 +619,7 @@ function buildStridedCopy(): Fn {
 /** Builds the whole module's bytes. */
 export function buildVectorWasm(): Uint8Array {
   return buildModule([
-    buildMaxMin(), buildSumExp(), buildExpAff(), buildKlRow(), buildKlGrad(), buildLmGrad(), buildSwiglu(), buildSwigluBackward(),
+    buildMaxMin(), buildSumExp(), buildExpAff(), buildKlRow(), buildKlGrad(), buildLmSums(), buildLmDz(), buildSwiglu(), buildSwigluBackward(),
     buildSqDiff(), buildDiffScale(), buildAdamW(), buildSumSq(), buildRmsOut(), buildDot3(), buildRmsBwd(), buildRope(),
     buildStridedCopy(),
     ...(Object.keys(BINARY_WASM_OPS) as BinaryWasmOp[]).map(buildBinary),
@@ -607,10 +637,8 @@ export interface VectorKernels {
   expaff(src: number, dst: number, n: number, scale: number, shift: number, mul: number): void;
   klrow(t: number, s: number, n: number, invT: number, shT: number, mT: number, d: number): number;
   klgrad(t: number, s: number, dst: number, n: number, invT: number, shT: number, mT: number, shS: number, mS: number): void;
-  lmgrad(
-    t: number, s: number, dst: number, n: number, invT: number, shT: number, kT: number, d: number, shS: number, mS: number,
-    gk: number, sh1: number, m1: number,
-  ): number;
+  lmsums(t: number, s: number, e: number, n: number, invT: number, shT: number, shS: number, sh1: number): void;
+  lmdz(t: number, e: number, s: number, n: number, kT: number, mS: number, gk: number, m1: number): void;
   swiglu(g: number, u: number, out: number, n: number): void;
   swiglub(g: number, u: number, dy: number, n: number): void;
   sqdiff(a: number, b: number, n: number): number;
