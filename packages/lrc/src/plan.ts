@@ -5,21 +5,21 @@
 
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { parameterCount } from "@lrc-ts/nn";
-import { DEFAULT_CHUNK_ELEMENTS } from "@lrc-ts/tensor-core";
+import { lmHeadChunkRows } from "@lrc-ts/tensor-core";
 
 /** Bytes of one f32 value. */
 const F32 = 4;
 
 /**
  * What the fused LM head + losses (tensor-core's `lmHeadLoss`) holds at its peak, in values: per chunk of
- * rows, the student's logits (their gradient is written over them) and with a teacher the teacher's logits (each
- * chunk at most DEFAULT_CHUNK_ELEMENTS values, whole rows: 220 rows at the Qwen2.5 vocabulary); plus the
+ * rows, the student's logits (their gradient is written over them) and with a teacher the teacher's logits (the op's
+ * chunk, tensor-core's lmHeadChunkRows: 1,024 rows at the Qwen2.5 vocabulary run as five chunks of 205); plus the
  * gradients it keeps for the backward: dh [N, width], and dW [V, width] when the head weight is trained. LRC
  * runs it on u = h_S P_lmᵀ (width D) against the teacher's frozen head (no dW); pretraining on h (width d) with
  * the trained head. No [N, V] tensor exists.
  */
 export function lmHeadValues(rows: number, vocab: number, width: number, withTeacher: boolean, trainedWeight: boolean): number {
-  const chunkRows = Math.min(rows, Math.max(1, Math.floor(DEFAULT_CHUNK_ELEMENTS / vocab)));
+  const chunkRows = Math.min(rows, lmHeadChunkRows(rows, vocab));
   return (withTeacher ? 2 : 1) * chunkRows * vocab + rows * width + (trainedWeight ? vocab * width : 0);
 }
 

@@ -209,6 +209,22 @@ describe("lmHeadLoss gradients against finite differences (float64)", () => {
   });
 });
 
+describe("lmHeadChunkRows: the rows cut into the fewest chunks of at most chunkElements / V rows, equal but the last", () => {
+  test.each([
+    [1024, 151_936, 1 << 25, 205], // at most 220: five chunks of 205 (the last 204), not 4 x 220 + 144
+    [1024, 151_936, 1 << 26, 342], // at most 441: three chunks
+    [200, 151_936, 1 << 25, 200], // one chunk of all the rows
+    [10, 37, 3 * 37, 3], // at most 3: four chunks, 3 + 3 + 3 + 1
+    [5, 37, 10, 1], // a chunk smaller than a row: one row
+    [0, 37, 1 << 25, 1],
+  ])("%i rows, V %i, %i elements: %i rows", (rows, V, elements, want) => {
+    expect(O.lmHeadChunkRows(rows, V, elements)).toBe(want);
+    const most = Math.max(1, Math.floor(elements / V));
+    expect(want).toBeLessThanOrEqual(Math.max(most, 1));
+    expect(Math.ceil(rows / want)).toBe(Math.ceil(rows / most)); // no more chunks than needed
+  });
+});
+
 describe("lmHeadLoss bad input", () => {
   const x = inputs(base, 1, "float32");
   test.each([

@@ -68,6 +68,17 @@ export interface LmHeadLoss {
 export const DEFAULT_CHUNK_ELEMENTS = 1 << 25;
 
 /**
+ * Rows per chunk of `lmHeadLoss` over `rows` rows of a `vocab` vocabulary: the rows cut into the fewest chunks of
+ * at most `chunkElements / vocab` rows (at least one row), all of one size but the last, which is shorter by less
+ * than the chunk count (1,024 rows at the Qwen2.5 vocabulary and 2^25: five chunks of 205 rows, not four of 220
+ * and one of 144). The memory estimate of packages/lrc (plan.ts) sizes the logits scratch with it.
+ */
+export function lmHeadChunkRows(rows: number, vocab: number, chunkElements: number = DEFAULT_CHUNK_ELEMENTS): number {
+  const most = Math.max(1, Math.floor(chunkElements / Math.max(vocab, 1)));
+  return rows <= most ? Math.max(rows, 1) : Math.ceil(rows / Math.ceil(rows / most));
+}
+
+/**
  * CE and / or KL of the logits `hidden Wᵀ` (hidden [..., d], weight [V, d]) without materialising them.
  * VJP: with dz = ceWeight · dCE/dz + klWeight · dKL/dz per chunk, dh = dz W and dW = Σ_chunks dzᵀ h, both
  * computed in the forward and scaled by the cotangent of `total`. The backward can run once.
@@ -106,7 +117,7 @@ export function lmHeadLoss(hidden: Tensor, weight: Tensor, opts: LmHeadLossOptio
 
   const chunkElements = opts.chunkElements ?? DEFAULT_CHUNK_ELEMENTS;
   if (!Number.isInteger(chunkElements) || chunkElements < 1) throw new RangeError(`lmHeadLoss: chunkElements must be a positive integer, got ${chunkElements}`);
-  const chunk = Math.max(1, Math.floor(chunkElements / Math.max(V, 1)));
+  const chunk = lmHeadChunkRows(rows, V, chunkElements);
   const tg = targets === undefined ? null : (targets.peek() as Int32Array);
   let counted = 0;
   if (tg !== null) for (let i = 0; i < rows; i++) if (tg[i] !== ignore) counted++;
