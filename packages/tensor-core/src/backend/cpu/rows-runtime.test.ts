@@ -193,4 +193,30 @@ describe("row runtime on the worker pool", () => {
     for (let r = 0; r < ROWS; r++) if (r !== 5) expect(rel(plain[0]![r]!, one[0]![r]!) + rel(plain[1]![r]!, one[1]![r]!)).toBeLessThan(2e-6);
     expect(maxAbsDiff(Float64Array.from(plain[2]!.filter((_, i) => Math.floor(i / V) !== 5)), Float64Array.from(one[2]!.filter((_, i) => Math.floor(i / V) !== 5)))).toBeLessThan(1e-7);
   });
+  it("fused LM-head rows: the KL (summed as Σ eT (t - s) / τ / Σ eT - (lseT - lseS)) as close to a float64 reference as the unfused KL kernel", () => {
+    // τ 40 and a student near its teacher (the KL 1e-4 to 1e-6 of a row, far below the logits' size): both sums
+    // cancel, so both are limited by the float32 logits / τ; the fused sum must not be worse than the klrow one.
+    const Vb = 4099, R = 6, tau = 40;
+    for (const eps of [0.1, 0.01]) {
+      const t = shared(R * Vb, 31, 40), s = shared(R * Vb, 32, 40);
+      for (let i = 0; i < R * Vb; i++) s[i] = t[i]! + eps * s[i]!;
+      let errFused = 0, errKl = 0;
+      const kl = new Float64Array(R), ce = new Float64Array(R), klRef = new Float64Array(R);
+      klDivForward(t, s, R, Vb, tau, klRef);
+      lmHeadRows(Float32Array.from(s), t, null, R, Vb, -100, tau, 1, 1, true, ce, kl);
+      for (let r = 0; r < R; r++) {
+        const o = r * Vb;
+        let mt = -Infinity, ms = -Infinity;
+        for (let j = 0; j < Vb; j++) (mt = Math.max(mt, t[o + j]! / tau)), (ms = Math.max(ms, s[o + j]! / tau));
+        let zt = 0, zs = 0;
+        for (let j = 0; j < Vb; j++) (zt += Math.exp(t[o + j]! / tau - mt)), (zs += Math.exp(s[o + j]! / tau - ms));
+        const lt = mt + Math.log(zt), ls = ms + Math.log(zs);
+        let want = 0;
+        for (let j = 0; j < Vb; j++) want += Math.exp(t[o + j]! / tau - lt) * (t[o + j]! / tau - lt - (s[o + j]! / tau - ls));
+        errFused += Math.abs(kl[r]! - want) / want;
+        errKl += Math.abs(klRef[r]! - want) / want;
+      }
+      expect(errFused / R, `eps ${eps}`).toBeLessThan(Math.max(4 * (errKl / R), 1e-6));
+    }
+  });
 });
