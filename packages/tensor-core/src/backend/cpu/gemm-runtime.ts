@@ -11,7 +11,11 @@
  *      unless k x NC is large (the LM head's k = 151936) or no other tile shares the column block: then each
  *      KC x NC slice is packed in step 2, right before its use, so it stays in cache,
  *   2. for each KC-deep slice: packs op(A)[ic:ic+MC, pc:pc+KC] into MR-tall panels and runs the MR x NR
- *      micro-kernel over every (row panel, column panel) pair, accumulating into a zeroed MC x NC tile,
+ *      micro-kernel over every (row panel, column panel) pair, accumulating into a zeroed MC x NC tile; when A
+ *      is small (up to 1M floats) and the job has several column blocks, the thread packs all of A once instead
+ *      (before its first tile) and every tile runs on its rows' panels, so A is not packed again per column block
+ *      (the LM head's logits: 297 column blocks); a small A stored [k, m] is copied whole, in one memcpy, not in
+ *      one short strided copy per row of each tile's slice,
  *   3. writes alpha * tile (+ C when accumulating) back into C.
  * Packing reads A and B in whichever order is contiguous for the transpose flags, so the micro-kernel always
  * sees the same layout and all four transpose combinations run at the same speed. Per element, the sum over
@@ -35,6 +39,9 @@ import { float16Table } from "../../dtype.js";
 import { PAGE, instantiate } from "./wasm-instance.js";
 
 export type Float = Float32Array | Float64Array;
+
+/** What the raw A region holds before a slice is packed (see packAWasm). */
+type Held = "none" | "tile" | "all";
 
 /** An A or B operand: float storage, or BF16 bit patterns (float32 C only; see the file header). */
 export type Operand = Float | Uint16Array;
@@ -67,8 +74,8 @@ export interface GemmJob {
   tileN?: number;
   /**
    * Diagnostics only (scripts/gemm-scaling.ts): when set, every tile t writes TRACE_FIELDS floats at t * 5:
-   * thread id, start, after the all-k B pack (packed per slice: after its raw copy), end (ms since the time
-   * origin, comparable across threads), A-pack ms.
+   * thread id, start, after the all-k B pack (packed per slice: after its raw copy; both after the pack of all of
+   * A, when done), end (ms since the time origin, comparable across threads), A-pack ms.
    */
   trace?: Float64Array;
   /** A (B) is a Uint16Array of float16 bits, not BF16 (set by gemm.ts: the workers cannot tell). */
@@ -97,14 +104,20 @@ export interface GemmLimits {
   wholeMax: number;
   /** Largest B pack (k x tile columns) kept for all of k; above it B is packed one KC slice at a time. */
   bAllMax: number;
+  /**
+   * Largest A (m x k, rows padded to MR) packed once for every tile of a job with several column blocks, instead
+   * of once per tile; it also needs A's raw copy whole (wholeMax).
+   */
+  aAllMax: number;
 }
 
 /**
  * Defaults: whole-block copies up to 1M elements (4 MB of float32; one memcpy instead of one per row per slice,
  * whose call overhead dominated small-m tiles), B kept packed for all of k up to 8M floats (32 MB; beyond, e.g. the
- * LM head's k = 151936, a per-slice pack stays in cache and keeps the heap small).
+ * LM head's k = 151936, a per-slice pack stays in cache and keeps the heap small), A packed once for all tiles up
+ * to 1M floats (4 MB).
  */
-export const GEMM_LIMITS: GemmLimits = { wholeMax: 1 << 20, bAllMax: 1 << 23 };
+export const GEMM_LIMITS: GemmLimits = { wholeMax: 1 << 20, bAllMax: 1 << 23, aAllMax: 1 << 20 };
 
 export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimits = GEMM_LIMITS): GemmRuntime {
   const MR = 4;
@@ -114,12 +127,16 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
   const NC = 512;
 
   // ---- WebAssembly float32 path, floats in linear memory (offsets per job, see runTiles):
-  //   [A pack MC*KC (+16)][C tile MC*NC][B pack][raw A][raw B]
+  //   [A pack MC*KC][C tile MC*NC][B pack][raw A][C rows (accumulating)][raw B][A packed for all tiles]
   // Operands are copied (memcpy; BF16 as their 16-bit patterns) into the raw regions and packed by the module's
-  // pa / pb (pa16 / pb16 widen BF16 while packing); the +16 leave room for the packers' overrun past a slice (see
-  // wasm-gemm.ts).
+  // pa / pb (pa16 / pb16 widen BF16 while packing); ROOM floats after each region take the packers' overrun.
   const A0 = 0;
-  const C0 = MC * KC + 16;
+  /**
+   * Floats of room after every region: a packer may read and write up to 3 k steps (3 NR floats) past a slice
+   * (wasm-gemm.ts), and a region written before its neighbour's pack (all of A's raw copy before B's) must survive.
+   */
+  const ROOM = 3 * NR + 8;
+  const C0 = MC * KC + ROOM;
   const B0 = C0 + MC * NC;
   const inst = instantiate<Record<string, unknown>>(wasmBytes, Math.ceil(((B0 + 2 * KC * NC + 1024 * NC) * 4) / PAGE));
   const mk = inst?.exports["mk"] ?? null;
@@ -163,33 +180,36 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
   }
 
   /**
-   * Packs op(A)[ic:ic+mc, pc:pc+kc] into the A panels from the raw region at byte `raw`: already holding the
-   * tile's rows for all of k when `whole` (A [m, k] only), else copied here.
+   * Packs op(A)[ic:ic+mc, pc:pc+kc] into MR-tall panels at byte `dst` from the raw region at byte `raw`, which
+   * already holds the tile's rows for all of k (`held` "tile", A [m, k] only) or all of A as stored ("all"), else
+   * ("none") gets the slice copied here.
    */
   function packAWasm(
     a: Float32Array | Uint16Array, aBase: number, transA: boolean, m: number, k: number,
-    ic: number, mc: number, mcPad: number, pc: number, kc: number, raw: number, whole: boolean, f16: boolean,
+    ic: number, mc: number, mcPad: number, pc: number, kc: number, dst: number, raw: number, held: Held, f16: boolean,
   ): void {
     const es = a instanceof Float32Array || f16 ? 4 : 2;
     const run = (es === 4 ? pa : pa16) as Pack;
     if (!transA) {
-      // A [m, k]: raw rows along k, ld = k (whole) or kcPad
-      if (whole) return run(raw + es * pc, A0 * 4, mcPad, kc, 0, k);
+      // A [m, k]: raw rows along k, ld = k (held) or kcPad
+      if (held !== "none") return run(raw + es * ((held === "all" ? ic * k : 0) + pc), dst, mcPad, kc, 0, k);
       const kcPad = Math.ceil(kc / 4) * 4;
       if (kc === k && kcPad === k) copyRaw(a, aBase + ic * k, aBase + (ic + mc) * k, raw, 0, f16);
       else for (let r = 0; r < mc; r++) {
         const src = aBase + (ic + r) * k + pc;
         copyRaw(a, src, src + kc, raw, r * kcPad, f16);
       }
-      run(raw, A0 * 4, mcPad, kc, 0, kcPad);
+      run(raw, dst, mcPad, kc, 0, kcPad);
     } else {
-      // A [k, m]: raw k-major rows, ld = mcPad
+      // A [k, m]: raw k-major rows, ld = m (all of A held: one memcpy per job instead of one per row per slice,
+      // whose call overhead and strided reads cost ~10% of a tall transposed product) or mcPad
+      if (held === "all") return run(raw + es * (pc * m + ic), dst, mcPad, kc, 1, m);
       if (mc === m && mcPad === m) copyRaw(a, aBase + pc * m, aBase + (pc + kc) * m, raw, 0, f16);
       else for (let p = 0; p < kc; p++) {
         const src = aBase + (pc + p) * m + ic;
         copyRaw(a, src, src + mc, raw, p * mcPad, f16);
       }
-      run(raw, A0 * 4, mcPad, kc, 1, mcPad);
+      run(raw, dst, mcPad, kc, 1, mcPad);
     }
   }
 
@@ -398,14 +418,24 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     const f16A = job.f16A === true, f16B = job.f16B === true;
     const esA = a instanceof Uint16Array && !f16A ? 2 : 4;
     const esB = b instanceof Uint16Array && !f16B ? 2 : 4;
-    const tm = Math.min(TM, Math.ceil(m / MR) * MR), tn = Math.min(TN, Math.ceil(n / NR) * NR);
-    const wholeA = !transA && tm * k <= limits.wholeMax;
+    const mPad = Math.ceil(m / MR) * MR;
+    const tm = Math.min(TM, mPad), tn = Math.min(TN, Math.ceil(n / NR) * NR);
+    // A's raw region holds all of A when it is small and either packed once for every tile (several column
+    // blocks) or stored [k, m] (whose tile rows are short strided pieces); else a tile's rows, else one slice.
+    const rawAll = mPad * k <= limits.wholeMax;
+    const allA = rawAll && nJc > 1 && mPad * k <= limits.aAllMax;
+    const heldA: Held = rawAll && (allA || transA) ? "all" : !transA && tm * k <= limits.wholeMax ? "tile" : "none";
     const wholeB = transB && tn * k <= limits.wholeMax;
     const sliceB = k * tn > limits.bAllMax || (nIc === 1 && (job.strideB !== 0 || job.batch === 1));
-    const RA = B0 + (sliceB ? Math.min(KC, k) : k) * tn + 16;
-    const RB = RA + Math.max(wholeA ? Math.ceil((tm * k * esA) / 4) : MC * KC, MC * NC) + 16;
-    if (useWasm) ensureHeap(RB + (wholeB ? Math.ceil((tn * k * esB) / 4) : KC * NC) + 16);
-    let packedKey = -1;
+    const RA = B0 + (sliceB ? Math.min(KC, k) : k) * tn + ROOM;
+    const rawA = heldA === "all" ? mPad * k : heldA === "tile" ? tm * k : 0;
+    // C's rows when accumulating (not in the raw A region, which may hold all of A across tiles)
+    const RC = RA + Math.max(Math.ceil((rawA * esA) / 4), MC * KC) + ROOM;
+    const RB = RC + (job.accumulate ? MC * NC + ROOM : 0);
+    // A packed for every tile: slice pc's panels at PA + pc * mPad, row ic's panel at + ic * kc
+    const PA = RB + (wholeB ? Math.ceil((tn * k * esB) / 4) : KC * NC) + ROOM;
+    if (useWasm) ensureHeap(PA + (allA ? mPad * k + ROOM : 0));
+    let packedKey = -1, aKey = -1;
     const trace = job.trace;
     const clock = (globalThis as unknown as { performance: { now(): number; timeOrigin: number } }).performance;
     const tid = trace === undefined ? 0 :
@@ -434,6 +464,16 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
       const key = (job.strideB === 0 ? 0 : bi) * nJc + jcI;
       if (useWasm) {
         const a32 = a as Float32Array | Uint16Array, b32 = b as Float32Array | Uint16Array;
+        const keyA = job.strideA === 0 ? 0 : bi;
+        if (heldA === "all" && keyA !== aKey) {
+          copyRaw(a32, aBase, aBase + m * k, RA * 4, 0, f16A);
+          if (allA) {
+            for (let pc = 0; pc < k; pc += KC) {
+              packAWasm(a32, aBase, transA, m, k, 0, m, mPad, pc, Math.min(KC, k - pc), (PA + pc * mPad) * 4, RA * 4, "all", f16A);
+            }
+          }
+          aKey = keyA;
+        }
         if (key !== packedKey) {
           if (wholeB) copyRaw(b32, bBase + jc * k, bBase + (jc + nc) * k, RB * 4, 0, f16B);
           if (!sliceB) {
@@ -446,14 +486,15 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
         if (trace !== undefined) trace[t * 5 + 2] = clock.timeOrigin + clock.now();
         const h = heap;
         h.fill(0, C0, C0 + mcPad * ncPad);
-        if (wholeA) copyRaw(a32, aBase + ic * k, aBase + (ic + mc) * k, RA * 4, 0, f16A);
+        if (heldA === "tile") copyRaw(a32, aBase + ic * k, aBase + (ic + mc) * k, RA * 4, 0, f16A);
         for (let pc = 0; pc < k; pc += KC) {
           const kc = Math.min(KC, k - pc);
           const pa0 = trace !== undefined ? clock.now() : 0;
-          packAWasm(a32, aBase, transA, m, k, ic, mc, mcPad, pc, kc, RA * 4, wholeA, f16A);
+          if (!allA) packAWasm(a32, aBase, transA, m, k, ic, mc, mcPad, pc, kc, A0 * 4, RA * 4, heldA, f16A);
           if (trace !== undefined) aPackMs += clock.now() - pa0;
           if (sliceB) packBWasm(b32, bBase, transB, n, k, jc, nc, ncPad, pc, kc, B0, RB * 4, wholeB, f16B);
-          (mb as MacroKernel)(A0 * 4, (sliceB ? B0 : B0 + pc * ncPad) * 4, C0 * 4, kc, mcPad, ncPad);
+          const aAt = allA ? PA + pc * mPad + ic * kc : A0;
+          (mb as MacroKernel)(aAt * 4, (sliceB ? B0 : B0 + pc * ncPad) * 4, C0 * 4, kc, mcPad, ncPad);
         }
         // C's rows of the tile are one contiguous block when the tile spans every column: one memcpy, not mc
         const rowsOne = ncPad === n;
@@ -465,12 +506,12 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
           if (rowsOne) c32.set(h.subarray(C0, C0 + mc * n), cAt);
           else for (let i = 0; i < mc; i++) c32.set(h.subarray(C0 + i * ncPad, C0 + i * ncPad + nc), cAt + i * n);
         } else {
-          // C rows into the raw A region, raw = alpha * tile + raw in the module, then back (one memcpy per row)
-          if (rowsOne) h.set(c32.subarray(cAt, cAt + mc * n), RA);
-          else for (let i = 0; i < mc; i++) h.set(c32.subarray(cAt + i * n, cAt + i * n + nc), RA + i * ncPad);
-          (axpy as (x: number, y: number, n: number, alpha: number) => void)(C0 * 4, RA * 4, mcPad * ncPad, job.alpha);
-          if (rowsOne) c32.set(h.subarray(RA, RA + mc * n), cAt);
-          else for (let i = 0; i < mc; i++) c32.set(h.subarray(RA + i * ncPad, RA + i * ncPad + nc), cAt + i * n);
+          // C rows into their region, rows = alpha * tile + rows in the module, then back (one memcpy per row)
+          if (rowsOne) h.set(c32.subarray(cAt, cAt + mc * n), RC);
+          else for (let i = 0; i < mc; i++) h.set(c32.subarray(cAt + i * n, cAt + i * n + nc), RC + i * ncPad);
+          (axpy as (x: number, y: number, n: number, alpha: number) => void)(C0 * 4, RC * 4, mcPad * ncPad, job.alpha);
+          if (rowsOne) c32.set(h.subarray(RC, RC + mc * n), cAt);
+          else for (let i = 0; i < mc; i++) c32.set(h.subarray(RC + i * ncPad, RC + i * ncPad + nc), cAt + i * n);
         }
         if (trace !== undefined) {
           trace[t * 5 + 3] = clock.timeOrigin + clock.now();

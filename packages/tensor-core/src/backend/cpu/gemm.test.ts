@@ -281,16 +281,20 @@ describe("gemm", () => {
     expect(split(7, 9, false, 4).tiles).toBe(1); // nothing left to cut
   });
 
-  it("every packing strategy (whole-block or per-row raw copies, B packed per slice or for all of k) gives the same bits, float32 and BF16", () => {
+  it("every packing strategy (whole-block or per-row raw copies, B packed per slice or for all of k, A packed per tile or once for all tiles) gives the same bits, float32 and BF16, serial and on the pool", () => {
     const bytes = gemmWasmBytes();
     const runtimes = [
       createGemmRuntime(bytes),
-      createGemmRuntime(bytes, { wholeMax: 0, bAllMax: 0 }), // per-row copies, B packed per slice
-      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 1e9 }), // whole blocks, B for all of k
-      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 0 }),
+      createGemmRuntime(bytes, { wholeMax: 0, bAllMax: 0, aAllMax: 0 }), // per-row copies, B packed per slice
+      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 1e9, aAllMax: 1e9 }), // whole blocks, B for all of k, A once
+      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 0, aAllMax: 0 }), // all of A raw, packed per tile
     ];
     expect(GEMM_LIMITS.wholeMax).toBeGreaterThan(0);
-    for (const [m, n, k] of [[131, 45, 701], [9, 530, 300]] as const) {
+    expect(GEMM_LIMITS.aAllMax).toBeGreaterThan(0);
+    setThreadCount(2);
+    setParallelThreshold(0);
+    // [130, 520, 40]: A packed once serves 2 row tiles x 2 column blocks (and the pool's split of them)
+    for (const [m, n, k] of [[131, 45, 701], [9, 530, 300], [130, 520, 40]] as const) {
       for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
         for (const which of ["", "a", "b"] as const) {
           const c: Case = { m, n, k, batch: 2, transA, transB, bcastA: false, bcastB: true, accumulate: true, alpha: 0.5, f32: true, offset: 1, gap: 2 };
@@ -304,12 +308,18 @@ describe("gemm", () => {
             rt.runTiles({ ...p, a, b, c: out, offsetA: 1, offsetB: 1, offsetC: 1, accumulate: true, alpha: 0.5 }, () => next++);
             return Array.from(out);
           });
+          // the pool's threads run the default limits on their own split of the tiles
+          const pooled = Float32Array.from(p.c);
+          gemm({ ...p, a, b, c: pooled, offsetA: 1, offsetB: 1, offsetC: 1, accumulate: true, alpha: 0.5 });
+          expect(lastParallelRun()?.items).toBeGreaterThan(1);
+          results.push(Array.from(pooled));
           const label = `${m}x${n}x${k} ${transA} ${transB} bf16 ${which || "-"}`;
           for (const r of results.slice(1)) expect(r, label).toEqual(results[0]);
           expect(maxAbsDiff(Float32Array.from(results[0]!), want), label).toBeLessThan(tolerance(p));
         }
       }
     }
+    setThreadCount(1);
   });
 
   it("refuses BF16 operands with a float64 C or without the WebAssembly packers", () => {

@@ -75,7 +75,7 @@ function lanes(...ls: number[]): number[] {
  *   trans = 0: raw[(q w + c) ld + p]   (the operand's rows run along k: a 4 x 4 shuffle transpose per step)
  *   trans = 1: raw[p ld + q w + c]     (k-major rows: straight 16-byte copies)
  * ld is in elements. With trans = 0 the last group of a panel may read up to 3 elements past kc in its rows and
- * write up to 3 steps past kc into the next panel (rewritten right after) or past the slice (the caller leaves 16
+ * write up to 3 steps past kc into the next panel (rewritten right after) or past the slice (the caller leaves 3 w
  * floats of room after both).
  *
  * `es` is the raw element size: 4 (float32), or 2 (BF16 bit patterns, `pa16` / `pb16`): each group of 4 is read
