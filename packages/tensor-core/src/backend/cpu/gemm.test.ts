@@ -285,9 +285,9 @@ describe("gemm", () => {
     const bytes = gemmWasmBytes();
     const runtimes = [
       createGemmRuntime(bytes),
-      createGemmRuntime(bytes, { wholeMax: 0, bAllMax: 0, aAllMax: 0 }), // per-row copies, B packed per slice
-      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 1e9, aAllMax: 1e9 }), // whole blocks, B for all of k, A once
-      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 0, aAllMax: 0 }), // all of A raw, packed per tile
+      createGemmRuntime(bytes, { wholeMax: 0, bAllMax: 0, aAllMax: 0, aTransMax: 0 }), // per-row copies, B packed per slice
+      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 1e9, aAllMax: 1e9, aTransMax: 1e9 }), // whole blocks, B for all of k, A once
+      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 0, aAllMax: 0, aTransMax: 1e9 }), // all of A raw, packed per tile
     ];
     expect(GEMM_LIMITS.wholeMax).toBeGreaterThan(0);
     expect(GEMM_LIMITS.aAllMax).toBeGreaterThan(0);
