@@ -78,6 +78,15 @@ export interface GemmJob {
    * A, when done), end (ms since the time origin, comparable across threads), A-pack ms.
    */
   trace?: Float64Array;
+  /**
+   * Column-block affinity on the pool (set by gemm.ts; absent serially): shared counters, [0] the threads that
+   * joined, [1 + g] the tiles taken from group g. The job's column blocks (batch item by column block) are cut
+   * into `length - 1` contiguous groups, a thread's home group is its arrival number, and each claim takes the
+   * next tile of the home group, then of the following groups once it is empty. So a thread packs (mostly) only
+   * its own column blocks' B instead of every thread packing every block's B. `claim()` still counts the tiles and
+   * stops everyone after a failure; the tile order does not change the result.
+   */
+  split?: Int32Array;
   /** A (B) is a Uint16Array of float16 bits, not BF16 (set by gemm.ts: the workers cannot tell). */
   f16A?: boolean;
   f16B?: boolean;
@@ -406,6 +415,30 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     return job.batch * Math.ceil(job.n / tileCols(job)) * Math.ceil(job.m / tileRows(job));
   }
 
+  /**
+   * The tile numbers this thread runs, `total` when done: `claim()`'s own without `job.split`, else the next tile
+   * of this thread's group of column blocks, then of the following groups (see GemmJob.split).
+   */
+  function tileOrder(job: GemmJob, claim: () => number, total: number, nIc: number, nJc: number): () => number {
+    const split = job.split;
+    const panels = job.batch * nJc;
+    if (split === undefined || split.length < 2) return claim;
+    const groups = split.length - 1;
+    const home = Atomics.add(split, 0, 1) % groups;
+    // group g: panels [floor(g P / G), floor((g + 1) P / G)), tiles nIc per panel
+    const start = (g: number): number => Math.floor((g * panels) / groups) * nIc;
+    return () => {
+      if (claim() >= total) return total;
+      // a claim below total guarantees an untaken tile in some group
+      for (let i = 0; i < groups; i++) {
+        const g = (home + i) % groups;
+        const t = start(g) + Atomics.add(split, 1 + g, 1);
+        if (t < start(g + 1)) return t;
+      }
+      throw new Error("gemm: a claimed tile was not found in any column-block group");
+    };
+  }
+
   function runTiles(job: GemmJob, claim: () => number): void {
     const { a, b, c, m, n, k, transA, transB } = job;
     const TM = tileRows(job);
@@ -449,7 +482,8 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
       ((globalThis as unknown as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
         ?.getBuiltinModule?.("node:worker_threads") as { threadId?: number } | undefined)?.threadId ?? 0;
     let aPackMs = 0;
-    for (let t = claim(); t < total; t = claim()) {
+    const next = tileOrder(job, claim, total, nIc, nJc);
+    for (let t = next(); t < total; t = next()) {
       if (trace !== undefined) {
         trace[t * 5] = tid;
         trace[t * 5 + 1] = clock.timeOrigin + clock.now();

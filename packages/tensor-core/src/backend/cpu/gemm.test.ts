@@ -322,6 +322,38 @@ describe("gemm", () => {
     setThreadCount(1);
   });
 
+  it("column-block affinity (GemmJob.split): each thread takes its own group's tiles first, then the next group's, same bits", () => {
+    // 5 row tiles x 3 column blocks; 2 groups: panels [0, 1) = tiles 0-4 and [1, 3) = tiles 5-14
+    const c: Case = { m: 40, n: 48, k: 300, batch: 1, transA: true, transB: false, bcastA: false, bcastB: false, accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 };
+    const serial = makeCase(c, 37);
+    const rt = createGemmRuntime(gemmWasmBytes());
+    const tiled = { offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1, tileM: 8, tileN: 16 };
+    let next = 0;
+    rt.runTiles({ ...serial, ...tiled }, () => next++);
+    const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
+    // "threads" one after the other on one claim counter, each stopping at its claim limit: [limits, tiles each ran]
+    const scenarios: [number[], number[][]][] = [
+      // the first stops at once (home group 0), the second's home is group 1, the third's group 0, then group 1's rest
+      [[0, 5, 15], [[], range(5, 10), [...range(0, 5), ...range(10, 15)]]],
+      // the first runs its group, then steals the front of group 1; the second runs what is left of its home
+      [[8, 15], [range(0, 8), range(8, 15)]],
+    ];
+    for (const [limits, tiles] of scenarios) {
+      const p = makeCase(c, 37);
+      const job: GemmJob = { ...p, ...tiled, split: new Int32Array(new SharedArrayBuffer(12)) };
+      expect(rt.tileCount(job)).toBe(15);
+      let claimed = 0;
+      const ran: number[][] = [];
+      for (const limit of limits) {
+        const trace = new Float64Array(15 * 5);
+        rt.runTiles({ ...job, trace }, () => (claimed < limit ? claimed++ : 15));
+        ran.push(range(0, 15).filter((t) => trace[t * 5 + 1]! > 0));
+      }
+      expect(ran).toEqual(tiles);
+      expect(Array.from(p.c)).toEqual(Array.from(serial.c));
+    }
+  });
+
   it("refuses BF16 operands with a float64 C or without the WebAssembly packers", () => {
     const a = new Uint16Array(6), b = new Float32Array(6);
     const base = { a, b, c: new Float32Array(4), batch: 1, m: 2, n: 2, k: 3, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0 };
