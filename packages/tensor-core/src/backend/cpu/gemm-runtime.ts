@@ -240,9 +240,14 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     const es = b instanceof Float32Array || f16 ? 4 : 2;
     const run = (es === 4 ? pb : pb16) as Pack;
     if (!transB) {
-      // B [k, n]: raw k-major rows, ld = ncPad
-      if (nc === n && ncPad === n) copyRaw(b, bBase + pc * n, bBase + (pc + kc) * n, raw, 0, f16);
-      else for (let p = 0; p < kc; p++) {
+      // B [k, n]: raw k-major rows. When the block spans at least half of B's columns, the slice's full rows in one
+      // memcpy (ld = n; the LM head's dz·W over 2 column blocks made 256 copy calls a slice), else the block's
+      // rows one by one (ld = ncPad).
+      if (2 * nc >= n) {
+        copyRaw(b, bBase + pc * n, bBase + (pc + kc) * n, raw, 0, f16);
+        return run(raw + es * jc, dst * 4, ncPad, kc, 1, n);
+      }
+      for (let p = 0; p < kc; p++) {
         const src = bBase + (pc + p) * n + jc;
         copyRaw(b, src, src + nc, raw, p * ncPad, f16);
       }
@@ -473,7 +478,7 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     const RC = RA + Math.max(Math.ceil((rawA * esA) / 4), MC * KC) + ROOM;
     const RB = RC + (job.accumulate ? MC * NC + ROOM : 0);
     // A packed for every tile: slice pc's panels at PA + pc * mPad, row ic's panel at + ic * kc
-    const PA = RB + (wholeB ? Math.ceil((tn * k * esB) / 4) : KC * NC) + ROOM;
+    const PA = RB + (wholeB ? Math.ceil((tn * k * esB) / 4) : 2 * KC * NC) + ROOM;
     if (useWasm) ensureHeap(PA + (allA ? mPad * k + ROOM : 0));
     let packedKey = -1, aKey = -1;
     const trace = job.trace;
