@@ -30,12 +30,10 @@
  * region and the module's pa16 / pb16 packers widen them (`bits << 16`, exact) while packing, so the product is
  * bit-identical to the one over the widened float32 operands and a frozen BF16 weight never exists as float32
  * beyond one packed panel block. Without the WebAssembly packers `runTiles` refuses them.
- * With `f16A` / `f16B` a Uint16Array operand holds IEEE binary16 bits instead: the raw copy widens them to float32
- * through dtype.ts's 65,536-entry table (exact) and the float32 packers run.
+ * With `f16A` / `f16B` a Uint16Array operand holds IEEE binary16 bits instead: copied the same way, widened exactly
+ * by the pah / pbh packers (normals, subnormals, infinities and NaN payloads; checked against dtype.ts's table).
  */
 
-import { float16Table } from "../../dtype.js";
-/** Float storage the kernels accept. */
 import { PAGE, instantiate } from "./wasm-instance.js";
 
 export type Float = Float32Array | Float64Array;
@@ -163,15 +161,15 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
   const pb = (inst?.exports["pb"] as Pack | undefined) ?? null;
   const pa16 = (inst?.exports["pa16"] as Pack | undefined) ?? null;
   const pb16 = (inst?.exports["pb16"] as Pack | undefined) ?? null;
+  const pah = (inst?.exports["pah"] as Pack | undefined) ?? null;
+  const pbh = (inst?.exports["pbh"] as Pack | undefined) ?? null;
   const scale = (inst?.exports["scale"] as ((p: number, n: number, alpha: number) => void) | undefined) ?? null;
   const axpy = (inst?.exports["axpy"] as ((x: number, y: number, n: number, alpha: number) => void) | undefined) ?? null;
   /** The float32 engine runs in WebAssembly when the module has every kernel and packer. */
-  const wasm = mk !== null && mb !== null && pa !== null && pb !== null && pa16 !== null && pb16 !== null && scale !== null && axpy !== null;
+  const wasm = mk !== null && mb !== null && pa !== null && pb !== null && pa16 !== null && pb16 !== null && pah !== null && pbh !== null && scale !== null && axpy !== null;
   let heap = inst?.heap ?? new Float32Array(0);
-  /** The heap as 16-bit words, for the raw copies of BF16 operands. */
+  /** The heap as 16-bit words, for the raw copies of BF16 and float16 operands. */
   let heap16 = new Uint16Array(heap.buffer, heap.byteOffset, heap.length * 2);
-  /** The heap as 32-bit words, for float16 operands widened in the raw copy. */
-  let heap32 = new Uint32Array(heap.buffer, heap.byteOffset, heap.length);
 
   function ensureHeap(floats: number): void {
     if (inst === null) return;
@@ -179,20 +177,15 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     if (inst.heap !== heap) {
       heap = inst.heap;
       heap16 = new Uint16Array(heap.buffer, heap.byteOffset, heap.length * 2);
-      heap32 = new Uint32Array(heap.buffer, heap.byteOffset, heap.length);
     }
   }
 
   /**
-   * Raw copy: src[start .. end) to the raw region at byte `at` + element `e` (4 or 2 bytes per element; float16
-   * bits, `f16`, widened to 4-byte float32 by the table).
+   * Raw copy: src[start .. end) to the raw region at byte `at` + element `e` (4 or 2 bytes per element).
    */
-  function copyRaw(src: Float32Array | Uint16Array, start: number, end: number, at: number, e: number, f16: boolean): void {
+  function copyRaw(src: Float32Array | Uint16Array, start: number, end: number, at: number, e: number): void {
     if (src instanceof Float32Array) heap.set(src.subarray(start, end), (at >> 2) + e);
-    else if (f16) {
-      const h = heap32, table = float16Table();
-      for (let j = start, d = (at >> 2) + e; j < end; j++, d++) h[d] = table[src[j]!]!;
-    } else heap16.set(src.subarray(start, end), (at >> 1) + e);
+    else heap16.set(src.subarray(start, end), (at >> 1) + e);
   }
 
   /**
@@ -204,26 +197,26 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     a: Float32Array | Uint16Array, aBase: number, transA: boolean, m: number, k: number,
     ic: number, mc: number, mcPad: number, pc: number, kc: number, dst: number, raw: number, held: Held, f16: boolean,
   ): void {
-    const es = a instanceof Float32Array || f16 ? 4 : 2;
-    const run = (es === 4 ? pa : pa16) as Pack;
+    const es = a instanceof Float32Array ? 4 : 2;
+    const run = (es === 4 ? pa : f16 ? pah : pa16) as Pack;
     if (!transA) {
       // A [m, k]: raw rows along k, ld = k (held) or kcPad
       if (held !== "none") return run(raw + es * ((held === "all" ? ic * k : 0) + pc), dst, mcPad, kc, 0, k);
       const kcPad = Math.ceil(kc / 4) * 4;
-      if (kc === k && kcPad === k) copyRaw(a, aBase + ic * k, aBase + (ic + mc) * k, raw, 0, f16);
+      if (kc === k && kcPad === k) copyRaw(a, aBase + ic * k, aBase + (ic + mc) * k, raw, 0);
       else for (let r = 0; r < mc; r++) {
         const src = aBase + (ic + r) * k + pc;
-        copyRaw(a, src, src + kc, raw, r * kcPad, f16);
+        copyRaw(a, src, src + kc, raw, r * kcPad);
       }
       run(raw, dst, mcPad, kc, 0, kcPad);
     } else {
       // A [k, m]: raw k-major rows, ld = m (all of A held: one memcpy per job instead of one per row per slice,
       // whose call overhead and strided reads cost ~10% of a tall transposed product) or mcPad
       if (held === "all") return run(raw + es * (pc * m + ic), dst, mcPad, kc, 1, m);
-      if (mc === m && mcPad === m) copyRaw(a, aBase + pc * m, aBase + (pc + kc) * m, raw, 0, f16);
+      if (mc === m && mcPad === m) copyRaw(a, aBase + pc * m, aBase + (pc + kc) * m, raw, 0);
       else for (let p = 0; p < kc; p++) {
         const src = aBase + (pc + p) * m + ic;
-        copyRaw(a, src, src + mc, raw, p * mcPad, f16);
+        copyRaw(a, src, src + mc, raw, p * mcPad);
       }
       run(raw, dst, mcPad, kc, 1, mcPad);
     }
@@ -237,29 +230,29 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     b: Float32Array | Uint16Array, bBase: number, transB: boolean, n: number, k: number,
     jc: number, nc: number, ncPad: number, pc: number, kc: number, dst: number, raw: number, whole: boolean, f16: boolean,
   ): void {
-    const es = b instanceof Float32Array || f16 ? 4 : 2;
-    const run = (es === 4 ? pb : pb16) as Pack;
+    const es = b instanceof Float32Array ? 4 : 2;
+    const run = (es === 4 ? pb : f16 ? pbh : pb16) as Pack;
     if (!transB) {
       // B [k, n]: raw k-major rows. When the block spans at least half of B's columns, the slice's full rows in one
       // memcpy (ld = n; the LM head's dz·W over 2 column blocks made 256 copy calls a slice), else the block's
       // rows one by one (ld = ncPad).
       if (2 * nc >= n) {
-        copyRaw(b, bBase + pc * n, bBase + (pc + kc) * n, raw, 0, f16);
+        copyRaw(b, bBase + pc * n, bBase + (pc + kc) * n, raw, 0);
         return run(raw + es * jc, dst * 4, ncPad, kc, 1, n);
       }
       for (let p = 0; p < kc; p++) {
         const src = bBase + (pc + p) * n + jc;
-        copyRaw(b, src, src + nc, raw, p * ncPad, f16);
+        copyRaw(b, src, src + nc, raw, p * ncPad);
       }
       run(raw, dst * 4, ncPad, kc, 1, ncPad);
     } else {
       // B [n, k]: raw rows along k, ld = k (whole) or kcPad
       if (whole) return run(raw + es * pc, dst * 4, ncPad, kc, 0, k);
       const kcPad = Math.ceil(kc / 4) * 4;
-      if (kc === k && kcPad === k) copyRaw(b, bBase + jc * k, bBase + (jc + nc) * k, raw, 0, f16);
+      if (kc === k && kcPad === k) copyRaw(b, bBase + jc * k, bBase + (jc + nc) * k, raw, 0);
       else for (let c = 0; c < nc; c++) {
         const src = bBase + (jc + c) * k + pc;
-        copyRaw(b, src, src + kc, raw, c * kcPad, f16);
+        copyRaw(b, src, src + kc, raw, c * kcPad);
       }
       run(raw, dst * 4, ncPad, kc, 0, kcPad);
     }
@@ -459,10 +452,10 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     // WebAssembly layout for this job (floats): B packed for all of k (reused by the next tile of the same column
     // block) or, when k is large or no other tile shares the block, one KC slice at a time; the raw regions hold a
     // whole block (A [m, k] rows, B [n, k] rows) when it is contiguous and small enough, else one slice.
-    // float16 operands are widened to float32 in the raw copy (4 bytes an element there), BF16 ones by the packers.
+    // BF16 and float16 operands are copied raw (2 bytes an element) and widened by the packers.
     const f16A = job.f16A === true, f16B = job.f16B === true;
-    const esA = a instanceof Uint16Array && !f16A ? 2 : 4;
-    const esB = b instanceof Uint16Array && !f16B ? 2 : 4;
+    const esA = a instanceof Uint16Array ? 2 : 4;
+    const esB = b instanceof Uint16Array ? 2 : 4;
     const mPad = Math.ceil(m / MR) * MR;
     const tm = Math.min(TM, mPad), tn = Math.min(TN, Math.ceil(n / NR) * NR);
     // A's raw region holds all of A when it is small and either packed once for every tile (several column
@@ -512,7 +505,7 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
         const a32 = a as Float32Array | Uint16Array, b32 = b as Float32Array | Uint16Array;
         const keyA = job.strideA === 0 ? 0 : bi;
         if (heldA === "all" && keyA !== aKey) {
-          copyRaw(a32, aBase, aBase + m * k, RA * 4, 0, f16A);
+          copyRaw(a32, aBase, aBase + m * k, RA * 4, 0);
           if (allA) {
             for (let pc = 0; pc < k; pc += KC) {
               packAWasm(a32, aBase, transA, m, k, 0, m, mPad, pc, Math.min(KC, k - pc), (PA + pc * mPad) * 4, RA * 4, "all", f16A);
@@ -521,7 +514,7 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
           aKey = keyA;
         }
         if (key !== packedKey) {
-          if (wholeB) copyRaw(b32, bBase + jc * k, bBase + (jc + nc) * k, RB * 4, 0, f16B);
+          if (wholeB) copyRaw(b32, bBase + jc * k, bBase + (jc + nc) * k, RB * 4, 0);
           if (!sliceB) {
             for (let pc = 0; pc < k; pc += KC) {
               packBWasm(b32, bBase, transB, n, k, jc, nc, ncPad, pc, Math.min(KC, k - pc), B0 + pc * ncPad, RB * 4, wholeB, f16B);
@@ -532,7 +525,7 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
         if (trace !== undefined) trace[t * 5 + 2] = clock.timeOrigin + clock.now();
         const h = heap;
         h.fill(0, C0, C0 + mcPad * ncPad);
-        if (heldA === "tile") copyRaw(a32, aBase + ic * k, aBase + (ic + mc) * k, RA * 4, 0, f16A);
+        if (heldA === "tile") copyRaw(a32, aBase + ic * k, aBase + (ic + mc) * k, RA * 4, 0);
         for (let pc = 0; pc < k; pc += KC) {
           const kc = Math.min(KC, k - pc);
           const pa0 = trace !== undefined ? clock.now() : 0;

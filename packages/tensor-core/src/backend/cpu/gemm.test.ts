@@ -7,6 +7,8 @@ import { GEMM_LIMITS, createGemmRuntime, type Float, type GemmJob } from "./gemm
 import { maxAbsDiff, refGemm } from "../../testing-internal/reference.js";
 import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
 import { hasRelaxedSimd } from "./wasm-features.js";
+import { instantiate } from "./wasm-instance.js";
+import { float16Table } from "../../dtype.js";
 import { buildGemmWasm, gemmUsesRelaxedSimd, gemmWasmBytes } from "./wasm-gemm.js";
 
 const SIZES = [1, 3, 7, 17, 33, 65, 129];
@@ -120,6 +122,25 @@ describe("gemm", () => {
         expect(maxAbsDiff(p.c, want)).toBeLessThan(tolerance(p));
       }
     }
+  });
+
+  it("the float16 packers (pah / pbh) widen all 65,536 bit patterns exactly as dtype.ts's table, both layouts", () => {
+    type Pack = (raw: number, dst: number, pad: number, kc: number, trans: number, ld: number) => void;
+    const inst = instantiate<Record<string, Pack>>(buildGemmWasm(4, 8, hasRelaxedSimd()), 16)!;
+    const n = 1 << 16, raw = 0, dst = 2 * n + 64;
+    inst.ensure(dst + 4 * n + 256);
+    new Uint16Array(inst.memory.buffer, raw, n).set(Uint16Array.from({ length: n }, (_, h) => h));
+    const table = float16Table();
+    // k-major rows (trans 1): with pad = w and ld = w the panel is the raw order
+    for (const [name, w] of [["pah", 4], ["pbh", 8]] as const) {
+      inst.exports[name]!(raw, dst, w, n / w, 1, w);
+      expect(Array.from(new Uint32Array(inst.memory.buffer, dst, n)), name).toEqual(Array.from(table));
+    }
+    // rows along k (trans 0, the 4 x 4 transposes): pad = 4 rows of ld = n / 4, panel element (p, c) = raw[c ld + p]
+    inst.exports["pah"]!(raw, dst, 4, n / 4, 0, n / 4);
+    const out = new Uint32Array(inst.memory.buffer, dst, n);
+    const want = Array.from({ length: n }, (_, i) => table[(i % 4) * (n / 4) + Math.floor(i / 4)]!);
+    expect(Array.from(out)).toEqual(want);
   });
 
   it("JavaScript float32 fallback (no wasm) matches the reference", () => {
