@@ -148,9 +148,10 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
   /**
    * Floats of room after every region: a packer may read and write up to 3 k steps (3 NR floats) past a slice
    * (wasm-gemm.ts), and a region written before its neighbour's pack (all of A's raw copy before B's) must survive.
+   * After the A panels 3 MR floats suffice, so the C tile and the B panels keep the offsets the kernel was timed at.
    */
   const ROOM = 3 * NR + 8;
-  const C0 = MC * KC + ROOM;
+  const C0 = MC * KC + 4 * MR;
   const B0 = C0 + MC * NC;
   const inst = instantiate<Record<string, unknown>>(wasmBytes, Math.ceil(((B0 + 2 * KC * NC + 1024 * NC) * 4) / PAGE));
   const mk = inst?.exports["mk"] ?? null;
