@@ -464,8 +464,10 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     const rawAll = mPad * k <= (transA ? limits.aTransMax : limits.wholeMax);
     const allA = rawAll && nJc > 1 && mPad * k <= limits.aAllMax;
     const heldA: Held = rawAll && (allA || transA) ? "all" : !transA && tm * k <= limits.wholeMax ? "tile" : "none";
-    const wholeB = transB && tn * k <= limits.wholeMax;
     const sliceB = k * tn > limits.bAllMax || (nIc === 1 && (job.strideB !== 0 || job.batch === 1));
+    // B [n, k]'s block rows copied in one call: up to the all-of-k pack's own size when B is packed for all of k
+    // (its raw copy then costs what the packed block does), else up to wholeMax
+    const wholeB = transB && tn * k <= (sliceB ? limits.wholeMax : limits.bAllMax);
     const RA = B0 + (sliceB ? Math.min(KC, k) : k) * tn + ROOM;
     const rawA = heldA === "all" ? mPad * k : heldA === "tile" ? tm * k : 0;
     // C's rows when accumulating (not in the raw A region, which may hold all of A across tiles)
