@@ -107,9 +107,15 @@ export interface GemmRuntime {
  * every strategy on small shapes. None changes the result's bits.
  */
 export interface GemmLimits {
-  /** Largest raw block copied whole (an A [m, k] tile's rows or a B [n, k] block's rows for all of k). */
+  /**
+   * Largest raw block copied whole (an A [m, k] tile's rows, all of a small A, a B [n, k] block's rows for all of k
+   * when B is packed one slice at a time).
+   */
   wholeMax: number;
-  /** Largest B pack (k x tile columns) kept for all of k; above it B is packed one KC slice at a time. */
+  /**
+   * Largest B pack (k x tile columns) kept for all of k; above it B is packed one KC slice at a time. A B [n, k]
+   * block packed for all of k is also copied whole up to this size.
+   */
   bAllMax: number;
   /**
    * Largest A (m x k, rows padded to MR) packed once for every tile of a job with several column blocks, instead
