@@ -120,8 +120,12 @@ export interface Kernels {
   // Fused elementwise.
   /** silu(gate) * up. */
   swiglu(gate: Tensor, up: Tensor): Tensor;
-  /** [dgate, dup]. */
-  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor): [Tensor, Tensor];
+  /**
+   * [dgate, dup]. With `into` (cpu only: the tape offers pending cotangents on the cpu backend alone, so other
+   * backends never get one), a non-null entry is a pending cotangent of that input: the gradient is added into it
+   * in place and it is returned in that slot.
+   */
+  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor, into?: readonly [Tensor | null, Tensor | null]): [Tensor, Tensor];
   /** mean((a - b)^2), a scalar. */
   mse(a: Tensor, b: Tensor): Tensor;
   /** [da, db] for the scalar cotangent dy; null where not wanted. */

@@ -178,11 +178,13 @@ export function mse(a: Tensor, b: Tensor): Tensor {
 
 /**
  * SwiGLU: silu(gate) * up, in one pass. VJP with s = sigmoid(gate): dgate = dy up s (1 + gate (1 - s)),
- * dup = dy gate s. (The composite form is its test oracle, fused.test.ts.)
+ * dup = dy gate s, added in the same pass into the cotangents already pending for gate and up when the tape offers
+ * them (an LRC student's gate and up also feed their clone terms). (The composite form is its test oracle,
+ * fused.test.ts.)
  */
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   if (!shapeEq(gate.shape, up.shape)) throw new RangeError(`swiglu: shapes ${fmt(gate.shape)} and ${fmt(up.shape)} differ`);
   requireFloat("swiglu", gate, up);
   const out = dispatch("swiglu", gate, up);
-  return record("swiglu", out, [gate, up], (dy) => dispatch("swigluBackward", gate, up, dy));
+  return record("swiglu", out, [gate, up], (dy, into) => dispatch("swigluBackward", gate, up, dy, [into(0), into(1)]));
 }

@@ -282,10 +282,11 @@ export class CpuKernels implements Kernels {
     return out;
   }
 
-  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor): [Tensor, Tensor] {
-    const dg = Tensor.empty(gate.shape, gate.dtype);
-    const du = Tensor.empty(up.shape, up.dtype);
-    swigluBackward(f(gate), f(up), f(dy), f(dg), f(du), gate.size);
+  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor, into?: readonly [Tensor | null, Tensor | null]): [Tensor, Tensor] {
+    const [ig, iu] = into ?? [null, null];
+    const dg = ig ?? Tensor.empty(gate.shape, gate.dtype);
+    const du = iu ?? Tensor.empty(up.shape, up.dtype);
+    swigluBackward(f(gate), f(up), f(dy), f(dg), f(du), gate.size, ig !== null, iu !== null);
     return [dg, du];
   }
 

@@ -104,6 +104,57 @@ describe("fused ops against the composite ops", () => {
   });
 });
 
+describe("swiglu's VJP adds into the cotangents pending for gate and up", () => {
+  // gate and up also feed clone-term-like losses, whose VJPs run first: the swiglu VJP is offered their cotangents
+  // (`into`) and adds its own in its kernel; the gradients are the bits of the two parts added separately.
+  const shape = [3, 40001];
+  const g0 = randT(shape, 1, "float32", 6), u0 = randT(shape, 2, "float32", 6), w = randT(shape, 3, "float32");
+  const tg = randT(shape, 4, "float32", 6), tu = randT(shape, 5, "float32", 6);
+  const clone = (g: Tensor, u: Tensor): Tensor => O.add(O.mse(g, tg), O.mse(u, tu));
+  const act = (g: Tensor, u: Tensor, took: boolean[] | null): Tensor => {
+    const y = O.swiglu(g, u);
+    if (took !== null && y.node !== null) {
+      const inner = y.node.vjp;
+      y.node = { ...y.node, vjp: (dy, into) => inner(dy, (i) => { const p = into(i); took.push(p !== null); return p; }) };
+    }
+    return O.sum(O.mul(y, w));
+  };
+  const grads = (fn: (g: Tensor, u: Tensor) => Tensor, g: Tensor, u: Tensor): Float32Array[] =>
+    valueAndGrad(fn)(g, u)[1].map((t) => Float32Array.from(t!.buf));
+  for (const [label, threads, wasm] of [["1 thread", 1, true], ["2 threads", 2, true], ["TypeScript fallback", 1, false]] as const)
+    test(label, () => {
+      const threshold = getParallelThreshold(), before = getThreadCount();
+      setThreadCount(threads);
+      setParallelThreshold(0);
+      setVectorWasmDisabled(!wasm);
+      try {
+        const took: boolean[] = [];
+        const fused = grads((g, u) => O.add(act(g, u, took), clone(g, u)), g0, u0);
+        expect(took).toEqual([true, true]);
+        const [ag, au] = grads((g, u) => act(g, u, null), g0, u0), [cg, cu] = grads(clone, g0, u0);
+        const sum = (a: Float32Array, b: Float32Array): Float32Array => a.map((v, i) => v + b[i]!);
+        expect(fused[0]).toEqual(sum(cg!, ag!));
+        expect(fused[1]).toEqual(sum(cu!, au!));
+      } finally {
+        setParallelThreshold(threshold);
+        setThreadCount(before);
+        shutdownPool();
+      }
+    });
+
+  test("float64: the same, and gradients against finite differences", () => {
+    const [g, u] = [randT([5, 7], 6, "float64"), randT([5, 7], 7, "float64")];
+    const [wt, t1, t2] = [randT([5, 7], 8, "float64"), randT([5, 7], 9, "float64"), randT([5, 7], 10, "float64")];
+    const f = (a: Tensor, b: Tensor): Tensor => O.add(O.sum(O.mul(O.swiglu(a, b), wt)), O.add(O.mse(a, t1), O.mse(b, t2)));
+    const res = checkGrad(f, [g, u], rng(3));
+    if (!res.ok) throw new Error(`analytic ${res.analytic} vs numeric ${res.numeric}`);
+    const comp = (a: Tensor, b: Tensor): Tensor => O.add(O.sum(O.mul(compositeSwiglu(a, b), wt)), O.add(O.mse(a, t1), O.mse(b, t2)));
+    const [, [fg, fu]] = valueAndGrad(f)(g, u), [, [cg, cu]] = valueAndGrad(comp)(g, u);
+    expect(maxDiff(fg!.buf, cg!.buf)).toBeLessThan(1e-12);
+    expect(maxDiff(fu!.buf, cu!.buf)).toBeLessThan(1e-12);
+  });
+});
+
 describe("determinism across thread counts", () => {
   test("a small decoder-block step (matmul, rmsNorm, rope, attention, swiglu, cross-entropy, mse) is bit-identical with 1, 2 and 4 threads", () => {
     const B = 2, T = 33, D = 40, H = 4, Hkv = 2, dh = 10, F = 56, V = 97;

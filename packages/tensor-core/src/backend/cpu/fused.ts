@@ -45,24 +45,29 @@ export function swigluForward(g: Float, u: Float, out: Float, n: number): void {
   }
 }
 
-/** With s = sigmoid(g): du = dy * g * s, dg = dy * u * s * (1 + g * (1 - s)). */
-export function swigluBackward(g: Float, u: Float, dy: Float, dg: Float, du: Float, n: number): void {
+/**
+ * With s = sigmoid(g): du = dy * g * s, dg = dy * u * s * (1 + g * (1 - s)); with `addG` / `addU` added into what dg /
+ * du hold (each sum the float32 (or float64) addition of the two values, as a separate add would give).
+ */
+export function swigluBackward(g: Float, u: Float, dy: Float, dg: Float, du: Float, n: number, addG = false, addU = false): void {
   for (const [name, a] of [["g", g], ["u", u], ["dy", dy], ["dg", dg], ["du", du]] as const) need("swigluBackward", name, a, n);
   const rt = f32Kernels(g, u, dy, dg, du) !== null ? rowsRuntime() : null;
   if (rt !== null) {
     const job = {
       kind: "swigluGrad", gate: g as Float32Array, up: u as Float32Array, dy: dy as Float32Array,
-      dGate: dg as Float32Array, dUp: du as Float32Array, n,
+      dGate: dg as Float32Array, dUp: du as Float32Array, n, addGate: addG, addUp: addU,
     } as const;
     runRows(rt, job, n);
     return;
   }
+  const round = dg instanceof Float32Array ? Math.fround : (v: number) => v;
   for (let i = 0; i < n; i++) {
     const x = g[i]!;
     const s = 1 / (1 + Math.exp(-x));
     const ds = dy[i]! * s;
-    du[i] = ds * x;
-    dg[i] = ds * u[i]! * (1 + x * (1 - s));
+    const vu = round(ds * x), vg = round(ds * u[i]! * (1 + x * (1 - s)));
+    du[i] = addU ? du[i]! + vu : vu;
+    dg[i] = addG ? dg[i]! + vg : vg;
   }
 }
 

@@ -121,7 +121,10 @@ export type RowsJob =
       readonly hyper: AdamWHyper;
     }
   | {
-      /** With s = sigmoid(gate): dUp = dy gate s, dGate = dy up s (1 + gate (1 - s)). */
+      /**
+       * With s = sigmoid(gate): dUp = dy gate s, dGate = dy up s (1 + gate (1 - s)); with addGate / addUp, added
+       * (float32) into what dGate / dUp hold.
+       */
       readonly kind: "swigluGrad";
       readonly gate: Float32Array;
       readonly up: Float32Array;
@@ -129,6 +132,8 @@ export type RowsJob =
       readonly dGate: Float32Array;
       readonly dUp: Float32Array;
       readonly n: number;
+      readonly addGate: boolean;
+      readonly addUp: boolean;
     };
 
 /** Byte offsets of the vector module's memory layout (wasm-vector.ts's MASKS, SCRATCH and DATA). */
@@ -147,14 +152,14 @@ export interface RowsRuntime {
   runItems(job: RowsJob, claim: () => number): void;
 }
 
-type RowsExports = Pick<VectorKernels, "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmgrad">;
+type RowsExports = Pick<VectorKernels, "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmgrad" | "badd">;
 
 /** Floats per operand region of a rows item. */
 const CHUNK = 1 << 15;
 
-/** A vector-module instance for a worker's row runtime (its masks written, memory for four CHUNK regions). */
+/** A vector-module instance for a worker's row runtime (its masks written, memory for five CHUNK regions). */
 export function rowsInstance(vectorBytes: Uint8Array | null, layout: VectorLayout): WasmInstance<RowsExports> | null {
-  const inst = instantiate<RowsExports>(vectorBytes, Math.ceil((layout.data + 4 * CHUNK * 4) / PAGE) + 1);
+  const inst = instantiate<RowsExports>(vectorBytes, Math.ceil((layout.data + 5 * CHUNK * 4) / PAGE) + 1);
   if (inst === null) return null;
   const masks = new Int32Array(inst.memory.buffer, layout.masks, 16);
   for (let r = 0; r < 4; r++) for (let l = 0; l < 4; l++) masks[r * 4 + l] = l < r ? -1 : 0;
@@ -311,7 +316,7 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
       }
       return;
     }
-    ensure(layout.data + 4 * CHUNK * 4 + 64);
+    ensure(layout.data + 5 * CHUNK * 4 + 64);
     const reg = (j: number): number => layout.data + j * CHUNK * 4;
     for (let t = claim(); t < total; t = claim()) {
       const j0 = t * CHUNK, len = Math.min(CHUNK, job.n - j0);
@@ -330,8 +335,14 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
       } else {
         heap.set(job.dy.subarray(j0, j0 + len), reg(2) >> 2);
         kk.swiglub(reg(0), reg(1), reg(2), len);
-        job.dGate.set(heap.subarray(reg(0) >> 2, (reg(0) >> 2) + len), j0);
-        job.dUp.set(heap.subarray(reg(1) >> 2, (reg(1) >> 2) + len), j0);
+        // regions 0 and 1 now hold dGate and dUp; add what the outputs hold (regions 3 and 4) where asked
+        for (const [j, out, add] of [[0, job.dGate, job.addGate], [1, job.dUp, job.addUp]] as const) {
+          if (add) {
+            heap.set(out.subarray(j0, j0 + len), reg(j + 3) >> 2);
+            kk.badd(reg(j), reg(j + 3), reg(j), len, 0);
+          }
+          out.set(heap.subarray(reg(j) >> 2, (reg(j) >> 2) + len), j0);
+        }
       }
     }
   }
