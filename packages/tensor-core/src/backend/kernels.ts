@@ -93,7 +93,11 @@ export interface Kernels {
   /** [out, rstd [rows]]. */
   rmsNorm(x: Tensor, weight: Tensor, eps: number): [Tensor, Tensor];
   /** [dx, dweight]. */
-  rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor): [Tensor, Tensor];
+  /**
+   * [dx, dweight]. With `into` (cpu only, as swigluBackward's), a pending cotangent of x: dx is added into it in place
+   * and it is returned as dx.
+   */
+  rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor, into?: Tensor | null): [Tensor, Tensor];
   /** Rotate-half rotary embedding: x [..., T, dh], cos / sin [T, dh]. */
   rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor;
   /** The inverse rotation of dy. */

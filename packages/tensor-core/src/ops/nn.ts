@@ -50,8 +50,9 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   if (weight.rank !== 1 || weight.shape[0] !== dim)
     throw new RangeError(`rmsNorm: weight ${fmt(weight.shape)} does not match the last axis of ${fmt(x.shape)}`);
   const [out, rstd] = dispatch("rmsNorm", x, weight, eps);
-  // dx = rstd * (w dy - x * rstd^2 * mean(w dy x)),  dw = sum_rows(dy * x * rstd)
-  return record("rmsNorm", out, [x, weight], (dy) => dispatch("rmsNormBackward", dy, x, weight, rstd));
+  // dx = rstd * (w dy - x * rstd^2 * mean(w dy x)),  dw = sum_rows(dy * x * rstd); dx added in the same pass into
+  // the cotangent pending for x when the tape offers it (x is a residual stream, which has one more use)
+  return record("rmsNorm", out, [x, weight], (dy, into) => dispatch("rmsNormBackward", dy, x, weight, rstd, into(0)));
 }
 
 /**

@@ -198,11 +198,11 @@ export class CpuKernels implements Kernels {
     return [out, rstd];
   }
 
-  rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor): [Tensor, Tensor] {
+  rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor, into?: Tensor | null): [Tensor, Tensor] {
     const [rows, dim] = rowsOf(x);
-    const dx = Tensor.empty(x.shape, x.dtype);
+    const dx = into ?? Tensor.empty(x.shape, x.dtype);
     const dw = zeros(weight.shape, { dtype: weight.dtype });
-    rmsNormBackward(f(dy), f(x), f(weight), f(rstd), f(dx), f(dw), rows, dim);
+    rmsNormBackward(f(dy), f(x), f(weight), f(rstd), f(dx), f(dw), rows, dim, into != null);
     return [dx, dw];
   }
 

@@ -155,6 +155,37 @@ describe("swiglu's VJP adds into the cotangents pending for gate and up", () => 
   });
 });
 
+describe("rmsNorm's VJP adds dx into the cotangent pending for x", () => {
+  // x also feeds a second loss whose VJP runs first (as a residual stream does): the bits of the two parts added.
+  const x0 = randT([37, 900], 1, "float32", 3), w0 = randT([900], 2, "float32"), wt = randT([37, 900], 3, "float32");
+  const t = randT([37, 900], 4, "float32", 3);
+  const norm = (x: Tensor, w: Tensor, took: boolean[] | null): Tensor => {
+    const y = O.rmsNorm(x, w, 1e-6);
+    if (took !== null && y.node !== null) {
+      const inner = y.node.vjp;
+      y.node = { ...y.node, vjp: (dy, into) => inner(dy, (i) => { const p = into(i); took.push(p !== null); return p; }) };
+    }
+    return O.sum(O.mul(y, wt));
+  };
+  const grads = (fn: (x: Tensor, w: Tensor) => Tensor): Float32Array[] => valueAndGrad(fn)(x0, w0)[1].map((g) => Float32Array.from(g!.buf));
+  for (const wasm of [true, false])
+    test(wasm ? "wasm" : "TypeScript fallback", () => {
+      setVectorWasmDisabled(!wasm);
+      const took: boolean[] = [];
+      const [gx, gw] = grads((x, w) => O.add(norm(x, w, took), O.mse(x, t)));
+      expect(took).toEqual([true]);
+      const [nx, nw] = grads((x, w) => norm(x, w, null)), [mx] = grads((x) => O.mse(x, t));
+      expect(gx).toEqual(mx!.map((v, i) => v + nx![i]!));
+      expect(gw).toEqual(nw);
+    });
+
+  test("float64 gradients against finite differences", () => {
+    const [x, w, wt64, t64] = [randT([3, 8], 5, "float64"), randT([8], 6, "float64"), randT([3, 8], 7, "float64"), randT([3, 8], 8, "float64")];
+    const res = checkGrad((a: Tensor, b: Tensor) => O.add(O.sum(O.mul(O.rmsNorm(a, b, 1e-6), wt64)), O.mse(a, t64)), [x, w], rng(4));
+    if (!res.ok) throw new Error(`analytic ${res.analytic} vs numeric ${res.numeric}`);
+  });
+});
+
 describe("determinism across thread counts", () => {
   test("a small decoder-block step (matmul, rmsNorm, rope, attention, swiglu, cross-entropy, mse) is bit-identical with 1, 2 and 4 threads", () => {
     const B = 2, T = 33, D = 40, H = 4, Hkv = 2, dh = 10, F = 56, V = 97;

@@ -71,13 +71,16 @@ export function rmsNormForwardWasm(
   }
 }
 
-/** RMSNorm backward (rows.ts's formulas in float32 arithmetic, row sums and dw in float64); dw is overwritten. */
+/**
+ * RMSNorm backward (rows.ts's formulas in float32 arithmetic, row sums and dw in float64); dw is overwritten, dx
+ * too, or added into (float32) with `addDx`.
+ */
 export function rmsNormBackwardWasm(
   k: VectorKernels, dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, dx: Float32Array,
-  dw: Float32Array | null, rows: number, dim: number,
+  dw: Float32Array | null, rows: number, dim: number, addDx: boolean,
 ): void {
-  const L = layout(k, 3, dim, rows);
-  const wp = DATA + 3 * L.regionBytes;
+  const L = layout(k, 4, dim, rows);
+  const wp = DATA + 4 * L.regionBytes;
   const accp = wp + L.stride * 4;
   k.ensure(accp + L.stride * 8);
   k.heap.set(w.subarray(0, dim), wp >> 2);
@@ -92,6 +95,10 @@ export function rmsNormBackwardWasm(
       const rs = rstd[r]!;
       const c = (rs * rs * rs * k.dot3(wp, pdy, px, dim)) / dim;
       k.rmsbwd(wp, pdy, px, rowPtr(L, 2, r - r0), dw === null ? 0 : accp, dim, rs, c);
+    }
+    if (addDx) {
+      copyIn(k, L, 3, dx, r0, r1, dim);
+      k.badd(rowPtr(L, 2, 0), rowPtr(L, 3, 0), rowPtr(L, 2, 0), (r1 - r0) * L.stride, 0);
     }
     copyOut(k, L, 2, dx, r0, r1, dim);
   }
