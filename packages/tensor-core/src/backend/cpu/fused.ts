@@ -1,14 +1,16 @@
 /**
- * Fused elementwise kernels behind the fused ops (ops/nn.ts): SwiGLU forward/backward in one pass each (float32 on
- * the row runtime, rows-runtime.ts, spread over the worker pool), the MSE sum of squared differences and its
- * gradient, and the sum of squares and scaling of gradient clipping (optim.ts). Each has a TypeScript loop (the
+ * Fused elementwise kernels behind the fused ops (ops/nn.ts): SwiGLU forward/backward in one pass each and the MSE
+ * sum of squared differences and its gradient (float32 on the row runtime, rows-runtime.ts, spread over the worker
+ * pool), and the sum of squares and scaling of gradient clipping (optim.ts). Each has a TypeScript loop (the
  * reference; float64 and the no-wasm fallback) and, for float32, a WebAssembly SIMD path (wasm-vector.ts) that
  * streams the operands through the module's memory in L2-sized chunks. Results depend only on the element (sums:
  * on the fixed chunk order), never on threads.
  */
 import type { Float } from "./gemm-runtime.js";
 import { copyIn, copyOut, layout, rowPtr } from "./rows-wasm.js";
+import { acquireForWorkers, release } from "./buffer-pool.js";
 import { rowsRuntime, runRows } from "./rows-dispatch.js";
+import { SUM_CHUNK } from "./rows-runtime.js";
 import { SCRATCH, vectorKernels, type VectorKernels } from "./wasm-vector.js";
 
 /** Elements per chunk for streaming kernels. */
@@ -110,19 +112,25 @@ export function scaleInPlace(x: Float, n: number, c: number): void {
   for (let i = 0; i < n; i++) x[i] *= c;
 }
 
-/** sum over i < n of (a[i] - b[i])^2, accumulated in float64. */
+/**
+ * sum over i < n of (a[i] - b[i])^2, accumulated in float64 (float32: partial sums of SUM_CHUNK elements on the row
+ * runtime, added in order).
+ */
 export function sqDiffSum(a: Float, b: Float, n: number): number {
   need("sqDiffSum", "a", a, n);
   need("sqDiffSum", "b", b, n);
-  const k = f32Kernels(a, b);
-  if (k !== null) {
-    let total = 0;
-    chunks(k, 2, n, (j0, len, L) => {
-      copyIn(k, L, 0, (a as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      copyIn(k, L, 1, (b as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      total += k.sqdiff(rowPtr(L, 0, 0), rowPtr(L, 1, 0), len);
-    });
-    return total;
+  const rt = f32Kernels(a, b) !== null ? rowsRuntime() : null;
+  if (rt !== null) {
+    const items = Math.ceil(n / SUM_CHUNK);
+    const parts = acquireForWorkers("float64", items);
+    try {
+      runRows(rt, { kind: "sqdiff", a: a as Float32Array, b: b as Float32Array, n, parts }, n);
+      let total = 0;
+      for (let t = 0; t < items; t++) total += parts[t]!;
+      return total;
+    } finally {
+      release(parts);
+    }
   }
   let s = 0;
   for (let i = 0; i < n; i++) {
@@ -138,15 +146,9 @@ export function diffScale(a: Float, b: Float, c: number, da: Float | null, db: F
   need("diffScale", "b", b, n);
   if (da !== null) need("diffScale", "da", da, n);
   if (db !== null) need("diffScale", "db", db, n);
-  const k = f32Kernels(a, b, ...(da === null ? [] : [da]), ...(db === null ? [] : [db]));
-  if (k !== null) {
-    chunks(k, 2, n, (j0, len, L) => {
-      copyIn(k, L, 0, (a as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      copyIn(k, L, 1, (b as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      k.diffscale(rowPtr(L, 0, 0), rowPtr(L, 1, 0), len, c);
-      if (da !== null) copyOut(k, L, 0, (da as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      if (db !== null) copyOut(k, L, 1, (db as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-    });
+  const rt = f32Kernels(a, b, ...(da === null ? [] : [da]), ...(db === null ? [] : [db])) !== null ? rowsRuntime() : null;
+  if (rt !== null) {
+    runRows(rt, { kind: "diffscale", a: a as Float32Array, b: b as Float32Array, c, da: da as Float32Array | null, db: db as Float32Array | null, n }, n);
     return;
   }
   for (let i = 0; i < n; i++) {

@@ -1,12 +1,14 @@
 /**
  * The float32 row / elementwise kernels that run on the worker pool: log-sum-exp rows (log-softmax, cross-entropy),
  * softmax rows, the cross-entropy gradient rows exp(x - lse) g, the temperature-KL rows and their student
- * gradient, SwiGLU forward and backward, and the AdamW update, on the WebAssembly vector module (wasm-vector.ts).
+ * gradient, SwiGLU forward and backward, the MSE's sum of squared differences and its gradient, and the AdamW
+ * update, on the WebAssembly vector module (wasm-vector.ts).
  * Every pool worker (worker-main.ts) instantiates the module with its own memory and the calling thread runs the
  * same code on its vector-module instance (wasm-vector.ts's, shared with the vector kernels), so results do not depend on the thread count (every row and element is computed by the same
  * instructions whichever thread claims it).
  *
- * Work items are row chunks (about CHUNK floats of rows each) or element chunks (SwiGLU, AdamW: CHUNK elements). A
+ * Work items are row chunks (about CHUNK floats of rows each) or element chunks (SwiGLU, AdamW: CHUNK elements; the
+ * MSE's: SUM_CHUNK). A
  * thread claims an item, copies its rows into its module memory, runs the kernels there and writes the results
  * back. Rows holding a non-finite value are not computed here: they are flagged in `bad`, and the caller runs its
  * TypeScript reference on them (so -Infinity masking keeps its exact semantics).
@@ -122,6 +124,27 @@ export type RowsJob =
     }
   | {
       /**
+       * parts[t] = the float64 sum of (a - b)^2 over elements [t SUM_CHUNK, (t + 1) SUM_CHUNK) (the caller adds the
+       * parts in order, so the total does not depend on the threads).
+       */
+      readonly kind: "sqdiff";
+      readonly a: Float32Array;
+      readonly b: Float32Array;
+      readonly n: number;
+      readonly parts: Float64Array;
+    }
+  | {
+      /** With d = c (a - b): da = d, db = -d (either null to skip it). */
+      readonly kind: "diffscale";
+      readonly a: Float32Array;
+      readonly b: Float32Array;
+      readonly c: number;
+      readonly da: Float32Array | null;
+      readonly db: Float32Array | null;
+      readonly n: number;
+    }
+  | {
+      /**
        * With s = sigmoid(gate): dUp = dy gate s, dGate = dy up s (1 + gate (1 - s)); with addGate / addUp, added
        * (float32) into what dGate / dUp hold.
        */
@@ -152,10 +175,16 @@ export interface RowsRuntime {
   runItems(job: RowsJob, claim: () => number): void;
 }
 
-type RowsExports = Pick<VectorKernels, "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmgrad" | "badd">;
+type RowsExports = Pick<
+  VectorKernels,
+  "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmgrad" | "badd" | "sqdiff" | "diffscale"
+>;
 
 /** Floats per operand region of a rows item. */
 const CHUNK = 1 << 15;
+
+/** Elements per item of the streaming MSE jobs ("sqdiff": also per partial sum, the sums' fixed order). */
+export const SUM_CHUNK = 1 << 14;
 
 /** A vector-module instance for a worker's row runtime (its masks written, memory for five CHUNK regions). */
 export function rowsInstance(vectorBytes: Uint8Array | null, layout: VectorLayout): WasmInstance<RowsExports> | null {
@@ -187,7 +216,7 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
     if (job.kind === "lse" || job.kind === "softmax" || job.kind === "ceGrad" || job.kind === "kl" || job.kind === "klGrad" || job.kind === "lmHead") {
       return Math.ceil(job.rows / rowsPerItem(job.cols));
     }
-    return Math.ceil(job.n / CHUNK);
+    return Math.ceil(job.n / (job.kind === "sqdiff" || job.kind === "diffscale" ? SUM_CHUNK : CHUNK));
   }
 
   /** Copies rows [r0, r1) of x into the data region at byte offset `at` (row stride `stride` floats). */
@@ -318,6 +347,20 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
     }
     ensure(layout.data + 5 * CHUNK * 4 + 64);
     const reg = (j: number): number => layout.data + j * CHUNK * 4;
+    if (job.kind === "sqdiff" || job.kind === "diffscale") {
+      for (let t = claim(); t < total; t = claim()) {
+        const j0 = t * SUM_CHUNK, len = Math.min(SUM_CHUNK, job.n - j0);
+        heap.set(job.a.subarray(j0, j0 + len), reg(0) >> 2);
+        heap.set(job.b.subarray(j0, j0 + len), reg(1) >> 2);
+        if (job.kind === "sqdiff") job.parts[t] = kk.sqdiff(reg(0), reg(1), len);
+        else {
+          kk.diffscale(reg(0), reg(1), len, job.c);
+          job.da?.set(heap.subarray(reg(0) >> 2, (reg(0) >> 2) + len), j0);
+          job.db?.set(heap.subarray(reg(1) >> 2, (reg(1) >> 2) + len), j0);
+        }
+      }
+      return;
+    }
     for (let t = claim(); t < total; t = claim()) {
       const j0 = t * CHUNK, len = Math.min(CHUNK, job.n - j0);
       if (job.kind === "adamw") {
