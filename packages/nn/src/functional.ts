@@ -13,7 +13,7 @@
 // the causal offset; the result equals the full forward's last rows.
 
 import {
-  add, causalAttention, concat, embedding, evict, isGradEnabled, matmul, permute, reshape, rmsNorm, rope, scope, slice, swiglu,
+  add, causalAttention, concat, embedding, evict, isGradEnabled, matmul, permute, reshape, rmsNorm, rope, scope, slice, swigluLinear,
 } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "./config.js";
@@ -125,18 +125,17 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
 }
 
 /**
- * SwiGLU MLP: down(silu(gate(x)) * up(x)). Returns the gate/up pre-activations as well. On the tape the SwiGLU
- * product (F values a token, the largest activation of a layer with gate and up) is not kept: it is evicted once
- * down_proj has read it and recomputed from gate and up (kept for SwiGLU's own VJP) when down_proj's VJP needs it.
+ * SwiGLU MLP: down(silu(gate(x)) * up(x)). Returns the gate/up pre-activations as well. The SwiGLU product (F values
+ * a token, the largest activation of a layer with gate and up) is never kept: tensor-core's swigluLinear frees it
+ * once down_proj has read it, and its VJP recomputes it from gate and up (kept for the gradient) in the same pass
+ * that computes their gradients.
  */
 export function mlpForward(x: Tensor, w: Pick<LayerWeights, "gateW" | "upW" | "downW">): { out: Tensor; gate: Tensor; up: Tensor } {
   const D = x.shape[x.rank - 1]!, lead = x.shape.slice(0, -1);
   const x2 = x.rank === 2 ? x : reshape(x, [lead.reduce((p, d) => p * d, 1), D]); // (N, D)
   const gate = linear(x2, w.gateW); // (N, F)
   const up = linear(x2, w.upW); // (N, F)
-  const act = swiglu(gate, up);
-  const out = linear(act, w.downW); // (N, D)
-  if (act.requiresGrad) evict(act, () => swiglu(gate, up));
+  const out = swigluLinear(gate, up, w.downW); // (N, D)
   if (x.rank === 2) return { out, gate, up };
   const F = gate.shape[1]!;
   return { out: reshape(out, [...lead, out.shape[1]!]), gate: reshape(gate, [...lead, F]), up: reshape(up, [...lead, F]) };

@@ -127,9 +127,10 @@ export interface Kernels {
   /**
    * [dgate, dup]. With `into` (cpu only: the tape offers pending cotangents on the cpu backend alone, so other
    * backends never get one), a non-null entry is a pending cotangent of that input: the gradient is added into it
-   * in place and it is returned in that slot.
+   * in place and it is returned in that slot. With `product`, a backend may also return silu(gate) * up (`swiglu`'s
+   * values, recomputed in the same pass) third; one that does not leaves it to the caller.
    */
-  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor, into?: readonly [Tensor | null, Tensor | null]): [Tensor, Tensor];
+  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor, into?: readonly [Tensor | null, Tensor | null], product?: boolean): [Tensor, Tensor, Tensor?];
   /** mean((a - b)^2), a scalar. */
   mse(a: Tensor, b: Tensor): Tensor;
   /** [da, db] for the scalar cotangent dy; null where not wanted. */

@@ -3,11 +3,12 @@
 // their oracles.
 
 import { requireFloat } from "../dtype.js";
-import { record } from "../autodiff/tape.js";
+import { noGrad, record } from "../autodiff/tape.js";
 import { dispatch } from "../backend/dispatch.js";
 import { fmt, normAxis, shapeEq } from "../shape.js";
 import type { Tensor } from "../tensor.js";
 import { div } from "./elementwise.js";
+import { matmul } from "./matmul.js";
 import { transpose } from "./movement.js";
 import { mean, sum } from "./reduce.js";
 
@@ -187,5 +188,30 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   if (!shapeEq(gate.shape, up.shape)) throw new RangeError(`swiglu: shapes ${fmt(gate.shape)} and ${fmt(up.shape)} differ`);
   requireFloat("swiglu", gate, up);
   const out = dispatch("swiglu", gate, up);
-  return record("swiglu", out, [gate, up], (dy, into) => dispatch("swigluBackward", gate, up, dy, [into(0), into(1)]));
+  return record("swiglu", out, [gate, up], (dy, into) => {
+    const [dg, du] = dispatch("swigluBackward", gate, up, dy, [into(0), into(1)]);
+    return [dg, du];
+  });
+}
+
+/**
+ * An MLP's down projection of its SwiGLU product: swiglu(gate, up) @ wᵀ (gate, up [N, F], w [D, F] -> [N, D]; w may
+ * be a frozen bfloat16 / float16 weight, as matmul), the same values and gradients as `matmul(swiglu(gate, up), w,
+ * { transB: true })` without ever keeping the product ([N, F], the largest activation of a layer): the forward frees
+ * it once the gemm has read it, and the VJP takes dproduct = dy w first, then recomputes the product in the pass
+ * that computes dgate and dup (added into the cotangents pending for gate and up, as swiglu's), for dw = dyᵀ product.
+ */
+export function swigluLinear(gate: Tensor, up: Tensor, w: Tensor): Tensor {
+  if (!shapeEq(gate.shape, up.shape) || gate.rank !== 2 || w.rank !== 2 || w.shape[1] !== gate.shape[1])
+    throw new RangeError(`swigluLinear: gate ${fmt(gate.shape)} and up ${fmt(up.shape)} must be [N, F] and w ${fmt(w.shape)} [D, F]`);
+  requireFloat("swigluLinear", gate, up);
+  const product = dispatch("swiglu", gate, up);
+  const out = noGrad(() => matmul(product, w, { transB: true }));
+  product.dispose();
+  return record("swigluLinear", out, [gate, up, w], (dy, into) => {
+    const dProduct = matmul(dy, w);
+    const [dg, du, recomputed] = dispatch("swigluBackward", gate, up, dProduct, [into(0), into(1)], w.requiresGrad);
+    const dw = w.requiresGrad ? matmul(dy, recomputed ?? dispatch("swiglu", gate, up), { transA: true }) : null;
+    return [dg, du, dw];
+  });
 }

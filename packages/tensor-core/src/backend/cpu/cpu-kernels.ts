@@ -282,12 +282,13 @@ export class CpuKernels implements Kernels {
     return out;
   }
 
-  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor, into?: readonly [Tensor | null, Tensor | null]): [Tensor, Tensor] {
+  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor, into?: readonly [Tensor | null, Tensor | null], product = false): [Tensor, Tensor, Tensor?] {
     const [ig, iu] = into ?? [null, null];
     const dg = ig ?? Tensor.empty(gate.shape, gate.dtype);
     const du = iu ?? Tensor.empty(up.shape, up.dtype);
-    swigluBackward(f(gate), f(up), f(dy), f(dg), f(du), gate.size, ig !== null, iu !== null);
-    return [dg, du];
+    const prod = product ? Tensor.empty(gate.shape, gate.dtype) : null;
+    swigluBackward(f(gate), f(up), f(dy), f(dg), f(du), gate.size, ig !== null, iu !== null, prod === null ? null : f(prod));
+    return prod === null ? [dg, du] : [dg, du, prod];
   }
 
   mse(a: Tensor, b: Tensor): Tensor {

@@ -155,6 +155,56 @@ describe("swiglu's VJP adds into the cotangents pending for gate and up", () => 
   });
 });
 
+describe("swigluLinear: swiglu(gate, up) @ wᵀ without keeping the product", () => {
+  const composite = (g: Tensor, u: Tensor, w: Tensor): Tensor => O.matmul(O.swiglu(g, u), w, { transB: true });
+
+  test("gradients against finite differences (float64)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 1 << 30 }), (N, F, D, seed) => {
+        const args = [randT([N, F], seed, "float64"), randT([N, F], seed + 1, "float64"), randT([D, F], seed + 2, "float64", 1)];
+        const res = checkGrad(O.swigluLinear, args, rng(seed));
+        if (!res.ok) throw new Error(`analytic ${res.analytic} vs numeric ${res.numeric}`);
+      }),
+      { numRuns: 30, seed: 11 },
+    );
+  });
+
+  // The same gemms and elementwise passes as the composite: the same bits, also with gate and up feeding a second
+  // loss (their cotangents added in the recomputing pass), on 1 and 2 threads and on the TypeScript fallback.
+  const [g0, u0, w0] = [randT([300, 1000], 1, "float32", 4), randT([300, 1000], 2, "float32", 4), randT([48, 1000], 3, "float32", 0.1)];
+  const [tg, tu] = [randT([300, 1000], 4, "float32", 4), randT([300, 1000], 5, "float32", 4)];
+  const loss = (mm: (g: Tensor, u: Tensor, w: Tensor) => Tensor) => (g: Tensor, u: Tensor, w: Tensor): Tensor =>
+    O.add(O.sum(O.square(mm(g, u, w))), O.add(O.mse(g, tg), O.mse(u, tu)));
+  for (const [label, threads, wasm] of [["1 thread", 1, true], ["2 threads", 2, true], ["TypeScript fallback", 1, false]] as const)
+    test(`float32, ${label}: the composite's value and gradients bit for bit`, () => {
+      const threshold = getParallelThreshold(), before = getThreadCount();
+      setThreadCount(threads);
+      setParallelThreshold(0);
+      setVectorWasmDisabled(!wasm);
+      try {
+        const run = (mm: (g: Tensor, u: Tensor, w: Tensor) => Tensor): Float32Array[] => {
+          const [v, gs] = valueAndGrad(loss(mm))(g0, u0, w0);
+          return [Float32Array.from(v.buf), ...gs.map((t) => Float32Array.from(t!.buf))];
+        };
+        expect(run(O.swigluLinear)).toEqual(run(composite));
+        expect(O.swigluLinear(g0, u0, w0).buf).toEqual(composite(g0, u0, w0).buf);
+      } finally {
+        setParallelThreshold(threshold);
+        setThreadCount(before);
+        shutdownPool();
+      }
+    });
+
+  test("a frozen bfloat16 weight (no gradient for it), and shape errors", () => {
+    const wb = w0.astype("bfloat16");
+    const [, [dg, du]] = valueAndGrad((g: Tensor, u: Tensor) => O.sum(O.square(O.swigluLinear(g, u, wb))))(g0, u0);
+    const [, [cg, cu]] = valueAndGrad((g: Tensor, u: Tensor) => O.sum(O.square(composite(g, u, wb))))(g0, u0);
+    expect(dg!.buf).toEqual(cg!.buf);
+    expect(du!.buf).toEqual(cu!.buf);
+    expect(() => O.swigluLinear(g0, u0, randT([48, 999], 6, "float32"))).toThrow(/swigluLinear: gate \[300, 1000\] and up \[300, 1000\] must be \[N, F\] and w \[48, 999\] \[D, F\]/);
+  });
+});
+
 describe("rmsNorm's VJP adds dx into the cotangent pending for x", () => {
   // x also feeds a second loss whose VJP runs first (as a residual stream does): the bits of the two parts added.
   const x0 = randT([37, 900], 1, "float32", 3), w0 = randT([900], 2, "float32"), wt = randT([37, 900], 3, "float32");

@@ -49,15 +49,19 @@ export function swigluForward(g: Float, u: Float, out: Float, n: number): void {
 
 /**
  * With s = sigmoid(g): du = dy * g * s, dg = dy * u * s * (1 + g * (1 - s)); with `addG` / `addU` added into what dg /
- * du hold (each sum the float32 (or float64) addition of the two values, as a separate add would give).
+ * du hold (each sum the float32 (or float64) addition of the two values, as a separate add would give). `product`,
+ * unless null, gets silu(g) * u with swigluForward's bits (the SwiGLU product recomputed in the same pass).
  */
-export function swigluBackward(g: Float, u: Float, dy: Float, dg: Float, du: Float, n: number, addG = false, addU = false): void {
+export function swigluBackward(
+  g: Float, u: Float, dy: Float, dg: Float, du: Float, n: number, addG = false, addU = false, product: Float | null = null,
+): void {
   for (const [name, a] of [["g", g], ["u", u], ["dy", dy], ["dg", dg], ["du", du]] as const) need("swigluBackward", name, a, n);
-  const rt = f32Kernels(g, u, dy, dg, du) !== null ? rowsRuntime() : null;
+  if (product !== null) need("swigluBackward", "product", product, n);
+  const rt = f32Kernels(g, u, dy, dg, du, ...(product === null ? [] : [product])) !== null ? rowsRuntime() : null;
   if (rt !== null) {
     const job = {
       kind: "swigluGrad", gate: g as Float32Array, up: u as Float32Array, dy: dy as Float32Array,
-      dGate: dg as Float32Array, dUp: du as Float32Array, n, addGate: addG, addUp: addU,
+      dGate: dg as Float32Array, dUp: du as Float32Array, n, addGate: addG, addUp: addU, product: product as Float32Array | null,
     } as const;
     runRows(rt, job, n);
     return;
@@ -67,6 +71,7 @@ export function swigluBackward(g: Float, u: Float, dy: Float, dg: Float, du: Flo
     const x = g[i]!;
     const s = 1 / (1 + Math.exp(-x));
     const ds = dy[i]! * s;
+    if (product !== null) product[i] = (x / (1 + Math.exp(-x))) * u[i]!; // swigluForward's expression
     const vu = round(ds * x), vg = round(ds * u[i]! * (1 + x * (1 - s)));
     du[i] = addU ? du[i]! + vu : vu;
     dg[i] = addG ? dg[i]! + vg : vg;

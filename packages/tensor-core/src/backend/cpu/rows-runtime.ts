@@ -146,7 +146,7 @@ export type RowsJob =
   | {
       /**
        * With s = sigmoid(gate): dUp = dy gate s, dGate = dy up s (1 + gate (1 - s)); with addGate / addUp, added
-       * (float32) into what dGate / dUp hold.
+       * (float32) into what dGate / dUp hold; `product` (unless null) gets the forward's silu(gate) up, bit for bit.
        */
       readonly kind: "swigluGrad";
       readonly gate: Float32Array;
@@ -157,6 +157,7 @@ export type RowsJob =
       readonly n: number;
       readonly addGate: boolean;
       readonly addUp: boolean;
+      readonly product: Float32Array | null;
     };
 
 /** Byte offsets of the vector module's memory layout (wasm-vector.ts's MASKS, SCRATCH and DATA). */
@@ -378,6 +379,7 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
       } else {
         heap.set(job.dy.subarray(j0, j0 + len), reg(2) >> 2);
         kk.swiglub(reg(0), reg(1), reg(2), len);
+        job.product?.set(heap.subarray(reg(2) >> 2, (reg(2) >> 2) + len), j0);
         // regions 0 and 1 now hold dGate and dUp; add what the outputs hold (regions 3 and 4) where asked
         for (const [j, out, add] of [[0, job.dGate, job.addGate], [1, job.dUp, job.addUp]] as const) {
           if (add) {
