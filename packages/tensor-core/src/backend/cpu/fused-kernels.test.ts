@@ -1,6 +1,6 @@
 /**
  * Gradient clipping's kernels (sumSquares, scaleInPlace) and the MSE's (sqDiffSum, diffScale): the float32 wasm paths
- * against float64 references, and the MSE's on 1 and 2 threads (the worker pool) bit for bit.
+ * against float64 references, and on 1 and 2 threads (the worker pool) bit for bit.
  */
 import { describe, expect, it } from "vitest";
 import { clipGradNorm } from "../../optim/optim.js";
@@ -58,6 +58,32 @@ describe("gradient clipping kernels", () => {
     let after = 0;
     for (const v of [...ga.buf, ...gb.buf]) after += v * v;
     expect(Math.sqrt(after)).toBeCloseTo(1, 5);
+  });
+
+  it("sumSquares and scaleInPlace: the same bits on 1 and 2 threads", () => {
+    const threshold = getParallelThreshold(), before = getThreadCount();
+    try {
+      setParallelThreshold(0);
+      for (const n of SIZES) {
+        const x = acquireShared("float32", n + 7);
+        x.set(data(n + 7, n + 9));
+        const run = (threads: number): [number, Float32Array] => {
+          setThreadCount(threads);
+          const y = acquireShared("float32", n + 7);
+          y.set(x);
+          scaleInPlace(y, n, 0.731);
+          const out: [number, Float32Array] = [sumSquares(x, n), y.slice()];
+          release(y);
+          return out;
+        };
+        expect(run(2), `n ${n}`).toEqual(run(1));
+        release(x);
+      }
+    } finally {
+      setParallelThreshold(threshold);
+      setThreadCount(before);
+      shutdownPool();
+    }
   });
 
   it("sqDiffSum and diffScale: float64 references, and the same bits on 1 and 2 threads", () => {

@@ -1,14 +1,14 @@
 /**
  * The float32 row / elementwise kernels that run on the worker pool: log-sum-exp rows (log-softmax, cross-entropy),
  * softmax rows, the cross-entropy gradient rows exp(x - lse) g, the temperature-KL rows and their student
- * gradient, SwiGLU forward and backward, the MSE's sum of squared differences and its gradient, and the AdamW
- * update, on the WebAssembly vector module (wasm-vector.ts).
+ * gradient, SwiGLU forward and backward, the MSE's sum of squared differences and its gradient, the gradient clip's
+ * sum of squares and scaling, and the AdamW update, on the WebAssembly vector module (wasm-vector.ts).
  * Every pool worker (worker-main.ts) instantiates the module with its own memory and the calling thread runs the
  * same code on its vector-module instance (wasm-vector.ts's, shared with the vector kernels), so results do not depend on the thread count (every row and element is computed by the same
  * instructions whichever thread claims it).
  *
  * Work items are row chunks (about CHUNK floats of rows each) or element chunks (SwiGLU, AdamW: CHUNK elements; the
- * MSE's: SUM_CHUNK). A
+ * MSE's and the clip's: SUM_CHUNK). A
  * thread claims an item, copies its rows into its module memory, runs the kernels there and writes the results
  * back. Rows holding a non-finite value are not computed here: they are flagged in `bad`, and the caller runs its
  * TypeScript reference on them (so -Infinity masking keeps its exact semantics).
@@ -134,6 +134,20 @@ export type RowsJob =
       readonly parts: Float64Array;
     }
   | {
+      /** parts[t] = the float64 sum of x^2 over elements [t SUM_CHUNK, (t + 1) SUM_CHUNK) (as "sqdiff"). */
+      readonly kind: "sumsq";
+      readonly x: Float32Array;
+      readonly n: number;
+      readonly parts: Float64Array;
+    }
+  | {
+      /** x *= c in place (float32, c rounded to float32). */
+      readonly kind: "scale";
+      readonly x: Float32Array;
+      readonly c: number;
+      readonly n: number;
+    }
+  | {
       /** With d = c (a - b): da = d, db = -d (either null to skip it). */
       readonly kind: "diffscale";
       readonly a: Float32Array;
@@ -178,13 +192,13 @@ export interface RowsRuntime {
 
 type RowsExports = Pick<
   VectorKernels,
-  "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmgrad" | "badd" | "sqdiff" | "diffscale"
+  "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmgrad" | "badd" | "bmul" | "sqdiff" | "diffscale" | "sumsq"
 >;
 
 /** Floats per operand region of a rows item. */
 const CHUNK = 1 << 15;
 
-/** Elements per item of the streaming MSE jobs ("sqdiff": also per partial sum, the sums' fixed order). */
+/** Elements per item of the streaming jobs "sqdiff", "diffscale", "sumsq" and "scale" (and per partial sum: the sums' fixed order). */
 export const SUM_CHUNK = 1 << 14;
 
 /** A vector-module instance for a worker's row runtime (its masks written, memory for five CHUNK regions). */
@@ -217,7 +231,8 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
     if (job.kind === "lse" || job.kind === "softmax" || job.kind === "ceGrad" || job.kind === "kl" || job.kind === "klGrad" || job.kind === "lmHead") {
       return Math.ceil(job.rows / rowsPerItem(job.cols));
     }
-    return Math.ceil(job.n / (job.kind === "sqdiff" || job.kind === "diffscale" ? SUM_CHUNK : CHUNK));
+    const streaming = job.kind === "sqdiff" || job.kind === "diffscale" || job.kind === "sumsq" || job.kind === "scale";
+    return Math.ceil(job.n / (streaming ? SUM_CHUNK : CHUNK));
   }
 
   /** Copies rows [r0, r1) of x into the data region at byte offset `at` (row stride `stride` floats). */
@@ -348,6 +363,20 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
     }
     ensure(layout.data + 5 * CHUNK * 4 + 64);
     const reg = (j: number): number => layout.data + j * CHUNK * 4;
+    if (job.kind === "sumsq" || job.kind === "scale") {
+      const scalar = layout.scratch + 16;
+      for (let t = claim(); t < total; t = claim()) {
+        const j0 = t * SUM_CHUNK, len = Math.min(SUM_CHUNK, job.n - j0);
+        heap.set(job.x.subarray(j0, j0 + len), reg(0) >> 2);
+        if (job.kind === "sumsq") job.parts[t] = kk.sumsq(reg(0), len);
+        else {
+          heap[scalar >> 2] = job.c;
+          kk.bmul(reg(0), scalar, reg(0), len, 1);
+          job.x.set(heap.subarray(reg(0) >> 2, (reg(0) >> 2) + len), j0);
+        }
+      }
+      return;
+    }
     if (job.kind === "sqdiff" || job.kind === "diffscale") {
       for (let t = claim(); t < total; t = claim()) {
         const j0 = t * SUM_CHUNK, len = Math.min(SUM_CHUNK, job.n - j0);

@@ -1,6 +1,6 @@
 /**
  * Float32 RMSNorm and rope rows on the WebAssembly SIMD vector module (wasm-vector.ts), and the chunked copy-in /
- * copy-out helpers the streaming kernels of fused.ts share. rows.ts calls these for Float32Array data when the
+ * copy-out helpers they share with reduce.ts's row sums. rows.ts calls these for Float32Array data when the
  * module is available and keeps its TypeScript loops as the reference and fallback (float64, no wasm,
  * LRC_NO_WASM=1); rows go through the module's memory in chunks of about CHUNK floats per operand. Softmax,
  * log-sum-exp, cross-entropy and KL rows run in rows-runtime.ts instead, on the worker pool.
