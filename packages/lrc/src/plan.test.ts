@@ -82,8 +82,16 @@ describe("recomputeWeights auto", () => {
   it("keeps them when the headroom x the estimate with them kept fits the limit, recomputes otherwise or without a memory size", () => {
     const kept = estimateMemory({ ...shape, recomputeWeights: false }).total;
     const at = (bytes: number) => chooseRecompute("auto", shape, { bytes, source: "a test's limit" });
-    expect(at(RECOMPUTE_HEADROOM * kept)).toEqual({ recompute: false, reason: "auto: 2 x the step's estimate with them kept (0.00 GiB) fits in 0.00 GiB, a test's limit" });
+    expect(at(RECOMPUTE_HEADROOM * kept)).toEqual({ recompute: false, reason: "auto: the step's estimate with them kept is 0.00 GiB; 2 x that (0.00 GiB) fits in 0.00 GiB, a test's limit" });
     expect(at(RECOMPUTE_HEADROOM * kept - 1)).toMatchObject({ recompute: true, reason: expect.stringMatching(/ exceeds /) });
+    // The reason states the estimate and twice it (a shape big enough for GiB to show both).
+    const big = { ...shape, batchSize: 64, seqLen: 4096 };
+    const bigKept = estimateMemory({ ...big, recomputeWeights: false }).total;
+    const G = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+    expect(G(bigKept)).not.toBe(G(2 * bigKept));
+    expect(chooseRecompute("auto", big, { bytes: bigKept, source: "a test's limit" }).reason).toBe(
+      `auto: the step's estimate with them kept is ${G(bigKept)}; 2 x that (${G(2 * bigKept)}) exceeds ${G(bigKept)}, a test's limit`,
+    );
     expect(chooseRecompute("auto", shape, null)).toEqual({ recompute: true, reason: "auto: the memory size is unknown here" });
     expect(chooseRecompute(false, shape, null)).toEqual({ recompute: false, reason: "recomputeWeights off as set" });
   });
@@ -105,7 +113,7 @@ describe("--dry-run", () => {
     expect(r.out).toMatch(/^buffer pool limit: \d+\.\d\d GiB \((LRC_POOL_LIMIT=.+|half of the (cgroup memory limit|machine's memory) \(.+\))\)$/m);
     // the teacher both ways (an F32 checkpoint: the same), the recompute decision (the start-up line says it too)
     expect(r.out).toMatch(/^  teacher weights +0\.00 GiB \(--teacher-dtype keep; keep: 0\.00 GiB, float32: 0\.00 GiB\)$/m);
-    expect(r.out).toMatch(/^generated weights kept from the forward to the backward \(auto: 2 x the step's estimate with them kept \(0\.\d\d GiB\) fits in \d+\.\d\d GiB, .+\)$/m);
+    expect(r.out).toMatch(/^generated weights kept from the forward to the backward \(auto: the step's estimate with them kept is 0\.\d\d GiB; 2 x that \(\d+\.\d\d GiB\) fits in \d+\.\d\d GiB, .+\)$/m);
     expect(fs.existsSync(out)).toBe(false);
   });
 

@@ -147,6 +147,6 @@ export function chooseRecompute(setting: RecomputeSetting, s: RunShape, limit: {
   const fits = RECOMPUTE_HEADROOM * kept <= limit.bytes;
   return {
     recompute: !fits,
-    reason: `auto: ${RECOMPUTE_HEADROOM} x the step's estimate with them kept (${G(kept)}) ${fits ? "fits in" : "exceeds"} ${G(limit.bytes)}, ${limit.source}`,
+    reason: `auto: the step's estimate with them kept is ${G(kept)}; ${RECOMPUTE_HEADROOM} x that (${G(RECOMPUTE_HEADROOM * kept)}) ${fits ? "fits in" : "exceeds"} ${G(limit.bytes)}, ${limit.source}`,
   };
 }
