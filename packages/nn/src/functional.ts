@@ -13,7 +13,7 @@
 // the causal offset; the result equals the full forward's last rows.
 
 import {
-  add, causalAttention, concat, embedding, evict, isGradEnabled, matmul, permute, reshape, rmsNorm, rope, scope, slice, swigluLinear,
+  add, causalAttention, concat, embedding, isGradEnabled, matmul, permute, reshape, rmsNorm, ropeHeads, scope, slice, swigluLinear,
 } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "./config.js";
@@ -150,18 +150,6 @@ function splitHeads(x: Tensor, n: number, dh: number): Tensor {
 }
 
 /**
- * RoPE of x (B, T, n*dh) split into heads -> (B, n, T, dh). On the tape the head-split copy RoPE reads is freed at
- * once (evict without recompute): rope's VJP is the inverse rotation of dy and never reads it, so a layer keeps
- * only q / k as projected and as rotated.
- */
-function ropeHeads(x: Tensor, n: number, dh: number, rot: RopeTables): Tensor {
-  const heads = splitHeads(x, n, dh);
-  const out = rope(heads, rot.cos, rot.sin);
-  if (heads.requiresGrad) evict(heads);
-  return out;
-}
-
-/**
  * GQA causal self-attention on normalised input a (B, T, D). Returns the o_proj output, the context before
  * o_proj, q/k/v before RoPE and the keys/values for the cache.
  */
@@ -177,8 +165,9 @@ export function attentionForward(
   const q = linear(a, w.qW, w.qB); // (B, T, H*dh)
   const k = linear(a, w.kW, w.kB); // (B, T, Hkv*dh)
   const v = linear(a, w.vW, w.vB); // (B, T, Hkv*dh)
-  const qh = ropeHeads(q, H, dh, rot); // (B, H, T, dh)
-  const kNew = ropeHeads(k, Hkv, dh, rot); // (B, Hkv, T, dh)
+  // RoPE with the head split in one pass (tensor-core's ropeHeads: no head-split copy of q / k is made)
+  const qh = ropeHeads(q, H, rot.cos, rot.sin); // (B, H, T, dh)
+  const kNew = ropeHeads(k, Hkv, rot.cos, rot.sin); // (B, Hkv, T, dh)
   const vNew = splitHeads(v, Hkv, dh); // (B, Hkv, T, dh)
   const kAll = past === undefined ? kNew : concat([past.k, kNew], 2); // (B, Hkv, S, dh)
   const vAll = past === undefined ? vNew : concat([past.v, vNew], 2);

@@ -102,6 +102,16 @@ export interface Kernels {
   rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor;
   /** The inverse rotation of dy. */
   ropeBackward(dy: Tensor, cos: Tensor, sin: Tensor): Tensor;
+  /**
+   * rope of x [B, T, H·dh] split into `heads` heads: [B, H, T, dh] (the head split and the rotation in one pass).
+   * Optional: the op composes reshape, permute and rope on a backend without it (`hasKernel`).
+   */
+  ropeHeads(x: Tensor, cos: Tensor, sin: Tensor, heads: number): Tensor;
+  /**
+   * The inverse rotation of dy [B, H, T, dh] merged back to [B, T, H·dh]; with `into` (cpu only, as swigluBackward's)
+   * added into that pending cotangent in place, which is returned.
+   */
+  ropeHeadsBackward(dy: Tensor, cos: Tensor, sin: Tensor, into?: Tensor | null): Tensor;
   /** [out, lse [B, H, T]]. */
   attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): [Tensor, Tensor];
   /** [dq, dk, dv], probabilities recomputed from lse. */

@@ -3,13 +3,13 @@
 // their oracles.
 
 import { requireFloat } from "../dtype.js";
-import { noGrad, record } from "../autodiff/tape.js";
-import { dispatch } from "../backend/dispatch.js";
+import { evict, noGrad, record } from "../autodiff/tape.js";
+import { dispatch, hasKernel } from "../backend/dispatch.js";
 import { fmt, normAxis, shapeEq } from "../shape.js";
 import type { Tensor } from "../tensor.js";
 import { div } from "./elementwise.js";
 import { matmul } from "./matmul.js";
-import { transpose } from "./movement.js";
+import { permute, reshape, transpose } from "./movement.js";
 import { mean, sum } from "./reduce.js";
 
 /** Applies a last-axis row op along any axis by moving that axis last. */
@@ -72,6 +72,34 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   const out = dispatch("rope", x, cos, sin);
   // The rotation is orthogonal: its VJP is the inverse rotation (sin -> -sin).
   return record("rope", out, [x], (dy) => [dispatch("ropeBackward", dy, cos, sin)]);
+}
+
+/**
+ * RoPE of x [B, T, H·dh] split into `heads` heads: rope(permute(reshape(x, [B, T, H, dh]), [0, 2, 1, 3]), cos, sin),
+ * [B, H, T, dh], in one pass: the head-split copy is never made. VJP: the inverse rotation of dy merged back to
+ * [B, T, H·dh] in one pass, added into the cotangent pending for x when the tape offers it (x is also a clone term's
+ * input in LRC). On a backend without the fused kernels, the composite (its head-split copy freed at once: rope's
+ * VJP does not read it).
+ */
+export function ropeHeads(x: Tensor, heads: number, cos: Tensor, sin: Tensor): Tensor {
+  requireFloat("ropeHeads", x, cos, sin);
+  if (x.rank !== 3 || !(heads > 0) || x.shape[2]! % heads !== 0)
+    throw new RangeError(`ropeHeads: x ${fmt(x.shape)} must be [B, T, H·dh] with H = ${heads} dividing its last axis`);
+  const [B, T, HD] = x.shape as [number, number, number];
+  const dh = HD / heads;
+  if (!hasKernel("ropeHeads", x, cos, sin, heads)) {
+    const split = permute(reshape(x, [B, T, heads, dh]), [0, 2, 1, 3]);
+    const out = rope(split, cos, sin);
+    if (split.requiresGrad) evict(split);
+    return out;
+  }
+  if (!shapeEq(cos.shape, [T, dh]) || !shapeEq(sin.shape, [T, dh]))
+    throw new RangeError(`ropeHeads: cos ${fmt(cos.shape)} / sin ${fmt(sin.shape)} must be [T, dh] = [${T}, ${dh}] for x ${fmt(x.shape)}`);
+  if (dh % 2 !== 0) throw new RangeError(`ropeHeads: head dim ${dh} must be even`);
+  checkRotateHalf(cos, "cos");
+  checkRotateHalf(sin, "sin");
+  const out = dispatch("ropeHeads", x, cos, sin, heads);
+  return record("ropeHeads", out, [x], (dy, into) => [dispatch("ropeHeadsBackward", dy, cos, sin, into(0))]);
 }
 
 /** The VJP below (the inverse rotation) relies on HF's layout, where both halves of each cos/sin row agree. */

@@ -205,6 +205,55 @@ describe("swigluLinear: swiglu(gate, up) @ wᵀ without keeping the product", ()
   });
 });
 
+describe("ropeHeads: RoPE of x [B, T, H·dh] split into heads, in one pass", () => {
+  function tables(T: number, dh: number, dtype: "float32" | "float64"): [Tensor, Tensor] {
+    const half = dh / 2, cos = new Float64Array(T * dh), sin = new Float64Array(T * dh);
+    for (let t = 0; t < T; t++)
+      for (let i = 0; i < half; i++) {
+        cos[t * dh + i] = cos[t * dh + half + i] = Math.cos(t / 10 ** (i / half));
+        sin[t * dh + i] = sin[t * dh + half + i] = Math.sin(t / 10 ** (i / half));
+      }
+    return [tensor(cos, [T, dh], { dtype }), tensor(sin, [T, dh], { dtype })];
+  }
+  const composite = (x: Tensor, H: number, cos: Tensor, sin: Tensor): Tensor => {
+    const [B, T, HD] = x.shape as [number, number, number];
+    return O.rope(O.permute(O.reshape(x, [B, T, H, HD / H]), [0, 2, 1, 3]), cos, sin);
+  };
+
+  test("gradients against finite differences (float64), x also feeding a second loss", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 3 }), fc.constantFrom(2, 4, 8), fc.integer({ min: 0, max: 1 << 30 }), (B, T, H, dh, seed) => {
+        const [cos, sin] = tables(T, dh, "float64");
+        const t = randT([B, T, H * dh], seed + 1, "float64");
+        const f = (x: Tensor): Tensor => O.add(O.sum(O.mul(O.ropeHeads(x, H, cos, sin), randT([B, H, T, dh], seed + 2, "float64"))), O.mse(x, t));
+        const res = checkGrad(f, [randT([B, T, H * dh], seed, "float64")], rng(seed));
+        if (!res.ok) throw new Error(`analytic ${res.analytic} vs numeric ${res.numeric}`);
+      }),
+      { numRuns: 25, seed: 13 },
+    );
+  });
+
+  // The same rotation per row as rope after the permute: the composite's bits, values and gradients (with the
+  // cotangent pending from the second loss taken by the VJP), on the wasm path (dh / 2 a multiple of 4) and off it.
+  for (const [B, T, H, dh] of [[2, 37, 14, 64], [3, 5, 2, 8], [2, 9, 3, 6]] as const)
+    for (const wasm of [true, false])
+      test(`float32 [${B}, ${T}, ${H}·${dh}]${wasm ? "" : ", TypeScript fallback"}: the composite bit for bit`, () => {
+        setVectorWasmDisabled(!wasm);
+        const [cos, sin] = tables(T, dh, "float32");
+        const x0 = randT([B, T, H * dh], 1, "float32"), w = randT([B, H, T, dh], 2, "float32"), t = randT([B, T, H * dh], 3, "float32");
+        const run = (fn: (x: Tensor, H: number, c: Tensor, s: Tensor) => Tensor): Float32Array[] => {
+          const [v, [g]] = valueAndGrad((x: Tensor) => O.add(O.sum(O.mul(fn(x, H, cos, sin), w)), O.mse(x, t)))(x0);
+          return [Float32Array.from(v.buf), Float32Array.from(g!.buf), Float32Array.from(fn(x0, H, cos, sin).buf)];
+        };
+        expect(run(O.ropeHeads)).toEqual(run(composite));
+      });
+
+  test("rejects a head count that does not divide the last axis", () => {
+    const [cos, sin] = tables(4, 8, "float32");
+    expect(() => O.ropeHeads(randT([1, 4, 20], 1, "float32"), 3, cos, sin)).toThrow(/ropeHeads: x \[1, 4, 20\] must be \[B, T, H·dh\] with H = 3/);
+  });
+});
+
 describe("rmsNorm's VJP adds dx into the cotangent pending for x", () => {
   // x also feeds a second loss whose VJP runs first (as a residual stream does): the bits of the two parts added.
   const x0 = randT([37, 900], 1, "float32", 3), w0 = randT([900], 2, "float32"), wt = randT([37, 900], 3, "float32");

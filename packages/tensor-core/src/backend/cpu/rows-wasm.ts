@@ -128,3 +128,37 @@ export function ropeWasm(
     copyOut(k, L, 0, out, r0, r1, dh);
   }
 }
+
+/**
+ * Rotary embedding with the head split or merge around it, a [T, H, dh] block of each of the `B` batch rows at a
+ * time: `merge` false: x [B, T, H, dh] -> out [B, H, T, dh] rotated (sign 1); `merge` true: x [B, H, T, dh] rotated
+ * by `sign` -> out [B, T, H, dh], added into what out holds with `add`. The same per-row rotation as ropeWasm (the
+ * same bits as a permute and a rope); dh / 2 a multiple of 4.
+ */
+export function ropeHeadsWasm(
+  k: VectorKernels, x: Float32Array, cos: Float32Array, sin: Float32Array, out: Float32Array, B: number, T: number,
+  H: number, dh: number, sign: number, merge: boolean, add: boolean,
+): void {
+  const blk = T * H * dh;
+  if (blk === 0) return;
+  const src = DATA, dst = src + blk * 4, acc = dst + blk * 4, cp = acc + blk * 4, sp = cp + T * dh * 4;
+  k.ensure(sp + T * dh * 4);
+  k.heap.set(cos.subarray(0, T * dh), cp >> 2);
+  k.heap.set(sin.subarray(0, T * dh), sp >> 2);
+  for (let b = 0; b < B; b++) {
+    const h = k.heap;
+    h.set(x.subarray(b * blk, (b + 1) * blk), src >> 2);
+    if (!merge) {
+      k.scopy(src, dst, 1, H, T, dh, 0, dh, H * dh, 1); // [T, H, dh] -> [H, T, dh]
+      k.rope(dst, cp, sp, dst, H * T, T, 0, dh, sign);
+    } else {
+      k.rope(src, cp, sp, src, H * T, T, 0, dh, sign);
+      k.scopy(src, dst, 1, T, H, dh, 0, dh, T * dh, 1); // [H, T, dh] -> [T, H, dh]
+      if (add) {
+        h.set(out.subarray(b * blk, (b + 1) * blk), acc >> 2);
+        k.badd(dst, acc, dst, blk, 0);
+      }
+    }
+    out.set(h.subarray(dst >> 2, (dst >> 2) + blk), b * blk);
+  }
+}
