@@ -1,17 +1,18 @@
 // gemm() at the shapes of an LRC step at Qwen2.5-0.5B's shape (batch 4 x 256, d = 448; not a test): the teacher's
 // and student's linears and their backward products (f = float32, b = bfloat16 operand, as the frozen teacher's
 // weights are), the student embedding E·P and its dP, and the fused LM head's products over the 151,936-token
-// vocabulary for 256- and 55-row chunks. Operands are shared (pool) arrays, as the kernels pass them. Per shape:
+// vocabulary for 256- and 55-row chunks; "layer" rows are the step profile's other shapes. Operands are shared (pool) arrays, as the kernels pass them. Per shape:
 // median wall GFLOP/s of --reps calls, GFLOP per CPU-second of the process (both threads; stable on a busy
 // machine, where wall time is not) and a hash of C's bits (equal hashes across engine versions = bit-identical).
 //
-//   LRC_THREADS=2 npx tsx --conditions=source packages/tensor-core/scripts/gemm-real-shapes.ts [filter] [--reps 3]
+//   LRC_THREADS=2 npx tsx --conditions=source packages/tensor-core/scripts/gemm-real-shapes.ts [filter,...] [--reps 3]
 
 import { acquireShared, gemm, release } from "../src/backend/cpu/index.js";
 
 const argv = process.argv.slice(2);
 const reps = Number(argv[argv.indexOf("--reps") + 1] ?? 3) || 3;
-const filter = argv[0] !== undefined && !argv[0].startsWith("--") ? argv[0] : "";
+/** Shapes whose name contains one of the comma-separated filters (all when none). */
+const filters = argv[0] !== undefined && !argv[0].startsWith("--") ? argv[0].split(",") : [""];
 
 interface Shape { name: string; m: number; k: number; n: number; tA: boolean; tB: boolean; bfA?: boolean; bfB?: boolean; acc?: boolean }
 const V = 151_936;
@@ -26,6 +27,14 @@ const shapes: Shape[] = [
   { name: "dW = dYᵀ·X ff", m: 4864, k: 1024, n: 448, tA: true, tB: false },
   { name: "teacher q/o x·Wᵀ fb", m: 1024, k: 896, n: 896, tA: false, tB: true, bfB: true },
   { name: "student down x·Wᵀ ff", m: 1024, k: 4864, n: 448, tA: false, tB: true },
+  { name: "layer Xᵀ·dY 448x4864 ff", m: 448, k: 1024, n: 4864, tA: true, tB: false },
+  { name: "layer Xᵀ·dY 896x448 ff", m: 896, k: 1024, n: 448, tA: true, tB: false },
+  { name: "layer Xᵀ·dY 448x896 ff", m: 448, k: 1024, n: 896, tA: true, tB: false },
+  { name: "layer Xᵀ·dY 128x448 ff", m: 128, k: 1024, n: 448, tA: true, tB: false },
+  { name: "layer x·W 896→448 ff", m: 1024, k: 896, n: 448, tA: false, tB: false },
+  { name: "layer x·W 448→4864 ff", m: 1024, k: 448, n: 4864, tA: false, tB: false },
+  { name: "layer x·W 896→896 fb", m: 1024, k: 896, n: 896, tA: false, tB: false, bfB: true },
+  { name: "layer W_t·Pᵀ bf", m: 896, k: 4864, n: 448, tA: false, tB: true, bfA: true },
   { name: "embedding dP = Eᵀ·dY bf", m: 896, k: V, n: 448, tA: true, tB: false, bfA: true },
   { name: "embedding E·P bf", m: V, k: 896, n: 448, tA: false, tB: false, bfA: true },
   { name: "head 256 teacher logits fb", m: 256, k: 896, n: V, tA: false, tB: true, bfB: true },
@@ -63,7 +72,7 @@ function hash(c: Float32Array): string {
 
 const median = (v: number[]): number => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)]!;
 for (const s of shapes) {
-  if (filter !== "" && !s.name.includes(filter)) continue;
+  if (!filters.some((f) => s.name.includes(f))) continue;
   const a = filled(s.m * s.k, 1, s.bfA === true), b = filled(s.k * s.n, 2, s.bfB === true);
   const c = filled(s.m * s.n, 3, false) as Float32Array;
   const c0 = s.acc === true ? Float32Array.from(c) : null;

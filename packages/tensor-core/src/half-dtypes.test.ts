@@ -283,8 +283,8 @@ describe("float16 tensors", () => {
   it("the gemm engine's every packing strategy (whole-block or per-row raw copies, B per slice or for all of k) gives the widened float32 bits", () => {
     const bytes = gemmWasmBytes();
     const runtimes = [
-      createGemmRuntime(bytes), createGemmRuntime(bytes, { wholeMax: 0, bAllMax: 0 }),
-      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 1e9 }), createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 0 }),
+      createGemmRuntime(bytes), createGemmRuntime(bytes, { wholeMax: 0, bAllMax: 0, aAllMax: 0, aTransMax: 0 }),
+      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 1e9, aAllMax: 1e9, aTransMax: 1e9 }), createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 0, aAllMax: 0, aTransMax: 1e9 }),
     ];
     for (const [m, n, k] of [[131, 45, 701], [9, 530, 300]] as const)
       for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const)

@@ -11,7 +11,11 @@
  *      unless k x NC is large (the LM head's k = 151936) or no other tile shares the column block: then each
  *      KC x NC slice is packed in step 2, right before its use, so it stays in cache,
  *   2. for each KC-deep slice: packs op(A)[ic:ic+MC, pc:pc+KC] into MR-tall panels and runs the MR x NR
- *      micro-kernel over every (row panel, column panel) pair, accumulating into a zeroed MC x NC tile,
+ *      micro-kernel over every (row panel, column panel) pair, accumulating into a zeroed MC x NC tile; when A
+ *      is small (up to 1M floats) and the job has several column blocks, the thread packs all of A once instead
+ *      (before its first tile) and every tile runs on its rows' panels, so A is not packed again per column block
+ *      (the LM head's logits: 297 column blocks); a small A stored [k, m] is copied whole, in one memcpy, not in
+ *      one short strided copy per row of each tile's slice,
  *   3. writes alpha * tile (+ C when accumulating) back into C.
  * Packing reads A and B in whichever order is contiguous for the transpose flags, so the micro-kernel always
  * sees the same layout and all four transpose combinations run at the same speed. Per element, the sum over
@@ -26,15 +30,16 @@
  * region and the module's pa16 / pb16 packers widen them (`bits << 16`, exact) while packing, so the product is
  * bit-identical to the one over the widened float32 operands and a frozen BF16 weight never exists as float32
  * beyond one packed panel block. Without the WebAssembly packers `runTiles` refuses them.
- * With `f16A` / `f16B` a Uint16Array operand holds IEEE binary16 bits instead: the raw copy widens them to float32
- * through dtype.ts's 65,536-entry table (exact) and the float32 packers run.
+ * With `f16A` / `f16B` a Uint16Array operand holds IEEE binary16 bits instead: copied the same way, widened exactly
+ * by the pah / pbh packers (normals, subnormals, infinities and NaN payloads; checked against dtype.ts's table).
  */
 
-import { float16Table } from "../../dtype.js";
-/** Float storage the kernels accept. */
 import { PAGE, instantiate } from "./wasm-instance.js";
 
 export type Float = Float32Array | Float64Array;
+
+/** What the raw A region holds before a slice is packed (see packAWasm). */
+type Held = "none" | "tile" | "all";
 
 /** An A or B operand: float storage, or BF16 bit patterns (float32 C only; see the file header). */
 export type Operand = Float | Uint16Array;
@@ -67,10 +72,19 @@ export interface GemmJob {
   tileN?: number;
   /**
    * Diagnostics only (scripts/gemm-scaling.ts): when set, every tile t writes TRACE_FIELDS floats at t * 5:
-   * thread id, start, after the all-k B pack (packed per slice: after its raw copy), end (ms since the time
-   * origin, comparable across threads), A-pack ms.
+   * thread id, start, after the all-k B pack (packed per slice: after its raw copy; both after the pack of all of
+   * A, when done), end (ms since the time origin, comparable across threads), A-pack ms.
    */
   trace?: Float64Array;
+  /**
+   * Column-block affinity on the pool (set by gemm.ts; absent serially): shared counters, [0] the threads that
+   * joined, [1 + g] the tiles taken from group g. The job's column blocks (batch item by column block) are cut
+   * into `length - 1` contiguous groups, a thread's home group is its arrival number, and each claim takes the
+   * next tile of the home group, then of the following groups once it is empty. So a thread packs (mostly) only
+   * its own column blocks' B instead of every thread packing every block's B. `claim()` still counts the tiles and
+   * stops everyone after a failure; the tile order does not change the result.
+   */
+  split?: Int32Array;
   /** A (B) is a Uint16Array of float16 bits, not BF16 (set by gemm.ts: the workers cannot tell). */
   f16A?: boolean;
   f16B?: boolean;
@@ -93,18 +107,37 @@ export interface GemmRuntime {
  * every strategy on small shapes. None changes the result's bits.
  */
 export interface GemmLimits {
-  /** Largest raw block copied whole (an A [m, k] tile's rows or a B [n, k] block's rows for all of k). */
+  /**
+   * Largest raw block copied whole (an A [m, k] tile's rows, all of a small A, a B [n, k] block's rows for all of k
+   * when B is packed one slice at a time).
+   */
   wholeMax: number;
-  /** Largest B pack (k x tile columns) kept for all of k; above it B is packed one KC slice at a time. */
+  /**
+   * Largest B pack (k x tile columns) kept for all of k; above it B is packed one KC slice at a time. A B [n, k]
+   * block packed for all of k is also copied whole up to this size.
+   */
   bAllMax: number;
+  /**
+   * Largest A (m x k, rows padded to MR) packed once for every tile of a job with several column blocks, instead
+   * of once per tile; it also needs A's raw copy whole (wholeMax).
+   */
+  aAllMax: number;
+  /**
+   * Largest A stored [k, m] (transA) copied whole, in one memcpy per thread, for all its tiles: its tiles' rows are
+   * short strided pieces, one copy call each per slice otherwise.
+   */
+  aTransMax: number;
 }
 
 /**
  * Defaults: whole-block copies up to 1M elements (4 MB of float32; one memcpy instead of one per row per slice,
  * whose call overhead dominated small-m tiles), B kept packed for all of k up to 8M floats (32 MB; beyond, e.g. the
- * LM head's k = 151936, a per-slice pack stays in cache and keeps the heap small).
+ * LM head's k = 151936, a per-slice pack stays in cache and keeps the heap small), A packed once for all tiles up
+ * to 1M floats (4 MB), a transposed A copied whole up to 8M elements (32 MB of float32; the step's dW = dYᵀ·X,
+ * [1024, 4864], and the teacher's W_tᵀ·dY, BF16 [4864, 896]: ~9% less time on one thread, ~3% on two, each
+ * copying all of A).
  */
-export const GEMM_LIMITS: GemmLimits = { wholeMax: 1 << 20, bAllMax: 1 << 23 };
+export const GEMM_LIMITS: GemmLimits = { wholeMax: 1 << 20, bAllMax: 1 << 23, aAllMax: 1 << 20, aTransMax: 1 << 23 };
 
 export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimits = GEMM_LIMITS): GemmRuntime {
   const MR = 4;
@@ -114,12 +147,17 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
   const NC = 512;
 
   // ---- WebAssembly float32 path, floats in linear memory (offsets per job, see runTiles):
-  //   [A pack MC*KC (+16)][C tile MC*NC][B pack][raw A][raw B]
+  //   [A pack MC*KC][C tile MC*NC][B pack][raw A][C rows (accumulating)][raw B][A packed for all tiles]
   // Operands are copied (memcpy; BF16 as their 16-bit patterns) into the raw regions and packed by the module's
-  // pa / pb (pa16 / pb16 widen BF16 while packing); the +16 leave room for the packers' overrun past a slice (see
-  // wasm-gemm.ts).
+  // pa / pb (pa16 / pb16 widen BF16 while packing); ROOM floats after each region take the packers' overrun.
   const A0 = 0;
-  const C0 = MC * KC + 16;
+  /**
+   * Floats of room after every region: a packer may read and write up to 3 k steps (3 NR floats) past a slice
+   * (wasm-gemm.ts), and a region written before its neighbour's pack (all of A's raw copy before B's) must survive.
+   * After the A panels 3 MR floats suffice, so the C tile and the B panels keep the offsets the kernel was timed at.
+   */
+  const ROOM = 3 * NR + 8;
+  const C0 = MC * KC + 4 * MR;
   const B0 = C0 + MC * NC;
   const inst = instantiate<Record<string, unknown>>(wasmBytes, Math.ceil(((B0 + 2 * KC * NC + 1024 * NC) * 4) / PAGE));
   const mk = inst?.exports["mk"] ?? null;
@@ -130,15 +168,15 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
   const pb = (inst?.exports["pb"] as Pack | undefined) ?? null;
   const pa16 = (inst?.exports["pa16"] as Pack | undefined) ?? null;
   const pb16 = (inst?.exports["pb16"] as Pack | undefined) ?? null;
+  const pah = (inst?.exports["pah"] as Pack | undefined) ?? null;
+  const pbh = (inst?.exports["pbh"] as Pack | undefined) ?? null;
   const scale = (inst?.exports["scale"] as ((p: number, n: number, alpha: number) => void) | undefined) ?? null;
   const axpy = (inst?.exports["axpy"] as ((x: number, y: number, n: number, alpha: number) => void) | undefined) ?? null;
   /** The float32 engine runs in WebAssembly when the module has every kernel and packer. */
-  const wasm = mk !== null && mb !== null && pa !== null && pb !== null && pa16 !== null && pb16 !== null && scale !== null && axpy !== null;
+  const wasm = mk !== null && mb !== null && pa !== null && pb !== null && pa16 !== null && pb16 !== null && pah !== null && pbh !== null && scale !== null && axpy !== null;
   let heap = inst?.heap ?? new Float32Array(0);
-  /** The heap as 16-bit words, for the raw copies of BF16 operands. */
+  /** The heap as 16-bit words, for the raw copies of BF16 and float16 operands. */
   let heap16 = new Uint16Array(heap.buffer, heap.byteOffset, heap.length * 2);
-  /** The heap as 32-bit words, for float16 operands widened in the raw copy. */
-  let heap32 = new Uint32Array(heap.buffer, heap.byteOffset, heap.length);
 
   function ensureHeap(floats: number): void {
     if (inst === null) return;
@@ -146,50 +184,48 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     if (inst.heap !== heap) {
       heap = inst.heap;
       heap16 = new Uint16Array(heap.buffer, heap.byteOffset, heap.length * 2);
-      heap32 = new Uint32Array(heap.buffer, heap.byteOffset, heap.length);
     }
   }
 
   /**
-   * Raw copy: src[start .. end) to the raw region at byte `at` + element `e` (4 or 2 bytes per element; float16
-   * bits, `f16`, widened to 4-byte float32 by the table).
+   * Raw copy: src[start .. end) to the raw region at byte `at` + element `e` (4 or 2 bytes per element).
    */
-  function copyRaw(src: Float32Array | Uint16Array, start: number, end: number, at: number, e: number, f16: boolean): void {
+  function copyRaw(src: Float32Array | Uint16Array, start: number, end: number, at: number, e: number): void {
     if (src instanceof Float32Array) heap.set(src.subarray(start, end), (at >> 2) + e);
-    else if (f16) {
-      const h = heap32, table = float16Table();
-      for (let j = start, d = (at >> 2) + e; j < end; j++, d++) h[d] = table[src[j]!]!;
-    } else heap16.set(src.subarray(start, end), (at >> 1) + e);
+    else heap16.set(src.subarray(start, end), (at >> 1) + e);
   }
 
   /**
-   * Packs op(A)[ic:ic+mc, pc:pc+kc] into the A panels from the raw region at byte `raw`: already holding the
-   * tile's rows for all of k when `whole` (A [m, k] only), else copied here.
+   * Packs op(A)[ic:ic+mc, pc:pc+kc] into MR-tall panels at byte `dst` from the raw region at byte `raw`, which
+   * already holds the tile's rows for all of k (`held` "tile", A [m, k] only) or all of A as stored ("all"), else
+   * ("none") gets the slice copied here.
    */
   function packAWasm(
     a: Float32Array | Uint16Array, aBase: number, transA: boolean, m: number, k: number,
-    ic: number, mc: number, mcPad: number, pc: number, kc: number, raw: number, whole: boolean, f16: boolean,
+    ic: number, mc: number, mcPad: number, pc: number, kc: number, dst: number, raw: number, held: Held, f16: boolean,
   ): void {
-    const es = a instanceof Float32Array || f16 ? 4 : 2;
-    const run = (es === 4 ? pa : pa16) as Pack;
+    const es = a instanceof Float32Array ? 4 : 2;
+    const run = (es === 4 ? pa : f16 ? pah : pa16) as Pack;
     if (!transA) {
-      // A [m, k]: raw rows along k, ld = k (whole) or kcPad
-      if (whole) return run(raw + es * pc, A0 * 4, mcPad, kc, 0, k);
+      // A [m, k]: raw rows along k, ld = k (held) or kcPad
+      if (held !== "none") return run(raw + es * ((held === "all" ? ic * k : 0) + pc), dst, mcPad, kc, 0, k);
       const kcPad = Math.ceil(kc / 4) * 4;
-      if (kc === k && kcPad === k) copyRaw(a, aBase + ic * k, aBase + (ic + mc) * k, raw, 0, f16);
+      if (kc === k && kcPad === k) copyRaw(a, aBase + ic * k, aBase + (ic + mc) * k, raw, 0);
       else for (let r = 0; r < mc; r++) {
         const src = aBase + (ic + r) * k + pc;
-        copyRaw(a, src, src + kc, raw, r * kcPad, f16);
+        copyRaw(a, src, src + kc, raw, r * kcPad);
       }
-      run(raw, A0 * 4, mcPad, kc, 0, kcPad);
+      run(raw, dst, mcPad, kc, 0, kcPad);
     } else {
-      // A [k, m]: raw k-major rows, ld = mcPad
-      if (mc === m && mcPad === m) copyRaw(a, aBase + pc * m, aBase + (pc + kc) * m, raw, 0, f16);
+      // A [k, m]: raw k-major rows, ld = m (all of A held: one memcpy per job instead of one per row per slice,
+      // whose call overhead and strided reads cost ~10% of a tall transposed product) or mcPad
+      if (held === "all") return run(raw + es * (pc * m + ic), dst, mcPad, kc, 1, m);
+      if (mc === m && mcPad === m) copyRaw(a, aBase + pc * m, aBase + (pc + kc) * m, raw, 0);
       else for (let p = 0; p < kc; p++) {
         const src = aBase + (pc + p) * m + ic;
-        copyRaw(a, src, src + mc, raw, p * mcPad, f16);
+        copyRaw(a, src, src + mc, raw, p * mcPad);
       }
-      run(raw, A0 * 4, mcPad, kc, 1, mcPad);
+      run(raw, dst, mcPad, kc, 1, mcPad);
     }
   }
 
@@ -201,24 +237,29 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     b: Float32Array | Uint16Array, bBase: number, transB: boolean, n: number, k: number,
     jc: number, nc: number, ncPad: number, pc: number, kc: number, dst: number, raw: number, whole: boolean, f16: boolean,
   ): void {
-    const es = b instanceof Float32Array || f16 ? 4 : 2;
-    const run = (es === 4 ? pb : pb16) as Pack;
+    const es = b instanceof Float32Array ? 4 : 2;
+    const run = (es === 4 ? pb : f16 ? pbh : pb16) as Pack;
     if (!transB) {
-      // B [k, n]: raw k-major rows, ld = ncPad
-      if (nc === n && ncPad === n) copyRaw(b, bBase + pc * n, bBase + (pc + kc) * n, raw, 0, f16);
-      else for (let p = 0; p < kc; p++) {
+      // B [k, n]: raw k-major rows. When the block spans at least half of B's columns, the slice's full rows in one
+      // memcpy (ld = n; the LM head's dz·W over 2 column blocks made 256 copy calls a slice), else the block's
+      // rows one by one (ld = ncPad).
+      if (2 * nc >= n) {
+        copyRaw(b, bBase + pc * n, bBase + (pc + kc) * n, raw, 0);
+        return run(raw + es * jc, dst * 4, ncPad, kc, 1, n);
+      }
+      for (let p = 0; p < kc; p++) {
         const src = bBase + (pc + p) * n + jc;
-        copyRaw(b, src, src + nc, raw, p * ncPad, f16);
+        copyRaw(b, src, src + nc, raw, p * ncPad);
       }
       run(raw, dst * 4, ncPad, kc, 1, ncPad);
     } else {
       // B [n, k]: raw rows along k, ld = k (whole) or kcPad
       if (whole) return run(raw + es * pc, dst * 4, ncPad, kc, 0, k);
       const kcPad = Math.ceil(kc / 4) * 4;
-      if (kc === k && kcPad === k) copyRaw(b, bBase + jc * k, bBase + (jc + nc) * k, raw, 0, f16);
+      if (kc === k && kcPad === k) copyRaw(b, bBase + jc * k, bBase + (jc + nc) * k, raw, 0);
       else for (let c = 0; c < nc; c++) {
         const src = bBase + (jc + c) * k + pc;
-        copyRaw(b, src, src + kc, raw, c * kcPad, f16);
+        copyRaw(b, src, src + kc, raw, c * kcPad);
       }
       run(raw, dst * 4, ncPad, kc, 0, kcPad);
     }
@@ -379,6 +420,30 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     return job.batch * Math.ceil(job.n / tileCols(job)) * Math.ceil(job.m / tileRows(job));
   }
 
+  /**
+   * The tile numbers this thread runs, `total` when done: `claim()`'s own without `job.split`, else the next tile
+   * of this thread's group of column blocks, then of the following groups (see GemmJob.split).
+   */
+  function tileOrder(job: GemmJob, claim: () => number, total: number, nIc: number, nJc: number): () => number {
+    const split = job.split;
+    const panels = job.batch * nJc;
+    if (split === undefined || split.length < 2) return claim;
+    const groups = split.length - 1;
+    const home = Atomics.add(split, 0, 1) % groups;
+    // group g: panels [floor(g P / G), floor((g + 1) P / G)), tiles nIc per panel
+    const start = (g: number): number => Math.floor((g * panels) / groups) * nIc;
+    return () => {
+      if (claim() >= total) return total;
+      // a claim below total guarantees an untaken tile in some group
+      for (let i = 0; i < groups; i++) {
+        const g = (home + i) % groups;
+        const t = start(g) + Atomics.add(split, 1 + g, 1);
+        if (t < start(g + 1)) return t;
+      }
+      throw new Error("gemm: a claimed tile was not found in any column-block group");
+    };
+  }
+
   function runTiles(job: GemmJob, claim: () => number): void {
     const { a, b, c, m, n, k, transA, transB } = job;
     const TM = tileRows(job);
@@ -394,25 +459,38 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     // WebAssembly layout for this job (floats): B packed for all of k (reused by the next tile of the same column
     // block) or, when k is large or no other tile shares the block, one KC slice at a time; the raw regions hold a
     // whole block (A [m, k] rows, B [n, k] rows) when it is contiguous and small enough, else one slice.
-    // float16 operands are widened to float32 in the raw copy (4 bytes an element there), BF16 ones by the packers.
+    // BF16 and float16 operands are copied raw (2 bytes an element) and widened by the packers.
     const f16A = job.f16A === true, f16B = job.f16B === true;
-    const esA = a instanceof Uint16Array && !f16A ? 2 : 4;
-    const esB = b instanceof Uint16Array && !f16B ? 2 : 4;
-    const tm = Math.min(TM, Math.ceil(m / MR) * MR), tn = Math.min(TN, Math.ceil(n / NR) * NR);
-    const wholeA = !transA && tm * k <= limits.wholeMax;
-    const wholeB = transB && tn * k <= limits.wholeMax;
+    const esA = a instanceof Uint16Array ? 2 : 4;
+    const esB = b instanceof Uint16Array ? 2 : 4;
+    const mPad = Math.ceil(m / MR) * MR;
+    const tm = Math.min(TM, mPad), tn = Math.min(TN, Math.ceil(n / NR) * NR);
+    // A's raw region holds all of A when it is small and either packed once for every tile (several column
+    // blocks) or stored [k, m] (whose tile rows are short strided pieces); else a tile's rows, else one slice.
+    const rawAll = mPad * k <= (transA ? limits.aTransMax : limits.wholeMax);
+    const allA = rawAll && nJc > 1 && mPad * k <= limits.aAllMax;
+    const heldA: Held = rawAll && (allA || transA) ? "all" : !transA && tm * k <= limits.wholeMax ? "tile" : "none";
     const sliceB = k * tn > limits.bAllMax || (nIc === 1 && (job.strideB !== 0 || job.batch === 1));
-    const RA = B0 + (sliceB ? Math.min(KC, k) : k) * tn + 16;
-    const RB = RA + Math.max(wholeA ? Math.ceil((tm * k * esA) / 4) : MC * KC, MC * NC) + 16;
-    if (useWasm) ensureHeap(RB + (wholeB ? Math.ceil((tn * k * esB) / 4) : KC * NC) + 16);
-    let packedKey = -1;
+    // B [n, k]'s block rows copied in one call: up to the all-of-k pack's own size when B is packed for all of k
+    // (its raw copy then costs what the packed block does), else up to wholeMax
+    const wholeB = transB && tn * k <= (sliceB ? limits.wholeMax : limits.bAllMax);
+    const RA = B0 + (sliceB ? Math.min(KC, k) : k) * tn + ROOM;
+    const rawA = heldA === "all" ? mPad * k : heldA === "tile" ? tm * k : 0;
+    // C's rows when accumulating (not in the raw A region, which may hold all of A across tiles)
+    const RC = RA + Math.max(Math.ceil((rawA * esA) / 4), MC * KC) + ROOM;
+    const RB = RC + (job.accumulate ? MC * NC + ROOM : 0);
+    // A packed for every tile: slice pc's panels at PA + pc * mPad, row ic's panel at + ic * kc
+    const PA = RB + (wholeB ? Math.ceil((tn * k * esB) / 4) : 2 * KC * NC) + ROOM;
+    if (useWasm) ensureHeap(PA + (allA ? mPad * k + ROOM : 0));
+    let packedKey = -1, aKey = -1;
     const trace = job.trace;
     const clock = (globalThis as unknown as { performance: { now(): number; timeOrigin: number } }).performance;
     const tid = trace === undefined ? 0 :
       ((globalThis as unknown as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
         ?.getBuiltinModule?.("node:worker_threads") as { threadId?: number } | undefined)?.threadId ?? 0;
     let aPackMs = 0;
-    for (let t = claim(); t < total; t = claim()) {
+    const next = tileOrder(job, claim, total, nIc, nJc);
+    for (let t = next(); t < total; t = next()) {
       if (trace !== undefined) {
         trace[t * 5] = tid;
         trace[t * 5 + 1] = clock.timeOrigin + clock.now();
@@ -434,8 +512,18 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
       const key = (job.strideB === 0 ? 0 : bi) * nJc + jcI;
       if (useWasm) {
         const a32 = a as Float32Array | Uint16Array, b32 = b as Float32Array | Uint16Array;
+        const keyA = job.strideA === 0 ? 0 : bi;
+        if (heldA === "all" && keyA !== aKey) {
+          copyRaw(a32, aBase, aBase + m * k, RA * 4, 0);
+          if (allA) {
+            for (let pc = 0; pc < k; pc += KC) {
+              packAWasm(a32, aBase, transA, m, k, 0, m, mPad, pc, Math.min(KC, k - pc), (PA + pc * mPad) * 4, RA * 4, "all", f16A);
+            }
+          }
+          aKey = keyA;
+        }
         if (key !== packedKey) {
-          if (wholeB) copyRaw(b32, bBase + jc * k, bBase + (jc + nc) * k, RB * 4, 0, f16B);
+          if (wholeB) copyRaw(b32, bBase + jc * k, bBase + (jc + nc) * k, RB * 4, 0);
           if (!sliceB) {
             for (let pc = 0; pc < k; pc += KC) {
               packBWasm(b32, bBase, transB, n, k, jc, nc, ncPad, pc, Math.min(KC, k - pc), B0 + pc * ncPad, RB * 4, wholeB, f16B);
@@ -446,14 +534,15 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
         if (trace !== undefined) trace[t * 5 + 2] = clock.timeOrigin + clock.now();
         const h = heap;
         h.fill(0, C0, C0 + mcPad * ncPad);
-        if (wholeA) copyRaw(a32, aBase + ic * k, aBase + (ic + mc) * k, RA * 4, 0, f16A);
+        if (heldA === "tile") copyRaw(a32, aBase + ic * k, aBase + (ic + mc) * k, RA * 4, 0);
         for (let pc = 0; pc < k; pc += KC) {
           const kc = Math.min(KC, k - pc);
           const pa0 = trace !== undefined ? clock.now() : 0;
-          packAWasm(a32, aBase, transA, m, k, ic, mc, mcPad, pc, kc, RA * 4, wholeA, f16A);
+          if (!allA) packAWasm(a32, aBase, transA, m, k, ic, mc, mcPad, pc, kc, A0 * 4, RA * 4, heldA, f16A);
           if (trace !== undefined) aPackMs += clock.now() - pa0;
           if (sliceB) packBWasm(b32, bBase, transB, n, k, jc, nc, ncPad, pc, kc, B0, RB * 4, wholeB, f16B);
-          (mb as MacroKernel)(A0 * 4, (sliceB ? B0 : B0 + pc * ncPad) * 4, C0 * 4, kc, mcPad, ncPad);
+          const aAt = allA ? PA + pc * mPad + ic * kc : A0;
+          (mb as MacroKernel)(aAt * 4, (sliceB ? B0 : B0 + pc * ncPad) * 4, C0 * 4, kc, mcPad, ncPad);
         }
         // C's rows of the tile are one contiguous block when the tile spans every column: one memcpy, not mc
         const rowsOne = ncPad === n;
@@ -465,12 +554,12 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
           if (rowsOne) c32.set(h.subarray(C0, C0 + mc * n), cAt);
           else for (let i = 0; i < mc; i++) c32.set(h.subarray(C0 + i * ncPad, C0 + i * ncPad + nc), cAt + i * n);
         } else {
-          // C rows into the raw A region, raw = alpha * tile + raw in the module, then back (one memcpy per row)
-          if (rowsOne) h.set(c32.subarray(cAt, cAt + mc * n), RA);
-          else for (let i = 0; i < mc; i++) h.set(c32.subarray(cAt + i * n, cAt + i * n + nc), RA + i * ncPad);
-          (axpy as (x: number, y: number, n: number, alpha: number) => void)(C0 * 4, RA * 4, mcPad * ncPad, job.alpha);
-          if (rowsOne) c32.set(h.subarray(RA, RA + mc * n), cAt);
-          else for (let i = 0; i < mc; i++) c32.set(h.subarray(RA + i * ncPad, RA + i * ncPad + nc), cAt + i * n);
+          // C rows into their region, rows = alpha * tile + rows in the module, then back (one memcpy per row)
+          if (rowsOne) h.set(c32.subarray(cAt, cAt + mc * n), RC);
+          else for (let i = 0; i < mc; i++) h.set(c32.subarray(cAt + i * n, cAt + i * n + nc), RC + i * ncPad);
+          (axpy as (x: number, y: number, n: number, alpha: number) => void)(C0 * 4, RC * 4, mcPad * ncPad, job.alpha);
+          if (rowsOne) c32.set(h.subarray(RC, RC + mc * n), cAt);
+          else for (let i = 0; i < mc; i++) c32.set(h.subarray(RC + i * ncPad, RC + i * ncPad + nc), cAt + i * n);
         }
         if (trace !== undefined) {
           trace[t * 5 + 3] = clock.timeOrigin + clock.now();

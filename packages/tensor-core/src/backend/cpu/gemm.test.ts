@@ -7,6 +7,8 @@ import { GEMM_LIMITS, createGemmRuntime, type Float, type GemmJob } from "./gemm
 import { maxAbsDiff, refGemm } from "../../testing-internal/reference.js";
 import { lastParallelRun, setParallelThreshold, setThreadCount, shutdownPool } from "./worker-pool.js";
 import { hasRelaxedSimd } from "./wasm-features.js";
+import { instantiate } from "./wasm-instance.js";
+import { float16Table } from "../../dtype.js";
 import { buildGemmWasm, gemmUsesRelaxedSimd, gemmWasmBytes } from "./wasm-gemm.js";
 
 const SIZES = [1, 3, 7, 17, 33, 65, 129];
@@ -120,6 +122,25 @@ describe("gemm", () => {
         expect(maxAbsDiff(p.c, want)).toBeLessThan(tolerance(p));
       }
     }
+  });
+
+  it("the float16 packers (pah / pbh) widen all 65,536 bit patterns exactly as dtype.ts's table, both layouts", () => {
+    type Pack = (raw: number, dst: number, pad: number, kc: number, trans: number, ld: number) => void;
+    const inst = instantiate<Record<string, Pack>>(buildGemmWasm(4, 8, hasRelaxedSimd()), 16)!;
+    const n = 1 << 16, raw = 0, dst = 2 * n + 64;
+    inst.ensure(dst + 4 * n + 256);
+    new Uint16Array(inst.memory.buffer, raw, n).set(Uint16Array.from({ length: n }, (_, h) => h));
+    const table = float16Table();
+    // k-major rows (trans 1): with pad = w and ld = w the panel is the raw order
+    for (const [name, w] of [["pah", 4], ["pbh", 8]] as const) {
+      inst.exports[name]!(raw, dst, w, n / w, 1, w);
+      expect(Array.from(new Uint32Array(inst.memory.buffer, dst, n)), name).toEqual(Array.from(table));
+    }
+    // rows along k (trans 0, the 4 x 4 transposes): pad = 4 rows of ld = n / 4, panel element (p, c) = raw[c ld + p]
+    inst.exports["pah"]!(raw, dst, 4, n / 4, 0, n / 4);
+    const out = new Uint32Array(inst.memory.buffer, dst, n);
+    const want = Array.from({ length: n }, (_, i) => table[(i % 4) * (n / 4) + Math.floor(i / 4)]!);
+    expect(Array.from(out)).toEqual(want);
   });
 
   it("JavaScript float32 fallback (no wasm) matches the reference", () => {
@@ -281,16 +302,20 @@ describe("gemm", () => {
     expect(split(7, 9, false, 4).tiles).toBe(1); // nothing left to cut
   });
 
-  it("every packing strategy (whole-block or per-row raw copies, B packed per slice or for all of k) gives the same bits, float32 and BF16", () => {
+  it("every packing strategy (whole-block or per-row raw copies, B packed per slice or for all of k, A packed per tile or once for all tiles) gives the same bits, float32 and BF16, serial and on the pool", () => {
     const bytes = gemmWasmBytes();
     const runtimes = [
       createGemmRuntime(bytes),
-      createGemmRuntime(bytes, { wholeMax: 0, bAllMax: 0 }), // per-row copies, B packed per slice
-      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 1e9 }), // whole blocks, B for all of k
-      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 0 }),
+      createGemmRuntime(bytes, { wholeMax: 0, bAllMax: 0, aAllMax: 0, aTransMax: 0 }), // per-row copies, B packed per slice
+      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 1e9, aAllMax: 1e9, aTransMax: 1e9 }), // whole blocks, B for all of k, A once
+      createGemmRuntime(bytes, { wholeMax: 1e9, bAllMax: 0, aAllMax: 0, aTransMax: 1e9 }), // all of A raw, packed per tile
     ];
     expect(GEMM_LIMITS.wholeMax).toBeGreaterThan(0);
-    for (const [m, n, k] of [[131, 45, 701], [9, 530, 300]] as const) {
+    expect(GEMM_LIMITS.aAllMax).toBeGreaterThan(0);
+    setThreadCount(2);
+    setParallelThreshold(0);
+    // [130, 520, 40]: A packed once serves 2 row tiles x 2 column blocks (and the pool's split of them)
+    for (const [m, n, k] of [[131, 45, 701], [9, 530, 300], [130, 520, 40]] as const) {
       for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
         for (const which of ["", "a", "b"] as const) {
           const c: Case = { m, n, k, batch: 2, transA, transB, bcastA: false, bcastB: true, accumulate: true, alpha: 0.5, f32: true, offset: 1, gap: 2 };
@@ -304,11 +329,49 @@ describe("gemm", () => {
             rt.runTiles({ ...p, a, b, c: out, offsetA: 1, offsetB: 1, offsetC: 1, accumulate: true, alpha: 0.5 }, () => next++);
             return Array.from(out);
           });
+          // the pool's threads run the default limits on their own split of the tiles
+          const pooled = Float32Array.from(p.c);
+          gemm({ ...p, a, b, c: pooled, offsetA: 1, offsetB: 1, offsetC: 1, accumulate: true, alpha: 0.5 });
+          expect(lastParallelRun()?.items).toBeGreaterThan(1);
+          results.push(Array.from(pooled));
           const label = `${m}x${n}x${k} ${transA} ${transB} bf16 ${which || "-"}`;
           for (const r of results.slice(1)) expect(r, label).toEqual(results[0]);
           expect(maxAbsDiff(Float32Array.from(results[0]!), want), label).toBeLessThan(tolerance(p));
         }
       }
+    }
+    setThreadCount(1);
+  });
+
+  it("column-block affinity (GemmJob.split): each thread takes its own group's tiles first, then the next group's, same bits", () => {
+    // 5 row tiles x 3 column blocks; 2 groups: panels [0, 1) = tiles 0-4 and [1, 3) = tiles 5-14
+    const c: Case = { m: 40, n: 48, k: 300, batch: 1, transA: true, transB: false, bcastA: false, bcastB: false, accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 };
+    const serial = makeCase(c, 37);
+    const rt = createGemmRuntime(gemmWasmBytes());
+    const tiled = { offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1, tileM: 8, tileN: 16 };
+    let next = 0;
+    rt.runTiles({ ...serial, ...tiled }, () => next++);
+    const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
+    // "threads" one after the other on one claim counter, each stopping at its claim limit: [limits, tiles each ran]
+    const scenarios: [number[], number[][]][] = [
+      // the first stops at once (home group 0), the second's home is group 1, the third's group 0, then group 1's rest
+      [[0, 5, 15], [[], range(5, 10), [...range(0, 5), ...range(10, 15)]]],
+      // the first runs its group, then steals the front of group 1; the second runs what is left of its home
+      [[8, 15], [range(0, 8), range(8, 15)]],
+    ];
+    for (const [limits, tiles] of scenarios) {
+      const p = makeCase(c, 37);
+      const job: GemmJob = { ...p, ...tiled, split: new Int32Array(new SharedArrayBuffer(12)) };
+      expect(rt.tileCount(job)).toBe(15);
+      let claimed = 0;
+      const ran: number[][] = [];
+      for (const limit of limits) {
+        const trace = new Float64Array(15 * 5);
+        rt.runTiles({ ...job, trace }, () => (claimed < limit ? claimed++ : 15));
+        ran.push(range(0, 15).filter((t) => trace[t * 5 + 1]! > 0));
+      }
+      expect(ran).toEqual(tiles);
+      expect(Array.from(p.c)).toEqual(Array.from(serial.c));
     }
   });
 

@@ -8,7 +8,8 @@
  * batch), offsetX the element offset of item 0. The blocked engine is gemm-runtime.ts.
  *
  * Parallelism: above `getParallelThreshold()` flops (and with more than one thread) output tiles are spread over
- * the worker pool. Operands that are not SharedArrayBuffer-backed are first COPIED into pooled shared scratch
+ * the worker pool, each thread taking the tiles of its own group of column blocks first (GemmJob.split), so each
+ * block's B is packed by one thread, not by all. Operands that are not SharedArrayBuffer-backed are first COPIED into pooled shared scratch
  * (and C copied back), so any caller gets the parallel path; pass pool arrays (buffer-pool.ts) to skip the copies.
  * The result is bit-identical to the single-thread result (same blocking and summation order per element).
  * Matrix-vector shapes (m = 1 or n = 1: a decode step's LM head) always run on the calling thread: their work is one
@@ -187,6 +188,17 @@ export function splitTiles(job: GemmJob, threads: number): void {
   job.tileN = Math.ceil(n / cols / 8) * 8;
 }
 
+let splitCounters: Int32Array | null = null;
+
+/** Zeroed shared counters for a parallel job's column-block affinity on `threads` threads (GemmJob.split). */
+function affinity(threads: number): Int32Array {
+  if (splitCounters === null || splitCounters.length !== threads + 1) {
+    splitCounters = new Int32Array(new SharedArrayBuffer(4 * (threads + 1)));
+  }
+  splitCounters.fill(0);
+  return splitCounters;
+}
+
 /** Runs a checked job serially or on the pool; operands copied to shared memory go on `scratch`. */
 function run(job: GemmJob, rt: GemmRuntime, lenA: number, lenB: number, lenC: number, scratch: Operand[]): void {
   const { a, b, c, batch, m, n, k, accumulate } = job;
@@ -218,6 +230,7 @@ function run(job: GemmJob, rt: GemmRuntime, lenA: number, lenB: number, lenC: nu
     job.c = accumulate ? (sharedCopy(c, offsetC, lenC) as Float) : isF32 ? acquireShared("float32", lenC) : acquireShared("float64", lenC);
     job.offsetC = 0;
   }
+  job.split = affinity(threads);
   try {
     runParallel("gemm", job, tiles, (claim) => rt.runTiles(job, claim));
     if (copyC) {

@@ -51,7 +51,7 @@ function name(s: string): number[] {
 /** SIMD opcodes (after the 0xfd prefix) used by the kernels. */
 export const S = {
   load: 0x00, load16x4U: 0x04, load32Splat: 0x09, store: 0x0b, const: 0x0c, shuffle: 0x0d,
-  i32x4Splat: 0x11, f32x4Splat: 0x13, f64x2Splat: 0x14, f32x4ExtractLane: 0x1f, f64x2ExtractLane: 0x21,
+  i32x4Splat: 0x11, f32x4Splat: 0x13, i32x4LtS: 0x39, i32x4GtS: 0x3b, f64x2Splat: 0x14, f32x4ExtractLane: 0x1f, f64x2ExtractLane: 0x21,
   f32x4Eq: 0x41, f32x4Lt: 0x43, f32x4Gt: 0x44, f32x4Le: 0x45, f32x4Ge: 0x46,
   and: 0x4e, andnot: 0x4f, or: 0x50, xor: 0x51, bitselect: 0x52,
   f64x2PromoteLow: 0x5f, f32x4Nearest: 0x6a, f32x4Floor: 0x68,

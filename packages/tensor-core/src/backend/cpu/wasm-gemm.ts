@@ -60,7 +60,7 @@ export function buildGemmWasm(mr: number = WASM_MR, nr: number = WASM_NR, fma = 
   }
   return buildModule([
     f, buildMacroKernel(mr, nr), buildPack("pa", mr, 4), buildPack("pb", nr, 4), buildPack("pa16", mr, 2), buildPack("pb16", nr, 2),
-    buildScale(), buildAxpy(),
+    buildPack("pah", mr, "f16"), buildPack("pbh", nr, "f16"), buildScale(), buildAxpy(),
   ]);
 }
 
@@ -75,21 +75,27 @@ function lanes(...ls: number[]): number[] {
  *   trans = 0: raw[(q w + c) ld + p]   (the operand's rows run along k: a 4 x 4 shuffle transpose per step)
  *   trans = 1: raw[p ld + q w + c]     (k-major rows: straight 16-byte copies)
  * ld is in elements. With trans = 0 the last group of a panel may read up to 3 elements past kc in its rows and
- * write up to 3 steps past kc into the next panel (rewritten right after) or past the slice (the caller leaves 16
+ * write up to 3 steps past kc into the next panel (rewritten right after) or past the slice (the caller leaves 3 w
  * floats of room after both).
  *
- * `es` is the raw element size: 4 (float32), or 2 (BF16 bit patterns, `pa16` / `pb16`): each group of 4 is read
- * with `v128.load16x4_u` and shifted into the high half of its float32 lane (`i32x4.shl` 16), the exact widening,
- * so a BF16 operand costs a 2-byte memcpy into the raw region and the same pack as float32.
+ * `raw` is the raw element type: 4 (float32), 2 (BF16 bit patterns, `pa16` / `pb16`: each group of 4 is read with
+ * `v128.load16x4_u` and shifted into the high half of its float32 lane, `i32x4.shl` 16, the exact widening) or
+ * "f16" (IEEE binary16 bit patterns, `pah` / `pbh`: read the same way and widened exactly, see `widenF16`), so a
+ * 16-bit operand costs a 2-byte memcpy into the raw region and the same pack as float32.
  */
-function buildPack(exportName: string, w: number, es: 2 | 4): Fn {
+function buildPack(exportName: string, w: number, rawType: 2 | 4 | "f16"): Fn {
+  const es = rawType === 4 ? 4 : 2;
   const f = new Fn(exportName, [I32, I32, I32, I32, I32, I32], []);
   const [raw, dst, pad, kc, trans, ld] = [0, 1, 2, 3, 4, 5];
   const q = f.local(I32), p = f.local(I32), src = f.local(I32), out = f.local(I32);
   const r0 = f.local(V128), r1 = f.local(V128), r2 = f.local(V128), r3 = f.local(V128);
   const t0 = f.local(V128), t1 = f.local(V128), t2 = f.local(V128), t3 = f.local(V128);
+  const widen = rawType === "f16" ? widenF16(f) : null;
   /** Loads 4 raw elements at [top of stack + 4 es v] as float32 lanes. */
-  const load4 = (v: number): Fn => es === 4 ? f.load(16 * v) : f.simd(S.load16x4U, 3, ...uleb(8 * v)).i32(16).simd(S.i32x4Shl);
+  const load4 = (v: number): Fn =>
+    es === 4 ? f.load(16 * v) :
+    widen === null ? f.simd(S.load16x4U, 3, ...uleb(8 * v)).i32(16).simd(S.i32x4Shl) :
+    widen(f.simd(S.load16x4U, 3, ...uleb(8 * v)));
   f.get(trans).op(Op.if, 0x40);
   // k-major: dst panel q, step p <- raw row p, columns q w .. q w + w
   f.i32(0).set(q);
@@ -142,6 +148,29 @@ function buildPack(exportName: string, w: number, es: 2 | 4): Fn {
   return f;
 }
 
+/**
+ * Exact IEEE binary16 -> float32 widening of 4 lanes (each i32 lane holding 16 bits, zero-extended): with
+ * e = h & 0x7fff, a normal number's bits are e << 13 with the exponent rebased (+ 112 << 23), infinity and NaN
+ * (e >= 0x7c00) get the exponent 255 (+ 224 << 23, the payload kept), a subnormal or zero (e < 0x400) is
+ * e * 2^-24 (e converted exactly, times a power of two), and the sign is h's bit 15 moved to bit 31. Returns the
+ * emitter: it consumes the loaded lanes on the stack and leaves the float32 lanes.
+ */
+function widenF16(f: Fn): (loaded: Fn) => Fn {
+  const h = f.local(V128), e = f.local(V128), r = f.local(V128);
+  return () => {
+    f.set(h);
+    f.get(h).i32x4(0x7fff).simd(S.and).set(e);
+    // normal: (e << 13) + (112 << 23); plus another 112 << 23 where e >= 0x7c00 (infinity, NaN)
+    f.get(e).i32(13).simd(S.i32x4Shl).i32x4(112 << 23).simd(S.i32x4Add);
+    f.get(e).i32x4(0x7bff).simd(S.i32x4GtS).i32x4(112 << 23).simd(S.and).simd(S.i32x4Add).set(r);
+    // subnormal or zero where e < 0x400: e * 2^-24
+    f.get(e).simd(S.f32x4ConvertI32x4S).f32x4(2 ** -24).simd(S.f32x4Mul).get(r);
+    f.get(e).i32x4(0x400).simd(S.i32x4LtS).simd(S.bitselect);
+    // the sign
+    f.get(h).i32x4(0x8000).simd(S.and).i32(16).simd(S.i32x4Shl).simd(S.or);
+    return f;
+  };
+}
 
 /**
  * `mb(a, b, c, kc, mcPad, ncPad)`: runs `mk` over every (column panel, row panel) pair of one packed KC slice
