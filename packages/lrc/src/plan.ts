@@ -25,9 +25,9 @@ export function lmHeadValues(rows: number, vocab: number, width: number, withTea
 
 /**
  * Values per token and layer a decoder layer keeps for its backward pass: the residual input and the two
- * normed inputs (3·D), q/k/v as projected and as attention reads them, rotated (2·(H + 2·Hkv)·dh; the head-split
- * copies RoPE reads are freed at once, nn's ropeHeads), the attention context (H·dh) and its
- * projection (D), gate and up (2·F; their SwiGLU product is evicted and recomputed, see nn's mlpForward) and the
+ * normed inputs (3·D), q/k/v as projected and as attention reads them, rotated (2·(H + 2·Hkv)·dh; no head-split
+ * copy of q / k is made, tensor-core's ropeHeads), the attention context (H·dh) and its
+ * projection (D), gate and up (2·F; their SwiGLU product is never kept, see nn's mlpForward) and the
  * MLP output (D).
  */
 export function layerActivationValues(cfg: CausalLMConfig): number {

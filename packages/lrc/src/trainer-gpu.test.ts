@@ -32,8 +32,9 @@ beforeAll(() => {
 });
 
 /**
- * Pretrains a teacher (20 steps) and distills it (10 steps) under `name`, with evaluation, checkpoints and
- * weight decay (two AdamW groups: the decayed tensors and the biases, gains and embedding).
+ * Pretrains a teacher (20 steps) and distills it (10 steps of 2 accumulated micro-batches: the gradient sums run
+ * where the gradients live) under `name`, with evaluation, checkpoints and weight decay (two AdamW groups: the
+ * decayed tensors and the biases, gains and embedding).
  */
 async function run(name: string) {
   const dir = path.join(root, name);
@@ -42,7 +43,7 @@ async function run(name: string) {
     warmupSteps: 2, evalEvery: 10, saveEvery: 10, weightDecay: 0.1, tokenizer: path.join(root, "tokenizer.json"), ...quiet,
   });
   const student = await distill({
-    teacher: path.join(dir, "teacher", "model"), hiddenSize: 16, data, batchSize: 4, seqLen: 16, lr: 5e-3, warmupSteps: 2, alpha: 0.5,
+    teacher: path.join(dir, "teacher", "model"), hiddenSize: 16, data, batchSize: 2, gradAccum: 2, seqLen: 16, lr: 5e-3, warmupSteps: 2, alpha: 0.5,
     temperature: 2, out: path.join(dir, "student"), steps: 10, evalEvery: 5, saveEvery: 5, weightDecay: 0.05, ...quiet,
   });
   expect(teacher.exported).not.toBeNull();

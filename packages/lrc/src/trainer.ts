@@ -9,8 +9,8 @@
 //
 // One step reads top to bottom in `step1()`: lr from the schedule; per micro-batch, inside a tensor-core
 // scope, loss -> backward; then the loss terms are read (asynchronously, for webgpu) -> finiteness check -> the
-// gradients (scaled by 1/accum) added into accumulators where they live; clip (one sum of squares read per
-// gradient); AdamW.
+// gradients (scaled by 1/accum) added into accumulators where they live (with one micro-batch, the gradients
+// themselves); clip (one sum of squares read per gradient); AdamW.
 
 import { AdamW, Rng, accumulate, clipGradNormAsync, full, keep, scope } from "@lrc-ts/tensor-core";
 import type { AdamWState, RngState, Tensor } from "@lrc-ts/tensor-core";
@@ -264,10 +264,12 @@ export class Trainer {
     const lr = learningRate(this.step, this.cfg.steps, this.cfg.lr ?? 1e-4, this.warmup, this.cfg.schedule ?? "linear");
     this.optimizer.lr = lr;
     const accum = this.cfg.gradAccum ?? 1;
-    // Fresh zeros (host values, uploaded by the first accumulate on a device backend): nothing is read back.
+    // Several micro-batches sum into fresh zeros (host values, uploaded by the first accumulate on a device
+    // backend): nothing is read back. One micro-batch's gradients become the accumulators as they are, with no
+    // zero fill and no pass over them (0 + g is g, up to the sign of a zero, which AdamW's update ignores).
     this.accum.forEach((a, i) => {
       a.dispose();
-      this.accum[i] = keep(full(a.shape, 0, { dtype: a.dtype }));
+      if (accum > 1) this.accum[i] = keep(full(a.shape, 0, { dtype: a.dtype }));
     });
     const sums: Record<string, number> = {};
     let tokens = 0;
@@ -286,6 +288,7 @@ export class Trainer {
         return { terms: { ...l.parts, total: l.total }, grads };
       });
       const held = [...Object.values(out.terms), ...out.grads.filter((g): g is Tensor => g !== null)];
+      const adopted = new Set<Tensor>();
       try {
         await Promise.all(Object.values(out.terms).map((t) => t.toHostAsync()));
         const values: Record<string, number> = {};
@@ -296,10 +299,16 @@ export class Trainer {
         for (const [k, v] of Object.entries(values)) sums[k] = (sums[k] ?? 0) + v / accum;
         // Added where the gradients live (on the device on a gpu backend): nothing is read back here.
         out.grads.forEach((g, i) => {
-          if (g !== null) accumulate(this.accum[i]!, g, accum);
+          const p = this.params[i]!;
+          if (accum > 1) {
+            if (g !== null) accumulate(this.accum[i]!, g, accum);
+          } else {
+            this.accum[i] = keep(g ?? full(p.shape, 0, { dtype: p.dtype }));
+            if (g !== null) adopted.add(g);
+          }
         });
       } finally {
-        for (const t of held) t.dispose();
+        for (const t of held) if (!adopted.has(t)) t.dispose();
       }
     }
     // The clip runs where the gradients live and reads one sum of squares per gradient (asynchronously for webgpu).

@@ -13,7 +13,7 @@
 // the causal offset; the result equals the full forward's last rows.
 
 import {
-  add, causalAttention, concat, embedding, evict, isGradEnabled, matmul, permute, reshape, rmsNorm, rope, scope, slice, swiglu,
+  add, causalAttention, concat, embedding, isGradEnabled, matmul, permute, reshape, rmsNorm, ropeHeads, scope, slice, swigluLinear,
 } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "./config.js";
@@ -125,18 +125,17 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
 }
 
 /**
- * SwiGLU MLP: down(silu(gate(x)) * up(x)). Returns the gate/up pre-activations as well. On the tape the SwiGLU
- * product (F values a token, the largest activation of a layer with gate and up) is not kept: it is evicted once
- * down_proj has read it and recomputed from gate and up (kept for SwiGLU's own VJP) when down_proj's VJP needs it.
+ * SwiGLU MLP: down(silu(gate(x)) * up(x)). Returns the gate/up pre-activations as well. The SwiGLU product (F values
+ * a token, the largest activation of a layer with gate and up) is never kept: tensor-core's swigluLinear frees it
+ * once down_proj has read it, and its VJP recomputes it from gate and up (kept for the gradient) in the same pass
+ * that computes their gradients.
  */
 export function mlpForward(x: Tensor, w: Pick<LayerWeights, "gateW" | "upW" | "downW">): { out: Tensor; gate: Tensor; up: Tensor } {
   const D = x.shape[x.rank - 1]!, lead = x.shape.slice(0, -1);
   const x2 = x.rank === 2 ? x : reshape(x, [lead.reduce((p, d) => p * d, 1), D]); // (N, D)
   const gate = linear(x2, w.gateW); // (N, F)
   const up = linear(x2, w.upW); // (N, F)
-  const act = swiglu(gate, up);
-  const out = linear(act, w.downW); // (N, D)
-  if (act.requiresGrad) evict(act, () => swiglu(gate, up));
+  const out = swigluLinear(gate, up, w.downW); // (N, D)
   if (x.rank === 2) return { out, gate, up };
   const F = gate.shape[1]!;
   return { out: reshape(out, [...lead, out.shape[1]!]), gate: reshape(gate, [...lead, F]), up: reshape(up, [...lead, F]) };
@@ -148,18 +147,6 @@ type AttnCfg = Pick<CausalLMConfig, "num_attention_heads" | "num_key_value_heads
 function splitHeads(x: Tensor, n: number, dh: number): Tensor {
   const [B, T] = x.shape as [number, number];
   return permute(reshape(x, [B, T, n, dh]), [0, 2, 1, 3]);
-}
-
-/**
- * RoPE of x (B, T, n*dh) split into heads -> (B, n, T, dh). On the tape the head-split copy RoPE reads is freed at
- * once (evict without recompute): rope's VJP is the inverse rotation of dy and never reads it, so a layer keeps
- * only q / k as projected and as rotated.
- */
-function ropeHeads(x: Tensor, n: number, dh: number, rot: RopeTables): Tensor {
-  const heads = splitHeads(x, n, dh);
-  const out = rope(heads, rot.cos, rot.sin);
-  if (heads.requiresGrad) evict(heads);
-  return out;
 }
 
 /**
@@ -178,8 +165,9 @@ export function attentionForward(
   const q = linear(a, w.qW, w.qB); // (B, T, H*dh)
   const k = linear(a, w.kW, w.kB); // (B, T, Hkv*dh)
   const v = linear(a, w.vW, w.vB); // (B, T, Hkv*dh)
-  const qh = ropeHeads(q, H, dh, rot); // (B, H, T, dh)
-  const kNew = ropeHeads(k, Hkv, dh, rot); // (B, Hkv, T, dh)
+  // RoPE with the head split in one pass (tensor-core's ropeHeads: no head-split copy of q / k is made)
+  const qh = ropeHeads(q, H, rot.cos, rot.sin); // (B, H, T, dh)
+  const kNew = ropeHeads(k, Hkv, rot.cos, rot.sin); // (B, Hkv, T, dh)
   const vNew = splitHeads(v, Hkv, dh); // (B, Hkv, T, dh)
   const kAll = past === undefined ? kNew : concat([past.k, kNew], 2); // (B, Hkv, S, dh)
   const vAll = past === undefined ? vNew : concat([past.v, vNew], 2);

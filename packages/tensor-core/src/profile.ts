@@ -71,10 +71,10 @@ export class OpProfiler {
       if (!this.instrumented.has(node)) {
         const inner: Vjp = node.vjp;
         const op = node.op;
-        const timed: Vjp = (dy) => {
+        const timed: Vjp = (dy, into) => {
           const t0 = performance.now();
           try {
-            return inner(dy);
+            return inner(dy, into);
           } finally {
             this.add(this.backward, op, performance.now() - t0);
           }

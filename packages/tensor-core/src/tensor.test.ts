@@ -281,6 +281,10 @@ describe("optimisers", () => {
     const g = tensor([3, 4]);
     expect(tc.clipGradNorm([g], 1)).toBeCloseTo(5, 6);
     assertClose(g.buf, [0.6, 0.8], 1e-6);
+    // Two gradients on one buffer (the same tensor, or a view of it) count twice in the norm but are scaled once.
+    const h = tensor([3, 4]), hv = h.reshape([2, 1]);
+    expect(tc.clipGradNorm([h, hv, h], 1)).toBeCloseTo(Math.sqrt(75), 6);
+    assertClose(h.buf, [3 / Math.sqrt(75), 4 / Math.sqrt(75)], 1e-6);
     const s = tc.schedules.warmupLinear(1, 10, 110);
     expect([s(0), s(5), s(10), s(60), s(110)]).toEqual([0, 0.5, 1, 0.5, 0]);
     const c = tc.schedules.warmupCosine(1, 0, 100);

@@ -94,7 +94,7 @@ describe("tape: freeing cotangents", () => {
           visited.add(t);
           const node = t.node;
           const inner = node.vjp;
-          t.node = { op: node.op, inputs: node.inputs, vjp: (dy) => (seen.push(dy), inner(dy)) };
+          t.node = { op: node.op, inputs: node.inputs, vjp: (dy, into) => (seen.push(dy), inner(dy, into)) };
           stack.push(...node.inputs);
         }
         return loss;

@@ -13,6 +13,8 @@
 // cotangent whose view lives on (reshape's VJP) keeps the data. Where two cotangents of one tensor meet, the second
 // is added into the first in place when nothing else can see the first (made in this pass, held once, alone on
 // its storage, on the host), so a fan-in of k paths holds one buffer, not k (a tied [V, d] embedding: one less).
+// A VJP may also add its result into such a pending cotangent itself, in its own kernel (`into`, see Vjp):
+// SwiGLU's does, so an MLP's gate and up gradients meet their clone terms' without a pass of their own.
 
 import type { Tensor } from "../tensor.js";
 import { scope } from "../tensor.js";
@@ -20,7 +22,13 @@ import { activeBackend } from "../backend/dispatch.js";
 import { binary } from "../backend/cpu/index.js";
 import { releaseStorage } from "../storage.js";
 
-export type Vjp = (dy: Tensor) => ReadonlyArray<Tensor | null>;
+/**
+ * dy -> one cotangent per input (null: none). `into(i)` offers the cotangent already pending for input i when the
+ * VJP may add its own into it in place (a fused kernel saves writing its result and the pass that adds the two); a
+ * VJP that takes it must return that same tensor, holding the sum, as input i's cotangent. null when there is
+ * nothing pending, or it cannot be written (see addInPlace), or the input appears twice among the inputs.
+ */
+export type Vjp = (dy: Tensor, into: (i: number) => Tensor | null) => ReadonlyArray<Tensor | null>;
 
 export interface Node {
   readonly op: string;
@@ -58,13 +66,19 @@ export function record(op: string, out: Tensor, inputs: readonly Tensor[], vjp: 
 }
 
 /**
- * prev += gx in place, when prev is a pending cotangent nothing else can see: made during this pass (id >= firstId),
- * held by one entry, the only tensor on its storage, on the host, with gx's shape and dtype. False otherwise.
+ * Whether prev, a pending cotangent, may be written in place: nothing else can see it (made during this pass,
+ * id >= firstId, held by one entry, the only tensor on its storage), it is on the host (the cpu backend), and it has
+ * `like`'s shape and dtype.
  */
-function addInPlace(prev: Tensor, gx: Tensor, firstId: number, holds: number): boolean {
+function writable(prev: Tensor, like: Tensor, firstId: number, holds: number): boolean {
   const s = prev.storage;
   if (activeBackend() !== null || prev.id < firstId || prev.kept || holds !== 1 || s === null || s.refs !== 1 || s.data === null || s.device !== null) return false;
-  if (gx.dtype !== prev.dtype || gx.shape.length !== prev.shape.length || gx.shape.some((d, k) => d !== prev.shape[k])) return false;
+  return like.dtype === prev.dtype && like.shape.length === prev.shape.length && like.shape.every((d, k) => d === prev.shape[k]);
+}
+
+/** prev += gx in place when prev is writable; false otherwise. */
+function addInPlace(prev: Tensor, gx: Tensor, firstId: number, holds: number): boolean {
+  if (!writable(prev, gx, firstId, holds)) return false;
   const a = prev.buf;
   binary("add", a, prev.shape, gx.peek(), gx.shape, a, prev.shape);
   return true;
@@ -189,7 +203,16 @@ export function backprop(
         continue;
       }
       const restored = restore(node.inputs);
-      const gs = scope(() => node.vjp(g));
+      // Inputs whose pending cotangent the VJP took (into) and returned with its own added.
+      const taken = new Set<number>();
+      const into = (i: number): Tensor | null => {
+        const x = node.inputs[i];
+        const prev = x === undefined || !x.requiresGrad ? undefined : grads.get(x);
+        if (prev === undefined || node.inputs.indexOf(x!) !== node.inputs.lastIndexOf(x!) || !writable(prev, x!, firstId, uses.get(prev) ?? 0)) return null;
+        taken.add(i);
+        return prev;
+      };
+      const gs = scope(() => node.vjp(g, into));
       for (const x of restored) {
         releaseStorage(x.storage!);
         x.storage = null;
@@ -202,7 +225,9 @@ export function backprop(
         if (gx.dtype !== x.dtype || gx.shape.length !== x.shape.length || gx.shape.some((d, k) => d !== x.shape[k]))
           throw new Error(`internal: VJP of ${node.op} returned ${gx.dtype}[${gx.shape}] for input ${x.dtype}[${x.shape}]`);
         const prev = grads.get(x);
-        if (prev === undefined) {
+        if (taken.has(i)) {
+          if (gx !== prev) throw new Error(`internal: VJP of ${node.op} took input ${i}'s pending cotangent but returned another`);
+        } else if (prev === undefined) {
           grads.set(x, gx);
           hold(gx);
         } else if (gx !== prev && addInPlace(prev, gx, firstId, uses.get(prev) ?? 0)) {

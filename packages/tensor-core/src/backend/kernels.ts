@@ -93,11 +93,25 @@ export interface Kernels {
   /** [out, rstd [rows]]. */
   rmsNorm(x: Tensor, weight: Tensor, eps: number): [Tensor, Tensor];
   /** [dx, dweight]. */
-  rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor): [Tensor, Tensor];
+  /**
+   * [dx, dweight]. With `into` (cpu only, as swigluBackward's), a pending cotangent of x: dx is added into it in place
+   * and it is returned as dx.
+   */
+  rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor, into?: Tensor | null): [Tensor, Tensor];
   /** Rotate-half rotary embedding: x [..., T, dh], cos / sin [T, dh]. */
   rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor;
   /** The inverse rotation of dy. */
   ropeBackward(dy: Tensor, cos: Tensor, sin: Tensor): Tensor;
+  /**
+   * rope of x [B, T, H·dh] split into `heads` heads: [B, H, T, dh] (the head split and the rotation in one pass).
+   * Optional: the op composes reshape, permute and rope on a backend without it (`hasKernel`).
+   */
+  ropeHeads(x: Tensor, cos: Tensor, sin: Tensor, heads: number): Tensor;
+  /**
+   * The inverse rotation of dy [B, H, T, dh] merged back to [B, T, H·dh]; with `into` (cpu only, as swigluBackward's)
+   * added into that pending cotangent in place, which is returned.
+   */
+  ropeHeadsBackward(dy: Tensor, cos: Tensor, sin: Tensor, into?: Tensor | null): Tensor;
   /** [out, lse [B, H, T]]. */
   attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): [Tensor, Tensor];
   /** [dq, dk, dv], probabilities recomputed from lse. */
@@ -120,8 +134,13 @@ export interface Kernels {
   // Fused elementwise.
   /** silu(gate) * up. */
   swiglu(gate: Tensor, up: Tensor): Tensor;
-  /** [dgate, dup]. */
-  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor): [Tensor, Tensor];
+  /**
+   * [dgate, dup]. With `into` (cpu only: the tape offers pending cotangents on the cpu backend alone, so other
+   * backends never get one), a non-null entry is a pending cotangent of that input: the gradient is added into it
+   * in place and it is returned in that slot. With `product`, a backend may also return silu(gate) * up (`swiglu`'s
+   * values, recomputed in the same pass) third; one that does not leaves it to the caller.
+   */
+  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor, into?: readonly [Tensor | null, Tensor | null], product?: boolean): [Tensor, Tensor, Tensor?];
   /** mean((a - b)^2), a scalar. */
   mse(a: Tensor, b: Tensor): Tensor;
   /** [da, db] for the scalar cotangent dy; null where not wanted. */

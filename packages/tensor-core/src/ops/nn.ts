@@ -3,12 +3,13 @@
 // their oracles.
 
 import { requireFloat } from "../dtype.js";
-import { record } from "../autodiff/tape.js";
-import { dispatch } from "../backend/dispatch.js";
+import { evict, noGrad, record } from "../autodiff/tape.js";
+import { dispatch, hasKernel } from "../backend/dispatch.js";
 import { fmt, normAxis, shapeEq } from "../shape.js";
 import type { Tensor } from "../tensor.js";
 import { div } from "./elementwise.js";
-import { transpose } from "./movement.js";
+import { matmul } from "./matmul.js";
+import { permute, reshape, transpose } from "./movement.js";
 import { mean, sum } from "./reduce.js";
 
 /** Applies a last-axis row op along any axis by moving that axis last. */
@@ -50,8 +51,9 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   if (weight.rank !== 1 || weight.shape[0] !== dim)
     throw new RangeError(`rmsNorm: weight ${fmt(weight.shape)} does not match the last axis of ${fmt(x.shape)}`);
   const [out, rstd] = dispatch("rmsNorm", x, weight, eps);
-  // dx = rstd * (w dy - x * rstd^2 * mean(w dy x)),  dw = sum_rows(dy * x * rstd)
-  return record("rmsNorm", out, [x, weight], (dy) => dispatch("rmsNormBackward", dy, x, weight, rstd));
+  // dx = rstd * (w dy - x * rstd^2 * mean(w dy x)),  dw = sum_rows(dy * x * rstd); dx added in the same pass into
+  // the cotangent pending for x when the tape offers it (x is a residual stream, which has one more use)
+  return record("rmsNorm", out, [x, weight], (dy, into) => dispatch("rmsNormBackward", dy, x, weight, rstd, into(0)));
 }
 
 /**
@@ -70,6 +72,34 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   const out = dispatch("rope", x, cos, sin);
   // The rotation is orthogonal: its VJP is the inverse rotation (sin -> -sin).
   return record("rope", out, [x], (dy) => [dispatch("ropeBackward", dy, cos, sin)]);
+}
+
+/**
+ * RoPE of x [B, T, H·dh] split into `heads` heads: rope(permute(reshape(x, [B, T, H, dh]), [0, 2, 1, 3]), cos, sin),
+ * [B, H, T, dh], in one pass: the head-split copy is never made. VJP: the inverse rotation of dy merged back to
+ * [B, T, H·dh] in one pass, added into the cotangent pending for x when the tape offers it (x is also a clone term's
+ * input in LRC). On a backend without the fused kernels, the composite (its head-split copy freed at once: rope's
+ * VJP does not read it).
+ */
+export function ropeHeads(x: Tensor, heads: number, cos: Tensor, sin: Tensor): Tensor {
+  requireFloat("ropeHeads", x, cos, sin);
+  if (x.rank !== 3 || !(heads > 0) || x.shape[2]! % heads !== 0)
+    throw new RangeError(`ropeHeads: x ${fmt(x.shape)} must be [B, T, H·dh] with H = ${heads} dividing its last axis`);
+  const [B, T, HD] = x.shape as [number, number, number];
+  const dh = HD / heads;
+  if (!hasKernel("ropeHeads", x, cos, sin, heads)) {
+    const split = permute(reshape(x, [B, T, heads, dh]), [0, 2, 1, 3]);
+    const out = rope(split, cos, sin);
+    if (split.requiresGrad) evict(split);
+    return out;
+  }
+  if (!shapeEq(cos.shape, [T, dh]) || !shapeEq(sin.shape, [T, dh]))
+    throw new RangeError(`ropeHeads: cos ${fmt(cos.shape)} / sin ${fmt(sin.shape)} must be [T, dh] = [${T}, ${dh}] for x ${fmt(x.shape)}`);
+  if (dh % 2 !== 0) throw new RangeError(`ropeHeads: head dim ${dh} must be even`);
+  checkRotateHalf(cos, "cos");
+  checkRotateHalf(sin, "sin");
+  const out = dispatch("ropeHeads", x, cos, sin, heads);
+  return record("ropeHeads", out, [x], (dy, into) => [dispatch("ropeHeadsBackward", dy, cos, sin, into(0))]);
 }
 
 /** The VJP below (the inverse rotation) relies on HF's layout, where both halves of each cos/sin row agree. */
@@ -178,11 +208,38 @@ export function mse(a: Tensor, b: Tensor): Tensor {
 
 /**
  * SwiGLU: silu(gate) * up, in one pass. VJP with s = sigmoid(gate): dgate = dy up s (1 + gate (1 - s)),
- * dup = dy gate s. (The composite form is its test oracle, fused.test.ts.)
+ * dup = dy gate s, added in the same pass into the cotangents already pending for gate and up when the tape offers
+ * them (an LRC student's gate and up also feed their clone terms). (The composite form is its test oracle,
+ * fused.test.ts.)
  */
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   if (!shapeEq(gate.shape, up.shape)) throw new RangeError(`swiglu: shapes ${fmt(gate.shape)} and ${fmt(up.shape)} differ`);
   requireFloat("swiglu", gate, up);
   const out = dispatch("swiglu", gate, up);
-  return record("swiglu", out, [gate, up], (dy) => dispatch("swigluBackward", gate, up, dy));
+  return record("swiglu", out, [gate, up], (dy, into) => {
+    const [dg, du] = dispatch("swigluBackward", gate, up, dy, [into(0), into(1)]);
+    return [dg, du];
+  });
+}
+
+/**
+ * An MLP's down projection of its SwiGLU product: swiglu(gate, up) @ wᵀ (gate, up [N, F], w [D, F] -> [N, D]; w may
+ * be a frozen bfloat16 / float16 weight, as matmul), the same values and gradients as `matmul(swiglu(gate, up), w,
+ * { transB: true })` without ever keeping the product ([N, F], the largest activation of a layer): the forward frees
+ * it once the gemm has read it, and the VJP takes dproduct = dy w first, then recomputes the product in the pass
+ * that computes dgate and dup (added into the cotangents pending for gate and up, as swiglu's), for dw = dyᵀ product.
+ */
+export function swigluLinear(gate: Tensor, up: Tensor, w: Tensor): Tensor {
+  if (!shapeEq(gate.shape, up.shape) || gate.rank !== 2 || w.rank !== 2 || w.shape[1] !== gate.shape[1])
+    throw new RangeError(`swigluLinear: gate ${fmt(gate.shape)} and up ${fmt(up.shape)} must be [N, F] and w ${fmt(w.shape)} [D, F]`);
+  requireFloat("swigluLinear", gate, up);
+  const product = dispatch("swiglu", gate, up);
+  const out = noGrad(() => matmul(product, w, { transB: true }));
+  product.dispose();
+  return record("swigluLinear", out, [gate, up, w], (dy, into) => {
+    const dProduct = matmul(dy, w);
+    const [dg, du, recomputed] = dispatch("swigluBackward", gate, up, dProduct, [into(0), into(1)], w.requiresGrad);
+    const dw = w.requiresGrad ? matmul(dy, recomputed ?? dispatch("swiglu", gate, up), { transA: true }) : null;
+    return [dg, du, dw];
+  });
 }

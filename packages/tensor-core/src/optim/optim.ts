@@ -170,7 +170,8 @@ export class SGD {
 }
 
 /**
- * Scales gradients in place so their global L2 norm is at most maxNorm (torch clip_grad_norm_). Returns the
+ * Scales gradients in place so their global L2 norm is at most maxNorm (torch clip_grad_norm_; a buffer two
+ * gradients share, e.g. a view of another, is scaled once). Returns the
  * norm before clipping. Non-finite norms are returned unchanged (and nothing is scaled) so the caller can stop.
  * The sums of squares and the scaling run where the gradients live (`sumSquares`, `scale`): a device backend
  * reads one number per gradient, not the gradients. Reads synchronously: on webgpu use `clipGradNormAsync`.
@@ -212,10 +213,17 @@ function sumOfSquares(grads: ReadonlyArray<Tensor | null>): Tensor | null {
   return total;
 }
 
+/** Scales each gradient buffer once (two gradients may share one: a view of another, or the same tensor). */
 function clipTo(grads: ReadonlyArray<Tensor | null>, norm: number, maxNorm: number): number {
   if (!Number.isFinite(norm)) return norm;
   const coef = maxNorm / (norm + 1e-6);
-  if (coef < 1) for (const g of grads) if (g !== null) dispatch("scale", g, coef);
+  if (!(coef < 1)) return norm;
+  const scaled = new Set<unknown>();
+  for (const g of grads) {
+    if (g === null || scaled.has(g.storage)) continue;
+    scaled.add(g.storage);
+    dispatch("scale", g, coef);
+  }
   return norm;
 }
 

@@ -16,6 +16,8 @@ import { gemm } from "./gemm.js";
 import { lmHeadLossChunked } from "./lm-head.js";
 import { gatherRows, permute, scatterAddRows, stridedAddInto, stridedCopy } from "./movement.js";
 import { reduce } from "./reduce.js";
+import { ropeHeadsWasm } from "./rows-wasm.js";
+import { vectorKernels } from "./wasm-vector.js";
 import {
   crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward, logSoftmaxRows, logSoftmaxRowsBackward,
   rmsNormBackward, rmsNormForward, ropeForward, softmaxRows, softmaxRowsBackward,
@@ -198,11 +200,11 @@ export class CpuKernels implements Kernels {
     return [out, rstd];
   }
 
-  rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor): [Tensor, Tensor] {
+  rmsNormBackward(dy: Tensor, x: Tensor, weight: Tensor, rstd: Tensor, into?: Tensor | null): [Tensor, Tensor] {
     const [rows, dim] = rowsOf(x);
-    const dx = Tensor.empty(x.shape, x.dtype);
+    const dx = into ?? Tensor.empty(x.shape, x.dtype);
     const dw = zeros(weight.shape, { dtype: weight.dtype });
-    rmsNormBackward(f(dy), f(x), f(weight), f(rstd), f(dx), f(dw), rows, dim);
+    rmsNormBackward(f(dy), f(x), f(weight), f(rstd), f(dx), f(dw), rows, dim, into != null);
     return [dx, dw];
   }
 
@@ -212,6 +214,38 @@ export class CpuKernels implements Kernels {
 
   ropeBackward(dy: Tensor, cos: Tensor, sin: Tensor): Tensor {
     return rotate(dy, cos, sin, true);
+  }
+
+  ropeHeads(x: Tensor, cos: Tensor, sin: Tensor, heads: number): Tensor {
+    const [B, T, HD] = x.shape as [number, number, number];
+    const dh = HD / heads;
+    const out = Tensor.empty([B, heads, T, dh], x.dtype);
+    const k = (dh / 2) % 4 === 0 && x.dtype === "float32" && cos.dtype === "float32" ? vectorKernels() : null;
+    if (k !== null) ropeHeadsWasm(k, f(x) as Float32Array, f(cos) as Float32Array, f(sin) as Float32Array, f(out) as Float32Array, B, T, heads, dh, 1, false, false);
+    else {
+      const split = Tensor.empty([B, heads, T, dh], x.dtype);
+      permute(x.buf, [B, T, heads, dh], [0, 2, 1, 3], split.buf);
+      ropeForward(f(split), f(cos), f(sin), f(out), B * heads, T, dh, false);
+      split.dispose();
+    }
+    return out;
+  }
+
+  ropeHeadsBackward(dy: Tensor, cos: Tensor, sin: Tensor, into?: Tensor | null): Tensor {
+    const [B, H, T, dh] = dy.shape as [number, number, number, number];
+    const dx = into ?? Tensor.empty([B, T, H * dh], dy.dtype);
+    const k = (dh / 2) % 4 === 0 && dy.dtype === "float32" && cos.dtype === "float32" ? vectorKernels() : null;
+    if (k !== null) ropeHeadsWasm(k, f(dy) as Float32Array, f(cos) as Float32Array, f(sin) as Float32Array, f(dx) as Float32Array, B, T, H, dh, -1, true, into != null);
+    else {
+      const rotated = rotate(dy, cos, sin, true);
+      const merged = Tensor.empty([B, T, H * dh], dy.dtype);
+      permute(rotated.buf, [B, H, T, dh], [0, 2, 1, 3], merged.buf);
+      if (into != null) binary("add", dx.buf, dx.shape, merged.buf, merged.shape, dx.buf, dx.shape);
+      else dx.buf.set(merged.buf);
+      rotated.dispose();
+      merged.dispose();
+    }
+    return dx;
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, d: AttentionDims): [Tensor, Tensor] {
@@ -282,11 +316,13 @@ export class CpuKernels implements Kernels {
     return out;
   }
 
-  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor): [Tensor, Tensor] {
-    const dg = Tensor.empty(gate.shape, gate.dtype);
-    const du = Tensor.empty(up.shape, up.dtype);
-    swigluBackward(f(gate), f(up), f(dy), f(dg), f(du), gate.size);
-    return [dg, du];
+  swigluBackward(gate: Tensor, up: Tensor, dy: Tensor, into?: readonly [Tensor | null, Tensor | null], product = false): [Tensor, Tensor, Tensor?] {
+    const [ig, iu] = into ?? [null, null];
+    const dg = ig ?? Tensor.empty(gate.shape, gate.dtype);
+    const du = iu ?? Tensor.empty(up.shape, up.dtype);
+    const prod = product ? Tensor.empty(gate.shape, gate.dtype) : null;
+    swigluBackward(f(gate), f(up), f(dy), f(dg), f(du), gate.size, ig !== null, iu !== null, prod === null ? null : f(prod));
+    return prod === null ? [dg, du] : [dg, du, prod];
   }
 
   mse(a: Tensor, b: Tensor): Tensor {

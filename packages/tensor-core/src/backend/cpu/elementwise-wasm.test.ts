@@ -1,6 +1,10 @@
-/** The float32 wasm binary-op fast paths against the TypeScript loops: bit-identical, special values included. */
+/**
+ * The float32 wasm binary-op fast paths and row sums against the TypeScript loops: bit-identical, special values
+ * included.
+ */
 import { describe, expect, it } from "vitest";
 import { binary, type BinaryKernel } from "./elementwise.js";
+import { reduce } from "./reduce.js";
 import { hasSimd } from "./wasm-features.js";
 import { setVectorWasmDisabled, vectorKernels } from "./wasm-vector.js";
 
@@ -55,5 +59,22 @@ describe("binary float32 wasm fast paths", () => {
     binary("mul", a, [9000], b, [9000], want, [9000]);
     binary("mul", a, [9000], b, [9000], a, [9000]);
     expect(Array.from(a)).toEqual(Array.from(want));
+  });
+});
+
+describe("float32 sums over rows (reduce, inner > 1) on wasm", () => {
+  it("match the TypeScript loop bit for bit: odd widths, chunk boundaries, several outer groups", () => {
+    for (const [outer, r, inner] of [[1, 1024, 896], [1, 3000, 13], [3, 700, 129], [2, 40, 3], [1, 9000, 4], [4, 2, 2048]] as const) {
+      const x = data(outer * r * inner, r + inner);
+      const got = new Float32Array(outer * inner), want = new Float32Array(outer * inner);
+      reduce("sum", x, got, outer, r, inner);
+      setVectorWasmDisabled(true);
+      try {
+        reduce("sum", x, want, outer, r, inner);
+      } finally {
+        setVectorWasmDisabled(false);
+      }
+      expect(Array.from(got), `[${outer}, ${r}, ${inner}]`).toEqual(Array.from(want));
+    }
   });
 });

@@ -1,18 +1,16 @@
 /**
- * Fused elementwise kernels behind the fused ops (ops/nn.ts): SwiGLU forward/backward in one pass each (float32 on
- * the row runtime, rows-runtime.ts, spread over the worker pool), the MSE sum of squared differences and its
- * gradient, and the sum of squares and scaling of gradient clipping (optim.ts). Each has a TypeScript loop (the
- * reference; float64 and the no-wasm fallback) and, for float32, a WebAssembly SIMD path (wasm-vector.ts) that
- * streams the operands through the module's memory in L2-sized chunks. Results depend only on the element (sums:
- * on the fixed chunk order), never on threads.
+ * Fused elementwise kernels behind the fused ops (ops/nn.ts): SwiGLU forward/backward in one pass each, the MSE sum
+ * of squared differences and its gradient, and the sum of squares and scaling of gradient clipping (optim.ts). Each
+ * has a TypeScript loop (the reference; float64 and the no-wasm fallback) and, for float32, a WebAssembly SIMD path:
+ * a job of the row runtime (rows-runtime.ts), which streams the operands through the vector module's memory in
+ * L2-sized chunks, spread over the worker pool when large. Results depend only on the element (sums: on the fixed
+ * chunk order), never on threads.
  */
 import type { Float } from "./gemm-runtime.js";
-import { copyIn, copyOut, layout, rowPtr } from "./rows-wasm.js";
+import { acquireForWorkers, release } from "./buffer-pool.js";
 import { rowsRuntime, runRows } from "./rows-dispatch.js";
-import { SCRATCH, vectorKernels, type VectorKernels } from "./wasm-vector.js";
-
-/** Elements per chunk for streaming kernels. */
-const CHUNK = 1 << 14;
+import { SUM_CHUNK } from "./rows-runtime.js";
+import { vectorKernels, type VectorKernels } from "./wasm-vector.js";
 
 function f32Kernels(...arrays: Float[]): VectorKernels | null {
   for (const a of arrays) if (!(a instanceof Float32Array)) return null;
@@ -21,12 +19,6 @@ function f32Kernels(...arrays: Float[]): VectorKernels | null {
 
 function need(fn: string, name: string, arr: { length: number }, n: number): void {
   if (arr.length < n) throw new RangeError(`${fn}: ${name} needs ${n} elements, has ${arr.length}`);
-}
-
-/** Runs `body(k, j0, len)` over [0, n) in chunks, with `regions` operand regions of CHUNK floats laid out. */
-function chunks(k: VectorKernels, regions: number, n: number, body: (j0: number, len: number, L: ReturnType<typeof layout>) => void): void {
-  const L = layout(k, regions, CHUNK, 1);
-  for (let j0 = 0; j0 < n; j0 += CHUNK) body(j0, Math.min(CHUNK, n - j0), L);
 }
 
 /** out = silu(g) * u = g * sigmoid(g) * u. */
@@ -45,43 +37,46 @@ export function swigluForward(g: Float, u: Float, out: Float, n: number): void {
   }
 }
 
-/** With s = sigmoid(g): du = dy * g * s, dg = dy * u * s * (1 + g * (1 - s)). */
-export function swigluBackward(g: Float, u: Float, dy: Float, dg: Float, du: Float, n: number): void {
+/**
+ * With s = sigmoid(g): du = dy * g * s, dg = dy * u * s * (1 + g * (1 - s)); with `addG` / `addU` added into what dg /
+ * du hold (each sum the float32 (or float64) addition of the two values, as a separate add would give). `product`,
+ * unless null, gets silu(g) * u with swigluForward's bits (the SwiGLU product recomputed in the same pass).
+ */
+export function swigluBackward(
+  g: Float, u: Float, dy: Float, dg: Float, du: Float, n: number, addG = false, addU = false, product: Float | null = null,
+): void {
   for (const [name, a] of [["g", g], ["u", u], ["dy", dy], ["dg", dg], ["du", du]] as const) need("swigluBackward", name, a, n);
-  const rt = f32Kernels(g, u, dy, dg, du) !== null ? rowsRuntime() : null;
+  if (product !== null) need("swigluBackward", "product", product, n);
+  const rt = f32Kernels(g, u, dy, dg, du, ...(product === null ? [] : [product])) !== null ? rowsRuntime() : null;
   if (rt !== null) {
     const job = {
       kind: "swigluGrad", gate: g as Float32Array, up: u as Float32Array, dy: dy as Float32Array,
-      dGate: dg as Float32Array, dUp: du as Float32Array, n,
+      dGate: dg as Float32Array, dUp: du as Float32Array, n, addGate: addG, addUp: addU, product: product as Float32Array | null,
     } as const;
     runRows(rt, job, n);
     return;
   }
+  const round = dg instanceof Float32Array ? Math.fround : (v: number) => v;
   for (let i = 0; i < n; i++) {
     const x = g[i]!;
     const s = 1 / (1 + Math.exp(-x));
     const ds = dy[i]! * s;
-    du[i] = ds * x;
-    dg[i] = ds * u[i]! * (1 + x * (1 - s));
+    if (product !== null) product[i] = (x / (1 + Math.exp(-x))) * u[i]!; // swigluForward's expression
+    const vu = round(ds * x), vg = round(ds * u[i]! * (1 + x * (1 - s)));
+    du[i] = addU ? du[i]! + vu : vu;
+    dg[i] = addG ? dg[i]! + vg : vg;
   }
 }
 
 /**
  * sum over i < n of x[i]^2, accumulated in float64 (gradient-norm clipping). The JavaScript loop runs at ~4 ns per
- * element here (a float32 load and a dependent float64 add per element); the wasm path streams chunks through the
- * vector module's `sumsq` (float64 lanes) at ~0.4 ns.
+ * element here (a float32 load and a dependent float64 add per element); the wasm path (the vector module's `sumsq`,
+ * float64 lanes, on the row runtime: partial sums of SUM_CHUNK elements, added in order) at ~0.4 ns.
  */
 export function sumSquares(x: Float, n: number): number {
   need("sumSquares", "x", x, n);
-  const k = f32Kernels(x);
-  if (k !== null) {
-    let total = 0;
-    chunks(k, 1, n, (j0, len, L) => {
-      copyIn(k, L, 0, (x as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      total += k.sumsq(rowPtr(L, 0, 0), len);
-    });
-    return total;
-  }
+  const rt = f32Kernels(x) !== null ? rowsRuntime() : null;
+  if (rt !== null) return partialSums(n, (parts) => runRows(rt, { kind: "sumsq", x: x as Float32Array, n, parts }, n));
   let s = 0;
   for (let i = 0; i < n; i++) s += x[i]! * x[i]!;
   return s;
@@ -90,35 +85,37 @@ export function sumSquares(x: Float, n: number): number {
 /** x[i] *= c for i < n, in place (float32 arithmetic with c rounded to float32, as torch's `mul_` by a float32 scalar). */
 export function scaleInPlace(x: Float, n: number, c: number): void {
   need("scaleInPlace", "x", x, n);
-  const k = f32Kernels(x);
-  if (k !== null) {
-    const scalar = SCRATCH + 16;
-    chunks(k, 1, n, (j0, len, L) => {
-      const part = (x as Float32Array).subarray(j0, j0 + len);
-      copyIn(k, L, 0, part, 0, 1, len);
-      k.heap[scalar >> 2] = c;
-      k.bmul(rowPtr(L, 0, 0), scalar, rowPtr(L, 0, 0), len, 1);
-      copyOut(k, L, 0, part, 0, 1, len);
-    });
+  const rt = f32Kernels(x) !== null ? rowsRuntime() : null;
+  if (rt !== null) {
+    runRows(rt, { kind: "scale", x: x as Float32Array, c, n }, n);
     return;
   }
   for (let i = 0; i < n; i++) x[i] *= c;
 }
 
-/** sum over i < n of (a[i] - b[i])^2, accumulated in float64. */
+/** The float64 total of the partial sums `run` writes, one per SUM_CHUNK elements of n, added in order. */
+function partialSums(n: number, run: (parts: Float64Array) => void): number {
+  const items = Math.ceil(n / SUM_CHUNK);
+  const parts = acquireForWorkers("float64", items);
+  try {
+    run(parts);
+    let total = 0;
+    for (let t = 0; t < items; t++) total += parts[t]!;
+    return total;
+  } finally {
+    release(parts);
+  }
+}
+
+/**
+ * sum over i < n of (a[i] - b[i])^2, accumulated in float64 (float32: partial sums of SUM_CHUNK elements on the row
+ * runtime, added in order).
+ */
 export function sqDiffSum(a: Float, b: Float, n: number): number {
   need("sqDiffSum", "a", a, n);
   need("sqDiffSum", "b", b, n);
-  const k = f32Kernels(a, b);
-  if (k !== null) {
-    let total = 0;
-    chunks(k, 2, n, (j0, len, L) => {
-      copyIn(k, L, 0, (a as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      copyIn(k, L, 1, (b as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      total += k.sqdiff(rowPtr(L, 0, 0), rowPtr(L, 1, 0), len);
-    });
-    return total;
-  }
+  const rt = f32Kernels(a, b) !== null ? rowsRuntime() : null;
+  if (rt !== null) return partialSums(n, (parts) => runRows(rt, { kind: "sqdiff", a: a as Float32Array, b: b as Float32Array, n, parts }, n));
   let s = 0;
   for (let i = 0; i < n; i++) {
     const d = a[i]! - b[i]!;
@@ -133,15 +130,9 @@ export function diffScale(a: Float, b: Float, c: number, da: Float | null, db: F
   need("diffScale", "b", b, n);
   if (da !== null) need("diffScale", "da", da, n);
   if (db !== null) need("diffScale", "db", db, n);
-  const k = f32Kernels(a, b, ...(da === null ? [] : [da]), ...(db === null ? [] : [db]));
-  if (k !== null) {
-    chunks(k, 2, n, (j0, len, L) => {
-      copyIn(k, L, 0, (a as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      copyIn(k, L, 1, (b as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      k.diffscale(rowPtr(L, 0, 0), rowPtr(L, 1, 0), len, c);
-      if (da !== null) copyOut(k, L, 0, (da as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-      if (db !== null) copyOut(k, L, 1, (db as Float32Array).subarray(j0, j0 + len), 0, 1, len);
-    });
+  const rt = f32Kernels(a, b, ...(da === null ? [] : [da]), ...(db === null ? [] : [db])) !== null ? rowsRuntime() : null;
+  if (rt !== null) {
+    runRows(rt, { kind: "diffscale", a: a as Float32Array, b: b as Float32Array, c, da: da as Float32Array | null, db: db as Float32Array | null, n }, n);
     return;
   }
   for (let i = 0; i < n; i++) {

@@ -14,6 +14,13 @@ import { getParallelThreshold, getThreadCount, poolAvailable, runParallel, unsha
  */
 const FLOPS_PER_ELEMENT = 64;
 
+/**
+ * The streaming jobs (the MSE's and the gradient clip's: a copy in, a few flops, bound by memory) count this many
+ * instead: parallel from 524,288 floats, where a second thread's memory traffic pays for the parallel call.
+ */
+const STREAM_FLOPS_PER_ELEMENT = 16;
+const STREAMING: ReadonlySet<RowsJob["kind"]> = new Set(["sqdiff", "diffscale", "sumsq", "scale"]);
+
 let runtime: RowsRuntime | null | undefined;
 
 /** The calling thread's row runtime, or null when the wasm vector kernels are unavailable or switched off. */
@@ -29,7 +36,8 @@ export function rowsRuntime(): RowsRuntime | null {
 /** Runs `job` (`elements` = its size in floats) with `rt`; on the pool when it pays and can. */
 export function runRows(rt: RowsRuntime, job: RowsJob, elements: number): void {
   const items = rt.itemCount(job);
-  if (getThreadCount() > 1 && items > 1 && elements * FLOPS_PER_ELEMENT >= getParallelThreshold() && unsharedField(job) === null && poolAvailable()) {
+  const flops = elements * (STREAMING.has(job.kind) ? STREAM_FLOPS_PER_ELEMENT : FLOPS_PER_ELEMENT);
+  if (getThreadCount() > 1 && items > 1 && flops >= getParallelThreshold() && unsharedField(job) === null && poolAvailable()) {
     runParallel("rows", job, items, (claim) => rt.runItems(job, claim));
     return;
   }

@@ -1,12 +1,14 @@
 /**
  * The float32 row / elementwise kernels that run on the worker pool: log-sum-exp rows (log-softmax, cross-entropy),
  * softmax rows, the cross-entropy gradient rows exp(x - lse) g, the temperature-KL rows and their student
- * gradient, SwiGLU forward and backward, and the AdamW update, on the WebAssembly vector module (wasm-vector.ts).
+ * gradient, SwiGLU forward and backward, the MSE's sum of squared differences and its gradient, the gradient clip's
+ * sum of squares and scaling, and the AdamW update, on the WebAssembly vector module (wasm-vector.ts).
  * Every pool worker (worker-main.ts) instantiates the module with its own memory and the calling thread runs the
  * same code on its vector-module instance (wasm-vector.ts's, shared with the vector kernels), so results do not depend on the thread count (every row and element is computed by the same
  * instructions whichever thread claims it).
  *
- * Work items are row chunks (about CHUNK floats of rows each) or element chunks (SwiGLU, AdamW: CHUNK elements). A
+ * Work items are row chunks (about CHUNK floats of rows each) or element chunks (SwiGLU, AdamW: CHUNK elements; the
+ * MSE's and the clip's: SUM_CHUNK). A
  * thread claims an item, copies its rows into its module memory, runs the kernels there and writes the results
  * back. Rows holding a non-finite value are not computed here: they are flagged in `bad`, and the caller runs its
  * TypeScript reference on them (so -Infinity masking keeps its exact semantics).
@@ -122,7 +124,45 @@ export type RowsJob =
       readonly hyper: AdamWHyper;
     }
   | {
-      /** With s = sigmoid(gate): dUp = dy gate s, dGate = dy up s (1 + gate (1 - s)). */
+      /**
+       * parts[t] = the float64 sum of (a - b)^2 over elements [t SUM_CHUNK, (t + 1) SUM_CHUNK) (the caller adds the
+       * parts in order, so the total does not depend on the threads).
+       */
+      readonly kind: "sqdiff";
+      readonly a: Float32Array;
+      readonly b: Float32Array;
+      readonly n: number;
+      readonly parts: Float64Array;
+    }
+  | {
+      /** parts[t] = the float64 sum of x^2 over elements [t SUM_CHUNK, (t + 1) SUM_CHUNK) (as "sqdiff"). */
+      readonly kind: "sumsq";
+      readonly x: Float32Array;
+      readonly n: number;
+      readonly parts: Float64Array;
+    }
+  | {
+      /** x *= c in place (float32, c rounded to float32). */
+      readonly kind: "scale";
+      readonly x: Float32Array;
+      readonly c: number;
+      readonly n: number;
+    }
+  | {
+      /** With d = c (a - b): da = d, db = -d (either null to skip it). */
+      readonly kind: "diffscale";
+      readonly a: Float32Array;
+      readonly b: Float32Array;
+      readonly c: number;
+      readonly da: Float32Array | null;
+      readonly db: Float32Array | null;
+      readonly n: number;
+    }
+  | {
+      /**
+       * With s = sigmoid(gate): dUp = dy gate s, dGate = dy up s (1 + gate (1 - s)); with addGate / addUp, added
+       * (float32) into what dGate / dUp hold; `product` (unless null) gets the forward's silu(gate) up, bit for bit.
+       */
       readonly kind: "swigluGrad";
       readonly gate: Float32Array;
       readonly up: Float32Array;
@@ -130,6 +170,9 @@ export type RowsJob =
       readonly dGate: Float32Array;
       readonly dUp: Float32Array;
       readonly n: number;
+      readonly addGate: boolean;
+      readonly addUp: boolean;
+      readonly product: Float32Array | null;
     };
 
 /** Byte offsets of the vector module's memory layout (wasm-vector.ts's MASKS, SCRATCH and DATA). */
@@ -148,14 +191,20 @@ export interface RowsRuntime {
   runItems(job: RowsJob, claim: () => number): void;
 }
 
-type RowsExports = Pick<VectorKernels, "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmsums" | "lmdz">;
+type RowsExports = Pick<
+  VectorKernels,
+  "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmsums" | "lmdz" | "badd" | "bmul" | "sqdiff" | "diffscale" | "sumsq"
+>;
 
 /** Floats per operand region of a rows item. */
 const CHUNK = 1 << 15;
 
-/** A vector-module instance for a worker's row runtime (its masks written, memory for four CHUNK regions). */
+/** Elements per item of the streaming jobs "sqdiff", "diffscale", "sumsq" and "scale" (and per partial sum: the sums' fixed order). */
+export const SUM_CHUNK = 1 << 14;
+
+/** A vector-module instance for a worker's row runtime (its masks written, memory for five CHUNK regions). */
 export function rowsInstance(vectorBytes: Uint8Array | null, layout: VectorLayout): WasmInstance<RowsExports> | null {
-  const inst = instantiate<RowsExports>(vectorBytes, Math.ceil((layout.data + 4 * CHUNK * 4) / PAGE) + 1);
+  const inst = instantiate<RowsExports>(vectorBytes, Math.ceil((layout.data + 5 * CHUNK * 4) / PAGE) + 1);
   if (inst === null) return null;
   const masks = new Int32Array(inst.memory.buffer, layout.masks, 16);
   for (let r = 0; r < 4; r++) for (let l = 0; l < 4; l++) masks[r * 4 + l] = l < r ? -1 : 0;
@@ -183,7 +232,8 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
     if (job.kind === "lse" || job.kind === "softmax" || job.kind === "ceGrad" || job.kind === "kl" || job.kind === "klGrad" || job.kind === "lmHead") {
       return Math.ceil(job.rows / rowsPerItem(job.cols));
     }
-    return Math.ceil(job.n / CHUNK);
+    const streaming = job.kind === "sqdiff" || job.kind === "diffscale" || job.kind === "sumsq" || job.kind === "scale";
+    return Math.ceil(job.n / (streaming ? SUM_CHUNK : CHUNK));
   }
 
   /** Copies rows [r0, r1) of x into the data region at byte offset `at` (row stride `stride` floats). */
@@ -319,8 +369,36 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
       }
       return;
     }
-    ensure(layout.data + 4 * CHUNK * 4 + 64);
+    ensure(layout.data + 5 * CHUNK * 4 + 64);
     const reg = (j: number): number => layout.data + j * CHUNK * 4;
+    if (job.kind === "sumsq" || job.kind === "scale") {
+      const scalar = layout.scratch + 16;
+      for (let t = claim(); t < total; t = claim()) {
+        const j0 = t * SUM_CHUNK, len = Math.min(SUM_CHUNK, job.n - j0);
+        heap.set(job.x.subarray(j0, j0 + len), reg(0) >> 2);
+        if (job.kind === "sumsq") job.parts[t] = kk.sumsq(reg(0), len);
+        else {
+          heap[scalar >> 2] = job.c;
+          kk.bmul(reg(0), scalar, reg(0), len, 1);
+          job.x.set(heap.subarray(reg(0) >> 2, (reg(0) >> 2) + len), j0);
+        }
+      }
+      return;
+    }
+    if (job.kind === "sqdiff" || job.kind === "diffscale") {
+      for (let t = claim(); t < total; t = claim()) {
+        const j0 = t * SUM_CHUNK, len = Math.min(SUM_CHUNK, job.n - j0);
+        heap.set(job.a.subarray(j0, j0 + len), reg(0) >> 2);
+        heap.set(job.b.subarray(j0, j0 + len), reg(1) >> 2);
+        if (job.kind === "sqdiff") job.parts[t] = kk.sqdiff(reg(0), reg(1), len);
+        else {
+          kk.diffscale(reg(0), reg(1), len, job.c);
+          job.da?.set(heap.subarray(reg(0) >> 2, (reg(0) >> 2) + len), j0);
+          job.db?.set(heap.subarray(reg(1) >> 2, (reg(1) >> 2) + len), j0);
+        }
+      }
+      return;
+    }
     for (let t = claim(); t < total; t = claim()) {
       const j0 = t * CHUNK, len = Math.min(CHUNK, job.n - j0);
       if (job.kind === "adamw") {
@@ -338,8 +416,15 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
       } else {
         heap.set(job.dy.subarray(j0, j0 + len), reg(2) >> 2);
         kk.swiglub(reg(0), reg(1), reg(2), len);
-        job.dGate.set(heap.subarray(reg(0) >> 2, (reg(0) >> 2) + len), j0);
-        job.dUp.set(heap.subarray(reg(1) >> 2, (reg(1) >> 2) + len), j0);
+        job.product?.set(heap.subarray(reg(2) >> 2, (reg(2) >> 2) + len), j0);
+        // regions 0 and 1 now hold dGate and dUp; add what the outputs hold (regions 3 and 4) where asked
+        for (const [j, out, add] of [[0, job.dGate, job.addGate], [1, job.dUp, job.addUp]] as const) {
+          if (add) {
+            heap.set(out.subarray(j0, j0 + len), reg(j + 3) >> 2);
+            kk.badd(reg(j), reg(j + 3), reg(j), len, 0);
+          }
+          out.set(heap.subarray(reg(j) >> 2, (reg(j) >> 2) + len), j0);
+        }
       }
     }
   }

@@ -1,6 +1,6 @@
 /**
  * Float32 RMSNorm and rope rows on the WebAssembly SIMD vector module (wasm-vector.ts), and the chunked copy-in /
- * copy-out helpers the streaming kernels of fused.ts share. rows.ts calls these for Float32Array data when the
+ * copy-out helpers they share with reduce.ts's row sums. rows.ts calls these for Float32Array data when the
  * module is available and keeps its TypeScript loops as the reference and fallback (float64, no wasm,
  * LRC_NO_WASM=1); rows go through the module's memory in chunks of about CHUNK floats per operand. Softmax,
  * log-sum-exp, cross-entropy and KL rows run in rows-runtime.ts instead, on the worker pool.
@@ -71,13 +71,16 @@ export function rmsNormForwardWasm(
   }
 }
 
-/** RMSNorm backward (rows.ts's formulas in float32 arithmetic, row sums and dw in float64); dw is overwritten. */
+/**
+ * RMSNorm backward (rows.ts's formulas in float32 arithmetic, row sums and dw in float64); dw is overwritten, dx
+ * too, or added into (float32) with `addDx`.
+ */
 export function rmsNormBackwardWasm(
   k: VectorKernels, dy: Float32Array, x: Float32Array, w: Float32Array, rstd: Float32Array, dx: Float32Array,
-  dw: Float32Array | null, rows: number, dim: number,
+  dw: Float32Array | null, rows: number, dim: number, addDx: boolean,
 ): void {
-  const L = layout(k, 3, dim, rows);
-  const wp = DATA + 3 * L.regionBytes;
+  const L = layout(k, 4, dim, rows);
+  const wp = DATA + 4 * L.regionBytes;
   const accp = wp + L.stride * 4;
   k.ensure(accp + L.stride * 8);
   k.heap.set(w.subarray(0, dim), wp >> 2);
@@ -92,6 +95,10 @@ export function rmsNormBackwardWasm(
       const rs = rstd[r]!;
       const c = (rs * rs * rs * k.dot3(wp, pdy, px, dim)) / dim;
       k.rmsbwd(wp, pdy, px, rowPtr(L, 2, r - r0), dw === null ? 0 : accp, dim, rs, c);
+    }
+    if (addDx) {
+      copyIn(k, L, 3, dx, r0, r1, dim);
+      k.badd(rowPtr(L, 2, 0), rowPtr(L, 3, 0), rowPtr(L, 2, 0), (r1 - r0) * L.stride, 0);
     }
     copyOut(k, L, 2, dx, r0, r1, dim);
   }
@@ -119,5 +126,39 @@ export function ropeWasm(
     const p = rowPtr(L, 0, 0);
     k.rope(p, cp, sp, p, r1 - r0, T, r0 % T, dh, sign);
     copyOut(k, L, 0, out, r0, r1, dh);
+  }
+}
+
+/**
+ * Rotary embedding with the head split or merge around it, a [T, H, dh] block of each of the `B` batch rows at a
+ * time: `merge` false: x [B, T, H, dh] -> out [B, H, T, dh] rotated (sign 1); `merge` true: x [B, H, T, dh] rotated
+ * by `sign` -> out [B, T, H, dh], added into what out holds with `add`. The same per-row rotation as ropeWasm (the
+ * same bits as a permute and a rope); dh / 2 a multiple of 4.
+ */
+export function ropeHeadsWasm(
+  k: VectorKernels, x: Float32Array, cos: Float32Array, sin: Float32Array, out: Float32Array, B: number, T: number,
+  H: number, dh: number, sign: number, merge: boolean, add: boolean,
+): void {
+  const blk = T * H * dh;
+  if (blk === 0) return;
+  const src = DATA, dst = src + blk * 4, acc = dst + blk * 4, cp = acc + blk * 4, sp = cp + T * dh * 4;
+  k.ensure(sp + T * dh * 4);
+  k.heap.set(cos.subarray(0, T * dh), cp >> 2);
+  k.heap.set(sin.subarray(0, T * dh), sp >> 2);
+  for (let b = 0; b < B; b++) {
+    const h = k.heap;
+    h.set(x.subarray(b * blk, (b + 1) * blk), src >> 2);
+    if (!merge) {
+      k.scopy(src, dst, 1, H, T, dh, 0, dh, H * dh, 1); // [T, H, dh] -> [H, T, dh]
+      k.rope(dst, cp, sp, dst, H * T, T, 0, dh, sign);
+    } else {
+      k.rope(src, cp, sp, src, H * T, T, 0, dh, sign);
+      k.scopy(src, dst, 1, T, H, dh, 0, dh, T * dh, 1); // [H, T, dh] -> [T, H, dh]
+      if (add) {
+        h.set(out.subarray(b * blk, (b + 1) * blk), acc >> 2);
+        k.badd(dst, acc, dst, blk, 0);
+      }
+    }
+    out.set(h.subarray(dst >> 2, (dst >> 2) + blk), b * blk);
   }
 }

@@ -464,11 +464,11 @@ export function rmsNormForward(
 
 /**
  * RMSNorm backward. With g = w * dy and r = rstd[row]:
- *   dx = r * g - r^3 * x * sum(g * x) / dim
+ *   dx = r * g - r^3 * x * sum(g * x) / dim     (added into what dx holds when `addDx`: the float32 / float64 sum)
  *   dw = sum over rows of dy * (x * r)          (OVERWRITES dw; skipped when dw is null)
  */
 export function rmsNormBackward(
-  dy: Float, x: Float, w: Float, rstd: Float, dx: Float, dw: Float | null, rows: number, dim: number,
+  dy: Float, x: Float, w: Float, rstd: Float, dx: Float, dw: Float | null, rows: number, dim: number, addDx = false,
 ): void {
   const fn = "rmsNormBackward";
   dims(fn, { rows, dim });
@@ -482,7 +482,7 @@ export function rmsNormBackward(
   if (k !== null) {
     rmsNormBackwardWasm(
       k, dy as Float32Array, x as Float32Array, w as Float32Array, rstd as Float32Array, dx as Float32Array,
-      dw as Float32Array | null, rows, dim,
+      dw as Float32Array | null, rows, dim, addDx,
     );
     return;
   }
@@ -494,7 +494,9 @@ export function rmsNormBackward(
     for (let j = 0; j < dim; j++) sgx += w[j] * dy[o + j] * x[o + j];
     const c = (rs * rs * rs * sgx) / dim;
     if (acc !== null) for (let j = 0; j < dim; j++) acc[j] += dy[o + j] * (x[o + j] * rs);
-    for (let j = 0; j < dim; j++) dx[o + j] = rs * w[j] * dy[o + j] - c * x[o + j];
+    if (!addDx) for (let j = 0; j < dim; j++) dx[o + j] = rs * w[j] * dy[o + j] - c * x[o + j];
+    else if (dx instanceof Float32Array) for (let j = 0; j < dim; j++) dx[o + j] += Math.fround(rs * w[j] * dy[o + j] - c * x[o + j]);
+    else for (let j = 0; j < dim; j++) dx[o + j] += rs * w[j] * dy[o + j] - c * x[o + j];
   }
   if (dw !== null && acc !== null) for (let j = 0; j < dim; j++) dw[j] = acc[j];
 }

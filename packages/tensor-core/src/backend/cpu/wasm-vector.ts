@@ -320,7 +320,10 @@ function buildSwiglu(): Fn {
   return f;
 }
 
-/** swiglub(g, u, dy, n): with s = sigmoid(g): du = dy g s -> u's slot, dg = dy u s (1 + g (1 - s)) -> g's slot. */
+/**
+ * swiglub(g, u, dy, n): with s = sigmoid(g): du = dy g s -> u's slot, dg = dy u s (1 + g (1 - s)) -> g's slot, and the
+ * product (s g) u -> dy's slot (the forward's bits: the same sigmoid and multiplication order as `swiglu`).
+ */
 function buildSwigluBackward(): Fn {
   const f = new Fn("swiglub", [I32, I32, I32, I32], []);
   const [g, u, dy, n] = [0, 1, 2, 3];
@@ -332,6 +335,8 @@ function buildSwigluBackward(): Fn {
     f.get(dy).get(i).op(Op.i32Add).load().set(dv);
     emitSigmoid(f, gv, x, nn, r);
     f.set(s);
+    // the product (s g) u, over dy
+    f.get(dy).get(i).op(Op.i32Add).get(s).get(gv).simd(S.f32x4Mul).get(uv).simd(S.f32x4Mul).store();
     // ds = dy * s
     f.get(dv).get(s).simd(S.f32x4Mul).set(ds);
     // du = ds * g
