@@ -51,12 +51,14 @@ describe("the estimate", () => {
       teacherWeights: 41_536, // as loaded (here: 2 bytes a value)
       studentWeights: (10_448 - 4608 - 64 * 16) * 4, // no [V, d] embedding (tied: that is the head too) in training
       trainable: 4000,
-      gradients: 8000, // gradient + accumulator
+      gradients: 4000, // one micro-batch: the gradients are the step's accumulators
       optimizer: 8000, // AdamW m and v
       activations: (16 * 368 * 2 + 16 * 256 * 2) * 4, // N = 16 tokens, 2 layers, student + teacher capture
       logits: (2 * 16 * 64 + 16 * 32) * 4, // chunks of all 16 rows: zS (dz written over it), zT; dh [N, D] of u = h P_lmᵀ; no dW
-      total: 41_536 + 19_264 + 4000 + 8000 + 8000 + 79_872 + 10_240,
+      total: 41_536 + 19_264 + 4000 + 4000 + 8000 + 79_872 + 10_240,
     });
+    // with gradAccum > 1 the trainer keeps accumulators beside the micro-batch's gradients
+    expect(estimateMemory({ teacher, teacherBytes: 20_768 * 2, student, trainable: 1000, generated: true, batchSize: 2, seqLen: 8, gradAccum: 2 }).gradients).toBe(8000);
     // pretraining: no teacher, no generated weights, two logit chunks; the model's own activations only
     const p = estimateMemory({ teacher: null, teacherBytes: 0, student, trainable: 10_448, generated: false, batchSize: 2, seqLen: 8 });
     expect(p.teacherWeights + p.trainable).toBe(0);

@@ -70,6 +70,8 @@ export interface RunShape {
   readonly recomputeWeights?: boolean;
   readonly batchSize: number;
   readonly seqLen: number;
+  /** Micro-batches per optimizer step (default 1: the micro-batch's gradients are the step's accumulators). */
+  readonly gradAccum?: number;
 }
 
 /** Estimated bytes by part of one training step. */
@@ -84,7 +86,7 @@ export interface MemoryEstimate {
   readonly studentWeights: number;
   /** LRC's projections and student norms (0 for pretraining: they are the student weights). */
   readonly trainable: number;
-  /** The step's gradients plus the trainer's accumulators. */
+  /** The step's gradients, plus the trainer's accumulators when gradAccum > 1. */
   readonly gradients: number;
   /** AdamW's two moments. */
   readonly optimizer: number;
@@ -107,7 +109,7 @@ export function estimateMemory(s: RunShape): MemoryEstimate {
       ? studentParams - (s.recomputeWeights !== false ? s.student.num_hidden_layers - 1 : 0) * layerMatrixValues(s.student) - headAndEmbedding
       : studentParams) * F32,
     trainable: s.generated ? s.trainable * F32 : 0,
-    gradients: 2 * s.trainable * F32,
+    gradients: ((s.gradAccum ?? 1) > 1 ? 2 : 1) * s.trainable * F32,
     optimizer: 2 * s.trainable * F32,
     activations: (N * layerActivationValues(s.student) * s.student.num_hidden_layers + teacherActs) * F32,
     logits: (s.generated && s.teacher !== null

@@ -476,7 +476,7 @@ async function dryRun(p: RunSpec, o: TrainRunOptions): Promise<DryRunResult> {
       parameters: {
         teacher: p.shape.teacher === null ? null : parameterCount(p.shape.teacher), student: parameterCount(p.shape.student), trainable: p.shape.trainable,
       },
-      memory: estimateMemory({ ...p.shape, batchSize: B, seqLen: T }),
+      memory: estimateMemory({ ...p.shape, batchSize: B, seqLen: T, gradAccum: accum }),
       stepSeconds, tokensPerStep, tokensPerSecond: tokensPerStep / last, steps, tokens: steps * tokensPerStep, etaSeconds: steps * last,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       poolLimit: { bytes: bufferPoolStats().limitBytes, source: bufferPoolStats().limitSource },
