@@ -49,8 +49,8 @@ export interface LmHeadLossOptions {
   /** Weight of KL in `total` (default 1). */
   readonly klWeight?: number;
   /**
-   * Logit elements per chunk and side (default 2^25: 128 MiB of float32, 220 rows at the Qwen2.5 vocabulary); the
-   * chunk is whole rows, at least one. The cpu kernel holds one [chunk, V] buffer per side (the gradient is
+   * Logit elements per chunk and side (default 2^25: 128 MiB of float32, at most 220 rows at the Qwen2.5 vocabulary;
+   * the rows are cut into equal chunks, lmHeadChunkRows); the chunk is whole rows, at least one. The cpu kernel holds one [chunk, V] buffer per side (the gradient is
    * written over the student's logits). Bigger chunks let each gemm pack the [V, ·] weight for more rows.
    */
   readonly chunkElements?: number;

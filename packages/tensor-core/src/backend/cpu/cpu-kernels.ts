@@ -17,7 +17,7 @@ import { lmHeadLossChunked } from "./lm-head.js";
 import { gatherRows, permute, scatterAddRows, stridedAddInto, stridedCopy } from "./movement.js";
 import { reduce } from "./reduce.js";
 import { ropeHeadsWasm } from "./rows-wasm.js";
-import { vectorKernels } from "./wasm-vector.js";
+import { vectorKernels, type VectorKernels } from "./wasm-vector.js";
 import {
   crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward, logSoftmaxRows, logSoftmaxRowsBackward,
   rmsNormBackward, rmsNormForward, ropeForward, softmaxRows, softmaxRowsBackward,
@@ -25,6 +25,11 @@ import {
 
 function f(t: Tensor): FloatArray {
   return t.buf as FloatArray;
+}
+
+/** The vector module for ropeHeads' fused WebAssembly pass (float32, half a head a multiple of 4 lanes), or null. */
+function ropeVector(x: Tensor, cos: Tensor, dh: number): VectorKernels | null {
+  return (dh / 2) % 4 === 0 && x.dtype === "float32" && cos.dtype === "float32" ? vectorKernels() : null;
 }
 
 /**
@@ -220,7 +225,7 @@ export class CpuKernels implements Kernels {
     const [B, T, HD] = x.shape as [number, number, number];
     const dh = HD / heads;
     const out = Tensor.empty([B, heads, T, dh], x.dtype);
-    const k = (dh / 2) % 4 === 0 && x.dtype === "float32" && cos.dtype === "float32" ? vectorKernels() : null;
+    const k = ropeVector(x, cos, dh);
     if (k !== null) ropeHeadsWasm(k, f(x) as Float32Array, f(cos) as Float32Array, f(sin) as Float32Array, f(out) as Float32Array, B, T, heads, dh, 1, false, false);
     else {
       const split = Tensor.empty([B, heads, T, dh], x.dtype);
@@ -234,7 +239,7 @@ export class CpuKernels implements Kernels {
   ropeHeadsBackward(dy: Tensor, cos: Tensor, sin: Tensor, into?: Tensor | null): Tensor {
     const [B, H, T, dh] = dy.shape as [number, number, number, number];
     const dx = into ?? Tensor.empty([B, T, H * dh], dy.dtype);
-    const k = (dh / 2) % 4 === 0 && dy.dtype === "float32" && cos.dtype === "float32" ? vectorKernels() : null;
+    const k = ropeVector(dy, cos, dh);
     if (k !== null) ropeHeadsWasm(k, f(dy) as Float32Array, f(cos) as Float32Array, f(sin) as Float32Array, f(dx) as Float32Array, B, T, H, dh, -1, true, into != null);
     else {
       const rotated = rotate(dy, cos, sin, true);
