@@ -27,10 +27,10 @@ const tolerances: Record<string, number> = { gpu: { webasm: 2e-4, gl: 2e-3, cpu:
 /**
  * Kernels an op dispatches only where the active backend has them (`hasKernel`), running a composite of other
  * kernels elsewhere: on a backend without them they are never dispatched, so never counted (lm-head-loss.test.ts
- * checks lmHeadLoss's composite on the gpu backend; ropeHeads' composite runs in every model forward there, e.g.
- * lrc's trainer-gpu.test.ts).
+ * checks lmHeadLoss's composite on the gpu backend, quad-form-mse.test.ts quadFormMse's; ropeHeads' composite runs in
+ * every model forward there, e.g. lrc's trainer-gpu.test.ts).
  */
-const compositeElsewhere = new Set(["lmHeadLoss", "ropeHeads", "ropeHeadsBackward"]);
+const compositeElsewhere = new Set(["lmHeadLoss", "quadFormMse", "quadFormMseBackward", "ropeHeads", "ropeHeadsBackward"]);
 
 /** Every kernel of the interface (the cpu backend implements each one) that these backends get dispatched. */
 const allKernels = Object.getOwnPropertyNames(CpuKernels.prototype).filter((k) => k !== "constructor" && !compositeElsewhere.has(k)).sort();
