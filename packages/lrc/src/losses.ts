@@ -22,7 +22,7 @@
 import type { Batch } from "@lrc-ts/data";
 import { causalLMForward, linear } from "@lrc-ts/nn";
 import type { CaptureField, CausalLMWeights, LayerCapture } from "@lrc-ts/nn";
-import { add, gramMatrix, lmHeadLoss, matmul, mse, mul, noGrad, quadFormMse, reshape, tensor } from "@lrc-ts/tensor-core";
+import { add, gramMatrix, keep, lmHeadLoss, matmul, mse, mul, noGrad, quadFormMse, reshape, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { RecomputeSetting } from "./plan.js";
 import type { MatrixName, ProjectionParams, Projections } from "./projection.js";
@@ -156,7 +156,7 @@ const grams = new WeakMap<Tensor, Tensor>();
  */
 export function attnOutGram(oW: Tensor): Tensor {
   let g = grams.get(oW);
-  if (g === undefined) grams.set(oW, (g = gramMatrix(oW)));
+  if (g === undefined) grams.set(oW, (g = keep(gramMatrix(oW)))); // kept: made inside a step's scope, used by every step
   return g;
 }
 
