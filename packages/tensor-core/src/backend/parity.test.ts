@@ -185,6 +185,12 @@ describe.each(underTest)("%s backend against cpu: ops and gradients", (name) => 
     await closeBoth("swiglu", (() => withGrads((a, b) => ops.swiglu(a, b), [t, logits])));
   });
 
+  it("quadFormMse with gradients: composed of sub, matmul, mul and sum here, one kernel on cpu (so close, not bit for bit)", async () => {
+    const a = rnd([2, 3, 7]), b = rnd([2, 3, 7]), w = rnd([5, 7]);
+    const [c, g] = await both(name, () => withGrads((x, y) => ops.quadFormMse(x, y, ops.gramMatrix(w), 5), [a, b]));
+    close("quadFormMse", c, g, Math.max(tol, 1e-5));
+  });
+
   it("row-statistic kernels on odd rows longer than one 64-block: rmsNorm, attention, crossEntropy, klDivergence, softmax", async () => {
     const x = rnd([5, 67]), w = rnd([67]);
     await closeBoth("rmsNorm long rows", (() => withGrads((a, b) => ops.rmsNorm(a, b, 1e-6), [x, w])));

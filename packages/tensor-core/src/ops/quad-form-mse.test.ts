@@ -130,13 +130,13 @@ describe(`quadFormMse on the gpu backend (GPU.js ${process.env.LRC_GPU_TEST_MODE
     const run = () => {
       const a = randT([3, 5, 11], 1, "float32"), b = randT([3, 5, 11], 2, "float32"), w = randT([13, 11], 3, "float32");
       const [v, [ga, gb]] = valueAndGrad((x: Tensor, y: Tensor) => O.quadFormMse(x, y, O.gramMatrix(w), 13))(a, b);
-      return [v, ga!, gb!].map((t) => Float64Array.from(t.buf));
+      return Promise.all([v, ga!, gb!].map(async (t) => Float64Array.from(await t.dataAsync())));
     };
-    const gpu = run();
+    const gpu = await run();
     for (const op of ["gemm", "binary", "reduce"]) expect(backendReport().ops.find((o) => o.op === op)?.device ?? 0, op).toBeGreaterThan(0);
     expect(backendReport().ops.find((o) => o.op === "quadFormMse")).toBeUndefined();
     setBackend("cpu");
-    const cpu = run();
+    const cpu = await run();
     for (let i = 0; i < 3; i++) expect(maxRel(gpu[i]!, cpu[i]!)).toBeLessThan(1e-4);
   }, 60_000);
 });
