@@ -228,6 +228,9 @@ export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions 
     return sumAll(Object.values(terms));
   };
   const clone = !needCaptures ? null : trained ? cloneTerms() : noGrad(cloneTerms);
+  // The reference o term's backward reads its F alone: the teacher's attention contexts are freed now, not at the end
+  // of the step (N·H·dh floats a layer: 88 MB at the Qwen2.5-0.5B shape's 24 layers, batch 4 x 256).
+  if (needCaptures && fields.teacher.includes("attnContext")) for (const c of teacher.captures!) c.attnContext.dispose();
   // u = h_S P_lmᵀ [B, T, D]: the student's head is W_base P_lm, so its logits are u W_baseᵀ. With a tied student
   // W_base is the teacher's head itself, and the fused op computes both sides' logits from one pass over it.
   const base = p.headBase();
