@@ -24,6 +24,12 @@ export type CaseSpec =
   | { kind: "rmsNorm"; backward: boolean; rows: number; dim: number }
   | { kind: "softmaxCE"; rows: number; vocab: number }
   | { kind: "adamw"; params: number }
+  /**
+   * LRC's reference attention-out clone term, forward and backward w.r.t. c_S [rows, D], through a frozen bfloat16
+   * W_o [D, D]: "projected" mse(c_S W_oᵀ + b, c_T W_oᵀ + b) (the form before #16's gform), "gram" quadFormMse with
+   * G = W_oᵀ W_o (made once, outside the timing).
+   */
+  | { kind: "attnOutTerm"; form: "projected" | "gram"; rows: number; D: number }
   | { kind: "decoderLayer"; model: ModelDims; batch: number; seq: number }
   | { kind: "modelGrad"; model: ModelDims; batch: number; seq: number }
   | { kind: "gradCheck"; B: number; T: number; D: number; H: number; Hkv: number }
@@ -130,6 +136,9 @@ export function allCases(): BenchCase[] {
     cases.push({ suite: "kernels", name: `softmax-CE fwd+bwd ${rows}x${vocab}`, spec: { kind: "softmaxCE", rows, vocab } });
   for (const params of [1_000_000, 5_000_000])
     cases.push({ suite: "kernels", name: `AdamW ${params / 1e6}M params`, spec: { kind: "adamw", params } });
+  // The reference attention-out clone term of one layer at Qwen2.5-0.5B's shape (batch 4 x 256, D = H·dh = 896).
+  for (const form of ["projected", "gram"] as const)
+    cases.push({ suite: "kernels", name: `attn-out clone term fwd+bwd ${form} 1024x896`, spec: { kind: "attnOutTerm", form, rows: 1024, D: 896 } });
 
   const tokens = BATCH * SEQ;
   cases.push({
