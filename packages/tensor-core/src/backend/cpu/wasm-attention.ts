@@ -106,18 +106,31 @@ function buildMm(fma: boolean): Fn {
   return f;
 }
 
+/**
+ * vmax with four independent accumulators over 16-float blocks: V8's NaN-propagating f32x4.max is a multi-instruction
+ * dependent sequence, so one accumulator chain ran at its latency. max does not depend on the order (NaN propagates
+ * and max(-0, +0) = +0 either way), so the value is that of one sequential chain.
+ */
 function buildVmax(): Fn {
   const f = new Fn("vmax", [I32, I32], [F32]);
   const [p, vis] = [0, 1];
-  const j = f.local(I32), end = f.local(I32), mx = f.local(V128), m = f.local(F32);
-  f.f32x4(-Infinity).set(mx);
-  f.get(vis).i32(-4).op(Op.i32And).i32(4).op(Op.i32Mul).set(end);
+  const U = 4;
+  const j = f.local(I32), end = f.local(I32), m = f.local(F32);
+  const mx = Array.from({ length: U }, () => f.local(V128));
+  for (const v of mx) f.f32x4(-Infinity).set(v);
   f.i32(0).set(j);
-  f.forLoop(j, end, 16, () => {
-    f.get(p).get(j).op(Op.i32Add).load().get(mx).simd(S.f32x4Max).set(mx);
+  f.get(vis).i32(-16).op(Op.i32And).i32(4).op(Op.i32Mul).set(end);
+  f.forLoop(j, end, 64, () => {
+    for (let u = 0; u < U; u++) f.get(p).get(j).op(Op.i32Add).load(16 * u).get(mx[u]!).simd(S.f32x4Max).set(mx[u]!);
   });
-  f.get(mx).simd(S.f32x4ExtractLane, 0).get(mx).simd(S.f32x4ExtractLane, 1).op(Op.f32Max);
-  f.get(mx).simd(S.f32x4ExtractLane, 2).get(mx).simd(S.f32x4ExtractLane, 3).op(Op.f32Max).op(Op.f32Max).set(m);
+  f.get(vis).i32(-4).op(Op.i32And).i32(4).op(Op.i32Mul).set(end);
+  f.forLoop(j, end, 16, () => {
+    f.get(p).get(j).op(Op.i32Add).load().get(mx[0]!).simd(S.f32x4Max).set(mx[0]!);
+  });
+  for (let u = 1; u < U; u++) f.get(mx[0]!).get(mx[u]!).simd(S.f32x4Max).set(mx[0]!);
+  const v0 = mx[0]!;
+  f.get(v0).simd(S.f32x4ExtractLane, 0).get(v0).simd(S.f32x4ExtractLane, 1).op(Op.f32Max);
+  f.get(v0).simd(S.f32x4ExtractLane, 2).get(v0).simd(S.f32x4ExtractLane, 3).op(Op.f32Max).op(Op.f32Max).set(m);
   f.get(vis).i32(4).op(Op.i32Mul).set(end);
   f.forLoop(j, end, 4, () => {
     f.get(m).get(p).get(j).op(Op.i32Add).op(Op.f32Load, 2, 0).op(Op.f32Max).set(m);
@@ -126,18 +139,30 @@ function buildVmax(): Fn {
   return f;
 }
 
-/** Emits a loop over j (byte offset, step 16) below n * 4 keeping `idx` = the lane indices and `mask` = idx < vis. */
-function maskedLoop(f: Fn, n: number, vis: number, body: (j: number, mask: number) => void): void {
+/**
+ * Emits a loop over j (byte offset, step 16) below 4 min(n, up4(vis)) keeping `idx` = the lane indices and `mask` =
+ * idx < vis, then stores zero vectors at each of `zeroed` (byte pointers) + j for the rest of j below n * 4: lanes
+ * from vis on hold zero either way, but vectors wholly past vis cost a store instead of an exp.
+ */
+function maskedLoop(f: Fn, n: number, vis: number, zeroed: readonly number[], body: (j: number, mask: number) => void): void {
   const j = f.local(I32), end = f.local(I32), idx = f.local(V128), vv = f.local(V128), mask = f.local(V128);
   f.get(vis).simd(S.i32x4Splat).set(vv);
   i32x4Lanes(f, [0, 1, 2, 3]);
   f.set(idx);
-  f.get(n).i32(4).op(Op.i32Mul).set(end);
+  f.get(vis).i32(3).op(Op.i32Add).i32(-4).op(Op.i32And).set(end);
+  minI32(f, end, n);
+  f.i32(4).op(Op.i32Mul).set(end);
   f.i32(0).set(j);
   f.forLoop(j, end, 16, () => {
     f.get(idx).get(vv).simd(I32X4_LT_S).set(mask);
     body(j, mask);
     f.get(idx).i32x4(4).simd(S.i32x4Add).set(idx);
+  });
+  // j is end (or 0 when end <= 0); zero the vectors up to n
+  f.get(j).i32(0).get(j).i32(0).op(Op.i32GtS).op(Op.select).set(j);
+  f.get(n).i32(4).op(Op.i32Mul).set(end);
+  f.forLoop(j, end, 16, () => {
+    for (const z of zeroed) f.get(z).get(j).op(Op.i32Add).f32x4(0).store();
   });
 }
 
@@ -147,7 +172,7 @@ function buildVexp(): Fn {
   const sh = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128);
   const a0 = f.local(V128), a1 = f.local(V128);
   f.get(shift).simd(S.f32x4Splat).set(sh);
-  maskedLoop(f, n, vis, (j, mask) => {
+  maskedLoop(f, n, vis, [p], (j, mask) => {
     f.get(p).get(j).op(Op.i32Add).load().get(sh).simd(S.f32x4Sub).set(x);
     emitExp(f, x, nn, r);
     f.get(mask).simd(S.and).set(x);
@@ -176,7 +201,7 @@ function buildBwdRow(): Fn {
   const [p, dp, n, vis, lse, d] = [0, 1, 2, 3, 4, 5];
   const lv = f.local(V128), dv = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128);
   f.get(lse).simd(S.f32x4Splat).set(lv).get(d).simd(S.f32x4Splat).set(dv);
-  maskedLoop(f, n, vis, (j, mask) => {
+  maskedLoop(f, n, vis, [p, dp], (j, mask) => {
     f.get(p).get(j).op(Op.i32Add).load().get(lv).simd(S.f32x4Sub).set(x);
     emitExp(f, x, nn, r);
     f.get(mask).simd(S.and).set(x);
