@@ -69,26 +69,38 @@ function buildMm(fma: boolean): Fn {
       for (const v of accs) f.f32x4(0).set(v);
       f.get(k0).get(sak).op(Op.i32Mul).set(pk);
       f.get(b).get(n).i32(4).op(Op.i32Mul).op(Op.i32Add).get(k0).get(ldb).op(Op.i32Mul).op(Op.i32Add).set(pb);
-      // do { ... } while (--kk) over kk = kEnd - k0 steps, skipped when there are none (one branch per step)
-      f.get(kEnd).get(k0).op(Op.i32Sub).set(kk);
-      f.op(Op.block, 0x40);
-      f.get(kk).i32(1).op(Op.i32LtS, Op.brIf, 0);
-      f.op(Op.loop, 0x40);
-      f.get(pb).load(0).set(bv[0]!);
-      f.get(pb).load(16).set(bv[1]!);
-      for (let r = 0; r < 4; r++) {
-        f.get(ar[r]!).get(pk).op(Op.i32Add).simd(S.load32Splat, 2, 0).set(x);
-        for (let v = 0; v < 2; v++) {
-          const t = accs[r * 2 + v]!;
-          if (fma) f.get(x).get(bv[v]!).get(t).simd(S.f32x4RelaxedMadd);
-          else f.get(x).get(bv[v]!).simd(S.f32x4Mul).get(t).simd(S.f32x4Add);
-          f.set(t);
+      // do { ... } while (--kk) over kk = kEnd - k0 steps, skipped when there are none (one branch per step). With
+      // sai = 4 (A^T stored) the block's four A values of a step are adjacent: splatted from one pointer (ar[0] + pk)
+      // at immediate offsets, as the gemm micro-kernel does, instead of four address sums.
+      const kLoop = (adjacent: boolean): void => {
+        f.get(kEnd).get(k0).op(Op.i32Sub).set(kk);
+        if (adjacent) f.get(ar[0]!).get(pk).op(Op.i32Add).set(pk);
+        f.op(Op.block, 0x40);
+        f.get(kk).i32(1).op(Op.i32LtS, Op.brIf, 0);
+        f.op(Op.loop, 0x40);
+        f.get(pb).load(0).set(bv[0]!);
+        f.get(pb).load(16).set(bv[1]!);
+        for (let r = 0; r < 4; r++) {
+          if (adjacent) f.get(pk).simd(S.load32Splat, 2, 4 * r);
+          else f.get(ar[r]!).get(pk).op(Op.i32Add).simd(S.load32Splat, 2, 0);
+          f.set(x);
+          for (let v = 0; v < 2; v++) {
+            const t = accs[r * 2 + v]!;
+            if (fma) f.get(x).get(bv[v]!).get(t).simd(S.f32x4RelaxedMadd);
+            else f.get(x).get(bv[v]!).simd(S.f32x4Mul).get(t).simd(S.f32x4Add);
+            f.set(t);
+          }
         }
-      }
-      f.get(pk).get(sak).op(Op.i32Add).set(pk);
-      f.get(pb).get(ldb).op(Op.i32Add).set(pb);
-      f.get(kk).i32(1).op(Op.i32Sub).tee(kk);
-      f.op(Op.brIf, 0, Op.end, Op.end);
+        f.get(pk).get(sak).op(Op.i32Add).set(pk);
+        f.get(pb).get(ldb).op(Op.i32Add).set(pb);
+        f.get(kk).i32(1).op(Op.i32Sub).tee(kk);
+        f.op(Op.brIf, 0, Op.end, Op.end);
+      };
+      f.get(sai).i32(4).op(Op.i32Eq).op(Op.if, 0x40);
+      kLoop(true);
+      f.op(Op.else);
+      kLoop(false);
+      f.op(Op.end);
       // C rows: pc = c + (i + r) * ldc + n * 4
       f.get(c).get(i).get(ldc).op(Op.i32Mul).op(Op.i32Add).get(n).i32(4).op(Op.i32Mul).op(Op.i32Add).set(pc);
       const stores = (accumulate: boolean): void => {
