@@ -183,7 +183,7 @@ function maskedLoop(f: Fn, n: number, vis: number, zeroed: readonly number[], bo
   });
 }
 
-function buildVexp(): Fn {
+function buildVexp(fma: boolean): Fn {
   const f = new Fn("vexp", [I32, I32, F32, I32], [F64]);
   const [p, n, shift, vis] = [0, 1, 2, 3];
   const sh = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128);
@@ -191,7 +191,7 @@ function buildVexp(): Fn {
   f.get(shift).simd(S.f32x4Splat).set(sh);
   maskedLoop(f, n, vis, [p], (j, mask) => {
     f.get(p).get(j).op(Op.i32Add).load().get(sh).simd(S.f32x4Sub).set(x);
-    emitExp(f, x, nn, r);
+    emitExp(f, x, nn, r, fma);
     f.get(mask).simd(S.and).set(x);
     f.get(p).get(j).op(Op.i32Add).get(x).store();
     emitAccF64(f, x, a0, a1);
@@ -213,14 +213,14 @@ function buildVscale(): Fn {
   return f;
 }
 
-function buildBwdRow(): Fn {
+function buildBwdRow(fma: boolean): Fn {
   const f = new Fn("bwdrow", [I32, I32, I32, I32, F32, F32], []);
   const [p, dp, n, vis, lse, d] = [0, 1, 2, 3, 4, 5];
   const lv = f.local(V128), dv = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128);
   f.get(lse).simd(S.f32x4Splat).set(lv).get(d).simd(S.f32x4Splat).set(dv);
   maskedLoop(f, n, vis, [p, dp], (j, mask) => {
     f.get(p).get(j).op(Op.i32Add).load().get(lv).simd(S.f32x4Sub).set(x);
-    emitExp(f, x, nn, r);
+    emitExp(f, x, nn, r, fma);
     f.get(mask).simd(S.and).set(x);
     f.get(p).get(j).op(Op.i32Add).get(x).store();
     f.get(dp).get(j).op(Op.i32Add);
@@ -232,7 +232,7 @@ function buildBwdRow(): Fn {
 
 /** The module bytes (fused multiply-add in `mm` when `fma`). */
 export function buildAttentionWasm(fma: boolean): Uint8Array {
-  return buildModule([buildMm(fma), buildVmax(), buildVexp(), buildVscale(), buildBwdRow()]);
+  return buildModule([buildMm(fma), buildVmax(), buildVexp(fma), buildVscale(), buildBwdRow(fma)]);
 }
 
 let cached: Uint8Array | null | undefined;
