@@ -4,8 +4,11 @@
 // vocabulary for 256- and 55-row chunks; "layer" rows are the step profile's other shapes. Operands are shared (pool) arrays, as the kernels pass them. Per shape:
 // median wall GFLOP/s of --reps calls, GFLOP per CPU-second of the process (both threads; stable on a busy
 // machine, where wall time is not) and a hash of C's bits (equal hashes across engine versions = bit-identical).
+// With --cold MB, every rep times the call twice, hot (operands left in cache by the call before) and cold (after
+// the calling thread wrote MB megabytes, evicting A, B and C from L2 and the L3, as in a training step, where every
+// operand was just written by another op or last touched long ago), in alternating order, and prints both.
 //
-//   LRC_THREADS=2 npx tsx --conditions=source packages/tensor-core/scripts/gemm-real-shapes.ts [filter,...] [--reps 3]
+//   LRC_THREADS=2 npx tsx --conditions=source packages/tensor-core/scripts/gemm-real-shapes.ts [filter,...] [--reps 3] [--cold 256]
 
 import { acquireShared, gemm, release } from "../src/backend/cpu/index.js";
 
@@ -13,6 +16,14 @@ const argv = process.argv.slice(2);
 const reps = Number(argv[argv.indexOf("--reps") + 1] ?? 3) || 3;
 /** Shapes whose name contains one of the comma-separated filters (all when none). */
 const filters = argv[0] !== undefined && !argv[0].startsWith("--") ? argv[0].split(",") : [""];
+const coldMB = argv.includes("--cold") ? Number(argv[argv.indexOf("--cold") + 1]) : 0;
+if (!(coldMB >= 0)) throw new RangeError(`gemm-real-shapes: --cold takes megabytes, got "${argv[argv.indexOf("--cold") + 1]}"`);
+const evictBuf = new Float64Array((coldMB * 2 ** 20) / 8);
+let evictValue = 0;
+/** Writes the eviction buffer (a new value each time, so no write can be elided). */
+function evict(): void {
+  evictBuf.fill(++evictValue);
+}
 
 interface Shape { name: string; m: number; k: number; n: number; tA: boolean; tB: boolean; bfA?: boolean; bfB?: boolean; acc?: boolean }
 const V = 151_936;
@@ -79,18 +90,33 @@ for (const s of shapes) {
   const run = (): void => gemm({ a, b, c, batch: 1, m: s.m, n: s.n, k: s.k, transA: s.tA, transB: s.tB, strideA: 0, strideB: 0, strideC: 0, accumulate: s.acc === true });
   run();
   const bits = hash(c);
-  const wall: number[] = [], cpu: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    if (c0 !== null) c.set(c0);
+  /** Wall and CPU ms of one call. */
+  const timed = (): [number, number] => {
     const u = process.cpuUsage(), t = performance.now();
     run();
-    wall.push(performance.now() - t);
+    const w = performance.now() - t;
     const d = process.cpuUsage(u);
-    cpu.push((d.user + d.system) / 1000);
+    return [w, (d.user + d.system) / 1000];
+  };
+  const wall: number[] = [], cpu: number[] = [], coldWall: number[] = [], coldCpu: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    // cold and hot alternate which goes first, so drift in the machine's load hits both alike
+    for (const cold of coldMB > 0 ? (i % 2 === 0 ? [true, false] : [false, true]) : [false]) {
+      if (!cold && coldMB > 0) run();
+      if (c0 !== null) c.set(c0);
+      if (cold) evict();
+      const [w, u] = timed();
+      (cold ? coldWall : wall).push(w);
+      (cold ? coldCpu : cpu).push(u);
+    }
   }
   const gf = (ms: number): string => ((2 * s.m * s.n * s.k) / ms / 1e6).toFixed(1).padStart(5);
   const shape = `[${s.m}x${s.k}]${s.tA ? "ᵀ" : ""}·[${s.k}x${s.n}]${s.tB ? "ᵀ" : ""}`;
-  console.log(`${s.name.padEnd(28)} ${shape.padEnd(26)} ${median(wall).toFixed(1).padStart(8)} ms ${gf(median(wall))} GF/s  ${gf(median(cpu))} GF/cpu-s  bits ${bits}`);
+  const cols = (w: number[], u: number[]): string => `${median(w).toFixed(1).padStart(8)} ms ${gf(median(w))} GF/s  ${gf(median(u))} GF/cpu-s`;
+  // per-rep ratios pair each cold call with the hot call beside it, so the machine's drift cancels
+  const ratio = (x: number[], y: number[]): string => median(x.map((v, i) => v / y[i]!)).toFixed(3);
+  const coldCols = coldMB > 0 ? `  cold ${cols(coldWall, coldCpu)}  cold/hot wall ${ratio(coldWall, wall)} cpu ${ratio(coldCpu, cpu)}` : "";
+  console.log(`${s.name.padEnd(28)} ${shape.padEnd(26)} ${cols(wall, cpu)}${coldCols}  bits ${bits}`);
   for (const x of [a, b, c]) if (x instanceof Float32Array) release(x);
 }
 process.exit(0);
