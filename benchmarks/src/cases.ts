@@ -122,14 +122,15 @@ export function allCases(): BenchCase[] {
   );
   // LLM projection shapes: [B*T, D] x [D, F].
   for (const [d, f] of [[256, 704], [512, 1408], [1024, 2816]] as const) cases.push(matmulCase(BATCH * SEQ, d, f));
-  const att = { B: 8, H: 4, Hkv: 2, T: 128, dh: 64 };
-  for (const backward of [false, true])
-    cases.push({
-      suite: "kernels",
-      name: `attention ${backward ? "fwd+bwd" : "fwd"} B${att.B} H${att.H}/${att.Hkv} T${att.T} dh${att.dh}`,
-      spec: { kind: "attention", backward, ...att },
-      flops: attentionFlops(att.B, att.H, att.T, att.dh, backward),
-    });
+  // the benchmark Llama's attention, and that of an LRC step at Qwen2.5-0.5B's shape (batch 4 x 256, 14 / 2 heads)
+  for (const att of [{ B: 8, H: 4, Hkv: 2, T: 128, dh: 64 }, { B: 4, H: 14, Hkv: 2, T: 256, dh: 64 }])
+    for (const backward of [false, true])
+      cases.push({
+        suite: "kernels",
+        name: `attention ${backward ? "fwd+bwd" : "fwd"} B${att.B} H${att.H}/${att.Hkv} T${att.T} dh${att.dh}`,
+        spec: { kind: "attention", backward, ...att },
+        flops: attentionFlops(att.B, att.H, att.T, att.dh, backward),
+      });
   for (const backward of [false, true])
     cases.push({ suite: "kernels", name: `rmsNorm ${backward ? "fwd+bwd" : "fwd"} 1024x1024`, spec: { kind: "rmsNorm", backward, rows: 1024, dim: 1024 } });
   for (const [rows, vocab] of [[1024, 4096], [64, 151936]] as const)

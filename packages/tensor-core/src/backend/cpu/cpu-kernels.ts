@@ -262,9 +262,10 @@ export class CpuKernels implements Kernels {
   }
 
   attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dy: Tensor, d: AttentionDims): [Tensor, Tensor, Tensor] {
+    // the kernel overwrites all three (attention.ts)
     const dq = Tensor.empty(q.shape, q.dtype);
-    const dk = zeros(k.shape, { dtype: k.dtype });
-    const dv = zeros(v.shape, { dtype: v.dtype });
+    const dk = Tensor.empty(k.shape, k.dtype);
+    const dv = Tensor.empty(v.shape, v.dtype);
     attentionBackward({ q: f(q), k: f(k), v: f(v), out: f(out), lse: f(lse), dout: f(dy), dq: f(dq), dk: f(dk), dv: f(dv), ...d });
     return [dq, dk, dv];
   }
