@@ -24,6 +24,12 @@ export type CaseSpec =
   | { kind: "rmsNorm"; backward: boolean; rows: number; dim: number }
   | { kind: "softmaxCE"; rows: number; vocab: number }
   | { kind: "adamw"; params: number }
+  /**
+   * LRC's reference attention-out clone term, forward and backward w.r.t. c_S [rows, D], through a frozen bfloat16
+   * W_o [D, D]: "projected" mse(c_S W_oᵀ + b, c_T W_oᵀ + b) (the form before #16's gform), "gram" quadFormMse with
+   * G = W_oᵀ W_o (made once, outside the timing).
+   */
+  | { kind: "attnOutTerm"; form: "projected" | "gram"; rows: number; D: number }
   | { kind: "decoderLayer"; model: ModelDims; batch: number; seq: number }
   | { kind: "modelGrad"; model: ModelDims; batch: number; seq: number }
   | { kind: "gradCheck"; B: number; T: number; D: number; H: number; Hkv: number }
@@ -116,20 +122,24 @@ export function allCases(): BenchCase[] {
   );
   // LLM projection shapes: [B*T, D] x [D, F].
   for (const [d, f] of [[256, 704], [512, 1408], [1024, 2816]] as const) cases.push(matmulCase(BATCH * SEQ, d, f));
-  const att = { B: 8, H: 4, Hkv: 2, T: 128, dh: 64 };
-  for (const backward of [false, true])
-    cases.push({
-      suite: "kernels",
-      name: `attention ${backward ? "fwd+bwd" : "fwd"} B${att.B} H${att.H}/${att.Hkv} T${att.T} dh${att.dh}`,
-      spec: { kind: "attention", backward, ...att },
-      flops: attentionFlops(att.B, att.H, att.T, att.dh, backward),
-    });
+  // the benchmark Llama's attention, and that of an LRC step at Qwen2.5-0.5B's shape (batch 4 x 256, 14 / 2 heads)
+  for (const att of [{ B: 8, H: 4, Hkv: 2, T: 128, dh: 64 }, { B: 4, H: 14, Hkv: 2, T: 256, dh: 64 }])
+    for (const backward of [false, true])
+      cases.push({
+        suite: "kernels",
+        name: `attention ${backward ? "fwd+bwd" : "fwd"} B${att.B} H${att.H}/${att.Hkv} T${att.T} dh${att.dh}`,
+        spec: { kind: "attention", backward, ...att },
+        flops: attentionFlops(att.B, att.H, att.T, att.dh, backward),
+      });
   for (const backward of [false, true])
     cases.push({ suite: "kernels", name: `rmsNorm ${backward ? "fwd+bwd" : "fwd"} 1024x1024`, spec: { kind: "rmsNorm", backward, rows: 1024, dim: 1024 } });
   for (const [rows, vocab] of [[1024, 4096], [64, 151936]] as const)
     cases.push({ suite: "kernels", name: `softmax-CE fwd+bwd ${rows}x${vocab}`, spec: { kind: "softmaxCE", rows, vocab } });
   for (const params of [1_000_000, 5_000_000])
     cases.push({ suite: "kernels", name: `AdamW ${params / 1e6}M params`, spec: { kind: "adamw", params } });
+  // The reference attention-out clone term of one layer at Qwen2.5-0.5B's shape (batch 4 x 256, D = H·dh = 896).
+  for (const form of ["projected", "gram"] as const)
+    cases.push({ suite: "kernels", name: `attn-out clone term fwd+bwd ${form} 1024x896`, spec: { kind: "attnOutTerm", form, rows: 1024, D: 896 } });
 
   const tokens = BATCH * SEQ;
   cases.push({

@@ -11,7 +11,7 @@ import type { Impl } from "./results.js";
 
 export const IMPLS: readonly Impl[] = ["lrc-ts", "lrc-ts-gpu", "lrc-ts-webgpu", "tfjs-cpu", "tfjs-wasm", "pytorch"];
 
-/** The kernel cases; the only ones lrc-ts-gpu and lrc-ts-webgpu run (their prepare skips, with the reason, those they cannot). */
+/** The kernel cases but LRC's attention-out term (bfloat16 W_o: lrc-ts only); the only ones lrc-ts-gpu and lrc-ts-webgpu run (their prepare skips, with the reason, those they cannot). */
 const KERNEL_KINDS: ReadonlySet<CaseSpec["kind"]> = new Set(["matmul", "attention", "rmsNorm", "softmaxCE", "adamw"]);
 
 export interface Group {
@@ -38,7 +38,7 @@ export function supports(impl: Impl, spec: CaseSpec): boolean {
   if (impl === "lrc-ts-gpu") return KERNEL_KINDS.has(spec.kind);
   if (impl === "lrc-ts-webgpu") return KERNEL_KINDS.has(spec.kind) || spec.kind === "pretrain" || spec.kind === "distill";
   if (spec.kind === "pretrain") return spec.model.arch === "llama";
-  return spec.kind !== "gradCheck" && spec.kind !== "distill" && spec.kind !== "mcEval";
+  return spec.kind !== "gradCheck" && spec.kind !== "distill" && spec.kind !== "mcEval" && spec.kind !== "attnOutTerm";
 }
 
 /**

@@ -38,7 +38,7 @@ export const lrcTs: Implementation = {
   },
   async prepare(c: BenchCase): Promise<Prepared> {
     switch (c.spec.kind) {
-      case "matmul": case "attention": case "rmsNorm": case "softmaxCE": case "adamw":
+      case "matmul": case "attention": case "rmsNorm": case "softmaxCE": case "adamw": case "attnOutTerm":
         return prepareKernel(c.spec);
       case "gradCheck":
         return prepareGradCheck(c.spec);

@@ -1,8 +1,8 @@
 // lrc-ts kernel cases through the public @lrc-ts/tensor-core API: matmul with transpose flags, fused causal
-// attention, rmsNorm, softmax cross-entropy and the AdamW update. Backward passes go through valueAndGrad
+// attention, rmsNorm, softmax cross-entropy, the AdamW update and LRC's attention-out clone term in both forms. Backward passes go through valueAndGrad
 // of <out, dy>, exactly as the TF.js side does with tf.grads.
 
-import { AdamW, causalAttention, crossEntropy, matmul, mul, randn, rmsNorm, rng, scope, sum, tensor, valueAndGrad } from "@lrc-ts/tensor-core";
+import { AdamW, add, causalAttention, crossEntropy, gramMatrix, matmul, mse, mul, noGrad, quadFormMse, randn, rmsNorm, rng, scope, sum, tensor, valueAndGrad } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { CaseSpec } from "../cases.js";
 import type { Prepared } from "../impl.js";
@@ -78,6 +78,21 @@ export function kernelWork(spec: CaseSpec): KernelWork {
           return [p];
         },
       };
+    }
+    case "attnOutTerm": {
+      const { rows, D, form } = spec;
+      const w32 = randn([D, D], { rng: r, std: 0.02 }), w = w32.astype("bfloat16");
+      w32.dispose();
+      const b = randn([D], { rng: r, std: 0.1 }), cS = randn([rows, D], { rng: r }), cT = randn([rows, D], { rng: r });
+      if (form === "gram") {
+        const g = gramMatrix(w);
+        const step = valueAndGrad((x: Tensor) => quadFormMse(x, cT, g, D));
+        return { inputs: [w, b, cS, cT, g], compute: () => step(cS)[1] };
+      }
+      const project = (x: Tensor): Tensor => add(matmul(x, w, { transB: true }), b);
+      const tOut = noGrad(() => project(cT));
+      const step = valueAndGrad((x: Tensor) => mse(project(x), tOut));
+      return { inputs: [w, b, cS, cT, tOut], compute: () => step(cS)[1] };
     }
     default:
       throw new SkipCase(`not a kernel case: ${spec.kind}`);

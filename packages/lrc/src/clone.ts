@@ -82,7 +82,9 @@ export class LowRankClone {
   /** What the memory estimate (plan.ts estimateMemory) needs of this clone's step, but the batch shape. */
   runShape(): Omit<RunShape, "batchSize" | "seqLen"> {
     const teacherBytes = weightTensors(this.projections.teacher).reduce((n, t) => n + t.nbytes, 0);
-    return { teacher: this.teacherConfig, teacherBytes, student: this.studentConfig, trainable: this.numTrainable(), generated: true };
+    const l = this.loss;
+    const gramLayers = l.attnOut === "reference" && l.cloneTerms.includes("o") && (l.alpha > 0 || l.logCloneTerms) ? l.cloneLayers.length : 0;
+    return { teacher: this.teacherConfig, teacherBytes, student: this.studentConfig, trainable: this.numTrainable(), generated: true, gramLayers };
   }
 
   /** The student's weights generated from the teacher (on the tape when grad mode is on). */

@@ -10,7 +10,9 @@
 //     q, k, v     MSE(h_S, h_T) of the projections before RoPE (biases included)      (B, T, H·dh | Hkv·dh)
 //     gate, up    MSE(h_S, h_T) before SiLU                                           (B, T, F)
 //     o  paper:     MSE(o_S, o_T P_o)            in R^d   (P §3.2)
-//        reference: MSE(c_S W_oᵀ, c_T W_oᵀ)      in R^D through the teacher's W_o, before P_o (R `attn-out-sim-loss`)
+//        reference: MSE(c_S W_oᵀ, c_T W_oᵀ)      in R^D through the teacher's W_o, before P_o (R `attn-out-sim-loss`),
+//                   evaluated as the quadratic form Σ_rows Δ G Δᵀ / (N·D), Δ = c_S − c_T, G = W_oᵀ W_o (made once per
+//                   teacher, attnOutGram; tensor-core's quadFormMse): the same value up to float32 sum order
 //     down        MSE(y_S, y_T P_down)  in R^d, gradient through both sides (no stop-gradient)
 // The teacher forward runs with grad mode off; its activations are constants.
 // CE and KL run in one `lmHeadLoss` from both models' final hidden states: the [B, T, V] logits are computed a
@@ -20,7 +22,7 @@
 import type { Batch } from "@lrc-ts/data";
 import { causalLMForward, linear } from "@lrc-ts/nn";
 import type { CaptureField, CausalLMWeights, LayerCapture } from "@lrc-ts/nn";
-import { add, lmHeadLoss, matmul, mse, mul, noGrad, reshape, tensor } from "@lrc-ts/tensor-core";
+import { add, gramMatrix, keep, lmHeadLoss, matmul, mse, mul, noGrad, quadFormMse, reshape, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import type { RecomputeSetting } from "./plan.js";
 import type { MatrixName, ProjectionParams, Projections } from "./projection.js";
@@ -136,11 +138,26 @@ export function cloneCaptureFields(opts: Pick<ResolvedLossOptions, "attnOut" | "
   const student = new Set<CaptureField>(), teacher = new Set<CaptureField>();
   for (const m of opts.cloneTerms) {
     const [s, t]: [CaptureField, CaptureField] =
-      m === "o" ? [opts.attnOut === "paper" ? "attnOut" : "attnContext", "attnOut"] : m === "down" ? ["mlpOut", "mlpOut"] : [m, m];
+      m === "o" ? (opts.attnOut === "paper" ? ["attnOut", "attnOut"] : ["attnContext", "attnContext"]) : m === "down" ? ["mlpOut", "mlpOut"] : [m, m];
     student.add(s);
     teacher.add(t);
   }
   return { student: [...student], teacher: [...teacher] };
+}
+
+/** G = W_oᵀ W_o of each frozen teacher W_o, made on first use and kept as long as the weight. */
+const grams = new WeakMap<Tensor, Tensor>();
+
+/**
+ * The Gram matrix W_oᵀ W_o [H·dh, H·dh] of a teacher's o_proj weight W_o [D, H·dh] for the reference attention-out
+ * term: float32 (a bfloat16 / float16 W_o widened exactly inside the gemm, accumulated in float32, as the projection
+ * c W_oᵀ it replaces is), made once per weight (at the Qwen2.5-0.5B shape 3.2 MB a layer, 77 MB for 24; plan.ts
+ * counts it) and kept while the teacher is.
+ */
+export function attnOutGram(oW: Tensor): Tensor {
+  let g = grams.get(oW);
+  if (g === undefined) grams.set(oW, (g = keep(gramMatrix(oW)))); // kept: made inside a step's scope, used by every step
+  return g;
 }
 
 /** The seven clone terms of one layer (those asked for; the captures hold at least cloneCaptureFields). */
@@ -164,9 +181,10 @@ export function layerCloneTerms(
       case "o":
         if (opts.attnOut === "paper") v = mse(s.attnOut, project(t.attnOut, params[projName(i, "o")]!));
         else {
-          // c_S W_oᵀ (+ b_o) vs the teacher's o_proj output c_T W_oᵀ (+ b_o): a shared bias cancels.
-          const l = teacher.layers[i]!;
-          v = mse(linear(s.attnContext, l.oW, l.oB), t.attnOut);
+          // mse(c_S W_oᵀ + b_o, c_T W_oᵀ + b_o): the bias cancels, and through the frozen W_o it is the quadratic
+          // form of Δ = c_S − c_T with G = W_oᵀ W_o (attnOutGram): no [N, D] projection, no gemm in the backward.
+          const oW = teacher.layers[i]!.oW;
+          v = quadFormMse(s.attnContext, t.attnContext, attnOutGram(oW), oW.shape[0]!);
         }
         break;
       case "down": v = mse(s.mlpOut, project(t.mlpOut, params[projName(i, "down")]!)); break;
@@ -210,6 +228,9 @@ export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions 
     return sumAll(Object.values(terms));
   };
   const clone = !needCaptures ? null : trained ? cloneTerms() : noGrad(cloneTerms);
+  // The reference o term's backward reads its F alone: the teacher's attention contexts are freed now, not at the end
+  // of the step (N·H·dh floats a layer: 88 MB at the Qwen2.5-0.5B shape's 24 layers, batch 4 x 256).
+  if (needCaptures && fields.teacher.includes("attnContext")) for (const c of teacher.captures!) c.attnContext.dispose();
   // u = h_S P_lmᵀ [B, T, D]: the student's head is W_base P_lm, so its logits are u W_baseᵀ. With a tied student
   // W_base is the teacher's head itself, and the fused op computes both sides' logits from one pass over it.
   const base = p.headBase();

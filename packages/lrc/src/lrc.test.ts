@@ -8,9 +8,9 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Batch } from "@lrc-ts/data";
-import { CausalLM, causalLMForward, loadCausalLM, makeConfig } from "@lrc-ts/nn";
-import type { CausalLMConfig } from "@lrc-ts/nn";
-import { readSafetensorsFileSync, rng, noGrad } from "@lrc-ts/tensor-core";
+import { CausalLM, causalLMForward, linear as linearOp, loadCausalLM, makeConfig } from "@lrc-ts/nn";
+import type { CausalLMConfig, LayerCapture } from "@lrc-ts/nn";
+import { astype, mse, readSafetensorsFileSync, rng, noGrad, scope, tensor, valueAndGrad } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import { assertClose, checkGrad } from "@lrc-ts/tensor-core/testing";
 import { LowRankClone } from "./clone.js";
@@ -18,7 +18,7 @@ import { exportStudent } from "./node/model-files.js";
 import { identityValues, weightTensors } from "./projection.js";
 import { batchIds } from "./losses.js";
 import type { AttnOutForm } from "./losses.js";
-import { cloneCaptureFields } from "./losses.js";
+import { attnOutGram, cloneCaptureFields, layerCloneTerms } from "./losses.js";
 
 const fixtures = path.resolve(import.meta.dirname, "../../nn/fixtures");
 const goldenDir = path.join(fixtures, "lrc-golden");
@@ -319,7 +319,7 @@ describe("each term by hand", () => {
         gate: mseHand(S.gate.buf, Tc.gate.buf), up: mseHand(S.up.buf, Tc.up.buf),
         down: mseHand(S.mlpOut.buf, times(Tc.mlpOut, c.params[`layers.${i}.down`]!)),
       };
-      // reference o: c_S W_oᵀ vs c_T W_oᵀ (= the teacher's o_proj output)
+      // reference o: c_S W_oᵀ vs c_T W_oᵀ (= the teacher's o_proj output; the loss evaluates it as a quadratic form)
       const Wo = c.teacherWeights.layers[i]!.oW;
       const ctx = S.attnContext;
       const [Bx, Tx, HD] = ctx.shape as [number, number, number];
@@ -354,8 +354,44 @@ describe("each term by hand", () => {
   it("the forwards capture just what the asked-for terms compare", () => {
     expect(cloneCaptureFields({ attnOut: "reference", cloneTerms: ["q", "k", "v", "o", "gate", "up", "down"] })).toEqual({
       student: ["q", "k", "v", "attnContext", "gate", "up", "mlpOut"],
-      teacher: ["q", "k", "v", "attnOut", "gate", "up", "mlpOut"],
+      teacher: ["q", "k", "v", "attnContext", "gate", "up", "mlpOut"],
     });
     expect(cloneCaptureFields({ attnOut: "paper", cloneTerms: ["o", "down"] })).toEqual({ student: ["attnOut", "mlpOut"], teacher: ["attnOut", "mlpOut"] });
+  });
+
+  it("the memory estimate keeps W_oᵀ W_o for the layers of the reference o term only", () => {
+    const n = teacher.config.num_hidden_layers;
+    expect(new LowRankClone(teacher, { hiddenSize: 4 }).runShape().gramLayers).toBe(n);
+    expect(new LowRankClone(teacher, { hiddenSize: 4, banLayers: [0] }).runShape().gramLayers).toBe(n - 1);
+    expect(new LowRankClone(teacher, { hiddenSize: 4, attnOut: "paper" }).runShape().gramLayers).toBe(0);
+    expect(new LowRankClone(teacher, { hiddenSize: 4, cloneTerms: ["q"] }).runShape().gramLayers).toBe(0);
+    expect(new LowRankClone(teacher, { hiddenSize: 4, alpha: 0, logCloneTerms: false }).runShape().gramLayers).toBe(0);
+  });
+});
+
+describe("the reference attention-out term as a quadratic form", () => {
+  it("matches the projected form mse(c_S W_oᵀ + b_o, c_T W_oᵀ + b_o) at a real-ish shape (bfloat16 W_o 896 x 896, 4 x 256 tokens)", () => {
+    const D = 896, B = 4, T = 256, r = rng(3);
+    const rand = (shape: number[], scale: number) => {
+      const n = shape.reduce((a, b) => a * b, 1), v = new Float32Array(n);
+      for (let i = 0; i < n; i++) v[i] = scale * (2 * r.uniform() - 1);
+      return tensor(v, shape);
+    };
+    const oW = astype(rand([D, D], 0.05), "bfloat16"), oB = rand([D], 0.5);
+    const cS = rand([B, T, D], 1), cT = rand([B, T, D], 1);
+    const teacherW = { layers: [{ oW, oB }] } as unknown as Parameters<typeof layerCloneTerms>[4];
+    const term = (c: Tensor) => layerCloneTerms(0, { attnContext: c } as LayerCapture, { attnContext: cT } as LayerCapture, {}, teacherW, { attnOut: "reference", cloneTerms: ["o"] })["layers.0.o"]!;
+    const projected = (c: Tensor) => mse(linearOp(c, oW, oB), noGrad(() => linearOp(cT, oW, oB)));
+    // the first use makes G inside a step's scope (the trainer's); it must outlive it for the next step
+    scope(() => noGrad(() => term(cS)));
+    const [v, [g]] = valueAndGrad(term)(cS);
+    const [v0, [g0]] = valueAndGrad(projected)(cS);
+    expect(rel(v.item(), v0.item())).toBeLessThan(2e-5);
+    let diff = 0, scale = 0;
+    const a = g!.peek(), b = g0!.peek();
+    for (let i = 0; i < b.length; i++) [diff, scale] = [Math.max(diff, Math.abs(a[i]! - b[i]!)), Math.max(scale, Math.abs(b[i]!))];
+    expect(diff / scale).toBeLessThan(2e-4);
+    // G is made once per teacher weight and reused
+    expect(attnOutGram(oW)).toBe(attnOutGram(oW));
   });
 });

@@ -8,7 +8,7 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { initCheckpoint, parameterCount, parseConfig, readConfigFile } from "@lrc-ts/nn";
 import { bufferPoolStats, setBufferPoolLimit } from "@lrc-ts/tensor-core";
-import { RECOMPUTE_HEADROOM, chooseRecompute, estimateMemory, layerActivationValues, layerMatrixValues, lmHeadValues, teacherCaptureValues } from "./plan.js";
+import { RECOMPUTE_HEADROOM, attnOutGramValues, chooseRecompute, estimateMemory, layerActivationValues, layerMatrixValues, lmHeadValues, teacherCaptureValues } from "./plan.js";
 import { distill } from "./node/run.js";
 import { run } from "./testing-internal/cli-run.js";
 import { REPO_ROOT, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
@@ -38,7 +38,8 @@ describe("the estimate", () => {
   it("equals the formula worked by hand for a tiny LRC shape (B 2, T 8)", () => {
     const teacher = parseConfig(teacherJson);
     const student = parseConfig({ ...teacherJson, hidden_size: 16, head_dim: 8 });
-    // student layer: 3·16 + 2·(4 + 2·2)·8 + 4·8 + 16 + 2·64 + 16 = 368; teacher capture: (4 + 4)·8 + 2·64 + 2·32 = 256
+    // student layer: 3·16 + 2·(4 + 2·2)·8 + 4·8 + 16 + 2·64 + 16 = 368; teacher capture: (2·4 + 2·2)·8 + 2·64 + 32 = 256
+    // (q, k, v, the attention context, gate, up, the MLP output); the o term: G [32, 32] a layer, F [32] a token and layer
     expect(layerActivationValues(student)).toBe(368);
     expect(teacherCaptureValues(teacher)).toBe(256);
     // teacher: 64·32 + 2·(1024+32 + 512+16 + 512+16 + 1024 + 3·2048 + 64) + 32; student likewise at d = 16
@@ -53,15 +54,20 @@ describe("the estimate", () => {
       trainable: 4000,
       gradients: 4000, // one micro-batch: the gradients are the step's accumulators
       optimizer: 8000, // AdamW m and v
-      activations: (16 * 368 * 2 + 16 * 256 * 2) * 4, // N = 16 tokens, 2 layers, student + teacher capture
+      activations: (16 * 368 * 2 + 16 * 256 * 2 + 16 * 32 * 2) * 4, // N = 16 tokens, 2 layers, student + teacher capture + F
       logits: (2 * 16 * 64 + 16 * 32) * 4, // chunks of all 16 rows: zS (dz written over it), zT; dh [N, D] of u = h P_lmᵀ; no dW
-      total: 41_536 + 19_264 + 4000 + 4000 + 8000 + 79_872 + 10_240,
+      teacherGram: 2 * 32 * 32 * 4, // W_oᵀ W_o of both layers
+      total: 41_536 + 19_264 + 4000 + 4000 + 8000 + 83_968 + 10_240 + 8192,
     });
+    expect(attnOutGramValues(teacher, 2)).toEqual({ gram: 2 * 32 * 32, perToken: 2 * 32 });
+    // without the reference o term (attnOut "paper", or no o term) nothing of it is kept
+    const paper = estimateMemory({ teacher, teacherBytes: 20_768 * 2, student, trainable: 1000, generated: true, batchSize: 2, seqLen: 8, gramLayers: 0 });
+    expect([paper.teacherGram, paper.activations]).toEqual([0, (16 * 368 * 2 + 16 * 256 * 2) * 4]);
     // with gradAccum > 1 the trainer keeps accumulators beside the micro-batch's gradients
     expect(estimateMemory({ teacher, teacherBytes: 20_768 * 2, student, trainable: 1000, generated: true, batchSize: 2, seqLen: 8, gradAccum: 2 }).gradients).toBe(8000);
     // pretraining: no teacher, no generated weights, two logit chunks; the model's own activations only
     const p = estimateMemory({ teacher: null, teacherBytes: 0, student, trainable: 10_448, generated: false, batchSize: 2, seqLen: 8 });
-    expect(p.teacherWeights + p.trainable).toBe(0);
+    expect(p.teacherWeights + p.trainable + p.teacherGram).toBe(0);
     expect(p.optimizer).toBe(10_448 * 8);
     expect(p.activations).toBe(16 * 368 * 2 * 4);
     expect(p.logits).toBe((16 * 64 + 16 * 16 + 64 * 16) * 4); // zS (dz over it), dh [N, d], dW [V, d]

@@ -44,12 +44,22 @@ export function layerMatrixValues(cfg: CausalLMConfig): number {
 
 /**
  * Values per token and layer LRC keeps of the teacher (run without a tape): the activations the clone loss
- * compares against, q, k, v, the attention output, gate, up and the MLP output (nothing else; see
- * cloneCaptureFields).
+ * compares against, q, k, v, the attention context (H·dh: the reference attention-out term compares contexts through
+ * W_oᵀ W_o), gate, up and the MLP output (nothing else; see cloneCaptureFields).
  */
 export function teacherCaptureValues(cfg: CausalLMConfig): number {
   const dh = cfg.head_dim;
-  return (cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * dh + 2 * cfg.intermediate_size + 2 * cfg.hidden_size;
+  return (2 * cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * dh + 2 * cfg.intermediate_size + cfg.hidden_size;
+}
+
+/**
+ * The reference attention-out term's extra values (lrc's losses.ts, tensor-core's quadFormMse) for `layers` layers:
+ * per layer the Gram matrix W_oᵀ W_o [H·dh, H·dh] of the teacher, kept for the run (`gram`), and per token
+ * F = (c_S − c_T) W_oᵀ W_o [H·dh], kept from the loss's forward for its backward (`perToken`).
+ */
+export function attnOutGramValues(cfg: CausalLMConfig, layers: number): { gram: number; perToken: number } {
+  const qo = cfg.num_attention_heads * cfg.head_dim;
+  return { gram: layers * qo * qo, perToken: layers * qo };
 }
 
 export interface RunShape {
@@ -72,6 +82,11 @@ export interface RunShape {
   readonly seqLen: number;
   /** Micro-batches per optimizer step (default 1: the micro-batch's gradients are the step's accumulators). */
   readonly gradAccum?: number;
+  /**
+   * LRC: layers whose reference attention-out term keeps W_oᵀ W_o (attnOutGramValues; default every teacher layer,
+   * the default loss; 0 with attnOut "paper" or without the o term).
+   */
+  readonly gramLayers?: number;
 }
 
 /** Estimated bytes by part of one training step. */
@@ -90,10 +105,12 @@ export interface MemoryEstimate {
   readonly gradients: number;
   /** AdamW's two moments. */
   readonly optimizer: number;
-  /** What the layers keep for the backward pass (and LRC's captured teacher activations). */
+  /** What the layers keep for the backward pass (and LRC's captured teacher activations and the o term's F). */
   readonly activations: number;
   /** The fused LM head + CE/KL: logit chunks and the head's gradients (see lmHeadValues). */
   readonly logits: number;
+  /** LRC: the teacher's W_oᵀ W_o of the reference attention-out term, kept for the run (attnOutGramValues). */
+  readonly teacherGram: number;
   readonly total: number;
 }
 
@@ -102,7 +119,9 @@ export function estimateMemory(s: RunShape): MemoryEstimate {
   const N = s.batchSize * s.seqLen;
   const studentParams = parameterCount(s.student);
   const headAndEmbedding = (s.student.tie_word_embeddings ? 1 : 2) * s.student.vocab_size * s.student.hidden_size;
-  const teacherActs = s.teacher !== null && s.generated ? N * teacherCaptureValues(s.teacher) * s.teacher.num_hidden_layers : 0;
+  const lrc = s.teacher !== null && s.generated;
+  const gram = s.teacher !== null && lrc ? attnOutGramValues(s.teacher, s.gramLayers ?? s.teacher.num_hidden_layers) : { gram: 0, perToken: 0 };
+  const teacherActs = s.teacher !== null && lrc ? N * (teacherCaptureValues(s.teacher) * s.teacher.num_hidden_layers + gram.perToken) : 0;
   const parts = {
     teacherWeights: s.teacher !== null ? s.teacherBytes : 0,
     studentWeights: (s.generated
@@ -115,6 +134,7 @@ export function estimateMemory(s: RunShape): MemoryEstimate {
     logits: (s.generated && s.teacher !== null
       ? lmHeadValues(N, s.student.vocab_size, s.teacher.hidden_size, true, false)
       : lmHeadValues(N, s.student.vocab_size, s.student.hidden_size, s.teacher !== null, true)) * F32,
+    teacherGram: gram.gram * F32,
   };
   return { ...parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
 }

@@ -116,6 +116,7 @@ export function reportDryRun(command: string, r: DryRunResult, json: boolean): n
       ...([
         ["teacher weights", m.teacherWeights], ["student weights", m.studentWeights], ["trainable values", m.trainable],
         ["gradients", m.gradients], ["optimizer state", m.optimizer], ["activations", m.activations], ["logits", m.logits],
+        ...(m.teacherGram > 0 ? [["teacher W_oᵀW_o", m.teacherGram] as const] : []),
       ] as const).map(([k, v]) => `  ${k.padEnd(17)}${G(v)}${k === "teacher weights" ? teacherNote : ""}`),
       ...(r.recompute !== null ? [recomputeLine(r.recompute)] : []),
       `buffer pool limit: ${G(r.poolLimit.bytes)} (${r.poolLimit.source})`,

@@ -145,6 +145,17 @@ export interface Kernels {
   mse(a: Tensor, b: Tensor): Tensor;
   /** [da, db] for the scalar cotangent dy; null where not wanted. */
   mseBackward(a: Tensor, b: Tensor, dy: Tensor, wantA: boolean, wantB: boolean): [Tensor | null, Tensor | null];
+  /**
+   * quadFormMse's forward: with Δ = a − b (read as [rows, k]) and the symmetric gram [k, k], [the scalar
+   * Σ (Δ gram) ⊙ Δ / count, F = Δ gram] (F in a's shape, kept for the backward). Optional: the op composes sub,
+   * matmul, mul and sum on a backend without it (`hasKernel`).
+   */
+  quadFormMse(a: Tensor, b: Tensor, gram: Tensor, count: number): [Tensor, Tensor];
+  /**
+   * quadFormMse's VJP from its F: (2 dy / count) F for a, its negation for b (`negate`); with `into` (cpu only, as
+   * swigluBackward's) added into that pending cotangent in place, which is returned.
+   */
+  quadFormMseBackward(f: Tensor, dy: Tensor, count: number, negate: boolean, into?: Tensor | null): Tensor;
 
   // Training.
   /** acc += g / divisor, in place (gradient accumulation, on the device where acc lives). */

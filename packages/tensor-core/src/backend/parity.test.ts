@@ -27,10 +27,10 @@ const tolerances: Record<string, number> = { gpu: { webasm: 2e-4, gl: 2e-3, cpu:
 /**
  * Kernels an op dispatches only where the active backend has them (`hasKernel`), running a composite of other
  * kernels elsewhere: on a backend without them they are never dispatched, so never counted (lm-head-loss.test.ts
- * checks lmHeadLoss's composite on the gpu backend; ropeHeads' composite runs in every model forward there, e.g.
- * lrc's trainer-gpu.test.ts).
+ * checks lmHeadLoss's composite on the gpu backend, quad-form-mse.test.ts quadFormMse's; ropeHeads' composite runs in
+ * every model forward there, e.g. lrc's trainer-gpu.test.ts).
  */
-const compositeElsewhere = new Set(["lmHeadLoss", "ropeHeads", "ropeHeadsBackward"]);
+const compositeElsewhere = new Set(["lmHeadLoss", "quadFormMse", "quadFormMseBackward", "ropeHeads", "ropeHeadsBackward"]);
 
 /** Every kernel of the interface (the cpu backend implements each one) that these backends get dispatched. */
 const allKernels = Object.getOwnPropertyNames(CpuKernels.prototype).filter((k) => k !== "constructor" && !compositeElsewhere.has(k)).sort();
@@ -183,6 +183,12 @@ describe.each(underTest)("%s backend against cpu: ops and gradients", (name) => 
     await closeBoth("klDivergence", (() => withGrads((a, b) => ops.klDivergence(a, b, { temperature: 2 }), [t, logits])));
     await closeBoth("mse", (() => withGrads((a, b) => ops.mse(a, b), [t, logits])));
     await closeBoth("swiglu", (() => withGrads((a, b) => ops.swiglu(a, b), [t, logits])));
+  });
+
+  it("quadFormMse with gradients: composed of sub, matmul, mul and sum here, one kernel on cpu (so close, not bit for bit)", async () => {
+    const a = rnd([2, 3, 7]), b = rnd([2, 3, 7]), w = rnd([5, 7]);
+    const [c, g] = await both(name, () => withGrads((x, y) => ops.quadFormMse(x, y, ops.gramMatrix(w), 5), [a, b]));
+    close("quadFormMse", c, g, Math.max(tol, 1e-5));
   });
 
   it("row-statistic kernels on odd rows longer than one 64-block: rmsNorm, attention, crossEntropy, klDivergence, softmax", async () => {

@@ -5,3 +5,4 @@ export * from "./movement.js";
 export * from "./matmul.js";
 export * from "./nn.js";
 export * from "./lm-head-loss.js";
+export * from "./quad-form-mse.js";

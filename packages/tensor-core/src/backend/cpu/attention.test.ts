@@ -86,7 +86,9 @@ describe("attention", () => {
       const scale = 1 / Math.sqrt(dh);
       const run = <F extends Float32Array | Float64Array>(A: { from(x: ArrayLike<number>): F; new (n: number): F }): F[] => {
         const out = new A(q.length), lse = new A(d.B * d.H * T);
+        // NaN-filled: the backward overwrites all three (cpu-kernels.ts hands it uninitialised pool buffers)
         const dq = new A(q.length), dk = new A(k.length), dv = new A(v.length);
+        for (const g of [dq, dk, dv]) g.fill(NaN);
         const args = { ...d, q: A.from(q), k: A.from(k), v: A.from(v), scale };
         attentionForward({ ...args, out, lse });
         attentionBackward({ ...args, out, lse, dout: A.from(dout), dq, dk, dv });

@@ -14,6 +14,7 @@ import { binary, powScalar, unary, where } from "./elementwise.js";
 import { diffScale, scaleInPlace, sqDiffSum, sumSquares, swigluBackward, swigluForward } from "./fused.js";
 import { gemm } from "./gemm.js";
 import { lmHeadLossChunked } from "./lm-head.js";
+import { quadFormForward, scaleAddInto } from "./quad-form.js";
 import { gatherRows, permute, scatterAddRows, stridedAddInto, stridedCopy } from "./movement.js";
 import { reduce } from "./reduce.js";
 import { ropeHeadsWasm } from "./rows-wasm.js";
@@ -261,9 +262,10 @@ export class CpuKernels implements Kernels {
   }
 
   attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor, dy: Tensor, d: AttentionDims): [Tensor, Tensor, Tensor] {
+    // the kernel overwrites all three (attention.ts)
     const dq = Tensor.empty(q.shape, q.dtype);
-    const dk = zeros(k.shape, { dtype: k.dtype });
-    const dv = zeros(v.shape, { dtype: v.dtype });
+    const dk = Tensor.empty(k.shape, k.dtype);
+    const dv = Tensor.empty(v.shape, v.dtype);
     attentionBackward({ q: f(q), k: f(k), v: f(v), out: f(out), lse: f(lse), dout: f(dy), dq: f(dq), dk: f(dk), dv: f(dv), ...d });
     return [dq, dk, dv];
   }
@@ -343,6 +345,20 @@ export class CpuKernels implements Kernels {
     const db = wantB ? Tensor.empty(b.shape, b.dtype) : null;
     diffScale(f(a), f(b), c, da === null ? null : f(da), db === null ? null : f(db), n);
     return [da, db];
+  }
+
+  quadFormMse(a: Tensor, b: Tensor, gram: Tensor, count: number): [Tensor, Tensor] {
+    const [rows, k] = rowsOf(a);
+    const fOut = Tensor.empty(a.shape, a.dtype);
+    const loss = Tensor.empty([], a.dtype);
+    loss.buf[0] = quadFormForward(f(a), f(b), f(gram), f(fOut), rows, k) / count;
+    return [loss, fOut];
+  }
+
+  quadFormMseBackward(fIn: Tensor, dy: Tensor, count: number, negate: boolean, into?: Tensor | null): Tensor {
+    const out = into ?? Tensor.empty(fIn.shape, fIn.dtype);
+    scaleAddInto(f(fIn), ((negate ? -2 : 2) * dy.item()) / count, f(out), fIn.size, into != null);
+    return out;
   }
 
   accumulate(acc: Tensor, g: Tensor, divisor: number): void {

@@ -67,13 +67,23 @@ function buildMm(fma: boolean): Fn {
     f.i32(0).set(n);
     f.forLoop(n, nEnd, 8, () => {
       for (const v of accs) f.f32x4(0).set(v);
-      f.get(k0).set(kk).get(k0).get(sak).op(Op.i32Mul).set(pk);
+      f.get(k0).get(sak).op(Op.i32Mul).set(pk);
       f.get(b).get(n).i32(4).op(Op.i32Mul).op(Op.i32Add).get(k0).get(ldb).op(Op.i32Mul).op(Op.i32Add).set(pb);
-      f.forLoop(kk, kEnd, 1, () => {
+      // do { ... } while (--kk) over kk = kEnd - k0 steps, skipped when there are none (one branch per step). With
+      // sai = 4 (A^T stored) the block's four A values of a step are adjacent: splatted from one pointer (ar[0] + pk)
+      // at immediate offsets, as the gemm micro-kernel does, instead of four address sums.
+      const kLoop = (adjacent: boolean): void => {
+        f.get(kEnd).get(k0).op(Op.i32Sub).set(kk);
+        if (adjacent) f.get(ar[0]!).get(pk).op(Op.i32Add).set(pk);
+        f.op(Op.block, 0x40);
+        f.get(kk).i32(1).op(Op.i32LtS, Op.brIf, 0);
+        f.op(Op.loop, 0x40);
         f.get(pb).load(0).set(bv[0]!);
         f.get(pb).load(16).set(bv[1]!);
         for (let r = 0; r < 4; r++) {
-          f.get(ar[r]!).get(pk).op(Op.i32Add).simd(S.load32Splat, 2, 0).set(x);
+          if (adjacent) f.get(pk).simd(S.load32Splat, 2, 4 * r);
+          else f.get(ar[r]!).get(pk).op(Op.i32Add).simd(S.load32Splat, 2, 0);
+          f.set(x);
           for (let v = 0; v < 2; v++) {
             const t = accs[r * 2 + v]!;
             if (fma) f.get(x).get(bv[v]!).get(t).simd(S.f32x4RelaxedMadd);
@@ -83,7 +93,14 @@ function buildMm(fma: boolean): Fn {
         }
         f.get(pk).get(sak).op(Op.i32Add).set(pk);
         f.get(pb).get(ldb).op(Op.i32Add).set(pb);
-      });
+        f.get(kk).i32(1).op(Op.i32Sub).tee(kk);
+        f.op(Op.brIf, 0, Op.end, Op.end);
+      };
+      f.get(sai).i32(4).op(Op.i32Eq).op(Op.if, 0x40);
+      kLoop(true);
+      f.op(Op.else);
+      kLoop(false);
+      f.op(Op.end);
       // C rows: pc = c + (i + r) * ldc + n * 4
       f.get(c).get(i).get(ldc).op(Op.i32Mul).op(Op.i32Add).get(n).i32(4).op(Op.i32Mul).op(Op.i32Add).set(pc);
       const stores = (accumulate: boolean): void => {
@@ -106,18 +123,31 @@ function buildMm(fma: boolean): Fn {
   return f;
 }
 
+/**
+ * vmax with four independent accumulators over 16-float blocks: V8's NaN-propagating f32x4.max is a multi-instruction
+ * dependent sequence, so one accumulator chain ran at its latency. max does not depend on the order (NaN propagates
+ * and max(-0, +0) = +0 either way), so the value is that of one sequential chain.
+ */
 function buildVmax(): Fn {
   const f = new Fn("vmax", [I32, I32], [F32]);
   const [p, vis] = [0, 1];
-  const j = f.local(I32), end = f.local(I32), mx = f.local(V128), m = f.local(F32);
-  f.f32x4(-Infinity).set(mx);
-  f.get(vis).i32(-4).op(Op.i32And).i32(4).op(Op.i32Mul).set(end);
+  const U = 4;
+  const j = f.local(I32), end = f.local(I32), m = f.local(F32);
+  const mx = Array.from({ length: U }, () => f.local(V128));
+  for (const v of mx) f.f32x4(-Infinity).set(v);
   f.i32(0).set(j);
-  f.forLoop(j, end, 16, () => {
-    f.get(p).get(j).op(Op.i32Add).load().get(mx).simd(S.f32x4Max).set(mx);
+  f.get(vis).i32(-16).op(Op.i32And).i32(4).op(Op.i32Mul).set(end);
+  f.forLoop(j, end, 64, () => {
+    for (let u = 0; u < U; u++) f.get(p).get(j).op(Op.i32Add).load(16 * u).get(mx[u]!).simd(S.f32x4Max).set(mx[u]!);
   });
-  f.get(mx).simd(S.f32x4ExtractLane, 0).get(mx).simd(S.f32x4ExtractLane, 1).op(Op.f32Max);
-  f.get(mx).simd(S.f32x4ExtractLane, 2).get(mx).simd(S.f32x4ExtractLane, 3).op(Op.f32Max).op(Op.f32Max).set(m);
+  f.get(vis).i32(-4).op(Op.i32And).i32(4).op(Op.i32Mul).set(end);
+  f.forLoop(j, end, 16, () => {
+    f.get(p).get(j).op(Op.i32Add).load().get(mx[0]!).simd(S.f32x4Max).set(mx[0]!);
+  });
+  for (let u = 1; u < U; u++) f.get(mx[0]!).get(mx[u]!).simd(S.f32x4Max).set(mx[0]!);
+  const v0 = mx[0]!;
+  f.get(v0).simd(S.f32x4ExtractLane, 0).get(v0).simd(S.f32x4ExtractLane, 1).op(Op.f32Max);
+  f.get(v0).simd(S.f32x4ExtractLane, 2).get(v0).simd(S.f32x4ExtractLane, 3).op(Op.f32Max).op(Op.f32Max).set(m);
   f.get(vis).i32(4).op(Op.i32Mul).set(end);
   f.forLoop(j, end, 4, () => {
     f.get(m).get(p).get(j).op(Op.i32Add).op(Op.f32Load, 2, 0).op(Op.f32Max).set(m);
@@ -126,30 +156,42 @@ function buildVmax(): Fn {
   return f;
 }
 
-/** Emits a loop over j (byte offset, step 16) below n * 4 keeping `idx` = the lane indices and `mask` = idx < vis. */
-function maskedLoop(f: Fn, n: number, vis: number, body: (j: number, mask: number) => void): void {
+/**
+ * Emits a loop over j (byte offset, step 16) below 4 min(n, up4(vis)) keeping `idx` = the lane indices and `mask` =
+ * idx < vis, then stores zero vectors at each of `zeroed` (byte pointers) + j for the rest of j below n * 4: lanes
+ * from vis on hold zero either way, but vectors wholly past vis cost a store instead of an exp.
+ */
+function maskedLoop(f: Fn, n: number, vis: number, zeroed: readonly number[], body: (j: number, mask: number) => void): void {
   const j = f.local(I32), end = f.local(I32), idx = f.local(V128), vv = f.local(V128), mask = f.local(V128);
   f.get(vis).simd(S.i32x4Splat).set(vv);
   i32x4Lanes(f, [0, 1, 2, 3]);
   f.set(idx);
-  f.get(n).i32(4).op(Op.i32Mul).set(end);
+  f.get(vis).i32(3).op(Op.i32Add).i32(-4).op(Op.i32And).set(end);
+  minI32(f, end, n);
+  f.i32(4).op(Op.i32Mul).set(end);
   f.i32(0).set(j);
   f.forLoop(j, end, 16, () => {
     f.get(idx).get(vv).simd(I32X4_LT_S).set(mask);
     body(j, mask);
     f.get(idx).i32x4(4).simd(S.i32x4Add).set(idx);
   });
+  // j is end (or 0 when end <= 0); zero the vectors up to n
+  f.get(j).i32(0).get(j).i32(0).op(Op.i32GtS).op(Op.select).set(j);
+  f.get(n).i32(4).op(Op.i32Mul).set(end);
+  f.forLoop(j, end, 16, () => {
+    for (const z of zeroed) f.get(z).get(j).op(Op.i32Add).f32x4(0).store();
+  });
 }
 
-function buildVexp(): Fn {
+function buildVexp(fma: boolean): Fn {
   const f = new Fn("vexp", [I32, I32, F32, I32], [F64]);
   const [p, n, shift, vis] = [0, 1, 2, 3];
   const sh = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128);
   const a0 = f.local(V128), a1 = f.local(V128);
   f.get(shift).simd(S.f32x4Splat).set(sh);
-  maskedLoop(f, n, vis, (j, mask) => {
+  maskedLoop(f, n, vis, [p], (j, mask) => {
     f.get(p).get(j).op(Op.i32Add).load().get(sh).simd(S.f32x4Sub).set(x);
-    emitExp(f, x, nn, r);
+    emitExp(f, x, nn, r, fma);
     f.get(mask).simd(S.and).set(x);
     f.get(p).get(j).op(Op.i32Add).get(x).store();
     emitAccF64(f, x, a0, a1);
@@ -171,14 +213,14 @@ function buildVscale(): Fn {
   return f;
 }
 
-function buildBwdRow(): Fn {
+function buildBwdRow(fma: boolean): Fn {
   const f = new Fn("bwdrow", [I32, I32, I32, I32, F32, F32], []);
   const [p, dp, n, vis, lse, d] = [0, 1, 2, 3, 4, 5];
   const lv = f.local(V128), dv = f.local(V128), x = f.local(V128), nn = f.local(V128), r = f.local(V128);
   f.get(lse).simd(S.f32x4Splat).set(lv).get(d).simd(S.f32x4Splat).set(dv);
-  maskedLoop(f, n, vis, (j, mask) => {
+  maskedLoop(f, n, vis, [p, dp], (j, mask) => {
     f.get(p).get(j).op(Op.i32Add).load().get(lv).simd(S.f32x4Sub).set(x);
-    emitExp(f, x, nn, r);
+    emitExp(f, x, nn, r, fma);
     f.get(mask).simd(S.and).set(x);
     f.get(p).get(j).op(Op.i32Add).get(x).store();
     f.get(dp).get(j).op(Op.i32Add);
@@ -190,7 +232,7 @@ function buildBwdRow(): Fn {
 
 /** The module bytes (fused multiply-add in `mm` when `fma`). */
 export function buildAttentionWasm(fma: boolean): Uint8Array {
-  return buildModule([buildMm(fma), buildVmax(), buildVexp(), buildVscale(), buildBwdRow()]);
+  return buildModule([buildMm(fma), buildVmax(), buildVexp(fma), buildVscale(), buildBwdRow(fma)]);
 }
 
 let cached: Uint8Array | null | undefined;

@@ -9,7 +9,9 @@ import { maxAbsDiff, refCrossEntropy, refKl, refSoftmax } from "../../testing-in
 import {
   crossEntropyBackward, crossEntropyForward, klDivBackward, klDivForward, logSoftmaxRows, softmaxRows,
 } from "./rows.js";
-import { DATA, setVectorWasmDisabled, vectorKernels } from "./wasm-vector.js";
+import { buildVectorWasm, DATA, setVectorWasmDisabled, vectorKernels, type VectorKernels } from "./wasm-vector.js";
+import { hasRelaxedSimd } from "./wasm-features.js";
+import { instantiate } from "./wasm-instance.js";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -43,17 +45,31 @@ describe("wasm vector kernels", () => {
     expect(vectorKernels()).not.toBeNull();
   });
 
-  it("exp is within a few float32 ulp of Math.exp over [-87, 88]", () => {
-    const k = vectorKernels()!;
-    const n = 4000;
-    k.ensure(DATA + 2 * n * 4);
+  it("exp is within a few float32 ulp of Math.exp over [-87, 88], unfused and with fused multiply-adds", () => {
+    const n = 100_000;
     const x = Float32Array.from({ length: n }, (_, i) => -87 + (175 * i) / (n - 1));
-    k.heap.set(x, DATA >> 2);
-    k.expaff(DATA, DATA + n * 4, n, 1, 0, 1);
-    const out = k.heap.subarray((DATA >> 2) + n, (DATA >> 2) + 2 * n);
-    let worst = 0;
-    for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(out[i]! / Math.exp(x[i]!) - 1));
-    expect(worst).toBeLessThan(4e-7);
+    const expOf = (k: Pick<VectorKernels, "expaff">, heap: () => Float32Array, ensure: (bytes: number) => void): Float32Array => {
+      ensure(DATA + 2 * n * 4);
+      heap().set(x, DATA >> 2);
+      k.expaff(DATA, DATA + n * 4, n, 1, 0, 1);
+      return heap().slice((DATA >> 2) + n, (DATA >> 2) + 2 * n);
+    };
+    const worst = (out: Float32Array): number => {
+      let w = 0;
+      for (let i = 0; i < n; i++) w = Math.max(w, Math.abs(out[i]! / Math.exp(x[i]!) - 1));
+      return w;
+    };
+    const variants = hasRelaxedSimd() ? [false, true] : [false];
+    const outs = variants.map((fma) => {
+      const inst = instantiate<VectorKernels>(buildVectorWasm(fma), 16)!;
+      return expOf(inst.exports, () => inst.heap, (b) => inst.ensure(b));
+    });
+    for (const out of outs) expect(worst(out)).toBeLessThan(4e-7);
+    // the module in use is the fused one exactly when relaxed SIMD is on
+    const k = vectorKernels()!;
+    const used = expOf(k, () => k.heap, (b) => k.ensure(b));
+    expect(Buffer.from(used.buffer).equals(Buffer.from(outs[outs.length - 1]!.buffer))).toBe(true);
+    if (outs.length === 2) expect(worst(outs[1]!)).toBeLessThanOrEqual(worst(outs[0]!) * 1.25);
   });
 
   it("softmax / log-softmax rows match the TypeScript path and the float64 reference", () => {
