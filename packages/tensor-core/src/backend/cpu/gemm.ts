@@ -36,7 +36,7 @@ type GemmDefaults = "offsetA" | "offsetB" | "offsetC" | "accumulate" | "alpha";
  * A gemm call (the file header says what each field means): the runtime's `GemmJob` with the defaulted fields
  * optional and the tile sizes left to `gemm`.
  */
-export type GemmParams = Omit<GemmJob, GemmDefaults | "tileM" | "tileN"> & Partial<Pick<GemmJob, GemmDefaults>>;
+export type GemmParams = Omit<GemmJob, GemmDefaults | "tileM" | "tileN" | "tail"> & Partial<Pick<GemmJob, GemmDefaults>>;
 
 let runtime: GemmRuntime | null = null;
 
