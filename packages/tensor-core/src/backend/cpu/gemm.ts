@@ -34,7 +34,7 @@ type GemmDefaults = "offsetA" | "offsetB" | "offsetC" | "accumulate" | "alpha";
 
 /**
  * A gemm call (the file header says what each field means): the runtime's `GemmJob` with the defaulted fields
- * optional and the tile sizes left to `gemm`.
+ * optional and the tile sizes (and the tail's pieces) left to `gemm`.
  */
 export type GemmParams = Omit<GemmJob, GemmDefaults | "tileM" | "tileN" | "tail"> & Partial<Pick<GemmJob, GemmDefaults>>;
 
