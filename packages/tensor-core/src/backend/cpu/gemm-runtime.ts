@@ -5,8 +5,9 @@
  * same blocking and summation order, so a parallel gemm is bit-identical to a serial one.
  *
  * Work is cut into output tiles (batch item, NC-wide column block, MC-tall row block), numbered so consecutive
- * tiles share a packed B panel. A thread repeatedly `claim()`s the next tile number (a plain counter serially, an
- * `Atomics.add` on a shared counter in parallel) and for each tile:
+ * tiles share a packed B panel; on the pool the last row tile of each thread's group of column blocks is cut into
+ * shorter row pieces (GemmJob.tail), so both threads finish together. A thread repeatedly `claim()`s the next
+ * tile number (a plain counter serially, an `Atomics.add` on a shared counter in parallel) and for each tile:
  *   1. packs op(B)[:, jc:jc+NC] for all of k into NR-wide panels (skipped when the previous tile used the same),
  *      unless k x NC is large (the LM head's k = 151936) or no other tile shares the column block: then each
  *      KC x NC slice is packed in step 2, right before its use, so it stays in cache,
@@ -85,6 +86,14 @@ export interface GemmJob {
    * stops everyone after a failure; the tile order does not change the result.
    */
   split?: Int32Array;
+  /**
+   * Guided tail (set by gemm.ts for the pool; absent: none): the last row tile of each column-block group (the
+   * whole job without `split`) is cut into row pieces of decreasing height, half of what is left each, at least
+   * `tail` rows (rounded up to 4; a tile under twice that is not cut), so the tiles a thread runs while the other runs its last are short and both
+   * finish together (the end of a call otherwise waits up to one whole tile). Only that tile is cut: each row
+   * piece streams its column block's packed B again. `tileCount` counts the pieces; the result does not change.
+   */
+  tail?: number;
   /** A (B) is a Uint16Array of float16 bits, not BF16 (set by gemm.ts: the workers cannot tell). */
   f16A?: boolean;
   f16B?: boolean;
@@ -415,30 +424,69 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
     return t !== undefined && t > 0 && t < NC ? Math.ceil(t / NR) * NR : NC;
   }
 
+  /**
+   * How a job's work items are laid out. Panels (batch item by column block, `nJc` a batch item) are cut into
+   * `groups` contiguous groups (GemmJob.split; one without it): group g holds panels [panelStart[g],
+   * panelStart[g + 1]) and items [itemStart[g], itemStart[g + 1]): its panels' row tiles in order (`nIc` a panel,
+   * TM rows each), the last of them cut at `cuts` (row offsets from its first row, ascending, ending at its height;
+   * [0, height] when not cut, see GemmJob.tail).
+   */
+  interface Schedule {
+    total: number;
+    TM: number;
+    nIc: number;
+    nJc: number;
+    panelStart: number[];
+    itemStart: number[];
+    cuts: number[];
+  }
+
+  function schedule(job: GemmJob): Schedule {
+    const TM = tileRows(job);
+    const nIc = Math.ceil(job.m / TM);
+    const nJc = Math.ceil(job.n / tileCols(job));
+    const panels = job.batch * nJc;
+    const last = job.m - (nIc - 1) * TM;
+    const cuts = [0];
+    const piece = job.tail !== undefined && job.tail > 0 ? Math.ceil(job.tail / MR) * MR : last;
+    const floor = last >= 2 * piece ? piece : last;
+    for (let at = 0; at < last; cuts.push(at)) {
+      at += Math.min(last - at, Math.max(floor, Math.ceil((last - at) / 2 / MR) * MR));
+    }
+    const groups = job.split !== undefined && job.split.length >= 2 ? job.split.length - 1 : 1;
+    const panelStart: number[] = [];
+    const itemStart: number[] = [];
+    for (let g = 0, items = 0; g <= groups; g++) {
+      const p = Math.floor((g * panels) / groups);
+      if (g > 0 && p > panelStart[g - 1]!) items += (p - panelStart[g - 1]!) * nIc + cuts.length - 2;
+      panelStart.push(p);
+      itemStart.push(items);
+    }
+    const empty = job.batch === 0 || job.m === 0 || job.n === 0;
+    return { total: empty ? 0 : itemStart[groups]!, TM, nIc, nJc, panelStart, itemStart, cuts };
+  }
+
   function tileCount(job: GemmJob): number {
-    if (job.batch === 0 || job.m === 0 || job.n === 0) return 0;
-    return job.batch * Math.ceil(job.n / tileCols(job)) * Math.ceil(job.m / tileRows(job));
+    return schedule(job).total;
   }
 
   /**
-   * The tile numbers this thread runs, `total` when done: `claim()`'s own without `job.split`, else the next tile
+   * The item numbers this thread runs, `total` when done: `claim()`'s own without `job.split`, else the next item
    * of this thread's group of column blocks, then of the following groups (see GemmJob.split).
    */
-  function tileOrder(job: GemmJob, claim: () => number, total: number, nIc: number, nJc: number): () => number {
+  function itemOrder(job: GemmJob, claim: () => number, s: Schedule): () => number {
     const split = job.split;
-    const panels = job.batch * nJc;
     if (split === undefined || split.length < 2) return claim;
     const groups = split.length - 1;
     const home = Atomics.add(split, 0, 1) % groups;
-    // group g: panels [floor(g P / G), floor((g + 1) P / G)), tiles nIc per panel
-    const start = (g: number): number => Math.floor((g * panels) / groups) * nIc;
+    const { total, itemStart } = s;
     return () => {
       if (claim() >= total) return total;
-      // a claim below total guarantees an untaken tile in some group
+      // a claim below total guarantees an untaken item in some group
       for (let i = 0; i < groups; i++) {
         const g = (home + i) % groups;
-        const t = start(g) + Atomics.add(split, 1 + g, 1);
-        if (t < start(g + 1)) return t;
+        const t = itemStart[g]! + Atomics.add(split, 1 + g, 1);
+        if (t < itemStart[g + 1]!) return t;
       }
       throw new Error("gemm: a claimed tile was not found in any column-block group");
     };
@@ -446,12 +494,9 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
 
   function runTiles(job: GemmJob, claim: () => number): void {
     const { a, b, c, m, n, k, transA, transB } = job;
-    const TM = tileRows(job);
     const TN = tileCols(job);
-    const nIc = Math.ceil(m / TM);
-    const nJc = Math.ceil(n / TN);
-    const perBatch = nIc * nJc;
-    const total = tileCount(job);
+    const sched = schedule(job);
+    const { total, TM, nIc, nJc, panelStart, itemStart, cuts } = sched;
     const useWasm = wasm && c instanceof Float32Array;
     if ((a instanceof Uint16Array || b instanceof Uint16Array) && !useWasm) {
       throw new TypeError("gemm: BF16 (Uint16Array) operands need a float32 C and the WebAssembly packers");
@@ -489,20 +534,25 @@ export function createGemmRuntime(wasmBytes: Uint8Array | null, limits: GemmLimi
       ((globalThis as unknown as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
         ?.getBuiltinModule?.("node:worker_threads") as { threadId?: number } | undefined)?.threadId ?? 0;
     let aPackMs = 0;
-    const next = tileOrder(job, claim, total, nIc, nJc);
+    const next = itemOrder(job, claim, sched);
     for (let t = next(); t < total; t = next()) {
       if (trace !== undefined) {
         trace[t * 5] = tid;
         trace[t * 5 + 1] = clock.timeOrigin + clock.now();
         aPackMs = 0;
       }
-      const bi = Math.floor(t / perBatch);
-      const rem = t - bi * perBatch;
-      const jcI = Math.floor(rem / nIc);
-      const icI = rem - jcI * nIc;
-      const ic = icI * TM;
+      // item t: its group, then a whole row tile of one of the group's panels or a piece of its last one
+      let g = 0;
+      while (t >= itemStart[g + 1]!) g++;
+      const idx = t - itemStart[g]!;
+      const whole = (panelStart[g + 1]! - panelStart[g]!) * nIc - 1;
+      const panel = idx < whole ? panelStart[g]! + Math.floor(idx / nIc) : panelStart[g + 1]! - 1;
+      const piece = idx - whole;
+      const ic = idx < whole ? (idx % nIc) * TM : (nIc - 1) * TM + cuts[piece]!;
+      const mc = idx < whole ? Math.min(TM, m - ic) : cuts[piece + 1]! - cuts[piece]!;
+      const bi = Math.floor(panel / nJc);
+      const jcI = panel - bi * nJc;
       const jc = jcI * TN;
-      const mc = Math.min(TM, m - ic);
       const nc = Math.min(TN, n - jc);
       const ncPad = Math.ceil(nc / NR) * NR;
       const mcPad = Math.ceil(mc / MR) * MR;

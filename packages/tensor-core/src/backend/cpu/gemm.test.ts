@@ -292,14 +292,76 @@ describe("gemm", () => {
       const job: GemmJob = { ...makeCase({ m: 1, n: 1, k: 1, batch: 1, transA: false, transB, bcastA: false, bcastB: false, accumulate: false, alpha: 1, f32: true, offset: 0, gap: 0 }, 1), m, n, offsetA: 0, offsetB: 0, offsetC: 0, accumulate: false, alpha: 1 };
       splitTiles(job, threads);
       const rt = createGemmRuntime(null);
-      return { tileM: job.tileM, tileN: job.tileN, tiles: rt.tileCount(job) };
+      // items as on the pool: one column-block group per thread, each group's last row tile cut (GemmJob.tail)
+      const pool = rt.tileCount({ ...job, split: new Int32Array(threads + 1) });
+      return { tileM: job.tileM, tileN: job.tileN, tiles: rt.tileCount({ ...job, tail: 0 }), tail: job.tail, pool };
     };
-    expect(split(1024, 4864, true)).toEqual({ tileM: 128, tileN: 488, tiles: 80 }); // equal column blocks
-    expect(split(896, 448, false)).toEqual({ tileM: 112, tileN: 448, tiles: 8 }); // 7 row blocks made 8
-    expect(split(55, 448, false)).toEqual({ tileM: 28, tileN: 448, tiles: 2 }); // rows: B [k, n] keeps whole rows
-    expect(split(55, 448, true)).toEqual({ tileM: 56, tileN: 224, tiles: 2 }); // columns: B [n, k]
+    // equal column blocks, 5 a thread; the last row tile of each thread's group cut 128 = 64 + 32 + 32 rows
+    expect(split(1024, 4864, true)).toEqual({ tileM: 128, tileN: 488, tiles: 80, tail: 32, pool: 84 });
+    // 7 row blocks made 8; one column block, in the second thread's group (the first's is empty): 112 = 56 + 32 + 24
+    expect(split(896, 448, false)).toEqual({ tileM: 112, tileN: 448, tiles: 8, tail: 32, pool: 10 });
+    expect(split(55, 448, false)).toEqual({ tileM: 28, tileN: 448, tiles: 2, tail: 32, pool: 2 }); // rows: B [k, n] keeps whole rows; too short to cut
+    expect(split(55, 448, true)).toEqual({ tileM: 56, tileN: 224, tiles: 2, tail: 32, pool: 2 }); // columns: B [n, k]
     expect(split(256, 151936, true).tiles).toBe(594);
     expect(split(7, 9, false, 4).tiles).toBe(1); // nothing left to cut
+  });
+
+  it("guided tail (GemmJob.tail): every element of C is computed exactly once, by items that shrink at the end of each group, same bits", () => {
+    const bytes = gemmWasmBytes();
+    const runtimes = [createGemmRuntime(bytes), createGemmRuntime(null)];
+    // [case, tileM, tileN, tail, groups, items (tiles + tail pieces), row heights of the last group's last items]
+    const cases: [Partial<Case>, number, number, number, number, number, number[]][] = [
+      [{ m: 3, n: 5 }, 4, 8, 4, 1, 1, [3]], // m < MR, n < NR: one tile, too short to cut
+      [{ m: 40, n: 5 }, 128, 8, 8, 1, 3, [20, 12, 8]], // a single tile, cut; n < NR
+      [{ m: 40, n: 5 }, 128, 8, 8, 2, 3, [20, 12, 8]], // one column block: group 0 empty
+      [{ m: 125, n: 33 }, 64, 16, 8, 1, 3 * 2 - 1 + 4, [64, 32, 16, 8, 5]], // m not a multiple of the tile
+      [{ m: 125, n: 33 }, 64, 16, 8, 2, 3 * 2 + 2 * 3, [64, 32, 16, 8, 5]], // 3 column blocks in 2 groups
+      [{ m: 125, n: 33 }, 64, 16, 8, 3, 3 * 2 + 3 * 3, [64, 32, 16, 8, 5]],
+      [{ m: 70, n: 33, batch: 3 }, 64, 16, 8, 2, 9 * 2, [64, 6]], // batch > 1; last tile 6 rows: not cut
+      [{ m: 128, n: 9, batch: 2, bcastB: true }, 128, 8, 32, 2, 4 + 2 * 2, [64, 32, 32]], // 4 panels, 2 groups
+    ];
+    for (const [partial, tileM, tileN, tail, groups, items, lastRows] of cases) {
+      for (const [transA, transB] of [[false, false], [true, true]] as const) {
+        for (const rt of runtimes) {
+          const f32 = rt === runtimes[0];
+          const c: Case = { m: 1, n: 1, k: 70, batch: 1, transA, transB, bcastA: false, bcastB: false, accumulate: true, alpha: 0.5, f32, offset: 1, gap: 2, ...partial };
+          const label = `${JSON.stringify(partial)} tileM ${tileM} tail ${tail} groups ${groups} ${transA} ${f32 ? "f32" : "f64"}`;
+          const serial = makeCase(c, 41);
+          let next = 0;
+          rt.runTiles({ ...serial, offsetA: 1, offsetB: 1, offsetC: 1, accumulate: true, alpha: 0.5 }, () => next++);
+          const p = makeCase(c, 41);
+          const job: GemmJob = { ...p, offsetA: 1, offsetB: 1, offsetC: 1, accumulate: true, alpha: 0.5, tileM, tileN, tail, split: new Int32Array(groups + 1) };
+          expect(rt.tileCount(job), label).toBe(items);
+          // `groups` threads one after the other on one claim counter, each stopping after a few claims, the last
+          // running what is left: accumulating, an item run twice or never would change C
+          const trace = new Float64Array(items * 5).fill(-1);
+          let claimed = 0;
+          for (let th = 0; th < groups; th++) {
+            const limit = th === groups - 1 ? items : claimed + 1 + th;
+            rt.runTiles({ ...job, trace }, () => (claimed < limit ? claimed++ : items));
+          }
+          for (let t = 0; t < items; t++) expect(trace[t * 5 + 1], `${label} item ${t}`).toBeGreaterThan(0);
+          expect(Array.from(p.c), label).toEqual(Array.from(serial.c));
+          expect(maxAbsDiff(p.c, refGemm({ ...makeCase(c, 41) })), label).toBeLessThan(tolerance(p));
+          // the last items' heights (one group: items in claim order), each run alone into a NaN C: the rows it wrote
+          const one: GemmJob = { ...job, accumulate: false, split: new Int32Array(2) };
+          const count = rt.tileCount(one);
+          const heights = lastRows.map((_, i) => {
+            const out = one.c.fill(NaN);
+            let claims = 0;
+            rt.runTiles({ ...one, split: Int32Array.of(0, count - lastRows.length + i) }, () => (claims++ === 0 ? 0 : count));
+            const rows = new Set<number>();
+            for (let bi = 0; bi < c.batch; bi++) {
+              for (let r = 0; r < c.m; r++) {
+                for (let j = 0; j < c.n; j++) if (!Number.isNaN(out[1 + bi * p.strideC + r * c.n + j]!)) rows.add(r);
+              }
+            }
+            return rows.size;
+          });
+          expect(heights, label).toEqual(lastRows);
+        }
+      }
+    }
   });
 
   it("every packing strategy (whole-block or per-row raw copies, B packed per slice or for all of k, A packed per tile or once for all tiles) gives the same bits, float32 and BF16, serial and on the pool", () => {

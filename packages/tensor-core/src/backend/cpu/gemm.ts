@@ -34,9 +34,9 @@ type GemmDefaults = "offsetA" | "offsetB" | "offsetC" | "accumulate" | "alpha";
 
 /**
  * A gemm call (the file header says what each field means): the runtime's `GemmJob` with the defaulted fields
- * optional and the tile sizes left to `gemm`.
+ * optional and the tile sizes (and the tail's pieces) left to `gemm`.
  */
-export type GemmParams = Omit<GemmJob, GemmDefaults | "tileM" | "tileN"> & Partial<Pick<GemmJob, GemmDefaults>>;
+export type GemmParams = Omit<GemmJob, GemmDefaults | "tileM" | "tileN" | "tail"> & Partial<Pick<GemmJob, GemmDefaults>>;
 
 let runtime: GemmRuntime | null = null;
 
@@ -166,7 +166,11 @@ export function gemm(p: GemmParams): void {
  * [k, n] copies it in short strided rows, measured 1.3x slower per flop than packing it twice). One tile per thread
  * is the aim, not more: every row tile packs B again, so [256 x 151936] x [151936 x 448] ran 1.1x slower per flop
  * in four 64-row tiles than in two 128-row ones. With few tiles their count is made a multiple of the thread
- * count where the cuts allow (7 tiles on 2 threads idle one thread for an eighth of the call).
+ * count where the cuts allow (7 tiles on 2 threads idle one thread for an eighth of the call). The last row tile
+ * of each thread's group is cut into pieces of half what is left, at least TAIL_ROWS rows (GemmJob.tail: 128 =
+ * 64 + 32 + 32), so the pieces fill the time while the other thread runs its last whole tile and the call does not
+ * end with one thread waiting a whole tile (1.5-8 ms of a 50-100 ms k = 4864 product in the step, under load);
+ * only the tail is cut, as 64-row tiles throughout measured slower (each streams its block's packed B again).
  */
 export function splitTiles(job: GemmJob, threads: number): void {
   const { batch, m, n } = job;
@@ -186,7 +190,11 @@ export function splitTiles(job: GemmJob, threads: number): void {
   }
   job.tileM = Math.ceil(m / rows / 4) * 4;
   job.tileN = Math.ceil(n / cols / 8) * 8;
+  job.tail = TAIL_ROWS;
 }
+
+/** The smallest row piece of a parallel job's tail (GemmJob.tail; see splitTiles). */
+const TAIL_ROWS = 32;
 
 let splitCounters: Int32Array | null = null;
 
@@ -208,8 +216,7 @@ function run(job: GemmJob, rt: GemmRuntime, lenA: number, lenB: number, lenC: nu
   const threads = getThreadCount();
   const parallel = threads > 1 && flops >= getParallelThreshold() && m > 1 && n > 1;
   if (parallel) splitTiles(job, threads);
-  const tiles = rt.tileCount(job);
-  if (!parallel || tiles < 2 || !poolAvailable()) {
+  if (!parallel || rt.tileCount(job) < 2 || !poolAvailable()) {
     let next = 0;
     rt.runTiles(job, () => next++);
     return;
@@ -232,7 +239,7 @@ function run(job: GemmJob, rt: GemmRuntime, lenA: number, lenB: number, lenC: nu
   }
   job.split = affinity(threads);
   try {
-    runParallel("gemm", job, tiles, (claim) => rt.runTiles(job, claim));
+    runParallel("gemm", job, rt.tileCount(job), (claim) => rt.runTiles(job, claim));
     if (copyC) {
       // Copy back only the m*n blocks: gaps between batch items (strideC > m*n) are not ours to touch.
       if (batch === 1 || job.strideC === m * n) c.set(job.c.subarray(0, lenC), offsetC);
