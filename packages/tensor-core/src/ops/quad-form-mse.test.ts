@@ -8,16 +8,11 @@ import { backendReport, initBackend, setBackend, type GpuMode } from "../backend
 import { valueAndGrad } from "../autodiff/grad.js";
 import { rng } from "../random.js";
 import { checkGrad } from "../testing.js";
-import { Tensor, tensor } from "../tensor.js";
+import type { Tensor } from "../tensor.js";
 import * as O from "./index.js";
+import { uniformTensor } from "../testing-internal/tensors.js";
 
-function randT(shape: readonly number[], seed: number, dtype: "float32" | "float64", scale = 1): Tensor {
-  const r = rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const d = new Float64Array(n);
-  for (let i = 0; i < n; i++) d[i] = scale * (2 * r.uniform() - 1);
-  return tensor(d, shape, { dtype });
-}
+const randT = (shape: readonly number[], seed: number, dtype: "float32" | "float64", scale = 1): Tensor => uniformTensor(shape, seed, dtype, scale);
 
 /** The float64 reference: mse(a Wᵀ, b Wᵀ) and its gradient w.r.t. a, by plain loops over the projections. */
 function reference(a: ArrayLike<number>, b: ArrayLike<number>, w: ArrayLike<number>, rows: number, k: number, m: number): { loss: number; da: Float64Array } {

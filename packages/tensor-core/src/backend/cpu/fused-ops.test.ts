@@ -11,16 +11,11 @@ import { Tensor, tensor } from "../../tensor.js";
 import { rng } from "../../random.js";
 import { valueAndGrad } from "../../autodiff/grad.js";
 import * as O from "../../ops/index.js";
+import { uniformTensor } from "../../testing-internal/tensors.js";
 
 const shapeArb = fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 0, maxLength: 3 });
 
-function randT(shape: readonly number[], seed: number, dtype: "float32" | "float64", scale = 3): Tensor {
-  const r = rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const d = new Float64Array(n);
-  for (let i = 0; i < n; i++) d[i] = scale * (2 * r.uniform() - 1);
-  return tensor(d, shape, { dtype });
-}
+const randT = (shape: readonly number[], seed: number, dtype: "float32" | "float64", scale = 3): Tensor => uniformTensor(shape, seed, dtype, scale);
 
 const compositeSwiglu = (g: Tensor, u: Tensor): Tensor => O.mul(O.silu(g), u);
 const compositeMse = (a: Tensor, b: Tensor): Tensor => O.mean(O.square(O.sub(a, b)));
