@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, loadedBytes, parameterCount, readConfigFile } from "@lrc-ts/nn";
-import { bufferPoolStats, getBackend, makeDirectory, writeFileAtomic } from "@lrc-ts/tensor-core";
+import { bufferPoolStats, getBackend, makeDirectory, memoryLimit, writeFileAtomic } from "@lrc-ts/tensor-core";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
@@ -21,7 +21,7 @@ import { LmTask, LrcTask } from "../task.js";
 import type { TrainTask } from "../task.js";
 import { Trainer } from "../trainer.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "../trainer.js";
-import { estimateMemory } from "../plan.js";
+import { estimateMemory, memoryVerdict } from "../plan.js";
 import type { MemoryEstimate, RecomputeChoice, RunShape } from "../plan.js";
 import { TRAINING_CONFIG_FIELD } from "../training-record.js";
 import { exportConfigFiles, modelCard } from "./model-card.js";
@@ -198,14 +198,19 @@ function checkData(o: TrainRunOptions, limits: ModelLimits, tokenizerFrom: strin
   if (T > limits.maxPositions) throw new RangeError(`--seq-len ${T} exceeds max_position_embeddings ${limits.maxPositions} of ${limits.config}`);
   // The shards must hold this tokenizer's ids (the manifest records the sha256 of the tokenizer.json they were made with).
   if (tokenizerFrom !== undefined && fs.existsSync(path.join(tokenizerFrom, "tokenizer.json"))) verifyTokenizer(o.data, tokenizerFrom);
-  // The logits of one micro-batch alone ([B, T, vocab] float32) must fit in memory.
-  const logitBytes = B * T * limits.vocabSize * 4;
-  if (logitBytes > os.totalmem())
-    throw new RangeError(
-      `--batch-size ${B} x --seq-len ${T}: the logits alone need about ${Math.round(logitBytes / 1024 ** 3)} GiB (x vocab_size ${limits.vocabSize}, float32), ` +
-        `more than this machine's ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB; lower --batch-size and use --grad-accum`,
-    );
   return manifest;
+}
+
+/**
+ * A step of this batch against the memory (before training or a dry run, so the OOM killer never has to say
+ * it): refused when its estimate exceeds the memory limit, a warning on `log` when twice it does (plan.ts memoryVerdict).
+ */
+function checkMemory(spec: RunSpec, o: TrainRunOptions, B: number, T: number, log: (l: string) => void): void {
+  const accum = o.gradAccum ?? 1;
+  const m = estimateMemory({ ...spec.shape, batchSize: B, seqLen: T, gradAccum: accum });
+  const v = memoryVerdict(m, memoryLimit(), `--batch-size ${B} x --seq-len ${T}`, spec.recompute?.recompute ?? null);
+  if (v.verdict === "refuse") throw new RangeError(v.message);
+  if (v.verdict === "warn") log(v.message);
 }
 
 async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
@@ -214,6 +219,7 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
   const manifest = checkData(o, limits, tokenizerFrom, B, T);
   const steps = resolveSteps(o, B, T);
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  checkMemory(spec, o, B, T, log);
   const evalOn = evalData(o, manifest, limits.vocabSize, T, log);
   // The evaluation split is verified (checksums, id range) once here; the evaluations then read it unverified.
   if (evalOn !== null) verifySplit(evalOn.dir, evalOn.split);
@@ -457,6 +463,7 @@ export const DRY_RUN_STEPS = 2;
 async function dryRun(p: RunSpec, o: TrainRunOptions): Promise<DryRunResult> {
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128, accum = o.gradAccum ?? 1;
   checkData(o, p.limits, p.tokenizerFrom, B, T);
+  checkMemory(p, o, B, T, o.log ?? ((l: string) => process.stderr.write(`${l}\n`)));
   await p.prepare?.();
   const steps = resolveSteps(o, B, T);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
