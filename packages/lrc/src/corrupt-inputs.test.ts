@@ -280,6 +280,9 @@ describe("lrc distill / pretrain flags of the wrong type or lying: exit 1 with o
     ["an unknown flag", ["--learning-rate", "1"], /unknown flag --learning-rate/],
     ["--teacher missing", ["--teacher", path.join(root, "nope")], `${path.join(root, "nope")}: no such model directory`],
     ["--data missing", ["--data", path.join(root, "nope")], `${path.join(root, "nope")}: no such shard directory`],
+    // Checked before the teacher is loaded (seconds at real scale): with both wrong, the data directory is named.
+    ["--data missing, checked before the teacher loads", ["--teacher", path.join(root, "nope-teacher"), "--data", path.join(root, "nope")], `${path.join(root, "nope")}: no such shard directory`],
+    ["--val-data missing, checked before the teacher loads", ["--teacher", path.join(root, "nope-teacher"), "--val-data", path.join(root, "nope")], `${path.join(root, "nope")}: no such shard directory`],
   ];
   it.each(cases)("%s", async (_what, extra, msg) => {
     const r = await run([...distillArgs(), ...extra, "--out", path.join(root, `flags-${_what.replace(/\W+/g, "-")}`)]);

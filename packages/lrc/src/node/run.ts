@@ -354,8 +354,18 @@ async function distillTask(o: DistillOptions): Promise<RunSpec> {
   };
 }
 
+/**
+ * The shard directories' manifests read before a model is loaded, so a wrong --data or --val-data stops at once
+ * (loading a Qwen2.5-0.5B teacher takes ~10 s) with the directory named; runTask checks them in full.
+ */
+function checkDataDirs(o: TrainRunOptions): void {
+  readManifest(o.data);
+  if (o.valData !== undefined) readManifest(o.valData);
+}
+
 /** Low-Rank Clone training from a teacher directory; exports `<out>/student/`. */
 export async function distill(o: DistillOptions): Promise<RunResult> {
+  checkDataDirs(o);
   return runTask(o, await distillTask(o));
 }
 
@@ -423,6 +433,7 @@ async function pretrainTask(o: PretrainOptions): Promise<RunSpec> {
 
 /** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
 export async function pretrain(o: PretrainOptions): Promise<RunResult> {
+  checkDataDirs(o);
   return runTask(o, await pretrainTask(o));
 }
 
@@ -496,11 +507,13 @@ async function dryRun(p: RunSpec, o: TrainRunOptions): Promise<DryRunResult> {
 
 /** `distill`'s plan: parameters, memory by part, and two timed steps (`lrc distill --dry-run`). */
 export async function distillDryRun(o: DistillOptions): Promise<DryRunResult> {
+  checkDataDirs(o);
   return dryRun(await distillTask(o), o);
 }
 
 /** `pretrain`'s plan (`lrc pretrain --dry-run`). */
 export async function pretrainDryRun(o: PretrainOptions): Promise<DryRunResult> {
+  checkDataDirs(o);
   return dryRun(await pretrainTask(o), o);
 }
 
