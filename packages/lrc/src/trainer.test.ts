@@ -277,6 +277,14 @@ describe("distill", () => {
     expect(fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim()).toBe("step-00000060");
   });
 
+  it("says it is evaluating before an evaluation (minutes at real scale), then the result", async () => {
+    const p = spawnCli(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--data", data, "--out", path.join(root, "eval-note"), "--steps", "2",
+      "--batch-size", "2", "--seq-len", "8", "--eval-every", "1", "--eval-batches", "1"]);
+    expect((await p.exit).code, p.stderr()).toBe(0);
+    expect(p.stderr()).toMatch(/\nstep 1: evaluating on the val batches\nstep 1: val loss \d+\.\d{4} ppl [\d.]+ \(teacher \d+\.\d{4}\)\n/);
+    expect(p.stderr()).toMatch(/\nstep 2: evaluating on the val batches\nstep 2: val loss /);
+  });
+
   it("refuses to overwrite a run without --resume, and a resume with different flags", async () => {
     await expect(distill({ ...distillBase, out, steps: 60, ...quiet })).rejects.toThrow(/pass --resume/);
     await expect(distill({ ...distillBase, out, steps: 60, alpha: 0.2, resume: true, ...quiet })).rejects.toThrow(/different configuration \(differs in: task\)/);

@@ -111,7 +111,9 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
       const eta = etaClock.after(trainer.step, steps);
       progress.update(trainer.step, s.losses, tps, eta);
       const last = trainer.step === steps;
-      if ((evalEvery > 0 && trainer.step % evalEvery === 0) || last) {
+      if (trainer.val !== null && ((evalEvery > 0 && trainer.step % evalEvery === 0) || last)) {
+        // An evaluation takes minutes at real scale (the teacher's val loss too, the first time): say so first.
+        progress.note(`step ${trainer.step}: evaluating on the val batches`);
         const e = await trainer.evaluate();
         if (e !== null) {
           metrics.eval(e);
