@@ -12,7 +12,7 @@ import { causalLMForward, loadCausalLM, saveCausalLM } from "@lrc-ts/nn";
 import { bufferPoolStats, matmul, mse, noGrad, readSafetensorsFile, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
 import { openShards } from "@lrc-ts/data";
 import { LowRankClone } from "./clone.js";
-import { distill, distillDryRun, pretrain } from "./node/run.js";
+import { distill, distillDryRun, exportRun, pretrain } from "./node/run.js";
 import { trainedSeqLen } from "./training-record.js";
 import { tokenizerConfig } from "./node/model-card.js";
 import { readMetrics } from "./node/metrics.js";
@@ -275,6 +275,53 @@ describe("distill", () => {
     const ck = fs.readdirSync(path.join(out, "checkpoints")).sort();
     expect(ck).toEqual(["latest", "step-00000040", "step-00000060"]);
     expect(fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim()).toBe("step-00000060");
+  });
+
+  it("lrc export of the finished run's last checkpoint writes the run's own student, byte for byte", async () => {
+    const again = path.join(root, "export-again");
+    const r = await exportRun({ run: out, out: again });
+    expect(r).toEqual({ out: again, checkpoint: path.join(out, "checkpoints", "step-00000060"), step: 60, steps: 60, tokens: 3840 });
+    const files = fs.readdirSync(path.join(out, "student")).sort();
+    expect(fs.readdirSync(again).sort()).toEqual(files);
+    for (const f of files) expect(fs.readFileSync(path.join(again, f)).equals(fs.readFileSync(path.join(out, "student", f))), f).toBe(true);
+  });
+
+  it("lrc export of a run stopped at a checkpoint: the student of that step, card from its metrics; bad runs named", async () => {
+    // A copy of the run whose newest checkpoint is step 40 (as a run stopped there leaves it).
+    const stopped = path.join(root, "export-stopped");
+    fs.cpSync(out, stopped, { recursive: true });
+    fs.rmSync(path.join(stopped, "checkpoints", "step-00000060"), { recursive: true });
+    fs.rmSync(path.join(stopped, "student"), { recursive: true });
+    fs.writeFileSync(path.join(stopped, "checkpoints", "latest"), "step-00000040\n");
+    const p = spawnCli(["export", "--run", stopped, "--dtype", "bf16"]);
+    expect((await p.exit).code, p.stderr()).toBe(0);
+    expect(p.stdout()).toBe(`wrote ${path.join(stopped, "student")} from ${path.join(stopped, "checkpoints", "step-00000040")} (step 40 of 60, 2,560 tokens)\n`);
+    const student = await loadCausalLM(path.join(stopped, "student"));
+    expect(student.config.hidden_size).toBe(16);
+    expect(trainedSeqLen(student.config)).toBe(16);
+    expect(JSON.parse(fs.readFileSync(path.join(stopped, "student", "config.json"), "utf8")).torch_dtype).toBe("bfloat16");
+    // The folded weights are the clone of the step-40 projections.
+    const clone = new LowRankClone(await loadCausalLM(teacherDir), { hiddenSize: 16 });
+    const ck = await readSafetensorsFile(path.join(stopped, "checkpoints", "step-00000040", "trainable.safetensors"));
+    clone.loadProjectionsFrom(ck, "step 40");
+    const want = path.join(root, "export-want");
+    await exportStudent(clone, want, { dtype: "BF16" });
+    expect(fs.readFileSync(path.join(stopped, "student", "model.safetensors")).equals(fs.readFileSync(path.join(want, "model.safetensors")))).toBe(true);
+    const rows = readMetrics(path.join(out, "metrics.jsonl")).filter((m): m is TrainRow => m.type === "train" && m.step > 30 && m.step <= 40);
+    const card = fs.readFileSync(path.join(stopped, "student", "README.md"), "utf8");
+    expect(card).toContain("| training | 40 steps, 2,560 tokens, windows of 16 tokens |");
+    expect(card).toContain(`| final train losses | total ${(rows.reduce((a, m) => a + m.losses.total!, 0) / rows.length).toFixed(4)}`);
+    const evals = readMetrics(path.join(out, "metrics.jsonl")).filter((m) => m.type === "eval");
+    expect(card).toContain(`| val loss | ${(evals[0]!.type === "eval" ? evals[0]!.val_loss : NaN).toFixed(4)}`);
+
+    const bad = async (args: string[], msg: string) => {
+      const q = spawnCli(["export", ...args]);
+      expect((await q.exit).code).toBe(1);
+      expect(q.stderr()).toContain(msg);
+    };
+    await bad(["--run", path.join(root, "nope")], `lrc export: ${path.join(root, "nope", "run.json")}: missing: not a run directory of lrc distill`);
+    await bad(["--run", teacherRun], `lrc export: ${path.join(teacherRun, "run.json")}: command is "pretrain": lrc export folds distill runs`);
+    await bad(["--run", stopped, "--teacher", path.join(root, "distill", "student")], `hidden_size is 16, but the run in ${path.join(stopped, "run.json")} was trained from a teacher with 32`);
   });
 
   it("says it is evaluating before an evaluation (minutes at real scale), then the result", async () => {

@@ -25,6 +25,10 @@ import { estimateMemory, memoryVerdict } from "../plan.js";
 import type { MemoryEstimate, RecomputeChoice, RunShape } from "../plan.js";
 import { TRAINING_CONFIG_FIELD } from "../training-record.js";
 import { exportConfigFiles, modelCard } from "./model-card.js";
+import { CheckpointStore } from "./checkpoint.js";
+import { checkSameTeacher } from "./handoff.js";
+import { readMetrics } from "./metrics.js";
+import type { ResolvedLossOptions } from "../losses.js";
 import { lrcVersion } from "./version.js";
 import { exportTrained } from "./model-files.js";
 import { valSource } from "./sources.js";
@@ -243,16 +247,9 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
     const r = await runTraining(trainer, runOpts);
     let exported: string | null = null;
     if (!r.interrupted) {
-      const configOverrides = { [TRAINING_CONFIG_FIELD]: { train_seq_len: T, version: lrcVersion() } };
-      await exportTrained(task, exportDir, {
-        configOverrides, dtype: spec.dtype, extraFiles: exportConfigFiles(config, tokenizerFrom), ...(tokenizerFrom !== undefined ? { tokenizerFrom } : {}),
+      await writeExport(task, exportDir, {
+        config, tokenizerFrom, dtype: spec.dtype, seqLen: T, method: spec.method, teacher: spec.teacher, steps: r.step, tokens: r.tokens, final: r.final, val: r.lastEval,
       });
-      const exportedConfig = readConfigFile(path.join(exportDir, "config.json"));
-      writeFileAtomic(path.join(exportDir, "README.md"), modelCard({
-        config: exportedConfig, parameters: parameterCount(exportedConfig),
-        method: spec.method, teacher: spec.teacher, steps: r.step, tokens: r.tokens, seqLen: T, dtype: TORCH_DTYPE[spec.dtype],
-        final: r.final, val: r.lastEval, version: lrcVersion(),
-      }));
       exported = exportDir;
     }
     return {
@@ -262,6 +259,27 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
   } finally {
     reader.close();
   }
+}
+
+/**
+ * Writes a task's trained model as an HF directory `dir`: config.json with the training record (the window T),
+ * the weights in `dtype`, the tokenizer files and the generation / tokenizer configs derived from `config`
+ * (the reference model's: the teacher's for distill), and the model card README.md.
+ */
+async function writeExport(task: TrainTask, dir: string, e: {
+  config: CausalLMConfig; tokenizerFrom: string | undefined; dtype: SafetensorsFloatDType; seqLen: number; method: string; teacher: string | null;
+  steps: number; tokens: number; final: Record<string, number>; val: EvalMetrics | null;
+}): Promise<void> {
+  const configOverrides = { [TRAINING_CONFIG_FIELD]: { train_seq_len: e.seqLen, version: lrcVersion() } };
+  await exportTrained(task, dir, {
+    configOverrides, dtype: e.dtype, extraFiles: exportConfigFiles(e.config, e.tokenizerFrom), ...(e.tokenizerFrom !== undefined ? { tokenizerFrom: e.tokenizerFrom } : {}),
+  });
+  const exportedConfig = readConfigFile(path.join(dir, "config.json"));
+  writeFileAtomic(path.join(dir, "README.md"), modelCard({
+    config: exportedConfig, parameters: parameterCount(exportedConfig),
+    method: e.method, teacher: e.teacher, steps: e.steps, tokens: e.tokens, seqLen: e.seqLen, dtype: TORCH_DTYPE[e.dtype],
+    final: e.final, val: e.val, version: lrcVersion(),
+  }));
 }
 
 /** Where evaluation reads: valData's val (else train) split, or data's val split; null (with a note) when data has none. */
@@ -341,7 +359,7 @@ async function distillTask(o: DistillOptions): Promise<RunSpec> {
   return {
     task: new LrcTask(clone), exportDir: path.join(o.out, "student"), tokenizerFrom, config: tc, limits, defaultLr: 1e-4,
     describe: {}, dtype: exportDType(o, tc), teacher: teacherDir,
-    method: `Low-Rank Clone (LRC): student hidden size ${sc.hidden_size} from the teacher's ${tc.hidden_size}; alpha ${clone.loss.alpha}, KL temperature ${clone.loss.temperature}, attention-out term ${clone.loss.attnOut}, ${o.init ?? "random"} projection init`,
+    method: distillMethod(sc.hidden_size, tc.hidden_size, clone.loss, o.init ?? "random"),
     info: {
       command: "distill", teacher: teacherDir, logCloneTerms: clone.loss.logCloneTerms,
       init: o.init ?? "random", initTokens: o.init === "pca" ? (o.initTokens ?? DEFAULT_INIT_TOKENS) : null,
@@ -361,6 +379,87 @@ async function distillTask(o: DistillOptions): Promise<RunSpec> {
 function checkDataDirs(o: TrainRunOptions): void {
   readManifest(o.data);
   if (o.valData !== undefined) readManifest(o.valData);
+}
+
+/** The model card's description of a distill run. */
+function distillMethod(d: number, D: number, loss: Pick<ResolvedLossOptions, "alpha" | "temperature" | "attnOut">, init: string): string {
+  return `Low-Rank Clone (LRC): student hidden size ${d} from the teacher's ${D}; alpha ${loss.alpha}, KL temperature ${loss.temperature}, attention-out term ${loss.attnOut}, ${init} projection init`;
+}
+
+export interface ExportRunOptions {
+  /** Run directory of `lrc distill` (run.json, checkpoints/): its newest verified checkpoint is folded. */
+  readonly run: string;
+  /** Output HF directory (default: the run's own export directory, `<run>/student`). */
+  readonly out?: string;
+  /** The teacher directory (default: the one run.json names); checked against the teacher the run was trained from. */
+  readonly teacher?: string;
+  /** Weight dtype (default: the run's, its teacher's torch_dtype unless distill was given --dtype). */
+  readonly dtype?: "bf16" | "f16" | "f32";
+  readonly log?: (line: string) => void;
+}
+
+export interface ExportRunResult {
+  readonly out: string;
+  readonly checkpoint: string;
+  readonly step: number;
+  readonly steps: number;
+  readonly tokens: number;
+}
+
+/**
+ * `lrc export`: folds the newest verified checkpoint of a distill run (finished, interrupted or still running)
+ * into the plain HF student `lrc distill` writes at its end: the same files, the model card's losses from
+ * metrics.jsonl up to the checkpoint's step.
+ */
+export async function exportRun(o: ExportRunOptions): Promise<ExportRunResult> {
+  const runFile = path.join(o.run, "run.json");
+  if (!fs.existsSync(runFile)) throw new Error(`${runFile}: missing: not a run directory of lrc distill`);
+  let run: Record<string, unknown>;
+  try {
+    run = JSON.parse(fs.readFileSync(runFile, "utf8")) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${runFile}: not valid JSON: ${(e as Error).message}`);
+  }
+  if (run.command !== "distill") throw new Error(`${runFile}: command is ${JSON.stringify(run.command)}: lrc export folds distill runs (a pretrain run exports its model/ when it ends)`);
+  const task = (run.config as { task?: Record<string, unknown> } | undefined)?.task ?? {};
+  const { hiddenSize, studentEps, tieLmHeadProjection, loss } = task as { hiddenSize?: unknown; studentEps?: unknown; tieLmHeadProjection?: unknown; loss?: ResolvedLossOptions };
+  if (typeof hiddenSize !== "number" || typeof studentEps !== "number" || typeof tieLmHeadProjection !== "boolean" || loss === undefined)
+    throw new Error(`${runFile}: config.task: missing hiddenSize, studentEps, tieLmHeadProjection or loss`);
+  const teacherDir = o.teacher ?? (typeof run.teacher === "string" ? run.teacher : undefined);
+  if (teacherDir === undefined) throw new Error(`${runFile}: names no teacher directory (the run was given a loaded model); pass --teacher`);
+  const seqLen = run.seqLen;
+  if (typeof seqLen !== "number") throw new Error(`${runFile}: seqLen: expected a number, got ${JSON.stringify(seqLen)}`);
+  const runTeacher = task.teacher as CausalLMConfig | undefined;
+  if (runTeacher !== undefined) checkSameTeacher(readConfigFile(path.join(teacherDir, "config.json")), runTeacher, path.join(teacherDir, "config.json"), runFile);
+  const teacher = await loadCausalLM(teacherDir, { keepDType: ["cpu", "webgpu"].includes(getBackend().name) });
+  try {
+    const clone = new LowRankClone(teacher, { hiddenSize, studentEps, tieLmHeadProjection });
+    const lrcTask = new LrcTask(clone);
+    const named = lrcTask.params();
+    const store = new CheckpointStore(path.join(o.run, "checkpoints"));
+    const ck = await store.loadLatest(Object.keys(named), Object.values(named), o.log ?? (() => {}));
+    if (ck === null) throw new Error(`${store.dir}: no checkpoint to export (a run saves one every --save-every steps, at Ctrl-C and at its end)`);
+    const rows = readMetrics(path.join(o.run, "metrics.jsonl")).filter((r) => r.step <= ck.step);
+    const recent = rows.filter((r) => r.type === "train").slice(-10);
+    const final: Record<string, number> = {};
+    for (const r of recent) for (const [k, v] of Object.entries(r.losses)) final[k] = (final[k] ?? 0) + v / recent.length;
+    const lastEval = rows.filter((r) => r.type === "eval").at(-1);
+    const val: EvalMetrics | null = lastEval === undefined ? null : {
+      step: lastEval.step, loss: lastEval.val_loss, perplexity: lastEval.val_ppl, tokens: lastEval.val_tokens, teacherLoss: lastEval.teacher_val_loss,
+    };
+    // <run>/student, where distill exports (run.json's exportTo is absolute: a moved run would write elsewhere).
+    const out = o.out ?? path.join(o.run, "student");
+    const dtype = o.dtype !== undefined ? DTYPES[o.dtype]! : typeof run.exportDType === "string" && ["BF16", "F16", "F32"].includes(run.exportDType) ? (run.exportDType as SafetensorsFloatDType) : (configDType(teacher.config) ?? "F32");
+    const tokenizerFrom = typeof run.tokenizerFrom === "string" ? run.tokenizerFrom : teacherDir;
+    await writeExport(lrcTask, out, {
+      config: teacher.config, tokenizerFrom, dtype, seqLen, method: distillMethod(hiddenSize, teacher.config.hidden_size, loss, typeof run.init === "string" ? run.init : "random"),
+      teacher: teacherDir, steps: ck.step, tokens: ck.tokens, final, val,
+    });
+    const steps = (run.config as { steps?: unknown }).steps;
+    return { out, checkpoint: ck.dir, step: ck.step, steps: typeof steps === "number" ? steps : ck.step, tokens: ck.tokens };
+  } finally {
+    teacher.dispose();
+  }
 }
 
 /** Low-Rank Clone training from a teacher directory; exports `<out>/student/`. */
