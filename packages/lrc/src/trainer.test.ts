@@ -463,6 +463,24 @@ describe("non-finite values", () => {
 });
 
 describe("trainer details", () => {
+  it("tokens/s counts the training steps' time only: a slow evaluation does not lower it", async () => {
+    const teacher = await loadCausalLM(teacherDir);
+    const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2 });
+    const reader = openShards(data, { seqLen: 16, batchSize: 2 });
+    // An evaluation taking 1 s after each of 2 steps (at real scale the final one takes minutes).
+    const slowVal = { evaluate: async () => (await new Promise((r) => setTimeout(r, 1000)), { loss: 1, tokens: 1 }) };
+    const t = new Trainer(new LrcTask(clone), reader, slowVal, { steps: 2, lr: 1e-3, evalEvery: 1 });
+    const rows: number[] = [];
+    const t0 = performance.now();
+    const r = await runTraining(t, { outDir: path.join(root, "tps"), progress: false, log: () => {}, onStep: (m) => void rows.push(m.tokensPerSecond) });
+    const wall = (performance.now() - t0) / 1000;
+    reader.close();
+    expect(wall).toBeGreaterThan(2);
+    // Two tiny steps take far less than the 2 s of evaluation.
+    expect(r.tokensPerSecond).toBeGreaterThan((4 * r.tokens) / wall);
+    expect(rows[1]).toBeCloseTo(r.tokensPerSecond, 6);
+  });
+
   it("gradient accumulation of 2 x B/2 equals one batch of B", async () => {
     const teacher = await loadCausalLM(teacherDir);
     const run = async (B: number, accum: number, out: string) => {

@@ -80,7 +80,7 @@ export function report(command: string, r: RunResult, json: boolean): number {
   const f = (v: number | undefined) => (v === undefined ? "-" : v.toFixed(4));
   const lines = [
     `${command}: ${r.interrupted ? "interrupted" : "done"} at step ${r.steps}: ${r.tokens.toLocaleString("en-US")} tokens, ` +
-      `${Math.round(r.tokensPerSecond)} tokens/s, ${r.elapsedSeconds.toFixed(1)} s`,
+      `${Math.round(r.tokensPerSecond)} tokens/s in its training steps, ${r.elapsedSeconds.toFixed(1)} s`,
     `  final loss ${f(r.final.total)}  ce ${f(r.final.ce)}${r.final.kl !== undefined ? `  kl ${f(r.final.kl)}` : ""}${r.final.clone !== undefined ? `  clone ${f(r.final.clone)}` : ""}`,
   ];
   if (r.val !== null) lines.push(`  val loss ${f(r.val.loss)}  ppl ${r.val.perplexity.toFixed(2)}${r.val.teacherLoss !== null ? `  (teacher ${f(r.val.teacherLoss)})` : ""}`);

@@ -122,6 +122,7 @@ export interface RunResult {
   readonly final: Record<string, number>;
   readonly val: EvalMetrics | null;
   readonly tokens: number;
+  /** Tokens trained in this process over the seconds its training steps took (evaluations, checkpoints and the export excluded). */
   readonly tokensPerSecond: number;
   readonly elapsedSeconds: number;
   /** The exported HF directory (null when interrupted). */

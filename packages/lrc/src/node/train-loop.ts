@@ -43,6 +43,7 @@ export interface TrainResult {
   readonly final: Record<string, number>;
   readonly lastEval: EvalMetrics | null;
   readonly tokens: number;
+  /** Tokens trained in this process over the seconds its training steps took (evaluations and checkpoints excluded). */
   readonly tokensPerSecond: number;
   readonly elapsedSeconds: number;
   readonly checkpoint: string | null;
@@ -88,6 +89,9 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
   const t0 = Date.now();
   const etaClock = new EtaClock(startStep);
   const elapsed = () => elapsedBefore + (Date.now() - t0) / 1000;
+  // Throughput of the training steps of this process: evaluations and checkpoints (minutes at real scale) excluded.
+  let stepSeconds = 0;
+  const tokensPerSecond = () => (stepSeconds > 0 ? (trainer.tokens - startTokens) / stepSeconds : 0);
   const progress = new Progress({ enabled: opts.progress ?? true, total: steps, label: trainer.task.label });
   const interrupt = opts.handleSigint ? onInterrupt("saving a checkpoint after this step", log) : null;
   const interrupted = () => interrupt?.signal.aborted === true;
@@ -96,10 +100,11 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
   try {
     while (trainer.step < steps && !interrupted()) {
       opts.beforeStep?.(trainer.step + 1);
+      const stepStart = performance.now();
       const s = await trainer.step1();
+      stepSeconds += (performance.now() - stepStart) / 1000;
       const el = elapsed();
-      const runSeconds = (Date.now() - t0) / 1000;
-      const tps = runSeconds > 0 ? (trainer.tokens - startTokens) / runSeconds : 0;
+      const tps = tokensPerSecond();
       const m: StepMetrics = {
         step: trainer.step, totalSteps: steps, losses: s.losses, lr: s.lr, gradNorm: s.gradNorm, tokens: trainer.tokens,
         tokensPerSecond: tps, elapsedSeconds: el,
@@ -143,14 +148,13 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
   }
   const final: Record<string, number> = {};
   for (const r of recent) for (const [k, v] of Object.entries(r)) final[k] = (final[k] ?? 0) + v / recent.length;
-  const runSeconds = (Date.now() - t0) / 1000;
   return {
     step: trainer.step,
     interrupted: interrupted(),
     final,
     lastEval: trainer.lastEval,
     tokens: trainer.tokens,
-    tokensPerSecond: runSeconds > 0 ? (trainer.tokens - startTokens) / runSeconds : 0,
+    tokensPerSecond: tokensPerSecond(),
     elapsedSeconds: elapsed(),
     checkpoint: lastCheckpoint,
   };
