@@ -405,6 +405,18 @@ describe("resume", () => {
     expect(steps1).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
   });
 
+  it("a run resumed near its end reports (and writes into the model card) the mean of its last 10 steps, the steps before the resume included", async () => {
+    const opts = { ...distillBase, steps: 12, saveEvery: 10, ...quiet };
+    const full = await distill({ ...opts, out: path.join(root, "final-full") });
+    const out = path.join(root, "final-resumed");
+    const crash = distill({ ...opts, out, beforeStep: (step) => { if (step === 11) throw new Error("crash at step 11"); } });
+    await expect(crash).rejects.toThrow("crash at step 11");
+    const resumed = await distill({ ...opts, out, resume: true });
+    expect(resumed.final).toEqual(full.final);
+    const card = (dir: string) => fs.readFileSync(path.join(dir, "student", "README.md"), "utf8");
+    expect(card(out)).toBe(card(path.join(root, "final-full")).replaceAll(path.join(root, "final-full"), out));
+  });
+
   it("Ctrl-C saves a checkpoint and exits 130", async () => {
     const out = path.join(root, "sigint");
     const p = spawnCli(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--data", data, "--out", out, "--steps", "100000",

@@ -27,7 +27,7 @@ import { TRAINING_CONFIG_FIELD } from "../training-record.js";
 import { exportConfigFiles, modelCard } from "./model-card.js";
 import { CheckpointStore } from "./checkpoint.js";
 import { checkSameTeacher } from "./handoff.js";
-import { readMetrics } from "./metrics.js";
+import { finalLosses, readMetrics } from "./metrics.js";
 import type { ResolvedLossOptions } from "../losses.js";
 import { lrcVersion } from "./version.js";
 import { exportTrained } from "./model-files.js";
@@ -441,9 +441,7 @@ export async function exportRun(o: ExportRunOptions): Promise<ExportRunResult> {
     const ck = await store.loadLatest(Object.keys(named), Object.values(named), o.log ?? (() => {}));
     if (ck === null) throw new Error(`${store.dir}: no checkpoint to export (a run saves one every --save-every steps, at Ctrl-C and at its end)`);
     const rows = readMetrics(path.join(o.run, "metrics.jsonl")).filter((r) => r.step <= ck.step);
-    const recent = rows.filter((r) => r.type === "train").slice(-10);
-    const final: Record<string, number> = {};
-    for (const r of recent) for (const [k, v] of Object.entries(r.losses)) final[k] = (final[k] ?? 0) + v / recent.length;
+    const final = finalLosses(rows);
     const lastEval = rows.filter((r) => r.type === "eval").at(-1);
     const val: EvalMetrics | null = lastEval === undefined ? null : {
       step: lastEval.step, loss: lastEval.val_loss, perplexity: lastEval.val_ppl, tokens: lastEval.val_tokens, teacherLoss: lastEval.teacher_val_loss,

@@ -39,7 +39,7 @@ export interface RunTrainingOptions {
 export interface TrainResult {
   readonly step: number;
   readonly interrupted: boolean;
-  /** Mean of each named loss over the last (up to 10) steps of this process. */
+  /** Mean of each named loss over the run's last (up to 10) steps (metrics.jsonl's rows, before a resume too). */
   readonly final: Record<string, number>;
   readonly lastEval: EvalMetrics | null;
   readonly tokens: number;
@@ -95,7 +95,6 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
   const progress = new Progress({ enabled: opts.progress ?? true, total: steps, label: trainer.task.label });
   const interrupt = opts.handleSigint ? onInterrupt("saving a checkpoint after this step", log) : null;
   const interrupted = () => interrupt?.signal.aborted === true;
-  const recent: Array<Record<string, number>> = [];
   const evalEvery = trainer.cfg.evalEvery ?? 0, saveEvery = opts.saveEvery ?? 0;
   try {
     while (trainer.step < steps && !interrupted()) {
@@ -109,8 +108,6 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
         step: trainer.step, totalSteps: steps, losses: s.losses, lr: s.lr, gradNorm: s.gradNorm, tokens: trainer.tokens,
         tokensPerSecond: tps, elapsedSeconds: el,
       };
-      recent.push(s.losses);
-      if (recent.length > 10) recent.shift();
       metrics.train(m);
       await opts.onStep?.(m);
       const eta = etaClock.after(trainer.step, steps);
@@ -146,8 +143,7 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
     interrupt?.dispose();
     metrics.plot();
   }
-  const final: Record<string, number> = {};
-  for (const r of recent) for (const [k, v] of Object.entries(r)) final[k] = (final[k] ?? 0) + v / recent.length;
+  const final = metrics.finalLosses();
   return {
     step: trainer.step,
     interrupted: interrupted(),
