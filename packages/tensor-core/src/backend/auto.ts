@@ -5,7 +5,7 @@
 
 import type {} from "webgpu"; // the GPU* types; erased
 import { classifyWebGpuAdapter, type WebGpuAdapterInfo } from "./gpujs/runtime.js";
-import { ensureNavigatorGpu } from "./webgpu/navigator.js";
+import { ensureNavigatorGpu, isNode } from "./webgpu/navigator.js";
 
 /** Whether auto takes the native WebGPU backend on this adapter (null: none answered), and why in one line. */
 export function autoTakesWebGpu(adapter: WebGpuAdapterInfo | null): { take: boolean; why: string } {
@@ -30,4 +30,51 @@ export async function webGpuAdapterInfo(): Promise<WebGpuAdapterInfo | null> {
     vendor: str(info.vendor), architecture: str(info.architecture), device: str(info.device), description: str(info.description),
     isFallbackAdapter: typeof fallback === "boolean" ? fallback : null,
   };
+}
+
+/** What missingVulkanLoader looks at (Node's, by default; a test passes its own). */
+export interface LoaderSearch {
+  readonly platform: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Whether a file exists. */
+  exists(file: string): boolean;
+  /** The dynamic linker's cache (/etc/ld.so.cache) as text, or null when unreadable. */
+  linkerCache(): string | null;
+}
+
+/** The directories the dynamic linker searches without a cache entry (glibc's defaults, and the multiarch ones). */
+const LIB_DIRS = ["/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib", "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"];
+const VULKAN_LOADER = "libvulkan.so.1";
+
+async function nodeLoaderSearch(): Promise<LoaderSearch | null> {
+  if (!isNode) return null;
+  const name = "node:fs"; // not followed by bundlers: this module is in the browser build too
+  const fs = (await import(/* @vite-ignore */ name)) as typeof import("node:fs");
+  return {
+    platform: process.platform, env: process.env, exists: (f) => fs.existsSync(f),
+    linkerCache: () => {
+      try {
+        return fs.readFileSync("/etc/ld.so.cache", "latin1");
+      } catch {
+        return null;
+      }
+    },
+  };
+}
+
+/**
+ * On Linux, Dawn (the `webgpu` package) reaches a GPU only through the Vulkan loader, libvulkan.so.1. Without it,
+ * asking for an adapter prints Dawn's "Warning: Couldn't load Vulkan" with a C++ source location on stderr, which
+ * reads like a crash, in every command that chooses a backend with auto. This looks where the dynamic linker
+ * would find it (LD_LIBRARY_PATH, its cache, the default directories) and returns why webgpu is passed over when
+ * it is nowhere, else null (also off Linux and in browsers: ask Dawn).
+ */
+export async function missingVulkanLoader(search?: LoaderSearch | null): Promise<string | null> {
+  const s = search === undefined ? await nodeLoaderSearch() : search;
+  if (s === null || s.platform !== "linux") return null;
+  const dirs = [...(s.env.LD_LIBRARY_PATH ?? "").split(":").filter((d) => d !== ""), ...LIB_DIRS];
+  if (dirs.some((d) => s.exists(`${d}/${VULKAN_LOADER}`))) return null;
+  const cache = s.linkerCache();
+  if (cache === null || cache.includes(VULKAN_LOADER)) return null;
+  return `no Vulkan loader (${VULKAN_LOADER}), which Dawn needs for a WebGPU adapter on Linux`;
 }
