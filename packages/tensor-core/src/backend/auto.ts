@@ -5,7 +5,7 @@
 
 import type {} from "webgpu"; // the GPU* types; erased
 import { classifyWebGpuAdapter, type WebGpuAdapterInfo } from "./gpujs/runtime.js";
-import { ensureNavigatorGpu, isNode } from "./webgpu/navigator.js";
+import { ensureNavigatorGpu } from "./webgpu/navigator.js";
 
 /** Whether auto takes the native WebGPU backend on this adapter (null: none answered), and why in one line. */
 export function autoTakesWebGpu(adapter: WebGpuAdapterInfo | null): { take: boolean; why: string } {
@@ -46,12 +46,14 @@ export interface LoaderSearch {
 const LIB_DIRS = ["/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib", "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"];
 const VULKAN_LOADER = "libvulkan.so.1";
 
-async function nodeLoaderSearch(): Promise<LoaderSearch | null> {
-  if (!isNode) return null;
-  const name = "node:fs"; // not followed by bundlers: this module is in the browser build too
-  const fs = (await import(/* @vite-ignore */ name)) as typeof import("node:fs");
+function nodeLoaderSearch(): LoaderSearch | null {
+  // Node's fs through process.getBuiltinModule, as buffer-pool.ts reads the cgroup: no import, since this module
+  // is in the browser build too.
+  const proc = (globalThis as { process?: { platform: string; env: Record<string, string | undefined>; getBuiltinModule?: (id: string) => unknown } }).process;
+  const fs = proc?.getBuiltinModule?.("node:fs") as { existsSync(f: string): boolean; readFileSync(f: string, encoding: "latin1"): string } | undefined;
+  if (proc === undefined || fs === undefined) return null;
   return {
-    platform: process.platform, env: process.env, exists: (f) => fs.existsSync(f),
+    platform: proc.platform, env: proc.env, exists: (f) => fs.existsSync(f),
     linkerCache: () => {
       try {
         return fs.readFileSync("/etc/ld.so.cache", "latin1");
@@ -69,8 +71,8 @@ async function nodeLoaderSearch(): Promise<LoaderSearch | null> {
  * would find it (LD_LIBRARY_PATH, its cache, the default directories) and returns why webgpu is passed over when
  * it is nowhere, else null (also off Linux and in browsers: ask Dawn).
  */
-export async function missingVulkanLoader(search?: LoaderSearch | null): Promise<string | null> {
-  const s = search === undefined ? await nodeLoaderSearch() : search;
+export function missingVulkanLoader(search?: LoaderSearch | null): string | null {
+  const s = search === undefined ? nodeLoaderSearch() : search;
   if (s === null || s.platform !== "linux") return null;
   const dirs = [...(s.env.LD_LIBRARY_PATH ?? "").split(":").filter((d) => d !== ""), ...LIB_DIRS];
   if (dirs.some((d) => s.exists(`${d}/${VULKAN_LOADER}`))) return null;

@@ -149,7 +149,7 @@ async function initAuto(opts: InitBackendOptions): Promise<BackendInfo> {
 async function probeAuto(opts: InitBackendOptions): Promise<BackendInfo> {
   const notes: string[] = [];
   const failed = (what: string, e: unknown) => notes.push(`${what}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
-  const noLoader = await missingVulkanLoader();
+  const noLoader = missingVulkanLoader();
   if (noLoader !== null) notes.push(`webgpu: ${noLoader}`);
   else
     try {
