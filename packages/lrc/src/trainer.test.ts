@@ -415,6 +415,10 @@ describe("resume", () => {
     expect(resumed.final).toEqual(full.final);
     const card = (dir: string) => fs.readFileSync(path.join(dir, "student", "README.md"), "utf8");
     expect(card(out)).toBe(card(path.join(root, "final-full")).replaceAll(path.join(root, "final-full"), out));
+    // --resume of the finished run trains nothing and exports again: the same card, its val loss included.
+    const again = await distill({ ...opts, out, resume: true });
+    expect(again.val).toEqual(resumed.val);
+    expect(card(out)).toBe(card(path.join(root, "final-full")).replaceAll(path.join(root, "final-full"), out));
   });
 
   it("Ctrl-C saves a checkpoint and exits 130", async () => {

@@ -27,7 +27,7 @@ import { TRAINING_CONFIG_FIELD } from "../training-record.js";
 import { exportConfigFiles, modelCard } from "./model-card.js";
 import { CheckpointStore } from "./checkpoint.js";
 import { checkSameTeacher } from "./handoff.js";
-import { finalLosses, readMetrics } from "./metrics.js";
+import { finalLosses, lastEvaluation, readMetrics } from "./metrics.js";
 import type { ResolvedLossOptions } from "../losses.js";
 import { lrcVersion } from "./version.js";
 import { exportTrained } from "./model-files.js";
@@ -442,10 +442,7 @@ export async function exportRun(o: ExportRunOptions): Promise<ExportRunResult> {
     if (ck === null) throw new Error(`${store.dir}: no checkpoint to export (a run saves one every --save-every steps, at Ctrl-C and at its end)`);
     const rows = readMetrics(path.join(o.run, "metrics.jsonl")).filter((r) => r.step <= ck.step);
     const final = finalLosses(rows);
-    const lastEval = rows.filter((r) => r.type === "eval").at(-1);
-    const val: EvalMetrics | null = lastEval === undefined ? null : {
-      step: lastEval.step, loss: lastEval.val_loss, perplexity: lastEval.val_ppl, tokens: lastEval.val_tokens, teacherLoss: lastEval.teacher_val_loss,
-    };
+    const val = lastEvaluation(rows);
     // <run>/student, where distill exports (run.json's exportTo is absolute: a moved run would write elsewhere).
     const out = o.out ?? path.join(o.run, "student");
     const dtype = o.dtype !== undefined ? DTYPES[o.dtype]! : typeof run.exportDType === "string" && ["BF16", "F16", "F32"].includes(run.exportDType) ? (run.exportDType as SafetensorsFloatDType) : (configDType(teacher.config) ?? "F32");

@@ -148,7 +148,8 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
     step: trainer.step,
     interrupted: interrupted(),
     final,
-    lastEval: trainer.lastEval,
+    // A run resumed from its last checkpoint evaluates nothing: its last evaluation is in metrics.jsonl.
+    lastEval: trainer.lastEval ?? metrics.lastEvaluation(),
     tokens: trainer.tokens,
     tokensPerSecond: tokensPerSecond(),
     elapsedSeconds: elapsed(),
