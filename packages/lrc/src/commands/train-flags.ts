@@ -13,7 +13,7 @@ export const trainFlags = {
   out: { kind: "string", required: true, help: "run directory: metrics.jsonl, loss.svg, checkpoints/ and the exported model" },
   steps: { kind: "int", help: "optimizer steps (or --tokens)" },
   tokens: { kind: "int", help: "training tokens; steps = ceil(tokens / (batch-size * seq-len * grad-accum))" },
-  "batch-size": { kind: "int", default: 8, help: "sequences per micro-batch" },
+  "batch-size": { kind: "int", default: 8, help: "sequences per micro-batch (a batch whose step's memory estimate exceeds the memory is refused before the run)" },
   "seq-len": { kind: "int", default: 128, help: "tokens per sequence" },
   "grad-accum": { kind: "int", default: 1, help: "micro-batches per optimizer step" },
   lr: { kind: "number", help: "peak learning rate (distill 1e-4 as the paper; pretrain 1e-3)" },
