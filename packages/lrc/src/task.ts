@@ -16,6 +16,8 @@ import { tokenWindows } from "@lrc-ts/data";
 import type { Batch, ReaderState, TokenArray } from "@lrc-ts/data";
 import type { LowRankClone } from "./clone.js";
 import { batchIds } from "./losses.js";
+import { estimateMemory } from "./plan.js";
+import { weightTensors } from "./projection.js";
 
 /** Named scalar tensors; `total` is what backward runs from. */
 export interface TaskLoss {
@@ -38,6 +40,11 @@ export interface TrainTask {
   loss(batch: Batch): TaskLoss;
   /** The model to evaluate (its current weights). */
   evalModel(): LanguageModel;
+  /**
+   * Runs `fn` (one evaluation over several batches) on the model to evaluate, its weights built once for the
+   * whole evaluation and freed after (LrcTask: the generated student weights). Absent: `fn(evalModel())`.
+   */
+  withEvalModel?<T>(fn: (model: LanguageModel) => Promise<T>): Promise<T>;
   /** The teacher, evaluated once for reference. */
   teacherEvalModel?(): LanguageModel | null;
   /**
@@ -71,6 +78,8 @@ export interface EvalSource {
 /** Low-Rank Clone as a training task. */
 export class LrcTask implements TrainTask {
   readonly label = "distill";
+  /** The shape [B, T] of the last training batch (whose recompute decision an evaluation follows), or null. */
+  private trainShape: readonly [number, number] | null = null;
   constructor(readonly clone: LowRankClone) {}
 
   params(): Record<string, Tensor> {
@@ -83,6 +92,7 @@ export class LrcTask implements TrainTask {
   }
 
   loss(batch: Batch): TaskLoss {
+    this.trainShape = batch.shape;
     const r = this.clone.forward(batch);
     const parts: Record<string, Tensor> = {};
     if (r.ce !== null) parts.ce = r.ce;
@@ -92,10 +102,48 @@ export class LrcTask implements TrainTask {
     return { total: r.total, parts };
   }
 
+  /** The student with its weights generated from the current projections at each weights() call, under noGrad. */
   evalModel(): LanguageModel {
     const clone = this.clone;
-    // Materialised once per batch under noGrad (batchNll calls weights() inside its own scope).
+    // Materialised per call (batchNll calls weights() inside its own scope, which frees them after the batch).
     return { config: clone.studentConfig, weights: () => noGrad(() => clone.studentWeights()) };
+  }
+
+  /**
+   * One evaluation with the student's generated weights (W_T P, the [V, d] embedding and head included) built
+   * once under noGrad and reused over every batch, then freed (the teacher's tensors and the trainable ones are
+   * not), when evalHoldsWeights() says they fit; else evalModel(), which rebuilds them per batch.
+   */
+  async withEvalModel<T>(fn: (model: LanguageModel) => Promise<T>): Promise<T> {
+    if (!this.evalHoldsWeights()) return fn(this.evalModel());
+    const clone = this.clone;
+    const w = noGrad(() => clone.studentWeights());
+    const shared = new Set([...weightTensors(clone.teacherWeights), ...clone.parameters()]);
+    try {
+      return await fn({ config: clone.studentConfig, weights: () => w });
+    } finally {
+      for (const t of weightTensors(w)) if (!shared.has(t)) t.dispose();
+    }
+  }
+
+  /**
+   * Whether an evaluation may hold every layer's generated weights at once: yes when the training step keeps
+   * them (recomputeWeights off, or "auto" chose to keep them), or, when it recomputes them (for memory), when
+   * all of them and the [V, d] tables take no more than the step's activations and logits by the memory
+   * estimate (plan.ts estimateMemory), which an evaluation does not hold: the evaluation then peaks no higher
+   * than the step. Before any step (shape unknown), only with recomputeWeights off.
+   */
+  evalHoldsWeights(): boolean {
+    const clone = this.clone;
+    if (this.trainShape === null) return clone.loss.recomputeWeights === false;
+    const [batchSize, seqLen] = this.trainShape;
+    if (!clone.recomputePlan(batchSize, seqLen).recompute) return true;
+    const shape = { ...clone.runShape(), batchSize, seqLen };
+    const step = estimateMemory({ ...shape, recomputeWeights: true });
+    const s = clone.studentConfig;
+    const tables = (s.tie_word_embeddings ? 1 : 2) * s.vocab_size * s.hidden_size * 4;
+    const allLayers = estimateMemory({ ...shape, recomputeWeights: false }).studentWeights - step.studentWeights;
+    return allLayers + tables <= step.activations + step.logits;
   }
 
   teacherEvalModel(): LanguageModel {

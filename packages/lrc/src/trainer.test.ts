@@ -7,10 +7,10 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { causalLMForward, loadCausalLM, saveCausalLM } from "@lrc-ts/nn";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { causalLMForward, evaluateBatches, loadCausalLM, saveCausalLM } from "@lrc-ts/nn";
 import { bufferPoolStats, matmul, mse, noGrad, readSafetensorsFile, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
-import { openShards } from "@lrc-ts/data";
+import { evalWindows, openShards } from "@lrc-ts/data";
 import { LowRankClone } from "./clone.js";
 import { distill, distillDryRun, exportRun, pretrain } from "./node/run.js";
 import { trainedSeqLen } from "./training-record.js";
@@ -19,6 +19,8 @@ import { readMetrics } from "./node/metrics.js";
 import type { TrainRow } from "./node/metrics.js";
 import { LrcTask } from "./task.js";
 import { runTraining } from "./node/train-loop.js";
+import { valSource } from "./node/sources.js";
+import { weightTensors } from "./projection.js";
 import { exportStudent, loadProjections, loadReferenceCheckpoint, saveReferenceCheckpoint } from "./node/model-files.js";
 import { learningRate, NonFiniteError, Trainer, warmupStepsFor } from "./trainer.js";
 import { spawnCli, tinyConfigJson, waitFor, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
@@ -479,6 +481,56 @@ describe("non-finite values", () => {
 });
 
 describe("trainer details", () => {
+  it("an evaluation builds the student's generated weights once, reuses them over the val batches and frees only them", async () => {
+    const teacher = await loadCausalLM(teacherDir);
+    const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2, recomputeWeights: false });
+    const task = new LrcTask(clone);
+    const reader = openShards(data, { seqLen: 16, batchSize: 2 });
+    const val = valSource(data, { seqLen: 16, batchSize: 2, maxBatches: 3 });
+    const t = new Trainer(task, reader, val, { steps: 3, lr: 1e-2 });
+    await t.step1();
+    // The old path, the weights rebuilt per batch, for reference.
+    const perBatch = () => evaluateBatches(task.evalModel(), evalWindows(data, { split: "val", seqLen: 16, batchSize: 2, maxBatches: 3, verify: false }));
+    const built = vi.spyOn(clone.projections, "studentWeights");
+    const before = await perBatch();
+    expect(built).toHaveBeenCalledTimes(3);
+    built.mockClear();
+    const e = await t.evaluate();
+    expect(built).toHaveBeenCalledTimes(1);
+    expect(e!.tokens).toBe(96);
+    expect(e!.loss).toBe(before.loss); // bit-identical
+    // Its generated tensors are freed; the teacher's, the projections and the gains are not, and training goes on.
+    const w = built.mock.results[0]!.value as ReturnType<typeof clone.studentWeights>;
+    expect(w.layers[0]!.qW.disposed && w.layers[1]!.downW.disposed && w.embed.disposed).toBe(true);
+    expect([...weightTensors(clone.teacherWeights), ...clone.parameters()].some((x) => x.disposed)).toBe(false);
+    built.mockRestore();
+    await t.step1();
+    expect((await t.evaluate())!.loss).toBe((await perBatch()).loss);
+    reader.close();
+  });
+
+  it("an evaluation of a step that recomputes its weights keeps them only where they take no more than the step's activations", async () => {
+    const teacher = await loadCausalLM(teacherDir);
+    for (const [batch, holds] of [[4, true], [1, false]] as const) {
+      const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2, recomputeWeights: true });
+      const task = new LrcTask(clone);
+      expect(task.evalHoldsWeights()).toBe(false); // before a step, only with recomputeWeights off
+      // [4 x 16]: the step's activations and logits outweigh every layer's weights and the [V, d] tables; [1 x 2]: not.
+      const reader = openShards(data, { seqLen: batch === 4 ? 16 : 2, batchSize: batch });
+      const t = new Trainer(task, reader, valSource(data, { seqLen: 16, batchSize: 2, maxBatches: 2 }), { steps: 1, lr: 1e-2 });
+      await t.step1();
+      expect(task.evalHoldsWeights()).toBe(holds);
+      const built = vi.spyOn(clone.projections, "studentWeights");
+      const e = await t.evaluate();
+      expect(built).toHaveBeenCalledTimes(holds ? 1 : 2);
+      built.mockClear();
+      const ref = await evaluateBatches(task.evalModel(), evalWindows(data, { split: "val", seqLen: 16, batchSize: 2, maxBatches: 2, verify: false }));
+      expect(e!.loss).toBe(ref.loss);
+      built.mockRestore();
+      reader.close();
+    }
+  });
+
   it("tokens/s counts the training steps' time only: a slow evaluation does not lower it", async () => {
     const teacher = await loadCausalLM(teacherDir);
     const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2 });

@@ -245,7 +245,8 @@ export class Trainer {
   /** Mean loss / perplexity of the task's model on the val source (teacher's once, cached). */
   async evaluate(): Promise<EvalMetrics | null> {
     if (this.val === null) return null;
-    const r = await this.val.evaluate(this.task.evalModel());
+    const val = this.val;
+    const r = await (this.task.withEvalModel?.((m) => val.evaluate(m)) ?? val.evaluate(this.task.evalModel()));
     if (this.teacherVal === null) {
       const tm = this.task.teacherEvalModel?.() ?? null;
       if (tm !== null) this.teacherVal = (await this.val.evaluate(tm)).loss;
