@@ -3,7 +3,26 @@
 // ../commands/index.ts. `run` returns the process exit code; it throws UsageError for bad flags and any Error with a
 // one-line message (naming the file or field) for bad input; cli.ts prints it and exits 1.
 
+import { getBackend } from "@lrc-ts/tensor-core";
 import type { FlagSpec, Flags, FlagSpecs } from "./args.js";
+
+/**
+ * `--model-dtype`, for the commands that run a model directory (eval, generate, eval-tasks): how a BF16 / F16
+ * checkpoint's weight matrices are held, as distill's `--teacher-dtype` holds the teacher's (keepHalfDType).
+ */
+export const modelDTypeFlag = {
+  kind: "string",
+  choices: ["keep", "float32"],
+  help: "how the model's weight matrices are held: keep (a BF16 / F16 checkpoint's stay 16-bit, half the bytes; the kernels widen them exactly, so the results are the float32 load's; default on the cpu and webgpu backends) | float32 (widened on load; the default on gpu)",
+} as const satisfies FlagSpec;
+
+/**
+ * Whether a BF16 / F16 checkpoint's weight matrices stay 16-bit: "keep" / "float32" as set, else on the cpu and
+ * webgpu backends (GPU.js has no 16-bit kernels: its matmuls would run on cpu). `--model-dtype` and `--teacher-dtype`.
+ */
+export function keepHalfDType(setting: "keep" | "float32" | undefined): boolean {
+  return setting === undefined ? ["cpu", "webgpu"].includes(getBackend().name) : setting === "keep";
+}
 
 /** `--backend`, for commands that run models; cli.ts reads it (else LRC_BACKEND) before the command runs. */
 export const backendFlag = {

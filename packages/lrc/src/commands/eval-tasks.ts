@@ -14,7 +14,7 @@ import type { TextTokenizer } from "@lrc-ts/data";
 import { evaluateMultipleChoice, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import type { LanguageModel, MultipleChoiceDoc, MultipleChoiceResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
-import { backendFlag, defineCommand } from "../cli/command.js";
+import { backendFlag, defineCommand, keepHalfDType, modelDTypeFlag } from "../cli/command.js";
 import { onInterrupt } from "../node/interrupt.js";
 import { statusLine } from "../node/status-line.js";
 import { TASKS, TaskRowError, taskDoc } from "../eval-tasks.js";
@@ -210,6 +210,7 @@ export const evalTasksCommand = defineCommand({
     "batch-size": { kind: "int", default: 4, help: "continuations of one context per forward pass" },
     "log-samples": { kind: "string", help: "write one JSON line per document (loglikelihoods, is_greedy, gold, pred, pred_norm)" },
     backend: backendFlag,
+    "model-dtype": modelDTypeFlag,
     json: { kind: "boolean", help: "print one JSON object {tasks: {NAME: {n, acc, acc_stderr, acc_norm, acc_norm_stderr}}, average, metrics} last" },
   },
   details: [
@@ -238,7 +239,7 @@ export const evalTasksCommand = defineCommand({
     readConfigFile(path.join(dir, "config.json"));
     const tokenizer = loadTokenizer(dir);
     const loaded = await loadTasks(tasks, limit);
-    const model = await loadCausalLM(dir);
+    const model = await loadCausalLM(dir, { keepDType: keepHalfDType(flags["model-dtype"]) });
     const lines: string[] = [];
     const interrupt = onInterrupt("stopping; the tasks finished so far are reported");
     let scores: Map<string, TaskScore>;

@@ -10,7 +10,7 @@ import { loadTokenizer } from "@lrc-ts/data";
 import type { TextTokenizer } from "@lrc-ts/data";
 import { configStopTokens, generate, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
-import { backendFlag, defineCommand } from "../cli/command.js";
+import { backendFlag, defineCommand, keepHalfDType, modelDTypeFlag } from "../cli/command.js";
 import { onInterrupt } from "../node/interrupt.js";
 
 function readJson(file: string): Record<string, unknown> | null {
@@ -76,6 +76,7 @@ export const generateCommand = defineCommand({
     "top-p": { kind: "number", default: 0.95, help: "sample among the most likely tokens holding this probability mass (1 = all)" },
     seed: { kind: "int", default: 0, help: "sampling seed" },
     backend: backendFlag,
+    "model-dtype": modelDTypeFlag,
     json: { kind: "boolean", help: "print one JSON object {text, tokens, stopReason} instead of streaming" },
   },
   details: [
@@ -98,7 +99,7 @@ export const generateCommand = defineCommand({
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: no such model directory`);
     readConfigFile(path.join(dir, "config.json"));
     const tok = loadTokenizer(dir);
-    const model = await loadCausalLM(dir);
+    const model = await loadCausalLM(dir, { keepDType: keepHalfDType(flags["model-dtype"]) });
     const cfg = model.config;
     const bos = bosId(dir, tok);
     const prompt = [...(bos !== null ? [bos] : []), ...tok.encode(flags.prompt)];

@@ -8,7 +8,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, loadedBytes, parameterCount, readConfigFile } from "@lrc-ts/nn";
-import { bufferPoolStats, getBackend, makeDirectory, memoryLimit, writeFileAtomic } from "@lrc-ts/tensor-core";
+import { bufferPoolStats, makeDirectory, memoryLimit, writeFileAtomic } from "@lrc-ts/tensor-core";
+import { keepHalfDType } from "../cli/command.js";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
@@ -318,7 +319,7 @@ export interface TeacherDType {
 
 /** Whether a teacher's matrices stay in their checkpoint dtype: o.keepTeacherDType, else on the cpu and webgpu backends. */
 function keepTeacher(o: TrainRunOptions): boolean {
-  return o.keepTeacherDType ?? ["cpu", "webgpu"].includes(getBackend().name);
+  return keepHalfDType(o.keepTeacherDType === undefined ? undefined : o.keepTeacherDType ? "keep" : "float32");
 }
 
 /** Loads a teacher directory, a BF16 / F16 checkpoint's matrices kept 16-bit as keepTeacher says. */
@@ -432,7 +433,7 @@ export async function exportRun(o: ExportRunOptions): Promise<ExportRunResult> {
   if (typeof seqLen !== "number") throw new Error(`${runFile}: seqLen: expected a number, got ${JSON.stringify(seqLen)}`);
   const runTeacher = task.teacher as CausalLMConfig | undefined;
   if (runTeacher !== undefined) checkSameTeacher(readConfigFile(path.join(teacherDir, "config.json")), runTeacher, path.join(teacherDir, "config.json"), runFile);
-  const teacher = await loadCausalLM(teacherDir, { keepDType: ["cpu", "webgpu"].includes(getBackend().name) });
+  const teacher = await loadCausalLM(teacherDir, { keepDType: keepHalfDType(undefined) });
   try {
     const clone = new LowRankClone(teacher, { hiddenSize, studentEps, tieLmHeadProjection });
     const lrcTask = new LrcTask(clone);
