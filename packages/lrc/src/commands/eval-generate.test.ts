@@ -12,6 +12,20 @@ import { evaluate, generate, loadCausalLM, saveCausalLM } from "@lrc-ts/nn";
 import { bufferPoolStats, setBufferPoolLimit } from "@lrc-ts/tensor-core";
 import { run, tinyTokenizerJson } from "../testing-internal/cli-run.js";
 
+// The dtype of the embedding of every model the commands load (the loader itself is nn's, unchanged).
+const loaded = vi.hoisted(() => [] as string[]);
+vi.mock("@lrc-ts/nn", async (importOriginal) => {
+  const nn = await importOriginal<typeof import("@lrc-ts/nn")>();
+  return {
+    ...nn,
+    loadCausalLM: async (...a: Parameters<typeof nn.loadCausalLM>) => {
+      const m = await nn.loadCausalLM(...a);
+      loaded.push(m.weights().embed.dtype);
+      return m;
+    },
+  };
+});
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, "..", "..", "..", "nn", "fixtures", "qwen2-tied-f32");
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-cli-eval-"));
@@ -111,6 +125,29 @@ describe("lrc eval", () => {
     expect(Number.isFinite(got.loss)).toBe(true);
   });
 
+  it("--tokens N scores the first N tokens (--data: whole windows); fewer than one window is refused", async () => {
+    const ids = loadTokenizer(modelDir).encode(TEXT);
+    const want = await evaluate(await loadCausalLM(modelDir), ids.slice(0, 21), { window: 8 });
+    const t = JSON.parse((await run(["eval", "--model", modelDir, "--text", textFile, "--window", "8", "--tokens", "20", "--json"])).out);
+    expect(t.tokens).toBe(20);
+    expect(t.loss).toBe(want.loss);
+    const shards = path.join(root, "shards-tokens");
+    const docs = Array.from({ length: 8 }, (_, i) => `${TEXT} ${i}`);
+    await writeShards({ tokenizer: loadTokenizer(modelDir), out: shards, trainDocuments: docs, valDocuments: docs.slice(0, 1) });
+    const base = ["eval", "--model", modelDir, "--data", shards, "--split", "train", "--window", "8", "--batch-size", "3", "--json"];
+    const all = JSON.parse((await run(base)).out);
+    expect(all.tokens).toBeGreaterThan(80);
+    // 5 windows of 8: a batch of 3, then a batch cut to 2.
+    const five = JSON.parse((await run([...base, "--tokens", "47"])).out);
+    expect(five.tokens).toBe(40);
+    const byWindow = JSON.parse((await run([...base, "--tokens", "40", "--batch-size", "1"])).out);
+    expect(five.loss).toBeCloseTo(byWindow.loss, 6);
+    expect(five.loss).not.toBe(all.loss);
+    const few = await run([...base, "--tokens", "7"]);
+    expect(few.code).toBe(1);
+    expect(few.err).toContain("--tokens 7 is less than one window of 8 tokens");
+  });
+
   it.each([
     ["neither --text nor --data", () => [], "give exactly one of --text"],
     ["both --text and --data", () => ["--text", textFile, "--data", root], "give exactly one of --text"],
@@ -151,6 +188,33 @@ describe("lrc generate", () => {
     const r = await run(["generate", "--model", modelDir, "--prompt", "a", "--top-p", "0"]);
     expect(r.code).toBe(1);
     expect(r.err).toContain("--top-p must be in (0, 1]");
+  });
+});
+
+describe("16-bit models", () => {
+  it("eval, generate and eval-tasks keep a BF16 checkpoint 16-bit on cpu (--model-dtype float32 widens it), with the same results", async () => {
+    const bf16 = path.join(root, "bf16");
+    await saveCausalLM(await loadCausalLM(modelDir), bf16, { dtype: "BF16", tokenizerFrom: modelDir });
+    const arc = path.join(root, "arc16.jsonl");
+    fs.writeFileSync(arc, JSON.stringify({ id: "1", question: "Which is a planet?", choices: { text: ["the sun", "mars"], label: ["A", "B"] }, answerKey: "B" }) + "\n");
+    const out = new Map<string, string>();
+    for (const dtype of ["default", "float32"] as const) {
+      const flag = dtype === "default" ? [] : ["--model-dtype", dtype];
+      for (const argv of [
+        ["eval", "--model", bf16, "--text", textFile, "--window", "16", "--json"],
+        ["generate", "--model", bf16, "--prompt", "the cat", "--max-tokens", "6", "--json"],
+        ["eval-tasks", "--model", bf16, "--task", `arc_easy=${arc}`, "--json"],
+      ]) {
+        loaded.length = 0;
+        const r = await run([...argv, ...flag, "--backend", "cpu"]);
+        expect(r.err).toBe("");
+        expect(loaded).toEqual([dtype === "default" ? "bfloat16" : "float32"]);
+        const o = JSON.parse(r.out.trim().split("\n").at(-1)!) as Record<string, unknown>; // eval-tasks: the table, then the JSON
+        delete o.seconds, delete o.tokens_per_s, delete o.peak_rss_bytes;
+        if (dtype === "default") out.set(argv[0]!, JSON.stringify(o));
+        else expect(JSON.stringify(o)).toBe(out.get(argv[0]!)); // bit for bit
+      }
+    }
   });
 });
 

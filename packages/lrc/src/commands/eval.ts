@@ -10,10 +10,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import { evalWindows, loadTokenizer, readManifest, readUtf8File, verifyTokenizer } from "@lrc-ts/data";
+import type { Batch } from "@lrc-ts/data";
 import { evaluate, evaluateBatches, loadCausalLM, readConfigFile } from "@lrc-ts/nn";
 import type { EvalResult } from "@lrc-ts/nn";
 import { UsageError } from "../cli/args.js";
-import { backendFlag, defineCommand, poolLimitFlag } from "../cli/command.js";
+import { backendFlag, defineCommand, keepHalfDType, modelDTypeFlag, poolLimitFlag } from "../cli/command.js";
 import { onInterrupt } from "../node/interrupt.js";
 import { statusLine } from "../node/status-line.js";
 import type { StatusLine } from "../node/status-line.js";
@@ -28,6 +29,18 @@ function progress(label: string, status: StatusLine): (done: number, total: numb
   };
 }
 
+/** The first `windows` windows of `batches` (the last batch cut to the windows left). */
+function* firstWindows(batches: Iterable<Batch>, windows: number): Generator<Batch> {
+  let left = windows;
+  for (const b of batches) {
+    if (left <= 0) return;
+    const [B, T] = b.shape;
+    if (B <= left) yield b;
+    else yield { inputs: b.inputs.subarray(0, left * T), targets: b.targets.subarray(0, left * T), shape: [left, T] };
+    left -= B;
+  }
+}
+
 export const evalCommand = defineCommand({
   name: "eval",
   summary: "mean next-token loss and perplexity of a model on a text file or a shard split",
@@ -38,7 +51,9 @@ export const evalCommand = defineCommand({
     split: { kind: "string", default: "val", choices: ["train", "val"], help: "shard split with --data: train or val" },
     window: { kind: "int", help: "tokens per window (default: the window the model was trained with when its config.json records it, else max_position_embeddings, the maximum)" },
     "batch-size": { kind: "int", default: 1, help: "windows per forward pass" },
+    tokens: { kind: "int", help: "score at most N tokens, the first ones (with --data: the first floor(N / window) windows of the split; default: all)" },
     backend: backendFlag,
+    "model-dtype": modelDTypeFlag,
     "pool-limit": poolLimitFlag,
     json: { kind: "boolean", help: "print one JSON object {loss, perplexity, tokens, window, seconds, tokens_per_s, peak_rss_bytes}" },
   },
@@ -46,9 +61,14 @@ export const evalCommand = defineCommand({
     "examples:",
     "  lrc eval --model models/Qwen2.5-0.5B --text wiki.txt",
     "  lrc eval --model out/student --data data/shards --split val --window 512 --json",
+    "  lrc eval --model models/Qwen2.5-0.5B --data data/shards --window 256 --batch-size 4 --tokens 100000",
     "",
     "Memory is flat in the number of tokens (a batch of windows at a time, the LM head over row chunks) and",
     "grows with --window x --batch-size: a Qwen2.5 model's default window is 32,768 tokens, so pass --window.",
+    "--tokens N scores only the first N tokens (whole windows with --data).",
+    "",
+    "A BF16 / F16 checkpoint's weight matrices stay 16-bit (half the memory; the loss is the float32 load's bit for",
+    "bit) on the cpu and webgpu backends; --model-dtype float32 widens them on load.",
     "",
     "Ctrl-C (or SIGTERM) stops after the current batch and prints the result over the windows scored so far,",
     "marked interrupted (exit 130; 143 for SIGTERM); a second Ctrl-C exits at once.",
@@ -63,6 +83,8 @@ export const evalCommand = defineCommand({
     if (batchSize < 1) throw new UsageError(`--batch-size must be positive, got ${batchSize}`);
     const window = flags.window;
     if (window !== undefined && window < 1) throw new UsageError(`--window must be positive, got ${window}`);
+    const maxTokens = flags.tokens;
+    if (maxTokens !== undefined && maxTokens < 1) throw new UsageError(`--tokens must be positive, got ${maxTokens}`);
 
     // Cheap checks first (directory, config.json, tokenizer), then the weights.
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: no such model directory`);
@@ -70,7 +92,7 @@ export const evalCommand = defineCommand({
     const tokenizer = text !== undefined ? loadTokenizer(dir) : null;
     let body = "";
     if (text !== undefined) body = await readUtf8File(text);
-    const model = await loadCausalLM(dir);
+    const model = await loadCausalLM(dir, { keepDType: keepHalfDType(flags["model-dtype"]) });
     const cfg = model.config;
     const maxPos = cfg.max_position_embeddings;
     if (window !== undefined && window > maxPos)
@@ -88,7 +110,9 @@ export const evalCommand = defineCommand({
     let result: EvalResult, total: number;
     try {
       if (tokenizer !== null && text !== undefined) {
-        const ids = tokenizer.encode(body);
+        const encoded = tokenizer.encode(body);
+        // N predictions need N + 1 tokens.
+        const ids = maxTokens !== undefined ? encoded.slice(0, maxTokens + 1) : encoded;
         if (ids.length < 2) throw new Error(`${text}: has ${ids.length} token${ids.length === 1 ? "" : "s"}; at least 2 are needed to score next-token predictions`);
         const maxId = ids.reduce((m, x) => Math.max(m, x), 0);
         if (maxId >= cfg.vocab_size)
@@ -108,8 +132,14 @@ export const evalCommand = defineCommand({
         announce(seqLen, window !== undefined ? "--window" : defaultWindow !== undefined ? "the trained window" : seqLen < maxPos ? "the split's length" : "max_position_embeddings");
         if (n - 1 < seqLen)
           throw new Error(`${path.join(data!, "manifest.json")}: split '${split}' has ${n} tokens, too few for one window of ${seqLen}; pass a smaller --window`);
-        const all = (total = Math.floor((n - 1) / seqLen) * seqLen);
-        result = await evaluateBatches(model, evalWindows(data!, { split, seqLen, batchSize }), {
+        let windows = Math.floor((n - 1) / seqLen);
+        if (maxTokens !== undefined) {
+          if (maxTokens < seqLen) throw new UsageError(`--tokens ${maxTokens} is less than one window of ${seqLen} tokens; pass more --tokens or a smaller --window`);
+          windows = Math.min(windows, Math.floor(maxTokens / seqLen));
+        }
+        const all = (total = windows * seqLen);
+        const batches = evalWindows(data!, { split, seqLen, batchSize, maxBatches: Math.ceil(windows / batchSize) });
+        result = await evaluateBatches(model, firstWindows(batches, windows), {
           onProgress: (d) => bar(d, all),
           signal,
         });
