@@ -1,11 +1,10 @@
 /**
  * Fused elementwise kernels behind the fused ops (ops/nn.ts): SwiGLU forward/backward in one pass each, the MSE sum
  * of squared differences and its gradient, quadFormMse's float64 dot and scale-add (quad-form.ts), and the sum of
- * squares and scaling of gradient clipping (optim.ts). Each
- * has a TypeScript loop (the reference; float64 and the no-wasm fallback) and, for float32, a WebAssembly SIMD path:
- * a job of the row runtime (rows-runtime.ts), which streams the operands through the vector module's memory in
- * L2-sized chunks, spread over the worker pool when large. Results depend only on the element (sums: on the fixed
- * chunk order), never on threads.
+ * squares and scaling of gradient clipping (optim.ts). Each has a TypeScript loop (the reference; float64 and the
+ * no-wasm fallback) and, for float32, a WebAssembly SIMD path: a job of the row runtime (rows-runtime.ts), which
+ * streams the operands through the vector module's memory in L2-sized chunks, spread over the worker pool when
+ * large. Results depend only on the element (sums: on the fixed chunk order), never on threads.
  */
 import type { Float } from "./gemm-runtime.js";
 import { acquireForWorkers, release } from "./buffer-pool.js";
