@@ -270,7 +270,7 @@ describe("lrc distill / pretrain flags of the wrong type or lying: exit 1 with o
     ["--hidden-size zero", ["--hidden-size", "0"], "--hidden-size must be positive, got 0"],
     ["--hidden-size above the teacher's", ["--hidden-size", "1000000"], "hiddenSize (--hidden-size) 1000000 exceeds the teacher's hidden_size 16"],
     ["--seq-len beyond the positions", ["--seq-len", "100000"], `--seq-len 100000 exceeds max_position_embeddings 64 of ${path.join(teacher, "config.json")}`],
-    ["--batch-size whose logits cannot fit", ["--batch-size", "1000000000"], /--batch-size 1000000000 x --seq-len 8: the logits alone need about \d+ GiB \(x vocab_size 64, float32\), more than this machine's/],
+    ["--batch-size that cannot fit in memory", ["--batch-size", "1000000000"], /^lrc distill: --batch-size 1000000000 x --seq-len 8: a step needs about \d+\.\d\d GiB by the memory estimate \(the largest part: activations \d+\.\d\d GiB\), more than \d+\.\d\d GiB, the (machine's memory|cgroup memory limit)/],
     ["--clone-terms unknown", ["--clone-terms", "q,zz"], "--clone-terms: unknown value 'zz' (known: q,k,v,o,gate,up,down)"],
     ["--ban-layers negative", ["--ban-layers", "-1"], "--ban-layers: '-1' is not a layer index"],
     ["--ban-layers beyond the teacher", ["--ban-layers", "7"], /banLayers \(--ban-layers\): layer 7 does not exist \(the teacher has 2 layers\)/],
@@ -280,6 +280,9 @@ describe("lrc distill / pretrain flags of the wrong type or lying: exit 1 with o
     ["an unknown flag", ["--learning-rate", "1"], /unknown flag --learning-rate/],
     ["--teacher missing", ["--teacher", path.join(root, "nope")], `${path.join(root, "nope")}: no such model directory`],
     ["--data missing", ["--data", path.join(root, "nope")], `${path.join(root, "nope")}: no such shard directory`],
+    // Checked before the teacher is loaded (seconds at real scale): with both wrong, the data directory is named.
+    ["--data missing, checked before the teacher loads", ["--teacher", path.join(root, "nope-teacher"), "--data", path.join(root, "nope")], `${path.join(root, "nope")}: no such shard directory`],
+    ["--val-data missing, checked before the teacher loads", ["--teacher", path.join(root, "nope-teacher"), "--val-data", path.join(root, "nope")], `${path.join(root, "nope")}: no such shard directory`],
   ];
   it.each(cases)("%s", async (_what, extra, msg) => {
     const r = await run([...distillArgs(), ...extra, "--out", path.join(root, `flags-${_what.replace(/\W+/g, "-")}`)]);

@@ -8,7 +8,7 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { initCheckpoint, parameterCount, parseConfig, readConfigFile } from "@lrc-ts/nn";
 import { bufferPoolStats, setBufferPoolLimit } from "@lrc-ts/tensor-core";
-import { RECOMPUTE_HEADROOM, attnOutGramValues, chooseRecompute, estimateMemory, layerActivationValues, layerMatrixValues, lmHeadValues, teacherCaptureValues } from "./plan.js";
+import { RECOMPUTE_HEADROOM, attnOutGramValues, chooseRecompute, estimateMemory, layerActivationValues, layerMatrixValues, lmHeadValues, memoryVerdict, teacherCaptureValues } from "./plan.js";
 import { distill } from "./node/run.js";
 import { run } from "./testing-internal/cli-run.js";
 import { REPO_ROOT, tinyConfigJson, writeJson, writeMarkovShards } from "./testing-internal/fixtures.js";
@@ -103,6 +103,38 @@ describe("recomputeWeights auto", () => {
     );
     expect(chooseRecompute("auto", shape, null)).toEqual({ recompute: true, reason: "auto: the memory size is unknown here" });
     expect(chooseRecompute(false, shape, null)).toEqual({ recompute: false, reason: "recomputeWeights off as set" });
+  });
+});
+
+describe("a batch against the memory (memoryVerdict, checked before a run and a dry run)", () => {
+  const shape = { teacher: parseConfig(teacherJson), teacherBytes: 20_768 * 2, student: parseConfig({ ...teacherJson, hidden_size: 16, head_dim: 8 }), trainable: 1000, generated: true, batchSize: 2, seqLen: 8 };
+  const m = estimateMemory(shape);
+  const limit = (bytes: number) => ({ bytes, source: "a test's limit" });
+  it("fits when twice the estimate fits; warns when only the estimate does; refuses above it, naming the flags, the largest part and the limit", () => {
+    expect(memoryVerdict(m, limit(RECOMPUTE_HEADROOM * m.total), "--batch-size 2 x --seq-len 8", true).verdict).toBe("fits");
+    expect(memoryVerdict(m, null, "--batch-size 2 x --seq-len 8", true).verdict).toBe("fits");
+    const warn = memoryVerdict(m, limit(m.total), "--batch-size 2 x --seq-len 8", true);
+    expect(warn.verdict).toBe("warn");
+    expect(warn.message).toMatch(/^warning: --batch-size 2 x --seq-len 8: a step needs about 0\.00 GiB by the memory estimate, more than 1\/2 of 0\.00 GiB, a test's limit; .* may not fit: lower --batch-size \(raise --grad-accum to keep the tokens per step\) or --seq-len$/);
+    const refuse = memoryVerdict(m, limit(m.total - 1), "--batch-size 2 x --seq-len 8", false);
+    expect(refuse.verdict).toBe("refuse");
+    const largest = Object.entries(m).filter(([k]) => k !== "total").sort((a, b) => b[1] - a[1])[0]![0];
+    expect(refuse.message).toBe(
+      `--batch-size 2 x --seq-len 8: a step needs about 0.00 GiB by the memory estimate (the largest part: ${largest} 0.00 GiB), more than 0.00 GiB, a test's limit; ` +
+        "lower --batch-size (raise --grad-accum to keep the tokens per step) or --seq-len, or pass --recompute-weights on",
+    );
+  });
+  it("at the Qwen2.5-0.5B shape on a 24 GB machine: batch 4 x 256 fits, 16 x 256 warns, 64 x 256 is refused (activations the largest part)", () => {
+    const teacher = readConfigFile(path.join(REPO_ROOT, "..", "shared", "configs", "qwen2.5-0.5b.json"));
+    const student = parseConfig({ ...teacher, hidden_size: 448, head_dim: 64 });
+    // 24 layers x 7·896·448 + 448·2 per layer, P_emb (tied), the final norm
+    const trainable = 24 * (7 * 896 * 448 + 2 * 448) + 896 * 448 + 448;
+    const at = (B: number) =>
+      memoryVerdict(estimateMemory({ teacher, teacherBytes: 988_097_824, student, trainable, generated: true, recomputeWeights: true, batchSize: B, seqLen: 256 }), limit(24 * 1e9), `--batch-size ${B} x --seq-len 256`, true);
+    expect(at(4).verdict).toBe("fits");
+    expect(at(16).verdict).toBe("warn");
+    expect(at(64).verdict).toBe("refuse");
+    expect(at(64).message).toMatch(/^--batch-size 64 x --seq-len 256: a step needs about \d+\.\d\d GiB by the memory estimate \(the largest part: activations \d+\.\d\d GiB\)/);
   });
 });
 

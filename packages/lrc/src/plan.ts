@@ -172,3 +172,28 @@ export function chooseRecompute(setting: RecomputeSetting, s: RunShape, limit: {
     reason: `auto: the step's estimate with them kept is ${G(kept)}; ${RECOMPUTE_HEADROOM} x that (${G(RECOMPUTE_HEADROOM * kept)}) ${fits ? "fits in" : "exceeds"} ${G(limit.bytes)}, ${limit.source}`,
   };
 }
+
+/**
+ * Whether a step of estimate `m` fits in `limit` (tensor-core's memoryLimit()), for the checks before a run or a
+ * dry run: "refuse" when the estimate alone exceeds the limit (the step cannot fit: the kernel's OOM killer would
+ * stop it mid-step), "warn" when RECOMPUTE_HEADROOM x it does (the measured peak RSS has run to ~1.7x the
+ * estimate, which counts tensors, not the buffer pool's buckets or the runtime), else "fits"; with the message.
+ * `flags` names what set the shape ("--batch-size 4 x --seq-len 256").
+ */
+export function memoryVerdict(m: MemoryEstimate, limit: { readonly bytes: number; readonly source: string } | null, flags: string, recomputing: boolean | null): { verdict: "fits" | "warn" | "refuse"; message: string } {
+  if (limit === null) return { verdict: "fits", message: "" };
+  const G = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  const largest = (Object.entries(m) as Array<[keyof MemoryEstimate, number]>).filter(([k]) => k !== "total").sort((a, b) => b[1] - a[1])[0]!;
+  const advice = `lower --batch-size (raise --grad-accum to keep the tokens per step) or --seq-len${recomputing === false ? ", or pass --recompute-weights on" : ""}`;
+  if (m.total > limit.bytes)
+    return {
+      verdict: "refuse",
+      message: `${flags}: a step needs about ${G(m.total)} by the memory estimate (the largest part: ${largest[0]} ${G(largest[1])}), more than ${G(limit.bytes)}, ${limit.source}; ${advice}`,
+    };
+  if (RECOMPUTE_HEADROOM * m.total > limit.bytes)
+    return {
+      verdict: "warn",
+      message: `warning: ${flags}: a step needs about ${G(m.total)} by the memory estimate, more than 1/${RECOMPUTE_HEADROOM} of ${G(limit.bytes)}, ${limit.source}; the peak RSS runs above the estimate (about 1.7x at the Qwen2.5-0.5B shape), so it may not fit: ${advice}`,
+    };
+  return { verdict: "fits", message: "" };
+}

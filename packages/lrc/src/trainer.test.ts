@@ -12,7 +12,7 @@ import { causalLMForward, loadCausalLM, saveCausalLM } from "@lrc-ts/nn";
 import { bufferPoolStats, matmul, mse, noGrad, readSafetensorsFile, setBufferPoolLimit, tensor } from "@lrc-ts/tensor-core";
 import { openShards } from "@lrc-ts/data";
 import { LowRankClone } from "./clone.js";
-import { distill, distillDryRun, pretrain } from "./node/run.js";
+import { distill, distillDryRun, exportRun, pretrain } from "./node/run.js";
 import { trainedSeqLen } from "./training-record.js";
 import { tokenizerConfig } from "./node/model-card.js";
 import { readMetrics } from "./node/metrics.js";
@@ -277,6 +277,61 @@ describe("distill", () => {
     expect(fs.readFileSync(path.join(out, "checkpoints", "latest"), "utf8").trim()).toBe("step-00000060");
   });
 
+  it("lrc export of the finished run's last checkpoint writes the run's own student, byte for byte", async () => {
+    const again = path.join(root, "export-again");
+    const r = await exportRun({ run: out, out: again });
+    expect(r).toEqual({ out: again, checkpoint: path.join(out, "checkpoints", "step-00000060"), step: 60, steps: 60, tokens: 3840 });
+    const files = fs.readdirSync(path.join(out, "student")).sort();
+    expect(fs.readdirSync(again).sort()).toEqual(files);
+    for (const f of files) expect(fs.readFileSync(path.join(again, f)).equals(fs.readFileSync(path.join(out, "student", f))), f).toBe(true);
+  });
+
+  it("lrc export of a run stopped at a checkpoint: the student of that step, card from its metrics; bad runs named", async () => {
+    // A copy of the run whose newest checkpoint is step 40 (as a run stopped there leaves it).
+    const stopped = path.join(root, "export-stopped");
+    fs.cpSync(out, stopped, { recursive: true });
+    fs.rmSync(path.join(stopped, "checkpoints", "step-00000060"), { recursive: true });
+    fs.rmSync(path.join(stopped, "student"), { recursive: true });
+    fs.writeFileSync(path.join(stopped, "checkpoints", "latest"), "step-00000040\n");
+    const p = spawnCli(["export", "--run", stopped, "--dtype", "bf16"]);
+    expect((await p.exit).code, p.stderr()).toBe(0);
+    expect(p.stdout()).toBe(`wrote ${path.join(stopped, "student")} from ${path.join(stopped, "checkpoints", "step-00000040")} (step 40 of 60, 2,560 tokens)\n`);
+    const student = await loadCausalLM(path.join(stopped, "student"));
+    expect(student.config.hidden_size).toBe(16);
+    expect(trainedSeqLen(student.config)).toBe(16);
+    expect(JSON.parse(fs.readFileSync(path.join(stopped, "student", "config.json"), "utf8")).torch_dtype).toBe("bfloat16");
+    // The folded weights are the clone of the step-40 projections.
+    const clone = new LowRankClone(await loadCausalLM(teacherDir), { hiddenSize: 16 });
+    const ck = await readSafetensorsFile(path.join(stopped, "checkpoints", "step-00000040", "trainable.safetensors"));
+    clone.loadProjectionsFrom(ck, "step 40");
+    const want = path.join(root, "export-want");
+    await exportStudent(clone, want, { dtype: "BF16" });
+    expect(fs.readFileSync(path.join(stopped, "student", "model.safetensors")).equals(fs.readFileSync(path.join(want, "model.safetensors")))).toBe(true);
+    const rows = readMetrics(path.join(out, "metrics.jsonl")).filter((m): m is TrainRow => m.type === "train" && m.step > 30 && m.step <= 40);
+    const card = fs.readFileSync(path.join(stopped, "student", "README.md"), "utf8");
+    expect(card).toContain("| training | 40 steps, 2,560 tokens, windows of 16 tokens |");
+    expect(card).toContain(`| final train losses | total ${(rows.reduce((a, m) => a + m.losses.total!, 0) / rows.length).toFixed(4)}`);
+    const evals = readMetrics(path.join(out, "metrics.jsonl")).filter((m) => m.type === "eval");
+    expect(card).toContain(`| val loss | ${(evals[0]!.type === "eval" ? evals[0]!.val_loss : NaN).toFixed(4)}`);
+
+    const bad = async (args: string[], msg: string) => {
+      const q = spawnCli(["export", ...args]);
+      expect((await q.exit).code).toBe(1);
+      expect(q.stderr()).toContain(msg);
+    };
+    await bad(["--run", path.join(root, "nope")], `lrc export: ${path.join(root, "nope", "run.json")}: missing: not a run directory of lrc distill`);
+    await bad(["--run", teacherRun], `lrc export: ${path.join(teacherRun, "run.json")}: command is "pretrain": lrc export folds distill runs`);
+    await bad(["--run", stopped, "--teacher", path.join(root, "distill", "student")], `hidden_size is 16, but the run in ${path.join(stopped, "run.json")} was trained from a teacher with 32`);
+  });
+
+  it("says it is evaluating before an evaluation (minutes at real scale), then the result", async () => {
+    const p = spawnCli(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--data", data, "--out", path.join(root, "eval-note"), "--steps", "2",
+      "--batch-size", "2", "--seq-len", "8", "--eval-every", "1", "--eval-batches", "1"]);
+    expect((await p.exit).code, p.stderr()).toBe(0);
+    expect(p.stderr()).toMatch(/\nstep 1: evaluating on the val batches\nstep 1: val loss \d+\.\d{4} ppl [\d.]+ \(teacher \d+\.\d{4}\)\n/);
+    expect(p.stderr()).toMatch(/\nstep 2: evaluating on the val batches\nstep 2: val loss /);
+  });
+
   it("refuses to overwrite a run without --resume, and a resume with different flags", async () => {
     await expect(distill({ ...distillBase, out, steps: 60, ...quiet })).rejects.toThrow(/pass --resume/);
     await expect(distill({ ...distillBase, out, steps: 60, alpha: 0.2, resume: true, ...quiet })).rejects.toThrow(/different configuration \(differs in: task\)/);
@@ -350,6 +405,22 @@ describe("resume", () => {
     expect(steps1).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
   });
 
+  it("a run resumed near its end reports (and writes into the model card) the mean of its last 10 steps, the steps before the resume included", async () => {
+    const opts = { ...distillBase, steps: 12, saveEvery: 10, ...quiet };
+    const full = await distill({ ...opts, out: path.join(root, "final-full") });
+    const out = path.join(root, "final-resumed");
+    const crash = distill({ ...opts, out, beforeStep: (step) => { if (step === 11) throw new Error("crash at step 11"); } });
+    await expect(crash).rejects.toThrow("crash at step 11");
+    const resumed = await distill({ ...opts, out, resume: true });
+    expect(resumed.final).toEqual(full.final);
+    const card = (dir: string) => fs.readFileSync(path.join(dir, "student", "README.md"), "utf8");
+    expect(card(out)).toBe(card(path.join(root, "final-full")).replaceAll(path.join(root, "final-full"), out));
+    // --resume of the finished run trains nothing and exports again: the same card, its val loss included.
+    const again = await distill({ ...opts, out, resume: true });
+    expect(again.val).toEqual(resumed.val);
+    expect(card(out)).toBe(card(path.join(root, "final-full")).replaceAll(path.join(root, "final-full"), out));
+  });
+
   it("Ctrl-C saves a checkpoint and exits 130", async () => {
     const out = path.join(root, "sigint");
     const p = spawnCli(["distill", "--teacher", teacherDir, "--hidden-size", "16", "--data", data, "--out", out, "--steps", "100000",
@@ -408,6 +479,24 @@ describe("non-finite values", () => {
 });
 
 describe("trainer details", () => {
+  it("tokens/s counts the training steps' time only: a slow evaluation does not lower it", async () => {
+    const teacher = await loadCausalLM(teacherDir);
+    const clone = new LowRankClone(teacher, { hiddenSize: 8, temperature: 2 });
+    const reader = openShards(data, { seqLen: 16, batchSize: 2 });
+    // An evaluation taking 1 s after each of 2 steps (at real scale the final one takes minutes).
+    const slowVal = { evaluate: async () => (await new Promise((r) => setTimeout(r, 1000)), { loss: 1, tokens: 1 }) };
+    const t = new Trainer(new LrcTask(clone), reader, slowVal, { steps: 2, lr: 1e-3, evalEvery: 1 });
+    const rows: number[] = [];
+    const t0 = performance.now();
+    const r = await runTraining(t, { outDir: path.join(root, "tps"), progress: false, log: () => {}, onStep: (m) => void rows.push(m.tokensPerSecond) });
+    const wall = (performance.now() - t0) / 1000;
+    reader.close();
+    expect(wall).toBeGreaterThan(2);
+    // Two tiny steps take far less than the 2 s of evaluation.
+    expect(r.tokensPerSecond).toBeGreaterThan((4 * r.tokens) / wall);
+    expect(rows[1]).toBeCloseTo(r.tokensPerSecond, 6);
+  });
+
   it("gradient accumulation of 2 x B/2 equals one batch of B", async () => {
     const teacher = await loadCausalLM(teacherDir);
     const run = async (B: number, accum: number, out: string) => {

@@ -58,6 +58,7 @@ export interface StepMetrics {
   readonly lr: number;
   readonly gradNorm: number;
   readonly tokens: number;
+  /** Tokens trained in this process over the seconds its training steps took (runTraining: evaluations and checkpoints excluded). */
   readonly tokensPerSecond: number;
   readonly elapsedSeconds: number;
 }

@@ -17,7 +17,8 @@ export * from "./ops/index.js";
 export { setBackend, getBackend, initBackendFromEnv, initBackend, initBackendFromEnvAsync, describeChoice, backendReport, resetBackendReport, registerBackend, registeredBackends } from "./backend/backend.js";
 export { gpuDeviceInfo, backendFinish, backendUpload, backendDownload } from "./backend/backend.js";
 export { isSoftwareRenderer } from "./backend/gpujs/software.js";
-export { autoTakesWebGpu, webGpuAdapterInfo } from "./backend/auto.js";
+export { autoTakesWebGpu, missingVulkanLoader, webGpuAdapterInfo } from "./backend/auto.js";
+export type { LoaderSearch } from "./backend/auto.js";
 export type { BackendInfo, BackendLoader, BackendName, BackendReport, GpuMode, GpuDeviceInfo, GlStrings, InitBackendOptions } from "./backend/backend.js";
 export type {
   Backend, Kernels, KernelName, UnaryOp, BinaryOp, ReduceOp, GemmDims, AttentionDims, AdamWHyper, KlForward, DeviceStats,

@@ -3,6 +3,7 @@ import type { Command } from "../cli/command.js";
 import { distillCommand } from "./distill.js";
 import { evalCommand } from "./eval.js";
 import { evalTasksCommand } from "./eval-tasks.js";
+import { exportCommand } from "./export.js";
 import { exportReferenceCommand } from "./export-reference.js";
 import { generateCommand } from "./generate.js";
 import { importReferenceCommand } from "./import-reference.js";
@@ -15,6 +16,7 @@ export const commands: Command[] = [
   distillCommand,
   evalCommand,
   evalTasksCommand,
+  exportCommand,
   exportReferenceCommand,
   generateCommand,
   importReferenceCommand,

@@ -44,6 +44,22 @@ describe("lrc init", () => {
     }
   });
 
+  it("--num-hidden-layers writes the config's shape with that many layers, equal to CausalLM's init of it at the seed", async () => {
+    const out = path.join(root, "one-layer");
+    const r = await run(["init", "--config", configFile, "--out", out, "--seed", "4", "--num-hidden-layers", "1"]);
+    expect(r.code, r.err).toBe(0);
+    const written = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8"));
+    expect(written.num_hidden_layers).toBe(1);
+    expect(written.hidden_size).toBe(16);
+    const back = await loadCausalLM(out);
+    const want = new CausalLM({ ...config, num_hidden_layers: 1 }, { seed: 4 });
+    expect(back.namedParameters().map(([n]) => n)).toEqual(want.namedParameters().map(([n]) => n));
+    for (const [name, t] of want.namedParameters()) expect(back.namedParameters().find(([m]) => m === name)![1].buf, name).toEqual(t.buf);
+    const bad = await run(["init", "--config", configFile, "--out", path.join(root, "zero-layers"), "--num-hidden-layers", "0"]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain("--num-hidden-layers must be positive, got 0");
+  });
+
   it("shards above --max-shard-size and prints a one-line summary", async () => {
     const out = path.join(root, "sharded");
     const r = await run(["init", "--config", configFile, "--out", out, "--max-shard-size", "4KB"]);

@@ -29,6 +29,7 @@ export const initCommand = defineCommand({
     seed: { kind: "int", default: 0, help: "seed of the random weights" },
     "init-std": { kind: "number", help: "std of the random weights (default: the config's initializer_range, else 0.02)" },
     tokenizer: { kind: "string", help: "tokenizer.json (or a directory with tokenizer files) to copy in" },
+    "num-hidden-layers": { kind: "int", help: "layers to write instead of the config's num_hidden_layers (e.g. 4: a shallow model of the same shape)" },
     "max-shard-size": { kind: "string", default: "5GB", help: "shard the weights above this size (HF's default 5GB)" },
     json: { kind: "boolean", help: "print the summary as JSON" },
   },
@@ -36,12 +37,16 @@ export const initCommand = defineCommand({
     "Weights: Linear and Embedding ~ N(0, std²), RMSNorm weights 1, biases 0 (transformers' _init_weights);",
     "the same values as new CausalLM(config, { seed }) in @lrc-ts/nn.",
     "",
-    "example:",
+    "examples:",
     "  lrc init --config qwen2.5-0.5b.json --out models/qwen-0.5b-random --dtype bf16 --tokenizer tok/tokenizer.json",
+    "  lrc init --config qwen2.5-0.5b.json --out models/qwen-0.5b-l4 --dtype bf16 --num-hidden-layers 4   (its first 4 layers' shape)",
   ].join("\n"),
   async run(flags) {
     const file = flags.config;
-    const config = readConfigFile(file);
+    const layers = flags["num-hidden-layers"];
+    if (layers !== undefined && layers < 1) throw new UsageError(`--num-hidden-layers must be positive, got ${layers}`);
+    const read = readConfigFile(file);
+    const config = layers === undefined ? read : { ...read, num_hidden_layers: layers };
     const range = config.extra.initializer_range;
     if (range !== undefined && !(typeof range === "number" && Number.isFinite(range) && range > 0))
       throw new Error(`${file}: initializer_range: expected a positive number, got ${JSON.stringify(range)}`);

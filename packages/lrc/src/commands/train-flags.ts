@@ -13,7 +13,7 @@ export const trainFlags = {
   out: { kind: "string", required: true, help: "run directory: metrics.jsonl, loss.svg, checkpoints/ and the exported model" },
   steps: { kind: "int", help: "optimizer steps (or --tokens)" },
   tokens: { kind: "int", help: "training tokens; steps = ceil(tokens / (batch-size * seq-len * grad-accum))" },
-  "batch-size": { kind: "int", default: 8, help: "sequences per micro-batch" },
+  "batch-size": { kind: "int", default: 8, help: "sequences per micro-batch (a batch whose step's memory estimate exceeds the memory is refused before the run)" },
   "seq-len": { kind: "int", default: 128, help: "tokens per sequence" },
   "grad-accum": { kind: "int", default: 1, help: "micro-batches per optimizer step" },
   lr: { kind: "number", help: "peak learning rate (distill 1e-4 as the paper; pretrain 1e-3)" },
@@ -80,7 +80,7 @@ export function report(command: string, r: RunResult, json: boolean): number {
   const f = (v: number | undefined) => (v === undefined ? "-" : v.toFixed(4));
   const lines = [
     `${command}: ${r.interrupted ? "interrupted" : "done"} at step ${r.steps}: ${r.tokens.toLocaleString("en-US")} tokens, ` +
-      `${Math.round(r.tokensPerSecond)} tokens/s, ${r.elapsedSeconds.toFixed(1)} s`,
+      `${Math.round(r.tokensPerSecond)} tokens/s in its training steps, ${r.elapsedSeconds.toFixed(1)} s`,
     `  final loss ${f(r.final.total)}  ce ${f(r.final.ce)}${r.final.kl !== undefined ? `  kl ${f(r.final.kl)}` : ""}${r.final.clone !== undefined ? `  clone ${f(r.final.clone)}` : ""}`,
   ];
   if (r.val !== null) lines.push(`  val loss ${f(r.val.loss)}  ppl ${r.val.perplexity.toFixed(2)}${r.val.teacherLoss !== null ? `  (teacher ${f(r.val.teacherLoss)})` : ""}`);

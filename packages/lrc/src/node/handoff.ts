@@ -125,7 +125,7 @@ function batchSeqLen(config: Record<string, unknown>): number | undefined {
 }
 
 /** The teacher directory given must be the run's teacher (the fields the projections' shapes rest on). */
-function checkSameTeacher(given: CausalLMConfig, run: CausalLMConfig, givenFile: string, runFile: string): void {
+export function checkSameTeacher(given: CausalLMConfig, run: CausalLMConfig, givenFile: string, runFile: string): void {
   for (const k of ["model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size"] as const)
     if (given[k] !== run[k]) throw new Error(`${givenFile}: ${k} is ${JSON.stringify(given[k])}, but the run in ${runFile} was trained from a teacher with ${JSON.stringify(run[k])}`);
 }

@@ -9,7 +9,9 @@ import path from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { evalWindows, readManifest } from "@lrc-ts/data";
 import { evaluateBatches, initCheckpoint, loadCausalLM, makeConfig } from "@lrc-ts/nn";
-import { spawnCli, waitFor, writeMarkovShards } from "../testing-internal/fixtures.js";
+import { missingVulkanLoader } from "@lrc-ts/tensor-core";
+import { spawn } from "node:child_process";
+import { REPO_ROOT, spawnCli, waitFor, writeMarkovShards } from "../testing-internal/fixtures.js";
 import { onInterrupt } from "./interrupt.js";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "lrc-interrupt-"));
@@ -93,4 +95,42 @@ describe("lrc eval in a child process", () => {
       expect(want.tokens).toBe(r.tokens);
       expect(r.loss).toBeCloseTo(want.loss, 9);
     }, 180_000);
+});
+
+describe("the repository's `pnpm lrc` script", () => {
+  // A terminal's Ctrl-C sends SIGINT to the whole foreground process group. tsx's own runner (`tsx file.ts`)
+  // SIGKILLs a child that has not acknowledged the signal within ~60 ms, which a command busy in a forward pass
+  // never does: the checkpoint (distill) or the partial result (eval) was lost. The script runs node with tsx's
+  // loader instead, so the command handles the signal itself.
+  it("Ctrl-C reaches the command: lrc eval finishes its batch and prints the result over the windows scored", async () => {
+    const model = path.join(root, "busy-model"), data = path.join(root, "busy-shards");
+    // Batches long enough (a vocabulary of 8,192, 4 windows of 256) that the signal lands inside one.
+    initCheckpoint(makeConfig({
+      model_type: "qwen2", vocab_size: 8192, hidden_size: 128, intermediate_size: 256, num_hidden_layers: 2,
+      num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, tie_word_embeddings: true,
+    }), model, { seed: 1 });
+    writeMarkovShards(data, { vocab: 8192, trainTokens: 2000, valTokens: 200_000 });
+    const script = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.lrc!;
+    const [cmd, ...args] = script.split(" ");
+    const exe = cmd === "node" ? process.execPath : path.join(REPO_ROOT, "node_modules", ".bin", cmd!);
+    // Its own process group, as a terminal's foreground job.
+    const child = spawn(exe, [...args, "eval", "--model", model, "--data", data, "--window", "256", "--batch-size", "4", "--json"], {
+      cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" },
+    });
+    let out = "", err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    await waitFor(() => /eval [1-9]\d*\//.test(err) || child.exitCode !== null, 120_000, "the first windows");
+    process.kill(-child.pid!, "SIGINT");
+    const code = await closed;
+    expect(code, err).toBe(130);
+    expect(err).toMatch(/interrupt: stopping after this batch of windows/);
+    // Without a Vulkan loader auto does not ask Dawn, whose warning (with a C++ source location) read like a crash.
+    if (missingVulkanLoader() !== null) expect(err).not.toContain("Couldn't load Vulkan");
+    const r = JSON.parse(out.trim()) as { tokens: number; tokens_total: number; interrupted: boolean };
+    expect(r.interrupted).toBe(true);
+    expect(r.tokens).toBeGreaterThan(0);
+    expect(r.tokens).toBeLessThan(r.tokens_total);
+  }, 180_000);
 });

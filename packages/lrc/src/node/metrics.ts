@@ -50,6 +50,20 @@ export function readMetrics(file: string): MetricsRow[] {
   return rows;
 }
 
+/** The run's final losses: each term's mean over the last (up to) 10 train rows (a resumed run's earlier rows included). */
+export function finalLosses(rows: readonly MetricsRow[]): Record<string, number> {
+  const recent = rows.filter((r): r is TrainRow => r.type === "train").slice(-10);
+  const final: Record<string, number> = {};
+  for (const r of recent) for (const [k, v] of Object.entries(r.losses)) final[k] = (final[k] ?? 0) + v / recent.length;
+  return final;
+}
+
+/** The run's last evaluation among the rows (null without one). */
+export function lastEvaluation(rows: readonly MetricsRow[]): EvalMetrics | null {
+  const e = rows.filter((r): r is EvalRow => r.type === "eval").at(-1);
+  return e === undefined ? null : { step: e.step, loss: e.val_loss, perplexity: e.val_ppl, tokens: e.val_tokens, teacherLoss: e.teacher_val_loss };
+}
+
 /** Runs a write of `file`, naming the file in its error (Node's messages for writes name no path). */
 function writing(file: string, fn: () => void): void {
   try {
@@ -63,6 +77,16 @@ export class MetricsLog {
   private rows: MetricsRow[] = [];
 
   constructor(readonly file: string, readonly plotFile: string) {}
+
+  /** The last evaluation so far (a resumed run's included). */
+  lastEvaluation(): EvalMetrics | null {
+    return lastEvaluation(this.rows);
+  }
+
+  /** The final losses so far (finalLosses over the rows, a resumed run's included). */
+  finalLosses(): Record<string, number> {
+    return finalLosses(this.rows);
+  }
 
   reset(): void {
     this.rows = [];

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CausalLM, TORCH_DTYPE, configDType, loadCausalLM, loadedBytes, parameterCount, readConfigFile } from "@lrc-ts/nn";
-import { bufferPoolStats, getBackend, makeDirectory, writeFileAtomic } from "@lrc-ts/tensor-core";
+import { bufferPoolStats, getBackend, makeDirectory, memoryLimit, writeFileAtomic } from "@lrc-ts/tensor-core";
 import type { SafetensorsFloatDType } from "@lrc-ts/tensor-core";
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { MANIFEST_FILE, openShards, readManifest, verifySplit, verifyTokenizer, windowCount } from "@lrc-ts/data";
@@ -21,10 +21,14 @@ import { LmTask, LrcTask } from "../task.js";
 import type { TrainTask } from "../task.js";
 import { Trainer } from "../trainer.js";
 import type { EvalMetrics, StepMetrics, TrainerConfig } from "../trainer.js";
-import { estimateMemory } from "../plan.js";
+import { estimateMemory, memoryVerdict } from "../plan.js";
 import type { MemoryEstimate, RecomputeChoice, RunShape } from "../plan.js";
 import { TRAINING_CONFIG_FIELD } from "../training-record.js";
 import { exportConfigFiles, modelCard } from "./model-card.js";
+import { CheckpointStore } from "./checkpoint.js";
+import { checkSameTeacher } from "./handoff.js";
+import { finalLosses, lastEvaluation, readMetrics } from "./metrics.js";
+import type { ResolvedLossOptions } from "../losses.js";
 import { lrcVersion } from "./version.js";
 import { exportTrained } from "./model-files.js";
 import { valSource } from "./sources.js";
@@ -118,6 +122,7 @@ export interface RunResult {
   readonly final: Record<string, number>;
   readonly val: EvalMetrics | null;
   readonly tokens: number;
+  /** Tokens trained in this process over the seconds its training steps took (evaluations, checkpoints and the export excluded). */
   readonly tokensPerSecond: number;
   readonly elapsedSeconds: number;
   /** The exported HF directory (null when interrupted). */
@@ -198,14 +203,19 @@ function checkData(o: TrainRunOptions, limits: ModelLimits, tokenizerFrom: strin
   if (T > limits.maxPositions) throw new RangeError(`--seq-len ${T} exceeds max_position_embeddings ${limits.maxPositions} of ${limits.config}`);
   // The shards must hold this tokenizer's ids (the manifest records the sha256 of the tokenizer.json they were made with).
   if (tokenizerFrom !== undefined && fs.existsSync(path.join(tokenizerFrom, "tokenizer.json"))) verifyTokenizer(o.data, tokenizerFrom);
-  // The logits of one micro-batch alone ([B, T, vocab] float32) must fit in memory.
-  const logitBytes = B * T * limits.vocabSize * 4;
-  if (logitBytes > os.totalmem())
-    throw new RangeError(
-      `--batch-size ${B} x --seq-len ${T}: the logits alone need about ${Math.round(logitBytes / 1024 ** 3)} GiB (x vocab_size ${limits.vocabSize}, float32), ` +
-        `more than this machine's ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB; lower --batch-size and use --grad-accum`,
-    );
   return manifest;
+}
+
+/**
+ * A step of this batch against the memory (before training or a dry run, so the OOM killer never has to say
+ * it): refused when its estimate exceeds the memory limit, a warning on `log` when twice it does (plan.ts memoryVerdict).
+ */
+function checkMemory(spec: RunSpec, o: TrainRunOptions, B: number, T: number, log: (l: string) => void): void {
+  const accum = o.gradAccum ?? 1;
+  const m = estimateMemory({ ...spec.shape, batchSize: B, seqLen: T, gradAccum: accum });
+  const v = memoryVerdict(m, memoryLimit(), `--batch-size ${B} x --seq-len ${T}`, spec.recompute?.recompute ?? null);
+  if (v.verdict === "refuse") throw new RangeError(v.message);
+  if (v.verdict === "warn") log(v.message);
 }
 
 async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
@@ -214,6 +224,7 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
   const manifest = checkData(o, limits, tokenizerFrom, B, T);
   const steps = resolveSteps(o, B, T);
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  checkMemory(spec, o, B, T, log);
   const evalOn = evalData(o, manifest, limits.vocabSize, T, log);
   // The evaluation split is verified (checksums, id range) once here; the evaluations then read it unverified.
   if (evalOn !== null) verifySplit(evalOn.dir, evalOn.split);
@@ -237,16 +248,9 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
     const r = await runTraining(trainer, runOpts);
     let exported: string | null = null;
     if (!r.interrupted) {
-      const configOverrides = { [TRAINING_CONFIG_FIELD]: { train_seq_len: T, version: lrcVersion() } };
-      await exportTrained(task, exportDir, {
-        configOverrides, dtype: spec.dtype, extraFiles: exportConfigFiles(config, tokenizerFrom), ...(tokenizerFrom !== undefined ? { tokenizerFrom } : {}),
+      await writeExport(task, exportDir, {
+        config, tokenizerFrom, dtype: spec.dtype, seqLen: T, method: spec.method, teacher: spec.teacher, steps: r.step, tokens: r.tokens, final: r.final, val: r.lastEval,
       });
-      const exportedConfig = readConfigFile(path.join(exportDir, "config.json"));
-      writeFileAtomic(path.join(exportDir, "README.md"), modelCard({
-        config: exportedConfig, parameters: parameterCount(exportedConfig),
-        method: spec.method, teacher: spec.teacher, steps: r.step, tokens: r.tokens, seqLen: T, dtype: TORCH_DTYPE[spec.dtype],
-        final: r.final, val: r.lastEval, version: lrcVersion(),
-      }));
       exported = exportDir;
     }
     return {
@@ -256,6 +260,27 @@ async function runTask(o: TrainRunOptions, spec: RunSpec): Promise<RunResult> {
   } finally {
     reader.close();
   }
+}
+
+/**
+ * Writes a task's trained model as an HF directory `dir`: config.json with the training record (the window T),
+ * the weights in `dtype`, the tokenizer files and the generation / tokenizer configs derived from `config`
+ * (the reference model's: the teacher's for distill), and the model card README.md.
+ */
+async function writeExport(task: TrainTask, dir: string, e: {
+  config: CausalLMConfig; tokenizerFrom: string | undefined; dtype: SafetensorsFloatDType; seqLen: number; method: string; teacher: string | null;
+  steps: number; tokens: number; final: Record<string, number>; val: EvalMetrics | null;
+}): Promise<void> {
+  const configOverrides = { [TRAINING_CONFIG_FIELD]: { train_seq_len: e.seqLen, version: lrcVersion() } };
+  await exportTrained(task, dir, {
+    configOverrides, dtype: e.dtype, extraFiles: exportConfigFiles(e.config, e.tokenizerFrom), ...(e.tokenizerFrom !== undefined ? { tokenizerFrom: e.tokenizerFrom } : {}),
+  });
+  const exportedConfig = readConfigFile(path.join(dir, "config.json"));
+  writeFileAtomic(path.join(dir, "README.md"), modelCard({
+    config: exportedConfig, parameters: parameterCount(exportedConfig),
+    method: e.method, teacher: e.teacher, steps: e.steps, tokens: e.tokens, seqLen: e.seqLen, dtype: TORCH_DTYPE[e.dtype],
+    final: e.final, val: e.val, version: lrcVersion(),
+  }));
 }
 
 /** Where evaluation reads: valData's val (else train) split, or data's val split; null (with a note) when data has none. */
@@ -335,7 +360,7 @@ async function distillTask(o: DistillOptions): Promise<RunSpec> {
   return {
     task: new LrcTask(clone), exportDir: path.join(o.out, "student"), tokenizerFrom, config: tc, limits, defaultLr: 1e-4,
     describe: {}, dtype: exportDType(o, tc), teacher: teacherDir,
-    method: `Low-Rank Clone (LRC): student hidden size ${sc.hidden_size} from the teacher's ${tc.hidden_size}; alpha ${clone.loss.alpha}, KL temperature ${clone.loss.temperature}, attention-out term ${clone.loss.attnOut}, ${o.init ?? "random"} projection init`,
+    method: distillMethod(sc.hidden_size, tc.hidden_size, clone.loss, o.init ?? "random"),
     info: {
       command: "distill", teacher: teacherDir, logCloneTerms: clone.loss.logCloneTerms,
       init: o.init ?? "random", initTokens: o.init === "pca" ? (o.initTokens ?? DEFAULT_INIT_TOKENS) : null,
@@ -348,8 +373,94 @@ async function distillTask(o: DistillOptions): Promise<RunSpec> {
   };
 }
 
+/**
+ * The shard directories' manifests read before a model is loaded, so a wrong --data or --val-data stops at once
+ * (loading a Qwen2.5-0.5B teacher takes ~10 s) with the directory named; runTask checks them in full.
+ */
+function checkDataDirs(o: TrainRunOptions): void {
+  readManifest(o.data);
+  if (o.valData !== undefined) readManifest(o.valData);
+}
+
+/** The model card's description of a distill run. */
+function distillMethod(d: number, D: number, loss: Pick<ResolvedLossOptions, "alpha" | "temperature" | "attnOut">, init: string): string {
+  return `Low-Rank Clone (LRC): student hidden size ${d} from the teacher's ${D}; alpha ${loss.alpha}, KL temperature ${loss.temperature}, attention-out term ${loss.attnOut}, ${init} projection init`;
+}
+
+export interface ExportRunOptions {
+  /** Run directory of `lrc distill` (run.json, checkpoints/): its newest verified checkpoint is folded. */
+  readonly run: string;
+  /** Output HF directory (default: the run's own export directory, `<run>/student`). */
+  readonly out?: string;
+  /** The teacher directory (default: the one run.json names); checked against the teacher the run was trained from. */
+  readonly teacher?: string;
+  /** Weight dtype (default: the run's, its teacher's torch_dtype unless distill was given --dtype). */
+  readonly dtype?: "bf16" | "f16" | "f32";
+  readonly log?: (line: string) => void;
+}
+
+export interface ExportRunResult {
+  readonly out: string;
+  readonly checkpoint: string;
+  readonly step: number;
+  readonly steps: number;
+  readonly tokens: number;
+}
+
+/**
+ * `lrc export`: folds the newest verified checkpoint of a distill run (finished, interrupted or still running)
+ * into the plain HF student `lrc distill` writes at its end: the same files, the model card's losses from
+ * metrics.jsonl up to the checkpoint's step.
+ */
+export async function exportRun(o: ExportRunOptions): Promise<ExportRunResult> {
+  const runFile = path.join(o.run, "run.json");
+  if (!fs.existsSync(runFile)) throw new Error(`${runFile}: missing: not a run directory of lrc distill`);
+  let run: Record<string, unknown>;
+  try {
+    run = JSON.parse(fs.readFileSync(runFile, "utf8")) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${runFile}: not valid JSON: ${(e as Error).message}`);
+  }
+  if (run.command !== "distill") throw new Error(`${runFile}: command is ${JSON.stringify(run.command)}: lrc export folds distill runs (a pretrain run exports its model/ when it ends)`);
+  const task = (run.config as { task?: Record<string, unknown> } | undefined)?.task ?? {};
+  const { hiddenSize, studentEps, tieLmHeadProjection, loss } = task as { hiddenSize?: unknown; studentEps?: unknown; tieLmHeadProjection?: unknown; loss?: ResolvedLossOptions };
+  if (typeof hiddenSize !== "number" || typeof studentEps !== "number" || typeof tieLmHeadProjection !== "boolean" || loss === undefined)
+    throw new Error(`${runFile}: config.task: missing hiddenSize, studentEps, tieLmHeadProjection or loss`);
+  const teacherDir = o.teacher ?? (typeof run.teacher === "string" ? run.teacher : undefined);
+  if (teacherDir === undefined) throw new Error(`${runFile}: names no teacher directory (the run was given a loaded model); pass --teacher`);
+  const seqLen = run.seqLen;
+  if (typeof seqLen !== "number") throw new Error(`${runFile}: seqLen: expected a number, got ${JSON.stringify(seqLen)}`);
+  const runTeacher = task.teacher as CausalLMConfig | undefined;
+  if (runTeacher !== undefined) checkSameTeacher(readConfigFile(path.join(teacherDir, "config.json")), runTeacher, path.join(teacherDir, "config.json"), runFile);
+  const teacher = await loadCausalLM(teacherDir, { keepDType: ["cpu", "webgpu"].includes(getBackend().name) });
+  try {
+    const clone = new LowRankClone(teacher, { hiddenSize, studentEps, tieLmHeadProjection });
+    const lrcTask = new LrcTask(clone);
+    const named = lrcTask.params();
+    const store = new CheckpointStore(path.join(o.run, "checkpoints"));
+    const ck = await store.loadLatest(Object.keys(named), Object.values(named), o.log ?? (() => {}));
+    if (ck === null) throw new Error(`${store.dir}: no checkpoint to export (a run saves one every --save-every steps, at Ctrl-C and at its end)`);
+    const rows = readMetrics(path.join(o.run, "metrics.jsonl")).filter((r) => r.step <= ck.step);
+    const final = finalLosses(rows);
+    const val = lastEvaluation(rows);
+    // <run>/student, where distill exports (run.json's exportTo is absolute: a moved run would write elsewhere).
+    const out = o.out ?? path.join(o.run, "student");
+    const dtype = o.dtype !== undefined ? DTYPES[o.dtype]! : typeof run.exportDType === "string" && ["BF16", "F16", "F32"].includes(run.exportDType) ? (run.exportDType as SafetensorsFloatDType) : (configDType(teacher.config) ?? "F32");
+    const tokenizerFrom = typeof run.tokenizerFrom === "string" ? run.tokenizerFrom : teacherDir;
+    await writeExport(lrcTask, out, {
+      config: teacher.config, tokenizerFrom, dtype, seqLen, method: distillMethod(hiddenSize, teacher.config.hidden_size, loss, typeof run.init === "string" ? run.init : "random"),
+      teacher: teacherDir, steps: ck.step, tokens: ck.tokens, final, val,
+    });
+    const steps = (run.config as { steps?: unknown }).steps;
+    return { out, checkpoint: ck.dir, step: ck.step, steps: typeof steps === "number" ? steps : ck.step, tokens: ck.tokens };
+  } finally {
+    teacher.dispose();
+  }
+}
+
 /** Low-Rank Clone training from a teacher directory; exports `<out>/student/`. */
 export async function distill(o: DistillOptions): Promise<RunResult> {
+  checkDataDirs(o);
   return runTask(o, await distillTask(o));
 }
 
@@ -417,6 +528,7 @@ async function pretrainTask(o: PretrainOptions): Promise<RunSpec> {
 
 /** Training a CausalLM from random init (CE, or CE + KL with a teacher); exports `<out>/model/`. */
 export async function pretrain(o: PretrainOptions): Promise<RunResult> {
+  checkDataDirs(o);
   return runTask(o, await pretrainTask(o));
 }
 
@@ -457,6 +569,7 @@ export const DRY_RUN_STEPS = 2;
 async function dryRun(p: RunSpec, o: TrainRunOptions): Promise<DryRunResult> {
   const B = o.batchSize ?? 8, T = o.seqLen ?? 128, accum = o.gradAccum ?? 1;
   checkData(o, p.limits, p.tokenizerFrom, B, T);
+  checkMemory(p, o, B, T, o.log ?? ((l: string) => process.stderr.write(`${l}\n`)));
   await p.prepare?.();
   const steps = resolveSteps(o, B, T);
   const reader = openShards(o.data, { split: "train", seqLen: T, batchSize: B, seed: o.seed ?? 0 });
@@ -489,11 +602,13 @@ async function dryRun(p: RunSpec, o: TrainRunOptions): Promise<DryRunResult> {
 
 /** `distill`'s plan: parameters, memory by part, and two timed steps (`lrc distill --dry-run`). */
 export async function distillDryRun(o: DistillOptions): Promise<DryRunResult> {
+  checkDataDirs(o);
   return dryRun(await distillTask(o), o);
 }
 
 /** `pretrain`'s plan (`lrc pretrain --dry-run`). */
 export async function pretrainDryRun(o: PretrainOptions): Promise<DryRunResult> {
+  checkDataDirs(o);
   return dryRun(await pretrainTask(o), o);
 }
 

@@ -39,10 +39,11 @@ export interface RunTrainingOptions {
 export interface TrainResult {
   readonly step: number;
   readonly interrupted: boolean;
-  /** Mean of each named loss over the last (up to 10) steps of this process. */
+  /** Mean of each named loss over the run's last (up to 10) steps (metrics.jsonl's rows, before a resume too). */
   readonly final: Record<string, number>;
   readonly lastEval: EvalMetrics | null;
   readonly tokens: number;
+  /** Tokens trained in this process over the seconds its training steps took (evaluations and checkpoints excluded). */
   readonly tokensPerSecond: number;
   readonly elapsedSeconds: number;
   readonly checkpoint: string | null;
@@ -88,30 +89,33 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
   const t0 = Date.now();
   const etaClock = new EtaClock(startStep);
   const elapsed = () => elapsedBefore + (Date.now() - t0) / 1000;
+  // Throughput of the training steps of this process: evaluations and checkpoints (minutes at real scale) excluded.
+  let stepSeconds = 0;
+  const tokensPerSecond = () => (stepSeconds > 0 ? (trainer.tokens - startTokens) / stepSeconds : 0);
   const progress = new Progress({ enabled: opts.progress ?? true, total: steps, label: trainer.task.label });
   const interrupt = opts.handleSigint ? onInterrupt("saving a checkpoint after this step", log) : null;
   const interrupted = () => interrupt?.signal.aborted === true;
-  const recent: Array<Record<string, number>> = [];
   const evalEvery = trainer.cfg.evalEvery ?? 0, saveEvery = opts.saveEvery ?? 0;
   try {
     while (trainer.step < steps && !interrupted()) {
       opts.beforeStep?.(trainer.step + 1);
+      const stepStart = performance.now();
       const s = await trainer.step1();
+      stepSeconds += (performance.now() - stepStart) / 1000;
       const el = elapsed();
-      const runSeconds = (Date.now() - t0) / 1000;
-      const tps = runSeconds > 0 ? (trainer.tokens - startTokens) / runSeconds : 0;
+      const tps = tokensPerSecond();
       const m: StepMetrics = {
         step: trainer.step, totalSteps: steps, losses: s.losses, lr: s.lr, gradNorm: s.gradNorm, tokens: trainer.tokens,
         tokensPerSecond: tps, elapsedSeconds: el,
       };
-      recent.push(s.losses);
-      if (recent.length > 10) recent.shift();
       metrics.train(m);
       await opts.onStep?.(m);
       const eta = etaClock.after(trainer.step, steps);
       progress.update(trainer.step, s.losses, tps, eta);
       const last = trainer.step === steps;
-      if ((evalEvery > 0 && trainer.step % evalEvery === 0) || last) {
+      if (trainer.val !== null && ((evalEvery > 0 && trainer.step % evalEvery === 0) || last)) {
+        // An evaluation takes minutes at real scale (the teacher's val loss too, the first time): say so first.
+        progress.note(`step ${trainer.step}: evaluating on the val batches`);
         const e = await trainer.evaluate();
         if (e !== null) {
           metrics.eval(e);
@@ -139,16 +143,15 @@ export async function runTraining(trainer: Trainer, opts: RunTrainingOptions): P
     interrupt?.dispose();
     metrics.plot();
   }
-  const final: Record<string, number> = {};
-  for (const r of recent) for (const [k, v] of Object.entries(r)) final[k] = (final[k] ?? 0) + v / recent.length;
-  const runSeconds = (Date.now() - t0) / 1000;
+  const final = metrics.finalLosses();
   return {
     step: trainer.step,
     interrupted: interrupted(),
     final,
-    lastEval: trainer.lastEval,
+    // A run resumed from its last checkpoint evaluates nothing: its last evaluation is in metrics.jsonl.
+    lastEval: trainer.lastEval ?? metrics.lastEvaluation(),
     tokens: trainer.tokens,
-    tokensPerSecond: runSeconds > 0 ? (trainer.tokens - startTokens) / runSeconds : 0,
+    tokensPerSecond: tokensPerSecond(),
     elapsedSeconds: elapsed(),
     checkpoint: lastCheckpoint,
   };

@@ -4,7 +4,7 @@
 import { createRequire } from "node:module";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
-import { autoTakesWebGpu, webGpuAdapterInfo } from "./auto.js";
+import { autoTakesWebGpu, missingVulkanLoader, webGpuAdapterInfo } from "./auto.js";
 import { describeChoice, getBackend, initBackend, initBackendFromEnvAsync, registerBackend, setBackend } from "./backend.js";
 import { loadGpujs } from "./gpujs/backend.js";
 import { autoDeviceWithoutLoading, type WebGpuAdapterInfo } from "./gpujs/runtime.js";
@@ -42,6 +42,30 @@ describe("autoTakesWebGpu", () => {
       expect(pick.why).toMatch(/software rendering on the CPU, not taken automatically/);
     }
     expect(autoTakesWebGpu(null)).toEqual({ take: false, why: "no WebGPU adapter" });
+  });
+});
+
+describe("missingVulkanLoader (Linux: auto passes over webgpu without asking Dawn, which would print its warning)", () => {
+  const search = (o: { platform?: string; ld?: string; files?: string[]; cache?: string | null }) => ({
+    platform: o.platform ?? "linux", env: o.ld === undefined ? {} : { LD_LIBRARY_PATH: o.ld },
+    exists: (f: string) => (o.files ?? []).includes(f), linkerCache: () => (o.cache === undefined ? "" : o.cache),
+  });
+  it("finds the loader on LD_LIBRARY_PATH, in a default directory or in the linker's cache", () => {
+    expect(missingVulkanLoader(search({ ld: "/opt/a::/opt/mesa/lib", files: ["/opt/mesa/lib/libvulkan.so.1"] }))).toBeNull();
+    expect(missingVulkanLoader(search({ files: ["/usr/lib/x86_64-linux-gnu/libvulkan.so.1"] }))).toBeNull();
+    expect(missingVulkanLoader(search({ cache: "ld.so-1.7.0\0libvulkan.so.1\0/usr/lib/libvulkan.so.1" }))).toBeNull();
+  });
+  it("says why when it is nowhere; asks Dawn off Linux, in a browser, or when the cache cannot be read", () => {
+    expect(missingVulkanLoader(search({ ld: "/opt/a", cache: "libc.so.6" }))).toBe("no Vulkan loader (libvulkan.so.1), which Dawn needs for a WebGPU adapter on Linux");
+    expect(missingVulkanLoader(search({ platform: "darwin" }))).toBeNull();
+    expect(missingVulkanLoader(search({ cache: null }))).toBeNull();
+    expect(missingVulkanLoader(null)).toBeNull();
+  });
+  it("auto's note says so on a machine without the loader", async () => {
+    if (missingVulkanLoader() === null) return;
+    const chosen = await initBackend("auto");
+    expect(chosen.autoNotes?.[0]).toBe("webgpu: no Vulkan loader (libvulkan.so.1), which Dawn needs for a WebGPU adapter on Linux");
+    setBackend("cpu");
   });
 });
 

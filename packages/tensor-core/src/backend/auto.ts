@@ -31,3 +31,52 @@ export async function webGpuAdapterInfo(): Promise<WebGpuAdapterInfo | null> {
     isFallbackAdapter: typeof fallback === "boolean" ? fallback : null,
   };
 }
+
+/** What missingVulkanLoader looks at (Node's, by default; a test passes its own). */
+export interface LoaderSearch {
+  readonly platform: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Whether a file exists. */
+  exists(file: string): boolean;
+  /** The dynamic linker's cache (/etc/ld.so.cache) as text, or null when unreadable. */
+  linkerCache(): string | null;
+}
+
+/** The directories the dynamic linker searches without a cache entry (glibc's defaults, and the multiarch ones). */
+const LIB_DIRS = ["/lib", "/usr/lib", "/lib64", "/usr/lib64", "/usr/local/lib", "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu"];
+const VULKAN_LOADER = "libvulkan.so.1";
+
+function nodeLoaderSearch(): LoaderSearch | null {
+  // Node's fs through process.getBuiltinModule, as buffer-pool.ts reads the cgroup: no import, since this module
+  // is in the browser build too.
+  const proc = (globalThis as { process?: { platform: string; env: Record<string, string | undefined>; getBuiltinModule?: (id: string) => unknown } }).process;
+  const fs = proc?.getBuiltinModule?.("node:fs") as { existsSync(f: string): boolean; readFileSync(f: string, encoding: "latin1"): string } | undefined;
+  if (proc === undefined || fs === undefined) return null;
+  return {
+    platform: proc.platform, env: proc.env, exists: (f) => fs.existsSync(f),
+    linkerCache: () => {
+      try {
+        return fs.readFileSync("/etc/ld.so.cache", "latin1");
+      } catch {
+        return null;
+      }
+    },
+  };
+}
+
+/**
+ * On Linux, Dawn (the `webgpu` package) reaches a GPU only through the Vulkan loader, libvulkan.so.1. Without it,
+ * asking for an adapter prints Dawn's "Warning: Couldn't load Vulkan" with a C++ source location on stderr, which
+ * reads like a crash, in every command that chooses a backend with auto. This looks where the dynamic linker
+ * would find it (LD_LIBRARY_PATH, its cache, the default directories) and returns why webgpu is passed over when
+ * it is nowhere, else null (also off Linux and in browsers: ask Dawn).
+ */
+export function missingVulkanLoader(search?: LoaderSearch | null): string | null {
+  const s = search === undefined ? nodeLoaderSearch() : search;
+  if (s === null || s.platform !== "linux") return null;
+  const dirs = [...(s.env.LD_LIBRARY_PATH ?? "").split(":").filter((d) => d !== ""), ...LIB_DIRS];
+  if (dirs.some((d) => s.exists(`${d}/${VULKAN_LOADER}`))) return null;
+  const cache = s.linkerCache();
+  if (cache === null || cache.includes(VULKAN_LOADER)) return null;
+  return `no Vulkan loader (${VULKAN_LOADER}), which Dawn needs for a WebGPU adapter on Linux`;
+}

@@ -14,7 +14,7 @@ import type { TypedArray } from "../dtype.js";
 import type { Tensor } from "../tensor.js";
 import { activate, dispatchCounts, resetDispatchCounts } from "./dispatch.js";
 import { GPU_MODES, loadGpujs, type GpujsBackend } from "./gpujs/backend.js";
-import { autoTakesWebGpu, webGpuAdapterInfo } from "./auto.js";
+import { autoTakesWebGpu, missingVulkanLoader, webGpuAdapterInfo } from "./auto.js";
 import type { Backend, BackendInfo, DeviceStats } from "./kernels.js";
 import { autoDeviceWithoutLoading, type GpuDeviceInfo, type GpuMode, type GlStrings } from "./gpujs/runtime.js";
 
@@ -149,13 +149,16 @@ async function initAuto(opts: InitBackendOptions): Promise<BackendInfo> {
 async function probeAuto(opts: InitBackendOptions): Promise<BackendInfo> {
   const notes: string[] = [];
   const failed = (what: string, e: unknown) => notes.push(`${what}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}`);
-  try {
-    const pick = autoTakesWebGpu(await webGpuAdapterInfo());
-    if (pick.take) return { ...(await initBackend("webgpu", opts)), autoNotes: notes };
-    notes.push(`webgpu: ${pick.why}`);
-  } catch (e) {
-    failed("webgpu", e);
-  }
+  const noLoader = missingVulkanLoader();
+  if (noLoader !== null) notes.push(`webgpu: ${noLoader}`);
+  else
+    try {
+      const pick = autoTakesWebGpu(await webGpuAdapterInfo());
+      if (pick.take) return { ...(await initBackend("webgpu", opts)), autoNotes: notes };
+      notes.push(`webgpu: ${pick.why}`);
+    } catch (e) {
+      failed("webgpu", e);
+    }
   if (loaders.has("gpu")) {
     // GPU.js is not loaded where it is known to run on the CPU; the note is the one it gives when started.
     const cpuOnly = loaders.get("gpu") === loadGpujs && (opts.mode ?? "auto") === "auto" ? autoDeviceWithoutLoading() : null;
