@@ -16,7 +16,6 @@ import { tokenWindows } from "@lrc-ts/data";
 import type { Batch, ReaderState, TokenArray } from "@lrc-ts/data";
 import type { LowRankClone } from "./clone.js";
 import { batchIds } from "./losses.js";
-import { estimateMemory } from "./plan.js";
 import { weightTensors } from "./projection.js";
 
 /** Named scalar tensors; `total` is what backward runs from. */
@@ -78,8 +77,6 @@ export interface EvalSource {
 /** Low-Rank Clone as a training task. */
 export class LrcTask implements TrainTask {
   readonly label = "distill";
-  /** The shape [B, T] of the last training batch (whose recompute decision an evaluation follows), or null. */
-  private trainShape: readonly [number, number] | null = null;
   constructor(readonly clone: LowRankClone) {}
 
   params(): Record<string, Tensor> {
@@ -92,7 +89,6 @@ export class LrcTask implements TrainTask {
   }
 
   loss(batch: Batch): TaskLoss {
-    this.trainShape = batch.shape;
     const r = this.clone.forward(batch);
     const parts: Record<string, Tensor> = {};
     if (r.ce !== null) parts.ce = r.ce;
@@ -110,12 +106,13 @@ export class LrcTask implements TrainTask {
   }
 
   /**
-   * One evaluation with the student's generated weights (W_T P, the [V, d] embedding and head included) built
-   * once under noGrad and reused over every batch, then freed (the teacher's tensors and the trainable ones are
-   * not), when evalHoldsWeights() says they fit; else evalModel(), which rebuilds them per batch.
+   * One evaluation with the student's generated weights (W_T P for every layer, the [V, d] embedding and head)
+   * built once under noGrad and reused over every batch, then freed (the teacher's tensors and the trainable ones
+   * are not). evalModel() built all of them for each batch, so holding them for the whole evaluation raises no
+   * peak, whatever the step's recomputeWeights: only a layer-major evaluation (every batch through layer i
+   * before layer i + 1 is built) would hold less.
    */
   async withEvalModel<T>(fn: (model: LanguageModel) => Promise<T>): Promise<T> {
-    if (!this.evalHoldsWeights()) return fn(this.evalModel());
     const clone = this.clone;
     const w = noGrad(() => clone.studentWeights());
     const shared = new Set([...weightTensors(clone.teacherWeights), ...clone.parameters()]);
@@ -124,26 +121,6 @@ export class LrcTask implements TrainTask {
     } finally {
       for (const t of weightTensors(w)) if (!shared.has(t)) t.dispose();
     }
-  }
-
-  /**
-   * Whether an evaluation may hold every layer's generated weights at once: yes when the training step keeps
-   * them (recomputeWeights off, or "auto" chose to keep them), or, when it recomputes them (for memory), when
-   * all of them and the [V, d] tables take no more than the step's activations and logits by the memory
-   * estimate (plan.ts estimateMemory), which an evaluation does not hold: the evaluation then peaks no higher
-   * than the step. Before any step (shape unknown), only with recomputeWeights off.
-   */
-  evalHoldsWeights(): boolean {
-    const clone = this.clone;
-    if (this.trainShape === null) return clone.loss.recomputeWeights === false;
-    const [batchSize, seqLen] = this.trainShape;
-    if (!clone.recomputePlan(batchSize, seqLen).recompute) return true;
-    const shape = { ...clone.runShape(), batchSize, seqLen };
-    const step = estimateMemory({ ...shape, recomputeWeights: true });
-    const s = clone.studentConfig;
-    const tables = (s.tie_word_embeddings ? 1 : 2) * s.vocab_size * s.hidden_size * 4;
-    const allLayers = estimateMemory({ ...shape, recomputeWeights: false }).studentWeights - step.studentWeights;
-    return allLayers + tables <= step.activations + step.logits;
   }
 
   teacherEvalModel(): LanguageModel {
