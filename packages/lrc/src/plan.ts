@@ -79,9 +79,10 @@ export function poolRoundingBytes(values: number): number {
  * What the process holds beyond the step's tensors: Node and the loaded modules (~95 MiB before a model loads),
  * the worker thread and each thread's WebAssembly heaps (the gemm's packed panels, the row kernels' buffers; ~40
  * MiB at 2 threads), and pooled scratch outside the estimate's tensors. Measured, not derived: the peak RSS of
- * `lrc distill --dry-run` at 2 threads less every other part of this estimate came to 205-234 MiB at three shapes
- * (a toy teacher with the Qwen vocabulary, the Qwen2.5-0.5B shape with 4 and with 24 layers; packages/lrc/README.md,
- * "The plan and the memory check"), so it does not grow with the model or the batch.
+ * `lrc distill --dry-run` at 2 threads less every other part of this estimate came to 213 and 205 MiB at the
+ * Qwen2.5-0.5B shape with 4 and 24 layers and 164 MiB at a toy teacher with the Qwen vocabulary (smaller gemms,
+ * smaller WebAssembly heaps; packages/lrc/README.md, "The plan and the memory check"): it does not grow with the
+ * model or the batch.
  */
 export const RUNTIME_BYTES = 208 * 2 ** 20;
 
