@@ -11,7 +11,7 @@ import type { CausalLM, CausalLMConfig, CausalLMWeights } from "@lrc-ts/nn";
 import { memoryLimit, parseSafetensors, serializeSafetensors } from "@lrc-ts/tensor-core";
 import type { SafetensorsFile, SafetensorsFloatDType, SafetensorsTensorInput, Tensor } from "@lrc-ts/tensor-core";
 import type { LossOptions, LrcLoss, ResolvedLossOptions } from "./losses.js";
-import { lrcLoss, resolveLossOptions } from "./losses.js";
+import { gramLayers, lrcLoss, resolveLossOptions } from "./losses.js";
 import { chooseRecompute } from "./plan.js";
 import type { RecomputeChoice, RunShape } from "./plan.js";
 import type { ProjectionOptions, ProjectionParams, Teacher } from "./projection.js";
@@ -82,9 +82,7 @@ export class LowRankClone {
   /** What the memory estimate (plan.ts estimateMemory) needs of this clone's step, but the batch shape. */
   runShape(): Omit<RunShape, "batchSize" | "seqLen"> {
     const teacherBytes = weightTensors(this.projections.teacher).reduce((n, t) => n + t.nbytes, 0);
-    const l = this.loss;
-    const gramLayers = l.attnOut === "reference" && l.cloneTerms.includes("o") && (l.alpha > 0 || l.logCloneTerms) ? l.cloneLayers.length : 0;
-    return { teacher: this.teacherConfig, teacherBytes, student: this.studentConfig, trainable: this.numTrainable(), generated: true, gramLayers };
+    return { teacher: this.teacherConfig, teacherBytes, student: this.studentConfig, trainable: this.numTrainable(), generated: true, gramLayers: gramLayers(this.loss).length };
   }
 
   /** The student's weights generated from the teacher (on the tape when grad mode is on). */

@@ -194,6 +194,23 @@ export function layerCloneTerms(
   return out;
 }
 
+type CloneTermsOptions = Pick<ResolvedLossOptions, "alpha" | "logCloneTerms" | "attnOut" | "cloneTerms" | "cloneLayers">;
+
+/** Whether lrcLoss computes clone terms at all: α > 0 or logCloneTerms, with some terms and some layers. */
+export function cloneTermsComputed(opts: Omit<CloneTermsOptions, "attnOut">): boolean {
+  return (opts.alpha > 0 || opts.logCloneTerms) && opts.cloneTerms.length > 0 && opts.cloneLayers.length > 0;
+}
+
+/**
+ * The layers whose reference attention-out term lrcLoss evaluates through G = W_oᵀ W_o (attnOutGram, made on first
+ * use and kept with the teacher), none unless the clone terms are computed, the o term asked for, in the reference
+ * form. Package-internal: LowRankClone.runShape counts them for the memory estimate (plan.ts gramLayers) from this
+ * same predicate.
+ */
+export function gramLayers(opts: CloneTermsOptions): readonly number[] {
+  return cloneTermsComputed(opts) && opts.attnOut === "reference" && opts.cloneTerms.includes("o") ? opts.cloneLayers : [];
+}
+
 /** Sums tensors (null for none). */
 function sumAll(ts: readonly Tensor[]): Tensor | null {
   let acc: Tensor | null = null;
@@ -210,7 +227,7 @@ function sumAll(ts: readonly Tensor[]): Tensor | null {
 export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions & { readonly recomputeWeights: boolean }, params: ProjectionParams = p.params): LrcLoss {
   const inputs = batchIds(batch, "inputs"), targets = batchIds(batch, "targets");
   const trained = opts.alpha > 0;
-  const needCaptures = (trained || opts.logCloneTerms) && opts.cloneTerms.length > 0 && opts.cloneLayers.length > 0;
+  const needCaptures = cloneTermsComputed(opts);
   const fields = cloneCaptureFields(opts);
   const teacher = noGrad(() => causalLMForward(p.teacher, p.teacherConfig, inputs, { capture: needCaptures && fields.teacher, logits: "none" }));
   // The student's [V, d] embedding and head are never formed: its input embeddings are the batch's teacher rows
@@ -230,7 +247,7 @@ export function lrcLoss(p: Projections, batch: Batch, opts: ResolvedLossOptions 
   const clone = !needCaptures ? null : trained ? cloneTerms() : noGrad(cloneTerms);
   // The reference o term's backward reads its F alone: the teacher's attention contexts are freed now, not at the end
   // of the step (N·H·dh floats a layer: 88 MB at the Qwen2.5-0.5B shape's 24 layers, batch 4 x 256).
-  if (needCaptures && fields.teacher.includes("attnContext")) for (const c of teacher.captures!) c.attnContext.dispose();
+  if (gramLayers(opts).length > 0) for (const c of teacher.captures!) c.attnContext.dispose();
   // u = h_S P_lmᵀ [B, T, D]: the student's head is W_base P_lm, so its logits are u W_baseᵀ. With a tied student
   // W_base is the teacher's head itself, and the fused op computes both sides' logits from one pass over it.
   const base = p.headBase();

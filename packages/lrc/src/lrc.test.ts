@@ -17,7 +17,7 @@ import { LowRankClone } from "./clone.js";
 import { exportStudent } from "./node/model-files.js";
 import { identityValues, weightTensors } from "./projection.js";
 import { batchIds } from "./losses.js";
-import type { AttnOutForm } from "./losses.js";
+import type { AttnOutForm, LossOptions } from "./losses.js";
 import { attnOutGram, cloneCaptureFields, layerCloneTerms } from "./losses.js";
 
 const fixtures = path.resolve(import.meta.dirname, "../../nn/fixtures");
@@ -359,13 +359,28 @@ describe("each term by hand", () => {
     expect(cloneCaptureFields({ attnOut: "paper", cloneTerms: ["o", "down"] })).toEqual({ student: ["attnOut", "mlpOut"], teacher: ["attnOut", "mlpOut"] });
   });
 
-  it("the memory estimate keeps W_oᵀ W_o for the layers of the reference o term only", () => {
+  it("the memory estimate keeps W_oᵀ W_o for exactly the layers whose o term the loss computes through it", () => {
     const n = teacher.config.num_hidden_layers;
-    expect(new LowRankClone(teacher, { hiddenSize: 4 }).runShape().gramLayers).toBe(n);
-    expect(new LowRankClone(teacher, { hiddenSize: 4, banLayers: [0] }).runShape().gramLayers).toBe(n - 1);
-    expect(new LowRankClone(teacher, { hiddenSize: 4, attnOut: "paper" }).runShape().gramLayers).toBe(0);
-    expect(new LowRankClone(teacher, { hiddenSize: 4, cloneTerms: ["q"] }).runShape().gramLayers).toBe(0);
-    expect(new LowRankClone(teacher, { hiddenSize: 4, alpha: 0, logCloneTerms: false }).runShape().gramLayers).toBe(0);
+    // options, layers with G (planned and used), layers with an o term at all
+    const cases: [LossOptions, number, number][] = [
+      [{}, n, n],
+      [{ banLayers: [0] }, n - 1, n - 1],
+      [{ cloneLayers: [] }, 0, 0],
+      [{ attnOut: "paper" }, 0, n],
+      [{ cloneTerms: ["q"] }, 0, 0],
+      [{ cloneTerms: [] }, 0, 0],
+      [{ alpha: 0 }, n, n], // logged (logCloneTerms defaults to true)
+      [{ alpha: 0, logCloneTerms: false }, 0, 0],
+      [{ alpha: 0, attnOut: "paper" }, 0, n],
+    ];
+    for (const [opts, gram, o] of cases) {
+      const c = new LowRankClone(teacher, { hiddenSize: 4, ...opts });
+      const r = noGrad(() => c.forward(batch));
+      const oTerms = Object.keys(r.terms).filter((t) => t.endsWith(".o")).length;
+      // the reference form's o terms are the loss's quadFormMse calls on G
+      const used = (opts.attnOut ?? "reference") === "reference" ? oTerms : 0;
+      expect([c.runShape().gramLayers, used, oTerms], JSON.stringify(opts)).toEqual([gram, gram, o]);
+    }
   });
 });
 

@@ -11,10 +11,10 @@ import type { AdamWHyper, AttentionDims, BinaryOp, GemmDims, KlForward, Kernels,
 import { adamwUpdate } from "./adamw.js";
 import { attentionBackward, attentionForward } from "./attention.js";
 import { binary, powScalar, unary, where } from "./elementwise.js";
-import { diffScale, scaleInPlace, sqDiffSum, sumSquares, swigluBackward, swigluForward } from "./fused.js";
+import { diffScale, scaleInPlace, scaleInto, sqDiffSum, sumSquares, swigluBackward, swigluForward } from "./fused.js";
 import { gemm } from "./gemm.js";
 import { lmHeadLossChunked } from "./lm-head.js";
-import { quadFormForward, scaleAddInto } from "./quad-form.js";
+import { quadFormForward } from "./quad-form.js";
 import { gatherRows, permute, scatterAddRows, stridedAddInto, stridedCopy } from "./movement.js";
 import { reduce } from "./reduce.js";
 import { ropeHeadsWasm } from "./rows-wasm.js";
@@ -357,7 +357,7 @@ export class CpuKernels implements Kernels {
 
   quadFormMseBackward(fIn: Tensor, dy: Tensor, count: number, negate: boolean, into?: Tensor | null): Tensor {
     const out = into ?? Tensor.empty(fIn.shape, fIn.dtype);
-    scaleAddInto(f(fIn), ((negate ? -2 : 2) * dy.item()) / count, f(out), fIn.size, into != null);
+    scaleInto(f(fIn), ((negate ? -2 : 2) * dy.item()) / count, f(out), fIn.size, into != null);
     return out;
   }
 

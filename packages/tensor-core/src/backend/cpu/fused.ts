@@ -1,10 +1,10 @@
 /**
  * Fused elementwise kernels behind the fused ops (ops/nn.ts): SwiGLU forward/backward in one pass each, the MSE sum
- * of squared differences and its gradient, and the sum of squares and scaling of gradient clipping (optim.ts). Each
- * has a TypeScript loop (the reference; float64 and the no-wasm fallback) and, for float32, a WebAssembly SIMD path:
- * a job of the row runtime (rows-runtime.ts), which streams the operands through the vector module's memory in
- * L2-sized chunks, spread over the worker pool when large. Results depend only on the element (sums: on the fixed
- * chunk order), never on threads.
+ * of squared differences and its gradient, quadFormMse's float64 dot and scale-add (quad-form.ts), and the sum of
+ * squares and scaling of gradient clipping (optim.ts). Each has a TypeScript loop (the reference; float64 and the
+ * no-wasm fallback) and, for float32, a WebAssembly SIMD path: a job of the row runtime (rows-runtime.ts), which
+ * streams the operands through the vector module's memory in L2-sized chunks, spread over the worker pool when
+ * large. Results depend only on the element (sums: on the fixed chunk order), never on threads.
  */
 import type { Float } from "./gemm-runtime.js";
 import { acquireForWorkers, release } from "./buffer-pool.js";
@@ -84,13 +84,26 @@ export function sumSquares(x: Float, n: number): number {
 
 /** x[i] *= c for i < n, in place (float32 arithmetic with c rounded to float32, as torch's `mul_` by a float32 scalar). */
 export function scaleInPlace(x: Float, n: number, c: number): void {
-  need("scaleInPlace", "x", x, n);
-  const rt = f32Kernels(x) !== null ? rowsRuntime() : null;
+  scaleInto(x, c, x, n, false);
+}
+
+/**
+ * out[i] = c x[i], or out[i] += c x[i] with `add`, for i < n; out may be x. Float32: c rounded to float32 first and
+ * each product rounded to float32 before the add (the values of a scale then an add); float64: plain.
+ */
+export function scaleInto(x: Float, c: number, out: Float, n: number, add: boolean): void {
+  need("scaleInto", "x", x, n);
+  need("scaleInto", "out", out, n);
+  const rt = f32Kernels(x, out) !== null ? rowsRuntime() : null;
   if (rt !== null) {
-    runRows(rt, { kind: "scale", x: x as Float32Array, c, n }, n);
+    runRows(rt, { kind: "scale", x: x as Float32Array, c, out: out as Float32Array, add, n }, n);
     return;
   }
-  for (let i = 0; i < n; i++) x[i] *= c;
+  const f32 = out instanceof Float32Array;
+  const cc = f32 ? Math.fround(c) : c;
+  if (f32 && add) for (let i = 0; i < n; i++) out[i] += Math.fround(cc * x[i]!);
+  else if (add) for (let i = 0; i < n; i++) out[i] += cc * x[i]!;
+  else for (let i = 0; i < n; i++) out[i] = cc * x[i]!;
 }
 
 /** The float64 total of the partial sums `run` writes, one per SUM_CHUNK elements of n, added in order. */
@@ -121,6 +134,22 @@ export function sqDiffSum(a: Float, b: Float, n: number): number {
     const d = a[i]! - b[i]!;
     s += d * d;
   }
+  return s;
+}
+
+/**
+ * sum over i < n of a[i] b[i], accumulated in float64 (each product of two float32 values exact). Float32 with the
+ * wasm kernels: partial sums of SUM_CHUNK elements on the row runtime (each in the vector module's `dot` order: four
+ * float64 lanes of the elements i = j mod 4, then (lane 0 + lane 2) + (lane 1 + lane 3)), added in order; otherwise
+ * one float64 sum in index order. quadFormMse's Σ F ⊙ Δ.
+ */
+export function dotSum(a: Float, b: Float, n: number): number {
+  need("dotSum", "a", a, n);
+  need("dotSum", "b", b, n);
+  const rt = f32Kernels(a, b) !== null ? rowsRuntime() : null;
+  if (rt !== null) return partialSums(n, (parts) => runRows(rt, { kind: "dot", a: a as Float32Array, b: b as Float32Array, n, parts }, n));
+  let s = 0;
+  for (let i = 0; i < n; i++) s += a[i]! * b[i]!;
   return s;
 }
 

@@ -15,11 +15,12 @@ import { getParallelThreshold, getThreadCount, poolAvailable, runParallel, unsha
 const FLOPS_PER_ELEMENT = 64;
 
 /**
- * The streaming jobs (the MSE's and the gradient clip's: a copy in, a few flops, bound by memory) count this many
- * instead: parallel from 524,288 floats, where a second thread's memory traffic pays for the parallel call.
+ * The streaming jobs (the MSE's, quadFormMse's and the gradient clip's: a copy in, a few flops, bound by memory)
+ * count this many instead: parallel from 524,288 floats, where a second thread's memory traffic pays for the
+ * parallel call.
  */
 const STREAM_FLOPS_PER_ELEMENT = 16;
-const STREAMING: ReadonlySet<RowsJob["kind"]> = new Set(["sqdiff", "diffscale", "sumsq", "scale"]);
+const STREAMING: ReadonlySet<RowsJob["kind"]> = new Set(["sqdiff", "diffscale", "dot", "sumsq", "scale"]);
 
 let runtime: RowsRuntime | null | undefined;
 

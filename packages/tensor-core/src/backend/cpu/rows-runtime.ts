@@ -1,17 +1,18 @@
 /**
  * The float32 row / elementwise kernels that run on the worker pool: log-sum-exp rows (log-softmax, cross-entropy),
  * softmax rows, the cross-entropy gradient rows exp(x - lse) g, the temperature-KL rows and their student
- * gradient, SwiGLU forward and backward, the MSE's sum of squared differences and its gradient, the gradient clip's
- * sum of squares and scaling, and the AdamW update, on the WebAssembly vector module (wasm-vector.ts).
- * Every pool worker (worker-main.ts) instantiates the module with its own memory and the calling thread runs the
- * same code on its vector-module instance (wasm-vector.ts's, shared with the vector kernels), so results do not depend on the thread count (every row and element is computed by the same
- * instructions whichever thread claims it).
+ * gradient, SwiGLU forward and backward, the MSE's sum of squared differences and its gradient, quadFormMse's dot and
+ * scale-add, the gradient clip's sum of squares and scaling, and the AdamW update, on the WebAssembly vector module
+ * (wasm-vector.ts). Every pool worker (worker-main.ts) instantiates the module with its own memory and the calling
+ * thread runs the same code on its vector-module instance (wasm-vector.ts's, shared with the vector kernels), so
+ * results do not depend on the thread count (every row and element is computed by the same instructions whichever
+ * thread claims it).
  *
  * Work items are row chunks (about CHUNK floats of rows each) or element chunks (SwiGLU, AdamW: CHUNK elements; the
- * MSE's and the clip's: SUM_CHUNK). A
- * thread claims an item, copies its rows into its module memory, runs the kernels there and writes the results
- * back. Rows holding a non-finite value are not computed here: they are flagged in `bad`, and the caller runs its
- * TypeScript reference on them (so -Infinity masking keeps its exact semantics).
+ * MSE's, quadFormMse's and the clip's: SUM_CHUNK). A thread claims an item, copies its rows into its module memory,
+ * runs the kernels there and writes the results back. Rows holding a non-finite value are not computed here: they
+ * are flagged in `bad`, and the caller runs its TypeScript reference on them (so -Infinity masking keeps its exact
+ * semantics).
  */
 
 import type { VectorKernels } from "./wasm-vector.js";
@@ -135,6 +136,17 @@ export type RowsJob =
       readonly parts: Float64Array;
     }
   | {
+      /**
+       * parts[t] = the float64 sum of a b over elements [t SUM_CHUNK, (t + 1) SUM_CHUNK) (as "sqdiff"; each product
+       * exact, summed in the vector module's `dot` order).
+       */
+      readonly kind: "dot";
+      readonly a: Float32Array;
+      readonly b: Float32Array;
+      readonly n: number;
+      readonly parts: Float64Array;
+    }
+  | {
       /** parts[t] = the float64 sum of x^2 over elements [t SUM_CHUNK, (t + 1) SUM_CHUNK) (as "sqdiff"). */
       readonly kind: "sumsq";
       readonly x: Float32Array;
@@ -142,10 +154,15 @@ export type RowsJob =
       readonly parts: Float64Array;
     }
   | {
-      /** x *= c in place (float32, c rounded to float32). */
+      /**
+       * out = c x, or out += c x with `add` (float32, c rounded to float32, the product rounded before the add: a
+       * scale then an add); out may be x (in place).
+       */
       readonly kind: "scale";
       readonly x: Float32Array;
       readonly c: number;
+      readonly out: Float32Array;
+      readonly add: boolean;
       readonly n: number;
     }
   | {
@@ -193,13 +210,16 @@ export interface RowsRuntime {
 
 type RowsExports = Pick<
   VectorKernels,
-  "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmsums" | "lmdz" | "badd" | "bmul" | "sqdiff" | "diffscale" | "sumsq"
+  "maxmin" | "sumexp" | "expaff" | "swiglu" | "swiglub" | "adamw" | "klrow" | "klgrad" | "lmsums" | "lmdz" | "badd" | "bmul" | "sqdiff" | "diffscale" | "sumsq" | "dot"
 >;
 
 /** Floats per operand region of a rows item. */
 const CHUNK = 1 << 15;
 
-/** Elements per item of the streaming jobs "sqdiff", "diffscale", "sumsq" and "scale" (and per partial sum: the sums' fixed order). */
+/**
+ * Elements per item of the streaming jobs "sqdiff", "diffscale", "dot", "sumsq" and "scale" (and per partial sum: the
+ * sums' fixed order).
+ */
 export const SUM_CHUNK = 1 << 14;
 
 /** A vector-module instance for a worker's row runtime (its masks written, memory for five CHUNK regions). */
@@ -232,7 +252,7 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
     if (job.kind === "lse" || job.kind === "softmax" || job.kind === "ceGrad" || job.kind === "kl" || job.kind === "klGrad" || job.kind === "lmHead") {
       return Math.ceil(job.rows / rowsPerItem(job.cols));
     }
-    const streaming = job.kind === "sqdiff" || job.kind === "diffscale" || job.kind === "sumsq" || job.kind === "scale";
+    const streaming = job.kind === "sqdiff" || job.kind === "diffscale" || job.kind === "dot" || job.kind === "sumsq" || job.kind === "scale";
     return Math.ceil(job.n / (streaming ? SUM_CHUNK : CHUNK));
   }
 
@@ -380,17 +400,22 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
         else {
           heap[scalar >> 2] = job.c;
           kk.bmul(reg(0), scalar, reg(0), len, 1);
-          job.x.set(heap.subarray(reg(0) >> 2, (reg(0) >> 2) + len), j0);
+          if (job.add) {
+            heap.set(job.out.subarray(j0, j0 + len), reg(1) >> 2);
+            kk.badd(reg(0), reg(1), reg(0), len, 0);
+          }
+          job.out.set(heap.subarray(reg(0) >> 2, (reg(0) >> 2) + len), j0);
         }
       }
       return;
     }
-    if (job.kind === "sqdiff" || job.kind === "diffscale") {
+    if (job.kind === "sqdiff" || job.kind === "diffscale" || job.kind === "dot") {
       for (let t = claim(); t < total; t = claim()) {
         const j0 = t * SUM_CHUNK, len = Math.min(SUM_CHUNK, job.n - j0);
         heap.set(job.a.subarray(j0, j0 + len), reg(0) >> 2);
         heap.set(job.b.subarray(j0, j0 + len), reg(1) >> 2);
         if (job.kind === "sqdiff") job.parts[t] = kk.sqdiff(reg(0), reg(1), len);
+        else if (job.kind === "dot") job.parts[t] = kk.dot(reg(0), reg(1), len);
         else {
           kk.diffscale(reg(0), reg(1), len, job.c);
           job.da?.set(heap.subarray(reg(0) >> 2, (reg(0) >> 2) + len), j0);

@@ -1,7 +1,7 @@
 /**
  * WebAssembly SIMD vector kernels generated at run time (wasm-builder.ts): the exp-bound row work of softmax,
- * cross-entropy and temperature KL, the fused SwiGLU and MSE passes, AdamW, RMSNorm (forward and backward) and
- * rotary embedding, and the binary add / sub / mul / div, all float32.
+ * cross-entropy and temperature KL, the fused SwiGLU and MSE passes, quadFormMse's float64 dot, AdamW, RMSNorm
+ * (forward and backward) and rotary embedding, and the binary add / sub / mul / div, all float32.
  *
  * exp is a f32x4 Cephes-style polynomial (range reduction by n = round(x log2 e), a degree-6 polynomial on
  * |r| <= ln2/2, 2^n built in the exponent bits; ~2 ulp), with x clamped to [-87.3, 88]: exp of anything below is
@@ -498,6 +498,32 @@ function buildDot3(): Fn {
 }
 
 /**
+ * dot(a, b, n) -> sum of a b: each product of two float32 values exact in float64, summed in four float64 lanes
+ * (lane j: the elements i = j mod 4 in index order), then (lane 0 + lane 2) + (lane 1 + lane 3). quadFormMse's
+ * Σ F ⊙ Δ.
+ */
+function buildDot(): Fn {
+  const f = new Fn("dot", [I32, I32, I32], [F64]);
+  const [a, b, n] = [0, 1, 2];
+  const av = f.local(V128), bv = f.local(V128), a0 = f.local(V128), a1 = f.local(V128);
+  const hi = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+  rowLoop(f, n, (i, masked, rem) => {
+    // both operands' lanes past n zeroed (they hold whatever the memory held: a NaN there times 0 is still NaN)
+    f.get(a).get(i).op(Op.i32Add).load();
+    emitZeroTail(f, masked, rem);
+    f.set(av);
+    f.get(b).get(i).op(Op.i32Add).load();
+    emitZeroTail(f, masked, rem);
+    f.set(bv);
+    f.get(a0).get(av).simd(S.f64x2PromoteLow).get(bv).simd(S.f64x2PromoteLow).simd(S.f64x2Mul).simd(S.f64x2Add).set(a0);
+    f.get(a1).get(av).get(av).shuffle(hi).simd(S.f64x2PromoteLow).get(bv).get(bv).shuffle(hi).simd(S.f64x2PromoteLow);
+    f.simd(S.f64x2Mul).simd(S.f64x2Add).set(a1);
+  });
+  emitSumF64(f, a0, a1);
+  return f;
+}
+
+/**
  * rmsbwd(w, dy, x, dx, acc, n, rs, c): dx = (rs w) dy - c x (float32 arithmetic, whole vectors); when acc != 0,
  * the float64 array at acc (n doubles, padded to vectors) += dy (x rs): RMSNorm's weight gradient.
  */
@@ -644,7 +670,7 @@ function buildStridedCopy(): Fn {
 export function buildVectorWasm(fma = false): Uint8Array {
   return buildModule([
     buildMaxMin(), buildSumExp(fma), buildExpAff(fma), buildKlRow(fma), buildKlGrad(fma), buildLmSums(fma), buildLmDz(), buildSwiglu(fma), buildSwigluBackward(fma),
-    buildSqDiff(), buildDiffScale(), buildAdamW(), buildSumSq(), buildRmsOut(), buildDot3(), buildRmsBwd(), buildRope(),
+    buildSqDiff(), buildDiffScale(), buildAdamW(), buildSumSq(), buildRmsOut(), buildDot3(), buildDot(), buildRmsBwd(), buildRope(),
     buildStridedCopy(),
     ...(Object.keys(BINARY_WASM_OPS) as BinaryWasmOp[]).map(buildBinary),
   ]);
@@ -674,6 +700,7 @@ export interface VectorKernels {
   sumsq(p: number, n: number): number;
   rmsout(x: number, w: number, out: number, n: number, rs: number): void;
   dot3(w: number, dy: number, x: number, n: number): number;
+  dot(a: number, b: number, n: number): number;
   rmsbwd(w: number, dy: number, x: number, dx: number, acc: number, n: number, rs: number, c: number): void;
   rope(x: number, cs: number, sn: number, out: number, rows: number, T: number, t0: number, dh: number, sign: number): void;
   scopy(src: number, dst: number, n0: number, n1: number, n2: number, n3: number, s0: number, s1: number, s2: number, s3: number): void;
