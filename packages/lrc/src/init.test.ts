@@ -272,7 +272,7 @@ describe("forwards and folds outside training return their buffers to the pool",
     expect(await fresh(pca)).toBe(0); // before the scope: 103,424 bytes every call
   });
 
-  it("folding the student (withStudent, the export's and evaluation's fold) returns the generated weights to the pool", async () => {
+  it("folding the student (withStudent: the export's fold) returns the generated weights to the pool", async () => {
     const { teacher } = lowRankTeacher(6, true);
     const clone = new LowRankClone(teacher, { hiddenSize: 6, seed: 1 });
     const fold = async () => {
