@@ -7,10 +7,10 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Batch } from "@lrc-ts/data";
 import { CausalLM, makeConfig } from "@lrc-ts/nn";
-import { crossEntropy, noGrad, rng, tensor } from "@lrc-ts/tensor-core";
+import { bufferPoolStats, crossEntropy, noGrad, rng, tensor } from "@lrc-ts/tensor-core";
 import type { Tensor } from "@lrc-ts/tensor-core";
 import { symmetricEigen } from "./eigen.js";
-import { teacherInit } from "./init.js";
+import { startLosses, teacherInit } from "./init.js";
 import { LowRankClone } from "./clone.js";
 import { batchIds } from "./losses.js";
 
@@ -245,5 +245,45 @@ describe("teacherInit", () => {
     const clone = new LowRankClone(teacher, { hiddenSize: d });
     await expect(teacherInit(clone.projections, { method: "pca" })).rejects.toThrow(/needs calibration tokens/);
     await expect(teacherInit(clone.projections, { method: "pca", calibration: [tensor([1, 2], [1, 2])] })).rejects.toThrow(/int32 \[B, T\]/);
+  });
+});
+
+describe("forwards and folds outside training return their buffers to the pool", () => {
+  // The start losses and the pca calibration run a whole forward without a tape; its temporaries must be
+  // released at once (a scope), not left to the garbage collector: a second call then takes every buffer from
+  // the pool's free lists and allocates nothing fresh (with the temporaries leaked, it allocates them again).
+  it("startLosses and pca's calibration forward, called again, allocate no fresh buffers", async () => {
+    const { teacher } = lowRankTeacher(6, true);
+    const clone = new LowRankClone(teacher, { hiddenSize: 6, seed: 1 });
+    const batch = idsBatch(2, 12, 21);
+    const fresh = async (f: () => Promise<unknown>) => {
+      const before = bufferPoolStats().freshBytes;
+      await f();
+      return bufferPoolStats().freshBytes - before;
+    };
+    const start = () => startLosses(clone, batch);
+    const pca = () => teacherInit(clone.projections, { method: "pca", calibration: [batchIds(idsBatch(4, 16, 3), "inputs")] });
+    // two calls fill the free lists (the second still found one bucket empty); from then on nothing is fresh
+    // (before the scope: 82,496 bytes every call)
+    await start();
+    await start();
+    expect(await fresh(start)).toBe(0);
+    await pca();
+    expect(await fresh(pca)).toBe(0); // before the scope: 103,424 bytes every call
+  });
+
+  it("folding the student (withStudent: the export's fold) returns the generated weights to the pool", async () => {
+    const { teacher } = lowRankTeacher(6, true);
+    const clone = new LowRankClone(teacher, { hiddenSize: 6, seed: 1 });
+    const fold = async () => {
+      const before = bufferPoolStats().freshBytes;
+      await clone.withStudent(() => {});
+      return bufferPoolStats().freshBytes - before;
+    };
+    await fold();
+    await fold();
+    expect(await fold()).toBe(0); // with the generated weights left to the garbage collector: 11,264 bytes every fold
+    // the trainable gains and the teacher's tensors are still there
+    expect(() => clone.forward(idsBatch(2, 12, 21))).not.toThrow();
   });
 });

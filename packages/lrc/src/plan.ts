@@ -1,11 +1,13 @@
 // The plan of a training run that `lrc distill --dry-run` / `lrc pretrain --dry-run` print before any
 // training: parameter counts and the memory the step needs, by part. The estimate is a formula over the
-// configs and the batch (f32 values, 4 bytes, except the teacher's weights, counted as loaded); the dry
-// run prints the measured peak RSS of two timed steps beside it.
+// configs and the batch (f32 values, 4 bytes, except the teacher's weights, counted as loaded), plus what the
+// process holds beyond the tensors' values: the buffer pool's power-of-two buckets and the runtime; the dry
+// run prints the measured peak RSS of two timed steps beside it (within ~15% of the estimate at the Qwen2.5-0.5B
+// shape with 4 and 24 layers and at a toy shape: packages/lrc/README.md, "The plan and the memory check").
 
 import type { CausalLMConfig } from "@lrc-ts/nn";
 import { parameterCount } from "@lrc-ts/nn";
-import { lmHeadChunkRows } from "@lrc-ts/tensor-core";
+import { lmHeadChunkRows, poolBucketBytes } from "@lrc-ts/tensor-core";
 
 /** Bytes of one f32 value. */
 const F32 = 4;
@@ -19,9 +21,16 @@ const F32 = 4;
  * the trained head. No [N, V] tensor exists.
  */
 export function lmHeadValues(rows: number, vocab: number, width: number, withTeacher: boolean, trainedWeight: boolean): number {
-  const chunkRows = Math.min(rows, lmHeadChunkRows(rows, vocab));
-  return (withTeacher ? 2 : 1) * chunkRows * vocab + rows * width + (trainedWeight ? vocab * width : 0);
+  return sum(lmHeadBuffers(rows, vocab, width, withTeacher, trainedWeight));
 }
+
+/** The buffers of lmHeadValues, in values: one logits chunk buffer ([zS; zT]), dh, and dW when the head is trained. */
+export function lmHeadBuffers(rows: number, vocab: number, width: number, withTeacher: boolean, trainedWeight: boolean): number[] {
+  const chunkRows = Math.min(rows, lmHeadChunkRows(rows, vocab));
+  return [(withTeacher ? 2 : 1) * chunkRows * vocab, rows * width, ...(trainedWeight ? [vocab * width] : [])];
+}
+
+const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
 
 /**
  * Values per token and layer a decoder layer keeps for its backward pass: the residual input and the two
@@ -31,9 +40,13 @@ export function lmHeadValues(rows: number, vocab: number, width: number, withTea
  * MLP output (D).
  */
 export function layerActivationValues(cfg: CausalLMConfig): number {
-  const D = cfg.hidden_size, F = cfg.intermediate_size, dh = cfg.head_dim;
-  const H = cfg.num_attention_heads, Hkv = cfg.num_key_value_heads;
-  return 3 * D + 2 * (H + 2 * Hkv) * dh + H * dh + D + 2 * F + D;
+  return sum(layerActivationWidths(cfg));
+}
+
+/** The tensors of layerActivationValues, one width (values per token) each, in that order. */
+export function layerActivationWidths(cfg: CausalLMConfig): number[] {
+  const D = cfg.hidden_size, F = cfg.intermediate_size, q = cfg.num_attention_heads * cfg.head_dim, kv = cfg.num_key_value_heads * cfg.head_dim;
+  return [D, D, D, q, kv, kv, q, kv, kv, q, D, F, F, D];
 }
 
 /** Values of one decoder layer's seven weight matrices (q, k, v, o, gate, up, down; no biases or norms). */
@@ -48,9 +61,30 @@ export function layerMatrixValues(cfg: CausalLMConfig): number {
  * W_oᵀ W_o), gate, up and the MLP output (nothing else; see cloneCaptureFields).
  */
 export function teacherCaptureValues(cfg: CausalLMConfig): number {
-  const dh = cfg.head_dim;
-  return (2 * cfg.num_attention_heads + 2 * cfg.num_key_value_heads) * dh + 2 * cfg.intermediate_size + cfg.hidden_size;
+  return sum(teacherCaptureWidths(cfg));
 }
+
+/** The tensors of teacherCaptureValues, one width (values per token) each: q, k, v, the context, gate, up, the MLP output. */
+export function teacherCaptureWidths(cfg: CausalLMConfig): number[] {
+  const q = cfg.num_attention_heads * cfg.head_dim, kv = cfg.num_key_value_heads * cfg.head_dim, F = cfg.intermediate_size;
+  return [q, kv, kv, q, F, F, cfg.hidden_size];
+}
+
+/** Bytes a float32 buffer of `values` takes in tensor-core's buffer pool beyond its values (its power-of-two bucket). */
+export function poolRoundingBytes(values: number): number {
+  return poolBucketBytes(values * F32) - values * F32;
+}
+
+/**
+ * What the process holds beyond the step's tensors: Node and the loaded modules (~95 MiB before a model loads),
+ * the worker thread and each thread's WebAssembly heaps (the gemm's packed panels, the row kernels' buffers; ~40
+ * MiB at 2 threads), and pooled scratch outside the estimate's tensors. Measured, not derived: the peak RSS of
+ * `lrc distill --dry-run` at 2 threads less every other part of this estimate came to 213 and 205 MiB at the
+ * Qwen2.5-0.5B shape with 4 and 24 layers and 164 MiB at a toy teacher with the Qwen vocabulary (smaller gemms,
+ * smaller WebAssembly heaps; packages/lrc/README.md, "The plan and the memory check"): it does not grow with the
+ * model or the batch.
+ */
+export const RUNTIME_BYTES = 208 * 2 ** 20;
 
 /**
  * The reference attention-out term's extra values (lrc's losses.ts, tensor-core's quadFormMse) for `layers` layers:
@@ -111,6 +145,15 @@ export interface MemoryEstimate {
   readonly logits: number;
   /** LRC: the teacher's W_oᵀ W_o of the reference attention-out term, kept for the run (attnOutGramValues). */
   readonly teacherGram: number;
+  /**
+   * The buffer pool's power-of-two buckets (tensor-core's poolBucketBytes) around the per-token buffers (the
+   * activations, LRC's teacher captures and F, the logit chunk and dh): what their buckets hold beyond their values.
+   * A bucket's tail becomes resident once a larger buffer of the same bucket has been written into it, as the
+   * pool reuses buffers across a step; the measured peak RSS grows with the layers by about this much.
+   */
+  readonly poolRounding: number;
+  /** The process itself: Node, the modules, the worker threads and their WebAssembly heaps (RUNTIME_BYTES, measured). */
+  readonly runtime: number;
   readonly total: number;
 }
 
@@ -119,9 +162,16 @@ export function estimateMemory(s: RunShape): MemoryEstimate {
   const N = s.batchSize * s.seqLen;
   const studentParams = parameterCount(s.student);
   const headAndEmbedding = (s.student.tie_word_embeddings ? 1 : 2) * s.student.vocab_size * s.student.hidden_size;
-  const lrc = s.teacher !== null && s.generated;
-  const gram = s.teacher !== null && lrc ? attnOutGramValues(s.teacher, s.gramLayers ?? s.teacher.num_hidden_layers) : { gram: 0, perToken: 0 };
-  const teacherActs = s.teacher !== null && lrc ? N * (teacherCaptureValues(s.teacher) * s.teacher.num_hidden_layers + gram.perToken) : 0;
+  // LRC's teacher: the captures a layer keeps, and per layer with the reference o term the F [N, H·dh] of quadFormMse.
+  const t = s.teacher !== null && s.generated ? s.teacher : null;
+  const gramLayers = t !== null ? (s.gramLayers ?? t.num_hidden_layers) : 0;
+  const gram = t !== null ? attnOutGramValues(t, gramLayers) : { gram: 0, perToken: 0 };
+  const captured = t !== null ? t.num_hidden_layers * teacherCaptureValues(t) + gram.perToken : 0;
+  const head = t !== null
+    ? lmHeadBuffers(N, s.student.vocab_size, t.hidden_size, true, false)
+    : lmHeadBuffers(N, s.student.vocab_size, s.student.hidden_size, s.teacher !== null, true);
+  // The per-token buffers at their pool buckets: each layer's activations and captures, F, the logit chunk and dh.
+  const rounding = (widths: readonly number[]) => sum(widths.map((w) => poolRoundingBytes(N * w)));
   const parts = {
     teacherWeights: s.teacher !== null ? s.teacherBytes : 0,
     studentWeights: (s.generated
@@ -130,13 +180,15 @@ export function estimateMemory(s: RunShape): MemoryEstimate {
     trainable: s.generated ? s.trainable * F32 : 0,
     gradients: ((s.gradAccum ?? 1) > 1 ? 2 : 1) * s.trainable * F32,
     optimizer: 2 * s.trainable * F32,
-    activations: (N * layerActivationValues(s.student) * s.student.num_hidden_layers + teacherActs) * F32,
-    logits: (s.generated && s.teacher !== null
-      ? lmHeadValues(N, s.student.vocab_size, s.teacher.hidden_size, true, false)
-      : lmHeadValues(N, s.student.vocab_size, s.student.hidden_size, s.teacher !== null, true)) * F32,
+    activations: N * (layerActivationValues(s.student) * s.student.num_hidden_layers + captured) * F32,
+    logits: sum(head) * F32,
     teacherGram: gram.gram * F32,
+    poolRounding: s.student.num_hidden_layers * rounding(layerActivationWidths(s.student)) +
+      (t !== null ? t.num_hidden_layers * rounding(teacherCaptureWidths(t)) + gramLayers * rounding([t.num_attention_heads * t.head_dim]) : 0) +
+      sum(head.slice(0, 2).map(poolRoundingBytes)),
+    runtime: RUNTIME_BYTES,
   };
-  return { ...parts, total: Object.values(parts).reduce((a, b) => a + b, 0) };
+  return { ...parts, total: sum(Object.values(parts)) };
 }
 
 /** How LRC's generated layer weights are handled: "auto" decides from the memory estimate (chooseRecompute). */
@@ -149,15 +201,16 @@ export interface RecomputeChoice {
 }
 
 /**
- * Headroom of the "auto" decision: the generated weights are kept when the step's estimate with them kept,
- * times this, fits in the memory limit. The estimate counts tensors, not the buffer pool's power-of-two
- * buckets, its cache or the runtime: the measured peak RSS of the Qwen2.5-0.5B-shape step ran to about 1.5x it.
+ * Headroom over the estimate, for the "auto" recompute decision (the generated weights are kept when the step's
+ * estimate with them kept, times this, fits in the memory limit) and for memoryVerdict's warning. The estimate
+ * has matched the measured peak RSS within ~15% (packages/lrc/README.md); the rest leaves room for what else runs
+ * on the machine (a step that takes more than half of it can be stopped by the OOM killer beside another job).
  */
-export const RECOMPUTE_HEADROOM = 2;
+export const MEMORY_HEADROOM = 2;
 
 /**
  * recomputeWeights for an LRC step of shape `s`: a boolean setting as it is; "auto" keeps the generated
- * weights (one gemm fewer per matrix and layer in the backward) when RECOMPUTE_HEADROOM x the estimate with
+ * weights (one gemm fewer per matrix and layer in the backward) when MEMORY_HEADROOM x the estimate with
  * them kept fits in `limit` (tensor-core's memoryLimit(): the cgroup's limit, else the machine's memory),
  * and recomputes them otherwise or where the memory size is unknown (a browser).
  */
@@ -166,18 +219,18 @@ export function chooseRecompute(setting: RecomputeSetting, s: RunShape, limit: {
   if (limit === null) return { recompute: true, reason: "auto: the memory size is unknown here" };
   const G = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
   const kept = estimateMemory({ ...s, recomputeWeights: false }).total;
-  const fits = RECOMPUTE_HEADROOM * kept <= limit.bytes;
+  const fits = MEMORY_HEADROOM * kept <= limit.bytes;
   return {
     recompute: !fits,
-    reason: `auto: the step's estimate with them kept is ${G(kept)}; ${RECOMPUTE_HEADROOM} x that (${G(RECOMPUTE_HEADROOM * kept)}) ${fits ? "fits in" : "exceeds"} ${G(limit.bytes)}, ${limit.source}`,
+    reason: `auto: the step's estimate with them kept is ${G(kept)}; ${MEMORY_HEADROOM} x that (${G(MEMORY_HEADROOM * kept)}) ${fits ? "fits in" : "exceeds"} ${G(limit.bytes)}, ${limit.source}`,
   };
 }
 
 /**
  * Whether a step of estimate `m` fits in `limit` (tensor-core's memoryLimit()), for the checks before a run or a
  * dry run: "refuse" when the estimate alone exceeds the limit (the step cannot fit: the kernel's OOM killer would
- * stop it mid-step), "warn" when RECOMPUTE_HEADROOM x it does (the measured peak RSS has run to ~1.7x the
- * estimate, which counts tensors, not the buffer pool's buckets or the runtime), else "fits"; with the message.
+ * stop it mid-step), "warn" when MEMORY_HEADROOM x it does (the estimate's error, ~15%, and other processes
+ * could make it not fit), else "fits"; with the message.
  * `flags` names what set the shape ("--batch-size 4 x --seq-len 256").
  */
 export function memoryVerdict(m: MemoryEstimate, limit: { readonly bytes: number; readonly source: string } | null, flags: string, recomputing: boolean | null): { verdict: "fits" | "warn" | "refuse"; message: string } {
@@ -190,10 +243,10 @@ export function memoryVerdict(m: MemoryEstimate, limit: { readonly bytes: number
       verdict: "refuse",
       message: `${flags}: a step needs about ${G(m.total)} by the memory estimate (the largest part: ${largest[0]} ${G(largest[1])}), more than ${G(limit.bytes)}, ${limit.source}; ${advice}`,
     };
-  if (RECOMPUTE_HEADROOM * m.total > limit.bytes)
+  if (MEMORY_HEADROOM * m.total > limit.bytes)
     return {
       verdict: "warn",
-      message: `warning: ${flags}: a step needs about ${G(m.total)} by the memory estimate, more than 1/${RECOMPUTE_HEADROOM} of ${G(limit.bytes)}, ${limit.source}; the peak RSS runs above the estimate (about 1.7x at the Qwen2.5-0.5B shape), so it may not fit: ${advice}`,
+      message: `warning: ${flags}: a step needs about ${G(m.total)} by the memory estimate (measured peaks have been within ~15% of it), and ${MEMORY_HEADROOM} x that (${G(MEMORY_HEADROOM * m.total)}) exceeds ${G(limit.bytes)}, ${limit.source}; it may not fit beside other processes: ${advice}`,
     };
   return { verdict: "fits", message: "" };
 }

@@ -32,5 +32,5 @@ export {
   type SafetensorsTensorMap, type SerializeOptions, type SafetensorsPlan,
 } from "./safetensors.js";
 /** The CPU buffer pool: its statistics (cached and fresh bytes) and its cache limit (default: LRC_POOL_LIMIT, else half the memory), for memory tuning. */
-export { bufferPoolStats, setBufferPoolLimit, parsePoolLimit, memoryLimit } from "./backend/cpu/buffer-pool.js";
+export { bufferPoolStats, setBufferPoolLimit, parsePoolLimit, memoryLimit, poolBucketBytes } from "./backend/cpu/buffer-pool.js";
 

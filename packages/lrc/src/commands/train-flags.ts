@@ -117,7 +117,8 @@ export function reportDryRun(command: string, r: DryRunResult, json: boolean): n
         ["teacher weights", m.teacherWeights], ["student weights", m.studentWeights], ["trainable values", m.trainable],
         ["gradients", m.gradients], ["optimizer state", m.optimizer], ["activations", m.activations], ["logits", m.logits],
         ...(m.teacherGram > 0 ? [["teacher W_oᵀW_o", m.teacherGram] as const] : []),
-      ] as const).map(([k, v]) => `  ${k.padEnd(17)}${G(v)}${k === "teacher weights" ? teacherNote : ""}`),
+        ["pool rounding", m.poolRounding], ["runtime", m.runtime],
+      ] as const).map(([k, v]) => `  ${k.padEnd(17)}${G(v)}${k === "teacher weights" ? teacherNote : k === "pool rounding" ? " (the buffer pool's power-of-two buckets)" : k === "runtime" ? " (Node, modules, worker threads: measured)" : ""}`),
       ...(r.recompute !== null ? [recomputeLine(r.recompute)] : []),
       `buffer pool limit: ${G(r.poolLimit.bytes)} (${r.poolLimit.source})`,
       `timed ${r.stepSeconds.length} steps of ${r.tokensPerStep.toLocaleString("en-US")} tokens: ${r.stepSeconds.map((s) => `${s.toFixed(2)} s`).join(", ")} ` +

@@ -63,7 +63,8 @@ function view(dtype: PoolDtype, buffer: ArrayBufferLike, n: number): PoolArray {
   }
 }
 
-function bucketBytes(bytes: number): number {
+/** Bytes of the buffer the pool allocates for a request of `bytes`: the next power of two, at least 64 (memory estimates count these). */
+export function poolBucketBytes(bytes: number): number {
   let b = MIN_BUCKET_BYTES;
   while (b < bytes) b *= 2;
   return b;
@@ -77,7 +78,7 @@ function take(dtype: PoolDtype, n: number, forceShared: boolean): { arr: PoolArr
   if (!Number.isInteger(n) || n < 0) {
     throw new RangeError(`buffer-pool: element count must be a non-negative integer, got ${n}`);
   }
-  const bytes = bucketBytes(n * elementBytes(dtype));
+  const bytes = poolBucketBytes(n * elementBytes(dtype));
   const shared = hasShared && (forceShared || bytes >= SHARED_MIN_BYTES);
   const list = freeLists.get(shared ? -bytes : bytes);
   const reused = list !== undefined ? list.pop() : undefined;
