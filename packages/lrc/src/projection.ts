@@ -264,6 +264,12 @@ export class Projections {
     }
   }
 
+  /** Frees those of `tensors` (from studentWeights) that were generated: not the trainable tensors or the teacher's. */
+  disposeGenerated(tensors: Iterable<Tensor>): void {
+    const own = new Set<Tensor>([...Object.values(this.params), ...weightTensors(this.teacher)]);
+    for (const t of tensors) if (!own.has(t)) t.dispose();
+  }
+
   /**
    * Materialises the student (§1.7) as a plain nn CausalLM whose logits equal the training graph's:
    * hidden_size d, explicit head_dim, the student eps, tied when the student head is its embedding.
@@ -291,8 +297,7 @@ export class Projections {
     // The generated weights go back to the buffer pool now, not when the garbage collector finds them (the
     // folded model beside them at the end of a run: 392 MB more at the Qwen2.5-0.5B shape's 4 layers, d = 448).
     // Those that are the trainable or teacher tensors themselves (the student's gains) stay.
-    const own = new Set<Tensor>([...Object.values(this.params), ...weightTensors(this.teacher)]);
-    for (const [, from] of pairs) if (!own.has(from)) from.dispose();
+    this.disposeGenerated(pairs.map(([, from]) => from));
     model.freeze();
     return model;
   }

@@ -115,11 +115,10 @@ export class LrcTask implements TrainTask {
   async withEvalModel<T>(fn: (model: LanguageModel) => Promise<T>): Promise<T> {
     const clone = this.clone;
     const w = noGrad(() => clone.studentWeights());
-    const shared = new Set([...weightTensors(clone.teacherWeights), ...clone.parameters()]);
     try {
       return await fn({ config: clone.studentConfig, weights: () => w });
     } finally {
-      for (const t of weightTensors(w)) if (!shared.has(t)) t.dispose();
+      clone.projections.disposeGenerated(weightTensors(w));
     }
   }
 
