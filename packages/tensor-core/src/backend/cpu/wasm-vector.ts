@@ -75,10 +75,13 @@ export function emitExp(f: Fn, x: number, n: number, r: number, fma = false): vo
   f.simd(S.f32x4Mul);
 }
 
+/** HIGH: i8x16.shuffle lanes moving float lanes 2, 3 of a vector into lanes 0, 1 (for f64x2.promote_low_f32x4). */
+const HIGH = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+
 /** acc0 += promote(lo lanes of v), acc1 += promote(hi lanes of v), v a v128 local. */
 export function emitAccF64(f: Fn, v: number, acc0: number, acc1: number): void {
   f.get(acc0).get(v).simd(S.f64x2PromoteLow).simd(S.f64x2Add).set(acc0);
-  f.get(acc1).get(v).get(v).shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
+  f.get(acc1).get(v).get(v).shuffle(HIGH);
   f.simd(S.f64x2PromoteLow).simd(S.f64x2Add).set(acc1);
 }
 
@@ -86,6 +89,16 @@ export function emitAccF64(f: Fn, v: number, acc0: number, acc1: number): void {
 export function emitSumF64(f: Fn, acc0: number, acc1: number): void {
   f.get(acc0).get(acc1).simd(S.f64x2Add).set(acc0);
   f.get(acc0).simd(S.f64x2ExtractLane, 0).get(acc0).simd(S.f64x2ExtractLane, 1).op(Op.f64Add);
+}
+
+/**
+ * acc0 += x[0..1] y[0..1] and acc1 += x[2..3] y[2..3] in float64 (v128 locals x, y of float32 lanes): each product
+ * of two float32 values is exact in float64, so lane j of acc0 / acc1 sums the elements i = j mod 4 in order.
+ */
+function emitMulAddF64(f: Fn, acc0: number, acc1: number, x: number, y: number): void {
+  f.get(acc0).get(x).simd(S.f64x2PromoteLow).get(y).simd(S.f64x2PromoteLow).simd(S.f64x2Mul).simd(S.f64x2Add).set(acc0);
+  f.get(acc1).get(x).get(x).shuffle(HIGH).simd(S.f64x2PromoteLow).get(y).get(y).shuffle(HIGH).simd(S.f64x2PromoteLow);
+  f.simd(S.f64x2Mul).simd(S.f64x2Add).set(acc1);
 }
 
 /** Pushes the tail mask for `rem` (i32 local, 1..3) lanes. */
@@ -443,7 +456,7 @@ function buildAdamW(): Fn {
 /** acc0 += promote(lo lanes of v)^2, acc1 += promote(hi lanes of v)^2 (f64 products of f32 values are exact). */
 function emitAccSqF64(f: Fn, v: number, t: number, acc0: number, acc1: number): void {
   f.get(v).simd(S.f64x2PromoteLow).tee(t).get(t).simd(S.f64x2Mul).get(acc0).simd(S.f64x2Add).set(acc0);
-  f.get(v).get(v).shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
+  f.get(v).get(v).shuffle(HIGH);
   f.simd(S.f64x2PromoteLow).tee(t).get(t).simd(S.f64x2Mul).get(acc1).simd(S.f64x2Add).set(acc1);
 }
 
@@ -481,7 +494,6 @@ function buildDot3(): Fn {
   const f = new Fn("dot3", [I32, I32, I32, I32], [F64]);
   const [w, dy, x, n] = [0, 1, 2, 3];
   const g = f.local(V128), xv = f.local(V128), a0 = f.local(V128), a1 = f.local(V128);
-  const hi = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
   rowLoop(f, n, (i, masked, rem) => {
     f.get(w).get(i).op(Op.i32Add).load().get(dy).get(i).op(Op.i32Add).load().simd(S.f32x4Mul);
     emitZeroTail(f, masked, rem);
@@ -489,9 +501,7 @@ function buildDot3(): Fn {
     f.get(x).get(i).op(Op.i32Add).load();
     emitZeroTail(f, masked, rem);
     f.set(xv);
-    f.get(a0).get(g).simd(S.f64x2PromoteLow).get(xv).simd(S.f64x2PromoteLow).simd(S.f64x2Mul).simd(S.f64x2Add).set(a0);
-    f.get(a1).get(g).get(g).shuffle(hi).simd(S.f64x2PromoteLow).get(xv).get(xv).shuffle(hi).simd(S.f64x2PromoteLow);
-    f.simd(S.f64x2Mul).simd(S.f64x2Add).set(a1);
+    emitMulAddF64(f, a0, a1, g, xv);
   });
   emitSumF64(f, a0, a1);
   return f;
@@ -506,7 +516,6 @@ function buildDot(): Fn {
   const f = new Fn("dot", [I32, I32, I32], [F64]);
   const [a, b, n] = [0, 1, 2];
   const av = f.local(V128), bv = f.local(V128), a0 = f.local(V128), a1 = f.local(V128);
-  const hi = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
   rowLoop(f, n, (i, masked, rem) => {
     // both operands' lanes past n zeroed (they hold whatever the memory held: a NaN there times 0 is still NaN)
     f.get(a).get(i).op(Op.i32Add).load();
@@ -515,9 +524,7 @@ function buildDot(): Fn {
     f.get(b).get(i).op(Op.i32Add).load();
     emitZeroTail(f, masked, rem);
     f.set(bv);
-    f.get(a0).get(av).simd(S.f64x2PromoteLow).get(bv).simd(S.f64x2PromoteLow).simd(S.f64x2Mul).simd(S.f64x2Add).set(a0);
-    f.get(a1).get(av).get(av).shuffle(hi).simd(S.f64x2PromoteLow).get(bv).get(bv).shuffle(hi).simd(S.f64x2PromoteLow);
-    f.simd(S.f64x2Mul).simd(S.f64x2Add).set(a1);
+    emitMulAddF64(f, a0, a1, av, bv);
   });
   emitSumF64(f, a0, a1);
   return f;
@@ -542,7 +549,7 @@ function buildRmsBwd(): Fn {
     f.get(dyv).get(xv).get(rv).simd(S.f32x4Mul).simd(S.f32x4Mul).set(t);
     f.get(acc).get(i).i32(2).op(Op.i32Mul).op(Op.i32Add).set(pa);
     f.get(pa).get(pa).load(0).get(t).simd(S.f64x2PromoteLow).simd(S.f64x2Add).store(0);
-    f.get(pa).get(pa).load(16).get(t).get(t).shuffle([8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]);
+    f.get(pa).get(pa).load(16).get(t).get(t).shuffle(HIGH);
     f.simd(S.f64x2PromoteLow).simd(S.f64x2Add).store(16);
     f.op(Op.end);
   });
