@@ -3,7 +3,7 @@
  * the worker pool when it is large enough and its arrays are SharedArrayBuffer-backed (pool buffers of 64 KiB or
  * more are). Results are the same either way.
  */
-import { createRowsRuntime, type RowsJob, type RowsRuntime } from "./rows-runtime.js";
+import { createRowsRuntime, STREAMING_KINDS, type RowsJob, type RowsRuntime } from "./rows-runtime.js";
 import { VECTOR_LAYOUT, vectorInstance, vectorKernels } from "./wasm-vector.js";
 import { getParallelThreshold, getThreadCount, poolAvailable, runParallel, unsharedField } from "./worker-pool.js";
 
@@ -15,12 +15,11 @@ import { getParallelThreshold, getThreadCount, poolAvailable, runParallel, unsha
 const FLOPS_PER_ELEMENT = 64;
 
 /**
- * The streaming jobs (the MSE's, quadFormMse's and the gradient clip's: a copy in, a few flops, bound by memory)
- * count this many instead: parallel from 524,288 floats, where a second thread's memory traffic pays for the
+ * The streaming jobs (rows-runtime.ts's STREAMING_KINDS: a copy in, a few flops, bound by memory) count this many
+ * instead: parallel from 524,288 floats, where a second thread's memory traffic pays for the
  * parallel call.
  */
 const STREAM_FLOPS_PER_ELEMENT = 16;
-const STREAMING: ReadonlySet<RowsJob["kind"]> = new Set(["sqdiff", "diffscale", "dot", "sumsq", "scale"]);
 
 let runtime: RowsRuntime | null | undefined;
 
@@ -37,7 +36,7 @@ export function rowsRuntime(): RowsRuntime | null {
 /** Runs `job` (`elements` = its size in floats) with `rt`; on the pool when it pays and can. */
 export function runRows(rt: RowsRuntime, job: RowsJob, elements: number): void {
   const items = rt.itemCount(job);
-  const flops = elements * (STREAMING.has(job.kind) ? STREAM_FLOPS_PER_ELEMENT : FLOPS_PER_ELEMENT);
+  const flops = elements * (STREAMING_KINDS.has(job.kind) ? STREAM_FLOPS_PER_ELEMENT : FLOPS_PER_ELEMENT);
   if (getThreadCount() > 1 && items > 1 && flops >= getParallelThreshold() && unsharedField(job) === null && poolAvailable()) {
     runParallel("rows", job, items, (claim) => rt.runItems(job, claim));
     return;

@@ -217,10 +217,15 @@ type RowsExports = Pick<
 const CHUNK = 1 << 15;
 
 /**
- * Elements per item of the streaming jobs "sqdiff", "diffscale", "dot", "sumsq" and "scale" (and per partial sum: the
- * sums' fixed order).
+ * Elements per item of the streaming jobs (STREAMING_KINDS; and per partial sum: the sums' fixed order).
  */
 export const SUM_CHUNK = 1 << 14;
+
+/**
+ * The streaming jobs: a copy in, a few flops an element, bound by memory (the MSE's, quadFormMse's and the gradient
+ * clip's). Their items are SUM_CHUNK elements, and rows-dispatch.ts counts fewer flops an element for them.
+ */
+export const STREAMING_KINDS: ReadonlySet<RowsJob["kind"]> = new Set(["sqdiff", "diffscale", "dot", "sumsq", "scale"]);
 
 /** A vector-module instance for a worker's row runtime (its masks written, memory for five CHUNK regions). */
 export function rowsInstance(vectorBytes: Uint8Array | null, layout: VectorLayout): WasmInstance<RowsExports> | null {
@@ -252,8 +257,7 @@ export function createRowsRuntime(inst: WasmInstance<RowsExports> | null, layout
     if (job.kind === "lse" || job.kind === "softmax" || job.kind === "ceGrad" || job.kind === "kl" || job.kind === "klGrad" || job.kind === "lmHead") {
       return Math.ceil(job.rows / rowsPerItem(job.cols));
     }
-    const streaming = job.kind === "sqdiff" || job.kind === "diffscale" || job.kind === "dot" || job.kind === "sumsq" || job.kind === "scale";
-    return Math.ceil(job.n / (streaming ? SUM_CHUNK : CHUNK));
+    return Math.ceil(job.n / (STREAMING_KINDS.has(job.kind) ? SUM_CHUNK : CHUNK));
   }
 
   /** Copies rows [r0, r1) of x into the data region at byte offset `at` (row stride `stride` floats). */
